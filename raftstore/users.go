@@ -1,0 +1,216 @@
+package raftstore
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+const tableUsers = "users"
+
+// UserStatus is the lifecycle state of a user.
+type UserStatus string
+
+const (
+	UserActive   UserStatus = "active"
+	UserDisabled UserStatus = "disabled"
+	UserDeleted  UserStatus = "deleted"
+)
+
+func (s UserStatus) valid() bool {
+	return s == UserActive || s == UserDisabled || s == UserDeleted
+}
+
+// User is a person known to the cluster, created just in time on first login
+// (or pushed by SCIM). ID is stable (the IdP subject); Login is what the IdP
+// calls them; UnixName and UID are what they are on every server.
+type User struct {
+	ID          string
+	Login       string
+	Email       string
+	UnixName    string
+	UID         uint32
+	Status      UserStatus
+	Groups      []string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	CreateIndex uint64
+	ModifyIndex uint64
+}
+
+func init() {
+	registerTable(tableDef{
+		name:   tableUsers,
+		newObj: func() any { return new(User) },
+		schema: &memdb.TableSchema{
+			Name: tableUsers,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":        {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+				"login":     {Name: "login", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Login", Lowercase: true}},
+				"unix_name": {Name: "unix_name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "UnixName"}},
+				"uid":       {Name: "uid", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "UID"}},
+				"group":     {Name: "group", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "Groups"}},
+			},
+		},
+	})
+	registerCommand(UserUpsertType, func() Command { return new(UserUpsert) })
+	registerCommand(UserSetStatusType, func() Command { return new(UserSetStatus) })
+}
+
+// UserUpsert creates or updates a user. On create, a zero UID is allocated
+// from the cluster's range; on update, UID and CreatedAt are kept whatever the
+// command says. With EnsureGroups, groups the user is in that do not exist yet
+// are created (with a gid) in the same transaction, so a just-in-time login is
+// one command.
+type UserUpsert struct {
+	User         User
+	EnsureGroups bool
+	Now          time.Time
+}
+
+func (c *UserUpsert) Type() MessageType { return UserUpsertType }
+
+func (c *UserUpsert) Validate() error {
+	u := &c.User
+	switch {
+	case u.ID == "":
+		return invalidf("user id is empty")
+	case u.Login == "":
+		return invalidf("user %s: login is empty", u.ID)
+	case u.UnixName == "":
+		return invalidf("user %s: unix name is empty", u.ID)
+	case u.Status != "" && !u.Status.valid():
+		return invalidf("user %s: status %q is not active, disabled or deleted", u.ID, u.Status)
+	case u.UID != 0 && u.UID < 1000:
+		return invalidf("user %s: uid %d is below 1000", u.ID, u.UID)
+	}
+	for _, g := range u.Groups {
+		if g == "" {
+			return invalidf("user %s: empty group name", u.ID)
+		}
+	}
+	return nil
+}
+
+func (c *UserUpsert) apply(tx *writeTxn) (any, error) {
+	u := c.User
+	u.Groups = slices.Clone(u.Groups)
+	slices.Sort(u.Groups)
+	u.Groups = slices.Compact(u.Groups)
+	if u.Status == "" {
+		u.Status = UserActive
+	}
+	existing, err := tx.First(tableUsers, "id", u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("upsert user %s: %w", u.ID, err)
+	}
+	if existing != nil {
+		old := existing.(*User)
+		u.UID, u.CreatedAt, u.CreateIndex = old.UID, old.CreatedAt, old.CreateIndex
+	} else {
+		u.CreatedAt, u.CreateIndex = c.Now, tx.index
+		if u.UID == 0 {
+			if u.UID, err = allocateUID(tx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := checkUniqueTxn(tx, tableUsers, u.ID, func(o any) string { return o.(*User).ID },
+		"login", u.Login, "unix_name", u.UnixName, "uid", u.UID); err != nil {
+		return nil, fmt.Errorf("user %s: %w", u.Login, err)
+	}
+	if c.EnsureGroups {
+		for _, g := range u.Groups {
+			if err := ensureGroupTxn(tx, g, c.Now); err != nil {
+				return nil, err
+			}
+		}
+	}
+	u.UpdatedAt, u.ModifyIndex = c.Now, tx.index
+	if err := tx.Insert(tableUsers, &u); err != nil {
+		return nil, fmt.Errorf("insert user %s: %w", u.ID, err)
+	}
+	return &u, tx.bump(tableUsers)
+}
+
+// checkUniqueTxn refuses a write whose unique fields (given as index, value
+// pairs) already belong to another object of table than the one with id.
+func checkUniqueTxn(tx *writeTxn, table, id string, idOf func(any) string, pairs ...any) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		index := pairs[i].(string)
+		raw, err := tx.First(table, index, pairs[i+1])
+		if err != nil {
+			return fmt.Errorf("check %s.%s: %w", table, index, err)
+		}
+		if raw != nil && idOf(raw) != id {
+			return fmt.Errorf("%w: %s %v already belongs to %s", ErrConflict, index, pairs[i+1], idOf(raw))
+		}
+	}
+	return nil
+}
+
+// UserSetStatus enables, disables or marks a user deleted. A deleted user
+// keeps its row (and its uid, which is never reused).
+type UserSetStatus struct {
+	ID     string
+	Status UserStatus
+	Now    time.Time
+}
+
+func (c *UserSetStatus) Type() MessageType { return UserSetStatusType }
+
+func (c *UserSetStatus) Validate() error {
+	if c.ID == "" {
+		return invalidf("user id is empty")
+	}
+	if !c.Status.valid() {
+		return invalidf("status %q is not active, disabled or deleted", c.Status)
+	}
+	return nil
+}
+
+func (c *UserSetStatus) apply(tx *writeTxn) (any, error) {
+	raw, err := tx.First(tableUsers, "id", c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("set status of user %s: %w", c.ID, err)
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("user %s: %w", c.ID, ErrNotFound)
+	}
+	u := *raw.(*User)
+	if u.Status == c.Status {
+		return &u, nil // no-op: don't wake watchers
+	}
+	u.Status, u.UpdatedAt, u.ModifyIndex = c.Status, c.Now, tx.index
+	if err := tx.Insert(tableUsers, &u); err != nil {
+		return nil, fmt.Errorf("update user %s: %w", c.ID, err)
+	}
+	return &u, tx.bump(tableUsers)
+}
+
+// UserByID returns the user with id, or nil.
+func (s *State) UserByID(ws memdb.WatchSet, id string) (uint64, *User, error) {
+	return getOne[User](s, ws, tableUsers, "id", id)
+}
+
+// UserByLogin returns the user with login (case-insensitive), or nil.
+func (s *State) UserByLogin(ws memdb.WatchSet, login string) (uint64, *User, error) {
+	return getOne[User](s, ws, tableUsers, "login", login)
+}
+
+// UserByUnixName returns the user with that unix name, or nil.
+func (s *State) UserByUnixName(ws memdb.WatchSet, name string) (uint64, *User, error) {
+	return getOne[User](s, ws, tableUsers, "unix_name", name)
+}
+
+// Users lists every user, ordered by id.
+func (s *State) Users(ws memdb.WatchSet) (uint64, []*User, error) {
+	return getAll[User](s, ws, tableUsers, "id")
+}
+
+// UsersInGroup lists the users that are members of group.
+func (s *State) UsersInGroup(ws memdb.WatchSet, group string) (uint64, []*User, error) {
+	return getAll[User](s, ws, tableUsers, "group", group)
+}

@@ -1,0 +1,113 @@
+package raftstore
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+func encodeUnchecked(t *testing.T, cmd Command) []byte {
+	t.Helper()
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte{byte(cmd.Type()), commandVersion}, payload...)
+}
+
+func TestUserUpsert(t *testing.T) {
+	cases := []struct {
+		name    string
+		prior   []User
+		user    User
+		wantErr error
+		wantUID uint32
+	}{
+		{name: "ok/first-user-gets-range-start", user: User{ID: "s1", Login: "alice", UnixName: "alice"}, wantUID: DefaultUIDStart},
+		{name: "ok/second-user-next-uid", prior: []User{{ID: "s1", Login: "alice", UnixName: "alice"}}, user: User{ID: "s2", Login: "bob", UnixName: "bob"}, wantUID: DefaultUIDStart + 1},
+		{name: "ok/update-keeps-uid", prior: []User{{ID: "s1", Login: "alice", UnixName: "alice"}}, user: User{ID: "s1", Login: "alice", UnixName: "alice", UID: 61000, Email: "a@x"}, wantUID: DefaultUIDStart},
+		{name: "fail/login-taken", prior: []User{{ID: "s1", Login: "alice", UnixName: "alice"}}, user: User{ID: "s2", Login: "ALICE", UnixName: "alice2"}, wantErr: ErrConflict},
+		{name: "fail/unix-name-taken", prior: []User{{ID: "s1", Login: "alice", UnixName: "alice"}}, user: User{ID: "s2", Login: "al", UnixName: "alice"}, wantErr: ErrConflict},
+		{name: "fail/uid-taken", prior: []User{{ID: "s1", Login: "alice", UnixName: "alice", UID: 61000}}, user: User{ID: "s2", Login: "bob", UnixName: "bob", UID: 61000}, wantErr: ErrConflict},
+		{name: "fail/empty-id", user: User{Login: "x", UnixName: "x"}, wantErr: ErrInvalid},
+		{name: "fail/system-uid", user: User{ID: "s3", Login: "x", UnixName: "x", UID: 0o10}, wantErr: ErrInvalid},
+		{name: "fail/bad-status", user: User{ID: "s3", Login: "x", UnixName: "x", Status: "gone"}, wantErr: ErrInvalid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := testFSM(t)
+			for _, p := range tc.prior {
+				mustApply(t, f, &UserUpsert{User: p, Now: testNow})
+			}
+			before := f.State().LatestIndex()
+			res := apply(t, f, &UserUpsert{User: tc.user, Now: testNow})
+			if tc.wantErr != nil {
+				if !errors.Is(res.Err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", res.Err, tc.wantErr)
+				}
+				if got := f.State().LatestIndex(); got != before {
+					t.Fatalf("refused write changed the state: index %d -> %d", before, got)
+				}
+				return
+			}
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			_, u, err := f.State().UserByID(nil, tc.user.ID)
+			if err != nil || u == nil {
+				t.Fatalf("user not stored: %v", err)
+			}
+			if u.UID != tc.wantUID || u.Status != UserActive {
+				t.Fatalf("uid=%d status=%s, want uid %d active", u.UID, u.Status, tc.wantUID)
+			}
+		})
+	}
+}
+
+func TestUserUIDNeverReused(t *testing.T) {
+	f := testFSM(t)
+	mustApply(t, f, &UserUpsert{User: User{ID: "a", Login: "a", UnixName: "a"}, Now: testNow})
+	mustApply(t, f, &UserSetStatus{ID: "a", Status: UserDeleted, Now: testNow})
+	u := mustApply(t, f, &UserUpsert{User: User{ID: "b", Login: "b", UnixName: "b"}, Now: testNow}).(*User)
+	if u.UID != DefaultUIDStart+1 {
+		t.Fatalf("uid %d reused or skipped; want %d", u.UID, DefaultUIDStart+1)
+	}
+}
+
+func TestUserEnsureGroupsAndLookups(t *testing.T) {
+	f := testFSM(t)
+	mustApply(t, f, &UserUpsert{User: User{ID: "a", Login: "Alice", UnixName: "alice", Groups: []string{"ops", "dev", "ops"}}, EnsureGroups: true, Now: testNow})
+	st := f.State()
+	_, g, _ := st.GroupByName(nil, "ops")
+	if g == nil || g.GID != DefaultGIDStart+1 {
+		t.Fatalf("group ops = %+v, want gid %d (dev sorts first)", g, DefaultGIDStart+1)
+	}
+	_, byLogin, _ := st.UserByLogin(nil, "alice")
+	_, byUnix, _ := st.UserByUnixName(nil, "alice")
+	_, members, _ := st.UsersInGroup(nil, "dev")
+	if byLogin == nil || byUnix == nil || len(members) != 1 || len(byLogin.Groups) != 2 {
+		t.Fatalf("lookups: login=%v unix=%v members=%d groups=%v", byLogin, byUnix, len(members), byLogin.Groups)
+	}
+}
+
+func TestUserSetStatusWakesWatcherOnlyOnChange(t *testing.T) {
+	f := testFSM(t)
+	mustApply(t, f, &UserUpsert{User: User{ID: "a", Login: "a", UnixName: "a"}, Now: testNow})
+	ws := memdb.NewWatchSet()
+	if _, _, err := f.State().UserByID(ws, "a"); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, f, &UserSetStatus{ID: "a", Status: UserActive, Now: testNow})
+	if fired(ws) {
+		t.Fatal("no-op status change woke the watcher")
+	}
+	mustApply(t, f, &UserSetStatus{ID: "a", Status: UserDisabled, Now: testNow})
+	if !fired(ws) {
+		t.Fatal("status change did not wake the watcher")
+	}
+	if res := apply(t, f, &UserSetStatus{ID: "zz", Status: UserDisabled}); !errors.Is(res.Err, ErrNotFound) {
+		t.Fatalf("missing user: err = %v", res.Err)
+	}
+}
