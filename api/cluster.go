@@ -1,0 +1,42 @@
+package api
+
+// JoinRequest is POSTed by a new node to /v1/cluster/join with a join token's
+// secret. The node keeps its private key; it sends only the public key.
+type JoinRequest struct {
+	Secret    string   `json:"secret"`
+	NodeID    string   `json:"node_id"`
+	PublicKey string   `json:"public_key"` // PEM, PKIX
+	IPs       []string `json:"ips"`
+	RaftAddr  string   `json:"raft_addr"`
+	APIAddr   string   `json:"api_addr"`
+	SSHAddr   string   `json:"ssh_addr"`
+}
+
+// JoinResponse carries the node's certificate and the cluster CA.
+type JoinResponse struct {
+	ClusterID string `json:"cluster_id"`
+	CertPEM   string `json:"cert_pem"`
+	CAPEM     string `json:"ca_pem"`
+}
+
+// VoterRequest is POSTed to /v1/cluster/join/voter by a node that holds its
+// certificate (mutual TLS) and has started raft: the leader adds it as a voter.
+type VoterRequest struct {
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+	SSHAddr  string `json:"ssh_addr"`
+}
+
+// Error is the body of every non-2xx API response. Message is meant for the
+// person reading it; it never carries internals.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Health is the unauthenticated /v1/health answer.
+type Health struct {
+	Status    string `json:"status"`
+	Node      string `json:"node"`
+	Leader    bool   `json:"leader"`
+	HasLeader bool   `json:"has_leader"`
+}

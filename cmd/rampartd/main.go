@@ -1,0 +1,50 @@
+// Command rampartd is a Rampart bastion node. It only parses flags and hands
+// over to the gateway package.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/rampart-ssh/rampart/gateway"
+)
+
+func main() {
+	fs := pflag.NewFlagSet("rampartd", pflag.ContinueOnError)
+	gateway.Flags(fs)
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == pflag.ErrHelp {
+			return
+		}
+		os.Exit(2)
+	}
+	cfg, err := gateway.LoadConfig(fs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rampartd:", err)
+		os.Exit(2)
+	}
+	logger := newLogger(cfg.Log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := gateway.Run(ctx, cfg, logger, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "rampartd:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(c gateway.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,300 @@
+package ca
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Roles a cluster certificate can carry, as a URI SAN urn:rampart:<role>:<id>.
+const (
+	RoleNode  = "node"
+	RoleAgent = "agent"
+)
+
+const (
+	caValidity   = 10 * 365 * 24 * time.Hour
+	nodeValidity = 2 * 365 * 24 * time.Hour
+	// backdate absorbs clock skew between nodes.
+	backdate = 5 * time.Minute
+)
+
+// ErrPinMismatch: the server's CA is not the one the token pins.
+var ErrPinMismatch = errors.New("cluster CA does not match the pin in the token")
+
+// TLSCA is the cluster's TLS certificate authority.
+type TLSCA struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+	// CertPEM is Cert encoded as PEM.
+	CertPEM []byte
+	now     func() time.Time
+}
+
+// NewTLSCA creates a CA for clusterID (ECDSA P-256, which every TLS client
+// including curl accepts).
+func NewTLSCA(clusterID string, now func() time.Time) (*TLSCA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate cluster CA key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	t := now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "Rampart cluster CA " + clusterID, Organization: []string{"rampart"}},
+		NotBefore:             t.Add(-backdate),
+		NotAfter:              t.Add(caValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("create cluster CA certificate: %w", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &TLSCA{Cert: cert, Key: key, CertPEM: pemCert(der), now: now}, nil
+}
+
+// LoadTLSCA rebuilds the CA from its certificate and its sealed key.
+func LoadTLSCA(certPEM []byte, sealedKey []byte, kek *KEK, now func() time.Time) (*TLSCA, error) {
+	cert, err := ParseCertPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	der, err := kek.Open(sealedKey, "tls-ca")
+	if err != nil {
+		return nil, fmt.Errorf("unseal cluster CA key: %w", err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA key: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("cluster CA key cannot sign")
+	}
+	return &TLSCA{Cert: cert, Key: signer, CertPEM: certPEM, now: now}, nil
+}
+
+// SealKey returns the CA's private key sealed under kek, for raft.
+func (c *TLSCA) SealKey(kek *KEK) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
+	if err != nil {
+		return nil, fmt.Errorf("marshal cluster CA key: %w", err)
+	}
+	return kek.Seal(der, "tls-ca")
+}
+
+// Pin is the SHA-256 of the CA's SubjectPublicKeyInfo, as tokens carry it.
+func (c *TLSCA) Pin() string { return Pin(c.Cert) }
+
+// Pin returns "sha256:<hex>" of cert's SubjectPublicKeyInfo.
+func Pin(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Issue signs a certificate for role/id with the given public key, valid as
+// both TLS server and client, naming ips and dnsNames as SANs.
+func (c *TLSCA) Issue(role, id string, pub crypto.PublicKey, ips []net.IP, dnsNames []string, validity time.Duration) ([]byte, error) {
+	if role != RoleNode && role != RoleAgent {
+		return nil, fmt.Errorf("unknown certificate role %q", role)
+	}
+	if id == "" || strings.ContainsAny(id, ":/ \t\r\n") {
+		return nil, fmt.Errorf("certificate id %q is empty or has forbidden characters", id)
+	}
+	if validity == 0 {
+		validity = nodeValidity
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	t := c.now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: role + " " + id, Organization: []string{"rampart"}},
+		NotBefore:    t.Add(-backdate),
+		NotAfter:     t.Add(validity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses:  ips,
+		DNSNames:     dnsNames,
+		URIs:         []*url.URL{{Scheme: "urn", Opaque: "rampart:" + role + ":" + id}},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.Cert, pub, c.Key)
+	if err != nil {
+		return nil, fmt.Errorf("issue %s certificate for %s: %w", role, id, err)
+	}
+	return pemCert(der), nil
+}
+
+// Identity returns the role and id a cluster certificate names.
+func Identity(cert *x509.Certificate) (role, id string, ok bool) {
+	for _, u := range cert.URIs {
+		if u.Scheme != "urn" {
+			continue
+		}
+		parts := strings.SplitN(u.Opaque, ":", 3)
+		if len(parts) == 3 && parts[0] == "rampart" && parts[1] != "" && parts[2] != "" {
+			return parts[1], parts[2], true
+		}
+	}
+	return "", "", false
+}
+
+// NewNodeKey generates a node's TLS key.
+func NewNodeKey() (*ecdsa.PrivateKey, error) {
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+// EncodeKeyPEM encodes a private key as PKCS#8 PEM.
+func EncodeKeyPEM(key crypto.Signer) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// ParseCertPEM parses the first certificate of a PEM block.
+func ParseCertPEM(data []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate found")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func randomSerial() (*big.Int, error) {
+	s, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("certificate serial: %w", err)
+	}
+	return s.Add(s, big.NewInt(1)), nil
+}
+
+// requireRole returns a tls VerifyConnection hook that accepts only a peer
+// whose verified certificate names role.
+func requireRole(role string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("peer presented no certificate")
+		}
+		r, id, ok := Identity(cs.PeerCertificates[0])
+		if !ok || r != role {
+			return fmt.Errorf("peer certificate is not a rampart %s certificate (role %q, id %q)", role, r, id)
+		}
+		return nil
+	}
+}
+
+// NodeTLS holds the TLS configurations of a node, built from its certificate
+// and the cluster CA.
+type NodeTLS struct {
+	// Raft requires a node certificate from the cluster CA on both sides.
+	RaftServer, RaftClient *tls.Config
+	// API serves HTTPS with the node certificate; client certificates are
+	// optional there and checked per endpoint (nodes, agents).
+	API *tls.Config
+	// Pool holds the cluster CA.
+	Pool *x509.CertPool
+}
+
+// NewNodeTLS builds a node's TLS configurations.
+func NewNodeTLS(caPEM, certPEM, keyPEM []byte) (*NodeTLS, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("cluster CA certificate is not valid PEM")
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("node certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("node certificate: %w", err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, fmt.Errorf("node certificate is not signed by the cluster CA: %w", err)
+	}
+	if role, _, ok := Identity(leaf); !ok || role != RoleNode {
+		return nil, errors.New("node certificate does not name a rampart node")
+	}
+	pair.Leaf = leaf
+	// Send the CA along with the leaf: a client that has only the CA's pin
+	// (a joining node, an enrolling agent) verifies the chain against it.
+	caCert, err := ParseCertPEM(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	pair.Certificate = append(pair.Certificate, caCert.Raw)
+	base := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair}}
+	rs := base.Clone()
+	rs.ClientAuth, rs.ClientCAs, rs.VerifyConnection = tls.RequireAndVerifyClientCert, pool, requireRole(RoleNode)
+	rc := base.Clone()
+	rc.RootCAs, rc.VerifyConnection = pool, requireRole(RoleNode)
+	api := base.Clone()
+	api.MinVersion = tls.VersionTLS12
+	api.ClientAuth, api.ClientCAs = tls.VerifyClientCertIfGiven, pool
+	return &NodeTLS{RaftServer: rs, RaftClient: rc, API: api, Pool: pool}, nil
+}
+
+// PinnedTLS returns a client TLS config that trusts a server only if its chain
+// ends in a CA whose SubjectPublicKeyInfo matches pin, as a joining node or an
+// enrolling agent does before it has the CA.
+func PinnedTLS(pin string) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Verification is done below, against the pin, instead of system roots.
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			certs := make([]*x509.Certificate, 0, len(raw))
+			for _, r := range raw {
+				c, err := x509.ParseCertificate(r)
+				if err != nil {
+					return fmt.Errorf("server certificate: %w", err)
+				}
+				certs = append(certs, c)
+			}
+			if len(certs) == 0 {
+				return errors.New("server presented no certificate")
+			}
+			for _, c := range certs[1:] {
+				if c.IsCA && Pin(c) == pin {
+					pool := x509.NewCertPool()
+					pool.AddCert(c)
+					if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+						return fmt.Errorf("server certificate: %w", err)
+					}
+					return nil
+				}
+			}
+			return ErrPinMismatch
+		},
+	}
+}

@@ -1,0 +1,283 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is rampartd's configuration: one struct, loaded by viper from a YAML
+// file, RAMPART_* environment variables and flags (in rising precedence), and
+// validated once at start with every problem listed.
+type Config struct {
+	// NodeID names this node; empty means the id stored in the data dir, or a
+	// new one on first start.
+	NodeID  string `mapstructure:"node_id"`
+	DataDir string `mapstructure:"data_dir"`
+	// Dev runs the self-contained development setup: a key-encryption key
+	// generated in the data dir, and a single node bootstrapping itself.
+	Dev       bool      `mapstructure:"dev"`
+	Listen    Addresses `mapstructure:"listen"`
+	Advertise Addresses `mapstructure:"advertise"`
+	Cluster   Cluster   `mapstructure:"cluster"`
+	// KEKFile names the key-encryption key file; RAMPART_KEK may carry the key
+	// itself (base64) instead.
+	KEKFile string `mapstructure:"kek_file"`
+	KEK     string `mapstructure:"kek"`
+	Log     Log    `mapstructure:"log"`
+}
+
+// Addresses are the node's three ports.
+type Addresses struct {
+	SSH  string `mapstructure:"ssh"`
+	API  string `mapstructure:"api"`
+	Raft string `mapstructure:"raft"`
+}
+
+// Cluster says how this node finds its cluster.
+type Cluster struct {
+	// Bootstrap makes the first node of a new cluster.
+	Bootstrap bool `mapstructure:"bootstrap"`
+	// Join is a join token; JoinFile a file holding one.
+	Join     string `mapstructure:"join"`
+	JoinFile string `mapstructure:"join_file"`
+	// MaxStale: a follower that has not heard from the leader for this long
+	// refuses reads that security decisions depend on.
+	MaxStale time.Duration `mapstructure:"max_stale"`
+	UIDRange string        `mapstructure:"uid_range"`
+	GIDRange string        `mapstructure:"gid_range"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// defaults lists every key, so that viper also reads it from the environment.
+var defaults = map[string]any{
+	"node_id":           "",
+	"data_dir":          "/var/lib/rampart",
+	"dev":               false,
+	"listen.ssh":        "0.0.0.0:22",
+	"listen.api":        "0.0.0.0:8443",
+	"listen.raft":       "0.0.0.0:8300",
+	"advertise.ssh":     "",
+	"advertise.api":     "",
+	"advertise.raft":    "",
+	"cluster.bootstrap": false,
+	"cluster.join":      "",
+	"cluster.join_file": "",
+	"cluster.max_stale": "10s",
+	"cluster.uid_range": "60001-62999",
+	"cluster.gid_range": "63001-65533",
+	"kek_file":          "",
+	"kek":               "",
+	"log.level":         "info",
+	"log.format":        "text",
+}
+
+// devDefaults replace some defaults when --dev is given.
+var devDefaults = map[string]any{
+	"data_dir":          "./data",
+	"listen.ssh":        "127.0.0.1:2222",
+	"listen.api":        "127.0.0.1:8443",
+	"listen.raft":       "127.0.0.1:8300",
+	"cluster.bootstrap": true,
+}
+
+// Flags declares rampartd's flags on fs.
+func Flags(fs *pflag.FlagSet) {
+	fs.StringP("config", "c", "", "configuration file (YAML)")
+	fs.Bool("dev", false, "development mode: single self-bootstrapping node, generated key-encryption key, ./data")
+	fs.String("node-id", "", "this node's id (default: stored in the data dir, or generated)")
+	fs.String("data-dir", "", "data directory")
+	fs.String("listen-ssh", "", "SSH listen address")
+	fs.String("listen-api", "", "HTTPS API listen address")
+	fs.String("listen-raft", "", "raft listen address")
+	fs.Bool("bootstrap", false, "bootstrap a new cluster with this node as its first member")
+	fs.String("join", "", "join token of an existing cluster")
+	fs.String("join-file", "", "file holding a join token")
+	fs.String("kek-file", "", "key-encryption key file")
+	fs.String("log-level", "", "debug, info, warn or error")
+}
+
+var flagKeys = map[string]string{
+	"dev": "dev", "node-id": "node_id", "data-dir": "data_dir",
+	"listen-ssh": "listen.ssh", "listen-api": "listen.api", "listen-raft": "listen.raft",
+	"bootstrap": "cluster.bootstrap", "join": "cluster.join", "join-file": "cluster.join_file",
+	"kek-file": "kek_file", "log-level": "log.level",
+}
+
+// LoadConfig reads the configuration file named by --config (if any), the
+// environment and the flags, then validates the result.
+func LoadConfig(fs *pflag.FlagSet) (*Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("RAMPART")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for flag, key := range flagKeys {
+		if err := v.BindPFlag(key, fs.Lookup(flag)); err != nil {
+			return nil, fmt.Errorf("bind flag --%s: %w", flag, err)
+		}
+	}
+	if path, _ := fs.GetString("config"); path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", path, err)
+		}
+	}
+	if v.GetBool("dev") {
+		for k, d := range devDefaults {
+			v.SetDefault(k, d)
+		}
+	}
+	var cfg Config
+	if err := v.UnmarshalExact(&cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+var nodeIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Validate returns every problem with the configuration in one error.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.NodeID != "" && !nodeIDPattern.MatchString(c.NodeID) {
+		bad("node_id %q: use lowercase letters, digits and dashes, up to 63 characters", c.NodeID)
+	}
+	if c.DataDir == "" {
+		bad("data_dir is empty")
+	}
+	for name, addr := range map[string]string{"listen.ssh": c.Listen.SSH, "listen.api": c.Listen.API, "listen.raft": c.Listen.Raft} {
+		if err := checkHostPort(addr, true); err != nil {
+			bad("%s: %v", name, err)
+		}
+	}
+	for name, addr := range map[string]string{"advertise.ssh": c.Advertise.SSH, "advertise.api": c.Advertise.API, "advertise.raft": c.Advertise.Raft} {
+		if addr == "" {
+			continue
+		}
+		if err := checkHostPort(addr, false); err != nil {
+			bad("%s: %v", name, err)
+		}
+	}
+	if isWildcard(c.Listen.Raft) && c.Advertise.Raft == "" {
+		bad("listen.raft %s is a wildcard: set advertise.raft to the address other nodes dial", c.Listen.Raft)
+	}
+	if isWildcard(c.Listen.API) && c.Advertise.API == "" {
+		bad("listen.api %s is a wildcard: set advertise.api to the address agents and nodes dial", c.Listen.API)
+	}
+	if c.Cluster.Join != "" && c.Cluster.JoinFile != "" {
+		bad("cluster.join and cluster.join_file are both set: use one")
+	}
+	if c.Cluster.Bootstrap && (c.Cluster.Join != "" || c.Cluster.JoinFile != "") {
+		bad("cluster.bootstrap and cluster.join are both set: bootstrap the first node only, join the others")
+	}
+	if c.Cluster.MaxStale < time.Second {
+		bad("cluster.max_stale %s: must be at least 1s", c.Cluster.MaxStale)
+	}
+	if _, _, err := ParseRange(c.Cluster.UIDRange); err != nil {
+		bad("cluster.uid_range: %v", err)
+	}
+	if _, _, err := ParseRange(c.Cluster.GIDRange); err != nil {
+		bad("cluster.gid_range: %v", err)
+	}
+	if !c.Dev && c.KEKFile == "" && c.KEK == "" {
+		bad("no key-encryption key: set kek_file (or RAMPART_KEK); create one with: openssl rand -base64 32")
+	}
+	if c.KEKFile != "" && c.KEK != "" {
+		bad("kek_file and kek (RAMPART_KEK) are both set: use one")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: use debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format %q: use text or json", c.Log.Format)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid configuration:\n  - %w", joinLines(errs))
+}
+
+func joinLines(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "\n  - "))
+}
+
+func checkHostPort(addr string, allowWildcard bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: port must be 1-65535", addr)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return fmt.Errorf("%q: host must be an IP address", addr)
+	}
+	if !allowWildcard && ip.IsUnspecified() {
+		return fmt.Errorf("%q: a wildcard cannot be dialled", addr)
+	}
+	return nil
+}
+
+func isWildcard(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// ParseRange parses "start-end" of uids or gids.
+func ParseRange(s string) (start, end uint32, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not start-end", s)
+	}
+	x, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 32)
+	y, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("%q: start and end must be numbers", s)
+	}
+	if x < 1000 || y < x || y >= 65534 {
+		return 0, 0, fmt.Errorf("%q: need 1000 <= start <= end < 65534", s)
+	}
+	return uint32(x), uint32(y), nil
+}
+
+// kekSource describes where the KEK comes from, for messages (never the key).
+func (c *Config) kekSource() string {
+	switch {
+	case c.KEK != "":
+		return "RAMPART_KEK"
+	case c.KEKFile != "":
+		return c.KEKFile
+	}
+	return "generated in the data dir (dev)"
+}

@@ -1,0 +1,216 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// maxBody bounds every request body.
+const maxBody = 1 << 20
+
+// Store is what the API needs of the replicated store.
+type Store interface {
+	State() *raftstore.State
+	FSM() *raftstore.FSM
+	Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
+	CheckFresh() error
+	ConsistentRead(ctx context.Context) error
+	Status() (*raftstore.Status, error)
+	NodeID() string
+	IsLeader() bool
+	Leader() (id, addr string)
+}
+
+// Cluster performs the membership operations behind the cluster endpoints.
+type Cluster interface {
+	Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResponse, error)
+	AddVoter(ctx context.Context, nodeID string, req *api.VoterRequest) error
+	RemoveNode(ctx context.Context, nodeID string) error
+}
+
+// Server is the HTTPS API of one node.
+type Server struct {
+	store   Store
+	cluster Cluster
+	logger  *slog.Logger
+	mux     *http.ServeMux
+	now     func() time.Time
+}
+
+// New builds the API's handler.
+func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
+	s := &Server{store: store, cluster: cluster, logger: logger, mux: http.NewServeMux(), now: time.Now}
+	s.mux.HandleFunc("GET /v1/health", s.health)
+	s.mux.HandleFunc("POST /v1/cluster/join", s.join)
+	s.mux.HandleFunc("POST /v1/cluster/join/voter", s.requireNode(s.joinVoter))
+	s.mux.HandleFunc("GET /v1/cluster/status", s.requireAdmin(s.clusterStatus))
+	s.mux.HandleFunc("DELETE /v1/cluster/members/{id}", s.requireAdmin(s.removeMember))
+	s.mux.HandleFunc("GET /v1/projects", s.requireAdmin(s.listProjects))
+	s.mux.HandleFunc("GET /v1/projects/{name}", s.requireAdmin(s.getProject))
+	s.mux.HandleFunc("PUT /v1/projects/{name}", s.requireAdmin(s.putProject))
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	s.mux.ServeHTTP(w, r)
+}
+
+// HTTPError is an error with the status and message a client should see.
+type HTTPError struct {
+	Status  int
+	Message string
+}
+
+func (e *HTTPError) Error() string { return e.Message }
+
+// Errorf returns an HTTPError.
+func Errorf(status int, format string, args ...any) error {
+	return &HTTPError{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// writeError answers err: an HTTPError as it says, a store sentinel by its
+// kind, anything else as a 500 whose detail goes only to the log.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := http.StatusInternalServerError, "internal error; see the node's log"
+	var he *HTTPError
+	switch {
+	case errors.As(err, &he):
+		status, msg = he.Status, he.Message
+	case errors.Is(err, raftstore.ErrNotFound):
+		status, msg = http.StatusNotFound, err.Error()
+	case errors.Is(err, raftstore.ErrConflict):
+		status, msg = http.StatusConflict, err.Error()
+	case errors.Is(err, raftstore.ErrInvalid):
+		status, msg = http.StatusBadRequest, err.Error()
+	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrStaleRead), errors.Is(err, raftstore.ErrShutdown):
+		status, msg = http.StatusServiceUnavailable, err.Error()
+	}
+	if status >= 500 {
+		s.logger.Error("api request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	writeJSON(w, status, api.Error{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// readJSON decodes a request body strictly: unknown fields are errors.
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(http.StatusBadRequest, "request body: %v", err)
+	}
+	return nil
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	_, leader := s.store.Leader()
+	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Node: s.store.NodeID(), Leader: s.store.IsLeader(), HasLeader: leader != ""})
+}
+
+// requireNode admits only callers with a verified node certificate of a
+// current member (or, for the voter step, of a node being admitted: its
+// certificate is enough, the token was spent to get it).
+func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+			s.writeError(w, r, Errorf(http.StatusUnauthorized, "a cluster node certificate is required"))
+			return
+		}
+		role, id, ok := ca.Identity(r.TLS.VerifiedChains[0][0])
+		if !ok || role != ca.RoleNode {
+			s.writeError(w, r, Errorf(http.StatusForbidden, "a cluster node certificate is required"))
+			return
+		}
+		h(w, r, id)
+	}
+}
+
+// requireAdmin admits callers with an admin service token (Authorization:
+// Bearer ...). The token is checked against this node's replica, which must
+// be fresh.
+func (s *Server) requireAdmin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || secret == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
+			s.writeError(w, r, Errorf(http.StatusUnauthorized, "missing bearer token"))
+			return
+		}
+		if err := s.store.CheckFresh(); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		_, tok, err := s.store.State().ServiceTokenByHash(nil, api.HashSecret(strings.TrimSpace(secret)))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if tok == nil || tok.Role != "admin" || (!tok.ExpiresAt.IsZero() && !s.now().Before(tok.ExpiresAt)) {
+			s.logger.Warn("refused API token", "path", r.URL.Path, "remote", r.RemoteAddr)
+			s.writeError(w, r, Errorf(http.StatusUnauthorized, "token is not valid"))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	var req api.JoinRequest
+	if err := readJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp, err := s.cluster.Join(r.Context(), &req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) joinVoter(w http.ResponseWriter, r *http.Request, nodeID string) {
+	var req api.VoterRequest
+	if err := readJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.cluster.AddVoter(r.Context(), nodeID, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.store.Status()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
+	if err := s.cluster.RemoveNode(r.Context(), r.PathValue("id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}

@@ -1,0 +1,267 @@
+package raftstore
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+const tableProjects = "projects"
+
+// Limits of a project's per-hop certificate TTL, and its default.
+const (
+	DefaultCertTTL = 3 * time.Minute
+	MinCertTTL     = 30 * time.Second
+	MaxCertTTL     = time.Hour
+)
+
+// maxDescriptionLen bounds free-text descriptions shown in the admin shell.
+const maxDescriptionLen = 1024
+
+var (
+	// projectNameRE: a project name is also a path segment of grant ids
+	// ("project/group") and of CA names, so it never holds a slash.
+	projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	// posixNameRE is the portable unix account name: what may reach
+	// /etc/passwd, sudoers and AuthorizedPrincipalsFile.
+	posixNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+)
+
+// ProjectSettings is the policy a project applies to every hop into it.
+type ProjectSettings struct {
+	// CertTTL is the per-hop user certificate TTL; 0 means DefaultCertTTL.
+	// When set it must lie within MinCertTTL..MaxCertTTL.
+	CertTTL time.Duration
+	// Recording records pty sessions; RecordInput also records keystrokes.
+	Recording   bool
+	RecordInput bool
+	// RecordingFailOpen lets a session go on when its recording cannot be
+	// written; false (the default) closes it.
+	RecordingFailOpen  bool
+	AllowLocalForward  bool
+	AllowRemoteForward bool
+	AllowAgentForward  bool
+	// SharedLogins are unix accounts other than the user's own that the
+	// project grants (e.g. "deploy"); POSIX names, kept sorted and unique.
+	SharedLogins []string
+	// IdleTimeout and MaxSessionDuration end a session; 0 means none.
+	IdleTimeout        time.Duration
+	MaxSessionDuration time.Duration
+}
+
+// EffectiveCertTTL is CertTTL with the default applied.
+func (s ProjectSettings) EffectiveCertTTL() time.Duration {
+	if s.CertTTL == 0 {
+		return DefaultCertTTL
+	}
+	return s.CertTTL
+}
+
+func (s ProjectSettings) validate() error {
+	switch {
+	case s.CertTTL != 0 && (s.CertTTL < MinCertTTL || s.CertTTL > MaxCertTTL):
+		return invalidf("cert ttl %s is outside %s..%s", s.CertTTL, MinCertTTL, MaxCertTTL)
+	case s.IdleTimeout < 0:
+		return invalidf("idle timeout %s is negative", s.IdleTimeout)
+	case s.MaxSessionDuration < 0:
+		return invalidf("max session duration %s is negative", s.MaxSessionDuration)
+	}
+	for _, l := range s.SharedLogins {
+		if !posixNameRE.MatchString(l) {
+			return invalidf("shared login %q is not a POSIX user name", l)
+		}
+	}
+	return nil
+}
+
+func (s ProjectSettings) equal(o ProjectSettings) bool {
+	return s.CertTTL == o.CertTTL && s.Recording == o.Recording && s.RecordInput == o.RecordInput &&
+		s.RecordingFailOpen == o.RecordingFailOpen && s.AllowLocalForward == o.AllowLocalForward &&
+		s.AllowRemoteForward == o.AllowRemoteForward && s.AllowAgentForward == o.AllowAgentForward &&
+		slices.Equal(s.SharedLogins, o.SharedLogins) &&
+		s.IdleTimeout == o.IdleTimeout && s.MaxSessionDuration == o.MaxSessionDuration
+}
+
+// Project groups servers under one user CA and one set of grants.
+type Project struct {
+	Name        string
+	Description string
+	Settings    ProjectSettings
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	CreateIndex uint64
+	ModifyIndex uint64
+}
+
+func init() {
+	registerTable(tableDef{
+		name:   tableProjects,
+		newObj: func() any { return new(Project) },
+		schema: &memdb.TableSchema{
+			Name: tableProjects,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
+			},
+		},
+	})
+	registerCommand(ProjectUpsertType, func() Command { return new(ProjectUpsert) })
+	registerCommand(ProjectDeleteType, func() Command { return new(ProjectDelete) })
+}
+
+// ProjectUpsert creates a project or replaces its description and settings.
+// CreatedAt and CreateIndex are kept; an upsert that changes nothing writes
+// nothing, so watchers do not wake.
+type ProjectUpsert struct {
+	Project Project
+	Now     time.Time
+}
+
+func (c *ProjectUpsert) Type() MessageType { return ProjectUpsertType }
+
+func (c *ProjectUpsert) Validate() error {
+	p := &c.Project
+	if !projectNameRE.MatchString(p.Name) {
+		return invalidf("project name %q: want lowercase letters, digits and '-', at most 63, not starting with '-'", p.Name)
+	}
+	if err := validText("project "+p.Name+" description", p.Description, maxDescriptionLen); err != nil {
+		return err
+	}
+	if err := p.Settings.validate(); err != nil {
+		return fmt.Errorf("project %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+func (c *ProjectUpsert) apply(tx *writeTxn) (any, error) {
+	p := c.Project
+	p.Settings.SharedLogins = sortedSet(p.Settings.SharedLogins)
+	raw, err := tx.First(tableProjects, "id", p.Name)
+	if err != nil {
+		return nil, fmt.Errorf("upsert project %s: %w", p.Name, err)
+	}
+	if raw != nil {
+		old := raw.(*Project)
+		if old.Description == p.Description && old.Settings.equal(p.Settings) {
+			cp := *old
+			return &cp, nil // no-op: don't wake watchers
+		}
+		p.CreatedAt, p.CreateIndex = old.CreatedAt, old.CreateIndex
+	} else {
+		p.CreatedAt, p.CreateIndex = c.Now, tx.index
+	}
+	p.UpdatedAt, p.ModifyIndex = c.Now, tx.index
+	if err := tx.Insert(tableProjects, &p); err != nil {
+		return nil, fmt.Errorf("insert project %s: %w", p.Name, err)
+	}
+	return &p, tx.bump(tableProjects)
+}
+
+// ProjectDelete removes a project with its grants and its enrollment tokens
+// (a token must not outlive its project and enroll into a later namesake).
+// It is refused with ErrConflict while servers still belong to the project.
+type ProjectDelete struct {
+	Name string
+}
+
+func (c *ProjectDelete) Type() MessageType { return ProjectDeleteType }
+
+func (c *ProjectDelete) Validate() error {
+	if !projectNameRE.MatchString(c.Name) {
+		return invalidf("project name %q is not valid", c.Name)
+	}
+	return nil
+}
+
+func (c *ProjectDelete) apply(tx *writeTxn) (any, error) {
+	raw, err := tx.First(tableProjects, "id", c.Name)
+	if err != nil {
+		return nil, fmt.Errorf("delete project %s: %w", c.Name, err)
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("project %s: %w", c.Name, ErrNotFound)
+	}
+	srv, err := tx.First(tableServers, "project", c.Name)
+	if err != nil {
+		return nil, fmt.Errorf("delete project %s: %w", c.Name, err)
+	}
+	if srv != nil {
+		return nil, fmt.Errorf("%w: project %s still has servers (e.g. %s): delete them first", ErrConflict, c.Name, srv.(*Server).Name)
+	}
+	if err := tx.Delete(tableProjects, raw); err != nil {
+		return nil, fmt.Errorf("delete project %s: %w", c.Name, err)
+	}
+	changed := []string{tableProjects}
+	for _, t := range []string{tableGrants, tableTokens} {
+		n, err := tx.DeleteAll(t, "project", c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("delete %s of project %s: %w", t, c.Name, err)
+		}
+		if n > 0 {
+			changed = append(changed, t)
+		}
+	}
+	return nil, tx.bump(changed...)
+}
+
+// ProjectByName returns the project, or nil.
+func (s *State) ProjectByName(ws memdb.WatchSet, name string) (uint64, *Project, error) {
+	return getOne[Project](s, ws, tableProjects, "id", name)
+}
+
+// Projects lists every project by name.
+func (s *State) Projects(ws memdb.WatchSet) (uint64, []*Project, error) {
+	return getAll[Project](s, ws, tableProjects, "id")
+}
+
+// projectExistsTxn reports ErrNotFound unless project exists.
+func projectExistsTxn(tx *writeTxn, project string) error {
+	raw, err := tx.First(tableProjects, "id", project)
+	if err != nil {
+		return fmt.Errorf("read project %s: %w", project, err)
+	}
+	if raw == nil {
+		return fmt.Errorf("project %s: %w", project, ErrNotFound)
+	}
+	return nil
+}
+
+// validText refuses free text that is too long or holds control characters
+// (which would reach terminals through the admin shell and logs).
+func validText(what, s string, maxLen int) error {
+	if len(s) > maxLen {
+		return invalidf("%s is longer than %d bytes", what, maxLen)
+	}
+	if hasControlRune(s) {
+		return invalidf("%s holds a control character", what)
+	}
+	return nil
+}
+
+// hasControlRune reports whether s holds a control character (newline, tab,
+// escape, DEL, C1 controls) or invalid UTF-8.
+func hasControlRune(s string) bool {
+	if !utf8.ValidString(s) {
+		return true
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedSet returns a sorted copy of ss without duplicates, nil when empty.
+func sortedSet(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := slices.Clone(ss)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
