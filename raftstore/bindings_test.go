@@ -55,7 +55,9 @@ func TestBindingUpsert(t *testing.T) {
 		{name: "ok/rebind-to-other-user", prior: []Binding{testBinding(t, 1, "alice")}, binding: testBinding(t, 1, "bob")},
 		{name: "fail/unknown-user", binding: testBinding(t, 1, "nobody"), wantErr: ErrNotFound},
 		{name: "fail/disabled-user", binding: testBinding(t, 1, "alice"), wantErr: ErrConflict,
-			setup: func(t *testing.T, f *FSM) { mustApply(t, f, &UserSetStatus{ID: "alice", Status: UserDisabled, Now: testNow}) }},
+			setup: func(t *testing.T, f *FSM) {
+				mustApply(t, f, &UserSetStatus{ID: "alice", Status: UserDisabled, Now: testNow})
+			}},
 		{name: "fail/expires-at-now", binding: func() Binding { b := testBinding(t, 1, "alice"); b.ExpiresAt = testNow; return b }(), wantErr: ErrInvalid},
 		{name: "fail/no-time", binding: testBinding(t, 1, "alice"), noTime: true, wantErr: ErrInvalid},
 		{name: "fail/fingerprint-of-another-key", binding: func() Binding { b := testBinding(t, 1, "alice"); b.Fingerprint = otherFP; return b }(), wantErr: ErrInvalid},

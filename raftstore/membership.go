@@ -21,15 +21,17 @@ type Member struct {
 
 // Status is a node's view of the cluster.
 type Status struct {
-	NodeID       string   `json:"node_id"`
-	State        string   `json:"state"`
-	LeaderID     string   `json:"leader_id"`
-	LeaderAddr   string   `json:"leader_addr"`
-	Term         uint64   `json:"term"`
-	LastIndex    uint64   `json:"last_index"`
-	CommitIndex  uint64   `json:"commit_index"`
-	AppliedIndex uint64   `json:"applied_index"`
-	Members      []Member `json:"members"`
+	NodeID       string `json:"node_id"`
+	State        string `json:"state"`
+	LeaderID     string `json:"leader_id"`
+	LeaderAddr   string `json:"leader_addr"`
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// StateDigest is the SHA-256 of this replica's tables (see State.Digest).
+	StateDigest string   `json:"state_digest"`
+	Members     []Member `json:"members"`
 }
 
 // Members lists the raft configuration.
@@ -59,12 +61,16 @@ func (s *Store) Status() (*Status, error) {
 		return nil, err
 	}
 	leaderID, leaderAddr := s.Leader()
+	digest, err := s.State().Digest()
+	if err != nil {
+		return nil, err
+	}
 	stats := s.raft.Stats()
 	term, _ := strconv.ParseUint(stats["term"], 10, 64)
 	return &Status{
 		NodeID: s.cfg.NodeID, State: s.raft.State().String(), LeaderID: leaderID, LeaderAddr: leaderAddr,
 		Term: term, LastIndex: s.raft.LastIndex(), CommitIndex: s.raft.CommitIndex(), AppliedIndex: s.raft.AppliedIndex(),
-		Members: members,
+		StateDigest: digest, Members: members,
 	}, nil
 }
 

@@ -201,8 +201,9 @@ func (c *ServerUpsert) Validate() error {
 
 // validHostKey accepts one plain public key in authorized_keys format: no
 // options, no certificate, nothing after it (a newline could smuggle a
-// second line into known_hosts).
+// second line into known_hosts). Surrounding whitespace is trimmed on store.
 func validHostKey(k string) error {
+	k = strings.TrimSpace(k)
 	if hasControlRune(k) {
 		return invalidf("holds a control character")
 	}

@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func loadWith(t *testing.T, args []string, env map[string]string) (*Config, error) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	fs := pflag.NewFlagSet("rampartd", pflag.ContinueOnError)
+	Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return LoadConfig(fs)
+}
+
+func TestLoadConfig(t *testing.T) {
+	example, err := filepath.Abs("../configs/rampartd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typo := filepath.Join(t.TempDir(), "typo.yaml")
+	if err := os.WriteFile(typo, []byte("kek_file: /k\nlisten:\n  apii: 127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(*testing.T, *Config)
+		wantErr []string
+	}{
+		{name: "ok/annotated-example", args: []string{"-c", example}, check: func(t *testing.T, c *Config) {
+			if c.NodeID != "bastion-1" || c.Listen.SSH != "0.0.0.0:22" || c.Cluster.MaxStale != 10*time.Second || c.Log.Format != "json" {
+				t.Fatalf("example not read as written: %+v", c)
+			}
+		}},
+		{name: "ok/dev-defaults", args: []string{"--dev"}, check: func(t *testing.T, c *Config) {
+			if c.DataDir != "./data" || c.Listen.SSH != "127.0.0.1:2222" || !c.Cluster.Bootstrap {
+				t.Fatalf("dev defaults not applied: %+v", c)
+			}
+		}},
+		{name: "ok/env-beats-file-flag-beats-env", args: []string{"-c", example, "--listen-api", "127.0.0.9:9443"},
+			env: map[string]string{"RAMPART_LISTEN_API": "127.0.0.8:8443", "RAMPART_LOG_LEVEL": "debug"},
+			check: func(t *testing.T, c *Config) {
+				if c.Listen.API != "127.0.0.9:9443" || c.Log.Level != "debug" {
+					t.Fatalf("precedence wrong: api=%s level=%s", c.Listen.API, c.Log.Level)
+				}
+			}},
+		{name: "fail/every-problem-listed", args: []string{"--listen-api", "nonsense", "--node-id", "Bad Id", "--log-level", "loud"},
+			wantErr: []string{"listen.api", "node_id", "log.level", "key-encryption key"}},
+		{name: "fail/bootstrap-and-join", args: []string{"--dev", "--join", "x"}, wantErr: []string{"bootstrap and cluster.join are both set"}},
+		{name: "fail/wildcard-without-advertise", args: []string{"--kek-file", "/k"}, wantErr: []string{"set advertise.raft", "set advertise.api"}},
+		{name: "fail/bad-uid-range", args: []string{"--dev"}, env: map[string]string{"RAMPART_CLUSTER_UID_RANGE": "10-5"}, wantErr: []string{"cluster.uid_range"}},
+		{name: "fail/unknown-key", args: []string{"-c", typo}, wantErr: []string{"apii"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadWith(t, tc.args, tc.env)
+			if len(tc.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("config accepted, want errors mentioning %q", tc.wantErr)
+				}
+				for _, w := range tc.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error does not mention %q:\n%v", w, err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
