@@ -51,18 +51,18 @@ func TestBindingUpsert(t *testing.T) {
 	}{
 		{name: "ok/new", binding: testBinding(t, 1, "alice")},
 		{name: "ok/refresh-keeps-creation", prior: []Binding{testBinding(t, 1, "alice")},
-			binding: func() Binding { b := testBinding(t, 1, "alice"); b.ExpiresAt = b.ExpiresAt.Add(time.Hour); return b }(), wantCreateIndex: 3},
+			binding: modified(testBinding(t, 1, "alice"), func(b *Binding) { b.ExpiresAt = b.ExpiresAt.Add(time.Hour) }), wantCreateIndex: 3},
 		{name: "ok/rebind-to-other-user", prior: []Binding{testBinding(t, 1, "alice")}, binding: testBinding(t, 1, "bob")},
 		{name: "fail/unknown-user", binding: testBinding(t, 1, "nobody"), wantErr: ErrNotFound},
 		{name: "fail/disabled-user", binding: testBinding(t, 1, "alice"), wantErr: ErrConflict,
 			setup: func(t *testing.T, f *FSM) {
 				mustApply(t, f, &UserSetStatus{ID: "alice", Status: UserDisabled, Now: testNow})
 			}},
-		{name: "fail/expires-at-now", binding: func() Binding { b := testBinding(t, 1, "alice"); b.ExpiresAt = testNow; return b }(), wantErr: ErrInvalid},
+		{name: "fail/expires-at-now", binding: modified(testBinding(t, 1, "alice"), func(b *Binding) { b.ExpiresAt = testNow }), wantErr: ErrInvalid},
 		{name: "fail/no-time", binding: testBinding(t, 1, "alice"), noTime: true, wantErr: ErrInvalid},
-		{name: "fail/fingerprint-of-another-key", binding: func() Binding { b := testBinding(t, 1, "alice"); b.Fingerprint = otherFP; return b }(), wantErr: ErrInvalid},
-		{name: "fail/md5-fingerprint", binding: func() Binding { b := testBinding(t, 1, "alice"); b.Fingerprint = "MD5:aa"; return b }(), wantErr: ErrInvalid},
-		{name: "fail/garbage-key", binding: func() Binding { b := testBinding(t, 1, "alice"); b.PublicKey = "ssh-ed25519 AAAA"; return b }(), wantErr: ErrInvalid},
+		{name: "fail/fingerprint-of-another-key", binding: modified(testBinding(t, 1, "alice"), func(b *Binding) { b.Fingerprint = otherFP }), wantErr: ErrInvalid},
+		{name: "fail/md5-fingerprint", binding: modified(testBinding(t, 1, "alice"), func(b *Binding) { b.Fingerprint = "MD5:aa" }), wantErr: ErrInvalid},
+		{name: "fail/garbage-key", binding: modified(testBinding(t, 1, "alice"), func(b *Binding) { b.PublicKey = "ssh-ed25519 AAAA" }), wantErr: ErrInvalid},
 		{name: "fail/empty-user", binding: testBinding(t, 1, ""), wantErr: ErrInvalid},
 	}
 	for _, tc := range cases {
@@ -237,4 +237,10 @@ func TestLiveBinding(t *testing.T) {
 	if len(mine) != 2 || len(none) != 0 {
 		t.Fatalf("bindings by user: alice %d, bob %d", len(mine), len(none))
 	}
+}
+
+// modified returns v as fn changes it: a table case's variant of a fixture.
+func modified[T any](v T, fn func(*T)) T {
+	fn(&v)
+	return v
 }

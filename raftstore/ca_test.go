@@ -70,7 +70,7 @@ func TestCAUpsert(t *testing.T) {
 			cmd:        CAUpsert{Record: testCA(t, "t1", CATLS, "", CAActive, 2)},
 			wantStates: map[string]CAState{"h1": CAActive, "t1": CAActive}},
 		{name: "ok/reseal-key", prior: []CARecord{testCA(t, "u1", CAUser, "prod", CAActive, 1)},
-			cmd:        CAUpsert{Record: func() CARecord { r := testCA(t, "u1", CAUser, "prod", CAActive, 1); r.SealedKey = []byte("resealed"); return r }()},
+			cmd:        CAUpsert{Record: modified(testCA(t, "u1", CAUser, "prod", CAActive, 1), func(r *CARecord) { r.SealedKey = []byte("resealed") })},
 			wantStates: map[string]CAState{"u1": CAActive}},
 		{name: "ok/retire-active", prior: []CARecord{testCA(t, "u1", CAUser, "prod", CAActive, 1)},
 			cmd:        CAUpsert{Record: testCA(t, "u1", CAUser, "prod", CARetired, 1)},
@@ -89,10 +89,10 @@ func TestCAUpsert(t *testing.T) {
 		{name: "fail/unknown-state", cmd: CAUpsert{Record: testCA(t, "u1", CAUser, "prod", "pending", 1)}, wantErr: ErrInvalid},
 		{name: "fail/demote-to-active", cmd: CAUpsert{Record: testCA(t, "u1", CAUser, "prod", CAActive, 1), DemoteActiveTo: CAActive}, wantErr: ErrInvalid},
 		{name: "fail/demote-without-becoming-active", cmd: CAUpsert{Record: testCA(t, "u1", CAUser, "prod", CANext, 1), DemoteActiveTo: CARetired}, wantErr: ErrInvalid},
-		{name: "fail/no-sealed-key", cmd: CAUpsert{Record: func() CARecord { r := testCA(t, "u1", CAUser, "prod", CAActive, 1); r.SealedKey = nil; return r }()}, wantErr: ErrInvalid},
-		{name: "fail/garbage-ssh-key", cmd: CAUpsert{Record: func() CARecord { r := testCA(t, "u1", CAUser, "prod", CAActive, 1); r.PublicKey = "ssh-ed25519 AAAA"; return r }()}, wantErr: ErrInvalid},
-		{name: "fail/tls-ca-with-ssh-key", cmd: CAUpsert{Record: func() CARecord { r := testCA(t, "t1", CATLS, "", CAActive, 1); r.PublicKey, _ = bindingTestKey(t, 1); return r }()}, wantErr: ErrInvalid},
-		{name: "fail/host-ca-with-pem", cmd: CAUpsert{Record: func() CARecord { r := testCA(t, "h1", CAHost, "", CAActive, 1); r.PublicKey = testCertPEM(t, 1); return r }()}, wantErr: ErrInvalid},
+		{name: "fail/no-sealed-key", cmd: CAUpsert{Record: modified(testCA(t, "u1", CAUser, "prod", CAActive, 1), func(r *CARecord) { r.SealedKey = nil })}, wantErr: ErrInvalid},
+		{name: "fail/garbage-ssh-key", cmd: CAUpsert{Record: modified(testCA(t, "u1", CAUser, "prod", CAActive, 1), func(r *CARecord) { r.PublicKey = "ssh-ed25519 AAAA" })}, wantErr: ErrInvalid},
+		{name: "fail/tls-ca-with-ssh-key", cmd: CAUpsert{Record: modified(testCA(t, "t1", CATLS, "", CAActive, 1), func(r *CARecord) { r.PublicKey, _ = bindingTestKey(t, 1) })}, wantErr: ErrInvalid},
+		{name: "fail/host-ca-with-pem", cmd: CAUpsert{Record: modified(testCA(t, "h1", CAHost, "", CAActive, 1), func(r *CARecord) { r.PublicKey = testCertPEM(t, 1) })}, wantErr: ErrInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

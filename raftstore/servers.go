@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/hashicorp/go-memdb"
+	"golang.org/x/crypto/ssh"
 )
 
 const tableServers = "servers"

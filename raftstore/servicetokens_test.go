@@ -25,15 +25,15 @@ func TestServiceTokenCreate(t *testing.T) {
 		wantErr error
 	}{
 		{name: "ok/create", token: testServiceToken("t2", "terraform", "s2")},
-		{name: "ok/never-expires", token: func() ServiceToken { tk := testServiceToken("t2", "ci", "s2"); tk.ExpiresAt = time.Time{}; return tk }()},
+		{name: "ok/never-expires", token: modified(testServiceToken("t2", "ci", "s2"), func(tk *ServiceToken) { tk.ExpiresAt = time.Time{} })},
 		{name: "fail/duplicate-id", token: testServiceToken("t1", "other", "s2"), wantErr: ErrConflict},
 		{name: "fail/duplicate-name", token: testServiceToken("t2", "ansible", "s2"), wantErr: ErrConflict},
 		{name: "fail/duplicate-secret", token: testServiceToken("t2", "other", "s1"), wantErr: ErrConflict},
-		{name: "fail/upper-case-hash", token: func() ServiceToken { tk := testServiceToken("t2", "x", "s2"); tk.Hash = strings.ToUpper(tk.Hash); return tk }(), wantErr: ErrInvalid},
-		{name: "fail/short-hash", token: func() ServiceToken { tk := testServiceToken("t2", "x", "s2"); tk.Hash = tk.Hash[:40]; return tk }(), wantErr: ErrInvalid},
-		{name: "fail/plain-secret-as-hash", token: func() ServiceToken { tk := testServiceToken("t2", "x", "s2"); tk.Hash = "s2"; return tk }(), wantErr: ErrInvalid},
-		{name: "fail/unknown-role", token: func() ServiceToken { tk := testServiceToken("t2", "x", "s2"); tk.Role = "reader"; return tk }(), wantErr: ErrInvalid},
-		{name: "fail/expires-at-now", token: func() ServiceToken { tk := testServiceToken("t2", "x", "s2"); tk.ExpiresAt = testNow; return tk }(), wantErr: ErrInvalid},
+		{name: "fail/upper-case-hash", token: modified(testServiceToken("t2", "x", "s2"), func(tk *ServiceToken) { tk.Hash = strings.ToUpper(tk.Hash) }), wantErr: ErrInvalid},
+		{name: "fail/short-hash", token: modified(testServiceToken("t2", "x", "s2"), func(tk *ServiceToken) { tk.Hash = tk.Hash[:40] }), wantErr: ErrInvalid},
+		{name: "fail/plain-secret-as-hash", token: modified(testServiceToken("t2", "x", "s2"), func(tk *ServiceToken) { tk.Hash = "s2" }), wantErr: ErrInvalid},
+		{name: "fail/unknown-role", token: modified(testServiceToken("t2", "x", "s2"), func(tk *ServiceToken) { tk.Role = "reader" }), wantErr: ErrInvalid},
+		{name: "fail/expires-at-now", token: modified(testServiceToken("t2", "x", "s2"), func(tk *ServiceToken) { tk.ExpiresAt = testNow }), wantErr: ErrInvalid},
 		{name: "fail/no-name", token: testServiceToken("t2", "", "s2"), wantErr: ErrInvalid},
 		{name: "fail/no-id", token: testServiceToken("", "x", "s2"), wantErr: ErrInvalid},
 	}

@@ -21,14 +21,14 @@ func TestSessionOpen(t *testing.T) {
 		wantErr error
 	}{
 		{name: "ok/open", session: testSession("s1", "alice")},
-		{name: "ok/status-forced-active", session: func() Session { s := testSession("s2", "alice"); s.Status = SessionClosed; return s }()},
+		{name: "ok/status-forced-active", session: modified(testSession("s2", "alice"), func(s *Session) { s.Status = SessionClosed })},
 		{name: "fail/duplicate-id", session: testSession("s0", "bob"), wantErr: ErrConflict},
 		{name: "fail/no-id", session: testSession("", "alice"), wantErr: ErrInvalid},
 		{name: "fail/no-user", session: testSession("s3", ""), wantErr: ErrInvalid},
-		{name: "fail/no-server", session: func() Session { s := testSession("s3", "alice"); s.ServerID = ""; return s }(), wantErr: ErrInvalid},
-		{name: "fail/no-node", session: func() Session { s := testSession("s3", "alice"); s.Node = ""; return s }(), wantErr: ErrInvalid},
-		{name: "fail/no-start", session: func() Session { s := testSession("s3", "alice"); s.Start = time.Time{}; return s }(), wantErr: ErrInvalid},
-		{name: "fail/negative-bytes", session: func() Session { s := testSession("s3", "alice"); s.BytesIn = -1; return s }(), wantErr: ErrInvalid},
+		{name: "fail/no-server", session: modified(testSession("s3", "alice"), func(s *Session) { s.ServerID = "" }), wantErr: ErrInvalid},
+		{name: "fail/no-node", session: modified(testSession("s3", "alice"), func(s *Session) { s.Node = "" }), wantErr: ErrInvalid},
+		{name: "fail/no-start", session: modified(testSession("s3", "alice"), func(s *Session) { s.Start = time.Time{} }), wantErr: ErrInvalid},
+		{name: "fail/negative-bytes", session: modified(testSession("s3", "alice"), func(s *Session) { s.BytesIn = -1 }), wantErr: ErrInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
