@@ -92,7 +92,7 @@ func Decode(buf []byte) (Command, error) {
 	if err := dec.Decode(cmd); err != nil {
 		return nil, fmt.Errorf("%w: command %d: %v", ErrCorruptCommand, t, err)
 	}
-	if dec.More() {
+	if rest := buf[headerLen+int(dec.InputOffset()):]; len(bytes.TrimSpace(rest)) != 0 {
 		return nil, fmt.Errorf("%w: command %d: trailing data", ErrCorruptCommand, t)
 	}
 	if err := cmd.Validate(); err != nil {

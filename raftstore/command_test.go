@@ -49,6 +49,7 @@ func TestDecode(t *testing.T) {
 		{name: "fail/unknown-type", buf: frame(unknown, commandVersion, `{}`), wantErr: ErrUnknownCommand},
 		{name: "fail/unknown-type-with-ignore-flag", buf: frame(unknown|IgnoreUnknownFlag, commandVersion, `{}`), wantErr: ErrUnknownCommand},
 		{name: "fail/trailing-data", buf: append(bytes.Clone(valid), " x"...), wantErr: ErrCorruptCommand},
+		{name: "fail/trailing-brace", buf: append(bytes.Clone(valid), "}"...), wantErr: ErrCorruptCommand},
 		{name: "fail/second-object", buf: append(bytes.Clone(valid), `{"Name":"dev"}`...), wantErr: ErrCorruptCommand},
 		{name: "fail/unknown-field", buf: frame(GroupDeleteType, commandVersion, `{"Name":"ops","Force":true}`), wantErr: ErrCorruptCommand},
 		{name: "fail/wrong-field-type", buf: frame(GroupDeleteType, commandVersion, `{"Name":5}`), wantErr: ErrCorruptCommand},

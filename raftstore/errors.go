@@ -36,7 +36,7 @@ var (
 	ErrRangeExhausted = errors.New("id range exhausted")
 )
 
-// errorCodes maps sentinels to stable codes so that an error travelling from
+// errorCodes maps stable codes to sentinels so that an error travelling from
 // the leader to a forwarding follower keeps its identity.
 var errorCodes = map[string]error{
 	"not_found":       ErrNotFound,
@@ -54,10 +54,17 @@ var errorCodes = map[string]error{
 	"range_exhausted": ErrRangeExhausted,
 }
 
-// ErrorCode returns the stable code of the first sentinel err wraps, or "".
+// errorCodeOrder fixes which code wins when an error wraps several sentinels:
+// the most specific first.
+var errorCodeOrder = []string{
+	"unknown_command", "corrupt_command", "future_version", "expired", "exhausted", "range_exhausted",
+	"not_found", "conflict", "invalid", "stale", "not_leader", "no_leader", "shutdown",
+}
+
+// ErrorCode returns the stable code of the sentinel err wraps, or "".
 func ErrorCode(err error) string {
-	for code, sentinel := range errorCodes {
-		if errors.Is(err, sentinel) {
+	for _, code := range errorCodeOrder {
+		if errors.Is(err, errorCodes[code]) {
 			return code
 		}
 	}

@@ -94,8 +94,14 @@ func (c *ClusterInit) apply(tx *writeTxn) (any, error) {
 	}
 	m := *cur
 	m.ClusterID, m.CreatedAt = c.ClusterID, c.Now
-	m.UIDNext, m.UIDEnd = max(c.UIDStart, m.UIDNext), c.UIDEnd
-	m.GIDNext, m.GIDEnd = max(c.GIDStart, m.GIDNext), c.GIDEnd
+	if cur.ModifyIndex == 0 {
+		// No number handed out yet: the configured ranges apply as given.
+		m.UIDNext, m.GIDNext = c.UIDStart, c.GIDStart
+	} else {
+		// Numbers were handed out before init: never go back below them.
+		m.UIDNext, m.GIDNext = max(c.UIDStart, m.UIDNext), max(c.GIDStart, m.GIDNext)
+	}
+	m.UIDEnd, m.GIDEnd = c.UIDEnd, c.GIDEnd
 	m.TLSCACert, m.TLSCAKeySealed = c.TLSCACert, c.TLSCAKeySealed
 	return m.ClusterID, putMetaTxn(tx, &m)
 }

@@ -17,6 +17,7 @@ func getOne[T any](s *State, ws memdb.WatchSet, table, index string, args ...any
 		return 0, nil, fmt.Errorf("read %s by %s: %w", table, index, err)
 	}
 	ws.Add(ch)
+	ws.Add(s.abandonCh)
 	idx := maxIndexTxn(tx, ws, table)
 	if raw == nil {
 		return idx, nil, nil
@@ -34,6 +35,7 @@ func getAll[T any](s *State, ws memdb.WatchSet, table, index string, args ...any
 		return 0, nil, fmt.Errorf("list %s by %s: %w", table, index, err)
 	}
 	ws.Add(it.WatchCh())
+	ws.Add(s.abandonCh)
 	var out []*T
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		out = append(out, raw.(*T))

@@ -23,10 +23,14 @@ type snapshotHeader struct {
 	Tables []string `json:"tables"`
 }
 
-// snapshotRecord is one row of one table.
+// snapshotRecord is one row of one table, or (End set) the trailer that
+// closes the stream with the number of rows written, so that a stream cut at
+// a record boundary is still detected.
 type snapshotRecord struct {
-	Table string          `json:"t"`
-	Row   json.RawMessage `json:"r"`
+	Table string          `json:"t,omitempty"`
+	Row   json.RawMessage `json:"r,omitempty"`
+	End   bool            `json:"end,omitempty"`
+	Rows  int             `json:"rows,omitempty"`
 }
 
 type fsmSnapshot struct {
@@ -49,6 +53,7 @@ func writeSnapshot(w io.Writer, tx *memdb.Txn) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	names := tableNames()
+	rows := 0
 	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Tables: names}); err != nil {
 		return fmt.Errorf("write snapshot header: %w", err)
 	}
@@ -65,7 +70,11 @@ func writeSnapshot(w io.Writer, tx *memdb.Txn) error {
 			if err := enc.Encode(snapshotRecord{Table: name, Row: row}); err != nil {
 				return fmt.Errorf("write snapshot row: %w", err)
 			}
+			rows++
 		}
+	}
+	if err := enc.Encode(snapshotRecord{End: true, Rows: rows}); err != nil {
+		return fmt.Errorf("write snapshot trailer: %w", err)
 	}
 	return bw.Flush()
 }
@@ -83,7 +92,7 @@ func readSnapshot(r io.Reader) (*State, error) {
 		return nil, fmt.Errorf("restore: read snapshot header: %w", err)
 	}
 	if hdr.Format == 0 {
-		return nil, fmt.Errorf("restore: not a rampart snapshot")
+		return nil, fmt.Errorf("restore: %w: not a rampart snapshot", ErrCorruptCommand)
 	}
 	if hdr.Format > snapshotFormat {
 		return nil, fmt.Errorf("restore: snapshot format %d: %w (this node reads up to %d)", hdr.Format, ErrFutureVersion, snapshotFormat)
@@ -95,14 +104,20 @@ func readSnapshot(r io.Reader) (*State, error) {
 	}
 	tx := st.db.Txn(true)
 	defer tx.Abort()
-	for {
+	for rows := 0; ; rows++ {
 		var rec snapshotRecord
 		err := dec.Decode(&rec)
 		if errors.Is(err, io.EOF) {
-			break
+			return nil, fmt.Errorf("restore: %w: snapshot ends without its trailer (truncated after %d rows)", ErrCorruptCommand, rows)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("restore: read record: %w", err)
+		}
+		if rec.End {
+			if rec.Rows != rows {
+				return nil, fmt.Errorf("restore: %w: trailer counts %d rows, stream had %d", ErrCorruptCommand, rec.Rows, rows)
+			}
+			break
 		}
 		def, ok := tables[rec.Table]
 		if !ok {

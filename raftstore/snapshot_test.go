@@ -203,6 +203,7 @@ func TestRestoreRefusals(t *testing.T) {
 		{name: "fail/record-of-unknown-table", stream: []byte(`{"rampart_snapshot":1,"tables":[]}` + "\n" + `{"t":"wormholes","r":{}}` + "\n"), wantErr: ErrFutureVersion},
 		{name: "fail/truncated-mid-record", stream: truncated},
 		{name: "fail/truncated-mid-header", stream: good[:10]},
+		{name: "fail/truncated-at-record-boundary", stream: withoutLastLine(good), wantErr: ErrCorruptCommand},
 		{name: "fail/empty-stream", stream: nil},
 		{name: "fail/not-a-snapshot", stream: []byte(`{"hello":"world"}`)},
 		{name: "fail/row-of-wrong-shape", stream: []byte(`{"rampart_snapshot":1,"tables":["users"]}` + "\n" + `{"t":"users","r":{"UID":"x"}}` + "\n")},
@@ -252,4 +253,10 @@ func TestPersistFailureCancelsSink(t *testing.T) {
 	if !sink.cancelled || sink.closed {
 		t.Fatalf("sink cancelled=%v closed=%v, want cancelled only", sink.cancelled, sink.closed)
 	}
+}
+
+// withoutLastLine drops the final line (the trailer) of a snapshot stream.
+func withoutLastLine(b []byte) []byte {
+	trimmed := bytes.TrimRight(b, "\n")
+	return trimmed[:bytes.LastIndexByte(trimmed, '\n')+1]
 }

@@ -128,11 +128,20 @@ func (c *UserUpsert) apply(tx *writeTxn) (any, error) {
 			}
 		}
 	}
+	if existing != nil && sameUser(existing.(*User), &u) {
+		return existing.(*User), nil // no-op: don't wake watchers
+	}
 	u.UpdatedAt, u.ModifyIndex = c.Now, tx.index
 	if err := tx.Insert(tableUsers, &u); err != nil {
 		return nil, fmt.Errorf("insert user %s: %w", u.ID, err)
 	}
 	return &u, tx.bump(tableUsers)
+}
+
+// sameUser reports whether an upsert would change nothing a reader sees.
+func sameUser(a, b *User) bool {
+	return a.Login == b.Login && a.Email == b.Email && a.UnixName == b.UnixName &&
+		a.UID == b.UID && a.Status == b.Status && slices.Equal(a.Groups, b.Groups)
 }
 
 // checkUniqueTxn refuses a write whose unique fields (given as index, value
