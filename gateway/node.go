@@ -329,4 +329,3 @@ func randomHex(nbytes int) string {
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%x", b)
 }
-

@@ -1,0 +1,342 @@
+package frontdoor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	gliderssh "github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/gateway/login"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// Permission extensions carrying the outer identity from authentication to
+// the session handlers (and, later, to the jump's inner connection).
+const (
+	extUserID         = "rampart-user-id"
+	extBindingExpires = "rampart-binding-expires"
+	extAuthMethod     = "rampart-auth"
+)
+
+// Defaults for Config.
+const (
+	DefaultAuthTimeout     = 10 * time.Minute
+	DefaultMaxPreauth      = 256
+	DefaultMaxPreauthPerIP = 16
+)
+
+// Config configures the front door.
+type Config struct {
+	// Addr is the listen address.
+	Addr string
+	// HostSigners are the node's host key and its host certificate; both are
+	// offered so that clients without certificate support can pin the key.
+	HostSigners []gossh.Signer
+	// JumpHost is what users put after -J (host or host:port) in the lines
+	// the greeting prints.
+	JumpHost string
+	// AuthTimeout bounds authentication when no device flow is running; a
+	// running device flow extends it to the device code's expiry.
+	AuthTimeout time.Duration
+	// MaxPreauth and MaxPreauthPerIP bound unauthenticated connections.
+	MaxPreauth, MaxPreauthPerIP int
+	// AdminGroup is the IdP group whose members may open the admin shell.
+	AdminGroup string
+}
+
+// DeviceFlow runs the OIDC device flow (login.Provider implements it).
+type DeviceFlow interface {
+	Start(ctx context.Context) (*login.DeviceAuth, error)
+	Wait(ctx context.Context, da *login.DeviceAuth) (*login.Identity, error)
+}
+
+// Auditor records audit events; it must not block.
+type Auditor interface {
+	Record(typ, actor string, fields map[string]string)
+}
+
+// Server is the SSH front door.
+type Server struct {
+	cfg     Config
+	logger  *slog.Logger
+	login   *login.Service
+	idp     DeviceFlow
+	state   func() *raftstore.State
+	audit   Auditor
+	limiter *preauthLimiter
+	srv     *gliderssh.Server
+	now     func() time.Time
+
+	mu sync.Mutex
+	ln net.Listener
+}
+
+// New builds the front door. state reads the local replica for the greeting.
+func New(cfg Config, svc *login.Service, idp DeviceFlow, state func() *raftstore.State, audit Auditor, logger *slog.Logger) *Server {
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = DefaultAuthTimeout
+	}
+	if cfg.MaxPreauth <= 0 {
+		cfg.MaxPreauth = DefaultMaxPreauth
+	}
+	if cfg.MaxPreauthPerIP <= 0 {
+		cfg.MaxPreauthPerIP = DefaultMaxPreauthPerIP
+	}
+	s := &Server{cfg: cfg, logger: logger, login: svc, idp: idp, state: state, audit: audit,
+		limiter: newPreauthLimiter(cfg.MaxPreauth, cfg.MaxPreauthPerIP), now: time.Now}
+	s.srv = &gliderssh.Server{
+		Addr:                 cfg.Addr,
+		HostSigners:          toGliderSigners(cfg.HostSigners),
+		Version:              "Rampart",
+		Handler:              s.handleSession,
+		ConnCallback:         s.acceptConn,
+		ServerConfigCallback: s.serverConfig,
+		// Only sessions for now: direct-tcpip (the jump) is refused until the
+		// jump proxy handles it; nothing is ever forwarded as plain bytes.
+		ChannelHandlers: map[string]gliderssh.ChannelHandler{"session": gliderssh.DefaultSessionHandler},
+	}
+	return s
+}
+
+func toGliderSigners(in []gossh.Signer) []gliderssh.Signer {
+	out := make([]gliderssh.Signer, len(in))
+	for i, s := range in {
+		out[i] = s
+	}
+	return out
+}
+
+// Serve accepts connections on ln until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	err := s.srv.Serve(ln)
+	if errors.Is(err, gliderssh.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops accepting and closes every connection.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// Addr is the address the server listens on (after Serve started).
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+type ctxKey struct{}
+
+// acceptConn admits a connection if the pre-auth limits allow it, and gives
+// it a deadline for authentication.
+func (s *Server) acceptConn(ctx gliderssh.Context, nc net.Conn) net.Conn {
+	ip := hostOf(nc.RemoteAddr())
+	if !s.limiter.acquire(ip) {
+		s.logger.Warn("refused connection: too many unauthenticated connections", "remote", ip)
+		return nil
+	}
+	tc := &trackedConn{Conn: nc, release: func() { s.limiter.release(ip) }}
+	_ = tc.SetDeadline(s.now().Add(s.cfg.AuthTimeout))
+	ctx.SetValue(ctxKey{}, &conn{s: s, tc: tc, remote: nc.RemoteAddr().String()})
+	return tc
+}
+
+// serverConfig builds the per-connection SSH configuration whose callbacks
+// are the methods of that connection's state.
+func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
+	c, _ := ctx.Value(ctxKey{}).(*conn)
+	cfg := &gossh.ServerConfig{
+		MaxAuthTries: 6,
+		// gliderlabs sets NoClientAuth when none of its own handlers is set,
+		// and ours are set here instead: refuse "none" explicitly.
+		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {
+			return nil, errors.New("authentication required")
+		},
+	}
+	if c == nil {
+		// Not admitted through acceptConn: admit nobody.
+		cfg.PublicKeyCallback = func(gossh.ConnMetadata, gossh.PublicKey) (*gossh.Permissions, error) {
+			return nil, errors.New("refused")
+		}
+		return cfg
+	}
+	cfg.PreAuthConnCallback = func(p gossh.ServerPreAuthConn) { c.preauth = p }
+	cfg.PublicKeyCallback = c.offeredKey
+	cfg.VerifiedPublicKeyCallback = c.verifiedKey
+	cfg.KeyboardInteractiveCallback = c.keyboardInteractive
+	return cfg
+}
+
+// conn is one connection's authentication state; its methods are the SSH
+// callbacks.
+type conn struct {
+	s       *Server
+	tc      *trackedConn
+	remote  string
+	preauth gossh.ServerPreAuthConn
+
+	// key is the verified key awaiting a device flow, bound when it succeeds.
+	key gossh.PublicKey
+	// deviceFlowRan is set once: a connection gets one browser sign-in, so a
+	// client retrying keyboard-interactive after a denial does not start more.
+	deviceFlowRan bool
+}
+
+// offeredKey accepts any key for the signature check; what the key is worth
+// is decided once its possession is proven, in verifiedKey.
+func (c *conn) offeredKey(gossh.ConnMetadata, gossh.PublicKey) (*gossh.Permissions, error) {
+	return nil, nil
+}
+
+// verifiedKey admits a key bound to an active user; any other key moves on
+// to keyboard-interactive, where the device flow binds it.
+func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+	user, b, err := c.s.login.BoundUser(key)
+	switch {
+	case errors.Is(err, login.ErrUserDisabled):
+		c.s.logger.Warn("refused bound key of a disabled user", "remote", c.remote, "key", gossh.FingerprintSHA256(key))
+		c.s.audit.Record("login.refused", "", map[string]string{"reason": "user disabled", "key": gossh.FingerprintSHA256(key), "remote": c.remote})
+		return nil, &gossh.BannerError{Err: err, Message: "Rampart: " + err.Error() + "\r\n"}
+	case errors.Is(err, raftstore.ErrStaleRead):
+		c.s.logger.Warn("refused login: replica is stale", "remote", c.remote)
+		return nil, &gossh.BannerError{Err: err, Message: "Rampart: this bastion node cannot reach its cluster right now; try another node or try again shortly.\r\n"}
+	case err != nil:
+		c.s.logger.Error("bound key lookup failed", "remote", c.remote, "err", err)
+		return nil, err
+	case user != nil:
+		c.s.audit.Record("login", user.Login, map[string]string{"method": "bound-key", "key": b.Fingerprint, "remote": c.remote, "ssh_user": meta.User()})
+		return c.admit(user, b.ExpiresAt, "bound-key"), nil
+	}
+	c.key = key
+	return nil, &gossh.PartialSuccessError{Next: gossh.ServerAuthCallbacks{KeyboardInteractiveCallback: c.keyboardInteractive}}
+}
+
+// admit marks the connection authenticated and returns its permissions.
+func (c *conn) admit(u *raftstore.User, bindingExpires time.Time, method string) *gossh.Permissions {
+	c.tc.done()
+	_ = c.tc.SetDeadline(time.Time{})
+	exp := ""
+	if !bindingExpires.IsZero() {
+		exp = bindingExpires.UTC().Format(time.RFC3339)
+	}
+	return &gossh.Permissions{Extensions: map[string]string{extUserID: u.ID, extBindingExpires: exp, extAuthMethod: method}}
+}
+
+// keyboardInteractive runs the OIDC device flow: a QR code in a banner, the
+// URL and code in one info request with no prompts, then it polls the IdP.
+func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
+	if c.deviceFlowRan {
+		return nil, errors.New("sign-in already attempted on this connection")
+	}
+	c.deviceFlowRan = true
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.AuthTimeout)
+	defer cancel()
+	fail := func(err error, reason string) (*gossh.Permissions, error) {
+		c.s.audit.Record("login.failed", "", map[string]string{"reason": reason, "remote": c.remote})
+		return nil, &gossh.BannerError{Err: err, Message: "Rampart: " + userMessage(err) + "\r\n"}
+	}
+	da, err := c.s.idp.Start(ctx)
+	if err != nil {
+		return fail(err, "device authorization failed")
+	}
+	if !safePrompt(da.VerificationURIComplete) || !safePrompt(da.VerificationURI) || !safePrompt(da.UserCode) {
+		c.s.logger.Error("identity provider returned a verification URI or user code that is not plain printable ASCII")
+		return fail(login.ErrIdPUnavailable, "unsafe device authorization response")
+	}
+	if !da.Expiry.IsZero() {
+		ctx2, cancel2 := context.WithDeadline(ctx, da.Expiry.Add(5*time.Second))
+		defer cancel2()
+		ctx = ctx2
+		_ = c.tc.SetDeadline(da.Expiry.Add(30 * time.Second))
+	}
+	if c.preauth != nil {
+		if qr := qrBanner(da.VerificationURIComplete); qr != "" {
+			_ = c.preauth.SendAuthBanner(qr)
+		}
+	}
+	if _, err := challenge("", deviceInstruction(da, c.s.now()), nil, nil); err != nil {
+		return nil, err
+	}
+	id, err := c.s.idp.Wait(ctx, da)
+	if err != nil {
+		return fail(err, "device flow: "+err.Error())
+	}
+	user, err := c.s.login.Provision(ctx, id)
+	if err != nil {
+		c.s.logger.Warn("sign-in refused", "user", id.Login, "err", err)
+		return fail(err, "provisioning refused")
+	}
+	var expires time.Time
+	method := "device-flow"
+	if c.key != nil {
+		b, err := c.s.login.Bind(ctx, user, c.key, login.BindInfo{ClientVersion: string(meta.ClientVersion()), SourceAddr: c.remote})
+		if err != nil {
+			c.s.logger.Error("binding key failed", "user", user.Login, "err", err)
+			return fail(err, "binding failed")
+		}
+		expires, method = b.ExpiresAt, "device-flow+bind"
+	}
+	c.s.audit.Record("login", user.Login, map[string]string{"method": method, "remote": c.remote, "ssh_user": meta.User(), "unix_name": user.UnixName})
+	c.s.logger.Info("signed in", "user", user.Login, "unix_name", user.UnixName, "method", method, "remote", c.remote)
+	return c.admit(user, expires, method), nil
+}
+
+// userMessage is what the person sees for err: the sentinel messages of the
+// login package are written for them; anything else stays in the log.
+func userMessage(err error) string {
+	for _, known := range []error{login.ErrIdPUnavailable, login.ErrDenied, login.ErrCodeExpired, login.ErrBadToken, login.ErrUserDisabled} {
+		if errors.Is(err, known) {
+			return known.Error()
+		}
+	}
+	if errors.Is(err, login.ErrBadIdentity) {
+		return err.Error()
+	}
+	if errors.Is(err, raftstore.ErrNoLeader) || errors.Is(err, raftstore.ErrStaleRead) {
+		return "the bastion cluster is not available right now; try again shortly."
+	}
+	return "sign-in failed; ask an administrator to check the bastion's log."
+}
+
+// safePrompt admits printable ASCII only: OpenSSH prints the instruction with
+// its own escaping and cuts it at about 1 KiB.
+func safePrompt(s string) bool {
+	if s == "" || len(s) > 400 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// deviceInstruction is the keyboard-interactive instruction: plain ASCII,
+// well under 1000 bytes.
+func deviceInstruction(da *login.DeviceAuth, now time.Time) string {
+	var b strings.Builder
+	b.WriteString("Rampart sign-in. Open this link in a browser and approve:\r\n  ")
+	b.WriteString(da.VerificationURIComplete)
+	b.WriteString("\r\nor go to ")
+	b.WriteString(da.VerificationURI)
+	b.WriteString(" and enter the code: ")
+	b.WriteString(da.UserCode)
+	if !da.Expiry.IsZero() {
+		fmt.Fprintf(&b, "\r\nThe code expires in %s. Waiting for approval...", da.Expiry.Sub(now).Round(time.Second))
+	}
+	return b.String()
+}

@@ -1,0 +1,148 @@
+package frontdoor
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	gliderssh "github.com/gliderlabs/ssh"
+
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// Whoami is what `ssh bastion whoami --json` prints, one line.
+type Whoami struct {
+	Login          string        `json:"login"`
+	Email          string        `json:"email,omitempty"`
+	UnixName       string        `json:"unix_name"`
+	UID            uint32        `json:"uid"`
+	Groups         []string      `json:"groups"`
+	Admin          bool          `json:"admin"`
+	BindingExpires string        `json:"binding_expires,omitempty"`
+	Servers        []Destination `json:"servers"`
+}
+
+// Destination is a server the user may reach, with the exact command.
+type Destination struct {
+	Name    string `json:"name"`
+	Project string `json:"project"`
+	Command string `json:"command"`
+}
+
+// handleSession answers a session on the front door: the greeting, whoami,
+// or (for the admin user name) the admin shell.
+func (s *Server) handleSession(sess gliderssh.Session) {
+	ext := sess.Permissions().Extensions
+	user, err := s.login.ActiveUser(ext[extUserID])
+	if err != nil {
+		fmt.Fprintf(sess.Stderr(), "Rampart: %s\r\n", userMessage(err))
+		_ = sess.Exit(1)
+		return
+	}
+	if sess.User() == "admin" {
+		s.adminSession(sess, user)
+		return
+	}
+	who, err := s.whoami(user, ext[extBindingExpires])
+	if err != nil {
+		s.logger.Error("greeting failed", "user", user.Login, "err", err)
+		fmt.Fprintln(sess.Stderr(), "Rampart: cannot list your servers right now; try again shortly.")
+		_ = sess.Exit(1)
+		return
+	}
+	args := sess.Command()
+	switch {
+	case len(args) == 0:
+		writeGreeting(sess, who)
+		_ = sess.Exit(0)
+	case args[0] == "whoami" && len(args) == 1:
+		writeGreeting(sess, who)
+		_ = sess.Exit(0)
+	case args[0] == "whoami" && len(args) == 2 && args[1] == "--json":
+		b, _ := json.Marshal(who)
+		fmt.Fprintf(sess, "%s\n", b)
+		_ = sess.Exit(0)
+	default:
+		fmt.Fprintf(sess.Stderr(), "Rampart: unknown command %q. Try `whoami` or `whoami --json`, or reach a server with ssh -J.\n", strings.Join(args, " "))
+		_ = sess.Exit(2)
+	}
+}
+
+// adminSession is the entry to the admin shell. Only members of the admin
+// group get in; the shell's commands arrive with the admin shell work.
+func (s *Server) adminSession(sess gliderssh.Session, user *raftstore.User) {
+	if s.cfg.AdminGroup == "" || !contains(user.Groups, s.cfg.AdminGroup) {
+		s.audit.Record("admin.refused", user.Login, map[string]string{"reason": "not in admin group"})
+		fmt.Fprintf(sess.Stderr(), "Rampart: %s is not an administrator (not in group %q).\n", user.Login, s.cfg.AdminGroup)
+		_ = sess.Exit(1)
+		return
+	}
+	fmt.Fprintln(sess.Stderr(), "Rampart: the admin shell is not available in this release.")
+	_ = sess.Exit(1)
+}
+
+// whoami gathers who the user is and where they may go.
+func (s *Server) whoami(u *raftstore.User, bindingExpires string) (*Whoami, error) {
+	w := &Whoami{Login: u.Login, Email: u.Email, UnixName: u.UnixName, UID: u.UID, Groups: u.Groups,
+		Admin: s.cfg.AdminGroup != "" && contains(u.Groups, s.cfg.AdminGroup), BindingExpires: bindingExpires, Servers: []Destination{}}
+	if w.Groups == nil {
+		w.Groups = []string{}
+	}
+	st := s.state()
+	_, grants, err := st.UserProjects(nil, u)
+	if err != nil {
+		return nil, err
+	}
+	projects := map[string]bool{}
+	for _, g := range grants {
+		projects[g.Project] = true
+	}
+	for p := range projects {
+		_, servers, err := st.ServersByProject(nil, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, srv := range servers {
+			w.Servers = append(w.Servers, Destination{Name: srv.Name, Project: p,
+				Command: fmt.Sprintf("ssh -J %s %s@%s", s.cfg.JumpHost, u.UnixName, srv.Name)})
+		}
+	}
+	sort.Slice(w.Servers, func(i, j int) bool { return w.Servers[i].Name < w.Servers[j].Name })
+	return w, nil
+}
+
+func writeGreeting(out io.Writer, w *Whoami) {
+	fmt.Fprintf(out, "Signed in to Rampart as %s", w.Login)
+	if w.Email != "" && w.Email != w.Login {
+		fmt.Fprintf(out, " <%s>", w.Email)
+	}
+	fmt.Fprintf(out, "\r\n  unix name:  %s (uid %d)\r\n", w.UnixName, w.UID)
+	fmt.Fprintf(out, "  groups:     %s\r\n", strings.Join(w.Groups, ", "))
+	if w.BindingExpires != "" {
+		fmt.Fprintf(out, "  key bound until %s\r\n", w.BindingExpires)
+	} else {
+		fmt.Fprintf(out, "  no key bound (you signed in without an SSH key)\r\n")
+	}
+	if len(w.Servers) == 0 {
+		fmt.Fprintf(out, "\r\nNo servers are available to you yet.\r\n")
+		return
+	}
+	fmt.Fprintf(out, "\r\nServers you may reach:\r\n")
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	for _, d := range w.Servers {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\r\n", d.Name, d.Project, d.Command)
+	}
+	_ = tw.Flush()
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

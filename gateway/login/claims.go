@@ -1,0 +1,121 @@
+package login
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// ClaimMapping says which ID token claims carry what. A path with dots
+// descends into nested objects ("realm_access.roles").
+type ClaimMapping struct {
+	Username   string
+	Email      string
+	Groups     string
+	AdminGroup string
+}
+
+// withDefaults fills empty fields with the usual claim names.
+func (m ClaimMapping) withDefaults() ClaimMapping {
+	if m.Username == "" {
+		m.Username = "preferred_username"
+	}
+	if m.Email == "" {
+		m.Email = "email"
+	}
+	if m.Groups == "" {
+		m.Groups = "groups"
+	}
+	return m
+}
+
+// Identity is who the IdP says a person is.
+type Identity struct {
+	Issuer  string
+	Subject string
+	Login   string
+	Email   string
+	Groups  []string
+	// Admin is true when Groups holds the configured admin group.
+	Admin bool
+}
+
+// maxGroupLen bounds a group name taken from the IdP.
+const maxGroupLen = 128
+
+// Map extracts an Identity from verified ID token claims. A missing or
+// non-string username claim is an error; groups that are not safe names are
+// dropped and logged, never passed on.
+func (m ClaimMapping) Map(issuer, subject string, claims map[string]any, logger *slog.Logger) (*Identity, error) {
+	m = m.withDefaults()
+	id := &Identity{Issuer: issuer, Subject: subject}
+	if subject == "" {
+		return nil, fmt.Errorf("ID token has no subject")
+	}
+	login, ok := lookupClaim(claims, m.Username).(string)
+	if !ok || login == "" {
+		return nil, fmt.Errorf("ID token has no %q claim (the configured username claim)", m.Username)
+	}
+	id.Login = login
+	if email, ok := lookupClaim(claims, m.Email).(string); ok {
+		id.Email = email
+	}
+	switch gs := lookupClaim(claims, m.Groups).(type) {
+	case nil:
+	case []any:
+		for _, g := range gs {
+			name, ok := g.(string)
+			if !ok || !safeGroupName(name) {
+				logger.Warn("dropping unusable group from ID token", "user", login, "group", fmt.Sprintf("%q", fmt.Sprint(g)))
+				continue
+			}
+			id.Groups = append(id.Groups, name)
+		}
+	case string:
+		if safeGroupName(gs) {
+			id.Groups = []string{gs}
+		}
+	default:
+		logger.Warn("groups claim is neither a list nor a string", "user", login, "claim", m.Groups)
+	}
+	for _, g := range id.Groups {
+		if m.AdminGroup != "" && g == m.AdminGroup {
+			id.Admin = true
+		}
+	}
+	return id, nil
+}
+
+// lookupClaim follows a dotted path into nested claim objects. A claim whose
+// own name contains dots is found too, before descending.
+func lookupClaim(claims map[string]any, path string) any {
+	if v, ok := claims[path]; ok {
+		return v
+	}
+	head, rest, found := strings.Cut(path, ".")
+	if !found {
+		return nil
+	}
+	sub, ok := claims[head].(map[string]any)
+	if !ok {
+		return nil
+	}
+	return lookupClaim(sub, rest)
+}
+
+// safeGroupName admits printable names without control characters, of a
+// sane length. Group names reach grants and, through the agent, /etc/group
+// (where the agent applies the stricter POSIX rules).
+func safeGroupName(s string) bool {
+	if s == "" || len(s) > maxGroupLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == ',' || r == ':' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,156 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// DefaultBindingTTL is how long a key stays bound after a browser sign-in.
+const DefaultBindingTTL = 8 * time.Hour
+
+// ErrUserDisabled: the user exists but is disabled or deleted.
+var ErrUserDisabled = errors.New("your account is disabled; ask an administrator")
+
+// Store is what sign-in needs of the replicated store.
+type Store interface {
+	State() *raftstore.State
+	Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
+	CheckFresh() error
+}
+
+// Service turns identities into users and keys into bindings.
+type Service struct {
+	store      Store
+	logger     *slog.Logger
+	bindingTTL time.Duration
+	now        func() time.Time
+}
+
+// NewService returns a Service; ttl 0 means DefaultBindingTTL.
+func NewService(store Store, ttl time.Duration, logger *slog.Logger) *Service {
+	if ttl <= 0 {
+		ttl = DefaultBindingTTL
+	}
+	return &Service{store: store, logger: logger, bindingTTL: ttl, now: time.Now}
+}
+
+// BindingTTL is how long new bindings last.
+func (s *Service) BindingTTL() time.Duration { return s.bindingTTL }
+
+// BoundUser returns the active user a key is bound to, with the binding, or
+// nil when the key is not bound (or its binding expired). A key bound to a
+// disabled or deleted user is refused with ErrUserDisabled. The local replica
+// must be fresh: a partitioned follower does not let a revoked key in.
+func (s *Service) BoundUser(key ssh.PublicKey) (*raftstore.User, *raftstore.Binding, error) {
+	if err := s.store.CheckFresh(); err != nil {
+		return nil, nil, err
+	}
+	st := s.store.State()
+	_, b, err := st.LiveBinding(nil, ssh.FingerprintSHA256(key), s.now())
+	if err != nil || b == nil {
+		return nil, nil, err
+	}
+	u, err := s.ActiveUser(b.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, b, nil
+}
+
+// ActiveUser returns the user if it exists and is active.
+func (s *Service) ActiveUser(id string) (*raftstore.User, error) {
+	_, u, err := s.store.State().UserByID(nil, id)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, fmt.Errorf("user %s: %w", id, raftstore.ErrNotFound)
+	}
+	if u.Status != raftstore.UserActive {
+		return nil, ErrUserDisabled
+	}
+	return u, nil
+}
+
+// Provision creates the user on first sign-in, or refreshes login, email and
+// groups on later ones. The unix name is derived once and never changes.
+func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User, error) {
+	st := s.store.State()
+	_, existing, err := st.UserByID(nil, id.Subject)
+	if err != nil {
+		return nil, err
+	}
+	u := raftstore.User{ID: id.Subject, Login: id.Login, Email: id.Email, Groups: id.Groups, Status: raftstore.UserActive}
+	if existing != nil {
+		if existing.Status != raftstore.UserActive {
+			return nil, ErrUserDisabled
+		}
+		u.UnixName, u.UID, u.Status = existing.UnixName, existing.UID, existing.Status
+		return s.upsert(ctx, u)
+	}
+	base, err := BaseUnixName(id.Login)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadIdentity, err)
+	}
+	// Another node may hand out the same name at the same moment: the FSM
+	// refuses the second with a conflict, and we look again.
+	for attempt := 0; attempt < 3; attempt++ {
+		u.UnixName, err = ResolveCollision(base, func(name string) (bool, error) {
+			_, other, err := s.store.State().UserByUnixName(nil, name)
+			return other != nil && other.ID != id.Subject, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadIdentity, err)
+		}
+		user, err := s.upsert(ctx, u)
+		if !errors.Is(err, raftstore.ErrConflict) {
+			return user, err
+		}
+		s.logger.Warn("unix name taken concurrently; retrying", "user", id.Login, "unix_name", u.UnixName, "err", err)
+	}
+	return nil, fmt.Errorf("%w: could not allocate a unix name for %q", ErrBadIdentity, id.Login)
+}
+
+func (s *Service) upsert(ctx context.Context, u raftstore.User) (*raftstore.User, error) {
+	res, err := s.store.Apply(ctx, &raftstore.UserUpsert{User: u, EnsureGroups: true, Now: s.now().UTC()})
+	if err != nil {
+		return nil, err
+	}
+	var stored raftstore.User
+	if err := res.Decode(&stored); err != nil {
+		return nil, err
+	}
+	return &stored, nil
+}
+
+// BindInfo describes the client a binding is made for.
+type BindInfo struct {
+	ClientVersion string
+	SourceAddr    string
+}
+
+// Bind binds key to user for the binding TTL.
+func (s *Service) Bind(ctx context.Context, user *raftstore.User, key ssh.PublicKey, info BindInfo) (*raftstore.Binding, error) {
+	now := s.now().UTC()
+	b := raftstore.Binding{
+		Fingerprint: ssh.FingerprintSHA256(key), UserID: user.ID, PublicKey: string(ssh.MarshalAuthorizedKey(key)),
+		ClientVersion: info.ClientVersion, SourceAddr: info.SourceAddr, CreatedAt: now, ExpiresAt: now.Add(s.bindingTTL),
+	}
+	b.PublicKey = b.PublicKey[:len(b.PublicKey)-1] // MarshalAuthorizedKey ends in a newline
+	res, err := s.store.Apply(ctx, &raftstore.BindingUpsert{Binding: b, Now: now})
+	if err != nil {
+		return nil, err
+	}
+	var stored raftstore.Binding
+	if err := res.Decode(&stored); err != nil {
+		return nil, err
+	}
+	return &stored, nil
+}
