@@ -28,8 +28,10 @@ type testCluster struct {
 	ca   *gwca.TLSCA
 	opts []func(*Config)
 
-	// nodes holds every node opened, in order; stopped marks those closed.
+	// nodes holds every node opened, in order; joined marks those in the
+	// raft configuration and stopped those closed.
 	nodes   []*Store
+	joined  map[*Store]bool
 	stopped map[*Store]bool
 }
 
@@ -43,11 +45,12 @@ func newTestCluster(tb testing.TB, n int, opts ...func(*Config)) *testCluster {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := &testCluster{tb: tb, ca: tca, opts: opts, stopped: map[*Store]bool{}}
+	c := &testCluster{tb: tb, ca: tca, opts: opts, joined: map[*Store]bool{}, stopped: map[*Store]bool{}}
 	first := c.openNode("node-0")
 	if err := first.Bootstrap(); err != nil {
 		tb.Fatalf("bootstrap: %v", err)
 	}
+	c.joined[first] = true
 	eventually(tb, "node-0 leads its one-node cluster", func() error {
 		if !first.IsLeader() {
 			return errors.New("not leader yet")
@@ -82,6 +85,7 @@ func (c *testCluster) join(s *Store) {
 	if err := leader.AddVoter(ctx, s.NodeID(), s.cfg.AdvertiseAddr); err != nil {
 		c.tb.Fatalf("add voter %s: %v", s.NodeID(), err)
 	}
+	c.joined[s] = true
 	eventually(c.tb, s.NodeID()+" follows the leader", func() error {
 		if id, _ := s.Leader(); id != leader.NodeID() {
 			return fmt.Errorf("%s sees leader %q, want %q", s.NodeID(), id, leader.NodeID())
@@ -90,7 +94,7 @@ func (c *testCluster) join(s *Store) {
 	})
 }
 
-// stop closes s; stopping a node twice is a no-op.
+// stop closes s, which then counts as gone; stopping a node twice is a no-op.
 func (c *testCluster) stop(s *Store) {
 	if c.stopped[s] {
 		return
@@ -101,11 +105,12 @@ func (c *testCluster) stop(s *Store) {
 	}
 }
 
-// live returns the nodes not stopped, in the order they were opened.
+// live returns the nodes joined and not stopped, in the order they were
+// opened.
 func (c *testCluster) live() []*Store {
 	var out []*Store
 	for _, s := range c.nodes {
-		if !c.stopped[s] {
+		if c.joined[s] && !c.stopped[s] {
 			out = append(out, s)
 		}
 	}
