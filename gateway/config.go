@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/rampart-ssh/rampart/gateway/devidp"
 )
 
 // Config is rampartd's configuration: one struct, loaded by viper from a YAML
@@ -32,6 +34,54 @@ type Config struct {
 	KEKFile string `mapstructure:"kek_file"`
 	KEK     string `mapstructure:"kek"`
 	Log     Log    `mapstructure:"log"`
+	SSH     SSH    `mapstructure:"ssh"`
+	OIDC    OIDC   `mapstructure:"oidc"`
+	Login   Login  `mapstructure:"login"`
+	DevIdP  DevIdP `mapstructure:"dev_idp"`
+}
+
+// SSH configures the front door.
+type SSH struct {
+	// JumpHost is what users type after -J; default: the advertised SSH
+	// address.
+	JumpHost string `mapstructure:"jump_host"`
+	// HostNames are extra names put in the node's host certificate (DNS names
+	// users type); the node's IPs are always in it.
+	HostNames []string `mapstructure:"host_names"`
+	// AuthTimeout bounds authentication (a running device flow extends it to
+	// the device code's lifetime).
+	AuthTimeout time.Duration `mapstructure:"auth_timeout"`
+	// MaxPreauth and MaxPreauthPerIP bound unauthenticated connections.
+	MaxPreauth      int `mapstructure:"max_preauth"`
+	MaxPreauthPerIP int `mapstructure:"max_preauth_per_ip"`
+}
+
+// OIDC names the identity provider and how its claims map to users.
+type OIDC struct {
+	Issuer        string   `mapstructure:"issuer"`
+	ClientID      string   `mapstructure:"client_id"`
+	ClientSecret  string   `mapstructure:"client_secret"`
+	Scopes        []string `mapstructure:"scopes"`
+	UsernameClaim string   `mapstructure:"username_claim"`
+	EmailClaim    string   `mapstructure:"email_claim"`
+	GroupsClaim   string   `mapstructure:"groups_claim"`
+	AdminGroup    string   `mapstructure:"admin_group"`
+}
+
+// Login configures sign-in.
+type Login struct {
+	// BindingTTL is how long a key stays bound after a browser sign-in.
+	BindingTTL time.Duration `mapstructure:"binding_ttl"`
+}
+
+// DevIdP runs the embedded development identity provider (dev mode only).
+type DevIdP struct {
+	Enabled bool   `mapstructure:"enabled"`
+	Listen  string `mapstructure:"listen"`
+	// ForceNonLoopback allows the dev IdP (and a dev node) on addresses other
+	// machines can reach. Never do this with real users.
+	ForceNonLoopback bool          `mapstructure:"force_non_loopback"`
+	Config           devidp.Config `mapstructure:",squash"`
 }
 
 // Addresses are the node's three ports.
@@ -63,25 +113,51 @@ type Log struct {
 
 // defaults lists every key, so that viper also reads it from the environment.
 var defaults = map[string]any{
-	"node_id":           "",
-	"data_dir":          "/var/lib/rampart",
-	"dev":               false,
-	"listen.ssh":        "0.0.0.0:22",
-	"listen.api":        "0.0.0.0:8443",
-	"listen.raft":       "0.0.0.0:8300",
-	"advertise.ssh":     "",
-	"advertise.api":     "",
-	"advertise.raft":    "",
-	"cluster.bootstrap": false,
-	"cluster.join":      "",
-	"cluster.join_file": "",
-	"cluster.max_stale": "10s",
-	"cluster.uid_range": "60001-62999",
-	"cluster.gid_range": "63001-65533",
-	"kek_file":          "",
-	"kek":               "",
-	"log.level":         "info",
-	"log.format":        "text",
+	"node_id":                      "",
+	"data_dir":                     "/var/lib/rampart",
+	"dev":                          false,
+	"listen.ssh":                   "0.0.0.0:22",
+	"listen.api":                   "0.0.0.0:8443",
+	"listen.raft":                  "0.0.0.0:8300",
+	"advertise.ssh":                "",
+	"advertise.api":                "",
+	"advertise.raft":               "",
+	"cluster.bootstrap":            false,
+	"cluster.join":                 "",
+	"cluster.join_file":            "",
+	"cluster.max_stale":            "10s",
+	"cluster.uid_range":            "60001-62999",
+	"cluster.gid_range":            "63001-65533",
+	"kek_file":                     "",
+	"kek":                          "",
+	"log.level":                    "info",
+	"log.format":                   "text",
+	"ssh.jump_host":                "",
+	"ssh.host_names":               []string{},
+	"ssh.auth_timeout":             "10m",
+	"ssh.max_preauth":              256,
+	"ssh.max_preauth_per_ip":       16,
+	"oidc.issuer":                  "",
+	"oidc.client_id":               "",
+	"oidc.client_secret":           "",
+	"oidc.scopes":                  []string{"openid", "profile", "email", "groups"},
+	"oidc.username_claim":          "preferred_username",
+	"oidc.email_claim":             "email",
+	"oidc.groups_claim":            "groups",
+	"oidc.admin_group":             "rampart-admins",
+	"login.binding_ttl":            "8h",
+	"dev_idp.enabled":              false,
+	"dev_idp.listen":               "127.0.0.1:5556",
+	"dev_idp.force_non_loopback":   false,
+	"dev_idp.issuer":               "",
+	"dev_idp.clients":              []map[string]any{},
+	"dev_idp.users":                []map[string]any{},
+	"dev_idp.device_code_ttl":      "5m",
+	"dev_idp.poll_interval":        "2s",
+	"dev_idp.slow_down_polls":      0,
+	"dev_idp.allow_non_loopback":   false,
+	"dev_idp.claim_names.username": "",
+	"dev_idp.claim_names.groups":   "",
 }
 
 // devDefaults replace some defaults when --dev is given.
@@ -91,6 +167,16 @@ var devDefaults = map[string]any{
 	"listen.api":        "127.0.0.1:8443",
 	"listen.raft":       "127.0.0.1:8300",
 	"cluster.bootstrap": true,
+	"dev_idp.enabled":   true,
+	"dev_idp.issuer":    "http://127.0.0.1:5556",
+	"dev_idp.clients":   []map[string]any{{"id": "rampart"}},
+	"dev_idp.users": []map[string]any{
+		{"username": "alice", "password": "alice", "email": "alice@example.com", "groups": []string{"engineering", "rampart-admins"}},
+		{"username": "bob", "password": "bob", "email": "bob@example.com", "groups": []string{"engineering"}},
+	},
+	"oidc.issuer":    "http://127.0.0.1:5556",
+	"oidc.client_id": "rampart",
+	"ssh.jump_host":  "localhost:2222",
 }
 
 // Flags declares rampartd's flags on fs.
@@ -211,6 +297,41 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format %q: use text or json", c.Log.Format)
+	}
+	if c.OIDC.Issuer == "" || c.OIDC.ClientID == "" {
+		bad("oidc.issuer and oidc.client_id are required: they name the identity provider people sign in with")
+	}
+	if c.Login.BindingTTL < time.Minute || c.Login.BindingTTL > 30*24*time.Hour {
+		bad("login.binding_ttl %s: must be between 1m and 720h", c.Login.BindingTTL)
+	}
+	if c.SSH.AuthTimeout < time.Minute {
+		bad("ssh.auth_timeout %s: must be at least 1m (people need time to approve in a browser)", c.SSH.AuthTimeout)
+	}
+	if c.SSH.MaxPreauth < 1 || c.SSH.MaxPreauthPerIP < 1 || c.SSH.MaxPreauthPerIP > c.SSH.MaxPreauth {
+		bad("ssh.max_preauth (%d) and ssh.max_preauth_per_ip (%d) must be positive, per-IP not above the total", c.SSH.MaxPreauth, c.SSH.MaxPreauthPerIP)
+	}
+	if c.DevIdP.Enabled {
+		if !c.Dev {
+			bad("dev_idp.enabled is only allowed with dev: true; production nodes use a real identity provider")
+		}
+		if err := checkHostPort(c.DevIdP.Listen, false); err != nil {
+			bad("dev_idp.listen: %v", err)
+		}
+		if c.DevIdP.Config.Issuer == "" {
+			bad("dev_idp.issuer is empty")
+		}
+	}
+	if c.Dev && !c.DevIdP.ForceNonLoopback {
+		for name, addr := range map[string]string{"listen.ssh": c.Listen.SSH, "listen.api": c.Listen.API, "listen.raft": c.Listen.Raft, "dev_idp.listen": c.DevIdP.Listen} {
+			if name == "dev_idp.listen" && !c.DevIdP.Enabled {
+				continue
+			}
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() {
+					bad("%s %s is not a loopback address: dev mode (and its dev IdP, which signs in anyone with a dev password) stays on loopback unless dev_idp.force_non_loopback is set", name, addr)
+				}
+			}
+		}
 	}
 	if len(errs) == 0 {
 		return nil

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"crypto/rand"
+	"encoding/pem"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -90,3 +91,5 @@ func (d dataDir) nodeID(configured string) (string, error) {
 	}
 	return s, d.writeFile([]byte(s+"\n"), "node-id")
 }
+
+func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -30,7 +31,11 @@ type Node struct {
 	tls    *ca.NodeTLS
 	store  *raftstore.Store
 	api    *http.Server
-	now    func() time.Time
+	ssh    *frontdoor.Server
+	audit  *auditWriter
+	// stopBackground ends the node's background workers (the audit writer).
+	stopBackground context.CancelFunc
+	now            func() time.Time
 }
 
 // Run starts a node and serves until ctx ends, then stops it cleanly. Messages
@@ -83,12 +88,34 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	}
-	n.logger.Info("node started", "raft", n.advertise().Raft, "api", n.advertise().API)
+	bg, cancel := context.WithCancel(context.Background())
+	n.stopBackground = cancel
+	n.audit = newAuditWriter(n.store, n.logger)
+	go n.audit.run(bg)
+	if n.cfg.DevIdP.Enabled {
+		if err := n.startDevIdP(bg); err != nil {
+			return err
+		}
+	}
+	if err := n.startFrontDoor(ctx); err != nil {
+		return err
+	}
+	if n.cfg.Dev {
+		n.printDevWelcome()
+	}
+	n.logger.Info("node started", "raft", n.advertise().Raft, "api", n.advertise().API, "ssh", n.advertise().SSH)
 	return nil
 }
 
 func (n *Node) stop() error {
 	var errs []error
+	if n.ssh != nil {
+		errs = append(errs, n.ssh.Close())
+	}
+	if n.stopBackground != nil {
+		n.stopBackground()
+		<-n.audit.done
+	}
 	if n.api != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -198,6 +198,16 @@ type Result struct {
 	value []byte
 }
 
+// NewResult builds a Result from a value, as the leader does (callers that
+// apply commands without raft, such as tests and tools, use it).
+func NewResult(index uint64, value any) (*Result, error) {
+	b, err := json.Marshal(value)
+	if err != nil {
+		return nil, fmt.Errorf("encode result: %w", err)
+	}
+	return &Result{Index: index, value: b}, nil
+}
+
 // Decode unmarshals the command's result value into v.
 func (r *Result) Decode(v any) error {
 	if len(r.value) == 0 || string(r.value) == "null" {

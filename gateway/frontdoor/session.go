@@ -9,9 +9,20 @@ import (
 	"text/tabwriter"
 
 	gliderssh "github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/raftstore"
 )
+
+// Extensions returns the permission extensions the authentication callbacks
+// set. gliderlabs keeps its own Permissions object for its own handlers; ours
+// live on the x/crypto connection.
+func Extensions(ctx gliderssh.Context) map[string]string {
+	if sc, ok := ctx.Value(gliderssh.ContextKeyConn).(*gossh.ServerConn); ok && sc.Permissions != nil {
+		return sc.Permissions.Extensions
+	}
+	return map[string]string{}
+}
 
 // Whoami is what `ssh bastion whoami --json` prints, one line.
 type Whoami struct {
@@ -35,9 +46,10 @@ type Destination struct {
 // handleSession answers a session on the front door: the greeting, whoami,
 // or (for the admin user name) the admin shell.
 func (s *Server) handleSession(sess gliderssh.Session) {
-	ext := sess.Permissions().Extensions
+	ext := Extensions(sess.Context())
 	user, err := s.login.ActiveUser(ext[extUserID])
 	if err != nil {
+		s.logger.Warn("session refused", "err", err, "remote", sess.RemoteAddr().String())
 		fmt.Fprintf(sess.Stderr(), "Rampart: %s\r\n", userMessage(err))
 		_ = sess.Exit(1)
 		return

@@ -41,6 +41,10 @@ func NewService(store Store, ttl time.Duration, logger *slog.Logger) *Service {
 	return &Service{store: store, logger: logger, bindingTTL: ttl, now: time.Now}
 }
 
+// SetClock replaces the service's clock (tests move time forward to expire
+// bindings).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
 // BindingTTL is how long new bindings last.
 func (s *Service) BindingTTL() time.Duration { return s.bindingTTL }
 

@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/rampart-ssh/rampart/gateway/devidp"
+	"github.com/rampart-ssh/rampart/gateway/frontdoor"
+	"github.com/rampart-ssh/rampart/gateway/login"
+)
+
+// startDevIdP starts the embedded development identity provider.
+func (n *Node) startDevIdP(ctx context.Context) error {
+	cfg := n.cfg.DevIdP.Config
+	cfg.AllowNonLoopback = cfg.AllowNonLoopback || n.cfg.DevIdP.ForceNonLoopback
+	idp, err := devidp.New(cfg, n.logger.With("component", "devidp"))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", n.cfg.DevIdP.Listen)
+	if err != nil {
+		return fmt.Errorf("listen for the dev IdP on %s: %w", n.cfg.DevIdP.Listen, err)
+	}
+	go func() {
+		if err := idp.Serve(ctx, ln); err != nil {
+			n.logger.Error("dev IdP stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// printDevWelcome tells a newcomer what to type next.
+func (n *Node) printDevWelcome() {
+	host, port, _ := net.SplitHostPort(n.cfg.Listen.SSH)
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		host = "localhost"
+	}
+	fmt.Fprintf(n.out, "\nRampart dev node is up.\n\n  Sign in:        ssh -p %s alice@%s\n  Dev IdP:        %s\n  Dev users:     ", port, host, n.cfg.DevIdP.Config.Issuer)
+	for _, u := range n.cfg.DevIdP.Config.Users {
+		fmt.Fprintf(n.out, " %s (password %q, groups %s)", u.Username, u.Password, strings.Join(u.Groups, ","))
+	}
+	fmt.Fprintf(n.out, "\n  Admin API:      https://%s (token in %s)\n\nssh prints a link and a code: open the link, sign in as a dev user, approve.\nPress Ctrl-C to stop.\n", n.advertise().API, n.dir.path("bootstrap-token"))
+}
+
+// startFrontDoor starts sign-in and the SSH server.
+func (n *Node) startFrontDoor(ctx context.Context) error {
+	if err := n.store.WaitForLeader(60 * time.Second); err != nil {
+		return fmt.Errorf("start SSH: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	signers, err := n.hostSigners(sctx)
+	if err != nil {
+		return fmt.Errorf("start SSH: %w", err)
+	}
+	o := n.cfg.OIDC
+	provider := login.NewProvider(login.OIDCConfig{
+		Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes,
+		Claims: login.ClaimMapping{Username: o.UsernameClaim, Email: o.EmailClaim, Groups: o.GroupsClaim, AdminGroup: o.AdminGroup},
+	}, n.logger)
+	svc := login.NewService(n.store, n.cfg.Login.BindingTTL, n.logger)
+	jump := n.cfg.SSH.JumpHost
+	if jump == "" {
+		jump = n.advertise().SSH
+	}
+	n.ssh = frontdoor.New(frontdoor.Config{
+		Addr: n.cfg.Listen.SSH, HostSigners: signers, JumpHost: jump,
+		AuthTimeout: n.cfg.SSH.AuthTimeout, MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP,
+		AdminGroup: o.AdminGroup,
+	}, svc, provider, n.store.State, n.audit, n.logger)
+	ln, err := net.Listen("tcp", n.cfg.Listen.SSH)
+	if err != nil {
+		return fmt.Errorf("listen for SSH on %s: %w", n.cfg.Listen.SSH, err)
+	}
+	go func() {
+		if err := n.ssh.Serve(ln); err != nil {
+			n.logger.Error("SSH server stopped", "err", err)
+		}
+	}()
+	return nil
+}

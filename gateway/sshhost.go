@@ -1,0 +1,128 @@
+package gateway
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+const (
+	hostKeyFile = "ssh_host_ed25519_key"
+	hostCAID    = "host-ca-1"
+	// hostCertValidity: the node re-certifies its key at every start.
+	hostCertValidity = 365 * 24 * time.Hour
+)
+
+// loadHostKey returns the node's SSH host key, creating it on first start.
+func (n *Node) loadHostKey() (gossh.Signer, error) {
+	pemBytes, err := n.dir.readFile(hostKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if pemBytes == nil {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		block, err := gossh.MarshalPrivateKey(priv, "rampart node "+n.id)
+		if err != nil {
+			return nil, err
+		}
+		pemBytes = pemEncode(block)
+		if err := n.dir.writeFile(pemBytes, hostKeyFile); err != nil {
+			return nil, err
+		}
+	}
+	signer, err := gossh.ParsePrivateKey(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", n.dir.path(hostKeyFile), err)
+	}
+	return signer, nil
+}
+
+// hostCA returns the cluster's SSH host CA, creating it if the cluster has
+// none yet. Two nodes racing to create it both end up with the one raft kept.
+func (n *Node) hostCA(ctx context.Context) (*ca.SSHCA, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		_, rec, err := n.store.State().ActiveCA(nil, raftstore.CAHost, "")
+		if err != nil {
+			return nil, err
+		}
+		if rec != nil {
+			return ca.OpenSSHCA(rec.ID, rec.SealedKey, n.kek)
+		}
+		c, sealed, pub, err := ca.NewSSHCAKey(hostCAID, n.kek)
+		if err != nil {
+			return nil, err
+		}
+		_, err = n.store.Apply(ctx, &raftstore.CAUpsert{Record: raftstore.CARecord{
+			ID: hostCAID, Kind: raftstore.CAHost, Algorithm: gossh.KeyAlgoED25519, PublicKey: pub, SealedKey: sealed, State: raftstore.CAActive,
+		}, Now: n.now().UTC()})
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, raftstore.ErrConflict) {
+			return nil, fmt.Errorf("create the cluster host CA: %w", err)
+		}
+		if err := n.store.ConsistentRead(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errors.New("create the cluster host CA: lost the race three times")
+}
+
+// hostSigners returns the node's plain host key and its host certificate.
+func (n *Node) hostSigners(ctx context.Context) ([]gossh.Signer, error) {
+	key, err := n.loadHostKey()
+	if err != nil {
+		return nil, err
+	}
+	hca, err := n.hostCA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := hca.SignHost(key.PublicKey(), "rampart node "+n.id, n.sshHostNames(), hostCertValidity, n.now())
+	if err != nil {
+		return nil, err
+	}
+	certSigner, err := gossh.NewCertSigner(cert, key)
+	if err != nil {
+		return nil, err
+	}
+	return []gossh.Signer{key, certSigner}, nil
+}
+
+// sshHostNames are the principals of the node's host certificate: what users
+// type to reach it.
+func (n *Node) sshHostNames() []string {
+	seen := map[string]bool{}
+	var names []string
+	add := func(s string) {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			names = append(names, s)
+		}
+	}
+	for _, h := range n.cfg.SSH.HostNames {
+		add(h)
+	}
+	for _, addr := range []string{n.advertise().SSH, n.cfg.Listen.SSH} {
+		host, _, err := net.SplitHostPort(addr)
+		if ip := net.ParseIP(host); err == nil && ip != nil && !ip.IsUnspecified() {
+			add(host)
+			if ip.IsLoopback() {
+				add("localhost")
+			}
+		}
+	}
+	return names
+}
