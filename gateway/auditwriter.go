@@ -14,7 +14,7 @@ import (
 // the queue is full the event is logged and dropped, and the drop is counted
 // in the next batch.
 type auditWriter struct {
-	store  interface {
+	store interface {
 		Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
 	}
 	logger *slog.Logger

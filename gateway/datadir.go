@@ -2,8 +2,8 @@ package gateway
 
 import (
 	"crypto/rand"
-	"encoding/pem"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
