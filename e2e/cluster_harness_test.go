@@ -130,6 +130,10 @@ type Cluster struct {
 	Dir     string
 	KEKFile string
 	Nodes   []*Node
+	// OIDCIssuer is the identity provider nodes sign people in with. Cluster
+	// tests that sign nobody in leave the default, an address where nothing
+	// listens (nodes discover their IdP lazily, so they start without one).
+	OIDCIssuer string
 
 	mu sync.Mutex
 	// Known once the first node has bootstrapped.
@@ -149,7 +153,7 @@ func NewCluster(t testing.TB, name string, ips ...string) *Cluster {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	c := &Cluster{t: t, Name: name, Dir: dir, KEKFile: filepath.Join(dir, "kek")}
+	c := &Cluster{t: t, Name: name, Dir: dir, KEKFile: filepath.Join(dir, "kek"), OIDCIssuer: "http://127.0.0.1:1"}
 	// A KEK file as an operator makes one: 32 random bytes, base64, mode 0600.
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
@@ -504,6 +508,7 @@ func (n *Node) BaseArgs() []string {
 	return []string{
 		"--node-id", n.ID, "--data-dir", n.DataDir, "--kek-file", n.c.KEKFile,
 		"--listen-ssh", n.SSHAddr(), "--listen-api", n.APIAddr(), "--listen-raft", n.RaftAddr(),
+		"--oidc-issuer", n.c.OIDCIssuer, "--oidc-client-id", "rampart",
 	}
 }
 

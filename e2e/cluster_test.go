@@ -217,12 +217,12 @@ func TestClusterRefusals(t *testing.T) {
 			{name: "fail/join-wrong-ca-pin", args: join(wrongPin.String()), wantStderr: []string{"pin"}, secret: wrongPin.Secret},
 			{name: "fail/join-malformed-token", args: join(api.TokenPrefix + "not*base64url"), wantStderr: []string{"malformed token"}},
 			{name: "fail/join-not-a-token", args: join("hello"), wantStderr: []string{"malformed token"}},
-			{name: "fail/config-two-problems", wantCode: 2, wantProblems: 2,
+			{name: "fail/config-three-problems", wantCode: 2, wantProblems: 3,
 				args: func(n *Node) []string {
 					return []string{"--node-id", n.ID, "--data-dir", n.DataDir,
 						"--listen-ssh", n.SSHAddr(), "--listen-api", "notanaddress", "--listen-raft", n.RaftAddr()}
 				},
-				wantStderr: []string{"listen.api", "notanaddress", "key-encryption key"}},
+				wantStderr: []string{"listen.api", "notanaddress", "key-encryption key", "oidc.issuer"}},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {

@@ -193,6 +193,8 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("join-file", "", "file holding a join token")
 	fs.String("kek-file", "", "key-encryption key file")
 	fs.String("log-level", "", "debug, info, warn or error")
+	fs.String("oidc-issuer", "", "OIDC issuer URL of the identity provider")
+	fs.String("oidc-client-id", "", "OAuth client id registered at the identity provider")
 }
 
 var flagKeys = map[string]string{
@@ -200,6 +202,7 @@ var flagKeys = map[string]string{
 	"listen-ssh": "listen.ssh", "listen-api": "listen.api", "listen-raft": "listen.raft",
 	"bootstrap": "cluster.bootstrap", "join": "cluster.join", "join-file": "cluster.join_file",
 	"kek-file": "kek_file", "log-level": "log.level",
+	"oidc-issuer": "oidc.issuer", "oidc-client-id": "oidc.client_id",
 }
 
 // LoadConfig reads the configuration file named by --config (if any), the
