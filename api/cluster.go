@@ -20,11 +20,18 @@ type JoinResponse struct {
 }
 
 // VoterRequest is POSTed to /v1/cluster/join/voter by a node that holds its
-// certificate (mutual TLS) and has started raft: the leader adds it as a voter.
+// certificate (mutual TLS) and has started raft: the leader adds it as a
+// non-voter that receives the log.
 type VoterRequest struct {
 	RaftAddr string `json:"raft_addr"`
 	APIAddr  string `json:"api_addr"`
 	SSHAddr  string `json:"ssh_addr"`
+}
+
+// VoterResponse tells a joining node the raft index it must apply before it
+// asks (POST /v1/cluster/join/promote) to become a voter.
+type VoterResponse struct {
+	Index uint64 `json:"index"`
 }
 
 // Error is the body of every non-2xx API response. Message is meant for the

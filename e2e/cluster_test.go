@@ -283,21 +283,16 @@ func TestClusterRefusals(t *testing.T) {
 			// probe reports whether the peer was let in, and how it went.
 			probe        func(cert tls.Certificate) (admitted bool, detail error)
 			wantAdmitted bool
-			// knownBug, when set, skips the case and says why.
-			knownBug string
 		}{
 			{name: "ok/raft-own-cluster-cert", cert: ownCert, probe: raftProbe, wantAdmitted: true},
 			{name: "fail/raft-other-cluster-cert", cert: foreignCert, probe: raftProbe},
 			{name: "ok/voter-api-own-cluster-cert", cert: ownCert, probe: voterProbe, wantAdmitted: true},
 			{name: "fail/voter-api-other-cluster-cert", cert: foreignCert, probe: voterProbe},
-			{name: "fail/raft-removed-node-cert", cert: removedCert, probe: raftProbe, knownBug: removedNodeBug},
-			{name: "fail/voter-api-removed-node-cert", cert: removedCert, probe: voterProbe, knownBug: removedNodeBug},
+			{name: "fail/raft-removed-node-cert", cert: removedCert, probe: raftProbe},
+			{name: "fail/voter-api-removed-node-cert", cert: removedCert, probe: voterProbe},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				if tc.knownBug != "" {
-					t.Skip("known product bug: " + tc.knownBug)
-				}
 				admitted, detail := tc.probe(tc.cert)
 				if admitted != tc.wantAdmitted {
 					t.Errorf("admitted=%v, want %v (%v)", admitted, tc.wantAdmitted, detail)
@@ -342,13 +337,6 @@ func TestClusterRefusals(t *testing.T) {
 	// None of it changed cluster a's membership.
 	fatalIf(t, a.WaitMembers(waitLong, n1), "cluster a's members after the refusals")
 }
-
-// removedNodeBug: neither the raft port (mux, forwarding service) nor the
-// API's requireNode checks that a node certificate belongs to a current
-// member, so a removed node keeps full access: it can re-add itself as a voter
-// and apply any command (an admin service token, say) through Forward.Apply.
-// Remove the knownBug marks once membership is checked.
-const removedNodeBug = "a removed node's certificate still opens the raft port and the node API"
 
 // presenting returns a client TLS config that trusts c's CA and presents
 // cert whatever CAs the server says it accepts. (Go's client otherwise sends

@@ -100,19 +100,41 @@ func (n *Node) becomeVoter(ctx context.Context) error {
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 	a := n.advertise()
 	req := &api.VoterRequest{RaftAddr: a.Raft, APIAddr: a.API, SSHAddr: a.SSH}
+	var resp api.VoterResponse
+	if err := postRetry(ctx, client, st.Addrs, "/v1/cluster/join/voter", req, &resp); err != nil {
+		return fmt.Errorf("join as a non-voter: %w", err)
+	}
+	// Wait until the log reaches this node: that proves the leader can reach
+	// it. Only then does it become a voter the quorum counts on.
+	deadline := time.Now().Add(2 * time.Minute)
+	for n.store.RaftAppliedIndex() < resp.Index {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("join: the leader has not reached this node at %s within 2 minutes; check advertise.raft and firewalls", a.Raft)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := postRetry(ctx, client, st.Addrs, "/v1/cluster/join/promote", struct{}{}, nil); err != nil {
+		return fmt.Errorf("become a voter: %w", err)
+	}
+	n.logger.Info("joined the cluster as a voter")
+	return os.Remove(n.dir.path("join.json"))
+}
+
+// postRetry posts to the first of addrs that answers, retrying for a while
+// (a leader election may be under way).
+func postRetry(ctx context.Context, client *http.Client, addrs []string, path string, body, out any) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var errs []error
-		for _, addr := range st.Addrs {
-			err := postJSON(ctx, client, "https://"+addr+"/v1/cluster/join/voter", req, nil)
+		for _, addr := range addrs {
+			err := postJSON(ctx, client, "https://"+addr+path, body, out)
 			if err == nil {
-				n.logger.Info("joined the cluster as a voter")
-				return os.Remove(n.dir.path("join.json"))
+				return nil
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("become a voter: %w", errors.Join(errs...))
+			return errors.Join(errs...)
 		}
 		time.Sleep(time.Second)
 	}
@@ -192,6 +214,11 @@ func (c clusterService) Join(ctx context.Context, req *api.JoinRequest) (*api.Jo
 	if err != nil {
 		return nil, err
 	}
+	// The node is a member (of the nodes table) from here on: its certificate
+	// opens the node-only endpoints and forwarding until it is removed.
+	if _, err := n.store.Apply(ctx, &raftstore.NodeUpsert{Node: raftstore.Node{ID: req.NodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, SSHAddr: req.SSHAddr}, Now: n.now().UTC()}); err != nil {
+		return nil, err
+	}
 	tca, err := ca.LoadTLSCA([]byte(meta.TLSCACert), meta.TLSCAKeySealed, n.kek, n.now)
 	if err != nil {
 		return nil, fmt.Errorf("load cluster CA: %w", err)
@@ -204,18 +231,32 @@ func (c clusterService) Join(ctx context.Context, req *api.JoinRequest) (*api.Jo
 	return &api.JoinResponse{ClusterID: meta.ClusterID, CertPEM: string(certPEM), CAPEM: meta.TLSCACert}, nil
 }
 
-// AddVoter records the node's addresses and adds it to raft. nodeID comes
-// from the caller's verified certificate, never from the body.
-func (c clusterService) AddVoter(ctx context.Context, nodeID string, req *api.VoterRequest) error {
+// AddNonvoter records the node's addresses and adds it to raft as a
+// non-voter; it returns the index the node must apply before it asks to be
+// promoted. nodeID comes from the caller's verified certificate, never from
+// the body, and must be a member of the nodes table (checked by the API).
+func (c clusterService) AddNonvoter(ctx context.Context, nodeID string, req *api.VoterRequest) (uint64, error) {
 	for _, addr := range []string{req.RaftAddr, req.APIAddr} {
 		if err := checkHostPort(addr, false); err != nil {
-			return httpapi.Errorf(http.StatusBadRequest, "address: %v", err)
+			return 0, httpapi.Errorf(http.StatusBadRequest, "address: %v", err)
 		}
 	}
 	if _, err := c.n.store.Apply(ctx, &raftstore.NodeUpsert{Node: raftstore.Node{ID: nodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, SSHAddr: req.SSHAddr}, Now: c.n.now().UTC()}); err != nil {
+		return 0, err
+	}
+	return c.n.store.AddNonvoter(ctx, nodeID, req.RaftAddr)
+}
+
+// Promote makes a caught-up non-voter a voter.
+func (c clusterService) Promote(ctx context.Context, nodeID string) error {
+	_, node, err := c.n.store.State().NodeByID(nil, nodeID)
+	if err != nil {
 		return err
 	}
-	return c.n.store.AddVoter(ctx, nodeID, req.RaftAddr)
+	if node == nil {
+		return httpapi.Errorf(http.StatusForbidden, "node %q is not a member of this cluster", nodeID)
+	}
+	return c.n.store.AddVoter(ctx, nodeID, node.RaftAddr)
 }
 
 // RemoveNode takes a node out of raft and forgets it. The API's node-only

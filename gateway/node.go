@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,10 @@ func (n *Node) start(ctx context.Context) error {
 		BindAddr: n.cfg.Listen.Raft, AdvertiseAddr: n.advertise().Raft,
 		ServerTLS: n.tls.RaftServer, ClientTLS: n.tls.RaftClient,
 		MaxStale: n.cfg.Cluster.MaxStale, Logger: n.logger,
+		PeerID: func(c *x509.Certificate) (string, bool) {
+			role, id, ok := ca.Identity(c)
+			return id, ok && role == ca.RoleNode
+		},
 	})
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +58,7 @@ func newTestCluster(tb testing.TB, n int, opts ...func(*Config)) *testCluster {
 		}
 		return nil
 	})
+	c.register(first)
 	for i := 1; i < n; i++ {
 		c.join(c.openNode(fmt.Sprintf("node-%d", i)))
 	}
@@ -82,6 +84,7 @@ func (c *testCluster) join(s *Store) {
 	leader := c.leader()
 	ctx, cancel := context.WithTimeout(c.tb.Context(), clusterTimeout)
 	defer cancel()
+	c.register(s)
 	if err := leader.AddVoter(ctx, s.NodeID(), s.cfg.AdvertiseAddr); err != nil {
 		c.tb.Fatalf("add voter %s: %v", s.NodeID(), err)
 	}
@@ -92,6 +95,17 @@ func (c *testCluster) join(s *Store) {
 		}
 		return nil
 	})
+}
+
+// register records s in the nodes table, as a node's join does, so that the
+// others admit its forwarding connections.
+func (c *testCluster) register(s *Store) {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(c.tb.Context(), clusterTimeout)
+	defer cancel()
+	if _, err := c.leader().Apply(ctx, &NodeUpsert{Node: Node{ID: s.NodeID(), RaftAddr: s.cfg.AdvertiseAddr}, Now: time.Now()}); err != nil {
+		c.tb.Fatalf("register %s: %v", s.NodeID(), err)
+	}
 }
 
 // stop closes s, which then counts as gone; stopping a node twice is a no-op.
@@ -203,6 +217,7 @@ func openTestStore(tb testing.TB, id string, nodeTLS *gwca.NodeTLS, opts ...func
 		BindAddr:  "127.0.0.1:0",
 		ServerTLS: nodeTLS.RaftServer,
 		ClientTLS: nodeTLS.RaftClient,
+		PeerID:    testPeerID,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -329,4 +344,11 @@ func frameUnchecked(tb testing.TB, cmd Command) []byte {
 		tb.Fatal(err)
 	}
 	return rawFrame(cmd.Type(), commandVersion, string(payload))
+}
+
+// testPeerID names the node a cluster certificate belongs to, as the gateway
+// does with its CA package.
+func testPeerID(cert *x509.Certificate) (string, bool) {
+	role, id, ok := gwca.Identity(cert)
+	return id, ok && role == gwca.RoleNode
 }

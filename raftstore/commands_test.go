@@ -117,11 +117,11 @@ func TestOwnedTablesSnapshotRoundTrip(t *testing.T) {
 
 	var buf bytes.Buffer
 	tx := f.State().ReadTxn()
-	if err := writeSnapshot(&buf, tx); err != nil {
+	if err := writeSnapshot(&buf, tx, 0); err != nil {
 		t.Fatal(err)
 	}
 	tx.Abort()
-	restored, err := readSnapshot(&buf)
+	restored, _, err := readSnapshot(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,12 @@ var (
 	ErrShutdown = errors.New("store is shut down")
 	// ErrRangeExhausted: the uid or gid range has no number left.
 	ErrRangeExhausted = errors.New("id range exhausted")
+	// ErrOutcomeUnknown: the leader was lost after the write was sent; it may
+	// or may not have been applied. Retry only what is safe to repeat.
+	ErrOutcomeUnknown = errors.New("outcome unknown: the leader was lost mid-request")
+	// ErrPeerRefused: a node-to-node connection from a certificate that is
+	// not (or no longer) a member of this cluster.
+	ErrPeerRefused = errors.New("peer is not a member of this cluster")
 )
 
 // errorCodes maps stable codes to sentinels so that an error travelling from
@@ -52,13 +58,15 @@ var errorCodes = map[string]error{
 	"exhausted":       ErrExhausted,
 	"shutdown":        ErrShutdown,
 	"range_exhausted": ErrRangeExhausted,
+	"outcome_unknown": ErrOutcomeUnknown,
+	"peer_refused":    ErrPeerRefused,
 }
 
 // errorCodeOrder fixes which code wins when an error wraps several sentinels:
 // the most specific first.
 var errorCodeOrder = []string{
 	"unknown_command", "corrupt_command", "future_version", "expired", "exhausted", "range_exhausted",
-	"not_found", "conflict", "invalid", "stale", "not_leader", "no_leader", "shutdown",
+	"not_found", "conflict", "invalid", "stale", "outcome_unknown", "peer_refused", "not_leader", "no_leader", "shutdown",
 }
 
 // ErrorCode returns the stable code of the sentinel err wraps, or "".

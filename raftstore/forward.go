@@ -39,8 +39,22 @@ func replyErr(reply *ForwardReply, err error) {
 // always answers with a nil rpc error; the outcome is in the reply.
 type forwardService struct{ s *Store }
 
+// leading refuses with ErrNotLeader unless this node leads: a follower that
+// still holds a connection to a former (or shut down) leader then retries
+// with the new one, and nothing entered any log.
+func (f *forwardService) leading(reply *ForwardReply) bool {
+	if f.s.IsLeader() {
+		return true
+	}
+	replyErr(reply, ErrNotLeader)
+	return false
+}
+
 // Apply proposes a command a follower received.
 func (f *forwardService) Apply(args *ForwardArgs, reply *ForwardReply) error {
+	if !f.leading(reply) {
+		return nil
+	}
 	res, err := f.s.applyLocal(args.Data)
 	if err == nil {
 		reply.Index, reply.Value = res.Index, res.value
@@ -52,21 +66,38 @@ func (f *forwardService) Apply(args *ForwardArgs, reply *ForwardReply) error {
 // ReadIndex confirms leadership and returns the index a linearizable read
 // must wait for.
 func (f *forwardService) ReadIndex(_ *ForwardArgs, reply *ForwardReply) error {
+	if !f.leading(reply) {
+		return nil
+	}
 	idx, err := f.s.readIndexLocal()
 	reply.Index = idx
 	replyErr(reply, err)
 	return nil
 }
 
-// AddVoter adds a server to the raft configuration.
+// AddVoter adds a server to the raft configuration as a voter.
 func (f *forwardService) AddVoter(args *ForwardArgs, reply *ForwardReply) error {
-	replyErr(reply, f.s.addVoterLocal(args.ID, args.Addr))
+	if f.leading(reply) {
+		replyErr(reply, f.s.addVoterLocal(args.ID, args.Addr))
+	}
+	return nil
+}
+
+// AddNonvoter adds a server that receives the log but does not vote yet.
+func (f *forwardService) AddNonvoter(args *ForwardArgs, reply *ForwardReply) error {
+	if f.leading(reply) {
+		idx, err := f.s.addNonvoterLocal(args.ID, args.Addr)
+		reply.Index = idx
+		replyErr(reply, err)
+	}
 	return nil
 }
 
 // RemoveServer removes a server from the raft configuration.
 func (f *forwardService) RemoveServer(args *ForwardArgs, reply *ForwardReply) error {
-	replyErr(reply, f.s.removeServerLocal(args.ID))
+	if f.leading(reply) {
+		replyErr(reply, f.s.removeServerLocal(args.ID))
+	}
 	return nil
 }
 
@@ -123,7 +154,7 @@ func (f *forwarder) call(addr, method string, args *ForwardArgs) (*ForwardReply,
 	case <-call.Done:
 	case <-time.After(forwardTimeout):
 		f.drop(addr, c)
-		return nil, fmt.Errorf("forward %s to leader %s: timed out", method, addr)
+		return nil, fmt.Errorf("forward %s to leader %s: timed out: %w", method, addr, ErrOutcomeUnknown)
 	}
 	if call.Error != nil {
 		f.drop(addr, c)
@@ -131,7 +162,7 @@ func (f *forwarder) call(addr, method string, args *ForwardArgs) (*ForwardReply,
 			// The cached connection was already dead: nothing was sent on it.
 			return nil, fmt.Errorf("%w: %w", errForwardUnsent, call.Error)
 		}
-		return nil, fmt.Errorf("forward %s to leader %s: %w", method, addr, call.Error)
+		return nil, fmt.Errorf("forward %s to leader %s: %w (%v)", method, addr, ErrOutcomeUnknown, call.Error)
 	}
 	return reply, errorFromWire(reply.ErrCode, reply.ErrMsg)
 }

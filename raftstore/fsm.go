@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -29,7 +30,14 @@ type FSM struct {
 	// mu guards state, which a Restore replaces wholesale.
 	mu    sync.RWMutex
 	state *State
+
+	// applied is the raft index of the last command this FSM has applied
+	// (raft's own AppliedIndex counts entries handed over, not applied).
+	applied atomic.Uint64
 }
+
+// AppliedIndex is the index of the last command the FSM has applied.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
 // NewFSM returns an FSM over an empty state.
 func NewFSM(logger *slog.Logger) (*FSM, error) {
@@ -68,6 +76,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 // the command carries IgnoreUnknownFlag, the node stops with a message naming
 // the fix, as Consul does.
 func (f *FSM) ApplyCommand(index uint64, buf []byte) *ApplyResult {
+	defer f.applied.Store(index)
 	cmd, err := Decode(buf)
 	if err != nil {
 		if errors.Is(err, ErrUnknownCommand) || errors.Is(err, ErrFutureVersion) {
@@ -95,17 +104,18 @@ func (f *FSM) ApplyCommand(index uint64, buf []byte) *ApplyResult {
 // Snapshot implements raft.FSM: it captures a read transaction, which memdb
 // keeps consistent while writes go on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{tx: f.State().ReadTxn()}, nil
+	return &fsmSnapshot{tx: f.State().ReadTxn(), applied: f.AppliedIndex()}, nil
 }
 
 // Restore implements raft.FSM: it builds a new state from the snapshot, swaps
 // it in, and abandons the old one so that every watcher wakes.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	st, err := readSnapshot(rc)
+	st, applied, err := readSnapshot(rc)
 	if err != nil {
 		return err
 	}
+	f.applied.Store(applied)
 	f.mu.Lock()
 	old := f.state
 	f.state = st

@@ -78,7 +78,7 @@ func (s *Store) Status() (*Status, error) {
 // elsewhere). It returns once the new configuration is committed, which needs
 // the new node to be up when the cluster has one or two members.
 func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
-	return s.withLeader(ctx, func() error { return s.addVoterLocal(id, addr) }, func(leader string) error {
+	return s.withLeader(ctx, true, func() error { return s.addVoterLocal(id, addr) }, func(leader string) error {
 		_, err := s.forwarder.call(leader, "AddVoter", &ForwardArgs{ID: id, Addr: addr})
 		return err
 	})
@@ -94,9 +94,45 @@ func (s *Store) addVoterLocal(id, addr string) error {
 	return nil
 }
 
+// AddNonvoter adds a node that receives the log but does not vote, and
+// returns the index of that configuration change. A joining node waits until
+// it has applied that index (which proves the leader reaches it) before it
+// asks to become a voter, so a node the leader cannot reach never becomes a
+// voter that the quorum would then count on.
+func (s *Store) AddNonvoter(ctx context.Context, id, addr string) (uint64, error) {
+	var idx uint64
+	err := s.withLeader(ctx, true, func() error {
+		var err error
+		idx, err = s.addNonvoterLocal(id, addr)
+		return err
+	}, func(leader string) error {
+		reply, err := s.forwarder.call(leader, "AddNonvoter", &ForwardArgs{ID: id, Addr: addr})
+		if err == nil {
+			idx = reply.Index
+		}
+		return err
+	})
+	return idx, err
+}
+
+func (s *Store) addNonvoterLocal(id, addr string) (uint64, error) {
+	if id == "" || addr == "" {
+		return 0, invalidf("node id and address are required to add a node")
+	}
+	f := s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, s.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		return 0, fmt.Errorf("add non-voter %s: %w", id, translateRaftErr(err))
+	}
+	return f.Index(), nil
+}
+
+// RaftAppliedIndex is the index raft has applied on this node, configuration
+// changes included.
+func (s *Store) RaftAppliedIndex() uint64 { return s.raft.AppliedIndex() }
+
 // RemoveServer removes a node from the cluster.
 func (s *Store) RemoveServer(ctx context.Context, id string) error {
-	return s.withLeader(ctx, func() error { return s.removeServerLocal(id) }, func(leader string) error {
+	return s.withLeader(ctx, true, func() error { return s.removeServerLocal(id) }, func(leader string) error {
 		_, err := s.forwarder.call(leader, "RemoveServer", &ForwardArgs{ID: id})
 		return err
 	})

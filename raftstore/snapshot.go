@@ -21,6 +21,8 @@ const snapshotFormat = 1
 type snapshotHeader struct {
 	Format int      `json:"rampart_snapshot"`
 	Tables []string `json:"tables"`
+	// Applied is the index of the last command the snapshot includes.
+	Applied uint64 `json:"applied,omitempty"`
 }
 
 // snapshotRecord is one row of one table, or (End set) the trailer that
@@ -34,12 +36,13 @@ type snapshotRecord struct {
 }
 
 type fsmSnapshot struct {
-	tx *memdb.Txn
+	tx      *memdb.Txn
+	applied uint64
 }
 
 // Persist streams the header and then every row of every table.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := writeSnapshot(sink, s.tx); err != nil {
+	if err := writeSnapshot(sink, s.tx, s.applied); err != nil {
 		sink.Cancel()
 		return err
 	}
@@ -49,12 +52,12 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 func (s *fsmSnapshot) Release() { s.tx.Abort() }
 
 // writeSnapshot writes every table read through tx to w.
-func writeSnapshot(w io.Writer, tx *memdb.Txn) error {
+func writeSnapshot(w io.Writer, tx *memdb.Txn, applied uint64) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	names := tableNames()
 	rows := 0
-	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Tables: names}); err != nil {
+	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Tables: names, Applied: applied}); err != nil {
 		return fmt.Errorf("write snapshot header: %w", err)
 	}
 	for _, name := range names {
@@ -79,27 +82,28 @@ func writeSnapshot(w io.Writer, tx *memdb.Txn) error {
 	return bw.Flush()
 }
 
-// readSnapshot builds a fresh State from a snapshot stream. A snapshot from a
-// newer format or naming a table this build does not know is refused whole.
-func readSnapshot(r io.Reader) (*State, error) {
+// readSnapshot builds a fresh State from a snapshot stream and returns it with
+// the index of the last command it includes. A snapshot from a newer format
+// or naming a table this build does not know is refused whole.
+func readSnapshot(r io.Reader) (*State, uint64, error) {
 	st, err := NewState()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
 	var hdr snapshotHeader
 	if err := dec.Decode(&hdr); err != nil {
-		return nil, fmt.Errorf("restore: read snapshot header: %w", err)
+		return nil, 0, fmt.Errorf("restore: read snapshot header: %w", err)
 	}
 	if hdr.Format == 0 {
-		return nil, fmt.Errorf("restore: %w: not a rampart snapshot", ErrCorruptCommand)
+		return nil, 0, fmt.Errorf("restore: %w: not a rampart snapshot", ErrCorruptCommand)
 	}
 	if hdr.Format > snapshotFormat {
-		return nil, fmt.Errorf("restore: snapshot format %d: %w (this node reads up to %d)", hdr.Format, ErrFutureVersion, snapshotFormat)
+		return nil, 0, fmt.Errorf("restore: snapshot format %d: %w (this node reads up to %d)", hdr.Format, ErrFutureVersion, snapshotFormat)
 	}
 	for _, name := range hdr.Tables {
 		if _, ok := tables[name]; !ok {
-			return nil, fmt.Errorf("restore: snapshot has table %q this version does not know: %w", name, ErrFutureVersion)
+			return nil, 0, fmt.Errorf("restore: snapshot has table %q this version does not know: %w", name, ErrFutureVersion)
 		}
 	}
 	tx := st.db.Txn(true)
@@ -108,31 +112,35 @@ func readSnapshot(r io.Reader) (*State, error) {
 		var rec snapshotRecord
 		err := dec.Decode(&rec)
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("restore: %w: snapshot ends without its trailer (truncated after %d rows)", ErrCorruptCommand, rows)
+			return nil, 0, fmt.Errorf("restore: %w: snapshot ends without its trailer (truncated after %d rows)", ErrCorruptCommand, rows)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("restore: read record: %w", err)
+			return nil, 0, fmt.Errorf("restore: read record: %w", err)
 		}
 		if rec.End {
 			if rec.Rows != rows {
-				return nil, fmt.Errorf("restore: %w: trailer counts %d rows, stream had %d", ErrCorruptCommand, rec.Rows, rows)
+				return nil, 0, fmt.Errorf("restore: %w: trailer counts %d rows, stream had %d", ErrCorruptCommand, rec.Rows, rows)
 			}
 			break
 		}
 		def, ok := tables[rec.Table]
 		if !ok {
-			return nil, fmt.Errorf("restore: record of unknown table %q: %w", rec.Table, ErrFutureVersion)
+			return nil, 0, fmt.Errorf("restore: record of unknown table %q: %w", rec.Table, ErrFutureVersion)
 		}
 		obj := def.newObj()
 		if err := json.Unmarshal(rec.Row, obj); err != nil {
-			return nil, fmt.Errorf("restore: row of %s: %w", rec.Table, err)
+			return nil, 0, fmt.Errorf("restore: row of %s: %w", rec.Table, err)
 		}
 		if err := tx.Insert(rec.Table, obj); err != nil {
-			return nil, fmt.Errorf("restore: insert into %s: %w", rec.Table, err)
+			return nil, 0, fmt.Errorf("restore: insert into %s: %w", rec.Table, err)
 		}
 	}
 	tx.Commit()
-	return st, nil
+	applied := hdr.Applied
+	if applied == 0 {
+		applied = st.LatestIndex()
+	}
+	return st, applied, nil
 }
 
 // Digest returns the SHA-256 of the state's snapshot encoding. Two replicas
@@ -142,7 +150,7 @@ func (s *State) Digest() (string, error) {
 	tx := s.ReadTxn()
 	defer tx.Abort()
 	h := sha256.New()
-	if err := writeSnapshot(h, tx); err != nil {
+	if err := writeSnapshot(h, tx, 0); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/rpc"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -37,6 +39,10 @@ type Config struct {
 	Logger       *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// PeerID names the node a verified peer certificate belongs to. Peers
+	// are admitted only while that node is in the nodes table, so a removed
+	// node's certificate opens nothing. Required.
+	PeerID func(*x509.Certificate) (string, bool)
 }
 
 // Store is one node's replica: raft, the FSM, and forwarding to the leader.
@@ -50,13 +56,16 @@ type Store struct {
 	rpcServer *rpc.Server
 	boltStore *raftboltdb.BoltStore
 	snaps     raft.SnapshotStore
+	// caughtUp is set once this node, after starting, has applied everything
+	// the leader had committed; until then its reads are refused as stale.
+	caughtUp atomic.Bool
 }
 
 // Open starts the node's raft instance over its data in cfg.Dir. It does not
 // bootstrap: call Bootstrap on the first node, or have the leader add this one.
 func Open(cfg Config) (*Store, error) {
-	if cfg.NodeID == "" || cfg.Dir == "" || cfg.BindAddr == "" {
-		return nil, errors.New("raftstore: node id, dir and bind address are required")
+	if cfg.NodeID == "" || cfg.Dir == "" || cfg.BindAddr == "" || cfg.PeerID == nil {
+		return nil, errors.New("raftstore: node id, dir, bind address and PeerID are required")
 	}
 	if cfg.MaxStale == 0 {
 		cfg.MaxStale = 10 * time.Second
@@ -106,6 +115,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("register forwarding service: %w", err)
 	}
 	s.mux.forwardFn = s.serveForward
+	s.mux.authorize = s.authorizePeer
 	go s.mux.serve()
 
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -234,7 +244,7 @@ func (s *Store) Apply(ctx context.Context, cmd Command) (*Result, error) {
 // refused here and never reaches any FSM.
 func (s *Store) ApplyRaw(ctx context.Context, buf []byte) (*Result, error) {
 	var res *Result
-	err := s.withLeader(ctx, func() error {
+	err := s.withLeader(ctx, false, func() error {
 		var err error
 		res, err = s.applyLocal(buf)
 		return err
@@ -250,7 +260,8 @@ func (s *Store) ApplyRaw(ctx context.Context, buf []byte) (*Result, error) {
 
 // withLeader runs local on the leader or remote(addr) against the leader,
 // retrying while there is no leader or the one asked has just stepped down.
-func (s *Store) withLeader(ctx context.Context, local func() error, remote func(addr string) error) error {
+// An idempotent operation is also retried when its outcome is unknown.
+func (s *Store) withLeader(ctx context.Context, idempotent bool, local func() error, remote func(addr string) error) error {
 	backoff := 10 * time.Millisecond
 	for {
 		var err error
@@ -261,7 +272,8 @@ func (s *Store) withLeader(ctx context.Context, local func() error, remote func(
 		} else {
 			err = remote(addr)
 		}
-		retry := errors.Is(err, ErrNoLeader) || errors.Is(err, ErrNotLeader) || errors.Is(err, errForwardUnsent)
+		retry := errors.Is(err, ErrNoLeader) || errors.Is(err, ErrNotLeader) || errors.Is(err, errForwardUnsent) ||
+			(idempotent && errors.Is(err, ErrOutcomeUnknown))
 		if !retry {
 			return err
 		}
@@ -304,7 +316,7 @@ func translateRaftErr(err error) error {
 		return ErrNotLeader
 	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		// The entry may or may not commit: the caller must not assume either.
-		return fmt.Errorf("leadership lost while applying; outcome unknown: %w", err)
+		return fmt.Errorf("%w (%v)", ErrOutcomeUnknown, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrShutdown
 	case errors.Is(err, raft.ErrEnqueueTimeout):
@@ -316,6 +328,10 @@ func translateRaftErr(err error) error {
 // CheckFresh refuses (ErrStaleRead) when this node is a follower that has not
 // heard from a leader within MaxStale. Security decisions call it before
 // trusting a local read.
+//
+// A follower that has just started is also refused until it has applied
+// everything the leader had committed when they first spoke: its replica
+// could otherwise still hold, say, a token revoked while it was down.
 func (s *Store) CheckFresh() error {
 	if s.IsLeader() {
 		return nil
@@ -323,6 +339,13 @@ func (s *Store) CheckFresh() error {
 	last := s.raft.LastContact()
 	if last.IsZero() || s.cfg.Now().Sub(last) > s.cfg.MaxStale {
 		return ErrStaleRead
+	}
+	if !s.caughtUp.Load() {
+		commit := s.raft.CommitIndex()
+		if commit == 0 || s.raft.AppliedIndex() < commit {
+			return fmt.Errorf("%w (still catching up after start)", ErrStaleRead)
+		}
+		s.caughtUp.Store(true)
 	}
 	return nil
 }
@@ -332,7 +355,7 @@ func (s *Store) CheckFresh() error {
 // barrier confirming leadership). Reads after it are linearizable.
 func (s *Store) ConsistentRead(ctx context.Context) error {
 	var idx uint64
-	err := s.withLeader(ctx, func() error {
+	err := s.withLeader(ctx, true, func() error {
 		var err error
 		idx, err = s.readIndexLocal()
 		return err
@@ -346,7 +369,7 @@ func (s *Store) ConsistentRead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for s.raft.AppliedIndex() < idx {
+	for s.fsm.AppliedIndex() < idx {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("consistent read: waiting for index %d: %w", idx, ctx.Err())
@@ -357,10 +380,38 @@ func (s *Store) ConsistentRead(ctx context.Context) error {
 }
 
 // readIndexLocal commits a barrier, which proves this node still leads and
-// that everything before it is applied, and returns the applied index.
+// that every command before it is applied, and returns the index of the last
+// applied command: a reader that has applied up to it sees every write
+// acknowledged before the read began.
 func (s *Store) readIndexLocal() (uint64, error) {
 	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
 		return 0, translateRaftErr(err)
 	}
-	return s.raft.AppliedIndex(), nil
+	return s.fsm.AppliedIndex(), nil
+}
+
+// authorizePeer admits a node-to-node connection from the node a verified
+// certificate names, if that node is in the nodes table. A node with an empty
+// table (it has just joined and has not received the log yet) admits any
+// certificate from the cluster CA for raft, so that the leader can reach it;
+// forwarding always needs membership.
+func (s *Store) authorizePeer(proto byte, cert *x509.Certificate) error {
+	id, ok := s.cfg.PeerID(cert)
+	if !ok {
+		return fmt.Errorf("%w: certificate names no node", ErrPeerRefused)
+	}
+	st := s.State()
+	_, n, err := st.NodeByID(nil, id)
+	if err != nil {
+		return err
+	}
+	if n != nil {
+		return nil
+	}
+	if proto == protoRaft {
+		if _, nodes, err := st.Nodes(nil); err == nil && len(nodes) == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: node %q", ErrPeerRefused, id)
 }

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,9 @@ type mux struct {
 
 	raftCh    chan net.Conn
 	forwardFn func(net.Conn)
+	// authorize decides, per protocol, whether the peer that presented cert
+	// may speak it.
+	authorize func(proto byte, cert *x509.Certificate) error
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -116,6 +120,18 @@ func (m *mux) route(conn net.Conn) {
 		return
 	}
 	_ = conn.SetReadDeadline(time.Time{})
+	if m.authorize != nil {
+		peers := tc.ConnectionState().PeerCertificates
+		if len(peers) == 0 {
+			conn.Close()
+			return
+		}
+		if err := m.authorize(b[0], peers[0]); err != nil {
+			m.logger.Warn("refused node connection", "remote", conn.RemoteAddr().String(), "err", err)
+			conn.Close()
+			return
+		}
+	}
 	switch b[0] {
 	case protoRaft:
 		select {

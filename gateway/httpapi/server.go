@@ -34,7 +34,8 @@ type Store interface {
 // Cluster performs the membership operations behind the cluster endpoints.
 type Cluster interface {
 	Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResponse, error)
-	AddVoter(ctx context.Context, nodeID string, req *api.VoterRequest) error
+	AddNonvoter(ctx context.Context, nodeID string, req *api.VoterRequest) (uint64, error)
+	Promote(ctx context.Context, nodeID string) error
 	RemoveNode(ctx context.Context, nodeID string) error
 }
 
@@ -53,11 +54,14 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s.mux.HandleFunc("GET /v1/health", s.health)
 	s.mux.HandleFunc("POST /v1/cluster/join", s.join)
 	s.mux.HandleFunc("POST /v1/cluster/join/voter", s.requireNode(s.joinVoter))
-	s.mux.HandleFunc("GET /v1/cluster/status", s.requireAdmin(s.clusterStatus))
-	s.mux.HandleFunc("DELETE /v1/cluster/members/{id}", s.requireAdmin(s.removeMember))
-	s.mux.HandleFunc("GET /v1/projects", s.requireAdmin(s.listProjects))
-	s.mux.HandleFunc("GET /v1/projects/{name}", s.requireAdmin(s.getProject))
-	s.mux.HandleFunc("PUT /v1/projects/{name}", s.requireAdmin(s.putProject))
+	s.mux.HandleFunc("POST /v1/cluster/join/promote", s.requireNode(s.joinPromote))
+	// Status answers even on a stale follower: that is when an operator
+	// needs it most. Everything else refuses stale reads.
+	s.mux.HandleFunc("GET /v1/cluster/status", s.requireAdmin(s.clusterStatus, false))
+	s.mux.HandleFunc("DELETE /v1/cluster/members/{id}", s.requireAdmin(s.removeMember, true))
+	s.mux.HandleFunc("GET /v1/projects", s.requireAdmin(s.listProjects, true))
+	s.mux.HandleFunc("GET /v1/projects/{name}", s.requireAdmin(s.getProject, true))
+	s.mux.HandleFunc("PUT /v1/projects/{name}", s.requireAdmin(s.putProject, true))
 	return s
 }
 
@@ -94,6 +98,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, msg = http.StatusConflict, err.Error()
 	case errors.Is(err, raftstore.ErrInvalid):
 		status, msg = http.StatusBadRequest, err.Error()
+	case errors.Is(err, raftstore.ErrOutcomeUnknown):
+		status, msg = http.StatusServiceUnavailable, "the cluster lost its leader while handling this request: the change may or may not have been applied; check before retrying"
 	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrStaleRead), errors.Is(err, raftstore.ErrShutdown):
 		status, msg = http.StatusServiceUnavailable, err.Error()
 	}
@@ -125,8 +131,8 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 }
 
 // requireNode admits only callers with a verified node certificate of a
-// current member (or, for the voter step, of a node being admitted: its
-// certificate is enough, the token was spent to get it).
+// current member: a node in the nodes table (a joining node is recorded
+// there when its join token is spent; a removed node is deleted from it).
 func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
@@ -138,14 +144,23 @@ func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string))
 			s.writeError(w, r, Errorf(http.StatusForbidden, "a cluster node certificate is required"))
 			return
 		}
+		if err := s.store.ConsistentRead(r.Context()); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if _, n, err := s.store.State().NodeByID(nil, id); err != nil || n == nil {
+			s.logger.Warn("refused node certificate of a non-member", "peer_node", id, "remote", r.RemoteAddr)
+			s.writeError(w, r, Errorf(http.StatusForbidden, "node %q is not a member of this cluster", id))
+			return
+		}
 		h(w, r, id)
 	}
 }
 
 // requireAdmin admits callers with an admin service token (Authorization:
 // Bearer ...). The token is checked against this node's replica, which must
-// be fresh.
-func (s *Server) requireAdmin(h http.HandlerFunc) http.HandlerFunc {
+// be fresh when fresh is set.
+func (s *Server) requireAdmin(h http.HandlerFunc, fresh bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || secret == "" {
@@ -153,9 +168,11 @@ func (s *Server) requireAdmin(h http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, Errorf(http.StatusUnauthorized, "missing bearer token"))
 			return
 		}
-		if err := s.store.CheckFresh(); err != nil {
-			s.writeError(w, r, err)
-			return
+		if fresh {
+			if err := s.store.CheckFresh(); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 		}
 		_, tok, err := s.store.State().ServiceTokenByHash(nil, api.HashSecret(strings.TrimSpace(secret)))
 		if err != nil {
@@ -191,7 +208,16 @@ func (s *Server) joinVoter(w http.ResponseWriter, r *http.Request, nodeID string
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.cluster.AddVoter(r.Context(), nodeID, &req); err != nil {
+	idx, err := s.cluster.AddNonvoter(r.Context(), nodeID, &req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.VoterResponse{Index: idx})
+}
+
+func (s *Server) joinPromote(w http.ResponseWriter, r *http.Request, nodeID string) {
+	if err := s.cluster.Promote(r.Context(), nodeID); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
