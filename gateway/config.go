@@ -176,7 +176,6 @@ var devDefaults = map[string]any{
 	},
 	"oidc.issuer":    "http://127.0.0.1:5556",
 	"oidc.client_id": "rampart",
-	"ssh.jump_host":  "localhost:2222",
 }
 
 // Flags declares rampartd's flags on fs.

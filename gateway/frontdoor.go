@@ -16,7 +16,7 @@ import (
 func (n *Node) startDevIdP(ctx context.Context) error {
 	cfg := n.cfg.DevIdP.Config
 	cfg.AllowNonLoopback = cfg.AllowNonLoopback || n.cfg.DevIdP.ForceNonLoopback
-	idp, err := devidp.New(cfg, n.logger.With("component", "devidp"))
+	idp, err := devidp.New(cfg, n.logger)
 	if err != nil {
 		return err
 	}
@@ -35,9 +35,7 @@ func (n *Node) startDevIdP(ctx context.Context) error {
 // printDevWelcome tells a newcomer what to type next.
 func (n *Node) printDevWelcome() {
 	host, port, _ := net.SplitHostPort(n.cfg.Listen.SSH)
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		host = "localhost"
-	}
+	host = friendlyHost(host)
 	fmt.Fprintf(n.out, "\nRampart dev node is up.\n\n  Sign in:        ssh -p %s alice@%s\n  Dev IdP:        %s\n  Dev users:     ", port, host, n.cfg.DevIdP.Config.Issuer)
 	for _, u := range n.cfg.DevIdP.Config.Users {
 		fmt.Fprintf(n.out, " %s (password %q, groups %s)", u.Username, u.Password, strings.Join(u.Groups, ","))
@@ -64,7 +62,11 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 	svc := login.NewService(n.store, n.cfg.Login.BindingTTL, n.logger)
 	jump := n.cfg.SSH.JumpHost
 	if jump == "" {
-		jump = n.advertise().SSH
+		host, port, _ := net.SplitHostPort(n.advertise().SSH)
+		jump = net.JoinHostPort(friendlyHost(host), port)
+		if port == "22" {
+			jump = friendlyHost(host)
+		}
 	}
 	n.ssh = frontdoor.New(frontdoor.Config{
 		Addr: n.cfg.Listen.SSH, HostSigners: signers, JumpHost: jump,
@@ -81,4 +83,13 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// friendlyHost writes 127.0.0.1 and ::1 as localhost, which is what people
+// type; any other address stays as it is.
+func friendlyHost(host string) string {
+	if host == "127.0.0.1" || host == "::1" {
+		return "localhost"
+	}
+	return host
 }

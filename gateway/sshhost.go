@@ -119,7 +119,7 @@ func (n *Node) sshHostNames() []string {
 		host, _, err := net.SplitHostPort(addr)
 		if ip := net.ParseIP(host); err == nil && ip != nil && !ip.IsUnspecified() {
 			add(host)
-			if ip.IsLoopback() {
+			if friendlyHost(host) == "localhost" {
 				add("localhost")
 			}
 		}

@@ -31,6 +31,9 @@ func main() {
 		os.Exit(2)
 	}
 	logger := newLogger(cfg.Log)
+	// Libraries that log only through slog's default (zitadel's op) follow
+	// the configured format and level too.
+	slog.SetDefault(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := gateway.Run(ctx, cfg, logger, os.Stdout); err != nil {
