@@ -94,7 +94,7 @@ func TestBindingExpiry(t *testing.T) {
 	// Two hours later (the binding TTL here is one hour) the key needs the
 	// browser again.
 	d.svc.SetClock(func() time.Time { return time.Now().Add(2 * time.Hour) })
-	later := &client{key: key}
+	later := &client{key: key, onPrompt: denyAs("bob", "bob-pw")}
 	if conn, err := later.dial(t, d.addr); err == nil {
 		conn.Close()
 		t.Fatal("expired binding still signed in without the IdP")
@@ -200,6 +200,9 @@ func TestDisabledUserWithBoundKey(t *testing.T) {
 	if !strings.Contains(again.banner(), "disabled") {
 		t.Fatalf("banner %q does not say the account is disabled", again.banner())
 	}
+	if again.prompted {
+		t.Fatal("a disabled user's key was offered a browser sign-in")
+	}
 	if !d.audit.has("login.refused") {
 		t.Fatal("refusal not audited")
 	}
@@ -222,6 +225,9 @@ func TestStaleReplicaRefusesBoundKey(t *testing.T) {
 	}
 	if !strings.Contains(c.banner(), "cannot reach its cluster") {
 		t.Fatalf("banner %q", c.banner())
+	}
+	if c.prompted {
+		t.Fatal("a stale node offered a browser sign-in")
 	}
 }
 

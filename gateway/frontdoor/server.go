@@ -190,9 +190,11 @@ type conn struct {
 
 	// key is the verified key awaiting a device flow, bound when it succeeds.
 	key gossh.PublicKey
-	// deviceFlowRan is set once: a connection gets one browser sign-in, so a
-	// client retrying keyboard-interactive after a denial does not start more.
-	deviceFlowRan bool
+	// closed is set once the connection may not sign in any more: it got its
+	// one browser sign-in (a client retrying keyboard-interactive after a
+	// denial does not start more), or its key belongs to a disabled user, or
+	// this node cannot vouch for its state.
+	closed bool
 }
 
 // offeredKey accepts any key for the signature check; what the key is worth
@@ -207,10 +209,12 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 	user, b, err := c.s.login.BoundUser(key)
 	switch {
 	case errors.Is(err, login.ErrUserDisabled):
+		c.closed = true
 		c.s.logger.Warn("refused bound key of a disabled user", "remote", c.remote, "key", gossh.FingerprintSHA256(key))
 		c.s.audit.Record("login.refused", "", map[string]string{"reason": "user disabled", "key": gossh.FingerprintSHA256(key), "remote": c.remote})
 		return nil, &gossh.BannerError{Err: err, Message: "Rampart: " + err.Error() + "\r\n"}
 	case errors.Is(err, raftstore.ErrStaleRead):
+		c.closed = true
 		c.s.logger.Warn("refused login: replica is stale", "remote", c.remote)
 		return nil, &gossh.BannerError{Err: err, Message: "Rampart: this bastion node cannot reach its cluster right now; try another node or try again shortly.\r\n"}
 	case err != nil:
@@ -238,10 +242,10 @@ func (c *conn) admit(u *raftstore.User, bindingExpires time.Time, method string)
 // keyboardInteractive runs the OIDC device flow: a QR code in a banner, the
 // URL and code in one info request with no prompts, then it polls the IdP.
 func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
-	if c.deviceFlowRan {
-		return nil, errors.New("sign-in already attempted on this connection")
+	if c.closed {
+		return nil, errors.New("no further sign-in on this connection")
 	}
-	c.deviceFlowRan = true
+	c.closed = true
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.AuthTimeout)
 	defer cancel()
 	fail := func(err error, reason string) (*gossh.Permissions, error) {
