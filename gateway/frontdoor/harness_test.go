@@ -30,7 +30,7 @@ type fsmStore struct {
 	stale bool
 }
 
-func newFSMStore(t *testing.T) *fsmStore {
+func newFSMStore(t testing.TB) *fsmStore {
 	f, err := raftstore.NewFSM(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,17 @@ type doorOpts struct {
 	modConf func(*Config)
 }
 
-func startDoor(t *testing.T, o doorOpts) *door {
+func startDoor(t *testing.T, o doorOpts) *door { return startDoorTB(t, o) }
+
+func startDoorB(b *testing.B) *door {
+	return startDoorTB(b, doorOpts{issuer: "http://127.0.0.1:1", perIP: 256})
+}
+
+func newKeyB(b *testing.B) gossh.Signer { return newKeyTB(b) }
+
+func loginBindInfo() login.BindInfo { return login.BindInfo{ClientVersion: "bench"} }
+
+func startDoorTB(t testing.TB, o doorOpts) *door {
 	t.Helper()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	hostKey, err := gossh.NewSignerFromKey(priv)
@@ -192,7 +202,9 @@ func startDoor(t *testing.T, o doorOpts) *door {
 	return &door{srv: s, addr: ln.Addr().String(), store: st, svc: svc, audit: audit}
 }
 
-func newKey(t *testing.T) gossh.Signer {
+func newKey(t *testing.T) gossh.Signer { return newKeyTB(t) }
+
+func newKeyTB(t testing.TB) gossh.Signer {
 	t.Helper()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	s, err := gossh.NewSignerFromKey(priv)
