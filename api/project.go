@@ -26,3 +26,28 @@ type ProjectSettings struct {
 // IndexHeader carries the raft index of the data in a response; a client
 // passes it back as ?index= to block until something newer exists.
 const IndexHeader = "X-Rampart-Index"
+
+// Server is an enrolled server as the API shows and accepts it. Manual
+// registration (PUT /v1/servers/{id}) is for automation and tests; agents
+// enroll themselves.
+type Server struct {
+	ID       string            `json:"id"`
+	Project  string            `json:"project"`
+	Name     string            `json:"name"`
+	AltNames []string          `json:"alt_names,omitempty"`
+	Addr     string            `json:"addr"`
+	SSHPort  int               `json:"ssh_port,omitempty"`
+	HostKeys []string          `json:"host_keys,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+}
+
+// Grant gives an IdP group access to a project.
+type Grant struct {
+	Role string   `json:"role,omitempty"`
+	Sudo []string `json:"sudo,omitempty"`
+}
+
+// CAKeys lists CA public keys in authorized_keys format: the keys to trust.
+type CAKeys struct {
+	Keys []string `json:"keys"`
+}

@@ -38,6 +38,16 @@ type Config struct {
 	OIDC    OIDC   `mapstructure:"oidc"`
 	Login   Login  `mapstructure:"login"`
 	DevIdP  DevIdP `mapstructure:"dev_idp"`
+	Jump    Jump   `mapstructure:"jump"`
+}
+
+// Jump configures the terminating proxy.
+type Jump struct {
+	// EgressAddrs are the node's addresses towards targets: connections to
+	// targets leave from the first, and per-hop certificates may be used
+	// only from these (source-address). Default: the SSH listen address, or
+	// the advertised one when listening on a wildcard.
+	EgressAddrs []string `mapstructure:"egress_addrs"`
 }
 
 // SSH configures the front door.
@@ -158,6 +168,7 @@ var defaults = map[string]any{
 	"dev_idp.allow_non_loopback":   false,
 	"dev_idp.claim_names.username": "",
 	"dev_idp.claim_names.groups":   "",
+	"jump.egress_addrs":            []string{},
 }
 
 // devDefaults replace some defaults when --dev is given.
@@ -333,6 +344,11 @@ func (c *Config) Validate() error {
 					bad("%s %s is not a loopback address: dev mode (and its dev IdP, which signs in anyone with a dev password) stays on loopback unless dev_idp.force_non_loopback is set", name, addr)
 				}
 			}
+		}
+	}
+	for _, a := range c.Jump.EgressAddrs {
+		if ip := net.ParseIP(a); ip == nil || ip.IsUnspecified() {
+			bad("jump.egress_addrs: %q is not a specific IP address", a)
 		}
 	}
 	if len(errs) == 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
+	jumpproxy "github.com/rampart-ssh/rampart/gateway/jump"
 	"github.com/rampart-ssh/rampart/gateway/login"
 )
 
@@ -68,10 +69,14 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 			jump = friendlyHost(host)
 		}
 	}
+	n.jump = jumpproxy.New(jumpproxy.Config{
+		NodeID: n.id, EgressIPs: n.egressIPs(), OwnIPs: n.ownIPs(),
+	}, n.store, n.keys, n.audit, nil, n.logger)
+	go n.jump.Run(n.bgCtx)
 	n.ssh = frontdoor.New(frontdoor.Config{
 		Addr: n.cfg.Listen.SSH, HostSigners: signers, JumpHost: jump,
 		AuthTimeout: n.cfg.SSH.AuthTimeout, MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP,
-		AdminGroup: o.AdminGroup,
+		AdminGroup: o.AdminGroup, Jump: n.jump,
 	}, svc, provider, n.store.State, n.audit, n.logger)
 	ln, err := net.Listen("tcp", n.cfg.Listen.SSH)
 	if err != nil {
@@ -92,4 +97,37 @@ func friendlyHost(host string) string {
 		return "localhost"
 	}
 	return host
+}
+
+// egressIPs are the addresses connections to targets leave from.
+func (n *Node) egressIPs() []net.IP {
+	var out []net.IP
+	for _, a := range n.cfg.Jump.EgressAddrs {
+		out = append(out, net.ParseIP(a))
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, addr := range []string{n.cfg.Listen.SSH, n.advertise().SSH} {
+		host, _, _ := net.SplitHostPort(addr)
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			return []net.IP{ip}
+		}
+	}
+	return nil
+}
+
+// ownIPs are the node's own addresses: never a jump destination.
+func (n *Node) ownIPs() []net.IP {
+	seen := map[string]bool{}
+	var out []net.IP
+	a := n.advertise()
+	for _, addr := range []string{n.cfg.Listen.SSH, n.cfg.Listen.API, n.cfg.Listen.Raft, a.SSH, a.API, a.Raft, n.cfg.DevIdP.Listen} {
+		host, _, _ := net.SplitHostPort(addr)
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && !seen[ip.String()] {
+			seen[ip.String()] = true
+			out = append(out, ip)
+		}
+	}
+	return out
 }

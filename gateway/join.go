@@ -280,3 +280,9 @@ func dedupIPs(ips []net.IP) []net.IP {
 	}
 	return out
 }
+
+// EnsureUserCA creates the project's user CA unless it has one.
+func (c clusterService) EnsureUserCA(ctx context.Context, project string) error {
+	_, err := c.n.keys.userCA(ctx, project)
+	return err
+}

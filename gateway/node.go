@@ -18,6 +18,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
+	"github.com/rampart-ssh/rampart/gateway/jump"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -33,7 +34,11 @@ type Node struct {
 	store  *raftstore.Store
 	api    *http.Server
 	ssh    *frontdoor.Server
-	audit  *auditWriter
+	jump   *jump.Proxy
+	keys   *keyring
+	// bgCtx is cancelled by stopBackground.
+	bgCtx context.Context
+	audit *auditWriter
 	// stopBackground ends the node's background workers (the audit writer).
 	stopBackground context.CancelFunc
 	now            func() time.Time
@@ -61,6 +66,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.logger = n.logger.With("node", n.id)
+	n.keys = newKeyring(n)
 	if n.kek, err = n.loadKEK(); err != nil {
 		return err
 	}
@@ -94,7 +100,7 @@ func (n *Node) start(ctx context.Context) error {
 		}
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	n.stopBackground = cancel
+	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = newAuditWriter(n.store, n.logger)
 	go n.audit.run(bg)
 	if n.cfg.DevIdP.Enabled {

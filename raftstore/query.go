@@ -42,3 +42,12 @@ func getAll[T any](s *State, ws memdb.WatchSet, table, index string, args ...any
 	}
 	return maxIndexTxn(tx, ws, table), out, nil
 }
+
+// MaxIndexWatch returns the highest index of tables and adds their index
+// rows to ws, so that a blocking query wakes when any of them changes.
+func (s *State) MaxIndexWatch(ws memdb.WatchSet, tables ...string) uint64 {
+	tx := s.ReadTxn()
+	defer tx.Abort()
+	ws.Add(s.abandonCh)
+	return maxIndexTxn(tx, ws, tables...)
+}

@@ -1,4 +1,3 @@
-// Package ca holds Rampart's keys: it seals private keys under the node's
-// key-encryption key (which never enters raft), runs the cluster TLS CA that
-// signs node and agent certificates, and (later) mints SSH certificates.
+// Package ca holds Rampart's CA keys, sealed under a key-encryption key that never enters raft,
+// and signs with them: cluster TLS certificates, SSH host certificates, and per-hop user certificates.
 package ca

@@ -37,6 +37,8 @@ var (
 type KEK struct {
 	aead cipher.AEAD
 	id   [kekIDLen]byte
+	// raw is kept only to derive other keys from (derive.go).
+	raw []byte
 }
 
 // NewKEK wraps 32 raw bytes.
@@ -52,7 +54,7 @@ func NewKEK(raw []byte) (*KEK, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key-encryption key: %w", err)
 	}
-	k := &KEK{aead: aead}
+	k := &KEK{aead: aead, raw: append([]byte(nil), raw...)}
 	sum := sha256.Sum256(append([]byte("rampart-kek-id\x00"), raw...))
 	copy(k.id[:], sum[:])
 	return k, nil

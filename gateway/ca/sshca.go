@@ -2,7 +2,6 @@ package ca
 
 import (
 	"crypto"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/binary"
@@ -23,22 +22,7 @@ type SSHCA struct {
 // NewSSHCAKey generates an ed25519 CA key and returns it with its sealed
 // PKCS#8 form (sealed for purpose "ssh-ca:<id>") and authorized_keys line.
 func NewSSHCAKey(id string, kek *KEK) (ca *SSHCA, sealed []byte, authorizedKey string, err error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("generate SSH CA key: %w", err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if sealed, err = kek.Seal(der, "ssh-ca:"+id); err != nil {
-		return nil, nil, "", err
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	return &SSHCA{ID: id, Signer: signer}, sealed, authorizedLine(signer.PublicKey()), nil
+	return NewSSHCAKeyAlg(id, SSHAlgED25519, kek)
 }
 
 // OpenSSHCA unseals a CA key stored in raft.
@@ -55,9 +39,9 @@ func OpenSSHCA(id string, sealed []byte, kek *KEK) (*SSHCA, error) {
 	if !ok {
 		return nil, errors.New("SSH CA key cannot sign")
 	}
-	signer, err := ssh.NewSignerFromSigner(cs)
+	signer, err := caSigner(cs)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("SSH CA %s: %w", id, err)
 	}
 	return &SSHCA{ID: id, Signer: signer}, nil
 }
@@ -76,7 +60,11 @@ func (c *SSHCA) SignHost(hostKey ssh.PublicKey, keyID string, principals []strin
 		Key: hostKey, Serial: serial, CertType: ssh.HostCert, KeyId: keyID, ValidPrincipals: principals,
 		ValidAfter: uint64(now.Add(-time.Minute).Unix()), ValidBefore: uint64(now.Add(validity).Unix()),
 	}
-	if err := cert.SignCert(rand.Reader, c.Signer); err != nil {
+	signer, err := restrictRSA(c.Signer)
+	if err != nil {
+		return nil, err
+	}
+	if err := cert.SignCert(rand.Reader, signer); err != nil {
 		return nil, fmt.Errorf("sign host certificate: %w", err)
 	}
 	return cert, nil

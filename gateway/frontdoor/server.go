@@ -13,6 +13,7 @@ import (
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/gateway/jump"
 	"github.com/rampart-ssh/rampart/gateway/login"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -49,12 +50,21 @@ type Config struct {
 	MaxPreauth, MaxPreauthPerIP int
 	// AdminGroup is the IdP group whose members may open the admin shell.
 	AdminGroup string
+	// Jump, when set, answers direct-tcpip requests (ssh -J). Without it they
+	// are refused; nothing is ever forwarded as plain bytes.
+	Jump Jumper
 }
 
 // DeviceFlow runs the OIDC device flow (login.Provider implements it).
 type DeviceFlow interface {
 	Start(ctx context.Context) (*login.DeviceAuth, error)
 	Wait(ctx context.Context, da *login.DeviceAuth) (*login.Identity, error)
+}
+
+// Jumper takes direct-tcpip requests of authenticated connections (the jump
+// proxy implements it).
+type Jumper interface {
+	HandleDirectTCPIP(ctx context.Context, id jump.Identity, nc gossh.NewChannel)
 }
 
 // Auditor records audit events; it must not block.
@@ -98,9 +108,10 @@ func New(cfg Config, svc *login.Service, idp DeviceFlow, state func() *raftstore
 		Handler:              s.handleSession,
 		ConnCallback:         s.acceptConn,
 		ServerConfigCallback: s.serverConfig,
-		// Only sessions for now: direct-tcpip (the jump) is refused until the
-		// jump proxy handles it; nothing is ever forwarded as plain bytes.
-		ChannelHandlers: map[string]gliderssh.ChannelHandler{"session": gliderssh.DefaultSessionHandler},
+		ChannelHandlers:      map[string]gliderssh.ChannelHandler{"session": gliderssh.DefaultSessionHandler},
+	}
+	if cfg.Jump != nil {
+		s.srv.ChannelHandlers["direct-tcpip"] = s.handleDirectTCPIP
 	}
 	return s
 }
@@ -139,6 +150,18 @@ func (s *Server) Addr() net.Addr {
 }
 
 type ctxKey struct{}
+
+// handleDirectTCPIP hands a direct-tcpip request to the jump proxy with the
+// outer connection's identity.
+func (s *Server) handleDirectTCPIP(_ *gliderssh.Server, sc *gossh.ServerConn, nc gossh.NewChannel, ctx gliderssh.Context) {
+	if sc.Permissions == nil || sc.Permissions.Extensions[extUserID] == "" {
+		_ = nc.Reject(gossh.Prohibited, "not signed in")
+		return
+	}
+	s.cfg.Jump.HandleDirectTCPIP(ctx, jump.Identity{
+		UserID: sc.Permissions.Extensions[extUserID], Remote: sc.RemoteAddr(), Local: sc.LocalAddr(), ClientVersion: string(sc.ClientVersion()),
+	}, nc)
+}
 
 // acceptConn admits a connection if the pre-auth limits allow it, and gives
 // it a deadline for authentication.

@@ -37,6 +37,8 @@ type Cluster interface {
 	AddNonvoter(ctx context.Context, nodeID string, req *api.VoterRequest) (uint64, error)
 	Promote(ctx context.Context, nodeID string) error
 	RemoveNode(ctx context.Context, nodeID string) error
+	// EnsureUserCA creates a project's user CA if it has none yet.
+	EnsureUserCA(ctx context.Context, project string) error
 }
 
 // Server is the HTTPS API of one node.
@@ -62,6 +64,12 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s.mux.HandleFunc("GET /v1/projects", s.requireAdmin(s.listProjects, true))
 	s.mux.HandleFunc("GET /v1/projects/{name}", s.requireAdmin(s.getProject, true))
 	s.mux.HandleFunc("PUT /v1/projects/{name}", s.requireAdmin(s.putProject, true))
+	s.mux.HandleFunc("PUT /v1/projects/{name}/grants/{group}", s.requireAdmin(s.putGrant, true))
+	s.mux.HandleFunc("DELETE /v1/projects/{name}/grants/{group}", s.requireAdmin(s.deleteGrant, true))
+	s.mux.HandleFunc("PUT /v1/servers/{id}", s.requireAdmin(s.putServer, true))
+	s.mux.HandleFunc("DELETE /v1/servers/{id}", s.requireAdmin(s.deleteServer, true))
+	s.mux.HandleFunc("GET /v1/ca/host", s.hostCAKeys)
+	s.mux.HandleFunc("GET /v1/ca/user/{project}", s.userCAKeys)
 	return s
 }
 

@@ -1,0 +1,29 @@
+package ca
+
+import (
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"fmt"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// deriveKey returns length bytes derived from the KEK for label (HKDF-SHA256).
+// Every node holds the same KEK, so every node derives the same bytes, and
+// nothing derived reveals the KEK.
+func (k *KEK) deriveKey(label string, length int) ([]byte, error) {
+	return hkdf.Key(sha256.New, k.raw, nil, "rampart:"+label, length)
+}
+
+// InnerHostKey returns the plain host key the jump proxy presents for a
+// target (next to its host certificate). It is derived from the KEK and the
+// server's id, so it is the same on every node and across restarts: clients
+// that pin plain keys are not asked to re-trust it.
+func (k *KEK) InnerHostKey(serverID string) (ssh.Signer, error) {
+	seed, err := k.deriveKey("inner-host-key:"+serverID, ed25519.SeedSize)
+	if err != nil {
+		return nil, fmt.Errorf("derive inner host key: %w", err)
+	}
+	return ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(seed))
+}

@@ -1,0 +1,315 @@
+package jump
+
+import (
+	"io"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// Requests passed through on session channels, client to target. Anything
+// else is answered "no" by the bastion itself. auth-agent-req is passed only
+// when the project allows agent forwarding; x11 never.
+var clientSessionRequests = []string{
+	"pty-req", "env", "shell", "exec", "subsystem", "window-change", "signal", "break",
+	"keepalive@openssh.com", "eow@openssh.com",
+}
+
+// Requests passed through on any channel, target to client.
+var targetChannelRequests = []string{"exit-status", "exit-signal", "eow@openssh.com", "keepalive@openssh.com"}
+
+// bridge relays one proxied connection: every channel the person opens is
+// opened on the target (and the reverse for -R and agent channels), and
+// every request passes through the policy above.
+type bridge struct {
+	c      *conn
+	client *gossh.ServerConn
+	target *gossh.Client
+
+	in, out  atomic.Int64 // bytes person→target, target→person
+	lastSeen atomic.Int64 // unix nanoseconds of the last data either way
+
+	mu     sync.Mutex
+	pairs  map[*pair]struct{}
+	recSHA string
+	ended  bool
+}
+
+func newBridge(c *conn, client *gossh.ServerConn, target *gossh.Client) *bridge {
+	b := &bridge{c: c, client: client, target: target, pairs: map[*pair]struct{}{}}
+	b.touch()
+	return b
+}
+
+func (b *bridge) touch()                  { b.lastSeen.Store(time.Now().UnixNano()) }
+func (b *bridge) lastActivity() time.Time { return time.Unix(0, b.lastSeen.Load()) }
+func (b *bridge) bytes() (in, out int64)  { return b.in.Load(), b.out.Load() }
+
+func (b *bridge) recordingSHA() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.recSHA
+}
+
+// run serves until either side goes away.
+func (b *bridge) run(chans <-chan gossh.NewChannel, greqs <-chan *gossh.Request) {
+	s := b.c.acc.project.Settings
+	var wg sync.WaitGroup
+	go b.globalRequests(greqs)
+	if s.AllowRemoteForward {
+		b.reverse(&wg, "forwarded-tcpip")
+	}
+	if s.AllowAgentForward {
+		b.reverse(&wg, "auth-agent@openssh.com")
+	}
+	// When the target goes away, so does the person's connection.
+	go func() {
+		_ = b.target.Wait()
+		b.client.Close()
+	}()
+	for nc := range chans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.channel(nc)
+		}()
+	}
+	b.target.Close()
+	wg.Wait()
+}
+
+// channel handles a channel the person opened.
+func (b *bridge) channel(nc gossh.NewChannel) {
+	s := b.c.acc.project.Settings
+	switch nc.ChannelType() {
+	case "session":
+	case "direct-tcpip":
+		var d directTCPIP
+		_ = gossh.Unmarshal(nc.ExtraData(), &d)
+		if !s.AllowLocalForward {
+			b.c.p.audit.Record("forward.refused", b.c.user.Login, b.c.fields("kind", "local", "destination", d.DestAddr))
+			_ = nc.Reject(gossh.Prohibited, "port forwarding is not allowed in project "+b.c.srv.Project)
+			return
+		}
+		b.c.p.audit.Record("forward.local", b.c.user.Login, b.c.fields("destination", d.DestAddr, "port", itoa(int(d.DestPort))))
+	default:
+		_ = nc.Reject(gossh.UnknownChannelType, "channel type not supported through Rampart")
+		return
+	}
+	tch, treqs, err := b.target.OpenChannel(nc.ChannelType(), nc.ExtraData())
+	if err != nil {
+		if oe, ok := err.(*gossh.OpenChannelError); ok {
+			_ = nc.Reject(oe.Reason, oe.Message)
+		} else {
+			_ = nc.Reject(gossh.ConnectionFailed, "the target refused the channel")
+		}
+		return
+	}
+	cch, creqs, err := nc.Accept()
+	if err != nil {
+		tch.Close()
+		return
+	}
+	b.pipe(&pair{b: b, person: cch, target: tch, session: nc.ChannelType() == "session"}, creqs, treqs)
+}
+
+// reverse relays channels the target opens (remote forwards, agent) to the
+// person.
+func (b *bridge) reverse(wg *sync.WaitGroup, kind string) {
+	ch := b.target.HandleChannelOpen(kind)
+	if ch == nil {
+		return
+	}
+	go func() {
+		for nc := range ch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cch, creqs, err := b.client.OpenChannel(kind, nc.ExtraData())
+				if err != nil {
+					_ = nc.Reject(gossh.ConnectionFailed, "the person's client refused the channel")
+					return
+				}
+				tch, treqs, err := nc.Accept()
+				if err != nil {
+					cch.Close()
+					return
+				}
+				b.pipe(&pair{b: b, person: cch, target: tch}, creqs, treqs)
+			}()
+		}
+	}()
+}
+
+// globalRequests answers the person's global requests: remote forwarding
+// when allowed (passed to the target), keepalives, and "no" to the rest.
+func (b *bridge) globalRequests(reqs <-chan *gossh.Request) {
+	s := b.c.acc.project.Settings
+	for r := range reqs {
+		switch r.Type {
+		case "tcpip-forward", "cancel-tcpip-forward":
+			if !s.AllowRemoteForward {
+				b.c.p.audit.Record("forward.refused", b.c.user.Login, b.c.fields("kind", "remote"))
+				_ = r.Reply(false, nil)
+				continue
+			}
+			ok, payload, err := b.target.SendRequest(r.Type, r.WantReply, r.Payload)
+			if err != nil {
+				ok = false
+			}
+			if ok && r.Type == "tcpip-forward" {
+				b.c.p.audit.Record("forward.remote", b.c.user.Login, b.c.fields())
+			}
+			_ = r.Reply(ok, payload)
+		default:
+			_ = r.Reply(false, nil)
+		}
+	}
+}
+
+// pair is one channel relayed between the person and the target.
+type pair struct {
+	b       *bridge
+	person  gossh.Channel
+	target  gossh.Channel
+	session bool
+
+	mu  sync.Mutex
+	pty bool
+	rec Recorder
+}
+
+// pipe relays data, stderr and requests both ways, and closes each side in
+// the right order: the person's side closes only after everything the target
+// sent (data, stderr, exit-status) has been passed on.
+func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
+	b.mu.Lock()
+	b.pairs[p] = struct{}{}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.pairs, p)
+		b.mu.Unlock()
+		p.closeRecording()
+	}()
+
+	var fromTarget sync.WaitGroup
+	fromTarget.Add(2)
+	go func() {
+		defer fromTarget.Done()
+		n, _ := io.Copy(p.person, &recordingReader{r: p.target, p: p})
+		b.out.Add(n)
+		_ = p.person.CloseWrite()
+	}()
+	go func() {
+		defer fromTarget.Done()
+		n, _ := io.Copy(p.person.Stderr(), p.target.Stderr())
+		b.out.Add(n)
+	}()
+	go func() {
+		n, _ := io.Copy(p.target, &inputReader{r: p.person, p: p})
+		b.in.Add(n)
+		_ = p.target.CloseWrite()
+	}()
+	go func() {
+		for r := range creqs {
+			p.personRequest(r)
+		}
+		// The person closed the channel.
+		p.target.Close()
+	}()
+	for r := range treqs {
+		ok := false
+		if slices.Contains(targetChannelRequests, r.Type) {
+			var err error
+			ok, err = p.person.SendRequest(r.Type, r.WantReply, r.Payload)
+			if err != nil {
+				ok = false
+			}
+		}
+		if r.WantReply {
+			_ = r.Reply(ok, nil)
+		}
+	}
+	// The target closed the channel: pass on what it sent, then close.
+	fromTarget.Wait()
+	p.person.Close()
+}
+
+// personRequest applies policy to a request the person sent on a channel.
+func (p *pair) personRequest(r *gossh.Request) {
+	c := p.b.c
+	s := c.acc.project.Settings
+	pass := p.session && slices.Contains(clientSessionRequests, r.Type)
+	switch r.Type {
+	case "auth-agent-req@openssh.com":
+		pass = p.session && s.AllowAgentForward
+		if !pass {
+			c.p.audit.Record("forward.refused", c.user.Login, c.fields("kind", "agent"))
+		}
+	case "pty-req":
+		if err := p.startRecording(r.Payload); err != nil {
+			_ = r.Reply(false, nil)
+			c.end(p.b, "recording failed and project "+c.srv.Project+" requires it")
+			return
+		}
+	case "window-change":
+		var wc struct{ W, H, PW, PH uint32 }
+		if gossh.Unmarshal(r.Payload, &wc) == nil {
+			p.resize(int(wc.W), int(wc.H))
+		}
+	case "exec":
+		var e struct{ Command string }
+		_ = gossh.Unmarshal(r.Payload, &e)
+		c.p.audit.Record("session.exec", c.user.Login, c.fields("command", e.Command))
+	case "subsystem":
+		var e struct{ Name string }
+		_ = gossh.Unmarshal(r.Payload, &e)
+		c.p.audit.Record("session.subsystem", c.user.Login, c.fields("subsystem", e.Name))
+	case "shell":
+		c.p.audit.Record("session.shell", c.user.Login, c.fields())
+	}
+	if !pass {
+		if r.WantReply {
+			_ = r.Reply(false, nil)
+		}
+		return
+	}
+	ok, err := p.target.SendRequest(r.Type, r.WantReply, r.Payload)
+	if err != nil {
+		ok = false
+	}
+	if r.WantReply {
+		_ = r.Reply(ok, nil)
+	}
+}
+
+// shutdown tells the person why and ends the connection.
+func (b *bridge) shutdown(msg string) {
+	b.mu.Lock()
+	if b.ended {
+		b.mu.Unlock()
+		return
+	}
+	b.ended = true
+	pairs := make([]*pair, 0, len(b.pairs))
+	for p := range b.pairs {
+		pairs = append(pairs, p)
+	}
+	b.mu.Unlock()
+	for _, p := range pairs {
+		if p.session {
+			_, _ = p.person.Stderr().Write([]byte("\r\n" + msg + "\r\n"))
+			_, _ = p.person.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{255}))
+			_ = p.person.CloseWrite()
+		}
+	}
+	b.target.Close()
+	b.client.Close()
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,116 @@
+package jump
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// newSessionID returns a random session id.
+func newSessionID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "s-" + hex.EncodeToString(b)
+}
+
+// dialTarget mints a per-hop certificate for a fresh in-memory key and logs
+// in to the target as login, verifying the target's host key against the
+// host CA or the keys pinned at enrollment.
+func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*gossh.Client, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	key, err := gossh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	var sources []string
+	for _, ip := range p.cfg.EgressIPs {
+		sources = append(sources, ip.String())
+	}
+	s := c.acc.project.Settings
+	ttl := s.CertTTL
+	if ttl == 0 {
+		ttl = p.cfg.DefaultCertTTL
+	}
+	cert, err := p.mint.MintUser(ctx, CertRequest{
+		PublicKey: key.PublicKey(), UnixName: login, UserLogin: c.user.Login, SessionID: c.sessionID,
+		Server: c.srv.Name, Project: c.srv.Project, SourceAddresses: sources, TTL: ttl,
+		AllowPortForwarding: s.AllowLocalForward || s.AllowRemoteForward, AllowAgentForwarding: s.AllowAgentForward,
+	})
+	if err != nil {
+		p.logger.Error("mint per-hop certificate", "server", c.srv.Name, "err", err)
+		return nil, errors.New("the bastion could not issue a certificate for this hop")
+	}
+	certSigner, err := gossh.NewCertSigner(cert, key)
+	if err != nil {
+		return nil, err
+	}
+	hostCAs, err := p.mint.HostCAKeys()
+	if err != nil {
+		return nil, err
+	}
+	var pinned []gossh.PublicKey
+	for _, line := range c.srv.HostKeys {
+		if k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line)); err == nil {
+			pinned = append(pinned, k)
+		}
+	}
+	checker := &gossh.CertChecker{
+		IsHostAuthority: func(auth gossh.PublicKey, _ string) bool {
+			for _, k := range hostCAs {
+				if bytes.Equal(k.Marshal(), auth.Marshal()) {
+					return true
+				}
+			}
+			return false
+		},
+		HostKeyFallback: func(_ string, _ net.Addr, k gossh.PublicKey) error {
+			for _, pk := range pinned {
+				if bytes.Equal(pk.Marshal(), k.Marshal()) {
+					return nil
+				}
+			}
+			return ErrTargetIdentity
+		},
+	}
+	dialer := &net.Dialer{Timeout: p.cfg.DialTimeout}
+	if len(p.cfg.EgressIPs) > 0 {
+		dialer.LocalAddr = &net.TCPAddr{IP: p.cfg.EgressIPs[0]}
+	}
+	port := strconv.Itoa(c.srv.SSHPort)
+	tcp, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(c.ip.String(), port))
+	if err != nil {
+		p.logger.Warn("dial target", "server", c.srv.Name, "err", err)
+		return nil, fmt.Errorf("cannot reach %s: the server does not answer", c.srv.Name)
+	}
+	// Dial the IP, but check the host certificate against the name the
+	// server is enrolled under (CertChecker checks the host part).
+	sc, chans, reqs, err := gossh.NewClientConn(tcp, net.JoinHostPort(c.srv.Name, port), &gossh.ClientConfig{
+		User: login, Auth: []gossh.AuthMethod{gossh.PublicKeys(certSigner)},
+		HostKeyCallback: checker.CheckHostKey, Timeout: p.cfg.DialTimeout, ClientVersion: "SSH-2.0-Rampart",
+	})
+	if err != nil {
+		tcp.Close()
+		p.logger.Warn("log in to target", "server", c.srv.Name, "login", login, "err", err)
+		if errors.Is(err, ErrTargetIdentity) || isHostKeyError(err) {
+			return nil, fmt.Errorf("%w (%s); refusing to connect", ErrTargetIdentity, c.srv.Name)
+		}
+		return nil, fmt.Errorf("%s refused the login %q", c.srv.Name, login)
+	}
+	return gossh.NewClient(sc, chans, reqs), nil
+}
+
+func isHostKeyError(err error) bool {
+	msg := err.Error()
+	return bytes.Contains([]byte(msg), []byte("host key")) || bytes.Contains([]byte(msg), []byte("ssh: certificate"))
+}

@@ -1,0 +1,343 @@
+package jump
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// Store is what the proxy needs of the replicated store.
+type Store interface {
+	State() *raftstore.State
+	FSM() *raftstore.FSM
+	CheckFresh() error
+	Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
+}
+
+// CertRequest is what the proxy asks the CA to certify for one hop.
+type CertRequest struct {
+	PublicKey            gossh.PublicKey
+	UnixName, UserLogin  string
+	SessionID, Server    string
+	Project              string
+	SourceAddresses      []string
+	TTL                  time.Duration
+	AllowPortForwarding  bool
+	AllowAgentForwarding bool
+}
+
+// Minter holds the keys: it mints per-hop user certificates with a project's
+// user CA, presents the inner server's host keys, and knows the host CA.
+type Minter interface {
+	MintUser(ctx context.Context, req CertRequest) (*gossh.Certificate, error)
+	InnerHostSigners(srv *raftstore.Server, requestedName string) ([]gossh.Signer, error)
+	HostCAKeys() ([]gossh.PublicKey, error)
+}
+
+// Auditor records audit events without blocking.
+type Auditor interface {
+	Record(typ, actor string, fields map[string]string)
+}
+
+// Recorder records one pty session (gateway/recording implements it).
+type Recorder interface {
+	Output(p []byte) error
+	Input(p []byte) error
+	Resize(w, h int) error
+	Close() (sha256 string, err error)
+}
+
+// RecorderFactory starts a recording, or returns nil when the project does
+// not record; an error means recording could not start.
+type RecorderFactory func(sessionID string, project *raftstore.Project, width, height int, term string) (Recorder, error)
+
+// Config configures the proxy.
+type Config struct {
+	NodeID string
+	// EgressIPs are the node's addresses towards targets: the dial source and
+	// the per-hop certificate's source-address.
+	EgressIPs []net.IP
+	// OwnIPs are the node's own addresses, never a destination.
+	OwnIPs      []net.IP
+	DialTimeout time.Duration
+	// DefaultCertTTL applies when the project sets none.
+	DefaultCertTTL time.Duration
+}
+
+// Proxy is the terminating jump proxy of one node.
+type Proxy struct {
+	cfg      Config
+	store    Store
+	mint     Minter
+	audit    Auditor
+	record   RecorderFactory
+	logger   *slog.Logger
+	now      func() time.Time
+	sessions *registry
+}
+
+// New returns a proxy. record may be nil (no recordings).
+func New(cfg Config, store Store, mint Minter, audit Auditor, record RecorderFactory, logger *slog.Logger) *Proxy {
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.DefaultCertTTL == 0 {
+		cfg.DefaultCertTTL = 3 * time.Minute
+	}
+	return &Proxy{cfg: cfg, store: store, mint: mint, audit: audit, record: record, logger: logger, now: time.Now, sessions: newRegistry()}
+}
+
+// Identity is the outer (bastion) connection's identity.
+type Identity struct {
+	UserID        string
+	Remote, Local net.Addr
+	ClientVersion string
+}
+
+// directTCPIP is the payload of a direct-tcpip channel open (RFC 4254 7.2).
+type directTCPIP struct {
+	DestAddr   string
+	DestPort   uint32
+	OriginAddr string
+	OriginPort uint32
+}
+
+// HandleDirectTCPIP answers one direct-tcpip request on an authenticated
+// outer connection. It returns when the proxied connection ends.
+func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.NewChannel) {
+	var d directTCPIP
+	if err := gossh.Unmarshal(nc.ExtraData(), &d); err != nil {
+		_ = nc.Reject(gossh.ConnectionFailed, "malformed direct-tcpip request")
+		return
+	}
+	dest := net.JoinHostPort(d.DestAddr, strconv.Itoa(int(d.DestPort)))
+	refuse := func(user string, err error) {
+		p.logger.Warn("jump refused", "user", user, "destination", dest, "reason", err)
+		p.audit.Record("jump.refused", user, map[string]string{"destination": dest, "reason": err.Error(), "remote": id.Remote.String()})
+		_ = nc.Reject(gossh.Prohibited, "Rampart: "+err.Error())
+	}
+	if err := p.store.CheckFresh(); err != nil {
+		refuse("", errors.New("this bastion node cannot reach its cluster right now"))
+		return
+	}
+	st := p.store.State()
+	_, user, err := st.UserByID(nil, id.UserID)
+	if err != nil || user == nil {
+		refuse(id.UserID, ErrUserInactive)
+		return
+	}
+	srv, ip, err := resolve(st, d.DestAddr, d.DestPort, p.cfg.OwnIPs)
+	if err != nil {
+		refuse(user.Login, err)
+		return
+	}
+	acc, err := authorize(st, user, srv)
+	if err != nil {
+		refuse(user.Login, err)
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	go gossh.DiscardRequests(reqs)
+	c := &conn{p: p, id: id, user: user, srv: srv, ip: ip, acc: acc, requested: d.DestAddr,
+		sessionID: newSessionID(), started: p.now()}
+	c.serve(ctx, &chanConn{Channel: ch, local: tcpAddr(id.Local), remote: tcpAddr(id.Remote)})
+}
+
+// conn is one proxied connection: the inner SSH server on the channel and
+// the client connection to the target.
+type conn struct {
+	p         *Proxy
+	id        Identity
+	user      *raftstore.User
+	srv       *raftstore.Server
+	ip        net.IP
+	acc       *access
+	requested string
+	sessionID string
+	started   time.Time
+
+	mu     sync.Mutex
+	login  string
+	target *gossh.Client
+	// closing is set with the reason once the connection is being ended.
+	closing string
+}
+
+func (c *conn) fields(extra ...string) map[string]string {
+	f := map[string]string{"session": c.sessionID, "server": c.srv.Name, "project": c.srv.Project, "node": c.p.cfg.NodeID, "remote": c.id.Remote.String()}
+	for i := 0; i+1 < len(extra); i += 2 {
+		f[extra[i]] = extra[i+1]
+	}
+	return f
+}
+
+// serve runs the inner SSH server on the accepted channel.
+func (c *conn) serve(ctx context.Context, cc *chanConn) {
+	defer cc.Close()
+	signers, err := c.p.mint.InnerHostSigners(c.srv, c.requested)
+	if err != nil {
+		c.p.logger.Error("inner host keys", "server", c.srv.Name, "err", err)
+		return
+	}
+	// The inner leg has no authentication of its own: who the person is was
+	// settled on the outer connection. Every method ends in the same check
+	// of the requested login, and in dialling the target with it, so that a
+	// refusal reaches the person as a message before the session opens.
+	check := func(meta gossh.ConnMetadata) (*gossh.Permissions, error) {
+		if err := c.connectTarget(ctx, meta.User()); err != nil {
+			return nil, &gossh.BannerError{Err: err, Message: "Rampart: " + err.Error() + "\r\n"}
+		}
+		return &gossh.Permissions{}, nil
+	}
+	cfg := &gossh.ServerConfig{
+		NoClientAuth:         true,
+		NoClientAuthCallback: check,
+		PublicKeyCallback:    func(m gossh.ConnMetadata, _ gossh.PublicKey) (*gossh.Permissions, error) { return check(m) },
+		KeyboardInteractiveCallback: func(m gossh.ConnMetadata, _ gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
+			return check(m)
+		},
+		MaxAuthTries:  3,
+		ServerVersion: "SSH-2.0-Rampart",
+	}
+	for _, s := range signers {
+		cfg.AddHostKey(s)
+	}
+	sconn, chans, greqs, err := gossh.NewServerConn(cc, cfg)
+	if err != nil {
+		c.mu.Lock()
+		if c.target != nil {
+			c.target.Close()
+		}
+		c.mu.Unlock()
+		c.p.logger.Info("inner handshake ended", "user", c.user.Login, "server", c.srv.Name, "err", err)
+		return
+	}
+	defer sconn.Close()
+	c.mu.Lock()
+	target, login := c.target, c.login
+	c.mu.Unlock()
+	defer target.Close()
+
+	c.p.audit.Record("session.open", c.user.Login, c.fields("login", login))
+	c.p.logger.Info("session opened", "user", c.user.Login, "login", login, "server", c.srv.Name, "session", c.sessionID)
+	openCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if _, err := c.p.store.Apply(openCtx, &raftstore.SessionOpen{Session: raftstore.Session{
+		ID: c.sessionID, UserID: c.user.ID, Login: login, ServerID: c.srv.ID, Project: c.srv.Project, Node: c.p.cfg.NodeID,
+		SourceAddr: c.id.Remote.String(), Start: c.started.UTC(),
+	}}); err != nil {
+		c.p.logger.Error("record session open", "session", c.sessionID, "err", err)
+	}
+	cancel()
+
+	b := newBridge(c, sconn, target)
+	live := c.p.sessions.add(c.sessionID, c.user.ID, c.srv, func(reason string) { c.end(b, reason) })
+	defer c.p.sessions.remove(c.sessionID)
+	stopTimers := c.enforceLimits(b)
+	b.run(chans, greqs)
+	stopTimers()
+	_ = live
+
+	in, out := b.bytes()
+	reason := c.endReason()
+	closeCtx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if _, err := c.p.store.Apply(closeCtx, &raftstore.SessionClose{ID: c.sessionID, End: c.p.now().UTC(), BytesIn: in, BytesOut: out,
+		RecordingSHA256: b.recordingSHA(), EndReason: reason}); err != nil {
+		c.p.logger.Error("record session close", "session", c.sessionID, "err", err)
+	}
+	c.p.audit.Record("session.close", c.user.Login, c.fields("bytes_in", strconv.FormatInt(in, 10), "bytes_out", strconv.FormatInt(out, 10), "reason", reason))
+}
+
+// connectTarget checks the requested login and dials the target with a
+// freshly minted certificate for it.
+func (c *conn) connectTarget(ctx context.Context, login string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.target != nil {
+		if login == c.login {
+			return nil
+		}
+		return fmt.Errorf("%w: one login per connection", ErrLoginDenied)
+	}
+	if err := c.acc.loginAllowed(c.user, login); err != nil {
+		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", login, "reason", err.Error()))
+		return err
+	}
+	client, err := c.p.dialTarget(ctx, c, login)
+	if err != nil {
+		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", login, "reason", err.Error()))
+		return err
+	}
+	c.target, c.login = client, login
+	return nil
+}
+
+// end closes the connection for reason (policy change, idle, max duration).
+func (c *conn) end(b *bridge, reason string) {
+	c.mu.Lock()
+	if c.closing == "" {
+		c.closing = reason
+	}
+	c.mu.Unlock()
+	b.shutdown("Rampart: session ended: " + reason)
+}
+
+func (c *conn) endReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing == "" {
+		return "closed"
+	}
+	return c.closing
+}
+
+// enforceLimits applies the project's idle timeout and maximum duration.
+// Deadlines do nothing on a channel, so timers do it.
+func (c *conn) enforceLimits(b *bridge) (stop func()) {
+	s := c.acc.project.Settings
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	if s.MaxSessionDuration > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-time.After(s.MaxSessionDuration):
+				c.end(b, "maximum session duration reached")
+			case <-done:
+			}
+		}()
+	}
+	if s.IdleTimeout > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(min(s.IdleTimeout/4, 5*time.Second) + time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-tick.C:
+					if time.Since(b.lastActivity()) >= s.IdleTimeout {
+						c.end(b, "idle timeout")
+						return
+					}
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
+}

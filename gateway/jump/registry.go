@@ -1,0 +1,120 @@
+package jump
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// registry holds the live proxied sessions of this node, so that a policy
+// change (user disabled, grant revoked, server deleted, session killed) ends
+// them at once.
+type registry struct {
+	mu       sync.Mutex
+	sessions map[string]*liveSession
+}
+
+type liveSession struct {
+	id, userID string
+	server     *raftstore.Server
+	end        func(reason string)
+}
+
+func newRegistry() *registry { return &registry{sessions: map[string]*liveSession{}} }
+
+func (r *registry) add(id, userID string, srv *raftstore.Server, end func(string)) *liveSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := &liveSession{id: id, userID: userID, server: srv, end: end}
+	r.sessions[id] = s
+	return s
+}
+
+func (r *registry) remove(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.sessions, id)
+}
+
+func (r *registry) snapshot() []*liveSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*liveSession, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Count is the number of live proxied sessions on this node.
+func (p *Proxy) Count() int {
+	p.sessions.mu.Lock()
+	defer p.sessions.mu.Unlock()
+	return len(p.sessions.sessions)
+}
+
+// watchedTables are the tables whose changes can revoke a live session.
+var watchedTables = []string{"users", "grants", "projects", "servers", "sessions"}
+
+// Run re-checks every live session whenever users, grants, projects,
+// servers or sessions change, and ends those no longer allowed. Raft applies
+// a change on every node within milliseconds, and each node's blocking query
+// wakes on its own replica, so a disabled user's sessions end on every node
+// well within two seconds. Run returns when ctx ends.
+func (p *Proxy) Run(ctx context.Context) {
+	var index uint64
+	for ctx.Err() == nil {
+		idx, err := raftstore.BlockingQuery(ctx, p.store.FSM(), index, time.Minute, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {
+			return st.MaxIndexWatch(ws, watchedTables...), nil
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.logger.Warn("session watcher", "err", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		if idx != index {
+			p.recheck()
+		}
+		index = idx
+	}
+}
+
+// recheck ends live sessions whose user, grant, server or session record no
+// longer allows them.
+func (p *Proxy) recheck() {
+	st := p.store.State()
+	for _, s := range p.sessions.snapshot() {
+		if reason := p.revoked(st, s); reason != "" {
+			p.logger.Info("ending session", "session", s.id, "reason", reason)
+			s.end(reason)
+		}
+	}
+}
+
+func (p *Proxy) revoked(st *raftstore.State, s *liveSession) string {
+	_, u, err := st.UserByID(nil, s.userID)
+	if err != nil {
+		return ""
+	}
+	if u == nil || u.Status != raftstore.UserActive {
+		return "your account was disabled"
+	}
+	_, srv, err := st.ServerByID(nil, s.server.ID)
+	if err == nil && srv == nil {
+		return "the server was removed from Rampart"
+	}
+	if _, err := authorize(st, u, s.server); err != nil {
+		return "your access to project " + s.server.Project + " was revoked"
+	}
+	if _, rec, err := st.SessionByID(nil, s.id); err == nil && rec != nil && rec.Status == raftstore.SessionClosed {
+		return "an administrator ended this session"
+	}
+	return ""
+}

@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/jump"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// innerHostCertValidity: the inner server's host certificate only has to
+// outlive the handshake it is presented in.
+const innerHostCertValidity = time.Hour
+
+// keyring gives the jump proxy its keys: it unseals CA keys from raft with
+// the node's KEK (caching them in memory), creates a project's user CA on
+// first use, and derives the inner servers' host keys.
+type keyring struct {
+	n *Node
+
+	mu  sync.Mutex
+	cas map[string]*ca.SSHCA // by CA record id
+}
+
+var _ jump.Minter = (*keyring)(nil)
+
+func newKeyring(n *Node) *keyring { return &keyring{n: n, cas: map[string]*ca.SSHCA{}} }
+
+// open returns the unsealed CA of a record.
+func (k *keyring) open(rec *raftstore.CARecord) (*ca.SSHCA, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if c, ok := k.cas[rec.ID]; ok {
+		return c, nil
+	}
+	c, err := ca.OpenSSHCA(rec.ID, rec.SealedKey, k.n.kek)
+	if err != nil {
+		return nil, err
+	}
+	k.cas[rec.ID] = c
+	return c, nil
+}
+
+// userCA returns the project's active user CA, creating it on first use.
+// Two nodes racing to create it both end up with the one raft kept.
+func (k *keyring) userCA(ctx context.Context, project string) (*ca.SSHCA, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		_, rec, err := k.n.store.State().ActiveCA(nil, raftstore.CAUser, project)
+		if err != nil {
+			return nil, err
+		}
+		if rec != nil {
+			return k.open(rec)
+		}
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		id := "user-" + project + "-" + hex.EncodeToString(b)
+		c, sealed, pub, err := ca.NewSSHCAKey(id, k.n.kek)
+		if err != nil {
+			return nil, err
+		}
+		_, err = k.n.store.Apply(ctx, &raftstore.CAUpsert{Record: raftstore.CARecord{
+			ID: id, Kind: raftstore.CAUser, Project: project, Algorithm: gossh.KeyAlgoED25519, PublicKey: pub, SealedKey: sealed, State: raftstore.CAActive,
+		}, Now: k.n.now().UTC()})
+		if err == nil {
+			k.n.logger.Info("created user CA", "project", project, "ca", id)
+			return c, nil
+		}
+		if !errors.Is(err, raftstore.ErrConflict) {
+			return nil, fmt.Errorf("create the user CA of %s: %w", project, err)
+		}
+		if err := k.n.store.ConsistentRead(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("create the user CA of %s: lost the race three times", project)
+}
+
+// MintUser signs a per-hop certificate with the project's user CA.
+func (k *keyring) MintUser(ctx context.Context, req jump.CertRequest) (*gossh.Certificate, error) {
+	c, err := k.userCA(ctx, req.Project)
+	if err != nil {
+		return nil, err
+	}
+	return c.MintUser(ca.UserCertRequest{
+		PublicKey: req.PublicKey, UnixName: req.UnixName, UserLogin: req.UserLogin, SessionID: req.SessionID,
+		Server: req.Server, Project: req.Project, SourceAddresses: req.SourceAddresses, TTL: req.TTL,
+		AllowPortForwarding: req.AllowPortForwarding, AllowAgentForwarding: req.AllowAgentForwarding,
+	}, k.n.now(), rand.Reader)
+}
+
+// InnerHostSigners returns the inner server's plain host key (stable per
+// target, the same on every node) and a certificate for it naming what the
+// person typed, the server's names and its address.
+func (k *keyring) InnerHostSigners(srv *raftstore.Server, requested string) ([]gossh.Signer, error) {
+	plain, err := k.n.kek.InnerHostKey(srv.ID)
+	if err != nil {
+		return nil, err
+	}
+	_, rec, err := k.n.store.State().ActiveCA(nil, raftstore.CAHost, "")
+	if err != nil || rec == nil {
+		return nil, fmt.Errorf("no active host CA: %v", err)
+	}
+	hostCA, err := k.open(rec)
+	if err != nil {
+		return nil, err
+	}
+	names := append([]string{requested, srv.Name}, srv.AltNames...)
+	names = append(names, srv.Addr)
+	cert, err := hostCA.SignHostForNames(plain.PublicKey(), "rampart jump "+srv.Name, names, innerHostCertValidity, k.n.now())
+	if err != nil {
+		return nil, err
+	}
+	certSigner, err := gossh.NewCertSigner(cert, plain)
+	if err != nil {
+		return nil, err
+	}
+	return []gossh.Signer{plain, certSigner}, nil
+}
+
+// HostCAKeys are the host CA keys a target's certificate may be signed by.
+func (k *keyring) HostCAKeys() ([]gossh.PublicKey, error) {
+	_, recs, err := k.n.store.State().CAsFor(nil, raftstore.CAHost, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []gossh.PublicKey
+	for _, r := range recs {
+		if r.State == raftstore.CARetired {
+			continue
+		}
+		pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(r.PublicKey))
+		if err != nil {
+			continue
+		}
+		out = append(out, pk)
+	}
+	return out, nil
+}
