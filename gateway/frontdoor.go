@@ -71,7 +71,7 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 	}
 	n.jump = jumpproxy.New(jumpproxy.Config{
 		NodeID: n.id, EgressIPs: n.egressIPs(), OwnIPs: n.ownIPs(),
-	}, n.store, n.keys, n.audit, nil, n.logger)
+	}, n.store, n.keys, n.audit, n.startRecording, n.logger)
 	go n.jump.Run(n.bgCtx)
 	n.ssh = frontdoor.New(frontdoor.Config{
 		Addr: n.cfg.Listen.SSH, HostSigners: signers, JumpHost: jump,

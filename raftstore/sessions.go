@@ -114,7 +114,10 @@ type SessionClose struct {
 	BytesIn         int64
 	BytesOut        int64
 	RecordingSHA256 string
-	EndReason       string
+	// RecordingPath is where the node that carried the session keeps its
+	// recording (relative to that node's recordings directory).
+	RecordingPath string
+	EndReason     string
 }
 
 func (c *SessionClose) Type() MessageType { return SessionCloseType }
@@ -151,7 +154,7 @@ func (c *SessionClose) apply(tx *writeTxn) (any, error) {
 		s.End = s.Start
 	}
 	s.BytesIn, s.BytesOut = c.BytesIn, c.BytesOut
-	s.RecordingSHA256, s.EndReason = c.RecordingSHA256, c.EndReason
+	s.RecordingSHA256, s.RecordingPath, s.EndReason = c.RecordingSHA256, c.RecordingPath, c.EndReason
 	s.ModifyIndex = tx.index
 	if err := tx.Insert(tableSessions, &s); err != nil {
 		return nil, fmt.Errorf("update session %s: %w", c.ID, err)

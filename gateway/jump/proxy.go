@@ -53,7 +53,8 @@ type Recorder interface {
 	Output(p []byte) error
 	Input(p []byte) error
 	Resize(w, h int) error
-	Close() (sha256 string, err error)
+	// Close ends the recording and says where it is and its SHA-256.
+	Close() (sha256, path string, err error)
 }
 
 // RecorderFactory starts a recording, or returns nil when the project does
@@ -250,11 +251,12 @@ func (c *conn) serve(ctx context.Context, cc *chanConn) {
 	_ = live
 
 	in, out := b.bytes()
+	sha, path := b.recording()
 	reason := c.endReason()
 	closeCtx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel2()
 	if _, err := c.p.store.Apply(closeCtx, &raftstore.SessionClose{ID: c.sessionID, End: c.p.now().UTC(), BytesIn: in, BytesOut: out,
-		RecordingSHA256: b.recordingSHA(), EndReason: reason}); err != nil {
+		RecordingSHA256: sha, RecordingPath: path, EndReason: reason}); err != nil {
 		c.p.logger.Error("record session close", "session", c.sessionID, "err", err)
 	}
 	c.p.audit.Record("session.close", c.user.Login, c.fields("bytes_in", strconv.FormatInt(in, 10), "bytes_out", strconv.FormatInt(out, 10), "reason", reason))

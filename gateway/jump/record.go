@@ -66,14 +66,13 @@ func (p *pair) closeRecording() {
 	if p.rec == nil {
 		return
 	}
-	sum, err := p.rec.Close()
+	sum, path, err := p.rec.Close()
 	p.rec = nil
 	if err != nil {
 		p.failWhileLocked(err)
-		return
 	}
 	p.b.mu.Lock()
-	p.b.recSHA = sum
+	p.b.recSHA, p.b.recPath = sum, path
 	p.b.mu.Unlock()
 }
 
