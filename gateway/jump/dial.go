@@ -97,7 +97,8 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*gossh.C
 	// server is enrolled under (CertChecker checks the host part).
 	sc, chans, reqs, err := gossh.NewClientConn(tcp, net.JoinHostPort(c.srv.Name, port), &gossh.ClientConfig{
 		User: login, Auth: []gossh.AuthMethod{gossh.PublicKeys(certSigner)},
-		HostKeyCallback: checker.CheckHostKey, Timeout: p.cfg.DialTimeout, ClientVersion: "SSH-2.0-Rampart",
+		HostKeyCallback: checker.CheckHostKey, HostKeyAlgorithms: hostKeyAlgorithms(pinned),
+		Timeout: p.cfg.DialTimeout, ClientVersion: "SSH-2.0-Rampart",
 	})
 	if err != nil {
 		tcp.Close()
@@ -108,6 +109,25 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*gossh.C
 		return nil, fmt.Errorf("%s refused the login %q", c.srv.Name, login)
 	}
 	return gossh.NewClient(sc, chans, reqs), nil
+}
+
+// hostKeyAlgorithms asks the target for a host certificate first, then for a
+// plain key of a type that was pinned at enrollment: a target offering
+// several key types must present one we can check.
+func hostKeyAlgorithms(pinned []gossh.PublicKey) []string {
+	algos := []string{
+		gossh.CertAlgoED25519v01, gossh.CertAlgoECDSA256v01, gossh.CertAlgoECDSA384v01, gossh.CertAlgoECDSA521v01,
+		gossh.CertAlgoRSASHA512v01, gossh.CertAlgoRSASHA256v01,
+	}
+	for _, k := range pinned {
+		switch t := k.Type(); t {
+		case gossh.KeyAlgoRSA:
+			algos = append(algos, gossh.KeyAlgoRSASHA512, gossh.KeyAlgoRSASHA256)
+		default:
+			algos = append(algos, t)
+		}
+	}
+	return algos
 }
 
 func isHostKeyError(err error) bool {

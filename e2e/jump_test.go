@@ -1,0 +1,305 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/devidp"
+)
+
+// The jump tests: the real OpenSSH client, through a dev node, to real sshd
+// targets in their own mount namespaces.
+const (
+	jumpNodeIP   = "127.0.0.22"
+	jumpTargetIP = "127.0.0.31"
+	jumpOtherIP  = "127.0.0.32"
+)
+
+// jumpEnv is a dev node, alice's key bound to her, a project "web" granted
+// to her group, and its target web-1 (sshd trusting the project's CA).
+type jumpEnv struct {
+	node   *DevNode
+	dir    string
+	key    string
+	config string // ssh_config: key, known_hosts with the host CA only
+	target *Target
+}
+
+func (e *jumpEnv) api() *APIClient { return e.node.API() }
+
+// ssh runs OpenSSH through the bastion: ssh -F config -J alice@node host cmd.
+func (e *jumpEnv) ssh(t testing.TB, extra []string, dest string, command ...string) sshResult {
+	t.Helper()
+	args := []string{"ssh", "-F", e.config, "-J", "alice@" + net.JoinHostPort(e.node.IP, portSSH)}
+	args = append(append(args, extra...), dest)
+	return runSSH(t, append(args, command...))
+}
+
+func do(t testing.TB, c *APIClient, method, path string, in, out any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	fatalIf(t, c.Do(ctx, method, path, in, out), method+" "+path)
+}
+
+func setupJump(t *testing.T, settings api.ProjectSettings, usePAM bool) *jumpEnv {
+	t.Helper()
+	e := &jumpEnv{node: StartDevNode(t, "jump", jumpNodeIP), dir: t.TempDir()}
+	e.key = newSSHKey(t, e.dir, "alice")
+	c := e.api()
+
+	// Trust only the cluster's host CA, as `rampart setup` will arrange.
+	var hostCA api.CAKeys
+	do(t, c, http.MethodGet, "/v1/ca/host", nil, &hostCA)
+	if len(hostCA.Keys) != 1 {
+		t.Fatalf("host CA keys = %v", hostCA.Keys)
+	}
+	kh := filepath.Join(e.dir, "known_hosts")
+	fatalIf(t, os.WriteFile(kh, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	e.config = filepath.Join(e.dir, "ssh_config")
+	// ssh_config keeps the first value it reads: the node's block first.
+	fatalIf(t, os.WriteFile(e.config, []byte(fmt.Sprintf(`Host %s
+  Port %s
+Host *
+  IdentityFile %s
+  IdentitiesOnly yes
+  IdentityAgent none
+  UserKnownHostsFile %s
+  GlobalKnownHostsFile /dev/null
+  StrictHostKeyChecking yes
+  ConnectTimeout 10
+`, e.node.IP, portSSH, e.key, kh)), 0o600))
+
+	// Bind alice's key once through the browser.
+	term := startTerminal(t, e.dir, []string{"ssh", "-F", e.config, "alice@" + e.node.IP})
+	prompt := waitDevicePrompt(t, term, e.node)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	fatalIf(t, devidp.NewBrowser().Approve(ctx, prompt.URL, "alice", "alice"), "approve")
+	if screen, code := waitExit(t, term); code != 0 {
+		t.Fatalf("first sign-in exited %d:\n%s", code, screen)
+	}
+
+	do(t, c, http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers", Settings: settings}, nil)
+	do(t, c, http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
+	var userCA api.CAKeys
+	do(t, c, http.MethodGet, "/v1/ca/user/web", nil, &userCA)
+	e.target = e.startTarget(t, "web-1", jumpTargetIP, "web", userCA, usePAM, nil)
+	return e
+}
+
+// startTarget starts a target trusting caKeys, with an account for alice,
+// and registers it (pinning its real host key unless pin is given).
+func (e *jumpEnv) startTarget(t *testing.T, name, ip, project string, caKeys api.CAKeys, usePAM bool, pin gossh.PublicKey) *Target {
+	t.Helper()
+	tg := NewTarget(t, TargetConfig{Name: name, IP: ip, UsePAM: usePAM})
+	var keys []gossh.PublicKey
+	for _, k := range caKeys.Keys {
+		pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(k))
+		fatalIf(t, err, "user CA key")
+		keys = append(keys, pk)
+	}
+	fatalIf(t, tg.TrustCA(keys...), "trust the user CA")
+	fatalIf(t, tg.AddUser("alice"), "add alice")
+	fatalIf(t, tg.Start(), "start "+name)
+	if pin == nil {
+		pin = tg.HostKey()
+	}
+	do(t, e.api(), http.MethodPut, "/v1/servers/"+name, api.Server{Project: project, Name: name, Addr: ip,
+		HostKeys: []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pin)))}}, nil)
+	return tg
+}
+
+func TestJumpThroughBastion(t *testing.T) {
+	e := setupJump(t, api.ProjectSettings{AllowLocalForward: true, Recording: true}, true)
+
+	t.Run("ok/exit-code", func(t *testing.T) {
+		r := e.ssh(t, nil, "alice@web-1", "exit 42")
+		if r.code != 42 {
+			t.Fatalf("exit code %d, want 42; stderr:\n%s", r.code, r.stderr)
+		}
+	})
+	t.Run("ok/who-and-target-log", func(t *testing.T) {
+		offset := e.target.LogOffset()
+		r := e.ssh(t, nil, "alice@web-1", "id -un")
+		if r.code != 0 || strings.TrimSpace(r.stdout) != "alice" {
+			t.Fatalf("id -un: exit %d, %q; stderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		// The target's sshd names the person in its log: the key ID.
+		if _, err := e.target.WaitLogFrom(offset, waitLong, regexp.MustCompile(`rampart user=alice session=s-[0-9a-f]+ server=web-1`)); err != nil {
+			t.Fatalf("target log does not name the person: %v\n%s", err, e.target.Log())
+		}
+	})
+	t.Run("ok/scp-and-sftp-50MiB", func(t *testing.T) {
+		src := filepath.Join(e.dir, "big")
+		data := make([]byte, 50<<20)
+		_, _ = rand.Read(data)
+		fatalIf(t, os.WriteFile(src, data, 0o600))
+		sum := sha256.Sum256(data)
+		want := hex.EncodeToString(sum[:])
+		jump := "alice@" + net.JoinHostPort(e.node.IP, portSSH)
+		r := runSSH(t, []string{"scp", "-F", e.config, "-J", jump, src, "alice@web-1:big"})
+		if r.code != 0 {
+			t.Fatalf("scp: exit %d: %s", r.code, r.stderr)
+		}
+		r = e.ssh(t, nil, "alice@web-1", "sha256sum big")
+		if !strings.HasPrefix(r.stdout, want) {
+			t.Fatalf("sha256 on the target %q, want %s", r.stdout, want)
+		}
+		batch := filepath.Join(e.dir, "sftp.batch")
+		back := filepath.Join(e.dir, "back")
+		fatalIf(t, os.WriteFile(batch, []byte("put "+src+" big2\nget big2 "+back+"\n"), 0o600))
+		r = runSSH(t, []string{"sftp", "-F", e.config, "-J", jump, "-b", batch, "alice@web-1"})
+		if r.code != 0 {
+			t.Fatalf("sftp: exit %d: %s", r.code, r.stderr)
+		}
+		got, err := os.ReadFile(back)
+		fatalIf(t, err)
+		if !bytes.Equal(got, data) {
+			t.Fatal("sftp round trip changed the file")
+		}
+	})
+	t.Run("ok/local-forward", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		fatalIf(t, err)
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "ssh", "-F", e.config, "-J", "alice@"+net.JoinHostPort(e.node.IP, portSSH),
+			"-N", "-o", "ExitOnForwardFailure=yes", "-L", fmt.Sprintf("127.0.0.1:%d:%s:22", port, jumpTargetIP), "alice@web-1")
+		cmd.Env = clientEnv()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		fatalIf(t, cmd.Start())
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		var banner string
+		err = waitFor(waitLong, func() error {
+			conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 64)
+			n, err := conn.Read(buf)
+			if err != nil {
+				return err
+			}
+			banner = string(buf[:n])
+			return nil
+		})
+		if err != nil || !strings.HasPrefix(banner, "SSH-2.0-OpenSSH") {
+			t.Fatalf("through -L: %q, %v; ssh stderr:\n%s", banner, err, stderr.String())
+		}
+	})
+	t.Run("fail/remote-forward-not-allowed", func(t *testing.T) {
+		r := e.ssh(t, []string{"-o", "ExitOnForwardFailure=yes", "-R", "127.0.0.1:0:127.0.0.1:22"}, "alice@web-1", "true")
+		if r.code == 0 || !strings.Contains(r.stderr, "remote port forwarding failed") {
+			t.Fatalf("-R with the project forbidding it: exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+	})
+	for _, tc := range []struct {
+		name, dest, want string
+		opts             []string
+	}{
+		{"fail/another-users-login", "root@web-1", "login not permitted", nil},
+		{"fail/unenrolled-host", "alice@web-9", "not an enrolled server", nil},
+		{"fail/metadata-address", "alice@169.254.169.254", "metadata service", nil},
+		// Another port than the SSH front door's, so that it is the node,
+		// not ssh, that sees a request for itself.
+		{"fail/the-node-itself", "alice@" + jumpNodeIP, "this bastion itself", []string{"-p", portAPI}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.ssh(t, append([]string{"-o", "BatchMode=yes"}, tc.opts...), tc.dest, "true")
+			if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+				t.Fatalf("ssh -J … %s: exit %d, want a refusal saying %q; stderr:\n%s", tc.dest, r.code, tc.want, r.stderr)
+			}
+		})
+	}
+	t.Run("fail/wrong-host-key", func(t *testing.T) {
+		other, err := gossh.NewPublicKey(mustEd25519(t))
+		fatalIf(t, err)
+		var userCA api.CAKeys
+		do(t, e.api(), http.MethodGet, "/v1/ca/user/web", nil, &userCA)
+		e.startTarget(t, "web-2", jumpOtherIP, "web", userCA, true, other)
+		r := e.ssh(t, []string{"-o", "BatchMode=yes"}, "alice@web-2", "true")
+		if r.code == 0 || !strings.Contains(r.stderr, "host key does not match") {
+			t.Fatalf("target with the wrong host key: exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+	})
+	t.Run("ok/grant-revoked-mid-session", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "ssh", "-F", e.config, "-J", "alice@"+net.JoinHostPort(e.node.IP, portSSH), "alice@web-1", "echo started; sleep 300")
+		cmd.Env = clientEnv()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		var stdout, stderr syncBuffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		fatalIf(t, cmd.Start())
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		fatalIf(t, waitFor(waitLong, func() error {
+			if !strings.Contains(stdout.String(), "started") {
+				return fmt.Errorf("session not started yet; stderr %q", stderr.String())
+			}
+			return nil
+		}))
+		revoked := time.Now()
+		do(t, e.api(), http.MethodDelete, "/v1/projects/web/grants/engineering", nil, nil)
+		select {
+		case <-done:
+			t.Logf("session ended %s after the grant was revoked", time.Since(revoked).Round(time.Millisecond))
+		case <-ctx.Done():
+			t.Fatal("the session outlived the revoked grant")
+		}
+		if !strings.Contains(stderr.String(), "revoked") {
+			t.Errorf("the person was not told why: %q", stderr.String())
+		}
+		do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func mustEd25519(t testing.TB) ed25519.PublicKey {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	fatalIf(t, err)
+	return pub
+}
