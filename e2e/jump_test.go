@@ -303,3 +303,55 @@ func mustEd25519(t testing.TB) ed25519.PublicKey {
 	fatalIf(t, err)
 	return pub
 }
+
+// TestJumpRecordedSessionWithoutPAM runs an interactive session through the
+// bastion to a target whose sshd has UsePAM no, and plays its recording back
+// with asciinema.
+func TestJumpRecordedSessionWithoutPAM(t *testing.T) {
+	e := setupJump(t, api.ProjectSettings{Recording: true}, false)
+	termDir := filepath.Join(e.dir, "interactive")
+	fatalIf(t, os.Mkdir(termDir, 0o700))
+	term := startTerminal(t, termDir, []string{"ssh", "-F", e.config, "-J", "alice@" + net.JoinHostPort(e.node.IP, portSSH), "-t", "alice@web-1"})
+	term.WaitScreen(waitLong, "a shell prompt on web-1", func(screen string) error {
+		if m := exitMarker.FindStringSubmatch(screen); m != nil {
+			return stopWaiting(fmt.Errorf("ssh exited %s", m[1]))
+		}
+		if !strings.Contains(screen, "alice@") && !strings.Contains(screen, "$") {
+			return fmt.Errorf("no prompt yet")
+		}
+		return nil
+	})
+	out, err := term.tmux("send-keys", "-t", "rampart", "echo hello-$((6*7))", "Enter")
+	fatalIf(t, err, out)
+	term.WaitScreen(waitLong, "the command's output", func(screen string) error {
+		if !strings.Contains(screen, "hello-42") {
+			return fmt.Errorf("no output yet")
+		}
+		return nil
+	})
+	out, err = term.tmux("send-keys", "-t", "rampart", "exit", "Enter")
+	fatalIf(t, err, out)
+	if screen, code := waitExit(t, term); code != 0 {
+		t.Fatalf("interactive session exited %d:\n%s", code, screen)
+	}
+
+	var cast string
+	fatalIf(t, waitFor(waitLong, func() error {
+		matches, _ := filepath.Glob(filepath.Join(e.node.DataDir, "recordings", "*", "*.cast"))
+		if len(matches) != 1 {
+			return fmt.Errorf("%d recordings", len(matches))
+		}
+		cast = matches[0]
+		return nil
+	}), "find the recording")
+	// asciinema cat needs a terminal of its own (it opens /dev/tty):
+	// script(1) gives it one.
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "script", "-qec", "asciinema cat "+cast, "/dev/null")
+	cmd.Env = clientEnv()
+	played, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(played), "hello-42") {
+		t.Fatalf("asciinema cat %s: %v; output:\n%s", cast, err, played)
+	}
+}
