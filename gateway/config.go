@@ -409,14 +409,3 @@ func ParseRange(s string) (start, end uint32, err error) {
 	}
 	return uint32(x), uint32(y), nil
 }
-
-// kekSource describes where the KEK comes from, for messages (never the key).
-func (c *Config) kekSource() string {
-	switch {
-	case c.KEK != "":
-		return "RAMPART_KEK"
-	case c.KEKFile != "":
-		return c.KEKFile
-	}
-	return "generated in the data dir (dev)"
-}

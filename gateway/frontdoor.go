@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-ssh/rampart/gateway/adminshell"
+	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 	jumpproxy "github.com/rampart-ssh/rampart/gateway/jump"
@@ -77,6 +79,7 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		Addr: n.cfg.Listen.SSH, HostSigners: signers, JumpHost: jump,
 		AuthTimeout: n.cfg.SSH.AuthTimeout, MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP,
 		AdminGroup: o.AdminGroup, Jump: n.jump,
+		Admin: adminshell.New(adminshell.Deps{Store: n.store, Cluster: adminCluster{n}, NodeID: n.id, Logger: n.logger}),
 	}, svc, provider, n.store.State, n.audit, n.logger)
 	ln, err := net.Listen("tcp", n.cfg.Listen.SSH)
 	if err != nil {
@@ -130,4 +133,37 @@ func (n *Node) ownIPs() []net.IP {
 		}
 	}
 	return out
+}
+
+// adminCluster tells the admin shell what enrollment tokens carry: the
+// cluster's API addresses and its CA pin.
+type adminCluster struct{ n *Node }
+
+func (a adminCluster) JoinAddrs() []string {
+	_, nodes, err := a.n.store.State().Nodes(nil)
+	if err != nil || len(nodes) == 0 {
+		return []string{a.n.advertise().API}
+	}
+	var out []string
+	for _, node := range nodes {
+		if node.APIAddr != "" {
+			out = append(out, node.APIAddr)
+		}
+	}
+	return out
+}
+
+func (a adminCluster) CAPin() string {
+	if a.n.tls == nil || a.n.tls.Pool == nil {
+		return ""
+	}
+	caPEM, err := a.n.dir.readFile("tls", "ca.crt")
+	if err != nil {
+		return ""
+	}
+	cert, err := ca.ParseCertPEM(caPEM)
+	if err != nil {
+		return ""
+	}
+	return ca.Pin(cert)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/gateway/adminshell"
 	"github.com/rampart-ssh/rampart/gateway/jump"
 	"github.com/rampart-ssh/rampart/gateway/login"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -53,6 +55,15 @@ type Config struct {
 	// Jump, when set, answers direct-tcpip requests (ssh -J). Without it they
 	// are refused; nothing is ever forwarded as plain bytes.
 	Jump Jumper
+	// Admin, when set, is the admin shell that members of AdminGroup reach
+	// as `ssh admin@bastion`.
+	Admin AdminShell
+}
+
+// AdminShell runs admin commands (gateway/adminshell implements it).
+type AdminShell interface {
+	RunLine(ctx context.Context, actor adminshell.Actor, line string, stdin io.Reader, stdout, stderr io.Writer) int
+	RunInteractiveResize(ctx context.Context, actor adminshell.Actor, rw io.ReadWriter, size adminshell.WindowSize, resize <-chan adminshell.WindowSize) int
 }
 
 // DeviceFlow runs the OIDC device flow (login.Provider implements it).

@@ -1,6 +1,7 @@
 package frontdoor
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/gateway/adminshell"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -92,8 +94,39 @@ func (s *Server) adminSession(sess gliderssh.Session, user *raftstore.User) {
 		_ = sess.Exit(1)
 		return
 	}
-	fmt.Fprintln(sess.Stderr(), "Rampart: the admin shell is not available in this release.")
-	_ = sess.Exit(1)
+	if s.cfg.Admin == nil {
+		fmt.Fprintln(sess.Stderr(), "Rampart: the admin shell is not enabled on this node.")
+		_ = sess.Exit(1)
+		return
+	}
+	actor := adminshell.Actor{Login: user.Login, UserID: user.ID, Source: sess.RemoteAddr().String()}
+	ctx, cancel := context.WithCancel(sess.Context())
+	defer cancel()
+	if line := sess.RawCommand(); line != "" {
+		_ = sess.Exit(s.cfg.Admin.RunLine(ctx, actor, line, sess, sess, sess.Stderr()))
+		return
+	}
+	pty, winCh, isPty := sess.Pty()
+	if !isPty {
+		fmt.Fprintln(sess.Stderr(), "Rampart: the interactive admin shell needs a terminal (ssh -t admin@bastion), or give a command: ssh admin@bastion servers ls")
+		_ = sess.Exit(2)
+		return
+	}
+	s.audit.Record("admin.shell.open", user.Login, map[string]string{"remote": actor.Source})
+	resize := make(chan adminshell.WindowSize, 1)
+	go func() {
+		defer close(resize)
+		for w := range winCh {
+			select {
+			case resize <- adminshell.WindowSize{Width: w.Width, Height: w.Height}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	code := s.cfg.Admin.RunInteractiveResize(ctx, actor, sess, adminshell.WindowSize{Width: pty.Window.Width, Height: pty.Window.Height}, resize)
+	s.audit.Record("admin.shell.close", user.Login, map[string]string{"remote": actor.Source})
+	_ = sess.Exit(code)
 }
 
 // whoami gathers who the user is and where they may go.

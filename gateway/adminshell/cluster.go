@@ -1,0 +1,150 @@
+package adminshell
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// cluster: raft membership and maintenance. These read this node's view and
+// need no leader, so they work on a cluster that has lost its quorum.
+
+func (v *invocation) clusterCmd() *cobra.Command {
+	status := &cobra.Command{
+		Use: "status", Short: "Show this node's view of the cluster", Args: exactArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			st, err := v.sh.store.Status()
+			if err != nil {
+				return err
+			}
+			if st.Members == nil {
+				st.Members = []raftstore.Member{}
+			}
+			voters := 0
+			for _, m := range st.Members {
+				if m.Voter {
+					voters++
+				}
+			}
+			return v.emit(st, []string{st.NodeID}, func(out io.Writer) error {
+				d := newDetails(out)
+				d.add("node", fmt.Sprintf("%s (%s)", st.NodeID, st.State))
+				leader := "none"
+				if st.LeaderID != "" {
+					leader = fmt.Sprintf("%s at %s", st.LeaderID, st.LeaderAddr)
+				}
+				d.add("leader", leader)
+				d.add("term", st.Term)
+				d.add("indexes", fmt.Sprintf("last %d, commit %d, applied %d", st.LastIndex, st.CommitIndex, st.AppliedIndex))
+				d.add("state digest", st.StateDigest)
+				d.add("members", fmt.Sprintf("%d (%d voters)", len(st.Members), voters))
+				return d.flush()
+			})
+		},
+	}
+
+	members := &cobra.Command{
+		Use: "members", Short: "List the cluster's nodes", Args: exactArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			st, err := v.sh.store.Status()
+			if err != nil {
+				return err
+			}
+			ms := nonNil(st.Members)
+			ids := make([]string, len(ms))
+			for i, m := range ms {
+				ids[i] = m.ID
+			}
+			return v.emit(ms, ids, func(out io.Writer) error {
+				t := newTable(out, "ID", "RAFT ADDRESS", "API ADDRESS", "SSH ADDRESS", "VOTER", "LEADER")
+				for _, m := range ms {
+					t.row(m.ID, m.RaftAddr, m.APIAddr, m.SSHAddr, m.Voter, m.Leader)
+				}
+				return t.flush()
+			})
+		},
+	}
+
+	var yes bool
+	remove := &cobra.Command{
+		Use: "remove NODE", Short: "Take a node out of the cluster", Args: exactArgs("NODE"),
+		ValidArgsFunction: v.completeArgs(nodeIDs),
+		RunE: func(_ *cobra.Command, args []string) error {
+			st, err := v.sh.store.Status()
+			if err != nil {
+				return err
+			}
+			var found *raftstore.Member
+			for i := range st.Members {
+				if st.Members[i].ID == args[0] {
+					found = &st.Members[i]
+				}
+			}
+			if found == nil {
+				return fmt.Errorf("node %q is not a member: %w", args[0], raftstore.ErrNotFound)
+			}
+			what := fmt.Sprintf("remove node %s (%s) from the cluster", found.ID, found.RaftAddr)
+			if found.ID == st.NodeID {
+				what += "; it is the node you are connected to"
+			}
+			if err := v.confirm(yes, what); err != nil {
+				return err
+			}
+			ctx, cancel := v.writeContext()
+			defer cancel()
+			if err := v.sh.store.RemoveServer(ctx, found.ID); err != nil {
+				return err
+			}
+			// Forget its addresses too: the API's node-only endpoints check
+			// the nodes table, so its certificate stops opening them.
+			if _, err := v.applyOnly(&raftstore.NodeDelete{ID: found.ID}); err != nil {
+				return errors.Join(fmt.Errorf("node %s left raft, but its record was not removed: %w", found.ID, err),
+					v.record(map[string]string{"node": found.ID}))
+			}
+			if err := v.record(map[string]string{"node": found.ID, "raft_addr": found.RaftAddr}); err != nil {
+				return err
+			}
+			return v.done(nil, "node %s removed from the cluster", found.ID)
+		},
+	}
+	remove.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+
+	snapshot := &cobra.Command{
+		Use: "snapshot", Short: "Take a raft snapshot on this node now (compacts its log)", Args: exactArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			if err := v.sh.store.Snapshot(); err != nil {
+				return err
+			}
+			if err := v.record(map[string]string{"node": v.sh.nodeID}); err != nil {
+				return err
+			}
+			return v.done(nil, "snapshot taken on node %s", cell(v.sh.nodeID))
+		},
+	}
+
+	transfer := &cobra.Command{
+		Use: "transfer-leadership", Short: "Hand leadership to another voter (run it on the leader)", Args: exactArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			if err := v.sh.store.TransferLeadership(); err != nil {
+				if errors.Is(err, raftstore.ErrNotLeader) {
+					leader := "the leader"
+					if st, serr := v.sh.store.Status(); serr == nil && st.LeaderID != "" {
+						leader = "the leader, " + st.LeaderID
+					}
+					return fmt.Errorf("this node is not the leader: run it on %s: %w", leader, err)
+				}
+				return err
+			}
+			if err := v.record(map[string]string{"node": v.sh.nodeID}); err != nil {
+				return err
+			}
+			return v.done(nil, "leadership transferred away from node %s", cell(v.sh.nodeID))
+		},
+	}
+
+	return group("cluster", "The raft cluster of bastion nodes", nil, status, members, remove, snapshot, transfer)
+}

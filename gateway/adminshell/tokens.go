@@ -1,0 +1,312 @@
+package adminshell
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// enrollment tokens and API service tokens. Secrets are printed once, at
+// creation, and never stored, logged or audited: the cluster keeps hashes.
+
+// DefaultTokenTTL is how long an enrollment token lasts unless --ttl says.
+const DefaultTokenTTL = 24 * time.Hour
+
+// serviceTokenPrefix starts API service token secrets (as bootstrap's).
+const serviceTokenPrefix = "rps_"
+
+// shortHash is how much of a token hash tables show; revoke takes any
+// unique prefix of at least minHashPrefix characters.
+const (
+	shortHash     = 12
+	minHashPrefix = 8
+)
+
+type tokenView struct {
+	Hash        string     `json:"hash"`
+	Kind        string     `json:"kind"`
+	Project     string     `json:"project,omitempty"`
+	Description string     `json:"description,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	// UsesLeft is null for a token usable until it expires.
+	UsesLeft  *int       `json:"uses_left"`
+	CreatedBy string     `json:"created_by"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+}
+
+func newTokenView(t *raftstore.Token) tokenView {
+	tv := tokenView{Hash: t.Hash, Kind: string(t.Kind), Project: t.Project, Description: t.Description,
+		ExpiresAt: timeJSON(t.ExpiresAt), CreatedBy: t.CreatedBy, CreatedAt: timeJSON(t.CreatedAt)}
+	if t.UsesLeft != raftstore.UnlimitedUses {
+		n := t.UsesLeft
+		tv.UsesLeft = &n
+	}
+	return tv
+}
+
+type createdTokenView struct {
+	Token string `json:"token"`
+	tokenView
+}
+
+func usesText(n *int) string {
+	if n == nil {
+		return "unlimited"
+	}
+	return fmt.Sprint(*n)
+}
+
+// expiry says when something expires, or that it has.
+func expiry(now, t time.Time) string {
+	switch {
+	case t.IsZero():
+		return "never"
+	case !now.Before(t):
+		return "expired " + fmtTime(t)
+	}
+	return fmtTime(t)
+}
+
+func (v *invocation) tokensCmd() *cobra.Command {
+	var ttl time.Duration
+	var uses int
+	var description string
+	create := &cobra.Command{
+		Use:   "create PROJECT",
+		Short: "Create an enrollment token for a project (shown once)",
+		Long: "Create a token with which a server's agent enrolls into PROJECT. The token carries the\n" +
+			"cluster's API addresses and CA pin; it is printed once and the cluster keeps only its hash.",
+		Args: exactArgs("PROJECT"), ValidArgsFunction: v.completeArgs(projectNames),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if ttl < 0 {
+				return usagef("--ttl %s is negative", ttl)
+			}
+			if uses < 0 {
+				return usagef("--uses %d is negative", uses)
+			}
+			if v.sh.cluster == nil || len(v.sh.cluster.JoinAddrs()) == 0 || v.sh.cluster.CAPin() == "" {
+				return errNoCluster
+			}
+			p, err := findProject(v.state(), args[0])
+			if err != nil {
+				return err
+			}
+			tok, err := api.NewToken(api.TokenEnroll, v.sh.cluster.JoinAddrs(), v.sh.cluster.CAPin(), v.sh.rand)
+			if err != nil {
+				return err
+			}
+			now := v.sh.now().UTC()
+			rec := raftstore.Token{Hash: api.HashSecret(tok.Secret), Kind: raftstore.TokenEnroll, Project: p.Name,
+				Description: description, UsesLeft: raftstore.UnlimitedUses, CreatedBy: v.actor.Login}
+			if uses > 0 {
+				rec.UsesLeft = uses
+			}
+			if ttl > 0 {
+				rec.ExpiresAt = now.Add(ttl)
+			}
+			res, err := v.apply(&raftstore.TokenCreate{Token: rec, Now: now},
+				map[string]string{"project": p.Name, "token": rec.Hash, "uses": usesText(newTokenView(&rec).UsesLeft), "expires": fmtTime(rec.ExpiresAt)})
+			if err != nil {
+				return err
+			}
+			var stored raftstore.Token
+			if err := res.Decode(&stored); err != nil {
+				return err
+			}
+			tv := newTokenView(&stored)
+			switch {
+			case v.jsonOut:
+				return writeJSON(v.out, createdTokenView{Token: tok.String(), tokenView: tv})
+			case v.quiet:
+				_, err := fmt.Fprintln(v.out, tok.String())
+				return err
+			}
+			fmt.Fprintf(v.out, "Enrollment token for project %s (expires %s, %s uses):\n\n  %s\n\n",
+				p.Name, expiry(now, stored.ExpiresAt), usesText(tv.UsesLeft), tok.String())
+			_, err = fmt.Fprintf(v.out, "It is shown only this once. To revoke it: tokens revoke %s\n", stored.Hash[:shortHash])
+			return err
+		},
+	}
+	create.Flags().DurationVar(&ttl, "ttl", DefaultTokenTTL, "how long the token stays valid (0: until revoked)")
+	create.Flags().IntVar(&uses, "uses", 0, "how many servers may enroll with it (0: any number until it expires)")
+	create.Flags().StringVar(&description, "description", "", "a note shown in tokens ls")
+
+	var project string
+	ls := &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List enrollment and join tokens (hashes only)", Args: exactArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			st := v.state()
+			var toks []*raftstore.Token
+			var err error
+			if project != "" {
+				_, toks, err = st.TokensByProject(nil, project)
+			} else {
+				_, toks, err = st.Tokens(nil)
+			}
+			if err != nil {
+				return err
+			}
+			views, ids := []tokenView{}, []string{}
+			for _, t := range toks {
+				views = append(views, newTokenView(t))
+				ids = append(ids, t.Hash)
+			}
+			now := v.sh.now()
+			return v.emit(views, ids, func(out io.Writer) error {
+				tb := newTable(out, "HASH", "KIND", "PROJECT", "EXPIRES", "USES LEFT", "CREATED BY", "DESCRIPTION")
+				for i, t := range views {
+					tb.row(t.Hash[:shortHash], t.Kind, t.Project, expiry(now, toks[i].ExpiresAt), usesText(t.UsesLeft), t.CreatedBy, t.Description)
+				}
+				return tb.flush()
+			})
+		},
+	}
+	ls.Flags().StringVar(&project, "project", "", "only the tokens of this project")
+	v.completeFlag(ls, "project", projectNames)
+
+	revoke := &cobra.Command{
+		Use: "revoke HASH-PREFIX", Short: "Revoke a token by (a unique prefix of) its hash", Args: exactArgs("HASH-PREFIX"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			_, toks, err := v.state().Tokens(nil)
+			if err != nil {
+				return err
+			}
+			hashes := make([]string, len(toks))
+			for i, t := range toks {
+				hashes[i] = t.Hash
+			}
+			hash, err := byPrefix("token", args[0], hashes, minHashPrefix)
+			if err != nil {
+				return err
+			}
+			if _, err := v.apply(&raftstore.TokenDelete{Hash: hash}, map[string]string{"token": hash}); err != nil {
+				return err
+			}
+			return v.done(nil, "token %s revoked", hash[:shortHash])
+		},
+	}
+
+	return group("tokens", "Enrollment tokens for server agents", []string{"token"}, create, ls, revoke)
+}
+
+type serviceTokenView struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Role      string     `json:"role"`
+	CreatedBy string     `json:"created_by"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+func newServiceTokenView(t *raftstore.ServiceToken) serviceTokenView {
+	return serviceTokenView{ID: t.ID, Name: t.Name, Role: t.Role, CreatedBy: t.CreatedBy,
+		CreatedAt: timeJSON(t.CreatedAt), ExpiresAt: timeJSON(t.ExpiresAt)}
+}
+
+func findServiceToken(st *raftstore.State, ref string) (*raftstore.ServiceToken, error) {
+	_, toks, err := st.ServiceTokens(nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range toks {
+		if t.ID == ref || t.Name == ref {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("service token %q: %w", ref, raftstore.ErrNotFound)
+}
+
+func (v *invocation) serviceTokensCmd() *cobra.Command {
+	var ttl time.Duration
+	create := &cobra.Command{
+		Use: "create NAME", Short: "Create an admin token for the HTTPS API (shown once)", Args: exactArgs("NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if ttl < 0 {
+				return usagef("--ttl %s is negative", ttl)
+			}
+			secret, err := api.NewSecret(serviceTokenPrefix)
+			if err != nil {
+				return err
+			}
+			idRaw := make([]byte, 8)
+			if _, err := io.ReadFull(v.sh.rand, idRaw); err != nil {
+				return fmt.Errorf("service token id: %w", err)
+			}
+			now := v.sh.now().UTC()
+			rec := raftstore.ServiceToken{ID: "st-" + hex.EncodeToString(idRaw), Name: args[0], Hash: api.HashSecret(secret),
+				Role: raftstore.ServiceRoleAdmin, CreatedBy: v.actor.Login}
+			if ttl > 0 {
+				rec.ExpiresAt = now.Add(ttl)
+			}
+			res, err := v.apply(&raftstore.ServiceTokenCreate{Token: rec, Now: now},
+				map[string]string{"service_token": rec.ID, "name": rec.Name, "expires": fmtTime(rec.ExpiresAt)})
+			if err != nil {
+				return err
+			}
+			var stored raftstore.ServiceToken
+			if err := res.Decode(&stored); err != nil {
+				return err
+			}
+			switch {
+			case v.jsonOut:
+				return writeJSON(v.out, struct {
+					Token string `json:"token"`
+					serviceTokenView
+				}{secret, newServiceTokenView(&stored)})
+			case v.quiet:
+				_, err := fmt.Fprintln(v.out, secret)
+				return err
+			}
+			fmt.Fprintf(v.out, "Service token %s (%s), admin role, expires %s:\n\n  %s\n\n", stored.Name, stored.ID, expiry(now, stored.ExpiresAt), secret)
+			_, err = fmt.Fprintf(v.out, "It is shown only this once. Send it as \"Authorization: Bearer <token>\". To revoke it: service-tokens revoke %s\n", stored.ID)
+			return err
+		},
+	}
+	create.Flags().DurationVar(&ttl, "ttl", 0, "how long the token stays valid (0: until revoked)")
+
+	ls := &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List API service tokens", Args: exactArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			_, toks, err := v.state().ServiceTokens(nil)
+			if err != nil {
+				return err
+			}
+			views, ids := []serviceTokenView{}, []string{}
+			for _, t := range toks {
+				views = append(views, newServiceTokenView(t))
+				ids = append(ids, t.ID)
+			}
+			now := v.sh.now()
+			return v.emit(views, ids, func(out io.Writer) error {
+				tb := newTable(out, "ID", "NAME", "ROLE", "CREATED BY", "CREATED", "EXPIRES")
+				for i, t := range views {
+					tb.row(t.ID, t.Name, t.Role, t.CreatedBy, toks[i].CreatedAt, expiry(now, toks[i].ExpiresAt))
+				}
+				return tb.flush()
+			})
+		},
+	}
+
+	revoke := &cobra.Command{
+		Use: "revoke ID|NAME", Short: "Revoke an API service token", Args: exactArgs("ID|NAME"),
+		ValidArgsFunction: v.completeArgs(serviceTokenNames),
+		RunE: func(_ *cobra.Command, args []string) error {
+			t, err := findServiceToken(v.state(), args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := v.apply(&raftstore.ServiceTokenDelete{ID: t.ID}, map[string]string{"service_token": t.ID, "name": t.Name}); err != nil {
+				return err
+			}
+			return v.done(nil, "service token %s (%s) revoked", t.Name, t.ID)
+		},
+	}
+
+	return group("service-tokens", "Admin tokens for the HTTPS API", []string{"service-token"}, create, ls, revoke)
+}

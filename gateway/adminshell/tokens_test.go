@@ -1,0 +1,107 @@
+package adminshell
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// An enrollment token is printed once: the cluster stores only its hash, and
+// neither listings, the audit log nor the logs hold the secret.
+func TestEnrollmentTokenShownOnceStoredHashed(t *testing.T) {
+	h := newHarness(t)
+	out := h.mustRun("tokens", "create", "db", "--ttl", "2h", "--uses", "5", "--description", "db fleet")
+	var tokText string
+	for _, f := range strings.Fields(out) {
+		if strings.HasPrefix(f, api.TokenPrefix) {
+			tokText = f
+		}
+	}
+	if tokText == "" || !strings.Contains(out, "shown only this once") || !strings.Contains(out, "5 uses") {
+		t.Fatalf("output:\n%s", out)
+	}
+	tok, err := api.ParseToken(tokText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := fakeCluster{}
+	if tok.Kind != api.TokenEnroll || tok.CAPin != cl.CAPin() || strings.Join(tok.Addrs, ",") != strings.Join(cl.JoinAddrs(), ",") {
+		t.Errorf("token %+v", tok)
+	}
+	hash := api.HashSecret(tok.Secret)
+	_, stored, err := h.store.State().TokenByHash(nil, hash)
+	if err != nil || stored == nil {
+		t.Fatalf("token not stored by its hash: %v", err)
+	}
+	if stored.Kind != raftstore.TokenEnroll || stored.Project != "db" || stored.UsesLeft != 5 ||
+		!stored.ExpiresAt.Equal(h.now.Add(2*time.Hour)) || stored.CreatedBy != "alice" || stored.Description != "db fleet" {
+		t.Errorf("stored %+v", stored)
+	}
+	if !strings.Contains(out, "tokens revoke "+hash[:shortHash]) {
+		t.Errorf("no revoke hint:\n%s", out)
+	}
+	e := h.lastAudit()
+	if e.Type != "admin.tokens.create" || e.Fields["token"] != hash || e.Fields["project"] != "db" || e.Fields["uses"] != "5" {
+		t.Errorf("audit %+v", e)
+	}
+	for _, args := range [][]string{{"tokens", "ls"}, {"tokens", "ls", "--json"}, {"audit", "export"}, {"audit", "ls", "--json"}} {
+		if o := h.mustRun(args...); strings.Contains(o, tok.Secret) || strings.Contains(o, tokText) {
+			t.Errorf("%v shows the secret:\n%s", args, o)
+		}
+	}
+
+	// --json and --quiet forms, for scripts.
+	j := decodeJSON[map[string]any](t, h.mustRun("tokens", "create", "web", "--json"))
+	jt, err := api.ParseToken(j["token"].(string))
+	if err != nil || j["hash"] != api.HashSecret(jt.Secret) || j["uses_left"] != nil || j["project"] != "web" {
+		t.Errorf("json %v (%v)", j, err)
+	}
+	q := h.mustRun("tokens", "create", "web", "--ttl", "0", "-q")
+	qt, err := api.ParseToken(strings.TrimSpace(q))
+	if err != nil {
+		t.Fatalf("quiet output %q: %v", q, err)
+	}
+	if _, st, _ := h.store.State().TokenByHash(nil, api.HashSecret(qt.Secret)); st == nil || !st.ExpiresAt.IsZero() || st.UsesLeft != raftstore.UnlimitedUses {
+		t.Errorf("stored %+v", st)
+	}
+}
+
+func TestTokenCreateWithoutCluster(t *testing.T) {
+	h := newHarness(t)
+	h.sh = New(Deps{Store: h.store, Now: func() time.Time { return h.now }})
+	r := h.run("tokens", "create", "web")
+	if r.code != ExitError || !strings.Contains(r.stderr, "cannot create tokens") {
+		t.Fatal(r)
+	}
+}
+
+func TestServiceTokenShownOnceStoredHashed(t *testing.T) {
+	h := newHarness(t)
+	j := decodeJSON[map[string]any](t, h.mustRun("service-tokens", "create", "ci", "--ttl", "720h", "--json"))
+	secret, _ := j["token"].(string)
+	if !strings.HasPrefix(secret, serviceTokenPrefix) || j["name"] != "ci" || j["role"] != "admin" {
+		t.Fatalf("json %v", j)
+	}
+	_, st, err := h.store.State().ServiceTokenByHash(nil, api.HashSecret(secret))
+	if err != nil || st == nil || st.ID != j["id"] || st.CreatedBy != "alice" || !st.ExpiresAt.Equal(h.now.Add(720*time.Hour)) {
+		t.Fatalf("stored %+v (%v)", st, err)
+	}
+	if e := h.lastAudit(); e.Type != "admin.service-tokens.create" || e.Fields["service_token"] != st.ID || e.Fields["name"] != "ci" {
+		t.Errorf("audit %+v", e)
+	}
+	for _, args := range [][]string{{"service-tokens", "ls"}, {"service-tokens", "ls", "--json"}, {"audit", "export"}} {
+		if o := h.mustRun(args...); strings.Contains(o, secret) {
+			t.Errorf("%v shows the secret", args)
+		}
+	}
+	out := h.mustRun("service-tokens", "create", "deploy-bot")
+	if !strings.Contains(out, "shown only this once") || !strings.Contains(out, "expires never") {
+		t.Errorf("output:\n%s", out)
+	}
+	if r := h.run("service-tokens", "create", "ci"); r.code != ExitError || !strings.Contains(r.stderr, "conflict") {
+		t.Errorf("duplicate name: %s", r)
+	}
+}

@@ -1,0 +1,333 @@
+package adminshell
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// whoami, users and groups.
+
+type whoamiView struct {
+	Login    string   `json:"login"`
+	UserID   string   `json:"user_id"`
+	UnixName string   `json:"unix_name,omitempty"`
+	UID      uint32   `json:"uid,omitempty"`
+	Groups   []string `json:"groups"`
+	Source   string   `json:"source,omitempty"`
+	Node     string   `json:"node,omitempty"`
+}
+
+func (v *invocation) whoamiCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "whoami", Short: "Show who you are signed in as", Args: exactArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			w := whoamiView{Login: v.actor.Login, UserID: v.actor.UserID, Source: v.actor.Source, Node: v.sh.nodeID, Groups: []string{}}
+			_, u, err := v.localState().UserByID(nil, v.actor.UserID)
+			if err != nil {
+				return err
+			}
+			if u != nil {
+				w.UnixName, w.UID, w.Groups = u.UnixName, u.UID, nonNil(u.Groups)
+			}
+			return v.emit(w, []string{w.Login}, func(out io.Writer) error {
+				d := newDetails(out)
+				d.add("login", w.Login)
+				d.add("user id", w.UserID)
+				if u != nil {
+					d.add("unix name", fmt.Sprintf("%s (uid %d)", w.UnixName, w.UID))
+				}
+				d.add("groups", w.Groups)
+				d.add("source", w.Source)
+				d.add("node", w.Node)
+				return d.flush()
+			})
+		},
+	}
+}
+
+type userView struct {
+	ID        string     `json:"id"`
+	Login     string     `json:"login"`
+	Email     string     `json:"email,omitempty"`
+	UnixName  string     `json:"unix_name"`
+	UID       uint32     `json:"uid"`
+	Status    string     `json:"status"`
+	Groups    []string   `json:"groups"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+}
+
+func newUserView(u *raftstore.User) userView {
+	return userView{ID: u.ID, Login: u.Login, Email: u.Email, UnixName: u.UnixName, UID: u.UID, Status: string(u.Status),
+		Groups: nonNil(u.Groups), CreatedAt: timeJSON(u.CreatedAt), UpdatedAt: timeJSON(u.UpdatedAt)}
+}
+
+type userDetail struct {
+	userView
+	Grants         []grantView `json:"grants"`
+	Bindings       int         `json:"bindings"`
+	ActiveSessions int         `json:"active_sessions"`
+}
+
+func (v *invocation) usersCmd() *cobra.Command {
+	var status, grp string
+	ls := &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List users", Args: exactArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			_, users, err := v.state().Users(nil)
+			if err != nil {
+				return err
+			}
+			views, ids := []userView{}, []string{}
+			for _, u := range users {
+				if (status != "" && string(u.Status) != status) || (grp != "" && !slices.Contains(u.Groups, grp)) {
+					continue
+				}
+				views = append(views, newUserView(u))
+				ids = append(ids, u.ID)
+			}
+			return v.emit(views, ids, func(out io.Writer) error {
+				t := newTable(out, "LOGIN", "UNIX NAME", "UID", "STATUS", "GROUPS", "ID")
+				for _, u := range views {
+					t.row(u.Login, u.UnixName, u.UID, u.Status, u.Groups, u.ID)
+				}
+				return t.flush()
+			})
+		},
+	}
+	ls.Flags().StringVar(&status, "status", "", "only users with this status (active, disabled, deleted)")
+	ls.Flags().StringVar(&grp, "group", "", "only members of this group")
+	v.completeFlag(ls, "status", fixed("active", "disabled", "deleted"))
+	v.completeFlag(ls, "group", groupNames)
+
+	show := &cobra.Command{
+		Use: "show USER", Short: "Show a user (by login, unix name or id)", Args: exactArgs("USER"),
+		ValidArgsFunction: v.completeArgs(userNames),
+		RunE: func(_ *cobra.Command, args []string) error {
+			st := v.state()
+			u, err := findUser(st, args[0])
+			if err != nil {
+				return err
+			}
+			d := userDetail{userView: newUserView(u), Grants: []grantView{}}
+			// The grants of the user's groups, whether or not the user is active.
+			active := *u
+			active.Status = raftstore.UserActive
+			_, grants, err := st.UserProjects(nil, &active)
+			if err != nil {
+				return err
+			}
+			for _, g := range grants {
+				d.Grants = append(d.Grants, newGrantView(g))
+			}
+			_, bindings, err := st.BindingsByUser(nil, u.ID)
+			if err != nil {
+				return err
+			}
+			now := v.sh.now()
+			for _, b := range bindings {
+				if now.Before(b.ExpiresAt) {
+					d.Bindings++
+				}
+			}
+			_, sessions, err := st.SessionsByUser(nil, u.ID)
+			if err != nil {
+				return err
+			}
+			for _, s := range sessions {
+				if s.Status == raftstore.SessionActive {
+					d.ActiveSessions++
+				}
+			}
+			return v.emit(d, []string{u.ID}, func(out io.Writer) error {
+				w := newDetails(out)
+				w.add("login", d.Login)
+				w.add("id", d.ID)
+				w.add("email", d.Email)
+				w.add("unix name", fmt.Sprintf("%s (uid %d)", d.UnixName, d.UID))
+				w.add("status", d.Status)
+				w.add("groups", d.Groups)
+				w.add("created", u.CreatedAt)
+				w.add("updated", u.UpdatedAt)
+				w.add("live bindings", d.Bindings)
+				w.add("active sessions", d.ActiveSessions)
+				if err := w.flush(); err != nil {
+					return err
+				}
+				return writeGrants(out, d.Grants)
+			})
+		},
+	}
+
+	setStatus := func(name, short string, to raftstore.UserStatus) *cobra.Command {
+		return &cobra.Command{
+			Use: name + " USER", Short: short, Args: exactArgs("USER"),
+			ValidArgsFunction: v.completeArgs(userNames),
+			RunE: func(_ *cobra.Command, args []string) error {
+				u, err := findUser(v.state(), args[0])
+				if err != nil {
+					return err
+				}
+				if u.Status == raftstore.UserDeleted && to != raftstore.UserDeleted {
+					return fmt.Errorf("user %s is deleted; a deleted user cannot be %sd", u.Login, name)
+				}
+				res, err := v.apply(&raftstore.UserSetStatus{ID: u.ID, Status: to, Now: v.sh.now().UTC()},
+					map[string]string{"user": u.Login, "user_id": u.ID})
+				if err != nil {
+					return err
+				}
+				var stored raftstore.User
+				if err := res.Decode(&stored); err != nil {
+					return err
+				}
+				return v.done(newUserView(&stored), "user %s is now %s", u.Login, to)
+			},
+		}
+	}
+	disable := setStatus("disable", "Disable a user: their bound keys stop working and new sign-ins are refused", raftstore.UserDisabled)
+	enable := setStatus("enable", "Enable a disabled user", raftstore.UserActive)
+
+	var yes bool
+	del := &cobra.Command{
+		Use: "delete USER", Aliases: []string{"rm"}, Short: "Delete a user and their device bindings (the uid is never reused)",
+		Args: exactArgs("USER"), ValidArgsFunction: v.completeArgs(userNames),
+		RunE: func(_ *cobra.Command, args []string) error {
+			u, err := findUser(v.state(), args[0])
+			if err != nil {
+				return err
+			}
+			if err := v.confirm(yes, fmt.Sprintf("delete user %s and their device bindings", u.Login)); err != nil {
+				return err
+			}
+			if _, err := v.applyOnly(&raftstore.UserSetStatus{ID: u.ID, Status: raftstore.UserDeleted, Now: v.sh.now().UTC()}); err != nil {
+				return err
+			}
+			res, err := v.applyOnly(&raftstore.BindingDelete{UserID: u.ID})
+			var n int
+			if err == nil {
+				err = res.Decode(&n)
+			}
+			if err != nil {
+				err = fmt.Errorf("user %s is deleted, but their bindings were not removed: %w", u.Login, err)
+			}
+			if rerr := v.record(map[string]string{"user": u.Login, "user_id": u.ID, "bindings_revoked": fmt.Sprint(n)}); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+			if err != nil {
+				return err
+			}
+			return v.done(nil, "user %s deleted (%d device binding(s) revoked)", u.Login, n)
+		},
+	}
+	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+
+	return group("users", "Users (created at first sign-in or by SCIM)", []string{"user"}, ls, show, disable, enable, del)
+}
+
+type groupView struct {
+	Name    string      `json:"name"`
+	GID     uint32      `json:"gid"`
+	Members []string    `json:"members"`
+	Grants  []grantView `json:"grants"`
+}
+
+func (v *invocation) newGroupView(st *raftstore.State, g *raftstore.Group) (groupView, error) {
+	gv := groupView{Name: g.Name, GID: g.GID, Members: []string{}, Grants: []grantView{}}
+	_, users, err := st.UsersInGroup(nil, g.Name)
+	if err != nil {
+		return gv, err
+	}
+	for _, u := range users {
+		gv.Members = append(gv.Members, u.Login)
+	}
+	slices.Sort(gv.Members)
+	_, grants, err := st.GrantsByGroup(nil, g.Name)
+	if err != nil {
+		return gv, err
+	}
+	for _, gr := range grants {
+		gv.Grants = append(gv.Grants, newGrantView(gr))
+	}
+	return gv, nil
+}
+
+func (v *invocation) groupsCmd() *cobra.Command {
+	ls := &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List groups", Args: exactArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			st := v.state()
+			_, groups, err := st.Groups(nil)
+			if err != nil {
+				return err
+			}
+			views, ids := []groupView{}, []string{}
+			for _, g := range groups {
+				gv, err := v.newGroupView(st, g)
+				if err != nil {
+					return err
+				}
+				views = append(views, gv)
+				ids = append(ids, g.Name)
+			}
+			return v.emit(views, ids, func(out io.Writer) error {
+				t := newTable(out, "NAME", "GID", "MEMBERS", "PROJECTS")
+				for _, g := range views {
+					projects := make([]string, len(g.Grants))
+					for i, gr := range g.Grants {
+						projects[i] = gr.Project + ":" + gr.Role
+					}
+					t.row(g.Name, g.GID, len(g.Members), projects)
+				}
+				return t.flush()
+			})
+		},
+	}
+	show := &cobra.Command{
+		Use: "show GROUP", Short: "Show a group, its members and its grants", Args: exactArgs("GROUP"),
+		ValidArgsFunction: v.completeArgs(groupNames),
+		RunE: func(_ *cobra.Command, args []string) error {
+			st := v.state()
+			g, err := findGroup(st, args[0])
+			if err != nil {
+				return err
+			}
+			gv, err := v.newGroupView(st, g)
+			if err != nil {
+				return err
+			}
+			return v.emit(gv, []string{g.Name}, func(out io.Writer) error {
+				d := newDetails(out)
+				d.add("name", gv.Name)
+				d.add("gid", gv.GID)
+				d.add("members", strings.Join(gv.Members, ", "))
+				if err := d.flush(); err != nil {
+					return err
+				}
+				return writeGrants(out, gv.Grants)
+			})
+		},
+	}
+	return group("groups", "Groups (from the IdP's group claim)", []string{"group"}, ls, show)
+}
+
+// writeGrants prints a grants section after an object's details.
+func writeGrants(out io.Writer, grants []grantView) error {
+	if len(grants) == 0 {
+		_, err := fmt.Fprintln(out, "\nNo grants.")
+		return err
+	}
+	fmt.Fprintln(out, "\nGrants:")
+	t := newTable(out, "  PROJECT", "GROUP", "ROLE", "SUDO")
+	for _, g := range grants {
+		t.row("  "+g.Project, g.Group, g.Role, g.Sudo)
+	}
+	return t.flush()
+}
