@@ -38,17 +38,18 @@ import (
 
 // Paths inside a target (as its own processes see them).
 const (
-	targetMarker         = "/etc/rampart-e2e-target"
-	targetSSHDConfig     = "/etc/ssh/sshd_config"
-	targetSSHDDropInDir  = "/etc/ssh/sshd_config.d"
-	targetTrustedCAFile  = "/etc/ssh/trusted_user_ca_keys"
-	targetPrincipalsDir  = "/etc/ssh/principals"
-	targetHostKey        = "/etc/ssh/ssh_host_ed25519_key"
-	targetHostCertFile   = "/etc/ssh/ssh_host_ed25519_key-cert.pub"
-	targetPidFile        = "/run/sshd.pid"
-	targetExecTimeout    = 30 * time.Second
-	targetLogDescription = "sshd log"
+	targetMarker        = "/etc/rampart-e2e-target"
+	targetSSHDConfig    = "/etc/ssh/sshd_config"
+	targetSSHDDropInDir = "/etc/ssh/sshd_config.d"
+	targetTrustedCAFile = "/etc/ssh/trusted_user_ca_keys"
+	targetPrincipalsDir = "/etc/ssh/principals"
+	targetHostKey       = "/etc/ssh/ssh_host_ed25519_key"
+	targetHostCertFile  = "/etc/ssh/ssh_host_ed25519_key-cert.pub"
+	targetPidFile       = "/run/sshd.pid"
 )
+
+// targetExecTimeout bounds one Exec.
+const targetExecTimeout = 30 * time.Second
 
 // targetPrivateDirs are the directories a target has its own copy of. /etc is
 // a copy of this machine's; the others start empty (plus what sshd and PAM
@@ -119,7 +120,7 @@ func StartTarget(t testing.TB, cfg TargetConfig) *Target {
 // NewTarget creates the target's tree, starts the process that holds its
 // mount namespace, generates fresh host keys and writes sshd_config, an empty
 // TrustedUserCAKeys file and the principals directory. It does not start
-// sshd. Everything runs in the namespace is killed in t.Cleanup, and sshd's
+// sshd. Everything that runs in the namespace is killed in t.Cleanup, and sshd's
 // log tail is printed if the test failed.
 func NewTarget(t testing.TB, cfg TargetConfig) *Target {
 	t.Helper()
@@ -136,11 +137,21 @@ func NewTarget(t testing.TB, cfg TargetConfig) *Target {
 	tg := &Target{t: t, cfg: cfg, Dir: t.TempDir()}
 	// Registered after t.TempDir, so it runs before the directory goes.
 	t.Cleanup(tg.cleanup)
-	fatalIf(t, tg.makeTree(), "target "+cfg.Name+": make tree")
-	fatalIf(t, tg.startHolder(), "target "+cfg.Name+": namespace")
-	fatalIf(t, tg.generateHostKeys(), "target "+cfg.Name+": host keys")
-	fatalIf(t, tg.writeSSHDConfig(), "target "+cfg.Name+": sshd_config")
-	t.Logf("target %s (%s): prepared in %s", cfg.Name, tg.Addr(), time.Since(start).Round(time.Millisecond))
+	var phases []string
+	for _, step := range []struct {
+		name string
+		do   func() error
+	}{
+		{"copy /etc", tg.makeTree},
+		{"namespace", tg.startHolder},
+		{"host keys", tg.generateHostKeys},
+		{"sshd_config", tg.writeSSHDConfig},
+	} {
+		t0 := time.Now()
+		fatalIf(t, step.do(), "target "+cfg.Name+": "+step.name)
+		phases = append(phases, fmt.Sprintf("%s %s", step.name, time.Since(t0).Round(time.Millisecond)))
+	}
+	t.Logf("target %s (%s): prepared in %s (%s)", cfg.Name, tg.Addr(), time.Since(start).Round(time.Millisecond), strings.Join(phases, ", "))
 	return tg
 }
 
@@ -747,7 +758,7 @@ func (tg *Target) WaitLogFrom(offset int64, timeout time.Duration, re *regexp.Re
 		if !running {
 			return stopWaiting(fmt.Errorf("sshd is not running (%s); no line matches %q; log tail:\n%s", tg.exitDescription(), re, lastLines(tg.LogPath(), 10)))
 		}
-		return fmt.Errorf("no line of the %s matches %q", targetLogDescription, re)
+		return fmt.Errorf("no line of the sshd log matches %q", re)
 	})
 	if err != nil {
 		return "", fmt.Errorf("target %s: %w", tg.cfg.Name, err)

@@ -29,14 +29,14 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// Loopback IPs of the targets of these tests (the range 127.0.0.31-39 is the
-// target tests').
+// Loopback IPs of the targets of these tests (127.0.0.31-39 are for
+// targets; the jump tests use .31 and .32).
 const (
-	targetLoginPAMIP    = "127.0.0.31"
-	targetLoginNoPAMIP  = "127.0.0.32"
-	targetRefusePAMIP   = "127.0.0.33"
-	targetRefuseNoPAMIP = "127.0.0.34"
-	targetEtcIP         = "127.0.0.35"
+	targetLoginPAMIP    = "127.0.0.35"
+	targetLoginNoPAMIP  = "127.0.0.36"
+	targetRefusePAMIP   = "127.0.0.37"
+	targetRefuseNoPAMIP = "127.0.0.38"
+	targetEtcIP         = "127.0.0.39"
 )
 
 func TestTargetCertificateLogin(t *testing.T) {
