@@ -603,7 +603,8 @@ func TestVerifyUser(t *testing.T) {
 		{name: "fail/validity-stretched", tamper: func(m *userMint) { m.cert.ValidBefore += uint64(2 * time.Hour / time.Second) }},
 		{name: "fail/not-yet-valid", tamper: func(m *userMint) { m.cert.ValidAfter = uint64(testNow.Unix() + 1) }},
 		{name: "fail/signed-by-another-ca", tamper: func(m *userMint) { _ = m.cert.SignCert(rand.Reader, other.Signer) }},
-		{name: "fail/signature-broken", tamper: func(m *userMint) { m.cert.Signature.Blob[0] ^= 1 }},
+		// A broken signature is not re-verified at mint time (see verifyUser):
+		// the target refuses it, which TestMintedCertAsTargetSeesIt checks.
 		{name: "fail/subject-key-swapped", tamper: func(m *userMint) { m.req.PublicKey = testUserKey(t) }},
 	}
 	for _, tc := range cases {
@@ -708,5 +709,28 @@ func BenchmarkMintUserCertSteps(b *testing.B) {
 	}
 	for i, s := range userCertPipeline {
 		b.ReportMetric(float64(total[i].Nanoseconds())/float64(b.N), strings.ReplaceAll(s.name, "/", "-")+"-ns")
+	}
+}
+
+// TestMintedCertAsTargetSeesIt checks minted certificates the way a target's
+// sshd does (signature included), and that a broken signature is refused
+// there: minting does not spend a second verification on it.
+func TestMintedCertAsTargetSeesIt(t *testing.T) {
+	c := testSSHCA(t, SSHAlgED25519)
+	cert, err := c.MintUser(baseRequest(t), testNow, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checker := ssh.CertChecker{SupportedCriticalOptions: []string{OptSourceAddress}, Clock: func() time.Time { return testNow }}
+	if err := checker.CheckCert(cert.ValidPrincipals[0], cert); err != nil {
+		t.Fatalf("a minted certificate fails the target's check: %v", err)
+	}
+	broken := *cert
+	sig := *cert.Signature
+	sig.Blob = append([]byte(nil), sig.Blob...)
+	sig.Blob[0] ^= 1
+	broken.Signature = &sig
+	if err := checker.CheckCert(cert.ValidPrincipals[0], &broken); err == nil {
+		t.Fatal("a certificate with a broken signature passes the target's check")
 	}
 }
