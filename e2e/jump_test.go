@@ -111,7 +111,7 @@ Host *
 // and registers it (pinning its real host key unless pin is given).
 func (e *jumpEnv) startTarget(t *testing.T, name, ip, project string, caKeys api.CAKeys, usePAM bool, pin gossh.PublicKey) *Target {
 	t.Helper()
-	tg := NewTarget(t, TargetConfig{Name: name, IP: ip, UsePAM: usePAM})
+	tg := NewTarget(t, TargetConfig{Name: name, IP: ip, UsePAM: usePAM, HostKeyTypes: []string{"ed25519"}})
 	var keys []gossh.PublicKey
 	for _, k := range caKeys.Keys {
 		pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(k))
