@@ -39,6 +39,15 @@ type Config struct {
 	Login   Login  `mapstructure:"login"`
 	DevIdP  DevIdP `mapstructure:"dev_idp"`
 	Jump    Jump   `mapstructure:"jump"`
+	Agents  Agents `mapstructure:"agents"`
+}
+
+// Agents configures what the cluster tells server agents.
+type Agents struct {
+	// AdminEntitlement is the sudo entitlement members of a group granted a
+	// project with role admin get on its servers (define it with
+	// `entitlements create`); empty gives admins no sudo.
+	AdminEntitlement string `mapstructure:"admin_entitlement"`
 }
 
 // Jump configures the terminating proxy.
@@ -169,6 +178,7 @@ var defaults = map[string]any{
 	"dev_idp.claim_names.username": "",
 	"dev_idp.claim_names.groups":   "",
 	"jump.egress_addrs":            []string{},
+	"agents.admin_entitlement":     "admin",
 }
 
 // devDefaults replace some defaults when --dev is given.

@@ -63,7 +63,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "fail/bad-uid-range", args: []string{"--dev"}, env: map[string]string{"RAMPART_CLUSTER_UID_RANGE": "10-5"}, wantErr: []string{"cluster.uid_range"}},
 		{name: "fail/unknown-key", args: []string{"-c", typo}, wantErr: []string{"apii"}},
 		{name: "fail/dev-idp-without-dev", args: []string{"--kek-file", "/k", "--listen-api", "127.0.0.1:8443", "--listen-raft", "127.0.0.1:8300"},
-			env: map[string]string{"RAMPART_DEV_IDP_ENABLED": "true", "RAMPART_OIDC_ISSUER": "http://127.0.0.1:5556", "RAMPART_OIDC_CLIENT_ID": "r"},
+			env:     map[string]string{"RAMPART_DEV_IDP_ENABLED": "true", "RAMPART_OIDC_ISSUER": "http://127.0.0.1:5556", "RAMPART_OIDC_CLIENT_ID": "r"},
 			wantErr: []string{"dev_idp.enabled is only allowed with dev: true"}},
 		{name: "fail/dev-on-public-address", args: []string{"--dev", "--listen-ssh", "10.1.2.3:2222"},
 			wantErr: []string{"listen.ssh 10.1.2.3:2222 is not a loopback address"}},

@@ -86,6 +86,10 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bg, cancel := context.WithCancel(context.Background())
+	n.stopBackground, n.bgCtx = cancel, bg
+	n.audit = newAuditWriter(n.store, n.logger)
+	go n.audit.run(bg)
 	if err := n.startAPI(); err != nil {
 		return err
 	}
@@ -99,10 +103,6 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	}
-	bg, cancel := context.WithCancel(context.Background())
-	n.stopBackground, n.bgCtx = cancel, bg
-	n.audit = newAuditWriter(n.store, n.logger)
-	go n.audit.run(bg)
 	if n.cfg.DevIdP.Enabled {
 		if err := n.startDevIdP(bg); err != nil {
 			return err
@@ -347,6 +347,7 @@ func (n *Node) startAPI() error {
 		return fmt.Errorf("listen for the API on %s: %w", n.cfg.Listen.API, err)
 	}
 	handler := httpapi.New(n.store, clusterService{n}, n.logger)
+	handler.SetAdminEntitlement(n.cfg.Agents.AdminEntitlement)
 	n.api = &http.Server{
 		Handler:           handler,
 		TLSConfig:         n.tls.API,

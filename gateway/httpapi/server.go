@@ -39,6 +39,8 @@ type Cluster interface {
 	RemoveNode(ctx context.Context, nodeID string) error
 	// EnsureUserCA creates a project's user CA if it has none yet.
 	EnsureUserCA(ctx context.Context, project string) error
+	// Enroll admits a server whose agent presents a valid enrollment token.
+	Enroll(ctx context.Context, req *api.EnrollRequest) (*api.EnrollResponse, error)
 }
 
 // Server is the HTTPS API of one node.
@@ -48,7 +50,12 @@ type Server struct {
 	logger  *slog.Logger
 	mux     *http.ServeMux
 	now     func() time.Time
+	// adminEntitlement is the sudo entitlement a project admin role gets.
+	adminEntitlement string
 }
+
+// SetAdminEntitlement names the entitlement project admins get on servers.
+func (s *Server) SetAdminEntitlement(name string) { s.adminEntitlement = name }
 
 // New builds the API's handler.
 func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
@@ -68,6 +75,8 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s.mux.HandleFunc("DELETE /v1/projects/{name}/grants/{group}", s.requireAdmin(s.deleteGrant, true))
 	s.mux.HandleFunc("PUT /v1/servers/{id}", s.requireAdmin(s.putServer, true))
 	s.mux.HandleFunc("DELETE /v1/servers/{id}", s.requireAdmin(s.deleteServer, true))
+	s.mux.HandleFunc("POST /v1/agents/enroll", s.enroll)
+	s.mux.HandleFunc("GET /v1/agents/state", s.requireAgent(s.agentStateHandler))
 	s.mux.HandleFunc("GET /v1/ca/host", s.hostCAKeys)
 	s.mux.HandleFunc("GET /v1/ca/user/{project}", s.userCAKeys)
 	return s

@@ -1,0 +1,92 @@
+package api
+
+import "time"
+
+// Enrollment methods.
+const (
+	EnrollToken = "token"
+	EnrollAWS   = "aws"
+	EnrollGCP   = "gcp"
+)
+
+// EnrollRequest is POSTed by an agent to /v1/agents/enroll. The agent keeps
+// its private key and sends only the public key; Secret is the enrollment
+// token's secret (token method).
+type EnrollRequest struct {
+	Method    string            `json:"method"`
+	Secret    string            `json:"secret,omitempty"`
+	MachineID string            `json:"machine_id"`
+	Name      string            `json:"name"`
+	AltNames  []string          `json:"alt_names,omitempty"`
+	Addr      string            `json:"addr"`
+	SSHPort   int               `json:"ssh_port,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	// HostKeys are the server's sshd host public keys (authorized_keys
+	// format); the cluster pins them and certifies them.
+	HostKeys []string `json:"host_keys"`
+	// PublicKey is the agent's TLS public key (PEM, PKIX).
+	PublicKey string `json:"public_key"`
+}
+
+// EnrollResponse gives the agent its identity and what its sshd must trust.
+type EnrollResponse struct {
+	ServerID    string    `json:"server_id"`
+	Project     string    `json:"project"`
+	CertPEM     string    `json:"cert_pem"`
+	CAPEM       string    `json:"ca_pem"`
+	CertExpires time.Time `json:"cert_expires"`
+	// HostCerts are host certificates (authorized_keys format), one per host
+	// key, signed by the cluster host CA for the server's names.
+	HostCerts []string `json:"host_certs"`
+	// UserCAKeys are the project's user CA keys sshd must trust.
+	UserCAKeys []string `json:"user_ca_keys"`
+}
+
+// AgentState is what an agent's server must look like: GET
+// /v1/agents/state?index=N&wait=60s returns it when anything in it changed
+// after index N.
+type AgentState struct {
+	Index        uint64        `json:"index"`
+	ServerID     string        `json:"server_id"`
+	Project      string        `json:"project"`
+	Users        []AgentUser   `json:"users"`
+	Groups       []AgentGroup  `json:"groups"`
+	Entitlements []Entitlement `json:"entitlements"`
+	UserCAKeys   []string      `json:"user_ca_keys"`
+}
+
+// AgentUser is an account the agent keeps on its server. Status "active"
+// accounts may log in; "disabled" and "deleted" ones are deprovisioned.
+type AgentUser struct {
+	Name   string   `json:"name"`
+	UID    uint32   `json:"uid"`
+	Login  string   `json:"login"`
+	Status string   `json:"status"`
+	Groups []string `json:"groups"`
+	// Sudo names entitlements (in AgentState.Entitlements) the user holds.
+	Sudo []string `json:"sudo,omitempty"`
+}
+
+// AgentGroup is a unix group the agent keeps.
+type AgentGroup struct {
+	Name string `json:"name"`
+	GID  uint32 `json:"gid"`
+}
+
+// Entitlement is a structured sudo rule.
+type Entitlement struct {
+	Name     string        `json:"name"`
+	Commands []SudoCommand `json:"commands"`
+	RunAs    string        `json:"run_as,omitempty"`
+	NoPasswd bool          `json:"nopasswd,omitempty"`
+	NoExec   bool          `json:"noexec,omitempty"`
+	SetEnv   bool          `json:"setenv,omitempty"`
+	EnvKeep  []string      `json:"env_keep,omitempty"`
+}
+
+// SudoCommand is one command of an entitlement; Args nil means any
+// arguments, an empty list no arguments.
+type SudoCommand struct {
+	Path string   `json:"path"`
+	Args []string `json:"args"`
+}

@@ -1,0 +1,92 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// MachineIDHeader carries the agent's machine id on every pull, so that a
+// cloned server (same credential, other machine) is told to re-enroll.
+const MachineIDHeader = "X-Rampart-Machine-ID"
+
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	var req api.EnrollRequest
+	if err := readJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp, err := s.cluster.Enroll(r.Context(), &req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// requireAgent admits callers with a verified agent certificate whose server
+// is still enrolled, from the machine it enrolled from. An agent can only
+// ever read its own server's state: the server id comes from its
+// certificate, never from the request.
+func (s *Server) requireAgent(h func(http.ResponseWriter, *http.Request, *raftstore.Server)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+			s.writeError(w, r, Errorf(http.StatusUnauthorized, "an agent certificate is required"))
+			return
+		}
+		role, id, ok := ca.Identity(r.TLS.VerifiedChains[0][0])
+		if !ok || role != ca.RoleAgent {
+			s.writeError(w, r, Errorf(http.StatusForbidden, "an agent certificate is required"))
+			return
+		}
+		if err := s.store.CheckFresh(); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		_, srv, err := s.store.State().ServerByID(nil, id)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if srv == nil {
+			s.writeError(w, r, Errorf(http.StatusGone, "server %s was removed from Rampart; enroll it again", id))
+			return
+		}
+		if srv.MachineID != "" && r.Header.Get(MachineIDHeader) != srv.MachineID {
+			s.logger.Warn("agent credential used from another machine", "server", id, "remote", r.RemoteAddr)
+			s.writeError(w, r, Errorf(http.StatusConflict, "this agent's credential belongs to another machine (a cloned image?): enroll this one with its own token"))
+			return
+		}
+		h(w, r, srv)
+	}
+}
+
+// agentStateHandler serves GET /v1/agents/state?index=N&wait=60s.
+func (s *Server) agentStateHandler(w http.ResponseWriter, r *http.Request, srv *raftstore.Server) {
+	minIndex, wait, err := blocking(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var out *api.AgentState
+	idx, err := raftstore.BlockingQuery(r.Context(), s.store.FSM(), minIndex, wait, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {
+		var err error
+		out, err = agentState(ws, st, srv.ID, s.adminEntitlement)
+		if err != nil {
+			return 0, err
+		}
+		return out.Index, nil
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out.Index = idx
+	w.Header().Set(api.IndexHeader, strconv.FormatUint(idx, 10))
+	writeJSON(w, http.StatusOK, out)
+}
