@@ -2,6 +2,10 @@ package api
 
 import "time"
 
+// MachineIDHeader carries the agent's machine id on every pull, so that a
+// cloned server (same credential, other machine) is told to re-enroll.
+const MachineIDHeader = "X-Rampart-Machine-ID"
+
 // Enrollment methods.
 const (
 	EnrollToken = "token"

@@ -11,10 +11,6 @@ import (
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
-// MachineIDHeader carries the agent's machine id on every pull, so that a
-// cloned server (same credential, other machine) is told to re-enroll.
-const MachineIDHeader = "X-Rampart-Machine-ID"
-
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	var req api.EnrollRequest
 	if err := readJSON(r, &req); err != nil {
@@ -57,7 +53,7 @@ func (s *Server) requireAgent(h func(http.ResponseWriter, *http.Request, *raftst
 			s.writeError(w, r, Errorf(http.StatusGone, "server %s was removed from Rampart; enroll it again", id))
 			return
 		}
-		if srv.MachineID != "" && r.Header.Get(MachineIDHeader) != srv.MachineID {
+		if srv.MachineID != "" && r.Header.Get(api.MachineIDHeader) != srv.MachineID {
 			s.logger.Warn("agent credential used from another machine", "server", id, "remote", r.RemoteAddr)
 			s.writeError(w, r, Errorf(http.StatusConflict, "this agent's credential belongs to another machine (a cloned image?): enroll this one with its own token"))
 			return

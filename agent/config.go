@@ -1,0 +1,151 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is rampart-agent's configuration, loaded by viper from a YAML file,
+// RAMPART_AGENT_* environment variables and flags, validated at start with
+// every problem listed.
+type Config struct {
+	// Cluster lists API addresses (host:port); the enrollment token carries
+	// them too, and the agent remembers them after enrolling.
+	Cluster   []string `mapstructure:"cluster"`
+	TokenFile string   `mapstructure:"token_file"`
+	DataDir   string   `mapstructure:"data_dir"`
+	// AutoEnroll: "" (token) — "aws" and "gcp" are not supported by this
+	// release.
+	AutoEnroll string            `mapstructure:"auto_enroll"`
+	Name       string            `mapstructure:"name"`
+	AltNames   []string          `mapstructure:"alt_names"`
+	Addr       string            `mapstructure:"addr"`
+	SSHPort    int               `mapstructure:"ssh_port"`
+	Labels     map[string]string `mapstructure:"labels"`
+	// HostKeyFiles are the sshd host public keys to enroll and certify.
+	HostKeyFiles  []string      `mapstructure:"host_key_files"`
+	MachineIDFile string        `mapstructure:"machine_id_file"`
+	PollWait      time.Duration `mapstructure:"poll_wait"`
+	DryRun        bool          `mapstructure:"dry_run"`
+	LogLevel      string        `mapstructure:"log_level"`
+}
+
+var agentDefaults = map[string]any{
+	"cluster":         []string{},
+	"token_file":      "/var/lib/rampart-agent/enrollment.token",
+	"data_dir":        "/var/lib/rampart-agent",
+	"auto_enroll":     "",
+	"name":            "",
+	"alt_names":       []string{},
+	"addr":            "",
+	"ssh_port":        22,
+	"labels":          map[string]string{},
+	"host_key_files":  []string{},
+	"machine_id_file": "/etc/machine-id",
+	"poll_wait":       "60s",
+	"dry_run":         false,
+	"log_level":       "info",
+}
+
+// Flags declares rampart-agent's flags.
+func Flags(fs *pflag.FlagSet) {
+	fs.StringP("config", "c", "", "configuration file (YAML)")
+	fs.String("token-file", "", "enrollment token file (deleted after a successful enrollment)")
+	fs.String("data-dir", "", "the agent's data directory")
+	fs.String("name", "", "the server's canonical name (default: the host name)")
+	fs.String("addr", "", "the IP address the bastion dials")
+	fs.Int("ssh-port", 0, "sshd's port")
+	fs.Bool("dry-run", false, "compute and log changes without applying them")
+	fs.String("log-level", "", "debug, info, warn or error")
+}
+
+var agentFlagKeys = map[string]string{
+	"token-file": "token_file", "data-dir": "data_dir", "name": "name", "addr": "addr",
+	"ssh-port": "ssh_port", "dry-run": "dry_run", "log-level": "log_level",
+}
+
+// LoadConfig reads --config (if any), the environment and the flags.
+func LoadConfig(fs *pflag.FlagSet) (*Config, error) {
+	v := viper.New()
+	for k, d := range agentDefaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("RAMPART_AGENT")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for flag, key := range agentFlagKeys {
+		if err := v.BindPFlag(key, fs.Lookup(flag)); err != nil {
+			return nil, err
+		}
+	}
+	if path, _ := fs.GetString("config"); path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", path, err)
+		}
+	}
+	var cfg Config
+	if err := v.UnmarshalExact(&cfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if cfg.Name == "" {
+		if h, err := os.Hostname(); err == nil {
+			cfg.Name = strings.ToLower(h)
+		}
+	}
+	if len(cfg.HostKeyFiles) == 0 {
+		cfg.HostKeyFiles, _ = filepath.Glob("/etc/ssh/ssh_host_*_key.pub")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Validate lists every problem at once.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
+	if c.DataDir == "" {
+		bad("data_dir is empty")
+	}
+	switch c.AutoEnroll {
+	case "":
+	case "aws", "gcp":
+		bad("auto_enroll %q: cloud auto-enrollment is not supported by this release; use an enrollment token", c.AutoEnroll)
+	default:
+		bad("auto_enroll %q: use aws, gcp or leave it empty", c.AutoEnroll)
+	}
+	if c.Name == "" {
+		bad("name is empty and the host name is unknown")
+	}
+	if ip := net.ParseIP(c.Addr); ip == nil || ip.IsUnspecified() {
+		bad("addr %q: give the IP address the bastion dials this server at", c.Addr)
+	}
+	if c.SSHPort < 1 || c.SSHPort > 65535 {
+		bad("ssh_port %d: must be 1-65535", c.SSHPort)
+	}
+	for _, a := range c.Cluster {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("cluster address %q is not host:port", a)
+		}
+	}
+	if len(c.HostKeyFiles) == 0 {
+		bad("no sshd host keys found: set host_key_files")
+	}
+	if c.PollWait < time.Second || c.PollWait > 10*time.Minute {
+		bad("poll_wait %s: must be between 1s and 10m", c.PollWait)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.New("invalid configuration:\n  - " + strings.Join(errs, "\n  - "))
+}

@@ -1,0 +1,206 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/ca"
+)
+
+// Identity is what enrollment gave this agent, kept in its data dir.
+type Identity struct {
+	ServerID   string   `json:"server_id"`
+	Project    string   `json:"project"`
+	Cluster    []string `json:"cluster"`
+	MachineID  string   `json:"machine_id"`
+	HostCerts  []string `json:"host_certs"`
+	UserCAKeys []string `json:"user_ca_keys"`
+}
+
+const (
+	identityFile = "identity.json"
+	certFile     = "agent.crt"
+	keyFile      = "agent.key"
+	caFile       = "ca.crt"
+)
+
+// LoadIdentity returns the stored identity, or nil when not enrolled yet.
+func LoadIdentity(dataDir string) (*Identity, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, identityFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var id Identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		return nil, fmt.Errorf("%s: %w", identityFile, err)
+	}
+	return &id, nil
+}
+
+// machineID reads the machine id the cluster binds the credential to.
+func machineID(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("machine id: %w", err)
+	}
+	id := strings.TrimSpace(string(b))
+	if id == "" {
+		return "", fmt.Errorf("machine id file %s is empty", path)
+	}
+	return id, nil
+}
+
+// Enroll enrolls the server with the token in cfg.TokenFile, stores the
+// credential in the data dir and deletes the token file.
+func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, error) {
+	raw, err := os.ReadFile(cfg.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("enrollment token: %w", err)
+	}
+	tok, err := api.ParseToken(string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("enrollment token %s: %w", cfg.TokenFile, err)
+	}
+	if tok.Kind != api.TokenEnroll {
+		return nil, fmt.Errorf("enrollment token %s: this is a %s token, not an enrollment token", cfg.TokenFile, tok.Kind)
+	}
+	mid, err := machineID(cfg.MachineIDFile)
+	if err != nil {
+		return nil, err
+	}
+	var hostKeys []string
+	for _, f := range cfg.HostKeyFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("host key: %w", err)
+		}
+		hostKeys = append(hostKeys, strings.TrimSpace(string(b)))
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	req := &api.EnrollRequest{Method: api.EnrollToken, Secret: tok.Secret, MachineID: mid, Name: cfg.Name, AltNames: cfg.AltNames,
+		Addr: cfg.Addr, SSHPort: cfg.SSHPort, Labels: cfg.Labels, HostKeys: hostKeys,
+		PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: ca.PinnedTLS(tok.CAPin)}}
+	var resp api.EnrollResponse
+	var errs []error
+	for _, addr := range append(append([]string(nil), tok.Addrs...), cfg.Cluster...) {
+		if err := postJSON(ctx, client, "https://"+addr+"/v1/agents/enroll", req, &resp); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		break
+	}
+	if resp.ServerID == "" {
+		return nil, fmt.Errorf("enroll: %w", errors.Join(errs...))
+	}
+	caCert, err := ca.ParseCertPEM([]byte(resp.CAPEM))
+	if err != nil || ca.Pin(caCert) != tok.CAPin {
+		return nil, fmt.Errorf("enroll: %w", ca.ErrPinMismatch)
+	}
+	keyPEM, err := ca.EncodeKeyPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	id := &Identity{ServerID: resp.ServerID, Project: resp.Project, Cluster: tok.Addrs, MachineID: mid, HostCerts: resp.HostCerts, UserCAKeys: resp.UserCAKeys}
+	idJSON, _ := json.MarshalIndent(id, "", "  ")
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	for name, data := range map[string][]byte{certFile: []byte(resp.CertPEM), keyFile: keyPEM, caFile: []byte(resp.CAPEM), identityFile: idJSON} {
+		if err := writePrivate(filepath.Join(cfg.DataDir, name), data); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Remove(cfg.TokenFile); err != nil {
+		logger.Warn("could not delete the used enrollment token", "path", cfg.TokenFile, "err", err)
+	}
+	logger.Info("enrolled", "server_id", id.ServerID, "project", id.Project)
+	return id, nil
+}
+
+// clientTLS is the agent's mutual-TLS configuration from its data dir.
+func clientTLS(dataDir string) (*tls.Config, error) {
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dataDir, certFile), filepath.Join(dataDir, keyFile))
+	if err != nil {
+		return nil, fmt.Errorf("agent credential: %w", err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dataDir, caFile))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("cluster CA in the data dir is not PEM")
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}, RootCAs: pool}, nil
+}
+
+func writePrivate(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// HTTPError is a non-2xx answer from the cluster.
+type HTTPError struct {
+	Status  int
+	Message string
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message) }
+
+func postJSON(ctx context.Context, client *http.Client, url string, body, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return doJSON(client, req, out)
+}
+
+func doJSON(client *http.Client, req *http.Request, out any) error {
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var e api.Error
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+		return &HTTPError{Status: resp.StatusCode, Message: e.Error}
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out)
+}
