@@ -145,16 +145,25 @@ func (c *SessionClose) apply(tx *writeTxn) (any, error) {
 		return nil, fmt.Errorf("session %s: %w", c.ID, ErrNotFound)
 	}
 	old := raw.(*Session)
-	if old.Status == SessionClosed {
-		return old, nil // no-op: don't wake watchers
-	}
 	s := *old
-	s.Status, s.End = SessionClosed, c.End.UTC()
-	if s.End.Before(s.Start) {
-		s.End = s.Start
+	if old.Status == SessionClosed {
+		// Closed already (an administrator ended it): the first close keeps
+		// its end time and reason, and the node that carried the session
+		// still fills in what only it knows, once.
+		if old.BytesIn != 0 || old.BytesOut != 0 || old.RecordingSHA256 != "" ||
+			(c.BytesIn == 0 && c.BytesOut == 0 && c.RecordingSHA256 == "") {
+			return old, nil // no-op: don't wake watchers
+		}
+		s.BytesIn, s.BytesOut = c.BytesIn, c.BytesOut
+		s.RecordingSHA256, s.RecordingPath = c.RecordingSHA256, c.RecordingPath
+	} else {
+		s.Status, s.End = SessionClosed, c.End.UTC()
+		if s.End.Before(s.Start) {
+			s.End = s.Start
+		}
+		s.BytesIn, s.BytesOut = c.BytesIn, c.BytesOut
+		s.RecordingSHA256, s.RecordingPath, s.EndReason = c.RecordingSHA256, c.RecordingPath, c.EndReason
 	}
-	s.BytesIn, s.BytesOut = c.BytesIn, c.BytesOut
-	s.RecordingSHA256, s.RecordingPath, s.EndReason = c.RecordingSHA256, c.RecordingPath, c.EndReason
 	s.ModifyIndex = tx.index
 	if err := tx.Insert(tableSessions, &s); err != nil {
 		return nil, fmt.Errorf("update session %s: %w", c.ID, err)

@@ -166,3 +166,25 @@ func TestSessionQueries(t *testing.T) {
 		})
 	}
 }
+
+func TestSessionCloseAfterKillKeepsCarrierFigures(t *testing.T) {
+	f := testFSM(t)
+	mustApply(t, f, &UserUpsert{User: User{ID: "u", Login: "u", UnixName: "u"}, Now: testNow})
+	mustApply(t, f, &SessionOpen{Session: Session{ID: "s1", UserID: "u", Login: "u", ServerID: "srv", Node: "n1", Start: testNow}})
+	// An administrator ends it first; then the carrying node reports.
+	mustApply(t, f, &SessionClose{ID: "s1", End: testNow.Add(time.Minute), EndReason: "ended by administrator"})
+	sum := strings.Repeat("ab", 32)
+	mustApply(t, f, &SessionClose{ID: "s1", End: testNow.Add(2 * time.Minute), BytesIn: 10, BytesOut: 20, RecordingSHA256: sum, RecordingPath: "d/s1.cast", EndReason: "closed"})
+	_, s, _ := f.State().SessionByID(nil, "s1")
+	if s.EndReason != "ended by administrator" || !s.End.Equal(testNow.Add(time.Minute)) {
+		t.Fatalf("the first close's end and reason were overwritten: %+v", s)
+	}
+	if s.BytesIn != 10 || s.BytesOut != 20 || s.RecordingSHA256 != sum || s.RecordingPath != "d/s1.cast" {
+		t.Fatalf("the carrying node's figures were lost: %+v", s)
+	}
+	before := f.State().LatestIndex()
+	mustApply(t, f, &SessionClose{ID: "s1", End: testNow, BytesIn: 99})
+	if _, s2, _ := f.State().SessionByID(nil, "s1"); s2.BytesIn != 10 || f.State().LatestIndex() != before {
+		t.Fatal("a third close changed the record")
+	}
+}
