@@ -34,25 +34,35 @@ type Config struct {
 	HostKeyFiles  []string      `mapstructure:"host_key_files"`
 	MachineIDFile string        `mapstructure:"machine_id_file"`
 	PollWait      time.Duration `mapstructure:"poll_wait"`
-	DryRun        bool          `mapstructure:"dry_run"`
-	LogLevel      string        `mapstructure:"log_level"`
+	// StateFile records which accounts the agent manages; HomeArchiveDir
+	// receives the homes of deleted accounts when HomeOnDelete is archive.
+	StateFile      string        `mapstructure:"state_file"`
+	HomeOnDelete   string        `mapstructure:"home_on_delete"`
+	HomeArchiveDir string        `mapstructure:"home_archive_dir"`
+	DeleteGrace    time.Duration `mapstructure:"delete_grace"`
+	DryRun         bool          `mapstructure:"dry_run"`
+	LogLevel       string        `mapstructure:"log_level"`
 }
 
 var agentDefaults = map[string]any{
-	"cluster":         []string{},
-	"token_file":      "/var/lib/rampart-agent/enrollment.token",
-	"data_dir":        "/var/lib/rampart-agent",
-	"auto_enroll":     "",
-	"name":            "",
-	"alt_names":       []string{},
-	"addr":            "",
-	"ssh_port":        22,
-	"labels":          map[string]string{},
-	"host_key_files":  []string{},
-	"machine_id_file": "/etc/machine-id",
-	"poll_wait":       "60s",
-	"dry_run":         false,
-	"log_level":       "info",
+	"cluster":          []string{},
+	"token_file":       "/var/lib/rampart-agent/enrollment.token",
+	"data_dir":         "/var/lib/rampart-agent",
+	"auto_enroll":      "",
+	"name":             "",
+	"alt_names":        []string{},
+	"addr":             "",
+	"ssh_port":         22,
+	"labels":           map[string]string{},
+	"host_key_files":   []string{},
+	"machine_id_file":  "/etc/machine-id",
+	"poll_wait":        "60s",
+	"state_file":       "/var/lib/rampart-agent/managed.json",
+	"home_on_delete":   "keep",
+	"home_archive_dir": "/var/lib/rampart-agent/home-archive",
+	"delete_grace":     "168h",
+	"dry_run":          false,
+	"log_level":        "info",
 }
 
 // Flags declares rampart-agent's flags.
@@ -140,6 +150,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.HostKeyFiles) == 0 {
 		bad("no sshd host keys found: set host_key_files")
+	}
+	if c.HomeOnDelete != "keep" && c.HomeOnDelete != "archive" {
+		bad("home_on_delete %q: use keep or archive", c.HomeOnDelete)
 	}
 	if c.PollWait < time.Second || c.PollWait > 10*time.Minute {
 		bad("poll_wait %s: must be between 1s and 10m", c.PollWait)

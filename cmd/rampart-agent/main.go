@@ -1,14 +1,22 @@
 // Command rampart-agent runs on every target server and keeps its accounts,
-// groups, sudo rules and sshd trust in step with the cluster.
-//
-// Enrollment, the pull loop and the host appliers arrive with the agent work
-// (see docs/); until then this binary only reports its version.
+// groups, sudo rules and sshd trust in step with the cluster. It only parses
+// flags and hands over to the agent package.
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 
+	"github.com/spf13/pflag"
+
+	"github.com/rampart-ssh/rampart/agent"
+	"github.com/rampart-ssh/rampart/agent/hostapply"
 	"github.com/rampart-ssh/rampart/api"
 )
 
@@ -17,6 +25,37 @@ func main() {
 		fmt.Println("rampart-agent", api.Version)
 		return
 	}
-	fmt.Fprintln(os.Stderr, "rampart-agent: enrollment and the pull loop are not built yet; only `rampart-agent version` works in this release")
-	os.Exit(2)
+	fs := pflag.NewFlagSet("rampart-agent", pflag.ContinueOnError)
+	agent.Flags(fs)
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return
+		}
+		os.Exit(2)
+	}
+	cfg, err := agent.LoadConfig(fs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rampart-agent:", err)
+		os.Exit(2)
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel)))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(logger)
+	host, err := hostapply.New(hostapply.Config{Logger: logger, StateFile: cfg.StateFile, ArchiveDir: cfg.HomeArchiveDir,
+		HomeOnDelete: hostapply.HomePolicy(cfg.HomeOnDelete), DeleteGrace: cfg.DeleteGrace})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rampart-agent:", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := agent.Run(ctx, cfg, host, logger); err != nil {
+		if errors.Is(err, agent.ErrReenroll) {
+			fmt.Fprintln(os.Stderr, "rampart-agent:", agent.ReenrollHint(err))
+		} else {
+			fmt.Fprintln(os.Stderr, "rampart-agent:", err)
+		}
+		os.Exit(1)
+	}
 }

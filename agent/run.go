@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/rampart-ssh/rampart/agent/hostapply"
+)
+
+// Applier makes the server match a desired state (hostapply.Host does).
+type Applier interface {
+	Apply(ctx context.Context, d hostapply.Desired) (hostapply.Report, error)
+}
+
+// reconcileEvery re-applies the last state even when nothing changed, so
+// that drift on the server (a deleted sudoers file, an edited account) is
+// repaired without waiting for a change in the cluster.
+const reconcileEvery = 5 * time.Minute
+
+// Run enrolls if needed, then pulls and applies until ctx ends. It returns
+// ErrReenroll (wrapped) when the cluster no longer accepts the credential.
+func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger) error {
+	id, err := LoadIdentity(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if id == nil {
+		if id, err = Enroll(ctx, cfg, logger); err != nil {
+			return err
+		}
+	}
+	if len(cfg.Cluster) > 0 {
+		id.Cluster = append(append([]string(nil), cfg.Cluster...), id.Cluster...)
+	}
+	puller, err := NewPuller(cfg.DataDir, id, cfg.PollWait, logger)
+	if err != nil {
+		return err
+	}
+	var index uint64
+	lastApply := time.Time{}
+	for {
+		// A blocking pull returns the same index when its wait runs out with
+		// nothing new; the state is then applied again only every
+		// reconcileEvery, to repair drift.
+		st, err := puller.Next(ctx, index)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if st.Index == index && time.Since(lastApply) < reconcileEvery {
+			continue
+		}
+		index = st.Index
+		desired := desiredFrom(st, id)
+		if cfg.DryRun {
+			logger.Info("dry run: would apply", "index", st.Index, "users", len(desired.Users), "groups", len(desired.Groups), "sudo", len(desired.Sudo))
+			lastApply = time.Now()
+			continue
+		}
+		rep, err := applier.Apply(ctx, desired)
+		lastApply = time.Now()
+		if err != nil {
+			logger.Error("apply failed", "index", st.Index, "err", err)
+			continue
+		}
+		for _, c := range rep.Changes {
+			logger.Info("changed", "what", c.String())
+		}
+		for _, p := range rep.Problems {
+			logger.Warn("refused or failed", "problem", p.Error())
+		}
+		logger.Info("applied", "index", st.Index, "changes", len(rep.Changes), "problems", len(rep.Problems))
+	}
+}
+
+// ReenrollHint is what an operator is told when the credential is refused.
+func ReenrollHint(err error) string {
+	return fmt.Sprintf("%v: put a new enrollment token in the token file, delete the data dir's identity.json, and start the agent again", err)
+}
