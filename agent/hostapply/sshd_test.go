@@ -1,0 +1,282 @@
+package hostapply
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+func TestIncludesDropIn(t *testing.T) {
+	h := &Host{cfg: Config{SSHDConfig: "/etc/ssh/sshd_config", SSHDDropIn: "/etc/ssh/sshd_config.d/rampart.conf"}}
+	tests := []struct {
+		name, config string
+		want         bool
+	}{
+		{"ok/debian", "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\n", true},
+		{"ok/relative", "include sshd_config.d/*.conf\n", true},
+		{"ok/equals-and-quotes", "Include=\"/etc/ssh/sshd_config.d/*.conf\"\n", true},
+		{"ok/one-of-several", "Include /etc/ssh/other/*.conf /etc/ssh/sshd_config.d/rampart.conf\n", true},
+		{"fail/none", "UsePAM yes\n", false},
+		{"fail/commented", "#Include /etc/ssh/sshd_config.d/*.conf\n", false},
+		{"fail/other-dir", "Include /etc/ssh/conf.d/*.conf\n", false},
+		{"fail/inside-match", "Match User x\n  Include /etc/ssh/sshd_config.d/*.conf\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := h.includesDropIn([]byte(tt.config)); got != tt.want {
+				t.Errorf("includesDropIn = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWithBlock(t *testing.T) {
+	block := blockBegin + "\nA b\n" + blockEnd + "\n"
+	tests := []struct {
+		name, config, directives, want string
+		fail                           bool
+	}{
+		{name: "ok/insert-at-top", config: "UsePAM yes\nMatch User x\n  X y\n", directives: "A b\n", want: block + "UsePAM yes\nMatch User x\n  X y\n"},
+		{name: "ok/replace", config: "Port 22\n" + blockBegin + "\nOld 1\n" + blockEnd + "\nUsePAM yes\n", directives: "A b\n", want: block + "Port 22\nUsePAM yes\n"},
+		{name: "ok/remove", config: block + "UsePAM yes\n", directives: "", want: "UsePAM yes\n"},
+		{name: "ok/nothing-to-remove", config: "UsePAM yes\n", directives: "", want: "UsePAM yes\n"},
+		{name: "fail/no-end", config: blockBegin + "\nA b\nUsePAM yes\n", directives: "A b\n", fail: true},
+		{name: "fail/two-blocks", config: block + block, directives: "A b\n", fail: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := withBlock([]byte(tt.config), tt.directives)
+			if tt.fail {
+				if err == nil {
+					t.Fatalf("accepted; got:\n%s", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+const (
+	dropIn  = "/etc/ssh/sshd_config.d/rampart.conf"
+	caFile  = "/etc/ssh/rampart_user_ca_keys"
+	certOut = "/etc/ssh/rampart_host_ssh-ed25519-cert.pub"
+)
+
+func keyLine(k ssh.PublicKey) string { return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) }
+
+func TestApplySSHD(t *testing.T) {
+	ca1, ca2, hostCA := newTestKey(t), newTestKey(t), newTestKey(t)
+	directives := func(withCert bool) string {
+		s := "TrustedUserCAKeys " + caFile + "\nAuthorizedPrincipalsFile /etc/ssh/rampart_principals/%u\n"
+		if withCert {
+			s += "HostCertificate " + certOut + "\n"
+		}
+		return s
+	}
+	type step struct {
+		desired  func(f *fakeHost) Desired
+		before   func(t *testing.T, th *testHost)
+		reloads  int32 // total so far
+		problems []wantProblem
+		check    func(t *testing.T, th *testHost)
+	}
+	withKeys := func(keys ...string) func(*fakeHost) Desired {
+		return func(f *fakeHost) Desired {
+			d := baseDesired()
+			d.TrustedCAKeys = keys
+			return d
+		}
+	}
+	certs := map[*fakeHost]string{} // one certificate per host, as the cluster keeps it
+	withCert := func(f *fakeHost) Desired {
+		d := withKeys(keyLine(ca1.PublicKey()) + " comment")(f)
+		if certs[f] == "" {
+			certs[f] = signHostCert(t, hostCA, f.hostKey.PublicKey())
+		}
+		d.HostCertificates = []string{certs[f]}
+		return d
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, f *fakeHost)
+		steps []step
+	}{
+		{
+			name: "ok/drop-in-then-unchanged",
+			steps: []step{
+				{desired: withCert, reloads: 1, check: func(t *testing.T, th *testHost) {
+					fileIs(t, th.f, dropIn, fileHeader+directives(true), 0o644)
+					fileIs(t, th.f, caFile, fileHeader+keyLine(ca1.PublicKey())+"\n", 0o644)
+					got, _ := th.f.readFile(t, certOut)
+					if !strings.HasPrefix(got, "ssh-ed25519-cert-v01@openssh.com ") {
+						t.Errorf("host certificate file = %q", got)
+					}
+					fileIs(t, th.f, "/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\n", 0o644)
+				}},
+				{desired: withCert, reloads: 1},
+				// A CA rotation is read at each login: no reload.
+				{desired: func(f *fakeHost) Desired {
+					d := withCert(f)
+					d.TrustedCAKeys = append(d.TrustedCAKeys, keyLine(ca2.PublicKey()))
+					return d
+				}, reloads: 1, check: func(t *testing.T, th *testHost) {
+					fileIs(t, th.f, caFile, fileHeader+keyLine(ca1.PublicKey())+"\n"+keyLine(ca2.PublicKey())+"\n", 0o644)
+				}},
+				// The host certificate goes: its file and line too.
+				{desired: withKeys(keyLine(ca1.PublicKey())), reloads: 2, check: func(t *testing.T, th *testHost) {
+					fileIs(t, th.f, dropIn, fileHeader+directives(false), 0o644)
+					if _, ok := th.f.readFile(t, certOut); ok {
+						t.Error("the stale host certificate was kept")
+					}
+				}},
+				// Drift: the drop-in deleted by hand.
+				{desired: withKeys(keyLine(ca1.PublicKey())), reloads: 3,
+					before: func(t *testing.T, th *testHost) { os.Remove(filepath.Join(th.f.root, dropIn)) },
+					check: func(t *testing.T, th *testHost) {
+						fileIs(t, th.f, dropIn, fileHeader+directives(false), 0o644)
+					}},
+			},
+		},
+		{
+			name:  "ok/marked-block-without-include",
+			setup: func(t *testing.T, f *fakeHost) { f.writeFile(t, "/etc/ssh/sshd_config", "UsePAM no\n", 0o600) },
+			steps: []step{
+				{desired: withCert, reloads: 1, check: func(t *testing.T, th *testHost) {
+					fileIs(t, th.f, "/etc/ssh/sshd_config", blockBegin+"\n"+directives(true)+blockEnd+"\nUsePAM no\n", 0o600)
+					if _, ok := th.f.readFile(t, dropIn); ok {
+						t.Error("a drop-in was written though sshd_config does not include it")
+					}
+				}},
+				{desired: withCert, reloads: 1},
+				// An Include appears: the block moves to the drop-in.
+				{desired: withCert, reloads: 2,
+					before: func(t *testing.T, th *testHost) {
+						b, _ := th.f.readFile(t, "/etc/ssh/sshd_config")
+						th.f.writeFile(t, "/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n"+b, 0o600)
+					},
+					check: func(t *testing.T, th *testHost) {
+						fileIs(t, th.f, "/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM no\n", 0o600)
+						fileIs(t, th.f, dropIn, fileHeader+directives(true), 0o644)
+					}},
+			},
+		},
+		{
+			name: "fail/sshd-t-refuses-previous-files-restored",
+			steps: []step{
+				{desired: withKeys(keyLine(ca1.PublicKey())), reloads: 1},
+				{
+					desired:  withCert,
+					before:   func(t *testing.T, th *testHost) { th.f.sshdReject = true },
+					reloads:  1,
+					problems: []wantProblem{{KindSSHD, "/etc/ssh/sshd_config", ErrRejected}},
+					check: func(t *testing.T, th *testHost) {
+						fileIs(t, th.f, dropIn, fileHeader+directives(false), 0o644)
+						if _, ok := th.f.readFile(t, certOut); ok {
+							t.Error("the host certificate of a refused config was kept")
+						}
+					},
+				},
+			},
+		},
+		{
+			name: "fail/overridden-by-earlier-setting",
+			steps: []step{{
+				desired:  withKeys(keyLine(ca1.PublicKey())),
+				before:   func(t *testing.T, th *testHost) { th.f.sshdTExtra = "AuthorizedPrincipalsFile none\n" },
+				problems: []wantProblem{{KindSSHD, "/etc/ssh/sshd_config", ErrRejected}},
+				check: func(t *testing.T, th *testHost) {
+					for _, f := range []string{dropIn, caFile} {
+						if _, ok := th.f.readFile(t, f); ok {
+							t.Errorf("%s kept after a failed check", f)
+						}
+					}
+				},
+			}},
+		},
+		{
+			name: "fail/invalid-inputs-refuse-everything",
+			steps: []step{
+				{desired: withKeys(keyLine(ca1.PublicKey())), reloads: 1},
+				{desired: withKeys(keyLine(ca2.PublicKey()), "not a key"), reloads: 1,
+					problems: []wantProblem{{KindSSHD, "trusted CA keys", ErrInvalid}},
+					check: func(t *testing.T, th *testHost) {
+						fileIs(t, th.f, caFile, fileHeader+keyLine(ca1.PublicKey())+"\n", 0o644)
+					}},
+				{desired: withKeys(keyLine(ca2.PublicKey()) + "\n" + keyLine(ca1.PublicKey())), reloads: 1,
+					problems: []wantProblem{{KindSSHD, "trusted CA keys", ErrInvalid}}},
+				{desired: withKeys(`command="/bin/sh" ` + keyLine(ca2.PublicKey())), reloads: 1,
+					problems: []wantProblem{{KindSSHD, "trusted CA keys", ErrInvalid}}},
+				{desired: func(f *fakeHost) Desired {
+					d := withKeys(signHostCert(t, hostCA, ca2.PublicKey()))(f)
+					return d
+				}, reloads: 1, problems: []wantProblem{{KindSSHD, "trusted CA keys", ErrInvalid}}},
+				{desired: func(f *fakeHost) Desired {
+					d := withKeys(keyLine(ca2.PublicKey()))(f)
+					d.HostCertificates = []string{keyLine(f.hostKey.PublicKey())}
+					return d
+				}, reloads: 1, problems: []wantProblem{{KindSSHD, "host certificates", ErrInvalid}}},
+			},
+		},
+		{
+			name: "fail/host-certificate-for-another-key-skipped",
+			steps: []step{{
+				desired: func(f *fakeHost) Desired {
+					d := withKeys(keyLine(ca1.PublicKey()))(f)
+					d.HostCertificates = []string{signHostCert(t, hostCA, newTestKey(t).PublicKey())}
+					return d
+				},
+				reloads:  1,
+				problems: []wantProblem{{KindSSHD, "host certificates", ErrInvalid}},
+				check: func(t *testing.T, th *testHost) {
+					fileIs(t, th.f, dropIn, fileHeader+directives(false), 0o644)
+				},
+			}},
+		},
+		{
+			name: "ok/failed-reload-retried",
+			steps: []step{
+				{desired: withCert, reloads: 1, before: func(t *testing.T, th *testHost) { th.reloadErr = os.ErrPermission },
+					problems: []wantProblem{{KindSSHD, "reload", nil}}},
+				{desired: withCert, reloads: 2, before: func(t *testing.T, th *testHost) { th.reloadErr = nil }},
+				{desired: withCert, reloads: 2},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeHost(t)
+			if tt.setup != nil {
+				tt.setup(t, f)
+			}
+			th := newTestHost(t, f, nil)
+			for i, st := range tt.steps {
+				if st.before != nil {
+					st.before(t, th)
+				}
+				rep, err := th.Apply(t.Context(), st.desired(f))
+				if err != nil {
+					t.Fatalf("step %d: Apply: %v", i+1, err)
+				}
+				checkProblems(t, rep, st.problems)
+				if got := th.reloads.Load(); got != st.reloads {
+					t.Errorf("reloads = %d, want %d", got, st.reloads)
+				}
+				if st.check != nil {
+					st.check(t, th)
+				}
+				if t.Failed() {
+					t.Fatalf("step %d failed; report: %+v", i+1, rep)
+				}
+			}
+		})
+	}
+}
