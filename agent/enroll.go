@@ -110,7 +110,7 @@ func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, e
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: ca.PinnedTLS(tok.CAPin)}}
 	var resp api.EnrollResponse
 	var errs []error
-	for _, addr := range append(append([]string(nil), tok.Addrs...), cfg.Cluster...) {
+	for _, addr := range dedup(append(append([]string(nil), tok.Addrs...), cfg.Cluster...)) {
 		if err := postJSON(ctx, client, "https://"+addr+"/v1/agents/enroll", req, &resp); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
@@ -203,4 +203,17 @@ func doJSON(client *http.Client, req *http.Request, out any) error {
 		return &HTTPError{Status: resp.StatusCode, Message: e.Error}
 	}
 	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out)
+}
+
+// dedup keeps the first of each address, in order.
+func dedup(addrs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, a := range addrs {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
 }

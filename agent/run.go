@@ -32,7 +32,7 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 		}
 	}
 	if len(cfg.Cluster) > 0 {
-		id.Cluster = append(append([]string(nil), cfg.Cluster...), id.Cluster...)
+		id.Cluster = dedup(append(append([]string(nil), cfg.Cluster...), id.Cluster...))
 	}
 	puller, err := NewPuller(cfg.DataDir, id, cfg.PollWait, logger)
 	if err != nil {

@@ -96,11 +96,21 @@ func (p *pass) applyGroupMembers() error {
 	if err != nil {
 		return err
 	}
+	p.membersOK = map[string]bool{}
 	for _, g := range p.w.groups {
 		e := db.groups[g.Name]
 		if !p.usableGroups[g.Name] || e == nil || e.GID != g.GID {
 			continue
 		}
+		// sudo matches %group on the primary group too, and an account's
+		// primary group is not in the member list gpasswd sets.
+		var primary []string
+		for _, u := range db.users {
+			if u.GID == g.GID {
+				primary = append(primary, u.Name)
+			}
+		}
+		slices.Sort(primary)
 		var want []string
 		for name := range p.activeUsers {
 			if slices.Contains(p.w.userByName[name].Groups, g.Name) {
@@ -111,14 +121,18 @@ func (p *pass) applyGroupMembers() error {
 		have := slices.Clone(e.Members)
 		slices.Sort(have)
 		have = slices.Compact(have)
-		if slices.Equal(want, have) {
+		if !slices.Equal(want, have) {
+			if _, err := p.runCmd("gpasswd", "-M", strings.Join(want, ","), g.Name); err != nil {
+				p.rep.problem(KindGroup, g.Name, fmt.Errorf("set members (left out of sudoers): %w", err))
+				continue
+			}
+			p.logChange(KindGroup, g.Name, "update", "members "+strings.Join(want, ","))
+		}
+		if len(primary) > 0 {
+			p.rep.problem(KindGroup, g.Name, fmt.Errorf("%w: accounts %s have the group as their primary group; left out of sudoers", ErrConflict, strings.Join(primary, ",")))
 			continue
 		}
-		if _, err := p.runCmd("gpasswd", "-M", strings.Join(want, ","), g.Name); err != nil {
-			p.rep.problem(KindGroup, g.Name, fmt.Errorf("set members: %w", err))
-			continue
-		}
-		p.logChange(KindGroup, g.Name, "update", "members "+strings.Join(want, ","))
+		p.membersOK[g.Name] = true
 	}
 	for _, name := range sortedKeys(p.st.Groups) {
 		if p.w.groupNames[name] || p.w.refusedGroups[name] {

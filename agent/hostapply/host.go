@@ -73,6 +73,10 @@ type pass struct {
 	w   *wantState
 	// usableGroups are managed groups present with their recorded gid.
 	usableGroups map[string]bool
+	// membersOK are usable groups whose members are exactly the managed
+	// accounts given them, and which no other account has as its primary
+	// group: only these may appear in sudoers as %group.
+	membersOK map[string]bool
 	// activeUsers are managed accounts that are active and present as
 	// recorded after the users stage.
 	activeUsers map[string]bool

@@ -179,8 +179,9 @@ func withBlock(config []byte, directives string) ([]byte, error) {
 }
 
 // applySSHD writes the CA keys, host certificates and sshd settings,
-// validates them with sshd -t and sshd -T (putting the old files back if
-// either fails) and reloads sshd when what it reads at start changed.
+// validates them with sshd -t and sshd -T (putting the old host
+// certificates and settings back if either fails) and reloads sshd when
+// what it reads at start changed.
 func (p *pass) applySSHD() error {
 	if p.w.sshdRefused {
 		return nil
@@ -224,18 +225,16 @@ func (p *pass) applySSHD() error {
 		ca.WriteString(k + "\n")
 	}
 
-	var txn fileTxn
-	// startFiles are read by sshd when it starts (or reloads); the CA keys
-	// file is read on every authentication.
+	// startChanged: a file sshd reads when it starts (or reloads) changed.
 	startChanged := false
-	set := func(file string, data []byte, mode os.FileMode, atStart bool) bool {
+	set := func(txn *fileTxn, file string, data []byte, mode os.FileMode) bool {
 		n := len(txn.done)
 		if err := txn.set(p.h.path(file), data, mode); err != nil {
 			p.rep.problem(KindSSHD, file, err)
 			return false
 		}
 		if len(txn.done) > n {
-			startChanged = startChanged || atStart
+			startChanged = startChanged || file != cfg.TrustedCAKeysFile
 			action := "write"
 			if data == nil {
 				action = "remove"
@@ -244,16 +243,24 @@ func (p *pass) applySSHD() error {
 		}
 		return true
 	}
-	ok := set(cfg.TrustedCAKeysFile, []byte(ca.String()), 0o644, false)
+	p.removeStaleTemps()
+	// The CA keys file is read at every authentication and plays no part
+	// in sshd -t: it is written on its own and never put back, so that a CA
+	// the cluster dropped stops being trusted even while sshd's config is
+	// broken by something else.
+	set(&fileTxn{}, cfg.TrustedCAKeysFile, []byte(ca.String()), 0o644)
+
+	var txn fileTxn
+	ok := true
 	stale, _ := filepath.Glob(p.h.path(path.Join(cfg.HostCertDir, "rampart_host_*-cert.pub")))
 	for _, s := range stale {
 		inside := path.Join(cfg.HostCertDir, filepath.Base(s))
 		if want[inside] == nil {
-			ok = ok && set(inside, nil, 0, true)
+			ok = ok && set(&txn, inside, nil, 0)
 		}
 	}
 	for _, f := range certFiles {
-		ok = ok && set(f, want[f], 0o644, true)
+		ok = ok && set(&txn, f, want[f], 0o644)
 	}
 	if dropIn != nil {
 		if err := ensureDir(p.h.path(path.Dir(cfg.SSHDDropIn)), 0o755); err != nil {
@@ -261,8 +268,8 @@ func (p *pass) applySSHD() error {
 			ok = false
 		}
 	}
-	ok = ok && set(cfg.SSHDDropIn, dropIn, 0o644, true)
-	ok = ok && set(cfg.SSHDConfig, newConf, conf.mode, true)
+	ok = ok && set(&txn, cfg.SSHDDropIn, dropIn, 0o644)
+	ok = ok && set(&txn, cfg.SSHDConfig, newConf, conf.mode)
 	if !ok {
 		if err := txn.rollback(); err != nil {
 			p.rep.problem(KindSSHD, "rollback", err)
@@ -295,6 +302,23 @@ func (p *pass) applySSHD() error {
 	p.rep.Reloaded = true
 	p.logChange(KindSSHD, "sshd", "reload", "")
 	return p.saveState()
+}
+
+// removeStaleTemps removes the temporary files a pass that died may have
+// left beside the sshd files (writeFileAtomic's ".name.tmp*").
+func (p *pass) removeStaleTemps() {
+	cfg := &p.h.cfg
+	for _, pat := range []string{
+		path.Join(cfg.HostCertDir, ".rampart_host_*-cert.pub.tmp*"),
+		path.Join(path.Dir(cfg.TrustedCAKeysFile), "."+path.Base(cfg.TrustedCAKeysFile)+".tmp*"),
+		path.Join(path.Dir(cfg.SSHDDropIn), "."+path.Base(cfg.SSHDDropIn)+".tmp*"),
+		path.Join(path.Dir(cfg.SSHDConfig), "."+path.Base(cfg.SSHDConfig)+".tmp*"),
+	} {
+		files, _ := filepath.Glob(p.h.path(pat))
+		for _, f := range files {
+			_ = os.Remove(f)
+		}
+	}
 }
 
 // checkSSHD runs sshd -t, then sshd -T to see that the agent's settings are

@@ -174,7 +174,11 @@ func TestApplySSHD(t *testing.T) {
 			steps: []step{
 				{desired: withKeys(keyLine(ca1.PublicKey())), reloads: 1},
 				{
-					desired:  withCert,
+					desired: func(f *fakeHost) Desired {
+						d := withCert(f)
+						d.TrustedCAKeys = []string{keyLine(ca2.PublicKey())} // ca1 revoked
+						return d
+					},
 					before:   func(t *testing.T, th *testHost) { th.f.sshdReject = true },
 					reloads:  1,
 					problems: []wantProblem{{KindSSHD, "/etc/ssh/sshd_config", ErrRejected}},
@@ -183,6 +187,8 @@ func TestApplySSHD(t *testing.T) {
 						if _, ok := th.f.readFile(t, certOut); ok {
 							t.Error("the host certificate of a refused config was kept")
 						}
+						// A revoked CA stays revoked, whatever sshd -t says.
+						fileIs(t, th.f, caFile, fileHeader+keyLine(ca2.PublicKey())+"\n", 0o644)
 					},
 				},
 			},
@@ -194,11 +200,11 @@ func TestApplySSHD(t *testing.T) {
 				before:   func(t *testing.T, th *testHost) { th.f.sshdTExtra = "AuthorizedPrincipalsFile none\n" },
 				problems: []wantProblem{{KindSSHD, "/etc/ssh/sshd_config", ErrRejected}},
 				check: func(t *testing.T, th *testHost) {
-					for _, f := range []string{dropIn, caFile} {
-						if _, ok := th.f.readFile(t, f); ok {
-							t.Errorf("%s kept after a failed check", f)
-						}
+					if _, ok := th.f.readFile(t, dropIn); ok {
+						t.Errorf("%s kept after a failed check", dropIn)
 					}
+					// The CA keys file is not part of sshd's config.
+					fileIs(t, th.f, caFile, fileHeader+keyLine(ca1.PublicKey())+"\n", 0o644)
 				},
 			}},
 		},

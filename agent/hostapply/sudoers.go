@@ -234,8 +234,11 @@ func renderSudoers(name string, r SudoRule, users, groups []string) []byte {
 // applySudo writes one file per valid entitlement (checked with visudo -cf
 // before it replaces the old one), removes the agent's files of
 // entitlements no longer desired, and checks the whole configuration with
-// visudo -c, putting every file back if that fails. A refused entitlement
-// keeps its old file.
+// visudo -c, putting every written file back if that fails. Removals are
+// never put back: removing a file that defines nothing another file uses
+// cannot break sudoers, and a revoked rule must stay revoked even when
+// sudoers was already broken by something else. A refused entitlement keeps
+// its old file.
 func (p *pass) applySudo() error {
 	cfg := &p.h.cfg
 	dir := p.h.path(cfg.SudoersDir)
@@ -261,11 +264,11 @@ func (p *pass) applySudo() error {
 			if _, ok := p.w.sudo[ent]; ok || p.w.sudoRefused[ent] {
 				continue
 			}
-			if err := txn.set(path.Join(dir, n), nil, 0); err != nil {
-				p.rep.problem(KindSudo, ent, fmt.Errorf("remove stale file: %w", err))
+			if err := os.Remove(path.Join(dir, n)); err != nil {
+				p.rep.problem(KindSudo, safeName(ent), fmt.Errorf("remove stale file: %w", err))
 				continue
 			}
-			p.logChange(KindSudo, ent, "remove", "")
+			p.logChange(KindSudo, safeName(ent), "remove", "")
 		}
 	}
 	for _, name := range sortedKeys(p.w.sudo) {
@@ -285,7 +288,7 @@ func (p *pass) applySudo() error {
 			continue
 		}
 		if content == nil {
-			if err := txn.set(file, nil, 0); err != nil {
+			if err := os.Remove(file); err != nil {
 				p.rep.problem(KindSudo, name, err)
 				continue
 			}
@@ -310,7 +313,7 @@ func (p *pass) applySudo() error {
 	// for everyone.
 	if out, err := p.runCmd("visudo", "-c"); err != nil {
 		rerr := txn.rollback()
-		p.rep.problem(KindSudo, cfg.SudoersDir, fmt.Errorf("%w: visudo -c failed after the change; every sudo file of this pass was put back: %w%s", ErrRejected, errors.Join(err, rerr), outputTail(out)))
+		p.rep.problem(KindSudo, cfg.SudoersDir, fmt.Errorf("%w: visudo -c failed after the change; every sudo file this pass wrote was put back: %w%s", ErrRejected, errors.Join(err, rerr), outputTail(out)))
 	}
 	return nil
 }
@@ -354,9 +357,13 @@ func (p *pass) sudoSubjects(name string, r SudoRule) (users, groups []string) {
 		}
 	}
 	for _, g := range r.Groups {
-		if p.usableGroups[g] {
+		switch {
+		case p.membersOK[g]:
 			groups = append(groups, g)
-		} else {
+		case p.usableGroups[g]:
+			// Reported by applyGroupMembers: its members are not (only)
+			// the ones the cluster gave it.
+		default:
 			p.rep.problem(KindSudo, name, fmt.Errorf("%w: group %s is not a group rampart manages; left out", ErrConflict, g))
 		}
 	}

@@ -227,7 +227,8 @@ func TestApplySudo(t *testing.T) {
 					f.writeFile(t, "/etc/sudoers.d/rampart-old", "alice ALL=(ALL) ALL\n", 0o440)
 					f.writeFile(t, "/etc/sudoers.d/.rampart-x.tmp123", "junk\n", 0o440)
 				}},
-				{desired: baseDesired(), cmds: []string{"visudo -c"}, check: func(t *testing.T, th *testHost, rep Report) {
+				// Removing files needs no check.
+				{desired: baseDesired(), cmds: []string{}, check: func(t *testing.T, th *testHost, rep Report) {
 					for _, gone := range []string{deployFile, "/etc/sudoers.d/rampart-old"} {
 						if _, ok := th.f.readFile(t, gone); ok {
 							t.Errorf("%s was kept", gone)
@@ -265,6 +266,46 @@ func TestApplySudo(t *testing.T) {
 			},
 		},
 		{
+			name: "fail/group-with-foreign-primary-member-left-out",
+			steps: []applyStep{
+				{desired: sudoDesired(map[string]SudoRule{"deploy": deployRule}), check: func(t *testing.T, th *testHost, rep Report) {
+					fileIs(t, th.f, deployFile, deployContent, 0o440)
+				}},
+				{
+					desired: sudoDesired(map[string]SudoRule{"deploy": deployRule}),
+					before: func(t *testing.T, f *fakeHost) {
+						f.addUser(&fakeUser{name: "carol", uid: 1500, gid: 63001, shell: "/bin/sh", home: "/home/carol"})
+					},
+					problems: []wantProblem{{KindGroup, "ops", ErrConflict}},
+					check: func(t *testing.T, th *testHost, rep Report) {
+						fileIs(t, th.f, deployFile, sudoHeader+"bob ALL = (root) NOPASSWD: EXEC: NOSETENV: /usr/bin/systemctl restart nginx\n", 0o440)
+					},
+				},
+			},
+		},
+		{
+			name: "fail/group-whose-members-cannot-be-set-left-out",
+			steps: []applyStep{
+				{desired: sudoDesired(map[string]SudoRule{"deploy": deployRule})},
+				{
+					desired: sudoDesired(map[string]SudoRule{"deploy": deployRule}),
+					before: func(t *testing.T, f *fakeHost) {
+						f.group("ops").members = append(f.group("ops").members, "root")
+						f.fail = func(argv []string) int {
+							if argv[0] == "gpasswd" {
+								return 3
+							}
+							return 0
+						}
+					},
+					problems: []wantProblem{{KindGroup, "ops", nil}},
+					check: func(t *testing.T, th *testHost, rep Report) {
+						fileIs(t, th.f, deployFile, sudoHeader+"bob ALL = (root) NOPASSWD: EXEC: NOSETENV: /usr/bin/systemctl restart nginx\n", 0o440)
+					},
+				},
+			},
+		},
+		{
 			name: "fail/visudo-refuses-old-file-stays",
 			steps: []applyStep{
 				{desired: sudoDesired(map[string]SudoRule{"deploy": deployRule})},
@@ -283,7 +324,7 @@ func TestApplySudo(t *testing.T) {
 			},
 		},
 		{
-			name: "fail/whole-check-puts-everything-back",
+			name: "fail/whole-check-puts-writes-back-keeps-removals",
 			steps: []applyStep{
 				{desired: sudoDesired(map[string]SudoRule{"deploy": deployRule, "old": deployRule})},
 				{
@@ -295,9 +336,12 @@ func TestApplySudo(t *testing.T) {
 					problems: []wantProblem{{KindSudo, "/etc/sudoers.d", ErrRejected}},
 					check: func(t *testing.T, th *testHost, rep Report) {
 						fileIs(t, th.f, deployFile, deployContent, 0o440)
-						fileIs(t, th.f, "/etc/sudoers.d/rampart-old", strings.Replace(deployContent, "deploy", "old", 1), 0o440)
 						if _, ok := th.f.readFile(t, "/etc/sudoers.d/rampart-admin"); ok {
 							t.Error("rampart-admin was kept")
+						}
+						// A revoked entitlement stays revoked.
+						if _, ok := th.f.readFile(t, "/etc/sudoers.d/rampart-old"); ok {
+							t.Error("rampart-old was put back")
 						}
 					},
 				},

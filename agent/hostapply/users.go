@@ -21,17 +21,19 @@ func (p *pass) applyUsers() error {
 		return err
 	}
 	p.activeUsers = map[string]bool{}
-	for i := range p.w.users {
-		if err := p.reconcileUser(db, p.w.users[i].Name, &p.w.users[i]); err != nil {
-			return err
-		}
-	}
-	// Managed accounts the cluster no longer lists are deleted ones.
+	// Managed accounts the cluster no longer lists are deleted ones; they
+	// go first, so that a uid or name they free (an IdP rename) is
+	// available to the desired accounts in the same pass.
 	for _, name := range sortedKeys(p.st.Users) {
 		if p.w.userByName[name] == nil && !p.w.refusedUsers[name] {
 			if err := p.reconcileUser(db, name, nil); err != nil {
 				return err
 			}
+		}
+	}
+	for i := range p.w.users {
+		if err := p.reconcileUser(db, p.w.users[i].Name, &p.w.users[i]); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -103,6 +105,11 @@ func (p *pass) createUser(db *hostDB, u *User, again bool) error {
 		return conflict("an account named %s (uid %d) exists and is not managed by rampart", name, e.UID)
 	}
 	if e := db.uids[u.UID]; e != nil {
+		if o := p.st.Users[e.Name]; o != nil && o.UID == u.UID {
+			// A renamed IdP user: the old account keeps the uid until it
+			// is deleted after its grace period; then this one is made.
+			return conflict("uid %d still belongs to managed account %s, which the cluster no longer lists under that name; %s is created once %s is deleted", u.UID, e.Name, name, e.Name)
+		}
 		return conflict("uid %d belongs to account %s, not managed by rampart", u.UID, e.Name)
 	}
 	if p.st.Groups[name] != nil {
@@ -319,11 +326,11 @@ func (p *pass) deprovision(db *hostDB, name string, e *passwdEntry, rec *managed
 	if p.now.Before(rec.DeleteAfter) {
 		return nil
 	}
-	return p.deleteUser(name, e, rec)
+	return p.deleteUser(db, name, e, rec)
 }
 
 // deleteUser removes a deprovisioned account whose grace period is over.
-func (p *pass) deleteUser(name string, e *passwdEntry, rec *managedUser) error {
+func (p *pass) deleteUser(db *hostDB, name string, e *passwdEntry, rec *managedUser) error {
 	argv := []string{"userdel"}
 	detail := "home kept"
 	home := p.homeOf(name)
@@ -353,12 +360,19 @@ func (p *pass) deleteUser(name string, e *passwdEntry, rec *managedUser) error {
 		p.rep.problem(KindUser, name, fmt.Errorf("userdel: %w", err))
 		return nil
 	}
+	delete(db.users, name)
+	delete(db.uids, rec.UID)
+	delete(db.shadow, name)
 	// userdel removes the private group with USERGROUPS_ENAB; without it
 	// the group is left, and removed here.
 	if g, err := p.lookupGroup(name); err == nil && g != nil && g.GID == rec.UID {
 		if _, err := p.runCmd("groupdel", name); err != nil {
 			p.rep.problem(KindUser, name, fmt.Errorf("groupdel (private group): %w", err))
 		}
+	}
+	if g, err := p.lookupGroup(name); err == nil && g == nil {
+		delete(db.groups, name)
+		delete(db.gids, rec.UID)
 	}
 	delete(p.st.Users, name)
 	if err := p.saveState(); err != nil {

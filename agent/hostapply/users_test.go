@@ -392,6 +392,23 @@ func TestApplyAccounts(t *testing.T) {
 			},
 		},
 		{
+			name: "fail/renamed-waits-for-the-old-account",
+			cfg:  func(c *Config) { c.DeleteGrace = time.Hour },
+			steps: []applyStep{
+				{desired: baseDesired(), cmds: createAll},
+				{
+					desired:  withAlice(func(u *User) { u.Name = "alice2" }),
+					cmds:     deprovisionAlice,
+					problems: []wantProblem{{KindUser, "alice2", ErrConflict}},
+				},
+				{
+					desired: withAlice(func(u *User) { u.Name = "alice2" }), advance: time.Hour,
+					cmds: append(slices.Clone(deprovisionAlice[1:]), "userdel alice", "groupadd -g 61001 alice2",
+						"useradd -u 61001 -g alice2 -G ops -m -d /home/alice2 -s /bin/bash -c rampart-managed -p * alice2"),
+				},
+			},
+		},
+		{
 			name: "fail/invalid-names-and-ids",
 			steps: []applyStep{{
 				desired: Desired{

@@ -106,6 +106,12 @@ func Errorf(status int, format string, args ...any) error {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := http.StatusInternalServerError, "internal error; see the node's log"
 	var he *HTTPError
+	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+		// The client went away (an agent stopped, a long-poll cancelled):
+		// nobody to answer, nothing wrong with the node.
+		s.logger.Debug("client went away", "method", r.Method, "path", r.URL.Path)
+		return
+	}
 	switch {
 	case errors.As(err, &he):
 		status, msg = he.Status, he.Message
