@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/rampart-ssh/rampart/gateway/adminshell"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/devidp"
@@ -79,8 +81,13 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		Addr: n.cfg.Listen.SSH, HostSigners: signers, JumpHost: jump,
 		AuthTimeout: n.cfg.SSH.AuthTimeout, MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP,
 		AdminGroup: o.AdminGroup, Jump: n.jump,
-		Admin: adminshell.New(adminshell.Deps{Store: n.store, Cluster: adminCluster{n}, NodeID: n.id, Logger: n.logger}),
+		Admin: adminshell.New(adminshell.Deps{Store: n.store, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(),
+			NodeID: n.id, Logger: n.logger}),
 	}, svc, provider, n.store.State, n.audit, n.logger)
+	// A host CA rotation re-signs the front door's certificate on every node.
+	if cert, ok := signers[len(signers)-1].PublicKey().(*gossh.Certificate); ok {
+		go n.keys.watchHostCA(n.bgCtx, signers[0], string(gossh.MarshalAuthorizedKey(cert.SignatureKey)), n.ssh.SetHostCertificate)
+	}
 	ln, err := net.Listen("tcp", n.cfg.Listen.SSH)
 	if err != nil {
 		return fmt.Errorf("listen for SSH on %s: %w", n.cfg.Listen.SSH, err)
@@ -136,7 +143,9 @@ func (n *Node) ownIPs() []net.IP {
 }
 
 // adminCluster tells the admin shell what enrollment tokens carry: the
-// cluster's API addresses and its CA pin.
+// cluster's API addresses and its CA pin. The shell's other node hooks are
+// the keyring (CA keys for rotations, sealed with the KEK it never sees) and
+// recordingFiles (recordings from whichever node holds them).
 type adminCluster struct{ n *Node }
 
 func (a adminCluster) JoinAddrs() []string {

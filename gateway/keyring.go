@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/gateway/ca"
@@ -144,4 +146,73 @@ func (k *keyring) HostCAKeys() ([]gossh.PublicKey, error) {
 		out = append(out, pk)
 	}
 	return out, nil
+}
+
+// NewCAKey makes a CA key for a rotation (the admin shell's `ca rotate ...
+// begin`) and seals it with this node's KEK: the shell gets the public half,
+// the sealed key and its SSH key type, never the private key.
+func (k *keyring) NewCAKey(id, alg string) (publicKey string, sealed []byte, keyAlg string, err error) {
+	c, sealed, pub, err := ca.NewSSHCAKeyAlg(id, alg, k.n.kek)
+	if err != nil {
+		return "", nil, "", err
+	}
+	return pub, sealed, c.Signer.PublicKey().Type(), nil
+}
+
+// hostCARetry is the pause after a failed re-signing of the front door's
+// host certificate.
+const hostCARetry = 5 * time.Second
+
+// watchHostCA keeps the front door's host certificate signed by the active
+// host CA: when a rotation promotes a new key (or rolls back), every node
+// sees the change in its replica and re-signs its own host key at once, so
+// clients that trust only the new key reach it without a restart. signedBy
+// is the authorized_keys line of the CA that signed the certificate the
+// front door started with. It runs until ctx ends.
+func (k *keyring) watchHostCA(ctx context.Context, hostKey gossh.Signer, signedBy string, set func(cert gossh.Signer)) {
+	var index uint64
+	for ctx.Err() == nil {
+		var active *raftstore.CARecord
+		idx, err := raftstore.BlockingQuery(ctx, k.n.store, index, 0, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {
+			i, rec, err := st.ActiveCA(ws, raftstore.CAHost, "")
+			active = rec
+			return i, err
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil && active != nil && strings.TrimSpace(active.PublicKey) != strings.TrimSpace(signedBy) {
+			var cert gossh.Signer
+			if cert, err = k.signNodeHostKey(hostKey, active); err == nil {
+				set(cert)
+				signedBy = active.PublicKey
+				k.n.logger.Info("re-signed the front door's host certificate", "ca", active.ID)
+			}
+		}
+		if err != nil {
+			k.n.logger.Error("host CA watch", "err", err)
+			t := time.NewTimer(hostCARetry)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			continue
+		}
+		index = idx
+	}
+}
+
+// signNodeHostKey certifies the node's own host key with the host CA of rec,
+// for the names users type to reach the node.
+func (k *keyring) signNodeHostKey(hostKey gossh.Signer, rec *raftstore.CARecord) (gossh.Signer, error) {
+	hca, err := k.open(rec)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := hca.SignHost(hostKey.PublicKey(), "rampart node "+k.n.id, k.n.sshHostNames(), hostCertValidity, k.n.now())
+	if err != nil {
+		return nil, err
+	}
+	return gossh.NewCertSigner(cert, hostKey)
 }

@@ -347,6 +347,7 @@ func (n *Node) startAPI() error {
 		return fmt.Errorf("listen for the API on %s: %w", n.cfg.Listen.API, err)
 	}
 	handler := httpapi.New(n.store, clusterService{n}, n.logger)
+	handler.SetRecordings(n.recordingFiles())
 	handler.SetAdminEntitlement(n.cfg.Agents.AdminEntitlement)
 	n.api = &http.Server{
 		Handler:           handler,

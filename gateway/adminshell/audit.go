@@ -128,28 +128,12 @@ func (v *invocation) auditCmd() *cobra.Command {
 				return usagef("--limit %d is negative", limit)
 			}
 			st := v.state()
-			f := auditFilter{typ: typ}
-			if since != "" {
-				t, err := parseSince(since, v.sh.now())
-				if err != nil {
-					return err
-				}
-				f.since = t
-			}
-			if user != "" {
-				f.users = []string{user}
-				if u, err := findUser(st, user); err == nil {
-					f.users = append(f.users, u.Login, u.ID)
-				}
-			}
-			if server != "" {
-				f.servers = []string{server}
-				if s, err := findServer(st, server); err == nil {
-					f.servers = append(f.servers, s.Name, s.ID)
-				}
+			f, err := v.newAuditFilter(st, since, user, typ, server)
+			if err != nil {
+				return err
 			}
 			var views []auditView
-			err := eachAudit(st, 0, func(page []*raftstore.AuditEvent) bool {
+			err = eachAudit(st, 0, func(page []*raftstore.AuditEvent) bool {
 				for _, e := range page {
 					if f.match(e) {
 						views = append(views, newAuditView(e))
@@ -226,7 +210,7 @@ func (v *invocation) auditCmd() *cobra.Command {
 	}
 	export.Flags().Uint64Var(&after, "after", 0, "only events after this sequence number")
 
-	return group("audit", "The hash-chained audit log", nil, ls, verify, export)
+	return group("audit", "The hash-chained audit log", nil, ls, v.auditTailCmd(), verify, export)
 }
 
 // auditDetails renders fields for a table, the command first.

@@ -56,11 +56,18 @@ func (s *Shell) RunInteractive(ctx context.Context, actor Actor, rw io.ReadWrite
 
 // RunInteractiveResize is RunInteractive that follows the terminal's size
 // changes (the SSH window-change requests) from resize until it returns.
+//
+// The session also ends, at its next prompt, once the admin's own account is
+// disabled or deleted.
 func (s *Shell) RunInteractiveResize(ctx context.Context, actor Actor, rw io.ReadWriter, size WindowSize, resize <-chan WindowSize) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pump := newInputPump(rw, s.watchActor(ctx, actor.UserID))
+	defer pump.stop()
 	t := term.NewTerminal(struct {
 		io.Reader
 		io.Writer
-	}{&interruptReader{r: rw}, rw}, Prompt)
+	}{&interruptReader{r: pump}, rw}, Prompt)
 	hist := &history{}
 	t.History = hist
 	setSize(t, size)
@@ -109,6 +116,10 @@ func (s *Shell) RunInteractiveResize(ctx context.Context, actor Actor, rw io.Rea
 			fmt.Fprintln(t)
 			return ExitOK
 		}
+		if errors.Is(err, errRevoked) {
+			fmt.Fprintf(t, "\nRampart: %s; the admin shell is closed.\n", err)
+			return ExitError
+		}
 		if err != nil {
 			return ExitError
 		}
@@ -120,7 +131,7 @@ func (s *Shell) RunInteractiveResize(ctx context.Context, actor Actor, rw io.Rea
 		if len(args) == 0 {
 			continue
 		}
-		v := &invocation{sh: s, ctx: ctx, actor: actor, out: t, errOut: t, ask: ask, interactive: true}
+		v := &invocation{sh: s, ctx: ctx, actor: actor, out: t, raw: rw, errOut: t, ask: ask, watch: pump.watch, interactive: true}
 		v.run(args)
 		if v.exit {
 			return ExitOK

@@ -315,5 +315,5 @@ func (v *invocation) sessionsCmd() *cobra.Command {
 	}
 	kill.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 
-	return group("sessions", "SSH sessions carried by the cluster", []string{"session"}, ls, show, kill)
+	return group("sessions", "SSH sessions carried by the cluster", []string{"session"}, ls, show, kill, v.replayCmd())
 }

@@ -46,6 +46,12 @@ var (
 	errNotConfirmed = errors.New("not confirmed; nothing was changed")
 	// errNoCluster: the node gave the shell no cluster hooks.
 	errNoCluster = errors.New("this node cannot create tokens (no cluster address or CA pin is configured)")
+	// errNoCAKeys: the node gave the shell no way to make CA keys.
+	errNoCAKeys = errors.New("this node cannot make CA keys (it holds no key-encryption key for the shell)")
+	// errNoRecordings: the node gave the shell no way to read recordings.
+	errNoRecordings = errors.New("this node cannot read recordings")
+	// errTampered: a recording does not hash to what raft recorded.
+	errTampered = errors.New("the recording does not match the SHA-256 recorded when the session closed: it was changed or damaged since; refusing to replay it")
 )
 
 // Store is what the shell needs of the replicated store.
@@ -74,6 +80,25 @@ type Cluster interface {
 	CAPin() string
 }
 
+// CAKeys makes SSH CA keys for rotations. The shell never holds the
+// key-encryption key: the node generates the key and seals it, and the shell
+// sees only what goes into raft.
+type CAKeys interface {
+	// NewCAKey generates a CA key of algorithm alg (ca.SSHAlgED25519, the
+	// default when alg is "", ca.SSHAlgECDSAP256 or ca.SSHAlgRSA3072) for
+	// the CA record id, and returns its authorized_keys line, the private key
+	// sealed for that id, and its SSH key type (the record's Algorithm).
+	NewCAKey(id, alg string) (publicKey string, sealed []byte, keyAlg string, err error)
+}
+
+// Recordings reads session recordings wherever the cluster keeps them.
+type Recordings interface {
+	// Open returns the asciicast recording of a closed session from the node
+	// that carried it: this node's disk, or that node over the cluster's
+	// mutual TLS. The caller checks it against session.RecordingSHA256.
+	Open(ctx context.Context, session *raftstore.Session) (io.ReadCloser, error)
+}
+
 // Actor is the signed-in admin a command runs for.
 type Actor struct {
 	// Login is the IdP login; it is the audit events' actor.
@@ -89,6 +114,10 @@ type Deps struct {
 	Store Store
 	// Cluster may be nil: token creation is then refused.
 	Cluster Cluster
+	// CAKeys may be nil: `ca rotate ... begin` is then refused.
+	CAKeys CAKeys
+	// Recordings may be nil: `sessions replay` is then refused.
+	Recordings Recordings
 	// NodeID names this node in whoami and messages; may be empty.
 	NodeID string
 	// Logger receives one event per command; nil discards.
@@ -110,6 +139,8 @@ type Deps struct {
 type Shell struct {
 	store        Store
 	cluster      Cluster
+	caKeys       CAKeys
+	recordings   Recordings
 	nodeID       string
 	logger       *slog.Logger
 	now          func() time.Time
@@ -120,7 +151,7 @@ type Shell struct {
 
 // New returns a Shell over deps.
 func New(deps Deps) *Shell {
-	s := &Shell{store: deps.Store, cluster: deps.Cluster, nodeID: deps.NodeID, logger: deps.Logger,
+	s := &Shell{store: deps.Store, cluster: deps.Cluster, caKeys: deps.CAKeys, recordings: deps.Recordings, nodeID: deps.NodeID, logger: deps.Logger,
 		now: deps.Now, rand: deps.Rand, readTimeout: deps.ReadTimeout, applyTimeout: deps.ApplyTimeout}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -151,7 +182,7 @@ func (s *Shell) RunCommand(ctx context.Context, actor Actor, args []string, stdo
 // `audit verify --file -` reads (an exported log piped through ssh). A nil
 // stdin means there is none.
 func (s *Shell) RunCommandInput(ctx context.Context, actor Actor, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	v := &invocation{sh: s, ctx: ctx, actor: actor, in: stdin, out: stdout, errOut: stderr}
+	v := &invocation{sh: s, ctx: ctx, actor: actor, in: stdin, out: stdout, raw: stdout, errOut: stderr}
 	return v.run(args)
 }
 
@@ -185,12 +216,19 @@ func usagef(format string, args ...any) error {
 // asks for confirmation. Command builders are its methods so that each tree
 // closes over exactly one invocation.
 type invocation struct {
-	sh     *Shell
-	ctx    context.Context
-	actor  Actor
-	in     io.Reader
-	out    io.Writer
+	sh    *Shell
+	ctx   context.Context
+	actor Actor
+	in    io.Reader
+	out   io.Writer
+	// raw is where a replay writes the recorded terminal output untouched:
+	// out itself in one-shot mode, the channel under the line editor in
+	// interactive mode (which would otherwise rewrite line ends).
+	raw    io.Writer
 	errOut io.Writer
+	// watch, when set, is the interactive session's Ctrl-C watcher (see
+	// interruptible); nil in one-shot mode.
+	watch func(ctx context.Context) (context.Context, context.CancelFunc)
 	// ask, when set, asks the admin a question and returns the answer
 	// (interactive mode); nil means nobody can be asked.
 	ask func(question string) (string, error)
@@ -266,7 +304,8 @@ func (v *invocation) newRoot() *cobra.Command {
 		Use:   rootName,
 		Short: "Rampart admin shell",
 		Long: "Rampart admin shell: manage users, projects, servers, tokens, sudo entitlements,\n" +
-			"sessions, the audit log and the cluster. Every change is audited.\n\n" +
+			"sessions and their recordings, the audit log, CA keys and the cluster.\n" +
+			"Every change is audited.\n\n" +
 			"Listings and show take --json (for scripts) and --quiet (ids only).",
 		Args:              unknownSubcommand,
 		RunE:              func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
@@ -280,7 +319,7 @@ func (v *invocation) newRoot() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&v.quiet, "quiet", "q", false, "print ids only")
 	root.AddCommand(v.whoamiCmd(), v.usersCmd(), v.groupsCmd(), v.projectsCmd(), v.entitlementsCmd(),
 		v.serversCmd(), v.tokensCmd(), v.serviceTokensCmd(), v.bindingsCmd(), v.sessionsCmd(),
-		v.auditCmd(), v.clusterCmd())
+		v.auditCmd(), v.caCmd(), v.clusterCmd())
 	if v.interactive {
 		root.AddCommand(&cobra.Command{
 			Use: "exit", Aliases: []string{"quit"}, Short: "Leave the shell", Args: cobra.NoArgs,
@@ -396,19 +435,27 @@ func (v *invocation) writeContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(v.ctx, v.sh.applyTimeout)
 }
 
-// record writes the audit event of the running command.
+// record writes the audit event of the running command, after its change.
 func (v *invocation) record(fields map[string]string) error {
+	if err := v.audit(fields); err != nil {
+		v.sh.logger.Error("admin change not audited", "user", v.actor.Login, "command", v.path, "err", err)
+		return fmt.Errorf("the change was made, but its audit event could not be written: %w", err)
+	}
+	return nil
+}
+
+// audit writes the audit event of the running command: its type is the
+// command's path, its fields the command line, source and admin id, and
+// fields.
+func (v *invocation) audit(fields map[string]string) error {
 	f := map[string]string{"command": displayArgs(v.args), "source": v.actor.Source, "admin_id": v.actor.UserID}
 	for k, val := range fields {
 		f[k] = val
 	}
 	typ := "admin." + strings.ReplaceAll(v.path, " ", ".")
 	ev := raftstore.AuditEventInput{Time: v.sh.now().UTC(), Type: typ, Actor: v.actor.Login, Fields: f}
-	if _, err := v.applyOnly(&raftstore.AuditAppend{Events: []raftstore.AuditEventInput{ev}}); err != nil {
-		v.sh.logger.Error("admin change not audited", "user", v.actor.Login, "command", v.path, "err", err)
-		return fmt.Errorf("the change was made, but its audit event could not be written: %w", err)
-	}
-	return nil
+	_, err := v.applyOnly(&raftstore.AuditAppend{Events: []raftstore.AuditEventInput{ev}})
+	return err
 }
 
 // displayArgs renders args as one shell-quoted line.

@@ -188,11 +188,20 @@ func (v *invocation) usersCmd() *cobra.Command {
 				if err := res.Decode(&stored); err != nil {
 					return err
 				}
+				if to == raftstore.UserDisabled {
+					return v.done(newUserView(&stored), "user %s is now disabled; every node ends their live sessions within seconds", u.Login)
+				}
 				return v.done(newUserView(&stored), "user %s is now %s", u.Login, to)
 			},
 		}
 	}
-	disable := setStatus("disable", "Disable a user: their bound keys stop working and new sign-ins are refused", raftstore.UserDisabled)
+	disable := setStatus("disable", "Disable a user: sign-ins refused, live sessions ended on every node", raftstore.UserDisabled)
+	disable.Long = `Disable a user. At once, on every node of the cluster:
+  - new sign-ins are refused, through the browser or with a bound key;
+  - their live sessions end (ssh -J hops, and an admin shell they have open):
+    each node watches the users table of its own replica, so sessions end
+    within a second or two of the change, wherever they run.
+Their device bindings and grants are kept: users enable restores access.`
 	enable := setStatus("enable", "Enable a disabled user", raftstore.UserActive)
 
 	var yes bool

@@ -1,0 +1,466 @@
+package e2e
+
+// The admin shell with the real OpenSSH client: `ssh admin@bastion COMMAND`
+// parsed as a script would, the interactive shell in a terminal (tmux) with
+// Tab completion and a followed audit log, CA rotations that never refuse a
+// login, the replay of a recorded session, and a disabled user's live
+// session ended.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/devidp"
+)
+
+const (
+	adminNodeIP   = "127.0.0.24"
+	adminTargetIP = "127.0.0.44"
+)
+
+// adminEnv is a dev node with alice's key bound to her (an admin), and an
+// ssh_config that trusts the cluster's host CA.
+type adminEnv struct {
+	*jumpEnv
+	// knownHosts is the known_hosts file the ssh_config names.
+	knownHosts string
+}
+
+func setupAdmin(t *testing.T) *adminEnv {
+	t.Helper()
+	e := &adminEnv{jumpEnv: &jumpEnv{node: StartDevNode(t, "admin", adminNodeIP), dir: t.TempDir()}}
+	e.key = newSSHKey(t, e.dir, "alice")
+	var hostCA api.CAKeys
+	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
+	if len(hostCA.Keys) != 1 {
+		t.Fatalf("host CA keys = %v", hostCA.Keys)
+	}
+	e.knownHosts = filepath.Join(e.dir, "known_hosts")
+	e.trustHostCAs(t, hostCA.Keys...)
+	e.config = filepath.Join(e.dir, "ssh_config")
+	fatalIf(t, os.WriteFile(e.config, []byte(fmt.Sprintf(`Host %s
+  Port %s
+Host *
+  IdentityFile %s
+  IdentitiesOnly yes
+  IdentityAgent none
+  UserKnownHostsFile %s
+  GlobalKnownHostsFile /dev/null
+  StrictHostKeyChecking yes
+  ConnectTimeout 10
+`, e.node.IP, portSSH, e.key, e.knownHosts)), 0o600))
+
+	bindDir := filepath.Join(e.dir, "bind")
+	fatalIf(t, os.Mkdir(bindDir, 0o700))
+	term := startTerminal(t, bindDir, []string{"ssh", "-F", e.config, "alice@" + e.node.IP})
+	prompt := waitDevicePrompt(t, term, e.node)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	fatalIf(t, devidp.NewBrowser().Approve(ctx, prompt.URL, "alice", "alice"), "approve")
+	if screen, code := waitExit(t, term); code != 0 {
+		t.Fatalf("first sign-in exited %d:\n%s", code, screen)
+	}
+	return e
+}
+
+// trustHostCAs writes the known_hosts file: an @cert-authority line per key,
+// as `rampart setup` keeps it during a host CA rotation.
+func (e *adminEnv) trustHostCAs(t testing.TB, keys ...string) {
+	t.Helper()
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "@cert-authority * %s\n", k)
+	}
+	fatalIf(t, os.WriteFile(e.knownHosts, []byte(b.String()), 0o600))
+}
+
+// admin runs one admin command with OpenSSH, no terminal, no prompts.
+func (e *adminEnv) admin(t testing.TB, opts []string, command ...string) sshResult {
+	t.Helper()
+	args := append([]string{"ssh", "-F", e.config, "-T", "-o", "BatchMode=yes"}, opts...)
+	return runSSH(t, append(append(args, "admin@"+e.node.IP), command...))
+}
+
+// mustAdmin runs an admin command that must succeed and returns its stdout.
+func (e *adminEnv) mustAdmin(t testing.TB, command ...string) string {
+	t.Helper()
+	r := e.admin(t, nil, command...)
+	if r.code != 0 {
+		t.Fatalf("ssh admin@… %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(command, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+func adminJSON[T any](t testing.TB, e *adminEnv, command ...string) T {
+	t.Helper()
+	out := e.mustAdmin(t, append(command, "--json")...)
+	var v T
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%s --json is not the JSON expected (%v):\n%s", strings.Join(command, " "), err, out)
+	}
+	return v
+}
+
+// adminCAKey is a CA key as `ca rotate --json` and `ca ls --json` show it.
+type adminCAKey struct {
+	ID        string `json:"id"`
+	State     string `json:"state"`
+	Role      string `json:"role"`
+	PublicKey string `json:"public_key"`
+}
+
+type adminRotation struct {
+	Phase    string      `json:"phase"`
+	Active   *adminCAKey `json:"active"`
+	Waiting  *adminCAKey `json:"waiting"`
+	Previous *adminCAKey `json:"previous"`
+}
+
+// adminCAKeys are the CA keys the API tells targets and clients to trust,
+// sorted (the API lists them by record id).
+func adminCAKeys(t testing.TB, e *adminEnv, path string) []string {
+	t.Helper()
+	var k api.CAKeys
+	do(t, e.api(), http.MethodGet, path, nil, &k)
+	slices.Sort(k.Keys)
+	return k.Keys
+}
+
+func adminSorted(keys ...string) []string {
+	return slices.Sorted(slices.Values(keys))
+}
+
+func TestAdminShellOpenSSH(t *testing.T) {
+	e := setupAdmin(t)
+	_, hostPub, _ := adminHostKey(t)
+	do(t, e.api(), http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers"}, nil)
+	do(t, e.api(), http.MethodPut, "/v1/servers/db-1", api.Server{Project: "web", Name: "db-1", Addr: "192.0.2.10",
+		Labels: map[string]string{"env": "prod"}, HostKeys: []string{hostPub}}, nil)
+
+	t.Run("ok/servers-ls-json", func(t *testing.T) {
+		type server struct {
+			ID      string            `json:"id"`
+			Name    string            `json:"name"`
+			Project string            `json:"project"`
+			Addr    string            `json:"addr"`
+			SSHPort int               `json:"ssh_port"`
+			Labels  map[string]string `json:"labels"`
+		}
+		servers := adminJSON[[]server](t, e, "servers", "ls")
+		if len(servers) != 1 || servers[0].Name != "db-1" || servers[0].Project != "web" || servers[0].Addr != "192.0.2.10" ||
+			servers[0].SSHPort != 22 || servers[0].Labels["env"] != "prod" {
+			t.Fatalf("servers ls --json = %+v", servers)
+		}
+		// The same command for people: an aligned table.
+		if out := e.mustAdmin(t, "servers", "ls"); !strings.Contains(out, "NAME") || !strings.Contains(out, "db-1") {
+			t.Errorf("servers ls:\n%s", out)
+		}
+	})
+	t.Run("fail/misuse-and-refusals", func(t *testing.T) {
+		for _, tc := range []struct {
+			command []string
+			code    int
+			want    string
+		}{
+			{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+			{[]string{"servers", "ls", "--frob"}, 2, "unknown flag: --frob"},
+			{[]string{"servers", "show", "nope"}, 1, `server "nope": not found`},
+			{[]string{"servers", "delete", "db-1"}, 1, "run it again with --yes"},
+		} {
+			r := e.admin(t, nil, tc.command...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
+				t.Errorf("%s: exit %d, want %d and %q\nstdout %q\nstderr %q", strings.Join(tc.command, " "), r.code, tc.code, tc.want, r.stdout, r.stderr)
+			}
+		}
+	})
+
+	t.Run("ok/interactive-tab-completion", func(t *testing.T) {
+		dir := filepath.Join(e.dir, "interactive")
+		fatalIf(t, os.Mkdir(dir, 0o700))
+		term := startTerminal(t, dir, []string{"ssh", "-F", e.config, "-t", "admin@" + e.node.IP})
+		adminWaitPrompt(t, term, 1)
+		adminKeys(t, term, "proj", "Tab")
+		term.WaitScreen(waitLong, "projects completed", adminScreenHas("rampart> projects"))
+		adminKeys(t, term, "ls", "Enter")
+		term.WaitScreen(waitLong, "projects ls", adminScreenHas("rampart> projects ls", "web servers"))
+		adminWaitPrompt(t, term, 2)
+		// Two commands start with "ser": Tab twice lists both.
+		adminKeys(t, term, "ser", "Tab", "Tab")
+		term.WaitScreen(waitLong, "the completions of ser", adminScreenHas("servers  service-tokens"))
+		adminKeys(t, term, "C-u", "servers show d", "Tab", "Enter")
+		term.WaitScreen(waitLong, "servers show db-1", adminScreenHas("rampart> servers show db-1", "192.0.2.10:22"))
+		adminWaitPrompt(t, term, 4)
+
+		// Follow the audit log; a change made from another connection shows
+		// up; Ctrl-C returns to the prompt.
+		adminKeys(t, term, "audit tail -f -n 1", "Enter")
+		term.WaitScreen(waitLong, "the audit log followed", adminScreenHas("Ctrl-C stops"))
+		e.mustAdmin(t, "projects", "create", "tailed")
+		term.WaitScreen(waitLong, "the new event", adminScreenHas("admin.projects.create", "project=tailed"))
+		adminKeys(t, term, "C-c")
+		adminWaitPrompt(t, term, 5)
+		adminKeys(t, term, "exit", "Enter")
+		if screen, code := waitExit(t, term); code != 0 {
+			t.Fatalf("the admin shell exited %d:\n%s", code, screen)
+		}
+	})
+
+	t.Run("ok/audit-tail-json", func(t *testing.T) {
+		out := e.mustAdmin(t, "audit", "tail", "-n", "2", "--type", "admin.projects", "--json")
+		sc := bufio.NewScanner(strings.NewReader(out))
+		var types []string
+		for sc.Scan() {
+			var ev struct {
+				Type  string `json:"type"`
+				Actor string `json:"actor"`
+				Hash  string `json:"hash"`
+			}
+			fatalIf(t, json.Unmarshal(sc.Bytes(), &ev), "audit tail line "+sc.Text())
+			types = append(types, ev.Type)
+		}
+		if len(types) != 1 || types[0] != "admin.projects.create" {
+			t.Errorf("audit tail -n 2 --type admin.projects --json: %v\n%s", types, out)
+		}
+	})
+
+	// The host CA rotates while clients that trust both keys keep
+	// connecting; after promote the node presents a certificate of the new
+	// key without a restart.
+	t.Run("ok/host-ca-rotation", func(t *testing.T) {
+		oldKey := adminCAKeys(t, e, "/v1/ca/host")[0]
+		r := adminJSON[adminRotation](t, e, "ca", "rotate", "host", "begin")
+		if r.Phase != "staged" || r.Waiting == nil || r.Active == nil || r.Active.PublicKey != oldKey {
+			t.Fatalf("begin: %+v", r)
+		}
+		newKey := r.Waiting.PublicKey
+		if got := adminCAKeys(t, e, "/v1/ca/host"); !slices.Equal(got, adminSorted(oldKey, newKey)) {
+			t.Fatalf("host CA keys after begin: %v", got)
+		}
+		onlyNew := filepath.Join(e.dir, "known_hosts.new")
+		fatalIf(t, os.WriteFile(onlyNew, []byte("@cert-authority * "+newKey+"\n"), 0o600))
+		if r := e.admin(t, []string{"-o", "UserKnownHostsFile=" + onlyNew}, "whoami"); r.code != 255 || !strings.Contains(r.stderr, "Host key verification failed") {
+			t.Fatalf("before promote the node must still present the old key's certificate: exit %d, %s", r.code, r.stderr)
+		}
+		e.trustHostCAs(t, oldKey, newKey)
+		e.mustAdmin(t, "whoami")
+
+		e.mustAdmin(t, "ca", "rotate", "host", "promote", "--yes")
+		promoted := time.Now()
+		fatalIf(t, waitFor(waitLong, func() error {
+			if r := e.admin(t, []string{"-o", "UserKnownHostsFile=" + onlyNew}, "whoami"); r.code != 0 {
+				return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+			}
+			return nil
+		}), "connect trusting only the new host CA")
+		t.Logf("front door re-signed %s after promote", time.Since(promoted).Round(time.Millisecond))
+		e.mustAdmin(t, "whoami")
+
+		r = adminJSON[adminRotation](t, e, "ca", "rotate", "host", "retire", "--yes")
+		if r.Phase != "stable" || r.Active.PublicKey != newKey {
+			t.Fatalf("retire: %+v", r)
+		}
+		if got := adminCAKeys(t, e, "/v1/ca/host"); !slices.Equal(got, []string{newKey}) {
+			t.Fatalf("host CA keys after retire: %v", got)
+		}
+		e.trustHostCAs(t, newKey)
+		keys := adminJSON[[]adminCAKey](t, e, "ca", "ls", "--kind", "host")
+		if len(keys) != 2 || keys[0].State != "retired" || keys[1].Role != "signing" || keys[1].PublicKey != newKey {
+			t.Errorf("ca ls --kind host --json: %+v", keys)
+		}
+	})
+}
+
+// waitAdminPrompt waits for the n-th prompt of the shell.
+func adminWaitPrompt(t *testing.T, term *terminal, n int) {
+	t.Helper()
+	term.WaitScreen(waitLong, fmt.Sprintf("prompt %d of the admin shell", n), func(screen string) error {
+		if m := exitMarker.FindStringSubmatch(screen); m != nil {
+			return stopWaiting(fmt.Errorf("ssh exited %s", m[1]))
+		}
+		if got := strings.Count(screen, "rampart> "); got < n {
+			return fmt.Errorf("%d prompts", got)
+		}
+		return nil
+	})
+}
+
+func adminKeys(t *testing.T, term *terminal, keys ...string) {
+	t.Helper()
+	out, err := term.tmux(append([]string{"send-keys", "-t", "rampart"}, keys...)...)
+	fatalIf(t, err, "tmux send-keys: "+out)
+}
+
+func adminScreenHas(want ...string) func(string) error {
+	return func(screen string) error {
+		if m := exitMarker.FindStringSubmatch(screen); m != nil {
+			return stopWaiting(fmt.Errorf("ssh exited %s", m[1]))
+		}
+		for _, w := range want {
+			if !strings.Contains(screen, w) {
+				return fmt.Errorf("no %q on the screen", w)
+			}
+		}
+		return nil
+	}
+}
+
+func adminHostKey(t testing.TB) (gossh.PublicKey, string, error) {
+	t.Helper()
+	pk, err := gossh.NewPublicKey(mustEd25519(t))
+	fatalIf(t, err)
+	return pk, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pk))), nil
+}
+
+// A project's user CA rotates under a real target: logins through the jump
+// work at every step; a recorded session replays from the admin shell, and
+// a tampered recording is refused; disabling the user ends their live
+// session.
+func TestAdminCARotationReplayAndDisable(t *testing.T) {
+	e := setupAdmin(t)
+	do(t, e.api(), http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers", Settings: api.ProjectSettings{Recording: true}}, nil)
+	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
+	var userCA api.CAKeys
+	do(t, e.api(), http.MethodGet, "/v1/ca/user/web", nil, &userCA)
+	e.target = e.startTarget(t, "web-1", adminTargetIP, "web", userCA, true, nil)
+	hop := func(t *testing.T, what string, wantOK bool) {
+		t.Helper()
+		r := e.ssh(t, []string{"-o", "BatchMode=yes"}, "alice@web-1", "echo hop-ok")
+		if ok := r.code == 0 && strings.TrimSpace(r.stdout) == "hop-ok"; ok != wantOK {
+			t.Fatalf("%s: ssh -J web-1 exit %d (want success %v)\nstderr:\n%s", what, r.code, wantOK, r.stderr)
+		}
+	}
+	trust := func(t *testing.T, keys ...string) {
+		t.Helper()
+		var pks []gossh.PublicKey
+		for _, k := range keys {
+			pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(k))
+			fatalIf(t, err)
+			pks = append(pks, pk)
+		}
+		fatalIf(t, e.target.TrustCA(pks...), "trust")
+	}
+
+	t.Run("ok/user-ca-rotation", func(t *testing.T) {
+		hop(t, "before the rotation", true)
+		oldKey := userCA.Keys[0]
+		r := adminJSON[adminRotation](t, e, "ca", "rotate", "web", "begin")
+		newKey := r.Waiting.PublicKey
+		if got := adminCAKeys(t, e, "/v1/ca/user/web"); !slices.Equal(got, adminSorted(oldKey, newKey)) {
+			t.Fatalf("user CA keys after begin: %v", got)
+		}
+		// The target has not learned the new key yet: the old one still signs.
+		hop(t, "after begin, target trusting the old key only", true)
+		trust(t, oldKey, newKey)
+		hop(t, "after begin, target trusting both", true)
+
+		e.mustAdmin(t, "ca", "rotate", "web", "promote", "--yes")
+		hop(t, "after promote, target trusting both", true)
+		trust(t, newKey)
+		hop(t, "after promote, target trusting the new key only", true)
+		trust(t, oldKey)
+		hop(t, "after promote, target trusting the old key only", false)
+		trust(t, oldKey, newKey)
+
+		e.mustAdmin(t, "ca", "rotate", "web", "retire", "--yes")
+		if got := adminCAKeys(t, e, "/v1/ca/user/web"); !slices.Equal(got, []string{newKey}) {
+			t.Fatalf("user CA keys after retire: %v", got)
+		}
+		trust(t, newKey)
+		hop(t, "after retire", true)
+	})
+
+	t.Run("ok/replay-recorded-session", func(t *testing.T) {
+		r := e.ssh(t, []string{"-tt"}, "alice@web-1", "echo hello-$((6*7))")
+		if r.code != 0 {
+			t.Fatalf("recorded session: exit %d: %s", r.code, r.stderr)
+		}
+		type session struct {
+			ID              string `json:"id"`
+			Status          string `json:"status"`
+			RecordingSHA256 string `json:"recording_sha256"`
+		}
+		var id string
+		fatalIf(t, waitFor(waitLong, func() error {
+			for _, s := range adminJSON[[]session](t, e, "sessions", "ls") {
+				if s.Status == "closed" && s.RecordingSHA256 != "" {
+					id = s.ID
+					return nil
+				}
+			}
+			return errors.New("no closed, recorded session yet")
+		}), "the recorded session")
+		out := e.mustAdmin(t, "sessions", "replay", id, "--speed", "0")
+		if !strings.Contains(out, "hello-42") || !strings.Contains(out, "end of session "+id) {
+			t.Fatalf("replay:\n%q", out)
+		}
+		cast := e.mustAdmin(t, "sessions", "replay", id, "--cast")
+		if !strings.HasPrefix(cast, `{"version":2`) || !strings.Contains(cast, "hello-42") {
+			t.Fatalf("replay --cast:\n%q", cast)
+		}
+		// Someone edits the recording on the node's disk.
+		files, _ := filepath.Glob(filepath.Join(e.node.DataDir, "recordings", "*", id+".cast"))
+		if len(files) != 1 {
+			t.Fatalf("recording files of %s: %v", id, files)
+		}
+		data, err := os.ReadFile(files[0])
+		fatalIf(t, err)
+		fatalIf(t, os.WriteFile(files[0], []byte(strings.ReplaceAll(string(data), "hello-42", "hello-43")), 0o600))
+		res := e.admin(t, nil, "sessions", "replay", id, "--speed", "0")
+		if res.code != 1 || !strings.Contains(res.stderr, "does not match the SHA-256 recorded when the session closed") || strings.Contains(res.stdout, "hello-43") {
+			t.Fatalf("tampered recording: exit %d\nstdout %q\nstderr %q", res.code, res.stdout, res.stderr)
+		}
+	})
+
+	// Last: alice disables herself, and her live hop ends.
+	t.Run("ok/disable-ends-live-session", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "ssh", "-F", e.config, "-J", "alice@"+net.JoinHostPort(e.node.IP, portSSH), "alice@web-1", "echo started; sleep 300")
+		cmd.Env = clientEnv()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		var stdout, stderr syncBuffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		fatalIf(t, cmd.Start())
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		fatalIf(t, waitFor(waitLong, func() error {
+			if !strings.Contains(stdout.String(), "started") {
+				return fmt.Errorf("session not started yet; stderr %q", stderr.String())
+			}
+			return nil
+		}))
+		disabled := time.Now()
+		out := e.mustAdmin(t, "users", "disable", "alice")
+		if !strings.Contains(out, "every node ends their live sessions") {
+			t.Errorf("users disable: %q", out)
+		}
+		select {
+		case <-done:
+			t.Logf("the live session ended %s after ssh admin@… users disable alice started", time.Since(disabled).Round(time.Millisecond))
+		case <-ctx.Done():
+			t.Fatal("the session outlived the disabled user")
+		}
+		if !strings.Contains(stderr.String(), "disabled") {
+			t.Errorf("the person was not told why: %q", stderr.String())
+		}
+		if r := e.admin(t, nil, "whoami"); r.code != 255 || !strings.Contains(r.stderr, "disabled") {
+			t.Errorf("a disabled admin signed in again: exit %d, %s", r.code, r.stderr)
+		}
+	})
+}

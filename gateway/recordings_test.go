@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/httpapi"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// apiStore is what the recordings endpoint of node id reads; the methods it
+// does not call are left to the nil interface.
+type apiStore struct {
+	httpapi.Store
+	fsm *raftstore.FSM
+	id  string
+}
+
+func (s apiStore) State() *raftstore.State            { return s.fsm.State() }
+func (apiStore) ConsistentRead(context.Context) error { return nil }
+func (s apiStore) NodeID() string                     { return s.id }
+
+func nodeTLSFor(t *testing.T, tca *ca.TLSCA, id string) *ca.NodeTLS {
+	t.Helper()
+	key, err := ca.NewNodeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := tca.Issue(ca.RoleNode, id, key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := ca.EncodeKeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := ca.NewNodeTLS(tca.CertPEM, certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Node n1 opens its own recordings from disk and n2's from n2's API, over
+// mutual TLS with real node certificates, and nothing outside its
+// recordings directory.
+func TestRecordingFiles(t *testing.T) {
+	tca, err := ca.NewTLSCA("c-test", time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsm, err := raftstore.NewFSM(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index uint64
+	apply := func(cmd raftstore.Command) {
+		t.Helper()
+		buf, err := raftstore.Encode(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		index++
+		if res := fsm.ApplyCommand(index, buf); res.Err != nil {
+			t.Fatalf("%T: %v", cmd, res.Err)
+		}
+	}
+	now := time.Now().UTC()
+	session := func(id, node, path string) *raftstore.Session {
+		apply(&raftstore.SessionOpen{Session: raftstore.Session{ID: id, UserID: "u1", Login: "bob", ServerID: "srv-1", Node: node, Start: now}})
+		apply(&raftstore.SessionClose{ID: id, End: now, RecordingSHA256: strings.Repeat("ab", 32), RecordingPath: path})
+		_, s, _ := fsm.State().SessionByID(nil, id)
+		return s
+	}
+
+	dir1, dir2, outside := t.TempDir(), t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(dir1, "2026-03-01", "s1.cast"), "local recording")
+	writeFile(t, filepath.Join(dir2, "2026-03-01", "s2.cast"), "remote recording")
+	writeFile(t, filepath.Join(outside, "secret.cast"), "not a recording of this node")
+	if err := os.Symlink(filepath.Join(outside, "secret.cast"), filepath.Join(dir1, "2026-03-01", "link.cast")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir1, "escape")); err != nil {
+		t.Fatal(err)
+	}
+
+	// n2 serves its recordings through the real endpoint.
+	n2TLS := nodeTLSFor(t, tca, "n2")
+	api2 := httpapi.New(apiStore{fsm: fsm, id: "n2"}, nil, slog.New(slog.DiscardHandler))
+	api2.SetRecordings(&recordingFiles{nodeID: "n2", dir: dir2, state: fsm.State, tls: n2TLS.RaftClient})
+	ts := httptest.NewUnstartedServer(api2)
+	ts.TLS = n2TLS.API
+	// The impostor case makes n1 refuse n2's handshake; that is expected.
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	addr2 := strings.TrimPrefix(ts.URL, "https://")
+	apply(&raftstore.NodeUpsert{Node: raftstore.Node{ID: "n1", RaftAddr: "127.0.0.1:1"}, Now: now})
+	apply(&raftstore.NodeUpsert{Node: raftstore.Node{ID: "n2", RaftAddr: "127.0.0.2:1", APIAddr: addr2}, Now: now})
+	// n3's recorded address answers with n2's certificate.
+	apply(&raftstore.NodeUpsert{Node: raftstore.Node{ID: "n3", RaftAddr: "127.0.0.3:1", APIAddr: addr2}, Now: now})
+
+	n1 := &recordingFiles{nodeID: "n1", dir: dir1, state: fsm.State, tls: nodeTLSFor(t, tca, "n1").RaftClient}
+	tests := []struct {
+		name    string
+		session *raftstore.Session
+		want    string
+		wantErr string
+		bad     bool
+	}{
+		{name: "ok/local", session: session("s1", "n1", "2026-03-01/s1.cast"), want: "local recording"},
+		{name: "ok/remote-over-mtls", session: session("s2", "n2", "2026-03-01/s2.cast"), want: "remote recording"},
+		{name: "fail/dot-dot", session: session("s3", "n1", "../secret.cast"), bad: true},
+		{name: "fail/absolute", session: session("s4", "n1", filepath.Join(outside, "secret.cast")), bad: true},
+		{name: "fail/not-clean", session: session("s5", "n1", "2026-03-01/../2026-03-01/s1.cast"), bad: true},
+		{name: "fail/not-a-cast", session: session("s6", "n1", "2026-03-01/s1.json"), bad: true},
+		{name: "fail/symlink-file-out", session: session("s7", "n1", "2026-03-01/link.cast"), wantErr: "open the recording of session s7"},
+		{name: "fail/symlink-dir-out", session: session("s8", "n1", "escape/secret.cast"), wantErr: "open the recording of session s8"},
+		{name: "fail/missing-file", session: session("s9", "n1", "2026-03-01/nope.cast"), wantErr: "no such file"},
+		{name: "fail/remote-missing-file", session: session("s10", "n2", "2026-03-01/nope.cast"), wantErr: "404 Not Found: the recording of session s10 is not on node n2 any more"},
+		{name: "fail/remote-traversal", session: session("s11", "n2", "../x.cast"), wantErr: "500 Internal Server Error: node n2 cannot read the recording of session s11"},
+		{name: "fail/impostor-node", session: session("s12", "n3", "2026-03-01/s2.cast"), wantErr: `is node "n2", not node "n3"`},
+		{name: "fail/removed-node", session: session("s13", "n5", "2026-03-01/s2.cast"), wantErr: "node n5 is no longer a member"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc, err := n1.Open(context.Background(), tc.session)
+			if tc.want != "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rc.Close()
+				b, err := io.ReadAll(rc)
+				if err != nil || string(b) != tc.want {
+					t.Fatalf("read %q, %v", b, err)
+				}
+				return
+			}
+			if err == nil {
+				b, _ := io.ReadAll(rc)
+				rc.Close()
+				t.Fatalf("opened %q", b)
+			}
+			if tc.bad && !errors.Is(err, errBadRecordingPath) {
+				t.Fatalf("error %v, want errBadRecordingPath", err)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %q lacks %q", err, tc.wantErr)
+			}
+		})
+	}
+}
