@@ -243,12 +243,13 @@ func (c *conn) serve(ctx context.Context, cc *chanConn) {
 	cancel()
 
 	b := newBridge(c, sconn, target)
-	live := c.p.sessions.add(c.sessionID, c.user.ID, c.srv, func(reason string) { c.end(b, reason) })
-	defer c.p.sessions.remove(c.sessionID)
+	c.p.sessions.add(c.sessionID, c.user.ID, c.srv, func(reason string) { c.end(b, reason) })
 	stopTimers := c.enforceLimits(b)
 	b.run(chans, greqs)
 	stopTimers()
-	_ = live
+	// Out of the registry before the close is recorded: the watcher must not
+	// take our own close for an administrator's.
+	c.p.sessions.remove(c.sessionID)
 
 	in, out := b.bytes()
 	sha, path := b.recording()

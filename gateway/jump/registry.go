@@ -26,12 +26,10 @@ type liveSession struct {
 
 func newRegistry() *registry { return &registry{sessions: map[string]*liveSession{}} }
 
-func (r *registry) add(id, userID string, srv *raftstore.Server, end func(string)) *liveSession {
+func (r *registry) add(id, userID string, srv *raftstore.Server, end func(string)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := &liveSession{id: id, userID: userID, server: srv, end: end}
-	r.sessions[id] = s
-	return s
+	r.sessions[id] = &liveSession{id: id, userID: userID, server: srv, end: end}
 }
 
 func (r *registry) remove(id string) {
