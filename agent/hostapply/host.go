@@ -82,7 +82,13 @@ type pass struct {
 	activeUsers map[string]bool
 	// procUIDs caches ProcessUIDs for the pass.
 	procUIDs map[uint32]bool
+	// db is the last snapshot; dbStale says an account tool ran since.
+	db      *hostDB
+	dbStale bool
 }
+
+// accountTools change the account database (and make a snapshot stale).
+var accountTools = toSet("useradd", "usermod", "userdel", "groupadd", "groupmod", "groupdel", "gpasswd")
 
 // Apply implements Applier.
 func (h *Host) Apply(ctx context.Context, d Desired) (Report, error) {
@@ -117,6 +123,9 @@ func (h *Host) Apply(ctx context.Context, d Desired) (Report, error) {
 
 // runCmd runs argv and logs it.
 func (p *pass) runCmd(argv ...string) ([]byte, error) {
+	if accountTools[argv[0]] {
+		p.dbStale = true
+	}
 	out, err := p.h.run.Run(p.ctx, argv)
 	if err != nil {
 		p.h.cfg.Logger.Debug("hostapply: command failed", "argv", argv, "err", err)

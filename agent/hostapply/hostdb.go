@@ -41,10 +41,14 @@ type hostDB struct {
 	shadow map[string]*shadowEntry
 }
 
-// snapshot enumerates passwd, group and shadow. Services that do not
-// enumerate (LDAP without enumeration) are asked one name at a time by
-// nssTaken before anything is created.
+// snapshot enumerates passwd, group and shadow, or returns the last
+// snapshot when no account tool ran since. Services that do not enumerate
+// (LDAP without enumeration) are asked one name at a time by nssTaken before
+// anything is created.
 func (p *pass) snapshot() (*hostDB, error) {
+	if p.db != nil && !p.dbStale {
+		return p.db, nil
+	}
 	db := &hostDB{
 		users: map[string]*passwdEntry{}, uids: map[uint32]*passwdEntry{},
 		groups: map[string]*groupEntry{}, gids: map[uint32]*groupEntry{},
@@ -96,6 +100,7 @@ func (p *pass) snapshot() (*hostDB, error) {
 			db.shadow[f[0]] = &shadowEntry{Password: f[1], Expire: f[7]}
 		}
 	}
+	p.db, p.dbStale = db, false
 	return db, nil
 }
 

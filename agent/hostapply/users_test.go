@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,6 +93,16 @@ func TestApplyAccounts(t *testing.T) {
 				{desired: baseDesired(), cmds: []string{}, check: func(t *testing.T, th *testHost, rep Report) {
 					if len(rep.Changes) != 0 {
 						t.Errorf("second pass changed %v", rep.Changes)
+					}
+					// An idle pass reads the account database once.
+					n := 0
+					for _, c := range th.f.log {
+						if strings.HasPrefix(c, "getent ") {
+							n++
+						}
+					}
+					if n != 3 {
+						t.Errorf("an idle pass ran getent %d times, want 3: %q", n, th.f.log)
 					}
 				}},
 			},
