@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/rpc"
@@ -366,6 +367,11 @@ func probeRaft(c *Cluster, n *Node, cert tls.Certificate) (admitted bool, detail
 	// first read. 'F' selects the forwarding protocol (net/rpc).
 	if _, err := conn.Write([]byte{'F'}); err != nil {
 		return false, fmt.Errorf("write: %w", err)
+	}
+	// An admitted peer is answered 'A' before any request.
+	ack := make([]byte, 1)
+	if _, err := io.ReadFull(conn, ack); err != nil || ack[0] != 'A' {
+		return false, fmt.Errorf("forwarding not admitted: %v", err)
 	}
 	var reply raftstore.ForwardReply
 	if err := rpc.NewClient(conn).Call("Forward.ReadIndex", &raftstore.ForwardArgs{}, &reply); err != nil {

@@ -54,6 +54,7 @@ func (k *keyring) open(rec *raftstore.CARecord) (*ca.SSHCA, error) {
 // userCA returns the project's active user CA, creating it on first use.
 // Two nodes racing to create it both end up with the one raft kept.
 func (k *keyring) userCA(ctx context.Context, project string) (*ca.SSHCA, error) {
+	confirmed := false
 	for attempt := 0; attempt < 3; attempt++ {
 		_, rec, err := k.n.store.State().ActiveCA(nil, raftstore.CAUser, project)
 		if err != nil {
@@ -65,6 +66,16 @@ func (k *keyring) userCA(ctx context.Context, project string) (*ca.SSHCA, error)
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)
 		id := "user-" + project + "-" + hex.EncodeToString(b)
+		if !confirmed {
+			// A CA is created only when the cluster has none: check what
+			// the leader has committed first, or a replica still replaying
+			// its log after a restart would think the CA missing.
+			if err := k.n.store.ConsistentRead(ctx); err != nil {
+				return nil, err
+			}
+			confirmed = true
+			continue
+		}
 		c, sealed, pub, err := ca.NewSSHCAKey(id, k.n.kek)
 		if err != nil {
 			return nil, err
@@ -76,7 +87,9 @@ func (k *keyring) userCA(ctx context.Context, project string) (*ca.SSHCA, error)
 			k.n.logger.Info("created user CA", "project", project, "ca", id)
 			return c, nil
 		}
-		if !errors.Is(err, raftstore.ErrConflict) {
+		// Another node won the race, or the leader was lost after the
+		// write was sent: either way, look again at what was committed.
+		if !errors.Is(err, raftstore.ErrConflict) && !errors.Is(err, raftstore.ErrOutcomeUnknown) {
 			return nil, fmt.Errorf("create the user CA of %s: %w", project, err)
 		}
 		if err := k.n.store.ConsistentRead(ctx); err != nil {

@@ -52,6 +52,7 @@ func (n *Node) loadHostKey() (gossh.Signer, error) {
 // hostCA returns the cluster's SSH host CA, creating it if the cluster has
 // none yet. Two nodes racing to create it both end up with the one raft kept.
 func (n *Node) hostCA(ctx context.Context) (*ca.SSHCA, error) {
+	confirmed := false
 	for attempt := 0; attempt < 3; attempt++ {
 		_, rec, err := n.store.State().ActiveCA(nil, raftstore.CAHost, "")
 		if err != nil {
@@ -59,6 +60,16 @@ func (n *Node) hostCA(ctx context.Context) (*ca.SSHCA, error) {
 		}
 		if rec != nil {
 			return ca.OpenSSHCA(rec.ID, rec.SealedKey, n.kek)
+		}
+		if !confirmed {
+			// A CA is created only when the cluster has none: check what
+			// the leader has committed first, or a replica still replaying
+			// its log after a restart would think the CA missing.
+			if err := n.store.ConsistentRead(ctx); err != nil {
+				return nil, err
+			}
+			confirmed = true
+			continue
 		}
 		c, sealed, pub, err := ca.NewSSHCAKey(hostCAID, n.kek)
 		if err != nil {
@@ -70,7 +81,9 @@ func (n *Node) hostCA(ctx context.Context) (*ca.SSHCA, error) {
 		if err == nil {
 			return c, nil
 		}
-		if !errors.Is(err, raftstore.ErrConflict) {
+		// Another node won the race, or the leader was lost after the
+		// write was sent: either way, look again at what was committed.
+		if !errors.Is(err, raftstore.ErrConflict) && !errors.Is(err, raftstore.ErrOutcomeUnknown) {
 			return nil, fmt.Errorf("create the cluster host CA: %w", err)
 		}
 		if err := n.store.ConsistentRead(ctx); err != nil {

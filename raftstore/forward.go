@@ -3,6 +3,7 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/rpc"
 	"sync"
@@ -128,6 +129,13 @@ func (f *forwarder) client(addr string) (*rpc.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errForwardUnsent, err)
 	}
+	var ack [1]byte
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(conn, ack[:]); err != nil || ack[0] != forwardAccepted {
+		conn.Close()
+		return nil, fmt.Errorf("%w: %w: the leader at %s did not admit this node (yet)", errForwardUnsent, ErrPeerRefused, addr)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
 	c := rpc.NewClient(conn)
 	f.clients[addr] = c
 	return c, nil

@@ -379,6 +379,19 @@ func (s *Store) ConsistentRead(ctx context.Context) error {
 	return nil
 }
 
+// WaitApplied blocks until this replica has applied index, so that a caller
+// who wrote through the leader (from a follower) reads its own write.
+func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
+	for s.fsm.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d: %w", index, ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // readIndexLocal commits a barrier, which proves this node still leads and
 // that every command before it is applied, and returns the index of the last
 // applied command: a reader that has applied up to it sees every write

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/rpc"
@@ -518,6 +519,13 @@ func callForward(addr string, cfg *tls.Config, method string, reply *ForwardRepl
 	}
 	if _, err := conn.Write([]byte{protoForward}); err != nil {
 		return err
+	}
+	var ack [1]byte
+	if _, err := io.ReadFull(conn, ack[:]); err != nil {
+		return err
+	}
+	if ack[0] != forwardAccepted {
+		return fmt.Errorf("forwarding not accepted: %q", ack[0])
 	}
 	client := rpc.NewClient(conn)
 	defer client.Close()

@@ -19,6 +19,12 @@ import (
 const (
 	protoRaft    byte = 'R'
 	protoForward byte = 'F'
+	// forwardAccepted is the one byte a node answers a forwarding
+	// connection with once it has admitted the peer. A dialler that does not
+	// get it knows that nothing it might send was read, so a refused
+	// connection (a leader whose replica is still replaying its log after a
+	// restart does not know its members yet) is safely retried.
+	forwardAccepted byte = 'A'
 )
 
 // firstByteTimeout bounds how long an accepted connection may take to finish
@@ -141,6 +147,10 @@ func (m *mux) route(conn net.Conn) {
 		}
 	case protoForward:
 		if m.forwardFn == nil {
+			conn.Close()
+			return
+		}
+		if _, err := conn.Write([]byte{forwardAccepted}); err != nil {
 			conn.Close()
 			return
 		}

@@ -40,6 +40,9 @@ func newFSMStore(t testing.TB) *fsmStore {
 
 func (s *fsmStore) State() *raftstore.State { return s.fsm.State() }
 
+// WaitApplied: commands are applied synchronously here.
+func (s *fsmStore) WaitApplied(context.Context, uint64) error { return nil }
+
 func (s *fsmStore) CheckFresh() error {
 	if s.stale {
 		return raftstore.ErrStaleRead

@@ -23,6 +23,10 @@ type Store interface {
 	State() *raftstore.State
 	Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
 	CheckFresh() error
+	// WaitApplied waits until the local replica holds a write made through
+	// the leader: the session that follows a sign-in reads the new user
+	// from this node's replica.
+	WaitApplied(ctx context.Context, index uint64) error
 }
 
 // Service turns identities into users and keys into bindings.
@@ -127,6 +131,9 @@ func (s *Service) upsert(ctx context.Context, u raftstore.User) (*raftstore.User
 	if err != nil {
 		return nil, err
 	}
+	if err := s.store.WaitApplied(ctx, res.Index); err != nil {
+		return nil, err
+	}
 	var stored raftstore.User
 	if err := res.Decode(&stored); err != nil {
 		return nil, err
@@ -150,6 +157,9 @@ func (s *Service) Bind(ctx context.Context, user *raftstore.User, key ssh.Public
 	b.PublicKey = b.PublicKey[:len(b.PublicKey)-1] // MarshalAuthorizedKey ends in a newline
 	res, err := s.store.Apply(ctx, &raftstore.BindingUpsert{Binding: b, Now: now})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.store.WaitApplied(ctx, res.Index); err != nil {
 		return nil, err
 	}
 	var stored raftstore.Binding
