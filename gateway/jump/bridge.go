@@ -218,9 +218,14 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 		b.in.Add(n)
 		_ = p.target.CloseWrite()
 	}()
+	// reqMu keeps the person's side open until the reply to a request in
+	// flight (say, exec of a command that exits at once) has been sent.
+	var reqMu sync.Mutex
 	go func() {
 		for r := range creqs {
+			reqMu.Lock()
 			p.personRequest(r)
+			reqMu.Unlock()
 		}
 		// The person closed the channel.
 		p.target.Close()
@@ -240,7 +245,9 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 	}
 	// The target closed the channel: pass on what it sent, then close.
 	fromTarget.Wait()
+	reqMu.Lock()
 	p.person.Close()
+	reqMu.Unlock()
 }
 
 // personRequest applies policy to a request the person sent on a channel.
