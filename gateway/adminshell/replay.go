@@ -63,17 +63,11 @@ session.cast). Every replay is audited.`,
 
 func (v *invocation) replay(ref string, player recording.Player, cast bool) error {
 	st := v.state()
-	id, err := byPrefix("session", ref, sessionIDs(st), 4)
+	s, err := findSession(st, ref)
 	if err != nil {
 		return err
 	}
-	_, s, err := st.SessionByID(nil, id)
-	if err != nil {
-		return err
-	}
-	if s == nil {
-		return fmt.Errorf("session %q: %w", id, raftstore.ErrNotFound)
-	}
+	id := s.ID
 	switch {
 	case s.Status != raftstore.SessionClosed:
 		return fmt.Errorf("session %s is still running: its recording can be replayed once it ends", id)

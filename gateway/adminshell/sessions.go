@@ -247,16 +247,9 @@ func (v *invocation) sessionsCmd() *cobra.Command {
 		ValidArgsFunction: v.completeArgs(sessionIDs),
 		RunE: func(_ *cobra.Command, args []string) error {
 			st := v.state()
-			id, err := byPrefix("session", args[0], sessionIDs(st), 4)
+			s, err := findSession(st, args[0])
 			if err != nil {
 				return err
-			}
-			_, s, err := st.SessionByID(nil, id)
-			if err != nil {
-				return err
-			}
-			if s == nil {
-				return fmt.Errorf("session %q: %w", id, raftstore.ErrNotFound)
 			}
 			sv := newSessionView(st, s)
 			return v.emit(sv, []string{s.ID}, func(out io.Writer) error {
@@ -286,17 +279,11 @@ func (v *invocation) sessionsCmd() *cobra.Command {
 		ValidArgsFunction: v.completeArgs(sessionIDs),
 		RunE: func(_ *cobra.Command, args []string) error {
 			st := v.state()
-			id, err := byPrefix("session", args[0], sessionIDs(st), 4)
+			s, err := findSession(st, args[0])
 			if err != nil {
 				return err
 			}
-			_, s, err := st.SessionByID(nil, id)
-			if err != nil {
-				return err
-			}
-			if s == nil {
-				return fmt.Errorf("session %q: %w", id, raftstore.ErrNotFound)
-			}
+			id := s.ID
 			if s.Status != raftstore.SessionActive {
 				return fmt.Errorf("session %s has already ended", id)
 			}
@@ -316,4 +303,20 @@ func (v *invocation) sessionsCmd() *cobra.Command {
 	kill.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 
 	return group("sessions", "SSH sessions carried by the cluster", []string{"session"}, ls, show, kill, v.replayCmd())
+}
+
+// findSession resolves a session id or unique id prefix.
+func findSession(st *raftstore.State, ref string) (*raftstore.Session, error) {
+	id, err := byPrefix("session", ref, sessionIDs(st), 4)
+	if err != nil {
+		return nil, err
+	}
+	_, s, err := st.SessionByID(nil, id)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, fmt.Errorf("session %q: %w", id, raftstore.ErrNotFound)
+	}
+	return s, nil
 }
