@@ -19,7 +19,10 @@ unit:
 	$(GO) test -race -count=1 -timeout 10m $(UNIT_PKGS)
 
 e2e: build
-	RAMPART_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v ./e2e/... 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
+	@RAMPART_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v ./e2e/... 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; \
+	rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then \
+	  echo "== e2e failed; the output of each failed test (all of it in e2e.out):"; \
+	  awk -f scripts/failed-tests.awk e2e.out | tail -400; fi; exit $$rc
 
 # One self-contained node on the embedded defaults, data under ./data.
 dev: build

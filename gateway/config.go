@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/rampart-ssh/rampart/gateway/devidp"
+	"github.com/rampart-ssh/rampart/gateway/sshalg"
 )
 
 // Config is rampartd's configuration: one struct, loaded by viper from a YAML
@@ -80,6 +81,11 @@ type OIDC struct {
 	Issuer        string   `mapstructure:"issuer"`
 	ClientID      string   `mapstructure:"client_id"`
 	ClientSecret  string   `mapstructure:"client_secret"`
+	// Ciphers are offered to people's clients (front door and the inner
+	// server of each jump) and preferred towards targets. The client's order
+	// decides among those both sides have, so a cipher left out here is
+	// never used. See docs/jump.md for why AES-GCM alone is the default.
+	Ciphers []string `mapstructure:"ciphers"`
 	Scopes        []string `mapstructure:"scopes"`
 	UsernameClaim string   `mapstructure:"username_claim"`
 	EmailClaim    string   `mapstructure:"email_claim"`
@@ -163,6 +169,7 @@ var defaults = map[string]any{
 	"oidc.username_claim":          "preferred_username",
 	"oidc.email_claim":             "email",
 	"oidc.groups_claim":            "groups",
+	"ssh.ciphers":                  []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"},
 	"oidc.admin_group":             "rampart-admins",
 	"login.binding_ttl":            "8h",
 	"dev_idp.enabled":              false,
@@ -342,6 +349,9 @@ func (c *Config) Validate() error {
 		}
 		if c.DevIdP.Config.Issuer == "" {
 			bad("dev_idp.issuer is empty")
+	if err := sshalg.CheckCiphers(c.SSH.Ciphers); err != nil {
+		bad("ssh.ciphers: %v", err)
+	}
 		}
 	}
 	if c.Dev && !c.DevIdP.ForceNonLoopback {

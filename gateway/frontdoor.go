@@ -74,13 +74,13 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		}
 	}
 	n.jump = jumpproxy.New(jumpproxy.Config{
-		NodeID: n.id, EgressIPs: n.egressIPs(), OwnIPs: n.ownIPs(),
+		NodeID: n.id, EgressIPs: n.egressIPs(), OwnIPs: n.ownIPs(), Ciphers: n.cfg.SSH.Ciphers,
 	}, n.store, n.keys, n.audit, n.startRecording, n.logger)
 	go n.jump.Run(n.bgCtx)
 	n.ssh = frontdoor.New(frontdoor.Config{
 		Addr: n.cfg.Listen.SSH, HostSigners: signers, JumpHost: jump,
 		AuthTimeout: n.cfg.SSH.AuthTimeout, MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP,
-		AdminGroup: o.AdminGroup, Jump: n.jump,
+		AdminGroup: o.AdminGroup, Jump: n.jump, Ciphers: n.cfg.SSH.Ciphers,
 		Admin: adminshell.New(adminshell.Deps{Store: n.store, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(),
 			NodeID: n.id, Logger: n.logger}),
 	}, svc, provider, n.store.State, n.audit, n.logger)

@@ -30,11 +30,31 @@ type keyring struct {
 
 	mu  sync.Mutex
 	cas map[string]*ca.SSHCA // by CA record id
+	// inner caches the inner server's signers per server version, name
+	// typed and host CA, so that a burst of jumps signs once.
+	inner map[innerKey]innerSigners
 }
+
+type innerKey struct {
+	serverID    string
+	serverIndex uint64
+	requested   string
+	caID        string
+}
+
+type innerSigners struct {
+	signers []gossh.Signer
+	renewAt time.Time
+}
+
+// maxInnerCache bounds the inner signer cache; when full it starts over.
+const maxInnerCache = 4096
 
 var _ jump.Minter = (*keyring)(nil)
 
-func newKeyring(n *Node) *keyring { return &keyring{n: n, cas: map[string]*ca.SSHCA{}} }
+func newKeyring(n *Node) *keyring {
+	return &keyring{n: n, cas: map[string]*ca.SSHCA{}, inner: map[innerKey]innerSigners{}}
+}
 
 // open returns the unsealed CA of a record.
 func (k *keyring) open(rec *raftstore.CARecord) (*ca.SSHCA, error) {
@@ -116,13 +136,36 @@ func (k *keyring) MintUser(ctx context.Context, req jump.CertRequest) (*gossh.Ce
 // target, the same on every node) and a certificate for it naming what the
 // person typed, the server's names and its address.
 func (k *keyring) InnerHostSigners(srv *raftstore.Server, requested string) ([]gossh.Signer, error) {
-	plain, err := k.n.kek.InnerHostKey(srv.ID)
-	if err != nil {
-		return nil, err
-	}
 	_, rec, err := k.n.store.State().ActiveCA(nil, raftstore.CAHost, "")
 	if err != nil || rec == nil {
 		return nil, fmt.Errorf("no active host CA: %v", err)
+	}
+	key := innerKey{serverID: srv.ID, serverIndex: srv.ModifyIndex, requested: requested, caID: rec.ID}
+	now := k.n.now()
+	k.mu.Lock()
+	cached, ok := k.inner[key]
+	k.mu.Unlock()
+	if ok && now.Before(cached.renewAt) {
+		return cached.signers, nil
+	}
+	signers, err := k.signInner(srv, requested, rec)
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	if len(k.inner) >= maxInnerCache {
+		clear(k.inner)
+	}
+	k.inner[key] = innerSigners{signers: signers, renewAt: now.Add(innerHostCertValidity / 2)}
+	k.mu.Unlock()
+	return signers, nil
+}
+
+// signInner derives the inner host key and certifies it with the host CA.
+func (k *keyring) signInner(srv *raftstore.Server, requested string, rec *raftstore.CARecord) ([]gossh.Signer, error) {
+	plain, err := k.n.kek.InnerHostKey(srv.ID)
+	if err != nil {
+		return nil, err
 	}
 	hostCA, err := k.open(rec)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/adminshell"
 	"github.com/rampart-ssh/rampart/gateway/jump"
 	"github.com/rampart-ssh/rampart/gateway/login"
+	"github.com/rampart-ssh/rampart/gateway/sshalg"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -58,6 +59,8 @@ type Config struct {
 	// Admin, when set, is the admin shell that members of AdminGroup reach
 	// as `ssh admin@bastion`.
 	Admin AdminShell
+	// Ciphers offered to clients; empty means sshalg.DefaultCiphers.
+	Ciphers []string
 }
 
 // AdminShell runs admin commands (gateway/adminshell implements it).
@@ -199,6 +202,10 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {
 			return nil, errors.New("authentication required")
 		},
+	}
+	cfg.Ciphers = s.cfg.Ciphers
+	if len(cfg.Ciphers) == 0 {
+		cfg.Ciphers = sshalg.DefaultCiphers
 	}
 	if c == nil {
 		// Not admitted through acceptConn: admit nobody.

@@ -1,7 +1,6 @@
 package jump
 
 import (
-	"io"
 	"slices"
 	"strconv"
 	"sync"
@@ -204,17 +203,17 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 	fromTarget.Add(2)
 	go func() {
 		defer fromTarget.Done()
-		n, _ := io.Copy(p.person, &recordingReader{r: p.target, p: p})
+		n, _ := relay(p.person, &recordingReader{r: p.target, p: p})
 		b.out.Add(n)
 		_ = p.person.CloseWrite()
 	}()
 	go func() {
 		defer fromTarget.Done()
-		n, _ := io.Copy(p.person.Stderr(), p.target.Stderr())
+		n, _ := relay(p.person.Stderr(), p.target.Stderr())
 		b.out.Add(n)
 	}()
 	go func() {
-		n, _ := io.Copy(p.target, &inputReader{r: p.person, p: p})
+		n, _ := relay(p.target, &inputReader{r: p.person, p: p})
 		b.in.Add(n)
 		_ = p.target.CloseWrite()
 	}()

@@ -99,6 +99,7 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*gossh.C
 		User: login, Auth: []gossh.AuthMethod{gossh.PublicKeys(certSigner)},
 		HostKeyCallback: checker.CheckHostKey, HostKeyAlgorithms: hostKeyAlgorithms(pinned),
 		Timeout: p.cfg.DialTimeout, ClientVersion: "SSH-2.0-Rampart",
+		Config: gossh.Config{Ciphers: p.targetCiphers},
 	})
 	if err != nil {
 		tcp.Close()

@@ -12,6 +12,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/gateway/sshalg"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -72,6 +73,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// DefaultCertTTL applies when the project sets none.
 	DefaultCertTTL time.Duration
+	// Ciphers are offered to people's clients on the inner connection and
+	// preferred towards targets; empty means sshalg.DefaultCiphers.
+	Ciphers []string
 }
 
 // Proxy is the terminating jump proxy of one node.
@@ -84,6 +88,8 @@ type Proxy struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	sessions *registry
+	// targetCiphers: the configured ciphers first, then x/crypto's others.
+	targetCiphers []string
 }
 
 // New returns a proxy. record may be nil (no recordings).
@@ -91,10 +97,14 @@ func New(cfg Config, store Store, mint Minter, audit Auditor, record RecorderFac
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 10 * time.Second
 	}
+	if len(cfg.Ciphers) == 0 {
+		cfg.Ciphers = sshalg.DefaultCiphers
+	}
 	if cfg.DefaultCertTTL == 0 {
 		cfg.DefaultCertTTL = 3 * time.Minute
 	}
-	return &Proxy{cfg: cfg, store: store, mint: mint, audit: audit, record: record, logger: logger, now: time.Now, sessions: newRegistry()}
+	return &Proxy{cfg: cfg, store: store, mint: mint, audit: audit, record: record, logger: logger, now: time.Now, sessions: newRegistry(),
+		targetCiphers: sshalg.TargetCiphers(cfg.Ciphers)}
 }
 
 // Identity is the outer (bastion) connection's identity.
@@ -212,6 +222,7 @@ func (c *conn) serve(ctx context.Context, cc *chanConn) {
 		MaxAuthTries:  3,
 		ServerVersion: "SSH-2.0-Rampart",
 	}
+	cfg.Ciphers = c.p.cfg.Ciphers
 	for _, s := range signers {
 		cfg.AddHostKey(s)
 	}

@@ -1,0 +1,93 @@
+package jump
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"testing"
+)
+
+// chunkReader returns its data in reads of the given sizes (then whatever
+// the caller's buffer holds), like an SSH channel handing out what arrived.
+type chunkReader struct {
+	data   []byte
+	chunks []int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := len(p)
+	if len(c.chunks) > 0 {
+		n = min(n, c.chunks[0])
+		c.chunks = c.chunks[1:]
+	}
+	n = min(n, len(c.data))
+	copy(p, c.data[:n])
+	c.data = c.data[n:]
+	return n, nil
+}
+
+func TestRelayCopiesEverythingInOrder(t *testing.T) {
+	data := make([]byte, 3<<20+17)
+	_, _ = rand.Read(data)
+	for _, tc := range []struct {
+		name   string
+		chunks []int
+	}{
+		{"ok/bulk", nil},
+		{"ok/keystrokes", []int{1, 1, 3, 1, 2}},
+		{"ok/mixed-small-then-bulk-then-small", []int{7, 512, 40000, 32768, 100, 512, 512, 9000, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			n, err := relay(&out, &chunkReader{data: data, chunks: tc.chunks})
+			if err != nil {
+				t.Fatalf("relay: %v", err)
+			}
+			if n != int64(len(data)) || !bytes.Equal(out.Bytes(), data) {
+				t.Fatalf("relayed %d bytes (equal=%v), want the %d bytes read", n, bytes.Equal(out.Bytes(), data), len(data))
+			}
+		})
+	}
+}
+
+type failingWriter struct{ after int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.after <= 0 {
+		return 0, errors.New("closed")
+	}
+	n := min(len(p), f.after)
+	f.after -= n
+	if n < len(p) {
+		return n, errors.New("closed")
+	}
+	return n, nil
+}
+
+func TestRelayStopsWhenTheWriterFails(t *testing.T) {
+	data := make([]byte, 1<<20)
+	n, err := relay(&failingWriter{after: 100000}, &chunkReader{data: data})
+	if err == nil || err.Error() != "closed" {
+		t.Fatalf("relay error %v, want the writer's", err)
+	}
+	if n != 100000 {
+		t.Fatalf("relay counted %d bytes, want the 100000 written", n)
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("reset") }
+
+func TestRelayReturnsReadErrorsButNotEOF(t *testing.T) {
+	if _, err := relay(io.Discard, errReader{}); err == nil || err.Error() != "reset" {
+		t.Fatalf("relay error %v, want reset", err)
+	}
+	if _, err := relay(io.Discard, bytes.NewReader(nil)); err != nil {
+		t.Fatalf("relay of an empty reader: %v, want nil", err)
+	}
+}
