@@ -36,13 +36,20 @@ type DevNode struct {
 // log tails printed on failure, in t.Cleanup.
 func StartDevNode(t testing.TB, name, ip string) *DevNode {
 	t.Helper()
+	return StartDevNodeWith(t, name, ip, "")
+}
+
+// StartDevNodeWith is StartDevNode with extra YAML appended to the node's
+// config file.
+func StartDevNodeWith(t testing.TB, name, ip, extraYAML string) *DevNode {
+	t.Helper()
 	c := NewCluster(t, name, ip)
 	idp := "http://" + net.JoinHostPort(ip, portDevIdP)
 	// BaseArgs passes --oidc-issuer from here, which the config file's
 	// oidc.issuer would otherwise carry.
 	c.OIDCIssuer = idp
 	cfgPath := filepath.Join(c.Dir, "rampartd.yaml")
-	cfg := fmt.Sprintf("dev_idp:\n  listen: %q\n  issuer: %q\n", net.JoinHostPort(ip, portDevIdP), idp)
+	cfg := fmt.Sprintf("dev_idp:\n  listen: %q\n  issuer: %q\n", net.JoinHostPort(ip, portDevIdP), idp) + extraYAML
 	fatalIf(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
 
 	n := c.Nodes[0]

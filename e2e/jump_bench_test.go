@@ -21,6 +21,7 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -59,6 +60,7 @@ var (
 	benchRateConc = flag.Int("jump.rate-conc", 8, "BenchmarkJump/sessions-per-second and idle-*: concurrent clients")
 	benchIdleSSHD = flag.Int("jump.idle-sshd", 1000, "BenchmarkJump/idle-sshd: idle proxied sessions held to the sshd target")
 	benchIdleStub = flag.Int("jump.idle-stub", 4000, "BenchmarkJump/idle-stub: idle proxied sessions held to the stub target")
+	benchProfiles = flag.String("jump.profile-dir", "", "BenchmarkJump/idle-*: write rampartd's heap and goroutine profiles here while the sessions are held")
 )
 
 // benchEnv is what every sub-benchmark shares.
@@ -113,7 +115,11 @@ func BenchmarkJump(b *testing.B) {
 }
 
 func setupBench(b *testing.B) *benchEnv {
-	e := &benchEnv{node: StartDevNode(b, "jumpbench", benchNodeIP), dir: b.TempDir()}
+	nodeConfig := ""
+	if *benchProfiles != "" {
+		nodeConfig = fmt.Sprintf("log:\n  pprof_listen: %q\n", net.JoinHostPort(benchNodeIP, benchPprofPort))
+	}
+	e := &benchEnv{node: StartDevNodeWith(b, "jumpbench", benchNodeIP, nodeConfig), dir: b.TempDir()}
 	e.key = newSSHKey(b, e.dir, "alice")
 	pem, err := os.ReadFile(e.key)
 	fatalIf(b, err)
@@ -595,6 +601,9 @@ func (e *benchEnv) benchIdle(b *testing.B, server string, n int, tg *Target, dra
 			b.ReportMetric(float64(pss-targetBase)/float64(n), "KiB/session-target-sshd")
 			b.Logf("%s: the target's processes: %.1f MiB PSS in all, %.1f KiB per session", server, float64(pss)/1024, float64(pss-targetBase)/float64(n))
 		}
+		if *benchProfiles != "" {
+			saveProfiles(b, server)
+		}
 		closeStart := time.Now()
 		for _, p := range sessions {
 			p.Close()
@@ -804,4 +813,22 @@ func (s *stubTarget) Close() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+const benchPprofPort = "6060"
+
+// saveProfiles writes rampartd's heap profile and goroutine dump to
+// -jump.profile-dir, named after the benchmark part.
+func saveProfiles(b *testing.B, part string) {
+	hc := &http.Client{Timeout: time.Minute}
+	for name, path := range map[string]string{"heap.pb.gz": "heap?gc=1", "goroutines.txt": "goroutine?debug=1"} {
+		resp, err := hc.Get("http://" + net.JoinHostPort(benchNodeIP, benchPprofPort) + "/debug/pprof/" + path)
+		fatalIf(b, err, "fetch profile "+path)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fatalIf(b, err)
+		out := filepath.Join(*benchProfiles, part+"-"+name)
+		fatalIf(b, os.WriteFile(out, body, 0o644))
+		b.Logf("%s: wrote %s", part, out)
+	}
 }

@@ -74,6 +74,11 @@ type SSH struct {
 	// MaxPreauth and MaxPreauthPerIP bound unauthenticated connections.
 	MaxPreauth      int `mapstructure:"max_preauth"`
 	MaxPreauthPerIP int `mapstructure:"max_preauth_per_ip"`
+	// Ciphers are offered to people's clients (front door and the inner
+	// server of each jump) and preferred towards targets. The client's order
+	// decides among those both sides have, so a cipher left out here is
+	// never used. See docs/jump.md for why AES-GCM alone is the default.
+	Ciphers []string `mapstructure:"ciphers"`
 }
 
 // OIDC names the identity provider and how its claims map to users.
@@ -81,11 +86,6 @@ type OIDC struct {
 	Issuer        string   `mapstructure:"issuer"`
 	ClientID      string   `mapstructure:"client_id"`
 	ClientSecret  string   `mapstructure:"client_secret"`
-	// Ciphers are offered to people's clients (front door and the inner
-	// server of each jump) and preferred towards targets. The client's order
-	// decides among those both sides have, so a cipher left out here is
-	// never used. See docs/jump.md for why AES-GCM alone is the default.
-	Ciphers []string `mapstructure:"ciphers"`
 	Scopes        []string `mapstructure:"scopes"`
 	UsernameClaim string   `mapstructure:"username_claim"`
 	EmailClaim    string   `mapstructure:"email_claim"`
@@ -134,6 +134,10 @@ type Cluster struct {
 type Log struct {
 	Level  string `mapstructure:"level"`
 	Format string `mapstructure:"format"`
+	// PprofListen, when set, serves Go's runtime profiles
+	// (/debug/pprof/...) on that loopback address, for diagnosing CPU and
+	// memory use. Never on a routable address: profiles reveal internals.
+	PprofListen string `mapstructure:"pprof_listen"`
 }
 
 // defaults lists every key, so that viper also reads it from the environment.
@@ -157,6 +161,7 @@ var defaults = map[string]any{
 	"kek":                          "",
 	"log.level":                    "info",
 	"log.format":                   "text",
+	"log.pprof_listen":             "",
 	"ssh.jump_host":                "",
 	"ssh.host_names":               []string{},
 	"ssh.auth_timeout":             "10m",
@@ -328,6 +333,11 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format %q: use text or json", c.Log.Format)
 	}
+	if a := c.Log.PprofListen; a != "" {
+		if host, _, err := net.SplitHostPort(a); err != nil || net.ParseIP(host) == nil || !net.ParseIP(host).IsLoopback() {
+			bad("log.pprof_listen %q: must be a loopback host:port (profiles reveal internals)", a)
+		}
+	}
 	if c.OIDC.Issuer == "" || c.OIDC.ClientID == "" {
 		bad("oidc.issuer and oidc.client_id are required: they name the identity provider people sign in with")
 	}
@@ -340,6 +350,9 @@ func (c *Config) Validate() error {
 	if c.SSH.MaxPreauth < 1 || c.SSH.MaxPreauthPerIP < 1 || c.SSH.MaxPreauthPerIP > c.SSH.MaxPreauth {
 		bad("ssh.max_preauth (%d) and ssh.max_preauth_per_ip (%d) must be positive, per-IP not above the total", c.SSH.MaxPreauth, c.SSH.MaxPreauthPerIP)
 	}
+	if err := sshalg.CheckCiphers(c.SSH.Ciphers); err != nil {
+		bad("ssh.ciphers: %v", err)
+	}
 	if c.DevIdP.Enabled {
 		if !c.Dev {
 			bad("dev_idp.enabled is only allowed with dev: true; production nodes use a real identity provider")
@@ -349,9 +362,6 @@ func (c *Config) Validate() error {
 		}
 		if c.DevIdP.Config.Issuer == "" {
 			bad("dev_idp.issuer is empty")
-	if err := sshalg.CheckCiphers(c.SSH.Ciphers); err != nil {
-		bad("ssh.ciphers: %v", err)
-	}
 		}
 	}
 	if c.Dev && !c.DevIdP.ForceNonLoopback {

@@ -58,6 +58,14 @@ func TestLoadConfig(t *testing.T) {
 			}},
 		{name: "fail/every-problem-listed", args: []string{"--listen-api", "nonsense", "--node-id", "Bad Id", "--log-level", "loud"},
 			wantErr: []string{"listen.api", "node_id", "log.level", "key-encryption key"}},
+		{name: "fail/ciphers-and-pprof", args: []string{"--dev"},
+			env:     map[string]string{"RAMPART_SSH_CIPHERS": "rot13", "RAMPART_LOG_PPROF_LISTEN": "0.0.0.0:6060"},
+			wantErr: []string{`ssh.ciphers: "rot13" not supported`, "log.pprof_listen"}},
+		{name: "ok/default-ciphers-aes-gcm", args: []string{"--dev"}, check: func(t *testing.T, c *Config) {
+			if strings.Join(c.SSH.Ciphers, ",") != "aes128-gcm@openssh.com,aes256-gcm@openssh.com" {
+				t.Fatalf("default ciphers %v", c.SSH.Ciphers)
+			}
+		}},
 		{name: "fail/bootstrap-and-join", args: []string{"--dev", "--join", "x"}, wantErr: []string{"bootstrap and cluster.join are both set"}},
 		{name: "fail/wildcard-without-advertise", args: []string{"--kek-file", "/k"}, wantErr: []string{"set advertise.raft", "set advertise.api"}},
 		{name: "fail/bad-uid-range", args: []string{"--dev"}, env: map[string]string{"RAMPART_CLUSTER_UID_RANGE": "10-5"}, wantErr: []string{"cluster.uid_range"}},

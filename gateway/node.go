@@ -90,6 +90,9 @@ func (n *Node) start(ctx context.Context) error {
 	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = newAuditWriter(n.store, n.logger)
 	go n.audit.run(bg)
+	if err := n.startPprof(); err != nil {
+		return err
+	}
 	if err := n.startAPI(); err != nil {
 		return err
 	}
