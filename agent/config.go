@@ -22,14 +22,30 @@ type Config struct {
 	Cluster   []string `mapstructure:"cluster"`
 	TokenFile string   `mapstructure:"token_file"`
 	DataDir   string   `mapstructure:"data_dir"`
-	// AutoEnroll: "" (token) — "aws" and "gcp" are not supported by this
-	// release.
+	// AutoEnroll: "" enrolls with the token in TokenFile; "aws" or "gcp"
+	// with the instance identity from the cloud's metadata service (see
+	// cloud.go), trusting the cluster by CAPin.
 	AutoEnroll string            `mapstructure:"auto_enroll"`
 	Name       string            `mapstructure:"name"`
 	AltNames   []string          `mapstructure:"alt_names"`
 	Addr       string            `mapstructure:"addr"`
 	SSHPort    int               `mapstructure:"ssh_port"`
 	Labels     map[string]string `mapstructure:"labels"`
+
+	// CAPin is the cluster CA's pin ("sha256:<hex>" of its public key),
+	// which a token carries; auto-enrollment has no token and needs it here.
+	CAPin string `mapstructure:"ca_pin"`
+	// AWSMetadataURL is the EC2 instance metadata service (IMDSv2).
+	AWSMetadataURL string `mapstructure:"aws_metadata_url"`
+	// AWSIdentityForm is the signed form sent: "signature" (the document
+	// and /signature) or "rsa2048" (the PKCS #7 form).
+	AWSIdentityForm string `mapstructure:"aws_identity_form"`
+	// GCPMetadataURL is the Compute Engine metadata server.
+	GCPMetadataURL string `mapstructure:"gcp_metadata_url"`
+	// GCPAudience is the audience of the identity token asked for: the
+	// cluster's agents.gcp.audience.
+	GCPAudience string `mapstructure:"gcp_audience"`
+
 	// HostKeyFiles are the sshd host public keys to enroll and certify.
 	HostKeyFiles  []string      `mapstructure:"host_key_files"`
 	MachineIDFile string        `mapstructure:"machine_id_file"`
@@ -42,6 +58,11 @@ type Config struct {
 	DeleteGrace    time.Duration `mapstructure:"delete_grace"`
 	DryRun         bool          `mapstructure:"dry_run"`
 	LogLevel       string        `mapstructure:"log_level"`
+	// LoginLog is where sshd logs logins: "auto", "journald", "off" or a
+	// log file (agent/events); EventsSpoolDir keeps the login events not
+	// yet delivered ("": data_dir/events).
+	LoginLog       string `mapstructure:"login_log"`
+	EventsSpoolDir string `mapstructure:"events_spool_dir"`
 }
 
 var agentDefaults = map[string]any{
@@ -63,6 +84,15 @@ var agentDefaults = map[string]any{
 	"delete_grace":     "168h",
 	"dry_run":          false,
 	"log_level":        "info",
+	"login_log":        "auto",
+	"events_spool_dir": "",
+
+	// Cloud auto-enrollment (cloud.go).
+	"ca_pin":            "",
+	"aws_metadata_url":  "http://169.254.169.254",
+	"aws_identity_form": "signature",
+	"gcp_metadata_url":  "http://metadata.google.internal",
+	"gcp_audience":      "",
 }
 
 // Flags declares rampart-agent's flags.
@@ -130,7 +160,7 @@ func (c *Config) Validate() error {
 	switch c.AutoEnroll {
 	case "":
 	case "aws", "gcp":
-		bad("auto_enroll %q: cloud auto-enrollment is not supported by this release; use an enrollment token", c.AutoEnroll)
+		errs = append(errs, c.validateAutoEnroll()...)
 	default:
 		bad("auto_enroll %q: use aws, gcp or leave it empty", c.AutoEnroll)
 	}
@@ -156,6 +186,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PollWait < time.Second || c.PollWait > 10*time.Minute {
 		bad("poll_wait %s: must be between 1s and 10m", c.PollWait)
+	}
+	if l := c.LoginLog; l != "auto" && l != "journald" && l != "off" && !filepath.IsAbs(l) {
+		bad("login_log %q: use auto, journald, off or the absolute path of sshd's log file", l)
+	}
+	if c.EventsSpoolDir != "" && !filepath.IsAbs(c.EventsSpoolDir) {
+		bad("events_spool_dir %q: must be an absolute path", c.EventsSpoolDir)
 	}
 	if len(errs) == 0 {
 		return nil

@@ -70,9 +70,23 @@ func machineID(path string) (string, error) {
 	return id, nil
 }
 
-// Enroll enrolls the server with the token in cfg.TokenFile, stores the
-// credential in the data dir and deletes the token file.
-func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, error) {
+// credential is what an agent enrolls with: a token's secret or its cloud
+// identity, and whom it trusts (the cluster CA's pin, the nodes to ask).
+type credential struct {
+	method string
+	pin    string
+	addrs  []string
+	// tokenFile is deleted once the token is spent.
+	tokenFile    string
+	secret       string
+	awsDocument  string
+	awsSignature string
+	awsPKCS7     string
+	gcpToken     string
+}
+
+// tokenCredential reads the enrollment token in cfg.TokenFile.
+func tokenCredential(cfg *Config) (*credential, error) {
 	raw, err := os.ReadFile(cfg.TokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("enrollment token: %w", err)
@@ -83,6 +97,23 @@ func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, e
 	}
 	if tok.Kind != api.TokenEnroll {
 		return nil, fmt.Errorf("enrollment token %s: this is a %s token, not an enrollment token", cfg.TokenFile, tok.Kind)
+	}
+	return &credential{method: api.EnrollToken, pin: tok.CAPin, addrs: tok.Addrs, tokenFile: cfg.TokenFile, secret: tok.Secret}, nil
+}
+
+// Enroll enrolls the server with the token in cfg.TokenFile (deleted after
+// use) or, with auto_enroll, with its cloud identity, and stores the
+// credential in the data dir.
+func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, error) {
+	var cred *credential
+	var err error
+	if cfg.AutoEnroll == "" {
+		cred, err = tokenCredential(cfg)
+	} else {
+		cred, err = cloudCredential(ctx, cfg)
+	}
+	if err != nil {
+		return nil, err
 	}
 	mid, err := machineID(cfg.MachineIDFile)
 	if err != nil {
@@ -104,13 +135,14 @@ func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, e
 	if err != nil {
 		return nil, err
 	}
-	req := &api.EnrollRequest{Method: api.EnrollToken, Secret: tok.Secret, MachineID: mid, Name: cfg.Name, AltNames: cfg.AltNames,
+	req := &api.EnrollRequest{Method: cred.method, Secret: cred.secret, MachineID: mid, Name: cfg.Name, AltNames: cfg.AltNames,
 		Addr: cfg.Addr, SSHPort: cfg.SSHPort, Labels: cfg.Labels, HostKeys: hostKeys,
-		PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: ca.PinnedTLS(tok.CAPin)}}
+		PublicKey:   string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})),
+		AWSDocument: cred.awsDocument, AWSSignature: cred.awsSignature, AWSPKCS7: cred.awsPKCS7, GCPToken: cred.gcpToken}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: ca.PinnedTLS(cred.pin)}}
 	var resp api.EnrollResponse
 	var errs []error
-	for _, addr := range dedup(append(append([]string(nil), tok.Addrs...), cfg.Cluster...)) {
+	for _, addr := range dedup(append(append([]string(nil), cred.addrs...), cfg.Cluster...)) {
 		if err := postJSON(ctx, client, "https://"+addr+"/v1/agents/enroll", req, &resp); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 			continue
@@ -121,14 +153,14 @@ func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, e
 		return nil, fmt.Errorf("enroll: %w", errors.Join(errs...))
 	}
 	caCert, err := ca.ParseCertPEM([]byte(resp.CAPEM))
-	if err != nil || ca.Pin(caCert) != tok.CAPin {
+	if err != nil || ca.Pin(caCert) != cred.pin {
 		return nil, fmt.Errorf("enroll: %w", ca.ErrPinMismatch)
 	}
 	keyPEM, err := ca.EncodeKeyPEM(key)
 	if err != nil {
 		return nil, err
 	}
-	id := &Identity{ServerID: resp.ServerID, Project: resp.Project, Cluster: tok.Addrs, MachineID: mid, HostCerts: resp.HostCerts, UserCAKeys: resp.UserCAKeys}
+	id := &Identity{ServerID: resp.ServerID, Project: resp.Project, Cluster: cred.addrs, MachineID: mid, HostCerts: resp.HostCerts, UserCAKeys: resp.UserCAKeys}
 	idJSON, _ := json.MarshalIndent(id, "", "  ")
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
@@ -138,10 +170,12 @@ func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, e
 			return nil, err
 		}
 	}
-	if err := os.Remove(cfg.TokenFile); err != nil {
-		logger.Warn("could not delete the used enrollment token", "path", cfg.TokenFile, "err", err)
+	if cred.tokenFile != "" {
+		if err := os.Remove(cred.tokenFile); err != nil {
+			logger.Warn("could not delete the used enrollment token", "path", cred.tokenFile, "err", err)
+		}
 	}
-	logger.Info("enrolled", "server_id", id.ServerID, "project", id.Project)
+	logger.Info("enrolled", "server_id", id.ServerID, "project", id.Project, "method", cred.method)
 	return id, nil
 }
 

@@ -27,15 +27,25 @@ type Puller struct {
 	next     int // index of the node to ask next
 	backoff  time.Duration
 	lastGood uint64
+	// cred presents the current certificate at every handshake (renew.go);
+	// credGen is the generation the pooled connections were made with.
+	cred    *Credential
+	credGen uint64
 }
 
 // NewPuller builds a puller over the agent's mutual-TLS credential.
 func NewPuller(dataDir string, id *Identity, wait time.Duration, logger *slog.Logger) (*Puller, error) {
+	cred, err := LoadCredential(dataDir)
+	if err != nil {
+		return nil, err
+	}
 	tlsCfg, err := clientTLS(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	return &Puller{id: id, wait: wait, logger: logger,
+	// A renewed certificate is used from the next handshake on.
+	tlsCfg.Certificates, tlsCfg.GetClientCertificate = nil, cred.clientCertificate
+	return &Puller{id: id, wait: wait, logger: logger, cred: cred, credGen: cred.generation(),
 		client: &http.Client{Timeout: wait + 30*time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 1}}}, nil
 }
 
@@ -71,6 +81,11 @@ func (p *Puller) Next(ctx context.Context, index uint64) (*api.AgentState, error
 func (p *Puller) once(ctx context.Context, index uint64) (*api.AgentState, error) {
 	if len(p.id.Cluster) == 0 {
 		return nil, errors.New("no cluster address known")
+	}
+	if g := p.cred.generation(); g != p.credGen {
+		// Pooled connections still speak with the old certificate.
+		p.client.CloseIdleConnections()
+		p.credGen = g
 	}
 	addr := p.id.Cluster[p.next%len(p.id.Cluster)]
 	url := "https://" + addr + "/v1/agents/state?index=" + strconv.FormatUint(index, 10) + "&wait=" + p.wait.String()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
+	"github.com/rampart-ssh/rampart/agent/events"
 	"github.com/rampart-ssh/rampart/agent/hostapply"
 )
 
@@ -38,6 +40,19 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
+	// The certificate is renewed beside the pull loop (renew.go); a renewal
+	// that fails for good ends ctx with its error as the cause.
+	ctx, stopRenewal, err := startRenewal(ctx, puller, cfg.DataDir, logger)
+	if err != nil {
+		return err
+	}
+	defer stopRenewal()
+	// sshd's logins are reported beside the pull loop (agent/events).
+	logins, err := startLoginEvents(ctx, cfg, id, puller, logger)
+	if err != nil {
+		return err
+	}
+	defer logins.Close()
 	var index uint64
 	lastApply := time.Time{}
 	for {
@@ -47,7 +62,7 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 		st, err := puller.Next(ctx, index)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return stopCause(ctx)
 			}
 			return err
 		}
@@ -80,4 +95,21 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 // ReenrollHint is what an operator is told when the credential is refused.
 func ReenrollHint(err error) string {
 	return fmt.Sprintf("%v: put a new enrollment token in the token file, delete the data dir's identity.json, and start the agent again", err)
+}
+
+// startLoginEvents starts following sshd's log and delivering its login
+// events, over the pull loop's credential (renewals included). login_log off
+// starts nothing.
+func startLoginEvents(ctx context.Context, cfg *Config, id *Identity, p *Puller, logger *slog.Logger) (*events.Service, error) {
+	tlsCfg, err := clientTLS(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg.Certificates, tlsCfg.GetClientCertificate = nil, p.cred.clientCertificate
+	spoolDir := cfg.EventsSpoolDir
+	if spoolDir == "" {
+		spoolDir = filepath.Join(cfg.DataDir, "events")
+	}
+	return events.Start(ctx, events.Config{LoginLog: cfg.LoginLog, SpoolDir: spoolDir,
+		Poster: events.NewHTTPPoster(tlsCfg, id.Cluster, id.MachineID), Logger: logger})
 }

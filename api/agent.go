@@ -30,6 +30,15 @@ type EnrollRequest struct {
 	HostKeys []string `json:"host_keys"`
 	// PublicKey is the agent's TLS public key (PEM, PKIX).
 	PublicKey string `json:"public_key"`
+	// AWS method: the instance identity document exactly as IMDS served it,
+	// with either AWSSignature (/signature, base64) or AWSPKCS7 (/rsa2048,
+	// base64 PKCS #7 embedding the document; AWSDocument may then be empty).
+	AWSDocument  string `json:"aws_document,omitempty"`
+	AWSSignature string `json:"aws_signature,omitempty"`
+	AWSPKCS7     string `json:"aws_pkcs7,omitempty"`
+	// GCPToken (GCP method) is the instance identity token (format=full)
+	// the metadata server issued for the cluster's audience.
+	GCPToken string `json:"gcp_token,omitempty"`
 }
 
 // EnrollResponse gives the agent its identity and what its sshd must trust.

@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/cloudid"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -28,23 +31,50 @@ const (
 	targetHostCertValidity = 90 * 24 * time.Hour
 )
 
-// Enroll admits a server whose agent presents a valid enrollment token: it
-// spends one use of the token, registers (or re-registers, from the same
-// machine) the server in the token's project, and returns the agent's TLS
-// certificate, host certificates for the server's host keys, and the
-// project's user CA keys.
+// Enroll admits a server whose agent proves where it belongs: with an
+// enrollment token (one use spent; the token names the project), or with
+// its cloud's signed instance identity (AWS, GCP; the account or project
+// mapping names the project, and an instance enrolls once). It registers
+// the server and returns the agent's TLS certificate, host certificates for
+// the server's host keys, and the project's user CA keys.
 func (c clusterService) Enroll(ctx context.Context, req *api.EnrollRequest) (*api.EnrollResponse, error) {
-	n := c.n
-	if req.Method != api.EnrollToken {
-		return nil, httpapi.Errorf(http.StatusBadRequest, "enrollment method %q is not supported by this node (token only)", req.Method)
+	keys, err := parseEnrollKeys(req)
+	if err != nil {
+		return nil, err
 	}
+	now := c.n.now().UTC()
+	var adm *admission
+	switch req.Method {
+	case api.EnrollToken:
+		adm, err = c.admitToken(ctx, req, now)
+	case api.EnrollAWS:
+		adm, err = c.admitAWS(req)
+	case api.EnrollGCP:
+		adm, err = c.admitGCP(ctx, req)
+	default:
+		return nil, httpapi.Errorf(http.StatusBadRequest, "enrollment method %q is not token, aws or gcp", req.Method)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.register(ctx, req, keys, adm, now)
+}
+
+// enrollKeys are the keys of an enrollment request, parsed.
+type enrollKeys struct {
+	hostKeys []gossh.PublicKey
+	agent    crypto.PublicKey
+}
+
+// parseEnrollKeys checks what every enrollment carries, whatever its method.
+func parseEnrollKeys(req *api.EnrollRequest) (*enrollKeys, error) {
 	if req.MachineID == "" || len(req.MachineID) > 128 || strings.ContainsAny(req.MachineID, " \t\r\n/") {
 		return nil, httpapi.Errorf(http.StatusBadRequest, "machine_id is missing or malformed")
 	}
 	if ip := net.ParseIP(req.Addr); ip == nil || ip.IsUnspecified() {
 		return nil, httpapi.Errorf(http.StatusBadRequest, "addr %q must be the IP address the bastion dials", req.Addr)
 	}
-	var hostKeys []gossh.PublicKey
+	var keys enrollKeys
 	for _, line := range req.HostKeys {
 		k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
 		if err != nil {
@@ -53,9 +83,9 @@ func (c clusterService) Enroll(ctx context.Context, req *api.EnrollRequest) (*ap
 		if _, isCert := k.(*gossh.Certificate); isCert {
 			return nil, httpapi.Errorf(http.StatusBadRequest, "host keys must be plain keys, not certificates")
 		}
-		hostKeys = append(hostKeys, k)
+		keys.hostKeys = append(keys.hostKeys, k)
 	}
-	if len(hostKeys) == 0 {
+	if len(keys.hostKeys) == 0 {
 		return nil, httpapi.Errorf(http.StatusBadRequest, "at least one host key is required")
 	}
 	block, _ := pem.Decode([]byte(req.PublicKey))
@@ -66,10 +96,27 @@ func (c clusterService) Enroll(ctx context.Context, req *api.EnrollRequest) (*ap
 	if err != nil {
 		return nil, httpapi.Errorf(http.StatusBadRequest, "public_key is not a PKIX public key")
 	}
-	now := n.now().UTC()
+	keys.agent = pub
+	return &keys, nil
+}
+
+// admission is what an enrollment method decided: which project the server
+// joins, under which id.
+type admission struct {
+	project  string
+	serverID string
+	// method is raftstore's EnrollToken, EnrollAWS or EnrollGCP.
+	method string
+	// instanceID is the cloud instance id (cloud methods only).
+	instanceID string
+}
+
+// admitToken spends one use of the request's enrollment token.
+func (c clusterService) admitToken(ctx context.Context, req *api.EnrollRequest, now time.Time) (*admission, error) {
+	n := c.n
 	res, err := n.store.Apply(ctx, &raftstore.TokenUse{Hash: api.HashSecret(req.Secret), Kind: raftstore.TokenEnroll, Now: now})
 	if err != nil {
-		n.logger.Warn("refused enrollment", "server_name", req.Name, "err", err)
+		n.logger.Warn("refused enrollment", "method", req.Method, "server_name", req.Name, "err", err)
 		switch {
 		case errors.Is(err, raftstore.ErrExpired):
 			return nil, httpapi.Errorf(http.StatusForbidden, "enrollment token has expired")
@@ -82,20 +129,29 @@ func (c clusterService) Enroll(ctx context.Context, req *api.EnrollRequest) (*ap
 	if err := res.Decode(&tok); err != nil {
 		return nil, err
 	}
-	id := c.serverIDFor(tok.Project, req)
-	var keys []string
-	for _, k := range hostKeys {
-		keys = append(keys, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(k))))
+	return &admission{project: tok.Project, serverID: c.serverIDFor(tok.Project, req), method: raftstore.EnrollToken}, nil
+}
+
+// register records the admitted server and issues what its agent needs.
+func (c clusterService) register(ctx context.Context, req *api.EnrollRequest, keys *enrollKeys, adm *admission, now time.Time) (*api.EnrollResponse, error) {
+	n := c.n
+	var hostKeys []string
+	for _, k := range keys.hostKeys {
+		hostKeys = append(hostKeys, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(k))))
 	}
 	port := req.SSHPort
 	if port == 0 {
 		port = raftstore.DefaultSSHPort
 	}
 	srvRes, err := n.store.Apply(ctx, &raftstore.ServerUpsert{Server: raftstore.Server{
-		ID: id, Project: tok.Project, Name: req.Name, AltNames: req.AltNames, Addr: req.Addr, SSHPort: port,
-		HostKeys: keys, Labels: req.Labels, EnrollMethod: raftstore.EnrollToken, MachineID: req.MachineID,
+		ID: adm.serverID, Project: adm.project, Name: req.Name, AltNames: req.AltNames, Addr: req.Addr, SSHPort: port,
+		HostKeys: hostKeys, Labels: req.Labels, EnrollMethod: adm.method, MachineID: req.MachineID, InstanceID: adm.instanceID,
 	}, Now: now})
 	if err != nil {
+		if errors.Is(err, raftstore.ErrNotFound) {
+			n.logger.Warn("refused enrollment: no such project", "method", req.Method, "server_name", req.Name, "project", adm.project, "err", err)
+			return nil, httpapi.Errorf(http.StatusForbidden, "project %s does not exist: create it before servers enroll into it", adm.project)
+		}
 		return nil, err
 	}
 	var srv raftstore.Server
@@ -110,11 +166,11 @@ func (c clusterService) Enroll(ctx context.Context, req *api.EnrollRequest) (*ap
 	if err != nil {
 		return nil, err
 	}
-	certPEM, err := tca.Issue(ca.RoleAgent, srv.ID, pub, nil, nil, agentCertValidity)
+	certPEM, err := tca.Issue(ca.RoleAgent, srv.ID, keys.agent, nil, nil, c.agentCertTTL())
 	if err != nil {
 		return nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
 	}
-	hostCerts, err := c.hostCertsFor(&srv, hostKeys)
+	hostCerts, err := c.hostCertsFor(&srv, keys.hostKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -126,14 +182,18 @@ func (c clusterService) Enroll(ctx context.Context, req *api.EnrollRequest) (*ap
 		return nil, err
 	}
 	resp := &api.EnrollResponse{ServerID: srv.ID, Project: srv.Project, CertPEM: string(certPEM), CAPEM: meta.TLSCACert,
-		CertExpires: now.Add(agentCertValidity), HostCerts: hostCerts, UserCAKeys: []string{}}
+		CertExpires: now.Add(c.agentCertTTL()), HostCerts: hostCerts, UserCAKeys: []string{}}
 	for _, r := range cas {
 		if r.State != raftstore.CARetired {
 			resp.UserCAKeys = append(resp.UserCAKeys, r.PublicKey)
 		}
 	}
-	n.audit.Record("server.enrolled", "agent", map[string]string{"server": srv.Name, "server_id": srv.ID, "project": srv.Project, "method": req.Method})
-	n.logger.Info("enrolled server", "server", srv.Name, "server_id", srv.ID, "project", srv.Project)
+	details := map[string]string{"server": srv.Name, "server_id": srv.ID, "project": srv.Project, "method": req.Method}
+	if adm.instanceID != "" {
+		details["instance_id"] = adm.instanceID
+	}
+	n.audit.Record("server.enrolled", "agent", details)
+	n.logger.Info("enrolled server", "server", srv.Name, "server_id", srv.ID, "project", srv.Project, "method", req.Method, "instance_id", adm.instanceID)
 	return resp, nil
 }
 
@@ -148,9 +208,96 @@ func (c clusterService) serverIDFor(project string, req *api.EnrollRequest) stri
 			}
 		}
 	}
+	return newServerID()
+}
+
+func newServerID() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return "srv-" + hex.EncodeToString(b)
+}
+
+// admitAWS verifies the request's AWS instance identity document.
+func (c clusterService) admitAWS(req *api.EnrollRequest) (*admission, error) {
+	n, cfg := c.n, c.n.cfg.Agents.AWS
+	if cfg.CertsFile == "" {
+		return nil, httpapi.Errorf(http.StatusForbidden, "this cluster does not accept AWS auto-enrollment (node %s has no agents.aws configuration): enroll with a token", n.id)
+	}
+	// Read per enrollment, so that an operator adding a region's certificate
+	// needs no restart.
+	certs, err := cloudid.ReadAWSCertificates(cfg.CertsFile)
+	if err != nil {
+		return nil, fmt.Errorf("agents.aws.certs_file %s: %w", cfg.CertsFile, err)
+	}
+	v := &cloudid.AWSVerifier{Certificates: certs, Accounts: cfg.Accounts, MaxAge: cfg.MaxAge, Now: n.now}
+	id, err := v.Verify(cloudid.AWSEvidence{Document: []byte(req.AWSDocument), Signature: req.AWSSignature, PKCS7: req.AWSPKCS7})
+	if err != nil {
+		return nil, c.refuseCloud(req, err)
+	}
+	n.logger.Info("verified AWS instance identity", "server_name", req.Name, "account", id.AccountID, "instance_id", id.InstanceID,
+		"region", id.Region, "pending_time", id.PendingTime, "project", id.Project)
+	return c.admitInstance(req, raftstore.EnrollAWS, id.Project, id.InstanceID, cfg.AllowReenroll, "agents.aws.allow_reenroll")
+}
+
+// admitGCP verifies the request's GCP instance identity token.
+func (c clusterService) admitGCP(ctx context.Context, req *api.EnrollRequest) (*admission, error) {
+	n, cfg := c.n, c.n.cfg.Agents.GCP
+	if cfg.Audience == "" {
+		return nil, httpapi.Errorf(http.StatusForbidden, "this cluster does not accept GCP auto-enrollment (node %s has no agents.gcp configuration): enroll with a token", n.id)
+	}
+	// A verifier per enrollment discovers the issuer and fetches its keys
+	// each time: enrollments are rare, and the node keeps no verifier state.
+	v := &cloudid.GCPVerifier{Issuer: cfg.Issuer, Audience: cfg.Audience, Projects: cfg.Projects, Now: n.now}
+	id, err := v.Verify(ctx, req.GCPToken)
+	if err != nil {
+		return nil, c.refuseCloud(req, err)
+	}
+	n.logger.Info("verified GCP instance identity", "server_name", req.Name, "gcp_project", id.ProjectID, "instance_id", id.InstanceID,
+		"instance_name", id.InstanceName, "zone", id.Zone, "project", id.Project)
+	return c.admitInstance(req, raftstore.EnrollGCP, id.Project, id.InstanceID, cfg.AllowReenroll, "agents.gcp.allow_reenroll")
+}
+
+// refuseCloud logs a refused cloud identity in full and answers with its
+// reason only.
+func (c clusterService) refuseCloud(req *api.EnrollRequest, err error) error {
+	var ce *cloudid.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	c.n.logger.Warn("refused enrollment", "method", req.Method, "server_name", req.Name, "addr", req.Addr, "err", err)
+	status := http.StatusForbidden
+	switch {
+	case errors.Is(err, cloudid.ErrMalformed):
+		status = http.StatusBadRequest
+	case errors.Is(err, cloudid.ErrUnavailable):
+		status = http.StatusServiceUnavailable
+	}
+	return httpapi.Errorf(status, "%s", ce.Reason)
+}
+
+// admitInstance gives a verified cloud instance its server id: a new one,
+// or (when re-enrollment is allowed) the one it enrolled as before. An
+// instance enrolled already is refused otherwise. The store's unique
+// instance index settles a race between two enrollments of one instance.
+func (c clusterService) admitInstance(req *api.EnrollRequest, method, project, instanceID string, allowReenroll bool, key string) (*admission, error) {
+	adm := &admission{project: project, method: method, instanceID: instanceID}
+	_, srv, err := c.n.store.State().ServerByInstance(nil, instanceID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case srv == nil:
+		adm.serverID = newServerID()
+	case allowReenroll:
+		adm.serverID = srv.ID
+		c.n.logger.Info("instance enrolls again", "method", method, "instance_id", instanceID, "server", srv.Name, "server_id", srv.ID)
+	default:
+		c.n.logger.Warn("refused enrollment: instance already enrolled", "method", method, "server_name", req.Name,
+			"instance_id", instanceID, "server", srv.Name, "server_id", srv.ID)
+		return nil, httpapi.Errorf(http.StatusForbidden, "instance %s is already enrolled as server %s (%s): an instance enrolls once; "+
+			"delete that server (servers delete %s) to enroll it again, or set %s", instanceID, srv.Name, srv.ID, srv.Name, key)
+	}
+	return adm, nil
 }
 
 // hostCertsFor certifies each host key for the server's names and address.
@@ -173,4 +320,47 @@ func (c clusterService) hostCertsFor(srv *raftstore.Server, keys []gossh.PublicK
 		out = append(out, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(cert))))
 	}
 	return out, nil
+}
+
+// RenewAgent issues an enrolled server's agent a fresh certificate for a new
+// public key (httpapi has checked its kind and size). The caller has verified
+// the agent's current certificate and that its server is still enrolled from
+// the same machine: renewal never creates an identity, only extends one.
+func (c clusterService) RenewAgent(ctx context.Context, srv *raftstore.Server, req *api.AgentRenewRequest) (*api.AgentRenewResponse, error) {
+	n := c.n
+	block, _ := pem.Decode([]byte(req.PublicKey))
+	if block == nil {
+		return nil, httpapi.Errorf(http.StatusBadRequest, "public_key is not PEM")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, httpapi.Errorf(http.StatusBadRequest, "public_key is not a PKIX public key")
+	}
+	_, meta, err := n.store.State().Meta(nil)
+	if err != nil {
+		return nil, err
+	}
+	tca, err := ca.LoadTLSCA([]byte(meta.TLSCACert), meta.TLSCAKeySealed, n.kek, n.now)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, err := tca.Issue(ca.RoleAgent, srv.ID, pub, nil, nil, c.agentCertTTL())
+	if err != nil {
+		return nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
+	}
+	cert, err := ca.ParseCertPEM(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	n.audit.Record("agent.cert_renewed", "agent", map[string]string{"server": srv.Name, "server_id": srv.ID, "project": srv.Project})
+	n.logger.Info("renewed agent certificate", "server", srv.Name, "server_id", srv.ID, "project", srv.Project, "not_after", cert.NotAfter)
+	return &api.AgentRenewResponse{CertPEM: string(certPEM), CertExpires: cert.NotAfter.UTC()}, nil
+}
+
+// agentCertTTL is how long agent certificates are valid (agents.cert_validity).
+func (c clusterService) agentCertTTL() time.Duration {
+	if v := c.n.cfg.Agents.CertValidity; v > 0 {
+		return v
+	}
+	return agentCertValidity
 }

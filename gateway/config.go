@@ -3,15 +3,20 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/rampart-ssh/rampart/gateway/cloudid"
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
 )
@@ -49,6 +54,50 @@ type Agents struct {
 	// project with role admin get on its servers (define it with
 	// `entitlements create`); empty gives admins no sudo.
 	AdminEntitlement string `mapstructure:"admin_entitlement"`
+	// CertValidity is how long an agent's mutual-TLS certificate is valid;
+	// agents renew theirs when two thirds of it have passed.
+	CertValidity time.Duration `mapstructure:"cert_validity"`
+	// BinaryDir holds the agent binaries GET /v1/agents/binary serves
+	// (rampart-agent-linux-<arch>, or rampart-agent for this node's own
+	// platform); empty means the directory of the running rampartd.
+	BinaryDir string `mapstructure:"binary_dir"`
+	// AWS and GCP configure cloud auto-enrollment (docs/agent.md); each is
+	// off until configured.
+	AWS AgentsAWS `mapstructure:"aws"`
+	GCP AgentsGCP `mapstructure:"gcp"`
+}
+
+// AgentsAWS configures AWS auto-enrollment: agents send the instance
+// identity document signed by AWS instead of a token. Enabled when
+// CertsFile is set.
+type AgentsAWS struct {
+	// CertsFile is a PEM bundle of AWS's public certificates for instance
+	// identity signatures, for every region servers enroll from.
+	CertsFile string `mapstructure:"certs_file"`
+	// Accounts maps AWS account ids (12 digits) to Rampart projects.
+	Accounts map[string]string `mapstructure:"accounts"`
+	// MaxAge bounds how long after an instance's pendingTime (its launch or
+	// last start) it may auto-enroll.
+	MaxAge time.Duration `mapstructure:"max_age"`
+	// AllowReenroll lets an instance id that is already enrolled enroll
+	// again (replacing the server's credential); by default it is refused.
+	AllowReenroll bool `mapstructure:"allow_reenroll"`
+}
+
+// AgentsGCP configures GCP auto-enrollment: agents send the instance
+// identity token of their Compute Engine metadata server. Enabled when
+// Audience or Projects is set.
+type AgentsGCP struct {
+	// Issuer of the tokens; https://accounts.google.com except in tests.
+	Issuer string `mapstructure:"issuer"`
+	// Audience is what agents ask their metadata server for (gcp_audience in
+	// the agent's configuration) and tokens must carry, such as the
+	// cluster's API URL.
+	Audience string `mapstructure:"audience"`
+	// Projects maps GCP project ids to Rampart projects.
+	Projects map[string]string `mapstructure:"projects"`
+	// AllowReenroll: as for AWS.
+	AllowReenroll bool `mapstructure:"allow_reenroll"`
 }
 
 // Jump configures the terminating proxy.
@@ -167,6 +216,7 @@ var defaults = map[string]any{
 	"ssh.auth_timeout":             "10m",
 	"ssh.max_preauth":              256,
 	"ssh.max_preauth_per_ip":       16,
+	"ssh.ciphers":                  []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"},
 	"oidc.issuer":                  "",
 	"oidc.client_id":               "",
 	"oidc.client_secret":           "",
@@ -174,7 +224,6 @@ var defaults = map[string]any{
 	"oidc.username_claim":          "preferred_username",
 	"oidc.email_claim":             "email",
 	"oidc.groups_claim":            "groups",
-	"ssh.ciphers":                  []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"},
 	"oidc.admin_group":             "rampart-admins",
 	"login.binding_ttl":            "8h",
 	"dev_idp.enabled":              false,
@@ -191,6 +240,16 @@ var defaults = map[string]any{
 	"dev_idp.claim_names.groups":   "",
 	"jump.egress_addrs":            []string{},
 	"agents.admin_entitlement":     "admin",
+	"agents.cert_validity":         "720h",
+	"agents.binary_dir":            "",
+	"agents.aws.certs_file":        "",
+	"agents.aws.accounts":          map[string]string{},
+	"agents.aws.max_age":           "1h",
+	"agents.aws.allow_reenroll":    false,
+	"agents.gcp.issuer":            cloudid.GoogleIssuer,
+	"agents.gcp.audience":          "",
+	"agents.gcp.projects":          map[string]string{},
+	"agents.gcp.allow_reenroll":    false,
 }
 
 // devDefaults replace some defaults when --dev is given.
@@ -376,6 +435,18 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if c.Agents.CertValidity < 30*time.Second || c.Agents.CertValidity > 8760*time.Hour {
+		bad("agents.cert_validity %s: must be between 30s and 8760h", c.Agents.CertValidity)
+	}
+	if c.Agents.BinaryDir != "" && !strings.HasPrefix(c.Agents.BinaryDir, "/") {
+		bad("agents.binary_dir %q: must be an absolute path", c.Agents.BinaryDir)
+	}
+	for _, err := range c.Agents.AWS.validate() {
+		bad("agents.aws.%v", err)
+	}
+	for _, err := range c.Agents.GCP.validate() {
+		bad("agents.gcp.%v", err)
+	}
 	for _, a := range c.Jump.EgressAddrs {
 		if ip := net.ParseIP(a); ip == nil || ip.IsUnspecified() {
 			bad("jump.egress_addrs: %q is not a specific IP address", a)
@@ -438,4 +509,68 @@ func ParseRange(s string) (start, end uint32, err error) {
 		return 0, 0, fmt.Errorf("%q: need 1000 <= start <= end < 65534", s)
 	}
 	return uint32(x), uint32(y), nil
+}
+
+// validate lists the problems of the AWS auto-enrollment settings, each
+// starting with its key under agents.aws.
+func (a *AgentsAWS) validate() []error {
+	var errs []error
+	if a.CertsFile == "" {
+		if len(a.Accounts) > 0 {
+			errs = append(errs, errors.New("accounts is set but certs_file is empty: AWS auto-enrollment needs AWS's public certificates"))
+		}
+		return errs
+	}
+	if _, err := cloudid.ReadAWSCertificates(a.CertsFile); err != nil {
+		errs = append(errs, fmt.Errorf("certs_file %s: %v", a.CertsFile, err))
+	}
+	if len(a.Accounts) == 0 {
+		errs = append(errs, errors.New("accounts is empty: map at least one AWS account id to a project"))
+	}
+	for _, acct := range slices.Sorted(maps.Keys(a.Accounts)) {
+		if !cloudid.ValidAWSAccount(acct) {
+			errs = append(errs, fmt.Errorf("accounts: %q is not a 12-digit AWS account id (quote account ids in YAML, or leading zeros are lost)", acct))
+		}
+		if p := a.Accounts[acct]; p == "" || strings.ContainsFunc(p, unicode.IsSpace) {
+			errs = append(errs, fmt.Errorf("accounts: account %s maps to %q, which is not a project name", acct, p))
+		}
+	}
+	if a.MaxAge < time.Minute {
+		errs = append(errs, fmt.Errorf("max_age %s: must be at least 1m", a.MaxAge))
+	}
+	return errs
+}
+
+// validate lists the problems of the GCP auto-enrollment settings, each
+// starting with its key under agents.gcp.
+func (g *AgentsGCP) validate() []error {
+	if g.Audience == "" && len(g.Projects) == 0 {
+		return nil
+	}
+	var errs []error
+	if g.Audience == "" {
+		errs = append(errs, errors.New("audience is empty: set it to what agents ask their metadata server for (gcp_audience), such as the cluster's API URL"))
+	}
+	if len(g.Projects) == 0 {
+		errs = append(errs, errors.New("projects is empty: map at least one GCP project id to a project"))
+	}
+	for _, id := range slices.Sorted(maps.Keys(g.Projects)) {
+		if !cloudid.ValidGCPProject(id) {
+			errs = append(errs, fmt.Errorf("projects: %q is not a GCP project id", id))
+		}
+		if p := g.Projects[id]; p == "" || strings.ContainsFunc(p, unicode.IsSpace) {
+			errs = append(errs, fmt.Errorf("projects: GCP project %s maps to %q, which is not a project name", id, p))
+		}
+	}
+	u, err := url.Parse(g.Issuer)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		errs = append(errs, fmt.Errorf("issuer %q is not an https URL", g.Issuer))
+	case u.Scheme == "http":
+		// Plain http only for a test issuer on this machine.
+		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+			errs = append(errs, fmt.Errorf("issuer %q: must be https (http only on a loopback address, for tests)", g.Issuer))
+		}
+	}
+	return errs
 }

@@ -67,6 +67,14 @@ func TestLoadConfig(t *testing.T) {
 			}
 		}},
 		{name: "fail/bootstrap-and-join", args: []string{"--dev", "--join", "x"}, wantErr: []string{"bootstrap and cluster.join are both set"}},
+		{name: "ok/agent-defaults", args: []string{"--dev"}, check: func(t *testing.T, c *Config) {
+			if c.Agents.CertValidity != 720*time.Hour || c.Agents.BinaryDir != "" {
+				t.Fatalf("agents defaults: %+v", c.Agents)
+			}
+		}},
+		{name: "fail/agent-cert-validity-and-binary-dir", args: []string{"--dev"},
+			env:     map[string]string{"RAMPART_AGENTS_CERT_VALIDITY": "10s", "RAMPART_AGENTS_BINARY_DIR": "bin"},
+			wantErr: []string{"agents.cert_validity 10s: must be between 30s and 8760h", `agents.binary_dir "bin": must be an absolute path`}},
 		{name: "fail/wildcard-without-advertise", args: []string{"--kek-file", "/k"}, wantErr: []string{"set advertise.raft", "set advertise.api"}},
 		{name: "fail/bad-uid-range", args: []string{"--dev"}, env: map[string]string{"RAMPART_CLUSTER_UID_RANGE": "10-5"}, wantErr: []string{"cluster.uid_range"}},
 		{name: "fail/unknown-key", args: []string{"-c", typo}, wantErr: []string{"apii"}},

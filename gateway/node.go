@@ -352,6 +352,7 @@ func (n *Node) startAPI() error {
 	handler := httpapi.New(n.store, clusterService{n}, n.logger)
 	handler.SetRecordings(n.recordingFiles())
 	handler.SetAdminEntitlement(n.cfg.Agents.AdminEntitlement)
+	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
 	n.api = &http.Server{
 		Handler:           handler,
 		TLSConfig:         n.tls.API,

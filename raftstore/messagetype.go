@@ -39,4 +39,5 @@ const (
 	CADeleteType           MessageType = 26
 	ServiceTokenCreateType MessageType = 27
 	ServiceTokenDeleteType MessageType = 28
+	AgentEventsAppendType  MessageType = 29
 )

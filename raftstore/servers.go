@@ -77,6 +77,9 @@ type Server struct {
 	CreatedAt   time.Time
 	CreateIndex uint64
 	ModifyIndex uint64
+	// LastEventSeq is the highest login-event seq recorded from the
+	// server's agent (AgentEventsAppend); an upsert keeps it.
+	LastEventSeq uint64 `json:"last_event_seq,omitempty"`
 }
 
 func init() {
@@ -274,6 +277,7 @@ func (c *ServerUpsert) apply(tx *writeTxn) (any, error) {
 	if raw != nil {
 		old = raw.(*Server)
 		s.CreatedAt, s.CreateIndex = old.CreatedAt, old.CreateIndex
+		s.LastEventSeq = old.LastEventSeq
 		if s.LastSeen.IsZero() {
 			s.LastSeen = old.LastSeen
 		}

@@ -33,6 +33,13 @@ func main() {
 		}
 		os.Exit(2)
 	}
+	// Golden images carry the marker so that no clone starts (and enrolls)
+	// before its first boot removes it. Exit status 0: this is no failure,
+	// and a supervisor must not restart the agent over it.
+	if _, err := os.Stat(api.DisableAutostartFile); err == nil {
+		fmt.Fprintf(os.Stderr, "rampart-agent: not starting: %s exists (autostart is disabled on this machine, as on a golden image); delete it to let the agent run\n", api.DisableAutostartFile)
+		return
+	}
 	cfg, err := agent.LoadConfig(fs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rampart-agent:", err)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -35,9 +36,16 @@ func (s *Server) requireAgent(h func(http.ResponseWriter, *http.Request, *raftst
 			s.writeError(w, r, Errorf(http.StatusUnauthorized, "an agent certificate is required"))
 			return
 		}
-		role, id, ok := ca.Identity(r.TLS.VerifiedChains[0][0])
+		leaf := r.TLS.VerifiedChains[0][0]
+		role, id, ok := ca.Identity(leaf)
 		if !ok || role != ca.RoleAgent {
 			s.writeError(w, r, Errorf(http.StatusForbidden, "an agent certificate is required"))
+			return
+		}
+		// The handshake checked validity when the connection opened; a
+		// kept-alive connection must not outlive the certificate.
+		if now := s.now(); now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
+			s.writeError(w, r, Errorf(http.StatusUnauthorized, "the agent certificate expired at %s; the agent renews it before then, or must enroll again", leaf.NotAfter.UTC().Format(time.RFC3339)))
 			return
 		}
 		if err := s.store.CheckFresh(); err != nil {

@@ -41,6 +41,9 @@ type Cluster interface {
 	EnsureUserCA(ctx context.Context, project string) error
 	// Enroll admits a server whose agent presents a valid enrollment token.
 	Enroll(ctx context.Context, req *api.EnrollRequest) (*api.EnrollResponse, error)
+	// RenewAgent issues an enrolled server's agent a new certificate for
+	// the (already validated) public key in req.
+	RenewAgent(ctx context.Context, srv *raftstore.Server, req *api.AgentRenewRequest) (*api.AgentRenewResponse, error)
 }
 
 // Server is the HTTPS API of one node.
@@ -52,6 +55,8 @@ type Server struct {
 	now     func() time.Time
 	// adminEntitlement is the sudo entitlement a project admin role gets.
 	adminEntitlement string
+	// agentBins serves the agent binaries (install.go).
+	agentBins *agentBinaries
 }
 
 // SetAdminEntitlement names the entitlement project admins get on servers.
@@ -77,8 +82,14 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s.mux.HandleFunc("DELETE /v1/servers/{id}", s.requireAdmin(s.deleteServer, true))
 	s.mux.HandleFunc("POST /v1/agents/enroll", s.enroll)
 	s.mux.HandleFunc("GET /v1/agents/state", s.requireAgent(s.agentStateHandler))
+	s.mux.HandleFunc("POST /v1/agents/events", s.requireAgent(s.agentEvents))
 	s.mux.HandleFunc("GET /v1/ca/host", s.hostCAKeys)
 	s.mux.HandleFunc("GET /v1/ca/user/{project}", s.userCAKeys)
+	s.agentBins = newAgentBinaries("")
+	s.mux.HandleFunc("GET /install.sh", s.installScriptHandler)
+	s.mux.HandleFunc("GET /v1/agents/binary", s.agentBinary)
+	s.mux.HandleFunc("GET /v1/ca/tls", s.tlsCAHandler)
+	s.mux.HandleFunc("POST /v1/agents/renew", s.requireAgent(s.agentRenew))
 	return s
 }
 

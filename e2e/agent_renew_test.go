@@ -1,0 +1,166 @@
+package e2e
+
+// Agent certificate renewal: a dev node issuing agent certificates valid for
+// only 45 seconds, and the real agent in a target. The agent must renew its
+// certificate on its own, over its own mutual-TLS channel, and keep the
+// target in step past the first certificate's expiry - across a node restart
+// that forces it to open new connections with whatever certificate it has.
+// The dev node is on 127.0.0.84, the target on 127.0.0.85.
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/ca"
+)
+
+const (
+	renewNodeIP   = "127.0.0.84"
+	renewTargetIP = "127.0.0.85"
+)
+
+// readAgentCert parses the agent's certificate in the target's data dir.
+func readAgentCert(t testing.TB, tg *Target) *x509.Certificate {
+	t.Helper()
+	cert, err := ca.ParseCertPEM(mustRead(t, tg.Path(agentDataDir+"/agent.crt")))
+	fatalIf(t, err, "agent.crt")
+	return cert
+}
+
+// pullWith asks the node for the agent state with a client certificate, as
+// the agent of machineID would.
+func pullWith(node *DevNode, certPEM, keyPEM []byte, machineID string) error {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: node.c.CAPool(), Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+node.APIAddr()+"/v1/agents/state", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(api.MachineIDHeader, machineID)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func TestAgentRenewsCertificate(t *testing.T) {
+	const validity = 45 * time.Second
+	e, cfgPath := setupEnrollNode(t, "renew", renewNodeIP, fmt.Sprintf("agents:\n  cert_validity: %s\n", validity))
+	token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
+	tg := NewTarget(t, TargetConfig{Name: "web-renew", IP: renewTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
+	writeAgentFiles(t, tg, e.node, token)
+	fatalIf(t, tg.Start(), "start web-renew")
+	ag := startAgent(t, tg)
+	fatalIf(t, waitFor(waitLong, func() error {
+		if err := ag.alive(); err != nil {
+			return err
+		}
+		_, err := tg.Exec(context.Background(), "id", "alice")
+		return err
+	}), "enroll and provision")
+
+	first := readAgentCert(t, tg)
+	firstKey := mustRead(t, tg.Path(agentDataDir+"/agent.key"))
+	// Issued for agents.cert_validity (NotBefore is backdated 5 minutes).
+	if life := first.NotAfter.Sub(first.NotBefore) - 5*time.Minute; life < validity-2*time.Second || life > validity+2*time.Second {
+		t.Fatalf("the enrollment certificate is valid for %s, want %s (agents.cert_validity)", life, validity)
+	}
+	t.Logf("enrolled; first certificate %s expires %s", first.SerialNumber, first.NotAfter.Format(time.TimeOnly))
+
+	// Renewed on its own, two thirds into the lifetime: a new key, a later
+	// expiry.
+	fatalIf(t, waitFor(validity+waitLong, func() error {
+		if err := ag.alive(); err != nil {
+			return err
+		}
+		if c := readAgentCert(t, tg); c.SerialNumber.Cmp(first.SerialNumber) == 0 {
+			return errors.New("agent.crt is still the first certificate")
+		}
+		return nil
+	}), "renewal")
+	second := readAgentCert(t, tg)
+	t.Logf("renewed at %s; certificate %s expires %s", time.Now().Format(time.TimeOnly), second.SerialNumber, second.NotAfter.Format(time.TimeOnly))
+	if !second.NotAfter.After(first.NotAfter) {
+		t.Errorf("the renewed certificate expires %s, not after the first's %s", second.NotAfter, first.NotAfter)
+	}
+	if bytes.Equal(mustRead(t, tg.Path(agentDataDir+"/agent.key")), firstKey) {
+		t.Error("the renewal kept the old key")
+	}
+	var ident struct {
+		ServerID string `json:"server_id"`
+	}
+	fatalIf(t, json.Unmarshal(mustRead(t, tg.Path(agentDataDir+"/identity.json")), &ident), "identity.json")
+	if role, id, _ := ca.Identity(second); role != ca.RoleAgent || id != ident.ServerID {
+		t.Errorf("the renewed certificate names %s %s, want agent %s", role, id, ident.ServerID)
+	}
+	if !strings.Contains(string(mustRead(t, ag.log)), "renewed the agent certificate") {
+		t.Error("the agent did not log its renewal")
+	}
+
+	// Past the first certificate's expiry, the node refuses it: an agent that
+	// had not renewed would be locked out from here on.
+	fatalIf(t, waitFor(validity+waitLong, func() error {
+		if left := time.Until(first.NotAfter); left > -time.Second {
+			return fmt.Errorf("the first certificate is valid for %s more", left.Round(time.Second))
+		}
+		return nil
+	}), "the first certificate's expiry")
+	machineID := strings.TrimSpace(string(mustRead(t, tg.Path(agentEtc+"/machine-id"))))
+	if err := pullWith(e.node, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: first.Raw}), firstKey, machineID); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a pull with the expired first certificate: %v; want a TLS refusal", err)
+	}
+	current := mustRead(t, tg.Path(agentDataDir+"/agent.crt"))
+	fatalIf(t, pullWith(e.node, current, mustRead(t, tg.Path(agentDataDir+"/agent.key")), machineID), "a pull with the agent's current certificate")
+
+	// A node restart drops every connection: the agent must come back with
+	// a valid certificate, and a change made now must still reach alice.
+	_, err := e.node.Stop(waitStop)
+	fatalIf(t, err, "stop the node")
+	fatalIf(t, e.node.Start("--dev", "--config", cfgPath), "restart the node")
+	e.node.c.transport.CloseIdleConnections()
+	_, err = e.node.c.WaitLeader(waitLong, e.node.Node)
+	fatalIf(t, err, "leader after the restart")
+	changed := time.Now()
+	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/rampart-admins", api.Grant{}, nil)
+	fatalIf(t, waitFor(waitLong, func() error {
+		if err := ag.alive(); err != nil {
+			return err
+		}
+		if gs, err := targetGroups(tg, "alice"); err != nil || !slices.Contains(gs, "rampart-admins") {
+			return fmt.Errorf("id -Gn alice: %v, %v", gs, err)
+		}
+		return nil
+	}), "a change after the first certificate expired")
+	t.Logf("the change reached the target %s after it was made, %s after the first certificate expired",
+		time.Since(changed).Round(time.Millisecond), time.Since(first.NotAfter).Round(time.Second))
+	var renewals []string
+	for _, l := range strings.Split(string(mustRead(t, ag.log)), "\n") {
+		if strings.Contains(l, "renew") {
+			renewals = append(renewals, l)
+		}
+	}
+	t.Logf("the agent's renewals:\n%s", strings.Join(renewals, "\n"))
+}

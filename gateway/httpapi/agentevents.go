@@ -1,0 +1,169 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// Audit event types of logins reported by agents.
+const (
+	AuditSSHLogin       = "ssh.login"
+	AuditSSHLoginFailed = "ssh.login_failed"
+)
+
+// agentEvents serves POST /v1/agents/events: an agent reports logins on its
+// server's sshd. The server comes from the agent's certificate (requireAgent),
+// never from the body. Every event is recorded once in the audit log however
+// often the agent sends it: AgentEventsAppend skips the seqs the server's
+// record says are recorded and records the others, in one raft command.
+func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, srv *raftstore.Server) {
+	var req api.AgentEventsRequest
+	if err := readJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if n := len(req.Events); n > api.MaxLoginEventBatch {
+		s.writeError(w, r, Errorf(http.StatusBadRequest, "%d events in one request: send at most %d", n, api.MaxLoginEventBatch))
+		return
+	}
+	var prev uint64
+	for i := range req.Events {
+		e := &req.Events[i]
+		if err := e.Validate(); err != nil {
+			s.writeError(w, r, Errorf(http.StatusBadRequest, "event %d: %v", i, err))
+			return
+		}
+		if e.Seq <= prev {
+			s.writeError(w, r, Errorf(http.StatusBadRequest, "event %d: seq %d follows %d: seqs must increase", i, e.Seq, prev))
+			return
+		}
+		prev = e.Seq
+	}
+	if len(req.Events) == 0 {
+		s.lastEventSeq(w, r, srv.ID)
+		return
+	}
+	cmd := &raftstore.AgentEventsAppend{ServerID: srv.ID, Events: make([]raftstore.AgentEvent, len(req.Events))}
+	for i := range req.Events {
+		cmd.Events[i] = raftstore.AgentEvent{Seq: req.Events[i].Seq, Event: loginAuditEvent(srv, &req.Events[i])}
+	}
+	res, err := s.store.Apply(r.Context(), cmd)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var out raftstore.AgentEventsResult
+	if err := res.Decode(&out); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.logger.Debug("login events recorded", "server", srv.Name, "server_id", srv.ID, "accepted", out.Accepted, "duplicates", out.Duplicates, "last_seq", out.LastSeq)
+	writeJSON(w, http.StatusOK, api.AgentEventsResponse{LastSeq: out.LastSeq, Accepted: out.Accepted, Duplicates: out.Duplicates})
+}
+
+// lastEventSeq answers an empty batch with the last seq recorded, read after
+// the leader's latest commit: an agent with a new spool asks before it
+// numbers its events, and a stale answer would have it reuse seqs.
+func (s *Server) lastEventSeq(w http.ResponseWriter, r *http.Request, serverID string) {
+	if err := s.store.ConsistentRead(r.Context()); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	_, cur, err := s.store.State().ServerByID(nil, serverID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if cur == nil {
+		s.writeError(w, r, Errorf(http.StatusGone, "server %s was removed from Rampart; enroll it again", serverID))
+		return
+	}
+	writeJSON(w, http.StatusOK, api.AgentEventsResponse{LastSeq: cur.LastEventSeq})
+}
+
+// loginAuditEvent is the audit event of a login on srv. Its actor is the
+// person a Rampart certificate's key id names (the key id is the cluster's
+// own, as minted for the hop; the agent only relays it), empty otherwise.
+func loginAuditEvent(srv *raftstore.Server, e *api.LoginEvent) raftstore.AuditEventInput {
+	typ := AuditSSHLogin
+	if e.Outcome == api.LoginFailed {
+		typ = AuditSSHLoginFailed
+	}
+	f := map[string]string{"server": srv.Name, "server_id": srv.ID, "project": srv.Project,
+		"user": e.User, "source": e.Source, "agent_seq": strconv.FormatUint(e.Seq, 10)}
+	for k, v := range map[string]string{"method": e.Method, "key_type": e.KeyType, "fingerprint": e.Fingerprint,
+		"key_id": e.KeyID, "serial": e.Serial, "ca_fingerprint": e.CAFingerprint, "reason": e.Reason} {
+		if v != "" {
+			f[k] = v
+		}
+	}
+	if e.Port != 0 {
+		f["port"] = strconv.Itoa(e.Port)
+	}
+	kid := parseRampartKeyID(e.KeyID)
+	if kid["session"] != "" {
+		f["session"] = kid["session"]
+	}
+	return raftstore.AuditEventInput{Time: e.Time.UTC(), Type: typ, Actor: kid["user"], Fields: f}
+}
+
+// parseRampartKeyID reads the key id the bastion gives per-hop certificates,
+// "rampart user=alice@example.com session=s1 server=web-1 project=p", whose
+// values are %XX-escaped (gateway/ca). Anything else gives nil.
+func parseRampartKeyID(keyID string) map[string]string {
+	rest, ok := strings.CutPrefix(keyID, "rampart ")
+	if !ok {
+		return nil
+	}
+	out := map[string]string{}
+	for _, kv := range strings.Fields(rest) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil
+		}
+		if v == "-" {
+			v = ""
+		}
+		dec, ok := unescapeKeyIDValue(v)
+		if !ok {
+			return nil
+		}
+		out[k] = dec
+	}
+	return out
+}
+
+// unescapeKeyIDValue undoes gateway/ca's %XX escaping; it refuses a value
+// that decodes to anything the escaping would not have produced.
+func unescapeKeyIDValue(v string) (string, bool) {
+	if !strings.Contains(v, "%") {
+		return v, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '%' {
+			b.WriteByte(v[i])
+			continue
+		}
+		if i+2 >= len(v) {
+			return "", false
+		}
+		n, err := strconv.ParseUint(v[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", false
+		}
+		b.WriteByte(byte(n))
+		i += 2
+	}
+	out := b.String()
+	if !utf8.ValidString(out) || strings.ContainsFunc(out, unicode.IsControl) {
+		return "", false
+	}
+	return out, true
+}

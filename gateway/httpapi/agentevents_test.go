@@ -1,0 +1,207 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// fsmStore applies commands straight to an FSM, as a one-node cluster's
+// leader would; methods the events endpoint does not call are left to the
+// nil interface.
+type fsmStore struct {
+	Store
+	mu  sync.Mutex
+	fsm *raftstore.FSM
+}
+
+func (s *fsmStore) State() *raftstore.State            { return s.fsm.State() }
+func (*fsmStore) CheckFresh() error                    { return nil }
+func (*fsmStore) ConsistentRead(context.Context) error { return nil }
+func (s *fsmStore) FSM() *raftstore.FSM                { return s.fsm }
+func (*fsmStore) Status() (*raftstore.Status, error)   { return nil, nil }
+func (s *fsmStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	buf, err := raftstore.Encode(cmd)
+	if err != nil {
+		return nil, err
+	}
+	res := s.fsm.ApplyCommand(s.fsm.State().LatestIndex()+1, buf)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return raftstore.NewResult(res.Index, res.Value)
+}
+
+// loginEvent is an accepted Rampart certificate login numbered seq.
+func loginEvent(seq uint64) api.LoginEvent {
+	return api.LoginEvent{Seq: seq, Time: time.Date(2026, 5, 1, 10, 0, int(seq), 0, time.UTC), Outcome: api.LoginAccepted,
+		User: "alice", Source: "10.0.0.9", Port: 40000 + int(seq), Method: "publickey", KeyType: "ED25519-CERT",
+		Fingerprint: "SHA256:abc", KeyID: "rampart user=alice@example.com session=s-01 server=web-1 project=web",
+		Serial: "1234567890123", CAFingerprint: "SHA256:ca"}
+}
+
+func TestAgentEventsEndpoint(t *testing.T) {
+	now := time.Now()
+	f := applyAll(t,
+		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: now},
+		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", MachineID: "m1"}, Now: now},
+		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s2", Project: "web", Name: "web-2", Addr: "10.0.0.2", MachineID: "m2"}, Now: now},
+	)
+	pki := newTestPKI(t)
+	srv := New(&fsmStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
+	ts := httptest.NewUnstartedServer(srv)
+	ts.TLS = pki.nodeTLS("n1").API
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	agent1 := pki.client(ca.RoleAgent, "s1")
+	agent2 := pki.client(ca.RoleAgent, "s2")
+
+	failed := loginEvent(3)
+	failed.Outcome, failed.KeyID, failed.Serial, failed.Reason = api.LoginFailed, "", "", "Certificate invalid: expired"
+	badSource := loginEvent(9)
+	badSource.Source = "web-1.example.com"
+	tooMany := make([]api.LoginEvent, api.MaxLoginEventBatch+1)
+	for i := range tooMany {
+		tooMany[i] = loginEvent(uint64(i + 1))
+	}
+
+	tests := []struct {
+		name      string
+		client    *http.Client
+		machineID string
+		body      string
+		events    []api.LoginEvent
+		status    int
+		want      api.AgentEventsResponse
+		wantErr   string
+	}{
+		{name: "ok/first-batch", client: agent1, machineID: "m1", events: []api.LoginEvent{loginEvent(1), loginEvent(2)},
+			status: 200, want: api.AgentEventsResponse{LastSeq: 2, Accepted: 2}},
+		{name: "ok/redelivered-batch", client: agent1, machineID: "m1", events: []api.LoginEvent{loginEvent(1), loginEvent(2)},
+			status: 200, want: api.AgentEventsResponse{LastSeq: 2, Duplicates: 2}},
+		{name: "ok/overlap", client: agent1, machineID: "m1", events: []api.LoginEvent{loginEvent(2), failed},
+			status: 200, want: api.AgentEventsResponse{LastSeq: 3, Accepted: 1, Duplicates: 1}},
+		{name: "ok/empty-batch-asks-last-seq", client: agent1, machineID: "m1", events: []api.LoginEvent{},
+			status: 200, want: api.AgentEventsResponse{LastSeq: 3}},
+		{name: "ok/other-server-own-seqs", client: agent2, machineID: "m2", events: []api.LoginEvent{loginEvent(1)},
+			status: 200, want: api.AgentEventsResponse{LastSeq: 1, Accepted: 1}},
+		{name: "fail/batch-too-big", client: agent1, machineID: "m1", events: tooMany, status: 400, wantErr: "at most 200"},
+		{name: "fail/source-not-ip", client: agent1, machineID: "m1", events: []api.LoginEvent{badSource}, status: 400, wantErr: "not an IP address"},
+		{name: "fail/seqs-not-increasing", client: agent1, machineID: "m1", events: []api.LoginEvent{loginEvent(5), loginEvent(4)}, status: 400, wantErr: "must increase"},
+		{name: "fail/server-id-in-body", client: agent1, machineID: "m1", body: `{"server_id":"s2","events":[]}`, status: 400, wantErr: "unknown field"},
+		{name: "fail/no-certificate", client: pki.client("", ""), machineID: "m1", events: []api.LoginEvent{loginEvent(7)}, status: 401},
+		{name: "fail/node-certificate", client: pki.client(ca.RoleNode, "n2"), machineID: "m1", events: []api.LoginEvent{loginEvent(7)}, status: 403},
+		{name: "fail/cloned-machine", client: agent1, machineID: "m2", events: []api.LoginEvent{loginEvent(7)}, status: 409},
+		{name: "fail/removed-server", client: pki.client(ca.RoleAgent, "s9"), machineID: "m1", events: []api.LoginEvent{loginEvent(7)}, status: 410},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte(tc.body)
+			if tc.body == "" {
+				body, _ = json.Marshal(api.AgentEventsRequest{Events: tc.events})
+			}
+			req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v1/agents/events", bytes.NewReader(body))
+			req.Header.Set(api.MachineIDHeader, tc.machineID)
+			resp, err := tc.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				var e api.Error
+				_ = json.NewDecoder(resp.Body).Decode(&e)
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, e.Error, tc.status)
+			}
+			if tc.status != 200 {
+				var e api.Error
+				_ = json.NewDecoder(resp.Body).Decode(&e)
+				if !strings.Contains(e.Error, tc.wantErr) {
+					t.Fatalf("error %q does not say %q", e.Error, tc.wantErr)
+				}
+				return
+			}
+			var got api.AgentEventsResponse
+			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("response %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+
+	// What the audit log holds: each event once, in order, with the server
+	// from the certificates.
+	_, events, err := f.State().Audit(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, fmt.Sprintf("%s %s %s seq=%s", e.Type, e.Actor, e.Fields["server"], e.Fields["agent_seq"]))
+	}
+	want := []string{
+		"ssh.login alice@example.com web-1 seq=1",
+		"ssh.login alice@example.com web-1 seq=2",
+		"ssh.login_failed  web-1 seq=3",
+		"ssh.login alice@example.com web-2 seq=1",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	first := events[0].Fields
+	for k, v := range map[string]string{"server_id": "s1", "project": "web", "user": "alice", "source": "10.0.0.9", "port": "40001",
+		"method": "publickey", "key_id": loginEvent(1).KeyID, "serial": "1234567890123", "session": "s-01", "ca_fingerprint": "SHA256:ca"} {
+		if first[k] != v {
+			t.Errorf("field %s = %q, want %q", k, first[k], v)
+		}
+	}
+	if !events[0].Time.Equal(loginEvent(1).Time) {
+		t.Errorf("time = %s, want the event's %s", events[0].Time, loginEvent(1).Time)
+	}
+	if events[2].Fields["reason"] != "Certificate invalid: expired" || events[2].Fields["key_id"] != "" {
+		t.Errorf("failed login fields: %v", events[2].Fields)
+	}
+	if err := raftstore.VerifyAuditChain(events); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestParseRampartKeyID(t *testing.T) {
+	tests := []struct {
+		name  string
+		keyID string
+		want  map[string]string
+	}{
+		{"ok/minted", "rampart user=alice@example.com session=s-01 server=web-1 project=web",
+			map[string]string{"user": "alice@example.com", "session": "s-01", "server": "web-1", "project": "web"}},
+		{"ok/escaped", "rampart user=J%C3%BCrgen%20M session=- server=web-1 project=web",
+			map[string]string{"user": "Jürgen M", "session": "", "server": "web-1", "project": "web"}},
+		{"fail/not-rampart", "alice's laptop", nil},
+		{"fail/control-character", "rampart user=a%0Ab session=s", nil},
+		{"fail/bad-escape", "rampart user=a%zz", nil},
+		{"fail/cut-escape", "rampart user=a%4", nil},
+		{"fail/no-equals", "rampart user", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := parseRampartKeyID(tc.keyID); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("parseRampartKeyID(%q) = %v, want %v", tc.keyID, got, tc.want)
+			}
+		})
+	}
+}
