@@ -821,7 +821,7 @@ const benchPprofPort = "6060"
 // -jump.profile-dir, named after the benchmark part.
 func saveProfiles(b *testing.B, part string) {
 	hc := &http.Client{Timeout: time.Minute}
-	for name, path := range map[string]string{"heap.pb.gz": "heap?gc=1", "goroutines.txt": "goroutine?debug=1"} {
+	for name, path := range map[string]string{"heap.pb.gz": "heap?gc=1", "goroutines.txt": "goroutine?debug=1", "memstats.txt": "heap?debug=1"} {
 		resp, err := hc.Get("http://" + net.JoinHostPort(benchNodeIP, benchPprofPort) + "/debug/pprof/" + path)
 		fatalIf(b, err, "fetch profile "+path)
 		body, err := io.ReadAll(resp.Body)

@@ -200,18 +200,23 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 	}()
 
 	var fromTarget sync.WaitGroup
-	fromTarget.Add(2)
+	fromTarget.Add(1)
 	go func() {
 		defer fromTarget.Done()
 		n, _ := relay(p.person, &recordingReader{r: p.target, p: p})
 		b.out.Add(n)
 		_ = p.person.CloseWrite()
 	}()
-	go func() {
-		defer fromTarget.Done()
-		n, _ := relay(p.person.Stderr(), p.target.Stderr())
-		b.out.Add(n)
-	}()
+	// Only session channels carry stderr (extended data); a forwarded
+	// connection's goroutine would wait on it for nothing.
+	if p.session {
+		fromTarget.Add(1)
+		go func() {
+			defer fromTarget.Done()
+			n, _ := relay(p.person.Stderr(), p.target.Stderr())
+			b.out.Add(n)
+		}()
+	}
 	go func() {
 		n, _ := relay(p.target, &inputReader{r: p.person, p: p})
 		b.in.Add(n)
