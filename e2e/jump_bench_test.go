@@ -460,6 +460,9 @@ func (e *benchEnv) benchRate(b *testing.B) {
 			var n, failed atomic.Int64
 			firstErr := make(chan error, 1)
 			var wg sync.WaitGroup
+			if *benchProfiles != "" && path.via != "openssh" {
+				wg.Go(func() { saveCPUProfile(b, "rate-"+path.via, *benchRateFor-time.Second) })
+			}
 			for range *benchRateConc {
 				wg.Go(func() {
 					for time.Now().Before(deadline) {
@@ -831,4 +834,28 @@ func saveProfiles(b *testing.B, part string) {
 		fatalIf(b, os.WriteFile(out, body, 0o644))
 		b.Logf("%s: wrote %s", part, out)
 	}
+}
+
+// saveCPUProfile writes a CPU profile of rampartd over the next d to
+// -jump.profile-dir.
+func saveCPUProfile(b *testing.B, part string, d time.Duration) {
+	hc := &http.Client{Timeout: d + time.Minute}
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", net.JoinHostPort(benchNodeIP, benchPprofPort), int(d.Seconds()))
+	resp, err := hc.Get(url)
+	if err != nil {
+		b.Errorf("CPU profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Errorf("CPU profile: %v", err)
+		return
+	}
+	out := filepath.Join(*benchProfiles, part+"-cpu.pb.gz")
+	if err := os.WriteFile(out, body, 0o644); err != nil {
+		b.Errorf("CPU profile: %v", err)
+		return
+	}
+	b.Logf("%s: wrote %s", part, out)
 }
