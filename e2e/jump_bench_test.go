@@ -17,8 +17,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"flag"
 	"fmt"
 	"io"
@@ -104,9 +102,7 @@ func BenchmarkJump(b *testing.B) {
 	})
 	b.Run("idle-stub", func(b *testing.B) {
 		e.benchIdle(b, benchStub, *benchIdleStub, nil, func() error {
-			e.stub.mu.Lock()
-			defer e.stub.mu.Unlock()
-			if n := len(e.stub.conns); n > 0 {
+			if n := e.stub.connections(b); n > 0 {
 				return fmt.Errorf("%d connections still open to the stub", n)
 			}
 			return nil
@@ -454,12 +450,15 @@ func (e *benchEnv) benchRate(b *testing.B) {
 	for b.Loop() {
 		for _, path := range paths {
 			r := results[path.via]
-			node0, self0, total0 := procCPU(b, pid), procCPU(b, os.Getpid()), systemCPU(b)
+			node0, self0, total0 := procCPU(b, pid), procCPU(b, os.Getpid())+procCPU(b, e.stub.pid()), systemCPU(b)
 			start := time.Now()
 			deadline := start.Add(*benchRateFor)
 			var n, failed atomic.Int64
 			firstErr := make(chan error, 1)
 			var wg sync.WaitGroup
+			if *benchProfiles != "" && path.via != "openssh" {
+				wg.Go(func() { saveCPUProfile(b, "rate-"+path.via, *benchRateFor-time.Second) })
+			}
 			for range *benchRateConc {
 				wg.Go(func() {
 					for time.Now().Before(deadline) {
@@ -483,7 +482,7 @@ func (e *benchEnv) benchRate(b *testing.B) {
 			r.n += n.Load()
 			r.failed += failed.Load()
 			r.node += procCPU(b, pid) - node0
-			r.self += procCPU(b, os.Getpid()) - self0
+			r.self += procCPU(b, os.Getpid()) + procCPU(b, e.stub.pid()) - self0
 			r.total += systemCPU(b) - total0
 		}
 	}
@@ -716,112 +715,13 @@ func mbps(size int64, total time.Duration, rounds float64) float64 {
 	return float64(size) * rounds / total.Seconds() / 1e6
 }
 
-// stubTarget is an SSH server in this process standing in for a target in
-// the idle-session benchmark, where thousands of sshd sessions would not fit
-// the machine (three processes each, against a pid_max of 32768). It logs
-// in users with a per-hop certificate from the project's user CA (principal
-// and source-address checked, as sshd would) and holds every session open
-// without running anything.
-type stubTarget struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func startStubTarget(b *testing.B, e *benchEnv, ip string) *stubTarget {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	fatalIf(b, err)
-	hostKey, err := gossh.NewSignerFromKey(priv)
-	fatalIf(b, err)
-	cas := parseKeys(b, e.userCA.Keys)
-	checker := &gossh.CertChecker{
-		IsUserAuthority: func(auth gossh.PublicKey) bool {
-			return slices.ContainsFunc(cas, func(k gossh.PublicKey) bool { return bytes.Equal(k.Marshal(), auth.Marshal()) })
-		},
-		SupportedCriticalOptions: []string{"source-address"},
-	}
-	cfg := &gossh.ServerConfig{PublicKeyCallback: checker.Authenticate}
-	cfg.AddHostKey(hostKey)
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "22"))
-	fatalIf(b, err)
-	s := &stubTarget{ln: ln, conns: map[net.Conn]struct{}{}}
-	s.wg.Go(func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns[nc] = struct{}{}
-			s.mu.Unlock()
-			s.wg.Go(func() {
-				defer func() {
-					s.mu.Lock()
-					delete(s.conns, nc)
-					s.mu.Unlock()
-					nc.Close()
-				}()
-				s.serve(nc, cfg)
-			})
-		}
-	})
-	b.Cleanup(s.Close)
-	do(b, e.node.API(), http.MethodPut, "/v1/servers/"+benchStub, api.Server{Project: "bench", Name: benchStub, Addr: ip,
-		HostKeys: []string{authorizedLine(hostKey.PublicKey())}}, nil)
-	return s
-}
-
-func (s *stubTarget) serve(nc net.Conn, cfg *gossh.ServerConfig) {
-	sc, chans, reqs, err := gossh.NewServerConn(nc, cfg)
-	if err != nil {
-		return
-	}
-	defer sc.Close()
-	go gossh.DiscardRequests(reqs)
-	for nch := range chans {
-		if nch.ChannelType() != "session" {
-			_ = nch.Reject(gossh.UnknownChannelType, "sessions only")
-			continue
-		}
-		ch, creqs, err := nch.Accept()
-		if err != nil {
-			continue
-		}
-		go func() {
-			for r := range creqs {
-				var exec struct{ Command string }
-				_ = r.Reply(r.Type == "exec" || r.Type == "env", nil)
-				// "true" exits at once; anything else (cat) idles until
-				// the session closes.
-				if r.Type == "exec" && gossh.Unmarshal(r.Payload, &exec) == nil && exec.Command == "true" {
-					_, _ = ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{0}))
-					break
-				}
-			}
-			ch.Close()
-		}()
-	}
-}
-
-// Close stops the stub and ends its connections.
-func (s *stubTarget) Close() {
-	_ = s.ln.Close()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
 const benchPprofPort = "6060"
 
 // saveProfiles writes rampartd's heap profile and goroutine dump to
 // -jump.profile-dir, named after the benchmark part.
 func saveProfiles(b *testing.B, part string) {
 	hc := &http.Client{Timeout: time.Minute}
-	for name, path := range map[string]string{"heap.pb.gz": "heap?gc=1", "goroutines.txt": "goroutine?debug=1"} {
+	for name, path := range map[string]string{"heap.pb.gz": "heap?gc=1", "goroutines.txt": "goroutine?debug=1", "memstats.txt": "heap?debug=1"} {
 		resp, err := hc.Get("http://" + net.JoinHostPort(benchNodeIP, benchPprofPort) + "/debug/pprof/" + path)
 		fatalIf(b, err, "fetch profile "+path)
 		body, err := io.ReadAll(resp.Body)
@@ -831,4 +731,28 @@ func saveProfiles(b *testing.B, part string) {
 		fatalIf(b, os.WriteFile(out, body, 0o644))
 		b.Logf("%s: wrote %s", part, out)
 	}
+}
+
+// saveCPUProfile writes a CPU profile of rampartd over the next d to
+// -jump.profile-dir.
+func saveCPUProfile(b *testing.B, part string, d time.Duration) {
+	hc := &http.Client{Timeout: d + time.Minute}
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", net.JoinHostPort(benchNodeIP, benchPprofPort), int(d.Seconds()))
+	resp, err := hc.Get(url)
+	if err != nil {
+		b.Errorf("CPU profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Errorf("CPU profile: %v", err)
+		return
+	}
+	out := filepath.Join(*benchProfiles, part+"-cpu.pb.gz")
+	if err := os.WriteFile(out, body, 0o644); err != nil {
+		b.Errorf("CPU profile: %v", err)
+		return
+	}
+	b.Logf("%s: wrote %s", part, out)
 }

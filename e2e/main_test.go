@@ -18,6 +18,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	runStubTargetIfAsked()
 	flag.Parse()
 	os.Exit(run(m))
 }

@@ -30,7 +30,16 @@ func (v *invocation) clusterCmd() *cobra.Command {
 					voters++
 				}
 			}
-			return v.emit(st, []string{st.NodeID}, func(out io.Writer) error {
+			// The CA pin is what auto-enrolling agents are configured with
+			// (ca_pin), and what every enrollment token carries.
+			view := struct {
+				*raftstore.Status
+				CAPin string `json:"ca_pin,omitempty"`
+			}{Status: st}
+			if v.sh.cluster != nil {
+				view.CAPin = v.sh.cluster.CAPin()
+			}
+			return v.emit(view, []string{st.NodeID}, func(out io.Writer) error {
 				d := newDetails(out)
 				d.add("node", fmt.Sprintf("%s (%s)", st.NodeID, st.State))
 				leader := "none"
@@ -42,6 +51,9 @@ func (v *invocation) clusterCmd() *cobra.Command {
 				d.add("indexes", fmt.Sprintf("last %d, commit %d, applied %d", st.LastIndex, st.CommitIndex, st.AppliedIndex))
 				d.add("state digest", st.StateDigest)
 				d.add("members", fmt.Sprintf("%d (%d voters)", len(st.Members), voters))
+				if view.CAPin != "" {
+					d.add("cluster CA pin", view.CAPin)
+				}
 				return d.flush()
 			})
 		},

@@ -50,7 +50,7 @@ func TestReadCommands(t *testing.T) {
 		{"ok/audit-ls-since-time", []string{"audit", "ls", "--since", "2026-03-01T10:00:00Z"}, []string{"login", "session.open"}, nil},
 		{"ok/audit-verify", []string{"audit", "verify"}, []string{"audit log: 2 event(s), seq 1..2", "chain intact"}, nil},
 		{"ok/audit-export", []string{"audit", "export"}, []string{`"seq":1`, `"seq":2`, `"prev_hash":"0000`}, nil},
-		{"ok/cluster-status", []string{"cluster", "status"}, []string{"n1 (Leader)", "n1 at 127.0.0.1:8300", "last 90, commit 90, applied 90", "3 (3 voters)"}, nil},
+		{"ok/cluster-status", []string{"cluster", "status"}, []string{"n1 (Leader)", "n1 at 127.0.0.1:8300", "last 90, commit 90, applied 90", "3 (3 voters)", "cluster CA pin: sha256:0f0f"}, nil},
 		{"ok/cluster-members", []string{"cluster", "members"}, []string{"RAFT ADDRESS", "n1", "n2", "n3", "127.0.0.2:8443"}, nil},
 		{"ok/help", []string{"help"}, []string{"Available Commands", "servers", "service-tokens", "audit"}, []string{"exit"}},
 		{"ok/group-alone-prints-help", []string{"users"}, []string{"Available Commands", "disable"}, nil},
@@ -112,6 +112,7 @@ func TestJSONOutput(t *testing.T) {
 		{"ok/audit-ls-none", []string{"audit", "ls", "--type", "nothing"}, 0, "", nil},
 		{"ok/audit-verify", []string{"audit", "verify"}, -1, "ok", true},
 		{"ok/cluster-status", []string{"cluster", "status"}, -1, "leader_id", "n1"},
+		{"ok/cluster-status-ca-pin", []string{"cluster", "status"}, -1, "ca_pin", "sha256:" + strings.Repeat("0f", 32)},
 		{"ok/cluster-members", []string{"cluster", "members"}, 3, "id", "n1"},
 	}
 	for _, tc := range tests {

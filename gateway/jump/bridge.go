@@ -57,28 +57,55 @@ func (b *bridge) recording() (sha, path string) {
 	return b.recSHA, b.recPath
 }
 
-// run serves until either side goes away.
+// targetGoneChannel is a channel type registered on the target connection
+// only to learn when it ends: x/crypto closes every registered handler then.
+// A target that opens one is refused.
+const targetGoneChannel = "rampart-target-gone@rampart"
+
+// run serves until either side goes away. One loop handles the person's
+// channel opens and global requests and the target's departure: an idle
+// session costs as few goroutines as it can.
 func (b *bridge) run(chans <-chan gossh.NewChannel, greqs <-chan *gossh.Request) {
 	s := b.c.acc.project.Settings
 	var wg sync.WaitGroup
-	go b.globalRequests(greqs)
 	if s.AllowRemoteForward {
 		b.reverse(&wg, "forwarded-tcpip")
 	}
 	if s.AllowAgentForward {
 		b.reverse(&wg, "auth-agent@openssh.com")
 	}
-	// When the target goes away, so does the person's connection.
-	go func() {
-		_ = b.target.Wait()
-		b.client.Close()
-	}()
-	for nc := range chans {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b.channel(nc)
-		}()
+	targetGone := b.target.HandleChannelOpen(targetGoneChannel)
+	for chans != nil {
+		select {
+		case nc, ok := <-chans:
+			if !ok {
+				chans = nil
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b.channel(nc)
+			}()
+		case r, ok := <-greqs:
+			if !ok {
+				greqs = nil
+				continue
+			}
+			b.globalRequest(r)
+		case nc, ok := <-targetGone:
+			if !ok {
+				// When the target goes away, so does the person's
+				// connection.
+				targetGone = nil
+				b.client.Close()
+				continue
+			}
+			_ = nc.Reject(gossh.Prohibited, "not a channel type a target may open")
+		}
+	}
+	if greqs != nil {
+		go gossh.DiscardRequests(greqs)
 	}
 	b.target.Close()
 	wg.Wait()
@@ -147,29 +174,27 @@ func (b *bridge) reverse(wg *sync.WaitGroup, kind string) {
 	}()
 }
 
-// globalRequests answers the person's global requests: remote forwarding
-// when allowed (passed to the target), keepalives, and "no" to the rest.
-func (b *bridge) globalRequests(reqs <-chan *gossh.Request) {
+// globalRequest answers one of the person's global requests: remote
+// forwarding when allowed (passed to the target), and "no" to the rest.
+func (b *bridge) globalRequest(r *gossh.Request) {
 	s := b.c.acc.project.Settings
-	for r := range reqs {
-		switch r.Type {
-		case "tcpip-forward", "cancel-tcpip-forward":
-			if !s.AllowRemoteForward {
-				b.c.p.audit.Record("forward.refused", b.c.user.Login, b.c.fields("kind", "remote"))
-				_ = r.Reply(false, nil)
-				continue
-			}
-			ok, payload, err := b.target.SendRequest(r.Type, r.WantReply, r.Payload)
-			if err != nil {
-				ok = false
-			}
-			if ok && r.Type == "tcpip-forward" {
-				b.c.p.audit.Record("forward.remote", b.c.user.Login, b.c.fields())
-			}
-			_ = r.Reply(ok, payload)
-		default:
+	switch r.Type {
+	case "tcpip-forward", "cancel-tcpip-forward":
+		if !s.AllowRemoteForward {
+			b.c.p.audit.Record("forward.refused", b.c.user.Login, b.c.fields("kind", "remote"))
 			_ = r.Reply(false, nil)
+			return
 		}
+		ok, payload, err := b.target.SendRequest(r.Type, r.WantReply, r.Payload)
+		if err != nil {
+			ok = false
+		}
+		if ok && r.Type == "tcpip-forward" {
+			b.c.p.audit.Record("forward.remote", b.c.user.Login, b.c.fields())
+		}
+		_ = r.Reply(ok, payload)
+	default:
+		_ = r.Reply(false, nil)
 	}
 }
 
@@ -200,18 +225,23 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 	}()
 
 	var fromTarget sync.WaitGroup
-	fromTarget.Add(2)
+	fromTarget.Add(1)
 	go func() {
 		defer fromTarget.Done()
 		n, _ := relay(p.person, &recordingReader{r: p.target, p: p})
 		b.out.Add(n)
 		_ = p.person.CloseWrite()
 	}()
-	go func() {
-		defer fromTarget.Done()
-		n, _ := relay(p.person.Stderr(), p.target.Stderr())
-		b.out.Add(n)
-	}()
+	// Only session channels carry stderr (extended data); a forwarded
+	// connection's goroutine would wait on it for nothing.
+	if p.session {
+		fromTarget.Add(1)
+		go func() {
+			defer fromTarget.Done()
+			n, _ := relay(p.person.Stderr(), p.target.Stderr())
+			b.out.Add(n)
+		}()
+	}
 	go func() {
 		n, _ := relay(p.target, &inputReader{r: p.person, p: p})
 		b.in.Add(n)
