@@ -62,6 +62,7 @@ var (
 	agentSample      = flag.Duration("agent.sample", 0, "BenchmarkAgentIdle: how long rampartd is sampled (0: one whole poll cycle, wait + wait/16 + 2s)")
 	agentEnrollConc  = flag.Int("agent.enroll-conc", 16, "concurrent enrollments")
 	agentStartConc   = flag.Int("agent.start-conc", 64, "agents connecting for their first state at once")
+	agentRestart     = flag.Bool("agent.restart", true, "BenchmarkAgentIdle: restart the node between enrolling and connecting the agents (else wait for the enrollments' connections to close)")
 	agentProfiles    = flag.String("agent.profile-dir", "", "BenchmarkAgentIdle: write rampartd's CPU profile of the sampling window, heap profile and goroutine dump here")
 )
 
@@ -226,9 +227,11 @@ type simAgent struct {
 }
 
 // setupAgentFleet starts a dev node on ip, binds alice's key, creates the
-// project with engineering granted and enrolls n agents into it; with drain,
-// it then waits for the enrollments' connections to be closed.
-func setupAgentFleet(b *testing.B, name, ip string, n int, drain bool) *agentFleet {
+// project with engineering granted and enrolls n agents into it. With
+// settle, the agents later connect to a node without the enrollments'
+// leftovers: restarted (-agent.restart), or else once the enrollments'
+// connections have been closed.
+func setupAgentFleet(b *testing.B, name, ip string, n int, settle bool) *agentFleet {
 	// Go raises the soft limit to the hard one at start; a hard limit too
 	// low for n connections cannot be raised without privileges.
 	var lim syscall.Rlimit
@@ -264,7 +267,13 @@ func setupAgentFleet(b *testing.B, name, ip string, n int, drain bool) *agentFle
 	if _, err := api.ParseToken(token); err != nil {
 		b.Fatalf("tokens create printed %q: %v", token, err)
 	}
-	f.enroll(b, n, token, drain)
+	f.enroll(b, n, token)
+	switch {
+	case settle && *agentRestart:
+		f.restartNode(b)
+	case settle:
+		f.drainEnrollments(b, n)
+	}
 	return f
 }
 
@@ -288,7 +297,7 @@ func adminExec(b *testing.B, be *benchEnv, command string) string {
 
 // enroll enrolls n agents with agent.Enroll, each from its own directory
 // (token file, machine id, data dir), agentEnrollConc at a time.
-func (f *agentFleet) enroll(b *testing.B, n int, token string, drain bool) {
+func (f *agentFleet) enroll(b *testing.B, n int, token string) {
 	hostKey := filepath.Join(f.dir, "ssh_host_ed25519_key.pub")
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	fatalIf(b, err)
@@ -305,7 +314,6 @@ func (f *agentFleet) enroll(b *testing.B, n int, token string, drain bool) {
 		wg     sync.WaitGroup
 		logger = slog.New(slog.DiscardHandler)
 	)
-	fdsBefore := procFDs(b, f.pid)
 	start, cpu0 := time.Now(), procCPU(b, f.pid)
 	for range *agentEnrollConc {
 		wg.Go(func() {
@@ -337,20 +345,35 @@ func (f *agentFleet) enroll(b *testing.B, n int, token string, drain bool) {
 	b.Logf("%d agents enrolled in %s: %.0f/s, %.1f ms of rampartd CPU each", n, took.Round(time.Millisecond),
 		float64(n)/took.Seconds(), float64(cpu.Microseconds())/1000/float64(n))
 	b.ReportMetric(float64(n)/took.Seconds(), "enrolls/s")
+}
 
-	// agent.Enroll leaves its connection idle in a transport it then drops;
-	// the node closes such connections after its idle timeout (2 min).
-	// Waiting for that keeps them out of the descriptor count and the RSS.
-	if !drain {
-		return
-	}
+// drainEnrollments waits for the node to close the enrollments'
+// connections: agent.Enroll leaves its connection idle in a transport it
+// then drops, and the node closes it after its idle timeout (2 min). Until
+// then they count against the descriptor limit and the RSS.
+func (f *agentFleet) drainEnrollments(b *testing.B, n int) {
+	start := time.Now()
 	fatalIf(b, waitFor(3*time.Minute, func() error {
-		if fds := procFDs(b, f.pid); fds > fdsBefore+10+n/100 {
+		if fds := procFDs(b, f.pid); fds > 100+n/100 {
 			return fmt.Errorf("rampartd still has %d descriptors open", fds)
 		}
 		return nil
 	}), "enrollment connections closing")
-	b.Logf("enrollment connections closed %s after the last enrollment", time.Since(start.Add(took)).Round(time.Second))
+	b.Logf("enrollment connections closed after %s more", time.Since(start).Round(time.Second))
+}
+
+// restartNode stops the node (SIGTERM) and starts it again over its data
+// dir, as `make dev` would.
+func (f *agentFleet) restartNode(b *testing.B) {
+	rss := procStatusKiB(b, f.pid, "VmRSS")
+	code, err := f.node.Stop(waitStop)
+	fatalIf(b, err, "stop the node")
+	if code != 0 {
+		b.Fatalf("the node exited %d on SIGTERM", code)
+	}
+	fatalIf(b, f.node.Start("--dev", "--config", filepath.Join(f.node.c.Dir, "rampartd.yaml")), "restart the node")
+	f.pid = f.node.current().cmd.Process.Pid
+	b.Logf("node restarted: VmRSS %.1f MiB after the enrollments, %.1f MiB now", float64(rss)/1024, float64(procStatusKiB(b, f.pid, "VmRSS"))/1024)
 }
 
 // enrollOne enrolls agent i as the real agent does, from a directory of its

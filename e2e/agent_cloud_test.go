@@ -46,24 +46,6 @@ const (
 	cloudGCPProject = "acme-prod"
 )
 
-// startDevNodeWithConfig is StartDevNode with more YAML in the node's
-// configuration file.
-func startDevNodeWithConfig(t testing.TB, name, ip, extraYAML string) *DevNode {
-	t.Helper()
-	c := NewCluster(t, name, ip)
-	idp := "http://" + net.JoinHostPort(ip, portDevIdP)
-	c.OIDCIssuer = idp
-	cfgPath := filepath.Join(c.Dir, "rampartd.yaml")
-	cfg := fmt.Sprintf("dev_idp:\n  listen: %q\n  issuer: %q\n", net.JoinHostPort(ip, portDevIdP), idp) + extraYAML
-	fatalIf(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
-	n := c.Nodes[0]
-	fatalIf(t, n.Start("--dev", "--config", cfgPath), "start dev node")
-	fatalIf(t, c.loadBootstrapFiles(n), "dev node bootstrap")
-	d := &DevNode{Node: n, IdPURL: idp}
-	fatalIf(t, d.waitSignInReady(waitLong), "dev node sign-in")
-	return d
-}
-
 // serveOn serves h over HTTP on ip (any port) until the test ends, and
 // returns its base URL.
 func serveOn(t testing.TB, ip string, h http.Handler) string {
@@ -197,7 +179,7 @@ func TestAgentCloudEnrollment(t *testing.T) {
 	forger.URL = issuer.URL
 	audience := "https://" + net.JoinHostPort(cloudNodeIP, portAPI)
 
-	node := startDevNodeWithConfig(t, "cloud", cloudNodeIP, fmt.Sprintf(`agents:
+	node := StartDevNodeWith(t, "cloud", cloudNodeIP, fmt.Sprintf(`agents:
   aws:
     certs_file: %q
     accounts:

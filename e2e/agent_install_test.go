@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -51,29 +50,12 @@ const (
 	operatorToken = "/etc/rampart-install.token"
 )
 
-// startDevNodeWith is StartDevNode with extra lines for the node's
-// configuration file, and returns that file so a restart can reuse it.
-func startDevNodeWith(t testing.TB, name, ip, extra string) (*DevNode, string) {
-	t.Helper()
-	c := NewCluster(t, name, ip)
-	idp := "http://" + net.JoinHostPort(ip, portDevIdP)
-	c.OIDCIssuer = idp
-	cfgPath := filepath.Join(c.Dir, "rampartd.yaml")
-	cfg := fmt.Sprintf("dev_idp:\n  listen: %q\n  issuer: %q\n%s", net.JoinHostPort(ip, portDevIdP), idp, extra)
-	fatalIf(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
-	n := c.Nodes[0]
-	fatalIf(t, n.Start("--dev", "--config", cfgPath), "start dev node")
-	fatalIf(t, c.loadBootstrapFiles(n), "dev node bootstrap")
-	d := &DevNode{Node: n, IdPURL: idp}
-	fatalIf(t, d.waitSignInReady(waitLong), "dev node sign-in")
-	return d, cfgPath
-}
-
 // setupEnrollNode starts a dev node on ip (extra: more of its config),
 // binds alice's key, and creates project web granted to engineering.
 func setupEnrollNode(t *testing.T, name, ip, extra string) (*policyEnv, string) {
 	t.Helper()
-	node, cfgPath := startDevNodeWith(t, name, ip, extra)
+	node := StartDevNodeWith(t, name, ip, extra)
+	cfgPath := node.ConfigPath
 	e := &policyEnv{jumpEnv: &jumpEnv{node: node, dir: t.TempDir()}}
 	var hostCA api.CAKeys
 	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
@@ -113,6 +95,10 @@ case "$*" in
 	exit 3 ;;
 "is-active --quiet "*) exit 3 ;;
 "enable --now rampart-agent" | "restart rampart-agent")
+	# Starting an active unit does nothing, as with systemd.
+	if [ "$1" = enable ] && [ -f "$shim/agent.pid" ] && kill -0 "$(cat "$shim/agent.pid")" 2>/dev/null; then
+		exit 0
+	fi
 	if [ "$1" = restart ] && [ -f "$shim/agent.pid" ]; then
 		pid=$(cat "$shim/agent.pid")
 		kill "$pid" 2>/dev/null

@@ -26,6 +26,8 @@ type DevNode struct {
 	*Node
 	// IdPURL is the dev IdP's issuer, http://IP:5556.
 	IdPURL string
+	// ConfigPath is the node's configuration file, for restarts.
+	ConfigPath string
 }
 
 // StartDevNode starts a dev node on ip (a loopback address) with the
@@ -55,7 +57,7 @@ func StartDevNodeWith(t testing.TB, name, ip, extraYAML string) *DevNode {
 	n := c.Nodes[0]
 	fatalIf(t, n.Start("--dev", "--config", cfgPath), "start dev node")
 	fatalIf(t, c.loadBootstrapFiles(n), "dev node bootstrap")
-	d := &DevNode{Node: n, IdPURL: idp}
+	d := &DevNode{Node: n, IdPURL: idp, ConfigPath: cfgPath}
 	fatalIf(t, d.waitSignInReady(waitLong), "dev node sign-in")
 	return d
 }

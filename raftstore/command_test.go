@@ -125,7 +125,7 @@ func TestEveryMessageTypeRegistered(t *testing.T) {
 		GrantDeleteType, ServerUpsertType, ServerDeleteType, ServerSeenType, TokenCreateType,
 		TokenUseType, TokenDeleteType, EntitlementUpsertType, EntitlementDeleteType, BindingUpsertType,
 		BindingDeleteType, SessionOpenType, SessionCloseType, AuditAppendType, CAUpsertType,
-		CADeleteType, ServiceTokenCreateType, ServiceTokenDeleteType,
+		CADeleteType, ServiceTokenCreateType, ServiceTokenDeleteType, AgentEventsAppendType,
 	}
 	for _, mt := range declared {
 		if _, ok := commandTypes[mt]; !ok {

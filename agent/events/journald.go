@@ -44,13 +44,15 @@ type journalEntry struct {
 // Run implements Source. journalctl is started again (after the last
 // cursor) whenever it exits, with backoff.
 func (s *JournalSource) Run(ctx context.Context, from Position, emit func(Line) error) error {
-	cursor := from.Cursor
+	cursor, fromNow := from.Cursor, false
 	if cursor == "" {
 		// First start: begin after the newest sshd entry there is, and say
-		// so, so that a restart resumes there rather than at "now".
+		// so, so that a restart resumes there rather than at "now". With
+		// no sshd entry at all, the journal is followed from its start.
 		c, err := s.latestCursor(ctx)
 		if err != nil {
-			s.Logger.Warn("cannot read the journal's newest sshd entry; reading from its start", "err", err)
+			s.Logger.Warn("cannot read the journal's newest sshd entry; following new entries only", "err", err)
+			fromNow = true
 		}
 		cursor = c
 		if err := emit(Line{Pos: Position{Cursor: cursor}}); err != nil {
@@ -63,7 +65,7 @@ func (s *JournalSource) Run(ctx context.Context, from Position, emit func(Line) 
 	backoff := time.Second
 	for ctx.Err() == nil {
 		started := time.Now()
-		last, err := s.follow(ctx, cursor, emit)
+		last, err := s.follow(ctx, cursor, fromNow, emit)
 		if last != "" {
 			cursor = last
 		}
@@ -116,14 +118,18 @@ func (s *JournalSource) latestCursor(ctx context.Context) (string, error) {
 	return e.Cursor, nil
 }
 
-// follow runs journalctl after cursor until it exits or ctx ends, and
+// follow runs journalctl after cursor (without one: from the journal's
+// start, or only new entries when fromNow) until it exits or ctx ends, and
 // returns the cursor of the last entry handed over.
-func (s *JournalSource) follow(ctx context.Context, cursor string, emit func(Line) error) (string, error) {
+func (s *JournalSource) follow(ctx context.Context, cursor string, fromNow bool, emit func(Line) error) (string, error) {
 	args := []string{"--follow", "--output=json", "--no-pager", "--all"}
-	if cursor != "" {
+	switch {
+	case cursor != "":
 		// --no-tail: every entry after the cursor, not the last ten.
 		args = append(args, "--after-cursor="+cursor, "--no-tail")
-	} else {
+	case fromNow:
+		args = append(args, "--lines=0")
+	default:
 		args = append(args, "--no-tail")
 	}
 	args = append(args, journalMatches...)

@@ -150,7 +150,7 @@ func (s *Sender) Run(ctx context.Context) {
 			}
 			continue
 		}
-		s.deliver(ctx, pending, st.NextSeq)
+		s.deliver(ctx, pending)
 	}
 }
 
@@ -173,7 +173,7 @@ func (s *Sender) sync(ctx context.Context) {
 	}
 }
 
-func (s *Sender) deliver(ctx context.Context, pending []api.LoginEvent, nextSeq uint64) {
+func (s *Sender) deliver(ctx context.Context, pending []api.LoginEvent) {
 	first, last := pending[0].Seq, pending[len(pending)-1].Seq
 	resp, err := s.Poster.PostEvents(ctx, pending)
 	if err != nil {
@@ -181,7 +181,14 @@ func (s *Sender) deliver(ctx context.Context, pending []api.LoginEvent, nextSeq 
 		return
 	}
 	s.ok()
-	if resp.LastSeq >= nextSeq {
+	// Read after the answer: the tailer numbers events meanwhile, and only
+	// a seq beyond all it has numbered is one this spool never used.
+	st, err := s.Spool.State()
+	if err != nil {
+		s.fail(ctx, "read the event spool", err, false)
+		return
+	}
+	if nextSeq := st.NextSeq; resp.LastSeq >= nextSeq {
 		// The cluster has seqs this spool never used: it is not the spool
 		// the cluster's record was written from. Renumber, send again.
 		s.Logger.Warn("the cluster has recorded login events this spool never numbered; renumbering the undelivered ones",

@@ -106,6 +106,10 @@ func (h *Host) sshdDirectives(certFiles []string) string {
 	for _, f := range certFiles {
 		fmt.Fprintf(&b, "HostCertificate %s\n", f)
 	}
+	// At INFO, sshd logs no key id or serial for a refused certificate
+	// and no connection for a PAM account refusal; the agent's login
+	// events need both (agent/events).
+	b.WriteString("LogLevel VERBOSE\n")
 	return b.String()
 }
 

@@ -80,7 +80,7 @@ func TestApplySSHD(t *testing.T) {
 		if withCert {
 			s += "HostCertificate " + certOut + "\n"
 		}
-		return s
+		return s + "LogLevel VERBOSE\n"
 	}
 	type step struct {
 		desired  func(f *fakeHost) Desired
