@@ -305,7 +305,7 @@ func TestAgentLoginEvents(t *testing.T) {
 	fatalIf(t, err, "stop the node")
 	refusedLogin(t, mallory)
 	spooled(ag, 7)
-	fatalIf(t, e.node.Start("--dev", "--config", filepath.Join(e.node.c.Dir, "rampartd.yaml")), "restart the node")
+	fatalIf(t, e.node.Start("--dev", "--config", e.node.ConfigPath), "restart the node")
 	fatalIf(t, e.node.waitSignInReady(waitLong), "restarted node")
 	if n := len(auditOf(t, e, "ssh")); n != 2 {
 		t.Fatalf("%d ssh events in the audit log while the agent was cut off, want 2", n)
