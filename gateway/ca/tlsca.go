@@ -131,13 +131,19 @@ func (c *TLSCA) Issue(role, id string, pub crypto.PublicKey, ips []net.IP, dnsNa
 		return nil, err
 	}
 	t := c.now()
+	// Only nodes serve TLS; an agent's certificate is for client
+	// authentication alone, so it can never pass as a node.
+	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	if role == RoleAgent {
+		usages = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: role + " " + id, Organization: []string{"rampart"}},
 		NotBefore:    t.Add(-backdate),
 		NotAfter:     t.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  usages,
 		IPAddresses:  ips,
 		DNSNames:     dnsNames,
 		URIs:         []*url.URL{{Scheme: "urn", Opaque: "rampart:" + role + ":" + id}},
@@ -290,6 +296,11 @@ func PinnedTLS(pin string) *tls.Config {
 					pool.AddCert(c)
 					if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 						return fmt.Errorf("server certificate: %w", err)
+					}
+					// Only a node of the cluster may answer, never another
+					// holder of a certificate from the same CA.
+					if role, id, ok := Identity(certs[0]); !ok || role != RoleNode {
+						return fmt.Errorf("server certificate names %s %q, not a node of the cluster", role, id)
 					}
 					return nil
 				}

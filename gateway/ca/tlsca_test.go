@@ -1,14 +1,18 @@
 package ca
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -115,9 +119,15 @@ func TestIssue(t *testing.T) {
 			if len(cert.IPAddresses) != 1 || !cert.IPAddresses[0].Equal(net.IPv4(127, 0, 0, 1)) || len(cert.DNSNames) != 1 {
 				t.Fatalf("SANs %v %v", cert.IPAddresses, cert.DNSNames)
 			}
+			// Nodes serve and authenticate; agents only authenticate.
 			for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
-				if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: caNow, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+				_, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: caNow, KeyUsages: []x509.ExtKeyUsage{usage}})
+				want := tc.role == RoleNode || usage == x509.ExtKeyUsageClientAuth
+				if want && err != nil {
 					t.Fatalf("not valid for usage %v: %v", usage, err)
+				}
+				if !want && err == nil {
+					t.Fatalf("a %s certificate is valid for usage %v", tc.role, usage)
 				}
 			}
 		})
@@ -258,6 +268,41 @@ func TestPinnedTLS(t *testing.T) {
 		cfg.Certificates = []tls.Certificate{pair}
 		return cfg
 	}
+	// withChain presents a leaf followed by the cluster CA's certificate.
+	withChain := func(certPEM, keyPEM []byte) *tls.Config {
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pair.Certificate = append(pair.Certificate, cluster.Cert.Raw)
+		return &tls.Config{Certificates: []tls.Certificate{pair}}
+	}
+	// An enrolled server's agent certificate, as issued.
+	agentCert := func() *tls.Config { return withChain(issuePEM(t, cluster, RoleAgent, "srv-1")) }
+	// An agent certificate that (as before agents lost ServerAuth) could
+	// serve TLS: the role alone must refuse it.
+	agentServerAuth := func() *tls.Config {
+		key, err := NewNodeKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "agent srv-1"},
+			NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+			URIs:        []*url.URL{{Scheme: "urn", Opaque: "rampart:" + RoleAgent + ":srv-1"}},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, cluster.Cert, key.Public(), cluster.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyPEM, err := EncodeKeyPEM(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return withChain(pemCert(der), keyPEM)
+	}
 	cases := []struct {
 		name     string
 		server   *tls.Config
@@ -266,6 +311,8 @@ func TestPinnedTLS(t *testing.T) {
 		wantText string
 	}{
 		{name: "ok/pinned-ca", server: nodeAPI(cluster), pin: cluster.Pin()},
+		{name: "fail/agent-certificate", server: agentCert(), pin: cluster.Pin(), wantText: "server certificate"},
+		{name: "fail/agent-certificate-with-server-auth", server: agentServerAuth(), pin: cluster.Pin(), wantText: `names agent "srv-1", not a node`},
 		{name: "fail/other-ca", server: nodeAPI(other), pin: cluster.Pin(), want: ErrPinMismatch},
 		{name: "fail/chain-without-ca", server: leafOnly(), pin: cluster.Pin(), want: ErrPinMismatch},
 		{name: "fail/copied-ca-cert-after-foreign-leaf", server: impostor(), pin: cluster.Pin(), wantText: "server certificate"},

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	gossh "golang.org/x/crypto/ssh"
+
 	"net/http"
 	"strconv"
 	"strings"
@@ -49,9 +51,16 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, srv *raftst
 		s.lastEventSeq(w, r, srv.ID)
 		return
 	}
+	// Seqs count up by one per event from the last recorded: a far jump
+	// would make every later event look like a duplicate.
+	if first := req.Events[0].Seq; first > srv.LastEventSeq+maxEventSeqGap || prev > maxEventSeq {
+		s.writeError(w, r, Errorf(http.StatusBadRequest, "seq %d..%d is too far past the last recorded (%d)", first, prev, srv.LastEventSeq))
+		return
+	}
+	cas := s.userCAFingerprints(srv.Project)
 	cmd := &raftstore.AgentEventsAppend{ServerID: srv.ID, Events: make([]raftstore.AgentEvent, len(req.Events))}
 	for i := range req.Events {
-		cmd.Events[i] = raftstore.AgentEvent{Seq: req.Events[i].Seq, Event: loginAuditEvent(srv, &req.Events[i])}
+		cmd.Events[i] = raftstore.AgentEvent{Seq: req.Events[i].Seq, Event: loginAuditEvent(srv, &req.Events[i], cas)}
 	}
 	res, err := s.store.Apply(r.Context(), cmd)
 	if err != nil {
@@ -87,10 +96,36 @@ func (s *Server) lastEventSeq(w http.ResponseWriter, r *http.Request, serverID s
 	writeJSON(w, http.StatusOK, api.AgentEventsResponse{LastSeq: cur.LastEventSeq})
 }
 
-// loginAuditEvent is the audit event of a login on srv. Its actor is the
-// person a Rampart certificate's key id names (the key id is the cluster's
-// own, as minted for the hop; the agent only relays it), empty otherwise.
-func loginAuditEvent(srv *raftstore.Server, e *api.LoginEvent) raftstore.AuditEventInput {
+// Bounds on the seqs an agent sends (see agentEvents).
+const (
+	maxEventSeqGap = 1 << 20
+	maxEventSeq    = 1 << 53
+)
+
+// userCAFingerprints are the SHA-256 fingerprints (as sshd logs them) of a
+// project's user CA keys, retired ones included: a login with an older
+// certificate is still that person's.
+func (s *Server) userCAFingerprints(project string) map[string]bool {
+	out := map[string]bool{}
+	_, recs, err := s.store.State().CAsFor(nil, raftstore.CAUser, project)
+	if err != nil {
+		return out
+	}
+	for _, rec := range recs {
+		if k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(rec.PublicKey)); err == nil {
+			out[gossh.FingerprintSHA256(k)] = true
+		}
+	}
+	return out
+}
+
+// loginAuditEvent is the audit event of a login on srv. Its actor (and
+// session) come from a Rampart certificate's key id only when sshd accepted
+// the certificate and it was signed by the project's user CA: then the key
+// id is the cluster's own, minted for the hop. A refused login's key id is
+// whatever the client claimed (anyone can put "rampart user=ceo" in a
+// self-signed certificate), so it is recorded as a field and names no one.
+func loginAuditEvent(srv *raftstore.Server, e *api.LoginEvent, userCAs map[string]bool) raftstore.AuditEventInput {
 	typ := AuditSSHLogin
 	if e.Outcome == api.LoginFailed {
 		typ = AuditSSHLoginFailed
@@ -106,11 +141,15 @@ func loginAuditEvent(srv *raftstore.Server, e *api.LoginEvent) raftstore.AuditEv
 	if e.Port != 0 {
 		f["port"] = strconv.Itoa(e.Port)
 	}
-	kid := parseRampartKeyID(e.KeyID)
-	if kid["session"] != "" {
-		f["session"] = kid["session"]
+	var actor string
+	if e.Outcome != api.LoginFailed && userCAs[e.CAFingerprint] {
+		kid := parseRampartKeyID(e.KeyID)
+		actor = kid["user"]
+		if kid["session"] != "" {
+			f["session"] = kid["session"]
+		}
 	}
-	return raftstore.AuditEventInput{Time: e.Time.UTC(), Type: typ, Actor: kid["user"], Fields: f}
+	return raftstore.AuditEventInput{Time: e.Time.UTC(), Type: typ, Actor: actor, Fields: f}
 }
 
 // parseRampartKeyID reads the key id the bastion gives per-hop certificates,

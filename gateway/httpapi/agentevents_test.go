@@ -1,8 +1,12 @@
 package httpapi
 
 import (
+	gossh "golang.org/x/crypto/ssh"
+
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -46,12 +50,26 @@ func (s *fsmStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.R
 	return raftstore.NewResult(res.Index, res.Value)
 }
 
+// testUserCA is project web's user CA in TestAgentEventsEndpoint; its
+// fingerprint is what sshd logs for the certificates it signed.
+var testUserCA = func() gossh.PublicKey {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	k, err := gossh.NewPublicKey(pub)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 // loginEvent is an accepted Rampart certificate login numbered seq.
 func loginEvent(seq uint64) api.LoginEvent {
 	return api.LoginEvent{Seq: seq, Time: time.Date(2026, 5, 1, 10, 0, int(seq), 0, time.UTC), Outcome: api.LoginAccepted,
 		User: "alice", Source: "10.0.0.9", Port: 40000 + int(seq), Method: "publickey", KeyType: "ED25519-CERT",
 		Fingerprint: "SHA256:abc", KeyID: "rampart user=alice@example.com session=s-01 server=web-1 project=web",
-		Serial: "1234567890123", CAFingerprint: "SHA256:ca"}
+		Serial: "1234567890123", CAFingerprint: gossh.FingerprintSHA256(testUserCA)}
 }
 
 func TestAgentEventsEndpoint(t *testing.T) {
@@ -60,6 +78,8 @@ func TestAgentEventsEndpoint(t *testing.T) {
 		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: now},
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", MachineID: "m1"}, Now: now},
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s2", Project: "web", Name: "web-2", Addr: "10.0.0.2", MachineID: "m2"}, Now: now},
+		&raftstore.CAUpsert{Record: raftstore.CARecord{ID: "user-web-1", Kind: raftstore.CAUser, Project: "web", Algorithm: "ed25519",
+			PublicKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(testUserCA))), SealedKey: []byte("sealed"), State: raftstore.CAActive}, Now: now},
 	)
 	pki := newTestPKI(t)
 	srv := New(&fsmStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
@@ -72,6 +92,16 @@ func TestAgentEventsEndpoint(t *testing.T) {
 
 	failed := loginEvent(3)
 	failed.Outcome, failed.KeyID, failed.Serial, failed.Reason = api.LoginFailed, "", "", "Certificate invalid: expired"
+	// A refused login claiming a Rampart key id (anyone can self-sign a
+	// certificate with one), and an accepted one whose certificate another
+	// CA signed (a key the server trusts by other means): neither names
+	// alice as the actor.
+	claimed := loginEvent(4)
+	claimed.Outcome, claimed.Reason = api.LoginFailed, "certificate signature invalid"
+	otherCA := loginEvent(5)
+	otherCA.CAFingerprint = "SHA256:someoneelse"
+	farJump := loginEvent(6 + 1<<20)
+	farJump.Port = 40006
 	badSource := loginEvent(9)
 	badSource.Source = "web-1.example.com"
 	tooMany := make([]api.LoginEvent, api.MaxLoginEventBatch+1)
@@ -97,6 +127,9 @@ func TestAgentEventsEndpoint(t *testing.T) {
 			status: 200, want: api.AgentEventsResponse{LastSeq: 3, Accepted: 1, Duplicates: 1}},
 		{name: "ok/empty-batch-asks-last-seq", client: agent1, machineID: "m1", events: []api.LoginEvent{},
 			status: 200, want: api.AgentEventsResponse{LastSeq: 3}},
+		{name: "ok/claimed-and-foreign-key-ids", client: agent1, machineID: "m1", events: []api.LoginEvent{claimed, otherCA},
+			status: 200, want: api.AgentEventsResponse{LastSeq: 5, Accepted: 2}},
+		{name: "fail/seq-far-past-the-last", client: agent1, machineID: "m1", events: []api.LoginEvent{farJump}, status: 400, wantErr: "too far past"},
 		{name: "ok/other-server-own-seqs", client: agent2, machineID: "m2", events: []api.LoginEvent{loginEvent(1)},
 			status: 200, want: api.AgentEventsResponse{LastSeq: 1, Accepted: 1}},
 		{name: "fail/batch-too-big", client: agent1, machineID: "m1", events: tooMany, status: 400, wantErr: "at most 200"},
@@ -158,6 +191,8 @@ func TestAgentEventsEndpoint(t *testing.T) {
 		"ssh.login alice@example.com web-1 seq=1",
 		"ssh.login alice@example.com web-1 seq=2",
 		"ssh.login_failed  web-1 seq=3",
+		"ssh.login_failed  web-1 seq=4",
+		"ssh.login  web-1 seq=5",
 		"ssh.login alice@example.com web-2 seq=1",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -165,7 +200,7 @@ func TestAgentEventsEndpoint(t *testing.T) {
 	}
 	first := events[0].Fields
 	for k, v := range map[string]string{"server_id": "s1", "project": "web", "user": "alice", "source": "10.0.0.9", "port": "40001",
-		"method": "publickey", "key_id": loginEvent(1).KeyID, "serial": "1234567890123", "session": "s-01", "ca_fingerprint": "SHA256:ca"} {
+		"method": "publickey", "key_id": loginEvent(1).KeyID, "serial": "1234567890123", "session": "s-01", "ca_fingerprint": gossh.FingerprintSHA256(testUserCA)} {
 		if first[k] != v {
 			t.Errorf("field %s = %q, want %q", k, first[k], v)
 		}
@@ -175,6 +210,9 @@ func TestAgentEventsEndpoint(t *testing.T) {
 	}
 	if events[2].Fields["reason"] != "Certificate invalid: expired" || events[2].Fields["key_id"] != "" {
 		t.Errorf("failed login fields: %v", events[2].Fields)
+	}
+	if events[3].Fields["key_id"] != claimed.KeyID || events[3].Fields["session"] != "" || events[4].Fields["session"] != "" {
+		t.Errorf("claimed key ids must be kept as fields and name no session: %v / %v", events[3].Fields, events[4].Fields)
 	}
 	if err := raftstore.VerifyAuditChain(events); err != nil {
 		t.Error(err)
