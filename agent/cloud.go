@@ -18,7 +18,8 @@ import (
 // signed by AWS, a GCP instance identity token signed by Google); the
 // cluster verifies it and maps the account or project to a Rampart project.
 // With no token to carry them, the cluster's addresses and CA pin come from
-// the configuration.
+// the configuration. On AWS the cluster also requires addr to be the
+// instance's private IP, as its identity document says.
 
 // Metadata service paths and headers.
 const (
@@ -53,6 +54,11 @@ func (c *Config) validateAutoEnroll() []string {
 	}
 	if !validPin(c.CAPin) {
 		bad("ca_pin %q: auto_enroll %s needs the cluster CA's pin, sha256:<64 hex digits> (docs/agent.md shows how to compute it on a node)", c.CAPin, c.AutoEnroll)
+	}
+	// The cluster refuses it too: anything on the instance can read its
+	// identity, but only root can listen below 1024.
+	if c.SSHPort >= 1024 {
+		bad("ssh_port %d: auto_enroll %s needs sshd on a privileged port (below 1024); enroll with a token to use port %d", c.SSHPort, c.AutoEnroll, c.SSHPort)
 	}
 	switch c.AutoEnroll {
 	case "aws":

@@ -117,6 +117,8 @@ func TestValidateAutoEnroll(t *testing.T) {
 		{"ok/gcp", Config{AutoEnroll: "gcp", Cluster: []string{"10.0.0.1:8443"}, CAPin: pin, GCPMetadataURL: "http://metadata.google.internal", GCPAudience: "https://bastion:8443"}, nil},
 		{"fail/aws-everything", Config{AutoEnroll: "aws", CAPin: "sha256:zz", AWSMetadataURL: "169.254.169.254", AWSIdentityForm: "pkcs7"},
 			[]string{"set cluster", "ca_pin", "aws_metadata_url", "aws_identity_form"}},
+		{"fail/unprivileged-ssh-port", Config{AutoEnroll: "gcp", Cluster: []string{"10.0.0.1:8443"}, CAPin: pin, SSHPort: 2222,
+			GCPMetadataURL: "http://metadata.google.internal", GCPAudience: "https://bastion:8443"}, []string{"ssh_port 2222: auto_enroll gcp needs sshd on a privileged port"}},
 		{"fail/gcp-no-audience", Config{AutoEnroll: "gcp", Cluster: []string{"10.0.0.1:8443"}, CAPin: pin, GCPMetadataURL: "http://metadata.google.internal"},
 			[]string{"gcp_audience"}},
 	} {

@@ -63,6 +63,11 @@ func (p *Puller) Next(ctx context.Context, index uint64) (*api.AgentState, error
 		if errors.As(err, &he) && (he.Status == http.StatusGone || he.Status == http.StatusConflict) {
 			return nil, fmt.Errorf("%w: %s", ErrReenroll, he.Message)
 		}
+		if errors.As(err, &he) && he.Status == http.StatusUnauthorized {
+			// The certificate was replaced (or expired): transient while a
+			// renewal is under way, final otherwise; the renewer finds out.
+			p.cred.reportRefused(p.credGen)
+		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

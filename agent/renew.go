@@ -31,6 +31,15 @@ import (
 // files on disk always hold a matching pair.
 const nextSuffix = ".next"
 
+// pendingSuffix names the key of a renewal in flight (agent.key.pending).
+// The cluster makes the new key the server's agent key before it answers,
+// and from then on refuses the old certificate, except to ask again for
+// the new key's certificate. So the key is on disk before the request
+// leaves: an agent whose answer was lost, or that crashed waiting for it,
+// asks again with the same key. It is removed once the renewed pair is in
+// place, or when the cluster refuses the renewal.
+const pendingSuffix = ".pending"
+
 const (
 	// renewCheckEvery bounds how long the renewer sleeps at a time, so a
 	// suspended machine or a clock step is noticed.
@@ -54,6 +63,10 @@ type Credential struct {
 	// gen counts replacements, so connections made with an older
 	// certificate can be retired.
 	gen atomic.Uint64
+	// refused carries the generation of a certificate the cluster refused
+	// (HTTP 401: replaced or expired) to the renewer, which renews at once
+	// to find out whether the agent must enroll again.
+	refused chan uint64
 }
 
 // LoadCredential reads agent.crt and agent.key from dataDir, first finishing
@@ -76,7 +89,7 @@ func LoadCredential(dataDir string) (*Credential, error) {
 	if fi, err := os.Stat(crtPath); err == nil && fi.ModTime().After(obtained) {
 		obtained = fi.ModTime()
 	}
-	return &Credential{dataDir: dataDir, pair: &pair, obtained: obtained}, nil
+	return &Credential{dataDir: dataDir, pair: &pair, obtained: obtained, refused: make(chan uint64, 1)}, nil
 }
 
 // finishRenewal completes or discards a renewal a crash interrupted. The
@@ -126,6 +139,77 @@ func (c *Credential) current() (*x509.Certificate, time.Time) {
 
 // generation changes each time the credential is replaced.
 func (c *Credential) generation() uint64 { return c.gen.Load() }
+
+// reportRefused tells the renewer that the cluster refused the certificate
+// of generation gen as replaced or expired. It never blocks.
+func (c *Credential) reportRefused(gen uint64) {
+	select {
+	case c.refused <- gen:
+	default: // one report pending is enough
+	}
+}
+
+func (c *Credential) pendingPath() string { return filepath.Join(c.dataDir, keyFile+pendingSuffix) }
+
+// pendingKey returns the key of a renewal that may have reached the
+// cluster, or nil. A pending key that is already the current certificate's
+// (the agent stopped after storing the renewal) is removed, and so is one
+// that does not parse (it was written through a rename: not the agent's).
+func (c *Credential) pendingKey() (crypto.Signer, error) {
+	data, err := os.ReadFile(c.pendingPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	key, err := parseKeyPEM(data)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("%s: %w", c.pendingPath(), err), c.dropPendingKey())
+	}
+	leaf, _ := c.current()
+	if k, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); ok && k.Equal(key.Public()) {
+		return nil, c.dropPendingKey()
+	}
+	return key, nil
+}
+
+// storePendingKey puts key on disk, flushed, before it is sent.
+func (c *Credential) storePendingKey(key crypto.Signer) error {
+	keyPEM, err := ca.EncodeKeyPEM(key)
+	if err != nil {
+		return err
+	}
+	if err := writeSynced(c.pendingPath(), keyPEM); err != nil {
+		return err
+	}
+	return syncDir(c.dataDir)
+}
+
+// dropPendingKey forgets the key of the renewal in flight.
+func (c *Credential) dropPendingKey() error {
+	if err := os.Remove(c.pendingPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return syncDir(c.dataDir)
+}
+
+// parseKeyPEM reads a PKCS #8 private key as ca.EncodeKeyPEM writes it.
+func parseKeyPEM(data []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, errors.New("not a PEM PRIVATE KEY")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("a %T cannot sign", k)
+	}
+	return signer, nil
+}
 
 // replace stores a new pair on disk (staged, then renamed key first) and
 // makes it the one presented from now on.
@@ -263,6 +347,13 @@ func (r *Renewer) Run(ctx context.Context) error {
 			return fmt.Errorf("%w: the agent certificate expired at %s before it could be renewed", ErrReenroll, leaf.NotAfter.UTC().Format(time.RFC3339))
 		}
 		wait := renewAt(leaf, obtained).Sub(now)
+		if pending, err := r.cred.pendingKey(); err != nil {
+			r.logger.Warn("discarding the key of an earlier renewal", "err", err)
+		} else if pending != nil {
+			// An earlier renewal may have reached the cluster, which then
+			// accepts the current certificate for nothing but finishing it.
+			wait = 0
+		}
 		if failures > 0 {
 			wait = retryDelay(failures, leaf.NotAfter.Sub(now))
 		}
@@ -270,10 +361,15 @@ func (r *Renewer) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
+			case gen := <-r.cred.refused:
+				if gen != r.cred.generation() {
+					continue // refused before the last renewal
+				}
+				r.logger.Warn("the cluster refused the agent certificate; renewing now to find out whether it was replaced")
 			case <-r.after(min(wait, renewCheckEvery)):
-			}
-			if failures == 0 || wait > renewCheckEvery {
-				continue // look again: the time may have jumped
+				if failures == 0 || wait > renewCheckEvery {
+					continue // look again: the time may have jumped
+				}
 			}
 		}
 		err := r.renewOnce(ctx)
@@ -291,15 +387,26 @@ func (r *Renewer) Run(ctx context.Context) error {
 	}
 }
 
-// renewOnce generates a key pair, has the cluster certify it and replaces
-// the credential.
+// renewOnce has the cluster certify a new key pair and replaces the
+// credential. The key is the pending one of an earlier attempt if there is
+// one (see pendingSuffix), else a new one, stored as pending first.
 func (r *Renewer) renewOnce(ctx context.Context) error {
 	if len(r.cluster) == 0 {
 		return errors.New("no cluster address known")
 	}
-	key, err := r.newKey()
+	key, err := r.cred.pendingKey()
 	if err != nil {
-		return fmt.Errorf("generate key: %w", err)
+		r.logger.Warn("discarding the key of an earlier renewal", "err", err)
+	}
+	if key != nil {
+		r.logger.Info("asking again for the certificate of an earlier renewal's key", "server_id", r.serverID)
+	} else {
+		if key, err = r.newKey(); err != nil {
+			return fmt.Errorf("generate key: %w", err)
+		}
+		if err := r.cred.storePendingKey(key); err != nil {
+			return fmt.Errorf("store the new key: %w", err)
+		}
 	}
 	pubDER, err := x509.MarshalPKIXPublicKey(key.Public())
 	if err != nil {
@@ -324,8 +431,19 @@ func (r *Renewer) renewOnce(ctx context.Context) error {
 			break
 		}
 		var he *HTTPError
-		if errors.As(err, &he) && (he.Status == http.StatusGone || he.Status == http.StatusConflict) {
-			return fmt.Errorf("%w: %s", ErrReenroll, he.Message)
+		if errors.As(err, &he) && he.Status/100 == 4 {
+			// Refused, not failed: the cluster has not recorded this key,
+			// and never will.
+			if err := r.cred.dropPendingKey(); err != nil {
+				r.logger.Warn("could not remove the refused renewal key", "err", err)
+			}
+			switch he.Status {
+			case http.StatusGone, http.StatusConflict, http.StatusUnauthorized:
+				// Removed, cloned, or replaced by a newer renewal or
+				// enrollment (or expired).
+				return fmt.Errorf("%w: %s", ErrReenroll, he.Message)
+			}
+			return fmt.Errorf("%s: %w", addr, err)
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 		r.next++
@@ -344,6 +462,14 @@ func (r *Renewer) renewOnce(ctx context.Context) error {
 	if err := r.cred.replace([]byte(resp.CertPEM), keyPEM, r.now()); err != nil {
 		return fmt.Errorf("store the new certificate: %w", err)
 	}
+	if err := r.cred.dropPendingKey(); err != nil {
+		// Harmless: pendingKey removes it once it is the current key.
+		r.logger.Warn("could not remove the renewal's pending key", "err", err)
+	}
+	// Pooled connections still present the old certificate, which the
+	// cluster now refuses (the puller and the event sender retire theirs
+	// too, by generation).
+	r.client.CloseIdleConnections()
 	r.logger.Info("renewed the agent certificate", "server_id", r.serverID, "expires", cert.NotAfter.UTC())
 	return nil
 }

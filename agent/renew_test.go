@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-ssh/rampart/agent/events"
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 )
@@ -46,6 +47,16 @@ type renewCluster struct {
 	failMsg    string
 	// issue, when set, replaces the certificate the node would issue.
 	issue func(pub any) []byte
+	// keys are the public keys renewals asked for, in order.
+	keys []string
+	// loseAnswers renewals are handled, then their connection is dropped
+	// before the answer is written.
+	loseAnswers int
+	// stateStatus, when set, answers state pulls with it.
+	stateStatus int
+	// eventPosts are the serials of the client certificates event
+	// deliveries came with.
+	eventPosts []*big.Int
 }
 
 func newRenewCluster(t *testing.T) *renewCluster {
@@ -60,8 +71,20 @@ func newRenewCluster(t *testing.T) *renewCluster {
 	mux.HandleFunc("GET /v1/agents/state", func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		c.pulls = append(c.pulls, r.TLS.PeerCertificates[0].SerialNumber)
+		status := c.stateStatus
 		c.mu.Unlock()
+		if status != 0 {
+			w.WriteHeader(status)
+			_ = json.NewEncoder(w).Encode(api.Error{Error: "this agent certificate was replaced (renewed or re-enrolled)"})
+			return
+		}
 		_ = json.NewEncoder(w).Encode(api.AgentState{Index: 1, ServerID: "srv-1"})
+	})
+	mux.HandleFunc("POST /v1/agents/events", func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.eventPosts = append(c.eventPosts, r.TLS.PeerCertificates[0].SerialNumber)
+		c.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(api.AgentEventsResponse{})
 	})
 	c.ts = httptest.NewUnstartedServer(mux)
 	key, err := ca.NewNodeKey()
@@ -110,6 +133,7 @@ func (c *renewCluster) renew(w http.ResponseWriter, r *http.Request) {
 		c.t.Errorf("renew request key: %v", err)
 		return
 	}
+	c.keys = append(c.keys, req.PublicKey)
 	var certPEM []byte
 	if c.issue != nil {
 		certPEM = c.issue(pub)
@@ -118,6 +142,16 @@ func (c *renewCluster) renew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.renewals++
+	if c.loseAnswers > 0 {
+		c.loseAnswers--
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			c.t.Error(err)
+			return
+		}
+		conn.Close()
+		return
+	}
 	_ = json.NewEncoder(w).Encode(api.AgentRenewResponse{CertPEM: string(certPEM)})
 }
 
@@ -438,4 +472,254 @@ func (f *fakeClock) waitsEnd(n int) time.Time {
 		t = t.Add(-d)
 	}
 	return t
+}
+
+func (c *renewCluster) renewKeys() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.keys...)
+}
+
+// newRenewer builds the puller and renewer of a data dir enrolled with c.
+func newRenewer(t *testing.T, c *renewCluster, validity time.Duration) (string, *Puller, *Renewer) {
+	t.Helper()
+	dir, id := c.enroll(t, validity)
+	p, err := NewPuller(dir, id, time.Second, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.NewRenewer(dir, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, p, r
+}
+
+func publicKeyPEM(t *testing.T, pub any) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func pendingExists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, keyFile+pendingSuffix))
+	return err == nil
+}
+
+// A renewal whose answer is lost is asked again for the same key: the
+// cluster may have made it the server's agent key already, and then
+// certifies no other.
+func TestRenewalAfterLostAnswer(t *testing.T) {
+	c := newRenewCluster(t)
+	c.loseAnswers = 1
+	dir, _, r := newRenewer(t, c, time.Hour)
+	old := readLeaf(t, dir)
+	ctx := context.Background()
+	if err := r.renewOnce(ctx); err == nil {
+		t.Fatal("a renewal whose answer was lost succeeded")
+	}
+	if !pendingExists(dir) {
+		t.Fatal("the key of the unanswered renewal is not on disk")
+	}
+	if readLeaf(t, dir).SerialNumber.Cmp(old.SerialNumber) != 0 {
+		t.Fatal("the credential changed without an answer")
+	}
+	// A restart in between changes nothing: the key is read from disk.
+	again, err := LoadCredential(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cred = again
+	if err := r.renewOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys := c.renewKeys()
+	if len(keys) != 2 || keys[0] != keys[1] {
+		t.Fatalf("renewals asked for %d keys, the same twice: %v", len(keys), len(keys) == 2 && keys[0] == keys[1])
+	}
+	renewed := readLeaf(t, dir)
+	if publicKeyPEM(t, renewed.PublicKey) != keys[0] {
+		t.Fatal("the stored certificate is not for the key asked for")
+	}
+	if pendingExists(dir) {
+		t.Fatal("the pending key is left behind after the renewal was stored")
+	}
+	// The next renewal is a new key again.
+	if err := r.renewOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys := c.renewKeys(); len(keys) != 3 || keys[2] == keys[0] {
+		t.Fatal("the renewal after a completed one reused its key")
+	}
+}
+
+// An agent restarted with a pending key renews at once, with that key,
+// whenever its certificate is due; a pending key that is already the
+// current certificate's is dropped without a renewal.
+func TestRenewerFinishesPendingRenewal(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// pending returns the pending key to leave in the data dir.
+		pending     func(t *testing.T, dir string) []byte
+		wantRenewal bool
+	}{
+		{name: "ok/pending-key-renewed-at-once", wantRenewal: true, pending: func(t *testing.T, _ string) []byte {
+			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			b, _ := ca.EncodeKeyPEM(k)
+			return b
+		}},
+		{name: "ok/pending-key-already-current", pending: func(t *testing.T, dir string) []byte {
+			return mustReadFile(t, filepath.Join(dir, keyFile))
+		}},
+		{name: "ok/unreadable-pending-key-dropped", pending: func(*testing.T, string) []byte { return []byte("garbage") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newRenewCluster(t)
+			dir, id := c.enroll(t, time.Hour)
+			pendingPEM := tc.pending(t, dir)
+			if err := os.WriteFile(filepath.Join(dir, keyFile+pendingSuffix), pendingPEM, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p, err := NewPuller(dir, id, time.Second, discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := p.NewRenewer(dir, discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			clock := &fakeClock{now: time.Now(), stopAfter: 1, cancel: cancel}
+			r.now, r.after = clock.Now, clock.After
+			if err := r.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			keys := c.renewKeys()
+			if !tc.wantRenewal {
+				if len(keys) != 0 {
+					t.Fatalf("%d renewals, want none before the certificate is due", len(keys))
+				}
+				if len(clock.waits) != 1 || clock.waits[0] < 39*time.Minute {
+					t.Fatalf("waits %v, want the first until two thirds of the hour", clock.waits)
+				}
+			} else {
+				pendingKey, err := parseKeyPEM(pendingPEM)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(keys) != 1 || keys[0] != publicKeyPEM(t, pendingKey.Public()) {
+					t.Fatalf("renewals asked for %d keys; want one, the pending key", len(keys))
+				}
+				if publicKeyPEM(t, readLeaf(t, dir).PublicKey) != keys[0] {
+					t.Fatal("the data dir does not hold the pending key's certificate")
+				}
+			}
+			if pendingExists(dir) {
+				t.Fatal("the pending key is left behind")
+			}
+		})
+	}
+}
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A refused renewal forgets its key; one refused as replaced (401) means
+// the agent must enroll again.
+func TestRenewalRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		status       int
+		wantReenroll bool
+	}{
+		{"fail/replaced", http.StatusUnauthorized, true},
+		{"fail/removed", http.StatusGone, true},
+		{"fail/bad-request", http.StatusBadRequest, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newRenewCluster(t)
+			c.failStatus, c.failMsg = tc.status, "refused"
+			dir, _, r := newRenewer(t, c, time.Hour)
+			err := r.renewOnce(context.Background())
+			if err == nil || errors.Is(err, ErrReenroll) != tc.wantReenroll {
+				t.Fatalf("renewOnce: %v; ErrReenroll wanted: %v", err, tc.wantReenroll)
+			}
+			if pendingExists(dir) {
+				t.Fatal("a refused renewal's key is kept")
+			}
+		})
+	}
+}
+
+// blockingClock never lets a wait end: only a refusal report wakes the
+// renewer.
+type blockingClock struct{}
+
+func (b blockingClock) After(time.Duration) <-chan time.Time { return make(chan time.Time) }
+
+// A pull refused with 401 makes the renewer try at once, long before the
+// certificate is due; refused as replaced there too, the agent must enroll
+// again.
+func TestRefusedPullRenewsAtOnce(t *testing.T) {
+	c := newRenewCluster(t)
+	c.stateStatus = http.StatusUnauthorized
+	c.failStatus, c.failMsg = http.StatusUnauthorized, "renewal refused: this agent certificate was replaced"
+	_, p, r := newRenewer(t, c, 24*time.Hour)
+	r.after = blockingClock{}.After
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run(ctx) }()
+	pullCtx, stopPull := context.WithCancel(ctx)
+	pullErr := make(chan error, 1)
+	go func() { _, err := p.Next(pullCtx, 0); pullErr <- err }()
+	err := <-runErr
+	stopPull()
+	<-pullErr
+	// Only the renewal's refusal says so: the renewer asked the cluster.
+	if !errors.Is(err, ErrReenroll) || !strings.Contains(err.Error(), "renewal refused: this agent certificate was replaced") {
+		t.Fatalf("Run: %v; want ErrReenroll with the renewal's refusal", err)
+	}
+}
+
+// The login event poster shares the credential: after a renewal its next
+// delivery presents the new certificate, not a pooled connection's old one.
+func TestRenewalReachesEventPoster(t *testing.T) {
+	c := newRenewCluster(t)
+	dir, p, r := newRenewer(t, c, time.Hour)
+	tlsCfg, err := clientTLS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg.Certificates, tlsCfg.GetClientCertificate = nil, p.cred.clientCertificate
+	poster := events.NewHTTPPoster(tlsCfg, p.id.Cluster, p.id.MachineID)
+	poster.RetireConnectionsOn(p.cred.generation)
+	ctx := context.Background()
+	old := readLeaf(t, dir)
+	if _, err := poster.PostEvents(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.renewOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	renewed := readLeaf(t, dir)
+	if _, err := poster.PostEvents(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	posts := append([]*big.Int(nil), c.eventPosts...)
+	c.mu.Unlock()
+	if len(posts) != 2 || posts[0].Cmp(old.SerialNumber) != 0 || posts[1].Cmp(renewed.SerialNumber) != 0 {
+		t.Fatalf("event posts presented %v; want the old certificate %s, then the renewed %s", posts, old.SerialNumber, renewed.SerialNumber)
+	}
 }

@@ -110,6 +110,7 @@ func startLoginEvents(ctx context.Context, cfg *Config, id *Identity, p *Puller,
 	if spoolDir == "" {
 		spoolDir = filepath.Join(cfg.DataDir, "events")
 	}
-	return events.Start(ctx, events.Config{LoginLog: cfg.LoginLog, SpoolDir: spoolDir,
-		Poster: events.NewHTTPPoster(tlsCfg, id.Cluster, id.MachineID), Logger: logger})
+	poster := events.NewHTTPPoster(tlsCfg, id.Cluster, id.MachineID)
+	poster.RetireConnectionsOn(p.cred.generation)
+	return events.Start(ctx, events.Config{LoginLog: cfg.LoginLog, SpoolDir: spoolDir, Poster: poster, Logger: logger})
 }

@@ -9,6 +9,12 @@ package e2e
 // on the node is the production code; only the clouds are played by the
 // test, signing with keys it made.
 //
+// Refusals are shown both through the real agent and, for what only a
+// process other than the agent would send (an sshd port above 1023, which
+// the agent refuses itself), by POSTing the enrollment directly: anything
+// on an instance can read its identity, and the cluster must bound what it
+// can claim with it.
+//
 // Addresses: the dev node on 127.0.0.60, targets on .61-.63 and .65, the
 // fake metadata services and issuer on .64, a node without cloud settings
 // on .67, one with broken ones on .68.
@@ -16,7 +22,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -24,10 +36,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
@@ -72,6 +88,10 @@ type cloudAgent struct {
 	// awsURL, awsForm, gcpURL, audience: the metadata services and
 	// what to ask them.
 	awsURL, awsForm, gcpURL, audience string
+	// addr and sshPort override the target's address and sshd port in
+	// the configuration.
+	addr    string
+	sshPort int
 }
 
 // writeCloudAgentFiles writes an agent configuration that auto-enrolls as
@@ -81,6 +101,13 @@ func writeCloudAgentFiles(t testing.TB, tg *Target, name string, c cloudAgent) {
 	dir := tg.Path(agentEtc)
 	fatalIf(t, os.RemoveAll(dir))
 	fatalIf(t, os.Mkdir(dir, 0o700))
+	addr, port := tg.IP(), tg.Port()
+	if c.addr != "" {
+		addr = c.addr
+	}
+	if c.sshPort != 0 {
+		port = c.sshPort
+	}
 	cfg := fmt.Sprintf(`cluster: [%q]
 ca_pin: %s
 auto_enroll: %s
@@ -99,20 +126,25 @@ home_archive_dir: %s/home-archive
 poll_wait: 5s
 delete_grace: 1h
 log_level: debug
-`, c.apiAddr, c.pin, c.mode, c.awsURL, c.awsForm, c.gcpURL, c.audience, agentTokenFile, agentDataDir, name, tg.IP(), tg.Port(),
+`, c.apiAddr, c.pin, c.mode, c.awsURL, c.awsForm, c.gcpURL, c.audience, agentTokenFile, agentDataDir, name, addr, port,
 		agentEtc, agentEtc, agentEtc)
 	fatalIf(t, os.WriteFile(tg.Path(agentConfig), []byte(cfg), 0o600))
 	fatalIf(t, os.WriteFile(tg.Path(agentEtc+"/machine-id"), []byte(randomHex(t)+randomHex(t)+"\n"), 0o444))
 }
 
-// cloudServer is a server as `servers ls --json` shows it.
+// cloudServer is a server as `servers ls --json` shows it (all but when
+// it was last seen).
 type cloudServer struct {
-	ID           string `json:"id"`
-	Name         string `json:"name"`
-	Project      string `json:"project"`
-	EnrollMethod string `json:"enroll_method"`
-	InstanceID   string `json:"instance_id"`
-	MachineID    string `json:"machine_id"`
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	Project      string   `json:"project"`
+	AltNames     []string `json:"alt_names"`
+	Addr         string   `json:"addr"`
+	SSHPort      int      `json:"ssh_port"`
+	EnrollMethod string   `json:"enroll_method"`
+	InstanceID   string   `json:"instance_id"`
+	MachineID    string   `json:"machine_id"`
+	HostKeys     []string `json:"host_keys"`
 }
 
 func listServers(t testing.TB, e *policyEnv) map[string]cloudServer {
@@ -175,7 +207,8 @@ func TestAgentCloudEnrollment(t *testing.T) {
 	bundle := filepath.Join(dir, "aws-certs.pem")
 	fatalIf(t, os.WriteFile(bundle, append(append([]byte(nil), otherRegion.CertPEM...), region.CertPEM...), 0o644))
 	issuer, forger := newIssuer(t), newIssuer(t)
-	issuer.URL = serveOn(t, cloudFakesIP, issuer)
+	issuerHits := &countingHandler{h: issuer}
+	issuer.URL = serveOn(t, cloudFakesIP, issuerHits)
 	forger.URL = issuer.URL
 	audience := "https://" + net.JoinHostPort(cloudNodeIP, portAPI)
 
@@ -190,6 +223,8 @@ func TestAgentCloudEnrollment(t *testing.T) {
     audience: %q
     projects:
       %s: db
+    max_age: 1h
+    allow_reenroll: true
 `, bundle, cloudAccount, issuer.URL, audience, cloudGCPProject))
 	e := &policyEnv{jumpEnv: &jumpEnv{node: node, dir: dir}}
 	var hostCA api.CAKeys
@@ -294,103 +329,199 @@ func TestAgentCloudEnrollment(t *testing.T) {
 	otherInstance.InstanceID, otherInstance.InstanceName = cloudidtest.RandomGCPInstanceID(), "cloud-bad"
 	unmappedInstance := otherInstance
 	unmappedInstance.ProjectID = "acme-dev"
+	staleInstance := otherInstance
+	staleInstance.CreatedAt = time.Now().Add(-2 * time.Hour)
+
+	// refusedCleanly checks, after a refused enrollment as name, that
+	// nothing was registered or changed, that the node logged the refusal
+	// (when it was asked) and that no GCP token was printed or logged.
+	refusedCleanly := func(t *testing.T, name string, before map[string]cloudServer, nodeLog string, logOffset int64, nodeAsked bool, out string) {
+		t.Helper()
+		for _, tok := range badTokens {
+			if strings.Contains(out, tok) {
+				t.Errorf("the agent printed the GCP token")
+			}
+		}
+		if _, err := os.Stat(bad.Path(agentDataDir + "/identity.json")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("identity.json after a refused enrollment: %v", err)
+		}
+		if after := listServers(t, e); !reflect.DeepEqual(after, before) {
+			t.Errorf("a refused enrollment changed the servers:\nbefore %+v\nafter  %+v", before, after)
+		}
+		if !nodeAsked {
+			return
+		}
+		lines, err := readLinesFrom(nodeLog, logOffset)
+		fatalIf(t, err)
+		refused := regexp.MustCompile(`refused enrollment.*server_name=` + regexp.QuoteMeta(name) + `\b`)
+		var found bool
+		for _, l := range lines {
+			if !found && refused.MatchString(l) {
+				found = true
+				t.Logf("node logged: %s", l)
+			}
+			for _, tok := range badTokens {
+				if strings.Contains(l, tok) {
+					t.Errorf("the node logged the GCP token: %s", l)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("the node did not log the refusal of %s", name)
+		}
+	}
+
 	for _, tc := range []struct {
 		name  string
 		agent cloudAgent
 		setup func()
 		want  string
+		// server is the name the agent enrolls as; "" is cloud-bad.
+		server string
+		// local: the agent refuses its configuration (exit status 2)
+		// without asking the node.
+		local bool
 	}{
 		{"fail/aws-forged-document", badAWS, func() {
 			// Signed, then moved to another account.
 			doc := awsDocOf(nil)
 			forged := bytes.Replace(doc, []byte(cloudAccount), []byte("123456789013"), 1)
 			badIMDS.SetIdentity(forged, signAWS(t, region, doc), "")
-		}, "signature does not verify against this cluster's AWS certificates"},
+		}, "signature does not verify against this cluster's AWS certificates", "", false},
 		{"fail/aws-forged-signature", badAWS, func() {
 			doc := awsDocOf(nil)
 			badIMDS.SetIdentity(doc, signAWS(t, attacker, doc), "")
-		}, "signature does not verify against this cluster's AWS certificates"},
+		}, "signature does not verify against this cluster's AWS certificates", "", false},
 		{"fail/aws-forged-rsa2048", withForm(badAWS, "rsa2048"), func() {
 			p7, err := attacker.RSA2048(awsDocOf(nil))
 			fatalIf(t, err)
 			badIMDS.SetIdentity(nil, "", p7)
-		}, "PKCS #7 signature does not verify"},
+		}, "PKCS #7 signature does not verify", "", false},
 		{"fail/aws-unmapped-account", badAWS, func() {
 			doc := awsDocOf(func(d *cloudidtest.AWSDocument) { d.AccountID = "210987654321" })
 			badIMDS.SetIdentity(doc, signAWS(t, region, doc), "")
-		}, "AWS account 210987654321 is not mapped to a Rampart project"},
+		}, "AWS account 210987654321 is not mapped to a Rampart project", "", false},
 		{"fail/aws-stale-pending-time", badAWS, func() {
 			doc := awsDocOf(func(d *cloudidtest.AWSDocument) { d.PendingTime = time.Now().Add(-2 * time.Hour) })
 			badIMDS.SetIdentity(doc, signAWS(t, region, doc), "")
-		}, "auto-enrollment is allowed only within agents.aws.max_age of launch"},
-		{"fail/aws-second-enrollment", badAWS, func() { badIMDS.SetIdentity(awsDoc, awsSig, "") },
-			"is already enrolled as server aws-1"},
+		}, "auto-enrollment is allowed only within agents.aws.max_age of launch", "", false},
+		// The document is genuine, but the bastion would be sent elsewhere.
+		{"fail/aws-addr-not-private-ip", badAWS, func() {
+			doc := awsDocOf(func(d *cloudidtest.AWSDocument) { d.PrivateIP = "10.0.3.17" })
+			badIMDS.SetIdentity(doc, signAWS(t, region, doc), "")
+		}, "addr " + cloudBadIP + " is not the private IP of AWS instance", "", false},
+		{"fail/aws-unprivileged-port", withPort(badAWS, 2222), func() {
+			doc := awsDocOf(nil)
+			badIMDS.SetIdentity(doc, signAWS(t, region, doc), "")
+		}, "ssh_port 2222: auto_enroll aws needs sshd on a privileged port", "", true},
+		// A copy of aws-1's identity, claiming its address too.
+		{"fail/aws-second-enrollment", withAddr(badAWS, cloudAWSIP), func() { badIMDS.SetIdentity(awsDoc, awsSig, "") },
+			"is already enrolled as server aws-1", "", false},
 		{"fail/aws-not-configured", onNode(t, badAWS, plain), func() {
 			doc := awsDocOf(nil)
 			badIMDS.SetIdentity(doc, signAWS(t, region, doc), "")
-		}, "this cluster does not accept AWS auto-enrollment"},
+		}, "this cluster does not accept AWS auto-enrollment", "", false},
 		{"fail/gcp-expired", badGCP, func() {
 			badMeta.SetToken(gcpToken(otherInstance, issuer, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)))
-		}, "the GCP instance identity token expired"},
+		}, "the GCP instance identity token expired", "", false},
+		// A fresh token of an instance created before agents.gcp.max_age.
+		{"fail/gcp-stale-instance", badGCP, func() {
+			badMeta.SetToken(gcpToken(staleInstance, issuer, time.Now(), time.Time{}))
+		}, "auto-enrollment is allowed only within agents.gcp.max_age of its creation", "", false},
 		{"fail/gcp-wrong-audience", withAudience(badGCP, "https://bastion.example.org:8443"), func() {
 			badMeta.SetToken(gcpToken(otherInstance, issuer, time.Now(), time.Time{}))
-		}, `is for audience "https://bastion.example.org:8443", not this cluster's`},
+		}, `is for audience "https://bastion.example.org:8443", not this cluster's`, "", false},
 		{"fail/gcp-unmapped-project", badGCP, func() {
 			badMeta.SetToken(gcpToken(unmappedInstance, issuer, time.Now(), time.Time{}))
-		}, "GCP project acme-dev is not mapped to a Rampart project"},
+		}, "GCP project acme-dev is not mapped to a Rampart project", "", false},
 		{"fail/gcp-forged", badGCP, func() {
 			badMeta.SetToken(gcpToken(otherInstance, forger, time.Now(), time.Time{}))
-		}, "is not a valid token of the issuer"},
-		{"fail/gcp-second-enrollment", badGCP, func() {
+		}, "is not a valid token of the issuer", "", false},
+		// agents.gcp.allow_reenroll is on: gcp-1's instance may enroll again,
+		// but only as gcp-1 at gcp-1's address.
+		{"fail/gcp-reenroll-other-name", badGCP, func() {
 			badMeta.SetToken(gcpToken(gcpInstance, issuer, time.Now(), time.Time{}))
-		}, "is already enrolled as server gcp-1"},
+		}, `enrolling it again keeps the server's name (gcp-1), and this enrollment asks for "cloud-bad"`, "", false},
+		{"fail/gcp-reenroll-other-addr", badGCP, func() {
+			badMeta.SetToken(gcpToken(gcpInstance, issuer, time.Now(), time.Time{}))
+		}, "enrolling it again keeps the server's address (" + cloudGCPIP + "), and this enrollment asks for " + cloudBadIP, "gcp-1", false},
 		{"fail/gcp-not-configured", onNode(t, badGCP, plain), func() {
 			badMeta.SetToken(gcpToken(otherInstance, issuer, time.Now(), time.Time{}))
-		}, "this cluster does not accept GCP auto-enrollment"},
+		}, "this cluster does not accept GCP auto-enrollment", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			server := tc.server
+			if server == "" {
+				server = "cloud-bad"
+			}
 			tc.setup()
-			writeCloudAgentFiles(t, bad, "cloud-bad", tc.agent)
+			writeCloudAgentFiles(t, bad, server, tc.agent)
+			before := listServers(t, e)
 			nodeLog := node.current().stderrPath
 			logOffset := fileSize(t, nodeLog)
-			out := runAgentToExit(t, bad)
+			exit := 1
+			if tc.local {
+				exit = 2
+			}
+			out := runAgentToExit(t, bad, exit)
 			if !strings.Contains(out, tc.want) {
 				t.Errorf("agent output does not say %q:\n%s", tc.want, out)
 			}
 			t.Logf("agent refused:\n%s", strings.TrimSpace(out))
-			for _, tok := range badTokens {
-				if strings.Contains(out, tok) {
-					t.Errorf("the agent printed the GCP token")
-				}
-			}
-			if _, err := os.Stat(bad.Path(agentDataDir + "/identity.json")); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("identity.json after a refused enrollment: %v", err)
-			}
-			if s, ok := listServers(t, e)["cloud-bad"]; ok {
-				t.Errorf("a refused enrollment registered a server: %+v", s)
-			}
-			if tc.agent.apiAddr == node.APIAddr() {
-				lines, err := readLinesFrom(nodeLog, logOffset)
-				fatalIf(t, err)
-				refused := regexp.MustCompile(`refused enrollment.*server_name=cloud-bad`)
-				var found bool
-				for _, l := range lines {
-					if !found && refused.MatchString(l) {
-						found = true
-						t.Logf("node logged: %s", l)
-					}
-					for _, tok := range badTokens {
-						if strings.Contains(l, tok) {
-							t.Errorf("the node logged the GCP token: %s", l)
-						}
-					}
-				}
-				if !found {
-					t.Errorf("the node did not log the refusal of cloud-bad")
-				}
-			}
+			refusedCleanly(t, server, before, nodeLog, logOffset, tc.agent.apiAddr == node.APIAddr() && !tc.local, out)
 		})
 	}
+
+	// What the agent refuses itself, a process that read the instance's
+	// identity can still send: the node refuses it too.
+	gcpEvidence := func(req *api.EnrollRequest) {
+		tok, err := issuer.GCPToken(otherInstance, audience, time.Now(), time.Time{}, true)
+		fatalIf(t, err)
+		badTokens = append(badTokens, tok)
+		req.Method, req.GCPToken = api.EnrollGCP, tok
+	}
+	awsEvidence := func(req *api.EnrollRequest) {
+		doc := awsDocOf(nil)
+		req.Method, req.AWSDocument, req.AWSSignature = api.EnrollAWS, string(doc), signAWS(t, region, doc)
+	}
+	for _, tc := range []struct {
+		name     string
+		evidence func(req *api.EnrollRequest)
+		port     int
+		want     string
+	}{
+		{"fail/aws-unprivileged-port-posted", awsEvidence, 2222, "ssh_port 2222: a server that enrolls with its cloud identity must run sshd on a privileged port (below 1024)"},
+		{"fail/gcp-unprivileged-port-posted", gcpEvidence, 8022, "ssh_port 8022: a server that enrolls with its cloud identity must run sshd on a privileged port (below 1024)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := api.EnrollRequest{Name: "cloud-bad", Addr: cloudBadIP, SSHPort: tc.port}
+			tc.evidence(&req)
+			before := listServers(t, e)
+			nodeLog := node.current().stderrPath
+			logOffset := fileSize(t, nodeLog)
+			err := postEnroll(t, node, req)
+			var ae *APIError
+			if !errors.As(err, &ae) || ae.Status != http.StatusForbidden || !strings.Contains(ae.Message, tc.want) {
+				t.Fatalf("enrollment with ssh_port %d: %v; want 403 saying %q", tc.port, err, tc.want)
+			}
+			t.Logf("node refused: %s", ae.Message)
+			refusedCleanly(t, "cloud-bad", before, nodeLog, logOffset, true, ae.Message)
+		})
+	}
+
+	// gcp-1's instance enrolls again (its disk wiped: a new machine id, no
+	// credential) as gcp-1 at its address: the same server, a new agent.
+	t.Run("ok/gcp-reenroll", func(t *testing.T) {
+		old := listServers(t, e)["gcp-1"]
+		stopAgent(t, gcpAgent)
+		writeCloudAgentFiles(t, gcpTarget, "gcp-1", gcp)
+		ag := startAgent(t, gcpTarget)
+		id := waitEnrolled(t, e, gcpTarget, ag, "db")
+		s := listServers(t, e)["gcp-1"]
+		if s.ID != old.ID || id["server_id"] != old.ID || s.Addr != cloudGCPIP || s.InstanceID != gcpInstance.InstanceID || s.MachineID == old.MachineID {
+			t.Fatalf("after re-enrolling: gcp-1 = %+v (identity %v), before %+v; want the same server with a new machine id", s, id, old)
+		}
+	})
 
 	// The PKCS #7 form (/rsa2048) enrolls too, and the node logged no GCP
 	// token at any point.
@@ -424,6 +555,13 @@ func TestAgentCloudEnrollment(t *testing.T) {
 			t.Errorf("the token file is still there after enrolling (%v)", err)
 		}
 	})
+	// The node kept one GCP verifier: a single discovery of the issuer for
+	// all the GCP enrollments above, and its keys fetched at most once a
+	// minute (forged tokens with unknown keys included).
+	discovery, keys := issuerHits.count("/.well-known/openid-configuration"), issuerHits.count("/jwks")
+	if maxKeys := 2 + int(time.Since(start)/time.Minute); discovery != 1 || keys < 1 || keys > maxKeys {
+		t.Errorf("the issuer served %d discovery and %d key requests, want 1 and 1-%d", discovery, keys, maxKeys)
+	}
 	nodeLog := string(mustRead(t, node.current().stderrPath))
 	for _, tok := range append(gcpTokens, badTokens...) {
 		if strings.Contains(nodeLog, tok) {
@@ -432,9 +570,32 @@ func TestAgentCloudEnrollment(t *testing.T) {
 	}
 }
 
+// countingHandler counts the requests h serves, by path.
+type countingHandler struct {
+	h     http.Handler
+	mu    sync.Mutex
+	paths map[string]int
+}
+
+func (c *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	if c.paths == nil {
+		c.paths = map[string]int{}
+	}
+	c.paths[r.URL.Path]++
+	c.mu.Unlock()
+	c.h.ServeHTTP(w, r)
+}
+
+func (c *countingHandler) count(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.paths[path]
+}
+
 // runAgentToExit runs the agent in tg until it exits, which must be with
-// status 1, and returns its output.
-func runAgentToExit(t *testing.T, tg *Target) string {
+// status want, and returns its output.
+func runAgentToExit(t *testing.T, tg *Target, want int) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
@@ -442,15 +603,41 @@ func runAgentToExit(t *testing.T, tg *Target) string {
 	err := cmd.Run()
 	out, _ := os.ReadFile(logPath)
 	var ee *exec.ExitError
-	if ctx.Err() != nil || !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("agent: %v (ctx %v), want exit status 1; output:\n%s", err, ctx.Err(), out)
+	if ctx.Err() != nil || !errors.As(err, &ee) || ee.ExitCode() != want {
+		t.Fatalf("agent: %v (ctx %v), want exit status %d; output:\n%s", err, ctx.Err(), want, out)
 	}
 	return string(out)
+}
+
+// postEnroll sends an enrollment as any process on an instance could, with
+// host and agent keys of its own, and returns the node's answer.
+func postEnroll(t *testing.T, node *DevNode, req api.EnrollRequest) error {
+	t.Helper()
+	hostKey, _, err := ed25519.GenerateKey(rand.Reader)
+	fatalIf(t, err)
+	sshKey, err := gossh.NewPublicKey(hostKey)
+	fatalIf(t, err)
+	agentKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	fatalIf(t, err)
+	der, err := x509.MarshalPKIXPublicKey(agentKey.Public())
+	fatalIf(t, err)
+	req.MachineID = randomHex(t) + randomHex(t)
+	req.HostKeys = []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sshKey)))}
+	req.PublicKey = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	c := node.API()
+	c.Token = "" // enrollment needs no credential: the identity is the proof
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	return c.Do(ctx, http.MethodPost, "/v1/agents/enroll", req, nil)
 }
 
 func withForm(c cloudAgent, form string) cloudAgent { c.awsForm = form; return c }
 
 func withAudience(c cloudAgent, aud string) cloudAgent { c.audience = aud; return c }
+
+func withPort(c cloudAgent, port int) cloudAgent { c.sshPort = port; return c }
+
+func withAddr(c cloudAgent, addr string) cloudAgent { c.addr = addr; return c }
 
 // onNode points the agent at the first node of another cluster.
 func onNode(t testing.TB, c cloudAgent, other *Cluster) cloudAgent {
@@ -518,6 +705,7 @@ func TestAgentCloudEnrollmentConfigRefused(t *testing.T) {
     issuer: http://accounts.example.com
     projects:
       Acme_Prod: web
+    max_age: 30s
 `, notPEM)), 0o600))
 	res, err := n.Run(waitLong, append(n.BaseArgs(), "--bootstrap", "--config", cfg)...)
 	fatalIf(t, err)
@@ -531,6 +719,7 @@ func TestAgentCloudEnrollmentConfigRefused(t *testing.T) {
 		"agents.gcp.audience is empty",
 		`agents.gcp.projects: "acme_prod" is not a GCP project id`,
 		`agents.gcp.issuer "http://accounts.example.com": must be https`,
+		"agents.gcp.max_age 30s: must be at least 1m",
 	} {
 		if !strings.Contains(res.Stderr, want) {
 			t.Errorf("rampartd's refusal does not say %q:\n%s", want, res.Stderr)

@@ -5,11 +5,13 @@ package e2e
 // certificate on its own, over its own mutual-TLS channel, and keep the
 // target in step past the first certificate's expiry - across a node restart
 // that forces it to open new connections with whatever certificate it has.
-// The dev node is on 127.0.0.84, the target on 127.0.0.85.
+// The renewal kills the first certificate at once, although it is valid
+// for a while yet. The dev node is on 127.0.0.84, the target on 127.0.0.85.
 
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -42,6 +44,13 @@ func readAgentCert(t testing.TB, tg *Target) *x509.Certificate {
 // pullWith asks the node for the agent state with a client certificate, as
 // the agent of machineID would.
 func pullWith(node *DevNode, certPEM, keyPEM []byte, machineID string) error {
+	return agentRequestWith(node, certPEM, keyPEM, machineID, http.MethodGet, "/v1/agents/state", nil)
+}
+
+// agentRequestWith sends one agent request with a client certificate, as
+// the agent of machineID would; an answer other than 200 is an error
+// holding its status and the API's message.
+func agentRequestWith(node *DevNode, certPEM, keyPEM []byte, machineID, method, path string, body any) error {
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return err
@@ -50,7 +59,13 @@ func pullWith(node *DevNode, certPEM, keyPEM []byte, machineID string) error {
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+node.APIAddr()+"/v1/agents/state", nil)
+	var buf bytes.Buffer
+	if body != nil {
+		if err := json.NewEncoder(&buf).Encode(body); err != nil {
+			return err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+node.APIAddr()+path, &buf)
 	if err != nil {
 		return err
 	}
@@ -59,11 +74,27 @@ func pullWith(node *DevNode, certPEM, keyPEM []byte, machineID string) error {
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %d", resp.StatusCode)
+		var e api.Error
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, e.Error)
 	}
 	return nil
+}
+
+// publicKeyPEMOf is the PEM PUBLIC KEY of the private key in keyPEM.
+func publicKeyPEMOf(t testing.TB, keyPEM []byte) string {
+	t.Helper()
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		t.Fatal("the agent key is not PEM")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	fatalIf(t, err, "parse the agent key")
+	der, err := x509.MarshalPKIXPublicKey(key.(crypto.Signer).Public())
+	fatalIf(t, err, "marshal the agent public key")
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
 func TestAgentRenewsCertificate(t *testing.T) {
@@ -120,6 +151,26 @@ func TestAgentRenewsCertificate(t *testing.T) {
 		t.Error("the agent did not log its renewal")
 	}
 
+	// The first certificate is valid for a third of its life yet, but the
+	// renewal moved the server's agent key: the node refuses it at once,
+	// for pulls and for renewing to any key but the one that replaced it.
+	machineID := strings.TrimSpace(string(mustRead(t, tg.Path(agentEtc+"/machine-id"))))
+	firstPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: first.Raw})
+	if left := time.Until(first.NotAfter); left < time.Second {
+		t.Fatalf("the first certificate has %s left: too little to show that the renewal, not its expiry, killed it", left)
+	}
+	err := pullWith(e.node, firstPEM, firstKey, machineID)
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") || !strings.Contains(err.Error(), "was replaced (renewed or re-enrolled)") {
+		t.Fatalf("a pull with the replaced, unexpired first certificate: %v; want HTTP 401, replaced", err)
+	}
+	err = agentRequestWith(e.node, firstPEM, firstKey, machineID, http.MethodPost, "/v1/agents/renew", api.AgentRenewRequest{PublicKey: publicKeyPEMOf(t, firstKey)})
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("renewing back to the first key with the first certificate: %v; want HTTP 401", err)
+	}
+	t.Logf("the replaced first certificate, valid for %s more, is refused: %v", time.Until(first.NotAfter).Round(time.Second), err)
+	secondPEM, secondKey := mustRead(t, tg.Path(agentDataDir+"/agent.crt")), mustRead(t, tg.Path(agentDataDir+"/agent.key"))
+	fatalIf(t, pullWith(e.node, secondPEM, secondKey, machineID), "a pull with the renewed certificate")
+
 	// Past the first certificate's expiry, the node refuses it: an agent that
 	// had not renewed would be locked out from here on.
 	fatalIf(t, waitFor(validity+waitLong, func() error {
@@ -128,8 +179,7 @@ func TestAgentRenewsCertificate(t *testing.T) {
 		}
 		return nil
 	}), "the first certificate's expiry")
-	machineID := strings.TrimSpace(string(mustRead(t, tg.Path(agentEtc+"/machine-id"))))
-	if err := pullWith(e.node, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: first.Raw}), firstKey, machineID); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if err := pullWith(e.node, firstPEM, firstKey, machineID); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("a pull with the expired first certificate: %v; want a TLS refusal", err)
 	}
 	current := mustRead(t, tg.Path(agentDataDir+"/agent.crt"))
@@ -137,7 +187,7 @@ func TestAgentRenewsCertificate(t *testing.T) {
 
 	// A node restart drops every connection: the agent must come back with
 	// a valid certificate, and a change made now must still reach alice.
-	_, err := e.node.Stop(waitStop)
+	_, err = e.node.Stop(waitStop)
 	fatalIf(t, err, "stop the node")
 	fatalIf(t, e.node.Start("--dev", "--config", cfgPath), "restart the node")
 	e.node.c.transport.CloseIdleConnections()
@@ -158,7 +208,7 @@ func TestAgentRenewsCertificate(t *testing.T) {
 		time.Since(changed).Round(time.Millisecond), time.Since(first.NotAfter).Round(time.Second))
 	var renewals []string
 	for _, l := range strings.Split(string(mustRead(t, ag.log)), "\n") {
-		if strings.Contains(l, "renew") {
+		if strings.Contains(l, "renew") || strings.Contains(l, "replaced") {
 			renewals = append(renewals, l)
 		}
 	}

@@ -143,10 +143,18 @@ func (c clusterService) register(ctx context.Context, req *api.EnrollRequest, ke
 	if port == 0 {
 		port = raftstore.DefaultSSHPort
 	}
+	agentKey, err := raftstore.HashAgentKey(keys.agent)
+	if err != nil {
+		return nil, httpapi.Errorf(http.StatusBadRequest, "public_key: %v", err)
+	}
+	// SetAgentKey: the certificate issued below is the only one of this
+	// server the cluster accepts from now on (a re-enrollment kills the
+	// certificates of the earlier one).
 	srvRes, err := n.store.Apply(ctx, &raftstore.ServerUpsert{Server: raftstore.Server{
 		ID: adm.serverID, Project: adm.project, Name: req.Name, AltNames: req.AltNames, Addr: req.Addr, SSHPort: port,
 		HostKeys: hostKeys, Labels: req.Labels, EnrollMethod: adm.method, MachineID: req.MachineID, InstanceID: adm.instanceID,
-	}, Now: now})
+		AgentKeyHash: agentKey,
+	}, SetAgentKey: true, Now: now})
 	if err != nil {
 		if errors.Is(err, raftstore.ErrNotFound) {
 			n.logger.Warn("refused enrollment: no such project", "method", req.Method, "server_name", req.Name, "project", adm.project, "err", err)
@@ -217,15 +225,19 @@ func newServerID() string {
 	return "srv-" + hex.EncodeToString(b)
 }
 
-// admitAWS verifies the request's AWS instance identity document.
+// admitAWS verifies the request's AWS instance identity document, and that
+// the request's addr is the instance's private IP it names.
 func (c clusterService) admitAWS(req *api.EnrollRequest) (*admission, error) {
 	n, cfg := c.n, c.n.cfg.Agents.AWS
 	if cfg.CertsFile == "" {
 		return nil, httpapi.Errorf(http.StatusForbidden, "this cluster does not accept AWS auto-enrollment (node %s has no agents.aws configuration): enroll with a token", n.id)
 	}
-	// Read per enrollment, so that an operator adding a region's certificate
-	// needs no restart.
-	certs, err := cloudid.ReadAWSCertificates(cfg.CertsFile)
+	if err := checkCloudSSHPort(req); err != nil {
+		return nil, c.refuseClaim(req, err)
+	}
+	// Parsed again only when the file changes, so that an operator adding a
+	// region's certificate needs no restart.
+	certs, err := n.cloud.awsCertificates(cfg.CertsFile)
 	if err != nil {
 		return nil, fmt.Errorf("agents.aws.certs_file %s: %w", cfg.CertsFile, err)
 	}
@@ -235,25 +247,32 @@ func (c clusterService) admitAWS(req *api.EnrollRequest) (*admission, error) {
 		return nil, c.refuseCloud(req, err)
 	}
 	n.logger.Info("verified AWS instance identity", "server_name", req.Name, "account", id.AccountID, "instance_id", id.InstanceID,
-		"region", id.Region, "pending_time", id.PendingTime, "project", id.Project)
+		"region", id.Region, "pending_time", id.PendingTime, "private_ip", id.PrivateIP, "project", id.Project)
+	if err := checkAWSAddr(req, id); err != nil {
+		return nil, c.refuseClaim(req, err)
+	}
 	return c.admitInstance(req, raftstore.EnrollAWS, id.Project, id.InstanceID, cfg.AllowReenroll, "agents.aws.allow_reenroll")
 }
 
-// admitGCP verifies the request's GCP instance identity token.
+// admitGCP verifies the request's GCP instance identity token. The token
+// names no IP address: the request's addr is taken as it is (docs/agent.md,
+// "Threat model").
 func (c clusterService) admitGCP(ctx context.Context, req *api.EnrollRequest) (*admission, error) {
 	n, cfg := c.n, c.n.cfg.Agents.GCP
 	if cfg.Audience == "" {
 		return nil, httpapi.Errorf(http.StatusForbidden, "this cluster does not accept GCP auto-enrollment (node %s has no agents.gcp configuration): enroll with a token", n.id)
 	}
-	// A verifier per enrollment discovers the issuer and fetches its keys
-	// each time: enrollments are rare, and the node keeps no verifier state.
-	v := &cloudid.GCPVerifier{Issuer: cfg.Issuer, Audience: cfg.Audience, Projects: cfg.Projects, Now: n.now}
-	id, err := v.Verify(ctx, req.GCPToken)
+	if err := checkCloudSSHPort(req); err != nil {
+		return nil, c.refuseClaim(req, err)
+	}
+	// One verifier per node: it discovers the issuer once and bounds how
+	// often it fetches the issuer's keys, whatever tokens are POSTed.
+	id, err := n.cloud.gcpVerifier(cfg, n.now).Verify(ctx, req.GCPToken)
 	if err != nil {
 		return nil, c.refuseCloud(req, err)
 	}
 	n.logger.Info("verified GCP instance identity", "server_name", req.Name, "gcp_project", id.ProjectID, "instance_id", id.InstanceID,
-		"instance_name", id.InstanceName, "zone", id.Zone, "project", id.Project)
+		"instance_name", id.InstanceName, "zone", id.Zone, "created", id.CreatedAt, "project", id.Project)
 	return c.admitInstance(req, raftstore.EnrollGCP, id.Project, id.InstanceID, cfg.AllowReenroll, "agents.gcp.allow_reenroll")
 }
 
@@ -275,10 +294,18 @@ func (c clusterService) refuseCloud(req *api.EnrollRequest, err error) error {
 	return httpapi.Errorf(status, "%s", ce.Reason)
 }
 
+// refuseClaim logs a cloud enrollment refused for what it claims beyond
+// its identity (its port, address or names), and returns err.
+func (c clusterService) refuseClaim(req *api.EnrollRequest, err error) error {
+	c.n.logger.Warn("refused enrollment", "method", req.Method, "server_name", req.Name, "addr", req.Addr, "ssh_port", req.SSHPort, "err", err)
+	return err
+}
+
 // admitInstance gives a verified cloud instance its server id: a new one,
-// or (when re-enrollment is allowed) the one it enrolled as before. An
-// instance enrolled already is refused otherwise. The store's unique
-// instance index settles a race between two enrollments of one instance.
+// or (when re-enrollment is allowed) the one it enrolled as before, provided
+// the request keeps that server's names and address. An instance enrolled
+// already is refused otherwise. The store's unique instance index settles a
+// race between two enrollments of one instance.
 func (c clusterService) admitInstance(req *api.EnrollRequest, method, project, instanceID string, allowReenroll bool, key string) (*admission, error) {
 	adm := &admission{project: project, method: method, instanceID: instanceID}
 	_, srv, err := c.n.store.State().ServerByInstance(nil, instanceID)
@@ -289,6 +316,9 @@ func (c clusterService) admitInstance(req *api.EnrollRequest, method, project, i
 	case srv == nil:
 		adm.serverID = newServerID()
 	case allowReenroll:
+		if err := checkReenroll(req, srv, instanceID); err != nil {
+			return nil, c.refuseClaim(req, err)
+		}
 		adm.serverID = srv.ID
 		c.n.logger.Info("instance enrolls again", "method", method, "instance_id", instanceID, "server", srv.Name, "server_id", srv.ID)
 	default:
@@ -325,7 +355,9 @@ func (c clusterService) hostCertsFor(srv *raftstore.Server, keys []gossh.PublicK
 // RenewAgent issues an enrolled server's agent a fresh certificate for a new
 // public key (httpapi has checked its kind and size). The caller has verified
 // the agent's current certificate and that its server is still enrolled from
-// the same machine: renewal never creates an identity, only extends one.
+// the same machine, and has already made the new key the server's agent key
+// (raftstore.ServerAgentKey, which kills the old certificate): renewal never
+// creates an identity, only extends one.
 func (c clusterService) RenewAgent(ctx context.Context, srv *raftstore.Server, req *api.AgentRenewRequest) (*api.AgentRenewResponse, error) {
 	n := c.n
 	block, _ := pem.Decode([]byte(req.PublicKey))

@@ -96,6 +96,10 @@ type AgentsGCP struct {
 	Audience string `mapstructure:"audience"`
 	// Projects maps GCP project ids to Rampart projects.
 	Projects map[string]string `mapstructure:"projects"`
+	// MaxAge bounds how long after an instance's creation (the token's
+	// google.compute_engine.instance_creation_timestamp) it may
+	// auto-enroll.
+	MaxAge time.Duration `mapstructure:"max_age"`
 	// AllowReenroll: as for AWS.
 	AllowReenroll bool `mapstructure:"allow_reenroll"`
 }
@@ -249,6 +253,7 @@ var defaults = map[string]any{
 	"agents.gcp.issuer":            cloudid.GoogleIssuer,
 	"agents.gcp.audience":          "",
 	"agents.gcp.projects":          map[string]string{},
+	"agents.gcp.max_age":           "1h",
 	"agents.gcp.allow_reenroll":    false,
 }
 
@@ -561,6 +566,9 @@ func (g *AgentsGCP) validate() []error {
 		if p := g.Projects[id]; p == "" || strings.ContainsFunc(p, unicode.IsSpace) {
 			errs = append(errs, fmt.Errorf("projects: GCP project %s maps to %q, which is not a project name", id, p))
 		}
+	}
+	if g.MaxAge < time.Minute {
+		errs = append(errs, fmt.Errorf("max_age %s: must be at least 1m", g.MaxAge))
 	}
 	u, err := url.Parse(g.Issuer)
 	switch {

@@ -42,6 +42,7 @@ type Node struct {
 	// stopBackground ends the node's background workers (the audit writer).
 	stopBackground context.CancelFunc
 	now            func() time.Time
+	cloud          cloudVerifiers // cloud identity verifiers kept between enrollments
 }
 
 // Run starts a node and serves until ctx ends, then stops it cleanly. Messages

@@ -40,4 +40,5 @@ const (
 	ServiceTokenCreateType MessageType = 27
 	ServiceTokenDeleteType MessageType = 28
 	AgentEventsAppendType  MessageType = 29
+	ServerAgentKeyType     MessageType = 30
 )

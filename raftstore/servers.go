@@ -80,6 +80,20 @@ type Server struct {
 	// LastEventSeq is the highest login-event seq recorded from the
 	// server's agent (AgentEventsAppend); an upsert keeps it.
 	LastEventSeq uint64 `json:"last_event_seq,omitempty"`
+	// AgentKeyHash is HashAgentKey of the public key of the server's agent:
+	// the cluster accepts that agent's certificate for this key only, so
+	// a renewal or a re-enrollment kills every older certificate.
+	// Enrollment sets it (ServerUpsert with SetAgentKey), a renewal moves it
+	// (ServerAgentKey), any other upsert keeps it. Empty for a server
+	// registered by hand (no agent), or enrolled before keys were recorded:
+	// its agent's first renewal records one.
+	AgentKeyHash string `json:"agent_key_hash,omitempty"`
+	// PrevAgentKeyHash is the key the last renewal replaced. A certificate
+	// for it may only fetch the current key's certificate again (a renewal
+	// whose answer was lost); an enrollment clears it.
+	PrevAgentKeyHash string `json:"prev_agent_key_hash,omitempty"`
+	// AgentKeySince is when AgentKeyHash was recorded.
+	AgentKeySince time.Time `json:"agent_key_since,omitzero"`
 }
 
 func init() {
@@ -136,9 +150,16 @@ func validServerID(id string) error {
 // exist; the name and alt names must not be taken by another server
 // (ErrConflict). CreatedAt and CreateIndex are kept, and so is LastSeen when
 // the command carries none; an upsert that changes nothing writes nothing.
+// The agent key (AgentKeyHash and its companions) changes only with
+// SetAgentKey; otherwise the recorded one is kept, whatever Server carries.
 type ServerUpsert struct {
 	Server Server
 	Now    time.Time
+	// SetAgentKey records Server.AgentKeyHash as the agent's key and
+	// forgets the previous one: an enrollment, after which no earlier
+	// certificate of the server is accepted. An admin edit leaves it false,
+	// so that it can neither move the key nor put back a stale one it read.
+	SetAgentKey bool `json:",omitempty"`
 }
 
 func (c *ServerUpsert) Type() MessageType { return ServerUpsertType }
@@ -197,6 +218,11 @@ func (c *ServerUpsert) Validate() error {
 	}
 	if err := validText("instance id", s.InstanceID, maxCloudIDLen); err != nil {
 		return fmt.Errorf("server %s: %w", s.ID, err)
+	}
+	if c.SetAgentKey {
+		if err := validAgentKeyHash("agent key hash", s.AgentKeyHash); err != nil {
+			return fmt.Errorf("server %s: %w", s.ID, err)
+		}
 	}
 	return nil
 }
@@ -260,7 +286,8 @@ func sameServer(a, b *Server) bool {
 		slices.Equal(a.AltNames, b.AltNames) && a.Addr == b.Addr && a.SSHPort == b.SSHPort &&
 		slices.Equal(a.HostKeys, b.HostKeys) && maps.Equal(a.Labels, b.Labels) &&
 		a.EnrollMethod == b.EnrollMethod && a.MachineID == b.MachineID && a.InstanceID == b.InstanceID &&
-		a.LastSeen.Equal(b.LastSeen) && a.CreatedAt.Equal(b.CreatedAt)
+		a.LastSeen.Equal(b.LastSeen) && a.CreatedAt.Equal(b.CreatedAt) &&
+		a.AgentKeyHash == b.AgentKeyHash && a.PrevAgentKeyHash == b.PrevAgentKeyHash && a.AgentKeySince.Equal(b.AgentKeySince)
 }
 
 func (c *ServerUpsert) apply(tx *writeTxn) (any, error) {
@@ -284,6 +311,7 @@ func (c *ServerUpsert) apply(tx *writeTxn) (any, error) {
 	} else {
 		s.CreatedAt, s.CreateIndex = c.Now, tx.index
 	}
+	c.agentKey(&s, old)
 	if err := checkServerNamesTxn(tx, &s); err != nil {
 		return nil, err
 	}

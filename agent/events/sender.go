@@ -37,6 +37,17 @@ type HTTPPoster struct {
 	machineID string
 	client    *http.Client
 	next      int
+	// generation, when set, reports the generation of the agent's
+	// credential; gen is the one the pooled connections were made with.
+	generation func() uint64
+	gen        uint64
+}
+
+// RetireConnectionsOn makes the poster close its pooled connections before
+// a request whenever generation has changed since the last: the agent's
+// certificate was renewed, and the cluster refuses the old one at once.
+func (p *HTTPPoster) RetireConnectionsOn(generation func() uint64) {
+	p.generation, p.gen = generation, generation()
 }
 
 // NewHTTPPoster posts to addrs (host:port) as the agent of machineID.
@@ -76,6 +87,12 @@ func (p *HTTPPoster) post(ctx context.Context, addr string, body []byte) (*api.A
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(api.MachineIDHeader, p.machineID)
+	if p.generation != nil {
+		if g := p.generation(); g != p.gen {
+			p.client.CloseIdleConnections()
+			p.gen = g
+		}
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return nil, err

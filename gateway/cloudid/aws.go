@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -30,9 +31,9 @@ import (
 //
 // The DSA-signed /pkcs7 form is not accepted: Go cannot verify DSA.
 
-// awsClockSkew is how far in the future a pendingTime may lie (clocks of the
-// node and of AWS differ a little).
-const awsClockSkew = 5 * time.Minute
+// clockSkew is how far in the future an AWS pendingTime or a GCP creation
+// time may lie (the clocks of the node and of the cloud differ a little).
+const clockSkew = 5 * time.Minute
 
 // AWSIdentity is what a verified instance identity document says.
 type AWSIdentity struct {
@@ -40,7 +41,9 @@ type AWSIdentity struct {
 	InstanceID       string
 	Region           string
 	AvailabilityZone string
-	PrivateIP        string
+	// PrivateIP is the primary network interface's private IPv4 address,
+	// in canonical form; empty if the document names none.
+	PrivateIP string
 	// PendingTime is when the instance last entered the pending state: its
 	// launch, or its last start after a stop.
 	PendingTime time.Time
@@ -149,7 +152,7 @@ func (v *AWSVerifier) Verify(ev AWSEvidence) (*AWSIdentity, error) {
 	if v.Now != nil {
 		now = v.Now()
 	}
-	if pending.After(now.Add(awsClockSkew)) {
+	if pending.After(now.Add(clockSkew)) {
 		return nil, refuse(ErrStale, nil, "AWS instance %s has a pendingTime (%s) in the future: check the node's clock",
 			d.InstanceID, pending.UTC().Format(time.RFC3339))
 	}
@@ -157,6 +160,13 @@ func (v *AWSVerifier) Verify(ev AWSEvidence) (*AWSIdentity, error) {
 		return nil, refuse(ErrStale, nil, "AWS instance %s entered pending at %s, more than %s ago: "+
 			"auto-enrollment is allowed only within agents.aws.max_age of launch; enroll it with a token",
 			d.InstanceID, pending.UTC().Format(time.RFC3339), shortDuration(v.MaxAge))
+	}
+	if d.PrivateIP != "" {
+		ip, err := netip.ParseAddr(d.PrivateIP)
+		if err != nil {
+			return nil, refuse(ErrMalformed, err, "the AWS instance identity document has no valid privateIp")
+		}
+		d.PrivateIP = ip.Unmap().String()
 	}
 	project, ok := v.Accounts[d.AccountID]
 	if !ok || project == "" {

@@ -120,6 +120,7 @@ func TestAWSVerify(t *testing.T) {
 		{"fail/not-json", signed([]byte("accountId=123456789012")), cloudid.ErrMalformed},
 		{"fail/bad-account", signed(withDoc(func(d *cloudidtest.AWSDocument) { d.AccountID = "12345" })), cloudid.ErrMalformed},
 		{"fail/bad-instance", signed(withDoc(func(d *cloudidtest.AWSDocument) { d.InstanceID = "../../etc" })), cloudid.ErrMalformed},
+		{"fail/bad-private-ip", signed(withDoc(func(d *cloudidtest.AWSDocument) { d.PrivateIP = "10.0.3.999" })), cloudid.ErrMalformed},
 		{"fail/no-pending-time", signed(bytes.Replace(doc, []byte(`"pendingTime"`), []byte(`"pendingTme"`), 1)), cloudid.ErrMalformed},
 		{"fail/unmapped-account", signed(withDoc(func(d *cloudidtest.AWSDocument) { d.AccountID = "210987654321" })), cloudid.ErrUnmapped},
 		{"ok/pending-at-max-age", signed(withDoc(func(d *cloudidtest.AWSDocument) { d.PendingTime = now.Add(-time.Hour) })), errAcceptedAtMaxAge},

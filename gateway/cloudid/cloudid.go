@@ -19,7 +19,8 @@ var (
 	ErrMalformed = errors.New("malformed instance identity")
 	// ErrForged: the signature does not verify against any trusted key.
 	ErrForged = errors.New("instance identity signature is not valid")
-	// ErrStale: the AWS document's pendingTime is too old (or in the future).
+	// ErrStale: the AWS document's pendingTime, or the GCP instance's
+	// creation, is too old (or in the future).
 	ErrStale = errors.New("instance identity is too old")
 	// ErrExpired: the GCP token's expiry has passed.
 	ErrExpired = errors.New("instance identity token has expired")

@@ -27,10 +27,18 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 }
 
 // requireAgent admits callers with a verified agent certificate whose server
-// is still enrolled, from the machine it enrolled from. An agent can only
-// ever read its own server's state: the server id comes from its
-// certificate, never from the request.
+// is still enrolled, from the machine it enrolled from, for the server's
+// current agent key (a certificate replaced by a renewal or a re-enrollment
+// is refused, however long it is still valid). An agent can only ever read
+// its own server's state: the server id comes from its certificate, never
+// from the request.
 func (s *Server) requireAgent(h func(http.ResponseWriter, *http.Request, *raftstore.Server)) http.HandlerFunc {
+	return s.agentGate(h, false)
+}
+
+// agentGate is requireAgent; retiredMayRenew also admits a certificate for
+// the key the last renewal replaced (requireAgentRenewal).
+func (s *Server) agentGate(h func(http.ResponseWriter, *http.Request, *raftstore.Server), retiredMayRenew bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 			s.writeError(w, r, Errorf(http.StatusUnauthorized, "an agent certificate is required"))
@@ -64,6 +72,9 @@ func (s *Server) requireAgent(h func(http.ResponseWriter, *http.Request, *raftst
 		if srv.MachineID != "" && r.Header.Get(api.MachineIDHeader) != srv.MachineID {
 			s.logger.Warn("agent credential used from another machine", "server", id, "remote", r.RemoteAddr)
 			s.writeError(w, r, Errorf(http.StatusConflict, "this agent's credential belongs to another machine (a cloned image?): enroll this one with its own token"))
+			return
+		}
+		if srv, ok = s.checkAgentKey(w, r, srv, leaf, retiredMayRenew); !ok {
 			return
 		}
 		h(w, r, srv)

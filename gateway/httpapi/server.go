@@ -89,7 +89,7 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s.mux.HandleFunc("GET /install.sh", s.installScriptHandler)
 	s.mux.HandleFunc("GET /v1/agents/binary", s.agentBinary)
 	s.mux.HandleFunc("GET /v1/ca/tls", s.tlsCAHandler)
-	s.mux.HandleFunc("POST /v1/agents/renew", s.requireAgent(s.agentRenew))
+	s.mux.HandleFunc("POST /v1/agents/renew", s.requireAgentRenewal(s.agentRenew))
 	return s
 }
 

@@ -71,11 +71,16 @@ type GCPInstance struct {
 	InstanceID    string
 	InstanceName  string
 	Zone          string
+	// CreatedAt is the instance's creation
+	// (instance_creation_timestamp); zero means a minute before the token
+	// is issued.
+	CreatedAt time.Time
 }
 
 // GCPToken signs an instance identity token as the metadata server returns
 // it: for audience, issued at iat, expiring an hour later unless exp is
-// given, with the google.compute_engine claim when full.
+// given, with the google.compute_engine claim when full (its
+// instance_creation_timestamp from inst.CreatedAt).
 func (i *Issuer) GCPToken(inst GCPInstance, audience string, iat, exp time.Time, full bool) (string, error) {
 	if exp.IsZero() {
 		exp = iat.Add(time.Hour)
@@ -85,9 +90,13 @@ func (i *Issuer) GCPToken(inst GCPInstance, audience string, iat, exp time.Time,
 		"email": "1234-compute@developer.gserviceaccount.com", "email_verified": true,
 		"iat": iat.Unix(), "exp": exp.Unix(),
 	}
+	created := inst.CreatedAt
+	if created.IsZero() {
+		created = iat.Add(-time.Minute)
+	}
 	if full {
 		claims["google"] = map[string]any{"compute_engine": map[string]any{
-			"instance_creation_timestamp": iat.Add(-time.Minute).Unix(), "instance_id": inst.InstanceID,
+			"instance_creation_timestamp": created.Unix(), "instance_id": inst.InstanceID,
 			"instance_name": inst.InstanceName, "project_id": inst.ProjectID, "project_number": inst.ProjectNumber, "zone": inst.Zone,
 		}}
 	}
