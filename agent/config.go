@@ -77,7 +77,7 @@ var agentDefaults = map[string]any{
 	"labels":           map[string]string{},
 	"host_key_files":   []string{},
 	"machine_id_file":  "/etc/machine-id",
-	"poll_wait":        "60s",
+	"poll_wait":        "5m",
 	"state_file":       "/var/lib/rampart-agent/managed.json",
 	"home_on_delete":   "keep",
 	"home_archive_dir": "/var/lib/rampart-agent/home-archive",

@@ -140,6 +140,9 @@ func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, e
 		PublicKey:   string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})),
 		AWSDocument: cred.awsDocument, AWSSignature: cred.awsSignature, AWSPKCS7: cred.awsPKCS7, GCPToken: cred.gcpToken}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: ca.PinnedTLS(cred.pin)}}
+	// Enrollment is one request: leave no idle connection holding a
+	// descriptor on the node.
+	defer client.CloseIdleConnections()
 	var resp api.EnrollResponse
 	var errs []error
 	for _, addr := range dedup(append(append([]string(nil), cred.addrs...), cfg.Cluster...)) {

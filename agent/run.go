@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"github.com/rampart-ssh/rampart/agent/events"
 	"github.com/rampart-ssh/rampart/agent/hostapply"
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // Applier makes the server match a desired state (hostapply.Host does).
@@ -54,6 +56,7 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 	}
 	defer logins.Close()
 	var index uint64
+	var lastState *api.AgentState
 	lastApply := time.Time{}
 	for {
 		// A blocking pull returns the same index when its wait runs out with
@@ -66,10 +69,14 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 			}
 			return err
 		}
-		if st.Index == index && time.Since(lastApply) < reconcileEvery {
+		// The cluster answers a wait that ran out with its newest index and
+		// the same state: nothing to apply until the drift repair is due.
+		unchanged := st.Index == index || lastState != nil && sameState(st, lastState)
+		index = st.Index
+		if unchanged && time.Since(lastApply) < reconcileEvery {
 			continue
 		}
-		index = st.Index
+		lastState = st
 		desired := desiredFrom(st, id)
 		if cfg.DryRun {
 			logger.Info("dry run: would apply", "index", st.Index, "users", len(desired.Users), "groups", len(desired.Groups), "sudo", len(desired.Sudo))
@@ -113,4 +120,12 @@ func startLoginEvents(ctx context.Context, cfg *Config, id *Identity, p *Puller,
 	poster := events.NewHTTPPoster(tlsCfg, id.Cluster, id.MachineID)
 	poster.RetireConnectionsOn(p.cred.generation)
 	return events.Start(ctx, events.Config{LoginLog: cfg.LoginLog, SpoolDir: spoolDir, Poster: poster, Logger: logger})
+}
+
+// sameState reports whether two states of the server hold the same content,
+// whatever their indexes.
+func sameState(a, b *api.AgentState) bool {
+	x, y := *a, *b
+	x.Index, y.Index = 0, 0
+	return reflect.DeepEqual(&x, &y)
 }

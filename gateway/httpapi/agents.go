@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -88,20 +91,59 @@ func (s *Server) agentStateHandler(w http.ResponseWriter, r *http.Request, srv *
 		s.writeError(w, r, err)
 		return
 	}
-	var out *api.AgentState
+	// An agent that is up to date waits until its own state changes, not
+	// merely the tables it is computed from: a write elsewhere (another
+	// project's server, a person in no granted group) would otherwise send
+	// every agent of the fleet its unchanged state and have it ask again.
+	// The state the agent holds is the one computed at its index; later
+	// wake-ups compare against it and keep waiting while it is the same.
+	var (
+		out            *api.AgentState
+		baseline       []byte
+		latest         uint64
+		sameSinceIndex bool
+	)
 	idx, err := raftstore.BlockingQuery(r.Context(), s.store.FSM(), minIndex, wait, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {
 		var err error
-		out, err = agentState(ws, st, srv.ID, s.adminEntitlement)
-		if err != nil {
+		if out, err = agentState(ws, st, srv.ID, s.adminEntitlement); err != nil {
 			return 0, err
 		}
-		return out.Index, nil
+		sum := stateDigest(out)
+		switch {
+		case minIndex == 0 || out.Index > minIndex && baseline == nil:
+			// The agent is behind: answer at once.
+			return out.Index, nil
+		case baseline == nil:
+			// What the agent holds: wait for something else.
+			baseline = sum
+			return out.Index, nil
+		case bytes.Equal(sum, baseline):
+			latest, sameSinceIndex = out.Index, true
+			return minIndex, nil
+		}
+		// Changed: answer, with an index past the agent's even if a
+		// restored snapshot numbers this state lower.
+		return max(out.Index, minIndex+1), nil
 	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	if sameSinceIndex && latest > idx {
+		// The wait ran out with nothing new for this server: the newest
+		// index lets the agent's next wait start from here.
+		idx = latest
+	}
 	out.Index = idx
 	w.Header().Set(api.IndexHeader, strconv.FormatUint(idx, 10))
 	writeJSON(w, http.StatusOK, out)
+}
+
+// stateDigest is the SHA-256 of an agent state's content, its index aside.
+func stateDigest(st *api.AgentState) []byte {
+	c := *st
+	c.Index = 0
+	b, _ := json.Marshal(&c)
+	sum := sha256.Sum256(b)
+	return sum[:]
 }
