@@ -20,13 +20,12 @@ var ErrReenroll = errors.New("this server must enroll again")
 // Puller long-polls the cluster for the server's desired state, failing over
 // between the cluster's nodes with backoff and jitter.
 type Puller struct {
-	id       *Identity
-	client   *http.Client
-	wait     time.Duration
-	logger   *slog.Logger
-	next     int // index of the node to ask next
-	backoff  time.Duration
-	lastGood uint64
+	id      *Identity
+	client  *http.Client
+	wait    time.Duration
+	logger  *slog.Logger
+	next    int // index of the node to ask next
+	backoff time.Duration
 	// cred presents the current certificate at every handshake (renew.go);
 	// credGen is the generation the pooled connections were made with.
 	cred    *Credential
