@@ -1,7 +1,12 @@
 package httpapi
 
 import (
+	"slices"
+	"sync"
+	"time"
+
 	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/time/rate"
 
 	"net/http"
 	"strconv"
@@ -58,10 +63,27 @@ func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, srv *raftst
 		return
 	}
 	cas := s.userCAFingerprints(srv.Project)
-	cmd := &raftstore.AgentEventsAppend{ServerID: srv.ID, Events: make([]raftstore.AgentEvent, len(req.Events))}
-	for i := range req.Events {
-		cmd.Events[i] = raftstore.AgentEvent{Seq: req.Events[i].Seq, Event: loginAuditEvent(srv, &req.Events[i], cas)}
+	cmd := &raftstore.AgentEventsAppend{ServerID: srv.ID, Events: make([]raftstore.AgentEvent, 0, len(req.Events))}
+	var run *suppressedRun
+	flush := func() {
+		if run != nil {
+			cmd.Events = append(cmd.Events, raftstore.AgentEvent{Seq: run.lastSeq, Event: run.auditEvent(srv)})
+			run = nil
+		}
 	}
+	for i := range req.Events {
+		e := &req.Events[i]
+		if e.Outcome == api.LoginFailed && !s.failedLogins.allow(srv.ID, s.now()) {
+			if run == nil {
+				run = &suppressedRun{first: e.Time}
+			}
+			run.add(e)
+			continue
+		}
+		flush()
+		cmd.Events = append(cmd.Events, raftstore.AgentEvent{Seq: e.Seq, Event: loginAuditEvent(srv, e, cas)})
+	}
+	flush()
 	res, err := s.store.Apply(r.Context(), cmd)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -205,4 +227,61 @@ func unescapeKeyIDValue(v string) (string, bool) {
 		return "", false
 	}
 	return out, true
+}
+
+// Refused logins are what an internet-facing sshd sees most (scanners), and
+// every audit event is replicated and kept: past a per-server rate, runs of
+// refused logins become one summary event each. Accepted logins are never
+// summarised.
+const (
+	failedLoginEvery = 10 * time.Second
+	failedLoginBurst = 60
+	// AuditSSHLoginFailedSummary counts refused logins recorded together.
+	AuditSSHLoginFailedSummary = "ssh.login_failed.summary"
+	maxSummarySources          = 8
+)
+
+// failedLoginLimiter is a token bucket per server (on this node).
+type failedLoginLimiter struct {
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+func (l *failedLoginLimiter) allow(serverID string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]*rate.Limiter{}
+	}
+	lim, ok := l.m[serverID]
+	if !ok {
+		lim = rate.NewLimiter(rate.Every(failedLoginEvery), failedLoginBurst)
+		l.m[serverID] = lim
+	}
+	return lim.AllowN(now, 1)
+}
+
+// suppressedRun is consecutive refused logins over the rate, recorded as one
+// event at the seq of the last, so that the seqs the agent sent are all
+// accounted for.
+type suppressedRun struct {
+	count       int
+	first, last time.Time
+	lastSeq     uint64
+	sources     []string
+}
+
+func (r *suppressedRun) add(e *api.LoginEvent) {
+	r.count++
+	r.last, r.lastSeq = e.Time, e.Seq
+	if len(r.sources) < maxSummarySources && !slices.Contains(r.sources, e.Source) {
+		r.sources = append(r.sources, e.Source)
+	}
+}
+
+func (r *suppressedRun) auditEvent(srv *raftstore.Server) raftstore.AuditEventInput {
+	return raftstore.AuditEventInput{Time: r.last.UTC(), Type: AuditSSHLoginFailedSummary, Fields: map[string]string{
+		"server": srv.Name, "server_id": srv.ID, "project": srv.Project, "count": strconv.Itoa(r.count),
+		"first": r.first.UTC().Format(time.RFC3339), "last": r.last.UTC().Format(time.RFC3339),
+		"sources": strings.Join(r.sources, ","), "agent_seq": strconv.FormatUint(r.lastSeq, 10)}}
 }

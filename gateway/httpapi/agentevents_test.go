@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"slices"
+
 	gossh "golang.org/x/crypto/ssh"
 
 	"bytes"
@@ -241,5 +243,81 @@ func TestParseRampartKeyID(t *testing.T) {
 				t.Fatalf("parseRampartKeyID(%q) = %v, want %v", tc.keyID, got, tc.want)
 			}
 		})
+	}
+}
+
+// Past a per-server rate, refused logins are summarised: an sshd on the
+// internet cannot fill the replicated audit log. Accepted logins never are,
+// and every seq the agent sent is accounted for.
+func TestAgentEventsFailedLoginsSummarised(t *testing.T) {
+	now := time.Now()
+	f := applyAll(t,
+		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: now},
+		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", MachineID: "m1"}, Now: now},
+	)
+	pki := newTestPKI(t)
+	srv := New(&fsmStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
+	srv.now = func() time.Time { return now } // no tokens come back during the test
+	ts := httptest.NewUnstartedServer(srv)
+	ts.TLS = pki.nodeTLS("n1").API
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	agent := pki.client(ca.RoleAgent, "s1")
+
+	var batch []api.LoginEvent
+	total := failedLoginBurst + 25
+	for i := 1; i <= total; i++ {
+		e := loginEvent(uint64(i))
+		if i != failedLoginBurst+10 {
+			e.Outcome, e.KeyID, e.Serial, e.CAFingerprint, e.Reason = api.LoginFailed, "", "", "", "Invalid user"
+			e.Source = fmt.Sprintf("203.0.113.%d", i%20)
+		}
+		batch = append(batch, e)
+	}
+	var got api.AgentEventsResponse
+	for start := 0; start < len(batch); start += api.MaxLoginEventBatch {
+		body, _ := json.Marshal(api.AgentEventsRequest{Events: batch[start:min(start+api.MaxLoginEventBatch, len(batch))]})
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v1/agents/events", bytes.NewReader(body))
+		req.Header.Set(api.MachineIDHeader, "m1")
+		resp, err := agent.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("HTTP %d", resp.StatusCode)
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+	}
+	if got.LastSeq != uint64(total) {
+		t.Fatalf("last seq %d, want %d: every event must be accounted for", got.LastSeq, total)
+	}
+	_, events, err := f.State().Audit(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range events {
+		kinds = append(kinds, e.Type+"/"+e.Fields["agent_seq"]+"/"+e.Fields["count"])
+	}
+	// failedLoginBurst refused logins individually, then the accepted one
+	// in the middle of a summarised run splits it in two.
+	if len(events) != failedLoginBurst+3 {
+		t.Fatalf("%d audit events: %v", len(events), kinds)
+	}
+	tail := kinds[failedLoginBurst:]
+	want := []string{
+		fmt.Sprintf("ssh.login_failed.summary/%d/9", failedLoginBurst+9),
+		fmt.Sprintf("ssh.login/%d/", failedLoginBurst+10),
+		fmt.Sprintf("ssh.login_failed.summary/%d/15", total),
+	}
+	if !slices.Equal(tail, want) {
+		t.Fatalf("last audit events %v, want %v", tail, want)
+	}
+	if s := events[len(events)-1].Fields["sources"]; strings.Count(s, ",") != maxSummarySources-1 {
+		t.Errorf("summary sources %q, want %d of them", s, maxSummarySources)
+	}
+	if err := raftstore.VerifyAuditChain(events); err != nil {
+		t.Error(err)
 	}
 }

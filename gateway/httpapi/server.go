@@ -57,6 +57,9 @@ type Server struct {
 	adminEntitlement string
 	// agentBins serves the agent binaries (install.go).
 	agentBins *agentBinaries
+	// failedLogins bounds how many refused logins per server become audit
+	// events of their own (agentevents.go).
+	failedLogins failedLoginLimiter
 }
 
 // SetAdminEntitlement names the entitlement project admins get on servers.
