@@ -27,7 +27,7 @@ var targetChannelRequests = []string{"exit-status", "exit-signal", "eow@openssh.
 type bridge struct {
 	c      *conn
 	client *gossh.ServerConn
-	target *gossh.Client
+	target *targetConn
 
 	in, out  atomic.Int64 // bytes person→target, target→person
 	lastSeen atomic.Int64 // unix nanoseconds of the last data either way
@@ -39,7 +39,7 @@ type bridge struct {
 	ended   bool
 }
 
-func newBridge(c *conn, client *gossh.ServerConn, target *gossh.Client) *bridge {
+func newBridge(c *conn, client *gossh.ServerConn, target *targetConn) *bridge {
 	b := &bridge{c: c, client: client, target: target, pairs: map[*pair]struct{}{}}
 	b.touch()
 	return b
@@ -57,24 +57,12 @@ func (b *bridge) recording() (sha, path string) {
 	return b.recSHA, b.recPath
 }
 
-// targetGoneChannel is a channel type registered on the target connection
-// only to learn when it ends: x/crypto closes every registered handler then.
-// A target that opens one is refused.
-const targetGoneChannel = "rampart-target-gone@rampart"
-
 // run serves until either side goes away. One loop handles the person's
-// channel opens and global requests and the target's departure: an idle
-// session costs as few goroutines as it can.
+// channel opens and global requests, and the target's channel opens, global
+// requests and departure: an idle session costs as few goroutines as it can.
 func (b *bridge) run(chans <-chan gossh.NewChannel, greqs <-chan *gossh.Request) {
-	s := b.c.acc.project.Settings
 	var wg sync.WaitGroup
-	if s.AllowRemoteForward {
-		b.reverse(&wg, "forwarded-tcpip")
-	}
-	if s.AllowAgentForward {
-		b.reverse(&wg, "auth-agent@openssh.com")
-	}
-	targetGone := b.target.HandleChannelOpen(targetGoneChannel)
+	tchans, treqs, oreqs := b.target.chans, b.target.reqs, b.c.outerReqs
 	for chans != nil {
 		select {
 		case nc, ok := <-chans:
@@ -93,22 +81,76 @@ func (b *bridge) run(chans <-chan gossh.NewChannel, greqs <-chan *gossh.Request)
 				continue
 			}
 			b.globalRequest(r)
-		case nc, ok := <-targetGone:
+		case nc, ok := <-tchans:
 			if !ok {
 				// When the target goes away, so does the person's
 				// connection.
-				targetGone = nil
+				tchans = nil
 				b.client.Close()
 				continue
 			}
-			_ = nc.Reject(gossh.Prohibited, "not a channel type a target may open")
+			b.targetChannel(&wg, nc)
+		case r, ok := <-oreqs:
+			if !ok {
+				oreqs = nil
+				continue
+			}
+			if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		case r, ok := <-treqs:
+			if !ok {
+				treqs = nil
+				continue
+			}
+			// Keepalives and host key announcements from the target's
+			// sshd: "no" is an answer (sshd counts it as alive).
+			if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
 		}
 	}
-	if greqs != nil {
-		go gossh.DiscardRequests(greqs)
+	for _, rs := range []<-chan *gossh.Request{greqs, treqs, oreqs} {
+		if rs != nil {
+			go gossh.DiscardRequests(rs)
+		}
 	}
 	b.target.Close()
+	if tchans != nil {
+		go func() {
+			for nc := range tchans {
+				_ = nc.Reject(gossh.ConnectionFailed, "the session is over")
+			}
+		}()
+	}
 	wg.Wait()
+}
+
+// targetChannel relays a channel the target opens (a remote forward's
+// connection, the agent) to the person when the project allows it.
+func (b *bridge) targetChannel(wg *sync.WaitGroup, nc gossh.NewChannel) {
+	s := b.c.acc.project.Settings
+	kind := nc.ChannelType()
+	allowed := kind == "forwarded-tcpip" && s.AllowRemoteForward || kind == "auth-agent@openssh.com" && s.AllowAgentForward
+	if !allowed {
+		_ = nc.Reject(gossh.Prohibited, "channel type not allowed through Rampart")
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cch, creqs, err := b.client.OpenChannel(kind, nc.ExtraData())
+		if err != nil {
+			_ = nc.Reject(gossh.ConnectionFailed, "the person's client refused the channel")
+			return
+		}
+		tch, treqs, err := nc.Accept()
+		if err != nil {
+			cch.Close()
+			return
+		}
+		b.pipe(&pair{b: b, person: cch, target: tch}, creqs, treqs)
+	}()
 }
 
 // channel handles a channel the person opened.
@@ -144,34 +186,6 @@ func (b *bridge) channel(nc gossh.NewChannel) {
 		return
 	}
 	b.pipe(&pair{b: b, person: cch, target: tch, session: nc.ChannelType() == "session"}, creqs, treqs)
-}
-
-// reverse relays channels the target opens (remote forwards, agent) to the
-// person.
-func (b *bridge) reverse(wg *sync.WaitGroup, kind string) {
-	ch := b.target.HandleChannelOpen(kind)
-	if ch == nil {
-		return
-	}
-	go func() {
-		for nc := range ch {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				cch, creqs, err := b.client.OpenChannel(kind, nc.ExtraData())
-				if err != nil {
-					_ = nc.Reject(gossh.ConnectionFailed, "the person's client refused the channel")
-					return
-				}
-				tch, treqs, err := nc.Accept()
-				if err != nil {
-					cch.Close()
-					return
-				}
-				b.pipe(&pair{b: b, person: cch, target: tch}, creqs, treqs)
-			}()
-		}
-	}()
 }
 
 // globalRequest answers one of the person's global requests: remote

@@ -24,7 +24,7 @@ func newSessionID() string {
 // dialTarget mints a per-hop certificate for a fresh in-memory key and logs
 // in to the target as login, verifying the target's host key against the
 // host CA or the keys pinned at enrollment.
-func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*gossh.Client, error) {
+func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetConn, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -109,7 +109,16 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*gossh.C
 		}
 		return nil, fmt.Errorf("%s refused the login %q", c.srv.Name, login)
 	}
-	return gossh.NewClient(sc, chans, reqs), nil
+	return &targetConn{Conn: sc, chans: chans, reqs: reqs}, nil
+}
+
+// targetConn is the connection to a target with its incoming channels and
+// global requests, which the bridge's loop serves itself (x/crypto's Client
+// would spend two goroutines per connection on them).
+type targetConn struct {
+	gossh.Conn
+	chans <-chan gossh.NewChannel
+	reqs  <-chan *gossh.Request
 }
 
 // hostKeyAlgorithms asks the target for a host certificate first, then for a

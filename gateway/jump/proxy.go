@@ -160,9 +160,10 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 	if err != nil {
 		return
 	}
-	go gossh.DiscardRequests(reqs)
+	// The channel's own requests (none are defined for direct-tcpip) are
+	// answered by the bridge's loop, not a goroutine of their own.
 	c := &conn{p: p, id: id, user: user, srv: srv, ip: ip, acc: acc, requested: d.DestAddr,
-		sessionID: newSessionID(), started: p.now()}
+		sessionID: newSessionID(), started: p.now(), outerReqs: reqs}
 	c.serve(ctx, &chanConn{Channel: ch, local: tcpAddr(id.Local), remote: tcpAddr(id.Remote)})
 }
 
@@ -170,6 +171,8 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 // the client connection to the target.
 type conn struct {
 	p         *Proxy
+	// outerReqs are requests on the person's direct-tcpip channel.
+	outerReqs <-chan *gossh.Request
 	id        Identity
 	user      *raftstore.User
 	srv       *raftstore.Server
@@ -181,7 +184,7 @@ type conn struct {
 
 	mu     sync.Mutex
 	login  string
-	target *gossh.Client
+	target *targetConn
 	// closing is set with the reason once the connection is being ended.
 	closing string
 }
