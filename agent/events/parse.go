@@ -121,21 +121,41 @@ const ipRE = `([0-9A-Fa-f:.]+)`
 // The messages of OpenSSH's sshd (9.x, 10.x) about authentication, at
 // LogLevel INFO and VERBOSE, checked against a real sshd. User names are
 // matched lazily: whatever a client sends is logged, spaces included, and
-// the address that follows is sshd's own.
+// the address that follows is sshd's own. A user name (or key id) that
+// itself holds " from <ip> port <n>" makes a line ambiguous; the tracker
+// then parses it again with the address of a connection sshd announced
+// (addressPatterns).
+type patterns struct {
+	accepted, failed, seen, invalid, maxTries, rootRef          *regexp.Regexp
+	closedUser, disconnFrom, disconnecting, closedAddr, timeout *regexp.Regexp
+}
+
+// addressPatterns are the patterns with ip and port as given (regular
+// expressions, each matching one address or port).
+func addressPatterns(ip, port string) *patterns {
+	ip, port = "("+ip+")", "("+port+")"
+	return &patterns{
+		accepted: regexp.MustCompile(`^Accepted (\S+) for (.*?) from ` + ip + ` port ` + port + ` ssh2(?:: (.*))?$`),
+		failed:   regexp.MustCompile(`^Failed (\S+) for (invalid user )?(.*?) from ` + ip + ` port ` + port + ` ssh2(?:: (.*))?$`),
+		seen:     regexp.MustCompile(`^(?:Postponed|Partial) (\S+) for (invalid user )?(.*?) from ` + ip + ` port ` + port + ` ssh2`),
+		invalid:  regexp.MustCompile(`^Invalid user (.*?) from ` + ip + ` port ` + port + `$`),
+		maxTries: regexp.MustCompile(`^(maximum authentication attempts exceeded) for (invalid user )?(.*?) from ` + ip + ` port ` + port + ` ssh2$`),
+		rootRef:  regexp.MustCompile(`^(ROOT LOGIN REFUSED) FROM ` + ip + ` port ` + port + `$`),
+		// Ends of a connection that was never authenticated.
+		closedUser:    regexp.MustCompile(`^(Connection closed|Connection reset) by (authenticating|invalid) user (.*?) ` + ip + ` port ` + port + `$`),
+		disconnFrom:   regexp.MustCompile(`^(Disconnected) from (authenticating|invalid) user (.*?) ` + ip + ` port ` + port + `$`),
+		disconnecting: regexp.MustCompile(`^Disconnecting (authenticating|invalid) user (.*?) ` + ip + ` port ` + port + `: (.*)$`),
+		closedAddr:    regexp.MustCompile(`^(?:Connection closed|Connection reset) by ` + ip + ` port ` + port + `$`),
+		timeout:       regexp.MustCompile(`^Timeout before authentication for ` + ip + ` port ` + port + `$`),
+	}
+}
+
+// anyAddress parses every message, whatever its address.
+var anyAddress = addressPatterns(`[0-9A-Fa-f:.]+`, `\d+`)
+
 var (
-	reAccepted = regexp.MustCompile(`^Accepted (\S+) for (.*?) from ` + ipRE + ` port (\d+) ssh2(?:: (.*))?$`)
-	reFailed   = regexp.MustCompile(`^Failed (\S+) for (invalid user )?(.*?) from ` + ipRE + ` port (\d+) ssh2(?:: (.*))?$`)
-	reSeen     = regexp.MustCompile(`^(?:Postponed|Partial) (\S+) for (invalid user )?(.*?) from ` + ipRE + ` port (\d+) ssh2`)
-	reConnect  = regexp.MustCompile(`^Connection from ` + ipRE + ` port (\d+) on `)
-	reInvalid  = regexp.MustCompile(`^Invalid user (.*?) from ` + ipRE + ` port (\d+)$`)
-	reMaxTries = regexp.MustCompile(`^(maximum authentication attempts exceeded) for (invalid user )?(.*?) from ` + ipRE + ` port (\d+) ssh2$`)
-	reRootRef  = regexp.MustCompile(`^(ROOT LOGIN REFUSED) FROM ` + ipRE + ` port (\d+)$`)
-	// Ends of a connection that was never authenticated.
-	reClosedUser    = regexp.MustCompile(`^(Connection closed|Connection reset) by (authenticating|invalid) user (.*?) ` + ipRE + ` port (\d+)$`)
-	reDisconnFrom   = regexp.MustCompile(`^(Disconnected) from (authenticating|invalid) user (.*?) ` + ipRE + ` port (\d+)$`)
-	reDisconnecting = regexp.MustCompile(`^Disconnecting (authenticating|invalid) user (.*?) ` + ipRE + ` port (\d+): (.*)$`)
-	reClosedAddr    = regexp.MustCompile(`^(?:Connection closed|Connection reset) by ` + ipRE + ` port (\d+)$`)
-	reTimeout       = regexp.MustCompile(`^Timeout before authentication for ` + ipRE + ` port (\d+)$`)
+	// "Connection from" names nothing the client chose before the address.
+	reConnect = regexp.MustCompile(`^Connection from ` + ipRE + ` port (\d+) on `)
 	// Reasons logged without the connection.
 	reCertReason = regexp.MustCompile(`^(Certificate .*)$`)
 	reNotAllowed = regexp.MustCompile(`^(User \S+ (?:from \S+ )?not allowed because .*)$`)
@@ -150,45 +170,48 @@ var (
 )
 
 // parseMessage reads one message of sshd.
-func parseMessage(msg string) record {
+func parseMessage(msg string) record { return parseWith(anyAddress, msg) }
+
+// parseWith reads one message of sshd with the given address patterns.
+func parseWith(p *patterns, msg string) record {
 	msg = strings.TrimSuffix(msg, " [preauth]")
 	for _, p := range []string{"error: ", "fatal: ", "debug1: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
-	if m := reAccepted.FindStringSubmatch(msg); m != nil {
+	if m := p.accepted.FindStringSubmatch(msg); m != nil {
 		return record{kind: recAccepted, method: m[1], user: m[2], addr: m[3], port: atoi(m[4]), key: parseKey(m[5])}
 	}
-	if m := reFailed.FindStringSubmatch(msg); m != nil {
+	if m := p.failed.FindStringSubmatch(msg); m != nil {
 		return record{kind: recAttempt, method: m[1], invalid: m[2] != "", user: m[3], addr: m[4], port: atoi(m[5]), key: parseKey(m[6])}
 	}
-	if m := reSeen.FindStringSubmatch(msg); m != nil {
+	if m := p.seen.FindStringSubmatch(msg); m != nil {
 		return record{kind: recSeen, method: m[1], invalid: m[2] != "", user: m[3], addr: m[4], port: atoi(m[5])}
 	}
 	if m := reConnect.FindStringSubmatch(msg); m != nil {
 		return record{kind: recConnect, addr: m[1], port: atoi(m[2])}
 	}
-	if m := reInvalid.FindStringSubmatch(msg); m != nil {
+	if m := p.invalid.FindStringSubmatch(msg); m != nil {
 		return record{kind: recReasonConn, invalid: true, user: m[1], addr: m[2], port: atoi(m[3]), reason: "invalid user"}
 	}
-	if m := reMaxTries.FindStringSubmatch(msg); m != nil {
+	if m := p.maxTries.FindStringSubmatch(msg); m != nil {
 		return record{kind: recReasonConn, reason: m[1], invalid: m[2] != "", user: m[3], addr: m[4], port: atoi(m[5])}
 	}
-	if m := reRootRef.FindStringSubmatch(msg); m != nil {
+	if m := p.rootRef.FindStringSubmatch(msg); m != nil {
 		return record{kind: recReasonConn, reason: "root login refused", user: "root", addr: m[2], port: atoi(m[3])}
 	}
-	if m := reDisconnecting.FindStringSubmatch(msg); m != nil {
+	if m := p.disconnecting.FindStringSubmatch(msg); m != nil {
 		return record{kind: recEnd, invalid: m[1] == "invalid", user: m[2], addr: m[3], port: atoi(m[4]), reason: m[5]}
 	}
-	if m := reClosedUser.FindStringSubmatch(msg); m != nil {
+	if m := p.closedUser.FindStringSubmatch(msg); m != nil {
 		return record{kind: recEnd, invalid: m[2] == "invalid", user: m[3], addr: m[4], port: atoi(m[5]), reason: endReason(m[1])}
 	}
-	if m := reDisconnFrom.FindStringSubmatch(msg); m != nil {
+	if m := p.disconnFrom.FindStringSubmatch(msg); m != nil {
 		return record{kind: recEnd, invalid: m[2] == "invalid", user: m[3], addr: m[4], port: atoi(m[5]), reason: endReason(m[1])}
 	}
-	if m := reClosedAddr.FindStringSubmatch(msg); m != nil {
+	if m := p.closedAddr.FindStringSubmatch(msg); m != nil {
 		return record{kind: recEnd, addr: m[1], port: atoi(m[2]), reason: "connection closed during authentication"}
 	}
-	if m := reTimeout.FindStringSubmatch(msg); m != nil {
+	if m := p.timeout.FindStringSubmatch(msg); m != nil {
 		return record{kind: recEnd, addr: m[1], port: atoi(m[2]), reason: "timeout before authentication"}
 	}
 	if m := rePAMDenied.FindStringSubmatch(msg); m != nil {

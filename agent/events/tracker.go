@@ -1,6 +1,7 @@
 package events
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +72,7 @@ func (t *tracker) feed(l Line, at time.Time) *api.LoginEvent {
 	if t.lines++; t.lines%sweepEvery == 0 {
 		t.sweep(at)
 	}
-	r := parseMessage(l.Text)
+	r := t.parse(l.Text)
 	key := connKey(r.addr, r.port)
 	switch r.kind {
 	case recConnect:
@@ -239,4 +240,29 @@ func (c *pendingConn) event(outcome string, at time.Time) *api.LoginEvent {
 	}
 	e.Clamp()
 	return e
+}
+
+// parse reads a message; an ambiguous one (a user name or key id holding
+// " from <ip> port <n>" of its own) is read again with the address of a
+// connection sshd announced ("Connection from", logged at VERBOSE, which the
+// agent's sshd drop-in sets), so that a client cannot choose the source
+// address its attempt is reported with.
+func (t *tracker) parse(msg string) record {
+	r := parseMessage(msg)
+	if r.addr == "" || r.kind == recConnect || strings.Count(msg, " port ") < 2 {
+		return r
+	}
+	if _, known := t.conns[connKey(r.addr, r.port)]; known {
+		return r
+	}
+	for _, c := range t.conns {
+		port := strconv.Itoa(c.port)
+		if !strings.Contains(msg, " "+c.addr+" port "+port) {
+			continue
+		}
+		if r2 := parseWith(addressPatterns(regexp.QuoteMeta(c.addr), port), msg); r2.kind == r.kind {
+			return r2
+		}
+	}
+	return r
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +252,30 @@ func TestTrackerBounds(t *testing.T) {
 	}
 	if !tr.idle() {
 		t.Fatalf("%d connections older than %s still followed", len(tr.conns), maxPendingAge)
+	}
+}
+
+// A client chooses the user name and its certificate's key id, both logged
+// around sshd's own address: a name holding " from <ip> port <n>" must not
+// choose the source the attempt is reported with, once sshd announced the
+// connection (VERBOSE).
+func TestTrackerSourceNotChosenByTheClient(t *testing.T) {
+	fake := "x 10.9.9.9 port 22: z"
+	lines := []string{
+		`Connection from 198.51.100.7 port 40022 on 10.0.0.1 port 22 rdomain ""`,
+		"Invalid user " + fake + " from 198.51.100.7 port 40022",
+		"Failed none for invalid user " + fake + " from 198.51.100.7 port 40022 ssh2",
+		"Disconnecting invalid user " + fake + " 198.51.100.7 port 40022: Too many authentication failures",
+	}
+	tr := newTracker()
+	var events []string
+	for _, l := range lines {
+		if e := tr.feed(Line{Text: l}, time.Unix(1, 0)); e != nil {
+			events = append(events, fmt.Sprintf("%s user=%q source=%s:%d", e.Outcome, e.User, e.Source, e.Port))
+		}
+	}
+	want := []string{fmt.Sprintf("%s user=%q source=198.51.100.7:40022", api.LoginFailed, fake)}
+	if !slices.Equal(events, want) {
+		t.Fatalf("events %q, want %q", events, want)
 	}
 }
