@@ -15,11 +15,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -429,35 +427,15 @@ func TestAdminCARotationReplayAndDisable(t *testing.T) {
 
 	// Last: alice disables herself, and her live hop ends.
 	t.Run("ok/disable-ends-live-session", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "ssh", "-F", e.config, "-J", "alice@"+net.JoinHostPort(e.node.IP, portSSH), "alice@web-1", "echo started; sleep 300")
-		cmd.Env = clientEnv()
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		var stdout, stderr syncBuffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		fatalIf(t, cmd.Start())
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		fatalIf(t, waitFor(waitLong, func() error {
-			if !strings.Contains(stdout.String(), "started") {
-				return fmt.Errorf("session not started yet; stderr %q", stderr.String())
-			}
-			return nil
-		}))
+		s := startRunningSSH(t, []string{"ssh", "-F", e.config, "-J", "alice@" + net.JoinHostPort(e.node.IP, portSSH), "alice@web-1", "echo started; sleep 300"})
 		disabled := time.Now()
 		out := e.mustAdmin(t, "users", "disable", "alice")
 		if !strings.Contains(out, "every node ends their live sessions") {
 			t.Errorf("users disable: %q", out)
 		}
-		select {
-		case <-done:
-			t.Logf("the live session ended %s after ssh admin@… users disable alice started", time.Since(disabled).Round(time.Millisecond))
-		case <-ctx.Done():
-			t.Fatal("the session outlived the disabled user")
-		}
-		if !strings.Contains(stderr.String(), "disabled") {
-			t.Errorf("the person was not told why: %q", stderr.String())
+		s.waitEnded(t, "ssh admin@… users disable alice", disabled)
+		if !strings.Contains(s.stderr.String(), "disabled") {
+			t.Errorf("the person was not told why: %q", s.stderr.String())
 		}
 		if r := e.admin(t, nil, "whoami"); r.code != 255 || !strings.Contains(r.stderr, "disabled") {
 			t.Errorf("a disabled admin signed in again: exit %d, %s", r.code, r.stderr)

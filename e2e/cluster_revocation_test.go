@@ -203,6 +203,19 @@ func startRunningSSH(t *testing.T, argv []string) *runningSSH {
 	return s
 }
 
+// waitEnded waits for the session to end after what was started at start
+// (an admin command, which returns once its change is applied), and logs
+// how long that took, the admin command's own ssh round trip included.
+func (s *runningSSH) waitEnded(t *testing.T, after string, start time.Time) {
+	t.Helper()
+	select {
+	case <-s.done:
+		t.Logf("session ended %s after %s was started (%v)", s.ended.Sub(start).Round(time.Millisecond), after, s.err)
+	case <-time.After(waitLong):
+		t.Fatalf("the session outlived %s by %s", after, waitLong)
+	}
+}
+
 // revoke runs an admin command on node, waits up to revocationBound for s
 // to end, and logs how long that took: from the command's start, and from
 // its return (negative when bob's session ended before alice's ssh closed).

@@ -459,7 +459,7 @@ func testLiveRevocation(t *testing.T, e *policyEnv) {
 	e.setProject(t, api.ProjectSettings{})
 
 	t.Run("ok/admin-kills-session", func(t *testing.T) {
-		s := startLiveSession(t, e.jumpArgv(e.config, "alice", nil, "alice@web-1", "echo started; sleep 300"))
+		s := startRunningSSH(t, e.jumpArgv(e.config, "alice", nil, "alice@web-1", "echo started; sleep 300"))
 		var sessions []struct {
 			ID, User, Server, Status string
 		}
@@ -486,7 +486,7 @@ func testLiveRevocation(t *testing.T, e *policyEnv) {
 	t.Run("ok/person-disabled-mid-session", func(t *testing.T) {
 		_, bobConfig := e.signIn(t, "bob")
 		fatalIf(t, e.target.AddUser("bob"), "add bob to web-1")
-		s := startLiveSession(t, e.jumpArgv(bobConfig, "bob", nil, "bob@web-1", "echo started; sleep 300"))
+		s := startRunningSSH(t, e.jumpArgv(bobConfig, "bob", nil, "bob@web-1", "echo started; sleep 300"))
 		disabled := time.Now()
 		e.admin(t, "users", "disable", "bob")
 		s.waitEnded(t, "users disable bob", disabled)
@@ -499,54 +499,6 @@ func testLiveRevocation(t *testing.T, e *policyEnv) {
 			t.Fatalf("bob after being disabled: exit %d; stderr:\n%s", r.code, r.stderr)
 		}
 	})
-}
-
-// liveSession is an ssh that runs until something ends it.
-type liveSession struct {
-	stdout, stderr syncBuffer
-	done           chan error
-}
-
-// startLiveSession starts argv (whose command prints "started" first) and
-// waits until it prints it. The process is killed in t.Cleanup.
-func startLiveSession(t *testing.T, argv []string) *liveSession {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = clientEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	s := &liveSession{done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = &s.stdout, &s.stderr
-	fatalIf(t, cmd.Start())
-	go func() { s.done <- cmd.Wait() }()
-	t.Cleanup(func() { cancel(); <-s.done })
-	fatalIf(t, waitFor(waitLong, func() error {
-		select {
-		case err := <-s.done:
-			s.done <- err
-			return stopWaiting(fmt.Errorf("ssh exited: %v; stderr %q", err, s.stderr.String()))
-		default:
-		}
-		if !strings.Contains(s.stdout.String(), "started") {
-			return fmt.Errorf("session not started yet; stderr %q", s.stderr.String())
-		}
-		return nil
-	}))
-	return s
-}
-
-// waitEnded waits for the session to end after what was started at start
-// (an admin command, which returns once its change is applied), and logs
-// how long that took, admin command's own ssh round trip included.
-func (s *liveSession) waitEnded(t *testing.T, after string, start time.Time) {
-	t.Helper()
-	select {
-	case err := <-s.done:
-		s.done <- err
-		t.Logf("session ended %s after %s was started (%v)", time.Since(start).Round(time.Millisecond), after, err)
-	case <-time.After(waitLong):
-		t.Fatalf("the session outlived %s by %s", after, waitLong)
-	}
 }
 
 // certCapture is an SSH server that records the certificates clients offer

@@ -249,32 +249,12 @@ func TestJumpThroughBastion(t *testing.T) {
 		}
 	})
 	t.Run("ok/grant-revoked-mid-session", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "ssh", "-F", e.config, "-J", "alice@"+net.JoinHostPort(e.node.IP, portSSH), "alice@web-1", "echo started; sleep 300")
-		cmd.Env = clientEnv()
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		var stdout, stderr syncBuffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		fatalIf(t, cmd.Start())
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		fatalIf(t, waitFor(waitLong, func() error {
-			if !strings.Contains(stdout.String(), "started") {
-				return fmt.Errorf("session not started yet; stderr %q", stderr.String())
-			}
-			return nil
-		}))
+		s := startRunningSSH(t, []string{"ssh", "-F", e.config, "-J", "alice@" + net.JoinHostPort(e.node.IP, portSSH), "alice@web-1", "echo started; sleep 300"})
 		revoked := time.Now()
 		do(t, e.api(), http.MethodDelete, "/v1/projects/web/grants/engineering", nil, nil)
-		select {
-		case <-done:
-			t.Logf("session ended %s after the grant was revoked", time.Since(revoked).Round(time.Millisecond))
-		case <-ctx.Done():
-			t.Fatal("the session outlived the revoked grant")
-		}
-		if !strings.Contains(stderr.String(), "revoked") {
-			t.Errorf("the person was not told why: %q", stderr.String())
+		s.waitEnded(t, "the grant's revocation", revoked)
+		if !strings.Contains(s.stderr.String(), "revoked") {
+			t.Errorf("the person was not told why: %q", s.stderr.String())
 		}
 		do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
 	})

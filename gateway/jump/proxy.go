@@ -170,7 +170,7 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 // conn is one proxied connection: the inner SSH server on the channel and
 // the client connection to the target.
 type conn struct {
-	p         *Proxy
+	p *Proxy
 	// outerReqs are requests on the person's direct-tcpip channel.
 	outerReqs <-chan *gossh.Request
 	id        Identity
