@@ -46,6 +46,22 @@ type Config struct {
 	DevIdP  DevIdP `mapstructure:"dev_idp"`
 	Jump    Jump   `mapstructure:"jump"`
 	Agents  Agents `mapstructure:"agents"`
+	Memory  Memory `mapstructure:"memory"`
+}
+
+// Memory tunes the Go garbage collector. A node's memory is mostly idle
+// proxied sessions: per session about as much in goroutine stacks as in
+// heap, and Go counts stacks in the heap's growth allowance, so the default
+// (GC percent 50) gives the heap roughly the headroom GOGC=100 gives a
+// program without them. GOGC and GOMEMLIMIT in the environment win.
+type Memory struct {
+	// GCPercent is GOGC: the heap may grow by this percent of live memory
+	// before the next collection. Lower saves memory for CPU.
+	GCPercent int `mapstructure:"gc_percent"`
+	// SoftLimitMiB, when not 0, is GOMEMLIMIT in MiB: near it the collector
+	// works harder, so a node under a container or cgroup limit slows down
+	// instead of being killed.
+	SoftLimitMiB int `mapstructure:"soft_limit_mib"`
 }
 
 // Agents configures what the cluster tells server agents.
@@ -215,6 +231,8 @@ var defaults = map[string]any{
 	"log.level":                    "info",
 	"log.format":                   "text",
 	"log.pprof_listen":             "",
+	"memory.gc_percent":            50,
+	"memory.soft_limit_mib":        0,
 	"ssh.jump_host":                "",
 	"ssh.host_names":               []string{},
 	"ssh.auth_timeout":             "10m",
@@ -401,6 +419,12 @@ func (c *Config) Validate() error {
 		if host, _, err := net.SplitHostPort(a); err != nil || net.ParseIP(host) == nil || !net.ParseIP(host).IsLoopback() {
 			bad("log.pprof_listen %q: must be a loopback host:port (profiles reveal internals)", a)
 		}
+	}
+	if c.Memory.GCPercent < 10 || c.Memory.GCPercent > 1000 {
+		bad("memory.gc_percent %d: must be between 10 and 1000 (Go's default is 100)", c.Memory.GCPercent)
+	}
+	if c.Memory.SoftLimitMiB != 0 && c.Memory.SoftLimitMiB < 64 {
+		bad("memory.soft_limit_mib %d: 0 for no limit, or at least 64", c.Memory.SoftLimitMiB)
 	}
 	if c.OIDC.Issuer == "" || c.OIDC.ClientID == "" {
 		bad("oidc.issuer and oidc.client_id are required: they name the identity provider people sign in with")

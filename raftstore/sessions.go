@@ -190,6 +190,25 @@ func (s *State) SessionByID(ws memdb.WatchSet, id string) (uint64, *Session, err
 	return getOne[Session](s, ws, tableSessions, "id", id)
 }
 
+// ClosedSessions returns which of ids name a closed session record, read in
+// one transaction (nil when none is closed).
+func (s *State) ClosedSessions(ids []string) map[string]bool {
+	tx := s.ReadTxn()
+	defer tx.Abort()
+	var closed map[string]bool
+	for _, id := range ids {
+		raw, err := tx.First(tableSessions, "id", id)
+		if err != nil || raw == nil || raw.(*Session).Status != SessionClosed {
+			continue
+		}
+		if closed == nil {
+			closed = map[string]bool{}
+		}
+		closed[id] = true
+	}
+	return closed
+}
+
 // Sessions lists every session, ordered by id.
 func (s *State) Sessions(ws memdb.WatchSet) (uint64, []*Session, error) {
 	return getAll[Session](s, ws, tableSessions, "id")

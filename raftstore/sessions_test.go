@@ -165,6 +165,15 @@ func TestSessionQueries(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ok/closed-among", func(t *testing.T) {
+		got := st.ClosedSessions([]string{"a1", "a2", "b1", "missing"})
+		if len(got) != 1 || !got["a2"] {
+			t.Fatalf("closed among a1,a2,b1,missing: got %v, want only a2", got)
+		}
+		if got := st.ClosedSessions([]string{"a1", "b2"}); got != nil {
+			t.Fatalf("closed among a1,b2: got %v, want none", got)
+		}
+	})
 }
 
 func TestSessionCloseAfterKillKeepsCarrierFigures(t *testing.T) {

@@ -91,9 +91,9 @@ func (p *Proxy) Run(ctx context.Context) {
 		}
 		switch {
 		case newPolicy != policyIdx:
-			p.recheck(p.revoked)
+			p.recheck(true)
 		case newSessions != sessionsIdx:
-			p.recheck(p.killed)
+			p.recheck(false)
 		default:
 			continue
 		}
@@ -105,28 +105,38 @@ func (p *Proxy) Run(ctx context.Context) {
 	}
 }
 
-// recheck ends the live sessions for which check gives a reason.
-func (p *Proxy) recheck(check func(*raftstore.State, *liveSession) string) {
+// recheck ends the live sessions an administrator killed (their records are
+// closed while they still run here) and, after a policy change, those their
+// user, grant, server or record no longer allows. The kill check reads every
+// live session's record in one transaction: it runs on each batch of session
+// opens and closes, with thousands of sessions live.
+func (p *Proxy) recheck(policy bool) {
+	live := p.sessions.snapshot()
+	if len(live) == 0 {
+		return
+	}
 	st := p.store.State()
-	for _, s := range p.sessions.snapshot() {
-		if reason := check(st, s); reason != "" {
+	ids := make([]string, len(live))
+	for i, s := range live {
+		ids[i] = s.id
+	}
+	closed := st.ClosedSessions(ids)
+	for _, s := range live {
+		reason := ""
+		if policy {
+			reason = p.revoked(st, s)
+		}
+		if reason == "" && closed[s.id] {
+			reason = "an administrator ended this session"
+		}
+		if reason != "" {
 			p.logger.Info("ending session", "session", s.id, "reason", reason)
 			s.end(reason)
 		}
 	}
 }
 
-// killed reports a session an administrator ended: its record is closed
-// while it still runs here.
-func (p *Proxy) killed(st *raftstore.State, s *liveSession) string {
-	if _, rec, err := st.SessionByID(nil, s.id); err == nil && rec != nil && rec.Status == raftstore.SessionClosed {
-		return "an administrator ended this session"
-	}
-	return ""
-}
-
-// revoked reports a session its user, grant, server or session record no
-// longer allows.
+// revoked reports a session its user, grant or server no longer allows.
 func (p *Proxy) revoked(st *raftstore.State, s *liveSession) string {
 	_, u, err := st.UserByID(nil, s.userID)
 	if err != nil {
@@ -142,5 +152,5 @@ func (p *Proxy) revoked(st *raftstore.State, s *liveSession) string {
 	if _, err := authorize(st, u, s.server); err != nil {
 		return "your access to project " + s.server.Project + " was revoked"
 	}
-	return p.killed(st, s)
+	return ""
 }
