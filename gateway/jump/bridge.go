@@ -261,36 +261,51 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 		b.in.Add(n)
 		_ = p.target.CloseWrite()
 	}()
-	// reqMu keeps the person's side open until the reply to a request in
-	// flight (say, exec of a command that exits at once) has been sent.
-	var reqMu sync.Mutex
-	go func() {
-		for r := range creqs {
-			reqMu.Lock()
-			p.personRequest(r)
-			reqMu.Unlock()
-		}
-		// The person closed the channel.
-		p.target.Close()
-	}()
-	for r := range treqs {
-		ok := false
-		if slices.Contains(targetChannelRequests, r.Type) {
-			var err error
-			ok, err = p.person.SendRequest(r.Type, r.WantReply, r.Payload)
-			if err != nil {
-				ok = false
+	// One loop serves the requests of both sides, so an idle channel costs
+	// no goroutine for them. A request waiting for the other side's reply
+	// holds the loop; the other side's requests queue meanwhile (a side that
+	// floods them stalls only its own channel, as one that never replies
+	// would). Answering the person's requests here, before the close below,
+	// also keeps the person's side open until the reply to a request in
+	// flight (exec of a command that exits at once) has been sent.
+	for creqs != nil || treqs != nil {
+		select {
+		case r, ok := <-creqs:
+			if !ok {
+				// The person closed the channel.
+				creqs = nil
+				p.target.Close()
+				continue
 			}
-		}
-		if r.WantReply {
-			_ = r.Reply(ok, nil)
+			p.personRequest(r)
+		case r, ok := <-treqs:
+			if !ok {
+				// The target closed the channel: pass on what it sent,
+				// then close.
+				treqs = nil
+				fromTarget.Wait()
+				p.person.Close()
+				continue
+			}
+			p.targetRequest(r)
 		}
 	}
-	// The target closed the channel: pass on what it sent, then close.
-	fromTarget.Wait()
-	reqMu.Lock()
-	p.person.Close()
-	reqMu.Unlock()
+}
+
+// targetRequest passes on the requests a target may send on a channel
+// (exit-status and the like) and answers "no" to the rest.
+func (p *pair) targetRequest(r *gossh.Request) {
+	ok := false
+	if slices.Contains(targetChannelRequests, r.Type) {
+		var err error
+		ok, err = p.person.SendRequest(r.Type, r.WantReply, r.Payload)
+		if err != nil {
+			ok = false
+		}
+	}
+	if r.WantReply {
+		_ = r.Reply(ok, nil)
+	}
 }
 
 // personRequest applies policy to a request the person sent on a channel.
