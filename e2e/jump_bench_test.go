@@ -445,10 +445,31 @@ func (e *benchEnv) benchRate(b *testing.B) {
 		node, self, total time.Duration
 		firstErr          error
 	}
-	paths := []struct{ via, server string }{{"rampart", benchTarget}, {"openssh", benchTargetIP}, {"rampart-stub", benchStub}}
-	results := map[string]*result{"rampart": {}, "openssh": {}, "rampart-stub": {}}
+	// rampart-stub-1core: rampartd on a core of its own, the clients and the
+	// stub on the others, so its rate is what one core of a node carries
+	// with the load generated elsewhere.
+	paths := []struct {
+		via, server string
+		pinned      bool
+	}{{"rampart", benchTarget, false}, {"openssh", benchTargetIP, false}, {"rampart-stub", benchStub, false}, {"rampart-stub-1core", benchStub, true}}
+	results := map[string]*result{}
+	for _, path := range paths {
+		results[path.via] = &result{}
+	}
+	cpus := allCPUs()
+	pin := func(node, rest []int) {
+		for pid, set := range map[int][]int{pid: node, os.Getpid(): rest, e.stub.pid(): rest} {
+			fatalIf(b, pinProcess(pid, set), "set CPU affinity")
+		}
+	}
 	for b.Loop() {
 		for _, path := range paths {
+			if path.pinned {
+				if len(cpus) < 2 {
+					continue
+				}
+				pin(cpus[len(cpus)-1:], cpus[:len(cpus)-1])
+			}
 			r := results[path.via]
 			node0, self0, total0 := procCPU(b, pid), procCPU(b, os.Getpid())+procCPU(b, e.stub.pid()), systemCPU(b)
 			start := time.Now()
@@ -456,7 +477,7 @@ func (e *benchEnv) benchRate(b *testing.B) {
 			var n, failed atomic.Int64
 			firstErr := make(chan error, 1)
 			var wg sync.WaitGroup
-			if *benchProfiles != "" && path.via != "openssh" {
+			if *benchProfiles != "" && path.via != "openssh" && !path.pinned {
 				wg.Go(func() { saveCPUProfile(b, "rate-"+path.via, *benchRateFor-time.Second) })
 			}
 			for range *benchRateConc {
@@ -484,16 +505,27 @@ func (e *benchEnv) benchRate(b *testing.B) {
 			r.node += procCPU(b, pid) - node0
 			r.self += procCPU(b, os.Getpid()) + procCPU(b, e.stub.pid()) - self0
 			r.total += systemCPU(b) - total0
+			if path.pinned {
+				pin(cpus, cpus)
+			}
 		}
 	}
 	for _, path := range paths {
 		r := results[path.via]
+		if r.elapsed == 0 {
+			continue
+		}
 		rate := float64(r.n) / r.elapsed.Seconds()
-		share := func(d time.Duration) float64 { return 100 * d.Seconds() / (2 * r.elapsed.Seconds()) }
+		share := func(d time.Duration) float64 { return 100 * d.Seconds() / (float64(len(cpus)) * r.elapsed.Seconds()) }
 		b.ReportMetric(rate, "sessions/s-"+path.via)
-		b.Logf("%-12s %5d sessions in %s = %3.0f/s with %d clients; CPU of the 2 cores: rampartd %2.0f%% (%.1f ms per session), clients (this process, and the stub) %2.0f%%, everything else (sshd, other work) %2.0f%%",
-			path.via, r.n, r.elapsed.Round(time.Millisecond), rate, *benchRateConc, share(r.node), float64(r.node.Microseconds())/1000/float64(max(r.n, 1)),
+		b.Logf("%-18s %5d sessions in %s = %3.0f/s with %d clients; CPU of the %d cores: rampartd %2.0f%% (%.1f ms per session), clients (this process, and the stub) %2.0f%%, everything else (sshd, other work) %2.0f%%",
+			path.via, r.n, r.elapsed.Round(time.Millisecond), rate, *benchRateConc, len(cpus), share(r.node), float64(r.node.Microseconds())/1000/float64(max(r.n, 1)),
 			share(r.self), share(r.total-r.node-r.self))
+		if path.pinned {
+			busy := 100 * r.node.Seconds() / r.elapsed.Seconds()
+			b.ReportMetric(busy, "rampartd-core-busy-%-"+path.via)
+			b.Logf("%-18s rampartd alone on CPU %d: its core %.0f%% busy; the clients and the stub on the other %d", path.via, cpus[len(cpus)-1], busy, len(cpus)-1)
+		}
 		if path.via != "openssh" {
 			b.ReportMetric(float64(r.node.Microseconds())/1000/float64(max(r.n, 1)), "rampartd-cpu-ms/session-"+path.via)
 		}

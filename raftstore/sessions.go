@@ -168,8 +168,17 @@ func (c *SessionClose) apply(tx *writeTxn) (any, error) {
 	if err := tx.Insert(tableSessions, &s); err != nil {
 		return nil, fmt.Errorf("update session %s: %w", c.ID, err)
 	}
+	if old.Status != SessionClosed {
+		return &s, tx.bump(tableSessions, SessionsClosedIndex(s.Node))
+	}
 	return &s, tx.bump(tableSessions)
 }
+
+// SessionsClosedIndex names the index row that changes whenever a session
+// the node carries is closed (by the node itself or by an administrator's
+// kill). A node watches its own to notice kills, without waking on every
+// session opened or closed elsewhere in the cluster.
+func SessionsClosedIndex(node string) string { return "sessions-closed/" + node }
 
 // isLowerHexSHA256 reports whether s is a SHA-256 digest written as 64
 // lower-case hex digits, the one spelling stored anywhere in the state.

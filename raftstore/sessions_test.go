@@ -197,3 +197,30 @@ func TestSessionCloseAfterKillKeepsCarrierFigures(t *testing.T) {
 		t.Fatal("a third close changed the record")
 	}
 }
+
+// A node watches SessionsClosedIndex(itself) for kills: it must change when
+// one of its sessions closes, and not when sessions open or another node's
+// session closes.
+func TestSessionsClosedIndexPerNode(t *testing.T) {
+	f := testFSM(t)
+	st := f.State()
+	n1 := func() uint64 { return st.MaxIndex(SessionsClosedIndex("n1")) }
+	mustApply(t, f, &SessionOpen{Session: Session{ID: "s1", UserID: "u", Login: "u", ServerID: "srv", Node: "n1", Start: testNow}})
+	mustApply(t, f, &SessionOpen{Session: Session{ID: "s2", UserID: "u", Login: "u", ServerID: "srv", Node: "n2", Start: testNow}})
+	if got := n1(); got != 0 {
+		t.Fatalf("opening sessions moved n1's closed index to %d", got)
+	}
+	mustApply(t, f, &SessionClose{ID: "s2", End: testNow})
+	if got := n1(); got != 0 {
+		t.Fatalf("closing n2's session moved n1's closed index to %d", got)
+	}
+	mustApply(t, f, &SessionClose{ID: "s1", End: testNow, EndReason: "ended by administrator"})
+	killed := n1()
+	if killed == 0 || killed != st.MaxIndex(tableSessions) {
+		t.Fatalf("closing n1's session: n1's closed index %d, sessions table %d", killed, st.MaxIndex(tableSessions))
+	}
+	mustApply(t, f, &SessionClose{ID: "s1", End: testNow, BytesIn: 5})
+	if got := n1(); got != killed {
+		t.Fatalf("the carrier's figures after a kill moved n1's closed index from %d to %d", killed, got)
+	}
+}

@@ -55,9 +55,10 @@ func (p *Proxy) Count() int {
 	return len(p.sessions.sessions)
 }
 
-// policyTables are the tables whose changes can revoke any live session;
-// a change to the sessions table can only end the sessions it names (an
-// administrator's kill), so it gets the cheaper check.
+// policyTables are the tables whose changes can revoke any live session.
+// Of session changes only the closing of one this node carries can end a
+// live session (an administrator's kill); it gets the cheaper check, and
+// sessions opened or closed elsewhere wake nothing.
 var policyTables = []string{"users", "grants", "projects", "servers"}
 
 // recheckGap is the least time between two rechecks. Changes arriving
@@ -78,7 +79,7 @@ func (p *Proxy) Run(ctx context.Context) {
 		var newPolicy, newSessions uint64
 		_, err := raftstore.BlockingQuery(ctx, p.store.FSM(), max(policyIdx, sessionsIdx), time.Minute, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {
 			newPolicy = st.MaxIndexWatch(ws, policyTables...)
-			newSessions = st.MaxIndexWatch(ws, "sessions")
+			newSessions = st.MaxIndexWatch(ws, raftstore.SessionsClosedIndex(p.cfg.NodeID))
 			return max(newPolicy, newSessions), nil
 		})
 		if err != nil {
