@@ -56,6 +56,7 @@ var (
 	benchStream   = flag.Int64("jump.stream-mib", 1024, "BenchmarkJump/stream: MiB per transfer")
 	benchRateFor  = flag.Duration("jump.rate-for", 8*time.Second, "BenchmarkJump/sessions-per-second: how long each path is driven")
 	benchRateConc = flag.Int("jump.rate-conc", 8, "BenchmarkJump/sessions-per-second and idle-*: concurrent clients")
+	benchPinConc  = flag.Int("jump.rate-conc-1core", 32, "BenchmarkJump/sessions-per-second with rampartd on a core of its own: concurrent clients")
 	benchIdleSSHD = flag.Int("jump.idle-sshd", 1000, "BenchmarkJump/idle-sshd: idle proxied sessions held to the sshd target")
 	benchIdleStub = flag.Int("jump.idle-stub", 4000, "BenchmarkJump/idle-stub: idle proxied sessions held to the stub target")
 	benchProfiles = flag.String("jump.profile-dir", "", "BenchmarkJump/idle-*: write rampartd's heap and goroutine profiles here while the sessions are held")
@@ -404,18 +405,26 @@ func (p *proxied) Close() {
 
 // dialProxied opens the outer connection, the direct-tcpip channel and the
 // inner connection to server through the node (via "rampart...") or the
-// OpenSSH jump host ("openssh"), with x/crypto's default algorithms.
-func (e *benchEnv) dialProxied(via, server string) (*proxied, error) {
+// OpenSSH jump host ("openssh"), with x/crypto's default algorithms, from
+// the loopback address src (each benchmark client is a host of its own: the
+// node admits at most ssh.max_preauth_per_ip handshakes per address).
+func (e *benchEnv) dialProxied(via, server, src string) (*proxied, error) {
 	legs, outerAddr, innerAddr := e.legs["rampart"], e.node.SSHAddr(), net.JoinHostPort(server, "22")
 	if via == "openssh" {
 		legs, outerAddr, innerAddr = e.legs["openssh"], e.jumpHost.Addr(), e.target.Addr()
 	}
-	outer, err := gossh.Dial("tcp", outerAddr, legs[0])
+	d := net.Dialer{Timeout: waitLong, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	tcp, err := d.Dial("tcp", outerAddr)
 	if err != nil {
 		return nil, fmt.Errorf("outer: %w", err)
 	}
-	p := &proxied{outer: outer}
-	ch, err := outer.Dial("tcp", innerAddr)
+	oc, ochans, oreqs, err := gossh.NewClientConn(tcp, outerAddr, legs[0])
+	if err != nil {
+		tcp.Close()
+		return nil, fmt.Errorf("outer: %w", err)
+	}
+	p := &proxied{outer: gossh.NewClient(oc, ochans, oreqs)}
+	ch, err := p.outer.Dial("tcp", innerAddr)
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("direct-tcpip %s: %w", innerAddr, err)
@@ -441,6 +450,7 @@ func (e *benchEnv) benchRate(b *testing.B) {
 	pid := e.node.current().cmd.Process.Pid
 	type result struct {
 		n, failed         int64
+		clients           int
 		elapsed           time.Duration
 		node, self, total time.Duration
 		firstErr          error
@@ -480,10 +490,15 @@ func (e *benchEnv) benchRate(b *testing.B) {
 			if *benchProfiles != "" && path.via != "openssh" && !path.pinned {
 				wg.Go(func() { saveCPUProfile(b, "rate-"+path.via, *benchRateFor-time.Second) })
 			}
-			for range *benchRateConc {
+			clients := *benchRateConc
+			if path.pinned {
+				clients = *benchPinConc
+			}
+			r.clients = clients
+			for i := range clients {
 				wg.Go(func() {
 					for time.Now().Before(deadline) {
-						if err := e.oneSession(path.via, path.server); err != nil {
+						if err := e.oneSession(path.via, path.server, benchClientIP(i)); err != nil {
 							failed.Add(1)
 							select {
 							case firstErr <- err:
@@ -519,7 +534,7 @@ func (e *benchEnv) benchRate(b *testing.B) {
 		share := func(d time.Duration) float64 { return 100 * d.Seconds() / (float64(len(cpus)) * r.elapsed.Seconds()) }
 		b.ReportMetric(rate, "sessions/s-"+path.via)
 		b.Logf("%-18s %5d sessions in %s = %3.0f/s with %d clients; CPU of the %d cores: rampartd %2.0f%% (%.1f ms per session), clients (this process, and the stub) %2.0f%%, everything else (sshd, other work) %2.0f%%",
-			path.via, r.n, r.elapsed.Round(time.Millisecond), rate, *benchRateConc, len(cpus), share(r.node), float64(r.node.Microseconds())/1000/float64(max(r.n, 1)),
+			path.via, r.n, r.elapsed.Round(time.Millisecond), rate, r.clients, len(cpus), share(r.node), float64(r.node.Microseconds())/1000/float64(max(r.n, 1)),
 			share(r.self), share(r.total-r.node-r.self))
 		if path.pinned {
 			busy := 100 * r.node.Seconds() / r.elapsed.Seconds()
@@ -543,8 +558,11 @@ func (e *benchEnv) benchRate(b *testing.B) {
 	b.ReportMetric(float64(rampart.n)/rampart.elapsed.Seconds()/(float64(openssh.n)/openssh.elapsed.Seconds()), "x-rampart/openssh")
 }
 
-func (e *benchEnv) oneSession(via, server string) error {
-	p, err := e.dialProxied(via, server)
+// benchClientIP is the loopback address benchmark client i connects from.
+func benchClientIP(i int) string { return fmt.Sprintf("127.0.1.%d", 1+i%250) }
+
+func (e *benchEnv) oneSession(via, server, src string) error {
+	p, err := e.dialProxied(via, server, src)
 	if err != nil {
 		return err
 	}
@@ -584,10 +602,10 @@ func (e *benchEnv) benchIdle(b *testing.B, server string, n int, tg *Target, dra
 		lastAt, lastN, lastRSS, half := start, 0, base, int64(0)
 		for _, cp := range []int{n / 10, n / 4, n / 2, 3 * n / 4, n} {
 			var wg sync.WaitGroup
-			for range *benchRateConc {
+			for i := range *benchRateConc {
 				wg.Go(func() {
 					for len(failed) == 0 && next.Add(1) <= int64(cp) {
-						p, err := e.openIdle(server)
+						p, err := e.openIdle(server, benchClientIP(i))
 						if err != nil {
 							select {
 							case failed <- err:
@@ -645,8 +663,8 @@ func (e *benchEnv) benchIdle(b *testing.B, server string, n int, tg *Target, dra
 }
 
 // openIdle opens one idle proxied session through the node.
-func (e *benchEnv) openIdle(server string) (*proxied, error) {
-	p, err := e.dialProxied("rampart", server)
+func (e *benchEnv) openIdle(server, src string) (*proxied, error) {
+	p, err := e.dialProxied("rampart", server, src)
 	if err != nil {
 		return nil, err
 	}
