@@ -487,7 +487,7 @@ func (e *benchEnv) benchRate(b *testing.B) {
 			var n, failed atomic.Int64
 			firstErr := make(chan error, 1)
 			var wg sync.WaitGroup
-			if *benchProfiles != "" && path.via != "openssh" && !path.pinned {
+			if *benchProfiles != "" && path.via != "openssh" {
 				wg.Go(func() { saveCPUProfile(b, "rate-"+path.via, *benchRateFor-time.Second) })
 			}
 			clients := *benchRateConc
