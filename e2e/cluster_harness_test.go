@@ -482,6 +482,10 @@ type Node struct {
 	ID      string
 	IP      string
 	DataDir string
+	// Prefix, when set, is a command the node runs under (the binary and
+	// its flags become its last arguments), e.g. unshare to give the node a
+	// mount of its own.
+	Prefix []string
 
 	mu   sync.Mutex
 	runs []*process // every run, the last one current
@@ -577,6 +581,9 @@ func (n *Node) spawn(args []string) (*process, error) {
 	}
 	defer stderr.Close()
 	p.cmd = exec.Command(bin, args...)
+	if len(n.Prefix) > 0 {
+		p.cmd = exec.Command(n.Prefix[0], slices.Concat(n.Prefix[1:], []string{bin}, args)...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = stdout, stderr
 	p.cmd.Env = childEnv()
 	// The node dies with the test binary, whatever kills it.

@@ -45,6 +45,13 @@ func StartDevNode(t testing.TB, name, ip string) *DevNode {
 // config file.
 func StartDevNodeWith(t testing.TB, name, ip, extraYAML string) *DevNode {
 	t.Helper()
+	return startDevNode(t, name, ip, extraYAML, nil)
+}
+
+// startDevNode is StartDevNodeWith, the node run under the command prefix
+// returns for it (nil: none).
+func startDevNode(t testing.TB, name, ip, extraYAML string, prefix func(*Node) []string) *DevNode {
+	t.Helper()
 	c := NewCluster(t, name, ip)
 	idp := "http://" + net.JoinHostPort(ip, portDevIdP)
 	// BaseArgs passes --oidc-issuer from here, which the config file's
@@ -55,6 +62,9 @@ func StartDevNodeWith(t testing.TB, name, ip, extraYAML string) *DevNode {
 	fatalIf(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
 
 	n := c.Nodes[0]
+	if prefix != nil {
+		n.Prefix = prefix(n)
+	}
 	fatalIf(t, n.Start("--dev", "--config", cfgPath), "start dev node")
 	fatalIf(t, c.loadBootstrapFiles(n), "dev node bootstrap")
 	d := &DevNode{Node: n, IdPURL: idp, ConfigPath: cfgPath}

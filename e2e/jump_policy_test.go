@@ -57,7 +57,14 @@ type policyEnv struct {
 // starts web-1: sshd (UsePAM yes) trusting web's user CA, pinned by its key.
 func setupPolicyJump(t *testing.T) *policyEnv {
 	t.Helper()
-	e := &policyEnv{jumpEnv: &jumpEnv{node: StartDevNode(t, "jump-policy", policyNodeIP), dir: t.TempDir()}}
+	return setupPolicyJumpOn(t, StartDevNode(t, "jump-policy", policyNodeIP), policyTargetIP)
+}
+
+// setupPolicyJumpOn is setupPolicyJump with a node of the caller's and web-1
+// on targetIP.
+func setupPolicyJumpOn(t *testing.T, node *DevNode, targetIP string) *policyEnv {
+	t.Helper()
+	e := &policyEnv{jumpEnv: &jumpEnv{node: node, dir: t.TempDir()}}
 	var hostCA api.CAKeys
 	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
 	if len(hostCA.Keys) != 1 {
@@ -68,7 +75,7 @@ func setupPolicyJump(t *testing.T) *policyEnv {
 	e.key, e.config = e.signIn(t, "alice")
 	e.setProject(t, api.ProjectSettings{})
 	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
-	e.target = e.startTarget(t, "web-1", policyTargetIP, "web", e.userCA(t, "web"), true, nil)
+	e.target = e.startTarget(t, "web-1", targetIP, "web", e.userCA(t, "web"), true, nil)
 	return e
 }
 

@@ -28,7 +28,7 @@ func (n *Node) recordingsDir() string { return n.dir.path("recordings") }
 // startRecording is the jump proxy's recorder factory: a pty session of a
 // project that records gets an asciicast v2 file, with the project's failure
 // policy. Projects that do not record get nil.
-func (n *Node) startRecording(sessionID string, project *raftstore.Project, width, height int, term string) (jump.Recorder, error) {
+func (n *Node) startRecording(sessionID string, project *raftstore.Project, width, height int, term string, failed func(error)) (jump.Recorder, error) {
 	if !project.Settings.Recording {
 		return nil, nil
 	}
@@ -39,10 +39,7 @@ func (n *Node) startRecording(sessionID string, project *raftstore.Project, widt
 	rec, err := recording.New(recording.Config{
 		Dir: n.recordingsDir(), SessionID: sessionID, Width: width, Height: height, Term: term,
 		Title: "rampart session " + sessionID, RecordInput: project.Settings.RecordInput, Policy: policy,
-		OnError: func(err error) {
-			n.logger.Error("recording failed", "session", sessionID, "project", project.Name, "err", err)
-			n.audit.Record("recording.failed", "", map[string]string{"session": sessionID, "project": project.Name, "error": err.Error()})
-		},
+		OnError: failed,
 	})
 	if err != nil {
 		return nil, err

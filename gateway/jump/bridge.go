@@ -321,8 +321,10 @@ func (p *pair) personRequest(r *gossh.Request) {
 		}
 	case "pty-req":
 		if err := p.startRecording(r.Payload); err != nil {
-			_ = r.Reply(false, nil)
+			// The reason first: OpenSSH quits as soon as an explicitly
+			// requested pty (-t) is refused, without reading further.
 			c.end(p.b, "recording failed and project "+c.srv.Project+" requires it")
+			_ = r.Reply(false, nil)
 			return
 		}
 	case "window-change":

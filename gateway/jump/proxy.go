@@ -59,8 +59,10 @@ type Recorder interface {
 }
 
 // RecorderFactory starts a recording, or returns nil when the project does
-// not record; an error means recording could not start.
-type RecorderFactory func(sessionID string, project *raftstore.Project, width, height int, term string) (Recorder, error)
+// not record; an error means recording could not start. failed is called
+// once if the recording fails later (a full disk found by the recorder's
+// flusher, say); it does not block.
+type RecorderFactory func(sessionID string, project *raftstore.Project, width, height int, term string, failed func(error)) (Recorder, error)
 
 // Config configures the proxy.
 type Config struct {

@@ -22,25 +22,35 @@ func (p *pair) startRecording(payload []byte) error {
 	if c.p.record == nil || p.rec != nil {
 		return nil
 	}
-	rec, err := c.p.record(c.sessionID, c.acc.project, int(pty.W), int(pty.H), pty.Term)
+	rec, err := c.p.record(c.sessionID, c.acc.project, int(pty.W), int(pty.H), pty.Term, p.recordingBroke)
 	if err != nil {
-		return p.recordingFailed(err)
+		p.reportRecordingFailure(err)
+		if c.acc.project.Settings.RecordingFailOpen {
+			return nil
+		}
+		return err
 	}
 	p.rec = rec
 	return nil
 }
 
-// recordingFailed applies the project's failure policy: fail open audits and
-// goes on unrecorded; fail closed returns the error, which ends the session.
-func (p *pair) recordingFailed(err error) error {
+// reportRecordingFailure logs and audits a recording failure.
+func (p *pair) reportRecordingFailure(err error) {
 	c := p.b.c
 	c.p.logger.Error("recording failed", "session", c.sessionID, "err", err)
 	c.p.audit.Record("recording.failed", c.user.Login, c.fields("error", err.Error()))
-	p.rec = nil
-	if c.acc.project.Settings.RecordingFailOpen {
-		return nil
+}
+
+// recordingBroke hears of a failure of a running recording (once, from the
+// recorder, whatever the policy): it is reported, and if the project fails
+// closed the session ends at once, idle or not, instead of at its next
+// output. It runs on the recorder's goroutines: it neither blocks nor takes
+// p.mu.
+func (p *pair) recordingBroke(err error) {
+	p.reportRecordingFailure(err)
+	if !p.b.c.acc.project.Settings.RecordingFailOpen {
+		go p.b.c.end(p.b, "recording failed and project "+p.b.c.srv.Project+" requires it")
 	}
-	return err
 }
 
 func (p *pair) resize(w, h int) {
@@ -53,11 +63,12 @@ func (p *pair) resize(w, h int) {
 	}
 }
 
-// failWhileLocked handles a recording write error (p.mu held).
-func (p *pair) failWhileLocked(err error) {
-	if p.recordingFailed(err) != nil {
-		go p.b.c.end(p.b, "recording failed and project "+p.b.c.srv.Project+" requires it")
-	}
+// failWhileLocked handles an error a recording call returned (p.mu held):
+// only a project that fails closed gets one, and the recorder has reported
+// the failure through recordingBroke already, which ends the session. The
+// recording is dropped so nothing more is written to it.
+func (p *pair) failWhileLocked(error) {
+	p.rec = nil
 }
 
 func (p *pair) closeRecording() {
