@@ -58,6 +58,10 @@ type Memory struct {
 	// GCPercent is GOGC: the heap may grow by this percent of live memory
 	// before the next collection. Lower saves memory for CPU.
 	GCPercent int `mapstructure:"gc_percent"`
+	// GCMinHeadroomMiB is the least the heap may grow between collections,
+	// whatever GCPercent says (0: no floor). It spares a node with few
+	// sessions a collection every few megabytes while it streams files.
+	GCMinHeadroomMiB int `mapstructure:"gc_min_headroom_mib"`
 	// SoftLimitMiB, when not 0, is GOMEMLIMIT in MiB: near it the collector
 	// works harder, so a node under a container or cgroup limit slows down
 	// instead of being killed.
@@ -232,6 +236,7 @@ var defaults = map[string]any{
 	"log.format":                   "text",
 	"log.pprof_listen":             "",
 	"memory.gc_percent":            50,
+	"memory.gc_min_headroom_mib":   64,
 	"memory.soft_limit_mib":        0,
 	"ssh.jump_host":                "",
 	"ssh.host_names":               []string{},
@@ -422,6 +427,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Memory.GCPercent < 10 || c.Memory.GCPercent > 1000 {
 		bad("memory.gc_percent %d: must be between 10 and 1000 (Go's default is 100)", c.Memory.GCPercent)
+	}
+	if c.Memory.GCMinHeadroomMiB < 0 || c.Memory.GCMinHeadroomMiB > 4096 {
+		bad("memory.gc_min_headroom_mib %d: must be between 0 (no floor) and 4096", c.Memory.GCMinHeadroomMiB)
 	}
 	if c.Memory.SoftLimitMiB != 0 && c.Memory.SoftLimitMiB < 64 {
 		bad("memory.soft_limit_mib %d: 0 for no limit, or at least 64", c.Memory.SoftLimitMiB)

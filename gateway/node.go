@@ -49,7 +49,7 @@ type Node struct {
 // meant for the operator (tokens, next steps) go to out.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger, out io.Writer) error {
 	n := &Node{cfg: cfg, logger: logger, out: out, dir: dataDir(cfg.DataDir), now: time.Now}
-	applyMemory(cfg.Memory, logger)
+	applyMemory(ctx, cfg.Memory, logger)
 	if err := n.start(ctx); err != nil {
 		n.stop()
 		return err
