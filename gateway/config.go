@@ -431,8 +431,8 @@ func (c *Config) Validate() error {
 	if c.Memory.GCMinHeadroomMiB < 0 || c.Memory.GCMinHeadroomMiB > 4096 {
 		bad("memory.gc_min_headroom_mib %d: must be between 0 (no floor) and 4096", c.Memory.GCMinHeadroomMiB)
 	}
-	if c.Memory.SoftLimitMiB != 0 && c.Memory.SoftLimitMiB < 64 {
-		bad("memory.soft_limit_mib %d: 0 for no limit, or at least 64", c.Memory.SoftLimitMiB)
+	if c.Memory.SoftLimitMiB != 0 && (c.Memory.SoftLimitMiB < 64 || c.Memory.SoftLimitMiB > 1<<30) {
+		bad("memory.soft_limit_mib %d: 0 for no limit, or between 64 and 1073741824 (1 PiB)", c.Memory.SoftLimitMiB)
 	}
 	if c.OIDC.Issuer == "" || c.OIDC.ClientID == "" {
 		bad("oidc.issuer and oidc.client_id are required: they name the identity provider people sign in with")

@@ -73,7 +73,7 @@ func TestLoadConfig(t *testing.T) {
 		}},
 		{name: "fail/memory", args: []string{"--dev"},
 			env: map[string]string{"RAMPART_MEMORY_GC_PERCENT": "5", "RAMPART_MEMORY_SOFT_LIMIT_MIB": "10", "RAMPART_MEMORY_GC_MIN_HEADROOM_MIB": "-1"},
-			wantErr: []string{"memory.gc_percent 5: must be between 10 and 1000", "memory.soft_limit_mib 10: 0 for no limit, or at least 64",
+			wantErr: []string{"memory.gc_percent 5: must be between 10 and 1000", "memory.soft_limit_mib 10: 0 for no limit, or between 64 and 1073741824 (1 PiB)",
 				"memory.gc_min_headroom_mib -1: must be between 0 (no floor) and 4096"}},
 		{name: "fail/bootstrap-and-join", args: []string{"--dev", "--join", "x"}, wantErr: []string{"bootstrap and cluster.join are both set"}},
 		{name: "ok/agent-defaults", args: []string{"--dev"}, check: func(t *testing.T, c *Config) {

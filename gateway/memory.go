@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,10 +25,17 @@ func applyMemory(ctx context.Context, m Memory, logger *slog.Logger) {
 		return
 	}
 	debug.SetGCPercent(m.GCPercent)
-	if m.GCMinHeadroomMiB > 0 {
-		go tuneGC(ctx, m.GCPercent, uint64(m.GCMinHeadroomMiB)<<20, time.Second)
+	if m.GCMinHeadroomMiB > 0 && tunerStarted.CompareAndSwap(false, true) {
+		go func() {
+			defer tunerStarted.Store(false)
+			tuneGC(ctx, m.GCPercent, uint64(m.GCMinHeadroomMiB)<<20, time.Second)
+		}()
 	}
 }
+
+// tunerStarted: GOGC is the process's, so one tuner at a time (tests run
+// several nodes in one process).
+var tunerStarted atomic.Bool
 
 // gcPercentFor is the GOGC that lets the heap grow by percent of what the
 // collector counts as live (live heap, goroutine stacks and globals: base),
@@ -68,7 +76,8 @@ func tuneGC(ctx context.Context, percent int, floor uint64, every time.Duration)
 			}
 		}
 		want := gcPercentFor(v[0]+v[1]+v[2], percent, floor)
-		if want*10 > current*11 || want*11 < current*10 {
+		// Move by more than a tenth, or back to percent exactly.
+		if want*10 > current*11 || want*11 < current*10 || want == percent && current != percent {
 			debug.SetGCPercent(want)
 			current = want
 		}

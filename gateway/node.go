@@ -49,11 +49,11 @@ type Node struct {
 // meant for the operator (tokens, next steps) go to out.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger, out io.Writer) error {
 	n := &Node{cfg: cfg, logger: logger, out: out, dir: dataDir(cfg.DataDir), now: time.Now}
-	applyMemory(ctx, cfg.Memory, logger)
 	if err := n.start(ctx); err != nil {
 		n.stop()
 		return err
 	}
+	applyMemory(ctx, cfg.Memory, n.logger)
 	<-ctx.Done()
 	n.logger.Info("stopping node")
 	return n.stop()

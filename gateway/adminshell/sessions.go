@@ -290,8 +290,8 @@ func (v *invocation) sessionsCmd() *cobra.Command {
 			if err := v.confirm(yes, "end session "+id+" of "+userLogin(st, s.UserID)); err != nil {
 				return err
 			}
-			// Closing the record is the signal: every node watches the
-			// sessions table, and the one carrying it ends it at once.
+			// Closing the record is the signal: the node carrying the
+			// session watches for closes of its sessions and ends it at once.
 			if _, err := v.apply(&raftstore.SessionClose{ID: id, End: v.sh.now().UTC(), EndReason: "ended by administrator " + v.actor.Login},
 				map[string]string{"session": id}); err != nil {
 				return err

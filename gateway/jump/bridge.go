@@ -18,8 +18,10 @@ var clientSessionRequests = []string{
 	"keepalive@openssh.com", "eow@openssh.com",
 }
 
-// Requests passed through on any channel, target to client.
-var targetChannelRequests = []string{"exit-status", "exit-signal", "eow@openssh.com", "keepalive@openssh.com"}
+// Requests passed through on any channel, target to client (never with
+// want-reply: see targetRequest). keepalive@openssh.com is answered by the
+// bastion and not passed on.
+var targetChannelRequests = []string{"exit-status", "exit-signal", "eow@openssh.com"}
 
 // bridge relays one proxied connection: every channel the person opens is
 // opened on the target (and the reverse for -R and agent channels), and
@@ -222,6 +224,10 @@ type pair struct {
 	mu  sync.Mutex
 	pty bool
 	rec Recorder
+	// recBroken: the recording failed, nothing more goes to it.
+	// dropOutput: it failed and the project fails closed, so the target's
+	// output is not passed on while the session ends.
+	recBroken, dropOutput bool
 }
 
 // pipe relays data, stderr and requests both ways, and closes each side in
@@ -262,12 +268,17 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 		_ = p.target.CloseWrite()
 	}()
 	// One loop serves the requests of both sides, so an idle channel costs
-	// no goroutine for them. A request waiting for the other side's reply
-	// holds the loop; the other side's requests queue meanwhile (a side that
-	// floods them stalls only its own channel, as one that never replies
-	// would). Answering the person's requests here, before the close below,
-	// also keeps the person's side open until the reply to a request in
-	// flight (exec of a command that exits at once) has been sent.
+	// no goroutine for them. It never waits on the person: the target's
+	// requests are passed on without asking the person to reply (see
+	// targetRequest), and the wait for the target's output to drain runs
+	// apart, so the person's requests, and the window adjusts queued behind
+	// them in the person's connection, keep moving. It waits only for the
+	// target's reply to a request of the person's; a target that floods
+	// requests meanwhile stalls its own connection, as one that never
+	// replies would. reqMu keeps the person's side open until the reply to a
+	// request in flight (exec of a command that exits at once) has been sent.
+	var reqMu sync.Mutex
+	closed := make(chan struct{})
 	for creqs != nil || treqs != nil {
 		select {
 		case r, ok := <-creqs:
@@ -277,31 +288,40 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 				p.target.Close()
 				continue
 			}
+			reqMu.Lock()
 			p.personRequest(r)
+			reqMu.Unlock()
 		case r, ok := <-treqs:
 			if !ok {
 				// The target closed the channel: pass on what it sent,
 				// then close.
 				treqs = nil
-				fromTarget.Wait()
-				p.person.Close()
+				go func() {
+					defer close(closed)
+					fromTarget.Wait()
+					reqMu.Lock()
+					p.person.Close()
+					reqMu.Unlock()
+				}()
 				continue
 			}
 			p.targetRequest(r)
 		}
 	}
+	<-closed
 }
 
 // targetRequest passes on the requests a target may send on a channel
-// (exit-status and the like) and answers "no" to the rest.
+// (exit-status, exit-signal, eow) and answers "no" to the rest. They go on
+// without asking the person to reply, so the request loop never waits on
+// the person; a target that asks for a reply (sshd's client-alive
+// keepalive@openssh.com) gets it from the bastion, which is the target's
+// client: the person's own connection is watched by the node.
 func (p *pair) targetRequest(r *gossh.Request) {
 	ok := false
 	if slices.Contains(targetChannelRequests, r.Type) {
-		var err error
-		ok, err = p.person.SendRequest(r.Type, r.WantReply, r.Payload)
-		if err != nil {
-			ok = false
-		}
+		_, err := p.person.SendRequest(r.Type, false, r.Payload)
+		ok = err == nil
 	}
 	if r.WantReply {
 		_ = r.Reply(ok, nil)
@@ -358,6 +378,10 @@ func (p *pair) personRequest(r *gossh.Request) {
 	}
 }
 
+// shutdownGrace is how long shutdown waits for the person's client to take
+// the message before it closes the connections anyway.
+const shutdownGrace = 2 * time.Second
+
 // shutdown tells the person why and ends the connection.
 func (b *bridge) shutdown(msg string) {
 	b.mu.Lock()
@@ -371,6 +395,13 @@ func (b *bridge) shutdown(msg string) {
 		pairs = append(pairs, p)
 	}
 	b.mu.Unlock()
+	// The message needs window from the person's client: one that grants
+	// none must not keep the session (or whoever ends it) waiting.
+	force := time.AfterFunc(shutdownGrace, func() {
+		b.target.Close()
+		b.client.Close()
+	})
+	defer force.Stop()
 	for _, p := range pairs {
 		if p.session {
 			_, _ = p.person.Stderr().Write([]byte("\r\n" + msg + "\r\n"))

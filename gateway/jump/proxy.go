@@ -260,6 +260,11 @@ func (c *conn) serve(ctx context.Context, cc *chanConn) {
 
 	b := newBridge(c, sconn, target)
 	c.p.sessions.add(c.sessionID, c.user.ID, c.srv, func(reason string) { c.end(b, reason) })
+	// A kill applied before the session joined the registry (the open is
+	// replicated first) woke the watcher too early: look once more.
+	if c.p.store.State().ClosedSessions([]string{c.sessionID}) != nil {
+		c.end(b, killedReason)
+	}
 	stopTimers := c.enforceLimits(b)
 	b.run(chans, greqs)
 	stopTimers()

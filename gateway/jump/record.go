@@ -19,7 +19,7 @@ func (p *pair) startRecording(payload []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.pty = true
-	if c.p.record == nil || p.rec != nil {
+	if c.p.record == nil || p.rec != nil || p.recBroken {
 		return nil
 	}
 	rec, err := c.p.record(c.sessionID, c.acc.project, int(pty.W), int(pty.H), pty.Term, p.recordingBroke)
@@ -56,19 +56,32 @@ func (p *pair) recordingBroke(err error) {
 func (p *pair) resize(w, h int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.rec != nil {
+	if p.recording() {
 		if err := p.rec.Resize(w, h); err != nil {
 			p.failWhileLocked(err)
 		}
 	}
 }
 
+// recording reports whether events still go to the recording (p.mu held).
+func (p *pair) recording() bool { return p.rec != nil && !p.recBroken }
+
 // failWhileLocked handles an error a recording call returned (p.mu held):
-// only a project that fails closed gets one, and the recorder has reported
-// the failure through recordingBroke already, which ends the session. The
-// recording is dropped so nothing more is written to it.
+// only a project that fails closed gets one. Nothing more is written to the
+// recording (closeRecording still closes it, so what it holds is kept and
+// its digest recorded), the target's further output is dropped instead of
+// reaching the person unrecorded, and the session ends. The recorder has
+// reported the failure through recordingBroke, which ends it too; ending
+// twice is harmless.
 func (p *pair) failWhileLocked(error) {
-	p.rec = nil
+	if p.recBroken {
+		return
+	}
+	p.recBroken = true
+	if !p.b.c.acc.project.Settings.RecordingFailOpen {
+		p.dropOutput = true
+		go p.b.c.end(p.b, "recording failed and project "+p.b.c.srv.Project+" requires it")
+	}
 }
 
 func (p *pair) closeRecording() {
@@ -79,7 +92,7 @@ func (p *pair) closeRecording() {
 	}
 	sum, path, err := p.rec.Close()
 	p.rec = nil
-	if err != nil {
+	if err != nil && !p.recBroken {
 		p.failWhileLocked(err)
 	}
 	p.b.mu.Lock()
@@ -98,10 +111,13 @@ func (rr *recordingReader) Read(b []byte) (int, error) {
 	if n > 0 {
 		rr.p.b.touch()
 		rr.p.mu.Lock()
-		if rr.p.rec != nil {
+		if rr.p.recording() {
 			if werr := rr.p.rec.Output(b[:n]); werr != nil {
 				rr.p.failWhileLocked(werr)
 			}
+		}
+		if rr.p.dropOutput {
+			n = 0 // not recorded, so not shown: the session is ending
 		}
 		rr.p.mu.Unlock()
 	}
@@ -119,7 +135,7 @@ func (ir *inputReader) Read(b []byte) (int, error) {
 	if n > 0 {
 		ir.p.b.touch()
 		ir.p.mu.Lock()
-		if ir.p.rec != nil && ir.p.b.c.acc.project.Settings.RecordInput {
+		if ir.p.recording() && ir.p.b.c.acc.project.Settings.RecordInput {
 			if werr := ir.p.rec.Input(b[:n]); werr != nil {
 				ir.p.failWhileLocked(werr)
 			}

@@ -106,6 +106,10 @@ func (p *Proxy) Run(ctx context.Context) {
 	}
 }
 
+// killedReason is what a person whose session an administrator ended is
+// told.
+const killedReason = "an administrator ended this session"
+
 // recheck ends the live sessions an administrator killed (their records are
 // closed while they still run here) and, after a policy change, those their
 // user, grant, server or record no longer allows. The kill check reads every
@@ -128,11 +132,12 @@ func (p *Proxy) recheck(policy bool) {
 			reason = p.revoked(st, s)
 		}
 		if reason == "" && closed[s.id] {
-			reason = "an administrator ended this session"
+			reason = killedReason
 		}
 		if reason != "" {
 			p.logger.Info("ending session", "session", s.id, "reason", reason)
-			s.end(reason)
+			// Each apart: one session slow to end holds up no other.
+			go s.end(reason)
 		}
 	}
 }
