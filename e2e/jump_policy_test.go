@@ -269,6 +269,7 @@ read -r line <&3; echo "got:$line"; echo "pong:$line" >&3; exec 3>&-`, rport)
 
 	t.Run("certificate", func(t *testing.T) { testMintedCertificate(t, e) })
 	t.Run("live-revocation", func(t *testing.T) { testLiveRevocation(t, e) })
+	t.Run("ok/stalled-client-does-not-hold-up-revocation", func(t *testing.T) { testStalledClient(t, e) })
 }
 
 // testMintedCertificate captures the per-hop certificate the node presents
