@@ -1,6 +1,7 @@
 package e2e
 
-// Recording failures through the jump, with real parts: the node runs in a
+// Recordings through the jump, with real parts: several pty channels on one
+// connection recorded apart, and recording failures. The node runs in a
 // mount namespace of its own whose recordings directory is a 256 KiB tmpfs
 // (nothing of this machine is touched), which the test makes read-only and
 // then fills. A project that fails closed loses the session at once; one
@@ -9,6 +10,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -72,6 +74,36 @@ func TestJumpRecordingFailure(t *testing.T) {
 		}
 	}
 
+	// Several pty channels on one connection (OpenSSH ControlMaster, VS
+	// Code's terminals) each get a recording of their own.
+	t.Run("ok/multiplexed-pty-sessions-recorded-apart", func(t *testing.T) {
+		e.setProject(t, api.ProjectSettings{Recording: true})
+		dir, err := os.MkdirTemp("/tmp", "rampart-cm-") // a socket path has room for ~107 bytes
+		fatalIf(t, err)
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		control := []string{"-o", "ControlPath=" + filepath.Join(dir, "cm"), "-tt"}
+		startRunningSSH(t, e.jumpArgv(e.config, "alice", append([]string{"-o", "ControlMaster=yes"}, control...), "alice@web-1", "echo started; sleep 300"))
+		ranOpen(t, e.ssh(t, append([]string{"-o", "ControlMaster=no"}, control...), "alice@web-1", "echo second"), "second")
+		if r := runSSH(t, []string{"ssh", "-F", e.config, "-o", "ControlPath=" + filepath.Join(dir, "cm"), "-O", "exit", "alice@web-1"}); r.code != 0 {
+			t.Fatalf("ssh -O exit: %d\n%s", r.code, r.stderr)
+		}
+		var paths []string
+		fatalIf(t, waitFor(waitLong, func() error {
+			paths = paths[:0]
+			for _, ev := range auditOf(t, e, "session.recording") {
+				paths = append(paths, ev.Fields["session"]+" "+ev.Fields["path"])
+			}
+			if len(paths) < 2 {
+				return fmt.Errorf("recordings in the audit log: %q, want two", paths)
+			}
+			return nil
+		}))
+		id := strings.Fields(paths[0])[0]
+		if len(paths) != 2 || !strings.HasSuffix(paths[0], "/"+id+".cast") && !strings.HasSuffix(paths[1], "/"+id+".cast") ||
+			!strings.HasSuffix(paths[0], "/"+id+"-2.cast") && !strings.HasSuffix(paths[1], "/"+id+"-2.cast") {
+			t.Fatalf("recordings in the audit log: %q, want %s.cast and %s-2.cast of one session", paths, id, id)
+		}
+	})
 	t.Run("unwritable-directory", func(t *testing.T) {
 		remount(t, "ro")
 		defer remount(t, "rw")

@@ -34,11 +34,12 @@ type bridge struct {
 	in, out  atomic.Int64 // bytes person→target, target→person
 	lastSeen atomic.Int64 // unix nanoseconds of the last data either way
 
-	mu      sync.Mutex
-	pairs   map[*pair]struct{}
-	recSHA  string
-	recPath string
-	ended   bool
+	mu         sync.Mutex
+	pairs      map[*pair]struct{}
+	recordings int // recordings started on this connection
+	recSHA     string
+	recPath    string
+	ended      bool
 }
 
 func newBridge(c *conn, client *gossh.ServerConn, target *targetConn) *bridge {
@@ -52,7 +53,7 @@ func (b *bridge) lastActivity() time.Time { return time.Unix(0, b.lastSeen.Load(
 func (b *bridge) bytes() (in, out int64)  { return b.in.Load(), b.out.Load() }
 
 // recording returns the SHA-256 and path of the connection's recording (the
-// last pty session's, if it had several).
+// first pty session's, if it had several).
 func (b *bridge) recording() (sha, path string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -2,6 +2,7 @@ package jump
 
 import (
 	"io"
+	"strconv"
 
 	gossh "golang.org/x/crypto/ssh"
 )
@@ -22,7 +23,7 @@ func (p *pair) startRecording(payload []byte) error {
 	if c.p.record == nil || p.rec != nil || p.recBroken {
 		return nil
 	}
-	rec, err := c.p.record(c.sessionID, c.acc.project, int(pty.W), int(pty.H), pty.Term, p.recordingBroke)
+	rec, err := c.p.record(p.b.recordingName(), c.acc.project, int(pty.W), int(pty.H), pty.Term, p.recordingBroke)
 	if err != nil {
 		p.reportRecordingFailure(err)
 		if c.acc.project.Settings.RecordingFailOpen {
@@ -95,9 +96,31 @@ func (p *pair) closeRecording() {
 	if err != nil && !p.recBroken {
 		p.failWhileLocked(err)
 	}
+	if path == "" {
+		return
+	}
+	c := p.b.c
+	c.p.audit.Record("session.recording", c.user.Login, c.fields("path", path, "sha256", sum))
+	// The session's record names its first recording; the audit log has
+	// every one.
 	p.b.mu.Lock()
-	p.b.recSHA, p.b.recPath = sum, path
+	if p.b.recPath == "" {
+		p.b.recSHA, p.b.recPath = sum, path
+	}
 	p.b.mu.Unlock()
+}
+
+// recordingName names the connection's next recording: the session id for
+// the first, then "<id>-2", "<id>-3", ... for further pty channels on the
+// same connection (OpenSSH ControlMaster, VS Code's terminals).
+func (b *bridge) recordingName() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.recordings++
+	if b.recordings == 1 {
+		return b.c.sessionID
+	}
+	return b.c.sessionID + "-" + strconv.Itoa(b.recordings)
 }
 
 // recordingReader reads the target's output and records it.
