@@ -491,6 +491,34 @@ func testLiveRevocation(t *testing.T, e *policyEnv) {
 		}
 	})
 
+	t.Run("ok/stricter-project-policy", func(t *testing.T) {
+		e.setProject(t, api.ProjectSettings{AllowLocalForward: true})
+		s := startRunningSSH(t, e.jumpArgv(e.config, "alice", nil, "alice@web-1", "echo started; sleep 300"))
+		changed := time.Now()
+		e.setProject(t, api.ProjectSettings{})
+		s.waitEnded(t, "turning local forwarding off", changed)
+		if !strings.Contains(s.stderr.String(), "the policy of project web changed") {
+			t.Errorf("the person was not told why: %q", s.stderr.String())
+		}
+	})
+
+	t.Run("ok/server-moved-to-another-project", func(t *testing.T) {
+		e.setProject(t, api.ProjectSettings{})
+		s := startRunningSSH(t, e.jumpArgv(e.config, "alice", nil, "alice@web-1", "echo started; sleep 300"))
+		srv := api.Server{Project: "web", Name: "web-1", Addr: e.target.IP(),
+			HostKeys: []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(e.target.HostKey())))}}
+		do(t, e.api(), http.MethodPut, "/v1/projects/elsewhere", api.Project{Description: "not granted to alice"}, nil)
+		moved := srv
+		moved.Project = "elsewhere"
+		started := time.Now()
+		do(t, e.api(), http.MethodPut, "/v1/servers/web-1", moved, nil)
+		t.Cleanup(func() { do(t, e.api(), http.MethodPut, "/v1/servers/web-1", srv, nil) })
+		s.waitEnded(t, "moving web-1 to project elsewhere", started)
+		if !strings.Contains(s.stderr.String(), "your access to project elsewhere was revoked") {
+			t.Errorf("the person was not told why: %q", s.stderr.String())
+		}
+	})
+
 	t.Run("ok/person-disabled-mid-session", func(t *testing.T) {
 		_, bobConfig := e.signIn(t, "bob")
 		fatalIf(t, e.target.AddUser("bob"), "add bob to web-1")

@@ -138,6 +138,17 @@ func TestJumpThroughBastion(t *testing.T) {
 			t.Fatalf("exit code %d, want 42; stderr:\n%s", r.code, r.stderr)
 		}
 	})
+	// A command that fails at once writes its error to stderr just before
+	// its output ends: the error must reach the person (it could lose the
+	// race against stdout's EOF; ten runs caught that here).
+	t.Run("ok/stderr-of-a-failing-command", func(t *testing.T) {
+		for i := range 10 {
+			r := e.ssh(t, nil, "alice@web-1", "ls /no/such/dir")
+			if r.code != 2 || !strings.Contains(r.stderr, "/no/such/dir") {
+				t.Fatalf("run %d: exit %d, stderr %q; want exit 2 and ls's error", i+1, r.code, r.stderr)
+			}
+		}
+	})
 	t.Run("ok/who-and-target-log", func(t *testing.T) {
 		offset := e.target.LogOffset()
 		r := e.ssh(t, nil, "alice@web-1", "id -un")

@@ -66,6 +66,13 @@ func (b *bridge) recording() (sha, path string) {
 func (b *bridge) run(chans <-chan gossh.NewChannel, greqs <-chan *gossh.Request) {
 	var wg sync.WaitGroup
 	tchans, treqs, oreqs := b.target.chans, b.target.reqs, b.c.outerReqs
+	// Global requests that wait for the target's reply (remote forwards)
+	// are answered by a worker, started at the first one, so the loop keeps
+	// taking the target's channel opens meanwhile (x/crypto queues only 16;
+	// with more, the target's connection would stop reading, and its reply
+	// with it). Once it exists every global request goes through it: replies
+	// must keep the requests' order.
+	var globalQueue chan *gossh.Request
 	for chans != nil {
 		select {
 		case nc, ok := <-chans:
@@ -83,7 +90,21 @@ func (b *bridge) run(chans <-chan gossh.NewChannel, greqs <-chan *gossh.Request)
 				greqs = nil
 				continue
 			}
-			b.globalRequest(r)
+			if globalQueue == nil && !b.waitsOnTarget(r) {
+				b.globalRequest(r)
+				continue
+			}
+			if globalQueue == nil {
+				globalQueue = make(chan *gossh.Request, 16)
+				wg.Add(1)
+				go func(q <-chan *gossh.Request) {
+					defer wg.Done()
+					for r := range q {
+						b.globalRequest(r)
+					}
+				}(globalQueue)
+			}
+			globalQueue <- r
 		case nc, ok := <-tchans:
 			if !ok {
 				// When the target goes away, so does the person's
@@ -112,6 +133,9 @@ func (b *bridge) run(chans <-chan gossh.NewChannel, greqs <-chan *gossh.Request)
 				_ = r.Reply(false, nil)
 			}
 		}
+	}
+	if globalQueue != nil {
+		close(globalQueue)
 	}
 	for _, rs := range []<-chan *gossh.Request{greqs, treqs, oreqs} {
 		if rs != nil {
@@ -191,6 +215,11 @@ func (b *bridge) channel(nc gossh.NewChannel) {
 	b.pipe(&pair{b: b, person: cch, target: tch, session: nc.ChannelType() == "session"}, creqs, treqs)
 }
 
+// waitsOnTarget reports whether answering r means asking the target.
+func (b *bridge) waitsOnTarget(r *gossh.Request) bool {
+	return (r.Type == "tcpip-forward" || r.Type == "cancel-tcpip-forward") && b.c.acc.project.Settings.AllowRemoteForward
+}
+
 // globalRequest answers one of the person's global requests: remote
 // forwarding when allowed (passed to the target), and "no" to the rest.
 func (b *bridge) globalRequest(r *gossh.Request) {
@@ -229,6 +258,7 @@ type pair struct {
 	// dropOutput: it failed and the project fails closed, so the target's
 	// output is not passed on while the session ends.
 	recBroken, dropOutput bool
+	recFirst              bool // the connection's first recording (the session record names it)
 }
 
 // pipe relays data, stderr and requests both ways, and closes each side in
@@ -245,24 +275,35 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 		p.closeRecording()
 	}()
 
+	// The person gets EOF once both of the target's streams have ended:
+	// after EOF x/crypto refuses stderr, so the last lines of a command that
+	// fails at once would be lost if stdout's end sent it first.
 	var fromTarget sync.WaitGroup
+	var streams atomic.Int32
+	streams.Store(1)
+	streamEnded := func() {
+		if streams.Add(-1) == 0 {
+			_ = p.person.CloseWrite()
+		}
+		fromTarget.Done()
+	}
 	fromTarget.Add(1)
-	go func() {
-		defer fromTarget.Done()
-		n, _ := relay(p.person, &recordingReader{r: p.target, p: p})
-		b.out.Add(n)
-		_ = p.person.CloseWrite()
-	}()
 	// Only session channels carry stderr (extended data); a forwarded
 	// connection's goroutine would wait on it for nothing.
 	if p.session {
+		streams.Add(1)
 		fromTarget.Add(1)
 		go func() {
-			defer fromTarget.Done()
-			n, _ := relay(p.person.Stderr(), p.target.Stderr())
+			defer streamEnded()
+			n, _ := relay(p.person.Stderr(), &activityReader{r: p.target.Stderr(), b: b})
 			b.out.Add(n)
 		}()
 	}
+	go func() {
+		defer streamEnded()
+		n, _ := relay(p.person, &recordingReader{r: p.target, p: p})
+		b.out.Add(n)
+	}()
 	go func() {
 		n, _ := relay(p.target, &inputReader{r: p.person, p: p})
 		b.in.Add(n)
@@ -330,7 +371,15 @@ func (p *pair) targetRequest(r *gossh.Request) {
 }
 
 // personRequest applies policy to a request the person sent on a channel.
+// Only session channels take requests; on others (forwards, agent) every
+// request is refused unseen.
 func (p *pair) personRequest(r *gossh.Request) {
+	if !p.session {
+		if r.WantReply {
+			_ = r.Reply(false, nil)
+		}
+		return
+	}
 	c := p.b.c
 	s := c.acc.project.Settings
 	pass := p.session && slices.Contains(clientSessionRequests, r.Type)

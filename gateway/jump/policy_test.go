@@ -101,3 +101,39 @@ func TestAuthorizeAndLogin(t *testing.T) {
 		t.Errorf("disabled alice: %v", err)
 	}
 }
+
+func TestStricter(t *testing.T) {
+	open := raftstore.ProjectSettings{AllowLocalForward: true, AllowRemoteForward: true, AllowAgentForward: true, RecordingFailOpen: true,
+		IdleTimeout: time.Hour, MaxSessionDuration: 8 * time.Hour}
+	cases := []struct {
+		name   string
+		change func(*raftstore.ProjectSettings)
+		want   bool
+	}{
+		{"ok/unchanged", func(*raftstore.ProjectSettings) {}, false},
+		{"ok/looser-time", func(s *raftstore.ProjectSettings) { s.IdleTimeout = 0; s.MaxSessionDuration = 9 * time.Hour }, false},
+		{"ok/shared-logins-alone", func(s *raftstore.ProjectSettings) { s.SharedLogins = []string{"deploy"} }, false},
+		{"fail/local-forward-off", func(s *raftstore.ProjectSettings) { s.AllowLocalForward = false }, true},
+		{"fail/remote-forward-off", func(s *raftstore.ProjectSettings) { s.AllowRemoteForward = false }, true},
+		{"fail/agent-forward-off", func(s *raftstore.ProjectSettings) { s.AllowAgentForward = false }, true},
+		{"fail/recording-on", func(s *raftstore.ProjectSettings) { s.Recording = true }, true},
+		{"fail/fail-closed", func(s *raftstore.ProjectSettings) { s.RecordingFailOpen = false }, true},
+		{"fail/idle-timeout-shorter", func(s *raftstore.ProjectSettings) { s.IdleTimeout = time.Minute }, true},
+		{"fail/max-duration-shorter", func(s *raftstore.ProjectSettings) { s.MaxSessionDuration = time.Hour }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			now := open
+			tc.change(&now)
+			if got := stricter(open, now); got != tc.want {
+				t.Fatalf("stricter = %v, want %v (now %+v)", got, tc.want, now)
+			}
+		})
+	}
+	t.Run("fail/record-input-on-while-recording", func(t *testing.T) {
+		then := raftstore.ProjectSettings{Recording: true}
+		if !stricter(then, raftstore.ProjectSettings{Recording: true, RecordInput: true}) {
+			t.Fatal("recording input newly was not stricter")
+		}
+	})
+}

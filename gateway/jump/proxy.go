@@ -259,7 +259,8 @@ func (c *conn) serve(ctx context.Context, cc *chanConn) {
 	cancel()
 
 	b := newBridge(c, sconn, target)
-	c.p.sessions.add(c.sessionID, c.user.ID, c.srv, func(reason string) { c.end(b, reason) })
+	c.p.sessions.add(&liveSession{id: c.sessionID, userID: c.user.ID, login: login, server: c.srv,
+		settings: c.acc.project.Settings, end: func(reason string) { c.end(b, reason) }})
 	// A kill applied before the session joined the registry (the open is
 	// replicated first) woke the watcher too early: look once more.
 	if c.p.store.State().ClosedSessions([]string{c.sessionID}) != nil {

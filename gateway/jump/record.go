@@ -23,7 +23,9 @@ func (p *pair) startRecording(payload []byte) error {
 	if c.p.record == nil || p.rec != nil || p.recBroken {
 		return nil
 	}
-	rec, err := c.p.record(p.b.recordingName(), c.acc.project, int(pty.W), int(pty.H), pty.Term, p.recordingBroke)
+	name := p.b.recordingName()
+	p.recFirst = name == c.sessionID
+	rec, err := c.p.record(name, c.acc.project, int(pty.W), int(pty.H), pty.Term, p.recordingBroke)
 	if err != nil {
 		p.reportRecordingFailure(err)
 		if c.acc.project.Settings.RecordingFailOpen {
@@ -103,11 +105,11 @@ func (p *pair) closeRecording() {
 	c.p.audit.Record("session.recording", c.user.Login, c.fields("path", path, "sha256", sum))
 	// The session's record names its first recording; the audit log has
 	// every one.
-	p.b.mu.Lock()
-	if p.b.recPath == "" {
+	if p.recFirst {
+		p.b.mu.Lock()
 		p.b.recSHA, p.b.recPath = sum, path
+		p.b.mu.Unlock()
 	}
-	p.b.mu.Unlock()
 }
 
 // recordingName names the connection's next recording: the session id for
@@ -143,6 +145,21 @@ func (rr *recordingReader) Read(b []byte) (int, error) {
 			n = 0 // not recorded, so not shown: the session is ending
 		}
 		rr.p.mu.Unlock()
+	}
+	return n, err
+}
+
+// activityReader marks the connection active whenever data arrives (the
+// target's stderr: a build reporting progress there is not idle).
+type activityReader struct {
+	r io.Reader
+	b *bridge
+}
+
+func (ar *activityReader) Read(p []byte) (int, error) {
+	n, err := ar.r.Read(p)
+	if n > 0 {
+		ar.b.touch()
 	}
 	return n, err
 }

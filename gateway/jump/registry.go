@@ -20,16 +20,20 @@ type registry struct {
 
 type liveSession struct {
 	id, userID string
+	login      string
 	server     *raftstore.Server
-	end        func(reason string)
+	// settings are the project's when the session was authorized: a
+	// session that policy has since made stricter ends.
+	settings raftstore.ProjectSettings
+	end      func(reason string)
 }
 
 func newRegistry() *registry { return &registry{sessions: map[string]*liveSession{}} }
 
-func (r *registry) add(id, userID string, srv *raftstore.Server, end func(string)) {
+func (r *registry) add(s *liveSession) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.sessions[id] = &liveSession{id: id, userID: userID, server: srv, end: end}
+	r.sessions[s.id] = s
 }
 
 func (r *registry) remove(id string) {
@@ -142,7 +146,10 @@ func (p *Proxy) recheck(policy bool) {
 	}
 }
 
-// revoked reports a session its user, grant or server no longer allows.
+// revoked reports a session its user, grant, login or server no longer
+// allows, or whose project's policy became stricter than it was when the
+// session was authorized (a long-lived multiplexed connection must not keep
+// forwarding, unrecorded terminals or a shared login policy took away).
 func (p *Proxy) revoked(st *raftstore.State, s *liveSession) string {
 	_, u, err := st.UserByID(nil, s.userID)
 	if err != nil {
@@ -152,11 +159,37 @@ func (p *Proxy) revoked(st *raftstore.State, s *liveSession) string {
 		return "your account was disabled"
 	}
 	_, srv, err := st.ServerByID(nil, s.server.ID)
-	if err == nil && srv == nil {
+	switch {
+	case err != nil:
+		srv = s.server
+	case srv == nil:
 		return "the server was removed from Rampart"
+	case srv.Addr != s.server.Addr || srv.SSHPort != s.server.SSHPort:
+		return "the server's address changed"
 	}
-	if _, err := authorize(st, u, s.server); err != nil {
-		return "your access to project " + s.server.Project + " was revoked"
+	acc, err := authorize(st, u, srv)
+	if err != nil {
+		return "your access to project " + srv.Project + " was revoked"
+	}
+	if err := acc.loginAllowed(u, s.login); err != nil {
+		return "project " + srv.Project + " no longer lets you log in as " + s.login
+	}
+	if stricter(s.settings, acc.project.Settings) {
+		return "the policy of project " + srv.Project + " changed"
 	}
 	return ""
+}
+
+// stricter reports whether now takes away something then allowed: a kind
+// of forwarding, unrecorded terminals or input, failing open, or time.
+func stricter(then, now raftstore.ProjectSettings) bool {
+	shorter := func(then, now time.Duration) bool { return now > 0 && (then == 0 || now < then) }
+	return then.AllowLocalForward && !now.AllowLocalForward ||
+		then.AllowRemoteForward && !now.AllowRemoteForward ||
+		then.AllowAgentForward && !now.AllowAgentForward ||
+		!then.Recording && now.Recording ||
+		now.Recording && !then.RecordInput && now.RecordInput ||
+		then.RecordingFailOpen && !now.RecordingFailOpen ||
+		shorter(then.IdleTimeout, now.IdleTimeout) ||
+		shorter(then.MaxSessionDuration, now.MaxSessionDuration)
 }
