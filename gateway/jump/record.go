@@ -37,6 +37,12 @@ func (p *pair) startRecording(payload []byte) error {
 	return nil
 }
 
+// endUnrecorded ends the session of a project that fails closed when its
+// recording failed.
+func (p *pair) endUnrecorded() {
+	p.b.c.end(p.b, "recording failed and project "+p.b.c.srv.Project+" requires it")
+}
+
 // reportRecordingFailure logs and audits a recording failure.
 func (p *pair) reportRecordingFailure(err error) {
 	c := p.b.c
@@ -52,7 +58,7 @@ func (p *pair) reportRecordingFailure(err error) {
 func (p *pair) recordingBroke(err error) {
 	p.reportRecordingFailure(err)
 	if !p.b.c.acc.project.Settings.RecordingFailOpen {
-		go p.b.c.end(p.b, "recording failed and project "+p.b.c.srv.Project+" requires it")
+		go p.endUnrecorded()
 	}
 }
 
@@ -83,7 +89,7 @@ func (p *pair) failWhileLocked(error) {
 	p.recBroken = true
 	if !p.b.c.acc.project.Settings.RecordingFailOpen {
 		p.dropOutput = true
-		go p.b.c.end(p.b, "recording failed and project "+p.b.c.srv.Project+" requires it")
+		go p.endUnrecorded()
 	}
 }
 
