@@ -27,9 +27,9 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 )
 
-const (
-	adminNodeIP   = "127.0.0.24"
-	adminTargetIP = "127.0.0.44"
+var (
+	adminNodeIP   = testIP(24)
+	adminTargetIP = testIP(44)
 )
 
 // adminEnv is a dev node with alice's key bound to her (an admin), and an

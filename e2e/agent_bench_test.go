@@ -44,9 +44,12 @@ import (
 )
 
 // Addresses of the agent benchmarks' nodes, apart from every e2e test's.
+var (
+	agentBenchPropagationIP = testIP(90)
+	agentBenchIdleIP        = testIP(91)
+)
+
 const (
-	agentBenchPropagationIP = "127.0.0.90"
-	agentBenchIdleIP        = "127.0.0.91"
 	// agentBenchProject is the project every simulated agent enrolls into;
 	// engineering is granted to it from the start, agentBenchGroup is
 	// granted and revoked to make the change that is measured. alice (a dev

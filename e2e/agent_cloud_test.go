@@ -15,7 +15,7 @@ package e2e
 // on an instance can read its identity, and the cluster must bound what it
 // can claim with it.
 //
-// Addresses: the dev node on 127.0.0.60, targets on .61-.63 and .65, the
+// Addresses: the dev node on testIP(60), targets on .61-.63 and .65, the
 // fake metadata services and issuer on .64, a node without cloud settings
 // on .67, one with broken ones on .68.
 
@@ -50,14 +50,17 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/cloudid/cloudidtest"
 )
 
+var (
+	cloudNodeIP  = testIP(60)
+	cloudAWSIP   = testIP(61)
+	cloudGCPIP   = testIP(62)
+	cloudBadIP   = testIP(63)
+	cloudFakesIP = testIP(64)
+	cloudTokenIP = testIP(65)
+	cloudPlainIP = testIP(67)
+)
+
 const (
-	cloudNodeIP     = "127.0.0.60"
-	cloudAWSIP      = "127.0.0.61"
-	cloudGCPIP      = "127.0.0.62"
-	cloudBadIP      = "127.0.0.63"
-	cloudFakesIP    = "127.0.0.64"
-	cloudTokenIP    = "127.0.0.65"
-	cloudPlainIP    = "127.0.0.67"
 	cloudAccount    = "123456789012"
 	cloudGCPProject = "acme-prod"
 )
@@ -690,7 +693,7 @@ func fileSize(t testing.TB, path string) int64 {
 // A node refuses to start with broken cloud enrollment settings, listing
 // every problem at once.
 func TestAgentCloudEnrollmentConfigRefused(t *testing.T) {
-	c := NewCluster(t, "cloud-config", "127.0.0.68")
+	c := NewCluster(t, "cloud-config", testIP(68))
 	n := c.Nodes[0]
 	notPEM := filepath.Join(c.Dir, "not-pem")
 	fatalIf(t, os.WriteFile(notPEM, []byte("these are not certificates\n"), 0o600))

@@ -5,9 +5,9 @@ package e2e
 // and in order, through an outage of the cluster, agent restarts and a
 // lost acknowledgement. The agent reaches the cluster only through a TCP
 // proxy of the test's, which can cut it off while the bastion stays up for
-// logins. Addresses: the dev node on 127.0.0.70 (the proxy on a port of
-// its own there), the target on 127.0.0.71, direct (refused) logins from
-// 127.0.0.72.
+// logins. Addresses: the dev node on testIP(70) (the proxy on a port of
+// its own there), the target on testIP(71), direct (refused) logins from
+// testIP(72).
 
 import (
 	"crypto/ed25519"
@@ -32,10 +32,10 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 )
 
-const (
-	eventsNodeIP   = "127.0.0.70"
-	eventsTargetIP = "127.0.0.71"
-	eventsClientIP = "127.0.0.72"
+var (
+	eventsNodeIP   = testIP(70)
+	eventsTargetIP = testIP(71)
+	eventsClientIP = testIP(72)
 )
 
 // apiProxy forwards TCP connections to the node's HTTPS API. Down, it cuts

@@ -8,7 +8,7 @@ package e2e
 // the test container: a systemctl stand-in first on PATH records what it is
 // asked and, for `enable --now`, starts the unit's ExecStart line as systemd
 // would, so that the command line the installer wrote is the one that runs.
-// The dev node is on 127.0.0.80, the targets on 127.0.0.81-83.
+// The dev node is on testIP(80), the targets on testIP(81)-83.
 
 import (
 	"bytes"
@@ -32,11 +32,11 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 )
 
-const (
-	installNodeIP   = "127.0.0.80"
-	installTargetIP = "127.0.0.81"
-	installMarkerIP = "127.0.0.82"
-	installBadIP    = "127.0.0.83"
+var (
+	installNodeIP   = testIP(80)
+	installTargetIP = testIP(81)
+	installMarkerIP = testIP(82)
+	installBadIP    = testIP(83)
 )
 
 // Paths the installer writes inside a target.

@@ -6,7 +6,7 @@ package e2e
 // target in step past the first certificate's expiry - across a node restart
 // that forces it to open new connections with whatever certificate it has.
 // The renewal kills the first certificate at once, although it is valid
-// for a while yet. The dev node is on 127.0.0.84, the target on 127.0.0.85.
+// for a while yet. The dev node is on testIP(84), the target on testIP(85).
 
 import (
 	"bytes"
@@ -28,9 +28,9 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/ca"
 )
 
-const (
-	renewNodeIP   = "127.0.0.84"
-	renewTargetIP = "127.0.0.85"
+var (
+	renewNodeIP   = testIP(84)
+	renewTargetIP = testIP(85)
 )
 
 // readAgentCert parses the agent's certificate in the target's data dir.

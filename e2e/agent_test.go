@@ -5,7 +5,7 @@ package e2e
 // by the admin shell and configures everything on the target itself
 // (accounts, groups, sudoers, sshd trust); then the real OpenSSH client
 // reaches the target through a dev node with no hand-written target config.
-// The dev node is on 127.0.0.26, the targets on 127.0.0.50 and .51.
+// The dev node is on testIP(26), the targets on testIP(50) and .51.
 
 import (
 	"context"
@@ -29,10 +29,10 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 )
 
-const (
-	agentNodeIP   = "127.0.0.26"
-	agentTargetIP = "127.0.0.50"
-	agentBadIP    = "127.0.0.51"
+var (
+	agentNodeIP   = testIP(26)
+	agentTargetIP = testIP(50)
+	agentBadIP    = testIP(51)
 )
 
 // Paths of the agent inside a target. Everything the agent keeps is under

@@ -26,10 +26,11 @@ import (
 )
 
 // Addresses of this file's test.
-var revocationNodeIPs = []string{"127.0.0.27", "127.0.0.28", "127.0.0.29"}
+var revocationNodeIPs = []string{testIP(27), testIP(28), testIP(29)}
+
+var revocationTargetIP = testIP(52)
 
 const (
-	revocationTargetIP = "127.0.0.52"
 	// revocationBound fails the test when a revoked session outlives the
 	// admin command that revoked it by this much; well past the 2 s target,
 	// so that only a session that is not ended at all (or ended by a slow

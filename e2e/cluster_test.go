@@ -27,8 +27,8 @@ import (
 // The three nodes of the main test cluster, and the address of a second,
 // separate cluster.
 var (
-	clusterA = []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
-	clusterB = []string{"127.0.0.4", "127.0.0.5", "127.0.0.6"}
+	clusterA = []string{testIP(1), testIP(2), testIP(3)}
+	clusterB = []string{testIP(4), testIP(5), testIP(6)}
 )
 
 // TestClusterLifecycle walks a three-node cluster through what an operator

@@ -2,7 +2,7 @@ package e2e
 
 // The dev node harness: one rampartd started the way `make dev` starts it
 // (--dev: self-bootstrapping, with the embedded dev IdP and its default users
-// alice/alice and bob/bob), moved off 127.0.0.1 so that it never collides
+// alice/alice and bob/bob), on an address of the run's block so that it never collides
 // with the cluster tests or with a developer's own `make dev`.
 
 import (

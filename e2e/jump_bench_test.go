@@ -40,13 +40,16 @@ import (
 
 // Addresses of the benchmark's node, OpenSSH jump host, target and stub
 // target: apart from every e2e test's.
+var (
+	benchNodeIP     = testIP(40)
+	benchJumpHostIP = testIP(41)
+	benchTargetIP   = testIP(42)
+	benchStubIP     = testIP(43)
+)
+
 const (
-	benchNodeIP     = "127.0.0.40"
-	benchJumpHostIP = "127.0.0.41"
-	benchTargetIP   = "127.0.0.42"
-	benchStubIP     = "127.0.0.43"
-	benchTarget     = "bench-1"
-	benchStub       = "stub-1"
+	benchTarget = "bench-1"
+	benchStub   = "stub-1"
 )
 
 var (
@@ -557,7 +560,7 @@ func (e *benchEnv) benchRate(b *testing.B) {
 }
 
 // benchClientIP is the loopback address benchmark client i connects from.
-func benchClientIP(i int) string { return fmt.Sprintf("127.0.1.%d", 1+i%250) }
+func benchClientIP(i int) string { return fmt.Sprintf("127.%d.1.%d", runBlock, 1+i%250) }
 
 func (e *benchEnv) oneSession(via, server, src string) error {
 	p, err := e.dialProxied(via, server, src)

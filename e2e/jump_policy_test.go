@@ -1,8 +1,8 @@
 package e2e
 
 // The jump's policies with real parts: the OpenSSH client through a dev node
-// on 127.0.0.23 to Debian's sshd on 127.0.0.33 (and, for the certificate, an
-// SSH server of the test's own on 127.0.0.34). What jump_test.go covers
+// on testIP(23) to Debian's sshd on testIP(33) (and, for the certificate, an
+// SSH server of the test's own on testIP(34)). What jump_test.go covers
 // (exec, exit codes, scp/sftp, -L, the -R refusal, destination and login
 // refusals, a revoked grant) is not repeated here; this file covers -R when
 // allowed, agent forwarding both ways, idle timeout and maximum session
@@ -39,10 +39,10 @@ import (
 )
 
 // Addresses of these tests, apart from jump_test.go's .22/.31/.32.
-const (
-	policyNodeIP    = "127.0.0.23"
-	policyTargetIP  = "127.0.0.33"
-	policyCaptureIP = "127.0.0.34"
+var (
+	policyNodeIP    = testIP(23)
+	policyTargetIP  = testIP(33)
+	policyCaptureIP = testIP(34)
 )
 
 // policyEnv is jump_test.go's environment on this file's addresses, plus the
@@ -641,7 +641,7 @@ func startSSHAgent(t *testing.T) (sock, fingerprint string) {
 	return sock, gossh.FingerprintSHA256(parseAuthorizedKey(t, string(mustRead(t, key+".pub"))))
 }
 
-// freeLoopbackPort returns a TCP port free on 127.0.0.1 a moment ago.
+// freeLoopbackPort returns a TCP port free on testIP(1) a moment ago.
 func freeLoopbackPort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

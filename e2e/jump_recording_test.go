@@ -21,9 +21,9 @@ import (
 )
 
 // Addresses of this test, apart from every other's.
-const (
-	recordingNodeIP   = "127.0.0.25"
-	recordingTargetIP = "127.0.0.30"
+var (
+	recordingNodeIP   = testIP(25)
+	recordingTargetIP = testIP(30)
 )
 
 const failedClosedMessage = "recording failed and project web requires it"

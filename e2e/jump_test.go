@@ -28,10 +28,10 @@ import (
 
 // The jump tests: the real OpenSSH client, through a dev node, to real sshd
 // targets in their own mount namespaces.
-const (
-	jumpNodeIP   = "127.0.0.22"
-	jumpTargetIP = "127.0.0.31"
-	jumpOtherIP  = "127.0.0.32"
+var (
+	jumpNodeIP   = testIP(22)
+	jumpTargetIP = testIP(31)
+	jumpOtherIP  = testIP(32)
 )
 
 // jumpEnv is a dev node, alice's key bound to her, a project "web" granted

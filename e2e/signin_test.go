@@ -29,10 +29,10 @@ import (
 )
 
 // Loopback IPs of the dev nodes of these tests, away from the cluster tests'
-// 127.0.0.1-6.
-const (
-	signInIP = "127.0.0.20"
-	deniedIP = "127.0.0.21"
+// hosts 1-6.
+var (
+	signInIP = testIP(20)
+	deniedIP = testIP(21)
 )
 
 // sshTimeout bounds one non-interactive ssh run.

@@ -63,7 +63,7 @@ type TargetConfig struct {
 	// Name labels the target in logs and is a principal of the host
 	// certificate tests usually sign; "target" if empty.
 	Name string
-	// IP is the loopback address sshd listens on (127.0.0.N).
+	// IP is the loopback address sshd listens on (testIP: 127.B.0.N).
 	IP string
 	// Port is sshd's port; 22 if zero.
 	Port int
@@ -344,8 +344,11 @@ func (tg *Target) startHolder() error {
 
 // holderAlive reports whether the holder is running (neither gone nor a
 // zombie).
-func (tg *Target) holderAlive() bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", tg.holder.Process.Pid))
+func (tg *Target) holderAlive() bool { return processAlive(tg.holder.Process.Pid) }
+
+// processAlive reports whether pid is running: neither gone nor a zombie.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false
 	}
@@ -660,17 +663,32 @@ func (tg *Target) Kill() error {
 		tg.mu.Unlock()
 		_ = run.cmd.Process.Signal(syscall.SIGKILL)
 	}
-	err := waitFor(waitStop, func() error {
-		pids := tg.namespacePids()
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		if len(pids) > 0 {
-			return fmt.Errorf("processes %v still in the namespace", pids)
-		}
-		return nil
-	})
-	// Reap the holder (killed above, or exited before).
+	// The holder is killed last: while it runs, the namespace exists and
+	// its inode cannot be given to another namespace, so every process the
+	// scan finds is this target's. Once the holder is gone (or if it died on
+	// its own), an inode match could be another test run's target: nothing
+	// is killed by inode then.
+	holderPid := tg.holder.Process.Pid
+	var err error
+	if tg.holderAlive() {
+		err = waitFor(waitStop, func() error {
+			if !tg.holderAlive() {
+				return stopWaiting(errors.New("the namespace's holder died while the target was torn down; processes left in it were not looked for"))
+			}
+			var left []int
+			for _, pid := range tg.namespacePids() {
+				if pid != holderPid {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+					left = append(left, pid)
+				}
+			}
+			if len(left) > 0 {
+				return fmt.Errorf("processes %v still in the namespace", left)
+			}
+			return nil
+		})
+	}
+	// Reap the holder (killed now, or exited before).
 	_ = tg.holder.Process.Signal(syscall.SIGKILL)
 	_ = tg.holder.Wait()
 	tg.holder.Process = nil

@@ -23,20 +23,21 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// Loopback IPs of the targets of these tests (127.0.0.31-39 are for
+// Loopback IPs of the targets of these tests (hosts 31-39 are for
 // targets; the jump tests use .31 and .32).
-const (
-	targetLoginPAMIP    = "127.0.0.35"
-	targetLoginNoPAMIP  = "127.0.0.36"
-	targetRefusePAMIP   = "127.0.0.37"
-	targetRefuseNoPAMIP = "127.0.0.38"
-	targetEtcIP         = "127.0.0.39"
+var (
+	targetLoginPAMIP    = testIP(35)
+	targetLoginNoPAMIP  = testIP(36)
+	targetRefusePAMIP   = testIP(37)
+	targetRefuseNoPAMIP = testIP(38)
+	targetEtcIP         = testIP(39)
 )
 
 func TestTargetCertificateLogin(t *testing.T) {
@@ -470,4 +471,55 @@ func short(h string) string {
 		return h[:12]
 	}
 	return h
+}
+
+// TestTargetKillSparesOtherNamespaces: tearing a target down kills only its
+// own processes, even while other mount namespaces are being made (another
+// test run's targets, say) and the kernel hands the torn-down namespace's
+// inode number to one of them.
+func TestTargetKillSparesOtherNamespaces(t *testing.T) {
+	tg := NewTarget(t, TargetConfig{Name: "kill-1", IP: testIP(46), UsePAM: true})
+	fatalIf(t, tg.Start(), "start the target")
+
+	// Namespaces of "another run": made one after another while the target
+	// is torn down, each held by a sleep of its own.
+	stop := make(chan struct{})
+	done := make(chan []*exec.Cmd)
+	go func() {
+		var others []*exec.Cmd
+		defer func() { done <- others }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--", "sleep", "60")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			if err := cmd.Start(); err != nil {
+				t.Errorf("unshare: %v", err)
+				return
+			}
+			others = append(others, cmd)
+			if len(others) >= 400 {
+				<-stop
+				return
+			}
+		}
+	}()
+	fatalIf(t, tg.Kill(), "kill the target")
+	close(stop)
+	others := <-done
+	var killed int
+	for _, cmd := range others {
+		if !processAlive(cmd.Process.Pid) {
+			killed++
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	t.Logf("%d namespaces made during the teardown", len(others))
+	if killed > 0 {
+		t.Fatalf("tearing the target down killed %d of %d processes in other namespaces", killed, len(others))
+	}
 }
