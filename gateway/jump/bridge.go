@@ -278,12 +278,17 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 	// The person gets EOF once both of the target's streams have ended:
 	// after EOF x/crypto refuses stderr, so the last lines of a command that
 	// fails at once would be lost if stdout's end sent it first.
+	// The EOF itself is sent by the request loop (eofReady), after the
+	// requests the target sent before its EOF: sshd sends exit-status
+	// first, and a client that gets EOF first may lose it (OpenSSH's
+	// ControlMaster then reports exit 255 for a session that exited 0).
 	var fromTarget sync.WaitGroup
 	var streams atomic.Int32
 	streams.Store(1)
+	eofReady := make(chan struct{})
 	streamEnded := func() {
 		if streams.Add(-1) == 0 {
-			_ = p.person.CloseWrite()
+			close(eofReady)
 		}
 		fromTarget.Done()
 	}
@@ -321,8 +326,37 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 	// request in flight (exec of a command that exits at once) has been sent.
 	var reqMu sync.Mutex
 	closed := make(chan struct{})
+	targetClosed := func() {
+		// The target closed the channel: pass on what it sent, then close.
+		treqs = nil
+		go func() {
+			defer close(closed)
+			fromTarget.Wait()
+			reqMu.Lock()
+			p.person.Close()
+			reqMu.Unlock()
+		}()
+	}
 	for creqs != nil || treqs != nil {
 		select {
+		case <-eofReady:
+			eofReady = nil
+			// x/crypto queues a channel request before it reads the
+			// packets after it, so what the target sent before its EOF
+			// is queued by now: pass it on first.
+			for drained := false; !drained && treqs != nil; {
+				select {
+				case r, ok := <-treqs:
+					if !ok {
+						targetClosed()
+						continue
+					}
+					p.targetRequest(r)
+				default:
+					drained = true
+				}
+			}
+			_ = p.person.CloseWrite()
 		case r, ok := <-creqs:
 			if !ok {
 				// The person closed the channel.
@@ -335,16 +369,7 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 			reqMu.Unlock()
 		case r, ok := <-treqs:
 			if !ok {
-				// The target closed the channel: pass on what it sent,
-				// then close.
-				treqs = nil
-				go func() {
-					defer close(closed)
-					fromTarget.Wait()
-					reqMu.Lock()
-					p.person.Close()
-					reqMu.Unlock()
-				}()
+				targetClosed()
 				continue
 			}
 			p.targetRequest(r)
