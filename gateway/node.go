@@ -355,13 +355,7 @@ func (n *Node) startAPI() error {
 	handler.SetRecordings(n.recordingFiles())
 	handler.SetAdminEntitlement(n.cfg.Agents.AdminEntitlement)
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
-	n.api = &http.Server{
-		Handler:           handler,
-		TLSConfig:         n.tls.API,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
-	}
+	n.api = handler.HTTPServer(n.tls.API, httpapi.DefaultTimeouts, slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
 	go func() {
 		if err := n.api.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.logger.Error("API server stopped", "err", err)

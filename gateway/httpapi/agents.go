@@ -43,20 +43,23 @@ func (s *Server) requireAgent(h func(http.ResponseWriter, *http.Request, *raftst
 // the key the last renewal replaced (requireAgentRenewal).
 func (s *Server) agentGate(h func(http.ResponseWriter, *http.Request, *raftstore.Server), retiredMayRenew bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.authTooMany(w, r) {
+			return
+		}
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-			s.writeError(w, r, Errorf(http.StatusUnauthorized, "an agent certificate is required"))
+			s.authFailed(w, r, "no agent certificate", Errorf(http.StatusUnauthorized, "an agent certificate is required"))
 			return
 		}
 		leaf := r.TLS.VerifiedChains[0][0]
 		role, id, ok := ca.Identity(leaf)
 		if !ok || role != ca.RoleAgent {
-			s.writeError(w, r, Errorf(http.StatusForbidden, "an agent certificate is required"))
+			s.authFailed(w, r, "not an agent certificate", Errorf(http.StatusForbidden, "an agent certificate is required"))
 			return
 		}
 		// The handshake checked validity when the connection opened; a
 		// kept-alive connection must not outlive the certificate.
 		if now := s.now(); now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
-			s.writeError(w, r, Errorf(http.StatusUnauthorized, "the agent certificate expired at %s; the agent renews it before then, or must enroll again", leaf.NotAfter.UTC().Format(time.RFC3339)))
+			s.authFailed(w, r, "agent certificate expired", Errorf(http.StatusUnauthorized, "the agent certificate expired at %s; the agent renews it before then, or must enroll again", leaf.NotAfter.UTC().Format(time.RFC3339)))
 			return
 		}
 		if err := s.store.CheckFresh(); err != nil {
@@ -90,6 +93,9 @@ func (s *Server) agentStateHandler(w http.ResponseWriter, r *http.Request, srv *
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if minIndex != 0 {
+		s.holdFor(w, blockingHold(wait))
 	}
 	// An agent that is up to date waits until its own state changes, not
 	// merely the tables it is computed from: a write elsewhere (another
