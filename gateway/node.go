@@ -355,6 +355,7 @@ func (n *Node) startAPI() error {
 	handler.SetRecordings(n.recordingFiles())
 	handler.SetAdminEntitlement(n.cfg.Agents.AdminEntitlement)
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
+	handler.SetTargetRule(n.targetRule())
 	n.api = handler.HTTPServer(n.tls.API, httpapi.DefaultTimeouts, slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
 	go func() {
 		if err := n.api.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {

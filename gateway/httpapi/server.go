@@ -15,6 +15,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -69,6 +70,8 @@ type Server struct {
 	// source; authFail counts and limits refused credentials (limits.go).
 	enrollLimit, joinLimit *sourceLimiter
 	authFail               authFailures
+	// targets is where servers may be registered (SetTargetRule).
+	targets targetaddr.Rule
 }
 
 // SetAdminEntitlement names the entitlement project admins get on servers.

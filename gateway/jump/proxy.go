@@ -13,6 +13,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
+	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -70,8 +71,9 @@ type Config struct {
 	// EgressIPs are the node's addresses towards targets: the dial source and
 	// the per-hop certificate's source-address.
 	EgressIPs []net.IP
-	// OwnIPs are the node's own addresses, never a destination.
-	OwnIPs      []net.IP
+	// Targets is the rule for which addresses may be dialled (the node's
+	// own never; loopback only when it allows it).
+	Targets     targetaddr.Rule
 	DialTimeout time.Duration
 	// DefaultCertTTL applies when the project sets none.
 	DefaultCertTTL time.Duration
@@ -148,7 +150,7 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 		refuse(id.UserID, ErrUserInactive)
 		return
 	}
-	srv, ip, err := resolve(st, d.DestAddr, d.DestPort, p.cfg.OwnIPs)
+	srv, ip, err := resolve(st, d.DestAddr, d.DestPort, &p.cfg.Targets)
 	if err != nil {
 		refuse(user.Login, err)
 		return
