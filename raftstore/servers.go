@@ -412,7 +412,8 @@ func (c *ServerDelete) apply(tx *writeTxn) (any, error) {
 // least ServerSeenResolution past the recorded LastSeen; otherwise (and when
 // Now is earlier, as after a leader change with a slower clock) it writes
 // nothing, so heartbeats neither wake watchers nor move LastSeen backwards.
-// It returns the server as stored.
+// It leaves the server's ModifyIndex as it is. It returns the server as
+// stored.
 type ServerSeen struct {
 	ID  string
 	Now time.Time
@@ -439,7 +440,10 @@ func (c *ServerSeen) apply(tx *writeTxn) (any, error) {
 	if !s.LastSeen.IsZero() && c.Now.Sub(s.LastSeen) < ServerSeenResolution {
 		return &s, nil
 	}
-	s.LastSeen, s.ModifyIndex = c.Now, tx.index
+	// ModifyIndex stays: it moves with what the server is (its names,
+	// address, project, keys), which agents' state indexes follow; a
+	// heartbeat changes none of that.
+	s.LastSeen = c.Now
 	if err := tx.Insert(tableServers, &s); err != nil {
 		return nil, fmt.Errorf("update server %s: %w", c.ID, err)
 	}

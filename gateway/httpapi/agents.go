@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"net/http"
@@ -83,7 +84,28 @@ func (s *Server) agentGate(h func(http.ResponseWriter, *http.Request, *raftstore
 		if srv, ok = s.checkAgentKey(w, r, srv, leaf, retiredMayRenew); !ok {
 			return
 		}
+		s.noteSeen(r.Context(), srv)
 		h(w, r, srv)
+	}
+}
+
+// seenWriteTimeout bounds the heartbeat write an agent's request makes.
+const seenWriteTimeout = 5 * time.Second
+
+// noteSeen records that srv's agent called (LastSeen, which servers ls
+// shows), when the recorded time is due to move: ServerSeen writes only
+// past raftstore.ServerSeenResolution, so a request within it writes
+// nothing. A failed write is logged and the request goes on: a heartbeat is
+// not worth refusing an agent its state.
+func (s *Server) noteSeen(ctx context.Context, srv *raftstore.Server) {
+	now := s.now().UTC()
+	if !srv.LastSeen.IsZero() && now.Sub(srv.LastSeen) < raftstore.ServerSeenResolution {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, seenWriteTimeout)
+	defer cancel()
+	if _, err := s.store.Apply(ctx, &raftstore.ServerSeen{ID: srv.ID, Now: now}); err != nil {
+		s.logger.Warn("could not record an agent's heartbeat", "server", srv.Name, "server_id", srv.ID, "err", err)
 	}
 }
 
