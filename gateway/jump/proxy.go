@@ -82,6 +82,16 @@ type Config struct {
 	Ciphers []string
 }
 
+// Bounds on audit fields that carry what a client sent (raftstore.BoundText);
+// the shorter ones use raftstore.ClientText.
+const (
+	// maxAuditReason bounds a refusal's reason, which may quote the client.
+	maxAuditReason = 1024
+	// maxAuditCommand bounds an exec request's command: long enough for
+	// the scripts people pass inline, short of the 256 KiB a packet holds.
+	maxAuditCommand = 4096
+)
+
 // Proxy is the terminating jump proxy of one node.
 type Proxy struct {
 	cfg      Config
@@ -134,10 +144,13 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 		_ = nc.Reject(gossh.ConnectionFailed, "malformed direct-tcpip request")
 		return
 	}
-	dest := net.JoinHostPort(d.DestAddr, strconv.Itoa(int(d.DestPort)))
+	// The destination is the client's to choose: bounded before it reaches
+	// the log or the audit log.
+	dest := raftstore.ClientText(net.JoinHostPort(d.DestAddr, strconv.Itoa(int(d.DestPort))))
 	refuse := func(user string, err error) {
-		p.logger.Warn("jump refused", "user", user, "destination", dest, "reason", err)
-		p.audit.Record("jump.refused", user, map[string]string{"destination": dest, "reason": err.Error(), "remote": id.Remote.String()})
+		reason := raftstore.BoundText(err.Error(), maxAuditReason)
+		p.logger.Warn("jump refused", "user", user, "destination", dest, "reason", reason)
+		p.audit.Record("jump.refused", user, map[string]string{"destination": dest, "reason": reason, "remote": id.Remote.String()})
 		_ = nc.Reject(gossh.Prohibited, "Rampart: "+err.Error())
 	}
 	if err := p.store.CheckFresh(); err != nil {
@@ -299,12 +312,12 @@ func (c *conn) connectTarget(ctx context.Context, login string) error {
 		return fmt.Errorf("%w: one login per connection", ErrLoginDenied)
 	}
 	if err := c.acc.loginAllowed(c.user, login); err != nil {
-		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", login, "reason", err.Error()))
+		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", raftstore.ClientText(login), "reason", raftstore.BoundText(err.Error(), maxAuditReason)))
 		return err
 	}
 	client, err := c.p.dialTarget(ctx, c, login)
 	if err != nil {
-		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", login, "reason", err.Error()))
+		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", login, "reason", raftstore.BoundText(err.Error(), maxAuditReason)))
 		return err
 	}
 	c.target, c.login = client, login
