@@ -92,6 +92,8 @@ func (n *Node) start(ctx context.Context) error {
 	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = newAuditWriter(n.store, n.logger)
 	go n.audit.run(bg)
+	sweeper := &tokenSweeper{store: n.store, grace: tokenExpiryGrace, every: tokenSweepEvery, now: n.now, logger: n.logger}
+	go sweeper.run(bg)
 	if err := n.startPprof(); err != nil {
 		return err
 	}
