@@ -274,8 +274,15 @@ func TestAgentInstall(t *testing.T) {
 	t.Run("ok/install-enroll-provision", func(t *testing.T) {
 		tg := newInstallTarget(t, "web-inst", installTargetIP)
 		fatalIf(t, tg.Start())
-		token := newToken(t)
-		fatalIf(t, os.WriteFile(tg.Path(operatorToken), []byte(token+"\n"), 0o600))
+		// The token file made the operator's way: ssh admin@bastion tokens
+		// create web > token (stdout is the token alone; the words around
+		// it go to stderr).
+		r := e.admin(t, "tokens", "create", "web", "--uses", "1")
+		if r.code != 0 || !strings.Contains(r.stderr, "shown only this once") {
+			t.Fatalf("tokens create: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		token := strings.TrimSpace(r.stdout)
+		fatalIf(t, os.WriteFile(tg.Path(operatorToken), []byte(r.stdout), 0o600))
 		code, out := tg.install(t, e.node, caFile, "--token-file", operatorToken, "--name", "web-inst", "--addr", installTargetIP)
 		if code != 0 {
 			t.Fatalf("install.sh exited %d", code)

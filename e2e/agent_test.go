@@ -312,6 +312,23 @@ func TestAgentProvisionsTarget(t *testing.T) {
 	}), "first apply")
 	t.Logf("applied after %s", time.Since(agentStart).Round(time.Millisecond))
 
+	t.Run("ok/servers-ls-last-seen", func(t *testing.T) {
+		// The agent's polls are recorded: servers ls says when it last
+		// called, not "never".
+		var servers []struct {
+			Name     string     `json:"name"`
+			LastSeen *time.Time `json:"last_seen"`
+		}
+		out := e.admin(t, "servers", "ls", "--json").stdout
+		fatalIf(t, json.Unmarshal([]byte(out), &servers), "servers ls --json: "+out)
+		if len(servers) != 1 || servers[0].Name != "web-1" || servers[0].LastSeen == nil || servers[0].LastSeen.Before(agentStart.Add(-time.Second)) {
+			t.Errorf("servers ls --json: %s; want web-1 last seen since its agent started", out)
+		}
+		if table := e.admin(t, "servers", "ls").stdout; strings.Contains(table, "never") {
+			t.Errorf("servers ls:\n%s", table)
+		}
+	})
+
 	t.Run("ok/accounts-with-cluster-ids", func(t *testing.T) {
 		out, err := tg.Exec(context.Background(), "id", "-u", "alice")
 		fatalIf(t, err)

@@ -42,6 +42,17 @@ func (c clusterService) Enroll(ctx context.Context, req *api.EnrollRequest) (*ap
 	if err != nil {
 		return nil, err
 	}
+	// Before the token is spent: the address is refused however the
+	// server proves where it belongs.
+	port := req.SSHPort
+	if port == 0 {
+		port = raftstore.DefaultSSHPort
+	}
+	rule := c.n.targetRule()
+	if err := rule.CheckHost(req.Addr, port); err != nil {
+		c.n.logger.Warn("refused enrollment: target address not allowed", "method", req.Method, "server_name", req.Name, "addr", req.Addr, "ssh_port", port, "err", err)
+		return nil, httpapi.Errorf(http.StatusBadRequest, "cannot enroll a server at %s port %d: %v", req.Addr, port, err)
+	}
 	now := c.n.now().UTC()
 	var adm *admission
 	switch req.Method {

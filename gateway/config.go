@@ -131,6 +131,11 @@ type Jump struct {
 	// only from these (source-address). Default: the SSH listen address, or
 	// the advertised one when listening on a wildcard.
 	EgressAddrs []string `mapstructure:"egress_addrs"`
+	// AllowLoopbackTargets lets servers be registered (and reached) at
+	// loopback addresses, for development and tests whose targets run on the
+	// node's own machine. On by default in dev mode only; never in
+	// production, where a loopback target is the bastion's own machine.
+	AllowLoopbackTargets bool `mapstructure:"allow_loopback_targets"`
 }
 
 // SSH configures the front door.
@@ -266,6 +271,7 @@ var defaults = map[string]any{
 	"dev_idp.claim_names.username": "",
 	"dev_idp.claim_names.groups":   "",
 	"jump.egress_addrs":            []string{},
+	"jump.allow_loopback_targets":  false,
 	"agents.admin_entitlement":     "admin",
 	"agents.cert_validity":         "720h",
 	"agents.binary_dir":            "",
@@ -296,6 +302,9 @@ var devDefaults = map[string]any{
 	},
 	"oidc.issuer":    "http://127.0.0.1:5556",
 	"oidc.client_id": "rampart",
+
+	// Dev targets run on this machine (127.0.0.N).
+	"jump.allow_loopback_targets": true,
 }
 
 // Flags declares rampartd's flags on fs.
@@ -314,6 +323,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("log-level", "", "debug, info, warn or error")
 	fs.String("oidc-issuer", "", "OIDC issuer URL of the identity provider")
 	fs.String("oidc-client-id", "", "OAuth client id registered at the identity provider")
+	fs.Bool("allow-loopback-targets", false, "allow servers at loopback addresses (development and tests only; on with --dev)")
 }
 
 var flagKeys = map[string]string{
@@ -322,6 +332,7 @@ var flagKeys = map[string]string{
 	"bootstrap": "cluster.bootstrap", "join": "cluster.join", "join-file": "cluster.join_file",
 	"kek-file": "kek_file", "log-level": "log.level",
 	"oidc-issuer": "oidc.issuer", "oidc-client-id": "oidc.client_id",
+	"allow-loopback-targets": "jump.allow_loopback_targets",
 }
 
 // LoadConfig reads the configuration file named by --config (if any), the

@@ -15,6 +15,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 	jumpproxy "github.com/rampart-ssh/rampart/gateway/jump"
 	"github.com/rampart-ssh/rampart/gateway/login"
+	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 )
 
 // startDevIdP starts the embedded development identity provider.
@@ -74,7 +75,7 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		}
 	}
 	n.jump = jumpproxy.New(jumpproxy.Config{
-		NodeID: n.id, EgressIPs: n.egressIPs(), OwnIPs: n.ownIPs(), Ciphers: n.cfg.SSH.Ciphers,
+		NodeID: n.id, EgressIPs: n.egressIPs(), Targets: n.targetRule(), Ciphers: n.cfg.SSH.Ciphers,
 	}, n.store, n.keys, n.audit, n.startRecording, n.logger)
 	go n.jump.Run(n.bgCtx)
 	n.ssh = frontdoor.New(frontdoor.Config{
@@ -127,19 +128,17 @@ func (n *Node) egressIPs() []net.IP {
 	return nil
 }
 
-// ownIPs are the node's own addresses: never a jump destination.
-func (n *Node) ownIPs() []net.IP {
-	seen := map[string]bool{}
-	var out []net.IP
+// targetRule is where targets may be: never this node's own addresses
+// (every one it listens on or advertises), loopback only when
+// jump.allow_loopback_targets says so. The jump and every registration
+// apply it.
+func (n *Node) targetRule() targetaddr.Rule {
 	a := n.advertise()
-	for _, addr := range []string{n.cfg.Listen.SSH, n.cfg.Listen.API, n.cfg.Listen.Raft, a.SSH, a.API, a.Raft, n.cfg.DevIdP.Listen} {
-		host, _, _ := net.SplitHostPort(addr)
-		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && !seen[ip.String()] {
-			seen[ip.String()] = true
-			out = append(out, ip)
-		}
+	addrs := []string{n.cfg.Listen.SSH, n.cfg.Listen.API, n.cfg.Listen.Raft, a.SSH, a.API, a.Raft, n.cfg.Log.PprofListen}
+	if n.cfg.DevIdP.Enabled {
+		addrs = append(addrs, n.cfg.DevIdP.Listen)
 	}
-	return out
+	return targetaddr.Rule{AllowLoopback: n.cfg.Jump.AllowLoopbackTargets, Listeners: targetaddr.ParseListeners(addrs...)}
 }
 
 // adminCluster tells the admin shell what enrollment tokens carry: the

@@ -92,6 +92,8 @@ func (n *Node) start(ctx context.Context) error {
 	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = newAuditWriter(n.store, n.logger)
 	go n.audit.run(bg)
+	sweeper := &tokenSweeper{store: n.store, grace: tokenExpiryGrace, every: tokenSweepEvery, now: n.now, logger: n.logger}
+	go sweeper.run(bg)
 	if err := n.startPprof(); err != nil {
 		return err
 	}
@@ -355,13 +357,8 @@ func (n *Node) startAPI() error {
 	handler.SetRecordings(n.recordingFiles())
 	handler.SetAdminEntitlement(n.cfg.Agents.AdminEntitlement)
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
-	n.api = &http.Server{
-		Handler:           handler,
-		TLSConfig:         n.tls.API,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
-	}
+	handler.SetTargetRule(n.targetRule())
+	n.api = handler.HTTPServer(n.tls.API, httpapi.DefaultTimeouts, slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
 	go func() {
 		if err := n.api.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.logger.Error("API server stopped", "err", err)

@@ -150,6 +150,8 @@ func validServerID(id string) error {
 // exist; the name and alt names must not be taken by another server
 // (ErrConflict). CreatedAt and CreateIndex are kept, and so is LastSeen when
 // the command carries none; an upsert that changes nothing writes nothing.
+// An upsert of an enrolled server that is not an enrollment keeps what the
+// enrollment recorded (keepEnrollment).
 // The agent key (AgentKeyHash and its companions) changes only with
 // SetAgentKey; otherwise the recorded one is kept, whatever Server carries.
 type ServerUpsert struct {
@@ -312,6 +314,9 @@ func (c *ServerUpsert) apply(tx *writeTxn) (any, error) {
 		s.CreatedAt, s.CreateIndex = c.Now, tx.index
 	}
 	c.agentKey(&s, old)
+	if err := c.keepEnrollment(&s, old); err != nil {
+		return nil, err
+	}
 	if err := checkServerNamesTxn(tx, &s); err != nil {
 		return nil, err
 	}
@@ -324,6 +329,31 @@ func (c *ServerUpsert) apply(tx *writeTxn) (any, error) {
 		return nil, fmt.Errorf("insert server %s: %w", s.ID, err)
 	}
 	return &s, tx.bump(tableServers)
+}
+
+// keepEnrollment keeps what an agent's enrollment established about a
+// server through an upsert that is not an enrollment (an administrator's
+// edit): the machine and instance ids that clone detection compares, how it
+// enrolled, and its host keys (kept when the edit names none). The address
+// and port, and a different set of host keys, are refused: enrollment never
+// moves a server, and only the agent on it can vouch for a new address.
+func (c *ServerUpsert) keepEnrollment(s, old *Server) error {
+	if c.SetAgentKey || old == nil || old.EnrollMethod == EnrollManual {
+		return nil
+	}
+	s.EnrollMethod, s.MachineID, s.InstanceID = old.EnrollMethod, old.MachineID, old.InstanceID
+	if len(s.HostKeys) == 0 {
+		s.HostKeys = old.HostKeys
+	}
+	switch {
+	case s.Addr != old.Addr || s.SSHPort != old.SSHPort:
+		return fmt.Errorf("%w: server %s was enrolled by its agent at %s port %d; its address cannot be changed by hand: enroll it again from its new address (or delete it first)",
+			ErrConflict, old.Name, old.Addr, old.SSHPort)
+	case !slices.Equal(s.HostKeys, old.HostKeys):
+		return fmt.Errorf("%w: server %s was enrolled by its agent with its host keys; they cannot be changed by hand: enroll it again to record new ones",
+			ErrConflict, old.Name)
+	}
+	return nil
 }
 
 // checkServerNamesTxn refuses s when one of its names (canonical or alt) is
@@ -382,7 +412,8 @@ func (c *ServerDelete) apply(tx *writeTxn) (any, error) {
 // least ServerSeenResolution past the recorded LastSeen; otherwise (and when
 // Now is earlier, as after a leader change with a slower clock) it writes
 // nothing, so heartbeats neither wake watchers nor move LastSeen backwards.
-// It returns the server as stored.
+// It leaves the server's ModifyIndex as it is. It returns the server as
+// stored.
 type ServerSeen struct {
 	ID  string
 	Now time.Time
@@ -409,7 +440,10 @@ func (c *ServerSeen) apply(tx *writeTxn) (any, error) {
 	if !s.LastSeen.IsZero() && c.Now.Sub(s.LastSeen) < ServerSeenResolution {
 		return &s, nil
 	}
-	s.LastSeen, s.ModifyIndex = c.Now, tx.index
+	// ModifyIndex stays: it moves with what the server is (its names,
+	// address, project, keys), which agents' state indexes follow; a
+	// heartbeat changes none of that.
+	s.LastSeen = c.Now
 	if err := tx.Insert(tableServers, &s); err != nil {
 		return nil, fmt.Errorf("update server %s: %w", c.ID, err)
 	}

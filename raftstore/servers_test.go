@@ -308,3 +308,72 @@ func TestServerByAddress(t *testing.T) {
 		}
 	})
 }
+
+// An administrator's upsert of an enrolled server keeps what the
+// enrollment recorded (machine id, instance id, method, host keys), and
+// refuses to move it or change its host keys; a manual server is the
+// administrator's to change.
+func TestServerUpsertKeepsEnrollment(t *testing.T) {
+	key, other := invHostKey(t, 1), invHostKey(t, 2)
+	enrolled := Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", SSHPort: 2222, HostKeys: []string{key},
+		EnrollMethod: EnrollAWS, MachineID: "m-1", InstanceID: "i-0abc", AgentKeyHash: strings.Repeat("a", 64)}
+	edit := func(f func(s *Server)) Server {
+		// What PUT /v1/servers/{id} sends: no enrollment fields at all.
+		s := Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", SSHPort: 2222, EnrollMethod: EnrollManual}
+		f(&s)
+		return s
+	}
+	cases := []struct {
+		name    string
+		update  Server
+		enroll  bool
+		wantErr error
+		check   func(t *testing.T, s *Server)
+	}{
+		{name: "ok/edit-keeps-enrollment", update: edit(func(s *Server) { s.Labels = map[string]string{"env": "prod"} }), check: func(t *testing.T, s *Server) {
+			if s.MachineID != "m-1" || s.InstanceID != "i-0abc" || s.EnrollMethod != EnrollAWS || !slices.Equal(s.HostKeys, []string{key}) || s.Labels["env"] != "prod" {
+				t.Fatalf("enrollment not kept: %+v", s)
+			}
+		}},
+		{name: "ok/same-host-keys", update: edit(func(s *Server) { s.HostKeys = []string{key} })},
+		{name: "ok/re-enrollment-moves", update: Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.9", HostKeys: []string{other}, EnrollMethod: EnrollToken, MachineID: "m-2", AgentKeyHash: strings.Repeat("b", 64)}, enroll: true, check: func(t *testing.T, s *Server) {
+			if s.Addr != "10.0.0.9" || s.MachineID != "m-2" || !slices.Equal(s.HostKeys, []string{other}) {
+				t.Fatalf("re-enrollment not recorded: %+v", s)
+			}
+		}},
+		{name: "fail/new-addr", update: edit(func(s *Server) { s.Addr = "10.0.0.9" }), wantErr: ErrConflict},
+		{name: "fail/new-port", update: edit(func(s *Server) { s.SSHPort = 22 }), wantErr: ErrConflict},
+		{name: "fail/other-host-keys", update: edit(func(s *Server) { s.HostKeys = []string{other} }), wantErr: ErrConflict},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := testFSM(t)
+			invProject(t, f, "web")
+			mustApply(t, f, &ServerUpsert{Server: enrolled, SetAgentKey: true, Now: testNow})
+			res := apply(t, f, &ServerUpsert{Server: tc.update, SetAgentKey: tc.enroll, Now: testNow})
+			if !errors.Is(res.Err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", res.Err, tc.wantErr)
+			}
+			_, got, _ := f.State().ServerByID(nil, "s1")
+			if tc.wantErr != nil {
+				if got.Addr != "10.0.0.1" || got.MachineID != "m-1" {
+					t.Fatalf("refused upsert changed the server: %+v", got)
+				}
+				return
+			}
+			if tc.check != nil {
+				tc.check(t, got)
+			}
+		})
+	}
+
+	t.Run("ok/manual-server-moves", func(t *testing.T) {
+		f := testFSM(t)
+		invProject(t, f, "web")
+		mustApply(t, f, &ServerUpsert{Server: Server{ID: "s2", Project: "web", Name: "db-1", Addr: "10.0.0.2", HostKeys: []string{key}}, Now: testNow})
+		got := mustApply(t, f, &ServerUpsert{Server: Server{ID: "s2", Project: "web", Name: "db-1", Addr: "10.0.0.3"}, Now: testNow}).(*Server)
+		if got.Addr != "10.0.0.3" || len(got.HostKeys) != 0 {
+			t.Fatalf("manual server: %+v", got)
+		}
+	})
+}

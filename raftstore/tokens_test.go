@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-memdb"
 )
 
 func TestTokenCreate(t *testing.T) {
@@ -181,5 +183,41 @@ func TestTokenDeleteAndLists(t *testing.T) {
 	_, none, _ := f.State().TokensByProject(nil, "")
 	if len(all) != 3 || len(web) != 1 || len(none) != 0 {
 		t.Fatalf("all=%d web=%d by-empty-project=%d", len(all), len(web), len(none))
+	}
+}
+
+func TestTokenPrune(t *testing.T) {
+	f := testFSM(t)
+	invProject(t, f, "web")
+	hash := func(c byte) string { return strings.Repeat(string(c), 64) }
+	for _, tok := range []Token{
+		{Hash: hash('a'), Kind: TokenEnroll, Project: "web", UsesLeft: UnlimitedUses, ExpiresAt: testNow.Add(time.Hour)},     // expired long ago
+		{Hash: hash('b'), Kind: TokenJoin, UsesLeft: 1, ExpiresAt: testNow.Add(2 * time.Hour)},                               // expired at the cut
+		{Hash: hash('c'), Kind: TokenEnroll, Project: "web", UsesLeft: UnlimitedUses, ExpiresAt: testNow.Add(3 * time.Hour)}, // expired within the grace
+		{Hash: hash('d'), Kind: TokenEnroll, Project: "web", UsesLeft: UnlimitedUses},                                        // never expires
+	} {
+		mustApply(t, f, &TokenCreate{Token: tok, Now: testNow})
+	}
+	ws := memdb.NewWatchSet()
+	if _, _, err := f.State().Tokens(ws); err != nil {
+		t.Fatal(err)
+	}
+	if n := mustApply(t, f, &TokenPrune{Before: testNow.Add(2 * time.Hour)}); n != 2 {
+		t.Fatalf("pruned %v, want 2", n)
+	}
+	if !fired(ws) {
+		t.Fatal("pruning did not wake token watchers")
+	}
+	_, left, _ := f.State().Tokens(nil)
+	if len(left) != 2 || left[0].Hash != hash('c') || left[1].Hash != hash('d') {
+		t.Fatalf("left %v, want c (in its grace) and d (no expiry)", left)
+	}
+	ws = memdb.NewWatchSet()
+	_, _, _ = f.State().Tokens(ws)
+	if n := mustApply(t, f, &TokenPrune{Before: testNow.Add(2 * time.Hour)}); n != 0 || fired(ws) {
+		t.Fatalf("a prune with nothing to delete: %v, woke watchers %v", n, fired(ws))
+	}
+	if res := apply(t, f, &TokenPrune{}); !errors.Is(res.Err, ErrInvalid) {
+		t.Fatalf("prune without a time: %v", res.Err)
 	}
 }

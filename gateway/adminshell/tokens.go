@@ -127,9 +127,14 @@ func (v *invocation) tokensCmd() *cobra.Command {
 				_, err := fmt.Fprintln(v.out, tok.String())
 				return err
 			}
-			fmt.Fprintf(v.out, "Enrollment token for project %s (expires %s, %s uses):\n\n  %s\n\n",
-				p.Name, expiry(now, stored.ExpiresAt), usesText(tv.UsesLeft), tok.String())
-			_, err = fmt.Fprintf(v.out, "It is shown only this once. To revoke it: tokens revoke %s\n", stored.Hash[:shortHash])
+			// The token alone on stdout, the words around it on stderr:
+			// ssh admin@bastion tokens create web > token gives a file
+			// install.sh --token-file takes.
+			fmt.Fprintf(v.errOut, "Enrollment token for project %s (expires %s, %s uses):\n\n", p.Name, expiry(now, stored.ExpiresAt), usesText(tv.UsesLeft))
+			if _, err := fmt.Fprintln(v.out, tok.String()); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(v.errOut, "\nIt is shown only this once. To revoke it: tokens revoke %s\n", stored.Hash[:shortHash])
 			return err
 		},
 	}

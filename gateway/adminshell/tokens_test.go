@@ -13,15 +13,16 @@ import (
 // neither listings, the audit log nor the logs hold the secret.
 func TestEnrollmentTokenShownOnceStoredHashed(t *testing.T) {
 	h := newHarness(t)
-	out := h.mustRun("tokens", "create", "db", "--ttl", "2h", "--uses", "5", "--description", "db fleet")
-	var tokText string
-	for _, f := range strings.Fields(out) {
-		if strings.HasPrefix(f, api.TokenPrefix) {
-			tokText = f
-		}
+	r := h.run("tokens", "create", "db", "--ttl", "2h", "--uses", "5", "--description", "db fleet")
+	// stdout is the token alone, so that `ssh admin@bastion tokens create
+	// db > token` makes a token file; the prose goes to stderr.
+	tokText := strings.TrimSuffix(r.stdout, "\n")
+	out := r.stderr
+	if r.code != 0 || !strings.HasPrefix(tokText, api.TokenPrefix) || strings.ContainsAny(tokText, " \n") {
+		t.Fatalf("stdout is not the token alone: %s", r)
 	}
-	if tokText == "" || !strings.Contains(out, "shown only this once") || !strings.Contains(out, "5 uses") {
-		t.Fatalf("output:\n%s", out)
+	if !strings.Contains(out, "shown only this once") || !strings.Contains(out, "5 uses") || strings.Contains(out, tokText) {
+		t.Fatalf("stderr:\n%s", out)
 	}
 	tok, err := api.ParseToken(tokText)
 	if err != nil {

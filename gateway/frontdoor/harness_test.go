@@ -68,12 +68,14 @@ func (s *fsmStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.R
 type nopAudit struct {
 	mu     sync.Mutex
 	events []string
+	fields []map[string]string
 }
 
 func (a *nopAudit) Record(typ, actor string, fields map[string]string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.events = append(a.events, typ+" "+actor+" "+fields["reason"])
+	a.fields = append(a.fields, fields)
 }
 
 func (a *nopAudit) has(prefix string) bool {

@@ -81,6 +81,32 @@ func TestFirstLoginThenBoundKeyWithoutIdP(t *testing.T) {
 	}
 }
 
+// The SSH user name is the client's to choose: it reaches the audit log
+// bounded, valid UTF-8, without control characters, its cut marked.
+func TestClientUserNameBoundedInAudit(t *testing.T) {
+	idp := startIdP(t, nil)
+	d := startDoor(t, doorOpts{issuer: idp.issuer})
+	long := "x\x1b[31m\xff" + strings.Repeat("y", 50_000)
+	c := &client{key: newKey(t), user: long, onPrompt: approveAs("alice", "alice-pw")}
+	conn, err := c.dial(t, d.addr)
+	if err != nil {
+		t.Fatalf("login: %v (banner %q)", err, c.banner())
+	}
+	conn.Close()
+	d.audit.mu.Lock()
+	defer d.audit.mu.Unlock()
+	var got string
+	for i, e := range d.audit.events {
+		if strings.HasPrefix(e, "login alice") {
+			got = d.audit.fields[i]["ssh_user"]
+		}
+	}
+	if len(got) > raftstore.MaxClientText || !strings.HasSuffix(got, raftstore.TruncatedMark) ||
+		!strings.HasPrefix(got, "x\uFFFD[31m\uFFFDyyy") {
+		t.Fatalf("ssh_user in the login event: %d bytes %q", len(got), got)
+	}
+}
+
 func TestBindingExpiry(t *testing.T) {
 	idp := startIdP(t, nil)
 	d := startDoor(t, doorOpts{issuer: idp.issuer})

@@ -262,7 +262,7 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 		c.s.logger.Error("bound key lookup failed", "remote", c.remote, "err", err)
 		return nil, err
 	case user != nil:
-		c.s.audit.Record("login", user.Login, map[string]string{"method": "bound-key", "key": b.Fingerprint, "remote": c.remote, "ssh_user": meta.User()})
+		c.s.audit.Record("login", user.Login, map[string]string{"method": "bound-key", "key": b.Fingerprint, "remote": c.remote, "ssh_user": raftstore.ClientText(meta.User())})
 		return c.admit(user, b.ExpiresAt, "bound-key"), nil
 	}
 	c.key = key
@@ -327,14 +327,14 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 	var expires time.Time
 	method := "device-flow"
 	if c.key != nil {
-		b, err := c.s.login.Bind(ctx, user, c.key, login.BindInfo{ClientVersion: string(meta.ClientVersion()), SourceAddr: c.remote})
+		b, err := c.s.login.Bind(ctx, user, c.key, login.BindInfo{ClientVersion: raftstore.ClientText(string(meta.ClientVersion())), SourceAddr: c.remote})
 		if err != nil {
 			c.s.logger.Error("binding key failed", "user", user.Login, "err", err)
 			return fail(err, "binding failed")
 		}
 		expires, method = b.ExpiresAt, "device-flow+bind"
 	}
-	c.s.audit.Record("login", user.Login, map[string]string{"method": method, "remote": c.remote, "ssh_user": meta.User(), "unix_name": user.UnixName})
+	c.s.audit.Record("login", user.Login, map[string]string{"method": method, "remote": c.remote, "ssh_user": raftstore.ClientText(meta.User()), "unix_name": user.UnixName})
 	c.s.logger.Info("signed in", "user", user.Login, "unix_name", user.UnixName, "method", method, "remote", c.remote)
 	return c.admit(user, expires, method), nil
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"net/http"
@@ -43,20 +44,23 @@ func (s *Server) requireAgent(h func(http.ResponseWriter, *http.Request, *raftst
 // the key the last renewal replaced (requireAgentRenewal).
 func (s *Server) agentGate(h func(http.ResponseWriter, *http.Request, *raftstore.Server), retiredMayRenew bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.authTooMany(w, r) {
+			return
+		}
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-			s.writeError(w, r, Errorf(http.StatusUnauthorized, "an agent certificate is required"))
+			s.authFailed(w, r, "no agent certificate", Errorf(http.StatusUnauthorized, "an agent certificate is required"))
 			return
 		}
 		leaf := r.TLS.VerifiedChains[0][0]
 		role, id, ok := ca.Identity(leaf)
 		if !ok || role != ca.RoleAgent {
-			s.writeError(w, r, Errorf(http.StatusForbidden, "an agent certificate is required"))
+			s.authFailed(w, r, "not an agent certificate", Errorf(http.StatusForbidden, "an agent certificate is required"))
 			return
 		}
 		// The handshake checked validity when the connection opened; a
 		// kept-alive connection must not outlive the certificate.
 		if now := s.now(); now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
-			s.writeError(w, r, Errorf(http.StatusUnauthorized, "the agent certificate expired at %s; the agent renews it before then, or must enroll again", leaf.NotAfter.UTC().Format(time.RFC3339)))
+			s.authFailed(w, r, "agent certificate expired", Errorf(http.StatusUnauthorized, "the agent certificate expired at %s; the agent renews it before then, or must enroll again", leaf.NotAfter.UTC().Format(time.RFC3339)))
 			return
 		}
 		if err := s.store.CheckFresh(); err != nil {
@@ -80,7 +84,28 @@ func (s *Server) agentGate(h func(http.ResponseWriter, *http.Request, *raftstore
 		if srv, ok = s.checkAgentKey(w, r, srv, leaf, retiredMayRenew); !ok {
 			return
 		}
+		s.noteSeen(r.Context(), srv)
 		h(w, r, srv)
+	}
+}
+
+// seenWriteTimeout bounds the heartbeat write an agent's request makes.
+const seenWriteTimeout = 5 * time.Second
+
+// noteSeen records that srv's agent called (LastSeen, which servers ls
+// shows), when the recorded time is due to move: ServerSeen writes only
+// past raftstore.ServerSeenResolution, so a request within it writes
+// nothing. A failed write is logged and the request goes on: a heartbeat is
+// not worth refusing an agent its state.
+func (s *Server) noteSeen(ctx context.Context, srv *raftstore.Server) {
+	now := s.now().UTC()
+	if !srv.LastSeen.IsZero() && now.Sub(srv.LastSeen) < raftstore.ServerSeenResolution {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, seenWriteTimeout)
+	defer cancel()
+	if _, err := s.store.Apply(ctx, &raftstore.ServerSeen{ID: srv.ID, Now: now}); err != nil {
+		s.logger.Warn("could not record an agent's heartbeat", "server", srv.Name, "server_id", srv.ID, "err", err)
 	}
 }
 
@@ -90,6 +115,9 @@ func (s *Server) agentStateHandler(w http.ResponseWriter, r *http.Request, srv *
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if minIndex != 0 {
+		s.holdFor(w, blockingHold(wait))
 	}
 	// An agent that is up to date waits until its own state changes, not
 	// merely the tables it is computed from: a write elsewhere (another

@@ -12,8 +12,12 @@ import (
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
-// agentTables are the tables an agent's desired state is computed from.
-var agentTables = []string{"users", "groups", "grants", "entitlements", "projects", "servers", "ca"}
+// agentTables are the tables an agent's desired state is computed from,
+// watched whole. Of the servers table only the agent's own row matters,
+// watched by row and counted by its ModifyIndex: every agent's heartbeat
+// (ServerSeen) writes that table, and counting or watching it whole would
+// wake the whole fleet, or answer its next poll at once, at each one.
+var agentTables = []string{"users", "groups", "grants", "entitlements", "projects", "ca"}
 
 // agentState computes what server serverID must look like: the accounts of
 // everyone in a group granted to its project (disabled and deleted ones too,
@@ -29,6 +33,7 @@ func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitleme
 	if srv == nil {
 		return nil, fmt.Errorf("server %s: %w", serverID, raftstore.ErrNotFound)
 	}
+	idx = max(idx, srv.ModifyIndex)
 	_, grants, err := st.GrantsByProject(ws, srv.Project)
 	if err != nil {
 		return nil, err

@@ -264,6 +264,7 @@ func (s *Server) agentBinary(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="rampart-agent"`)
 	w.Header().Set(api.AgentSHA256Header, sum)
+	s.holdFor(w, downloadHold)
 	http.ServeContent(w, r, "", fi.ModTime(), io.NewSectionReader(f, 0, fi.Size()))
 }
 

@@ -45,6 +45,9 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if minIndex != 0 {
+		s.holdFor(w, blockingHold(wait))
+	}
 	var out []api.Project
 	idx, err := raftstore.BlockingQuery(r.Context(), s.store.FSM(), minIndex, wait, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {
 		idx, ps, err := st.Projects(ws)

@@ -62,6 +62,7 @@ func (s *Server) serveRecording(w http.ResponseWriter, r *http.Request, peer str
 	defer f.Close()
 	s.logger.Info("serving recording to node", "session", id, "peer_node", peer)
 	w.Header().Set("Content-Type", "application/x-asciicast")
+	s.holdFor(w, downloadHold)
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.Copy(w, f); err != nil {
 		s.logger.Warn("recording transfer ended early", "session", id, "peer_node", peer, "err", err)

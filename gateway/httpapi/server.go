@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -60,6 +64,14 @@ type Server struct {
 	// failedLogins bounds how many refused logins per server become audit
 	// events of their own (agentevents.go).
 	failedLogins failedLoginLimiter
+	// timeouts are the connection timeouts HTTPServer set (limits.go).
+	timeouts Timeouts
+	// enrollLimit and joinLimit bound the unauthenticated endpoints per
+	// source; authFail counts and limits refused credentials (limits.go).
+	enrollLimit, joinLimit *sourceLimiter
+	authFail               authFailures
+	// targets is where servers may be registered (SetTargetRule).
+	targets targetaddr.Rule
 }
 
 // SetAdminEntitlement names the entitlement project admins get on servers.
@@ -67,9 +79,11 @@ func (s *Server) SetAdminEntitlement(name string) { s.adminEntitlement = name }
 
 // New builds the API's handler.
 func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
-	s := &Server{store: store, cluster: cluster, logger: logger, mux: http.NewServeMux(), now: time.Now}
+	s := &Server{store: store, cluster: cluster, logger: logger, mux: http.NewServeMux(), now: time.Now,
+		enrollLimit: newSourceLimiter(enrollEvery, enrollBurst), joinLimit: newSourceLimiter(joinEvery, joinBurst),
+		authFail: authFailures{lim: newSourceLimiter(authFailEvery, authFailBurst)}}
 	s.mux.HandleFunc("GET /v1/health", s.health)
-	s.mux.HandleFunc("POST /v1/cluster/join", s.join)
+	s.mux.HandleFunc("POST /v1/cluster/join", s.limited(s.joinLimit, s.join))
 	s.mux.HandleFunc("POST /v1/cluster/join/voter", s.requireNode(s.joinVoter))
 	s.mux.HandleFunc("POST /v1/cluster/join/promote", s.requireNode(s.joinPromote))
 	// Status answers even on a stale follower: that is when an operator
@@ -83,7 +97,7 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s.mux.HandleFunc("DELETE /v1/projects/{name}/grants/{group}", s.requireAdmin(s.deleteGrant, true))
 	s.mux.HandleFunc("PUT /v1/servers/{id}", s.requireAdmin(s.putServer, true))
 	s.mux.HandleFunc("DELETE /v1/servers/{id}", s.requireAdmin(s.deleteServer, true))
-	s.mux.HandleFunc("POST /v1/agents/enroll", s.enroll)
+	s.mux.HandleFunc("POST /v1/agents/enroll", s.limited(s.enrollLimit, s.enroll))
 	s.mux.HandleFunc("GET /v1/agents/state", s.requireAgent(s.agentStateHandler))
 	s.mux.HandleFunc("POST /v1/agents/events", s.requireAgent(s.agentEvents))
 	s.mux.HandleFunc("GET /v1/ca/host", s.hostCAKeys)
@@ -152,14 +166,34 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// readJSON decodes a request body strictly: unknown fields are errors.
+// readJSON decodes a request body strictly: one JSON value and nothing
+// after it, no unknown fields, at most maxBody bytes (413 past it).
 func readJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return Errorf(http.StatusBadRequest, "request body: %v", err)
+	err := dec.Decode(v)
+	if err == nil {
+		// Anything but white space after the value is refused: a second
+		// value a client thought would count, or a body cut and glued.
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			err = terr
+			if err == nil {
+				return Errorf(http.StatusBadRequest, "request body: unexpected data after the JSON value")
+			}
+		}
 	}
-	return nil
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooBig):
+		return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", tooBig.Limit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The server's read timeout ran out (a body sent too slowly); the
+		// client may not be there to read this.
+		return Errorf(http.StatusRequestTimeout, "the request body did not arrive in time")
+	}
+	return Errorf(http.StatusBadRequest, "request body: %v", err)
 }
 
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
@@ -172,13 +206,16 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 // there when its join token is spent; a removed node is deleted from it).
 func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.authTooMany(w, r) {
+			return
+		}
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-			s.writeError(w, r, Errorf(http.StatusUnauthorized, "a cluster node certificate is required"))
+			s.authFailed(w, r, "no node certificate", Errorf(http.StatusUnauthorized, "a cluster node certificate is required"))
 			return
 		}
 		role, id, ok := ca.Identity(r.TLS.VerifiedChains[0][0])
 		if !ok || role != ca.RoleNode {
-			s.writeError(w, r, Errorf(http.StatusForbidden, "a cluster node certificate is required"))
+			s.authFailed(w, r, "not a node certificate", Errorf(http.StatusForbidden, "a cluster node certificate is required"))
 			return
 		}
 		if err := s.store.ConsistentRead(r.Context()); err != nil {
@@ -186,12 +223,19 @@ func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string))
 			return
 		}
 		if _, n, err := s.store.State().NodeByID(nil, id); err != nil || n == nil {
-			s.logger.Warn("refused node certificate of a non-member", "peer_node", id, "remote", r.RemoteAddr)
-			s.writeError(w, r, Errorf(http.StatusForbidden, "node %q is not a member of this cluster", id))
+			s.authFailed(w, r, "node certificate of a non-member "+id, Errorf(http.StatusForbidden, "node %q is not a member of this cluster", id))
 			return
 		}
 		h(w, r, id)
 	}
+}
+
+// bearerToken is the token of an "Authorization: Bearer <token>" header;
+// the scheme is case-insensitive (RFC 9110, section 11.1).
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, secret, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	secret = strings.TrimSpace(secret)
+	return secret, ok && strings.EqualFold(scheme, "Bearer") && secret != ""
 }
 
 // requireAdmin admits callers with an admin service token (Authorization:
@@ -199,10 +243,13 @@ func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string))
 // be fresh when fresh is set.
 func (s *Server) requireAdmin(h http.HandlerFunc, fresh bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || secret == "" {
+		if s.authTooMany(w, r) {
+			return
+		}
+		secret, ok := bearerToken(r)
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
-			s.writeError(w, r, Errorf(http.StatusUnauthorized, "missing bearer token"))
+			s.authFailed(w, r, "no bearer token", Errorf(http.StatusUnauthorized, "missing bearer token"))
 			return
 		}
 		if fresh {
@@ -211,14 +258,14 @@ func (s *Server) requireAdmin(h http.HandlerFunc, fresh bool) http.HandlerFunc {
 				return
 			}
 		}
-		_, tok, err := s.store.State().ServiceTokenByHash(nil, api.HashSecret(strings.TrimSpace(secret)))
+		_, tok, err := s.store.State().ServiceTokenByHash(nil, api.HashSecret(secret))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		if tok == nil || tok.Role != "admin" || (!tok.ExpiresAt.IsZero() && !s.now().Before(tok.ExpiresAt)) {
-			s.logger.Warn("refused API token", "path", r.URL.Path, "remote", r.RemoteAddr)
-			s.writeError(w, r, Errorf(http.StatusUnauthorized, "token is not valid"))
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rampart", error="invalid_token"`)
+			s.authFailed(w, r, "unknown, expired or non-admin token", Errorf(http.StatusUnauthorized, "token is not valid"))
 			return
 		}
 		h(w, r)
@@ -270,8 +317,27 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// removeMember takes a node out of raft and the nodes table. A node in
+// neither is 404: removing it would change nothing, and a 200 would tell
+// the operator a typo had worked.
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
-	if err := s.cluster.RemoveNode(r.Context(), r.PathValue("id")); err != nil {
+	id := r.PathValue("id")
+	st, err := s.store.Status()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	known := slices.ContainsFunc(st.Members, func(m raftstore.Member) bool { return m.ID == id })
+	if !known {
+		if _, n, err := s.store.State().NodeByID(nil, id); err == nil && n != nil {
+			known = true
+		}
+	}
+	if !known {
+		s.writeError(w, r, Errorf(http.StatusNotFound, "node %q is not a member of this cluster", id))
+		return
+	}
+	if err := s.cluster.RemoveNode(r.Context(), id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -5,25 +5,51 @@ import (
 	"strconv"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
+// SetTargetRule sets where servers may be registered (the rule the jump
+// applies before it dials). Without it, the zero rule: no loopback.
+func (s *Server) SetTargetRule(r targetaddr.Rule) { s.targets = r }
+
+// putServer registers a server by hand or edits one. On a server that
+// exists, an omitted address or port keeps the current one; an enrolled
+// server keeps what its enrollment recorded, and its address cannot be
+// changed here (raftstore.ServerUpsert). The address must pass the target
+// rule, as the jump would check it.
 func (s *Server) putServer(w http.ResponseWriter, r *http.Request) {
 	var in api.Server
 	if err := readJSON(r, &in); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if in.ID != "" && in.ID != r.PathValue("id") {
-		s.writeError(w, r, Errorf(http.StatusBadRequest, "body names server %q but the path names %q", in.ID, r.PathValue("id")))
+	id := r.PathValue("id")
+	if in.ID != "" && in.ID != id {
+		s.writeError(w, r, Errorf(http.StatusBadRequest, "body names server %q but the path names %q", in.ID, id))
 		return
 	}
-	port := in.SSHPort
+	_, cur, err := s.store.State().ServerByID(nil, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	addr, port := in.Addr, in.SSHPort
+	if cur != nil && addr == "" {
+		addr = cur.Addr
+	}
+	if cur != nil && port == 0 {
+		port = cur.SSHPort
+	}
 	if port == 0 {
 		port = raftstore.DefaultSSHPort
 	}
+	if err := s.targets.CheckHost(addr, port); err != nil {
+		s.writeError(w, r, Errorf(http.StatusBadRequest, "cannot register server %s at %s port %d: %v", id, addr, port, err))
+		return
+	}
 	res, err := s.store.Apply(r.Context(), &raftstore.ServerUpsert{Server: raftstore.Server{
-		ID: r.PathValue("id"), Project: in.Project, Name: in.Name, AltNames: in.AltNames, Addr: in.Addr, SSHPort: port,
+		ID: id, Project: in.Project, Name: in.Name, AltNames: in.AltNames, Addr: addr, SSHPort: port,
 		HostKeys: in.HostKeys, Labels: in.Labels, EnrollMethod: raftstore.EnrollManual,
 	}, Now: s.now().UTC()})
 	if err != nil {

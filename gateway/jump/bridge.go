@@ -8,6 +8,8 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/raftstore"
 )
 
 // Requests passed through on session channels, client to target. Anything
@@ -189,11 +191,11 @@ func (b *bridge) channel(nc gossh.NewChannel) {
 		var d directTCPIP
 		_ = gossh.Unmarshal(nc.ExtraData(), &d)
 		if !s.AllowLocalForward {
-			b.c.p.audit.Record("forward.refused", b.c.user.Login, b.c.fields("kind", "local", "destination", d.DestAddr))
+			b.c.p.audit.Record("forward.refused", b.c.user.Login, b.c.fields("kind", "local", "destination", raftstore.ClientText(d.DestAddr)))
 			_ = nc.Reject(gossh.Prohibited, "port forwarding is not allowed in project "+b.c.srv.Project)
 			return
 		}
-		b.c.p.audit.Record("forward.local", b.c.user.Login, b.c.fields("destination", d.DestAddr, "port", itoa(int(d.DestPort))))
+		b.c.p.audit.Record("forward.local", b.c.user.Login, b.c.fields("destination", raftstore.ClientText(d.DestAddr), "port", itoa(int(d.DestPort))))
 	default:
 		_ = nc.Reject(gossh.UnknownChannelType, "channel type not supported through Rampart")
 		return
@@ -430,11 +432,11 @@ func (p *pair) personRequest(r *gossh.Request) {
 	case "exec":
 		var e struct{ Command string }
 		_ = gossh.Unmarshal(r.Payload, &e)
-		c.p.audit.Record("session.exec", c.user.Login, c.fields("command", e.Command))
+		c.p.audit.Record("session.exec", c.user.Login, c.fields("command", raftstore.BoundText(e.Command, maxAuditCommand)))
 	case "subsystem":
 		var e struct{ Name string }
 		_ = gossh.Unmarshal(r.Payload, &e)
-		c.p.audit.Record("session.subsystem", c.user.Login, c.fields("subsystem", e.Name))
+		c.p.audit.Record("session.subsystem", c.user.Login, c.fields("subsystem", raftstore.ClientText(e.Name)))
 	case "shell":
 		c.p.audit.Record("session.shell", c.user.Login, c.fields())
 	}

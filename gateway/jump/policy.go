@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -15,7 +16,7 @@ import (
 // same reason with the details.
 var (
 	ErrNotEnrolled    = errors.New("not an enrolled server")
-	ErrForbiddenAddr  = errors.New("destination address is not allowed")
+	ErrForbiddenAddr  = targetaddr.ErrForbidden
 	ErrNotInProject   = errors.New("you have no access to this server's project")
 	ErrLoginDenied    = errors.New("login not permitted")
 	ErrUserInactive   = errors.New("your account is disabled")
@@ -23,48 +24,15 @@ var (
 	ErrTargetIdentity = errors.New("the target's host key does not match its enrollment")
 )
 
-// metadataAddrs are cloud instance metadata services, refused whatever the
-// configuration says.
-var metadataAddrs = []netip.Addr{
-	netip.MustParseAddr("169.254.169.254"),
-	netip.MustParseAddr("fd00:ec2::254"),
-	netip.MustParseAddr("100.100.100.200"),
-}
-
-// forbiddenIP reports why an address may never be dialled: metadata
-// services, link-local, unspecified, multicast and the node's own addresses.
-// Loopback is allowed (a target may live on this host in tests and small
-// setups) unless it is one of the node's own addresses.
-func forbiddenIP(ip net.IP, own []net.IP) error {
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrForbiddenAddr, ip)
-	}
-	a = a.Unmap()
-	switch {
-	case slices.Contains(metadataAddrs, a):
-		return fmt.Errorf("%w: %s is a metadata service", ErrForbiddenAddr, a)
-	case a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast():
-		return fmt.Errorf("%w: %s is link-local", ErrForbiddenAddr, a)
-	case a.IsUnspecified() || a.IsMulticast():
-		return fmt.Errorf("%w: %s", ErrForbiddenAddr, a)
-	}
-	for _, o := range own {
-		if oa, ok := netip.AddrFromSlice(o); ok && oa.Unmap() == a {
-			return fmt.Errorf("%w: %s is this bastion itself", ErrForbiddenAddr, a)
-		}
-	}
-	return nil
-}
-
 // resolve finds the enrolled server the person asked for, by canonical name,
 // alt name or access address, on its registered SSH port. The decision never
 // depends on DNS: names are looked up in the cluster's own table, and the
-// address dialled is the one registered.
-func resolve(st *raftstore.State, host string, port uint32, own []net.IP) (*raftstore.Server, net.IP, error) {
+// address dialled is the one registered. Both the address asked for and the
+// one dialled must pass rule (the same rule registration applies).
+func resolve(st *raftstore.State, host string, port uint32, rule *targetaddr.Rule) (*raftstore.Server, net.IP, error) {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if ip := net.ParseIP(host); ip != nil {
-		if err := forbiddenIP(ip, own); err != nil {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if err := rule.Check(ip, int(port)); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -82,7 +50,9 @@ func resolve(st *raftstore.State, host string, port uint32, own []net.IP) (*raft
 	if ip == nil {
 		return nil, nil, fmt.Errorf("%w: %s is registered with %q, which is not an IP address", ErrForbiddenAddr, srv.Name, srv.Addr)
 	}
-	if err := forbiddenIP(ip, own); err != nil {
+	if a, ok := netip.AddrFromSlice(ip); !ok {
+		return nil, nil, fmt.Errorf("%w: %s is registered with %q, which is not an IP address", ErrForbiddenAddr, srv.Name, srv.Addr)
+	} else if err := rule.Check(a, srv.SSHPort); err != nil {
 		return nil, nil, err
 	}
 	return srv, ip, nil

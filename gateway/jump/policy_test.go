@@ -2,10 +2,10 @@ package jump
 
 import (
 	"errors"
-	"net"
 	"testing"
 	"time"
 
+	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -39,28 +39,32 @@ func testState(t *testing.T) *raftstore.FSM {
 
 func TestResolve(t *testing.T) {
 	st := testState(t).State()
-	own := []net.IP{net.ParseIP("127.0.0.1")}
+	// Targets on 127.0.0.N, as in the e2e tests.
+	own := &targetaddr.Rule{AllowLoopback: true, Listeners: targetaddr.ParseListeners("127.0.0.1:2222", "127.0.0.1:8443")}
+	strict := &targetaddr.Rule{Listeners: own.Listeners}
 	cases := []struct {
 		name    string
 		host    string
 		port    uint32
+		rule    *targetaddr.Rule
 		want    string
 		wantErr error
 	}{
-		{"ok/canonical-name", "web-1", 22, "s1", nil},
-		{"ok/alt-name-any-case", "WWW.", 22, "s1", nil},
-		{"ok/address", "127.0.0.31", 22, "s1", nil},
-		{"fail/unenrolled-name", "web-9", 22, "", ErrNotEnrolled},
-		{"fail/unenrolled-ip", "10.1.2.3", 22, "", ErrNotEnrolled},
-		{"fail/metadata-ip", "169.254.169.254", 22, "", ErrForbiddenAddr},
-		{"fail/enrolled-at-metadata-ip", "meta", 22, "", ErrForbiddenAddr},
-		{"fail/own-address", "127.0.0.1", 22, "", ErrForbiddenAddr},
-		{"fail/link-local", "fe80::1", 22, "", ErrForbiddenAddr},
-		{"fail/other-port", "web-1", 80, "", ErrWrongPort},
+		{"ok/canonical-name", "web-1", 22, own, "s1", nil},
+		{"ok/alt-name-any-case", "WWW.", 22, own, "s1", nil},
+		{"ok/address", "127.0.0.31", 22, own, "s1", nil},
+		{"fail/unenrolled-name", "web-9", 22, own, "", ErrNotEnrolled},
+		{"fail/unenrolled-ip", "10.1.2.3", 22, own, "", ErrNotEnrolled},
+		{"fail/metadata-ip", "169.254.169.254", 22, own, "", ErrForbiddenAddr},
+		{"fail/enrolled-at-metadata-ip", "meta", 22, own, "", ErrForbiddenAddr},
+		{"fail/own-address", "127.0.0.1", 22, own, "", ErrForbiddenAddr},
+		{"fail/link-local", "fe80::1", 22, own, "", ErrForbiddenAddr},
+		{"fail/other-port", "web-1", 80, own, "", ErrWrongPort},
+		{"fail/loopback-not-allowed", "web-1", 22, strict, "", ErrForbiddenAddr},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, _, err := resolve(st, tc.host, tc.port, own)
+			srv, _, err := resolve(st, tc.host, tc.port, tc.rule)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)

@@ -13,6 +13,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
+	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -70,8 +71,9 @@ type Config struct {
 	// EgressIPs are the node's addresses towards targets: the dial source and
 	// the per-hop certificate's source-address.
 	EgressIPs []net.IP
-	// OwnIPs are the node's own addresses, never a destination.
-	OwnIPs      []net.IP
+	// Targets is the rule for which addresses may be dialled (the node's
+	// own never; loopback only when it allows it).
+	Targets     targetaddr.Rule
 	DialTimeout time.Duration
 	// DefaultCertTTL applies when the project sets none.
 	DefaultCertTTL time.Duration
@@ -79,6 +81,16 @@ type Config struct {
 	// preferred towards targets; empty means sshalg.DefaultCiphers.
 	Ciphers []string
 }
+
+// Bounds on audit fields that carry what a client sent (raftstore.BoundText);
+// the shorter ones use raftstore.ClientText.
+const (
+	// maxAuditReason bounds a refusal's reason, which may quote the client.
+	maxAuditReason = 1024
+	// maxAuditCommand bounds an exec request's command: long enough for
+	// the scripts people pass inline, short of the 256 KiB a packet holds.
+	maxAuditCommand = 4096
+)
 
 // Proxy is the terminating jump proxy of one node.
 type Proxy struct {
@@ -132,10 +144,13 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 		_ = nc.Reject(gossh.ConnectionFailed, "malformed direct-tcpip request")
 		return
 	}
-	dest := net.JoinHostPort(d.DestAddr, strconv.Itoa(int(d.DestPort)))
+	// The destination is the client's to choose: bounded before it reaches
+	// the log or the audit log.
+	dest := raftstore.ClientText(net.JoinHostPort(d.DestAddr, strconv.Itoa(int(d.DestPort))))
 	refuse := func(user string, err error) {
-		p.logger.Warn("jump refused", "user", user, "destination", dest, "reason", err)
-		p.audit.Record("jump.refused", user, map[string]string{"destination": dest, "reason": err.Error(), "remote": id.Remote.String()})
+		reason := raftstore.BoundText(err.Error(), maxAuditReason)
+		p.logger.Warn("jump refused", "user", user, "destination", dest, "reason", reason)
+		p.audit.Record("jump.refused", user, map[string]string{"destination": dest, "reason": reason, "remote": id.Remote.String()})
 		_ = nc.Reject(gossh.Prohibited, "Rampart: "+err.Error())
 	}
 	if err := p.store.CheckFresh(); err != nil {
@@ -148,7 +163,7 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 		refuse(id.UserID, ErrUserInactive)
 		return
 	}
-	srv, ip, err := resolve(st, d.DestAddr, d.DestPort, p.cfg.OwnIPs)
+	srv, ip, err := resolve(st, d.DestAddr, d.DestPort, &p.cfg.Targets)
 	if err != nil {
 		refuse(user.Login, err)
 		return
@@ -297,12 +312,12 @@ func (c *conn) connectTarget(ctx context.Context, login string) error {
 		return fmt.Errorf("%w: one login per connection", ErrLoginDenied)
 	}
 	if err := c.acc.loginAllowed(c.user, login); err != nil {
-		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", login, "reason", err.Error()))
+		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", raftstore.ClientText(login), "reason", raftstore.BoundText(err.Error(), maxAuditReason)))
 		return err
 	}
 	client, err := c.p.dialTarget(ctx, c, login)
 	if err != nil {
-		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", login, "reason", err.Error()))
+		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", login, "reason", raftstore.BoundText(err.Error(), maxAuditReason)))
 		return err
 	}
 	c.target, c.login = client, login

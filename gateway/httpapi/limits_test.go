@@ -1,0 +1,276 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// shortTimeouts make the server's timeouts visible in a test's time.
+var shortTimeouts = Timeouts{ReadHeader: 300 * time.Millisecond, Read: 400 * time.Millisecond, Write: 400 * time.Millisecond, Idle: time.Second}
+
+// servePlain serves h over plain HTTP on 127.0.0.1:0 with t's timeouts and
+// returns its address.
+func servePlain(t *testing.T, h *Server, to Timeouts) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := h.HTTPServer(nil, to, nil)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// A client that sends the headers of an enrollment and then its body too
+// slowly (here: one byte, then nothing) is cut off by the read timeout,
+// instead of holding the connection for as long as it likes.
+func TestSlowRequestBodyIsCutOff(t *testing.T) {
+	h := New(&fsmStore{fsm: applyAll(t)}, nil, slog.New(slog.DiscardHandler))
+	addr := servePlain(t, h, shortTimeouts)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintf(c, "POST /v1/agents/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	// Far beyond the server's 400 ms: reaching this deadline means the
+	// server was still waiting for the body.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the server still held the connection after %s of a stalled request body", time.Since(start).Round(time.Millisecond))
+	}
+	if err == nil {
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("HTTP %d for a stalled body, want 408", resp.StatusCode)
+		}
+	}
+	// err != nil otherwise: the server closed the connection, as it may.
+	t.Logf("stalled body ended after %s (%v)", time.Since(start).Round(time.Millisecond), err)
+}
+
+// A long poll outlives the server's read and write timeouts: the agent
+// state endpoint moves the connection's deadlines for the wait it serves.
+func TestLongPollOutlivesServerTimeouts(t *testing.T) {
+	now := time.Now()
+	f := applyAll(t,
+		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: now},
+		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", SSHPort: 22, MachineID: "m1"}, Now: now},
+	)
+	h := New(&fsmStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
+	pki := newTestPKI(t)
+	ts := httptest.NewUnstartedServer(h)
+	ts.Config = h.HTTPServer(nil, shortTimeouts, nil)
+	ts.TLS = pki.nodeTLS("n1").API
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	agent := pki.client(ca.RoleAgent, "s1")
+	get := func(index uint64, wait time.Duration) (*api.AgentState, error) {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/agents/state?index=%d&wait=%s", ts.URL, index, wait), nil)
+		req.Header.Set(api.MachineIDHeader, "m1")
+		resp, err := agent.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		var st api.AgentState
+		return &st, json.NewDecoder(resp.Body).Decode(&st)
+	}
+	first, err := get(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wait = 1500 * time.Millisecond // several times the timeouts
+	start := time.Now()
+	st, err := get(first.Index, wait)
+	if err != nil {
+		t.Fatalf("long poll of %s against %s timeouts: %v after %s", wait, shortTimeouts.Write, err, time.Since(start).Round(time.Millisecond))
+	}
+	if elapsed := time.Since(start); elapsed < wait || st.ServerID != "s1" {
+		t.Fatalf("answered after %s with %+v; want the whole %s wait and s1's state", elapsed, st, wait)
+	}
+}
+
+// adminStore is a one-node store with an admin service token and a raft
+// configuration of the given members.
+type adminStore struct {
+	fsmStore
+	members []raftstore.Member
+}
+
+func (s *adminStore) Status() (*raftstore.Status, error) {
+	return &raftstore.Status{NodeID: "n1", Members: s.members}, nil
+}
+
+// removedCluster records the nodes RemoveNode was asked to remove.
+type removedCluster struct {
+	Cluster
+	removed []string
+}
+
+func (c *removedCluster) RemoveNode(_ context.Context, id string) error {
+	c.removed = append(c.removed, id)
+	return nil
+}
+
+const testAdminSecret = "rps_test-admin-secret"
+
+func newAdminAPI(t *testing.T) (*httptest.Server, *Server, *removedCluster) {
+	t.Helper()
+	now := time.Now()
+	f := applyAll(t,
+		&raftstore.ServiceTokenCreate{Token: raftstore.ServiceToken{ID: "st-1", Name: "ci", Hash: api.HashSecret(testAdminSecret), Role: raftstore.ServiceRoleAdmin, CreatedBy: "test"}, Now: now},
+		&raftstore.NodeUpsert{Node: raftstore.Node{ID: "n3", RaftAddr: "127.0.0.3:8300", APIAddr: "127.0.0.3:8443"}, Now: now},
+	)
+	st := &adminStore{fsmStore: fsmStore{fsm: f}, members: []raftstore.Member{{ID: "n1", RaftAddr: "127.0.0.1:8300"}, {ID: "n2", RaftAddr: "127.0.0.2:8300"}}}
+	cl := &removedCluster{}
+	h := New(st, cl, slog.New(slog.DiscardHandler))
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return ts, h, cl
+}
+
+func do(t *testing.T, method, url, auth, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestRequestBodies(t *testing.T) {
+	ts, _, _ := newAdminAPI(t)
+	auth := "Bearer " + testAdminSecret
+	url := ts.URL + "/v1/projects/web"
+	for _, tc := range []struct {
+		name, body string
+		want       int
+	}{
+		{"ok/one-value", `{"description":"x"}`, http.StatusOK},
+		{"ok/trailing-space", "{\"description\":\"x\"}\n\t ", http.StatusOK},
+		{"fail/second-value", `{"description":"x"}{"description":"y"}`, http.StatusBadRequest},
+		{"fail/trailing-garbage", `{"description":"x"} junk`, http.StatusBadRequest},
+		{"fail/too-large", `{"description":"` + strings.Repeat("x", maxBody) + `"}`, http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, body := do(t, http.MethodPut, url, auth, tc.body); got != tc.want {
+				t.Fatalf("HTTP %d (%s), want %d", got, strings.TrimSpace(body), tc.want)
+			}
+		})
+	}
+}
+
+func TestBearerScheme(t *testing.T) {
+	ts, _, _ := newAdminAPI(t)
+	for _, tc := range []struct {
+		name, auth string
+		want       int
+	}{
+		{"ok/Bearer", "Bearer " + testAdminSecret, http.StatusOK},
+		{"ok/bearer", "bearer " + testAdminSecret, http.StatusOK},
+		{"ok/BEARER", "BEARER " + testAdminSecret, http.StatusOK},
+		{"fail/basic", "Basic " + testAdminSecret, http.StatusUnauthorized},
+		{"fail/no-token", "Bearer ", http.StatusUnauthorized},
+		{"fail/wrong-token", "Bearer rps_nope", http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, body := do(t, http.MethodGet, ts.URL+"/v1/projects", tc.auth, ""); got != tc.want {
+				t.Fatalf("HTTP %d (%s), want %d", got, strings.TrimSpace(body), tc.want)
+			}
+		})
+	}
+}
+
+// Refused credentials are counted, and a source that keeps failing is
+// answered 429 until its bucket refills, even with a valid token.
+func TestFailedAuthenticationIsCountedAndLimited(t *testing.T) {
+	ts, h, _ := newAdminAPI(t)
+	for i := range authFailBurst {
+		if got, _ := do(t, http.MethodGet, ts.URL+"/v1/projects", "Bearer rps_guess", ""); got != http.StatusUnauthorized {
+			t.Fatalf("failure %d: HTTP %d, want 401", i+1, got)
+		}
+	}
+	if n := h.AuthFailures(); n != authFailBurst {
+		t.Fatalf("%d failures counted, want %d", n, authFailBurst)
+	}
+	if got, _ := do(t, http.MethodGet, ts.URL+"/v1/projects", "Bearer rps_guess", ""); got != http.StatusTooManyRequests {
+		t.Fatalf("after %d failures: HTTP %d, want 429", authFailBurst, got)
+	}
+	if got, _ := do(t, http.MethodGet, ts.URL+"/v1/projects", "Bearer "+testAdminSecret, ""); got != http.StatusTooManyRequests {
+		t.Fatalf("valid token from a source over its failure limit: HTTP %d, want 429", got)
+	}
+	if n := h.AuthFailures(); n != authFailBurst+2 {
+		t.Fatalf("%d failures counted, want %d", n, authFailBurst+2)
+	}
+}
+
+// The unauthenticated endpoints are limited per source.
+func TestUnauthenticatedEndpointsAreLimitedPerSource(t *testing.T) {
+	ts, _, _ := newAdminAPI(t)
+	for _, tc := range []struct {
+		path  string
+		burst int
+	}{{"/v1/agents/enroll", enrollBurst}, {"/v1/cluster/join", joinBurst}} {
+		t.Run(tc.path, func(t *testing.T) {
+			for i := range tc.burst {
+				// An empty body is refused before it reaches the cluster.
+				if got, _ := do(t, http.MethodPost, ts.URL+tc.path, "", ""); got != http.StatusBadRequest {
+					t.Fatalf("request %d: HTTP %d, want 400", i+1, got)
+				}
+			}
+			if got, _ := do(t, http.MethodPost, ts.URL+tc.path, "", ""); got != http.StatusTooManyRequests {
+				t.Fatalf("request %d: HTTP %d, want 429", tc.burst+1, got)
+			}
+		})
+	}
+}
+
+func TestRemoveMember(t *testing.T) {
+	ts, _, cl := newAdminAPI(t)
+	auth := "Bearer " + testAdminSecret
+	for _, tc := range []struct {
+		id   string
+		want int
+	}{{"n2", http.StatusOK}, {"n3", http.StatusOK}, {"n9", http.StatusNotFound}} {
+		if got, body := do(t, http.MethodDelete, ts.URL+"/v1/cluster/members/"+tc.id, auth, ""); got != tc.want {
+			t.Errorf("DELETE %s: HTTP %d (%s), want %d", tc.id, got, strings.TrimSpace(body), tc.want)
+		}
+	}
+	if strings.Join(cl.removed, ",") != "n2,n3" {
+		t.Errorf("removed %v, want n2 (a raft member) and n3 (in the nodes table)", cl.removed)
+	}
+}

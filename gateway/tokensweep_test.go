@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// sweepStore is a one-node store over an FSM that may or may not lead.
+type sweepStore struct {
+	fsm    *raftstore.FSM
+	leader bool
+	writes int
+}
+
+func (s *sweepStore) IsLeader() bool          { return s.leader }
+func (s *sweepStore) State() *raftstore.State { return s.fsm.State() }
+func (s *sweepStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
+	buf, err := raftstore.Encode(cmd)
+	if err != nil {
+		return nil, err
+	}
+	s.writes++
+	res := s.fsm.ApplyCommand(s.fsm.State().LatestIndex()+1, buf)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return raftstore.NewResult(res.Index, res.Value)
+}
+
+// Expired tokens leave the store a grace period after they expire, on the
+// leader's sweep, and only then.
+func TestTokenSweep(t *testing.T) {
+	f, err := raftstore.NewFSM(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &sweepStore{fsm: f, leader: true}
+	created := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	if _, err := st.Apply(t.Context(), &raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: created}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []raftstore.Token{
+		{Hash: strings.Repeat("a", 64), Kind: raftstore.TokenEnroll, Project: "web", UsesLeft: raftstore.UnlimitedUses, ExpiresAt: created.Add(time.Hour)},
+		{Hash: strings.Repeat("b", 64), Kind: raftstore.TokenEnroll, Project: "web", UsesLeft: raftstore.UnlimitedUses},
+	} {
+		if _, err := st.Apply(t.Context(), &raftstore.TokenCreate{Token: tok, Now: created}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := created
+	s := &tokenSweeper{store: st, grace: tokenExpiryGrace, every: time.Hour, now: func() time.Time { return now }, logger: slog.New(slog.DiscardHandler)}
+	count := func() int {
+		_, toks, _ := st.State().Tokens(nil)
+		return len(toks)
+	}
+	writes := st.writes
+
+	// Expired, but within the grace: kept, and nothing written.
+	now = created.Add(time.Hour + tokenExpiryGrace - time.Second)
+	if n, err := s.sweep(t.Context()); n != 0 || err != nil || count() != 2 || st.writes != writes {
+		t.Fatalf("within the grace: pruned %d (%v), %d left, %d writes", n, err, count(), st.writes-writes)
+	}
+	// Past the grace, on a follower: nothing.
+	now = created.Add(time.Hour + tokenExpiryGrace)
+	st.leader = false
+	if n, err := s.sweep(t.Context()); n != 0 || err != nil || count() != 2 {
+		t.Fatalf("follower: pruned %d (%v), %d left", n, err, count())
+	}
+	// On the leader: the expired token goes, the other stays.
+	st.leader = true
+	if n, err := s.sweep(t.Context()); n != 1 || err != nil || count() != 1 {
+		t.Fatalf("leader past the grace: pruned %d (%v), %d left", n, err, count())
+	}
+}
