@@ -92,6 +92,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = newAuditWriter(n.store, n.logger)
 	go n.audit.run(bg)
+	go n.newNodeCertRenewer().run(bg)
 	if err := n.startPprof(); err != nil {
 		return err
 	}
@@ -228,7 +229,7 @@ func (n *Node) issueOwnCert(tca *ca.TLSCA) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if certPEM, err = tca.Issue(ca.RoleNode, n.id, key.Public(), n.certIPs(), nil, 0); err != nil {
+	if certPEM, err = tca.Issue(ca.RoleNode, n.id, key.Public(), n.certIPs(), nil, n.nodeCertTTL()); err != nil {
 		return nil, nil, err
 	}
 	keyPEM, err = ca.EncodeKeyPEM(key)
