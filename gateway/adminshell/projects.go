@@ -218,7 +218,7 @@ func (v *invocation) projectsCmd() *cobra.Command {
 				w.add("cert ttl", s.EffectiveCertTTL())
 				w.add("recording", fmt.Sprintf("%s (input %s, fail %s)", onOff(s.Recording), onOff(s.RecordInput), map[bool]string{true: "open", false: "closed"}[s.RecordingFailOpen]))
 				w.add("forwarding", forwarding(d.Settings))
-				w.add("host certificate", map[bool]string{true: "required", false: "or the key pinned at enrollment"}[s.RequireHostCertificate])
+				w.add("host certificate", map[bool]string{true: "required", false: "not required (the key pinned at enrollment is accepted)"}[s.RequireHostCertificate])
 				w.add("shared logins", s.SharedLogins)
 				w.add("idle timeout", s.IdleTimeout)
 				w.add("max session", s.MaxSessionDuration)
