@@ -32,6 +32,9 @@ type Identity struct {
 	MachineID  string   `json:"machine_id"`
 	HostCerts  []string `json:"host_certs"`
 	UserCAKeys []string `json:"user_ca_keys"`
+	// HostCertsObtained is when the agent received HostCerts: their
+	// lifetime is counted from there (their start is backdated).
+	HostCertsObtained time.Time `json:"host_certs_obtained,omitzero"`
 }
 
 const (
@@ -163,7 +166,8 @@ func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, e
 	if err != nil {
 		return nil, err
 	}
-	id := &Identity{ServerID: resp.ServerID, Project: resp.Project, Cluster: cred.addrs, MachineID: mid, HostCerts: resp.HostCerts, UserCAKeys: resp.UserCAKeys}
+	id := &Identity{ServerID: resp.ServerID, Project: resp.Project, Cluster: cred.addrs, MachineID: mid, HostCerts: resp.HostCerts, UserCAKeys: resp.UserCAKeys,
+		HostCertsObtained: time.Now().UTC()}
 	idJSON, _ := json.MarshalIndent(id, "", "  ")
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err

@@ -55,25 +55,40 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 		return err
 	}
 	defer logins.Close()
+	// Host certificates are renewed by the pull loop itself, so that they
+	// are applied (and sshd reloaded) by the one goroutine that applies.
+	hostCerts := newHostCertRenewer(puller, cfg.DataDir, logger)
 	var index uint64
 	var lastState *api.AgentState
 	lastApply := time.Time{}
 	for {
 		// A blocking pull returns the same index when its wait runs out with
 		// nothing new; the state is then applied again only every
-		// reconcileEvery, to repair drift.
-		st, err := puller.Next(ctx, index)
+		// reconcileEvery, to repair drift. A pull is cut short when the host
+		// certificates fall due.
+		pullCtx, cancel := ctx, context.CancelFunc(func() {})
+		if lastState != nil {
+			if at := hostCerts.deadline(lastState.HostCAKey); !at.IsZero() {
+				pullCtx, cancel = context.WithDeadline(ctx, at)
+			}
+		}
+		st, err := puller.Next(pullCtx, index)
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return stopCause(ctx)
 			}
-			return err
+			if pullCtx.Err() == nil {
+				return err
+			}
+			st = lastState // the host certificates are due
 		}
+		renewed := hostCerts.maybeRenew(ctx, st.HostCAKey)
 		// The cluster answers a wait that ran out with its newest index and
 		// the same state: nothing to apply until the drift repair is due.
 		unchanged := st.Index == index || lastState != nil && sameState(st, lastState)
 		index = st.Index
-		if unchanged && time.Since(lastApply) < reconcileEvery {
+		if unchanged && !renewed && time.Since(lastApply) < reconcileEvery {
 			continue
 		}
 		lastState = st

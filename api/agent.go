@@ -66,6 +66,21 @@ type AgentState struct {
 	Groups       []AgentGroup  `json:"groups"`
 	Entitlements []Entitlement `json:"entitlements"`
 	UserCAKeys   []string      `json:"user_ca_keys"`
+	// HostCAKey is the host CA that signs host certificates now
+	// (authorized_keys format): an agent whose host certificates another
+	// CA signed renews them (POST /v1/agents/hostcerts).
+	HostCAKey string `json:"host_ca_key,omitempty"`
+}
+
+// AgentHostCertsResponse answers POST /v1/agents/hostcerts: fresh host
+// certificates for the host keys the cluster pinned at enrollment, signed by
+// the current host CA.
+type AgentHostCertsResponse struct {
+	// HostCerts are host certificates (authorized_keys format), one per
+	// pinned host key.
+	HostCerts []string `json:"host_certs"`
+	// HostCAKey is the CA that signed them.
+	HostCAKey string `json:"host_ca_key"`
 }
 
 // AgentUser is an account the agent keeps on its server. Status "active"

@@ -21,6 +21,10 @@ type ProjectSettings struct {
 	SharedLogins       []string `json:"shared_logins,omitempty"`
 	IdleTimeout        string   `json:"idle_timeout,omitempty"`
 	MaxSessionDuration string   `json:"max_session_duration,omitempty"`
+
+	// RequireHostCertificate refuses targets that present no host
+	// certificate (no fallback to the host key pinned at enrollment).
+	RequireHostCertificate bool `json:"require_host_certificate"`
 }
 
 // IndexHeader carries the raft index of the data in a response; a client

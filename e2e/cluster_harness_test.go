@@ -134,6 +134,9 @@ type Cluster struct {
 	// tests that sign nobody in leave the default, an address where nothing
 	// listens (nodes discover their IdP lazily, so they start without one).
 	OIDCIssuer string
+	// Env holds RAMPART_* settings every node process gets (the harness
+	// clears the test's own).
+	Env []string
 
 	mu sync.Mutex
 	// Known once the first node has bootstrapped.
@@ -586,7 +589,7 @@ func (n *Node) spawn(args []string) (*process, error) {
 		p.cmd = exec.Command(n.Prefix[0], slices.Concat(n.Prefix[1:], []string{bin}, args)...)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = stdout, stderr
-	p.cmd.Env = childEnv()
+	p.cmd.Env = append(childEnv(), n.c.Env...)
 	// The node dies with the test binary, whatever kills it.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

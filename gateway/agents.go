@@ -26,8 +26,8 @@ import (
 const (
 	// agentCertValidity: agents renew their certificate well before this.
 	agentCertValidity = 30 * 24 * time.Hour
-	// targetHostCertValidity: agents fetch fresh host certificates long
-	// before this runs out.
+	// targetHostCertValidity: agents renew their host certificates when
+	// two thirds of this have passed (agents.host_cert_validity).
 	targetHostCertValidity = 90 * 24 * time.Hour
 )
 
@@ -189,7 +189,7 @@ func (c clusterService) register(ctx context.Context, req *api.EnrollRequest, ke
 	if err != nil {
 		return nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
 	}
-	hostCerts, err := c.hostCertsFor(&srv, keys.hostKeys)
+	hostCerts, _, err := c.hostCertsFor(&srv, keys.hostKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -341,26 +341,65 @@ func (c clusterService) admitInstance(req *api.EnrollRequest, method, project, i
 	return adm, nil
 }
 
-// hostCertsFor certifies each host key for the server's names and address.
-func (c clusterService) hostCertsFor(srv *raftstore.Server, keys []gossh.PublicKey) ([]string, error) {
+// hostCertsFor certifies each host key for the server's names and address
+// with the active host CA, and returns that CA's key.
+func (c clusterService) hostCertsFor(srv *raftstore.Server, keys []gossh.PublicKey) ([]string, string, error) {
 	_, rec, err := c.n.store.State().ActiveCA(nil, raftstore.CAHost, "")
 	if err != nil || rec == nil {
-		return nil, errors.New("no active host CA")
+		return nil, "", errors.New("no active host CA")
 	}
 	hca, err := c.n.keys.open(rec)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	names := append(append([]string{srv.Name}, srv.AltNames...), srv.Addr)
 	var out []string
 	for _, k := range keys {
-		cert, err := hca.SignHostForNames(k, "rampart host "+srv.Name, names, targetHostCertValidity, c.n.now())
+		cert, err := hca.SignHostForNames(k, "rampart host "+srv.Name, names, c.hostCertTTL(), c.n.now())
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		out = append(out, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(cert))))
 	}
-	return out, nil
+	return out, rec.PublicKey, nil
+}
+
+// RenewHostCerts certifies the host keys pinned for an enrolled server again
+// (the caller has verified its agent's certificate). The keys are the ones
+// recorded at enrollment, whatever the agent might claim now.
+func (c clusterService) RenewHostCerts(ctx context.Context, srv *raftstore.Server) (*api.AgentHostCertsResponse, error) {
+	var keys []gossh.PublicKey
+	for _, line := range srv.HostKeys {
+		k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
+		if err != nil {
+			return nil, fmt.Errorf("server %s: pinned host key: %w", srv.ID, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, httpapi.Errorf(http.StatusConflict, "server %s has no pinned host keys to certify", srv.Name)
+	}
+	certs, caKey, err := c.hostCertsFor(srv, keys)
+	if err != nil {
+		return nil, err
+	}
+	n := c.n
+	fields := map[string]string{"server": srv.Name, "server_id": srv.ID, "project": srv.Project, "validity": c.hostCertTTL().String()}
+	if k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(caKey)); err == nil {
+		fields["host_ca"] = gossh.FingerprintSHA256(k)
+	}
+	n.audit.Record("agent.host_certs_renewed", "agent", fields)
+	n.logger.Info("renewed host certificates", "server", srv.Name, "server_id", srv.ID, "project", srv.Project, "certificates", len(certs))
+	return &api.AgentHostCertsResponse{HostCerts: certs, HostCAKey: caKey}, nil
+}
+
+// hostCertTTL is how long target host certificates are valid
+// (agents.host_cert_validity).
+func (c clusterService) hostCertTTL() time.Duration {
+	if v := c.n.cfg.Agents.HostCertValidity; v > 0 {
+		return v
+	}
+	return targetHostCertValidity
 }
 
 // RenewAgent issues an enrolled server's agent a fresh certificate for a new

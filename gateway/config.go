@@ -77,6 +77,9 @@ type Agents struct {
 	// CertValidity is how long an agent's mutual-TLS certificate is valid;
 	// agents renew theirs when two thirds of it have passed.
 	CertValidity time.Duration `mapstructure:"cert_validity"`
+	// HostCertValidity is how long the host certificates of targets are
+	// valid; agents renew them when two thirds of it have passed.
+	HostCertValidity time.Duration `mapstructure:"host_cert_validity"`
 	// BinaryDir holds the agent binaries GET /v1/agents/binary serves
 	// (rampart-agent-linux-<arch>, or rampart-agent for this node's own
 	// platform); empty means the directory of the running rampartd.
@@ -206,6 +209,9 @@ type Cluster struct {
 	MaxStale time.Duration `mapstructure:"max_stale"`
 	UIDRange string        `mapstructure:"uid_range"`
 	GIDRange string        `mapstructure:"gid_range"`
+	// NodeCertValidity is how long a node's TLS certificate is valid; each
+	// node renews its own when two thirds of it have passed.
+	NodeCertValidity time.Duration `mapstructure:"node_cert_validity"`
 }
 
 // Log configures log/slog.
@@ -235,6 +241,7 @@ var defaults = map[string]any{
 	"cluster.max_stale":            "10s",
 	"cluster.uid_range":            "60001-62999",
 	"cluster.gid_range":            "63001-65533",
+	"cluster.node_cert_validity":   "17520h",
 	"kek_file":                     "",
 	"kek":                          "",
 	"log.level":                    "info",
@@ -274,6 +281,7 @@ var defaults = map[string]any{
 	"jump.allow_loopback_targets":  false,
 	"agents.admin_entitlement":     "admin",
 	"agents.cert_validity":         "720h",
+	"agents.host_cert_validity":    "2160h",
 	"agents.binary_dir":            "",
 	"agents.aws.certs_file":        "",
 	"agents.aws.accounts":          map[string]string{},
@@ -485,6 +493,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Agents.CertValidity < 30*time.Second || c.Agents.CertValidity > 8760*time.Hour {
 		bad("agents.cert_validity %s: must be between 30s and 8760h", c.Agents.CertValidity)
+	}
+	if c.Agents.HostCertValidity < 15*time.Second || c.Agents.HostCertValidity > 8760*time.Hour {
+		bad("agents.host_cert_validity %s: must be between 15s and 8760h", c.Agents.HostCertValidity)
+	}
+	if c.Cluster.NodeCertValidity < 30*time.Second || c.Cluster.NodeCertValidity > 43800*time.Hour {
+		bad("cluster.node_cert_validity %s: must be between 30s and 43800h", c.Cluster.NodeCertValidity)
 	}
 	if c.Agents.BinaryDir != "" && !strings.HasPrefix(c.Agents.BinaryDir, "/") {
 		bad("agents.binary_dir %q: must be an absolute path", c.Agents.BinaryDir)

@@ -223,7 +223,7 @@ func (c clusterService) Join(ctx context.Context, req *api.JoinRequest) (*api.Jo
 	if err != nil {
 		return nil, fmt.Errorf("load cluster CA: %w", err)
 	}
-	certPEM, err := tca.Issue(ca.RoleNode, req.NodeID, pub, dedupIPs(ips), nil, 0)
+	certPEM, err := tca.Issue(ca.RoleNode, req.NodeID, pub, dedupIPs(ips), nil, n.nodeCertTTL())
 	if err != nil {
 		return nil, httpapi.Errorf(http.StatusBadRequest, "%v", err)
 	}

@@ -94,6 +94,7 @@ func (n *Node) start(ctx context.Context) error {
 	go n.audit.run(bg)
 	sweeper := &tokenSweeper{store: n.store, grace: tokenExpiryGrace, every: tokenSweepEvery, now: n.now, logger: n.logger}
 	go sweeper.run(bg)
+	go n.newNodeCertRenewer().run(bg)
 	if err := n.startPprof(); err != nil {
 		return err
 	}
@@ -230,7 +231,7 @@ func (n *Node) issueOwnCert(tca *ca.TLSCA) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if certPEM, err = tca.Issue(ca.RoleNode, n.id, key.Public(), n.certIPs(), nil, 0); err != nil {
+	if certPEM, err = tca.Issue(ca.RoleNode, n.id, key.Public(), n.certIPs(), nil, n.nodeCertTTL()); err != nil {
 		return nil, nil, err
 	}
 	keyPEM, err = ca.EncodeKeyPEM(key)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log"
@@ -110,7 +111,14 @@ func TestRecordingFiles(t *testing.T) {
 	api2 := httpapi.New(apiStore{fsm: fsm, id: "n2"}, nil, slog.New(slog.DiscardHandler))
 	api2.SetRecordings(&recordingFiles{nodeID: "n2", dir: dir2, state: fsm.State, tls: n2TLS.RaftClient})
 	ts := httptest.NewUnstartedServer(api2)
-	ts.TLS = n2TLS.API
+	// httptest adds a certificate of its own to a configuration without
+	// one, and that one would win over GetCertificate.
+	ts.TLS = n2TLS.API.Clone()
+	cur, err := ts.TLS.GetCertificate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.TLS.Certificates, ts.TLS.GetCertificate = []tls.Certificate{*cur}, nil
 	// The impostor case makes n1 refuse n2's handshake; that is expected.
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
 	ts.StartTLS()

@@ -46,6 +46,10 @@ type ProjectSettings struct {
 	AllowLocalForward  bool
 	AllowRemoteForward bool
 	AllowAgentForward  bool
+	// RequireHostCertificate refuses to connect to a target that offers
+	// no host certificate from the host CA, instead of accepting the host
+	// key pinned at enrollment.
+	RequireHostCertificate bool
 	// SharedLogins are unix accounts other than the user's own that the
 	// project grants (e.g. "deploy"); POSIX names, kept sorted and unique.
 	SharedLogins []string
@@ -83,6 +87,7 @@ func (s ProjectSettings) equal(o ProjectSettings) bool {
 	return s.CertTTL == o.CertTTL && s.Recording == o.Recording && s.RecordInput == o.RecordInput &&
 		s.RecordingFailOpen == o.RecordingFailOpen && s.AllowLocalForward == o.AllowLocalForward &&
 		s.AllowRemoteForward == o.AllowRemoteForward && s.AllowAgentForward == o.AllowAgentForward &&
+		s.RequireHostCertificate == o.RequireHostCertificate &&
 		slices.Equal(s.SharedLogins, o.SharedLogins) &&
 		s.IdleTimeout == o.IdleTimeout && s.MaxSessionDuration == o.MaxSessionDuration
 }

@@ -23,6 +23,7 @@ type settingsView struct {
 	AllowLocalForward  bool     `json:"allow_local_forward"`
 	AllowRemoteForward bool     `json:"allow_remote_forward"`
 	AllowAgentForward  bool     `json:"allow_agent_forward"`
+	RequireHostCert    bool     `json:"require_host_certificate"`
 	SharedLogins       []string `json:"shared_logins"`
 	IdleTimeout        string   `json:"idle_timeout,omitempty"`
 	MaxSession         string   `json:"max_session,omitempty"`
@@ -59,7 +60,7 @@ func newProjectView(st *raftstore.State, p *raftstore.Project) (projectView, err
 	pv := projectView{Name: p.Name, Description: p.Description, CreatedAt: timeJSON(p.CreatedAt), UpdatedAt: timeJSON(p.UpdatedAt),
 		Settings: settingsView{CertTTL: s.EffectiveCertTTL().String(), Recording: s.Recording, RecordInput: s.RecordInput,
 			RecordingFailOpen: s.RecordingFailOpen, AllowLocalForward: s.AllowLocalForward, AllowRemoteForward: s.AllowRemoteForward,
-			AllowAgentForward: s.AllowAgentForward, SharedLogins: nonNil(s.SharedLogins),
+			AllowAgentForward: s.AllowAgentForward, RequireHostCert: s.RequireHostCertificate, SharedLogins: nonNil(s.SharedLogins),
 			IdleTimeout: durationJSON(s.IdleTimeout), MaxSession: durationJSON(s.MaxSessionDuration)}}
 	if st == nil {
 		return pv, nil
@@ -80,6 +81,7 @@ type settingsFlags struct {
 	localFwd     bool
 	remoteFwd    bool
 	agentFwd     bool
+	requireCert  bool
 	sharedLogins []string
 	idle         time.Duration
 	maxSession   time.Duration
@@ -94,6 +96,7 @@ func (f *settingsFlags) bind(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.localFwd, "allow-local-forward", false, "allow ssh -L")
 	fs.BoolVar(&f.remoteFwd, "allow-remote-forward", false, "allow ssh -R")
 	fs.BoolVar(&f.agentFwd, "allow-agent-forward", false, "allow ssh -A")
+	fs.BoolVar(&f.requireCert, "require-host-certificate", false, "refuse targets that present no host certificate (no fallback to the key pinned at enrollment)")
 	fs.StringSliceVar(&f.sharedLogins, "shared-logins", nil, `shared unix accounts the project grants, e.g. deploy,www ("" for none)`)
 	fs.DurationVar(&f.idle, "idle-timeout", 0, "end sessions idle this long (0: never)")
 	fs.DurationVar(&f.maxSession, "max-session", 0, "end sessions after this long (0: never)")
@@ -101,13 +104,13 @@ func (f *settingsFlags) bind(fs *pflag.FlagSet) {
 
 func (v *invocation) completeSettings(cmd *cobra.Command) {
 	v.completeFlag(cmd, "recording", fixed("on", "off"))
-	for _, name := range []string{"record-input", "recording-fail-open", "allow-local-forward", "allow-remote-forward", "allow-agent-forward"} {
+	for _, name := range []string{"record-input", "recording-fail-open", "allow-local-forward", "allow-remote-forward", "allow-agent-forward", "require-host-certificate"} {
 		v.completeFlag(cmd, name, fixed("true", "false"))
 	}
 }
 
 var settingsFlagNames = []string{"description", "cert-ttl", "recording", "record-input", "recording-fail-open",
-	"allow-local-forward", "allow-remote-forward", "allow-agent-forward", "shared-logins", "idle-timeout", "max-session"}
+	"allow-local-forward", "allow-remote-forward", "allow-agent-forward", "require-host-certificate", "shared-logins", "idle-timeout", "max-session"}
 
 // changed reports whether any setting was given.
 func (f *settingsFlags) changed(fs *pflag.FlagSet) bool {
@@ -144,6 +147,7 @@ func (f *settingsFlags) applyTo(fs *pflag.FlagSet, p *raftstore.Project) error {
 	set("allow-local-forward", func() { s.AllowLocalForward = f.localFwd })
 	set("allow-remote-forward", func() { s.AllowRemoteForward = f.remoteFwd })
 	set("allow-agent-forward", func() { s.AllowAgentForward = f.agentFwd })
+	set("require-host-certificate", func() { s.RequireHostCertificate = f.requireCert })
 	set("shared-logins", func() { s.SharedLogins = f.sharedLogins })
 	set("idle-timeout", func() { s.IdleTimeout = f.idle })
 	set("max-session", func() { s.MaxSessionDuration = f.maxSession })
@@ -214,6 +218,7 @@ func (v *invocation) projectsCmd() *cobra.Command {
 				w.add("cert ttl", s.EffectiveCertTTL())
 				w.add("recording", fmt.Sprintf("%s (input %s, fail %s)", onOff(s.Recording), onOff(s.RecordInput), map[bool]string{true: "open", false: "closed"}[s.RecordingFailOpen]))
 				w.add("forwarding", forwarding(d.Settings))
+				w.add("host certificate", map[bool]string{true: "required", false: "not required (the key pinned at enrollment is accepted)"}[s.RequireHostCertificate])
 				w.add("shared logins", s.SharedLogins)
 				w.add("idle timeout", s.IdleTimeout)
 				w.add("max session", s.MaxSessionDuration)

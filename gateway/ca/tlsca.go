@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -220,7 +221,10 @@ func requireRole(role string) func(tls.ConnectionState) error {
 }
 
 // NodeTLS holds the TLS configurations of a node, built from its certificate
-// and the cluster CA.
+// and the cluster CA. Every configuration (and every Clone of one) presents
+// the node's current certificate at each handshake: SetCertificate replaces
+// it for the API listener, the raft transport and every node-to-node client
+// at once, without a restart.
 type NodeTLS struct {
 	// Raft requires a node certificate from the cluster CA on both sides.
 	RaftServer, RaftClient *tls.Config
@@ -229,6 +233,10 @@ type NodeTLS struct {
 	API *tls.Config
 	// Pool holds the cluster CA.
 	Pool *x509.CertPool
+
+	caCert *x509.Certificate
+	id     string
+	cert   atomic.Pointer[tls.Certificate]
 }
 
 // NewNodeTLS builds a node's TLS configurations.
@@ -237,6 +245,35 @@ func NewNodeTLS(caPEM, certPEM, keyPEM []byte) (*NodeTLS, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("cluster CA certificate is not valid PEM")
 	}
+	caCert, err := ParseCertPEM(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	t := &NodeTLS{Pool: pool, caCert: caCert}
+	pair, err := t.nodePair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	_, t.id, _ = Identity(pair.Leaf)
+	t.cert.Store(pair)
+	base := &tls.Config{MinVersion: tls.VersionTLS13,
+		GetCertificate:       func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return t.cert.Load(), nil },
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return t.cert.Load(), nil },
+	}
+	rs := base.Clone()
+	rs.ClientAuth, rs.ClientCAs, rs.VerifyConnection = tls.RequireAndVerifyClientCert, pool, requireRole(RoleNode)
+	rc := base.Clone()
+	rc.RootCAs, rc.VerifyConnection = pool, requireRole(RoleNode)
+	api := base.Clone()
+	api.MinVersion = tls.VersionTLS12
+	api.ClientAuth, api.ClientCAs = tls.VerifyClientCertIfGiven, pool
+	t.RaftServer, t.RaftClient, t.API = rs, rc, api
+	return t, nil
+}
+
+// nodePair parses a node certificate and its key and checks that the
+// cluster CA signed it for a rampart node.
+func (t *NodeTLS) nodePair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("node certificate: %w", err)
@@ -245,7 +282,7 @@ func NewNodeTLS(caPEM, certPEM, keyPEM []byte) (*NodeTLS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node certificate: %w", err)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: t.Pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}, CurrentTime: leaf.NotBefore.Add(time.Second)}); err != nil {
 		return nil, fmt.Errorf("node certificate is not signed by the cluster CA: %w", err)
 	}
 	if role, _, ok := Identity(leaf); !ok || role != RoleNode {
@@ -254,20 +291,25 @@ func NewNodeTLS(caPEM, certPEM, keyPEM []byte) (*NodeTLS, error) {
 	pair.Leaf = leaf
 	// Send the CA along with the leaf: a client that has only the CA's pin
 	// (a joining node, an enrolling agent) verifies the chain against it.
-	caCert, err := ParseCertPEM(caPEM)
+	pair.Certificate = append(pair.Certificate, t.caCert.Raw)
+	return &pair, nil
+}
+
+// Certificate is the node certificate presented now.
+func (t *NodeTLS) Certificate() *x509.Certificate { return t.cert.Load().Leaf }
+
+// SetCertificate makes a renewed certificate of the same node the one every
+// later handshake presents. Connections already open keep theirs.
+func (t *NodeTLS) SetCertificate(certPEM, keyPEM []byte) error {
+	pair, err := t.nodePair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("cluster CA: %w", err)
+		return err
 	}
-	pair.Certificate = append(pair.Certificate, caCert.Raw)
-	base := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pair}}
-	rs := base.Clone()
-	rs.ClientAuth, rs.ClientCAs, rs.VerifyConnection = tls.RequireAndVerifyClientCert, pool, requireRole(RoleNode)
-	rc := base.Clone()
-	rc.RootCAs, rc.VerifyConnection = pool, requireRole(RoleNode)
-	api := base.Clone()
-	api.MinVersion = tls.VersionTLS12
-	api.ClientAuth, api.ClientCAs = tls.VerifyClientCertIfGiven, pool
-	return &NodeTLS{RaftServer: rs, RaftClient: rc, API: api, Pool: pool}, nil
+	if _, id, _ := Identity(pair.Leaf); id != t.id {
+		return fmt.Errorf("node certificate names node %q, not this node (%q)", id, t.id)
+	}
+	t.cert.Store(pair)
+	return nil
 }
 
 // PinnedTLS returns a client TLS config that trusts a server only if its chain

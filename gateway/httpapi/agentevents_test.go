@@ -86,7 +86,7 @@ func TestAgentEventsEndpoint(t *testing.T) {
 	pki := newTestPKI(t)
 	srv := New(&fsmStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
 	ts := httptest.NewUnstartedServer(srv)
-	ts.TLS = pki.nodeTLS("n1").API
+	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	agent1 := pki.client(ca.RoleAgent, "s1")
@@ -259,7 +259,7 @@ func TestAgentEventsFailedLoginsSummarised(t *testing.T) {
 	srv := New(&fsmStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
 	srv.now = func() time.Time { return now } // no tokens come back during the test
 	ts := httptest.NewUnstartedServer(srv)
-	ts.TLS = pki.nodeTLS("n1").API
+	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	agent := pki.client(ca.RoleAgent, "s1")

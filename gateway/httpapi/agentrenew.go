@@ -158,6 +158,21 @@ func (s *Server) agentRenew(w http.ResponseWriter, r *http.Request, srv *raftsto
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// agentHostCerts serves POST /v1/agents/hostcerts: an enrolled agent, over
+// its current certificate, gets its server's host certificates again, for
+// the host keys pinned at enrollment (never for keys it names: enrollment
+// never moves a server), signed by the current host CA. Agents ask when two
+// thirds of their certificates' lifetime have passed, or when the host CA
+// changed.
+func (s *Server) agentHostCerts(w http.ResponseWriter, r *http.Request, srv *raftstore.Server) {
+	resp, err := s.cluster.RenewHostCerts(r.Context(), srv)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
 // parseAgentPublicKey checks that text is one PEM "PUBLIC KEY" of a kind and
 // size the cluster signs for agents: ECDSA P-256/P-384, Ed25519, or RSA of
 // 2048 bits or more.

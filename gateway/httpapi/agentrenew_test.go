@@ -150,7 +150,7 @@ func keyHashOf(t *testing.T, pub crypto.PublicKey) string {
 func startAgentAPI(t *testing.T, pki *testPKI, store Store, cluster Cluster) *httptest.Server {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(New(store, cluster, slog.New(slog.DiscardHandler)))
-	ts.TLS = pki.nodeTLS("n1").API
+	ts.TLS = pki.serverTLS("n1")
 	// An expired certificate's handshake failure is expected.
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
 	ts.StartTLS()
@@ -518,7 +518,7 @@ func TestAgentCertificateExpiresOnKeptAliveConnection(t *testing.T) {
 	clock.Store(&now)
 	srv.now = func() time.Time { return *clock.Load() }
 	ts := httptest.NewUnstartedServer(srv)
-	ts.TLS = pki.nodeTLS("n1").API
+	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	client := agentClient(t, pki, pki.ca, "s1", mustKey(t, elliptic.P256()))

@@ -30,7 +30,7 @@ func TestAgentStateWaitsForItsOwnChange(t *testing.T) {
 	store := &fsmStore{fsm: f}
 	pki := newTestPKI(t)
 	ts := httptest.NewUnstartedServer(New(store, nil, slog.New(slog.DiscardHandler)))
-	ts.TLS = pki.nodeTLS("n1").API
+	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	agent := pki.client(ca.RoleAgent, "s1")

@@ -119,7 +119,7 @@ func projectToAPI(p *raftstore.Project) api.Project {
 	return api.Project{Name: p.Name, Description: p.Description, ModifyIndex: p.ModifyIndex, Settings: api.ProjectSettings{
 		CertTTL: dur(st.CertTTL), Recording: st.Recording, RecordInput: st.RecordInput, RecordingFailOpen: st.RecordingFailOpen,
 		AllowLocalForward: st.AllowLocalForward, AllowRemoteForward: st.AllowRemoteForward, AllowAgentForward: st.AllowAgentForward,
-		SharedLogins: st.SharedLogins, IdleTimeout: dur(st.IdleTimeout), MaxSessionDuration: dur(st.MaxSessionDuration),
+		SharedLogins: st.SharedLogins, IdleTimeout: dur(st.IdleTimeout), MaxSessionDuration: dur(st.MaxSessionDuration), RequireHostCertificate: st.RequireHostCertificate,
 	}}
 }
 
@@ -149,6 +149,6 @@ func projectFromAPI(name string, in *api.Project) (*raftstore.Project, error) {
 	return &raftstore.Project{Name: name, Description: in.Description, Settings: raftstore.ProjectSettings{
 		CertTTL: certTTL, Recording: st.Recording, RecordInput: st.RecordInput, RecordingFailOpen: st.RecordingFailOpen,
 		AllowLocalForward: st.AllowLocalForward, AllowRemoteForward: st.AllowRemoteForward, AllowAgentForward: st.AllowAgentForward,
-		SharedLogins: st.SharedLogins, IdleTimeout: idle, MaxSessionDuration: maxDur,
+		SharedLogins: st.SharedLogins, IdleTimeout: idle, MaxSessionDuration: maxDur, RequireHostCertificate: st.RequireHostCertificate,
 	}}, nil
 }

@@ -89,6 +89,20 @@ func (p *testPKI) nodeTLS(id string) *ca.NodeTLS {
 	return n
 }
 
+// serverTLS is node id's API configuration for an httptest server, with its
+// certificate in Certificates: httptest adds a certificate of its own to a
+// configuration that has none, and that one would win over GetCertificate.
+func (p *testPKI) serverTLS(id string) *tls.Config {
+	p.t.Helper()
+	cfg := p.nodeTLS(id).API.Clone()
+	cur, err := cfg.GetCertificate(nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cfg.Certificates, cfg.GetCertificate = []tls.Certificate{*cur}, nil
+	return cfg
+}
+
 // client presents a certificate of role and id (none when role is "").
 func (p *testPKI) client(role, id string) *http.Client {
 	p.t.Helper()
@@ -125,7 +139,7 @@ func TestInternalRecordings(t *testing.T) {
 	srv := New(recStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
 	srv.SetRecordings(memRecordings{"2026-03-01/s-ok.cast": "{\"version\":2}\n[0.1,\"o\",\"hi\"]\n"})
 	ts := httptest.NewUnstartedServer(srv)
-	ts.TLS = pki.nodeTLS("n1").API
+	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 

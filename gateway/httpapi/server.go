@@ -48,6 +48,9 @@ type Cluster interface {
 	// RenewAgent issues an enrolled server's agent a new certificate for
 	// the (already validated) public key in req.
 	RenewAgent(ctx context.Context, srv *raftstore.Server, req *api.AgentRenewRequest) (*api.AgentRenewResponse, error)
+	// RenewHostCerts certifies an enrolled server's pinned host keys again
+	// with the current host CA.
+	RenewHostCerts(ctx context.Context, srv *raftstore.Server) (*api.AgentHostCertsResponse, error)
 }
 
 // Server is the HTTPS API of one node.
@@ -107,6 +110,7 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s.mux.HandleFunc("GET /v1/agents/binary", s.agentBinary)
 	s.mux.HandleFunc("GET /v1/ca/tls", s.tlsCAHandler)
 	s.mux.HandleFunc("POST /v1/agents/renew", s.requireAgentRenewal(s.agentRenew))
+	s.mux.HandleFunc("POST /v1/agents/hostcerts", s.requireAgent(s.agentHostCerts))
 	return s
 }
 

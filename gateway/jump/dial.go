@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"sync/atomic"
 
 	gossh "golang.org/x/crypto/ssh"
 )
@@ -23,7 +25,10 @@ func newSessionID() string {
 
 // dialTarget mints a per-hop certificate for a fresh in-memory key and logs
 // in to the target as login, verifying the target's host key against the
-// host CA or the keys pinned at enrollment.
+// host CA or, when the target presents no host certificate, the keys pinned
+// at enrollment. That fallback is logged and audited (once per connection:
+// a key re-exchange checks the key again), and refused when the project
+// requires a host certificate.
 func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetConn, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -59,6 +64,8 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 	if err != nil {
 		return nil, err
 	}
+	requireCert := s.RequireHostCertificate
+	var fellBack atomic.Bool
 	var pinned []gossh.PublicKey
 	for _, line := range c.srv.HostKeys {
 		if k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line)); err == nil {
@@ -75,12 +82,20 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 			return false
 		},
 		HostKeyFallback: func(_ string, _ net.Addr, k gossh.PublicKey) error {
-			for _, pk := range pinned {
-				if bytes.Equal(pk.Marshal(), k.Marshal()) {
-					return nil
-				}
+			if !slices.ContainsFunc(pinned, func(pk gossh.PublicKey) bool { return bytes.Equal(pk.Marshal(), k.Marshal()) }) {
+				return ErrTargetIdentity
 			}
-			return ErrTargetIdentity
+			if fellBack.Swap(true) {
+				return nil
+			}
+			fields := c.fields("login", login, "key_type", k.Type(), "fingerprint", gossh.FingerprintSHA256(k), "required", strconv.FormatBool(requireCert))
+			p.logger.Warn("target presented no host certificate; its host key pinned at enrollment matches",
+				"server", c.srv.Name, "project", c.srv.Project, "session", c.sessionID, "fingerprint", fields["fingerprint"], "refused", requireCert)
+			p.audit.Record("jump.host_key_fallback", c.user.Login, fields)
+			if requireCert {
+				return ErrNoHostCert
+			}
+			return nil
 		},
 	}
 	dialer := &net.Dialer{Timeout: p.cfg.DialTimeout}
@@ -104,6 +119,9 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 	if err != nil {
 		tcp.Close()
 		p.logger.Warn("log in to target", "server", c.srv.Name, "login", login, "err", err)
+		if errors.Is(err, ErrNoHostCert) {
+			return nil, fmt.Errorf("%w (%s, project %s); refusing to connect", ErrNoHostCert, c.srv.Name, c.srv.Project)
+		}
 		if errors.Is(err, ErrTargetIdentity) || isHostKeyError(err) {
 			return nil, fmt.Errorf("%w (%s); refusing to connect", ErrTargetIdentity, c.srv.Name)
 		}

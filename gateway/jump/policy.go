@@ -22,6 +22,7 @@ var (
 	ErrUserInactive   = errors.New("your account is disabled")
 	ErrWrongPort      = errors.New("that port is not the server's SSH port")
 	ErrTargetIdentity = errors.New("the target's host key does not match its enrollment")
+	ErrNoHostCert     = errors.New("the target presented no host certificate, and its project requires one")
 )
 
 // resolve finds the enrolled server the person asked for, by canonical name,
