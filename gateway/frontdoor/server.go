@@ -342,7 +342,8 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 // userMessage is what the person sees for err: the sentinel messages of the
 // login package are written for them; anything else stays in the log.
 func userMessage(err error) string {
-	for _, known := range []error{login.ErrIdPUnavailable, login.ErrDenied, login.ErrCodeExpired, login.ErrBadToken, login.ErrUserDisabled} {
+	for _, known := range []error{login.ErrIdPUnavailable, login.ErrDenied, login.ErrCodeExpired, login.ErrCodeRejected,
+		login.ErrIdPFailed, login.ErrIdPRefused, login.ErrBadToken, login.ErrUserDisabled} {
 		if errors.Is(err, known) {
 			return known.Error()
 		}
