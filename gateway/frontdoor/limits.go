@@ -134,8 +134,8 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 }
 
 func (c *trackedConn) Close() error {
-	c.markGone()
 	c.done()
+	c.markGone()
 	return c.Conn.Close()
 }
 
