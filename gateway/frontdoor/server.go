@@ -348,11 +348,14 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 		case <-done:
 		}
 	}(ctx.Done())
+	abandoned := func(err error) (*gossh.Permissions, error) {
+		c.s.logger.Info("sign-in abandoned: the client disconnected", "remote", c.remote)
+		c.s.audit.Record("login.failed", "", map[string]string{"reason": "client disconnected", "remote": c.remote})
+		return nil, err
+	}
 	fail := func(err error, reason string) (*gossh.Permissions, error) {
 		if c.isGone() {
-			c.s.logger.Info("sign-in abandoned: the client disconnected", "remote", c.remote)
-			c.s.audit.Record("login.failed", "", map[string]string{"reason": "client disconnected", "remote": c.remote})
-			return nil, err
+			return abandoned(err)
 		}
 		// No second sign-in on this connection: it has no more use for
 		// the long wait.
@@ -381,7 +384,7 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 	}
 	if _, err := challenge("", deviceInstruction(da, c.s.now()), nil, nil); err != nil {
 		if c.isGone() {
-			c.s.logger.Info("sign-in abandoned: the client disconnected", "remote", c.remote)
+			return abandoned(err)
 		}
 		return nil, err
 	}
