@@ -149,12 +149,19 @@ type SSH struct {
 	// HostNames are extra names put in the node's host certificate (DNS names
 	// users type); the node's IPs are always in it.
 	HostNames []string `mapstructure:"host_names"`
-	// AuthTimeout bounds authentication (a running device flow extends it to
-	// the device code's lifetime).
+	// HandshakeTimeout bounds each step before a device flow: connect to
+	// the first authentication request, and from there to a login or the
+	// start of the device flow.
+	HandshakeTimeout time.Duration `mapstructure:"handshake_timeout"`
+	// AuthTimeout bounds a running device flow (extended to the device
+	// code's lifetime).
 	AuthTimeout time.Duration `mapstructure:"auth_timeout"`
-	// MaxPreauth and MaxPreauthPerIP bound unauthenticated connections.
-	MaxPreauth      int `mapstructure:"max_preauth"`
-	MaxPreauthPerIP int `mapstructure:"max_preauth_per_ip"`
+	// MaxPreauth and MaxPreauthPerIP bound unauthenticated connections,
+	// MaxDeviceFlowsPerIP device flows still polling the IdP; per IPv4
+	// address or IPv6 /64.
+	MaxPreauth          int `mapstructure:"max_preauth"`
+	MaxPreauthPerIP     int `mapstructure:"max_preauth_per_ip"`
+	MaxDeviceFlowsPerIP int `mapstructure:"max_device_flows_per_ip"`
 	// Ciphers are offered to people's clients (front door and the inner
 	// server of each jump) and preferred towards targets. The client's order
 	// decides among those both sides have, so a cipher left out here is
@@ -252,9 +259,11 @@ var defaults = map[string]any{
 	"memory.soft_limit_mib":        0,
 	"ssh.jump_host":                "",
 	"ssh.host_names":               []string{},
+	"ssh.handshake_timeout":        "20s",
 	"ssh.auth_timeout":             "10m",
 	"ssh.max_preauth":              256,
 	"ssh.max_preauth_per_ip":       16,
+	"ssh.max_device_flows_per_ip":  8,
 	"ssh.ciphers":                  []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"},
 	"oidc.issuer":                  "",
 	"oidc.client_id":               "",
@@ -462,8 +471,14 @@ func (c *Config) Validate() error {
 	if c.SSH.AuthTimeout < time.Minute {
 		bad("ssh.auth_timeout %s: must be at least 1m (people need time to approve in a browser)", c.SSH.AuthTimeout)
 	}
+	if c.SSH.HandshakeTimeout < time.Second || c.SSH.HandshakeTimeout > c.SSH.AuthTimeout {
+		bad("ssh.handshake_timeout %s: must be at least 1s and not above ssh.auth_timeout", c.SSH.HandshakeTimeout)
+	}
 	if c.SSH.MaxPreauth < 1 || c.SSH.MaxPreauthPerIP < 1 || c.SSH.MaxPreauthPerIP > c.SSH.MaxPreauth {
 		bad("ssh.max_preauth (%d) and ssh.max_preauth_per_ip (%d) must be positive, per-IP not above the total", c.SSH.MaxPreauth, c.SSH.MaxPreauthPerIP)
+	}
+	if c.SSH.MaxDeviceFlowsPerIP < 1 {
+		bad("ssh.max_device_flows_per_ip (%d) must be positive", c.SSH.MaxDeviceFlowsPerIP)
 	}
 	if err := sshalg.CheckCiphers(c.SSH.Ciphers); err != nil {
 		bad("ssh.ciphers: %v", err)

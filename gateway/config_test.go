@@ -75,6 +75,14 @@ func TestLoadConfig(t *testing.T) {
 			env: map[string]string{"RAMPART_MEMORY_GC_PERCENT": "5", "RAMPART_MEMORY_SOFT_LIMIT_MIB": "10", "RAMPART_MEMORY_GC_MIN_HEADROOM_MIB": "-1"},
 			wantErr: []string{"memory.gc_percent 5: must be between 10 and 1000", "memory.soft_limit_mib 10: 0 for no limit, or between 64 and 1073741824 (1 PiB)",
 				"memory.gc_min_headroom_mib -1: must be between 0 (no floor) and 4096"}},
+		{name: "ok/preauth-defaults", args: []string{"--dev"}, check: func(t *testing.T, c *Config) {
+			if c.SSH.HandshakeTimeout != 20*time.Second || c.SSH.AuthTimeout != 10*time.Minute || c.SSH.MaxDeviceFlowsPerIP != 8 {
+				t.Fatalf("pre-auth defaults: %+v", c.SSH)
+			}
+		}},
+		{name: "fail/preauth", args: []string{"--dev"},
+			env:     map[string]string{"RAMPART_SSH_HANDSHAKE_TIMEOUT": "11m", "RAMPART_SSH_MAX_DEVICE_FLOWS_PER_IP": "0"},
+			wantErr: []string{"ssh.handshake_timeout 11m0s: must be at least 1s and not above ssh.auth_timeout", "ssh.max_device_flows_per_ip (0) must be positive"}},
 		{name: "fail/bootstrap-and-join", args: []string{"--dev", "--join", "x"}, wantErr: []string{"bootstrap and cluster.join are both set"}},
 		{name: "ok/agent-defaults", args: []string{"--dev"}, check: func(t *testing.T, c *Config) {
 			if c.Agents.CertValidity != 720*time.Hour || c.Agents.BinaryDir != "" {

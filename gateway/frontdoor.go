@@ -80,7 +80,8 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 	go n.jump.Run(n.bgCtx)
 	n.ssh = frontdoor.New(frontdoor.Config{
 		Addr: n.cfg.Listen.SSH, HostSigners: signers, JumpHost: jump,
-		AuthTimeout: n.cfg.SSH.AuthTimeout, MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP,
+		HandshakeTimeout: n.cfg.SSH.HandshakeTimeout, AuthTimeout: n.cfg.SSH.AuthTimeout,
+		MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP, MaxDeviceFlowsPerIP: n.cfg.SSH.MaxDeviceFlowsPerIP,
 		AdminGroup: o.AdminGroup, Jump: n.jump, Ciphers: n.cfg.SSH.Ciphers,
 		Admin: adminshell.New(adminshell.Deps{Store: n.store, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(),
 			NodeID: n.id, Logger: n.logger}),

@@ -190,6 +190,18 @@ func (s *storage) GetDeviceAuthorizatonState(ctx context.Context, clientID, devi
 	return st, nil
 }
 
+// pollCount is how many token requests a device code has had, found by its
+// user code; false when the code is unknown (or approved and spent).
+func (s *storage) pollCount(canon string) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.deviceCodes[s.userCodes[canon]]
+	if canon == "" || !ok {
+		return 0, false
+	}
+	return e.polls, true
+}
+
 // pendingCode is what the pages learn about a user code.
 type pendingCode struct {
 	userCode string // display form

@@ -22,8 +22,10 @@
 //
 // Knobs for tests: Config.SlowDownPolls answers the first polls of every
 // device code with slow_down; Config.Now moves the clock that device codes
-// and browser sessions expire by; the deny button is on the approval page,
-// and Browser drives the pages over HTTP as a person would.
+// and browser sessions expire by; the deny button is on the approval page;
+// Browser drives the pages over HTTP as a person would; and
+// GET /device/polls?user_code=... says how many token requests a pending
+// code has had.
 //
 // It is for development and tests only: everything lives in memory, the
 // signing key is made at start, and Serve refuses a non-loopback listener

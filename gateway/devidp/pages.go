@@ -2,6 +2,7 @@ package devidp
 
 import (
 	"crypto/subtle"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -13,6 +14,10 @@ const (
 	devicePath  = "/device"
 	loginPath   = "/device/login"
 	confirmPath = "/device/confirm"
+	// pollsPath reports how often a pending code's device has polled the
+	// token endpoint: tests check with it that an abandoned sign-in stopped
+	// polling. Like the pages, it needs the user code.
+	pollsPath = "/device/polls"
 )
 
 const (
@@ -73,6 +78,19 @@ func only(method string, h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// polls is GET /device/polls?user_code=...: {"user_code": ..., "polls": n}.
+func (p *pages) polls(w http.ResponseWriter, r *http.Request) {
+	canon := canonicalUserCode(r.URL.Query().Get("user_code"))
+	n, ok := p.store.pollCount(canon)
+	if !ok {
+		http.Error(w, "unknown user code", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{"user_code": displayUserCode(canon), "polls": n})
 }
 
 // entry is GET /device: the code-entry page, or with ?user_code= the login

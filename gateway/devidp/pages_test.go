@@ -279,3 +279,46 @@ func TestServeRefusesNonLoopback(t *testing.T) {
 		t.Fatalf("Serve on %s = %v, want ErrNotLoopback", l.Addr(), err)
 	}
 }
+
+// TestPollCount: /device/polls counts a pending code's token requests, found
+// by its user code in any spelling, and knows no other code.
+func TestPollCount(t *testing.T) {
+	e := startIdP(t, nil)
+	ctx := t.Context()
+	rp := newRelyingParty(t, ctx, e.issuer, "rampart", "", oauth2.AuthStyleInParams)
+	da, err := rp.oauth.DeviceAuth(rp.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(code string) (int, int) {
+		t.Helper()
+		resp, err := http.Get(e.issuer + "/device/polls?user_code=" + url.QueryEscape(code))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Polls int `json:"polls"`
+		}
+		if resp.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return body.Polls, resp.StatusCode
+	}
+	if n, status := count(da.UserCode); n != 0 || status != http.StatusOK {
+		t.Fatalf("before any poll: %d polls, HTTP %d", n, status)
+	}
+	for i := 0; i < 3; i++ {
+		if got := rp.pollOnce(t, da.DeviceCode); got != "authorization_pending" {
+			t.Fatalf("poll %d: %s", i, got)
+		}
+	}
+	if n, status := count(strings.ToLower(strings.ReplaceAll(da.UserCode, "-", " "))); n != 3 || status != http.StatusOK {
+		t.Fatalf("after three polls: %d polls, HTTP %d", n, status)
+	}
+	if _, status := count("BCDF-BCDF"); status != http.StatusNotFound {
+		t.Fatalf("an unknown code: HTTP %d, want 404", status)
+	}
+}

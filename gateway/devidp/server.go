@@ -75,6 +75,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	mux.HandleFunc(devicePath, only(http.MethodGet, pg.entry))
 	mux.HandleFunc(loginPath, only(http.MethodPost, pg.login))
 	mux.HandleFunc(confirmPath, only(http.MethodPost, pg.confirm))
+	mux.HandleFunc(pollsPath, only(http.MethodGet, pg.polls))
 	// Everything else is the OpenID Provider: discovery, keys, device
 	// authorization, token, userinfo, ...
 	mux.Handle("/", provider)

@@ -165,6 +165,12 @@ type doorOpts struct {
 	claims  login.ClaimMapping
 	perIP   int
 	modConf func(*Config)
+	// flow, when set, wraps (or replaces) the provider's device flow.
+	flow func(DeviceFlow) DeviceFlow
+	// logger, when set, receives the front door's logs.
+	logger *slog.Logger
+	// now, when set, is the front door's clock.
+	now func() time.Time
 }
 
 func startDoor(t *testing.T, o doorOpts) *door { return startDoorTB(t, o) }
@@ -186,6 +192,9 @@ func startDoorTB(t testing.TB, o doorOpts) *door {
 	}
 	st := newFSMStore(t)
 	logger := slog.New(slog.DiscardHandler)
+	if o.logger != nil {
+		logger = o.logger
+	}
 	svc := login.NewService(st, time.Hour, logger)
 	if o.claims.AdminGroup == "" {
 		o.claims.AdminGroup = "rampart-admins"
@@ -197,7 +206,14 @@ func startDoorTB(t testing.TB, o doorOpts) *door {
 		o.modConf(&cfg)
 	}
 	audit := &nopAudit{}
-	s := New(cfg, svc, prov, st.State, audit, logger)
+	var flow DeviceFlow = prov
+	if o.flow != nil {
+		flow = o.flow(prov)
+	}
+	s := New(cfg, svc, flow, st.State, audit, logger)
+	if o.now != nil {
+		s.now = o.now
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -31,9 +31,11 @@ const (
 
 // Defaults for Config.
 const (
-	DefaultAuthTimeout     = 10 * time.Minute
-	DefaultMaxPreauth      = 256
-	DefaultMaxPreauthPerIP = 16
+	DefaultHandshakeTimeout    = 20 * time.Second
+	DefaultAuthTimeout         = 10 * time.Minute
+	DefaultMaxPreauth          = 256
+	DefaultMaxPreauthPerIP     = 16
+	DefaultMaxDeviceFlowsPerIP = 8
 )
 
 // Config configures the front door.
@@ -46,11 +48,18 @@ type Config struct {
 	// JumpHost is what users put after -J (host or host:port) in the lines
 	// the greeting prints.
 	JumpHost string
-	// AuthTimeout bounds authentication when no device flow is running; a
-	// running device flow extends it to the device code's expiry.
+	// HandshakeTimeout bounds each step before a device flow starts: from
+	// accepting the connection to its first authentication request (version
+	// exchange, key exchange), and from there to a bound key's login or the
+	// start of the device flow.
+	HandshakeTimeout time.Duration
+	// AuthTimeout bounds a running device flow (the wait for the person to
+	// approve in a browser), extended to the device code's expiry.
 	AuthTimeout time.Duration
-	// MaxPreauth and MaxPreauthPerIP bound unauthenticated connections.
-	MaxPreauth, MaxPreauthPerIP int
+	// MaxPreauth and MaxPreauthPerIP bound unauthenticated connections;
+	// MaxDeviceFlowsPerIP bounds device flows that are still polling the
+	// IdP. Per IP means per IPv4 address or per IPv6 /64.
+	MaxPreauth, MaxPreauthPerIP, MaxDeviceFlowsPerIP int
 	// AdminGroup is the IdP group whose members may open the admin shell.
 	AdminGroup string
 	// Jump, when set, answers direct-tcpip requests (ssh -J). Without it they
@@ -95,8 +104,10 @@ type Server struct {
 	state   func() *raftstore.State
 	audit   Auditor
 	limiter *preauthLimiter
-	srv     *gliderssh.Server
-	now     func() time.Time
+	// refusals rate-limits the log lines of refused connections and sign-ins.
+	refusals *logLimiter
+	srv      *gliderssh.Server
+	now      func() time.Time
 
 	mu sync.Mutex
 	ln net.Listener
@@ -104,6 +115,9 @@ type Server struct {
 
 // New builds the front door. state reads the local replica for the greeting.
 func New(cfg Config, svc *login.Service, idp DeviceFlow, state func() *raftstore.State, audit Auditor, logger *slog.Logger) *Server {
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = DefaultAuthTimeout
 	}
@@ -113,8 +127,12 @@ func New(cfg Config, svc *login.Service, idp DeviceFlow, state func() *raftstore
 	if cfg.MaxPreauthPerIP <= 0 {
 		cfg.MaxPreauthPerIP = DefaultMaxPreauthPerIP
 	}
+	if cfg.MaxDeviceFlowsPerIP <= 0 {
+		cfg.MaxDeviceFlowsPerIP = DefaultMaxDeviceFlowsPerIP
+	}
 	s := &Server{cfg: cfg, logger: logger, login: svc, idp: idp, state: state, audit: audit,
-		limiter: newPreauthLimiter(cfg.MaxPreauth, cfg.MaxPreauthPerIP), now: time.Now}
+		limiter:  newPreauthLimiter(cfg.MaxPreauth, cfg.MaxPreauthPerIP, cfg.MaxDeviceFlowsPerIP),
+		refusals: newLogLimiter(refusalLogEvery, refusalLogBurst), now: time.Now}
 	s.srv = &gliderssh.Server{
 		Addr:                 cfg.Addr,
 		HostSigners:          toGliderSigners(cfg.HostSigners),
@@ -178,16 +196,17 @@ func (s *Server) handleDirectTCPIP(_ *gliderssh.Server, sc *gossh.ServerConn, nc
 }
 
 // acceptConn admits a connection if the pre-auth limits allow it, and gives
-// it a deadline for authentication.
+// it the handshake deadline: a connection that never gets as far as asking
+// to authenticate gives its slot back after HandshakeTimeout.
 func (s *Server) acceptConn(ctx gliderssh.Context, nc net.Conn) net.Conn {
-	ip := hostOf(nc.RemoteAddr())
-	if !s.limiter.acquire(ip) {
-		s.logger.Warn("refused connection: too many unauthenticated connections", "remote", ip)
+	src := sourceOf(nc.RemoteAddr())
+	if !s.limiter.acquire(src) {
+		s.refusals.warn(s.logger, s.now(), "refused connection: too many unauthenticated connections", "source", src)
 		return nil
 	}
-	tc := &trackedConn{Conn: nc, release: func() { s.limiter.release(ip) }}
-	_ = tc.SetDeadline(s.now().Add(s.cfg.AuthTimeout))
-	ctx.SetValue(ctxKey{}, &conn{s: s, tc: tc, remote: nc.RemoteAddr().String()})
+	tc := newTrackedConn(nc, func() { s.limiter.release(src) })
+	tc.setDeadline(s.now().Add(s.cfg.HandshakeTimeout))
+	ctx.SetValue(ctxKey{}, &conn{s: s, tc: tc, remote: nc.RemoteAddr().String(), source: src})
 	return tc
 }
 
@@ -200,6 +219,9 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 		// gliderlabs sets NoClientAuth when none of its own handlers is set,
 		// and ours are set here instead: refuse "none" explicitly.
 		NoClientAuthCallback: func(gossh.ConnMetadata) (*gossh.Permissions, error) {
+			if c != nil {
+				c.authRequested()
+			}
 			return nil, errors.New("authentication required")
 		},
 	}
@@ -224,10 +246,16 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 // conn is one connection's authentication state; its methods are the SSH
 // callbacks.
 type conn struct {
-	s       *Server
-	tc      *trackedConn
-	remote  string
+	s      *Server
+	tc     *trackedConn
+	remote string
+	// source is what the pre-auth limits count: the IPv4 address or IPv6 /64.
+	source  string
 	preauth gossh.ServerPreAuthConn
+	// requested is set at the first authentication request, which gives
+	// the connection a second HandshakeTimeout to reach a login or a
+	// device flow (time for a person to type a key's passphrase).
+	requested bool
 
 	// key is the verified key awaiting a device flow, bound when it succeeds.
 	key gossh.PublicKey
@@ -238,9 +266,21 @@ type conn struct {
 	closed bool
 }
 
+// authRequested restarts the handshake deadline once, at the first
+// authentication request. The callbacks run one at a time on the
+// connection's goroutine, so admit and the device flow set theirs after it.
+func (c *conn) authRequested() {
+	if c.requested {
+		return
+	}
+	c.requested = true
+	c.tc.setDeadline(c.s.now().Add(c.s.cfg.HandshakeTimeout))
+}
+
 // offeredKey accepts any key for the signature check; what the key is worth
 // is decided once its possession is proven, in verifiedKey.
 func (c *conn) offeredKey(gossh.ConnMetadata, gossh.PublicKey) (*gossh.Permissions, error) {
+	c.authRequested()
 	return nil, nil
 }
 
@@ -271,8 +311,7 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 
 // admit marks the connection authenticated and returns its permissions.
 func (c *conn) admit(u *raftstore.User, bindingExpires time.Time, method string) *gossh.Permissions {
-	c.tc.done()
-	_ = c.tc.SetDeadline(time.Time{})
+	c.tc.authenticated()
 	exp := ""
 	if !bindingExpires.IsZero() {
 		exp = bindingExpires.UTC().Format(time.RFC3339)
@@ -287,9 +326,40 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 		return nil, errors.New("no further sign-in on this connection")
 	}
 	c.closed = true
+	c.authRequested()
+	if !c.s.limiter.acquireFlow(c.source) {
+		c.s.refusals.warn(c.s.logger, c.s.now(), "refused sign-in: too many device flows from one source", "source", c.source)
+		c.s.audit.Record("login.refused", "", map[string]string{"reason": "too many device flows from this source", "remote": c.remote})
+		return nil, &gossh.BannerError{Err: errTooManyFlows, Message: "Rampart: " + errTooManyFlows.Error() + "\r\n"}
+	}
+	// Released when this callback returns, which is when polling has stopped.
+	defer c.s.limiter.releaseFlow(c.source)
+	// The device flow waits for a person: the long wait replaces the
+	// handshake deadline.
+	c.tc.setDeadline(c.s.now().Add(c.s.cfg.AuthTimeout))
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.AuthTimeout)
 	defer cancel()
+	// The client leaving ends the flow: x/crypto closes the connection when
+	// it does, but tells this callback nothing.
+	go func(done <-chan struct{}) {
+		select {
+		case <-c.tc.gone:
+			cancel()
+		case <-done:
+		}
+	}(ctx.Done())
+	abandoned := func(err error) (*gossh.Permissions, error) {
+		c.s.logger.Info("sign-in abandoned: the client disconnected", "remote", c.remote)
+		c.s.audit.Record("login.failed", "", map[string]string{"reason": "client disconnected", "remote": c.remote})
+		return nil, err
+	}
 	fail := func(err error, reason string) (*gossh.Permissions, error) {
+		if c.isGone() {
+			return abandoned(err)
+		}
+		// No second sign-in on this connection: it has no more use for
+		// the long wait.
+		c.tc.setDeadline(c.s.now().Add(c.s.cfg.HandshakeTimeout))
 		c.s.audit.Record("login.failed", "", map[string]string{"reason": reason, "remote": c.remote})
 		return nil, &gossh.BannerError{Err: err, Message: "Rampart: " + userMessage(err) + "\r\n"}
 	}
@@ -299,13 +369,13 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 	}
 	if !safePrompt(da.VerificationURIComplete) || !safePrompt(da.VerificationURI) || !safePrompt(da.UserCode) {
 		c.s.logger.Error("identity provider returned a verification URI or user code that is not plain printable ASCII")
-		return fail(login.ErrIdPUnavailable, "unsafe device authorization response")
+		return fail(login.ErrIdPFailed, "unsafe device authorization response")
 	}
 	if !da.Expiry.IsZero() {
 		ctx2, cancel2 := context.WithDeadline(ctx, da.Expiry.Add(5*time.Second))
 		defer cancel2()
 		ctx = ctx2
-		_ = c.tc.SetDeadline(da.Expiry.Add(30 * time.Second))
+		c.tc.setDeadline(da.Expiry.Add(30 * time.Second))
 	}
 	if c.preauth != nil {
 		if qr := qrBanner(da.VerificationURIComplete); qr != "" {
@@ -313,6 +383,9 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 		}
 	}
 	if _, err := challenge("", deviceInstruction(da, c.s.now()), nil, nil); err != nil {
+		if c.isGone() {
+			return abandoned(err)
+		}
 		return nil, err
 	}
 	id, err := c.s.idp.Wait(ctx, da)
@@ -339,10 +412,24 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 	return c.admit(user, expires, method), nil
 }
 
+// isGone reports whether the client has left.
+func (c *conn) isGone() bool {
+	select {
+	case <-c.tc.gone:
+		return true
+	default:
+		return false
+	}
+}
+
+// errTooManyFlows refuses a device flow beyond the per-source cap.
+var errTooManyFlows = errors.New("too many sign-ins are waiting from your address; finish or cancel one, then try again")
+
 // userMessage is what the person sees for err: the sentinel messages of the
 // login package are written for them; anything else stays in the log.
 func userMessage(err error) string {
-	for _, known := range []error{login.ErrIdPUnavailable, login.ErrDenied, login.ErrCodeExpired, login.ErrBadToken, login.ErrUserDisabled} {
+	for _, known := range []error{login.ErrIdPUnavailable, login.ErrDenied, login.ErrCodeExpired, login.ErrCodeRejected,
+		login.ErrIdPFailed, login.ErrIdPRefused, login.ErrBadToken, login.ErrUserDisabled} {
 		if errors.Is(err, known) {
 			return known.Error()
 		}

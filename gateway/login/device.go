@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -14,14 +16,54 @@ import (
 )
 
 // Errors of the device flow. Each carries a message fit to show the person
-// at the SSH prompt; the detail goes to the log.
+// at the SSH prompt; the detail goes to the log. ErrIdPUnavailable is only
+// for an IdP that did not answer (network, DNS, TLS, timeout): an IdP that
+// answered with an error gets the message for that error.
 var (
 	ErrIdPUnavailable = errors.New("the identity provider cannot be reached; try again shortly")
 	ErrDenied         = errors.New("sign-in was denied at the identity provider")
 	ErrCodeExpired    = errors.New("the sign-in code expired before it was approved; connect again for a new one")
+	ErrCodeRejected   = errors.New("the identity provider no longer accepts this sign-in code; connect again for a new one")
+	ErrIdPFailed      = errors.New("the identity provider reported an internal error; try again shortly")
+	ErrIdPRefused     = errors.New("the identity provider refused this bastion's request; ask an administrator to check the bastion's log")
 	ErrBadToken       = errors.New("the identity provider's answer could not be verified; sign-in refused")
 	ErrBadIdentity    = errors.New("your identity cannot be used here")
 )
+
+// idpError turns what an IdP endpoint's request failed with into the
+// sentinel the person is shown.
+func idpError(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		switch re.ErrorCode {
+		case "access_denied":
+			return ErrDenied
+		case "expired_token":
+			return ErrCodeExpired
+		case "invalid_grant":
+			return ErrCodeRejected
+		case "server_error", "temporarily_unavailable":
+			return ErrIdPFailed
+		case "":
+			// Not an OAuth error body: an error page of the IdP or of a
+			// proxy in front of it.
+			if re.Response != nil && re.Response.StatusCode >= 500 {
+				return ErrIdPFailed
+			}
+		}
+		// invalid_client, unauthorized_client, invalid_request,
+		// unsupported_grant_type, invalid_scope, ...: the bastion's client
+		// registration or configuration is wrong.
+		return ErrIdPRefused
+	}
+	var ue *url.Error
+	var ne net.Error
+	if errors.As(err, &ue) || errors.As(err, &ne) {
+		return ErrIdPUnavailable
+	}
+	// It answered, with something that is not an OAuth answer.
+	return ErrIdPFailed
+}
 
 // OIDCConfig configures the identity provider.
 type OIDCConfig struct {
@@ -70,12 +112,12 @@ func (p *Provider) discover(ctx context.Context) (*oauth2.Config, *oidc.IDTokenV
 	prov, err := oidc.NewProvider(oidc.ClientContext(ctx, p.client), p.cfg.Issuer)
 	if err != nil {
 		p.logger.Error("OIDC discovery failed", "issuer", p.cfg.Issuer, "err", err)
-		return nil, nil, ErrIdPUnavailable
+		return nil, nil, idpError(err)
 	}
 	ep := prov.Endpoint()
 	if ep.DeviceAuthURL == "" {
 		p.logger.Error("identity provider does not advertise a device authorization endpoint", "issuer", p.cfg.Issuer)
-		return nil, nil, ErrIdPUnavailable
+		return nil, nil, ErrIdPRefused
 	}
 	// An explicit AuthStyle: with AutoDetect, x/oauth2 retries every failed
 	// poll (authorization_pending included) with the other style.
@@ -106,12 +148,15 @@ func (p *Provider) Start(ctx context.Context) (*DeviceAuth, error) {
 	}
 	resp, err := oc.DeviceAuth(oidc.ClientContext(ctx, p.client))
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		p.logger.Error("device authorization request failed", "issuer", p.cfg.Issuer, "err", err)
-		return nil, ErrIdPUnavailable
+		return nil, idpError(err)
 	}
 	if resp.UserCode == "" || resp.VerificationURI == "" {
 		p.logger.Error("device authorization response lacks user code or verification URI", "issuer", p.cfg.Issuer)
-		return nil, ErrIdPUnavailable
+		return nil, ErrIdPFailed
 	}
 	complete := resp.VerificationURIComplete
 	if complete == "" {
@@ -132,16 +177,17 @@ func (p *Provider) Wait(ctx context.Context, da *DeviceAuth) (*Identity, error) 
 	if err != nil {
 		var re *oauth2.RetrieveError
 		switch {
-		case errors.As(err, &re) && re.ErrorCode == "access_denied":
-			return nil, ErrDenied
-		case errors.As(err, &re) && re.ErrorCode == "expired_token",
-			errors.Is(err, context.DeadlineExceeded) && !da.Expiry.IsZero() && !time.Now().Before(da.Expiry):
+		case errors.As(err, &re):
+		case errors.Is(err, context.DeadlineExceeded) && !da.Expiry.IsZero() && !time.Now().Before(da.Expiry):
 			return nil, ErrCodeExpired
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		}
-		p.logger.Error("device token poll failed", "issuer", p.cfg.Issuer, "err", err)
-		return nil, ErrIdPUnavailable
+		mapped := idpError(err)
+		if mapped != ErrDenied && mapped != ErrCodeExpired {
+			p.logger.Error("device token poll failed", "issuer", p.cfg.Issuer, "err", err)
+		}
+		return nil, mapped
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {

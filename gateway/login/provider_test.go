@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,8 @@ type hostileIdP struct {
 	otherKey *rsa.PrivateKey
 	// token builds the token endpoint's answer.
 	token func(idp *hostileIdP) (status int, body map[string]any)
+	// device, when set, answers the device authorization endpoint.
+	device http.HandlerFunc
 }
 
 func newHostileIdP(t *testing.T, token func(*hostileIdP) (int, map[string]any)) *hostileIdP {
@@ -47,6 +50,10 @@ func newHostileIdP(t *testing.T, token func(*hostileIdP) (int, map[string]any)) 
 		writeTestJSON(w, 200, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &h.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
 	})
 	mux.HandleFunc("/device", func(w http.ResponseWriter, r *http.Request) {
+		if h.device != nil {
+			h.device(w, r)
+			return
+		}
 		writeTestJSON(w, 200, map[string]any{"device_code": "dc", "user_code": "BCDF-GHJK",
 			"verification_uri": h.srv.URL + "/code", "verification_uri_complete": h.srv.URL + "/code?user_code=BCDF-GHJK",
 			"expires_in": 60, "interval": 1})
@@ -158,6 +165,73 @@ func TestProviderVerifiesIDToken(t *testing.T) {
 	}
 }
 
+// TestProviderIdPErrors: each error the IdP answers with gets its own
+// message for the person, and "cannot be reached" is kept for an IdP that
+// does not answer.
+func TestProviderIdPErrors(t *testing.T) {
+	oauthErr := func(status int, code string) func(*hostileIdP) (int, map[string]any) {
+		return func(*hostileIdP) (int, map[string]any) { return status, map[string]any{"error": code} }
+	}
+	cases := []struct {
+		name string
+		// token answers the token endpoint; device, when set, the device
+		// authorization endpoint instead.
+		token   func(*hostileIdP) (int, map[string]any)
+		device  http.HandlerFunc
+		wantErr error
+	}{
+		{name: "fail/access-denied", token: oauthErr(400, "access_denied"), wantErr: ErrDenied},
+		{name: "fail/expired-token", token: oauthErr(400, "expired_token"), wantErr: ErrCodeExpired},
+		{name: "fail/invalid-grant", token: oauthErr(400, "invalid_grant"), wantErr: ErrCodeRejected},
+		{name: "fail/server-error", token: oauthErr(500, "server_error"), wantErr: ErrIdPFailed},
+		{name: "fail/temporarily-unavailable", token: oauthErr(503, "temporarily_unavailable"), wantErr: ErrIdPFailed},
+		{name: "fail/invalid-client", token: oauthErr(401, "invalid_client"), wantErr: ErrIdPRefused},
+		{name: "fail/proxy-502-page", device: func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = w.Write([]byte("<html>Bad Gateway</html>"))
+		}, wantErr: ErrIdPFailed},
+		{name: "fail/device-endpoint-server-error", device: func(w http.ResponseWriter, _ *http.Request) {
+			writeTestJSON(w, 500, map[string]any{"error": "server_error"})
+		}, wantErr: ErrIdPFailed},
+		{name: "fail/device-endpoint-unauthorized-client", device: func(w http.ResponseWriter, _ *http.Request) {
+			writeTestJSON(w, 400, map[string]any{"error": "unauthorized_client"})
+		}, wantErr: ErrIdPRefused},
+	}
+	seen := map[string]string{}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			token := tc.token
+			if token == nil {
+				token = oauthErr(400, "authorization_pending")
+			}
+			h := newHostileIdP(t, token)
+			if tc.device != nil {
+				h.device = tc.device
+			}
+			p := NewProvider(OIDCConfig{Issuer: h.srv.URL, ClientID: "rampart"}, slog.New(slog.DiscardHandler))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			da, err := p.Start(ctx)
+			if err == nil {
+				_, err = p.Wait(ctx, da)
+			}
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "cannot be reached") {
+				t.Fatalf("an IdP that answered is reported as unreachable: %q", err)
+			}
+			seen[err.Error()] = tc.name
+		})
+	}
+	for _, want := range []error{ErrDenied, ErrCodeExpired, ErrCodeRejected, ErrIdPFailed, ErrIdPRefused} {
+		if _, ok := seen[want.Error()]; !ok {
+			t.Errorf("no case ended with %q", want)
+		}
+	}
+}
+
 func TestProviderUnreachable(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
@@ -165,6 +239,21 @@ func TestProviderUnreachable(t *testing.T) {
 	p := NewProvider(OIDCConfig{Issuer: url, ClientID: "rampart"}, slog.New(slog.DiscardHandler))
 	if _, err := p.Start(context.Background()); !errors.Is(err, ErrIdPUnavailable) {
 		t.Fatalf("err = %v, want ErrIdPUnavailable", err)
+	}
+
+	// The IdP goes away while the flow polls.
+	h := newHostileIdP(t, func(*hostileIdP) (int, map[string]any) { return 400, map[string]any{"error": "authorization_pending"} })
+	p = NewProvider(OIDCConfig{Issuer: h.srv.URL, ClientID: "rampart"}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	da, err := p.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv.CloseClientConnections()
+	h.srv.Listener.Close()
+	if _, err := p.Wait(ctx, da); !errors.Is(err, ErrIdPUnavailable) {
+		t.Fatalf("poll after the IdP went away: err = %v, want ErrIdPUnavailable", err)
 	}
 }
 
