@@ -150,7 +150,8 @@ type SSH struct {
 	// Ciphers are offered to people's clients (front door and the inner
 	// server of each jump) and preferred towards targets. The client's order
 	// decides among those both sides have, so a cipher left out here is
-	// never used. See docs/jump.md for why AES-GCM alone is the default.
+	// never used; OpenSSH clients are offered only the AES-GCM ones when
+	// there are any (sshalg.ForClient). See docs/jump.md.
 	Ciphers []string `mapstructure:"ciphers"`
 }
 
@@ -243,7 +244,7 @@ var defaults = map[string]any{
 	"ssh.auth_timeout":             "10m",
 	"ssh.max_preauth":              256,
 	"ssh.max_preauth_per_ip":       16,
-	"ssh.ciphers":                  []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"},
+	"ssh.ciphers":                  sshalg.DefaultCiphers,
 	"oidc.issuer":                  "",
 	"oidc.client_id":               "",
 	"oidc.client_secret":           "",
