@@ -78,7 +78,7 @@ func TestJumpOtherClients(t *testing.T) {
 		nc, err := outer.Dial("tcp", "web-1:22")
 		fatalIf(t, err, "direct-tcpip")
 		cc, chans, reqs, err := gossh.NewClientConn(nc, "web-1:22", &gossh.ClientConfig{User: "alice",
-			HostKeyCallback: func(_ string, _ net.Addr, k gossh.PublicKey) error { innerKey = k; return nil },
+			HostKeyCallback:   func(_ string, _ net.Addr, k gossh.PublicKey) error { innerKey = k; return nil },
 			HostKeyAlgorithms: []string{gossh.KeyAlgoED25519}})
 		fatalIf(t, err, "inner")
 		c := gossh.NewClient(cc, chans, reqs)

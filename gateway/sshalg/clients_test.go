@@ -84,7 +84,9 @@ func agree(client string, server []string) string {
 	return ""
 }
 
-func isAEAD(cipher string) bool { return strings.Contains(cipher, "gcm") || strings.Contains(cipher, "poly1305") }
+func isAEAD(cipher string) bool {
+	return strings.Contains(cipher, "gcm") || strings.Contains(cipher, "poly1305")
+}
 
 // TestDefaultsReachEveryClient checks, for each client's default offer,
 // that the front door's and the inner server's default configuration agree
