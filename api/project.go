@@ -11,7 +11,7 @@ type Project struct {
 // ProjectSettings are a project's policies. Durations are Go duration strings
 // ("3m", "1h").
 type ProjectSettings struct {
-	CertTTL            string   `json:"cert_ttl,omitempty"`
+	CertTTL string `json:"cert_ttl,omitempty"`
 	// Recording: absent when creating a project means on; absent when
 	// replacing one keeps its setting.
 	Recording          *bool    `json:"recording,omitempty"`
