@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -60,5 +61,34 @@ func TestCommandLines(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDataDirInUse: a second node started on a data directory a running
+// node uses stops at once, naming the running one, instead of waiting
+// forever for bolt's lock on raft.db (deaf to Ctrl-C).
+func TestDataDirInUse(t *testing.T) {
+	d := StartDevNode(t, "lock", "127.0.0.95")
+	pid := d.current().cmd.Process.Pid
+	path, err := binary("rampartd")
+	fatalIf(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// The very command line the running node has.
+	cmd := exec.CommandContext(ctx, path, append(d.BaseArgs(), "--dev", "--config", d.ConfigPath)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("second node on %s still running after 5s; stderr:\n%s", d.DataDir, stderr.String())
+	}
+	want := fmt.Sprintf("data dir in use (pid %d)", pid)
+	if err == nil || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("second node: %v after %s, want a failure saying %q; stderr:\n%s", err, time.Since(start), want, stderr.String())
+	}
+	t.Logf("second node refused after %s: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(stderr.String()))
+	if !d.Running() {
+		t.Fatal("the running node stopped")
 	}
 }
