@@ -19,6 +19,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/cloudid"
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
+	"github.com/rampart-ssh/rampart/internal/configload"
 )
 
 // Config is rampartd's configuration: one struct, loaded by viper from a YAML
@@ -351,11 +352,12 @@ func LoadConfig(fs *pflag.FlagSet) (*Config, error) {
 			v.SetDefault(k, d)
 		}
 	}
+	// Decoding and validation problems are reported together; a key that
+	// failed to decode is not validated again.
 	var cfg Config
-	if err := v.UnmarshalExact(&cfg); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if err := cfg.Validate(); err != nil {
+	problems, failed := configload.Decode(v, &cfg)
+	problems = append(problems, configload.Keep(cfg.problems(), failed)...)
+	if err := configload.Error(problems); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
@@ -364,9 +366,13 @@ func LoadConfig(fs *pflag.FlagSet) (*Config, error) {
 var nodeIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // Validate returns every problem with the configuration in one error.
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+func (c *Config) Validate() error { return configload.Error(c.problems()) }
+
+// problems lists every problem with the configuration, each starting with
+// its key.
+func (c *Config) problems() []string {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	if c.NodeID != "" && !nodeIDPattern.MatchString(c.NodeID) {
 		bad("node_id %q: use lowercase letters, digits and dashes, up to 63 characters", c.NodeID)
 	}
@@ -438,6 +444,11 @@ func (c *Config) Validate() error {
 	if c.OIDC.Issuer == "" || c.OIDC.ClientID == "" {
 		bad("oidc.issuer and oidc.client_id are required: they name the identity provider people sign in with")
 	}
+	if c.OIDC.Issuer != "" {
+		if u, err := url.Parse(c.OIDC.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			bad("oidc.issuer %q: must be the identity provider's http(s) URL, such as https://idp.example.com/realms/main", c.OIDC.Issuer)
+		}
+	}
 	if c.Login.BindingTTL < time.Minute || c.Login.BindingTTL > 30*24*time.Hour {
 		bad("login.binding_ttl %s: must be between 1m and 720h", c.Login.BindingTTL)
 	}
@@ -490,18 +501,42 @@ func (c *Config) Validate() error {
 			bad("jump.egress_addrs: %q is not a specific IP address", a)
 		}
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("invalid configuration:\n  - %w", joinLines(errs))
+	errs = append(errs, c.listenerCollisions()...)
+	return errs
 }
 
-func joinLines(errs []error) error {
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Error()
+// listenerCollisions lists listeners that share an address and port; a
+// wildcard address takes its port on every address.
+func (c *Config) listenerCollisions() []string {
+	type listener struct{ key, addr string }
+	ls := []listener{{"listen.ssh", c.Listen.SSH}, {"listen.api", c.Listen.API}, {"listen.raft", c.Listen.Raft}}
+	if c.DevIdP.Enabled {
+		ls = append(ls, listener{"dev_idp.listen", c.DevIdP.Listen})
 	}
-	return errors.New(strings.Join(msgs, "\n  - "))
+	if c.Log.PprofListen != "" {
+		ls = append(ls, listener{"log.pprof_listen", c.Log.PprofListen})
+	}
+	var errs []string
+	for i, a := range ls {
+		ha, pa, err := net.SplitHostPort(a.addr)
+		if err != nil {
+			continue // reported as not host:port
+		}
+		for _, b := range ls[i+1:] {
+			hb, pb, err := net.SplitHostPort(b.addr)
+			if err != nil || pa != pb {
+				continue
+			}
+			ipa, ipb := net.ParseIP(ha), net.ParseIP(hb)
+			if ipa == nil || ipb == nil {
+				continue
+			}
+			if ipa.Equal(ipb) || ipa.IsUnspecified() || ipb.IsUnspecified() {
+				errs = append(errs, fmt.Sprintf("%s %s and %s %s: two listeners on one port; give each its own", a.key, a.addr, b.key, b.addr))
+			}
+		}
+	}
+	return errs
 }
 
 func checkHostPort(addr string, allowWildcard bool) error {
