@@ -230,8 +230,8 @@ var defaults = map[string]any{
 	"cluster.join":                 "",
 	"cluster.join_file":            "",
 	"cluster.max_stale":            "10s",
-	"cluster.uid_range":            "60001-62999",
-	"cluster.gid_range":            "63001-65533",
+	"cluster.uid_range":            DefaultUIDRange,
+	"cluster.gid_range":            DefaultGIDRange,
 	"kek_file":                     "",
 	"kek":                          "",
 	"log.level":                    "info",
@@ -407,11 +407,16 @@ func (c *Config) problems() []string {
 	if c.Cluster.MaxStale < time.Second {
 		bad("cluster.max_stale %s: must be at least 1s", c.Cluster.MaxStale)
 	}
-	if _, _, err := ParseRange(c.Cluster.UIDRange); err != nil {
-		bad("cluster.uid_range: %v", err)
+	us, ue, uerr := ParseRange(c.Cluster.UIDRange)
+	if uerr != nil {
+		bad("cluster.uid_range: %v", uerr)
 	}
-	if _, _, err := ParseRange(c.Cluster.GIDRange); err != nil {
-		bad("cluster.gid_range: %v", err)
+	gs, ge, gerr := ParseRange(c.Cluster.GIDRange)
+	if gerr != nil {
+		bad("cluster.gid_range: %v", gerr)
+	}
+	if uerr == nil && gerr == nil && us <= ge && gs <= ue {
+		bad("cluster.uid_range %s and cluster.gid_range %s overlap: each user's own group has the user's uid as its gid, so group gids must lie elsewhere", c.Cluster.UIDRange, c.Cluster.GIDRange)
 	}
 	if !c.Dev && c.KEKFile == "" && c.KEK == "" {
 		bad("no key-encryption key: set kek_file (or RAMPART_KEK); create one with: openssl rand -base64 32")
@@ -567,6 +572,23 @@ func isWildcard(addr string) bool {
 	return ip != nil && ip.IsUnspecified()
 }
 
+// The uid and gid ranges of a new cluster; a cluster stores its ranges when
+// it bootstraps (raftstore.ClusterInit), so changing these or the
+// configuration later changes nothing for it. They keep clear of what
+// distributions reserve (docs/cluster.md): regular users (1000–59999),
+// Debian's reserved 60000–65533 with systemd-homed (60001–60513) and
+// DynamicUser (61184–65519) in it, nobody (65534) and the 16-bit -1
+// (65535), the subordinate ids that useradd hands out from 100000 for
+// rootless containers, and systemd-nspawn's container ranges from 524288.
+const (
+	DefaultUIDRange = "70000-89999"
+	DefaultGIDRange = "90000-99999"
+)
+
+// maxRangeID bounds uids and gids: above it, tools disagree on signedness
+// (the agent refuses such ids too).
+const maxRangeID = 1<<31 - 1
+
 // ParseRange parses "start-end" of uids or gids.
 func ParseRange(s string) (start, end uint32, err error) {
 	a, b, ok := strings.Cut(s, "-")
@@ -578,8 +600,11 @@ func ParseRange(s string) (start, end uint32, err error) {
 	if err1 != nil || err2 != nil {
 		return 0, 0, fmt.Errorf("%q: start and end must be numbers", s)
 	}
-	if x < 1000 || y < x || y >= 65534 {
-		return 0, 0, fmt.Errorf("%q: need 1000 <= start <= end < 65534", s)
+	if x < 1000 || y < x || y > maxRangeID {
+		return 0, 0, fmt.Errorf("%q: need 1000 <= start <= end <= %d", s, maxRangeID)
+	}
+	if x <= 65535 && y >= 65534 {
+		return 0, 0, fmt.Errorf("%q holds 65534 or 65535, the overflow ids (nobody)", s)
 	}
 	return uint32(x), uint32(y), nil
 }

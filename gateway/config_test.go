@@ -90,6 +90,8 @@ func TestLoadConfig(t *testing.T) {
 			wantErr: []string{"agents.cert_validity 10s: must be between 30s and 8760h", `agents.binary_dir "bin": must be an absolute path`}},
 		{name: "fail/wildcard-without-advertise", args: []string{"--kek-file", "/k"}, wantErr: []string{"set advertise.raft", "set advertise.api"}},
 		{name: "fail/bad-uid-range", args: []string{"--dev"}, env: map[string]string{"RAMPART_CLUSTER_UID_RANGE": "10-5"}, wantErr: []string{"cluster.uid_range"}},
+		{name: "fail/uid-and-gid-ranges-overlap", args: []string{"--dev"}, env: map[string]string{"RAMPART_CLUSTER_GID_RANGE": "80000-80999"},
+			wantErr: []string{"cluster.uid_range 70000-89999 and cluster.gid_range 80000-80999 overlap"}},
 		{name: "fail/unknown-key", args: []string{"-c", typo}, wantErr: []string{"listen.apii: unknown key"}},
 		// A value that does not decode and a value that does not validate
 		// are reported together, each once.
@@ -138,6 +140,74 @@ func TestLoadConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.check(t, c)
+		})
+	}
+}
+
+// The default id ranges keep clear of every range a distribution reserves
+// or hands out by itself; the old defaults (60001-62999, 63001-65533) sat
+// inside Debian's reserved 60000-64999 and systemd's DynamicUser range.
+func TestDefaultIDRangesClearOfReserved(t *testing.T) {
+	reserved := []struct {
+		what       string
+		start, end uint32
+	}{
+		{"regular users (Debian, systemd)", 1000, 59999},
+		{"Debian's reserved 60000-64999", 60000, 64999},
+		{"systemd-homed", 60001, 60513},
+		{"systemd DynamicUser", 61184, 65519},
+		{"Debian's reserved 65000-65533", 65000, 65533},
+		{"nobody and the 16-bit -1", 65534, 65535},
+		{"useradd's first subordinate ids (SUB_UID_MIN, SUB_GID_MIN)", 100000, 165535},
+		{"systemd-nspawn container ranges", 524288, 1879048191},
+	}
+	us, ue, err := ParseRange(DefaultUIDRange)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, ge, err := ParseRange(DefaultGIDRange)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if us <= ge && gs <= ue {
+		t.Errorf("uid range %s and gid range %s overlap", DefaultUIDRange, DefaultGIDRange)
+	}
+	for _, r := range reserved {
+		for _, d := range []struct {
+			name       string
+			start, end uint32
+		}{{"uid " + DefaultUIDRange, us, ue}, {"gid " + DefaultGIDRange, gs, ge}} {
+			if d.start <= r.end && r.start <= d.end {
+				t.Errorf("default %s overlaps %s (%d-%d)", d.name, r.what, r.start, r.end)
+			}
+		}
+	}
+	c, err := loadWith(t, []string{"--dev"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.UIDRange != DefaultUIDRange || c.Cluster.GIDRange != DefaultGIDRange {
+		t.Errorf("configured defaults %s, %s", c.Cluster.UIDRange, c.Cluster.GIDRange)
+	}
+}
+
+func TestParseRange(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		wantErr string
+	}{
+		{"70000-89999", ""},
+		{"60001-62999", ""}, // what clusters bootstrapped before kept
+		{"10-5", "need 1000 <= start <= end"},
+		{"65000-66000", "overflow ids"},
+		{"65535-70000", "overflow ids"},
+		{"70000-3000000000", "need 1000 <= start <= end <= 2147483647"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			_, _, err := ParseRange(tc.in)
+			if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("ParseRange(%q) = %v, want error %q", tc.in, err, tc.wantErr)
+			}
 		})
 	}
 }
