@@ -38,7 +38,8 @@ func (d dataDir) lock() (*dirLock, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w (pid %s): another rampartd runs on %s; stop it, or give this node its own data_dir", ErrDataDirInUse, pid, string(d))
 	}
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	if err != nil {
