@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/rampart-ssh/rampart/internal/configload"
 )
 
 // Config is rampart-agent's configuration, loaded by viper from a YAML file,
@@ -132,10 +133,10 @@ func LoadConfig(fs *pflag.FlagSet) (*Config, error) {
 			return nil, fmt.Errorf("read config %s: %w", path, err)
 		}
 	}
+	// Decoding and validation problems are reported together; a key that
+	// failed to decode is not validated again.
 	var cfg Config
-	if err := v.UnmarshalExact(&cfg); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
+	decodeProblems, failed := configload.Decode(v, &cfg)
 	if cfg.Name == "" {
 		if h, err := os.Hostname(); err == nil {
 			cfg.Name = strings.ToLower(h)
@@ -144,14 +145,19 @@ func LoadConfig(fs *pflag.FlagSet) (*Config, error) {
 	if len(cfg.HostKeyFiles) == 0 {
 		cfg.HostKeyFiles, _ = filepath.Glob("/etc/ssh/ssh_host_*_key.pub")
 	}
-	if err := cfg.Validate(); err != nil {
+	problems := append(decodeProblems, configload.Keep(cfg.problems(), failed)...)
+	if err := configload.Error(problems); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
 }
 
 // Validate lists every problem at once.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return configload.Error(c.problems()) }
+
+// problems lists every problem with the configuration, each starting with
+// its key.
+func (c *Config) problems() []string {
 	var errs []string
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
 	if c.DataDir == "" {
@@ -193,8 +199,5 @@ func (c *Config) Validate() error {
 	if c.EventsSpoolDir != "" && !filepath.IsAbs(c.EventsSpoolDir) {
 		bad("events_spool_dir %q: must be an absolute path", c.EventsSpoolDir)
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return errors.New("invalid configuration:\n  - " + strings.Join(errs, "\n  - "))
+	return errs
 }

@@ -11,8 +11,10 @@ type Project struct {
 // ProjectSettings are a project's policies. Durations are Go duration strings
 // ("3m", "1h").
 type ProjectSettings struct {
-	CertTTL            string   `json:"cert_ttl,omitempty"`
-	Recording          bool     `json:"recording"`
+	CertTTL string `json:"cert_ttl,omitempty"`
+	// Recording: absent when creating a project means on; absent when
+	// replacing one keeps its setting.
+	Recording          *bool    `json:"recording,omitempty"`
 	RecordInput        bool     `json:"record_input"`
 	RecordingFailOpen  bool     `json:"recording_fail_open"`
 	AllowLocalForward  bool     `json:"allow_local_forward"`

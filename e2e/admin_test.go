@@ -331,7 +331,7 @@ func adminHostKey(t testing.TB) (gossh.PublicKey, string, error) {
 // session.
 func TestAdminCARotationReplayAndDisable(t *testing.T) {
 	e := setupAdmin(t)
-	do(t, e.api(), http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers", Settings: api.ProjectSettings{Recording: true}}, nil)
+	do(t, e.api(), http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers", Settings: api.ProjectSettings{Recording: new(true)}}, nil)
 	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
 	var userCA api.CAKeys
 	do(t, e.api(), http.MethodGet, "/v1/ca/user/web", nil, &userCA)

@@ -47,7 +47,7 @@ func TestJumpRecordingFailure(t *testing.T) {
 	// failing open or closed.
 	run := func(t *testing.T, failOpen bool, command string) sshResult {
 		t.Helper()
-		e.setProject(t, api.ProjectSettings{Recording: true, RecordingFailOpen: failOpen})
+		e.setProject(t, api.ProjectSettings{Recording: new(true), RecordingFailOpen: failOpen})
 		return e.ssh(t, []string{"-tt"}, "alice@web-1", command)
 	}
 	// audited waits until n recording failures are in the audit log.
@@ -77,7 +77,7 @@ func TestJumpRecordingFailure(t *testing.T) {
 	// Several pty channels on one connection (OpenSSH ControlMaster, VS
 	// Code's terminals) each get a recording of their own.
 	t.Run("ok/multiplexed-pty-sessions-recorded-apart", func(t *testing.T) {
-		e.setProject(t, api.ProjectSettings{Recording: true})
+		e.setProject(t, api.ProjectSettings{Recording: new(true)})
 		dir, err := os.MkdirTemp("/tmp", "rampart-cm-") // a socket path has room for ~107 bytes
 		fatalIf(t, err)
 		t.Cleanup(func() { os.RemoveAll(dir) })
@@ -132,7 +132,8 @@ func TestJumpRecordingFailure(t *testing.T) {
 		if !node.Running() {
 			t.Fatalf("the node exited: %s", node.exitDescription())
 		}
-		e.setProject(t, api.ProjectSettings{})
+		// Recording off: the recordings disk is still full.
+		e.setProject(t, api.ProjectSettings{Recording: new(false)})
 		ranOpen(t, e.ssh(t, []string{"-tt"}, "alice@web-1", "echo ALIVE"), "ALIVE")
 	})
 }

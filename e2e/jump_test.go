@@ -130,7 +130,7 @@ func (e *jumpEnv) startTarget(t *testing.T, name, ip, project string, caKeys api
 }
 
 func TestJumpThroughBastion(t *testing.T) {
-	e := setupJump(t, api.ProjectSettings{AllowLocalForward: true, Recording: true}, true)
+	e := setupJump(t, api.ProjectSettings{AllowLocalForward: true, Recording: new(true)}, true)
 
 	t.Run("ok/exit-code", func(t *testing.T) {
 		r := e.ssh(t, nil, "alice@web-1", "exit 42")
@@ -299,7 +299,7 @@ func mustEd25519(t testing.TB) ed25519.PublicKey {
 // bastion to a target whose sshd has UsePAM no, and plays its recording back
 // with asciinema.
 func TestJumpRecordedSessionWithoutPAM(t *testing.T) {
-	e := setupJump(t, api.ProjectSettings{Recording: true}, false)
+	e := setupJump(t, api.ProjectSettings{Recording: new(true)}, false)
 	termDir := filepath.Join(e.dir, "interactive")
 	fatalIf(t, os.Mkdir(termDir, 0o700))
 	term := startTerminal(t, termDir, []string{"ssh", "-F", e.config, "-J", "alice@" + net.JoinHostPort(e.node.IP, portSSH), "-t", "alice@web-1"})

@@ -28,9 +28,9 @@ import (
 
 // Loopback IPs of this test: the dev node, and the one address the
 // abandoned sign-ins, the flood and the person's sign-in all come from.
-const (
-	preauthNodeIP   = "127.0.0.140"
-	preauthSourceIP = "127.0.0.141"
+var (
+	preauthNodeIP   = testIP(140)
+	preauthSourceIP = testIP(141)
 )
 
 const (

@@ -19,6 +19,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/cloudid"
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
+	"github.com/rampart-ssh/rampart/internal/configload"
 )
 
 // Config is rampartd's configuration: one struct, loaded by viper from a YAML
@@ -165,7 +166,8 @@ type SSH struct {
 	// Ciphers are offered to people's clients (front door and the inner
 	// server of each jump) and preferred towards targets. The client's order
 	// decides among those both sides have, so a cipher left out here is
-	// never used. See docs/jump.md for why AES-GCM alone is the default.
+	// never used; OpenSSH clients are offered only the AES-GCM ones when
+	// there are any (sshalg.ForClient). See docs/jump.md.
 	Ciphers []string `mapstructure:"ciphers"`
 }
 
@@ -246,8 +248,8 @@ var defaults = map[string]any{
 	"cluster.join":                 "",
 	"cluster.join_file":            "",
 	"cluster.max_stale":            "10s",
-	"cluster.uid_range":            "60001-62999",
-	"cluster.gid_range":            "63001-65533",
+	"cluster.uid_range":            DefaultUIDRange,
+	"cluster.gid_range":            DefaultGIDRange,
 	"cluster.node_cert_validity":   "17520h",
 	"kek_file":                     "",
 	"kek":                          "",
@@ -264,7 +266,7 @@ var defaults = map[string]any{
 	"ssh.max_preauth":              256,
 	"ssh.max_preauth_per_ip":       16,
 	"ssh.max_device_flows_per_ip":  8,
-	"ssh.ciphers":                  []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"},
+	"ssh.ciphers":                  sshalg.DefaultCiphers,
 	"oidc.issuer":                  "",
 	"oidc.client_id":               "",
 	"oidc.client_secret":           "",
@@ -378,11 +380,12 @@ func LoadConfig(fs *pflag.FlagSet) (*Config, error) {
 			v.SetDefault(k, d)
 		}
 	}
+	// Decoding and validation problems are reported together; a key that
+	// failed to decode is not validated again.
 	var cfg Config
-	if err := v.UnmarshalExact(&cfg); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if err := cfg.Validate(); err != nil {
+	problems, failed := configload.Decode(v, &cfg)
+	problems = append(problems, configload.Keep(cfg.problems(), failed)...)
+	if err := configload.Error(problems); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
@@ -391,9 +394,13 @@ func LoadConfig(fs *pflag.FlagSet) (*Config, error) {
 var nodeIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // Validate returns every problem with the configuration in one error.
-func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+func (c *Config) Validate() error { return configload.Error(c.problems()) }
+
+// problems lists every problem with the configuration, each starting with
+// its key.
+func (c *Config) problems() []string {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	if c.NodeID != "" && !nodeIDPattern.MatchString(c.NodeID) {
 		bad("node_id %q: use lowercase letters, digits and dashes, up to 63 characters", c.NodeID)
 	}
@@ -428,11 +435,16 @@ func (c *Config) Validate() error {
 	if c.Cluster.MaxStale < time.Second {
 		bad("cluster.max_stale %s: must be at least 1s", c.Cluster.MaxStale)
 	}
-	if _, _, err := ParseRange(c.Cluster.UIDRange); err != nil {
-		bad("cluster.uid_range: %v", err)
+	us, ue, uerr := ParseRange(c.Cluster.UIDRange)
+	if uerr != nil {
+		bad("cluster.uid_range: %v", uerr)
 	}
-	if _, _, err := ParseRange(c.Cluster.GIDRange); err != nil {
-		bad("cluster.gid_range: %v", err)
+	gs, ge, gerr := ParseRange(c.Cluster.GIDRange)
+	if gerr != nil {
+		bad("cluster.gid_range: %v", gerr)
+	}
+	if uerr == nil && gerr == nil && us <= ge && gs <= ue {
+		bad("cluster.uid_range %s and cluster.gid_range %s overlap: each user's own group has the user's uid as its gid, so group gids must lie elsewhere", c.Cluster.UIDRange, c.Cluster.GIDRange)
 	}
 	if !c.Dev && c.KEKFile == "" && c.KEK == "" {
 		bad("no key-encryption key: set kek_file (or RAMPART_KEK); create one with: openssl rand -base64 32")
@@ -464,6 +476,11 @@ func (c *Config) Validate() error {
 	}
 	if c.OIDC.Issuer == "" || c.OIDC.ClientID == "" {
 		bad("oidc.issuer and oidc.client_id are required: they name the identity provider people sign in with")
+	}
+	if c.OIDC.Issuer != "" {
+		if u, err := url.Parse(c.OIDC.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			bad("oidc.issuer %q: must be the identity provider's http(s) URL, such as https://idp.example.com/realms/main", c.OIDC.Issuer)
+		}
 	}
 	if c.Login.BindingTTL < time.Minute || c.Login.BindingTTL > 30*24*time.Hour {
 		bad("login.binding_ttl %s: must be between 1m and 720h", c.Login.BindingTTL)
@@ -529,18 +546,42 @@ func (c *Config) Validate() error {
 			bad("jump.egress_addrs: %q is not a specific IP address", a)
 		}
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("invalid configuration:\n  - %w", joinLines(errs))
+	errs = append(errs, c.listenerCollisions()...)
+	return errs
 }
 
-func joinLines(errs []error) error {
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Error()
+// listenerCollisions lists listeners that share an address and port; a
+// wildcard address takes its port on every address.
+func (c *Config) listenerCollisions() []string {
+	type listener struct{ key, addr string }
+	ls := []listener{{"listen.ssh", c.Listen.SSH}, {"listen.api", c.Listen.API}, {"listen.raft", c.Listen.Raft}}
+	if c.DevIdP.Enabled {
+		ls = append(ls, listener{"dev_idp.listen", c.DevIdP.Listen})
 	}
-	return errors.New(strings.Join(msgs, "\n  - "))
+	if c.Log.PprofListen != "" {
+		ls = append(ls, listener{"log.pprof_listen", c.Log.PprofListen})
+	}
+	var errs []string
+	for i, a := range ls {
+		ha, pa, err := net.SplitHostPort(a.addr)
+		if err != nil {
+			continue // reported as not host:port
+		}
+		for _, b := range ls[i+1:] {
+			hb, pb, err := net.SplitHostPort(b.addr)
+			if err != nil || pa != pb {
+				continue
+			}
+			ipa, ipb := net.ParseIP(ha), net.ParseIP(hb)
+			if ipa == nil || ipb == nil {
+				continue
+			}
+			if ipa.Equal(ipb) || ipa.IsUnspecified() || ipb.IsUnspecified() {
+				errs = append(errs, fmt.Sprintf("%s %s and %s %s: two listeners on one port; give each its own", a.key, a.addr, b.key, b.addr))
+			}
+		}
+	}
+	return errs
 }
 
 func checkHostPort(addr string, allowWildcard bool) error {
@@ -571,6 +612,23 @@ func isWildcard(addr string) bool {
 	return ip != nil && ip.IsUnspecified()
 }
 
+// The uid and gid ranges of a new cluster; a cluster stores its ranges when
+// it bootstraps (raftstore.ClusterInit), so changing these or the
+// configuration later changes nothing for it. They keep clear of what
+// distributions reserve (docs/cluster.md): regular users (1000–59999),
+// Debian's reserved 60000–65533 with systemd-homed (60001–60513) and
+// DynamicUser (61184–65519) in it, nobody (65534) and the 16-bit -1
+// (65535), the subordinate ids that useradd hands out from 100000 for
+// rootless containers, and systemd-nspawn's container ranges from 524288.
+const (
+	DefaultUIDRange = "70000-89999"
+	DefaultGIDRange = "90000-99999"
+)
+
+// maxRangeID bounds uids and gids: above it, tools disagree on signedness
+// (the agent refuses such ids too).
+const maxRangeID = 1<<31 - 1
+
 // ParseRange parses "start-end" of uids or gids.
 func ParseRange(s string) (start, end uint32, err error) {
 	a, b, ok := strings.Cut(s, "-")
@@ -582,8 +640,11 @@ func ParseRange(s string) (start, end uint32, err error) {
 	if err1 != nil || err2 != nil {
 		return 0, 0, fmt.Errorf("%q: start and end must be numbers", s)
 	}
-	if x < 1000 || y < x || y >= 65534 {
-		return 0, 0, fmt.Errorf("%q: need 1000 <= start <= end < 65534", s)
+	if x < 1000 || y < x || y > maxRangeID {
+		return 0, 0, fmt.Errorf("%q: need 1000 <= start <= end <= %d", s, maxRangeID)
+	}
+	if x <= 65535 && y >= 65534 {
+		return 0, 0, fmt.Errorf("%q holds 65534 or 65535, the overflow ids (nobody)", s)
 	}
 	return uint32(x), uint32(y), nil
 }

@@ -28,6 +28,10 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mixed := filepath.Join(t.TempDir(), "mixed.yaml")
+	if err := os.WriteFile(mixed, []byte("kek_file: /k\nbogus: 1\nlogin:\n  binding_ttl: 10x\nlog:\n  level: loud\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	typo := filepath.Join(t.TempDir(), "typo.yaml")
 	if err := os.WriteFile(typo, []byte("kek_file: /k\nlisten:\n  apii: 127.0.0.1:1\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -61,8 +65,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "fail/ciphers-and-pprof", args: []string{"--dev"},
 			env:     map[string]string{"RAMPART_SSH_CIPHERS": "rot13", "RAMPART_LOG_PPROF_LISTEN": "0.0.0.0:6060"},
 			wantErr: []string{`ssh.ciphers: "rot13" not supported`, "log.pprof_listen"}},
-		{name: "ok/default-ciphers-aes-gcm", args: []string{"--dev"}, check: func(t *testing.T, c *Config) {
-			if strings.Join(c.SSH.Ciphers, ",") != "aes128-gcm@openssh.com,aes256-gcm@openssh.com" {
+		{name: "ok/default-ciphers-aes-gcm-first", args: []string{"--dev"}, check: func(t *testing.T, c *Config) {
+			if strings.Join(c.SSH.Ciphers, ",") != "aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr" {
 				t.Fatalf("default ciphers %v", c.SSH.Ciphers)
 			}
 		}},
@@ -94,7 +98,25 @@ func TestLoadConfig(t *testing.T) {
 			wantErr: []string{"agents.cert_validity 10s: must be between 30s and 8760h", `agents.binary_dir "bin": must be an absolute path`}},
 		{name: "fail/wildcard-without-advertise", args: []string{"--kek-file", "/k"}, wantErr: []string{"set advertise.raft", "set advertise.api"}},
 		{name: "fail/bad-uid-range", args: []string{"--dev"}, env: map[string]string{"RAMPART_CLUSTER_UID_RANGE": "10-5"}, wantErr: []string{"cluster.uid_range"}},
-		{name: "fail/unknown-key", args: []string{"-c", typo}, wantErr: []string{"apii"}},
+		{name: "fail/uid-and-gid-ranges-overlap", args: []string{"--dev"}, env: map[string]string{"RAMPART_CLUSTER_GID_RANGE": "80000-80999"},
+			wantErr: []string{"cluster.uid_range 70000-89999 and cluster.gid_range 80000-80999 overlap"}},
+		{name: "fail/unknown-key", args: []string{"-c", typo}, wantErr: []string{"listen.apii: unknown key"}},
+		// A value that does not decode and a value that does not validate
+		// are reported together, each once.
+		{name: "fail/decode-and-validation-together", args: []string{"--dev", "-c", mixed},
+			wantErr: []string{"bogus: unknown key", `login.binding_ttl: "10x" is not valid here`, `log.level "loud"`}},
+		{name: "fail/issuer-not-a-url", args: []string{"--dev", "--oidc-issuer", "idp.example.com"},
+			wantErr: []string{`oidc.issuer "idp.example.com": must be the identity provider's http(s) URL`}},
+		{name: "fail/issuer-other-scheme", args: []string{"--dev", "--oidc-issuer", "ftp://idp.example.com"},
+			wantErr: []string{`oidc.issuer "ftp://idp.example.com"`}},
+		{name: "fail/listeners-same-port", args: []string{"--dev", "--listen-api", "127.0.0.1:2222"},
+			wantErr: []string{"listen.ssh 127.0.0.1:2222 and listen.api 127.0.0.1:2222: two listeners on one port"}},
+		{name: "fail/wildcard-collides", args: []string{"--kek-file", "/k", "--listen-raft", "127.0.0.5:8443"},
+			env:     map[string]string{"RAMPART_ADVERTISE_API": "127.0.0.5:8443", "RAMPART_ADVERTISE_RAFT": "127.0.0.5:8300", "RAMPART_OIDC_ISSUER": "https://idp.example.com", "RAMPART_OIDC_CLIENT_ID": "r"},
+			wantErr: []string{"listen.api 0.0.0.0:8443 and listen.raft 127.0.0.5:8443: two listeners on one port"}},
+		{name: "fail/dev-idp-collides", args: []string{"--dev", "--listen-api", "127.0.0.1:5556"},
+			wantErr: []string{"listen.api 127.0.0.1:5556 and dev_idp.listen 127.0.0.1:5556"}},
+		{name: "ok/same-port-other-addresses", args: []string{"--dev", "--listen-api", "127.0.0.2:2222"}, check: func(t *testing.T, c *Config) {}},
 		{name: "fail/dev-idp-without-dev", args: []string{"--kek-file", "/k", "--listen-api", "127.0.0.1:8443", "--listen-raft", "127.0.0.1:8300"},
 			env:     map[string]string{"RAMPART_DEV_IDP_ENABLED": "true", "RAMPART_OIDC_ISSUER": "http://127.0.0.1:5556", "RAMPART_OIDC_CLIENT_ID": "r"},
 			wantErr: []string{"dev_idp.enabled is only allowed with dev: true"}},
@@ -116,8 +138,8 @@ func TestLoadConfig(t *testing.T) {
 					t.Fatalf("config accepted, want errors mentioning %q", tc.wantErr)
 				}
 				for _, w := range tc.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error does not mention %q:\n%v", w, err)
+					if n := strings.Count(err.Error(), w); n != 1 {
+						t.Errorf("error mentions %q %d times, want once:\n%v", w, n, err)
 					}
 				}
 				return
@@ -126,6 +148,74 @@ func TestLoadConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.check(t, c)
+		})
+	}
+}
+
+// The default id ranges keep clear of every range a distribution reserves
+// or hands out by itself; the old defaults (60001-62999, 63001-65533) sat
+// inside Debian's reserved 60000-64999 and systemd's DynamicUser range.
+func TestDefaultIDRangesClearOfReserved(t *testing.T) {
+	reserved := []struct {
+		what       string
+		start, end uint32
+	}{
+		{"regular users (Debian, systemd)", 1000, 59999},
+		{"Debian's reserved 60000-64999", 60000, 64999},
+		{"systemd-homed", 60001, 60513},
+		{"systemd DynamicUser", 61184, 65519},
+		{"Debian's reserved 65000-65533", 65000, 65533},
+		{"nobody and the 16-bit -1", 65534, 65535},
+		{"useradd's first subordinate ids (SUB_UID_MIN, SUB_GID_MIN)", 100000, 165535},
+		{"systemd-nspawn container ranges", 524288, 1879048191},
+	}
+	us, ue, err := ParseRange(DefaultUIDRange)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, ge, err := ParseRange(DefaultGIDRange)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if us <= ge && gs <= ue {
+		t.Errorf("uid range %s and gid range %s overlap", DefaultUIDRange, DefaultGIDRange)
+	}
+	for _, r := range reserved {
+		for _, d := range []struct {
+			name       string
+			start, end uint32
+		}{{"uid " + DefaultUIDRange, us, ue}, {"gid " + DefaultGIDRange, gs, ge}} {
+			if d.start <= r.end && r.start <= d.end {
+				t.Errorf("default %s overlaps %s (%d-%d)", d.name, r.what, r.start, r.end)
+			}
+		}
+	}
+	c, err := loadWith(t, []string{"--dev"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.UIDRange != DefaultUIDRange || c.Cluster.GIDRange != DefaultGIDRange {
+		t.Errorf("configured defaults %s, %s", c.Cluster.UIDRange, c.Cluster.GIDRange)
+	}
+}
+
+func TestParseRange(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		wantErr string
+	}{
+		{"70000-89999", ""},
+		{"60001-62999", ""}, // what clusters bootstrapped before kept
+		{"10-5", "need 1000 <= start <= end"},
+		{"65000-66000", "overflow ids"},
+		{"65535-70000", "overflow ids"},
+		{"70000-3000000000", "need 1000 <= start <= end <= 2147483647"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			_, _, err := ParseRange(tc.in)
+			if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("ParseRange(%q) = %v, want error %q", tc.in, err, tc.wantErr)
+			}
 		})
 	}
 }

@@ -28,6 +28,7 @@ type Node struct {
 	logger *slog.Logger
 	out    io.Writer
 	dir    dataDir
+	lock   *dirLock
 	id     string
 	kek    *ca.KEK
 	tls    *ca.NodeTLS
@@ -64,6 +65,9 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	var err error
+	if n.lock, err = n.dir.lock(); err != nil {
+		return err
+	}
 	if n.id, err = n.dir.nodeID(n.cfg.NodeID); err != nil {
 		return err
 	}
@@ -143,6 +147,8 @@ func (n *Node) stop() error {
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
 	}
+	// Last: the next node on this directory may start once raft.db is shut.
+	errs = append(errs, n.lock.release())
 	return errors.Join(errs...)
 }
 

@@ -7,9 +7,14 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
-// Default id ranges. UIDs and GIDs are allocated once, by the cluster, so a
-// user has the same uid on every server; a number is never handed out twice,
-// even after the user is deleted.
+// Default id ranges of a state that no ClusterInit has set: that of unit
+// tests, and of a cluster that has not bootstrapped yet. UIDs and GIDs are
+// allocated once, by the cluster, so a user has the same uid on every
+// server; a number is never handed out twice, even after the user is
+// deleted. These are the ranges new clusters got before 2027; bootstrap
+// now records rampartd's cluster.uid_range and gid_range (defaults
+// 70000-89999 and 90000-99999) and every cluster keeps the ranges it
+// recorded.
 const (
 	DefaultUIDStart = 60001
 	DefaultUIDEnd   = 62999

@@ -58,6 +58,13 @@ type ProjectSettings struct {
 	MaxSessionDuration time.Duration
 }
 
+// DefaultProjectSettings are the settings of a project created without
+// them: sessions are recorded. Only creation applies them; a stored project
+// keeps what it has (an old record decodes Recording as it was written).
+func DefaultProjectSettings() ProjectSettings {
+	return ProjectSettings{Recording: true}
+}
+
 // EffectiveCertTTL is CertTTL with the default applied.
 func (s ProjectSettings) EffectiveCertTTL() time.Duration {
 	if s.CertTTL == 0 {

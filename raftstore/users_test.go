@@ -111,3 +111,26 @@ func TestUserSetStatusWakesWatcherOnlyOnChange(t *testing.T) {
 		t.Fatalf("missing user: err = %v", res.Err)
 	}
 }
+
+// A cluster keeps the id ranges it recorded at bootstrap: a node started
+// later with other ranges (such as a newer release's defaults) does not move
+// them.
+func TestClusterKeepsItsIDRanges(t *testing.T) {
+	f := testFSM(t)
+	initCmd := func(uidStart, uidEnd, gidStart, gidEnd uint32) *ClusterInit {
+		return &ClusterInit{ClusterID: "c-1", Now: testNow, UIDStart: uidStart, UIDEnd: uidEnd, GIDStart: gidStart, GIDEnd: gidEnd,
+			TLSCACert: "cert", TLSCAKeySealed: []byte{1}}
+	}
+	mustApply(t, f, initCmd(60001, 62999, 63001, 65533))
+	mustApply(t, f, &UserUpsert{User: User{ID: "s1", Login: "alice", UnixName: "alice"}, Now: testNow})
+	mustApply(t, f, initCmd(70000, 89999, 90000, 99999))
+	mustApply(t, f, &UserUpsert{User: User{ID: "s2", Login: "bob", UnixName: "bob"}, Now: testNow})
+	_, u, err := f.State().UserByID(nil, "s2")
+	if err != nil || u == nil {
+		t.Fatalf("bob: %v", err)
+	}
+	_, m, _ := f.State().Meta(nil)
+	if u.UID != 60002 || m.UIDEnd != 62999 || m.GIDEnd != 65533 {
+		t.Fatalf("bob's uid %d, meta %+v: want the ranges recorded first", u.UID, m)
+	}
+}

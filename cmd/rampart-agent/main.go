@@ -31,6 +31,12 @@ func main() {
 		if errors.Is(err, pflag.ErrHelp) {
 			return
 		}
+		// pflag prints nothing on ContinueOnError.
+		fmt.Fprintf(os.Stderr, "rampart-agent: %v\nRun 'rampart-agent --help' for the flags.\n", err)
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "rampart-agent: unexpected argument %q: rampart-agent takes flags only (and `rampart-agent version`)\nRun 'rampart-agent --help' for the flags.\n", fs.Arg(0))
 		os.Exit(2)
 	}
 	// Golden images carry the marker so that no clone starts (and enrolls)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,9 +21,15 @@ func main() {
 	fs := pflag.NewFlagSet("rampartd", pflag.ContinueOnError)
 	gateway.Flags(fs)
 	if err := fs.Parse(os.Args[1:]); err != nil {
-		if err == pflag.ErrHelp {
+		if errors.Is(err, pflag.ErrHelp) {
 			return
 		}
+		// pflag prints nothing on ContinueOnError.
+		fmt.Fprintf(os.Stderr, "rampartd: %v\nRun 'rampartd --help' for the flags.\n", err)
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "rampartd: unexpected argument %q: rampartd takes flags only (a configuration file is --config FILE)\nRun 'rampartd --help' for the flags.\n", fs.Arg(0))
 		os.Exit(2)
 	}
 	cfg, err := gateway.LoadConfig(fs)

@@ -44,6 +44,22 @@ func TestMutations(t *testing.T) {
 					t.Errorf("project %+v", p)
 				}
 			}},
+		// The README promises that every session is recorded: a new
+		// project records unless told otherwise.
+		{"ok/projects-create-records-by-default", []string{"projects", "create", "api"}, "project api created",
+			map[string]string{"project": "api"},
+			func(t *testing.T, h *harness) {
+				if p := wantProject(t, h, "api"); !p.Settings.Recording {
+					t.Errorf("new project without --recording: settings %+v, want recording on", p.Settings)
+				}
+			}},
+		{"ok/projects-create-recording-off", []string{"projects", "create", "api", "--recording", "off"}, "project api created",
+			map[string]string{"project": "api"},
+			func(t *testing.T, h *harness) {
+				if p := wantProject(t, h, "api"); p.Settings.Recording {
+					t.Errorf("--recording off: settings %+v", p.Settings)
+				}
+			}},
 		{"ok/projects-set", []string{"projects", "set", "web", "--recording", "off", "--record-input", "--recording-fail-open",
 			"--allow-local-forward=false", "--allow-remote-forward", "--idle-timeout", "15m", "--max-session", "8h", "--shared-logins", "deploy"},
 			"project web updated", map[string]string{"project": "web"},

@@ -90,7 +90,7 @@ type settingsFlags struct {
 func (f *settingsFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&f.description, "description", "", "what the project is for")
 	fs.DurationVar(&f.certTTL, "cert-ttl", 0, fmt.Sprintf("per-hop certificate TTL, %s to %s (0: the default, %s)", raftstore.MinCertTTL, raftstore.MaxCertTTL, raftstore.DefaultCertTTL))
-	fs.StringVar(&f.recording, "recording", "", "record pty sessions: on or off")
+	fs.StringVar(&f.recording, "recording", "", "record sessions: on or off (a new project: on)")
 	fs.BoolVar(&f.recordInput, "record-input", false, "also record keystrokes (--record-input=false to stop)")
 	fs.BoolVar(&f.failOpen, "recording-fail-open", false, "keep a session going when its recording cannot be written")
 	fs.BoolVar(&f.localFwd, "allow-local-forward", false, "allow ssh -L")
@@ -242,7 +242,7 @@ func (v *invocation) projectsCmd() *cobra.Command {
 			} else if p != nil {
 				return fmt.Errorf("project %s already exists: %w (change it with projects set)", args[0], raftstore.ErrConflict)
 			}
-			p := raftstore.Project{Name: args[0]}
+			p := raftstore.Project{Name: args[0], Settings: raftstore.DefaultProjectSettings()}
 			if err := cf.applyTo(cmd.Flags(), &p); err != nil {
 				return err
 			}

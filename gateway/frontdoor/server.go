@@ -136,7 +136,7 @@ func New(cfg Config, svc *login.Service, idp DeviceFlow, state func() *raftstore
 	s.srv = &gliderssh.Server{
 		Addr:                 cfg.Addr,
 		HostSigners:          toGliderSigners(cfg.HostSigners),
-		Version:              "Rampart",
+		Version:              versionName,
 		Handler:              s.handleSession,
 		ConnCallback:         s.acceptConn,
 		ServerConfigCallback: s.serverConfig,
@@ -206,8 +206,14 @@ func (s *Server) acceptConn(ctx gliderssh.Context, nc net.Conn) net.Conn {
 	}
 	tc := newTrackedConn(nc, func() { s.limiter.release(src) })
 	tc.setDeadline(s.now().Add(s.cfg.HandshakeTimeout))
-	ctx.SetValue(ctxKey{}, &conn{s: s, tc: tc, remote: nc.RemoteAddr().String(), source: src})
-	return tc
+	vc, version, err := exchangeVersion(tc, serverVersion)
+	if err != nil {
+		s.logger.Debug("connection ended before its version line", "remote", nc.RemoteAddr().String(), "err", err)
+		_ = tc.Close()
+		return nil
+	}
+	ctx.SetValue(ctxKey{}, &conn{s: s, tc: tc, remote: nc.RemoteAddr().String(), source: src, clientVersion: version})
+	return vc
 }
 
 // serverConfig builds the per-connection SSH configuration whose callbacks
@@ -225,17 +231,15 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 			return nil, errors.New("authentication required")
 		},
 	}
-	cfg.Ciphers = s.cfg.Ciphers
-	if len(cfg.Ciphers) == 0 {
-		cfg.Ciphers = sshalg.DefaultCiphers
-	}
 	if c == nil {
+		sshalg.Server(cfg, s.cfg.Ciphers, "")
 		// Not admitted through acceptConn: admit nobody.
 		cfg.PublicKeyCallback = func(gossh.ConnMetadata, gossh.PublicKey) (*gossh.Permissions, error) {
 			return nil, errors.New("refused")
 		}
 		return cfg
 	}
+	sshalg.Server(cfg, s.cfg.Ciphers, c.clientVersion)
 	cfg.PreAuthConnCallback = func(p gossh.ServerPreAuthConn) { c.preauth = p }
 	cfg.PublicKeyCallback = c.offeredKey
 	cfg.VerifiedPublicKeyCallback = c.verifiedKey
@@ -256,6 +260,9 @@ type conn struct {
 	// the connection a second HandshakeTimeout to reach a login or a
 	// device flow (time for a person to type a key's passphrase).
 	requested bool
+	// clientVersion is the client's version line, read before the
+	// handshake (version.go).
+	clientVersion string
 
 	// key is the verified key awaiting a device flow, bound when it succeeds.
 	key gossh.PublicKey

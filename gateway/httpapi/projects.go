@@ -89,7 +89,12 @@ func (s *Server) putProject(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	p, err := projectFromAPI(r.PathValue("name"), &in)
+	_, cur, err := s.store.State().ProjectByName(nil, r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p, err := projectFromAPI(r.PathValue("name"), &in, cur)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -117,13 +122,15 @@ func projectToAPI(p *raftstore.Project) api.Project {
 	}
 	st := p.Settings
 	return api.Project{Name: p.Name, Description: p.Description, ModifyIndex: p.ModifyIndex, Settings: api.ProjectSettings{
-		CertTTL: dur(st.CertTTL), Recording: st.Recording, RecordInput: st.RecordInput, RecordingFailOpen: st.RecordingFailOpen,
+		CertTTL: dur(st.CertTTL), Recording: &st.Recording, RecordInput: st.RecordInput, RecordingFailOpen: st.RecordingFailOpen,
 		AllowLocalForward: st.AllowLocalForward, AllowRemoteForward: st.AllowRemoteForward, AllowAgentForward: st.AllowAgentForward,
 		SharedLogins: st.SharedLogins, IdleTimeout: dur(st.IdleTimeout), MaxSessionDuration: dur(st.MaxSessionDuration), RequireHostCertificate: st.RequireHostCertificate,
 	}}
 }
 
-func projectFromAPI(name string, in *api.Project) (*raftstore.Project, error) {
+// projectFromAPI is the project a PUT asks for; cur is the stored one (nil:
+// the PUT creates it), whose recording setting an absent one keeps.
+func projectFromAPI(name string, in *api.Project, cur *raftstore.Project) (*raftstore.Project, error) {
 	if in.Name != "" && in.Name != name {
 		return nil, Errorf(http.StatusBadRequest, "body names project %q but the path names %q", in.Name, name)
 	}
@@ -146,8 +153,15 @@ func projectFromAPI(name string, in *api.Project) (*raftstore.Project, error) {
 			return nil, err
 		}
 	}
+	recording := raftstore.DefaultProjectSettings().Recording
+	switch {
+	case st.Recording != nil:
+		recording = *st.Recording
+	case cur != nil:
+		recording = cur.Settings.Recording
+	}
 	return &raftstore.Project{Name: name, Description: in.Description, Settings: raftstore.ProjectSettings{
-		CertTTL: certTTL, Recording: st.Recording, RecordInput: st.RecordInput, RecordingFailOpen: st.RecordingFailOpen,
+		CertTTL: certTTL, Recording: recording, RecordInput: st.RecordInput, RecordingFailOpen: st.RecordingFailOpen,
 		AllowLocalForward: st.AllowLocalForward, AllowRemoteForward: st.AllowRemoteForward, AllowAgentForward: st.AllowAgentForward,
 		SharedLogins: st.SharedLogins, IdleTimeout: idle, MaxSessionDuration: maxDur, RequireHostCertificate: st.RequireHostCertificate,
 	}}, nil

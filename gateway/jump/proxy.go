@@ -242,7 +242,9 @@ func (c *conn) serve(ctx context.Context, cc *chanConn) {
 		MaxAuthTries:  3,
 		ServerVersion: "SSH-2.0-Rampart",
 	}
-	cfg.Ciphers = c.p.cfg.Ciphers
+	// The inner client is the outer one's program (ssh -J runs the same
+	// ssh twice), so its version line picks the ciphers here too.
+	sshalg.Server(cfg, c.p.cfg.Ciphers, c.id.ClientVersion)
 	for _, s := range signers {
 		cfg.AddHostKey(s)
 	}
