@@ -30,7 +30,7 @@ func TestAgentRequestsRecordLastSeen(t *testing.T) {
 	h.now = func() time.Time { return clock }
 	pki := newTestPKI(t)
 	ts := httptest.NewUnstartedServer(h)
-	ts.TLS = pki.nodeTLS("n1").API
+	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	get := func(client *http.Client, machine string, index uint64, wait string) (*api.AgentState, time.Duration) {

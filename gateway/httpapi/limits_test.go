@@ -82,7 +82,7 @@ func TestLongPollOutlivesServerTimeouts(t *testing.T) {
 	pki := newTestPKI(t)
 	ts := httptest.NewUnstartedServer(h)
 	ts.Config = h.HTTPServer(nil, shortTimeouts, nil)
-	ts.TLS = pki.nodeTLS("n1").API
+	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	agent := pki.client(ca.RoleAgent, "s1")
