@@ -41,4 +41,5 @@ const (
 	ServiceTokenDeleteType MessageType = 28
 	AgentEventsAppendType  MessageType = 29
 	ServerAgentKeyType     MessageType = 30
+	AgentAppliedSetType    MessageType = 31
 )
