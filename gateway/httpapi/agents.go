@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"net/http"
@@ -91,6 +92,14 @@ func (s *Server) agentStateHandler(w http.ResponseWriter, r *http.Request, srv *
 		s.writeError(w, r, err)
 		return
 	}
+	if v := r.URL.Query().Get(api.AgentAppliedParam); v != "" {
+		applied, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			s.writeError(w, r, Errorf(http.StatusBadRequest, "%s %q is not a number", api.AgentAppliedParam, v))
+			return
+		}
+		s.recordApplied(r.Context(), srv.ID, applied)
+	}
 	// An agent that is up to date waits until its own state changes, not
 	// merely the tables it is computed from: a write elsewhere (another
 	// project's server, a person in no granted group) would otherwise send
@@ -146,4 +155,23 @@ func stateDigest(st *api.AgentState) []byte {
 	b, _ := json.Marshal(&c)
 	sum := sha256.Sum256(b)
 	return sum[:]
+}
+
+// recordApplied replicates how far a server's agent has got, for the jump
+// on every node (gateway/jump waits for it before it dials a person's new
+// account). It writes only when the index moved forward, so an agent's
+// steady polling costs no raft write; a failed write is logged and the poll
+// served anyway: the agent reports again on its next poll.
+func (s *Server) recordApplied(ctx context.Context, serverID string, applied uint64) {
+	if applied == 0 {
+		return
+	}
+	if _, a, err := s.store.State().AgentAppliedOf(nil, serverID); err == nil && a != nil && a.Index >= applied {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := s.store.Apply(ctx, &raftstore.AgentAppliedSet{ServerID: serverID, Index: applied}); err != nil {
+		s.logger.Warn("record the agent's applied index", "server", serverID, "index", applied, "err", err)
+	}
 }

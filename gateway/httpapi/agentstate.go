@@ -13,13 +13,15 @@ import (
 )
 
 // agentTables are the tables an agent's desired state is computed from.
-var agentTables = []string{"users", "groups", "grants", "entitlements", "projects", "servers", "ca"}
+// The nodes table gives the cluster's addresses, which agents follow.
+var agentTables = []string{"users", "groups", "grants", "entitlements", "projects", "servers", "ca", "nodes"}
 
 // agentState computes what server serverID must look like: the accounts of
 // everyone in a group granted to its project (disabled and deleted ones too,
 // so the agent deprovisions them), the granted groups that are valid unix
 // group names, the sudo entitlements the grants carry, and the project's
-// user CA keys. It adds what it reads to ws.
+// user CA keys, and the API addresses of the cluster's nodes. It adds what
+// it reads to ws.
 func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitlement string) (*api.AgentState, error) {
 	idx := st.MaxIndexWatch(ws, agentTables...)
 	_, srv, err := st.ServerByID(ws, serverID)
@@ -108,6 +110,17 @@ func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitleme
 			out.UserCAKeys = append(out.UserCAKeys, c.PublicKey)
 		}
 	}
+	_, nodes, err := st.Nodes(ws)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		if n.APIAddr != "" {
+			out.Cluster = append(out.Cluster, n.APIAddr)
+		}
+	}
+	slices.Sort(out.Cluster)
+	out.Cluster = slices.Compact(out.Cluster)
 	return out, nil
 }
 
