@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -98,7 +99,14 @@ func (s *Server) agentStateHandler(w http.ResponseWriter, r *http.Request, srv *
 			s.writeError(w, r, Errorf(http.StatusBadRequest, "%s %q is not a number", api.AgentAppliedParam, v))
 			return
 		}
-		s.recordApplied(r.Context(), srv.ID, applied)
+		// Recorded beside the wait, never in front of it: during an election
+		// the write waits for a leader, and the agent must not. An answer
+		// that comes first cancels it, which loses nothing: the agent has a
+		// new state to apply and reports again at once.
+		recordCtx, stopRecord := context.WithCancel(r.Context())
+		var recording sync.WaitGroup
+		recording.Go(func() { s.recordApplied(recordCtx, srv.ID, applied) })
+		defer func() { stopRecord(); recording.Wait() }()
 	}
 	// An agent that is up to date waits until its own state changes, not
 	// merely the tables it is computed from: a write elsewhere (another
@@ -169,9 +177,7 @@ func (s *Server) recordApplied(ctx context.Context, serverID string, applied uin
 	if _, a, err := s.store.State().AgentAppliedOf(nil, serverID); err == nil && a != nil && a.Index >= applied {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := s.store.Apply(ctx, &raftstore.AgentAppliedSet{ServerID: serverID, Index: applied}); err != nil {
+	if _, err := s.store.Apply(ctx, &raftstore.AgentAppliedSet{ServerID: serverID, Index: applied}); err != nil && ctx.Err() == nil {
 		s.logger.Warn("record the agent's applied index", "server", serverID, "index", applied, "err", err)
 	}
 }
