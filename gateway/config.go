@@ -131,6 +131,10 @@ type Jump struct {
 	// only from these (source-address). Default: the SSH listen address, or
 	// the advertised one when listening on a wildcard.
 	EgressAddrs []string `mapstructure:"egress_addrs"`
+	// AgentWait bounds how long a person's first login to an account the
+	// cluster has just created waits for the target's agent to create it
+	// (default 15s; 0 turns the wait off).
+	AgentWait time.Duration `mapstructure:"agent_wait"`
 }
 
 // SSH configures the front door.
@@ -266,6 +270,7 @@ var defaults = map[string]any{
 	"dev_idp.claim_names.username": "",
 	"dev_idp.claim_names.groups":   "",
 	"jump.egress_addrs":            []string{},
+	"jump.agent_wait":              "15s",
 	"agents.admin_entitlement":     "admin",
 	"agents.cert_validity":         "720h",
 	"agents.binary_dir":            "",
@@ -483,6 +488,9 @@ func (c *Config) Validate() error {
 	}
 	for _, err := range c.Agents.GCP.validate() {
 		bad("agents.gcp.%v", err)
+	}
+	if c.Jump.AgentWait < 0 || c.Jump.AgentWait > 5*time.Minute {
+		bad("jump.agent_wait %s is not between 0 (no wait) and 5m", c.Jump.AgentWait)
 	}
 	for _, a := range c.Jump.EgressAddrs {
 		if ip := net.ParseIP(a); ip == nil || ip.IsUnspecified() {
