@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
@@ -20,20 +21,40 @@ var ErrReenroll = errors.New("this server must enroll again")
 // Puller long-polls the cluster for the server's desired state, failing over
 // between the cluster's nodes with backoff and jitter.
 type Puller struct {
-	id      *Identity
-	client  *http.Client
-	wait    time.Duration
-	logger  *slog.Logger
-	next    int // index of the node to ask next
+	id     *Identity
+	client *http.Client
+	wait   time.Duration
+	logger *slog.Logger
+	// addrs is where the cluster is, following its state responses.
+	addrs *clusterAddrs
+	next  int // index of the node to ask next
+	// failed counts the failures since the last success: the first round
+	// over the nodes goes quickly, backoff grows after that.
+	failed  int
 	backoff time.Duration
+	// applied is the index of the newest state applied to the server,
+	// reported on every poll (Applied).
+	applied atomic.Uint64
 	// cred presents the current certificate at every handshake (renew.go);
 	// credGen is the generation the pooled connections were made with.
 	cred    *Credential
 	credGen uint64
 }
 
-// NewPuller builds a puller over the agent's mutual-TLS credential.
+// NewPuller builds a puller over the agent's mutual-TLS credential. It
+// finds the cluster where the last state response said it is (kept in the
+// data dir), or at id.Cluster before the first.
 func NewPuller(dataDir string, id *Identity, wait time.Duration, logger *slog.Logger) (*Puller, error) {
+	return newPuller(dataDir, id, nil, wait, logger)
+}
+
+// newPuller is NewPuller with the configuration's cluster addresses, tried
+// before the others.
+func newPuller(dataDir string, id *Identity, configured []string, wait time.Duration, logger *slog.Logger) (*Puller, error) {
+	addrs, err := loadClusterAddrs(dataDir, configured, id.Cluster)
+	if err != nil {
+		return nil, err
+	}
 	cred, err := LoadCredential(dataDir)
 	if err != nil {
 		return nil, err
@@ -44,18 +65,35 @@ func NewPuller(dataDir string, id *Identity, wait time.Duration, logger *slog.Lo
 	}
 	// A renewed certificate is used from the next handshake on.
 	tlsCfg.Certificates, tlsCfg.GetClientCertificate = nil, cred.clientCertificate
-	return &Puller{id: id, wait: wait, logger: logger, cred: cred, credGen: cred.generation(),
+	return &Puller{id: id, wait: wait, logger: logger, addrs: addrs, cred: cred, credGen: cred.generation(),
 		client: &http.Client{Timeout: wait + 30*time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 1}}}, nil
 }
 
+// Applied sets the index of the newest state applied to the server, which
+// every later poll reports: the jump waits for it before it logs a person
+// in to an account the cluster has just created.
+func (p *Puller) Applied(index uint64) { p.applied.Store(index) }
+
+// Addrs returns the cluster's API addresses as the agent knows them now.
+func (p *Puller) Addrs() []string { return p.addrs.List() }
+
 // Next returns the first state with an index above index. It retries
-// transient failures itself (rotating nodes, backing off up to 30s) and
-// returns an error only when ctx ends or the agent must re-enroll.
+// transient failures itself (rotating nodes: a first round at once, then
+// backing off up to 30s) and returns an error only when ctx ends or the
+// agent must re-enroll. Each state's list of the cluster's nodes becomes
+// the agent's.
 func (p *Puller) Next(ctx context.Context, index uint64) (*api.AgentState, error) {
 	for {
 		st, err := p.once(ctx, index)
 		if err == nil {
-			p.backoff = 0
+			p.backoff, p.failed = 0, 0
+			changed, err := p.addrs.Update(st.Cluster)
+			if err != nil {
+				p.logger.Warn("could not keep the cluster's addresses", "err", err)
+			}
+			if changed {
+				p.logger.Info("cluster addresses", "nodes", p.addrs.List())
+			}
 			return st, nil
 		}
 		var he *HTTPError
@@ -70,9 +108,22 @@ func (p *Puller) Next(ctx context.Context, index uint64) (*api.AgentState, error
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		p.backoff = min(max(2*p.backoff, 200*time.Millisecond), 30*time.Second)
-		sleep := p.backoff/2 + time.Duration(rand.Int64N(int64(p.backoff)))
-		p.logger.Warn("pull failed; retrying", "node", p.id.Cluster[p.next%len(p.id.Cluster)], "in", sleep.Round(time.Millisecond), "err", err)
+		// Another node may well answer: the first round over them goes at
+		// once (a little jitter aside), so that a dead node costs an agent
+		// no backoff; only a round in which every node failed backs off.
+		addrs := p.addrs.List()
+		p.failed++
+		base := 100 * time.Millisecond
+		if p.failed >= len(addrs) {
+			p.backoff = min(max(2*p.backoff, 200*time.Millisecond), 30*time.Second)
+			base = p.backoff
+		}
+		sleep := base/2 + time.Duration(rand.Int64N(int64(base)))
+		node := ""
+		if len(addrs) > 0 {
+			node = addrs[p.next%len(addrs)]
+		}
+		p.logger.Warn("pull failed; retrying", "node", node, "in", sleep.Round(time.Millisecond), "err", err)
 		p.next++
 		select {
 		case <-ctx.Done():
@@ -83,7 +134,8 @@ func (p *Puller) Next(ctx context.Context, index uint64) (*api.AgentState, error
 }
 
 func (p *Puller) once(ctx context.Context, index uint64) (*api.AgentState, error) {
-	if len(p.id.Cluster) == 0 {
+	addrs := p.addrs.List()
+	if len(addrs) == 0 {
 		return nil, errors.New("no cluster address known")
 	}
 	if g := p.cred.generation(); g != p.credGen {
@@ -91,8 +143,11 @@ func (p *Puller) once(ctx context.Context, index uint64) (*api.AgentState, error
 		p.client.CloseIdleConnections()
 		p.credGen = g
 	}
-	addr := p.id.Cluster[p.next%len(p.id.Cluster)]
+	addr := addrs[p.next%len(addrs)]
 	url := "https://" + addr + "/v1/agents/state?index=" + strconv.FormatUint(index, 10) + "&wait=" + p.wait.String()
+	if applied := p.applied.Load(); applied > 0 {
+		url += "&" + api.AgentAppliedParam + "=" + strconv.FormatUint(applied, 10)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err

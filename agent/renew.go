@@ -305,7 +305,7 @@ func retryDelay(failures int, left time.Duration) time.Duration {
 type Renewer struct {
 	cred      *Credential
 	client    *http.Client
-	cluster   []string
+	cluster   func() []string
 	serverID  string
 	machineID string
 	roots     *x509.CertPool
@@ -328,7 +328,7 @@ func (p *Puller) NewRenewer(dataDir string, logger *slog.Logger) (*Renewer, erro
 	if !roots.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("cluster CA in the data dir is not PEM")
 	}
-	return &Renewer{cred: p.cred, client: p.client, cluster: append([]string(nil), p.id.Cluster...),
+	return &Renewer{cred: p.cred, client: p.client, cluster: p.Addrs,
 		serverID: p.id.ServerID, machineID: p.id.MachineID, roots: roots, logger: logger,
 		now: time.Now, after: time.After,
 		newKey: func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) },
@@ -391,7 +391,8 @@ func (r *Renewer) Run(ctx context.Context) error {
 // credential. The key is the pending one of an earlier attempt if there is
 // one (see pendingSuffix), else a new one, stored as pending first.
 func (r *Renewer) renewOnce(ctx context.Context) error {
-	if len(r.cluster) == 0 {
+	cluster := r.cluster()
+	if len(cluster) == 0 {
 		return errors.New("no cluster address known")
 	}
 	key, err := r.cred.pendingKey()
@@ -418,8 +419,8 @@ func (r *Renewer) renewOnce(ctx context.Context) error {
 	}
 	var resp api.AgentRenewResponse
 	var errs []error
-	for range r.cluster {
-		addr := r.cluster[r.next%len(r.cluster)]
+	for range cluster {
+		addr := cluster[r.next%len(cluster)]
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/agents/renew", bytes.NewReader(body))
 		if err != nil {
 			return err

@@ -35,10 +35,9 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 			return err
 		}
 	}
-	if len(cfg.Cluster) > 0 {
-		id.Cluster = dedup(append(append([]string(nil), cfg.Cluster...), id.Cluster...))
-	}
-	puller, err := NewPuller(cfg.DataDir, id, cfg.PollWait, logger)
+	// The configuration's addresses first, then the cluster's own list as
+	// the last state response gave it (the token's before the first).
+	puller, err := newPuller(cfg.DataDir, id, cfg.Cluster, cfg.PollWait, logger)
 	if err != nil {
 		return err
 	}
@@ -86,6 +85,9 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 		renewed := hostCerts.maybeRenew(ctx, st.HostCAKey)
 		// The cluster answers a wait that ran out with its newest index and
 		// the same state: nothing to apply until the drift repair is due.
+		// The applied index reported stays the one applied: reporting every
+		// newer index would cost a raft write per agent per wait, and the
+		// jump waits only for indexes at which this server's state changed.
 		unchanged := st.Index == index || lastState != nil && sameState(st, lastState)
 		index = st.Index
 		if unchanged && !renewed && time.Since(lastApply) < reconcileEvery {
@@ -94,8 +96,10 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 		lastState = st
 		desired := desiredFrom(st, id)
 		if cfg.DryRun {
+			// Nothing will ever be applied: the jump must not wait for it.
 			logger.Info("dry run: would apply", "index", st.Index, "users", len(desired.Users), "groups", len(desired.Groups), "sudo", len(desired.Sudo))
 			lastApply = time.Now()
+			puller.Applied(st.Index)
 			continue
 		}
 		rep, err := applier.Apply(ctx, desired)
@@ -104,6 +108,10 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 			logger.Error("apply failed", "index", st.Index, "err", err)
 			continue
 		}
+		// Reported on the next poll, which follows at once. A person the
+		// applier refused (a Problem) is reported too: the jump then dials
+		// and the target's refusal is the answer.
+		puller.Applied(st.Index)
 		for _, c := range rep.Changes {
 			logger.Info("changed", "what", c.String())
 		}
@@ -133,14 +141,17 @@ func startLoginEvents(ctx context.Context, cfg *Config, id *Identity, p *Puller,
 		spoolDir = filepath.Join(cfg.DataDir, "events")
 	}
 	poster := events.NewHTTPPoster(tlsCfg, id.Cluster, id.MachineID)
+	poster.FollowCluster(p.Addrs)
 	poster.RetireConnectionsOn(p.cred.generation)
 	return events.Start(ctx, events.Config{LoginLog: cfg.LoginLog, SpoolDir: spoolDir, Poster: poster, Logger: logger})
 }
 
 // sameState reports whether two states of the server hold the same content,
-// whatever their indexes.
+// whatever their indexes and the cluster's addresses (which the puller
+// follows; they change nothing on the server).
 func sameState(a, b *api.AgentState) bool {
 	x, y := *a, *b
 	x.Index, y.Index = 0, 0
+	x.Cluster, y.Cluster = nil, nil
 	return reflect.DeepEqual(&x, &y)
 }

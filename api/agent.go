@@ -57,7 +57,8 @@ type EnrollResponse struct {
 
 // AgentState is what an agent's server must look like: GET
 // /v1/agents/state?index=N&wait=60s returns it when anything in it changed
-// after index N.
+// after index N. The agent adds &applied=M, the index of the newest state
+// it has applied, which the cluster records for the jump (AgentAppliedParam).
 type AgentState struct {
 	Index        uint64        `json:"index"`
 	ServerID     string        `json:"server_id"`
@@ -70,6 +71,9 @@ type AgentState struct {
 	// (authorized_keys format): an agent whose host certificates another
 	// CA signed renews them (POST /v1/agents/hostcerts).
 	HostCAKey string `json:"host_ca_key,omitempty"`
+	// Cluster lists the API addresses (host:port) of the cluster's nodes
+	// now; the agent keeps them and fails over among them.
+	Cluster []string `json:"cluster,omitempty"`
 }
 
 // AgentHostCertsResponse answers POST /v1/agents/hostcerts: fresh host
@@ -82,6 +86,10 @@ type AgentHostCertsResponse struct {
 	// HostCAKey is the CA that signed them.
 	HostCAKey string `json:"host_ca_key"`
 }
+
+// AgentAppliedParam is the query parameter of GET /v1/agents/state that
+// carries the index of the newest state the agent has applied.
+const AgentAppliedParam = "applied"
 
 // AgentUser is an account the agent keeps on its server. Status "active"
 // accounts may log in; "disabled" and "deleted" ones are deprovisioned.

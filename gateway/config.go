@@ -140,6 +140,10 @@ type Jump struct {
 	// node's own machine. On by default in dev mode only; never in
 	// production, where a loopback target is the bastion's own machine.
 	AllowLoopbackTargets bool `mapstructure:"allow_loopback_targets"`
+	// AgentWait bounds how long a person's first login to an account the
+	// cluster has just created waits for the target's agent to create it
+	// (default 15s; 0 turns the wait off).
+	AgentWait time.Duration `mapstructure:"agent_wait"`
 }
 
 // SSH configures the front door.
@@ -290,6 +294,7 @@ var defaults = map[string]any{
 	"dev_idp.claim_names.groups":   "",
 	"jump.egress_addrs":            []string{},
 	"jump.allow_loopback_targets":  false,
+	"jump.agent_wait":              "15s",
 	"agents.admin_entitlement":     "admin",
 	"agents.cert_validity":         "720h",
 	"agents.host_cert_validity":    "2160h",
@@ -540,6 +545,9 @@ func (c *Config) problems() []string {
 	}
 	for _, err := range c.Agents.GCP.validate() {
 		bad("agents.gcp.%v", err)
+	}
+	if c.Jump.AgentWait < 0 || c.Jump.AgentWait > 5*time.Minute {
+		bad("jump.agent_wait %s is not between 0 (no wait) and 5m", c.Jump.AgentWait)
 	}
 	for _, a := range c.Jump.EgressAddrs {
 		if ip := net.ParseIP(a); ip == nil || ip.IsUnspecified() {

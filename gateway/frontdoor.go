@@ -74,8 +74,12 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 			jump = friendlyHost(host)
 		}
 	}
+	agentWait := n.cfg.Jump.AgentWait
+	if agentWait == 0 {
+		agentWait = -1 // configured off
+	}
 	n.jump = jumpproxy.New(jumpproxy.Config{
-		NodeID: n.id, EgressIPs: n.egressIPs(), Targets: n.targetRule(), Ciphers: n.cfg.SSH.Ciphers,
+		NodeID: n.id, EgressIPs: n.egressIPs(), Targets: n.targetRule(), Ciphers: n.cfg.SSH.Ciphers, AgentWait: agentWait,
 	}, n.store, n.keys, n.audit, n.startRecording, n.logger)
 	go n.jump.Run(n.bgCtx)
 	n.ssh = frontdoor.New(frontdoor.Config{

@@ -42,4 +42,5 @@ const (
 	AgentEventsAppendType  MessageType = 29
 	ServerAgentKeyType     MessageType = 30
 	TokenPruneType         MessageType = 31
+	AgentAppliedSetType    MessageType = 32
 )

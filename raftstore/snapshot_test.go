@@ -84,6 +84,7 @@ func fillAllTables(t *testing.T, f *FSM) {
 		&CAUpsert{Record: testCA(t, "t1", CATLS, "", CAActive, 9), Now: testNow},
 		&ServiceTokenCreate{Token: testServiceToken("st1", "terraform", "secret"), Now: testNow},
 		&ServiceTokenCreate{Token: modified(testServiceToken("st2", "ci", "other"), func(tk *ServiceToken) { tk.ExpiresAt = time.Time{} }), Now: testNow},
+		&AgentAppliedSet{ServerID: "i-1", Index: 7},
 	}
 	for _, c := range cmds {
 		mustApply(t, f, c)

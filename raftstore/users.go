@@ -38,6 +38,14 @@ type User struct {
 	UpdatedAt   time.Time
 	CreateIndex uint64
 	ModifyIndex uint64
+	// AccountIndex is the raft index at which what makes the person's
+	// account on a server (Login, UnixName, UID, Status) last changed;
+	// GroupsSince the index at which they joined each of Groups. The FSM
+	// keeps both, whatever a command says; with them the jump knows from
+	// which index a server's desired state holds the account as it is now
+	// (gateway/jump waits for it). Records written before these existed hold zeros.
+	AccountIndex uint64            `json:",omitempty"`
+	GroupsSince  map[string]uint64 `json:",omitempty"`
 }
 
 func init() {
@@ -106,8 +114,9 @@ func (c *UserUpsert) apply(tx *writeTxn) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upsert user %s: %w", u.ID, err)
 	}
+	var old *User
 	if existing != nil {
-		old := existing.(*User)
+		old = existing.(*User)
 		u.UID, u.CreatedAt, u.CreateIndex = old.UID, old.CreatedAt, old.CreateIndex
 	} else {
 		u.CreatedAt, u.CreateIndex = c.Now, tx.index
@@ -132,10 +141,31 @@ func (c *UserUpsert) apply(tx *writeTxn) (any, error) {
 		return existing.(*User), nil // no-op: don't wake watchers
 	}
 	u.UpdatedAt, u.ModifyIndex = c.Now, tx.index
+	u.AccountIndex, u.GroupsSince = accountIndexes(old, &u, tx.index)
 	if err := tx.Insert(tableUsers, &u); err != nil {
 		return nil, fmt.Errorf("insert user %s: %w", u.ID, err)
 	}
 	return &u, tx.bump(tableUsers)
+}
+
+// accountIndexes derives u's AccountIndex and GroupsSince at index from the
+// record it replaces (nil when u is new).
+func accountIndexes(old, u *User, index uint64) (uint64, map[string]uint64) {
+	account := index
+	if old != nil && old.Login == u.Login && old.UnixName == u.UnixName && old.UID == u.UID && old.Status == u.Status {
+		account = old.AccountIndex
+	}
+	var since map[string]uint64
+	for _, g := range u.Groups {
+		if since == nil {
+			since = map[string]uint64{}
+		}
+		since[g] = index
+		if old != nil && slices.Contains(old.Groups, g) {
+			since[g] = old.GroupsSince[g]
+		}
+	}
+	return account, since
 }
 
 // sameUser reports whether an upsert would change nothing a reader sees.
@@ -192,7 +222,7 @@ func (c *UserSetStatus) apply(tx *writeTxn) (any, error) {
 	if u.Status == c.Status {
 		return &u, nil // no-op: don't wake watchers
 	}
-	u.Status, u.UpdatedAt, u.ModifyIndex = c.Status, c.Now, tx.index
+	u.Status, u.UpdatedAt, u.ModifyIndex, u.AccountIndex = c.Status, c.Now, tx.index, tx.index
 	if err := tx.Insert(tableUsers, &u); err != nil {
 		return nil, fmt.Errorf("update user %s: %w", c.ID, err)
 	}

@@ -33,7 +33,10 @@ func (e *StatusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Statu
 // HTTPPoster posts to the cluster's nodes over the agent's mutual-TLS
 // credential, moving to the next node after a failure.
 type HTTPPoster struct {
-	addrs     []string
+	addrs []string
+	// follow, when set, gives the cluster's addresses at each post in
+	// place of addrs (FollowCluster).
+	follow    func() []string
 	machineID string
 	client    *http.Client
 	next      int
@@ -50,6 +53,10 @@ func (p *HTTPPoster) RetireConnectionsOn(generation func() uint64) {
 	p.generation, p.gen = generation, generation()
 }
 
+// FollowCluster makes the poster ask list for the cluster's addresses
+// before each post, so that it follows the nodes the agent learns of.
+func (p *HTTPPoster) FollowCluster(list func() []string) { p.follow = list }
+
 // NewHTTPPoster posts to addrs (host:port) as the agent of machineID.
 func NewHTTPPoster(tlsCfg *tls.Config, addrs []string, machineID string) *HTTPPoster {
 	return &HTTPPoster{addrs: addrs, machineID: machineID,
@@ -61,7 +68,11 @@ func NewHTTPPoster(tlsCfg *tls.Config, addrs []string, machineID string) *HTTPPo
 
 // PostEvents implements Poster.
 func (p *HTTPPoster) PostEvents(ctx context.Context, events []api.LoginEvent) (*api.AgentEventsResponse, error) {
-	if len(p.addrs) == 0 {
+	addrs := p.addrs
+	if p.follow != nil {
+		addrs = p.follow()
+	}
+	if len(addrs) == 0 {
 		return nil, errors.New("no cluster address known")
 	}
 	if events == nil {
@@ -71,7 +82,7 @@ func (p *HTTPPoster) PostEvents(ctx context.Context, events []api.LoginEvent) (*
 	if err != nil {
 		return nil, err
 	}
-	addr := p.addrs[p.next%len(p.addrs)]
+	addr := addrs[p.next%len(addrs)]
 	out, err := p.post(ctx, addr, body)
 	if err != nil {
 		p.next++

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -119,6 +120,21 @@ func (s *Server) agentStateHandler(w http.ResponseWriter, r *http.Request, srv *
 	if minIndex != 0 {
 		s.holdFor(w, blockingHold(wait))
 	}
+	if v := r.URL.Query().Get(api.AgentAppliedParam); v != "" {
+		applied, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			s.writeError(w, r, Errorf(http.StatusBadRequest, "%s %q is not a number", api.AgentAppliedParam, v))
+			return
+		}
+		// Recorded beside the wait, never in front of it: during an election
+		// the write waits for a leader, and the agent must not. An answer
+		// that comes first cancels it, which loses nothing: the agent has a
+		// new state to apply and reports again at once.
+		recordCtx, stopRecord := context.WithCancel(r.Context())
+		var recording sync.WaitGroup
+		recording.Go(func() { s.recordApplied(recordCtx, srv.ID, applied) })
+		defer func() { stopRecord(); recording.Wait() }()
+	}
 	// An agent that is up to date waits until its own state changes, not
 	// merely the tables it is computed from: a write elsewhere (another
 	// project's server, a person in no granted group) would otherwise send
@@ -174,4 +190,21 @@ func stateDigest(st *api.AgentState) []byte {
 	b, _ := json.Marshal(&c)
 	sum := sha256.Sum256(b)
 	return sum[:]
+}
+
+// recordApplied replicates how far a server's agent has got, for the jump
+// on every node (gateway/jump waits for it before it dials a person's new
+// account). It writes only when the index moved forward, so an agent's
+// steady polling costs no raft write; a failed write is logged and the poll
+// served anyway: the agent reports again on its next poll.
+func (s *Server) recordApplied(ctx context.Context, serverID string, applied uint64) {
+	if applied == 0 {
+		return
+	}
+	if _, a, err := s.store.State().AgentAppliedOf(nil, serverID); err == nil && a != nil && a.Index >= applied {
+		return
+	}
+	if _, err := s.store.Apply(ctx, &raftstore.AgentAppliedSet{ServerID: serverID, Index: applied}); err != nil && ctx.Err() == nil {
+		s.logger.Warn("record the agent's applied index", "server", serverID, "index", applied, "err", err)
+	}
 }

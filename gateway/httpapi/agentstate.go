@@ -16,14 +16,16 @@ import (
 // watched whole. Of the servers table only the agent's own row matters,
 // watched by row and counted by its ModifyIndex: every agent's heartbeat
 // (ServerSeen) writes that table, and counting or watching it whole would
-// wake the whole fleet, or answer its next poll at once, at each one.
-var agentTables = []string{"users", "groups", "grants", "entitlements", "projects", "ca"}
+// wake the whole fleet, or answer its next poll at once, at each one. The
+// nodes table gives the cluster's addresses, which agents follow.
+var agentTables = []string{"users", "groups", "grants", "entitlements", "projects", "ca", "nodes"}
 
 // agentState computes what server serverID must look like: the accounts of
 // everyone in a group granted to its project (disabled and deleted ones too,
 // so the agent deprovisions them), the granted groups that are valid unix
 // group names, the sudo entitlements the grants carry, the project's user
-// CA keys, and the host CA that signs host certificates now. It adds what it reads to ws.
+// CA keys, the host CA that signs host certificates now, and the API
+// addresses of the cluster's nodes. It adds what it reads to ws.
 func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitlement string) (*api.AgentState, error) {
 	idx := st.MaxIndexWatch(ws, agentTables...)
 	_, srv, err := st.ServerByID(ws, serverID)
@@ -120,6 +122,17 @@ func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitleme
 	if hostCA != nil {
 		out.HostCAKey = hostCA.PublicKey
 	}
+	_, nodes, err := st.Nodes(ws)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		if n.APIAddr != "" {
+			out.Cluster = append(out.Cluster, n.APIAddr)
+		}
+	}
+	slices.Sort(out.Cluster)
+	out.Cluster = slices.Compact(out.Cluster)
 	return out, nil
 }
 

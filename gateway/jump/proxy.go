@@ -80,6 +80,10 @@ type Config struct {
 	// Ciphers are offered to people's clients on the inner connection and
 	// preferred towards targets; empty means sshalg.DefaultCiphers.
 	Ciphers []string
+	// AgentWait bounds how long a person's login to their own account waits
+	// for the target's agent to have applied it (agentwait.go); zero means
+	// DefaultAgentWait, less than zero no wait.
+	AgentWait time.Duration
 }
 
 // Bounds on audit fields that carry what a client sent (raftstore.BoundText);
@@ -116,6 +120,9 @@ func New(cfg Config, store Store, mint Minter, audit Auditor, record RecorderFac
 	}
 	if cfg.DefaultCertTTL == 0 {
 		cfg.DefaultCertTTL = 3 * time.Minute
+	}
+	if cfg.AgentWait == 0 {
+		cfg.AgentWait = DefaultAgentWait
 	}
 	return &Proxy{cfg: cfg, store: store, mint: mint, audit: audit, record: record, logger: logger, now: time.Now, sessions: newRegistry(),
 		targetCiphers: sshalg.TargetCiphers(cfg.Ciphers)}
@@ -199,12 +206,22 @@ type conn struct {
 	sessionID string
 	started   time.Time
 
+	// preauth sends the person banners while the inner leg authenticates.
+	preauth gossh.ServerPreAuthConn
+
 	mu     sync.Mutex
 	login  string
 	target *targetConn
+	// refused is set once a login was refused: the person was told, and
+	// every later method gets the same answer without a second banner.
+	refused error
 	// closing is set with the reason once the connection is being ended.
 	closing string
 }
+
+// errToldAlready answers the methods tried after a refusal the person
+// has already been shown.
+var errToldAlready = errors.New("login refused (reported already)")
 
 func (c *conn) fields(extra ...string) map[string]string {
 	f := map[string]string{"session": c.sessionID, "server": c.srv.Name, "project": c.srv.Project, "node": c.p.cfg.NodeID, "remote": c.id.Remote.String()}
@@ -215,7 +232,7 @@ func (c *conn) fields(extra ...string) map[string]string {
 }
 
 // serve runs the inner SSH server on the accepted channel.
-func (c *conn) serve(ctx context.Context, cc *chanConn) {
+func (c *conn) serve(ctx context.Context, cc net.Conn) {
 	defer cc.Close()
 	signers, err := c.p.mint.InnerHostSigners(c.srv, c.requested)
 	if err != nil {
@@ -226,8 +243,13 @@ func (c *conn) serve(ctx context.Context, cc *chanConn) {
 	// settled on the outer connection. Every method ends in the same check
 	// of the requested login, and in dialling the target with it, so that a
 	// refusal reaches the person as a message before the session opens.
+	// OpenSSH tries each method in turn (none, every key, keyboard-
+	// interactive): a refusal is shown for the first, once.
 	check := func(meta gossh.ConnMetadata) (*gossh.Permissions, error) {
 		if err := c.connectTarget(ctx, meta.User()); err != nil {
+			if errors.Is(err, errToldAlready) {
+				return nil, err
+			}
 			return nil, &gossh.BannerError{Err: err, Message: "Rampart: " + err.Error() + "\r\n"}
 		}
 		return &gossh.Permissions{}, nil
@@ -241,6 +263,9 @@ func (c *conn) serve(ctx context.Context, cc *chanConn) {
 		},
 		MaxAuthTries:  3,
 		ServerVersion: "SSH-2.0-Rampart",
+		// Called before the first method, in the same goroutine as the
+		// auth callbacks.
+		PreAuthConnCallback: func(pc gossh.ServerPreAuthConn) { c.preauth = pc },
 	}
 	// The inner client is the outer one's program (ssh -J runs the same
 	// ssh twice), so its version line picks the ciphers here too.
@@ -313,17 +338,39 @@ func (c *conn) connectTarget(ctx context.Context, login string) error {
 		}
 		return fmt.Errorf("%w: one login per connection", ErrLoginDenied)
 	}
-	if err := c.acc.loginAllowed(c.user, login); err != nil {
+	if c.refused != nil {
+		return errToldAlready
+	}
+	refuse := func(err error) error {
+		c.refused = err
 		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", raftstore.ClientText(login), "reason", raftstore.BoundText(err.Error(), maxAuditReason)))
 		return err
 	}
+	if err := c.acc.loginAllowed(c.user, login); err != nil {
+		return refuse(err)
+	}
+	// A person signed in moments ago may not have an account on the target
+	// yet: wait for its agent rather than let sshd refuse them.
+	if err := c.awaitAgent(ctx, login, c.tell); err != nil {
+		return refuse(err)
+	}
 	client, err := c.p.dialTarget(ctx, c, login)
 	if err != nil {
-		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", login, "reason", raftstore.BoundText(err.Error(), maxAuditReason)))
-		return err
+		return refuse(err)
 	}
 	c.target, c.login = client, login
 	return nil
+}
+
+// tell shows the person a line while the inner leg authenticates (OpenSSH
+// prints banners on stderr).
+func (c *conn) tell(msg string) {
+	if c.preauth == nil {
+		return
+	}
+	if err := c.preauth.SendAuthBanner("Rampart: " + msg + "\r\n"); err != nil {
+		c.p.logger.Debug("banner", "session", c.sessionID, "err", err)
+	}
 }
 
 // end closes the connection for reason (policy change, idle, max duration).

@@ -1,0 +1,260 @@
+package e2e
+
+// A person's first `ssh -J` right after their first sign-in: their account
+// is created in the cluster by the sign-in, and on the target by its agent
+// a moment later. The jump must wait for the agent rather than let sshd
+// refuse the person. Twenty new people each sign in and jump at once, with
+// the real OpenSSH client, through a dev node to a target whose agent
+// creates every account; then, with the agent stopped, one more person is
+// told which agent to have checked.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/devidp"
+)
+
+var (
+	firstLoginNodeIP   = testIP(93)
+	firstLoginTargetIP = testIP(94)
+)
+
+const (
+	// firstLoginPeople sign in and jump, firstLoginConcurrent at a time.
+	firstLoginPeople     = 20
+	firstLoginConcurrent = 5
+	// firstLoginAgentWait is the node's jump.agent_wait.
+	firstLoginAgentWait = 8 * time.Second
+)
+
+// firstLoginName is the dev IdP user name of new person i (1-based).
+func firstLoginName(i int) string { return fmt.Sprintf("newbie%02d", i) }
+
+// firstLoginNodeConfig continues the dev node's dev_idp block: a 1 s device
+// poll interval (sign-ins in a second, not five), alice the administrator,
+// and the new people, all in engineering; then the jump's agent wait.
+func firstLoginNodeConfig(people int) string {
+	var b strings.Builder
+	b.WriteString("  poll_interval: 1s\n  users:\n")
+	b.WriteString("    - {username: alice, password: alice, email: alice@example.com, groups: [engineering, rampart-admins]}\n")
+	for i := 1; i <= people; i++ {
+		n := firstLoginName(i)
+		fmt.Fprintf(&b, "    - {username: %s, password: %s, email: %s@example.com, groups: [engineering]}\n", n, n, n)
+	}
+	fmt.Fprintf(&b, "jump:\n  agent_wait: %s\n", firstLoginAgentWait)
+	return b.String()
+}
+
+// firstLoginPerson is one new person: a key and an ssh_config offering it.
+type firstLoginPerson struct {
+	name, key, config string
+}
+
+func newFirstLoginPerson(t *testing.T, e *policyEnv, name string) *firstLoginPerson {
+	t.Helper()
+	dir := filepath.Join(e.dir, name)
+	fatalIf(t, os.Mkdir(dir, 0o700))
+	p := &firstLoginPerson{name: name, key: newSSHKey(t, dir, name), config: filepath.Join(dir, "ssh_config")}
+	fatalIf(t, os.WriteFile(p.config, []byte(fmt.Sprintf(`Host %s
+  Port %s
+Host *
+  IdentityFile %s
+  IdentitiesOnly yes
+  IdentityAgent none
+  UserKnownHostsFile %s
+  GlobalKnownHostsFile /dev/null
+  StrictHostKeyChecking yes
+  BatchMode yes
+  ConnectTimeout 10
+`, e.node.IP, portSSH, p.key, e.knownHosts)), 0o600))
+	return p
+}
+
+// signIn binds the person's key through the device flow, as `ssh node`
+// would: the sign-in link arrives as the keyboard-interactive instruction
+// and the dev IdP's pages are driven as a browser would. The node creates
+// the person's record in this sign-in.
+func (p *firstLoginPerson) signIn(node *DevNode, hostCA []gossh.PublicKey) error {
+	pem, err := os.ReadFile(p.key)
+	if err != nil {
+		return err
+	}
+	signer, err := gossh.ParsePrivateKey(pem)
+	if err != nil {
+		return err
+	}
+	approve := func(_, instruction string, questions []string, _ []bool) ([]string, error) {
+		m := reDeviceURL.FindString(instruction)
+		if m == "" {
+			return nil, fmt.Errorf("no sign-in link in %q", instruction)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		return make([]string, len(questions)), devidp.NewBrowser().Approve(ctx, m, p.name, p.name)
+	}
+	checker := &gossh.CertChecker{IsHostAuthority: func(auth gossh.PublicKey, _ string) bool {
+		for _, k := range hostCA {
+			if bytes.Equal(k.Marshal(), auth.Marshal()) {
+				return true
+			}
+		}
+		return false
+	}}
+	c, err := gossh.Dial("tcp", node.SSHAddr(), &gossh.ClientConfig{
+		User: p.name, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer), gossh.KeyboardInteractive(approve)},
+		HostKeyCallback: checker.CheckHostKey, HostKeyAlgorithms: []string{gossh.CertAlgoED25519v01}, Timeout: waitLong,
+	})
+	if err != nil {
+		return fmt.Errorf("sign in %s: %w", p.name, err)
+	}
+	return c.Close()
+}
+
+// jump runs `ssh -J person@node person@web-1 id -un` with OpenSSH.
+func (p *firstLoginPerson) jump(node *DevNode) (sshResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), sshTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ssh", "-F", p.config, "-J", p.name+"@"+net.JoinHostPort(node.IP, portSSH), p.name+"@web-1", "id", "-un")
+	cmd.Env = clientEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return sshResult{}, fmt.Errorf("ssh -J as %s still running after %s; stderr:\n%s", p.name, sshTimeout, stderr.String())
+	}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		return sshResult{}, err
+	}
+	return sshResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}, nil
+}
+
+var (
+	reWaiting = regexp.MustCompile(`waiting for web-1 to set up your account`)
+	reRefused = regexp.MustCompile(`(?i)refused|Permission denied|agent has not applied`)
+)
+
+func TestAgentFirstLogin(t *testing.T) {
+	people := firstLoginPeople + 1 // the last one meets a stopped agent
+	node := StartDevNodeWith(t, "firstlogin", firstLoginNodeIP, firstLoginNodeConfig(people))
+	e := &policyEnv{jumpEnv: &jumpEnv{node: node, dir: t.TempDir()}}
+	var hostCA api.CAKeys
+	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
+	if len(hostCA.Keys) != 1 {
+		t.Fatalf("host CA keys = %v", hostCA.Keys)
+	}
+	hostCAKeys := []gossh.PublicKey{parseAuthorizedKey(t, hostCA.Keys[0])}
+	e.knownHosts = filepath.Join(e.dir, "known_hosts")
+	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	e.key, e.config = e.signIn(t, "alice")
+	e.setProject(t, api.ProjectSettings{})
+	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
+	token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
+
+	tg := NewTarget(t, TargetConfig{Name: "web-1", IP: firstLoginTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
+	writeAgentFiles(t, tg, node, token)
+	fatalIf(t, tg.Start(), "start web-1")
+	ag := startAgent(t, tg)
+	// The agent has enrolled and applied the state once (alice's account
+	// exists), so it reports how far it got from its next poll on.
+	fatalIf(t, waitFor(waitLong, func() error {
+		if err := ag.alive(); err != nil {
+			return err
+		}
+		if _, err := tg.Exec(context.Background(), "id", "-u", "alice"); err != nil {
+			return fmt.Errorf("no account for alice on web-1 yet: %w", err)
+		}
+		return nil
+	}), "the agent's first apply")
+
+	persons := make([]*firstLoginPerson, people)
+	for i := range persons {
+		persons[i] = newFirstLoginPerson(t, e, firstLoginName(i+1))
+	}
+
+	// Each person signs in and jumps at once, five people at a time.
+	type outcome struct {
+		r               sshResult
+		err             error
+		signIn, jumpDur time.Duration
+	}
+	results := make([]outcome, firstLoginPeople)
+	sem := make(chan struct{}, firstLoginConcurrent)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range firstLoginPeople {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			p := persons[i]
+			t0 := time.Now()
+			if err := p.signIn(node, hostCAKeys); err != nil {
+				results[i].err = err
+				return
+			}
+			t1 := time.Now()
+			results[i].r, results[i].err = p.jump(node)
+			results[i].signIn, results[i].jumpDur = t1.Sub(t0), time.Since(t1)
+		})
+	}
+	wg.Wait()
+	t.Logf("%d people signed in and jumped in %s", firstLoginPeople, time.Since(start).Round(time.Millisecond))
+	waited := 0
+	var slowest time.Duration
+	for i, o := range results {
+		p := persons[i]
+		if o.err != nil {
+			t.Errorf("%s: %v", p.name, o.err)
+			continue
+		}
+		if o.r.code != 0 || strings.TrimSpace(o.r.stdout) != p.name || reRefused.MatchString(o.r.stderr) {
+			t.Errorf("%s's first ssh -J: exit %d, stdout %q; stderr:\n%s", p.name, o.r.code, o.r.stdout, o.r.stderr)
+		}
+		if reWaiting.MatchString(o.r.stderr) {
+			waited++
+		}
+		slowest = max(slowest, o.jumpDur)
+	}
+	t.Logf("%d of %d were told to wait for the agent; the slowest first ssh -J took %s", waited, firstLoginPeople, slowest.Round(time.Millisecond))
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// The agent stopped: nobody sets the next person's account up. They
+	// are told so once, naming the agent, after the wait.
+	t.Run("fail/agent-stopped", func(t *testing.T) {
+		stopAgent(t, ag)
+		p := persons[people-1]
+		fatalIf(t, p.signIn(node, hostCAKeys))
+		begun := time.Now()
+		r, err := p.jump(node)
+		fatalIf(t, err)
+		took := time.Since(begun)
+		t.Logf("refused after %s:\n%s", took.Round(time.Millisecond), strings.TrimSpace(r.stderr))
+		want := fmt.Sprintf("web-1's agent has not applied your account after %s; ask an administrator to check rampart-agent on web-1", firstLoginAgentWait)
+		if r.code == 0 || strings.Count(r.stderr, want) != 1 || len(reWaiting.FindAllString(r.stderr, -1)) != 1 {
+			t.Fatalf("exit %d; stderr:\n%s\nwant one waiting line and one refusal %q", r.code, r.stderr, want)
+		}
+		if took < firstLoginAgentWait {
+			t.Errorf("refused after %s, before the %s wait ran out", took, firstLoginAgentWait)
+		}
+	})
+}

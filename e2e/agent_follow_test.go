@@ -1,0 +1,128 @@
+package e2e
+
+// An agent follows the cluster, not its enrollment token: enrolled while the
+// cluster had one node, it learns the nodes that join from its state, and
+// when the node it enrolled with dies it keeps receiving changes from the
+// others — a disabled person's lock above all. Three rampartd processes on
+// TestClusterRevocation's addresses (the tests of a package run one at a
+// time), n1 in dev mode with the dev IdP, and a target with a real agent.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-ssh/rampart/api"
+)
+
+// followLockBound is the issue's bound from a person's disabling to their
+// account being locked on the target.
+const followLockBound = 5 * time.Second
+
+func TestAgentFollowsCluster(t *testing.T) {
+	c := NewCluster(t, "follow", revocationNodeIPs...)
+	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	e := &revocationEnv{c: c, idp: "http://" + net.JoinHostPort(n1.IP, portDevIdP), dir: t.TempDir()}
+	c.OIDCIssuer = e.idp
+	cfgPath := filepath.Join(c.Dir, "n1.yaml")
+	cfg := fmt.Sprintf("dev_idp:\n  listen: %q\n  issuer: %q\n  poll_interval: 1s\n", net.JoinHostPort(n1.IP, portDevIdP), e.idp)
+	fatalIf(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
+	fatalIf(t, n1.Start("--dev", "--config", cfgPath), "start n1")
+	fatalIf(t, c.loadBootstrapFiles(n1), "n1 bootstrap")
+	fatalIf(t, e.devNode(n1).waitSignInReady(waitLong), "n1 sign-in")
+
+	var hostCA api.CAKeys
+	do(t, n1.API(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
+	if len(hostCA.Keys) != 1 {
+		t.Fatalf("host CA keys = %v", hostCA.Keys)
+	}
+	e.knownHosts = filepath.Join(e.dir, "known_hosts")
+	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	e.alice = e.signIn(t, "alice", n1)
+	e.bob = e.signIn(t, "bob", n1)
+	do(t, n1.API(), http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers"}, nil)
+	do(t, n1.API(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
+
+	// Enrolled while n1 is the whole cluster: the token, and the agent's
+	// configuration, name n1 alone.
+	token := strings.TrimSpace(e.admin(t, n1, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
+	tok, err := api.ParseToken(token)
+	fatalIf(t, err, "token")
+	if !slices.Equal(tok.Addrs, []string{n1.APIAddr()}) {
+		t.Fatalf("the token names %v, want n1 alone", tok.Addrs)
+	}
+	tg := NewTarget(t, TargetConfig{Name: "web-1", IP: revocationTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
+	writeAgentFiles(t, tg, e.devNode(n1), token)
+	fatalIf(t, tg.Start(), "start web-1")
+	ag := startAgent(t, tg)
+	fatalIf(t, waitFor(waitLong, func() error {
+		if err := ag.alive(); err != nil {
+			return err
+		}
+		if _, err := tg.Exec(context.Background(), "id", "-u", "bob"); err != nil {
+			return fmt.Errorf("no account for bob on web-1 yet: %w", err)
+		}
+		return nil
+	}), "the agent's first apply")
+
+	for i, n := range c.Nodes[1:] {
+		fatalIf(t, n.Start("--join", c.JoinToken()), "start "+n.ID)
+		fatalIf(t, c.WaitMembers(waitLong, c.Nodes[:i+2]...), "join "+n.ID)
+	}
+	// The agent keeps the cluster's list in its data dir.
+	want := []string{n1.APIAddr(), n2.APIAddr(), n3.APIAddr()}
+	slices.Sort(want)
+	kept := tg.Path(agentDataDir + "/cluster.json")
+	fatalIf(t, waitFor(waitLong, func() error {
+		if err := ag.alive(); err != nil {
+			return err
+		}
+		var got []string
+		b, err := os.ReadFile(kept)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &got); err != nil || !slices.Equal(got, want) {
+			return fmt.Errorf("%s holds %s (%v), want %v", kept, b, err, want)
+		}
+		return nil
+	}), "the agent learns the new nodes")
+
+	fatalIf(t, n1.Kill(), "kill n1")
+	_, err = c.WaitLeader(waitLong, n2, n3)
+	fatalIf(t, err, "a leader without n1")
+
+	begun := time.Now()
+	e.admin(t, n2, "users", "disable", "bob")
+	disabled := time.Now()
+	var locked time.Time
+	err = waitFor(waitLong, func() error {
+		if err := ag.alive(); err != nil {
+			return err
+		}
+		out, err := tg.Exec(context.Background(), "getent", "shadow", "bob")
+		f := strings.Split(strings.TrimSpace(out), ":")
+		if err != nil || len(f) < 9 {
+			return fmt.Errorf("getent shadow bob: %q, %v", out, err)
+		}
+		if f[7] != "1" {
+			return fmt.Errorf("bob's account does not expire yet: %q", out)
+		}
+		locked = time.Now()
+		return nil
+	})
+	fatalIf(t, err, "bob locked on web-1 with n1 dead")
+	t.Logf("bob locked on web-1 %s after `users disable bob` on n2 returned (%s after it was typed)",
+		locked.Sub(disabled).Round(time.Millisecond), locked.Sub(begun).Round(time.Millisecond))
+	if d := locked.Sub(disabled); d > followLockBound {
+		t.Errorf("bob was locked %s after being disabled, over the %s bound", d.Round(time.Millisecond), followLockBound)
+	}
+}
