@@ -169,7 +169,8 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 
 // requireNode admits only callers with a verified node certificate of a
 // current member: a node in the nodes table (a joining node is recorded
-// there when its join token is spent; a removed node is deleted from it).
+// there, with its key, when its join token is spent; a removed node is
+// deleted from it), for the key recorded there.
 func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
@@ -185,9 +186,15 @@ func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string))
 			s.writeError(w, r, err)
 			return
 		}
-		if _, n, err := s.store.State().NodeByID(nil, id); err != nil || n == nil {
+		_, n, err := s.store.State().NodeByID(nil, id)
+		if err != nil || n == nil {
 			s.logger.Warn("refused node certificate of a non-member", "peer_node", id, "remote", r.RemoteAddr)
 			s.writeError(w, r, Errorf(http.StatusForbidden, "node %q is not a member of this cluster", id))
+			return
+		}
+		if !n.HoldsKey(r.TLS.VerifiedChains[0][0].PublicKey) {
+			s.logger.Warn("refused node certificate for a key the node does not hold", "peer_node", id, "remote", r.RemoteAddr)
+			s.writeError(w, r, Errorf(http.StatusForbidden, "this certificate of node %q is not for the key the node joined with", id))
 			return
 		}
 		h(w, r, id)
