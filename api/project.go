@@ -21,6 +21,10 @@ type ProjectSettings struct {
 	SharedLogins       []string `json:"shared_logins,omitempty"`
 	IdleTimeout        string   `json:"idle_timeout,omitempty"`
 	MaxSessionDuration string   `json:"max_session_duration,omitempty"`
+	// ServerNames are the project's target name rules: glob patterns
+	// (*.web.example.com, web-*) that every name an enrollment asks for
+	// must match one of; empty allows any name that is not a node's.
+	ServerNames []string `json:"server_names,omitempty"`
 }
 
 // IndexHeader carries the raft index of the data in a response; a client

@@ -58,6 +58,9 @@ func (c clusterService) Enroll(ctx context.Context, req *api.EnrollRequest) (*ap
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkTargetNames(req, adm.project); err != nil {
+		return nil, err
+	}
 	return c.register(ctx, req, keys, adm, now)
 }
 
@@ -156,12 +159,9 @@ func (c clusterService) enrolledAs(req *api.EnrollRequest) *raftstore.Server {
 // refuseTaken audits and refuses an enrollment under a name an enrolled
 // server holds.
 func (c clusterService) refuseTaken(req *api.EnrollRequest, project, server string) error {
-	c.n.audit.Record("server.enroll_refused", "agent", map[string]string{"server": server, "requested_name": req.Name, "project": project,
-		"method": req.Method, "addr": req.Addr, "reason": "name already enrolled"})
-	c.n.logger.Warn("refused enrollment: name already enrolled", "method", req.Method, "server_name", req.Name, "server", server,
-		"project", project, "addr", req.Addr)
-	return httpapi.Errorf(http.StatusConflict, "server %s is already enrolled: a server enrolls once. To enroll it again "+
-		"(reinstalled, new host keys or address), an administrator deletes it first (servers delete %s)", server, server)
+	return c.refuseName(req, project, server, "name already enrolled", httpapi.Errorf(http.StatusConflict,
+		"server %s is already enrolled: a server enrolls once. To enroll it again (reinstalled, new host keys or address), "+
+			"an administrator deletes it first (servers delete %s)", server, server))
 }
 
 // register records the admitted server and issues what its agent needs.

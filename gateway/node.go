@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -108,7 +109,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	}
-	go n.recordOwnKey(bg)
+	go n.recordSelf(bg)
 	if n.cfg.DevIdP.Enabled {
 		if err := n.startDevIdP(bg); err != nil {
 			return err
@@ -390,16 +391,20 @@ func (n *Node) ownKeyHash() (string, error) {
 	return raftstore.HashNodeKey(leaf.PublicKey)
 }
 
-// recordOwnKey records this node's key in its node record when the record
-// has none (a node that joined before keys were recorded), so that from
-// then on only certificates for this key speak for it. Joins and bootstrap
-// record the key themselves; this runs once per start, until ctx ends.
-func (n *Node) recordOwnKey(ctx context.Context) {
+// recordSelf records this node's key in its node record when the record
+// has none (a node that joined before keys were recorded), so that from then
+// on only certificates for this key speak for it, and the names its front
+// door's host certificate is for, which enrollment refuses to targets.
+// Joins and bootstrap record the key themselves. It runs once per start,
+// until it has written what was missing or ctx ends.
+func (n *Node) recordSelf(ctx context.Context) {
 	keyHash, err := n.ownKeyHash()
 	if err != nil {
 		n.logger.Error("record the node's key", "err", err)
 		return
 	}
+	names := n.sshHostNames()
+	slices.Sort(names)
 	for ctx.Err() == nil {
 		err := n.store.WaitForLeader(time.Minute)
 		if err == nil {
@@ -410,17 +415,20 @@ func (n *Node) recordOwnKey(ctx context.Context) {
 			_, rec, err = n.store.State().NodeByID(nil, n.id)
 		}
 		if err == nil {
-			if rec == nil || rec.KeyHash != "" {
+			if rec == nil || (rec.KeyHash != "" && slices.Equal(rec.HostNames, names)) {
 				return // not a member (yet), or recorded already
 			}
 			up := *rec
-			up.KeyHash = keyHash
+			if up.KeyHash == "" {
+				up.KeyHash = keyHash
+			}
+			up.HostNames = names
 			if _, err = n.store.Apply(ctx, &raftstore.NodeUpsert{Node: up, Now: n.now().UTC()}); err == nil {
-				n.logger.Info("recorded the node's key in its node record")
+				n.logger.Info("recorded the node's key and host names in its node record", "host_names", names)
 				return
 			}
 		}
-		n.logger.Warn("record the node's key; trying again", "err", err)
+		n.logger.Warn("record the node's key and host names; trying again", "err", err)
 		t := time.NewTimer(10 * time.Second)
 		select {
 		case <-t.C:

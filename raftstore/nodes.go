@@ -3,6 +3,7 @@ package raftstore
 import (
 	"crypto"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -25,7 +26,11 @@ type Node struct {
 	// however long it is still valid. Renewal keeps the key. Empty for a
 	// node recorded before keys were: each node records its own at its next
 	// start.
-	KeyHash     string `json:",omitempty"`
+	KeyHash string `json:",omitempty"`
+	// HostNames are the names and addresses the node's front door host
+	// certificate is for (what users type to reach it), as the node
+	// records them at start. Enrollment refuses them to targets.
+	HostNames   []string `json:",omitempty"`
 	JoinedAt    time.Time
 	CreateIndex uint64
 	ModifyIndex uint64
@@ -61,8 +66,9 @@ func (n *Node) HoldsKey(pub crypto.PublicKey) bool {
 	return err == nil && h == n.KeyHash
 }
 
-// NodeUpsert records a node's addresses, and its key when Node.KeyHash is
-// set; an upsert without a key keeps the recorded one.
+// NodeUpsert records a node's addresses, and its key and host names when
+// Node.KeyHash and Node.HostNames are set; an upsert without them keeps the
+// recorded ones.
 type NodeUpsert struct {
 	Node Node
 	Now  time.Time
@@ -73,6 +79,14 @@ func (c *NodeUpsert) Type() MessageType { return NodeUpsertType }
 func (c *NodeUpsert) Validate() error {
 	if c.Node.ID == "" || c.Node.RaftAddr == "" {
 		return invalidf("node id and raft address are required")
+	}
+	if len(c.Node.HostNames) > maxAltNames {
+		return invalidf("node %s: more than %d host names", c.Node.ID, maxAltNames)
+	}
+	for _, h := range c.Node.HostNames {
+		if !validHostOrIP(h) {
+			return invalidf("node %s: host name %q is neither a DNS-style name nor an IP address", c.Node.ID, h)
+		}
 	}
 	if c.Node.KeyHash != "" {
 		if err := validAgentKeyHash("node key hash", c.Node.KeyHash); err != nil {
@@ -93,7 +107,11 @@ func (c *NodeUpsert) apply(tx *writeTxn) (any, error) {
 		if n.KeyHash == "" {
 			n.KeyHash = old.KeyHash
 		}
-		if old.RaftAddr == n.RaftAddr && old.APIAddr == n.APIAddr && old.SSHAddr == n.SSHAddr && old.KeyHash == n.KeyHash {
+		if n.HostNames == nil {
+			n.HostNames = old.HostNames
+		}
+		if old.RaftAddr == n.RaftAddr && old.APIAddr == n.APIAddr && old.SSHAddr == n.SSHAddr && old.KeyHash == n.KeyHash &&
+			slices.Equal(old.HostNames, n.HostNames) {
 			return old, nil
 		}
 		n.JoinedAt, n.CreateIndex = old.JoinedAt, old.CreateIndex

@@ -87,6 +87,7 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s.mux.HandleFunc("GET /v1/agents/state", s.requireAgent(s.agentStateHandler))
 	s.mux.HandleFunc("POST /v1/agents/events", s.requireAgent(s.agentEvents))
 	s.mux.HandleFunc("GET /v1/ca/host", s.hostCAKeys)
+	s.mux.HandleFunc("GET /v1/ca/node-host", s.nodeHostCAKeys)
 	s.mux.HandleFunc("GET /v1/ca/user/{project}", s.userCAKeys)
 	s.agentBins = newAgentBinaries("")
 	s.mux.HandleFunc("GET /install.sh", s.installScriptHandler)
