@@ -66,12 +66,13 @@ func knownHosts(st *raftstore.State) (knownHostsView, error) {
 			if ip := net.ParseIP(name); ip != nil && ip.IsUnspecified() {
 				continue
 			}
-			// OpenSSH matches a host on a port other than 22 as [name]:port.
-			pattern := name
+			// OpenSSH looks a host on a port other than 22 up as
+			// [name]:port, and as the bare name too (and as it is under
+			// HostKeyAlias): list both.
+			view.NodeNames = append(view.NodeNames, name)
 			if port != "22" {
-				pattern = "[" + name + "]:" + port
+				view.NodeNames = append(view.NodeNames, "["+name+"]:"+port)
 			}
-			view.NodeNames = append(view.NodeNames, pattern)
 		}
 	}
 	slices.Sort(view.NodeNames)

@@ -34,11 +34,11 @@ func TestCANodeHostAndKnownHosts(t *testing.T) {
 	}
 
 	kh := decodeJSON[knownHostsView](t, h.mustRun("ca", "known-hosts", "--json"))
-	const nodes = "10.0.0.11,[10.0.0.12]:2222,bastion.example.com"
+	const nodes = "10.0.0.11,10.0.0.12,[10.0.0.12]:2222,bastion.example.com"
 	if len(kh.NodeHost) != 2 || kh.NodeHost[0] != "@cert-authority "+nodes+" "+pub || !strings.HasPrefix(kh.NodeHost[1], "@cert-authority "+nodes+" ") {
 		t.Errorf("node host lines %q; want the active and the waiting key for %s", kh.NodeHost, nodes)
 	}
-	wantTarget := "@cert-authority *,!10.0.0.11,![10.0.0.12]:2222,!bastion.example.com " + strings.TrimSpace(hostBefore.PublicKey)
+	wantTarget := "@cert-authority *,!10.0.0.11,!10.0.0.12,![10.0.0.12]:2222,!bastion.example.com " + strings.TrimSpace(hostBefore.PublicKey)
 	if len(kh.Host) != 1 || kh.Host[0] != wantTarget {
 		t.Errorf("target host lines %q; want %q", kh.Host, wantTarget)
 	}
