@@ -124,7 +124,8 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 
 // ReenrollHint is what an operator is told when the credential is refused.
 func ReenrollHint(err error) string {
-	return fmt.Sprintf("%v: put a new enrollment token in the token file, delete the data dir's identity.json, and start the agent again", err)
+	return fmt.Sprintf("%v: unless the cluster removed it, an administrator deletes this server first (servers delete NAME: "+
+		"a server enrolls once); then put a new enrollment token in the token file, delete the data dir's identity.json, and start the agent again", err)
 }
 
 // startLoginEvents starts following sshd's log and delivering its login

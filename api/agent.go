@@ -49,7 +49,7 @@ type EnrollResponse struct {
 	CAPEM       string    `json:"ca_pem"`
 	CertExpires time.Time `json:"cert_expires"`
 	// HostCerts are host certificates (authorized_keys format), one per host
-	// key, signed by the cluster host CA for the server's names.
+	// key, signed by the cluster's target host CA for the server's names.
 	HostCerts []string `json:"host_certs"`
 	// UserCAKeys are the project's user CA keys sshd must trust.
 	UserCAKeys []string `json:"user_ca_keys"`

@@ -27,6 +27,10 @@ type ProjectSettings struct {
 	// RequireHostCertificate refuses targets that present no host
 	// certificate (no fallback to the host key pinned at enrollment).
 	RequireHostCertificate bool `json:"require_host_certificate"`
+	// ServerNames are the project's target name rules: glob patterns
+	// (*.web.example.com, web-*) that every name an enrollment asks for
+	// must match one of; empty allows any name that is not a node's.
+	ServerNames []string `json:"server_names,omitempty"`
 }
 
 // IndexHeader carries the raft index of the data in a response; a client

@@ -38,19 +38,23 @@ type adminEnv struct {
 	*jumpEnv
 	// knownHosts is the known_hosts file the ssh_config names.
 	knownHosts string
+	// targetCA is the target host CA's key, trusted for the targets the
+	// jump reaches.
+	targetCA string
 }
 
 func setupAdmin(t *testing.T) *adminEnv {
 	t.Helper()
 	e := &adminEnv{jumpEnv: &jumpEnv{node: StartDevNode(t, "admin", adminNodeIP), dir: t.TempDir()}}
 	e.key = newSSHKey(t, e.dir, "alice")
-	var hostCA api.CAKeys
+	var hostCA, nodeHostCA api.CAKeys
 	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	if len(hostCA.Keys) != 1 {
-		t.Fatalf("host CA keys = %v", hostCA.Keys)
+	do(t, e.api(), http.MethodGet, "/v1/ca/node-host", nil, &nodeHostCA)
+	if len(hostCA.Keys) != 1 || len(nodeHostCA.Keys) != 1 {
+		t.Fatalf("host CA keys = %v, node host CA keys = %v", hostCA.Keys, nodeHostCA.Keys)
 	}
-	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	e.trustHostCAs(t, hostCA.Keys...)
+	e.knownHosts, e.targetCA = filepath.Join(e.dir, "known_hosts"), hostCA.Keys[0]
+	e.trustHostCAs(t, nodeHostCA.Keys...)
 	e.config = filepath.Join(e.dir, "ssh_config")
 	fatalIf(t, os.WriteFile(e.config, []byte(fmt.Sprintf(`Host %s
   Port %s
@@ -77,14 +81,16 @@ Host *
 	return e
 }
 
-// trustHostCAs writes the known_hosts file: an @cert-authority line per key,
-// as `rampart setup` keeps it during a host CA rotation.
+// trustHostCAs writes the known_hosts file: an @cert-authority line per
+// node host CA key, as `rampart setup` keeps it during a node host CA
+// rotation, and the target host CA's line.
 func (e *adminEnv) trustHostCAs(t testing.TB, keys ...string) {
 	t.Helper()
 	var b strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&b, "@cert-authority * %s\n", k)
 	}
+	fmt.Fprintf(&b, "@cert-authority * %s\n", e.targetCA)
 	fatalIf(t, os.WriteFile(e.knownHosts, []byte(b.String()), 0o600))
 }
 
@@ -237,18 +243,18 @@ func TestAdminShellOpenSSH(t *testing.T) {
 		}
 	})
 
-	// The host CA rotates while clients that trust both keys keep
+	// The node host CA rotates while clients that trust both keys keep
 	// connecting; after promote the node presents a certificate of the new
 	// key without a restart.
-	t.Run("ok/host-ca-rotation", func(t *testing.T) {
-		oldKey := adminCAKeys(t, e, "/v1/ca/host")[0]
-		r := adminJSON[adminRotation](t, e, "ca", "rotate", "host", "begin")
+	t.Run("ok/node-host-ca-rotation", func(t *testing.T) {
+		oldKey := adminCAKeys(t, e, "/v1/ca/node-host")[0]
+		r := adminJSON[adminRotation](t, e, "ca", "rotate", "node-host", "begin")
 		if r.Phase != "staged" || r.Waiting == nil || r.Active == nil || r.Active.PublicKey != oldKey {
 			t.Fatalf("begin: %+v", r)
 		}
 		newKey := r.Waiting.PublicKey
-		if got := adminCAKeys(t, e, "/v1/ca/host"); !slices.Equal(got, adminSorted(oldKey, newKey)) {
-			t.Fatalf("host CA keys after begin: %v", got)
+		if got := adminCAKeys(t, e, "/v1/ca/node-host"); !slices.Equal(got, adminSorted(oldKey, newKey)) {
+			t.Fatalf("node host CA keys after begin: %v", got)
 		}
 		onlyNew := filepath.Join(e.dir, "known_hosts.new")
 		fatalIf(t, os.WriteFile(onlyNew, []byte("@cert-authority * "+newKey+"\n"), 0o600))
@@ -258,28 +264,28 @@ func TestAdminShellOpenSSH(t *testing.T) {
 		e.trustHostCAs(t, oldKey, newKey)
 		e.mustAdmin(t, "whoami")
 
-		e.mustAdmin(t, "ca", "rotate", "host", "promote", "--yes")
+		e.mustAdmin(t, "ca", "rotate", "node-host", "promote", "--yes")
 		promoted := time.Now()
 		fatalIf(t, waitFor(waitLong, func() error {
 			if r := e.admin(t, []string{"-o", "UserKnownHostsFile=" + onlyNew}, "whoami"); r.code != 0 {
 				return fmt.Errorf("exit %d: %s", r.code, r.stderr)
 			}
 			return nil
-		}), "connect trusting only the new host CA")
+		}), "connect trusting only the new node host CA")
 		t.Logf("front door re-signed %s after promote", time.Since(promoted).Round(time.Millisecond))
 		e.mustAdmin(t, "whoami")
 
-		r = adminJSON[adminRotation](t, e, "ca", "rotate", "host", "retire", "--yes")
+		r = adminJSON[adminRotation](t, e, "ca", "rotate", "node-host", "retire", "--yes")
 		if r.Phase != "stable" || r.Active.PublicKey != newKey {
 			t.Fatalf("retire: %+v", r)
 		}
-		if got := adminCAKeys(t, e, "/v1/ca/host"); !slices.Equal(got, []string{newKey}) {
-			t.Fatalf("host CA keys after retire: %v", got)
+		if got := adminCAKeys(t, e, "/v1/ca/node-host"); !slices.Equal(got, []string{newKey}) {
+			t.Fatalf("node host CA keys after retire: %v", got)
 		}
 		e.trustHostCAs(t, newKey)
-		keys := adminJSON[[]adminCAKey](t, e, "ca", "ls", "--kind", "host")
+		keys := adminJSON[[]adminCAKey](t, e, "ca", "ls", "--kind", "node-host")
 		if len(keys) != 2 || keys[0].State != "retired" || keys[1].Role != "signing" || keys[1].PublicKey != newKey {
-			t.Errorf("ca ls --kind host --json: %+v", keys)
+			t.Errorf("ca ls --kind node-host --json: %+v", keys)
 		}
 	})
 }

@@ -267,9 +267,10 @@ func setupAgentFleet(b *testing.B, name, ip string, n int, settle bool) *agentFl
 	fatalIf(b, err)
 	signer, err := gossh.NewSignerFromKey(priv)
 	fatalIf(b, err)
-	var hostCA api.CAKeys
+	var hostCA, nodeHostCA api.CAKeys
 	do(b, f.api, http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	be := &benchEnv{node: f.node, signer: signer, hostCA: parseKeys(b, hostCA.Keys)}
+	do(b, f.api, http.MethodGet, "/v1/ca/node-host", nil, &nodeHostCA)
+	be := &benchEnv{node: f.node, signer: signer, hostCA: parseKeys(b, append(hostCA.Keys, nodeHostCA.Keys...))}
 	be.bindKey(b)
 	do(b, f.api, http.MethodPut, "/v1/projects/"+agentBenchProject, api.Project{Description: "simulated agents"}, nil)
 	do(b, f.api, http.MethodPut, "/v1/projects/"+agentBenchProject+"/grants/engineering", api.Grant{}, nil)

@@ -233,7 +233,7 @@ func TestAgentCloudEnrollment(t *testing.T) {
 	var hostCA api.CAKeys
 	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
 	e.knownHosts = filepath.Join(dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
 	e.key, e.config = e.signIn(t, "alice")
 	for _, p := range []string{"web", "db"} {
 		do(t, e.api(), http.MethodPut, "/v1/projects/"+p, api.Project{Description: p + " servers"}, nil)

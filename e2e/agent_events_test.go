@@ -229,7 +229,7 @@ func TestAgentLoginEvents(t *testing.T) {
 		t.Fatalf("host CA keys = %v", hostCA.Keys)
 	}
 	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
 	e.key, e.config = e.signIn(t, "alice")
 	e.setProject(t, api.ProjectSettings{})
 	e.admin(t, "projects", "grant", "web", "engineering")

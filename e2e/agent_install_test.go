@@ -63,7 +63,7 @@ func setupEnrollNode(t *testing.T, name, ip, extra string) (*policyEnv, string) 
 		t.Fatalf("host CA keys = %v", hostCA.Keys)
 	}
 	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
 	e.key, e.config = e.signIn(t, "alice")
 	e.setProject(t, api.ProjectSettings{})
 	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)

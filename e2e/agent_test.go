@@ -184,7 +184,7 @@ func setupAgentNode(t *testing.T) *policyEnv {
 		t.Fatalf("host CA keys = %v", hostCA.Keys)
 	}
 	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
 	e.key, e.config = e.signIn(t, "alice")
 	e.setProject(t, api.ProjectSettings{})
 	e.admin(t, "entitlements", "create", "nginx-reload", "--command", "'/usr/sbin/nginx -s reload'", "--nopasswd")

@@ -82,7 +82,7 @@ func startRevocationCluster(t *testing.T) *revocationEnv {
 		t.Fatalf("host CA keys = %v", hostCA.Keys)
 	}
 	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, n1.API())), 0o600))
 	return e
 }
 

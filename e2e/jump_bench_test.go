@@ -124,9 +124,12 @@ func setupBench(b *testing.B) *benchEnv {
 	e.signer, err = gossh.ParsePrivateKey(pem)
 	fatalIf(b, err)
 	c := e.node.API()
-	var hostCA api.CAKeys
+	// The bastion's certificate is the node host CA's, the jump's
+	// per-target one the target host CA's.
+	var hostCA, nodeHostCA api.CAKeys
 	do(b, c, http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	e.hostCA = parseKeys(b, hostCA.Keys)
+	do(b, c, http.MethodGet, "/v1/ca/node-host", nil, &nodeHostCA)
+	e.hostCA = parseKeys(b, append(hostCA.Keys, nodeHostCA.Keys...))
 	e.bindKey(b)
 
 	do(b, c, http.MethodPut, "/v1/projects/bench", api.Project{Description: "benchmarks"}, nil)
@@ -152,7 +155,7 @@ func setupBench(b *testing.B) *benchEnv {
 	fatalIf(b, e.jumpHost.Start())
 
 	kh := filepath.Join(e.dir, "known_hosts")
-	fatalIf(b, os.WriteFile(kh, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"+
+	fatalIf(b, os.WriteFile(kh, []byte(hostCALines(b, c)+
 		benchJumpHostIP+" "+authorizedLine(e.jumpHost.HostKey())+"\n"+
 		benchTargetIP+" "+authorizedLine(e.target.HostKey())+"\n"), 0o600))
 	// ssh_config keeps the first value it reads: the node's block first.

@@ -71,7 +71,7 @@ func setupPolicyJumpOn(t *testing.T, node *DevNode, targetIP string) *policyEnv 
 		t.Fatalf("host CA keys = %v", hostCA.Keys)
 	}
 	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
 	e.key, e.config = e.signIn(t, "alice")
 	e.setProject(t, api.ProjectSettings{})
 	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)

@@ -74,7 +74,7 @@ func setupJump(t *testing.T, settings api.ProjectSettings, usePAM bool) *jumpEnv
 		t.Fatalf("host CA keys = %v", hostCA.Keys)
 	}
 	kh := filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(kh, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	fatalIf(t, os.WriteFile(kh, []byte(hostCALines(t, c)), 0o600))
 	e.config = filepath.Join(e.dir, "ssh_config")
 	// ssh_config keeps the first value it reads: the node's block first.
 	fatalIf(t, os.WriteFile(e.config, []byte(fmt.Sprintf(`Host %s

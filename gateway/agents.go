@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,6 +67,9 @@ func (c clusterService) Enroll(ctx context.Context, req *api.EnrollRequest) (*ap
 		return nil, httpapi.Errorf(http.StatusBadRequest, "enrollment method %q is not token, aws or gcp", req.Method)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkTargetNames(req, adm.project); err != nil {
 		return nil, err
 	}
 	return c.register(ctx, req, keys, adm, now)
@@ -140,7 +144,35 @@ func (c clusterService) admitToken(ctx context.Context, req *api.EnrollRequest, 
 	if err := res.Decode(&tok); err != nil {
 		return nil, err
 	}
-	return &admission{project: tok.Project, serverID: c.serverIDFor(tok.Project, req), method: raftstore.EnrollToken}, nil
+	// A token enrolls new servers only. Knowing an enrolled server's name
+	// and machine id (/etc/machine-id is world-readable) proves nothing, so
+	// a second enrollment under a name that is taken is refused, never
+	// allowed to move that server's address, host keys or agent key.
+	if taken := c.enrolledAs(req); taken != nil {
+		return nil, c.refuseTaken(req, tok.Project, taken.Name)
+	}
+	return &admission{project: tok.Project, serverID: newServerID(), method: raftstore.EnrollToken}, nil
+}
+
+// enrolledAs returns the enrolled server that already answers to the name
+// or one of the alt names req asks for, or nil.
+func (c clusterService) enrolledAs(req *api.EnrollRequest) *raftstore.Server {
+	st := c.n.store.State()
+	for _, name := range append([]string{req.Name}, req.AltNames...) {
+		if _, srv, err := st.ServerByAddress(nil, name); err == nil && srv != nil &&
+			(srv.Name == strings.ToLower(name) || slices.Contains(srv.AltNames, strings.ToLower(name))) {
+			return srv
+		}
+	}
+	return nil
+}
+
+// refuseTaken audits and refuses an enrollment under a name an enrolled
+// server holds.
+func (c clusterService) refuseTaken(req *api.EnrollRequest, project, server string) error {
+	return c.refuseName(req, project, server, "name already enrolled", httpapi.Errorf(http.StatusConflict,
+		"server %s is already enrolled: a server enrolls once. To enroll it again (reinstalled, new host keys or address), "+
+			"an administrator deletes it first (servers delete %s)", server, server))
 }
 
 // register records the admitted server and issues what its agent needs.
@@ -170,6 +202,10 @@ func (c clusterService) register(ctx context.Context, req *api.EnrollRequest, ke
 		if errors.Is(err, raftstore.ErrNotFound) {
 			n.logger.Warn("refused enrollment: no such project", "method", req.Method, "server_name", req.Name, "project", adm.project, "err", err)
 			return nil, httpapi.Errorf(http.StatusForbidden, "project %s does not exist: create it before servers enroll into it", adm.project)
+		}
+		if errors.Is(err, raftstore.ErrConflict) && adm.method == raftstore.EnrollToken {
+			// Another enrollment took the name since admitToken looked.
+			return nil, c.refuseTaken(req, adm.project, strings.ToLower(req.Name))
 		}
 		return nil, err
 	}
@@ -214,20 +250,6 @@ func (c clusterService) register(ctx context.Context, req *api.EnrollRequest, ke
 	n.audit.Record("server.enrolled", "agent", details)
 	n.logger.Info("enrolled server", "server", srv.Name, "server_id", srv.ID, "project", srv.Project, "method", req.Method, "instance_id", adm.instanceID)
 	return resp, nil
-}
-
-// serverIDFor keeps a server's id when the same machine enrolls again under
-// the same name; anything else gets a new id.
-func (c clusterService) serverIDFor(project string, req *api.EnrollRequest) string {
-	_, servers, err := c.n.store.State().ServersByProject(nil, project)
-	if err == nil {
-		for _, s := range servers {
-			if s.Name == strings.ToLower(req.Name) && s.MachineID == req.MachineID {
-				return s.ID
-			}
-		}
-	}
-	return newServerID()
 }
 
 func newServerID() string {

@@ -90,7 +90,8 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		Admin: adminshell.New(adminshell.Deps{Store: n.store, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(),
 			NodeID: n.id, Logger: n.logger}),
 	}, svc, provider, n.store.State, n.audit, n.logger)
-	// A host CA rotation re-signs the front door's certificate on every node.
+	// A node host CA rotation re-signs the front door's certificate on
+	// every node.
 	if cert, ok := signers[len(signers)-1].PublicKey().(*gossh.Certificate); ok {
 		go n.keys.watchHostCA(n.bgCtx, signers[0], string(gossh.MarshalAuthorizedKey(cert.SignatureKey)), n.ssh.SetHostCertificate)
 	}

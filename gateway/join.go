@@ -194,6 +194,10 @@ func (c clusterService) Join(ctx context.Context, req *api.JoinRequest) (*api.Jo
 	if err != nil {
 		return nil, httpapi.Errorf(http.StatusBadRequest, "public_key is not a PKIX public key")
 	}
+	keyHash, err := raftstore.HashNodeKey(pub)
+	if err != nil {
+		return nil, httpapi.Errorf(http.StatusBadRequest, "public_key: %v", err)
+	}
 	if err := n.store.ConsistentRead(ctx); err != nil {
 		return nil, err
 	}
@@ -214,9 +218,11 @@ func (c clusterService) Join(ctx context.Context, req *api.JoinRequest) (*api.Jo
 	if err != nil {
 		return nil, err
 	}
-	// The node is a member (of the nodes table) from here on: its certificate
-	// opens the node-only endpoints and forwarding until it is removed.
-	if _, err := n.store.Apply(ctx, &raftstore.NodeUpsert{Node: raftstore.Node{ID: req.NodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, SSHAddr: req.SSHAddr}, Now: n.now().UTC()}); err != nil {
+	// The node is a member (of the nodes table) from here on: a certificate
+	// for its key opens the node-only endpoints and forwarding until it is
+	// removed.
+	if _, err := n.store.Apply(ctx, &raftstore.NodeUpsert{Node: raftstore.Node{ID: req.NodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, SSHAddr: req.SSHAddr,
+		KeyHash: keyHash}, Now: n.now().UTC()}); err != nil {
 		return nil, err
 	}
 	tca, err := ca.LoadTLSCA([]byte(meta.TLSCACert), meta.TLSCAKeySealed, n.kek, n.now)
@@ -259,8 +265,10 @@ func (c clusterService) Promote(ctx context.Context, nodeID string) error {
 	return c.n.store.AddVoter(ctx, nodeID, node.RaftAddr)
 }
 
-// RemoveNode takes a node out of raft and forgets it. The API's node-only
-// endpoints check the nodes table, so its certificate no longer opens them.
+// RemoveNode takes a node out of raft and forgets it, key included. The
+// API's node-only endpoints and the raft port check the nodes table, so its
+// certificate no longer opens them, not even after a node of the same id
+// joins again (with a key of its own).
 func (c clusterService) RemoveNode(ctx context.Context, nodeID string) error {
 	if err := c.n.store.RemoveServer(ctx, nodeID); err != nil {
 		return err

@@ -184,7 +184,8 @@ func (k *keyring) signInner(srv *raftstore.Server, requested string, rec *raftst
 	return []gossh.Signer{plain, certSigner}, nil
 }
 
-// HostCAKeys are the host CA keys a target's certificate may be signed by.
+// HostCAKeys are the target host CA keys a target's certificate may be
+// signed by (never the node host CA's: a target is not a node).
 func (k *keyring) HostCAKeys() ([]gossh.PublicKey, error) {
 	_, recs, err := k.n.store.State().CAsFor(nil, raftstore.CAHost, "")
 	if err != nil {
@@ -220,7 +221,7 @@ func (k *keyring) NewCAKey(id, alg string) (publicKey string, sealed []byte, key
 const hostCARetry = 5 * time.Second
 
 // watchHostCA keeps the front door's host certificate signed by the active
-// host CA: when a rotation promotes a new key (or rolls back), every node
+// node host CA: when a rotation promotes a new key (or rolls back), every node
 // sees the change in its replica and re-signs its own host key at once, so
 // clients that trust only the new key reach it without a restart. signedBy
 // is the authorized_keys line of the CA that signed the certificate the
@@ -230,7 +231,7 @@ func (k *keyring) watchHostCA(ctx context.Context, hostKey gossh.Signer, signedB
 	for ctx.Err() == nil {
 		var active *raftstore.CARecord
 		idx, err := raftstore.BlockingQuery(ctx, k.n.store, index, 0, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {
-			i, rec, err := st.ActiveCA(ws, raftstore.CAHost, "")
+			i, rec, err := st.ActiveCA(ws, raftstore.CANodeHost, "")
 			active = rec
 			return i, err
 		})
@@ -246,7 +247,7 @@ func (k *keyring) watchHostCA(ctx context.Context, hostKey gossh.Signer, signedB
 			}
 		}
 		if err != nil {
-			k.n.logger.Error("host CA watch", "err", err)
+			k.n.logger.Error("node host CA watch", "err", err)
 			t := time.NewTimer(hostCARetry)
 			select {
 			case <-t.C:
@@ -259,7 +260,7 @@ func (k *keyring) watchHostCA(ctx context.Context, hostKey gossh.Signer, signedB
 	}
 }
 
-// signNodeHostKey certifies the node's own host key with the host CA of rec,
+// signNodeHostKey certifies the node's own host key with the node host CA of rec,
 // for the names users type to reach the node.
 func (k *keyring) signNodeHostKey(hostKey gossh.Signer, rec *raftstore.CARecord) (gossh.Signer, error) {
 	hca, err := k.open(rec)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,6 +116,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	}
+	go n.recordSelf(bg)
 	if n.cfg.DevIdP.Enabled {
 		if err := n.startDevIdP(bg); err != nil {
 			return err
@@ -306,7 +308,11 @@ func (n *Node) bootstrap(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: record cluster identity: %w", err)
 	}
 	a := n.advertise()
-	if _, err := n.store.Apply(actx, &raftstore.NodeUpsert{Node: raftstore.Node{ID: n.id, RaftAddr: a.Raft, APIAddr: a.API, SSHAddr: a.SSH}, Now: now}); err != nil {
+	keyHash, err := n.ownKeyHash()
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if _, err := n.store.Apply(actx, &raftstore.NodeUpsert{Node: raftstore.Node{ID: n.id, RaftAddr: a.Raft, APIAddr: a.API, SSHAddr: a.SSH, KeyHash: keyHash}, Now: now}); err != nil {
 		return fmt.Errorf("bootstrap: record node: %w", err)
 	}
 	if err := n.writeBootstrapSecrets(actx, caPEM); err != nil {
@@ -378,4 +384,60 @@ func randomHex(nbytes int) string {
 	b := make([]byte, nbytes)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%x", b)
+}
+
+// ownKeyHash is raftstore.HashNodeKey of this node's TLS certificate's key.
+func (n *Node) ownKeyHash() (string, error) {
+	leaf := n.tls.RaftServer.Certificates[0].Leaf
+	if leaf == nil {
+		return "", errors.New("the node certificate is not parsed")
+	}
+	return raftstore.HashNodeKey(leaf.PublicKey)
+}
+
+// recordSelf records this node's key in its node record when the record
+// has none (a node that joined before keys were recorded), so that from then
+// on only certificates for this key speak for it, and the names its front
+// door's host certificate is for, which enrollment refuses to targets.
+// Joins and bootstrap record the key themselves. It runs once per start,
+// until it has written what was missing or ctx ends.
+func (n *Node) recordSelf(ctx context.Context) {
+	keyHash, err := n.ownKeyHash()
+	if err != nil {
+		n.logger.Error("record the node's key", "err", err)
+		return
+	}
+	names := n.sshHostNames()
+	slices.Sort(names)
+	for ctx.Err() == nil {
+		err := n.store.WaitForLeader(time.Minute)
+		if err == nil {
+			err = n.store.ConsistentRead(ctx)
+		}
+		var rec *raftstore.Node
+		if err == nil {
+			_, rec, err = n.store.State().NodeByID(nil, n.id)
+		}
+		if err == nil {
+			if rec == nil || (rec.KeyHash != "" && slices.Equal(rec.HostNames, names)) {
+				return // not a member (yet), or recorded already
+			}
+			up := *rec
+			if up.KeyHash == "" {
+				up.KeyHash = keyHash
+			}
+			up.HostNames = names
+			if _, err = n.store.Apply(ctx, &raftstore.NodeUpsert{Node: up, Now: n.now().UTC()}); err == nil {
+				n.logger.Info("recorded the node's key and host names in its node record", "host_names", names)
+				return
+			}
+		}
+		n.logger.Warn("record the node's key and host names; trying again", "err", err)
+		t := time.NewTimer(10 * time.Second)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 }

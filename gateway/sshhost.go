@@ -17,7 +17,10 @@ import (
 
 const (
 	hostKeyFile = "ssh_host_ed25519_key"
-	hostCAID    = "host-ca-1"
+	// hostCAID is the first target host CA; nodeHostCAID the first node
+	// host CA.
+	hostCAID     = "host-ca-1"
+	nodeHostCAID = "node-host-ca-1"
 	// hostCertValidity: the node re-certifies its key at every start.
 	hostCertValidity = 365 * 24 * time.Hour
 )
@@ -49,12 +52,13 @@ func (n *Node) loadHostKey() (gossh.Signer, error) {
 	return signer, nil
 }
 
-// hostCA returns the cluster's SSH host CA, creating it if the cluster has
-// none yet. Two nodes racing to create it both end up with the one raft kept.
-func (n *Node) hostCA(ctx context.Context) (*ca.SSHCA, error) {
+// sshCA returns the cluster's SSH CA of kind (the node host CA or the
+// target host CA), creating it under id if the cluster has none yet. Two
+// nodes racing to create it both end up with the one raft kept.
+func (n *Node) sshCA(ctx context.Context, kind raftstore.CAKind, id string) (*ca.SSHCA, error) {
 	confirmed := false
 	for attempt := 0; attempt < 3; attempt++ {
-		_, rec, err := n.store.State().ActiveCA(nil, raftstore.CAHost, "")
+		_, rec, err := n.store.State().ActiveCA(nil, kind, "")
 		if err != nil {
 			return nil, err
 		}
@@ -71,35 +75,42 @@ func (n *Node) hostCA(ctx context.Context) (*ca.SSHCA, error) {
 			confirmed = true
 			continue
 		}
-		c, sealed, pub, err := ca.NewSSHCAKey(hostCAID, n.kek)
+		c, sealed, pub, err := ca.NewSSHCAKey(id, n.kek)
 		if err != nil {
 			return nil, err
 		}
 		_, err = n.store.Apply(ctx, &raftstore.CAUpsert{Record: raftstore.CARecord{
-			ID: hostCAID, Kind: raftstore.CAHost, Algorithm: gossh.KeyAlgoED25519, PublicKey: pub, SealedKey: sealed, State: raftstore.CAActive,
+			ID: id, Kind: kind, Algorithm: gossh.KeyAlgoED25519, PublicKey: pub, SealedKey: sealed, State: raftstore.CAActive,
 		}, Now: n.now().UTC()})
 		if err == nil {
+			n.logger.Info("created SSH CA", "ca_kind", string(kind), "ca", id)
 			return c, nil
 		}
 		// Another node won the race, or the leader was lost after the
 		// write was sent: either way, look again at what was committed.
 		if !errors.Is(err, raftstore.ErrConflict) && !errors.Is(err, raftstore.ErrOutcomeUnknown) {
-			return nil, fmt.Errorf("create the cluster host CA: %w", err)
+			return nil, fmt.Errorf("create the cluster %s CA: %w", kind, err)
 		}
 		if err := n.store.ConsistentRead(ctx); err != nil {
 			return nil, err
 		}
 	}
-	return nil, errors.New("create the cluster host CA: lost the race three times")
+	return nil, fmt.Errorf("create the cluster %s CA: lost the race three times", kind)
 }
 
-// hostSigners returns the node's plain host key and its host certificate.
+// hostSigners returns the node's plain host key and its host certificate,
+// signed by the node host CA (created on first use, also on the first start
+// of a cluster made before the CA was split). It makes sure the target host
+// CA exists too, so that /v1/ca/host answers from the start.
 func (n *Node) hostSigners(ctx context.Context) ([]gossh.Signer, error) {
 	key, err := n.loadHostKey()
 	if err != nil {
 		return nil, err
 	}
-	hca, err := n.hostCA(ctx)
+	if _, err := n.sshCA(ctx, raftstore.CAHost, hostCAID); err != nil {
+		return nil, err
+	}
+	hca, err := n.sshCA(ctx, raftstore.CANodeHost, nodeHostCAID)
 	if err != nil {
 		return nil, err
 	}

@@ -19,13 +19,18 @@ type CAKind string
 const (
 	// CAUser signs user certificates; there is one chain per project.
 	CAUser CAKind = "user"
-	// CAHost signs the host certificates of targets and nodes (one per cluster).
+	// CAHost signs the host certificates of targets and of the per-target
+	// inner servers of the jump (one per cluster).
 	CAHost CAKind = "host"
+	// CANodeHost signs only the host certificates of the nodes' own front
+	// doors (one per cluster): nothing a target enrolls with is signed by
+	// it, so no target can be made to look like a bastion.
+	CANodeHost CAKind = "node-host"
 	// CATLS is the cluster's TLS CA (one per cluster).
 	CATLS CAKind = "tls"
 )
 
-func (k CAKind) valid() bool { return k == CAUser || k == CAHost || k == CATLS }
+func (k CAKind) valid() bool { return k == CAUser || k == CAHost || k == CANodeHost || k == CATLS }
 
 // CAState is where a CA is in its rotation. "next" is trusted alongside the
 // active CA but signs nothing yet; "active" signs; "retired" is kept for the

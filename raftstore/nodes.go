@@ -1,7 +1,9 @@
 package raftstore
 
 import (
+	"crypto"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -13,10 +15,22 @@ const tableNodes = "nodes"
 // front door of that node listen. Raft's own configuration says who votes;
 // this table says how to reach each member for everything else.
 type Node struct {
-	ID          string
-	RaftAddr    string
-	APIAddr     string
-	SSHAddr     string
+	ID       string
+	RaftAddr string
+	APIAddr  string
+	SSHAddr  string
+	// KeyHash is HashNodeKey of the public key of the node's TLS
+	// certificate, recorded when the node joins (or bootstraps). Only a
+	// certificate for this key speaks for the node: a certificate of an
+	// earlier node of the same id (removed, then joined again) is refused,
+	// however long it is still valid. Renewal keeps the key. Empty for a
+	// node recorded before keys were: each node records its own at its next
+	// start.
+	KeyHash string `json:",omitempty"`
+	// HostNames are the names and addresses the node's front door host
+	// certificate is for (what users type to reach it), as the node
+	// records them at start. Enrollment refuses them to targets.
+	HostNames   []string `json:",omitempty"`
 	JoinedAt    time.Time
 	CreateIndex uint64
 	ModifyIndex uint64
@@ -37,7 +51,24 @@ func init() {
 	registerCommand(NodeDeleteType, func() Command { return new(NodeDelete) })
 }
 
-// NodeUpsert records a node's addresses.
+// HashNodeKey is how a node's key is recorded: the hex SHA-256 of the public
+// key's PKIX DER encoding, as for agent keys.
+func HashNodeKey(pub crypto.PublicKey) (string, error) { return HashAgentKey(pub) }
+
+// HoldsKey reports whether a certificate for pub speaks for the node: its
+// key is the one recorded at join, or none was recorded (a node from before
+// keys were; it records its own at its next start).
+func (n *Node) HoldsKey(pub crypto.PublicKey) bool {
+	if n.KeyHash == "" {
+		return true
+	}
+	h, err := HashNodeKey(pub)
+	return err == nil && h == n.KeyHash
+}
+
+// NodeUpsert records a node's addresses, and its key and host names when
+// Node.KeyHash and Node.HostNames are set; an upsert without them keeps the
+// recorded ones.
 type NodeUpsert struct {
 	Node Node
 	Now  time.Time
@@ -48,6 +79,19 @@ func (c *NodeUpsert) Type() MessageType { return NodeUpsertType }
 func (c *NodeUpsert) Validate() error {
 	if c.Node.ID == "" || c.Node.RaftAddr == "" {
 		return invalidf("node id and raft address are required")
+	}
+	if len(c.Node.HostNames) > maxAltNames {
+		return invalidf("node %s: more than %d host names", c.Node.ID, maxAltNames)
+	}
+	for _, h := range c.Node.HostNames {
+		if !validHostOrIP(h) {
+			return invalidf("node %s: host name %q is neither a DNS-style name nor an IP address", c.Node.ID, h)
+		}
+	}
+	if c.Node.KeyHash != "" {
+		if err := validAgentKeyHash("node key hash", c.Node.KeyHash); err != nil {
+			return fmt.Errorf("node %s: %w", c.Node.ID, err)
+		}
 	}
 	return nil
 }
@@ -60,7 +104,14 @@ func (c *NodeUpsert) apply(tx *writeTxn) (any, error) {
 	}
 	if raw != nil {
 		old := raw.(*Node)
-		if old.RaftAddr == n.RaftAddr && old.APIAddr == n.APIAddr && old.SSHAddr == n.SSHAddr {
+		if n.KeyHash == "" {
+			n.KeyHash = old.KeyHash
+		}
+		if n.HostNames == nil {
+			n.HostNames = old.HostNames
+		}
+		if old.RaftAddr == n.RaftAddr && old.APIAddr == n.APIAddr && old.SSHAddr == n.SSHAddr && old.KeyHash == n.KeyHash &&
+			slices.Equal(old.HostNames, n.HostNames) {
 			return old, nil
 		}
 		n.JoinedAt, n.CreateIndex = old.JoinedAt, old.CreateIndex

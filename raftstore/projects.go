@@ -2,8 +2,10 @@ package raftstore
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -56,6 +58,29 @@ type ProjectSettings struct {
 	// IdleTimeout and MaxSessionDuration end a session; 0 means none.
 	IdleTimeout        time.Duration
 	MaxSessionDuration time.Duration
+	// ServerNames are the name rules of the project's targets: glob
+	// patterns (path.Match: *, ?, [a-z]) that every name and alt name an
+	// enrollment asks for must match one of. Empty: any name that is not a
+	// node's. Kept lowercase, sorted and unique.
+	ServerNames []string `json:",omitempty"`
+}
+
+// maxServerNameRules bounds a project's name rules.
+const maxServerNameRules = 64
+
+// AllowsServerName reports whether the project's name rules let a target
+// be called name (case-insensitive).
+func (s ProjectSettings) AllowsServerName(name string) bool {
+	if len(s.ServerNames) == 0 {
+		return true
+	}
+	name = strings.ToLower(name)
+	for _, p := range s.ServerNames {
+		if ok, err := path.Match(p, name); err == nil && ok {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultProjectSettings are the settings of a project created without
@@ -87,6 +112,14 @@ func (s ProjectSettings) validate() error {
 			return invalidf("shared login %q is not a POSIX user name", l)
 		}
 	}
+	if len(s.ServerNames) > maxServerNameRules {
+		return invalidf("more than %d server name rules", maxServerNameRules)
+	}
+	for _, p := range s.ServerNames {
+		if _, err := path.Match(p, ""); err != nil || p == "" || len(p) > 253 || hasControlRune(p) || strings.ContainsAny(p, "/ ") {
+			return invalidf("server name rule %q is not a glob pattern such as *.web.example.com or web-*", p)
+		}
+	}
 	return nil
 }
 
@@ -95,7 +128,7 @@ func (s ProjectSettings) equal(o ProjectSettings) bool {
 		s.RecordingFailOpen == o.RecordingFailOpen && s.AllowLocalForward == o.AllowLocalForward &&
 		s.AllowRemoteForward == o.AllowRemoteForward && s.AllowAgentForward == o.AllowAgentForward &&
 		s.RequireHostCertificate == o.RequireHostCertificate &&
-		slices.Equal(s.SharedLogins, o.SharedLogins) &&
+		slices.Equal(s.SharedLogins, o.SharedLogins) && slices.Equal(s.ServerNames, o.ServerNames) &&
 		s.IdleTimeout == o.IdleTimeout && s.MaxSessionDuration == o.MaxSessionDuration
 }
 
@@ -152,6 +185,7 @@ func (c *ProjectUpsert) Validate() error {
 func (c *ProjectUpsert) apply(tx *writeTxn) (any, error) {
 	p := c.Project
 	p.Settings.SharedLogins = sortedSet(p.Settings.SharedLogins)
+	p.Settings.ServerNames = lowerSortedSet(p.Settings.ServerNames)
 	raw, err := tx.First(tableProjects, "id", p.Name)
 	if err != nil {
 		return nil, fmt.Errorf("upsert project %s: %w", p.Name, err)
@@ -276,4 +310,13 @@ func sortedSet(ss []string) []string {
 	out := slices.Clone(ss)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// lowerSortedSet is sortedSet of the lowercased strings.
+func lowerSortedSet(in []string) []string {
+	out := make([]string, len(in))
+	for i, v := range in {
+		out[i] = strings.ToLower(v)
+	}
+	return sortedSet(out)
 }

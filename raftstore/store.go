@@ -116,6 +116,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.mux.forwardFn = s.serveForward
 	s.mux.authorize = s.authorizePeer
+	s.mux.checkServer = s.checkServerKey
 	go s.mux.serve()
 
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -404,7 +405,8 @@ func (s *Store) readIndexLocal() (uint64, error) {
 }
 
 // authorizePeer admits a node-to-node connection from the node a verified
-// certificate names, if that node is in the nodes table. A node with an empty
+// certificate names, if that node is in the nodes table and the certificate
+// is for the key recorded when it joined. A node with an empty
 // table (it has just joined and has not received the log yet) admits any
 // certificate from the cluster CA for raft, so that the leader can reach it;
 // forwarding always needs membership.
@@ -419,6 +421,9 @@ func (s *Store) authorizePeer(proto byte, cert *x509.Certificate) error {
 		return err
 	}
 	if n != nil {
+		if !n.HoldsKey(cert.PublicKey) {
+			return fmt.Errorf("%w: node %q: the certificate is not for the key recorded when the node joined", ErrPeerRefused, id)
+		}
 		return nil
 	}
 	if proto == protoRaft {
@@ -427,4 +432,23 @@ func (s *Store) authorizePeer(proto byte, cert *x509.Certificate) error {
 		}
 	}
 	return fmt.Errorf("%w: node %q", ErrPeerRefused, id)
+}
+
+// checkServerKey refuses a node this node dialled whose certificate names a
+// member of the nodes table but is not for that member's recorded key (the
+// certificate of a removed node of the same id). A node it does not know is
+// let through: a replica still replaying its log knows no members yet.
+func (s *Store) checkServerKey(cert *x509.Certificate) error {
+	id, ok := s.cfg.PeerID(cert)
+	if !ok {
+		return fmt.Errorf("%w: certificate names no node", ErrPeerRefused)
+	}
+	_, n, err := s.State().NodeByID(nil, id)
+	if err != nil {
+		return err
+	}
+	if n != nil && !n.HoldsKey(cert.PublicKey) {
+		return fmt.Errorf("%w: node %q: the certificate is not for the key recorded when the node joined", ErrPeerRefused, id)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -465,9 +466,19 @@ func TestForeignCertificateCannotJoin(t *testing.T) {
 	probe := func(certs ...tls.Certificate) *tls.Config {
 		return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: clusterPool, ServerName: "127.0.0.1", Certificates: certs}
 	}
-	// The probe is a member (in the nodes table); "ghost" has a valid node
-	// certificate from the cluster CA but is not, or no longer, a member.
-	if _, err := leader.Apply(testCtx(t), &NodeUpsert{Node: Node{ID: "probe", RaftAddr: "127.0.0.1:1"}, Now: time.Now()}); err != nil {
+	// The probe is a member (in the nodes table, with its key); "ghost" has
+	// a valid node certificate from the cluster CA but is not, or no longer,
+	// a member; "probe" with another key is an earlier node of that id.
+	probeCert := testKeyPair(t, c.ca, gwca.RoleNode, "probe")
+	probeLeaf, err := x509.ParseCertificate(probeCert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	probeKey, err := HashNodeKey(probeLeaf.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.Apply(testCtx(t), &NodeUpsert{Node: Node{ID: "probe", RaftAddr: "127.0.0.1:1", KeyHash: probeKey}, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -475,7 +486,8 @@ func TestForeignCertificateCannotJoin(t *testing.T) {
 		cfg  *tls.Config
 		ok   bool
 	}{
-		{name: "ok/cluster-node-cert", cfg: probe(testKeyPair(t, c.ca, gwca.RoleNode, "probe")), ok: true},
+		{name: "ok/cluster-node-cert", cfg: probe(probeCert), ok: true},
+		{name: "fail/member-cert-for-another-key", cfg: probe(testKeyPair(t, c.ca, gwca.RoleNode, "probe"))},
 		{name: "fail/non-member-node-cert", cfg: probe(testKeyPair(t, c.ca, gwca.RoleNode, "ghost"))},
 		{name: "fail/foreign-ca-node-cert", cfg: probe(testKeyPair(t, foreignCA, gwca.RoleNode, "probe"))},
 		{name: "fail/cluster-agent-cert", cfg: probe(testKeyPair(t, c.ca, gwca.RoleAgent, "probe"))},

@@ -44,6 +44,9 @@ type mux struct {
 	// authorize decides, per protocol, whether the peer that presented cert
 	// may speak it.
 	authorize func(proto byte, cert *x509.Certificate) error
+	// checkServer, when set, decides whether a node this one dialled may
+	// be spoken to, from the certificate it presented.
+	checkServer func(cert *x509.Certificate) error
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -184,6 +187,17 @@ func (m *mux) dial(address string, proto byte, timeout time.Duration) (net.Conn,
 	conn, err := tls.DialWithDialer(d, "tcp", address, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("dial node %s: %w", address, err)
+	}
+	if m.checkServer != nil {
+		peers := conn.ConnectionState().PeerCertificates
+		if len(peers) == 0 {
+			conn.Close()
+			return nil, fmt.Errorf("dial node %s: no certificate", address)
+		}
+		if err := m.checkServer(peers[0]); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("dial node %s: %w", address, err)
+		}
 	}
 	if _, err := conn.Write([]byte{proto}); err != nil {
 		conn.Close()

@@ -19,9 +19,13 @@ import (
 
 // ca: the SSH certificate authorities and their rotation.
 
-// hostTarget is what `ca rotate` calls the cluster's host CA; any other
-// target names a project's user CA.
-const hostTarget = "host"
+// hostTarget is what `ca rotate` calls the cluster's target host CA, and
+// nodeHostTarget its node host CA; any other target names a project's user
+// CA.
+const (
+	hostTarget     = "host"
+	nodeHostTarget = "node-host"
+)
 
 // Roles of a CA record in its rotation, as listings show them.
 const (
@@ -93,8 +97,8 @@ func newCAView(r *raftstore.CARecord, role string) caView {
 		Fingerprint: caFingerprint(r), PublicKey: r.PublicKey, CreatedAt: timeJSON(r.CreatedAt)}
 }
 
-// caOrder sorts host CAs first, then user CAs by project, then TLS, each
-// oldest first.
+// caOrder sorts the node host CAs first, then target host CAs, then user
+// CAs by project, then TLS, each oldest first.
 func caOrder(a, b *raftstore.CARecord) int {
 	if c := kindRank(a.Kind) - kindRank(b.Kind); c != 0 {
 		return c
@@ -110,12 +114,14 @@ func caOrder(a, b *raftstore.CARecord) int {
 
 func kindRank(k raftstore.CAKind) int {
 	switch k {
-	case raftstore.CAHost:
+	case raftstore.CANodeHost:
 		return 0
-	case raftstore.CAUser:
+	case raftstore.CAHost:
 		return 1
+	case raftstore.CAUser:
+		return 2
 	}
-	return 2
+	return 3
 }
 
 // rotateView is what `ca rotate` reports: where the rotation stands after the
@@ -142,6 +148,8 @@ func newRotateView(st rotation.State, kind raftstore.CAKind, project string, ste
 		Active: view(st.Active, roleSigning), Waiting: view(st.Waiting, roleWaiting), Previous: view(st.Previous, rolePrevious)}
 }
 
+var caKinds = []string{string(raftstore.CAUser), string(raftstore.CAHost), string(raftstore.CANodeHost), string(raftstore.CATLS)}
+
 var rotationSteps = []string{string(rotation.Begin), string(rotation.Promote), string(rotation.Retire), string(rotation.Abort), string(rotation.Rollback)}
 
 func (v *invocation) caCmd() *cobra.Command {
@@ -149,8 +157,8 @@ func (v *invocation) caCmd() *cobra.Command {
 	ls := &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List CA keys: every kind, project and state, with its part in a rotation", Args: exactArgs(),
 		RunE: func(*cobra.Command, []string) error {
-			if kind != "" && !slices.Contains([]string{string(raftstore.CAUser), string(raftstore.CAHost), string(raftstore.CATLS)}, kind) {
-				return usagef("--kind %q: want user, host or tls", kind)
+			if kind != "" && !slices.Contains(caKinds, kind) {
+				return usagef("--kind %q: want user, host, node-host or tls", kind)
 			}
 			_, recs, err := v.state().CAs(nil)
 			if err != nil {
@@ -175,21 +183,23 @@ func (v *invocation) caCmd() *cobra.Command {
 			})
 		},
 	}
-	ls.Flags().StringVar(&kind, "kind", "", "only CAs of this kind (user, host, tls)")
+	ls.Flags().StringVar(&kind, "kind", "", "only CAs of this kind (user, host, node-host, tls)")
 	ls.Flags().StringVar(&project, "project", "", "only the user CAs of this project")
-	v.completeFlag(ls, "kind", fixed(string(raftstore.CAUser), string(raftstore.CAHost), string(raftstore.CATLS)))
+	v.completeFlag(ls, "kind", fixed(caKinds...))
 	v.completeFlag(ls, "project", projectNames)
 
 	var alg string
 	var yes bool
 	rotate := &cobra.Command{
-		Use:   "rotate PROJECT|host begin|promote|retire|abort|rollback",
-		Short: "Rotate a project's user CA, or the cluster's host CA, one safe step at a time",
-		Long: `Rotate a CA key without refusing a single login:
+		Use:   "rotate PROJECT|host|node-host begin|promote|retire|abort|rollback",
+		Short: "Rotate a project's user CA, the target host CA or the node host CA, one safe step at a time",
+		Long: `Rotate a CA key without refusing a single login. host is the CA of
+targets' host certificates, node-host the CA of the nodes' own front doors.
 
   begin     add a new key: trusted everywhere, not signing yet
             (wait until every target trusts it: agents fetch /v1/ca/user/PROJECT;
-            for the host CA, clients' @cert-authority lines list /v1/ca/host)
+            for host and node-host, clients' @cert-authority lines list
+            /v1/ca/host and /v1/ca/node-host: see ca known-hosts)
   promote   the new key signs; the old one stays trusted
             (wait until the certificates it signed have expired)
   retire    stop trusting the old key
@@ -197,10 +207,11 @@ func (v *invocation) caCmd() *cobra.Command {
   rollback  after promote: the old key signs again; the new one waits
 
 Each node mints every certificate with the CA that is active at that moment,
-and re-signs its own front-door host certificate when the host CA changes.
+and re-signs its own front-door host certificate when the node host CA
+changes.
 promote and retire ask for confirmation (--yes in one-shot mode).`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if err := exactArgs("PROJECT|host", "STEP")(cmd, args); err != nil {
+			if err := exactArgs("PROJECT|host|node-host", "STEP")(cmd, args); err != nil {
 				return err
 			}
 			if !slices.Contains(rotationSteps, args[1]) {
@@ -212,7 +223,7 @@ promote and retire ask for confirmation (--yes in one-shot mode).`,
 			return nil
 		},
 		ValidArgsFunction: v.completeArgs(func(st *raftstore.State) []string {
-			return append([]string{hostTarget}, projectNames(st)...)
+			return append([]string{hostTarget, nodeHostTarget}, projectNames(st)...)
 		}, fixed(rotationSteps...)),
 		RunE: func(_ *cobra.Command, args []string) error {
 			return v.rotateCA(args[0], rotation.Step(args[1]), alg, yes)
@@ -222,14 +233,18 @@ promote and retire ask for confirmation (--yes in one-shot mode).`,
 	rotate.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation (promote, retire)")
 	v.completeFlag(rotate, "algorithm", fixed(ca.SSHAlgED25519, ca.SSHAlgECDSAP256, ca.SSHAlgRSA3072))
 
-	return group("ca", "SSH certificate authorities: list and rotate keys", nil, ls, rotate)
+	return group("ca", "SSH certificate authorities: list and rotate keys, print known_hosts lines", nil, ls, rotate, v.knownHostsCmd())
 }
 
 // rotateCA performs one rotation step on a CA chain.
 func (v *invocation) rotateCA(target string, step rotation.Step, alg string, yes bool) error {
 	st := v.state()
-	kind, project, what := raftstore.CAHost, "", "the cluster's host CA"
-	if target != hostTarget {
+	kind, project, what := raftstore.CAHost, "", "the cluster's target host CA"
+	switch target {
+	case hostTarget:
+	case nodeHostTarget:
+		kind, what = raftstore.CANodeHost, "the cluster's node host CA"
+	default:
 		p, err := findProject(st, target)
 		if err != nil {
 			return err
@@ -248,7 +263,7 @@ func (v *invocation) rotateCA(target string, step rotation.Step, alg string, yes
 		if kind == raftstore.CAUser {
 			return fmt.Errorf("project %s has no user CA yet: it is made when the first certificate is minted or a target fetches /v1/ca/user/%s; there is nothing to rotate", project, project)
 		}
-		return errors.New("the cluster has no host CA yet: a node makes it when it starts")
+		return fmt.Errorf("the cluster has no %s CA yet: a node makes it when it starts", kind)
 	}
 	var newKey *raftstore.CARecord
 	switch step {
@@ -337,8 +352,11 @@ func (v *invocation) newCAID(kind raftstore.CAKind, project string) (string, err
 	if _, err := io.ReadFull(v.sh.rand, b); err != nil {
 		return "", err
 	}
-	if kind == raftstore.CAHost {
+	switch kind {
+	case raftstore.CAHost:
 		return "host-ca-" + hex.EncodeToString(b), nil
+	case raftstore.CANodeHost:
+		return "node-host-ca-" + hex.EncodeToString(b), nil
 	}
 	return "user-" + project + "-" + hex.EncodeToString(b), nil
 }
@@ -379,15 +397,21 @@ func rotateMessage(r rotateView, what, target string) string {
 	switch rotation.Step(r.Step) {
 	case rotation.Begin:
 		fmt.Fprintf(&b, "%s: new key %s is trusted and waits to sign; %s still signs.\n", what, key(r.Waiting), key(r.Active))
-		if r.Kind == string(raftstore.CAHost) {
-			b.WriteString("Next: add it to every client's @cert-authority line (GET /v1/ca/host lists both keys), then: ca rotate host promote")
-		} else {
+		switch r.Kind {
+		case string(raftstore.CAHost):
+			b.WriteString("Next: add it to every client's @cert-authority line for targets (GET /v1/ca/host lists both keys; ca known-hosts prints the lines), then: ca rotate host promote")
+		case string(raftstore.CANodeHost):
+			b.WriteString("Next: add it to every client's @cert-authority line for the bastion (GET /v1/ca/node-host lists both keys; ca known-hosts prints the lines), then: ca rotate node-host promote")
+		default:
 			fmt.Fprintf(&b, "Next: wait until every target of %s trusts it (agents fetch /v1/ca/user/%s), then: ca rotate %s promote", r.Project, r.Project, target)
 		}
 	case rotation.Promote:
 		fmt.Fprintf(&b, "%s: %s signs now; %s is still trusted.\n", what, key(r.Active), key(r.Previous))
-		if r.Kind == string(raftstore.CAHost) {
+		switch r.Kind {
+		case string(raftstore.CANodeHost):
 			b.WriteString("Every node re-signs its front-door host certificate with the new key.\n")
+		case string(raftstore.CAHost):
+			b.WriteString("The jump certifies its per-target servers, and enrollment new targets' host keys, with the new key.\n")
 		}
 		fmt.Fprintf(&b, "Next: once the certificates the previous key signed have expired: ca rotate %s retire", target)
 	case rotation.Retire:

@@ -251,7 +251,7 @@ func TestCARotateRefusals(t *testing.T) {
 		{"fail/unknown-project", []string{"ca", "rotate", "nope", "begin"}, ExitError, `project "nope": not found`},
 		{"fail/project-without-ca", []string{"ca", "rotate", "db", "begin"}, ExitError, "project db has no user CA yet"},
 		{"fail/unknown-step", []string{"ca", "rotate", "web", "frobnicate"}, ExitUsage, "want one of begin, promote, retire, abort, rollback"},
-		{"fail/missing-step", []string{"ca", "rotate", "web"}, ExitUsage, "takes PROJECT|host STEP"},
+		{"fail/missing-step", []string{"ca", "rotate", "web"}, ExitUsage, "takes PROJECT|host|node-host STEP"},
 		{"fail/algorithm-not-begin", []string{"ca", "rotate", "web", "abort", "--algorithm", "rsa-3072"}, ExitUsage, "--algorithm is for begin only"},
 		{"fail/unknown-algorithm", []string{"ca", "rotate", "web", "begin", "--algorithm", "dsa"}, ExitUsage, `--algorithm "dsa"`},
 		{"fail/bad-flag", []string{"ca", "ls", "--frob"}, ExitUsage, "unknown flag: --frob"},

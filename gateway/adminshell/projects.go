@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ type settingsView struct {
 	SharedLogins       []string `json:"shared_logins"`
 	IdleTimeout        string   `json:"idle_timeout,omitempty"`
 	MaxSession         string   `json:"max_session,omitempty"`
+	ServerNames        []string `json:"server_names"`
 }
 
 type projectView struct {
@@ -61,7 +63,7 @@ func newProjectView(st *raftstore.State, p *raftstore.Project) (projectView, err
 		Settings: settingsView{CertTTL: s.EffectiveCertTTL().String(), Recording: s.Recording, RecordInput: s.RecordInput,
 			RecordingFailOpen: s.RecordingFailOpen, AllowLocalForward: s.AllowLocalForward, AllowRemoteForward: s.AllowRemoteForward,
 			AllowAgentForward: s.AllowAgentForward, RequireHostCert: s.RequireHostCertificate, SharedLogins: nonNil(s.SharedLogins),
-			IdleTimeout: durationJSON(s.IdleTimeout), MaxSession: durationJSON(s.MaxSessionDuration)}}
+			IdleTimeout: durationJSON(s.IdleTimeout), MaxSession: durationJSON(s.MaxSessionDuration), ServerNames: nonNil(s.ServerNames)}}
 	if st == nil {
 		return pv, nil
 	}
@@ -85,6 +87,7 @@ type settingsFlags struct {
 	sharedLogins []string
 	idle         time.Duration
 	maxSession   time.Duration
+	serverNames  []string
 }
 
 func (f *settingsFlags) bind(fs *pflag.FlagSet) {
@@ -100,6 +103,7 @@ func (f *settingsFlags) bind(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.sharedLogins, "shared-logins", nil, `shared unix accounts the project grants, e.g. deploy,www ("" for none)`)
 	fs.DurationVar(&f.idle, "idle-timeout", 0, "end sessions idle this long (0: never)")
 	fs.DurationVar(&f.maxSession, "max-session", 0, "end sessions after this long (0: never)")
+	fs.StringSliceVar(&f.serverNames, "server-names", nil, `name rules for enrolling targets: glob patterns, e.g. '*.web.example.com,web-*' ("" for any name that is not a node's)`)
 }
 
 func (v *invocation) completeSettings(cmd *cobra.Command) {
@@ -110,7 +114,7 @@ func (v *invocation) completeSettings(cmd *cobra.Command) {
 }
 
 var settingsFlagNames = []string{"description", "cert-ttl", "recording", "record-input", "recording-fail-open",
-	"allow-local-forward", "allow-remote-forward", "allow-agent-forward", "require-host-certificate", "shared-logins", "idle-timeout", "max-session"}
+	"allow-local-forward", "allow-remote-forward", "allow-agent-forward", "require-host-certificate", "shared-logins", "idle-timeout", "max-session", "server-names"}
 
 // changed reports whether any setting was given.
 func (f *settingsFlags) changed(fs *pflag.FlagSet) bool {
@@ -151,6 +155,9 @@ func (f *settingsFlags) applyTo(fs *pflag.FlagSet, p *raftstore.Project) error {
 	set("shared-logins", func() { s.SharedLogins = f.sharedLogins })
 	set("idle-timeout", func() { s.IdleTimeout = f.idle })
 	set("max-session", func() { s.MaxSessionDuration = f.maxSession })
+	set("server-names", func() {
+		s.ServerNames = slices.DeleteFunc(slices.Clone(f.serverNames), func(p string) bool { return p == "" })
+	})
 	return nil
 }
 
@@ -222,6 +229,7 @@ func (v *invocation) projectsCmd() *cobra.Command {
 				w.add("shared logins", s.SharedLogins)
 				w.add("idle timeout", s.IdleTimeout)
 				w.add("max session", s.MaxSessionDuration)
+				w.add("server names", s.ServerNames)
 				w.add("created", p.CreatedAt)
 				w.add("updated", p.UpdatedAt)
 				if err := w.flush(); err != nil {
@@ -266,6 +274,7 @@ func (v *invocation) projectsCmd() *cobra.Command {
 			}
 			p := *old
 			p.Settings.SharedLogins = append([]string(nil), old.Settings.SharedLogins...)
+			p.Settings.ServerNames = slices.Clone(old.Settings.ServerNames)
 			if err := sf.applyTo(cmd.Flags(), &p); err != nil {
 				return err
 			}

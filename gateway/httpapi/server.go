@@ -104,6 +104,7 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s.mux.HandleFunc("GET /v1/agents/state", s.requireAgent(s.agentStateHandler))
 	s.mux.HandleFunc("POST /v1/agents/events", s.requireAgent(s.agentEvents))
 	s.mux.HandleFunc("GET /v1/ca/host", s.hostCAKeys)
+	s.mux.HandleFunc("GET /v1/ca/node-host", s.nodeHostCAKeys)
 	s.mux.HandleFunc("GET /v1/ca/user/{project}", s.userCAKeys)
 	s.agentBins = newAgentBinaries("")
 	s.mux.HandleFunc("GET /install.sh", s.installScriptHandler)
@@ -207,7 +208,8 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 
 // requireNode admits only callers with a verified node certificate of a
 // current member: a node in the nodes table (a joining node is recorded
-// there when its join token is spent; a removed node is deleted from it).
+// there, with its key, when its join token is spent; a removed node is
+// deleted from it), for the key recorded there.
 func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.authTooMany(w, r) {
@@ -226,8 +228,14 @@ func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string))
 			s.writeError(w, r, err)
 			return
 		}
-		if _, n, err := s.store.State().NodeByID(nil, id); err != nil || n == nil {
+		_, n, err := s.store.State().NodeByID(nil, id)
+		if err != nil || n == nil {
 			s.authFailed(w, r, "node certificate of a non-member "+id, Errorf(http.StatusForbidden, "node %q is not a member of this cluster", id))
+			return
+		}
+		if !n.HoldsKey(r.TLS.VerifiedChains[0][0].PublicKey) {
+			s.authFailed(w, r, "node certificate of "+id+" for a key the node does not hold",
+				Errorf(http.StatusForbidden, "this certificate of node %q is not for the key the node joined with", id))
 			return
 		}
 		h(w, r, id)

@@ -104,10 +104,17 @@ func (s *Server) deleteGrant(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-// hostCAKeys publishes the host CA keys to trust (for @cert-authority lines).
-// They are public: anyone about to connect may fetch them.
+// hostCAKeys publishes the target host CA keys to trust (for the
+// @cert-authority line of targets). They are public: anyone about to
+// connect may fetch them.
 func (s *Server) hostCAKeys(w http.ResponseWriter, r *http.Request) {
 	s.caKeys(w, r, raftstore.CAHost, "")
+}
+
+// nodeHostCAKeys publishes the node host CA keys to trust (for the
+// @cert-authority line of the bastion's own names).
+func (s *Server) nodeHostCAKeys(w http.ResponseWriter, r *http.Request) {
+	s.caKeys(w, r, raftstore.CANodeHost, "")
 }
 
 // userCAKeys publishes a project's user CA keys (for TrustedUserCAKeys). The

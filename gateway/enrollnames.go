@@ -1,0 +1,97 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/httpapi"
+)
+
+// What a target may be called. The target host CA certifies every name and
+// the address an enrollment asks for; none of them may be a node's (its
+// front door is vouched for by the node host CA alone, and a target
+// certified for a node's name could stand in for it wherever a client
+// trusts both CAs), and every name must match the project's name rules.
+
+// canonicalName is a name or address as the checks compare it: a name
+// lowercased, an IP address in its canonical form.
+func canonicalName(s string) string {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return ip.Unmap().String()
+	}
+	return strings.ToLower(strings.TrimSuffix(s, "."))
+}
+
+// nodeNames are the names and addresses that belong to the cluster's nodes:
+// every address in the node table, the names each node's front door
+// certificate is for (as each node records them), and this node's own.
+func (n *Node) nodeNames() map[string]bool {
+	out := map[string]bool{}
+	addHost := func(hostport string) {
+		if host, _, err := net.SplitHostPort(hostport); err == nil && host != "" {
+			if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+				out[canonicalName(host)] = true
+			}
+		}
+	}
+	if _, nodes, err := n.store.State().Nodes(nil); err == nil {
+		for _, node := range nodes {
+			for _, a := range []string{node.RaftAddr, node.APIAddr, node.SSHAddr} {
+				addHost(a)
+			}
+			for _, h := range node.HostNames {
+				out[canonicalName(h)] = true
+			}
+		}
+	}
+	for _, h := range n.sshHostNames() {
+		out[canonicalName(h)] = true
+	}
+	for _, l := range n.targetRule().Listeners {
+		if !l.Addr().IsUnspecified() {
+			out[canonicalName(l.Addr().String())] = true
+		}
+	}
+	return out
+}
+
+// checkTargetNames refuses (and audits) an enrollment into project whose
+// name, alt names or address belong to a node, or whose names are outside
+// the project's name rules.
+func (c clusterService) checkTargetNames(req *api.EnrollRequest, project string) error {
+	nodes := c.n.nodeNames()
+	for _, name := range append(append([]string{req.Name}, req.AltNames...), req.Addr) {
+		if nodes[canonicalName(name)] {
+			return c.refuseName(req, project, name, "node name",
+				httpapi.Errorf(http.StatusForbidden, "%s is a name or address of a node of this cluster: a target cannot be enrolled under it", name))
+		}
+	}
+	_, p, err := c.n.store.State().ProjectByName(nil, project)
+	if err != nil || p == nil {
+		return err // a missing project is refused when the server is recorded
+	}
+	for _, name := range append([]string{req.Name}, req.AltNames...) {
+		if _, err := netip.ParseAddr(name); err == nil {
+			continue // addresses are not names: the rules are for names
+		}
+		if !p.Settings.AllowsServerName(name) {
+			return c.refuseName(req, project, name, "name rules",
+				httpapi.Errorf(http.StatusForbidden, "the name %s is outside project %s's server name rules (%s): an administrator sets them with projects set %s --server-names",
+					name, project, strings.Join(p.Settings.ServerNames, ", "), project))
+		}
+	}
+	return nil
+}
+
+// refuseName audits and logs an enrollment refused for a name it asked for,
+// and returns err, the answer.
+func (c clusterService) refuseName(req *api.EnrollRequest, project, name, reason string, err error) error {
+	c.n.audit.Record("server.enroll_refused", "agent", map[string]string{"server": req.Name, "requested_name": name, "project": project,
+		"method": req.Method, "addr": req.Addr, "reason": reason})
+	c.n.logger.Warn("refused enrollment: "+reason, "method", req.Method, "server_name", req.Name, "requested_name", name,
+		"project", project, "addr", req.Addr)
+	return err
+}

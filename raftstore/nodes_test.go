@@ -1,0 +1,46 @@
+package raftstore
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"strings"
+	"testing"
+)
+
+// TestNodeKey: a node record keeps the key it was given at join through
+// upserts that carry none (a node's address update), and a certificate key
+// speaks for the node only if it is that key.
+func TestNodeKey(t *testing.T) {
+	f := testFSM(t)
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := HashNodeKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, f, &NodeUpsert{Node: Node{ID: "n2", RaftAddr: "10.0.0.2:8300", KeyHash: h}, Now: testNow})
+	mustApply(t, f, &NodeUpsert{Node: Node{ID: "n2", RaftAddr: "10.0.0.2:8300", APIAddr: "10.0.0.2:8443"}, Now: testNow})
+	_, n, err := f.State().NodeByID(nil, "n2")
+	if err != nil || n == nil {
+		t.Fatalf("node n2: %v, %v", n, err)
+	}
+	if n.KeyHash != h || n.APIAddr != "10.0.0.2:8443" {
+		t.Fatalf("n2 after an address update = %+v; want key %s kept", n, h)
+	}
+	if !n.HoldsKey(pub) || n.HoldsKey(other) {
+		t.Errorf("HoldsKey(own) = %v, HoldsKey(other) = %v; want true, false", n.HoldsKey(pub), n.HoldsKey(other))
+	}
+	if legacy := (&Node{ID: "n3"}); !legacy.HoldsKey(other) {
+		t.Error("a node recorded before keys were refuses its certificate")
+	}
+	res := apply(t, f, &NodeUpsert{Node: Node{ID: "n2", RaftAddr: "10.0.0.2:8300", KeyHash: "not-hex"}, Now: testNow})
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "node key hash") {
+		t.Errorf("a malformed key hash: %v; want it refused", res.Err)
+	}
+}
