@@ -388,7 +388,7 @@ func randomHex(nbytes int) string {
 
 // ownKeyHash is raftstore.HashNodeKey of this node's TLS certificate's key.
 func (n *Node) ownKeyHash() (string, error) {
-	leaf := n.tls.RaftServer.Certificates[0].Leaf
+	leaf := n.tls.Certificate()
 	if leaf == nil {
 		return "", errors.New("the node certificate is not parsed")
 	}
