@@ -302,8 +302,10 @@ func TestApplySSHD(t *testing.T) {
 			// sshd -T -C shows it, and the agent refuses the change.
 			name: "fail/earlier-match-lets-keys-in",
 			steps: []step{{
-				desired:  withKeys(keyLine(ca1.PublicKey())),
-				before:   func(t *testing.T, th *testHost) { th.f.sshdTExtra = "Match User alice\nAuthorizedKeysFile .ssh/authorized_keys\nMatch all\n" },
+				desired: withKeys(keyLine(ca1.PublicKey())),
+				before: func(t *testing.T, th *testHost) {
+					th.f.sshdTExtra = "Match User alice\nAuthorizedKeysFile .ssh/authorized_keys\nMatch all\n"
+				},
 				problems: []wantProblem{{KindSSHD, "/etc/ssh/sshd_config", ErrRejected}},
 				check: func(t *testing.T, th *testHost) {
 					if _, ok := th.f.readFile(t, dropIn); ok {
