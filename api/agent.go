@@ -66,6 +66,9 @@ type AgentState struct {
 	Groups       []AgentGroup  `json:"groups"`
 	Entitlements []Entitlement `json:"entitlements"`
 	UserCAKeys   []string      `json:"user_ca_keys"`
+	// AllowPersonalKeys is the project's setting: when false, sshd lets
+	// the accounts the agent manages in with certificates only.
+	AllowPersonalKeys bool `json:"allow_personal_keys"`
 }
 
 // AgentUser is an account the agent keeps on its server. Status "active"

@@ -21,6 +21,9 @@ type ProjectSettings struct {
 	SharedLogins       []string `json:"shared_logins,omitempty"`
 	IdleTimeout        string   `json:"idle_timeout,omitempty"`
 	MaxSessionDuration string   `json:"max_session_duration,omitempty"`
+	// AllowPersonalKeys lets the project's servers accept keys from the
+	// accounts' own authorized_keys (weaker: such logins skip the bastion).
+	AllowPersonalKeys bool `json:"allow_personal_keys"`
 }
 
 // IndexHeader carries the raft index of the data in a response; a client

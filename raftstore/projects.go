@@ -52,6 +52,10 @@ type ProjectSettings struct {
 	// IdleTimeout and MaxSessionDuration end a session; 0 means none.
 	IdleTimeout        time.Duration
 	MaxSessionDuration time.Duration
+	// AllowPersonalKeys lets the project's servers accept keys from the
+	// managed accounts' own authorized_keys besides certificates: a weaker
+	// mode, in which such a login skips the bastion and its recording.
+	AllowPersonalKeys bool
 }
 
 // EffectiveCertTTL is CertTTL with the default applied.
@@ -84,7 +88,8 @@ func (s ProjectSettings) equal(o ProjectSettings) bool {
 		s.RecordingFailOpen == o.RecordingFailOpen && s.AllowLocalForward == o.AllowLocalForward &&
 		s.AllowRemoteForward == o.AllowRemoteForward && s.AllowAgentForward == o.AllowAgentForward &&
 		slices.Equal(s.SharedLogins, o.SharedLogins) &&
-		s.IdleTimeout == o.IdleTimeout && s.MaxSessionDuration == o.MaxSessionDuration
+		s.IdleTimeout == o.IdleTimeout && s.MaxSessionDuration == o.MaxSessionDuration &&
+		s.AllowPersonalKeys == o.AllowPersonalKeys
 }
 
 // Project groups servers under one user CA and one set of grants.

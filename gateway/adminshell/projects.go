@@ -26,6 +26,7 @@ type settingsView struct {
 	SharedLogins       []string `json:"shared_logins"`
 	IdleTimeout        string   `json:"idle_timeout,omitempty"`
 	MaxSession         string   `json:"max_session,omitempty"`
+	AllowPersonalKeys  bool     `json:"allow_personal_keys"`
 }
 
 type projectView struct {
@@ -60,7 +61,7 @@ func newProjectView(st *raftstore.State, p *raftstore.Project) (projectView, err
 		Settings: settingsView{CertTTL: s.EffectiveCertTTL().String(), Recording: s.Recording, RecordInput: s.RecordInput,
 			RecordingFailOpen: s.RecordingFailOpen, AllowLocalForward: s.AllowLocalForward, AllowRemoteForward: s.AllowRemoteForward,
 			AllowAgentForward: s.AllowAgentForward, SharedLogins: nonNil(s.SharedLogins),
-			IdleTimeout: durationJSON(s.IdleTimeout), MaxSession: durationJSON(s.MaxSessionDuration)}}
+			IdleTimeout: durationJSON(s.IdleTimeout), MaxSession: durationJSON(s.MaxSessionDuration), AllowPersonalKeys: s.AllowPersonalKeys}}
 	if st == nil {
 		return pv, nil
 	}
@@ -83,6 +84,7 @@ type settingsFlags struct {
 	sharedLogins []string
 	idle         time.Duration
 	maxSession   time.Duration
+	personalKeys bool
 }
 
 func (f *settingsFlags) bind(fs *pflag.FlagSet) {
@@ -97,17 +99,18 @@ func (f *settingsFlags) bind(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.sharedLogins, "shared-logins", nil, `shared unix accounts the project grants, e.g. deploy,www ("" for none)`)
 	fs.DurationVar(&f.idle, "idle-timeout", 0, "end sessions idle this long (0: never)")
 	fs.DurationVar(&f.maxSession, "max-session", 0, "end sessions after this long (0: never)")
+	fs.BoolVar(&f.personalKeys, "allow-personal-keys", false, "weaker: servers also accept keys from the accounts' own authorized_keys, which skip the bastion")
 }
 
 func (v *invocation) completeSettings(cmd *cobra.Command) {
 	v.completeFlag(cmd, "recording", fixed("on", "off"))
-	for _, name := range []string{"record-input", "recording-fail-open", "allow-local-forward", "allow-remote-forward", "allow-agent-forward"} {
+	for _, name := range []string{"record-input", "recording-fail-open", "allow-local-forward", "allow-remote-forward", "allow-agent-forward", "allow-personal-keys"} {
 		v.completeFlag(cmd, name, fixed("true", "false"))
 	}
 }
 
 var settingsFlagNames = []string{"description", "cert-ttl", "recording", "record-input", "recording-fail-open",
-	"allow-local-forward", "allow-remote-forward", "allow-agent-forward", "shared-logins", "idle-timeout", "max-session"}
+	"allow-local-forward", "allow-remote-forward", "allow-agent-forward", "shared-logins", "idle-timeout", "max-session", "allow-personal-keys"}
 
 // changed reports whether any setting was given.
 func (f *settingsFlags) changed(fs *pflag.FlagSet) bool {
@@ -147,6 +150,7 @@ func (f *settingsFlags) applyTo(fs *pflag.FlagSet, p *raftstore.Project) error {
 	set("shared-logins", func() { s.SharedLogins = f.sharedLogins })
 	set("idle-timeout", func() { s.IdleTimeout = f.idle })
 	set("max-session", func() { s.MaxSessionDuration = f.maxSession })
+	set("allow-personal-keys", func() { s.AllowPersonalKeys = f.personalKeys })
 	return nil
 }
 
@@ -217,6 +221,7 @@ func (v *invocation) projectsCmd() *cobra.Command {
 				w.add("shared logins", s.SharedLogins)
 				w.add("idle timeout", s.IdleTimeout)
 				w.add("max session", s.MaxSessionDuration)
+				w.add("personal keys", map[bool]string{true: "allowed (weaker: they skip the bastion)", false: "refused (certificates only)"}[s.AllowPersonalKeys])
 				w.add("created", p.CreatedAt)
 				w.add("updated", p.UpdatedAt)
 				if err := w.flush(); err != nil {

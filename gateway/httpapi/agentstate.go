@@ -18,8 +18,8 @@ var agentTables = []string{"users", "groups", "grants", "entitlements", "project
 // agentState computes what server serverID must look like: the accounts of
 // everyone in a group granted to its project (disabled and deleted ones too,
 // so the agent deprovisions them), the granted groups that are valid unix
-// group names, the sudo entitlements the grants carry, and the project's
-// user CA keys. It adds what it reads to ws.
+// group names, the sudo entitlements the grants carry, the project's user CA
+// keys and whether it allows personal keys. It adds what it reads to ws.
 func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitlement string) (*api.AgentState, error) {
 	idx := st.MaxIndexWatch(ws, agentTables...)
 	_, srv, err := st.ServerByID(ws, serverID)
@@ -108,6 +108,11 @@ func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitleme
 			out.UserCAKeys = append(out.UserCAKeys, c.PublicKey)
 		}
 	}
+	_, p, err := st.ProjectByName(ws, srv.Project)
+	if err != nil {
+		return nil, err
+	}
+	out.AllowPersonalKeys = p != nil && p.Settings.AllowPersonalKeys
 	return out, nil
 }
 

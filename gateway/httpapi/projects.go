@@ -117,6 +117,7 @@ func projectToAPI(p *raftstore.Project) api.Project {
 		CertTTL: dur(st.CertTTL), Recording: st.Recording, RecordInput: st.RecordInput, RecordingFailOpen: st.RecordingFailOpen,
 		AllowLocalForward: st.AllowLocalForward, AllowRemoteForward: st.AllowRemoteForward, AllowAgentForward: st.AllowAgentForward,
 		SharedLogins: st.SharedLogins, IdleTimeout: dur(st.IdleTimeout), MaxSessionDuration: dur(st.MaxSessionDuration),
+		AllowPersonalKeys: st.AllowPersonalKeys,
 	}}
 }
 
@@ -146,6 +147,6 @@ func projectFromAPI(name string, in *api.Project) (*raftstore.Project, error) {
 	return &raftstore.Project{Name: name, Description: in.Description, Settings: raftstore.ProjectSettings{
 		CertTTL: certTTL, Recording: st.Recording, RecordInput: st.RecordInput, RecordingFailOpen: st.RecordingFailOpen,
 		AllowLocalForward: st.AllowLocalForward, AllowRemoteForward: st.AllowRemoteForward, AllowAgentForward: st.AllowAgentForward,
-		SharedLogins: st.SharedLogins, IdleTimeout: idle, MaxSessionDuration: maxDur,
+		SharedLogins: st.SharedLogins, IdleTimeout: idle, MaxSessionDuration: maxDur, AllowPersonalKeys: st.AllowPersonalKeys,
 	}}, nil
 }
