@@ -79,6 +79,9 @@ type DeviceFlow interface {
 // proxy implements it).
 type Jumper interface {
 	HandleDirectTCPIP(ctx context.Context, id jump.Identity, nc gossh.NewChannel)
+	// Reachable reports why the jump would refuse srv's registered
+	// address (metadata services, the node's own addresses...), or nil.
+	Reachable(srv *raftstore.Server) error
 }
 
 // Auditor records audit events; it must not block.

@@ -78,14 +78,31 @@ func resolve(st *raftstore.State, host string, port uint32, own []net.IP) (*raft
 	if int(port) != srv.SSHPort {
 		return nil, nil, fmt.Errorf("%w: %s listens on %d, not %d", ErrWrongPort, srv.Name, srv.SSHPort, port)
 	}
-	ip := net.ParseIP(srv.Addr)
-	if ip == nil {
-		return nil, nil, fmt.Errorf("%w: %s is registered with %q, which is not an IP address", ErrForbiddenAddr, srv.Name, srv.Addr)
-	}
-	if err := forbiddenIP(ip, own); err != nil {
+	ip, err := dialAddr(srv, own)
+	if err != nil {
 		return nil, nil, err
 	}
 	return srv, ip, nil
+}
+
+// dialAddr is the address the jump dials for srv, or why it never would:
+// the registered address must be an IP that forbiddenIP allows.
+func dialAddr(srv *raftstore.Server, own []net.IP) (net.IP, error) {
+	ip := net.ParseIP(srv.Addr)
+	if ip == nil {
+		return nil, fmt.Errorf("%w: %s is registered with %q, which is not an IP address", ErrForbiddenAddr, srv.Name, srv.Addr)
+	}
+	if err := forbiddenIP(ip, own); err != nil {
+		return nil, err
+	}
+	return ip, nil
+}
+
+// Reachable reports why the jump of this node would refuse srv's
+// registered address, or nil: the greeting lists only servers it allows.
+func (p *Proxy) Reachable(srv *raftstore.Server) error {
+	_, err := dialAddr(srv, p.cfg.OwnIPs)
+	return err
 }
 
 // access is what a user may do on a server's project.
