@@ -21,6 +21,7 @@ var (
 	ErrUserInactive   = errors.New("your account is disabled")
 	ErrWrongPort      = errors.New("that port is not the server's SSH port")
 	ErrTargetIdentity = errors.New("the target's host key does not match its enrollment")
+	ErrBindingRevoked = errors.New("your key's sign-in was revoked; sign in again")
 )
 
 // metadataAddrs are cloud instance metadata services, refused whatever the
@@ -138,6 +139,21 @@ func authorize(st *raftstore.State, user *raftstore.User, srv *raftstore.Server)
 		return nil, fmt.Errorf("%w (%s)", ErrNotInProject, srv.Project)
 	}
 	return &access{project: p, grants: mine}, nil
+}
+
+// bindingRevoked reports whether the device binding a connection signed in
+// with is gone: deleted (bindings revoke, the user's deletion) or made anew
+// since, for another user or after a revocation. A connection that signed
+// in without a binding has none to lose.
+func bindingRevoked(st *raftstore.State, id Identity) bool {
+	if id.Binding == "" {
+		return false
+	}
+	_, b, err := st.BindingByFingerprint(nil, id.Binding)
+	if err != nil {
+		return false
+	}
+	return b == nil || b.UserID != id.UserID || (id.BindingIndex != 0 && b.CreateIndex != id.BindingIndex)
 }
 
 // loginAllowed: the user's own unix name, or an account the project shares.
