@@ -4,19 +4,23 @@ package e2e
 // plants a key in ~/.ssh/authorized_keys, and the direct login with it is
 // refused (the agent's sshd settings give managed accounts certificates
 // only), while an account the agent did not create keeps its keys; a
-// project that allows personal keys turns that off; revoking the binding
-// of a person's key ends the session opened with it. The real agent runs in
+// project that allows personal keys turns that off; the greeting lists
+// only servers the jump would dial; revoking the binding of a person's key
+// ends the session opened with it. The real agent runs in
 // the target; the dev node is on 127.0.0.110, the target on 127.0.0.111.
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
 )
@@ -155,6 +159,30 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 			return nil
 		}), "personal keys refused again")
 		t.Logf("personal keys refused again %s after the change", time.Since(changed).Round(time.Millisecond))
+	})
+
+	// The greeting lists what the jump would dial, nothing else.
+	t.Run("ok/greeting-lists-only-reachable-servers", func(t *testing.T) {
+		hostKey := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(tg.HostKey())))
+		for name, addr := range map[string]string{"metadata": "169.254.169.254", "the-bastion": bypassNodeIP} {
+			do(t, e.api(), http.MethodPut, "/v1/servers/"+name, api.Server{Project: "web", Name: name, Addr: addr, HostKeys: []string{hostKey}}, nil)
+		}
+		r := runSSH(t, []string{"ssh", "-F", e.config, "-T", "-o", "BatchMode=yes", "alice@" + e.node.IP, "whoami", "--json"})
+		var who struct{ Servers []struct{ Name string } }
+		fatalIf(t, json.Unmarshal([]byte(r.stdout), &who), "whoami --json: "+r.stdout+r.stderr)
+		var names []string
+		for _, s := range who.Servers {
+			names = append(names, s.Name)
+		}
+		if strings.Join(names, ",") != "web-1" {
+			t.Errorf("the greeting lists %v, want web-1 only", names)
+		}
+		for _, name := range []string{"metadata", "the-bastion"} {
+			if r := e.ssh(t, []string{"-o", "BatchMode=yes"}, "alice@"+name, "true"); r.code == 0 || !strings.Contains(r.stderr, "not allowed") {
+				t.Errorf("ssh -J … alice@%s: exit %d, want the jump's refusal; stderr:\n%s", name, r.code, r.stderr)
+			}
+			do(t, e.api(), http.MethodDelete, "/v1/servers/"+name, nil, nil)
+		}
 	})
 
 	// Last: alice's own binding goes.
