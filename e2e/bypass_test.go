@@ -16,7 +16,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,6 +205,16 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 			}
 			return nil
 		}), "the live session's record")
+		// A connection to the bastion kept open (ControlMaster) that ssh -W
+		// reuses for each hop.
+		master := startControlMaster(t, e.config, "alice@"+e.node.IP)
+		overMaster := func() sshResult {
+			return runSSH(t, []string{"ssh", "-F", e.config, "-o", "BatchMode=yes", "-o", "ProxyCommand=ssh -F " + e.config +
+				" -o BatchMode=yes -o ControlMaster=no -o ControlPath=" + master.path + " -W %h:%p alice@" + e.node.IP, "alice@web-1", "id -un"})
+		}
+		if r := overMaster(); r.code != 0 || strings.TrimSpace(r.stdout) != "alice" {
+			t.Fatalf("a hop over the control master: exit %d, %q; stderr:\n%s", r.code, r.stdout, r.stderr)
+		}
 		revoked := time.Now()
 		out := e.admin(t, "bindings", "revoke", fp).stdout
 		if !strings.Contains(out, "revoked") {
@@ -217,7 +229,54 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 		if r.code == 0 {
 			t.Errorf("the revoked key still signs in: %q", r.stdout)
 		}
+		// The connection that signed in with it stays up but opens no more
+		// hops.
+		if r := overMaster(); r.code == 0 {
+			t.Errorf("a hop over the control master after the revocation ran: %q", r.stdout)
+		}
+		if !strings.Contains(master.stderr.String(), "your key's sign-in was revoked") {
+			t.Errorf("the control master was not refused for the revocation; its stderr: %q", master.stderr.String())
+		}
+		if r := runSSH(t, []string{"ssh", "-F", e.config, "-o", "ControlPath=" + master.path, "-O", "check", "alice@" + e.node.IP}); r.code != 0 {
+			t.Errorf("the control master is gone, so the refusal proves nothing: %s", r.stderr)
+		}
 	})
+}
+
+// controlMaster is an ssh -N connection to the bastion that other ssh
+// processes reuse through its control socket.
+type controlMaster struct {
+	path   string
+	stderr syncBuffer
+}
+
+// startControlMaster connects to dest with ControlMaster=yes and waits
+// until its control socket answers. The process is killed in t.Cleanup.
+func startControlMaster(t *testing.T, config, dest string) *controlMaster {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "rampart-cm-") // a socket path has room for ~107 bytes
+	fatalIf(t, err)
+	m := &controlMaster{path: filepath.Join(dir, "cm")}
+	cmd := exec.Command("ssh", "-F", config, "-o", "BatchMode=yes", "-o", "ControlMaster=yes", "-o", "ControlPath="+m.path, "-N", dest)
+	cmd.Env = clientEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = &m.stderr
+	fatalIf(t, cmd.Start(), "ssh -N (control master)")
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done; os.RemoveAll(dir) })
+	fatalIf(t, waitFor(waitLong, func() error {
+		select {
+		case <-done:
+			return stopWaiting(fmt.Errorf("the control master exited: %q", m.stderr.String()))
+		default:
+		}
+		if r := runSSH(t, []string{"ssh", "-F", config, "-o", "ControlPath=" + m.path, "-O", "check", dest}); r.code != 0 {
+			return fmt.Errorf("ssh -O check: %s", r.stderr)
+		}
+		return nil
+	}), "the control master")
+	return m
 }
 
 // plantFor writes key's public half into user's authorized_keys inside tg.
