@@ -105,9 +105,14 @@ func stepCertificatesOnly(t *testing.T, fx *nsFixture) {
 		}
 		return nil
 	})
-	// And back.
+	// And back. sshd re-executes on the reload and refuses connections
+	// meanwhile: the key's refusal counts only from an sshd that lets
+	// alice's certificate in (and the next step needs it listening).
 	noProblems(t, fx.apply(t, fx.desired()))
 	waitFor(t, func() error {
+		if out, err := fx.login("alice"); err != nil || out != "alice\n" {
+			return fmt.Errorf("certificate login as alice: %q, %v", out, err)
+		}
 		if out, err := fx.loginKey("alice", aliceKey); err == nil {
 			return fmt.Errorf("alice's own key still logs in: %q", out)
 		}
