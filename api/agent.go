@@ -74,6 +74,9 @@ type AgentState struct {
 	// Cluster lists the API addresses (host:port) of the cluster's nodes
 	// now; the agent keeps them and fails over among them.
 	Cluster []string `json:"cluster,omitempty"`
+	// AllowPersonalKeys is the project's setting: when false, sshd lets
+	// the accounts the agent manages in with certificates only.
+	AllowPersonalKeys bool `json:"allow_personal_keys"`
 }
 
 // AgentHostCertsResponse answers POST /v1/agents/hostcerts: fresh host

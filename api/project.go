@@ -31,6 +31,9 @@ type ProjectSettings struct {
 	// (*.web.example.com, web-*) that every name an enrollment asks for
 	// must match one of; empty allows any name that is not a node's.
 	ServerNames []string `json:"server_names,omitempty"`
+	// AllowPersonalKeys lets the project's servers accept keys from the
+	// accounts' own authorized_keys (weaker: such logins skip the bastion).
+	AllowPersonalKeys bool `json:"allow_personal_keys"`
 }
 
 // IndexHeader carries the raft index of the data in a response; a client

@@ -177,7 +177,13 @@ func hostEtcDigest(t testing.TB) map[string]string {
 // granted to engineering with the nginx-reload sudo entitlement.
 func setupAgentNode(t *testing.T) *policyEnv {
 	t.Helper()
-	e := &policyEnv{jumpEnv: &jumpEnv{node: StartDevNode(t, "agent", agentNodeIP), dir: t.TempDir()}}
+	return setupAgentNodeOn(t, "agent", agentNodeIP)
+}
+
+// setupAgentNodeOn is setupAgentNode with the dev node named name on ip.
+func setupAgentNodeOn(t *testing.T, name, ip string) *policyEnv {
+	t.Helper()
+	e := &policyEnv{jumpEnv: &jumpEnv{node: StartDevNode(t, name, ip), dir: t.TempDir()}}
 	var hostCA api.CAKeys
 	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
 	if len(hostCA.Keys) != 1 {

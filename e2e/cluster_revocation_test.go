@@ -219,7 +219,7 @@ func (s *runningSSH) waitEnded(t *testing.T, after string, start time.Time) {
 
 // revoke runs an admin command on node, waits up to revocationBound for s
 // to end, and logs how long that took: from the command's start, and from
-// its return (negative when bob's session ended before alice's ssh closed).
+// its return (negative when the session ended before the admin's ssh closed).
 func (e *revocationEnv) revoke(t *testing.T, s *runningSSH, node *Node, args ...string) {
 	t.Helper()
 	what := strings.Join(args, " ")
@@ -235,7 +235,7 @@ func (e *revocationEnv) revoke(t *testing.T, s *runningSSH, node *Node, args ...
 	if s.ended.Sub(start) > 2*time.Second {
 		note = " (over the issue's 2 s target)"
 	}
-	t.Logf("timing: %s: bob's ssh exited %s after the command started, %s after it returned (%v)%s", what,
+	t.Logf("timing: %s: the session's ssh exited %s after the command started, %s after it returned (%v)%s", what,
 		s.ended.Sub(start).Round(time.Millisecond), s.ended.Sub(returned).Round(time.Millisecond), s.err, note)
 }
 
@@ -298,6 +298,27 @@ func TestClusterRevocation(t *testing.T) {
 			if r.code == 0 || !strings.Contains(r.stderr, "your account is disabled") {
 				t.Errorf("bob on %s after being disabled: exit %d; stderr:\n%s", n.ID, r.code, r.stderr)
 			}
+		}
+	})
+
+	// Last, as it takes alice's own key: revoking a binding on n1 ends the
+	// session opened with it on n3.
+	t.Run("ok/bindings-revoke-on-n1-ends-session-on-n3", func(t *testing.T) {
+		s := startRunningSSH(t, []string{"ssh", "-F", e.alice, "-J", "alice@" + n3.SSHAddr(), "alice@web-1", "echo started; sleep 300"})
+		fatalIf(t, waitFor(waitLong, func() error {
+			r := e.admin(t, n1, "sessions", "ls", "--active", "--user", "alice", "--server", "web-1", "--json")
+			var live []activeSessionJSON
+			if err := json.Unmarshal([]byte(r.stdout), &live); err != nil {
+				return stopWaiting(fmt.Errorf("sessions ls --json: %w: %q", err, r.stdout))
+			}
+			if len(live) != 1 || live[0].Node != n3.ID {
+				return fmt.Errorf("alice's active sessions on web-1: %+v, want one carried by %s", live, n3.ID)
+			}
+			return nil
+		}), "alice's session in sessions ls --active on n1")
+		e.revoke(t, s, n1, "bindings", "revoke", "--user", "alice")
+		if !strings.Contains(s.stderr.String(), "sign-in of your key was revoked") {
+			t.Errorf("alice was not told why: %q", s.stderr.String())
 		}
 	})
 }

@@ -63,6 +63,10 @@ type ProjectSettings struct {
 	// enrollment asks for must match one of. Empty: any name that is not a
 	// node's. Kept lowercase, sorted and unique.
 	ServerNames []string `json:",omitempty"`
+	// AllowPersonalKeys lets the project's servers accept keys from the
+	// managed accounts' own authorized_keys besides certificates: a weaker
+	// mode, in which such a login skips the bastion and its recording.
+	AllowPersonalKeys bool
 }
 
 // maxServerNameRules bounds a project's name rules.
@@ -129,7 +133,8 @@ func (s ProjectSettings) equal(o ProjectSettings) bool {
 		s.AllowRemoteForward == o.AllowRemoteForward && s.AllowAgentForward == o.AllowAgentForward &&
 		s.RequireHostCertificate == o.RequireHostCertificate &&
 		slices.Equal(s.SharedLogins, o.SharedLogins) && slices.Equal(s.ServerNames, o.ServerNames) &&
-		s.IdleTimeout == o.IdleTimeout && s.MaxSessionDuration == o.MaxSessionDuration
+		s.IdleTimeout == o.IdleTimeout && s.MaxSessionDuration == o.MaxSessionDuration &&
+		s.AllowPersonalKeys == o.AllowPersonalKeys
 }
 
 // Project groups servers under one user CA and one set of grants.

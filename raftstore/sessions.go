@@ -24,11 +24,14 @@ type Session struct {
 	ID     string
 	UserID string
 	// Login is the unix login used on the target.
-	Login           string
-	ServerID        string
-	Project         string
-	Node            string
-	SourceAddr      string
+	Login      string
+	ServerID   string
+	Project    string
+	Node       string
+	SourceAddr string
+	// Binding is the fingerprint of the device binding (the key) the
+	// person signed in with, "" without one.
+	Binding         string
 	Start           time.Time
 	End             time.Time
 	BytesIn         int64

@@ -78,6 +78,11 @@ type Desired struct {
 	// HostCertificates are host certificates (authorized_keys format), each
 	// for one of the server's host keys.
 	HostCertificates []string
+	// AllowPersonalKeys lets managed accounts log in with keys from their
+	// own authorized_keys as well as with certificates (the project's
+	// weaker mode). When false, sshd gives managed accounts no
+	// authorized-keys file or command: only certificates open them.
+	AllowPersonalKeys bool
 }
 
 // wantState is Desired after validation: only what may reach a command.
@@ -99,6 +104,8 @@ type wantState struct {
 	sshdRefused bool
 	caKeys      []string
 	hostCerts   []hostCert
+	// personalKeys is Desired.AllowPersonalKeys.
+	personalKeys bool
 }
 
 // validate checks d and returns what may be applied, reporting the rest.
@@ -204,6 +211,7 @@ func (h *Host) validate(d Desired, rep *Report) *wantState {
 		w.sudo[name] = r
 	}
 	w.caKeys, w.hostCerts, w.sshdRefused = h.checkSSHDInputs(d, rep)
+	w.personalKeys = d.AllowPersonalKeys
 	return w
 }
 

@@ -382,7 +382,15 @@ func (f *fakeHost) Run(ctx context.Context, argv []string) ([]byte, error) {
 			return nil, exit(argv, 255, "Bad configuration option")
 		}
 		if argv[1] == "-T" {
-			return []byte(f.sshdEffective(argv[len(argv)-1])), nil
+			user := ""
+			if i := slices.Index(argv, "-C"); i > 0 {
+				for _, kv := range strings.Split(argv[i+1], ",") {
+					if v, ok := strings.CutPrefix(kv, "user="); ok {
+						user = v
+					}
+				}
+			}
+			return []byte(f.sshdEffective(argv[len(argv)-1], user)), nil
 		}
 	case "tar", "systemctl":
 	default:
@@ -391,9 +399,11 @@ func (f *fakeHost) Run(ctx context.Context, argv []string) ([]byte, error) {
 	return nil, nil
 }
 
-// sshdEffective prints what sshd -T would for the settings the agent uses:
-// the first value of each wins; hostcertificate accumulates.
-func (f *fakeHost) sshdEffective(conf string) string {
+// sshdEffective prints what sshd -T would for the settings the agent uses,
+// for user when it is not "": the first value of each wins; hostcertificate
+// accumulates; values in a Match User block that names user win over the
+// global ones ("Match all" ends a block).
+func (f *fakeHost) sshdEffective(conf, user string) string {
 	b, _ := os.ReadFile(filepath.Join(f.root, conf))
 	var lines []string
 	for _, l := range strings.Split(f.sshdTExtra+string(b), "\n") {
@@ -403,25 +413,51 @@ func (f *fakeHost) sshdEffective(conf string) string {
 			for _, inc := range files {
 				ib, _ := os.ReadFile(inc)
 				lines = append(lines, strings.Split(string(ib), "\n")...)
+				lines = append(lines, "Match all") // sshd ends an included file's Match
 			}
 			continue
 		}
 		lines = append(lines, l)
 	}
-	seen := map[string]bool{}
-	var out strings.Builder
+	global, matched := map[string][]string{}, map[string][]string{}
+	var order []string
+	active := global
 	for _, l := range lines {
 		k, v := splitDirective(l)
 		k = strings.ToLower(k)
-		if k == "" || (seen[k] && k != "hostcertificate") {
+		switch {
+		case k == "":
+			continue
+		case k == "match":
+			active = nil
+			if v == "all" {
+				active = global
+			} else if names, ok := strings.CutPrefix(v, "User "); ok && user != "" && slices.Contains(strings.Split(names, ","), user) {
+				active = matched
+			}
+			continue
+		case active == nil || (len(active[k]) > 0 && k != "hostcertificate"):
 			continue
 		}
-		seen[k] = true
-		fmt.Fprintf(&out, "%s %s\n", k, v)
+		if global[k] == nil && matched[k] == nil {
+			order = append(order, k)
+		}
+		active[k] = append(active[k], v)
 	}
-	for _, k := range []string{"trustedusercakeys", "authorizedprincipalsfile"} {
-		if !seen[k] {
-			fmt.Fprintf(&out, "%s none\n", k)
+	var out strings.Builder
+	for _, k := range order {
+		vals := global[k]
+		if matched[k] != nil {
+			vals = matched[k]
+		}
+		for _, v := range vals {
+			fmt.Fprintf(&out, "%s %s\n", k, v)
+		}
+	}
+	for _, d := range [][2]string{{"trustedusercakeys", "none"}, {"authorizedprincipalsfile", "none"}, {"authorizedkeysfile", ".ssh/authorized_keys .ssh/authorized_keys2"},
+		{"authorizedkeyscommand", "none"}, {"authenticationmethods", "any"}, {"passwordauthentication", "yes"}, {"kbdinteractiveauthentication", "yes"}} {
+		if global[d[0]] == nil && matched[d[0]] == nil {
+			fmt.Fprintf(&out, "%s %s\n", d[0], d[1])
 		}
 	}
 	return out.String()

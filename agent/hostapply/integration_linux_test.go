@@ -328,6 +328,7 @@ func runInNamespace(t *testing.T) {
 		{"ok/drift-repaired", stepDrift},
 		{"fail/collisions-reported-untouched", stepCollisions},
 		{"fail/injection-refused-nothing-half-applied", stepInjection},
+		{"ok/certificates-only-for-managed-accounts", stepCertificatesOnly},
 		{"ok/deprovision-and-delete", stepDeprovision},
 		{"ok/sshd-block-without-include", stepBlock},
 	}
@@ -712,6 +713,7 @@ func stepBlock(t *testing.T, fx *nsFixture) {
 	if eff := run(t, "/usr/sbin/sshd", "-T"); !strings.Contains(eff, "authorizedprincipalsfile /etc/ssh/rampart_principals/%u\n") {
 		t.Errorf("sshd -T:\n%s", eff)
 	}
+	mainFileStillApplies(t, noInclude)
 	waitFor(t, func() error {
 		out, err := fx.login("bob")
 		if err != nil || out != "bob\n" {

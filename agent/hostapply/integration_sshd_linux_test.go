@@ -90,9 +90,6 @@ func (s *nsSSHD) stop() {
 // dial logs in as login with a certificate from the user CA for principal,
 // checking the host certificate against the host CA.
 func (fx *nsFixture) dial(login, principal string) (*ssh.Client, error) {
-	if fx.sshd == nil {
-		return nil, errors.New("no sshd")
-	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -113,6 +110,14 @@ func (fx *nsFixture) dial(login, principal string) (*ssh.Client, error) {
 	signer, err := ssh.NewCertSigner(cert, key)
 	if err != nil {
 		return nil, err
+	}
+	return fx.dialWith(login, signer)
+}
+
+// dialWith logs in as login with signer (a certificate or a plain key).
+func (fx *nsFixture) dialWith(login string, signer ssh.Signer) (*ssh.Client, error) {
+	if fx.sshd == nil {
+		return nil, errors.New("no sshd")
 	}
 	checker := &ssh.CertChecker{IsHostAuthority: func(auth ssh.PublicKey, _ string) bool {
 		return bytes.Equal(auth.Marshal(), fx.hostCA.PublicKey().Marshal())
@@ -136,14 +141,8 @@ func (fx *nsFixture) dial(login, principal string) (*ssh.Client, error) {
 	return ssh.NewClient(c, chans, reqs), nil
 }
 
-// login runs id -un as user with a certificate for user.
-func (fx *nsFixture) login(user string) (string, error) { return fx.loginAs(user, user) }
-
-func (fx *nsFixture) loginAs(login, principal string) (string, error) {
-	c, err := fx.dial(login, principal)
-	if err != nil {
-		return "", err
-	}
+// runID runs id -un on c and closes it.
+func runID(c *ssh.Client) (string, error) {
 	defer c.Close()
 	s, err := c.NewSession()
 	if err != nil {
@@ -152,4 +151,24 @@ func (fx *nsFixture) loginAs(login, principal string) (string, error) {
 	defer s.Close()
 	out, err := s.Output("id -un")
 	return string(out), err
+}
+
+// login runs id -un as user with a certificate for user.
+func (fx *nsFixture) login(user string) (string, error) { return fx.loginAs(user, user) }
+
+func (fx *nsFixture) loginAs(login, principal string) (string, error) {
+	c, err := fx.dial(login, principal)
+	if err != nil {
+		return "", err
+	}
+	return runID(c)
+}
+
+// loginKey runs id -un as user with a plain key.
+func (fx *nsFixture) loginKey(user string, key ssh.Signer) (string, error) {
+	c, err := fx.dialWith(user, key)
+	if err != nil {
+		return "", err
+	}
+	return runID(c)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -95,8 +96,10 @@ const (
 	fileHeader = "# Managed by rampart-agent. Changes are overwritten.\n"
 )
 
-// sshdDirectives are the settings the agent gives sshd.
-func (h *Host) sshdDirectives(certFiles []string) string {
+// sshdDirectives are the settings the agent gives sshd: trust in the
+// project's user CA for everyone, and for the accounts it manages (managed,
+// sorted) certificates only.
+func (h *Host) sshdDirectives(certFiles, managed []string, personalKeys bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "TrustedUserCAKeys %s\n", h.cfg.TrustedCAKeysFile)
 	// One file per managed account, listing exactly its own name: a
@@ -110,6 +113,41 @@ func (h *Host) sshdDirectives(certFiles []string) string {
 	// and no connection for a PAM account refusal; the agent's login
 	// events need both (agent/events).
 	b.WriteString("LogLevel VERBOSE\n")
+	b.WriteString(managedBlock(managed, personalKeys))
+	return b.String()
+}
+
+// matchNames bounds the names on one Match line, keeping lines short for
+// the people who read them.
+const matchNames = 32
+
+// managedBlock closes every way into a managed account except a
+// certificate from the project's user CA: without it, anyone who reached
+// the account through the bastion could add a line to
+// ~/.ssh/authorized_keys and come back directly, with no per-hop
+// certificate and no recording. It matches the accounts by name, from the
+// state file, rather than by a group: the state file is the one authority
+// on what the agent manages, and a group membership can be edited, or
+// emptied by deprovisioning, without the agent noticing. Values in a Match
+// block win over the global ones whatever their order, so a drop-in that
+// sshd reads before this one cannot turn passwords back on for these
+// accounts. The block ends with "Match all": settings after it (the rest
+// of sshd_config, when the block is at its top) apply to everyone again.
+// With personalKeys the accounts keep the global authorized-keys settings.
+func managedBlock(managed []string, personalKeys bool) string {
+	if len(managed) == 0 {
+		return ""
+	}
+	var settings string
+	if !personalKeys {
+		settings = "\tAuthorizedKeysFile none\n\tAuthorizedKeysCommand none\n"
+	}
+	settings += "\tAuthenticationMethods publickey\n\tPasswordAuthentication no\n\tKbdInteractiveAuthentication no\n"
+	var b strings.Builder
+	for chunk := range slices.Chunk(managed, matchNames) {
+		fmt.Fprintf(&b, "Match User %s\n%s", strings.Join(chunk, ","), settings)
+	}
+	b.WriteString("Match all\n")
 	return b.String()
 }
 
@@ -211,7 +249,8 @@ func (p *pass) applySSHD() error {
 		p.rep.problem(KindSSHD, cfg.SSHDConfig, fmt.Errorf("read sshd config: %v", errors.Join(err, errors.New("missing"))))
 		return nil
 	}
-	directives := p.h.sshdDirectives(certFiles)
+	managed := sortedKeys(p.st.Users)
+	directives := p.h.sshdDirectives(certFiles, managed, p.w.personalKeys)
 	var dropIn, newConf []byte
 	if p.h.includesDropIn(conf.data) {
 		dropIn = []byte(fileHeader + directives)
@@ -281,7 +320,7 @@ func (p *pass) applySSHD() error {
 		return nil
 	}
 	if txn.changed() {
-		if err := p.checkSSHD(certFiles); err != nil {
+		if err := p.checkSSHD(certFiles, managed); err != nil {
 			if rerr := txn.rollback(); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
@@ -326,33 +365,66 @@ func (p *pass) removeStaleTemps() {
 }
 
 // checkSSHD runs sshd -t, then sshd -T to see that the agent's settings are
-// the ones in effect (an earlier line of sshd_config would win over them).
-func (p *pass) checkSSHD(certFiles []string) error {
+// the ones in effect (an earlier line of sshd_config would win over them),
+// for everyone and, with -C, for a managed account.
+func (p *pass) checkSSHD(certFiles, managed []string) error {
 	cfg := &p.h.cfg
 	if out, err := p.runCmd(cfg.SSHD, "-t", "-f", cfg.SSHDConfig); err != nil {
 		return fmt.Errorf("%w: sshd -t: %w%s", ErrRejected, err, outputTail(out))
 	}
-	out, err := p.runCmd(cfg.SSHD, "-T", "-f", cfg.SSHDConfig)
+	got, err := p.effectiveSSHD()
 	if err != nil {
-		return fmt.Errorf("%w: sshd -T: %w", ErrRejected, err)
+		return err
+	}
+	want := map[string]string{
+		"trustedusercakeys":        cfg.TrustedCAKeysFile,
+		"authorizedprincipalsfile": cfg.PrincipalsDir + "/%u",
+	}
+	if err := settingsAre(got, want, cfg.SSHDConfig); err != nil {
+		return err
+	}
+	for _, f := range certFiles {
+		if !slices.Contains(got["hostcertificate"], f) {
+			return fmt.Errorf("%w: sshd -T does not show hostcertificate %s", ErrRejected, f)
+		}
+	}
+	if len(managed) == 0 {
+		return nil
+	}
+	// Every managed account is in the same blocks with the same settings:
+	// the first one stands for all.
+	got, err = p.effectiveSSHD("-C", "user="+managed[0]+",host=rampart-agent-check,addr=127.0.0.1")
+	if err != nil {
+		return err
+	}
+	want = map[string]string{"authenticationmethods": "publickey", "passwordauthentication": "no", "kbdinteractiveauthentication": "no"}
+	if !p.w.personalKeys {
+		want["authorizedkeysfile"], want["authorizedkeyscommand"] = "none", "none"
+	}
+	return settingsAre(got, want, cfg.SSHDConfig+" (for managed account "+managed[0]+")")
+}
+
+// effectiveSSHD runs sshd -T with extra arguments and returns its settings.
+func (p *pass) effectiveSSHD(extra ...string) (map[string][]string, error) {
+	cfg := &p.h.cfg
+	out, err := p.runCmd(append(append([]string{cfg.SSHD, "-T"}, extra...), "-f", cfg.SSHDConfig)...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: sshd -T %s: %w", ErrRejected, strings.Join(extra, " "), err)
 	}
 	got := map[string][]string{}
 	for _, l := range lines(out) {
 		k, v, _ := strings.Cut(l, " ")
 		got[k] = append(got[k], v)
 	}
-	want := map[string]string{
-		"trustedusercakeys":        cfg.TrustedCAKeysFile,
-		"authorizedprincipalsfile": cfg.PrincipalsDir + "/%u",
-	}
-	for k, v := range want {
-		if len(got[k]) != 1 || got[k][0] != v {
-			return fmt.Errorf("%w: sshd -T shows %s %q, not %q: an earlier setting in %s wins over the agent's", ErrRejected, k, strings.Join(got[k], " "), v, cfg.SSHDConfig)
-		}
-	}
-	for _, f := range certFiles {
-		if !slices.Contains(got["hostcertificate"], f) {
-			return fmt.Errorf("%w: sshd -T does not show hostcertificate %s", ErrRejected, f)
+	return got, nil
+}
+
+// settingsAre checks that sshd -T showed each wanted setting with exactly
+// its value.
+func settingsAre(got map[string][]string, want map[string]string, where string) error {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if v := want[k]; len(got[k]) != 1 || got[k][0] != v {
+			return fmt.Errorf("%w: sshd -T shows %s %q, not %q: an earlier setting in %s wins over the agent's", ErrRejected, k, strings.Join(got[k], " "), v, where)
 		}
 	}
 	return nil

@@ -71,6 +71,14 @@ const (
 	certOut = "/etc/ssh/rampart_host_ssh-ed25519-cert.pub"
 )
 
+// certOnly is the block that closes every way but a certificate into the
+// managed accounts names.
+func certOnly(names string) string {
+	return "Match User " + names + "\n\tAuthorizedKeysFile none\n\tAuthorizedKeysCommand none\n" + personalKeysOnly + "Match all\n"
+}
+
+const personalKeysOnly = "\tAuthenticationMethods publickey\n\tPasswordAuthentication no\n\tKbdInteractiveAuthentication no\n"
+
 func keyLine(k ssh.PublicKey) string { return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) }
 
 func TestApplySSHD(t *testing.T) {
@@ -80,7 +88,7 @@ func TestApplySSHD(t *testing.T) {
 		if withCert {
 			s += "HostCertificate " + certOut + "\n"
 		}
-		return s + "LogLevel VERBOSE\n"
+		return s + "LogLevel VERBOSE\n" + certOnly("alice,bob")
 	}
 	type step struct {
 		desired  func(f *fakeHost) Desired
@@ -244,6 +252,65 @@ func TestApplySSHD(t *testing.T) {
 				problems: []wantProblem{{KindSSHD, "host certificates", ErrInvalid}},
 				check: func(t *testing.T, th *testHost) {
 					fileIs(t, th.f, dropIn, fileHeader+directives(false), 0o644)
+				},
+			}},
+		},
+		{
+			// Only certificates open a managed account: the names come from
+			// the state file (disabled accounts too), and the block follows
+			// them and the project's personal-keys setting.
+			name: "ok/managed-accounts-certificates-only",
+			steps: []step{
+				{desired: withCert, reloads: 1, check: func(t *testing.T, th *testHost) {
+					fileIs(t, th.f, dropIn, fileHeader+directives(true), 0o644)
+				}},
+				{desired: func(f *fakeHost) Desired {
+					d := withCert(f)
+					d.Users = append(d.Users, User{Name: "carol", UID: 61003}, User{Name: "alice", UID: 61001, Status: StatusDisabled})
+					d.Users = d.Users[1:]
+					return d
+				}, reloads: 2, check: func(t *testing.T, th *testHost) {
+					b, _ := th.f.readFile(t, dropIn)
+					if !strings.HasSuffix(b, certOnly("alice,bob,carol")) {
+						t.Errorf("drop-in:\n%s", b)
+					}
+				}},
+				{desired: func(f *fakeHost) Desired {
+					d := withCert(f)
+					d.AllowPersonalKeys = true
+					return d
+				}, reloads: 3, check: func(t *testing.T, th *testHost) {
+					b, _ := th.f.readFile(t, dropIn)
+					if !strings.HasSuffix(b, "LogLevel VERBOSE\nMatch User alice,bob,carol\n"+personalKeysOnly+"Match all\n") {
+						t.Errorf("drop-in with personal keys allowed:\n%s", b)
+					}
+				}},
+			},
+		},
+		{
+			name: "ok/no-managed-accounts-no-match-block",
+			steps: []step{{
+				desired: func(f *fakeHost) Desired { return Desired{TrustedCAKeys: []string{keyLine(ca1.PublicKey())}} },
+				reloads: 1,
+				check: func(t *testing.T, th *testHost) {
+					fileIs(t, th.f, dropIn, fileHeader+"TrustedUserCAKeys "+caFile+"\nAuthorizedPrincipalsFile /etc/ssh/rampart_principals/%u\nLogLevel VERBOSE\n", 0o644)
+				},
+			}},
+		},
+		{
+			// A Match block sshd reads first wins for the accounts it names:
+			// sshd -T -C shows it, and the agent refuses the change.
+			name: "fail/earlier-match-lets-keys-in",
+			steps: []step{{
+				desired: withKeys(keyLine(ca1.PublicKey())),
+				before: func(t *testing.T, th *testHost) {
+					th.f.sshdTExtra = "Match User alice\nAuthorizedKeysFile .ssh/authorized_keys\nMatch all\n"
+				},
+				problems: []wantProblem{{KindSSHD, "/etc/ssh/sshd_config", ErrRejected}},
+				check: func(t *testing.T, th *testHost) {
+					if _, ok := th.f.readFile(t, dropIn); ok {
+						t.Errorf("%s kept after a failed check", dropIn)
+					}
 				},
 			}},
 		},

@@ -39,7 +39,7 @@ func TestMutations(t *testing.T) {
 			func(t *testing.T, h *harness) {
 				p := wantProject(t, h, "api")
 				s := p.Settings
-				if p.Description != "API tier" || s.CertTTL != 10*time.Minute || !s.Recording || !s.AllowAgentForward ||
+				if p.Description != "API tier" || s.CertTTL != 10*time.Minute || !s.Recording || !s.AllowAgentForward || s.AllowPersonalKeys ||
 					s.AllowLocalForward || !slices.Equal(s.SharedLogins, []string{"deploy", "www"}) {
 					t.Errorf("project %+v", p)
 				}
@@ -61,13 +61,14 @@ func TestMutations(t *testing.T) {
 				}
 			}},
 		{"ok/projects-set", []string{"projects", "set", "web", "--recording", "off", "--record-input", "--recording-fail-open",
-			"--allow-local-forward=false", "--allow-remote-forward", "--idle-timeout", "15m", "--max-session", "8h", "--shared-logins", "deploy"},
+			"--allow-local-forward=false", "--allow-remote-forward", "--idle-timeout", "15m", "--max-session", "8h", "--shared-logins", "deploy", "--allow-personal-keys"},
 			"project web updated", map[string]string{"project": "web"},
 			func(t *testing.T, h *harness) {
 				p := wantProject(t, h, "web")
 				s := p.Settings
 				if s.Recording || !s.RecordInput || !s.RecordingFailOpen || s.AllowLocalForward || !s.AllowRemoteForward ||
-					s.IdleTimeout != 15*time.Minute || s.MaxSessionDuration != 8*time.Hour || !slices.Equal(s.SharedLogins, []string{"deploy"}) {
+					s.IdleTimeout != 15*time.Minute || s.MaxSessionDuration != 8*time.Hour || !slices.Equal(s.SharedLogins, []string{"deploy"}) ||
+					!s.AllowPersonalKeys {
 					t.Errorf("settings %+v", s)
 				}
 				if p.Description != "web tier" {

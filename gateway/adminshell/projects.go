@@ -29,6 +29,7 @@ type settingsView struct {
 	IdleTimeout        string   `json:"idle_timeout,omitempty"`
 	MaxSession         string   `json:"max_session,omitempty"`
 	ServerNames        []string `json:"server_names"`
+	AllowPersonalKeys  bool     `json:"allow_personal_keys"`
 }
 
 type projectView struct {
@@ -63,7 +64,7 @@ func newProjectView(st *raftstore.State, p *raftstore.Project) (projectView, err
 		Settings: settingsView{CertTTL: s.EffectiveCertTTL().String(), Recording: s.Recording, RecordInput: s.RecordInput,
 			RecordingFailOpen: s.RecordingFailOpen, AllowLocalForward: s.AllowLocalForward, AllowRemoteForward: s.AllowRemoteForward,
 			AllowAgentForward: s.AllowAgentForward, RequireHostCert: s.RequireHostCertificate, SharedLogins: nonNil(s.SharedLogins),
-			IdleTimeout: durationJSON(s.IdleTimeout), MaxSession: durationJSON(s.MaxSessionDuration), ServerNames: nonNil(s.ServerNames)}}
+			IdleTimeout: durationJSON(s.IdleTimeout), MaxSession: durationJSON(s.MaxSessionDuration), ServerNames: nonNil(s.ServerNames), AllowPersonalKeys: s.AllowPersonalKeys}}
 	if st == nil {
 		return pv, nil
 	}
@@ -88,6 +89,7 @@ type settingsFlags struct {
 	idle         time.Duration
 	maxSession   time.Duration
 	serverNames  []string
+	personalKeys bool
 }
 
 func (f *settingsFlags) bind(fs *pflag.FlagSet) {
@@ -104,17 +106,18 @@ func (f *settingsFlags) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.idle, "idle-timeout", 0, "end sessions idle this long (0: never)")
 	fs.DurationVar(&f.maxSession, "max-session", 0, "end sessions after this long (0: never)")
 	fs.StringSliceVar(&f.serverNames, "server-names", nil, `name rules for enrolling targets: glob patterns, e.g. '*.web.example.com,web-*' ("" for any name that is not a node's)`)
+	fs.BoolVar(&f.personalKeys, "allow-personal-keys", false, "weaker: servers also accept keys from the accounts' own authorized_keys, which skip the bastion")
 }
 
 func (v *invocation) completeSettings(cmd *cobra.Command) {
 	v.completeFlag(cmd, "recording", fixed("on", "off"))
-	for _, name := range []string{"record-input", "recording-fail-open", "allow-local-forward", "allow-remote-forward", "allow-agent-forward", "require-host-certificate"} {
+	for _, name := range []string{"record-input", "recording-fail-open", "allow-local-forward", "allow-remote-forward", "allow-agent-forward", "require-host-certificate", "allow-personal-keys"} {
 		v.completeFlag(cmd, name, fixed("true", "false"))
 	}
 }
 
 var settingsFlagNames = []string{"description", "cert-ttl", "recording", "record-input", "recording-fail-open",
-	"allow-local-forward", "allow-remote-forward", "allow-agent-forward", "require-host-certificate", "shared-logins", "idle-timeout", "max-session", "server-names"}
+	"allow-local-forward", "allow-remote-forward", "allow-agent-forward", "require-host-certificate", "shared-logins", "idle-timeout", "max-session", "server-names", "allow-personal-keys"}
 
 // changed reports whether any setting was given.
 func (f *settingsFlags) changed(fs *pflag.FlagSet) bool {
@@ -158,6 +161,7 @@ func (f *settingsFlags) applyTo(fs *pflag.FlagSet, p *raftstore.Project) error {
 	set("server-names", func() {
 		s.ServerNames = slices.DeleteFunc(slices.Clone(f.serverNames), func(p string) bool { return p == "" })
 	})
+	set("allow-personal-keys", func() { s.AllowPersonalKeys = f.personalKeys })
 	return nil
 }
 
@@ -230,6 +234,7 @@ func (v *invocation) projectsCmd() *cobra.Command {
 				w.add("idle timeout", s.IdleTimeout)
 				w.add("max session", s.MaxSessionDuration)
 				w.add("server names", s.ServerNames)
+				w.add("personal keys", map[bool]string{true: "allowed (weaker: they skip the bastion)", false: "refused (certificates only)"}[s.AllowPersonalKeys])
 				w.add("created", p.CreatedAt)
 				w.add("updated", p.UpdatedAt)
 				if err := w.flush(); err != nil {

@@ -69,7 +69,7 @@ func (v *invocation) bindingsCmd() *cobra.Command {
 	var all, yes bool
 	revoke := &cobra.Command{
 		Use:   "revoke FINGERPRINT | --user USER | --all",
-		Short: "Unbind keys: the next login with them goes through the IdP again",
+		Short: "Unbind keys and end the sessions opened with them: the next login goes through the IdP again",
 		Args: func(_ *cobra.Command, args []string) error {
 			given := len(args)
 			if revokeUser != "" {
@@ -153,6 +153,7 @@ type sessionView struct {
 	Project         string     `json:"project"`
 	Node            string     `json:"node"`
 	SourceAddr      string     `json:"source_addr,omitempty"`
+	Binding         string     `json:"binding,omitempty"`
 	Status          string     `json:"status"`
 	Start           *time.Time `json:"start,omitempty"`
 	End             *time.Time `json:"end,omitempty"`
@@ -168,7 +169,7 @@ func newSessionView(st *raftstore.State, s *raftstore.Session) sessionView {
 		server = srv.Name
 	}
 	sv := sessionView{ID: s.ID, UserID: s.UserID, User: userLogin(st, s.UserID), Login: s.Login, ServerID: s.ServerID, Server: server,
-		Project: s.Project, Node: s.Node, SourceAddr: s.SourceAddr, Status: string(s.Status), Start: timeJSON(s.Start),
+		Project: s.Project, Node: s.Node, SourceAddr: s.SourceAddr, Binding: s.Binding, Status: string(s.Status), Start: timeJSON(s.Start),
 		BytesIn: s.BytesIn, BytesOut: s.BytesOut, EndReason: s.EndReason, RecordingSHA256: s.RecordingSHA256}
 	if s.Status == raftstore.SessionClosed {
 		sv.End = timeJSON(s.End)
@@ -259,6 +260,7 @@ func (v *invocation) sessionsCmd() *cobra.Command {
 				d.add("server", fmt.Sprintf("%s (project %s)", sv.Server, sv.Project))
 				d.add("node", sv.Node)
 				d.add("from", sv.SourceAddr)
+				d.add("key", sv.Binding)
 				d.add("status", sv.Status)
 				d.add("started", s.Start)
 				if s.Status == raftstore.SessionClosed {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,12 @@ const (
 	extUserID         = "rampart-user-id"
 	extBindingExpires = "rampart-binding-expires"
 	extAuthMethod     = "rampart-auth"
+	// extBinding and extBindingIndex name the device binding the
+	// connection signed in with (its key's fingerprint and the raft index
+	// that created it); empty without one. Revoking it ends the jump
+	// sessions the connection opened.
+	extBinding      = "rampart-binding"
+	extBindingIndex = "rampart-binding-index"
 )
 
 // Defaults for Config.
@@ -88,6 +95,9 @@ type DeviceFlow interface {
 // proxy implements it).
 type Jumper interface {
 	HandleDirectTCPIP(ctx context.Context, id jump.Identity, nc gossh.NewChannel)
+	// Reachable reports why the jump would refuse srv's registered
+	// address (metadata services, the node's own addresses...), or nil.
+	Reachable(srv *raftstore.Server) error
 }
 
 // Auditor records audit events; it must not block.
@@ -190,8 +200,11 @@ func (s *Server) handleDirectTCPIP(_ *gliderssh.Server, sc *gossh.ServerConn, nc
 		_ = nc.Reject(gossh.Prohibited, "not signed in")
 		return
 	}
+	ext := sc.Permissions.Extensions
+	idx, _ := strconv.ParseUint(ext[extBindingIndex], 10, 64)
 	s.cfg.Jump.HandleDirectTCPIP(ctx, jump.Identity{
-		UserID: sc.Permissions.Extensions[extUserID], Remote: sc.RemoteAddr(), Local: sc.LocalAddr(), ClientVersion: string(sc.ClientVersion()),
+		UserID: ext[extUserID], Remote: sc.RemoteAddr(), Local: sc.LocalAddr(), ClientVersion: string(sc.ClientVersion()),
+		Binding: ext[extBinding], BindingIndex: idx,
 	}, nc)
 }
 
@@ -310,20 +323,22 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 		return nil, err
 	case user != nil:
 		c.s.audit.Record("login", user.Login, map[string]string{"method": "bound-key", "key": b.Fingerprint, "remote": c.remote, "ssh_user": raftstore.ClientText(meta.User())})
-		return c.admit(user, b.ExpiresAt, "bound-key"), nil
+		return c.admit(user, b, "bound-key"), nil
 	}
 	c.key = key
 	return nil, &gossh.PartialSuccessError{Next: gossh.ServerAuthCallbacks{KeyboardInteractiveCallback: c.keyboardInteractive}}
 }
 
-// admit marks the connection authenticated and returns its permissions.
-func (c *conn) admit(u *raftstore.User, bindingExpires time.Time, method string) *gossh.Permissions {
+// admit marks the connection authenticated and returns its permissions; b
+// is the device binding it signed in with, or nil.
+func (c *conn) admit(u *raftstore.User, b *raftstore.Binding, method string) *gossh.Permissions {
 	c.tc.authenticated()
-	exp := ""
-	if !bindingExpires.IsZero() {
-		exp = bindingExpires.UTC().Format(time.RFC3339)
+	ext := map[string]string{extUserID: u.ID, extBindingExpires: "", extAuthMethod: method}
+	if b != nil {
+		ext[extBindingExpires] = b.ExpiresAt.UTC().Format(time.RFC3339)
+		ext[extBinding], ext[extBindingIndex] = b.Fingerprint, strconv.FormatUint(b.CreateIndex, 10)
 	}
-	return &gossh.Permissions{Extensions: map[string]string{extUserID: u.ID, extBindingExpires: exp, extAuthMethod: method}}
+	return &gossh.Permissions{Extensions: ext}
 }
 
 // keyboardInteractive runs the OIDC device flow: a QR code in a banner, the
@@ -404,7 +419,7 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 		c.s.logger.Warn("sign-in refused", "user", id.Login, "err", err)
 		return fail(err, "provisioning refused")
 	}
-	var expires time.Time
+	var binding *raftstore.Binding
 	method := "device-flow"
 	if c.key != nil {
 		b, err := c.s.login.Bind(ctx, user, c.key, login.BindInfo{ClientVersion: raftstore.ClientText(string(meta.ClientVersion())), SourceAddr: c.remote})
@@ -412,11 +427,11 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 			c.s.logger.Error("binding key failed", "user", user.Login, "err", err)
 			return fail(err, "binding failed")
 		}
-		expires, method = b.ExpiresAt, "device-flow+bind"
+		binding, method = b, "device-flow+bind"
 	}
 	c.s.audit.Record("login", user.Login, map[string]string{"method": method, "remote": c.remote, "ssh_user": raftstore.ClientText(meta.User()), "unix_name": user.UnixName})
 	c.s.logger.Info("signed in", "user", user.Login, "unix_name", user.UnixName, "method", method, "remote", c.remote)
-	return c.admit(user, expires, method), nil
+	return c.admit(user, binding, method), nil
 }
 
 // isGone reports whether the client has left.

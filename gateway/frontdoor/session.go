@@ -129,7 +129,8 @@ func (s *Server) adminSession(sess gliderssh.Session, user *raftstore.User) {
 	_ = sess.Exit(code)
 }
 
-// whoami gathers who the user is and where they may go.
+// whoami gathers who the user is and where they may go: the servers of
+// their projects that the jump would dial (none without a jump).
 func (s *Server) whoami(u *raftstore.User, bindingExpires string) (*Whoami, error) {
 	w := &Whoami{Login: u.Login, Email: u.Email, UnixName: u.UnixName, UID: u.UID, Groups: u.Groups,
 		Admin: s.cfg.AdminGroup != "" && contains(u.Groups, s.cfg.AdminGroup), BindingExpires: bindingExpires, Servers: []Destination{}}
@@ -151,6 +152,9 @@ func (s *Server) whoami(u *raftstore.User, bindingExpires string) (*Whoami, erro
 			return nil, err
 		}
 		for _, srv := range servers {
+			if s.cfg.Jump == nil || s.cfg.Jump.Reachable(srv) != nil {
+				continue
+			}
 			w.Servers = append(w.Servers, Destination{Name: srv.Name, Project: p,
 				Command: fmt.Sprintf("ssh -J %s %s@%s", s.cfg.JumpHost, u.UnixName, srv.Name)})
 		}

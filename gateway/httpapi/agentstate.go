@@ -24,8 +24,9 @@ var agentTables = []string{"users", "groups", "grants", "entitlements", "project
 // everyone in a group granted to its project (disabled and deleted ones too,
 // so the agent deprovisions them), the granted groups that are valid unix
 // group names, the sudo entitlements the grants carry, the project's user
-// CA keys, the host CA that signs host certificates now, and the API
-// addresses of the cluster's nodes. It adds what it reads to ws.
+// CA keys and whether it allows personal keys, the host CA that signs host
+// certificates now, and the API addresses of the cluster's nodes. It adds
+// what it reads to ws.
 func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitlement string) (*api.AgentState, error) {
 	idx := st.MaxIndexWatch(ws, agentTables...)
 	_, srv, err := st.ServerByID(ws, serverID)
@@ -133,6 +134,11 @@ func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitleme
 	}
 	slices.Sort(out.Cluster)
 	out.Cluster = slices.Compact(out.Cluster)
+	_, p, err := st.ProjectByName(ws, srv.Project)
+	if err != nil {
+		return nil, err
+	}
+	out.AllowPersonalKeys = p != nil && p.Settings.AllowPersonalKeys
 	return out, nil
 }
 

@@ -63,6 +63,20 @@ func TestAgentState(t *testing.T) {
 	if len(st.Entitlements) != 2 {
 		t.Fatalf("entitlements = %+v", st.Entitlements)
 	}
+	if st.AllowPersonalKeys {
+		t.Fatal("personal keys allowed by default")
+	}
+	// The project's personal-keys setting reaches the agent.
+	buf, err := raftstore.Encode(&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web", Settings: raftstore.ProjectSettings{AllowPersonalKeys: true}}, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := f.ApplyCommand(100, buf); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if st, err = agentState(nil, f.State(), "s1", "admin"); err != nil || !st.AllowPersonalKeys {
+		t.Fatalf("after allowing personal keys: %+v, %v", st, err)
+	}
 	if _, err := agentState(nil, f.State(), "gone", "admin"); err == nil {
 		t.Fatal("state of an unknown server")
 	}

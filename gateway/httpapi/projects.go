@@ -126,6 +126,7 @@ func projectToAPI(p *raftstore.Project) api.Project {
 		AllowLocalForward: st.AllowLocalForward, AllowRemoteForward: st.AllowRemoteForward, AllowAgentForward: st.AllowAgentForward,
 		SharedLogins: st.SharedLogins, IdleTimeout: dur(st.IdleTimeout), MaxSessionDuration: dur(st.MaxSessionDuration), RequireHostCertificate: st.RequireHostCertificate,
 		ServerNames: st.ServerNames,
+		AllowPersonalKeys: st.AllowPersonalKeys,
 	}}
 }
 
@@ -166,5 +167,6 @@ func projectFromAPI(name string, in *api.Project, cur *raftstore.Project) (*raft
 		AllowLocalForward: st.AllowLocalForward, AllowRemoteForward: st.AllowRemoteForward, AllowAgentForward: st.AllowAgentForward,
 		SharedLogins: st.SharedLogins, IdleTimeout: idle, MaxSessionDuration: maxDur, RequireHostCertificate: st.RequireHostCertificate,
 		ServerNames: st.ServerNames,
+		AllowPersonalKeys: st.AllowPersonalKeys,
 	}}, nil
 }

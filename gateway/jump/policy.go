@@ -23,6 +23,7 @@ var (
 	ErrWrongPort      = errors.New("that port is not the server's SSH port")
 	ErrTargetIdentity = errors.New("the target's host key does not match its enrollment")
 	ErrNoHostCert     = errors.New("the target presented no host certificate, and its project requires one")
+	ErrBindingRevoked = errors.New("your key's sign-in was revoked; sign in again")
 )
 
 // resolve finds the enrolled server the person asked for, by canonical name,
@@ -47,16 +48,32 @@ func resolve(st *raftstore.State, host string, port uint32, rule *targetaddr.Rul
 	if int(port) != srv.SSHPort {
 		return nil, nil, fmt.Errorf("%w: %s listens on %d, not %d", ErrWrongPort, srv.Name, srv.SSHPort, port)
 	}
-	ip := net.ParseIP(srv.Addr)
-	if ip == nil {
-		return nil, nil, fmt.Errorf("%w: %s is registered with %q, which is not an IP address", ErrForbiddenAddr, srv.Name, srv.Addr)
-	}
-	if a, ok := netip.AddrFromSlice(ip); !ok {
-		return nil, nil, fmt.Errorf("%w: %s is registered with %q, which is not an IP address", ErrForbiddenAddr, srv.Name, srv.Addr)
-	} else if err := rule.Check(a, srv.SSHPort); err != nil {
+	ip, err := dialAddr(srv, rule)
+	if err != nil {
 		return nil, nil, err
 	}
 	return srv, ip, nil
+}
+
+// dialAddr is the address the jump dials for srv, or why it never would:
+// the registered address must be an IP, on the registered port, that rule
+// allows.
+func dialAddr(srv *raftstore.Server, rule *targetaddr.Rule) (net.IP, error) {
+	a, err := netip.ParseAddr(srv.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is registered with %q, which is not an IP address", ErrForbiddenAddr, srv.Name, srv.Addr)
+	}
+	if err := rule.Check(a, srv.SSHPort); err != nil {
+		return nil, err
+	}
+	return net.IP(a.Unmap().AsSlice()), nil
+}
+
+// Reachable reports why the jump of this node would refuse srv's
+// registered address, or nil: the greeting lists only servers it allows.
+func (p *Proxy) Reachable(srv *raftstore.Server) error {
+	_, err := dialAddr(srv, &p.cfg.Targets)
+	return err
 }
 
 // access is what a user may do on a server's project.
@@ -92,6 +109,21 @@ func authorize(st *raftstore.State, user *raftstore.User, srv *raftstore.Server)
 		return nil, fmt.Errorf("%w (%s)", ErrNotInProject, srv.Project)
 	}
 	return &access{project: p, grants: mine}, nil
+}
+
+// bindingRevoked reports whether the device binding a connection signed in
+// with is gone: deleted (bindings revoke, the user's deletion) or made anew
+// since, for another user or after a revocation. A connection that signed
+// in without a binding has none to lose.
+func bindingRevoked(st *raftstore.State, id Identity) bool {
+	if id.Binding == "" {
+		return false
+	}
+	_, b, err := st.BindingByFingerprint(nil, id.Binding)
+	if err != nil {
+		return false
+	}
+	return b == nil || b.UserID != id.UserID || (id.BindingIndex != 0 && b.CreateIndex != id.BindingIndex)
 }
 
 // loginAllowed: the user's own unix name, or an account the project shares.

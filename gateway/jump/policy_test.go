@@ -1,9 +1,13 @@
 package jump
 
 import (
+	"crypto/ed25519"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -140,4 +144,56 @@ func TestStricter(t *testing.T) {
 			t.Fatal("recording input newly was not stricter")
 		}
 	})
+}
+
+func TestBindingRevoked(t *testing.T) {
+	f := testState(t)
+	key, err := gossh.NewPublicKey(ed25519.PublicKey(make([]byte, ed25519.PublicKeySize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := gossh.FingerprintSHA256(key)
+	line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key)))
+	now := time.Now()
+	idx := uint64(100)
+	apply := func(cmd raftstore.Command) *raftstore.Binding {
+		t.Helper()
+		buf, err := raftstore.Encode(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx++
+		res := f.ApplyCommand(idx, buf)
+		if res.Err != nil {
+			t.Fatalf("%T: %v", cmd, res.Err)
+		}
+		b, _ := res.Value.(*raftstore.Binding)
+		return b
+	}
+	bind := func(user string) *raftstore.Binding {
+		return apply(&raftstore.BindingUpsert{Binding: raftstore.Binding{Fingerprint: fp, UserID: user, PublicKey: line, ExpiresAt: now.Add(time.Hour)}, Now: now})
+	}
+	first := bind("u1")
+	signedIn := Identity{UserID: "u1", Binding: fp, BindingIndex: first.CreateIndex}
+	cases := []struct {
+		name   string
+		change func()
+		id     Identity
+		want   bool
+	}{
+		{"ok/live", func() {}, signedIn, false},
+		{"ok/refreshed-by-a-later-sign-in", func() { bind("u1") }, signedIn, false},
+		{"ok/no-binding-nothing-to-lose", func() {}, Identity{UserID: "u1"}, false},
+		{"fail/revoked", func() { apply(&raftstore.BindingDelete{Fingerprint: fp}) }, signedIn, true},
+		{"fail/revoked-and-bound-again", func() { bind("u1") }, signedIn, true},
+		{"fail/bound-to-another-user", func() { bind("u2") }, Identity{UserID: "u1", Binding: fp}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.change()
+			if got := bindingRevoked(f.State(), tc.id); got != tc.want {
+				t.Errorf("bindingRevoked = %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

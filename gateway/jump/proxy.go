@@ -133,6 +133,12 @@ type Identity struct {
 	UserID        string
 	Remote, Local net.Addr
 	ClientVersion string
+	// Binding is the fingerprint of the device binding the connection
+	// signed in with, and BindingIndex the raft index that created it;
+	// "" and 0 without one. Once the binding is revoked the connection
+	// opens no more sessions, and its live ones end.
+	Binding      string
+	BindingIndex uint64
 }
 
 // directTCPIP is the payload of a direct-tcpip channel open (RFC 4254 7.2).
@@ -168,6 +174,10 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 	_, user, err := st.UserByID(nil, id.UserID)
 	if err != nil || user == nil {
 		refuse(id.UserID, ErrUserInactive)
+		return
+	}
+	if bindingRevoked(st, id) {
+		refuse(user.Login, ErrBindingRevoked)
 		return
 	}
 	srv, ip, err := resolve(st, d.DestAddr, d.DestPort, &p.cfg.Targets)
@@ -294,19 +304,23 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 	openCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if _, err := c.p.store.Apply(openCtx, &raftstore.SessionOpen{Session: raftstore.Session{
 		ID: c.sessionID, UserID: c.user.ID, Login: login, ServerID: c.srv.ID, Project: c.srv.Project, Node: c.p.cfg.NodeID,
-		SourceAddr: c.id.Remote.String(), Start: c.started.UTC(),
+		SourceAddr: c.id.Remote.String(), Start: c.started.UTC(), Binding: c.id.Binding,
 	}}); err != nil {
 		c.p.logger.Error("record session open", "session", c.sessionID, "err", err)
 	}
 	cancel()
 
 	b := newBridge(c, sconn, target)
-	c.p.sessions.add(&liveSession{id: c.sessionID, userID: c.user.ID, login: login, server: c.srv,
+	c.p.sessions.add(&liveSession{id: c.sessionID, userID: c.user.ID, login: login, server: c.srv, identity: c.id,
 		settings: c.acc.project.Settings, end: func(reason string) { c.end(b, reason) }})
-	// A kill applied before the session joined the registry (the open is
-	// replicated first) woke the watcher too early: look once more.
-	if c.p.store.State().ClosedSessions([]string{c.sessionID}) != nil {
+	// A kill or a binding's revocation applied before the session joined
+	// the registry (the open is replicated first) woke the watcher too
+	// early: look once more.
+	st := c.p.store.State()
+	if st.ClosedSessions([]string{c.sessionID}) != nil {
 		c.end(b, killedReason)
+	} else if bindingRevoked(st, c.id) {
+		c.end(b, bindingRevokedReason)
 	}
 	stopTimers := c.enforceLimits(b)
 	b.run(chans, greqs)

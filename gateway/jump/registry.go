@@ -22,6 +22,9 @@ type liveSession struct {
 	id, userID string
 	login      string
 	server     *raftstore.Server
+	// identity is the outer connection's, with the binding it signed in
+	// with.
+	identity Identity
 	// settings are the project's when the session was authorized: a
 	// session that policy has since made stricter ends.
 	settings raftstore.ProjectSettings
@@ -62,8 +65,11 @@ func (p *Proxy) Count() int {
 // policyTables are the tables whose changes can revoke any live session.
 // Of session changes only the closing of one this node carries can end a
 // live session (an administrator's kill); it gets the cheaper check, and
-// sessions opened or closed elsewhere wake nothing.
+// sessions opened or closed elsewhere wake nothing. A change of bindings
+// (every sign-in writes one) gets the cheap binding check alone.
 var policyTables = []string{"users", "grants", "projects", "servers"}
+
+const bindingsTable = "bindings"
 
 // recheckGap is the least time between two rechecks. Changes arriving
 // meanwhile are handled together by the next one, so a burst of session
@@ -72,19 +78,20 @@ var policyTables = []string{"users", "grants", "projects", "servers"}
 // well under the two seconds promised.
 const recheckGap = 100 * time.Millisecond
 
-// Run re-checks live sessions whenever users, grants, projects, servers or
-// sessions change, and ends those no longer allowed. Raft applies a change
+// Run re-checks live sessions whenever users, grants, projects, servers,
+// device bindings or sessions change, and ends those no longer allowed. Raft applies a change
 // on every node within milliseconds, and each node's blocking query wakes on
 // its own replica, so a disabled user's sessions end on every node well
 // within two seconds. Run returns when ctx ends.
 func (p *Proxy) Run(ctx context.Context) {
-	var policyIdx, sessionsIdx uint64
+	var policyIdx, bindingsIdx, sessionsIdx uint64
 	for ctx.Err() == nil {
-		var newPolicy, newSessions uint64
-		_, err := raftstore.BlockingQuery(ctx, p.store.FSM(), max(policyIdx, sessionsIdx), time.Minute, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {
+		var newPolicy, newBindings, newSessions uint64
+		_, err := raftstore.BlockingQuery(ctx, p.store.FSM(), max(policyIdx, bindingsIdx, sessionsIdx), time.Minute, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {
 			newPolicy = st.MaxIndexWatch(ws, policyTables...)
+			newBindings = st.MaxIndexWatch(ws, bindingsTable)
 			newSessions = st.MaxIndexWatch(ws, raftstore.SessionsClosedIndex(p.cfg.NodeID))
-			return max(newPolicy, newSessions), nil
+			return max(newPolicy, newBindings, newSessions), nil
 		})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -96,13 +103,15 @@ func (p *Proxy) Run(ctx context.Context) {
 		}
 		switch {
 		case newPolicy != policyIdx:
-			p.recheck(true)
+			p.recheck(checkPolicy)
+		case newBindings != bindingsIdx:
+			p.recheck(checkBindings)
 		case newSessions != sessionsIdx:
-			p.recheck(false)
+			p.recheck(checkKills)
 		default:
 			continue
 		}
-		policyIdx, sessionsIdx = newPolicy, newSessions
+		policyIdx, bindingsIdx, sessionsIdx = newPolicy, newBindings, newSessions
 		select {
 		case <-ctx.Done():
 		case <-time.After(recheckGap):
@@ -110,16 +119,34 @@ func (p *Proxy) Run(ctx context.Context) {
 	}
 }
 
-// killedReason is what a person whose session an administrator ended is
-// told.
-const killedReason = "an administrator ended this session"
+// What a person whose session an administrator ended, or whose key's
+// binding was revoked, is told.
+const (
+	killedReason         = "an administrator ended this session"
+	bindingRevokedReason = "the sign-in of your key was revoked"
+)
+
+// recheckDepth is how much a recheck looks at; each depth includes the
+// ones before it.
+type recheckDepth int
+
+const (
+	// checkKills: only whether an administrator closed the session.
+	checkKills recheckDepth = iota
+	// checkBindings: also whether the binding it signed in with is gone.
+	checkBindings
+	// checkPolicy: also the user, grant, login, server and project.
+	checkPolicy
+)
 
 // recheck ends the live sessions an administrator killed (their records are
-// closed while they still run here) and, after a policy change, those their
-// user, grant, server or record no longer allows. The kill check reads every
-// live session's record in one transaction: it runs on each batch of session
-// opens and closes, with thousands of sessions live.
-func (p *Proxy) recheck(policy bool) {
+// closed while they still run here), after a change of bindings those whose
+// binding was revoked, and after a policy change those their user, grant,
+// server or record no longer allows. The kill check reads every live
+// session's record in one transaction: it runs on each batch of session
+// opens and closes, with thousands of sessions live; the binding check is
+// one lookup per session.
+func (p *Proxy) recheck(depth recheckDepth) {
 	live := p.sessions.snapshot()
 	if len(live) == 0 {
 		return
@@ -132,8 +159,11 @@ func (p *Proxy) recheck(policy bool) {
 	closed := st.ClosedSessions(ids)
 	for _, s := range live {
 		reason := ""
-		if policy {
+		if depth >= checkPolicy {
 			reason = p.revoked(st, s)
+		}
+		if reason == "" && depth >= checkBindings && bindingRevoked(st, s.identity) {
+			reason = bindingRevokedReason
 		}
 		if reason == "" && closed[s.id] {
 			reason = killedReason

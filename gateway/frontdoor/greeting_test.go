@@ -1,0 +1,68 @@
+package frontdoor
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/gateway/jump"
+	"github.com/rampart-ssh/rampart/gateway/targetaddr"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// The greeting lists only the servers the jump would dial: the check is the
+// jump proxy's own (a real one here, with this node's addresses).
+func TestGreetingListsOnlyReachableServers(t *testing.T) {
+	idp := startIdP(t, nil)
+	own := "127.0.0.9"
+	rule := targetaddr.Rule{AllowLoopback: true, Listeners: targetaddr.ParseListeners(own + ":2222")}
+	proxy := jump.New(jump.Config{Targets: rule}, nil, nil, nil, nil, slog.New(slog.DiscardHandler))
+	d := startDoor(t, doorOpts{issuer: idp.issuer, modConf: func(c *Config) { c.Jump = proxy }})
+	now := time.Now().UTC()
+	for _, cmd := range []raftstore.Command{
+		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: now},
+		&raftstore.GrantUpsert{Grant: raftstore.Grant{Project: "web", Group: "eng"}, Now: now},
+	} {
+		if _, err := d.store.Apply(context.Background(), cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	servers := []struct {
+		name, addr string
+		listed     bool
+	}{
+		{"web-1", "10.0.0.11", true},
+		{"web-local", "127.0.0.20", true}, // loopback but not this node: the jump dials it
+		{"metadata", "169.254.169.254", false},
+		{"bastion-itself", own, false},
+		{"link-local", "fe80::1", false},
+		{"by-name", "web.example.com", false},
+	}
+	for i, s := range servers {
+		srv := raftstore.Server{ID: "srv-" + s.name, Project: "web", Name: s.name, Addr: s.addr, SSHPort: 22,
+			HostKeys: []string{string(gossh.MarshalAuthorizedKey(newKey(t).PublicKey()))}}
+		if _, err := d.store.Apply(context.Background(), &raftstore.ServerUpsert{Server: srv, Now: now}); err != nil {
+			t.Fatalf("server %d: %v", i, err)
+		}
+	}
+	conn, err := (&client{key: newKey(t), onPrompt: approveAs("bob", "bob-pw")}).dial(t, d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	listed := map[string]bool{}
+	for _, dst := range whoamiOf(t, conn).Servers {
+		listed[dst.Name] = true
+	}
+	for _, s := range servers {
+		if listed[s.name] != s.listed {
+			t.Errorf("%s at %s: listed %v, want %v", s.name, s.addr, listed[s.name], s.listed)
+		}
+		if got := proxy.Reachable(&raftstore.Server{Name: s.name, Addr: s.addr}) == nil; got != s.listed {
+			t.Errorf("%s at %s: the jump would dial it: %v, the greeting says %v", s.name, s.addr, got, s.listed)
+		}
+	}
+}
