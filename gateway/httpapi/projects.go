@@ -125,7 +125,7 @@ func projectToAPI(p *raftstore.Project) api.Project {
 		CertTTL: dur(st.CertTTL), Recording: &st.Recording, RecordInput: st.RecordInput, RecordingFailOpen: st.RecordingFailOpen,
 		AllowLocalForward: st.AllowLocalForward, AllowRemoteForward: st.AllowRemoteForward, AllowAgentForward: st.AllowAgentForward,
 		SharedLogins: st.SharedLogins, IdleTimeout: dur(st.IdleTimeout), MaxSessionDuration: dur(st.MaxSessionDuration), RequireHostCertificate: st.RequireHostCertificate,
-		ServerNames: st.ServerNames,
+		ServerNames:       st.ServerNames,
 		AllowPersonalKeys: st.AllowPersonalKeys,
 	}}
 }
@@ -166,7 +166,7 @@ func projectFromAPI(name string, in *api.Project, cur *raftstore.Project) (*raft
 		CertTTL: certTTL, Recording: recording, RecordInput: st.RecordInput, RecordingFailOpen: st.RecordingFailOpen,
 		AllowLocalForward: st.AllowLocalForward, AllowRemoteForward: st.AllowRemoteForward, AllowAgentForward: st.AllowAgentForward,
 		SharedLogins: st.SharedLogins, IdleTimeout: idle, MaxSessionDuration: maxDur, RequireHostCertificate: st.RequireHostCertificate,
-		ServerNames: st.ServerNames,
+		ServerNames:       st.ServerNames,
 		AllowPersonalKeys: st.AllowPersonalKeys,
 	}}, nil
 }
