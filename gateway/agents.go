@@ -51,8 +51,8 @@ func (c clusterService) Enroll(ctx context.Context, req *api.EnrollRequest) (*ap
 	}
 	rule := c.n.targetRule()
 	if err := rule.CheckHost(req.Addr, port); err != nil {
-		c.n.logger.Warn("refused enrollment: target address not allowed", "method", req.Method, "server_name", req.Name, "addr", req.Addr, "ssh_port", port, "err", err)
-		return nil, httpapi.Errorf(http.StatusBadRequest, "cannot enroll a server at %s port %d: %v", req.Addr, port, err)
+		return nil, c.refuseName(req, "", req.Addr, "address not allowed",
+			httpapi.Errorf(http.StatusBadRequest, "cannot enroll a server at %s port %d: %v", req.Addr, port, err))
 	}
 	now := c.n.now().UTC()
 	var adm *admission

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
+	"github.com/rampart-ssh/rampart/raftstore"
 )
 
 // What a target may be called. The target host CA certifies every name and
@@ -86,12 +87,14 @@ func (c clusterService) checkTargetNames(req *api.EnrollRequest, project string)
 	return nil
 }
 
-// refuseName audits and logs an enrollment refused for a name it asked for,
-// and returns err, the answer.
+// refuseName audits and logs an enrollment refused for a name or address it
+// asked for (project is empty when refused before admission), and returns
+// err, the answer.
 func (c clusterService) refuseName(req *api.EnrollRequest, project, name, reason string, err error) error {
-	c.n.audit.Record("server.enroll_refused", "agent", map[string]string{"server": req.Name, "requested_name": name, "project": project,
-		"method": req.Method, "addr": req.Addr, "reason": reason})
-	c.n.logger.Warn("refused enrollment: "+reason, "method", req.Method, "server_name", req.Name, "requested_name", name,
-		"project", project, "addr", req.Addr)
+	serverName, requested, method, addr := raftstore.ClientText(req.Name), raftstore.ClientText(name), raftstore.ClientText(req.Method), raftstore.ClientText(req.Addr)
+	c.n.audit.Record("server.enroll_refused", "agent", map[string]string{"server": serverName, "requested_name": requested, "project": project,
+		"method": method, "addr": addr, "reason": reason})
+	c.n.logger.Warn("refused enrollment: "+reason, "method", method, "server_name", serverName, "requested_name", requested,
+		"project", project, "addr", addr, "err", err)
 	return err
 }
