@@ -156,14 +156,16 @@ func TestAgentFirstLogin(t *testing.T) {
 	people := firstLoginPeople + 1 // the last one meets a stopped agent
 	node := StartDevNodeWith(t, "firstlogin", firstLoginNodeIP, firstLoginNodeConfig(people))
 	e := &policyEnv{jumpEnv: &jumpEnv{node: node, dir: t.TempDir()}}
-	var hostCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	if len(hostCA.Keys) != 1 {
-		t.Fatalf("host CA keys = %v", hostCA.Keys)
+	// The people's x/crypto clients check the bastion's front door (node
+	// host CA); OpenSSH checks the target too (target host CA).
+	var nodeHostCA api.CAKeys
+	do(t, e.api(), http.MethodGet, "/v1/ca/node-host", nil, &nodeHostCA)
+	if len(nodeHostCA.Keys) != 1 {
+		t.Fatalf("node host CA keys = %v", nodeHostCA.Keys)
 	}
-	hostCAKeys := []gossh.PublicKey{parseAuthorizedKey(t, hostCA.Keys[0])}
+	hostCAKeys := []gossh.PublicKey{parseAuthorizedKey(t, nodeHostCA.Keys[0])}
 	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
 	e.key, e.config = e.signIn(t, "alice")
 	e.setProject(t, api.ProjectSettings{})
 	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)

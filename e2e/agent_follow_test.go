@@ -39,13 +39,8 @@ func TestAgentFollowsCluster(t *testing.T) {
 	fatalIf(t, c.loadBootstrapFiles(n1), "n1 bootstrap")
 	fatalIf(t, e.devNode(n1).waitSignInReady(waitLong), "n1 sign-in")
 
-	var hostCA api.CAKeys
-	do(t, n1.API(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	if len(hostCA.Keys) != 1 {
-		t.Fatalf("host CA keys = %v", hostCA.Keys)
-	}
 	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
+	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, n1.API())), 0o600))
 	e.alice = e.signIn(t, "alice", n1)
 	e.bob = e.signIn(t, "bob", n1)
 	do(t, n1.API(), http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers"}, nil)
