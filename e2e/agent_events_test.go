@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,20 +41,21 @@ var (
 // every connection and closes new ones at once: to the agent the cluster is
 // unreachable, while the bastion keeps serving logins.
 type apiProxy struct {
-	ln     net.Listener
-	target string
+	ln net.Listener
 
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	target string
+	down   bool
+	conns  map[net.Conn]bool
+	wg     sync.WaitGroup
 }
 
-func startAPIProxy(t *testing.T, ip, target string) *apiProxy {
+// startAPIProxy listens on ip; it forwards once SetTarget names the node.
+func startAPIProxy(t *testing.T, ip string) *apiProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	fatalIf(t, err, "proxy listen")
-	p := &apiProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p := &apiProxy{ln: ln, conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(func() {
@@ -68,6 +68,13 @@ func startAPIProxy(t *testing.T, ip, target string) *apiProxy {
 
 // Addr is the proxy's address, host:port.
 func (p *apiProxy) Addr() string { return p.ln.Addr().String() }
+
+// SetTarget names the address connections are forwarded to.
+func (p *apiProxy) SetTarget(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = addr
+}
 
 func (p *apiProxy) serve() {
 	defer p.wg.Done()
@@ -97,7 +104,10 @@ func (p *apiProxy) forward(c net.Conn) {
 		p.mu.Unlock()
 		c.Close()
 	}()
-	up, err := net.DialTimeout("tcp", p.target, requestTimeout)
+	p.mu.Lock()
+	target := p.target
+	p.mu.Unlock()
+	up, err := net.DialTimeout("tcp", target, requestTimeout)
 	if err != nil {
 		return
 	}
@@ -222,12 +232,12 @@ func sshdAccepted(tg *Target) [][]string {
 
 func TestAgentLoginEvents(t *testing.T) {
 	start := time.Now()
-	e := &policyEnv{jumpEnv: &jumpEnv{node: StartDevNode(t, "events", eventsNodeIP), dir: t.TempDir()}}
-	var hostCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	if len(hostCA.Keys) != 1 {
-		t.Fatalf("host CA keys = %v", hostCA.Keys)
-	}
+	// The agent knows the cluster only through the proxy: the token's
+	// addresses, its configuration and the API address the node advertises
+	// (which agents follow) name nothing else.
+	proxy := startAPIProxy(t, eventsNodeIP)
+	e := &policyEnv{jumpEnv: &jumpEnv{node: StartDevNodeWith(t, "events", eventsNodeIP, "advertise:\n  api: "+proxy.Addr()+"\n"), dir: t.TempDir()}}
+	proxy.SetTarget(e.node.APIAddr())
 	e.knownHosts = filepath.Join(e.dir, "known_hosts")
 	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
 	e.key, e.config = e.signIn(t, "alice")
@@ -235,9 +245,6 @@ func TestAgentLoginEvents(t *testing.T) {
 	e.admin(t, "projects", "grant", "web", "engineering")
 	t.Logf("dev node, alice bound, project web granted: %s", time.Since(start).Round(time.Millisecond))
 
-	// The agent knows the cluster only through the proxy: the token's
-	// addresses and its configuration name nothing else.
-	proxy := startAPIProxy(t, eventsNodeIP, e.node.APIAddr())
 	tok, err := api.ParseToken(strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout))
 	fatalIf(t, err, "token")
 	tok.Addrs = []string{proxy.Addr()}

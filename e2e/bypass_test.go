@@ -168,11 +168,18 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 		t.Logf("personal keys refused again %s after the change", time.Since(changed).Round(time.Millisecond))
 	})
 
-	// The greeting lists what the jump would dial, nothing else.
+	// The greeting lists what the jump would dial, nothing else. Servers at
+	// addresses the jump refuses cannot be registered any more (the target
+	// rule refuses them at registration too); the greeting's own filter, for
+	// rows recorded before that, is tested in frontdoor
+	// (TestGreetingListsOnlyReachableServers).
 	t.Run("ok/greeting-lists-only-reachable-servers", func(t *testing.T) {
 		hostKey := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(tg.HostKey())))
 		for name, addr := range map[string]string{"metadata": "169.254.169.254", "the-bastion": bypassNodeIP} {
-			do(t, e.api(), http.MethodPut, "/v1/servers/"+name, api.Server{Project: "web", Name: name, Addr: addr, HostKeys: []string{hostKey}}, nil)
+			err := e.api().Do(context.Background(), http.MethodPut, "/v1/servers/"+name, api.Server{Project: "web", Name: name, Addr: addr, HostKeys: []string{hostKey}}, nil)
+			if err == nil || !strings.Contains(err.Error(), "not allowed") {
+				t.Errorf("PUT /v1/servers/%s at %s: %v, want the target rule's refusal", name, addr, err)
+			}
 		}
 		r := runSSH(t, []string{"ssh", "-F", e.config, "-T", "-o", "BatchMode=yes", "alice@" + e.node.IP, "whoami", "--json"})
 		var who struct{ Servers []struct{ Name string } }
@@ -183,12 +190,6 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 		}
 		if strings.Join(names, ",") != "web-1" {
 			t.Errorf("the greeting lists %v, want web-1 only", names)
-		}
-		for _, name := range []string{"metadata", "the-bastion"} {
-			if r := e.ssh(t, []string{"-o", "BatchMode=yes"}, "alice@"+name, "true"); r.code == 0 || !strings.Contains(r.stderr, "not allowed") {
-				t.Errorf("ssh -J … alice@%s: exit %d, want the jump's refusal; stderr:\n%s", name, r.code, r.stderr)
-			}
-			do(t, e.api(), http.MethodDelete, "/v1/servers/"+name, nil, nil)
 		}
 	})
 
