@@ -20,6 +20,9 @@ func runBinary(t *testing.T, name string, args ...string) (int, string, string) 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
+	// A run that gets as far as its default data dir (./data) leaves it in
+	// a temporary directory, never in the source tree.
+	cmd.Dir = t.TempDir()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
@@ -68,7 +71,7 @@ func TestCommandLines(t *testing.T) {
 // node uses stops at once, naming the running one, instead of waiting
 // forever for bolt's lock on raft.db (deaf to Ctrl-C).
 func TestDataDirInUse(t *testing.T) {
-	d := StartDevNode(t, "lock", "127.0.0.95")
+	d := StartDevNode(t, "lock", testIP(95))
 	pid := d.current().cmd.Process.Pid
 	path, err := binary("rampartd")
 	fatalIf(t, err)
