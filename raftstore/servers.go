@@ -121,7 +121,7 @@ func init() {
 // canonical form, so that "::FFFF:0A00:0001" and "::ffff:10.0.0.1" meet.
 func canonicalAddr(s string) string {
 	if ip, err := netip.ParseAddr(s); err == nil {
-		return ip.String()
+		return ip.Unmap().String()
 	}
 	return strings.ToLower(s)
 }
@@ -371,6 +371,33 @@ func checkServerNamesTxn(tx *writeTxn, s *Server) error {
 			if raw != nil && raw.(*Server).ID != s.ID {
 				return fmt.Errorf("%w: name %s already belongs to server %s (%s)", ErrConflict, n, raw.(*Server).ID, raw.(*Server).Name)
 			}
+		}
+	}
+	// A name is looked up before an address (ServerByAddress), so a name
+	// or alt name that is another server's address would take that
+	// server's traffic, and an address that is another server's name would
+	// be unreachable by it. Names and addresses stay apart across servers.
+	for _, n := range names {
+		if n == s.Addr {
+			continue
+		}
+		it, err := tx.Get(tableServers, "addr", n)
+		if err != nil {
+			return fmt.Errorf("check server name %s: %w", n, err)
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if other := raw.(*Server); other.ID != s.ID {
+				return fmt.Errorf("%w: name %s is the address of server %s (%s)", ErrConflict, n, other.ID, other.Name)
+			}
+		}
+	}
+	for _, index := range []string{"name", "alt_name"} {
+		raw, err := tx.First(tableServers, index, s.Addr)
+		if err != nil {
+			return fmt.Errorf("check server address %s: %w", s.Addr, err)
+		}
+		if raw != nil && raw.(*Server).ID != s.ID {
+			return fmt.Errorf("%w: address %s is a name of server %s (%s)", ErrConflict, s.Addr, raw.(*Server).ID, raw.(*Server).Name)
 		}
 	}
 	if s.InstanceID != "" {

@@ -59,6 +59,12 @@ func TestServerUpsert(t *testing.T) {
 		{name: "fail/name-is-alt-name", server: Server{ID: "s2", Project: "web", Name: "www", Addr: "10.0.0.2"}, wantErr: ErrConflict},
 		{name: "fail/alt-name-is-name", server: Server{ID: "s2", Project: "web", Name: "web-2", AltNames: []string{"web-1"}, Addr: "10.0.0.2"}, wantErr: ErrConflict},
 		{name: "fail/alt-name-is-alt-name", server: Server{ID: "s2", Project: "web", Name: "web-2", AltNames: []string{"WWW"}, Addr: "10.0.0.2"}, wantErr: ErrConflict},
+		{name: "ok/own-addr-as-alt-name", server: Server{ID: "s2", Project: "web", Name: "web-2", AltNames: []string{"10.0.0.2"}, Addr: "10.0.0.2"}},
+		{name: "fail/name-is-address", server: Server{ID: "s2", Project: "web", Name: "10.0.0.1", Addr: "10.0.0.2"}, wantErr: ErrConflict},
+		{name: "fail/alt-name-is-address", server: Server{ID: "s2", Project: "web", Name: "evil", AltNames: []string{"10.0.0.1"}, Addr: "10.0.0.2"}, wantErr: ErrConflict},
+		{name: "fail/alt-name-is-address-in-other-form", server: Server{ID: "s2", Project: "web", Name: "evil", AltNames: []string{"::ffff:10.0.0.1"}, Addr: "10.0.0.2"}, wantErr: ErrConflict},
+		{name: "fail/addr-is-name", server: Server{ID: "s2", Project: "web", Name: "web-2", Addr: "web-1"}, wantErr: ErrConflict},
+		{name: "fail/addr-is-alt-name", server: Server{ID: "s2", Project: "web", Name: "web-2", Addr: "WWW"}, wantErr: ErrConflict},
 		{name: "fail/instance-taken", server: Server{ID: "s2", Project: "web", Name: "web-2", Addr: "10.0.0.2", InstanceID: "i-0abc"}, wantErr: ErrConflict},
 		{name: "fail/empty-id", server: Server{Project: "web", Name: "web-2", Addr: "10.0.0.2"}, wantErr: ErrInvalid},
 		{name: "fail/id-slash", server: Server{ID: "a/b", Project: "web", Name: "web-2", Addr: "10.0.0.2"}, wantErr: ErrInvalid},
@@ -248,8 +254,9 @@ func TestServerByAddress(t *testing.T) {
 	invServer(t, f, Server{ID: "s3", Project: "db", Name: "db-1", Addr: "10.0.0.50", SSHPort: 2201})
 	invServer(t, f, Server{ID: "s4", Project: "db", Name: "db-2", Addr: "10.0.0.50", SSHPort: 2202})
 	invServer(t, f, Server{ID: "s5", Project: "db", Name: "db-3", Addr: "2001:db8::5"})
-	// s6's name is s1's address: a name wins over an address.
-	invServer(t, f, Server{ID: "s6", Project: "db", Name: "10.0.0.1", Addr: "10.0.0.60"})
+	// A name that is another server's address is refused
+	// (TestServerUpsert/fail/name-is-address), so an address finds its own
+	// server.
 
 	cases := []struct {
 		name    string
@@ -263,7 +270,8 @@ func TestServerByAddress(t *testing.T) {
 		{name: "ok/alt-ip", query: "192.0.2.10", wantID: "s1"},
 		{name: "ok/addr-host", query: "Web-2.Internal", wantID: "s2"},
 		{name: "ok/addr-ipv6-non-canonical", query: "2001:DB8:0::5", wantID: "s5"},
-		{name: "ok/name-beats-addr", query: "10.0.0.1", wantID: "s6"},
+		{name: "ok/addr", query: "10.0.0.1", wantID: "s1"},
+		{name: "ok/addr-mapped", query: "::ffff:10.0.0.1", wantID: "s1"},
 		{name: "ok/unknown", query: "169.254.169.254"},
 		{name: "ok/empty", query: ""},
 		{name: "fail/shared-addr-ambiguous", query: "10.0.0.50", wantErr: ErrConflict},
@@ -292,7 +300,7 @@ func TestServerByAddress(t *testing.T) {
 		_, web, _ := st.ServersByProject(nil, "web")
 		_, all, _ := st.Servers(nil)
 		_, byInst, _ := st.ServerByInstance(nil, "i-1")
-		if len(web) != 2 || len(all) != 6 || byInst == nil || byInst.ID != "s1" {
+		if len(web) != 2 || len(all) != 5 || byInst == nil || byInst.ID != "s1" {
 			t.Fatalf("web=%d all=%d byInstance=%v", len(web), len(all), byInst)
 		}
 	})
