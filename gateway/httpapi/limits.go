@@ -182,8 +182,15 @@ type authFailures struct {
 func (s *Server) AuthFailures() uint64 { return s.authFail.count.Load() }
 
 // authTooMany answers 429 when r's source has used up its failed
-// authentications; it reports whether it did.
+// authentications; it reports whether it did. A request with a client
+// certificate the cluster CA signed is never held back: certificates cannot
+// be guessed, and an agent must not be locked out by another process on its
+// machine sending requests without one. A refusal of such a certificate
+// still counts.
 func (s *Server) authTooMany(w http.ResponseWriter, r *http.Request) bool {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return false
+	}
 	if !s.authFail.lim.exhausted(source(r), s.now()) {
 		return false
 	}

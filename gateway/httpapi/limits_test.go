@@ -274,3 +274,41 @@ func TestRemoveMember(t *testing.T) {
 		t.Errorf("removed %v, want n2 (a raft member) and n3 (in the nodes table)", cl.removed)
 	}
 }
+
+// Failures from an address do not lock out a valid agent certificate from
+// it: an unprivileged user on the server could otherwise keep its agent from
+// receiving a lock or a deprovisioning by sending requests without one.
+func TestFailedAuthenticationSparesValidCertificates(t *testing.T) {
+	now := time.Now()
+	f := applyAll(t,
+		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: now},
+		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", MachineID: "m1"}, Now: now},
+	)
+	h := New(&fsmStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
+	pki := newTestPKI(t)
+	ts := httptest.NewUnstartedServer(h)
+	ts.TLS = pki.serverTLS("n1")
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	get := func(client *http.Client) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/agents/state", nil)
+		req.Header.Set(api.MachineIDHeader, "m1")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	anonymous := pki.client("", "")
+	for range authFailBurst {
+		get(anonymous)
+	}
+	if got := get(anonymous); got != http.StatusTooManyRequests {
+		t.Fatalf("no certificate after %d failures: HTTP %d, want 429", authFailBurst, got)
+	}
+	if got := get(pki.client(ca.RoleAgent, "s1")); got != http.StatusOK {
+		t.Fatalf("the agent's own certificate from that address: HTTP %d, want 200", got)
+	}
+}
