@@ -65,6 +65,7 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		Claims: login.ClaimMapping{Username: o.UsernameClaim, Email: o.EmailClaim, Groups: o.GroupsClaim, AdminGroup: o.AdminGroup},
 	}, n.logger)
 	svc := login.NewService(n.store, n.cfg.Login.BindingTTL, n.logger)
+	svc.SetAuditor(n.audit)
 	jump := n.cfg.SSH.JumpHost
 	if jump == "" {
 		host, port, _ := net.SplitHostPort(n.advertise().SSH)
