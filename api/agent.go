@@ -66,6 +66,11 @@ type AgentState struct {
 	Groups       []AgentGroup  `json:"groups"`
 	Entitlements []Entitlement `json:"entitlements"`
 	UserCAKeys   []string      `json:"user_ca_keys"`
+	// SharedLogins are the project's shared accounts (e.g. deploy). Each
+	// must already exist on the server; the agent gives it a principals
+	// file naming the login, the principal of the per-hop certificate the
+	// cluster mints for it.
+	SharedLogins []string `json:"shared_logins,omitempty"`
 }
 
 // AgentUser is an account the agent keeps on its server. Status "active"

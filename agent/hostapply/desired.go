@@ -78,6 +78,10 @@ type Desired struct {
 	// HostCertificates are host certificates (authorized_keys format), each
 	// for one of the server's host keys.
 	HostCertificates []string
+	// SharedAccounts are the project's shared logins (e.g. deploy):
+	// accounts that already exist on the host, which the agent never
+	// creates or changes, and which get a principals file naming the login.
+	SharedAccounts []string
 }
 
 // wantState is Desired after validation: only what may reach a command.
@@ -99,6 +103,8 @@ type wantState struct {
 	sshdRefused bool
 	caKeys      []string
 	hostCerts   []hostCert
+	// shared are the shared logins that are valid names.
+	shared []string
 }
 
 // validate checks d and returns what may be applied, reporting the rest.
@@ -204,6 +210,7 @@ func (h *Host) validate(d Desired, rep *Report) *wantState {
 		w.sudo[name] = r
 	}
 	w.caKeys, w.hostCerts, w.sshdRefused = h.checkSSHDInputs(d, rep)
+	w.shared = validShared(d.SharedAccounts, rep)
 	return w
 }
 

@@ -18,8 +18,8 @@ var agentTables = []string{"users", "groups", "grants", "entitlements", "project
 // agentState computes what server serverID must look like: the accounts of
 // everyone in a group granted to its project (disabled and deleted ones too,
 // so the agent deprovisions them), the granted groups that are valid unix
-// group names, the sudo entitlements the grants carry, and the project's
-// user CA keys. It adds what it reads to ws.
+// group names, the sudo entitlements the grants carry, the project's
+// user CA keys and its shared logins. It adds what it reads to ws.
 func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitlement string) (*api.AgentState, error) {
 	idx := st.MaxIndexWatch(ws, agentTables...)
 	_, srv, err := st.ServerByID(ws, serverID)
@@ -99,6 +99,13 @@ func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitleme
 		out.Entitlements = append(out.Entitlements, ent)
 	}
 	sort.Slice(out.Entitlements, func(i, j int) bool { return out.Entitlements[i].Name < out.Entitlements[j].Name })
+	_, project, err := st.ProjectByName(ws, srv.Project)
+	if err != nil {
+		return nil, err
+	}
+	if project != nil {
+		out.SharedLogins = project.Settings.SharedLogins
+	}
 	_, cas, err := st.CAsFor(ws, raftstore.CAUser, srv.Project)
 	if err != nil {
 		return nil, err
