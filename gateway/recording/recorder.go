@@ -173,8 +173,8 @@ type Recorder struct {
 	// and those still in buf: what MaxBytes caps.
 	accepted int64
 	last     time.Duration // time of the latest event; events never go back
-	err     error         // the first failure, wrapping ErrRecordingFailed
-	closed  bool
+	err      error         // the first failure, wrapping ErrRecordingFailed
+	closed   bool
 
 	kick chan struct{} // wakes the flusher when buf passes flushAt
 	stop chan struct{}
