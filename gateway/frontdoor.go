@@ -82,7 +82,7 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		Addr: n.cfg.Listen.SSH, HostSigners: signers, JumpHost: jump,
 		AuthTimeout: n.cfg.SSH.AuthTimeout, MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP,
 		AdminGroup: o.AdminGroup, Jump: n.jump, Ciphers: n.cfg.SSH.Ciphers,
-		Admin: adminshell.New(adminshell.Deps{Store: n.store, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(),
+		Admin: adminshell.New(adminshell.Deps{Store: n.store, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(), MaxRecordingBytes: n.cfg.Recording.MaxSessionBytes,
 			NodeID: n.id, Logger: n.logger}),
 	}, svc, provider, n.store.State, n.audit, n.logger)
 	// A host CA rotation re-signs the front door's certificate on every node.
