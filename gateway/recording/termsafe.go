@@ -20,13 +20,13 @@ const maxCSI = 64
 type termState uint8
 
 const (
-	tsGround termState = iota
-	tsEsc              // after ESC
-	tsCSI              // inside ESC [ ... until a final byte
-	tsString           // inside OSC, DCS, APC, PM or SOS: dropped until its end
-	tsStringEsc        // ESC inside a string: '\\' ends it (ST)
-	tsStringC2         // 0xC2 inside a string: 0x9C ends it (ST as U+009C)
-	tsC2               // after 0xC2, the lead byte of U+0080..U+00BF
+	tsGround    termState = iota
+	tsEsc                 // after ESC
+	tsCSI                 // inside ESC [ ... until a final byte
+	tsString              // inside OSC, DCS, APC, PM or SOS: dropped until its end
+	tsStringEsc           // ESC inside a string: '\\' ends it (ST)
+	tsStringC2            // 0xC2 inside a string: 0x9C ends it (ST as U+009C)
+	tsC2                  // after 0xC2, the lead byte of U+0080..U+00BF
 )
 
 // termSafeWriter filters a byte stream; sequences may span writes.
@@ -38,7 +38,7 @@ type termSafeWriter struct {
 	// terminal would let its tail through as the string's content.
 	osc bool
 	seq []byte // the CSI being held
-	out   []byte
+	out []byte
 }
 
 // TerminalSafe returns a writer that passes what w's terminal draws and
