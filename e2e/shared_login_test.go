@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -37,12 +36,7 @@ const sharedNodeUsers = `  users:
 `
 
 func TestSharedLoginOnManagedTarget(t *testing.T) {
-	e := &policyEnv{jumpEnv: &jumpEnv{node: StartDevNodeWith(t, "shared-login", sharedNodeIP, sharedNodeUsers), dir: t.TempDir()}}
-	var hostCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
-	e.key, e.config = e.signIn(t, "alice")
+	e := signedInEnv(t, StartDevNodeWith(t, "shared-login", sharedNodeIP, sharedNodeUsers))
 	e.setProject(t, api.ProjectSettings{SharedLogins: []string{"deploy"}})
 	e.admin(t, "projects", "grant", "web", "engineering")
 
