@@ -199,30 +199,35 @@ func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string))
 // be fresh when fresh is set.
 func (s *Server) requireAdmin(h http.HandlerFunc, fresh bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || secret == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
-			s.writeError(w, r, Errorf(http.StatusUnauthorized, "missing bearer token"))
-			return
-		}
-		if fresh {
-			if err := s.store.CheckFresh(); err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-		}
-		_, tok, err := s.store.State().ServiceTokenByHash(nil, api.HashSecret(strings.TrimSpace(secret)))
-		if err != nil {
+		if err := s.checkAdmin(w, r, fresh); err != nil {
 			s.writeError(w, r, err)
-			return
-		}
-		if tok == nil || tok.Role != "admin" || (!tok.ExpiresAt.IsZero() && !s.now().Before(tok.ExpiresAt)) {
-			s.logger.Warn("refused API token", "path", r.URL.Path, "remote", r.RemoteAddr)
-			s.writeError(w, r, Errorf(http.StatusUnauthorized, "token is not valid"))
 			return
 		}
 		h(w, r)
 	}
+}
+
+// checkAdmin is requireAdmin's check of r's bearer token.
+func (s *Server) checkAdmin(w http.ResponseWriter, r *http.Request, fresh bool) error {
+	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || secret == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
+		return Errorf(http.StatusUnauthorized, "missing bearer token")
+	}
+	if fresh {
+		if err := s.store.CheckFresh(); err != nil {
+			return err
+		}
+	}
+	_, tok, err := s.store.State().ServiceTokenByHash(nil, api.HashSecret(strings.TrimSpace(secret)))
+	if err != nil {
+		return err
+	}
+	if tok == nil || tok.Role != "admin" || (!tok.ExpiresAt.IsZero() && !s.now().Before(tok.ExpiresAt)) {
+		s.logger.Warn("refused API token", "path", r.URL.Path, "remote", r.RemoteAddr)
+		return Errorf(http.StatusUnauthorized, "token is not valid")
+	}
+	return nil
 }
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {

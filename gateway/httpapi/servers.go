@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -84,11 +86,38 @@ func (s *Server) hostCAKeys(w http.ResponseWriter, r *http.Request) {
 	s.caKeys(w, r, raftstore.CAHost, "")
 }
 
-// userCAKeys publishes a project's user CA keys (for TrustedUserCAKeys). The
-// CA is created on first use: the first target that asks what to trust, or
-// the first certificate minted, whichever comes first.
+// userCAKeys publishes a project's user CA keys (for TrustedUserCAKeys).
+// They are public, but making the CA is a raft write: only an administrator
+// (bearer token) or a cluster node (node certificate) makes it on first use.
+// Anyone else gets the keys of a CA that exists, and the same 404 for a
+// project that does not exist and for one without a CA yet, so that the
+// route neither writes for strangers nor tells them which projects exist.
+// (A project's CA is made at the latest when its first server enrolls or
+// its first certificate is minted.)
 func (s *Server) userCAKeys(w http.ResponseWriter, r *http.Request) {
 	project := r.PathValue("project")
+	mayCreate, err := s.mayCreateUserCA(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !mayCreate {
+		if err := s.store.CheckFresh(); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		_, recs, err := s.store.State().CAsFor(nil, raftstore.CAUser, project)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !slices.ContainsFunc(recs, func(rec *raftstore.CARecord) bool { return rec.State != raftstore.CARetired }) {
+			s.writeError(w, r, Errorf(http.StatusNotFound, "no user CA for project %q", project))
+			return
+		}
+		s.caKeys(w, r, raftstore.CAUser, project)
+		return
+	}
 	_, p, err := s.store.State().ProjectByName(nil, project)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -103,6 +132,30 @@ func (s *Server) userCAKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.caKeys(w, r, raftstore.CAUser, project)
+}
+
+// mayCreateUserCA reports whether r comes from an administrator or a member
+// node. A request without credentials is anonymous (false, nil); a bearer
+// token that is not valid is refused, not taken as anonymous.
+func (s *Server) mayCreateUserCA(w http.ResponseWriter, r *http.Request) (bool, error) {
+	if r.Header.Get("Authorization") != "" {
+		if err := s.checkAdmin(w, r, true); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return false, nil
+	}
+	role, id, ok := ca.Identity(r.TLS.VerifiedChains[0][0])
+	if !ok || role != ca.RoleNode {
+		return false, nil
+	}
+	_, n, err := s.store.State().NodeByID(nil, id)
+	if err != nil {
+		return false, err
+	}
+	return n != nil, nil
 }
 
 func (s *Server) caKeys(w http.ResponseWriter, r *http.Request, kind raftstore.CAKind, project string) {
