@@ -30,12 +30,20 @@ var enrollTokenNodeIP = testIP(124)
 // shell), trusting the node's host CA.
 func signedInEnv(t *testing.T, node *DevNode) *policyEnv {
 	t.Helper()
+	e := trustingEnv(t, node)
+	e.key, e.config = e.signIn(t, "alice")
+	return e
+}
+
+// trustingEnv is a policyEnv on node whose known_hosts trusts the node's
+// host CA, with nobody signed in yet.
+func trustingEnv(t *testing.T, node *DevNode) *policyEnv {
+	t.Helper()
 	e := &policyEnv{jumpEnv: &jumpEnv{node: node, dir: t.TempDir()}}
 	var hostCA api.CAKeys
 	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
 	e.knownHosts = filepath.Join(e.dir, "known_hosts")
 	fatalIf(t, os.WriteFile(e.knownHosts, []byte("@cert-authority * "+hostCA.Keys[0]+"\n"), 0o600))
-	e.key, e.config = e.signIn(t, "alice")
 	return e
 }
 

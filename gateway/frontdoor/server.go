@@ -27,6 +27,9 @@ const (
 	extUserID         = "rampart-user-id"
 	extBindingExpires = "rampart-binding-expires"
 	extAuthMethod     = "rampart-auth"
+	// extKey is the fingerprint of the bound key the connection signed in
+	// with (none for a sign-in without a key).
+	extKey = "rampart-key"
 )
 
 // Defaults for Config.
@@ -263,21 +266,22 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 		return nil, err
 	case user != nil:
 		c.s.audit.Record("login", user.Login, map[string]string{"method": "bound-key", "key": b.Fingerprint, "remote": c.remote, "ssh_user": meta.User()})
-		return c.admit(user, b.ExpiresAt, "bound-key"), nil
+		return c.admit(user, b, "bound-key"), nil
 	}
 	c.key = key
 	return nil, &gossh.PartialSuccessError{Next: gossh.ServerAuthCallbacks{KeyboardInteractiveCallback: c.keyboardInteractive}}
 }
 
-// admit marks the connection authenticated and returns its permissions.
-func (c *conn) admit(u *raftstore.User, bindingExpires time.Time, method string) *gossh.Permissions {
+// admit marks the connection authenticated and returns its permissions; b
+// is the binding it signed in with (nil: none).
+func (c *conn) admit(u *raftstore.User, b *raftstore.Binding, method string) *gossh.Permissions {
 	c.tc.done()
 	_ = c.tc.SetDeadline(time.Time{})
-	exp := ""
-	if !bindingExpires.IsZero() {
-		exp = bindingExpires.UTC().Format(time.RFC3339)
+	exp, key := "", ""
+	if b != nil {
+		exp, key = b.ExpiresAt.UTC().Format(time.RFC3339), b.Fingerprint
 	}
-	return &gossh.Permissions{Extensions: map[string]string{extUserID: u.ID, extBindingExpires: exp, extAuthMethod: method}}
+	return &gossh.Permissions{Extensions: map[string]string{extUserID: u.ID, extBindingExpires: exp, extAuthMethod: method, extKey: key}}
 }
 
 // keyboardInteractive runs the OIDC device flow: a QR code in a banner, the
@@ -324,7 +328,7 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 		c.s.logger.Warn("sign-in refused", "user", id.Login, "err", err)
 		return fail(err, "provisioning refused")
 	}
-	var expires time.Time
+	var bound *raftstore.Binding
 	method := "device-flow"
 	if c.key != nil {
 		b, err := c.s.login.Bind(ctx, user, c.key, login.BindInfo{ClientVersion: string(meta.ClientVersion()), SourceAddr: c.remote})
@@ -332,11 +336,11 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 			c.s.logger.Error("binding key failed", "user", user.Login, "err", err)
 			return fail(err, "binding failed")
 		}
-		expires, method = b.ExpiresAt, "device-flow+bind"
+		bound, method = b, "device-flow+bind"
 	}
 	c.s.audit.Record("login", user.Login, map[string]string{"method": method, "remote": c.remote, "ssh_user": meta.User(), "unix_name": user.UnixName})
 	c.s.logger.Info("signed in", "user", user.Login, "unix_name", user.UnixName, "method", method, "remote", c.remote)
-	return c.admit(user, expires, method), nil
+	return c.admit(user, bound, method), nil
 }
 
 // userMessage is what the person sees for err: the sentinel messages of the

@@ -191,9 +191,14 @@ type BindInfo struct {
 	SourceAddr    string
 }
 
-// Bind binds key to user for the binding TTL.
+// Bind binds key to user for the binding TTL. A binding from a host none of
+// the user's earlier bindings came from is audited as binding.new_address.
 func (s *Service) Bind(ctx context.Context, user *raftstore.User, key ssh.PublicKey, info BindInfo) (*raftstore.Binding, error) {
 	now := s.now().UTC()
+	known, err := s.bindingHosts(user.ID)
+	if err != nil {
+		return nil, err
+	}
 	b := raftstore.Binding{
 		Fingerprint: ssh.FingerprintSHA256(key), UserID: user.ID, PublicKey: string(ssh.MarshalAuthorizedKey(key)),
 		ClientVersion: info.ClientVersion, SourceAddr: info.SourceAddr, CreatedAt: now, ExpiresAt: now.Add(s.bindingTTL),
@@ -210,5 +215,6 @@ func (s *Service) Bind(ctx context.Context, user *raftstore.User, key ssh.Public
 	if err := res.Decode(&stored); err != nil {
 		return nil, err
 	}
+	s.noteNewAddress(user, &stored, known)
 	return &stored, nil
 }
