@@ -59,6 +59,12 @@ func TestEnrollRefusalKeepsTokenUse(t *testing.T) {
 	enroll := func(name string) error {
 		return postEnroll(t, node, api.EnrollRequest{Method: api.EnrollToken, Secret: parsed.Secret, Name: name, Addr: testIP(126)})
 	}
+	// Without a usable token nothing about the project's servers is told:
+	// a name another server holds is refused as the token is, not as a
+	// conflict.
+	if err := postEnroll(t, node, api.EnrollRequest{Method: api.EnrollToken, Secret: "not-a-token", Name: "web-1", Addr: testIP(126)}); StatusOf(err) != http.StatusForbidden {
+		t.Fatalf("enroll as web-1 with an unknown token: %v; want 403", err)
+	}
 	for _, tc := range []struct {
 		name   string
 		status int
