@@ -10,7 +10,7 @@ import (
 // that hold them.
 func desiredFrom(st *api.AgentState, id *Identity) hostapply.Desired {
 	d := hostapply.Desired{Sudo: map[string]hostapply.SudoRule{}, TrustedCAKeys: st.UserCAKeys, HostCertificates: id.HostCerts,
-		AllowPersonalKeys: st.AllowPersonalKeys}
+		AllowPersonalKeys: st.AllowPersonalKeys, SharedAccounts: st.SharedLogins}
 	holders := map[string][]string{}
 	for _, u := range st.Users {
 		d.Users = append(d.Users, hostapply.User{Name: u.Name, UID: u.UID, Groups: u.Groups, Status: hostapply.Status(u.Status)})

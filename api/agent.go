@@ -77,6 +77,11 @@ type AgentState struct {
 	// AllowPersonalKeys is the project's setting: when false, sshd lets
 	// the accounts the agent manages in with certificates only.
 	AllowPersonalKeys bool `json:"allow_personal_keys"`
+	// SharedLogins are the project's shared accounts (e.g. deploy). Each
+	// must already exist on the server; the agent gives it a principals
+	// file naming the login, the principal of the per-hop certificate the
+	// cluster mints for it.
+	SharedLogins []string `json:"shared_logins,omitempty"`
 }
 
 // AgentHostCertsResponse answers POST /v1/agents/hostcerts: fresh host

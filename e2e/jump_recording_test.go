@@ -30,7 +30,10 @@ const failedClosedMessage = "recording failed and project web requires it"
 
 func TestJumpRecordingFailure(t *testing.T) {
 	var recordings string
-	node := startDevNode(t, "jump-recording", recordingNodeIP, "", func(n *Node) []string {
+	// No free-space floor: the 256 KiB disk is below any sensible one, and
+	// this test is about the disk failing (recording_limits_test.go covers
+	// the floor).
+	node := startDevNode(t, "jump-recording", recordingNodeIP, "recording:\n  min_free_mib: 0\n", func(n *Node) []string {
 		recordings = filepath.Join(n.DataDir, "recordings")
 		return []string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
 			`mkdir -p "$1" && mount -t tmpfs -o size=256k,mode=0700 rampart-recordings "$1" && shift && exec "$@"`,

@@ -26,6 +26,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/gateway/devidp"
+	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 )
 
 // Loopback IPs of the dev nodes of these tests, away from the cluster tests'
@@ -280,14 +281,15 @@ func checkWhoamiAlice(t *testing.T, stdout string) {
 		t.Fatalf("whoami --json printed %q, want one line", stdout)
 	}
 	var who struct {
-		Login          string   `json:"login"`
-		Email          string   `json:"email"`
-		UnixName       string   `json:"unix_name"`
-		UID            uint32   `json:"uid"`
-		Groups         []string `json:"groups"`
-		Admin          bool     `json:"admin"`
-		BindingExpires string   `json:"binding_expires"`
-		Servers        []any    `json:"servers"`
+		Login          string                  `json:"login"`
+		Email          string                  `json:"email"`
+		UnixName       string                  `json:"unix_name"`
+		UID            uint32                  `json:"uid"`
+		Groups         []string                `json:"groups"`
+		Admin          bool                    `json:"admin"`
+		BindingExpires string                  `json:"binding_expires"`
+		Bindings       []frontdoor.BindingView `json:"bindings"`
+		Servers        []any                   `json:"servers"`
 	}
 	dec := json.NewDecoder(strings.NewReader(stdout))
 	dec.DisallowUnknownFields()
@@ -303,6 +305,9 @@ func checkWhoamiAlice(t *testing.T, stdout string) {
 		t.Errorf("whoami binding_expires %q: %v", who.BindingExpires, err)
 	} else if left := time.Until(exp); left < 7*time.Hour || left > 8*time.Hour+time.Minute {
 		t.Errorf("binding expires %s, in %s; want about 8h (the default binding_ttl)", who.BindingExpires, left.Round(time.Second))
+	}
+	if len(who.Bindings) != 1 || !who.Bindings[0].Current {
+		t.Errorf("whoami bindings %+v, want the one key, marked as this connection's", who.Bindings)
 	}
 	if who.Servers == nil {
 		t.Errorf("whoami has no servers list (want [] when there are none)")

@@ -58,7 +58,7 @@ func (c clusterService) Enroll(ctx context.Context, req *api.EnrollRequest) (*ap
 	var adm *admission
 	switch req.Method {
 	case api.EnrollToken:
-		adm, err = c.admitToken(ctx, req, now)
+		adm, err = c.admitToken(ctx, req, keys, now)
 	case api.EnrollAWS:
 		adm, err = c.admitAWS(req)
 	case api.EnrollGCP:
@@ -126,19 +126,46 @@ type admission struct {
 	instanceID string
 }
 
-// admitToken spends one use of the request's enrollment token.
-func (c clusterService) admitToken(ctx context.Context, req *api.EnrollRequest, now time.Time) (*admission, error) {
+// admitToken spends one use of the request's enrollment token, once the
+// request has passed every check that can be made before registering it: a
+// request that would be refused anyway (a malformed name or label, a name
+// another server holds) does not cost a use.
+func (c clusterService) admitToken(ctx context.Context, req *api.EnrollRequest, keys *enrollKeys, now time.Time) (*admission, error) {
 	n := c.n
-	res, err := n.store.Apply(ctx, &raftstore.TokenUse{Hash: api.HashSecret(req.Secret), Kind: raftstore.TokenEnroll, Now: now})
-	if err != nil {
+	hash := api.HashSecret(req.Secret)
+	refused := func(err error) error {
 		n.logger.Warn("refused enrollment", "method", req.Method, "server_name", req.Name, "err", err)
 		switch {
 		case errors.Is(err, raftstore.ErrExpired):
-			return nil, httpapi.Errorf(http.StatusForbidden, "enrollment token has expired")
+			return httpapi.Errorf(http.StatusForbidden, "enrollment token has expired")
 		case errors.Is(err, raftstore.ErrNotFound), errors.Is(err, raftstore.ErrExhausted), errors.Is(err, raftstore.ErrInvalid):
-			return nil, httpapi.Errorf(http.StatusForbidden, "enrollment token is not valid for this cluster (unknown, revoked or used up)")
+			return httpapi.Errorf(http.StatusForbidden, "enrollment token is not valid for this cluster (unknown, revoked or used up)")
 		}
+		return err
+	}
+	// The local replica names the token's project, so that the request is
+	// checked before a use is spent; the use below checks the token again on
+	// the leader. A token this replica does not know (yet) or holds as
+	// unusable goes straight to the leader, which decides; a caller without
+	// a usable token learns nothing about the project's servers.
+	_, peek, err := n.store.State().TokenByHash(nil, hash)
+	if err != nil {
 		return nil, err
+	}
+	var adm *admission
+	if peek != nil && peek.Kind == raftstore.TokenEnroll && peek.UsesLeft != 0 && (peek.ExpiresAt.IsZero() || now.Before(peek.ExpiresAt)) {
+		adm = &admission{project: peek.Project, serverID: newServerID(), method: raftstore.EnrollToken}
+		if taken := c.enrolledAs(req); taken != nil {
+			return nil, c.refuseTaken(req, peek.Project, taken.Name)
+		}
+		if err := c.precheck(req, keys, adm, now); err != nil {
+			n.logger.Warn("refused enrollment before spending its token", "method", req.Method, "server_name", req.Name, "project", adm.project, "err", err)
+			return nil, err
+		}
+	}
+	res, err := n.store.Apply(ctx, &raftstore.TokenUse{Hash: hash, Kind: raftstore.TokenEnroll, Now: now})
+	if err != nil {
+		return nil, refused(err)
 	}
 	var tok raftstore.Token
 	if err := res.Decode(&tok); err != nil {
@@ -151,7 +178,10 @@ func (c clusterService) admitToken(ctx context.Context, req *api.EnrollRequest, 
 	if taken := c.enrolledAs(req); taken != nil {
 		return nil, c.refuseTaken(req, tok.Project, taken.Name)
 	}
-	return &admission{project: tok.Project, serverID: newServerID(), method: raftstore.EnrollToken}, nil
+	if adm == nil || adm.project != tok.Project {
+		adm = &admission{project: tok.Project, serverID: newServerID(), method: raftstore.EnrollToken}
+	}
+	return adm, nil
 }
 
 // enrolledAs returns the enrolled server that already answers to the name
@@ -175,9 +205,31 @@ func (c clusterService) refuseTaken(req *api.EnrollRequest, project, server stri
 			"an administrator deletes it first (servers delete %s)", server, server))
 }
 
-// register records the admitted server and issues what its agent needs.
-func (c clusterService) register(ctx context.Context, req *api.EnrollRequest, keys *enrollKeys, adm *admission, now time.Time) (*api.EnrollResponse, error) {
-	n := c.n
+// precheck refuses, without writing anything, a registration that register
+// would refuse: the record's form, a project that is gone, and a name
+// another server holds.
+func (c clusterService) precheck(req *api.EnrollRequest, keys *enrollKeys, adm *admission, now time.Time) error {
+	cmd, err := serverUpsertFor(req, keys, adm, now)
+	if err != nil {
+		return err
+	}
+	if err := cmd.Validate(); err != nil {
+		return httpapi.Errorf(http.StatusBadRequest, "%v", err)
+	}
+	st := c.n.store.State()
+	if _, p, err := st.ProjectByName(nil, adm.project); err != nil {
+		return err
+	} else if p == nil {
+		return httpapi.Errorf(http.StatusForbidden, "project %s does not exist: create it before servers enroll into it", adm.project)
+	}
+	if err := st.CheckServerNames(cmd.Server); err != nil {
+		return httpapi.Errorf(http.StatusConflict, "%v", err)
+	}
+	return nil
+}
+
+// serverUpsertFor is the registration of an admitted server.
+func serverUpsertFor(req *api.EnrollRequest, keys *enrollKeys, adm *admission, now time.Time) (*raftstore.ServerUpsert, error) {
 	var hostKeys []string
 	for _, k := range keys.hostKeys {
 		hostKeys = append(hostKeys, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(k))))
@@ -190,14 +242,24 @@ func (c clusterService) register(ctx context.Context, req *api.EnrollRequest, ke
 	if err != nil {
 		return nil, httpapi.Errorf(http.StatusBadRequest, "public_key: %v", err)
 	}
-	// SetAgentKey: the certificate issued below is the only one of this
-	// server the cluster accepts from now on (a re-enrollment kills the
+	// SetAgentKey: the certificate register issues is the only one of this
+	// server the cluster accepts from then on (a re-enrollment kills the
 	// certificates of the earlier one).
-	srvRes, err := n.store.Apply(ctx, &raftstore.ServerUpsert{Server: raftstore.Server{
+	return &raftstore.ServerUpsert{Server: raftstore.Server{
 		ID: adm.serverID, Project: adm.project, Name: req.Name, AltNames: req.AltNames, Addr: req.Addr, SSHPort: port,
 		HostKeys: hostKeys, Labels: req.Labels, EnrollMethod: adm.method, MachineID: req.MachineID, InstanceID: adm.instanceID,
 		AgentKeyHash: agentKey,
-	}, SetAgentKey: true, Now: now})
+	}, SetAgentKey: true, Now: now}, nil
+}
+
+// register records the admitted server and issues what its agent needs.
+func (c clusterService) register(ctx context.Context, req *api.EnrollRequest, keys *enrollKeys, adm *admission, now time.Time) (*api.EnrollResponse, error) {
+	n := c.n
+	cmd, err := serverUpsertFor(req, keys, adm, now)
+	if err != nil {
+		return nil, err
+	}
+	srvRes, err := n.store.Apply(ctx, cmd)
 	if err != nil {
 		if errors.Is(err, raftstore.ErrNotFound) {
 			n.logger.Warn("refused enrollment: no such project", "method", req.Method, "server_name", req.Name, "project", adm.project, "err", err)

@@ -48,6 +48,27 @@ type Config struct {
 	Jump    Jump   `mapstructure:"jump"`
 	Agents  Agents `mapstructure:"agents"`
 	Memory  Memory `mapstructure:"memory"`
+	// Recording bounds session recordings on this node.
+	Recording Recording `mapstructure:"recording"`
+}
+
+// Recording says where this node keeps the recordings of the sessions it
+// carries, and bounds them so that one person writing without end into a
+// terminal cannot fill the disk raft writes to.
+type Recording struct {
+	// Dir holds the recordings; empty means <data_dir>/recordings. Give it a
+	// filesystem of its own to keep recordings and raft apart.
+	Dir string `mapstructure:"dir"`
+	// MaxSessionBytes caps one recording (one terminal of a session); at
+	// the cap the project's failure policy applies: fail closed ends the
+	// session with a message, fail open stops recording and goes on
+	// (audited either way).
+	MaxSessionBytes int64 `mapstructure:"max_session_bytes"`
+	// MinFreeMiB is the free-space floor of the recordings filesystem: below
+	// it new recorded sessions of projects that fail closed are refused with
+	// a message (fail open: unrecorded, audited), and running recordings
+	// stop under the same policy. 0 disables the floor.
+	MinFreeMiB int64 `mapstructure:"min_free_mib"`
 }
 
 // Memory tunes the Go garbage collector. A node's memory is mostly idle
@@ -263,6 +284,9 @@ var defaults = map[string]any{
 	"memory.gc_percent":            50,
 	"memory.gc_min_headroom_mib":   64,
 	"memory.soft_limit_mib":        0,
+	"recording.dir":                "",
+	"recording.max_session_bytes":  int64(1 << 30),
+	"recording.min_free_mib":       int64(512),
 	"ssh.jump_host":                "",
 	"ssh.host_names":               []string{},
 	"ssh.handshake_timeout":        "20s",
@@ -548,6 +572,15 @@ func (c *Config) problems() []string {
 	}
 	if c.Jump.AgentWait < 0 || c.Jump.AgentWait > 5*time.Minute {
 		bad("jump.agent_wait %s is not between 0 (no wait) and 5m", c.Jump.AgentWait)
+	}
+	if c.Recording.Dir != "" && !strings.HasPrefix(c.Recording.Dir, "/") {
+		bad("recording.dir %q: must be an absolute path", c.Recording.Dir)
+	}
+	if c.Recording.MaxSessionBytes < 1<<20 {
+		bad("recording.max_session_bytes %d: must be at least 1048576 (1 MiB)", c.Recording.MaxSessionBytes)
+	}
+	if c.Recording.MinFreeMiB < 0 {
+		bad("recording.min_free_mib %d: must be 0 (no floor) or more", c.Recording.MinFreeMiB)
 	}
 	for _, a := range c.Jump.EgressAddrs {
 		if ip := net.ParseIP(a); ip == nil || ip.IsUnspecified() {

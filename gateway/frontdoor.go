@@ -66,6 +66,7 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		Claims: login.ClaimMapping{Username: o.UsernameClaim, Email: o.EmailClaim, Groups: o.GroupsClaim, AdminGroup: o.AdminGroup},
 	}, n.logger)
 	svc := login.NewService(n.store, n.cfg.Login.BindingTTL, n.logger)
+	svc.SetAuditor(n.audit)
 	jump := n.cfg.SSH.JumpHost
 	if jump == "" {
 		host, port, _ := net.SplitHostPort(n.advertise().SSH)
@@ -87,7 +88,7 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		HandshakeTimeout: n.cfg.SSH.HandshakeTimeout, AuthTimeout: n.cfg.SSH.AuthTimeout,
 		MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP, MaxDeviceFlowsPerIP: n.cfg.SSH.MaxDeviceFlowsPerIP,
 		AdminGroup: o.AdminGroup, Jump: n.jump, Ciphers: n.cfg.SSH.Ciphers,
-		Admin: adminshell.New(adminshell.Deps{Store: n.store, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(),
+		Admin: adminshell.New(adminshell.Deps{Store: n.store, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(), MaxRecordingBytes: n.cfg.Recording.MaxSessionBytes,
 			NodeID: n.id, Logger: n.logger}),
 	}, svc, provider, n.store.State, n.audit, n.logger)
 	// A node host CA rotation re-signs the front door's certificate on

@@ -22,8 +22,13 @@ import (
 )
 
 // recordingsDir is where this node keeps the recordings of sessions it
-// carried.
-func (n *Node) recordingsDir() string { return n.dir.path("recordings") }
+// carried: recording.dir, or <data_dir>/recordings.
+func (n *Node) recordingsDir() string {
+	if n.cfg.Recording.Dir != "" {
+		return n.cfg.Recording.Dir
+	}
+	return n.dir.path("recordings")
+}
 
 // startRecording is the jump proxy's recorder factory: a pty session of a
 // project that records gets an asciicast v2 file, with the project's failure
@@ -39,7 +44,7 @@ func (n *Node) startRecording(sessionID string, project *raftstore.Project, widt
 	rec, err := recording.New(recording.Config{
 		Dir: n.recordingsDir(), SessionID: sessionID, Width: width, Height: height, Term: term,
 		Title: "rampart session " + sessionID, RecordInput: project.Settings.RecordInput, Policy: policy,
-		OnError: failed,
+		OnError: failed, MaxBytes: n.cfg.Recording.MaxSessionBytes, MinFreeBytes: uint64(n.cfg.Recording.MinFreeMiB) << 20,
 	})
 	if err != nil {
 		return nil, err

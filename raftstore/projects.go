@@ -195,6 +195,18 @@ func (c *ProjectUpsert) apply(tx *writeTxn) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upsert project %s: %w", p.Name, err)
 	}
+	// A shared login is an account no person owns: one that is a person's
+	// unix name (deleted people included, whose names are never given out
+	// again) would let every member log in as that person.
+	for _, l := range p.Settings.SharedLogins {
+		owner, err := tx.First(tableUsers, "unix_name", l)
+		if err != nil {
+			return nil, fmt.Errorf("upsert project %s: %w", p.Name, err)
+		}
+		if owner != nil {
+			return nil, fmt.Errorf("%w: shared login %s of project %s is the unix name of user %s", ErrConflict, l, p.Name, owner.(*User).Login)
+		}
+	}
 	if raw != nil {
 		old := raw.(*Project)
 		if old.Description == p.Description && old.Settings.equal(p.Settings) {
@@ -262,6 +274,29 @@ func (c *ProjectDelete) apply(tx *writeTxn) (any, error) {
 // ProjectByName returns the project, or nil.
 func (s *State) ProjectByName(ws memdb.WatchSet, name string) (uint64, *Project, error) {
 	return getOne[Project](s, ws, tableProjects, "id", name)
+}
+
+// SharedLoginProject returns the first project (by name) that shares the
+// unix account name, or "" when none does.
+func (s *State) SharedLoginProject(name string) (string, error) {
+	tx := s.ReadTxn()
+	defer tx.Abort()
+	return sharedLoginProjectTxn(tx, name)
+}
+
+// sharedLoginProjectTxn is SharedLoginProject inside a transaction. Projects
+// are few, so it walks them rather than keep an index.
+func sharedLoginProjectTxn(tx *memdb.Txn, name string) (string, error) {
+	it, err := tx.Get(tableProjects, "id")
+	if err != nil {
+		return "", fmt.Errorf("list projects: %w", err)
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if p := raw.(*Project); slices.Contains(p.Settings.SharedLogins, name) {
+			return p.Name, nil
+		}
+	}
+	return "", nil
 }
 
 // Projects lists every project by name.

@@ -317,7 +317,7 @@ func (c *ServerUpsert) apply(tx *writeTxn) (any, error) {
 	if err := c.keepEnrollment(&s, old); err != nil {
 		return nil, err
 	}
-	if err := checkServerNamesTxn(tx, &s); err != nil {
+	if err := checkServerNamesTxn(tx.Txn, &s); err != nil {
 		return nil, err
 	}
 	if old != nil && sameServer(old, &s) {
@@ -360,7 +360,7 @@ func (c *ServerUpsert) keepEnrollment(s, old *Server) error {
 // already a name or alt name of another server, or its instance id is
 // another server's. The unique memdb indexes would silently let the newer
 // row shadow the older one, so this check is what keeps names unambiguous.
-func checkServerNamesTxn(tx *writeTxn, s *Server) error {
+func checkServerNamesTxn(tx *memdb.Txn, s *Server) error {
 	names := append([]string{s.Name}, s.AltNames...)
 	for _, n := range names {
 		for _, index := range []string{"name", "alt_name"} {
@@ -410,6 +410,17 @@ func checkServerNamesTxn(tx *writeTxn, s *Server) error {
 		}
 	}
 	return nil
+}
+
+// CheckServerNames is the name check of ServerUpsert, made on this replica
+// without writing: ErrConflict when one of srv's names (or its instance id)
+// belongs to another server. It lets a caller refuse a registration before
+// spending anything on it; the upsert checks again on the leader.
+func (s *State) CheckServerNames(srv Server) error {
+	tx := s.ReadTxn()
+	defer tx.Abort()
+	srv.normalize() // copies what it changes
+	return checkServerNamesTxn(tx, &srv)
 }
 
 // ServerDelete removes a server.

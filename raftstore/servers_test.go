@@ -89,6 +89,11 @@ func TestServerUpsert(t *testing.T) {
 			f := testFSM(t)
 			invProject(t, f, "web")
 			invServer(t, f, existing)
+			// The read-only check (made before an enrollment spends its
+			// token) agrees with the upsert's.
+			if err := f.State().CheckServerNames(tc.server); errors.Is(err, ErrConflict) != errors.Is(tc.wantErr, ErrConflict) {
+				t.Fatalf("CheckServerNames = %v, want the upsert's conflict %v", err, tc.wantErr)
+			}
 			before := f.State().LatestIndex()
 			res := apply(t, f, &ServerUpsert{Server: tc.server, Now: testNow})
 			if tc.wantErr != nil {

@@ -24,8 +24,10 @@ func (s UserStatus) valid() bool {
 }
 
 // User is a person known to the cluster, created just in time on first login
-// (or pushed by SCIM). ID is stable (the IdP subject); Login is what the IdP
-// calls them; UnixName and UID are what they are on every server.
+// (or pushed by SCIM). ID is stable (the IdP subject) and is who the person
+// is; Login is what the IdP calls them, which two subjects may share (a
+// recycled IdP user name); UnixName and UID are what they are on every
+// server, unique across all users, deleted ones included.
 type User struct {
 	ID          string
 	Login       string
@@ -56,7 +58,7 @@ func init() {
 			Name: tableUsers,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id":        {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-				"login":     {Name: "login", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Login", Lowercase: true}},
+				"login":     {Name: "login", Indexer: &memdb.StringFieldIndex{Field: "Login", Lowercase: true}},
 				"unix_name": {Name: "unix_name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "UnixName"}},
 				"uid":       {Name: "uid", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "UID"}},
 				"group":     {Name: "group", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "Groups"}},
@@ -127,8 +129,21 @@ func (c *UserUpsert) apply(tx *writeTxn) (any, error) {
 		}
 	}
 	if err := checkUniqueTxn(tx, tableUsers, u.ID, func(o any) string { return o.(*User).ID },
-		"login", u.Login, "unix_name", u.UnixName, "uid", u.UID); err != nil {
+		"unix_name", u.UnixName, "uid", u.UID); err != nil {
 		return nil, fmt.Errorf("user %s: %w", u.Login, err)
+	}
+	// A person never gets a project's shared account as theirs: every member
+	// of that project could log in as it. Checked when the name is given out
+	// (a name held from before this rule was added is not taken away; the
+	// jump refuses it as a shared login instead).
+	if existing == nil || existing.(*User).UnixName != u.UnixName {
+		p, err := sharedLoginProjectTxn(tx.Txn, u.UnixName)
+		if err != nil {
+			return nil, err
+		}
+		if p != "" {
+			return nil, fmt.Errorf("user %s: %w: unix name %s is a shared login of project %s", u.Login, ErrConflict, u.UnixName, p)
+		}
 	}
 	if c.EnsureGroups {
 		for _, g := range u.Groups {
@@ -234,9 +249,15 @@ func (s *State) UserByID(ws memdb.WatchSet, id string) (uint64, *User, error) {
 	return getOne[User](s, ws, tableUsers, "id", id)
 }
 
-// UserByLogin returns the user with login (case-insensitive), or nil.
+// UserByLogin returns the first user (by id) with login (case-insensitive),
+// or nil. Logins are not unique: UsersByLogin lists them all.
 func (s *State) UserByLogin(ws memdb.WatchSet, login string) (uint64, *User, error) {
 	return getOne[User](s, ws, tableUsers, "login", login)
+}
+
+// UsersByLogin lists every user with login (case-insensitive).
+func (s *State) UsersByLogin(ws memdb.WatchSet, login string) (uint64, []*User, error) {
+	return getAll[User](s, ws, tableUsers, "login", login)
 }
 
 // UserByUnixName returns the user with that unix name, or nil.

@@ -21,6 +21,7 @@ func TestUserUpsert(t *testing.T) {
 	cases := []struct {
 		name    string
 		prior   []User
+		shared  []string // shared logins of a project "p"
 		user    User
 		wantErr error
 		wantUID uint32
@@ -28,7 +29,11 @@ func TestUserUpsert(t *testing.T) {
 		{name: "ok/first-user-gets-range-start", user: User{ID: "s1", Login: "alice", UnixName: "alice"}, wantUID: DefaultUIDStart},
 		{name: "ok/second-user-next-uid", prior: []User{{ID: "s1", Login: "alice", UnixName: "alice"}}, user: User{ID: "s2", Login: "bob", UnixName: "bob"}, wantUID: DefaultUIDStart + 1},
 		{name: "ok/update-keeps-uid", prior: []User{{ID: "s1", Login: "alice", UnixName: "alice"}}, user: User{ID: "s1", Login: "alice", UnixName: "alice", UID: 61000, Email: "a@x"}, wantUID: DefaultUIDStart},
-		{name: "fail/login-taken", prior: []User{{ID: "s1", Login: "alice", UnixName: "alice"}}, user: User{ID: "s2", Login: "ALICE", UnixName: "alice2"}, wantErr: ErrConflict},
+		// Identity is the subject: a second subject may carry the same login
+		// (a recycled IdP user name) under a unix name of its own.
+		{name: "ok/login-shared-by-two-subjects", prior: []User{{ID: "s1", Login: "alice", UnixName: "alice"}}, user: User{ID: "s2", Login: "ALICE", UnixName: "alice-2"}, wantUID: DefaultUIDStart + 1},
+		{name: "fail/unix-name-is-a-shared-login", shared: []string{"deploy"}, user: User{ID: "s2", Login: "deploy", UnixName: "deploy"}, wantErr: ErrConflict},
+		{name: "ok/suffixed-beside-a-shared-login", shared: []string{"deploy"}, user: User{ID: "s2", Login: "deploy", UnixName: "deploy-2"}, wantUID: DefaultUIDStart},
 		{name: "fail/unix-name-taken", prior: []User{{ID: "s1", Login: "alice", UnixName: "alice"}}, user: User{ID: "s2", Login: "al", UnixName: "alice"}, wantErr: ErrConflict},
 		{name: "fail/uid-taken", prior: []User{{ID: "s1", Login: "alice", UnixName: "alice", UID: 61000}}, user: User{ID: "s2", Login: "bob", UnixName: "bob", UID: 61000}, wantErr: ErrConflict},
 		{name: "fail/empty-id", user: User{Login: "x", UnixName: "x"}, wantErr: ErrInvalid},
@@ -40,6 +45,9 @@ func TestUserUpsert(t *testing.T) {
 			f := testFSM(t)
 			for _, p := range tc.prior {
 				mustApply(t, f, &UserUpsert{User: p, Now: testNow})
+			}
+			if tc.shared != nil {
+				mustApply(t, f, &ProjectUpsert{Project: Project{Name: "p", Settings: ProjectSettings{SharedLogins: tc.shared}}, Now: testNow})
 			}
 			before := f.State().LatestIndex()
 			res := apply(t, f, &UserUpsert{User: tc.user, Now: testNow})
@@ -64,6 +72,29 @@ func TestUserUpsert(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A shared login is refused while it is a person's unix name, deleted
+// people included, and a person's later refreshes are not refused.
+func TestSharedLoginNeverAPerson(t *testing.T) {
+	f := testFSM(t)
+	mustApply(t, f, &UserUpsert{User: User{ID: "s1", Login: "deploy", UnixName: "deploy"}, Now: testNow})
+	mustApply(t, f, &UserUpsert{User: User{ID: "s2", Login: "gone", UnixName: "gone"}, Now: testNow})
+	mustApply(t, f, &UserSetStatus{ID: "s2", Status: UserDeleted, Now: testNow})
+	for _, name := range []string{"deploy", "gone"} {
+		res := apply(t, f, &ProjectUpsert{Project: Project{Name: "p", Settings: ProjectSettings{SharedLogins: []string{"www", name}}}, Now: testNow})
+		if !errors.Is(res.Err, ErrConflict) {
+			t.Fatalf("shared login %s (a person's unix name): err = %v, want ErrConflict", name, res.Err)
+		}
+	}
+	mustApply(t, f, &ProjectUpsert{Project: Project{Name: "p", Settings: ProjectSettings{SharedLogins: []string{"www"}}}, Now: testNow})
+	if p, err := f.State().SharedLoginProject("www"); err != nil || p != "p" {
+		t.Fatalf("SharedLoginProject(www) = %q, %v; want p", p, err)
+	}
+	if p, err := f.State().SharedLoginProject("deploy"); err != nil || p != "" {
+		t.Fatalf("SharedLoginProject(deploy) = %q, %v; want none", p, err)
+	}
+	mustApply(t, f, &UserUpsert{User: User{ID: "s1", Login: "deploy", UnixName: "deploy", Email: "d@x"}, Now: testNow})
 }
 
 func TestUserUIDNeverReused(t *testing.T) {

@@ -83,6 +83,10 @@ type Desired struct {
 	// weaker mode). When false, sshd gives managed accounts no
 	// authorized-keys file or command: only certificates open them.
 	AllowPersonalKeys bool
+	// SharedAccounts are the project's shared logins (e.g. deploy):
+	// accounts that already exist on the host, which the agent never
+	// creates or changes, and which get a principals file naming the login.
+	SharedAccounts []string
 }
 
 // wantState is Desired after validation: only what may reach a command.
@@ -106,6 +110,8 @@ type wantState struct {
 	hostCerts   []hostCert
 	// personalKeys is Desired.AllowPersonalKeys.
 	personalKeys bool
+	// shared are the shared logins that are valid names.
+	shared []string
 }
 
 // validate checks d and returns what may be applied, reporting the rest.
@@ -212,6 +218,7 @@ func (h *Host) validate(d Desired, rep *Report) *wantState {
 	}
 	w.caKeys, w.hostCerts, w.sshdRefused = h.checkSSHDInputs(d, rep)
 	w.personalKeys = d.AllowPersonalKeys
+	w.shared = validShared(d.SharedAccounts, rep)
 	return w
 }
 

@@ -454,9 +454,9 @@ func (p *pass) hostKeys() (map[string]bool, error) {
 	return keys, errors.Join(errs...)
 }
 
-// applyPrincipals gives every active managed account a principals file
-// listing exactly its own name, and removes every other file in the
-// directory, which the agent owns.
+// applyPrincipals gives every active managed account, and every usable
+// shared account (shared.go), a principals file listing exactly its own
+// name, and removes every other file in the directory, which the agent owns.
 func (p *pass) applyPrincipals() error {
 	dirInside := p.h.cfg.PrincipalsDir
 	dir := p.h.path(dirInside)
@@ -464,7 +464,11 @@ func (p *pass) applyPrincipals() error {
 		p.rep.problem(KindPrincipals, dirInside, err)
 		return nil
 	}
-	for _, name := range sortedKeys(p.activeUsers) {
+	keep := p.sharedAccounts()
+	for name := range p.activeUsers {
+		keep[name] = true
+	}
+	for _, name := range sortedKeys(keep) {
 		file := path.Join(dir, name)
 		old, err := readFileState(file)
 		if err == nil && !old.same([]byte(name+"\n"), 0o644) {
@@ -483,7 +487,7 @@ func (p *pass) applyPrincipals() error {
 		return nil
 	}
 	for _, e := range entries {
-		if p.activeUsers[e.Name()] {
+		if keep[e.Name()] {
 			continue
 		}
 		if err := os.Remove(path.Join(dir, e.Name())); err != nil {

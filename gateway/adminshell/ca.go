@@ -261,7 +261,7 @@ func (v *invocation) rotateCA(target string, step rotation.Step, alg string, yes
 	}
 	if cur.Phase == rotation.PhaseNone {
 		if kind == raftstore.CAUser {
-			return fmt.Errorf("project %s has no user CA yet: it is made when the first certificate is minted or a target fetches /v1/ca/user/%s; there is nothing to rotate", project, project)
+			return fmt.Errorf("project %s has no user CA yet: it is made when its first server enrolls, its first certificate is minted, or an administrator fetches /v1/ca/user/%s; there is nothing to rotate", project, project)
 		}
 		return fmt.Errorf("the cluster has no %s CA yet: a node makes it when it starts", kind)
 	}

@@ -16,7 +16,18 @@ import (
 func findUser(st *raftstore.State, ref string) (*raftstore.User, error) {
 	for _, by := range []func(string) (*raftstore.User, error){
 		func(s string) (*raftstore.User, error) { _, u, err := st.UserByID(nil, s); return u, err },
-		func(s string) (*raftstore.User, error) { _, u, err := st.UserByLogin(nil, s); return u, err },
+		func(s string) (*raftstore.User, error) {
+			// Two subjects may share a login; then only the id or the unix
+			// name says which person is meant.
+			_, us, err := st.UsersByLogin(nil, s)
+			if err != nil || len(us) == 0 {
+				return nil, err
+			}
+			if len(us) > 1 {
+				return nil, fmt.Errorf("login %q belongs to %d users: name one by its id or unix name", s, len(us))
+			}
+			return us[0], nil
+		},
 		func(s string) (*raftstore.User, error) { _, u, err := st.UserByUnixName(nil, s); return u, err },
 	} {
 		u, err := by(ref)

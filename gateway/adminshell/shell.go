@@ -118,6 +118,9 @@ type Deps struct {
 	CAKeys CAKeys
 	// Recordings may be nil: `sessions replay` is then refused.
 	Recordings Recordings
+	// MaxRecordingBytes bounds what `sessions replay` copies and checks (the
+	// node's recording.max_session_bytes); 0 means DefaultMaxRecordingBytes.
+	MaxRecordingBytes int64
 	// NodeID names this node in whoami and messages; may be empty.
 	NodeID string
 	// Logger receives one event per command; nil discards.
@@ -141,6 +144,7 @@ type Shell struct {
 	cluster      Cluster
 	caKeys       CAKeys
 	recordings   Recordings
+	maxRecording int64
 	nodeID       string
 	logger       *slog.Logger
 	now          func() time.Time
@@ -151,10 +155,13 @@ type Shell struct {
 
 // New returns a Shell over deps.
 func New(deps Deps) *Shell {
-	s := &Shell{store: deps.Store, cluster: deps.Cluster, caKeys: deps.CAKeys, recordings: deps.Recordings, nodeID: deps.NodeID, logger: deps.Logger,
+	s := &Shell{store: deps.Store, cluster: deps.Cluster, caKeys: deps.CAKeys, recordings: deps.Recordings, maxRecording: deps.MaxRecordingBytes, nodeID: deps.NodeID, logger: deps.Logger,
 		now: deps.Now, rand: deps.Rand, readTimeout: deps.ReadTimeout, applyTimeout: deps.ApplyTimeout}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.maxRecording <= 0 {
+		s.maxRecording = DefaultMaxRecordingBytes
 	}
 	if s.now == nil {
 		s.now = time.Now

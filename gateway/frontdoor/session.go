@@ -28,14 +28,17 @@ func Extensions(ctx gliderssh.Context) map[string]string {
 
 // Whoami is what `ssh bastion whoami --json` prints, one line.
 type Whoami struct {
-	Login          string        `json:"login"`
-	Email          string        `json:"email,omitempty"`
-	UnixName       string        `json:"unix_name"`
-	UID            uint32        `json:"uid"`
-	Groups         []string      `json:"groups"`
-	Admin          bool          `json:"admin"`
-	BindingExpires string        `json:"binding_expires,omitempty"`
-	Servers        []Destination `json:"servers"`
+	Login          string   `json:"login"`
+	Email          string   `json:"email,omitempty"`
+	UnixName       string   `json:"unix_name"`
+	UID            uint32   `json:"uid"`
+	Groups         []string `json:"groups"`
+	Admin          bool     `json:"admin"`
+	BindingExpires string   `json:"binding_expires,omitempty"`
+	// Bindings are the person's live bindings (keys that sign in without
+	// the browser), oldest first.
+	Bindings []BindingView `json:"bindings"`
+	Servers  []Destination `json:"servers"`
 }
 
 // Destination is a server the user may reach, with the exact command.
@@ -46,7 +49,7 @@ type Destination struct {
 }
 
 // handleSession answers a session on the front door: the greeting, whoami,
-// or (for the admin user name) the admin shell.
+// the person's own bindings, or (for the admin user name) the admin shell.
 func (s *Server) handleSession(sess gliderssh.Session) {
 	ext := Extensions(sess.Context())
 	user, err := s.login.ActiveUser(ext[extUserID])
@@ -60,27 +63,31 @@ func (s *Server) handleSession(sess gliderssh.Session) {
 		s.adminSession(sess, user)
 		return
 	}
-	who, err := s.whoami(user, ext[extBindingExpires])
+	args := sess.Command()
+	if len(args) > 0 && args[0] == "bindings" {
+		_ = sess.Exit(s.bindingsCommand(sess, user, args))
+		return
+	}
+	who, err := s.whoami(user, ext[extBindingExpires], ext[extBinding])
 	if err != nil {
 		s.logger.Error("greeting failed", "user", user.Login, "err", err)
 		fmt.Fprintln(sess.Stderr(), "Rampart: cannot list your servers right now; try again shortly.")
 		_ = sess.Exit(1)
 		return
 	}
-	args := sess.Command()
 	switch {
 	case len(args) == 0:
-		writeGreeting(sess, who)
+		s.writeGreeting(sess, who)
 		_ = sess.Exit(0)
 	case args[0] == "whoami" && len(args) == 1:
-		writeGreeting(sess, who)
+		s.writeGreeting(sess, who)
 		_ = sess.Exit(0)
 	case args[0] == "whoami" && len(args) == 2 && args[1] == "--json":
 		b, _ := json.Marshal(who)
 		fmt.Fprintf(sess, "%s\n", b)
 		_ = sess.Exit(0)
 	default:
-		fmt.Fprintf(sess.Stderr(), "Rampart: unknown command %q. Try `whoami` or `whoami --json`, or reach a server with ssh -J.\n", strings.Join(args, " "))
+		fmt.Fprintf(sess.Stderr(), "Rampart: unknown command %q. Try `whoami`, `whoami --json`, `bindings` or `bindings revoke N`, or reach a server with ssh -J.\n", strings.Join(args, " "))
 		_ = sess.Exit(2)
 	}
 }
@@ -129,14 +136,19 @@ func (s *Server) adminSession(sess gliderssh.Session, user *raftstore.User) {
 	_ = sess.Exit(code)
 }
 
-// whoami gathers who the user is and where they may go: the servers of
-// their projects that the jump would dial (none without a jump).
-func (s *Server) whoami(u *raftstore.User, bindingExpires string) (*Whoami, error) {
+// whoami gathers who the user is, the keys bound to them (currentKey is the
+// connection's) and where they may go.
+func (s *Server) whoami(u *raftstore.User, bindingExpires, currentKey string) (*Whoami, error) {
 	w := &Whoami{Login: u.Login, Email: u.Email, UnixName: u.UnixName, UID: u.UID, Groups: u.Groups,
 		Admin: s.cfg.AdminGroup != "" && contains(u.Groups, s.cfg.AdminGroup), BindingExpires: bindingExpires, Servers: []Destination{}}
 	if w.Groups == nil {
 		w.Groups = []string{}
 	}
+	bindings, err := s.bindingViews(u.ID, currentKey)
+	if err != nil {
+		return nil, err
+	}
+	w.Bindings = bindings
 	st := s.state()
 	_, grants, err := st.UserProjects(nil, u)
 	if err != nil {
@@ -163,7 +175,7 @@ func (s *Server) whoami(u *raftstore.User, bindingExpires string) (*Whoami, erro
 	return w, nil
 }
 
-func writeGreeting(out io.Writer, w *Whoami) {
+func (s *Server) writeGreeting(out io.Writer, w *Whoami) {
 	fmt.Fprintf(out, "Signed in to Rampart as %s", w.Login)
 	if w.Email != "" && w.Email != w.Login {
 		fmt.Fprintf(out, " <%s>", w.Email)
@@ -175,6 +187,7 @@ func writeGreeting(out io.Writer, w *Whoami) {
 	} else {
 		fmt.Fprintf(out, "  no key bound (you signed in without an SSH key)\r\n")
 	}
+	s.writeBindings(out, w.Bindings)
 	if len(w.Servers) == 0 {
 		fmt.Fprintf(out, "\r\nNo servers are available to you yet.\r\n")
 		return

@@ -24,9 +24,9 @@ var agentTables = []string{"users", "groups", "grants", "entitlements", "project
 // everyone in a group granted to its project (disabled and deleted ones too,
 // so the agent deprovisions them), the granted groups that are valid unix
 // group names, the sudo entitlements the grants carry, the project's user
-// CA keys and whether it allows personal keys, the host CA that signs host
-// certificates now, and the API addresses of the cluster's nodes. It adds
-// what it reads to ws.
+// CA keys, its shared logins and whether it allows personal keys, the host
+// CA that signs host certificates now, and the API addresses of the
+// cluster's nodes. It adds what it reads to ws.
 func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitlement string) (*api.AgentState, error) {
 	idx := st.MaxIndexWatch(ws, agentTables...)
 	_, srv, err := st.ServerByID(ws, serverID)
@@ -107,6 +107,13 @@ func agentState(ws memdb.WatchSet, st *raftstore.State, serverID, adminEntitleme
 		out.Entitlements = append(out.Entitlements, ent)
 	}
 	sort.Slice(out.Entitlements, func(i, j int) bool { return out.Entitlements[i].Name < out.Entitlements[j].Name })
+	_, project, err := st.ProjectByName(ws, srv.Project)
+	if err != nil {
+		return nil, err
+	}
+	if project != nil {
+		out.SharedLogins = project.Settings.SharedLogins
+	}
 	_, cas, err := st.CAsFor(ws, raftstore.CAUser, srv.Project)
 	if err != nil {
 		return nil, err

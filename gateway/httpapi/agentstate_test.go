@@ -28,8 +28,8 @@ func applyAll(t *testing.T, cmds ...raftstore.Command) *raftstore.FSM {
 func TestAgentState(t *testing.T) {
 	now := time.Now()
 	f := applyAll(t,
-		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: now},
-		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "db"}, Now: now},
+		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web", Settings: raftstore.ProjectSettings{SharedLogins: []string{"deploy"}}}, Now: now},
+		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "db", Settings: raftstore.ProjectSettings{SharedLogins: []string{"backup"}}}, Now: now},
 		&raftstore.EntitlementUpsert{Entitlement: raftstore.Entitlement{Name: "nginx", Commands: []raftstore.SudoCommand{{Path: "/usr/sbin/nginx", Args: []string{"-s", "reload"}}}}, Now: now},
 		&raftstore.EntitlementUpsert{Entitlement: raftstore.Entitlement{Name: "admin", Commands: []raftstore.SudoCommand{{Path: "ALL"}}}, Now: now},
 		&raftstore.GrantUpsert{Grant: raftstore.Grant{Project: "web", Group: "eng", Sudo: []string{"nginx"}}, Now: now},
@@ -62,6 +62,9 @@ func TestAgentState(t *testing.T) {
 	}
 	if len(st.Entitlements) != 2 {
 		t.Fatalf("entitlements = %+v", st.Entitlements)
+	}
+	if len(st.SharedLogins) != 1 || st.SharedLogins[0] != "deploy" {
+		t.Fatalf("shared logins = %v; want web's [deploy]", st.SharedLogins)
 	}
 	if st.AllowPersonalKeys {
 		t.Fatal("personal keys allowed by default")

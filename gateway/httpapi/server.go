@@ -255,33 +255,44 @@ func bearerToken(r *http.Request) (string, bool) {
 // be fresh when fresh is set.
 func (s *Server) requireAdmin(h http.HandlerFunc, fresh bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.authTooMany(w, r) {
-			return
-		}
-		secret, ok := bearerToken(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
-			s.authFailed(w, r, "no bearer token", Errorf(http.StatusUnauthorized, "missing bearer token"))
-			return
-		}
-		if fresh {
-			if err := s.store.CheckFresh(); err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-		}
-		_, tok, err := s.store.State().ServiceTokenByHash(nil, api.HashSecret(secret))
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if tok == nil || tok.Role != "admin" || (!tok.ExpiresAt.IsZero() && !s.now().Before(tok.ExpiresAt)) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="rampart", error="invalid_token"`)
-			s.authFailed(w, r, "unknown, expired or non-admin token", Errorf(http.StatusUnauthorized, "token is not valid"))
+		if !s.checkAdmin(w, r, fresh) {
 			return
 		}
 		h(w, r)
 	}
+}
+
+// checkAdmin reports whether r carries a valid admin bearer token (fresh:
+// checked against a replica that is not stale); when it does not, it has
+// answered r: 429 for a source over its failure limit, 401 for a missing or
+// invalid token (counted and logged as a failed authentication).
+func (s *Server) checkAdmin(w http.ResponseWriter, r *http.Request, fresh bool) bool {
+	if s.authTooMany(w, r) {
+		return false
+	}
+	secret, ok := bearerToken(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
+		s.authFailed(w, r, "no bearer token", Errorf(http.StatusUnauthorized, "missing bearer token"))
+		return false
+	}
+	if fresh {
+		if err := s.store.CheckFresh(); err != nil {
+			s.writeError(w, r, err)
+			return false
+		}
+	}
+	_, tok, err := s.store.State().ServiceTokenByHash(nil, api.HashSecret(secret))
+	if err != nil {
+		s.writeError(w, r, err)
+		return false
+	}
+	if tok == nil || tok.Role != "admin" || (!tok.ExpiresAt.IsZero() && !s.now().Before(tok.ExpiresAt)) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart", error="invalid_token"`)
+		s.authFailed(w, r, "unknown, expired or non-admin token", Errorf(http.StatusUnauthorized, "token is not valid"))
+		return false
+	}
+	return true
 }
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {

@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -117,11 +119,41 @@ func (s *Server) nodeHostCAKeys(w http.ResponseWriter, r *http.Request) {
 	s.caKeys(w, r, raftstore.CANodeHost, "")
 }
 
-// userCAKeys publishes a project's user CA keys (for TrustedUserCAKeys). The
-// CA is created on first use: the first target that asks what to trust, or
-// the first certificate minted, whichever comes first.
+// userCAKeys publishes a project's user CA keys (for TrustedUserCAKeys).
+// They are public, but making the CA is a raft write: only an administrator
+// (bearer token) or a cluster node (node certificate) makes it on first use.
+// Anyone else gets the keys of a CA that exists, and the same 404 for a
+// project that does not exist and for one without a CA yet, so that the
+// route neither writes for strangers nor tells them which projects exist.
+// (A project's CA is made at the latest when its first server enrolls or
+// its first certificate is minted.)
 func (s *Server) userCAKeys(w http.ResponseWriter, r *http.Request) {
 	project := r.PathValue("project")
+	mayCreate, answered, err := s.mayCreateUserCA(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if answered {
+		return
+	}
+	if !mayCreate {
+		if err := s.store.CheckFresh(); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		_, recs, err := s.store.State().CAsFor(nil, raftstore.CAUser, project)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !slices.ContainsFunc(recs, func(rec *raftstore.CARecord) bool { return rec.State != raftstore.CARetired }) {
+			s.writeError(w, r, Errorf(http.StatusNotFound, "no user CA for project %q", project))
+			return
+		}
+		s.caKeys(w, r, raftstore.CAUser, project)
+		return
+	}
 	_, p, err := s.store.State().ProjectByName(nil, project)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -136,6 +168,32 @@ func (s *Server) userCAKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.caKeys(w, r, raftstore.CAUser, project)
+}
+
+// mayCreateUserCA reports whether r comes from an administrator or a member
+// node (for the key it joined with). A request without credentials is
+// anonymous (false); a bearer token that is not valid is refused, not taken
+// as anonymous: then answered is set, as checkAdmin has answered r.
+func (s *Server) mayCreateUserCA(w http.ResponseWriter, r *http.Request) (may, answered bool, err error) {
+	if r.Header.Get("Authorization") != "" {
+		if !s.checkAdmin(w, r, true) {
+			return false, true, nil
+		}
+		return true, false, nil
+	}
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return false, false, nil
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	role, id, ok := ca.Identity(leaf)
+	if !ok || role != ca.RoleNode {
+		return false, false, nil
+	}
+	_, n, err := s.store.State().NodeByID(nil, id)
+	if err != nil {
+		return false, false, err
+	}
+	return n != nil && n.HoldsKey(leaf.PublicKey), false, nil
 }
 
 func (s *Server) caKeys(w http.ResponseWriter, r *http.Request, kind raftstore.CAKind, project string) {

@@ -420,7 +420,7 @@ func (p *pair) personRequest(r *gossh.Request) {
 		if err := p.startRecording(r.Payload); err != nil {
 			// The reason first: OpenSSH quits as soon as an explicitly
 			// requested pty (-t) is refused, without reading further.
-			p.endUnrecorded()
+			p.endUnrecorded(err)
 			_ = r.Reply(false, nil)
 			return
 		}

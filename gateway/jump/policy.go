@@ -80,6 +80,8 @@ func (p *Proxy) Reachable(srv *raftstore.Server) error {
 type access struct {
 	project *raftstore.Project
 	grants  []*raftstore.Grant
+	// st is the state the decision was read from.
+	st *raftstore.State
 }
 
 // authorize checks that user is active and a member (through a group) of
@@ -108,7 +110,7 @@ func authorize(st *raftstore.State, user *raftstore.User, srv *raftstore.Server)
 	if p == nil {
 		return nil, fmt.Errorf("%w (%s)", ErrNotInProject, srv.Project)
 	}
-	return &access{project: p, grants: mine}, nil
+	return &access{project: p, grants: mine, st: st}, nil
 }
 
 // bindingRevoked reports whether the device binding a connection signed in
@@ -126,10 +128,24 @@ func bindingRevoked(st *raftstore.State, id Identity) bool {
 	return b == nil || b.UserID != id.UserID || (id.BindingIndex != 0 && b.CreateIndex != id.BindingIndex)
 }
 
-// loginAllowed: the user's own unix name, or an account the project shares.
+// loginAllowed: the user's own unix name, or an account the project shares
+// that is no person's. (The cluster refuses a shared login that is a
+// person's unix name, and never gives a shared login to a person; state from
+// before that rule could still hold one, and sharing a person's account
+// would let every member log in as them.)
 func (a *access) loginAllowed(user *raftstore.User, login string) error {
-	if login == user.UnixName || slices.Contains(a.project.Settings.SharedLogins, login) {
+	if login == user.UnixName {
 		return nil
+	}
+	if slices.Contains(a.project.Settings.SharedLogins, login) {
+		_, owner, err := a.st.UserByUnixName(nil, login)
+		if err != nil {
+			return err
+		}
+		if owner == nil {
+			return nil
+		}
+		return fmt.Errorf("%w: %q is shared by project %s but is also a person's account", ErrLoginDenied, login, a.project.Name)
 	}
 	return fmt.Errorf("%w: %q is not your account (%s) and project %s does not share it", ErrLoginDenied, login, user.UnixName, a.project.Name)
 }

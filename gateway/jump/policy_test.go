@@ -97,6 +97,14 @@ func TestAuthorizeAndLogin(t *testing.T) {
 			t.Errorf("login %s: err %v, want allowed=%v", login, err, ok)
 		}
 	}
+	// A shared login that is a person's unix name (state from before the
+	// cluster refused it) opens nobody's account.
+	legacy := *acc.project
+	legacy.Settings.SharedLogins = []string{"bob", "deploy"}
+	accLegacy := &access{project: &legacy, grants: acc.grants, st: st}
+	if err := accLegacy.loginAllowed(alice, "bob"); !errors.Is(err, ErrLoginDenied) {
+		t.Errorf("shared login bob (a person's unix name): err %v, want ErrLoginDenied", err)
+	}
 	if _, err := authorize(st, alice, db1); !errors.Is(err, ErrNotInProject) {
 		t.Errorf("alice on db-1 (no grant): %v", err)
 	}

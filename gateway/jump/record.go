@@ -1,6 +1,7 @@
 package jump
 
 import (
+	"errors"
 	"io"
 	"strconv"
 
@@ -38,9 +39,16 @@ func (p *pair) startRecording(payload []byte) error {
 }
 
 // endUnrecorded ends the session of a project that fails closed when its
-// recording failed.
-func (p *pair) endUnrecorded() {
-	p.b.c.end(p.b, "recording failed and project "+p.b.c.srv.Project+" requires it")
+// recording failed. A recording stopped by a limit (its size cap, the
+// disk's free-space floor) says which; the error's other details stay in
+// the log and the audit.
+func (p *pair) endUnrecorded(err error) {
+	reason := "recording failed"
+	var limit interface{ UserMessage() string }
+	if errors.As(err, &limit) {
+		reason = limit.UserMessage()
+	}
+	p.b.c.end(p.b, reason+" and project "+p.b.c.srv.Project+" requires it")
 }
 
 // reportRecordingFailure logs and audits a recording failure.
@@ -58,7 +66,7 @@ func (p *pair) reportRecordingFailure(err error) {
 func (p *pair) recordingBroke(err error) {
 	p.reportRecordingFailure(err)
 	if !p.b.c.acc.project.Settings.RecordingFailOpen {
-		go p.endUnrecorded()
+		go p.endUnrecorded(err)
 	}
 }
 
@@ -82,14 +90,14 @@ func (p *pair) recording() bool { return p.rec != nil && !p.recBroken }
 // reaching the person unrecorded, and the session ends. The recorder has
 // reported the failure through recordingBroke, which ends it too; ending
 // twice is harmless.
-func (p *pair) failWhileLocked(error) {
+func (p *pair) failWhileLocked(err error) {
 	if p.recBroken {
 		return
 	}
 	p.recBroken = true
 	if !p.b.c.acc.project.Settings.RecordingFailOpen {
 		p.dropOutput = true
-		go p.endUnrecorded()
+		go p.endUnrecorded(err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -29,13 +30,22 @@ type Store interface {
 	WaitApplied(ctx context.Context, index uint64) error
 }
 
+// Auditor records an audit event (the node's audit log).
+type Auditor interface {
+	Record(event, user string, fields map[string]string)
+}
+
 // Service turns identities into users and keys into bindings.
 type Service struct {
 	store      Store
 	logger     *slog.Logger
+	audit      Auditor // nil: nothing audited
 	bindingTTL time.Duration
 	now        func() time.Time
 }
+
+// SetAuditor gives the service the audit log it records collisions in.
+func (s *Service) SetAuditor(a Auditor) { s.audit = a }
 
 // NewService returns a Service; ttl 0 means DefaultBindingTTL.
 func NewService(store Store, ttl time.Duration, logger *slog.Logger) *Service {
@@ -89,6 +99,13 @@ func (s *Service) ActiveUser(id string) (*raftstore.User, error) {
 
 // Provision creates the user on first sign-in, or refreshes login, email and
 // groups on later ones. The unix name is derived once and never changes.
+//
+// A person is their IdP subject, never their login. A new subject whose
+// login another subject already holds (a recycled IdP user name, or a
+// preferred_username chosen to match someone's) is a different person: it
+// gets a unix name of its own (the next free suffix), and the collision is
+// audited as user.login_collision. A unix name a project shares (e.g.
+// deploy) is never given to a person; they get a suffixed name too.
 func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User, error) {
 	st := s.store.State()
 	_, existing, err := st.UserByID(nil, id.Subject)
@@ -107,23 +124,50 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadIdentity, err)
 	}
+	_, namesakes, err := st.UsersByLogin(nil, id.Login)
+	if err != nil {
+		return nil, err
+	}
 	// Another node may hand out the same name at the same moment: the FSM
 	// refuses the second with a conflict, and we look again.
 	for attempt := 0; attempt < 3; attempt++ {
 		u.UnixName, err = ResolveCollision(base, func(name string) (bool, error) {
-			_, other, err := s.store.State().UserByUnixName(nil, name)
-			return other != nil && other.ID != id.Subject, err
+			st := s.store.State()
+			_, other, err := st.UserByUnixName(nil, name)
+			if err != nil || (other != nil && other.ID != id.Subject) {
+				return true, err
+			}
+			project, err := st.SharedLoginProject(name)
+			return project != "", err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadIdentity, err)
 		}
 		user, err := s.upsert(ctx, u)
+		if err == nil && len(namesakes) > 0 {
+			s.loginCollision(user, namesakes)
+		}
 		if !errors.Is(err, raftstore.ErrConflict) {
 			return user, err
 		}
 		s.logger.Warn("unix name taken concurrently; retrying", "user", id.Login, "unix_name", u.UnixName, "err", err)
 	}
 	return nil, fmt.Errorf("%w: could not allocate a unix name for %q", ErrBadIdentity, id.Login)
+}
+
+// loginCollision reports a new person whose login others already hold.
+func (s *Service) loginCollision(user *raftstore.User, others []*raftstore.User) {
+	ids := make([]string, len(others))
+	for i, o := range others {
+		ids[i] = o.ID
+	}
+	s.logger.Warn("new subject signed in with a login other subjects hold; given a unix name of its own",
+		"user", user.Login, "subject", user.ID, "unix_name", user.UnixName, "other_subjects", ids)
+	if s.audit != nil {
+		s.audit.Record("user.login_collision", user.Login, map[string]string{
+			"subject": user.ID, "unix_name": user.UnixName, "other_subjects": strings.Join(ids, ","),
+		})
+	}
 }
 
 func (s *Service) upsert(ctx context.Context, u raftstore.User) (*raftstore.User, error) {
@@ -147,9 +191,14 @@ type BindInfo struct {
 	SourceAddr    string
 }
 
-// Bind binds key to user for the binding TTL.
+// Bind binds key to user for the binding TTL. A binding from a host none of
+// the user's earlier bindings came from is audited as binding.new_address.
 func (s *Service) Bind(ctx context.Context, user *raftstore.User, key ssh.PublicKey, info BindInfo) (*raftstore.Binding, error) {
 	now := s.now().UTC()
+	known, err := s.bindingHosts(user.ID)
+	if err != nil {
+		return nil, err
+	}
 	b := raftstore.Binding{
 		Fingerprint: ssh.FingerprintSHA256(key), UserID: user.ID, PublicKey: string(ssh.MarshalAuthorizedKey(key)),
 		ClientVersion: info.ClientVersion, SourceAddr: info.SourceAddr, CreatedAt: now, ExpiresAt: now.Add(s.bindingTTL),
@@ -166,5 +215,6 @@ func (s *Service) Bind(ctx context.Context, user *raftstore.User, key ssh.Public
 	if err := res.Decode(&stored); err != nil {
 		return nil, err
 	}
+	s.noteNewAddress(user, &stored, known)
 	return &stored, nil
 }

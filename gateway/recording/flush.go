@@ -39,7 +39,11 @@ func (r *Recorder) flush() {
 
 	var err error
 	if r.f != nil && !r.broken {
-		err = r.writeOut(out)
+		if err = r.checkFree(); err == nil {
+			err = r.writeOut(out)
+		} else {
+			r.broken = true
+		}
 	}
 
 	r.mu.Lock()

@@ -86,6 +86,19 @@ type Config struct {
 	// Now is the clock for the header timestamp, event times and the
 	// duration; nil means time.Now.
 	Now func() time.Time
+	// MaxBytes caps the file (header included); 0 means no cap, otherwise
+	// at least MinMaxBytes. The event
+	// that would pass it is not written, and the recording fails with a
+	// LimitError wrapping ErrSizeLimit.
+	MaxBytes int64
+	// MinFreeBytes is the free-space floor of the recordings disk: New
+	// refuses to start, and a running recording fails before its next
+	// write, with a LimitError wrapping ErrDiskLow, when less is free. 0
+	// means no floor.
+	MinFreeBytes uint64
+	// FreeSpace measures the recordings disk's free bytes; nil means
+	// FreeSpace(Dir).
+	FreeSpace func() (uint64, error)
 }
 
 // Summary describes a closed recording: what goes into the session record.
@@ -138,6 +151,9 @@ type Recorder struct {
 	now         func() time.Time
 	start       time.Time
 	path        string // "" when no file was created
+	maxBytes    int64
+	minFree     uint64
+	freeSpace   func() (uint64, error)
 
 	// flushMu serialises writes to the file and guards the fields below it.
 	// Lock order: flushMu before mu; neither is held while calling OnError.
@@ -153,9 +169,12 @@ type Recorder struct {
 	spare   []byte // the other buffer, reused between flushes
 	scratch []byte
 	out, in stream
-	last    time.Duration // time of the latest event; events never go back
-	err     error         // the first failure, wrapping ErrRecordingFailed
-	closed  bool
+	// accepted counts the bytes handed to the file so far, header included,
+	// and those still in buf: what MaxBytes caps.
+	accepted int64
+	last     time.Duration // time of the latest event; events never go back
+	err      error         // the first failure, wrapping ErrRecordingFailed
+	closed   bool
 
 	kick chan struct{} // wakes the flusher when buf passes flushAt
 	stop chan struct{}
@@ -183,6 +202,9 @@ func newRecorder(cfg Config, open openFunc) (*Recorder, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("recording: no recordings directory")
 	}
+	if cfg.MaxBytes != 0 && cfg.MaxBytes < MinMaxBytes {
+		return nil, fmt.Errorf("recording: size cap %d bytes is below %d", cfg.MaxBytes, MinMaxBytes)
+	}
 	if cfg.Policy != FailClosed && cfg.Policy != FailOpen {
 		return nil, fmt.Errorf("recording: unknown failure policy %v", cfg.Policy)
 	}
@@ -203,9 +225,20 @@ func newRecorder(cfg Config, open openFunc) (*Recorder, error) {
 		sum:         sha256.New(),
 		out:         stream{kind: EventOutput},
 		in:          stream{kind: EventInput},
+		maxBytes:    cfg.MaxBytes,
+		minFree:     cfg.MinFreeBytes,
+		freeSpace:   cfg.FreeSpace,
+	}
+	if r.freeSpace == nil {
+		dir := cfg.Dir
+		r.freeSpace = func() (uint64, error) { return FreeSpace(dir) }
 	}
 	r.start = r.now()
-	if err := r.create(cfg, open); err != nil {
+	err := r.checkFree()
+	if err == nil {
+		err = r.create(cfg, open)
+	}
+	if err != nil {
 		werr := fmt.Errorf("%w: %w", ErrRecordingFailed, err)
 		if cfg.Policy == FailClosed {
 			return nil, werr
@@ -251,6 +284,7 @@ func (r *Recorder) create(cfg Config, open openFunc) error {
 		return err
 	}
 	r.path = path
+	r.accepted = r.written
 	return nil
 }
 
@@ -367,7 +401,17 @@ func (r *Recorder) append(add func(t time.Duration)) error {
 		// before appending, so one large write never fails on its own.)
 		failed = r.setErrLocked(fmt.Errorf("%d bytes not yet written: the disk is not keeping up", len(r.buf)))
 	} else {
+		before := len(r.buf)
 		add(r.elapsedLocked())
+		grown := int64(len(r.buf) - before)
+		if r.maxBytes > 0 && r.accepted+grown > r.maxBytes {
+			// Not written: the file stays within the cap, and nothing is
+			// appended after a failure (Close adds no tail either).
+			r.buf = r.buf[:before]
+			failed = r.setErrLocked(sizeLimitError(r.maxBytes))
+		} else {
+			r.accepted += grown
+		}
 	}
 	wake := len(r.buf) >= flushAt
 	r.mu.Unlock()

@@ -1,0 +1,113 @@
+package login
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// fsmStore applies commands straight to an in-memory FSM (the replicated
+// store itself is proven in raftstore and e2e).
+type fsmStore struct {
+	mu    sync.Mutex
+	fsm   *raftstore.FSM
+	index uint64
+}
+
+func newFSMStore(t *testing.T) *fsmStore {
+	t.Helper()
+	f, err := raftstore.NewFSM(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fsmStore{fsm: f}
+}
+
+func (s *fsmStore) State() *raftstore.State                   { return s.fsm.State() }
+func (s *fsmStore) CheckFresh() error                         { return nil }
+func (s *fsmStore) WaitApplied(context.Context, uint64) error { return nil }
+
+func (s *fsmStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	buf, err := raftstore.Encode(cmd)
+	if err != nil {
+		return nil, err
+	}
+	s.index++
+	res := s.fsm.ApplyCommand(s.index, buf)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return raftstore.NewResult(res.Index, res.Value)
+}
+
+type recordedEvent struct {
+	event, user string
+	fields      map[string]string
+}
+
+type fakeAuditor struct{ events []recordedEvent }
+
+func (a *fakeAuditor) Record(event, user string, fields map[string]string) {
+	a.events = append(a.events, recordedEvent{event, user, fields})
+}
+
+// Identity is the subject: two subjects claiming one login are two people
+// with two unix names, and a project's shared login is never a person's.
+func TestProvisionCollisions(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name     string
+		shared   []string
+		prior    []Identity
+		id       Identity
+		wantUnix string
+		wantLogs int // user.login_collision events
+	}{
+		{name: "ok/first-sign-in", id: Identity{Subject: "s1", Login: "alice"}, wantUnix: "alice"},
+		{name: "ok/same-subject-again", prior: []Identity{{Subject: "s1", Login: "alice"}}, id: Identity{Subject: "s1", Login: "alice", Email: "a@x"}, wantUnix: "alice"},
+		{name: "ok/second-subject-same-login-gets-suffix", prior: []Identity{{Subject: "s1", Login: "alice"}}, id: Identity{Subject: "s2", Login: "Alice"}, wantUnix: "alice-2", wantLogs: 1},
+		{name: "ok/recycled-login-of-renamed-person", prior: []Identity{{Subject: "s1", Login: "bob"}, {Subject: "s1", Login: "robert"}}, id: Identity{Subject: "s2", Login: "bob"}, wantUnix: "bob-2"},
+		{name: "ok/shared-login-is-reserved", shared: []string{"deploy"}, id: Identity{Subject: "s3", Login: "deploy"}, wantUnix: "deploy-2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			store := newFSMStore(t)
+			svc := NewService(store, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			audit := &fakeAuditor{}
+			svc.SetAuditor(audit)
+			if tc.shared != nil {
+				if _, err := store.Apply(ctx, &raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web", Settings: raftstore.ProjectSettings{SharedLogins: tc.shared}}, Now: time.Now()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range tc.prior {
+				if _, err := svc.Provision(ctx, &tc.prior[i]); err != nil {
+					t.Fatalf("prior sign-in %d: %v", i, err)
+				}
+			}
+			audit.events = nil
+			u, err := svc.Provision(ctx, &tc.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.ID != tc.id.Subject || u.UnixName != tc.wantUnix {
+				t.Fatalf("got user %s with unix name %s; want %s with %s", u.ID, u.UnixName, tc.id.Subject, tc.wantUnix)
+			}
+			if len(audit.events) != tc.wantLogs {
+				t.Fatalf("audit events %+v; want %d user.login_collision", audit.events, tc.wantLogs)
+			}
+			for _, e := range audit.events {
+				if e.event != "user.login_collision" || e.fields["subject"] != tc.id.Subject || e.fields["other_subjects"] != "s1" {
+					t.Fatalf("audit event %+v", e)
+				}
+			}
+		})
+	}
+}
