@@ -60,14 +60,19 @@ func ParseListeners(addrs ...string) []netip.AddrPort {
 }
 
 // Check reports why a target at ip, port may not be dialled or registered:
-// a metadata service, a link-local, unspecified or multicast address, a
-// loopback address (unless AllowLoopback), an address this node listens on,
-// or a local address on the port of one of its wildcard listeners.
+// an address with an IPv6 zone, a metadata service, a link-local,
+// unspecified or multicast address, a loopback address (unless
+// AllowLoopback), an address this node listens on, or a local address on the
+// port of one of its wildcard listeners.
 func (r *Rule) Check(ip netip.Addr, port int) error {
 	a := ip.Unmap()
 	switch {
 	case !a.IsValid():
 		return fmt.Errorf("%w: %q is not an IP address", ErrForbidden, ip)
+	case a.Zone() != "":
+		// A zone makes the address compare unequal to the same address
+		// without one, and the dialler drops it: refused outright.
+		return fmt.Errorf("%w: %s carries an IPv6 zone", ErrForbidden, a)
 	case slices.Contains(metadataAddrs, a):
 		return fmt.Errorf("%w: %s is a metadata service", ErrForbidden, a)
 	case a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast():

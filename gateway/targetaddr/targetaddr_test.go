@@ -35,6 +35,8 @@ func TestCheck(t *testing.T) {
 		{"fail/dev-own-loopback", dev, "127.0.0.1", 22, false},
 		{"fail/dev-wildcard-loopback-same-port", devWild, "127.0.0.31", 2222, false},
 		{"fail/metadata", dev, "169.254.169.254", 80, false},
+		{"fail/metadata-v6-with-zone", dev, "fd00:ec2::254%eth0", 80, false},
+		{"fail/own-address-with-zone", prod, "2001:db8::7%eth0", 22, false},
 		{"fail/link-local", dev, "fe80::1", 22, false},
 		{"fail/unspecified", dev, "0.0.0.0", 22, false},
 		{"fail/multicast", dev, "224.0.0.1", 22, false},
