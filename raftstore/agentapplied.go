@@ -55,11 +55,16 @@ func (c *AgentAppliedSet) Validate() error {
 }
 
 func (c *AgentAppliedSet) apply(tx *writeTxn) (any, error) {
+	// No agent has applied a state newer than this very entry: a report
+	// past it (a forged one, or an index a long-poll answer rounded up) is
+	// cut to it, so it cannot excuse the jump from waiting for changes to
+	// come.
+	index := min(c.Index, tx.index)
 	raw, err := tx.First(tableAgentApplied, "id", c.ServerID)
 	if err != nil {
 		return nil, fmt.Errorf("agent of %s applied: %w", c.ServerID, err)
 	}
-	if raw != nil && raw.(*AgentApplied).Index >= c.Index {
+	if raw != nil && raw.(*AgentApplied).Index >= index {
 		return raw.(*AgentApplied), nil
 	}
 	srv, err := tx.First(tableServers, "id", c.ServerID)
@@ -69,7 +74,7 @@ func (c *AgentAppliedSet) apply(tx *writeTxn) (any, error) {
 	if srv == nil {
 		return nil, fmt.Errorf("server %s: %w", c.ServerID, ErrNotFound)
 	}
-	a := &AgentApplied{ServerID: c.ServerID, Index: c.Index, ModifyIndex: tx.index}
+	a := &AgentApplied{ServerID: c.ServerID, Index: index, ModifyIndex: tx.index}
 	if err := tx.Insert(tableAgentApplied, a); err != nil {
 		return nil, fmt.Errorf("agent of %s applied: %w", c.ServerID, err)
 	}

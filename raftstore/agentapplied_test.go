@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/hashicorp/go-memdb"
@@ -11,6 +12,11 @@ func TestAgentAppliedSet(t *testing.T) {
 	f := testFSM(t)
 	mustApply(t, f, &ProjectUpsert{Project: Project{Name: "web"}, Now: testNow})
 	mustApply(t, f, &ServerUpsert{Server: Server{ID: "i-1", Project: "web", Name: "web-1", Addr: "10.0.0.1"}, Now: testNow})
+	// Reports are cut to the log's index (TestAgentAppliedSetIsCutToTheLog):
+	// take it past the ones below.
+	for i := range 20 {
+		mustApply(t, f, &ProjectUpsert{Project: Project{Name: fmt.Sprintf("p%d", i)}, Now: testNow})
+	}
 
 	ws := memdb.NewWatchSet()
 	if _, a, err := f.State().AgentAppliedOf(ws, "i-1"); err != nil || a != nil {
@@ -53,6 +59,24 @@ func TestAgentAppliedSet(t *testing.T) {
 				t.Errorf("recorded %+v, want index %d", a, tc.want)
 			}
 		})
+	}
+}
+
+// A report beyond the log (forged, or an index a long-poll answer rounded
+// up) is recorded as the index of its own entry, and the record goes with
+// its server.
+func TestAgentAppliedSetIsCutToTheLog(t *testing.T) {
+	f := testFSM(t)
+	mustApply(t, f, &ProjectUpsert{Project: Project{Name: "web"}, Now: testNow})
+	mustApply(t, f, &ServerUpsert{Server: Server{ID: "i-1", Project: "web", Name: "web-1", Addr: "10.0.0.1"}, Now: testNow})
+	mustApply(t, f, &AgentAppliedSet{ServerID: "i-1", Index: 1 << 40})
+	entry := f.State().LatestIndex()
+	if _, a, _ := f.State().AgentAppliedOf(nil, "i-1"); a == nil || a.Index != entry {
+		t.Fatalf("recorded %+v, want index %d (its own entry)", a, entry)
+	}
+	mustApply(t, f, &ServerDelete{ID: "i-1"})
+	if _, a, _ := f.State().AgentAppliedOf(nil, "i-1"); a != nil {
+		t.Fatalf("after servers delete: %+v, want none", a)
 	}
 }
 

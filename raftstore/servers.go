@@ -443,6 +443,19 @@ func (c *ServerDelete) apply(tx *writeTxn) (any, error) {
 	if err := tx.Delete(tableServers, raw); err != nil {
 		return nil, fmt.Errorf("delete server %s: %w", c.ID, err)
 	}
+	// What its agent reported goes with it.
+	applied, err := tx.First(tableAgentApplied, "id", c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("delete server %s: %w", c.ID, err)
+	}
+	if applied != nil {
+		if err := tx.Delete(tableAgentApplied, applied); err != nil {
+			return nil, fmt.Errorf("delete server %s: %w", c.ID, err)
+		}
+		if err := tx.bump(tableAgentApplied); err != nil {
+			return nil, err
+		}
+	}
 	return nil, tx.bump(tableServers)
 }
 
