@@ -104,8 +104,14 @@ func (c *NodeUpsert) apply(tx *writeTxn) (any, error) {
 	}
 	if raw != nil {
 		old := raw.(*Node)
-		if n.KeyHash == "" {
+		switch {
+		case n.KeyHash == "":
 			n.KeyHash = old.KeyHash
+		case old.KeyHash != "" && n.KeyHash != old.KeyHash:
+			// A node's key is recorded once: two joins of one id racing
+			// (each saw it free) must not let the second replace the
+			// first's key. A node with a new key is removed and joins again.
+			return nil, fmt.Errorf("%w: node %s is recorded with another key; remove it before it joins again", ErrConflict, n.ID)
 		}
 		if n.HostNames == nil {
 			n.HostNames = old.HostNames

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"errors"
 	"crypto/ed25519"
 	"crypto/rand"
 	"strings"
@@ -38,6 +39,17 @@ func TestNodeKey(t *testing.T) {
 	}
 	if legacy := (&Node{ID: "n3"}); !legacy.HoldsKey(other) {
 		t.Error("a node recorded before keys were refuses its certificate")
+	}
+	// A second join of n2 racing the first must not replace its key.
+	otherHash, err := HashNodeKey(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := apply(t, f, &NodeUpsert{Node: Node{ID: "n2", RaftAddr: "10.0.0.2:8300", KeyHash: otherHash}, Now: testNow}); !errors.Is(res.Err, ErrConflict) {
+		t.Errorf("another key for n2: %v; want a conflict", res.Err)
+	}
+	if _, n, _ := f.State().NodeByID(nil, "n2"); n == nil || n.KeyHash != h {
+		t.Errorf("n2 after another key was offered: %+v; want key %s kept", n, h)
 	}
 	res := apply(t, f, &NodeUpsert{Node: Node{ID: "n2", RaftAddr: "10.0.0.2:8300", KeyHash: "not-hex"}, Now: testNow})
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "node key hash") {
