@@ -1,9 +1,9 @@
 package raftstore
 
 import (
-	"errors"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"strings"
 	"testing"
 )
