@@ -2,8 +2,8 @@
 // sshd trust match what the cluster wants, touching only what it created.
 //
 // The agent's pull loop hands an Applier the Desired state; Apply reconciles
-// in a fixed order (groups, users, group membership, principals files, sudo
-// rules, sshd) and returns a Report of what it changed and what it refused.
+// in a fixed order (groups, users, group membership, sudo rules, sshd,
+// principals files) and returns a Report of what it changed and what it refused.
 // Every change goes through the system's own tools (useradd, usermod,
 // groupadd, gpasswd, userdel, groupdel, visudo, sshd), run by a Runner so
 // that tests can substitute a fake.

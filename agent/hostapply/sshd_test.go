@@ -3,6 +3,7 @@ package hostapply
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,16 +67,14 @@ func TestWithBlock(t *testing.T) {
 }
 
 const (
-	dropIn  = "/etc/ssh/sshd_config.d/rampart.conf"
+	dropIn  = "/etc/ssh/sshd_config.d/00-rampart.conf"
 	caFile  = "/etc/ssh/rampart_user_ca_keys"
 	certOut = "/etc/ssh/rampart_host_ssh-ed25519-cert.pub"
 )
 
 // certOnly is the block that closes every way but a certificate into the
-// managed accounts names.
-func certOnly(names string) string {
-	return "Match User " + names + "\n\tAuthorizedKeysFile none\n\tAuthorizedKeysCommand none\n" + personalKeysOnly + "Match all\n"
-}
+// managed accounts.
+const certOnly = "Match Group rampart-managed\n\tAuthorizedKeysFile none\n\tAuthorizedKeysCommand none\n" + personalKeysOnly + "Match all\n"
 
 const personalKeysOnly = "\tAuthenticationMethods publickey\n\tPasswordAuthentication no\n\tKbdInteractiveAuthentication no\n"
 
@@ -88,7 +87,7 @@ func TestApplySSHD(t *testing.T) {
 		if withCert {
 			s += "HostCertificate " + certOut + "\n"
 		}
-		return s + "LogLevel VERBOSE\n" + certOnly("alice,bob")
+		return s + "LogLevel VERBOSE\n" + certOnly
 	}
 	type step struct {
 		desired  func(f *fakeHost) Desired
@@ -256,9 +255,10 @@ func TestApplySSHD(t *testing.T) {
 			}},
 		},
 		{
-			// Only certificates open a managed account: the names come from
-			// the state file (disabled accounts too), and the block follows
-			// them and the project's personal-keys setting.
+			// Only certificates open a managed account: the block matches
+			// the group the agent keeps them in (disabled ones too), so a
+			// new person changes no sshd file and costs no reload; the
+			// project's personal-keys setting does change the block.
 			name: "ok/managed-accounts-certificates-only",
 			steps: []step{
 				{desired: withCert, reloads: 1, check: func(t *testing.T, th *testHost) {
@@ -269,31 +269,32 @@ func TestApplySSHD(t *testing.T) {
 					d.Users = append(d.Users, User{Name: "carol", UID: 61003}, User{Name: "alice", UID: 61001, Status: StatusDisabled})
 					d.Users = d.Users[1:]
 					return d
-				}, reloads: 2, check: func(t *testing.T, th *testHost) {
-					b, _ := th.f.readFile(t, dropIn)
-					if !strings.HasSuffix(b, certOnly("alice,bob,carol")) {
-						t.Errorf("drop-in:\n%s", b)
+				}, reloads: 1, check: func(t *testing.T, th *testHost) {
+					fileIs(t, th.f, dropIn, fileHeader+directives(true), 0o644)
+					equalLists(t, "members of "+ManagedGroup, slices.Sorted(slices.Values(th.f.group(ManagedGroup).members)), []string{"alice", "bob", "carol"})
+					if got, _ := th.f.readFile(t, "/etc/ssh/rampart_principals/carol"); got != "carol\n" {
+						t.Errorf("carol's principals file = %q", got)
 					}
 				}},
 				{desired: func(f *fakeHost) Desired {
 					d := withCert(f)
 					d.AllowPersonalKeys = true
 					return d
-				}, reloads: 3, check: func(t *testing.T, th *testHost) {
+				}, reloads: 2, check: func(t *testing.T, th *testHost) {
 					b, _ := th.f.readFile(t, dropIn)
-					if !strings.HasSuffix(b, "LogLevel VERBOSE\nMatch User alice,bob,carol\n"+personalKeysOnly+"Match all\n") {
+					if !strings.HasSuffix(b, "LogLevel VERBOSE\nMatch Group rampart-managed\n"+personalKeysOnly+"Match all\n") {
 						t.Errorf("drop-in with personal keys allowed:\n%s", b)
 					}
 				}},
 			},
 		},
 		{
-			name: "ok/no-managed-accounts-no-match-block",
+			name: "ok/no-managed-accounts-same-block",
 			steps: []step{{
 				desired: func(f *fakeHost) Desired { return Desired{TrustedCAKeys: []string{keyLine(ca1.PublicKey())}} },
 				reloads: 1,
 				check: func(t *testing.T, th *testHost) {
-					fileIs(t, th.f, dropIn, fileHeader+"TrustedUserCAKeys "+caFile+"\nAuthorizedPrincipalsFile /etc/ssh/rampart_principals/%u\nLogLevel VERBOSE\n", 0o644)
+					fileIs(t, th.f, dropIn, fileHeader+"TrustedUserCAKeys "+caFile+"\nAuthorizedPrincipalsFile /etc/ssh/rampart_principals/%u\nLogLevel VERBOSE\n"+certOnly, 0o644)
 				},
 			}},
 		},
