@@ -424,7 +424,7 @@ func TestApplyAccounts(t *testing.T) {
 			name: "fail/invalid-names-and-ids",
 			steps: []applyStep{{
 				desired: Desired{
-					Groups: []Group{{Name: "sudo", GID: 63001}, {Name: "low", GID: 10}, {Name: "ok-group", GID: 63005}, {Name: "dupgid", GID: 63005}, {Name: "x", GID: 61005}},
+					Groups: []Group{{Name: "sudo", GID: 63001}, {Name: "low", GID: 10}, {Name: "ok-group", GID: 63005}, {Name: "dupgid", GID: 63005}, {Name: "x", GID: 61005}, {Name: ManagedGroup, GID: 63009}},
 					Users: []User{
 						{Name: "root", UID: 61001}, {Name: "daemon", UID: 61002}, {Name: "Alice", UID: 61003},
 						{Name: "a b", UID: 61004}, {Name: "-rf", UID: 61005}, {Name: "x\nALL", UID: 61006},
@@ -436,7 +436,7 @@ func TestApplyAccounts(t *testing.T) {
 				},
 				cmds: []string{"groupadd -r rampart-managed", "groupadd -g 63005 ok-group", "groupadd -g 61005 x", "useradd -u 61005 -g x -G rampart-managed -m -d /home/x -s /bin/bash -c rampart-managed -p * x"},
 				problems: []wantProblem{
-					{KindGroup, "sudo", ErrInvalid}, {KindGroup, "low", ErrInvalid}, {KindGroup, "dupgid", ErrInvalid}, {KindGroup, "x", ErrConflict},
+					{KindGroup, "sudo", ErrInvalid}, {KindGroup, "low", ErrInvalid}, {KindGroup, "dupgid", ErrInvalid}, {KindGroup, "x", ErrConflict}, {KindGroup, ManagedGroup, ErrInvalid},
 					{KindUser, "root", ErrInvalid}, {KindUser, "daemon", ErrInvalid}, {KindUser, `"Alice"`, ErrInvalid},
 					{KindUser, `"a b"`, ErrInvalid}, {KindUser, `"-rf"`, ErrInvalid}, {KindUser, `"x\nALL"`, ErrInvalid},
 					{KindUser, "abcdefghijklmnopqrstuvwxyz0123456", ErrInvalid}, {KindUser, "lowuid", ErrInvalid},
