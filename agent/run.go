@@ -23,6 +23,24 @@ type Applier interface {
 // repaired without waiting for a change in the cluster.
 const reconcileEvery = 5 * time.Minute
 
+// retryWithheld is how soon a state is applied again when the applier
+// withheld someone's certificate access (sshd could not be shown to hold
+// the managed accounts to certificates only).
+const retryWithheld = 30 * time.Second
+
+// settled says whether a state applied with rep counts as applied (its index
+// is reported to the cluster, which the jump waits for), and how soon it is
+// applied again even without a change. A person refused on their own (a
+// Problem) does not hold the state back; access withheld from people whom
+// sshd could not be shown to restrict does: their first login must not be
+// let through as if the server were ready.
+func settled(rep hostapply.Report) (applied bool, again time.Duration) {
+	if len(rep.Withheld) > 0 {
+		return false, retryWithheld
+	}
+	return true, reconcileEvery
+}
+
 // Run enrolls if needed, then pulls and applies until ctx ends. It returns
 // ErrReenroll (wrapped) when the cluster no longer accepts the credential.
 func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger) error {
@@ -60,6 +78,7 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 	var index uint64
 	var lastState *api.AgentState
 	lastApply := time.Time{}
+	again := reconcileEvery
 	for {
 		// A blocking pull returns the same index when its wait runs out with
 		// nothing new; the state is then applied again only every
@@ -90,7 +109,7 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 		// jump waits only for indexes at which this server's state changed.
 		unchanged := st.Index == index || lastState != nil && sameState(st, lastState)
 		index = st.Index
-		if unchanged && !renewed && time.Since(lastApply) < reconcileEvery {
+		if unchanged && !renewed && time.Since(lastApply) < again {
 			continue
 		}
 		lastState = st
@@ -111,7 +130,13 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 		// Reported on the next poll, which follows at once. A person the
 		// applier refused (a Problem) is reported too: the jump then dials
 		// and the target's refusal is the answer.
-		puller.Applied(st.Index)
+		var applied bool
+		applied, again = settled(rep)
+		if applied {
+			puller.Applied(st.Index)
+		} else {
+			logger.Warn("certificate access withheld; state not reported as applied", "index", st.Index, "users", len(rep.Withheld))
+		}
 		for _, c := range rep.Changes {
 			logger.Info("changed", "what", c.String())
 		}

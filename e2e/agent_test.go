@@ -44,7 +44,7 @@ const (
 	agentTokenFile = agentEtc + "/enrollment.token"
 	agentDataDir   = agentEtc + "/data"
 	agentSudoers   = "/etc/sudoers.d/rampart-nginx-reload"
-	agentDropIn    = "/etc/ssh/sshd_config.d/rampart.conf"
+	agentDropIn    = "/etc/ssh/sshd_config.d/00-rampart.conf"
 	agentCAKeys    = "/etc/ssh/rampart_user_ca_keys"
 	agentAlicePrin = "/etc/ssh/rampart_principals/alice"
 )

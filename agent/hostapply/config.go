@@ -25,6 +25,14 @@ const (
 // Marker is the GECOS comment of every account the agent creates.
 const Marker = "rampart-managed"
 
+// ManagedGroup is the system group (groupadd -r) every account the agent
+// manages is a supplementary member of, disabled ones not yet deleted
+// included. sshd's drop-in matches it ("Match Group rampart-managed") to let
+// those accounts in with a certificate only, so that a new person changes
+// no sshd file and costs no reload. The name is reserved: a desired group or
+// user of that name is refused.
+const ManagedGroup = "rampart-managed"
+
 // Config configures a Host. Paths are as the system sees them (absolute);
 // zero values take the defaults shown.
 type Config struct {
@@ -68,7 +76,10 @@ type Config struct {
 	// SSHDConfig is sshd's main config file. Default /etc/ssh/sshd_config.
 	SSHDConfig string
 	// SSHDDropIn is the agent's drop-in, used when SSHDConfig includes it.
-	// Default /etc/ssh/sshd_config.d/rampart.conf.
+	// Default /etc/ssh/sshd_config.d/00-rampart.conf: sshd keeps the first
+	// value it reads, so the drop-in sorts before the usual 10-*.conf,
+	// 50-cloud-init.conf. The file of older agents beside it,
+	// rampart.conf, is removed when it carries the agent's header.
 	SSHDDropIn string
 	// TrustedCAKeysFile is sshd's TrustedUserCAKeys. Default
 	// /etc/ssh/rampart_user_ca_keys.
@@ -121,7 +132,7 @@ func (c *Config) setDefaults() {
 	def(&c.SudoersFile, "/etc/sudoers")
 	def(&c.SudoersDir, "/etc/sudoers.d")
 	def(&c.SSHDConfig, "/etc/ssh/sshd_config")
-	def(&c.SSHDDropIn, "/etc/ssh/sshd_config.d/rampart.conf")
+	def(&c.SSHDDropIn, "/etc/ssh/sshd_config.d/00-rampart.conf")
 	def(&c.TrustedCAKeysFile, "/etc/ssh/rampart_user_ca_keys")
 	def(&c.PrincipalsDir, "/etc/ssh/rampart_principals")
 	def(&c.HostCertDir, "/etc/ssh")

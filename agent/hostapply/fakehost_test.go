@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -233,9 +234,17 @@ func (f *fakeHost) Run(ctx context.Context, argv []string) ([]byte, error) {
 		}
 		return []byte(strings.Join(out, "\n") + "\n"), nil
 	case "groupadd":
-		m, name := flags("")
+		m, name := flags("-r")
 		if f.group(name) != nil {
 			return nil, exit(argv, 9, "group exists")
+		}
+		if _, sys := m["-r"]; sys && m["-g"] == "" {
+			// The system range, from the top, as groupadd -r picks.
+			gid := uint32(999)
+			for f.group(strconv.Itoa(int(gid))) != nil {
+				gid--
+			}
+			m["-g"] = strconv.Itoa(int(gid))
 		}
 		if f.group(m["-g"]) != nil {
 			return nil, exit(argv, 4, "GID not unique")
@@ -382,15 +391,18 @@ func (f *fakeHost) Run(ctx context.Context, argv []string) ([]byte, error) {
 			return nil, exit(argv, 255, "Bad configuration option")
 		}
 		if argv[1] == "-T" {
-			user := ""
+			var user, addr string
 			if i := slices.Index(argv, "-C"); i > 0 {
 				for _, kv := range strings.Split(argv[i+1], ",") {
 					if v, ok := strings.CutPrefix(kv, "user="); ok {
 						user = v
 					}
+					if v, ok := strings.CutPrefix(kv, "addr="); ok {
+						addr = v
+					}
 				}
 			}
-			return []byte(f.sshdEffective(argv[len(argv)-1], user)), nil
+			return []byte(f.sshdEffective(argv[len(argv)-1], user, addr)), nil
 		}
 	case "tar", "systemctl":
 	default:
@@ -399,11 +411,53 @@ func (f *fakeHost) Run(ctx context.Context, argv []string) ([]byte, error) {
 	return nil, nil
 }
 
+// matches reports whether a Match line's criteria ("User a,b", "Group g",
+// "Address 10.0.0.0/8") all hold for user from addr, as sshd -T -C sees
+// them: Group counts the primary group and the supplementary ones of a user
+// that exists.
+func (f *fakeHost) matches(criteria, user, addr string) bool {
+	if user == "" {
+		return false
+	}
+	fields := strings.Fields(criteria)
+	if len(fields)%2 != 0 {
+		return false
+	}
+	for i := 0; i < len(fields); i += 2 {
+		list := strings.Split(fields[i+1], ",")
+		switch strings.ToLower(fields[i]) {
+		case "user":
+			if !slices.Contains(list, user) {
+				return false
+			}
+		case "group":
+			u := f.user(user)
+			if u == nil || !slices.ContainsFunc(list, func(g string) bool {
+				fg := f.group(g)
+				return fg != nil && (fg.gid == u.gid || slices.Contains(fg.members, user))
+			}) {
+				return false
+			}
+		case "address":
+			a, err := netip.ParseAddr(addr)
+			if err != nil || !slices.ContainsFunc(list, func(c string) bool {
+				pfx, err := netip.ParsePrefix(c)
+				return err == nil && pfx.Contains(a)
+			}) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // sshdEffective prints what sshd -T would for the settings the agent uses,
-// for user when it is not "": the first value of each wins; hostcertificate
-// accumulates; values in a Match User block that names user win over the
-// global ones ("Match all" ends a block).
-func (f *fakeHost) sshdEffective(conf, user string) string {
+// for user from addr when user is not "": the first value of each wins;
+// hostcertificate accumulates; values in a Match block that holds for them
+// win over the global ones ("Match all" ends a block).
+func (f *fakeHost) sshdEffective(conf, user, addr string) string {
 	b, _ := os.ReadFile(filepath.Join(f.root, conf))
 	var lines []string
 	for _, l := range strings.Split(f.sshdTExtra+string(b), "\n") {
@@ -432,7 +486,7 @@ func (f *fakeHost) sshdEffective(conf, user string) string {
 			active = nil
 			if v == "all" {
 				active = global
-			} else if names, ok := strings.CutPrefix(v, "User "); ok && user != "" && slices.Contains(strings.Split(names, ","), user) {
+			} else if f.matches(v, user, addr) {
 				active = matched
 			}
 			continue

@@ -18,6 +18,7 @@ func (p *pass) applyGroups() error {
 	if err := p.resolvePending(db); err != nil {
 		return err
 	}
+	p.ensureManagedGroup(db)
 	p.usableGroups = map[string]bool{}
 	for _, g := range p.w.groups {
 		rec, e := p.st.Groups[g.Name], db.groups[g.Name]

@@ -80,6 +80,12 @@ type pass struct {
 	// activeUsers are managed accounts that are active and present as
 	// recorded after the users stage.
 	activeUsers map[string]bool
+	// managedGroupOK: ManagedGroup exists, and lists given to usermod -G
+	// carry it.
+	managedGroupOK bool
+	// restriction is what the sshd stage found of the certificates-only
+	// block; applyPrincipals gives access by it.
+	restriction restriction
 	// procUIDs caches ProcessUIDs for the pass.
 	procUIDs map[uint32]bool
 	// db is the last snapshot; dbStale says an account tool ran since.
@@ -107,9 +113,11 @@ func (h *Host) Apply(ctx context.Context, d Desired) (Report, error) {
 		{"groups", p.applyGroups},
 		{"users", p.applyUsers},
 		{"group members", p.applyGroupMembers},
-		{"principals", p.applyPrincipals},
 		{"sudo", p.applySudo},
+		// sshd before principals: a certificate opens an account only
+		// once sshd holds it to certificates only (applyPrincipals).
 		{"sshd", p.applySSHD},
+		{"principals", p.applyPrincipals},
 	} {
 		if err := ctx.Err(); err != nil {
 			return rep, fmt.Errorf("apply: %w", err)

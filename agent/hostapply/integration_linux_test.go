@@ -329,6 +329,7 @@ func runInNamespace(t *testing.T) {
 		{"fail/collisions-reported-untouched", stepCollisions},
 		{"fail/injection-refused-nothing-half-applied", stepInjection},
 		{"ok/certificates-only-for-managed-accounts", stepCertificatesOnly},
+		{"ok/new-person-no-reload-and-drop-in-order", stepNewPersonNoReload},
 		{"ok/deprovision-and-delete", stepDeprovision},
 		{"ok/sshd-block-without-include", stepBlock},
 	}
@@ -389,11 +390,16 @@ func squash(s string) string { return strings.Join(strings.Fields(s), " ") }
 func stepCreate(t *testing.T, fx *nsFixture) {
 	rep := fx.apply(t, fx.desired())
 	noProblems(t, rep)
-	if got := strings.TrimSpace(run(t, "id", "alice")); got != "uid=61001(alice) gid=61001(alice) groups=61001(alice),63001(ops)" {
-		t.Errorf("id alice = %s", got)
+	if got := strings.TrimSpace(run(t, "id", "-nG", "alice")); got != "alice "+ManagedGroup+" ops" {
+		t.Errorf("id -nG alice = %s", got)
 	}
-	if got := strings.TrimSpace(run(t, "id", "bob")); got != "uid=61002(bob) gid=61002(bob) groups=61002(bob),63001(ops),63002(dev)" {
-		t.Errorf("id bob = %s", got)
+	if got := strings.TrimSpace(run(t, "id", "-nG", "bob")); got != "bob "+ManagedGroup+" ops dev" {
+		t.Errorf("id -nG bob = %s", got)
+	}
+	if g := strings.Split(strings.TrimSpace(run(t, "getent", "group", ManagedGroup)), ":"); len(g) != 4 || g[3] != "alice,bob" {
+		t.Errorf("getent group %s = %q", ManagedGroup, g)
+	} else if gid, _ := strconv.Atoi(g[2]); gid >= 1000 {
+		t.Errorf("%s has gid %d, not a system group's", ManagedGroup, gid)
 	}
 	if got := strings.TrimSpace(run(t, "getent", "group", "ops")); got != "ops:x:63001:alice,bob" {
 		t.Errorf("getent group ops = %s", got)
@@ -477,9 +483,10 @@ func stepDrift(t *testing.T, fx *nsFixture) {
 	run(t, "gpasswd", "-d", "alice", "ops")
 	run(t, "gpasswd", "-a", "root", "ops")
 	run(t, "gpasswd", "-a", "alice", "sudo")
+	run(t, "gpasswd", "-d", "alice", ManagedGroup)
 	must(t, os.Remove("/etc/sudoers.d/rampart-deploy"))
 	must(t, os.WriteFile("/etc/sudoers.d/rampart-admin", []byte("ALL ALL=(ALL) NOPASSWD: ALL\n"), 0o440))
-	must(t, os.Remove("/etc/ssh/sshd_config.d/rampart.conf"))
+	must(t, os.Remove("/etc/ssh/sshd_config.d/00-rampart.conf"))
 	must(t, os.Remove("/etc/ssh/rampart_principals/bob"))
 	must(t, os.WriteFile("/etc/ssh/rampart_principals/root", []byte("alice\n"), 0o644))
 
@@ -488,8 +495,8 @@ func stepDrift(t *testing.T, fx *nsFixture) {
 	if !rep.Reloaded {
 		t.Error("sshd was not reloaded after its drop-in was restored")
 	}
-	if got := strings.TrimSpace(run(t, "id", "alice")); got != "uid=61001(alice) gid=61001(alice) groups=61001(alice),63001(ops)" {
-		t.Errorf("id alice = %s", got)
+	if got := strings.TrimSpace(run(t, "id", "-nG", "alice")); got != "alice "+ManagedGroup+" ops" {
+		t.Errorf("id -nG alice = %s", got)
 	}
 	if got := strings.TrimSpace(run(t, "getent", "group", "ops")); got != "ops:x:63001:alice,bob" {
 		t.Errorf("getent group ops = %s", got)
@@ -501,7 +508,7 @@ func stepDrift(t *testing.T, fx *nsFixture) {
 	if b, err := os.ReadFile("/etc/sudoers.d/rampart-admin"); err != nil || bytes.Contains(b, []byte("ALL ALL")) {
 		t.Errorf("rampart-admin not repaired: %q %v", b, err)
 	}
-	for _, f := range []string{"/etc/sudoers.d/rampart-deploy", "/etc/ssh/sshd_config.d/rampart.conf", "/etc/ssh/rampart_principals/bob"} {
+	for _, f := range []string{"/etc/sudoers.d/rampart-deploy", "/etc/ssh/sshd_config.d/00-rampart.conf", "/etc/ssh/rampart_principals/bob"} {
 		if _, err := os.Stat(f); err != nil {
 			t.Errorf("%s not restored: %v", f, err)
 		}
@@ -639,8 +646,10 @@ func stepDeprovision(t *testing.T, fx *nsFixture) {
 		t.Error("alice's ssh session survived deprovisioning")
 	}
 	shadowIs(t, "alice", "!*", "1")
-	if got := strings.TrimSpace(run(t, "id", "alice")); got != "uid=61001(alice) gid=61001(alice) groups=61001(alice)" {
-		t.Errorf("id alice = %s", got)
+	// Out of every group but ManagedGroup: sshd still holds the
+	// disabled account to certificates only.
+	if got := strings.TrimSpace(run(t, "id", "-nG", "alice")); got != "alice "+ManagedGroup {
+		t.Errorf("id -nG alice = %s", got)
 	}
 	if _, err := os.Stat("/etc/ssh/rampart_principals/alice"); err == nil {
 		t.Error("alice's principals file is still there")
@@ -706,7 +715,7 @@ func stepBlock(t *testing.T, fx *nsFixture) {
 	if !bytes.HasPrefix(conf, []byte(blockBegin+"\n")) || !bytes.HasSuffix(conf, noInclude) {
 		t.Errorf("sshd_config:\n%s", conf)
 	}
-	if _, err := os.Stat("/etc/ssh/sshd_config.d/rampart.conf"); err == nil {
+	if _, err := os.Stat("/etc/ssh/sshd_config.d/00-rampart.conf"); err == nil {
 		t.Error("the drop-in was kept")
 	}
 	run(t, "/usr/sbin/sshd", "-t")

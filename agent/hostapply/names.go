@@ -34,7 +34,7 @@ var reservedNames = toSet(
 	"lpadmin", "sambashare", "docker", "lxd", "libvirt", "qemu", "rpc",
 	"rpcuser", "nfsnobody", "mysql", "postgres", "redis", "nginx", "apache",
 	"ubuntu", "debian", "ec2-user", "centos", "fedora", "cloud-user",
-	"rampart", "rampart-agent",
+	"rampart", "rampart-agent", ManagedGroup,
 )
 
 // reservedPrefixes: Debian names system accounts "_name" and systemd

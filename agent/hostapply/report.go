@@ -54,6 +54,10 @@ type Report struct {
 	Problems []Problem
 	// Reloaded: sshd was reloaded.
 	Reloaded bool
+	// Withheld are active accounts left without certificate access (no
+	// principals file) because sshd could not be shown to hold them to
+	// certificates only; the state is not fully applied.
+	Withheld []string
 }
 
 // Err joins the problems, or is nil when there were none.

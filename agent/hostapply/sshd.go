@@ -97,9 +97,10 @@ const (
 )
 
 // sshdDirectives are the settings the agent gives sshd: trust in the
-// project's user CA for everyone, and for the accounts it manages (managed,
-// sorted) certificates only.
-func (h *Host) sshdDirectives(certFiles, managed []string, personalKeys bool) string {
+// project's user CA for everyone, and for the accounts it manages
+// certificates only. They name no account, so that a new person changes no
+// sshd file and costs no reload.
+func (h *Host) sshdDirectives(certFiles []string, personalKeys bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "TrustedUserCAKeys %s\n", h.cfg.TrustedCAKeysFile)
 	// One file per managed account, listing exactly its own name: a
@@ -113,40 +114,31 @@ func (h *Host) sshdDirectives(certFiles, managed []string, personalKeys bool) st
 	// and no connection for a PAM account refusal; the agent's login
 	// events need both (agent/events).
 	b.WriteString("LogLevel VERBOSE\n")
-	b.WriteString(managedBlock(managed, personalKeys))
+	b.WriteString(managedBlock(personalKeys))
 	return b.String()
 }
-
-// matchNames bounds the names on one Match line, keeping lines short for
-// the people who read them.
-const matchNames = 32
 
 // managedBlock closes every way into a managed account except a
 // certificate from the project's user CA: without it, anyone who reached
 // the account through the bastion could add a line to
 // ~/.ssh/authorized_keys and come back directly, with no per-hop
-// certificate and no recording. It matches the accounts by name, from the
-// state file, rather than by a group: the state file is the one authority
-// on what the agent manages, and a group membership can be edited, or
-// emptied by deprovisioning, without the agent noticing. Values in a Match
-// block win over the global ones whatever their order, so a drop-in that
-// sshd reads before this one cannot turn passwords back on for these
-// accounts. The block ends with "Match all": settings after it (the rest
-// of sshd_config, when the block is at its top) apply to everyone again.
-// With personalKeys the accounts keep the global authorized-keys settings.
-func managedBlock(managed []string, personalKeys bool) string {
-	if len(managed) == 0 {
-		return ""
-	}
-	var settings string
-	if !personalKeys {
-		settings = "\tAuthorizedKeysFile none\n\tAuthorizedKeysCommand none\n"
-	}
-	settings += "\tAuthenticationMethods publickey\n\tPasswordAuthentication no\n\tKbdInteractiveAuthentication no\n"
+// certificate and no recording. It matches ManagedGroup, which the agent
+// keeps every account it manages in (the state file decides which) and
+// repairs on every pass; an account that is not in it gets no principals
+// file (applyPrincipals). Values in a Match block win over the global ones
+// whatever their order, so a drop-in that sshd reads later cannot turn
+// passwords back on for these accounts; a Match block sshd reads earlier
+// can, which checkRestriction catches. The block ends with "Match all":
+// settings after it (the rest of sshd_config, when the block is at its top)
+// apply to everyone again. With personalKeys the accounts keep the global
+// authorized-keys settings.
+func managedBlock(personalKeys bool) string {
 	var b strings.Builder
-	for chunk := range slices.Chunk(managed, matchNames) {
-		fmt.Fprintf(&b, "Match User %s\n%s", strings.Join(chunk, ","), settings)
+	b.WriteString("Match Group " + ManagedGroup + "\n")
+	if !personalKeys {
+		b.WriteString("\tAuthorizedKeysFile none\n\tAuthorizedKeysCommand none\n")
 	}
+	b.WriteString("\tAuthenticationMethods publickey\n\tPasswordAuthentication no\n\tKbdInteractiveAuthentication no\n")
 	b.WriteString("Match all\n")
 	return b.String()
 }
@@ -220,13 +212,65 @@ func withBlock(config []byte, directives string) ([]byte, error) {
 	return []byte(blockBegin + "\n" + directives + blockEnd + "\n" + rest), nil
 }
 
-// applySSHD writes the CA keys, host certificates and sshd settings,
+// restriction is what a pass found of the certificates-only block.
+type restriction int
+
+const (
+	// restrictionUnverified: sshd -T -C did not show the block's settings
+	// for a member of ManagedGroup, or there was no member to ask about.
+	restrictionUnverified restriction = iota
+	// restrictionNotLoaded: sshd's files hold the block, verified, but
+	// sshd has not loaded them (its reload failed).
+	restrictionNotLoaded
+	// restrictionInEffect: verified and loaded.
+	restrictionInEffect
+)
+
+// applySSHD writes sshd's files (applySSHDFiles) and then finds whether
+// the certificates-only block is in effect for ManagedGroup, whatever
+// became of the files: written, put back after a failed check, or left as
+// they were. applyPrincipals gives certificate access by what it found.
+func (p *pass) applySSHD() error {
+	in, err := p.inManagedGroup()
+	if err != nil {
+		return err
+	}
+	// Every member is in the same block: the first managed one stands
+	// for all (membership itself is read from the account database).
+	member := ""
+	for _, name := range sortedKeys(p.st.Users) {
+		if in[name] {
+			member = name
+			break
+		}
+	}
+	verified, err := p.applySSHDFiles(member)
+	if err != nil || member == "" {
+		return err
+	}
+	if !verified {
+		if err := p.checkRestriction(member); err != nil {
+			if len(p.rep.ProblemsFor(KindSSHD, p.h.cfg.SSHDConfig)) == 0 {
+				p.rep.problem(KindSSHD, p.h.cfg.SSHDConfig, err)
+			}
+			return nil
+		}
+	}
+	p.restriction = restrictionInEffect
+	if p.st.SSHDReloadPending {
+		p.restriction = restrictionNotLoaded
+	}
+	return nil
+}
+
+// applySSHDFiles writes the CA keys, host certificates and sshd settings,
 // validates them with sshd -t and sshd -T (putting the old host
 // certificates and settings back if either fails) and reloads sshd when
-// what it reads at start changed.
-func (p *pass) applySSHD() error {
+// what it reads at start changed. verified: it changed sshd's files and
+// checked the block for member.
+func (p *pass) applySSHDFiles(member string) (verified bool, err error) {
 	if p.w.sshdRefused {
-		return nil
+		return false, nil
 	}
 	cfg := &p.h.cfg
 	hostKeys, err := p.hostKeys()
@@ -247,10 +291,9 @@ func (p *pass) applySSHD() error {
 	conf, err := readFileState(confFile)
 	if err != nil || !conf.exists {
 		p.rep.problem(KindSSHD, cfg.SSHDConfig, fmt.Errorf("read sshd config: %v", errors.Join(err, errors.New("missing"))))
-		return nil
+		return false, nil
 	}
-	managed := sortedKeys(p.st.Users)
-	directives := p.h.sshdDirectives(certFiles, managed, p.w.personalKeys)
+	directives := p.h.sshdDirectives(certFiles, p.w.personalKeys)
 	var dropIn, newConf []byte
 	if p.h.includesDropIn(conf.data) {
 		dropIn = []byte(fileHeader + directives)
@@ -260,7 +303,7 @@ func (p *pass) applySSHD() error {
 	}
 	if err != nil {
 		p.rep.problem(KindSSHD, cfg.SSHDConfig, fmt.Errorf("%w: %w", ErrConflict, err))
-		return nil
+		return false, nil
 	}
 	var ca strings.Builder
 	ca.WriteString(fileHeader)
@@ -312,40 +355,50 @@ func (p *pass) applySSHD() error {
 		}
 	}
 	ok = ok && set(&txn, cfg.SSHDDropIn, dropIn, 0o644)
+	// Older agents wrote rampart.conf, which sorts after 10-*.conf.
+	if legacy := path.Join(path.Dir(cfg.SSHDDropIn), legacyDropIn); ok && legacy != cfg.SSHDDropIn {
+		if old, err := readFileState(p.h.path(legacy)); err == nil && old.exists && bytes.HasPrefix(old.data, []byte(fileHeader)) {
+			ok = set(&txn, legacy, nil, 0)
+		}
+	}
 	ok = ok && set(&txn, cfg.SSHDConfig, newConf, conf.mode)
 	if !ok {
 		if err := txn.rollback(); err != nil {
 			p.rep.problem(KindSSHD, "rollback", err)
 		}
-		return nil
+		return false, nil
 	}
 	if txn.changed() {
-		if err := p.checkSSHD(certFiles, managed); err != nil {
+		if err := p.checkSSHD(certFiles, member); err != nil {
 			if rerr := txn.rollback(); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 			p.rep.problem(KindSSHD, cfg.SSHDConfig, fmt.Errorf("%w; the previous files were put back", err))
-			return nil
+			return false, nil
 		}
+		verified = member != ""
 	}
 	if !startChanged && !p.st.SSHDReloadPending {
-		return nil
+		return verified, nil
 	}
 	// Remember the reload until it succeeds: the next pass finds the files
 	// already right and would otherwise never retry it.
 	p.st.SSHDReloadPending = true
 	if err := p.saveState(); err != nil {
-		return err
+		return verified, err
 	}
 	if err := p.h.reload(p.ctx); err != nil {
 		p.rep.problem(KindSSHD, "reload", err)
-		return nil
+		return verified, nil
 	}
 	p.st.SSHDReloadPending = false
 	p.rep.Reloaded = true
 	p.logChange(KindSSHD, "sshd", "reload", "")
-	return p.saveState()
+	return verified, p.saveState()
 }
+
+// legacyDropIn is the drop-in's name before it had to sort first.
+const legacyDropIn = "rampart.conf"
 
 // removeStaleTemps removes the temporary files a pass that died may have
 // left beside the sshd files (writeFileAtomic's ".name.tmp*").
@@ -366,8 +419,9 @@ func (p *pass) removeStaleTemps() {
 
 // checkSSHD runs sshd -t, then sshd -T to see that the agent's settings are
 // the ones in effect (an earlier line of sshd_config would win over them),
-// for everyone and, with -C, for a managed account.
-func (p *pass) checkSSHD(certFiles, managed []string) error {
+// for everyone and, with -C, for member, a member of ManagedGroup ("": none
+// to check with).
+func (p *pass) checkSSHD(certFiles []string, member string) error {
 	cfg := &p.h.cfg
 	if out, err := p.runCmd(cfg.SSHD, "-t", "-f", cfg.SSHDConfig); err != nil {
 		return fmt.Errorf("%w: sshd -t: %w%s", ErrRejected, err, outputTail(out))
@@ -388,20 +442,39 @@ func (p *pass) checkSSHD(certFiles, managed []string) error {
 			return fmt.Errorf("%w: sshd -T does not show hostcertificate %s", ErrRejected, f)
 		}
 	}
-	if len(managed) == 0 {
+	if member == "" {
 		return nil
 	}
-	// Every managed account is in the same blocks with the same settings:
-	// the first one stands for all.
-	got, err = p.effectiveSSHD("-C", "user="+managed[0]+",host=rampart-agent-check,addr=127.0.0.1")
-	if err != nil {
-		return err
-	}
-	want = map[string]string{"authenticationmethods": "publickey", "passwordauthentication": "no", "kbdinteractiveauthentication": "no"}
+	return p.checkRestriction(member)
+}
+
+// checkAddrs are the client addresses checkRestriction asks sshd -T -C
+// about: an earlier Match Address block (a site's "Match Address
+// 10.0.0.0/8" that turns authorized_keys back on) wins for the addresses it
+// names only. Loopback, each private and shared range, and a public-looking
+// documentation address, for IPv4 and IPv6. A block for another, narrower
+// range can still go unseen; the drop-in sorting first (00-rampart.conf)
+// is what keeps the usual drop-ins from winning.
+var checkAddrs = []string{"127.0.0.1", "10.0.0.1", "172.16.0.1", "192.168.0.1", "100.64.0.1", "192.0.2.1", "::1", "fd00::1", "2001:db8::1"}
+
+// checkRestriction runs sshd -T -C for member from each of checkAddrs and
+// checks that the certificates-only settings are the ones sshd would use.
+func (p *pass) checkRestriction(member string) error {
+	cfg := &p.h.cfg
+	want := map[string]string{"authenticationmethods": "publickey", "passwordauthentication": "no", "kbdinteractiveauthentication": "no"}
 	if !p.w.personalKeys {
 		want["authorizedkeysfile"], want["authorizedkeyscommand"] = "none", "none"
 	}
-	return settingsAre(got, want, cfg.SSHDConfig+" (for managed account "+managed[0]+")")
+	for _, addr := range checkAddrs {
+		got, err := p.effectiveSSHD("-C", "user="+member+",host=rampart-agent-check,addr="+addr)
+		if err != nil {
+			return err
+		}
+		if err := settingsAre(got, want, cfg.SSHDConfig+" (for managed account "+member+" from "+addr+")"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // effectiveSSHD runs sshd -T with extra arguments and returns its settings.
@@ -452,62 +525,4 @@ func (p *pass) hostKeys() (map[string]bool, error) {
 		keys[string(pub.Marshal())] = true
 	}
 	return keys, errors.Join(errs...)
-}
-
-// applyPrincipals gives every active managed account, and every usable
-// shared account (shared.go), a principals file listing exactly its own
-// name, and removes every other file in the directory, which the agent owns.
-func (p *pass) applyPrincipals() error {
-	dirInside := p.h.cfg.PrincipalsDir
-	dir := p.h.path(dirInside)
-	if err := ensureDir(dir, 0o755); err != nil {
-		p.rep.problem(KindPrincipals, dirInside, err)
-		return nil
-	}
-	keep := p.sharedAccounts()
-	for name := range p.activeUsers {
-		keep[name] = true
-	}
-	for _, name := range sortedKeys(keep) {
-		file := path.Join(dir, name)
-		old, err := readFileState(file)
-		if err == nil && !old.same([]byte(name+"\n"), 0o644) {
-			err = writeFileAtomic(file, []byte(name+"\n"), 0o644)
-			if err == nil {
-				p.logChange(KindPrincipals, name, "write", "")
-			}
-		}
-		if err != nil {
-			p.rep.problem(KindPrincipals, name, err)
-		}
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		p.rep.problem(KindPrincipals, dirInside, err)
-		return nil
-	}
-	for _, e := range entries {
-		if keep[e.Name()] {
-			continue
-		}
-		if err := os.Remove(path.Join(dir, e.Name())); err != nil {
-			p.rep.problem(KindPrincipals, safeName(e.Name()), err)
-			continue
-		}
-		p.logChange(KindPrincipals, safeName(e.Name()), "remove", "")
-	}
-	return nil
-}
-
-// removePrincipals removes name's principals file at once (deprovisioning
-// does not wait for the principals stage).
-func (p *pass) removePrincipals(name string) {
-	file := p.h.path(path.Join(p.h.cfg.PrincipalsDir, name))
-	err := os.Remove(file)
-	switch {
-	case err == nil:
-		p.logChange(KindPrincipals, name, "remove", "")
-	case !errors.Is(err, os.ErrNotExist):
-		p.rep.problem(KindPrincipals, name, err)
-	}
 }

@@ -3,6 +3,7 @@ package hostapply
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,16 +67,14 @@ func TestWithBlock(t *testing.T) {
 }
 
 const (
-	dropIn  = "/etc/ssh/sshd_config.d/rampart.conf"
+	dropIn  = "/etc/ssh/sshd_config.d/00-rampart.conf"
 	caFile  = "/etc/ssh/rampart_user_ca_keys"
 	certOut = "/etc/ssh/rampart_host_ssh-ed25519-cert.pub"
 )
 
 // certOnly is the block that closes every way but a certificate into the
-// managed accounts names.
-func certOnly(names string) string {
-	return "Match User " + names + "\n\tAuthorizedKeysFile none\n\tAuthorizedKeysCommand none\n" + personalKeysOnly + "Match all\n"
-}
+// managed accounts.
+const certOnly = "Match Group rampart-managed\n\tAuthorizedKeysFile none\n\tAuthorizedKeysCommand none\n" + personalKeysOnly + "Match all\n"
 
 const personalKeysOnly = "\tAuthenticationMethods publickey\n\tPasswordAuthentication no\n\tKbdInteractiveAuthentication no\n"
 
@@ -88,13 +87,14 @@ func TestApplySSHD(t *testing.T) {
 		if withCert {
 			s += "HostCertificate " + certOut + "\n"
 		}
-		return s + "LogLevel VERBOSE\n" + certOnly("alice,bob")
+		return s + "LogLevel VERBOSE\n" + certOnly
 	}
 	type step struct {
 		desired  func(f *fakeHost) Desired
 		before   func(t *testing.T, th *testHost)
 		reloads  int32 // total so far
 		problems []wantProblem
+		withheld []string
 		check    func(t *testing.T, th *testHost)
 	}
 	withKeys := func(keys ...string) func(*fakeHost) Desired {
@@ -207,6 +207,7 @@ func TestApplySSHD(t *testing.T) {
 				desired:  withKeys(keyLine(ca1.PublicKey())),
 				before:   func(t *testing.T, th *testHost) { th.f.sshdTExtra = "AuthorizedPrincipalsFile none\n" },
 				problems: []wantProblem{{KindSSHD, "/etc/ssh/sshd_config", ErrRejected}},
+				withheld: []string{"alice", "bob"},
 				check: func(t *testing.T, th *testHost) {
 					if _, ok := th.f.readFile(t, dropIn); ok {
 						t.Errorf("%s kept after a failed check", dropIn)
@@ -256,9 +257,10 @@ func TestApplySSHD(t *testing.T) {
 			}},
 		},
 		{
-			// Only certificates open a managed account: the names come from
-			// the state file (disabled accounts too), and the block follows
-			// them and the project's personal-keys setting.
+			// Only certificates open a managed account: the block matches
+			// the group the agent keeps them in (disabled ones too), so a
+			// new person changes no sshd file and costs no reload; the
+			// project's personal-keys setting does change the block.
 			name: "ok/managed-accounts-certificates-only",
 			steps: []step{
 				{desired: withCert, reloads: 1, check: func(t *testing.T, th *testHost) {
@@ -269,31 +271,32 @@ func TestApplySSHD(t *testing.T) {
 					d.Users = append(d.Users, User{Name: "carol", UID: 61003}, User{Name: "alice", UID: 61001, Status: StatusDisabled})
 					d.Users = d.Users[1:]
 					return d
-				}, reloads: 2, check: func(t *testing.T, th *testHost) {
-					b, _ := th.f.readFile(t, dropIn)
-					if !strings.HasSuffix(b, certOnly("alice,bob,carol")) {
-						t.Errorf("drop-in:\n%s", b)
+				}, reloads: 1, check: func(t *testing.T, th *testHost) {
+					fileIs(t, th.f, dropIn, fileHeader+directives(true), 0o644)
+					equalLists(t, "members of "+ManagedGroup, slices.Sorted(slices.Values(th.f.group(ManagedGroup).members)), []string{"alice", "bob", "carol"})
+					if got, _ := th.f.readFile(t, "/etc/ssh/rampart_principals/carol"); got != "carol\n" {
+						t.Errorf("carol's principals file = %q", got)
 					}
 				}},
 				{desired: func(f *fakeHost) Desired {
 					d := withCert(f)
 					d.AllowPersonalKeys = true
 					return d
-				}, reloads: 3, check: func(t *testing.T, th *testHost) {
+				}, reloads: 2, check: func(t *testing.T, th *testHost) {
 					b, _ := th.f.readFile(t, dropIn)
-					if !strings.HasSuffix(b, "LogLevel VERBOSE\nMatch User alice,bob,carol\n"+personalKeysOnly+"Match all\n") {
+					if !strings.HasSuffix(b, "LogLevel VERBOSE\nMatch Group rampart-managed\n"+personalKeysOnly+"Match all\n") {
 						t.Errorf("drop-in with personal keys allowed:\n%s", b)
 					}
 				}},
 			},
 		},
 		{
-			name: "ok/no-managed-accounts-no-match-block",
+			name: "ok/no-managed-accounts-same-block",
 			steps: []step{{
 				desired: func(f *fakeHost) Desired { return Desired{TrustedCAKeys: []string{keyLine(ca1.PublicKey())}} },
 				reloads: 1,
 				check: func(t *testing.T, th *testHost) {
-					fileIs(t, th.f, dropIn, fileHeader+"TrustedUserCAKeys "+caFile+"\nAuthorizedPrincipalsFile /etc/ssh/rampart_principals/%u\nLogLevel VERBOSE\n", 0o644)
+					fileIs(t, th.f, dropIn, fileHeader+"TrustedUserCAKeys "+caFile+"\nAuthorizedPrincipalsFile /etc/ssh/rampart_principals/%u\nLogLevel VERBOSE\n"+certOnly, 0o644)
 				},
 			}},
 		},
@@ -307,6 +310,7 @@ func TestApplySSHD(t *testing.T) {
 					th.f.sshdTExtra = "Match User alice\nAuthorizedKeysFile .ssh/authorized_keys\nMatch all\n"
 				},
 				problems: []wantProblem{{KindSSHD, "/etc/ssh/sshd_config", ErrRejected}},
+				withheld: []string{"alice", "bob"},
 				check: func(t *testing.T, th *testHost) {
 					if _, ok := th.f.readFile(t, dropIn); ok {
 						t.Errorf("%s kept after a failed check", dropIn)
@@ -315,11 +319,152 @@ func TestApplySSHD(t *testing.T) {
 			}},
 		},
 		{
+			// An agent of before the group: its drop-in rampart.conf (which
+			// sorts after a site's 10-*.conf) listed the names. The accounts
+			// join the group, keep their principals file, and the old
+			// drop-in goes.
+			name: "ok/upgrade-from-match-user",
+			setup: func(t *testing.T, f *fakeHost) {
+				f.addGroup("alice", 61001)
+				f.addUser(&fakeUser{name: "alice", uid: 61001, gid: 61001, gecos: Marker, home: "/home/alice", shell: "/bin/bash", pw: "*"})
+				writeTestState(t, f, `{"version":1,"users":{"alice":{"uid":61001}}}`)
+				f.writeFile(t, "/etc/ssh/sshd_config.d/rampart.conf", fileHeader+"Match User alice\n\tAuthorizedKeysFile none\nMatch all\n", 0o644)
+				f.writeFile(t, "/etc/ssh/sshd_config.d/rampart-site.conf", "# not the agent's\n", 0o644)
+				f.writeFile(t, "/etc/ssh/rampart_principals/alice", "alice\n", 0o644)
+			},
+			steps: []step{{
+				desired: withKeys(keyLine(ca1.PublicKey())),
+				reloads: 1,
+				check: func(t *testing.T, th *testHost) {
+					if g := th.f.group(ManagedGroup); g == nil || !slices.Contains(g.members, "alice") {
+						t.Errorf("alice, managed before the group, is not in it: %+v", g)
+					}
+					if _, ok := th.f.readFile(t, "/etc/ssh/sshd_config.d/rampart.conf"); ok {
+						t.Error("the old drop-in rampart.conf was kept")
+					}
+					if _, ok := th.f.readFile(t, "/etc/ssh/sshd_config.d/rampart-site.conf"); !ok {
+						t.Error("a drop-in that is not the agent's was removed")
+					}
+					fileIs(t, th.f, dropIn, fileHeader+directives(false), 0o644)
+					fileIs(t, th.f, "/etc/ssh/rampart_principals/alice", "alice\n", 0o644)
+				},
+			}},
+		},
+		{
+			// A site drop-in's Match Address block sorts after the agent's
+			// (00-rampart.conf), so the agent's settings are the ones sshd
+			// uses from those addresses too.
+			name: "ok/drop-in-sorts-before-site-drop-ins",
+			setup: func(t *testing.T, f *fakeHost) {
+				f.writeFile(t, "/etc/ssh/sshd_config.d/10-site.conf", "Match Address 10.0.0.0/8\n\tAuthorizedKeysFile .ssh/authorized_keys\n", 0o644)
+			},
+			steps: []step{{
+				desired: withKeys(keyLine(ca1.PublicKey())),
+				reloads: 1,
+				check: func(t *testing.T, th *testHost) {
+					got := th.f.sshdEffective("/etc/ssh/sshd_config", "alice", "10.1.2.3")
+					if !strings.Contains(got, "authorizedkeysfile none\n") {
+						t.Errorf("sshd -T -C user=alice,addr=10.1.2.3:\n%s", got)
+					}
+					fileIs(t, th.f, "/etc/ssh/rampart_principals/alice", "alice\n", 0o644)
+				},
+			}},
+		},
+		{
+			// A drop-in that sorts before the agent's and lets keys back in
+			// from a private range only: the check asks from more than
+			// loopback and refuses it.
+			name: "fail/earlier-match-address-lets-keys-in",
+			setup: func(t *testing.T, f *fakeHost) {
+				f.writeFile(t, "/etc/ssh/sshd_config.d/00-aaa.conf", "Match Address 10.0.0.0/8\n\tAuthorizedKeysFile .ssh/authorized_keys\n", 0o644)
+			},
+			steps: []step{{
+				desired:  withKeys(keyLine(ca1.PublicKey())),
+				problems: []wantProblem{{KindSSHD, "/etc/ssh/sshd_config", ErrRejected}},
+				withheld: []string{"alice", "bob"},
+				check: func(t *testing.T, th *testHost) {
+					if _, ok := th.f.readFile(t, dropIn); ok {
+						t.Errorf("%s kept after a failed check", dropIn)
+					}
+					noPrincipals(t, th, "alice", "bob")
+				},
+			}},
+		},
+		{
+			// sshd refuses the config: the accounts exist but no
+			// certificate opens them, and the pass says so.
+			name: "fail/sshd-refused-no-principals",
+			steps: []step{{
+				desired:  withKeys(keyLine(ca1.PublicKey())),
+				before:   func(t *testing.T, th *testHost) { th.f.sshdReject = true },
+				problems: []wantProblem{{KindSSHD, "/etc/ssh/sshd_config", ErrRejected}},
+				withheld: []string{"alice", "bob"},
+				check:    func(t *testing.T, th *testHost) { noPrincipals(t, th, "alice", "bob") },
+			}},
+		},
+		{
+			// Someone adds a drop-in that wins over the agent's after it
+			// was verified: the next pass finds it though the agent's files
+			// did not change, and takes certificate access away.
+			name: "fail/drift-earlier-drop-in-takes-access-away",
+			steps: []step{
+				{desired: withKeys(keyLine(ca1.PublicKey())), reloads: 1},
+				{
+					desired: withKeys(keyLine(ca1.PublicKey())),
+					before: func(t *testing.T, th *testHost) {
+						th.f.writeFile(t, "/etc/ssh/sshd_config.d/0-site.conf", "Match Address 192.0.2.0/24\n\tPasswordAuthentication yes\n", 0o644)
+					},
+					reloads:  1,
+					problems: []wantProblem{{KindSSHD, "/etc/ssh/sshd_config", ErrRejected}},
+					withheld: []string{"alice", "bob"},
+					check:    func(t *testing.T, th *testHost) { noPrincipals(t, th, "alice", "bob") },
+				},
+			},
+		},
+		{
+			// sshd's files are verified but its reload fails: the sshd that
+			// runs holds the accounts that have a principals file to
+			// certificates only, not a new one, which waits.
+			name: "fail/reload-fails-new-account-waits",
+			steps: []step{
+				{desired: withKeys(keyLine(ca1.PublicKey())), reloads: 1},
+				{
+					desired: func(f *fakeHost) Desired {
+						d := withCert(f)
+						d.Users = append(d.Users, User{Name: "carol", UID: 61003})
+						return d
+					},
+					before:   func(t *testing.T, th *testHost) { th.reloadErr = os.ErrPermission },
+					reloads:  2,
+					problems: []wantProblem{{KindSSHD, "reload", nil}},
+					withheld: []string{"carol"},
+					check: func(t *testing.T, th *testHost) {
+						fileIs(t, th.f, "/etc/ssh/rampart_principals/alice", "alice\n", 0o644)
+						noPrincipals(t, th, "carol")
+					},
+				},
+				{
+					desired: func(f *fakeHost) Desired {
+						d := withCert(f)
+						d.Users = append(d.Users, User{Name: "carol", UID: 61003})
+						return d
+					},
+					before:  func(t *testing.T, th *testHost) { th.reloadErr = nil },
+					reloads: 3,
+					check: func(t *testing.T, th *testHost) {
+						fileIs(t, th.f, "/etc/ssh/rampart_principals/carol", "carol\n", 0o644)
+					},
+				},
+			},
+		},
+		{
 			name: "ok/failed-reload-retried",
 			steps: []step{
 				{desired: withCert, reloads: 1, before: func(t *testing.T, th *testHost) { th.reloadErr = os.ErrPermission },
-					problems: []wantProblem{{KindSSHD, "reload", nil}}},
-				{desired: withCert, reloads: 2, before: func(t *testing.T, th *testHost) { th.reloadErr = nil }},
+					problems: []wantProblem{{KindSSHD, "reload", nil}}, withheld: []string{"alice", "bob"}},
+				{desired: withCert, reloads: 2, before: func(t *testing.T, th *testHost) { th.reloadErr = nil }, check: func(t *testing.T, th *testHost) {
+					fileIs(t, th.f, "/etc/ssh/rampart_principals/alice", "alice\n", 0o644)
+				}},
 				{desired: withCert, reloads: 2},
 			},
 		},
@@ -340,6 +485,7 @@ func TestApplySSHD(t *testing.T) {
 					t.Fatalf("step %d: Apply: %v", i+1, err)
 				}
 				checkProblems(t, rep, st.problems)
+				equalLists(t, "withheld", rep.Withheld, st.withheld)
 				if got := th.reloads.Load(); got != st.reloads {
 					t.Errorf("reloads = %d, want %d", got, st.reloads)
 				}
@@ -351,5 +497,15 @@ func TestApplySSHD(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// noPrincipals fails if any of names has a principals file.
+func noPrincipals(t *testing.T, th *testHost, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, ok := th.f.readFile(t, "/etc/ssh/rampart_principals/"+n); ok {
+			t.Errorf("%s has a principals file", n)
+		}
 	}
 }

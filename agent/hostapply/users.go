@@ -80,7 +80,7 @@ func (p *pass) reconcileUser(db *hostDB, name string, u *User) error {
 func (p *pass) homeOf(name string) string { return path.Join(p.h.cfg.HomeBase, name) }
 
 // memberGroups are u's supplementary groups that the agent manages and
-// that exist.
+// that exist, and ManagedGroup.
 func (p *pass) memberGroups(u *User) []string {
 	var out []string
 	for _, g := range u.Groups {
@@ -88,7 +88,7 @@ func (p *pass) memberGroups(u *User) []string {
 			out = append(out, g)
 		}
 	}
-	return out
+	return p.withManagedGroup(out)
 }
 
 // createUser makes u's private group and account unless a name or id is
@@ -294,8 +294,10 @@ func (p *pass) deprovision(db *hostDB, name string, e *passwdEntry, rec *managed
 	if sh == nil || sh.Expire != "1" {
 		args, what = append(args, "-e", "1"), append(what, "expired")
 	}
-	if len(db.supplementary(name)) > 0 {
-		args, what = append(args, "-G", ""), append(what, "groups emptied")
+	// A disabled account stays in ManagedGroup: it exists, so sshd must
+	// keep it to certificates only.
+	if want := p.withManagedGroup(nil); !slices.Equal(db.supplementary(name), want) {
+		args, what = append(args, "-G", strings.Join(want, ",")), append(what, "groups emptied")
 	}
 	if len(args) > 0 {
 		if _, err := p.runCmd(append(append([]string{"usermod"}, args...), name)...); err != nil {

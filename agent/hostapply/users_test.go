@@ -34,17 +34,18 @@ func withoutAlice() Desired {
 }
 
 const (
-	addAlice = "useradd -u 61001 -g alice -G ops -m -d /home/alice -s /bin/bash -c rampart-managed -p * alice"
-	addBob   = "useradd -u 61002 -g bob -G dev,ops -m -d /home/bob -s /bin/bash -c rampart-managed -p * bob"
+	addAlice = "useradd -u 61001 -g alice -G ops,rampart-managed -m -d /home/alice -s /bin/bash -c rampart-managed -p * alice"
+	addBob   = "useradd -u 61002 -g bob -G dev,ops,rampart-managed -m -d /home/bob -s /bin/bash -c rampart-managed -p * bob"
 )
 
 var createAll = []string{
+	"groupadd -r rampart-managed",
 	"groupadd -g 63001 ops", "groupadd -g 63002 dev",
 	"groupadd -g 61001 alice", addAlice,
 	"groupadd -g 61002 bob", addBob,
 }
 
-var deprovisionAlice = []string{"usermod -L -e 1 -G '' alice", "pkill -KILL -u 61001", "pkill -KILL -U 61001"}
+var deprovisionAlice = []string{"usermod -L -e 1 -G rampart-managed alice", "pkill -KILL -u 61001", "pkill -KILL -U 61001"}
 
 type applyStep struct {
 	desired Desired
@@ -122,7 +123,7 @@ func TestApplyAccounts(t *testing.T) {
 						os.Remove(filepath.Join(f.root, "/etc/ssh/rampart_principals/bob"))
 						f.writeFile(t, "/etc/ssh/rampart_principals/mallory", "root\n", 0o644)
 					},
-					cmds: []string{"usermod -c rampart-managed -s /bin/bash -G ops -p * -e '' alice", "gpasswd -M bob dev"},
+					cmds: []string{"usermod -c rampart-managed -s /bin/bash -G ops,rampart-managed -p * -e '' alice", "gpasswd -M bob dev"},
 					check: func(t *testing.T, th *testHost, rep Report) {
 						if _, ok := th.f.readFile(t, "/etc/ssh/rampart_principals/bob"); !ok {
 							t.Error("bob's principals file was not restored")
@@ -171,7 +172,7 @@ func TestApplyAccounts(t *testing.T) {
 				},
 				// Processes are looked for on every pass; nothing else.
 				{desired: withAlice(func(u *User) { u.Status = StatusDisabled }), cmds: deprovisionAlice[1:]},
-				{desired: baseDesired(), cmds: []string{"usermod -G ops -p * -e '' alice"}, check: func(t *testing.T, th *testHost, rep Report) {
+				{desired: baseDesired(), cmds: []string{"usermod -G ops,rampart-managed -p * -e '' alice"}, check: func(t *testing.T, th *testHost, rep Report) {
 					if _, ok := th.f.readFile(t, "/etc/ssh/rampart_principals/alice"); !ok {
 						t.Error("a reactivated account has no principals file")
 					}
@@ -216,7 +217,7 @@ func TestApplyAccounts(t *testing.T) {
 			steps: []applyStep{
 				{desired: baseDesired(), cmds: createAll},
 				{desired: withoutAlice(), cmds: deprovisionAlice},
-				{desired: baseDesired(), advance: 30 * time.Minute, cmds: []string{"usermod -G ops -p * -e '' alice"}},
+				{desired: baseDesired(), advance: 30 * time.Minute, cmds: []string{"usermod -G ops,rampart-managed -p * -e '' alice"}},
 				{desired: withoutAlice(), advance: 45 * time.Minute, cmds: deprovisionAlice},
 			},
 		},
@@ -254,7 +255,7 @@ func TestApplyAccounts(t *testing.T) {
 						Groups: []Group{{Name: "ops", GID: 63001}},
 						Users:  []User{{Name: "alice", UID: 61001, Groups: []string{"ops"}}, {Name: "bob", UID: 61002, Groups: []string{"ops"}}},
 					},
-					cmds: []string{"usermod -G ops bob", "groupdel dev"},
+					cmds: []string{"usermod -G ops,rampart-managed bob", "groupdel dev"},
 				},
 			},
 		},
@@ -264,7 +265,7 @@ func TestApplyAccounts(t *testing.T) {
 				f.addGroup("carol", 1500)
 				f.addUser(&fakeUser{name: "carol", uid: 1500, gid: 1500, pw: "!", shell: "/bin/sh", home: "/home/carol"})
 			},
-			steps: []applyStep{{desired: Desired{Users: []User{{Name: "carol", UID: 1500, Status: StatusDeleted}}}, cmds: []string{}}},
+			steps: []applyStep{{desired: Desired{Users: []User{{Name: "carol", UID: 1500, Status: StatusDeleted}}}, cmds: []string{"groupadd -r rampart-managed"}}},
 		},
 		{
 			name: "ok/pending-creation-confirmed",
@@ -275,7 +276,7 @@ func TestApplyAccounts(t *testing.T) {
 			},
 			steps: []applyStep{{
 				desired: baseDesired(),
-				cmds:    []string{"groupadd -g 63001 ops", "groupadd -g 63002 dev", "usermod -G ops alice", "groupadd -g 61002 bob", addBob},
+				cmds:    []string{"groupadd -r rampart-managed", "groupadd -g 63001 ops", "groupadd -g 63002 dev", "usermod -G ops,rampart-managed alice", "groupadd -g 61002 bob", addBob},
 			}},
 		},
 		{
@@ -284,7 +285,7 @@ func TestApplyAccounts(t *testing.T) {
 				f.addGroup("alice", 61001)
 				writeTestState(t, f, `{"version":1,"users":{"alice":{"uid":61001,"pending":true}}}`)
 			},
-			steps: []applyStep{{desired: baseDesired(), cmds: []string{"groupadd -g 63001 ops", "groupadd -g 63002 dev", addAlice, "groupadd -g 61002 bob", addBob}}},
+			steps: []applyStep{{desired: baseDesired(), cmds: []string{"groupadd -r rampart-managed", "groupadd -g 63001 ops", "groupadd -g 63002 dev", addAlice, "groupadd -g 61002 bob", addBob}}},
 		},
 		{
 			name: "fail/pending-but-not-ours",
@@ -295,7 +296,7 @@ func TestApplyAccounts(t *testing.T) {
 			},
 			steps: []applyStep{{
 				desired:  baseDesired(),
-				cmds:     []string{"groupadd -g 63001 ops", "groupadd -g 63002 dev", "groupadd -g 61002 bob", addBob},
+				cmds:     []string{"groupadd -r rampart-managed", "groupadd -g 63001 ops", "groupadd -g 63002 dev", "groupadd -g 61002 bob", addBob},
 				problems: []wantProblem{{KindUser, "alice", ErrConflict}},
 				check: func(t *testing.T, th *testHost, rep Report) {
 					if readState(t, th).Users["alice"] != nil {
@@ -313,7 +314,7 @@ func TestApplyAccounts(t *testing.T) {
 			steps: []applyStep{
 				{
 					desired:  baseDesired(),
-					cmds:     []string{"groupadd -g 63001 ops", "groupadd -g 63002 dev", "groupadd -g 61002 bob", addBob},
+					cmds:     []string{"groupadd -r rampart-managed", "groupadd -g 63001 ops", "groupadd -g 63002 dev", "groupadd -g 61002 bob", addBob},
 					problems: []wantProblem{{KindUser, "alice", ErrConflict}},
 					check: func(t *testing.T, th *testHost, rep Report) {
 						a := th.f.user("alice")
@@ -331,7 +332,7 @@ func TestApplyAccounts(t *testing.T) {
 			setup: func(t *testing.T, f *fakeHost) { f.addUser(&fakeUser{name: "carol", uid: 61001, gid: 100}) },
 			steps: []applyStep{{
 				desired:  baseDesired(),
-				cmds:     []string{"groupadd -g 63001 ops", "groupadd -g 63002 dev", "groupadd -g 61002 bob", addBob},
+				cmds:     []string{"groupadd -r rampart-managed", "groupadd -g 63001 ops", "groupadd -g 63002 dev", "groupadd -g 61002 bob", addBob},
 				problems: []wantProblem{{KindUser, "alice", ErrConflict}},
 			}},
 		},
@@ -340,7 +341,7 @@ func TestApplyAccounts(t *testing.T) {
 			setup: func(t *testing.T, f *fakeHost) { f.addGroup("alice", 3000) },
 			steps: []applyStep{{
 				desired:  baseDesired(),
-				cmds:     []string{"groupadd -g 63001 ops", "groupadd -g 63002 dev", "groupadd -g 61002 bob", addBob},
+				cmds:     []string{"groupadd -r rampart-managed", "groupadd -g 63001 ops", "groupadd -g 63002 dev", "groupadd -g 61002 bob", addBob},
 				problems: []wantProblem{{KindUser, "alice", ErrConflict}},
 			}},
 		},
@@ -350,9 +351,9 @@ func TestApplyAccounts(t *testing.T) {
 			steps: []applyStep{{
 				desired: baseDesired(),
 				cmds: []string{
-					"groupadd -g 63002 dev",
-					"groupadd -g 61001 alice", "useradd -u 61001 -g alice -m -d /home/alice -s /bin/bash -c rampart-managed -p * alice",
-					"groupadd -g 61002 bob", "useradd -u 61002 -g bob -G dev -m -d /home/bob -s /bin/bash -c rampart-managed -p * bob",
+					"groupadd -r rampart-managed", "groupadd -g 63002 dev",
+					"groupadd -g 61001 alice", "useradd -u 61001 -g alice -G rampart-managed -m -d /home/alice -s /bin/bash -c rampart-managed -p * alice",
+					"groupadd -g 61002 bob", "useradd -u 61002 -g bob -G dev,rampart-managed -m -d /home/bob -s /bin/bash -c rampart-managed -p * bob",
 				},
 				problems: []wantProblem{{KindGroup, "ops", ErrConflict}},
 			}},
@@ -365,7 +366,7 @@ func TestApplyAccounts(t *testing.T) {
 			},
 			steps: []applyStep{{
 				desired:  baseDesired(),
-				cmds:     []string{"groupadd -g 63001 ops", "groupadd -g 61002 bob", "useradd -u 61002 -g bob -G ops -m -d /home/bob -s /bin/bash -c rampart-managed -p * bob"},
+				cmds:     []string{"groupadd -r rampart-managed", "groupadd -g 63001 ops", "groupadd -g 61002 bob", "useradd -u 61002 -g bob -G ops,rampart-managed -m -d /home/bob -s /bin/bash -c rampart-managed -p * bob"},
 				problems: []wantProblem{{KindUser, "alice", ErrConflict}, {KindGroup, "dev", ErrConflict}},
 			}},
 		},
@@ -381,7 +382,7 @@ func TestApplyAccounts(t *testing.T) {
 			},
 			steps: []applyStep{{
 				desired:  baseDesired(),
-				cmds:     []string{"groupadd -g 63001 ops", "groupadd -g 63002 dev", "groupadd -g 61001 alice", addAlice, "groupdel alice", "groupadd -g 61002 bob", addBob},
+				cmds:     []string{"groupadd -r rampart-managed", "groupadd -g 63001 ops", "groupadd -g 63002 dev", "groupadd -g 61001 alice", addAlice, "groupdel alice", "groupadd -g 61002 bob", addBob},
 				problems: []wantProblem{{KindUser, "alice", nil}},
 				check: func(t *testing.T, th *testHost, rep Report) {
 					if readState(t, th).Users["alice"] != nil || th.f.group("alice") != nil {
@@ -415,7 +416,7 @@ func TestApplyAccounts(t *testing.T) {
 				{
 					desired: withAlice(func(u *User) { u.Name = "alice2" }), advance: time.Hour,
 					cmds: append(slices.Clone(deprovisionAlice[1:]), "userdel alice", "groupadd -g 61001 alice2",
-						"useradd -u 61001 -g alice2 -G ops -m -d /home/alice2 -s /bin/bash -c rampart-managed -p * alice2"),
+						"useradd -u 61001 -g alice2 -G ops,rampart-managed -m -d /home/alice2 -s /bin/bash -c rampart-managed -p * alice2"),
 				},
 			},
 		},
@@ -423,7 +424,7 @@ func TestApplyAccounts(t *testing.T) {
 			name: "fail/invalid-names-and-ids",
 			steps: []applyStep{{
 				desired: Desired{
-					Groups: []Group{{Name: "sudo", GID: 63001}, {Name: "low", GID: 10}, {Name: "ok-group", GID: 63005}, {Name: "dupgid", GID: 63005}, {Name: "x", GID: 61005}},
+					Groups: []Group{{Name: "sudo", GID: 63001}, {Name: "low", GID: 10}, {Name: "ok-group", GID: 63005}, {Name: "dupgid", GID: 63005}, {Name: "x", GID: 61005}, {Name: ManagedGroup, GID: 63009}},
 					Users: []User{
 						{Name: "root", UID: 61001}, {Name: "daemon", UID: 61002}, {Name: "Alice", UID: 61003},
 						{Name: "a b", UID: 61004}, {Name: "-rf", UID: 61005}, {Name: "x\nALL", UID: 61006},
@@ -433,9 +434,9 @@ func TestApplyAccounts(t *testing.T) {
 						{Name: "x", UID: 61005}, {Name: "x", UID: 61012},
 					},
 				},
-				cmds: []string{"groupadd -g 63005 ok-group", "groupadd -g 61005 x", "useradd -u 61005 -g x -m -d /home/x -s /bin/bash -c rampart-managed -p * x"},
+				cmds: []string{"groupadd -r rampart-managed", "groupadd -g 63005 ok-group", "groupadd -g 61005 x", "useradd -u 61005 -g x -G rampart-managed -m -d /home/x -s /bin/bash -c rampart-managed -p * x"},
 				problems: []wantProblem{
-					{KindGroup, "sudo", ErrInvalid}, {KindGroup, "low", ErrInvalid}, {KindGroup, "dupgid", ErrInvalid}, {KindGroup, "x", ErrConflict},
+					{KindGroup, "sudo", ErrInvalid}, {KindGroup, "low", ErrInvalid}, {KindGroup, "dupgid", ErrInvalid}, {KindGroup, "x", ErrConflict}, {KindGroup, ManagedGroup, ErrInvalid},
 					{KindUser, "root", ErrInvalid}, {KindUser, "daemon", ErrInvalid}, {KindUser, `"Alice"`, ErrInvalid},
 					{KindUser, `"a b"`, ErrInvalid}, {KindUser, `"-rf"`, ErrInvalid}, {KindUser, `"x\nALL"`, ErrInvalid},
 					{KindUser, "abcdefghijklmnopqrstuvwxyz0123456", ErrInvalid}, {KindUser, "lowuid", ErrInvalid},
@@ -449,7 +450,7 @@ func TestApplyAccounts(t *testing.T) {
 			name: "fail/unknown-supplementary-group-skipped",
 			steps: []applyStep{{
 				desired:  Desired{Users: []User{{Name: "alice", UID: 61001, Groups: []string{"sudo", "nope"}}}},
-				cmds:     []string{"groupadd -g 61001 alice", "useradd -u 61001 -g alice -m -d /home/alice -s /bin/bash -c rampart-managed -p * alice"},
+				cmds:     []string{"groupadd -r rampart-managed", "groupadd -g 61001 alice", "useradd -u 61001 -g alice -G rampart-managed -m -d /home/alice -s /bin/bash -c rampart-managed -p * alice"},
 				problems: []wantProblem{{KindUser, "alice", ErrInvalid}, {KindUser, "alice", ErrInvalid}},
 			}},
 		},

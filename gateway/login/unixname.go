@@ -26,7 +26,7 @@ func init() {
 		syslog uuidd tcpdump tss landscape pollinate usbmux dnsmasq avahi polkitd rtkit colord lightdm geoclue
 		adm wheel sudo admin staff operator shutdown halt ftp postfix postgres mysql redis nginx apache httpd
 		ubuntu debian ec2-user centos fedora cloud-user core vagrant ansible
-		rampart rampart-agent console tty disk kmem dialout cdrom floppy tape audio video plugdev netdev
+		rampart rampart-agent rampart-managed console tty disk kmem dialout cdrom floppy tape audio video plugdev netdev
 		users input kvm render sgx shadow utmp voice fax lpadmin sambashare docker lxd
 		`) {
 		reservedNames[n] = true

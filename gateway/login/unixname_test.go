@@ -15,6 +15,8 @@ func TestBaseUnixName(t *testing.T) {
 		{"ok/underscore-dash", "bob_smith-2", "bob_smith-2"},
 		{"ok/32-chars", strings.Repeat("a", 32), strings.Repeat("a", 32)},
 		{"fail/root", "root", ""},
+		// The agent's group for certificates-only accounts.
+		{"fail/agent-managed-group", "rampart-managed", ""},
 		{"fail/root-email", "root@example.com", ""},
 		{"fail/sshd", "SSHD", ""},
 		{"fail/admin", "admin", ""},
