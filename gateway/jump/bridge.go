@@ -487,6 +487,19 @@ func (b *bridge) shutdown(msg string) {
 		}
 	}
 	b.target.Close()
+	// The person's client leaves once it has read the message: closing
+	// under it at once can cut it off mid-stream (OpenSSH's ssh -J then
+	// fails writing to its proxy before it reads what was sent), and the
+	// message is lost. Those that stay are closed when the grace ends.
+	left := make(chan struct{})
+	go func() {
+		_ = b.client.Wait()
+		close(left)
+	}()
+	select {
+	case <-left:
+	case <-time.After(shutdownGrace):
+	}
 	b.client.Close()
 }
 
