@@ -36,6 +36,14 @@ const revokeRecheckGap = 100 * time.Millisecond
 // may hold up its closing (a client that reads nothing more).
 const revokeTellTimeout = 2 * time.Second
 
+// revokeGrace is how long a one-shot command (ssh admin@bastion bindings
+// revoke ..., ssh bastion whoami) or jump hop running on the connection may
+// take to finish before it is closed: an administrator who revokes the key
+// of the very connection the command runs on reads its answer, and the jump
+// ends its hops itself (it watches the same bindings), telling the person
+// why. Interactive shells get no grace of their own.
+const revokeGrace = 2 * time.Second
+
 // signedIn is what a connection signed in as; set once by admit.
 type signedIn struct {
 	userID, login string
@@ -171,17 +179,33 @@ func (c *conn) revoked(st *raftstore.State) bool {
 	return st.BindingRevoked(c.who.userID, c.who.binding, c.who.bindingIndex)
 }
 
-// endRevoked tells the connection's live sessions why, then closes the
-// connection; once.
+// endRevoked lets one-shot commands and jump hops finish (revokeGrace), tells the
+// sessions still live why, then closes the connection; once. New sessions
+// are refused meanwhile (sessionChannel).
 func (c *conn) endRevoked() {
 	c.endOnce.Do(func() {
 		c.s.logger.Info("closing connection: binding revoked", "user", c.who.login, "key", c.who.binding, "remote", c.remote)
 		c.s.audit.Record("login.revoked", c.who.login, map[string]string{"reason": "binding revoked", "key": c.who.binding, "remote": c.remote})
+		grace := time.NewTimer(revokeGrace)
+	graced:
+		for _, ls := range c.liveSessions() {
+			if !ls.graced {
+				continue
+			}
+			select {
+			case <-ls.done:
+			case <-grace.C:
+				break graced
+			}
+		}
+		grace.Stop()
 		told := make(chan struct{})
 		go func() {
 			defer close(told)
-			for _, w := range c.liveSessions() {
-				_, _ = io.WriteString(w, "\r\n"+revokedMessage+"\r\n")
+			for _, ls := range c.liveSessions() {
+				if ls.stderr != nil {
+					_, _ = io.WriteString(ls.stderr, "\r\n"+revokedMessage+"\r\n")
+				}
 			}
 		}()
 		t := time.NewTimer(revokeTellTimeout)
@@ -194,29 +218,40 @@ func (c *conn) endRevoked() {
 	})
 }
 
-// sessionOpened registers the stderr of a live session on c until the
-// returned func runs.
-func (c *conn) sessionOpened(stderr io.Writer) (closed func()) {
+// liveSession is a session or jump hop running on a connection.
+type liveSession struct {
+	// stderr is told why the connection closes; nil for a hop, which the
+	// jump tells itself.
+	stderr io.Writer
+	// graced: a one-shot command or a hop, given revokeGrace to end.
+	graced bool
+	done   chan struct{}
+}
+
+// sessionOpened registers a live session on c until the returned func
+// runs.
+func (c *conn) sessionOpened(stderr io.Writer, graced bool) (closed func()) {
+	ls := &liveSession{stderr: stderr, graced: graced, done: make(chan struct{})}
 	c.sessMu.Lock()
 	defer c.sessMu.Unlock()
 	if c.sessions == nil {
-		c.sessions = map[*io.Writer]struct{}{}
+		c.sessions = map[*liveSession]struct{}{}
 	}
-	key := &stderr
-	c.sessions[key] = struct{}{}
+	c.sessions[ls] = struct{}{}
 	return func() {
 		c.sessMu.Lock()
 		defer c.sessMu.Unlock()
-		delete(c.sessions, key)
+		delete(c.sessions, ls)
+		close(ls.done)
 	}
 }
 
-func (c *conn) liveSessions() []io.Writer {
+func (c *conn) liveSessions() []*liveSession {
 	c.sessMu.Lock()
 	defer c.sessMu.Unlock()
-	out := make([]io.Writer, 0, len(c.sessions))
-	for w := range c.sessions {
-		out = append(out, *w)
+	out := make([]*liveSession, 0, len(c.sessions))
+	for ls := range c.sessions {
+		out = append(out, ls)
 	}
 	return out
 }

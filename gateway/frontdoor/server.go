@@ -202,6 +202,11 @@ func (s *Server) handleDirectTCPIP(_ *gliderssh.Server, sc *gossh.ServerConn, nc
 		_ = nc.Reject(gossh.Prohibited, "not signed in")
 		return
 	}
+	// A revocation closing the connection leaves the hop to the jump,
+	// which ends it with its own message.
+	if c, _ := ctx.Value(ctxKey{}).(*conn); c != nil {
+		defer c.sessionOpened(nil, true)()
+	}
 	ext := sc.Permissions.Extensions
 	idx, _ := strconv.ParseUint(ext[extBindingIndex], 10, 64)
 	s.cfg.Jump.HandleDirectTCPIP(ctx, jump.Identity{
@@ -291,10 +296,10 @@ type conn struct {
 	who signedIn
 	// endOnce closes the connection once its binding is revoked.
 	endOnce sync.Once
-	// sessions are the stderr of the connection's live sessions, told why
-	// before a revocation closes it.
+	// sessions are the connection's live sessions and jump hops, which a
+	// revocation lets finish or tells why before it closes the connection.
 	sessMu   sync.Mutex
-	sessions map[*io.Writer]struct{}
+	sessions map[*liveSession]struct{}
 }
 
 // authRequested restarts the handshake deadline once, at the first

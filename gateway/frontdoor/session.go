@@ -57,7 +57,7 @@ func (s *Server) handleSession(sess gliderssh.Session) {
 		return
 	}
 	if c, _ := sess.Context().Value(ctxKey{}).(*conn); c != nil {
-		defer c.sessionOpened(sess.Stderr())()
+		defer c.sessionOpened(sess.Stderr(), sess.RawCommand() != "")()
 	}
 	if sess.User() == "admin" {
 		s.adminSession(sess, user)
