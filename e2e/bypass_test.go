@@ -6,7 +6,8 @@ package e2e
 // only), while an account the agent did not create keeps its keys; a
 // project that allows personal keys turns that off; the greeting lists
 // only servers the jump would dial; revoking the binding of a person's key
-// ends the session opened with it. The real agent runs in
+// ends the sessions opened with it and closes the connections that signed in
+// with it (an admin shell, a ControlMaster). The real agent runs in
 // the target; the dev node is on 127.0.0.110, the target on 127.0.0.111.
 
 import (
@@ -221,30 +222,50 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 		if r := overMaster(); r.code != 0 || strings.TrimSpace(r.stdout) != "alice" {
 			t.Fatalf("a hop over the control master: exit %d, %q; stderr:\n%s", r.code, r.stdout, r.stderr)
 		}
+		// A live admin shell signed in with the same key.
+		// Its standard input stays open (a file, so no goroutine copies it).
+		shellIn, keepOpen, err := os.Pipe()
+		fatalIf(t, err)
+		t.Cleanup(func() { shellIn.Close(); keepOpen.Close() })
+		shell := startRunningSSHUntil(t, []string{"ssh", "-F", e.config, "-tt", "-o", "BatchMode=yes", "admin@" + e.node.IP},
+			"Signed in as alice", shellIn)
+		// The revocation is made with another key of alice's: its own
+		// connection keeps running.
+		_, otherConfig := e.signInAs(t, "alice-other", "alice")
 		revoked := time.Now()
-		out := e.admin(t, "bindings", "revoke", fp).stdout
-		if !strings.Contains(out, "revoked") {
-			t.Errorf("bindings revoke printed %q", out)
+		r := runSSH(t, []string{"ssh", "-F", otherConfig, "-T", "-o", "BatchMode=yes", "admin@" + e.node.IP, "bindings", "revoke", fp})
+		if r.code != 0 || !strings.Contains(r.stdout, "revoked") {
+			t.Fatalf("bindings revoke: exit %d, %q; stderr:\n%s", r.code, r.stdout, r.stderr)
 		}
 		s.waitEnded(t, "bindings revoke", revoked)
 		if !strings.Contains(s.stderr.String(), "sign-in of your key was revoked") {
 			t.Errorf("the person was not told why: %q", s.stderr.String())
 		}
-		// The key is unbound: the key alone no longer signs alice in.
-		r := runSSH(t, []string{"ssh", "-F", e.config, "-T", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=publickey", "alice@" + e.node.IP, "whoami"})
-		if r.code == 0 {
-			t.Errorf("the revoked key still signs in: %q", r.stdout)
+		// The admin shell ends with its connection, and says why.
+		shell.waitEnded(t, "bindings revoke", revoked)
+		if !strings.Contains(shell.stderr.String(), "your key's sign-in was revoked; sign in again") {
+			t.Errorf("the admin shell was not told why: stdout %q, stderr %q", shell.stdout.String(), shell.stderr.String())
 		}
-		// The connection that signed in with it stays up but opens no more
-		// hops.
+		// The kept-open connection (ControlMaster) is closed too: nothing
+		// more rides on it.
+		select {
+		case <-master.done:
+			t.Logf("the control master exited %s after the revocation", time.Since(revoked).Round(time.Millisecond))
+		case <-time.After(waitLong):
+			t.Fatalf("the control master outlived the revocation by %s; its stderr: %q", waitLong, master.stderr.String())
+		}
 		if r := overMaster(); r.code == 0 {
 			t.Errorf("a hop over the control master after the revocation ran: %q", r.stdout)
 		}
-		if !strings.Contains(master.stderr.String(), "your key's sign-in was revoked") {
-			t.Errorf("the control master was not refused for the revocation; its stderr: %q", master.stderr.String())
+		// The key is unbound: the key alone no longer signs alice in.
+		r = runSSH(t, []string{"ssh", "-F", e.config, "-T", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=publickey", "alice@" + e.node.IP, "whoami"})
+		if r.code == 0 {
+			t.Errorf("the revoked key still signs in: %q", r.stdout)
 		}
-		if r := runSSH(t, []string{"ssh", "-F", e.config, "-o", "ControlPath=" + master.path, "-O", "check", "alice@" + e.node.IP}); r.code != 0 {
-			t.Errorf("the control master is gone, so the refusal proves nothing: %s", r.stderr)
+		// alice's other key was not revoked, and its connections live on.
+		events := runSSH(t, []string{"ssh", "-F", otherConfig, "-T", "-o", "BatchMode=yes", "admin@" + e.node.IP, "audit", "ls", "--type", "login.revoked", "--json"})
+		if events.code != 0 || !strings.Contains(events.stdout, fp) {
+			t.Errorf("audit ls --type login.revoked: exit %d, %q; stderr %q", events.code, events.stdout, events.stderr)
 		}
 	})
 }
@@ -254,6 +275,8 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 type controlMaster struct {
 	path   string
 	stderr syncBuffer
+	// done is closed when the process has exited.
+	done chan struct{}
 }
 
 // startControlMaster connects to dest with ControlMaster=yes and waits
@@ -269,6 +292,7 @@ func startControlMaster(t *testing.T, config, dest string) *controlMaster {
 	cmd.Stderr = &m.stderr
 	fatalIf(t, cmd.Start(), "ssh -N (control master)")
 	done := make(chan struct{})
+	m.done = done
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done; os.RemoveAll(dir) })
 	fatalIf(t, waitFor(waitLong, func() error {

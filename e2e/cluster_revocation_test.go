@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -177,12 +178,19 @@ type runningSSH struct {
 // and waits until it prints it. The process is killed in t.Cleanup.
 func startRunningSSH(t *testing.T, argv []string) *runningSSH {
 	t.Helper()
+	return startRunningSSHUntil(t, argv, "started", nil)
+}
+
+// startRunningSSHUntil is startRunningSSH waiting for marker on stdout,
+// with stdin (nil: none) as the process's standard input.
+func startRunningSSHUntil(t *testing.T, argv []string, marker string, stdin io.Reader) *runningSSH {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = clientEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	s := &runningSSH{done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = &s.stdout, &s.stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &s.stdout, &s.stderr
 	fatalIf(t, cmd.Start(), argv[0])
 	go func() {
 		err := cmd.Wait()
@@ -196,7 +204,7 @@ func startRunningSSH(t *testing.T, argv []string) *runningSSH {
 			return stopWaiting(fmt.Errorf("ssh exited: %v; stderr %q", s.err, s.stderr.String()))
 		default:
 		}
-		if !strings.Contains(s.stdout.String(), "started") {
+		if !strings.Contains(s.stdout.String(), marker) {
 			return fmt.Errorf("session not started yet; stderr %q", s.stderr.String())
 		}
 		return nil

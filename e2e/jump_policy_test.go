@@ -83,7 +83,14 @@ func setupPolicyJumpOn(t *testing.T, node *DevNode, targetIP string) *policyEnv 
 // ssh_config offering only it, and binds it through the browser once.
 func (e *policyEnv) signIn(t *testing.T, name string) (key, config string) {
 	t.Helper()
-	dir := filepath.Join(e.dir, name)
+	return e.signInAs(t, name, name)
+}
+
+// signInAs is signIn as the dev user name with a key of its own kept in
+// e.dir/dirName (a second key of the same person).
+func (e *policyEnv) signInAs(t *testing.T, dirName, name string) (key, config string) {
+	t.Helper()
+	dir := filepath.Join(e.dir, dirName)
 	fatalIf(t, os.Mkdir(dir, 0o700))
 	key = newSSHKey(t, dir, name)
 	config = filepath.Join(dir, "ssh_config")

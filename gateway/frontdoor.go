@@ -91,6 +91,8 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		Admin: adminshell.New(adminshell.Deps{Store: n.store, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(), MaxRecordingBytes: n.cfg.Recording.MaxSessionBytes,
 			NodeID: n.id, Logger: n.logger}),
 	}, svc, provider, n.store.State, n.audit, n.logger)
+	// A revoked binding closes the connections that signed in with it.
+	go n.ssh.Run(n.bgCtx)
 	// A node host CA rotation re-signs the front door's certificate on
 	// every node.
 	if cert, ok := signers[len(signers)-1].PublicKey().(*gossh.Certificate); ok {

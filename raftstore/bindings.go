@@ -197,6 +197,23 @@ func (s *State) LiveBinding(ws memdb.WatchSet, fp string, now time.Time) (uint64
 	return idx, b, nil
 }
 
+// BindingRevoked reports whether the device binding a connection signed in
+// with (the key's fingerprint fp and the raft index that created it, 0 if
+// unknown) is gone for userID: deleted (bindings revoke, the user's
+// deletion) or made anew since, for another user or after a revocation. A
+// connection that signed in without a binding (fp "") has none to lose. It
+// is the one rule the front door and the jump apply to live connections.
+func (s *State) BindingRevoked(userID, fp string, createIndex uint64) bool {
+	if fp == "" {
+		return false
+	}
+	_, b, err := s.BindingByFingerprint(nil, fp)
+	if err != nil {
+		return false
+	}
+	return b == nil || b.UserID != userID || (createIndex != 0 && b.CreateIndex != createIndex)
+}
+
 // BindingsByUser lists the bindings of a user, expired or not.
 func (s *State) BindingsByUser(ws memdb.WatchSet, userID string) (uint64, []*Binding, error) {
 	return getAll[Binding](s, ws, tableBindings, "user", userID)

@@ -31,7 +31,7 @@ const (
 	// extBinding and extBindingIndex name the device binding the
 	// connection signed in with (its key's fingerprint and the raft index
 	// that created it); empty without one. Revoking it ends the jump
-	// sessions the connection opened.
+	// sessions the connection opened and closes the connection (revoke.go).
 	extBinding      = "rampart-binding"
 	extBindingIndex = "rampart-binding-index"
 )
@@ -118,6 +118,8 @@ type Server struct {
 	refusals *logLimiter
 	srv      *gliderssh.Server
 	now      func() time.Time
+	// bound are the live connections that signed in with a binding.
+	bound boundConns
 
 	mu sync.Mutex
 	ln net.Listener
@@ -150,7 +152,7 @@ func New(cfg Config, svc *login.Service, idp DeviceFlow, state func() *raftstore
 		Handler:              s.handleSession,
 		ConnCallback:         s.acceptConn,
 		ServerConfigCallback: s.serverConfig,
-		ChannelHandlers:      map[string]gliderssh.ChannelHandler{"session": gliderssh.DefaultSessionHandler},
+		ChannelHandlers:      map[string]gliderssh.ChannelHandler{"session": s.sessionChannel},
 	}
 	if cfg.Jump != nil {
 		s.srv.ChannelHandlers["direct-tcpip"] = s.handleDirectTCPIP
@@ -199,6 +201,11 @@ func (s *Server) handleDirectTCPIP(_ *gliderssh.Server, sc *gossh.ServerConn, nc
 	if sc.Permissions == nil || sc.Permissions.Extensions[extUserID] == "" {
 		_ = nc.Reject(gossh.Prohibited, "not signed in")
 		return
+	}
+	// A revocation closing the connection leaves the hop to the jump,
+	// which ends it with its own message.
+	if c, _ := ctx.Value(ctxKey{}).(*conn); c != nil {
+		defer c.sessionOpened(nil, true)()
 	}
 	ext := sc.Permissions.Extensions
 	idx, _ := strconv.ParseUint(ext[extBindingIndex], 10, 64)
@@ -284,6 +291,15 @@ type conn struct {
 	// denial does not start more), or its key belongs to a disabled user, or
 	// this node cannot vouch for its state.
 	closed bool
+
+	// who is set by admit, before the connection's first channel.
+	who signedIn
+	// endOnce closes the connection once its binding is revoked.
+	endOnce sync.Once
+	// sessions are the connection's live sessions and jump hops, which a
+	// revocation lets finish or tells why before it closes the connection.
+	sessMu   sync.Mutex
+	sessions map[*liveSession]struct{}
 }
 
 // authRequested restarts the handshake deadline once, at the first
@@ -334,9 +350,12 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 func (c *conn) admit(u *raftstore.User, b *raftstore.Binding, method string) *gossh.Permissions {
 	c.tc.authenticated()
 	ext := map[string]string{extUserID: u.ID, extBindingExpires: "", extAuthMethod: method}
+	c.who = signedIn{userID: u.ID, login: u.Login}
 	if b != nil {
 		ext[extBindingExpires] = b.ExpiresAt.UTC().Format(time.RFC3339)
 		ext[extBinding], ext[extBindingIndex] = b.Fingerprint, strconv.FormatUint(b.CreateIndex, 10)
+		c.who.binding, c.who.bindingIndex = b.Fingerprint, b.CreateIndex
+		c.s.track(c)
 	}
 	return &gossh.Permissions{Extensions: ext}
 }

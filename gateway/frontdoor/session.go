@@ -59,6 +59,9 @@ func (s *Server) handleSession(sess gliderssh.Session) {
 		_ = sess.Exit(1)
 		return
 	}
+	if c, _ := sess.Context().Value(ctxKey{}).(*conn); c != nil {
+		defer c.sessionOpened(sess.Stderr(), sess.RawCommand() != "")()
+	}
 	if sess.User() == "admin" {
 		s.adminSession(sess, user)
 		return

@@ -114,18 +114,9 @@ func authorize(st *raftstore.State, user *raftstore.User, srv *raftstore.Server)
 }
 
 // bindingRevoked reports whether the device binding a connection signed in
-// with is gone: deleted (bindings revoke, the user's deletion) or made anew
-// since, for another user or after a revocation. A connection that signed
-// in without a binding has none to lose.
+// with is gone (raftstore.State.BindingRevoked holds the rule).
 func bindingRevoked(st *raftstore.State, id Identity) bool {
-	if id.Binding == "" {
-		return false
-	}
-	_, b, err := st.BindingByFingerprint(nil, id.Binding)
-	if err != nil {
-		return false
-	}
-	return b == nil || b.UserID != id.UserID || (id.BindingIndex != 0 && b.CreateIndex != id.BindingIndex)
+	return st.BindingRevoked(id.UserID, id.Binding, id.BindingIndex)
 }
 
 // loginAllowed: the user's own unix name, or an account the project shares
