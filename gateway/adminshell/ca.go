@@ -197,7 +197,7 @@ func (v *invocation) caCmd() *cobra.Command {
 targets' host certificates, node-host the CA of the nodes' own front doors.
 
   begin     add a new key: trusted everywhere, not signing yet
-            (wait until every target trusts it: agents fetch /v1/ca/user/PROJECT;
+            (wait until every target trusts it: agents receive the keys in their state;
             for host and node-host, clients' @cert-authority lines list
             /v1/ca/host and /v1/ca/node-host: see ca known-hosts)
   promote   the new key signs; the old one stays trusted
@@ -403,7 +403,7 @@ func rotateMessage(r rotateView, what, target string) string {
 		case string(raftstore.CANodeHost):
 			b.WriteString("Next: add it to every client's @cert-authority line for the bastion (GET /v1/ca/node-host lists both keys; ca known-hosts prints the lines), then: ca rotate node-host promote")
 		default:
-			fmt.Fprintf(&b, "Next: wait until every target of %s trusts it (agents fetch /v1/ca/user/%s), then: ca rotate %s promote", r.Project, r.Project, target)
+			fmt.Fprintf(&b, "Next: wait until every target of %s trusts it (agents receive it in their state; servers registered by hand need GET /v1/ca/user/%s again), then: ca rotate %s promote", r.Project, r.Project, target)
 		}
 	case rotation.Promote:
 		fmt.Fprintf(&b, "%s: %s signs now; %s is still trusted.\n", what, key(r.Active), key(r.Previous))

@@ -120,7 +120,7 @@ func TestCARotateUserCA(t *testing.T) {
 	if !strings.HasPrefix(newKey.ID, "user-web-") || newKey.Algorithm != gossh.KeyAlgoED25519 {
 		t.Errorf("new key %s %s", newKey.ID, newKey.Algorithm)
 	}
-	for _, w := range []string{newKey.ID, "waits to sign", old.ID + " (SHA256:", "ca rotate web promote", "/v1/ca/user/web"} {
+	for _, w := range []string{newKey.ID, "waits to sign", old.ID + " (SHA256:", "ca rotate web promote", "agents receive it in their state"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("begin output lacks %q:\n%s", w, out)
 		}

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"slices"
 	"strconv"
 
 	"github.com/rampart-ssh/rampart/api"
@@ -119,39 +118,25 @@ func (s *Server) nodeHostCAKeys(w http.ResponseWriter, r *http.Request) {
 	s.caKeys(w, r, raftstore.CANodeHost, "")
 }
 
-// userCAKeys publishes a project's user CA keys (for TrustedUserCAKeys).
-// They are public, but making the CA is a raft write: only an administrator
-// (bearer token) or a cluster node (node certificate) makes it on first use.
-// Anyone else gets the keys of a CA that exists, and the same 404 for a
-// project that does not exist and for one without a CA yet, so that the
-// route neither writes for strangers nor tells them which projects exist.
-// (A project's CA is made at the latest when its first server enrolls or
-// its first certificate is minted.)
+// userCAKeys publishes a project's user CA keys (for the TrustedUserCAKeys
+// of a server registered by hand; agents receive them in their state), and
+// makes the CA on first use. Only an administrator (bearer token) or a
+// member node (node certificate) may ask: anyone else gets the same 401
+// whatever the project, so that the route neither writes for strangers nor
+// tells them which projects exist.
 func (s *Server) userCAKeys(w http.ResponseWriter, r *http.Request) {
 	project := r.PathValue("project")
-	mayCreate, answered, err := s.mayCreateUserCA(w, r)
-	if err != nil {
+	may, answered, err := s.mayCreateUserCA(w, r)
+	switch {
+	case err != nil:
 		s.writeError(w, r, err)
 		return
-	}
-	if answered {
+	case answered:
 		return
-	}
-	if !mayCreate {
-		if err := s.store.CheckFresh(); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		_, recs, err := s.store.State().CAsFor(nil, raftstore.CAUser, project)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if !slices.ContainsFunc(recs, func(rec *raftstore.CARecord) bool { return rec.State != raftstore.CARetired }) {
-			s.writeError(w, r, Errorf(http.StatusNotFound, "no user CA for project %q", project))
-			return
-		}
-		s.caKeys(w, r, raftstore.CAUser, project)
+	case !may:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
+		s.authFailed(w, r, "no admin token or member node certificate for a user CA",
+			Errorf(http.StatusUnauthorized, "an admin token or a cluster node certificate is required"))
 		return
 	}
 	_, p, err := s.store.State().ProjectByName(nil, project)

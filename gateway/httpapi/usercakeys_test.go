@@ -72,6 +72,7 @@ func TestUserCAKeys(t *testing.T) {
 	)
 	pki := newTestPKI(t)
 	anonymous := pki.client("", "")
+	const needCreds = "an admin token or a cluster node certificate is required"
 	cases := []struct {
 		name       string
 		client     *http.Client
@@ -82,11 +83,13 @@ func TestUserCAKeys(t *testing.T) {
 		wantKeys   []string
 		wantCreate bool
 	}{
-		{name: "ok/anonymous-existing-ca", client: anonymous, project: "db", wantStatus: http.StatusOK, wantKeys: []string{dbKey}},
-		{name: "fail/anonymous-unknown-project", client: anonymous, project: "nope", wantStatus: http.StatusNotFound, wantErr: `no user CA for project "nope"`},
-		{name: "fail/anonymous-project-without-ca", client: anonymous, project: "web", wantStatus: http.StatusNotFound, wantErr: `no user CA for project "web"`},
-		{name: "fail/agent-does-not-create", client: pki.client(ca.RoleAgent, "srv-1"), project: "web", wantStatus: http.StatusNotFound, wantErr: `no user CA for project "web"`},
-		{name: "fail/non-member-node-does-not-create", client: pki.client(ca.RoleNode, "n9"), project: "web", wantStatus: http.StatusNotFound, wantErr: `no user CA for project "web"`},
+		// Anonymous callers, agents and strangers get one answer whatever
+		// the project: known with a CA, known without, unknown.
+		{name: "fail/anonymous-existing-ca", client: anonymous, project: "db", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
+		{name: "fail/anonymous-unknown-project", client: anonymous, project: "nope", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
+		{name: "fail/anonymous-project-without-ca", client: anonymous, project: "web", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
+		{name: "fail/agent", client: pki.client(ca.RoleAgent, "srv-1"), project: "db", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
+		{name: "fail/non-member-node", client: pki.client(ca.RoleNode, "n9"), project: "web", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
 		{name: "fail/bad-bearer", client: anonymous, bearer: "wrong", project: "web", wantStatus: http.StatusUnauthorized, wantErr: "token is not valid"},
 		{name: "ok/admin-creates", client: anonymous, bearer: adminSecret, project: "web", wantStatus: http.StatusOK, wantKeys: []string{}, wantCreate: true},
 		{name: "ok/node-creates", client: pki.client(ca.RoleNode, "n2"), project: "web", wantStatus: http.StatusOK, wantKeys: []string{}, wantCreate: true},
