@@ -54,9 +54,10 @@ func TestEnrollRefusalKeepsTokenUse(t *testing.T) {
 	token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
 	parsed, err := api.ParseToken(token)
 	fatalIf(t, err)
-	enroll := func(name string) error {
-		return postEnroll(t, node, api.EnrollRequest{Method: api.EnrollToken, Secret: parsed.Secret, Name: name, Addr: testIP(126)})
+	enrollAs := func(name string, altNames ...string) error {
+		return postEnroll(t, node, api.EnrollRequest{Method: api.EnrollToken, Secret: parsed.Secret, Name: name, AltNames: altNames, Addr: testIP(126)})
 	}
+	enroll := func(name string) error { return enrollAs(name) }
 	// Without a usable token nothing about the project's servers is told:
 	// a name another server holds is refused as the token is, not as a
 	// conflict.
@@ -64,18 +65,25 @@ func TestEnrollRefusalKeepsTokenUse(t *testing.T) {
 		t.Fatalf("enroll as web-1 with an unknown token: %v; want 403", err)
 	}
 	for _, tc := range []struct {
-		name   string
-		status int
+		name     string
+		altNames []string
+		status   int
 	}{
-		{"bad_name!", http.StatusBadRequest},
-		{"web-1", http.StatusConflict},
+		{"bad_name!", nil, http.StatusBadRequest},
+		{"web-1", nil, http.StatusConflict},
+		// web-1's address as a name: its traffic would follow the name.
+		{"web-2", []string{testIP(125)}, http.StatusConflict},
+		// An address among the names must be the server's own.
+		{"web-2", []string{"192.0.2.77"}, http.StatusForbidden},
+		// The node's own address.
+		{"web-2", []string{enrollTokenNodeIP}, http.StatusForbidden},
 	} {
-		if err := enroll(tc.name); StatusOf(err) != tc.status {
-			t.Fatalf("enroll as %q: %v; want %d", tc.name, err, tc.status)
+		if err := enrollAs(tc.name, tc.altNames...); StatusOf(err) != tc.status {
+			t.Fatalf("enroll as %q %v: %v; want %d", tc.name, tc.altNames, err, tc.status)
 		}
 	}
 	if err := enroll("web-2"); err != nil {
-		t.Fatalf("enroll as web-2 after two refusals: %v (the refusals spent the one-use token)", err)
+		t.Fatalf("enroll as web-2 after the refusals: %v (a refusal spent the one-use token)", err)
 	}
 	if err := enroll("web-3"); StatusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "used up") {
 		t.Fatalf("second enrollment with the one-use token: %v; want 403", err)

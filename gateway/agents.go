@@ -162,6 +162,9 @@ func (c clusterService) admitToken(ctx context.Context, req *api.EnrollRequest, 
 			n.logger.Warn("refused enrollment before spending its token", "method", req.Method, "server_name", req.Name, "project", adm.project, "err", err)
 			return nil, err
 		}
+		if err := c.checkTargetNames(req, peek.Project); err != nil {
+			return nil, err
+		}
 	}
 	res, err := n.store.Apply(ctx, &raftstore.TokenUse{Hash: hash, Kind: raftstore.TokenEnroll, Now: now})
 	if err != nil {
@@ -223,7 +226,11 @@ func (c clusterService) precheck(req *api.EnrollRequest, keys *enrollKeys, adm *
 		return httpapi.Errorf(http.StatusForbidden, "project %s does not exist: create it before servers enroll into it", adm.project)
 	}
 	if err := st.CheckServerNames(cmd.Server); err != nil {
-		return httpapi.Errorf(http.StatusConflict, "%v", err)
+		c.n.logger.Warn("enrollment asks for a name or address another server holds", "server_name", raftstore.ClientText(req.Name), "project", adm.project, "err", err)
+		// Audited like a name already enrolled, and as terse: the answer
+		// must not name another project's server.
+		return c.refuseName(req, adm.project, req.Name, "name or address taken", httpapi.Errorf(http.StatusConflict,
+			"a name or address this enrollment asks for belongs to another server; an administrator can tell which (audit server.enroll_refused)"))
 	}
 	return nil
 }

@@ -75,7 +75,14 @@ func (c clusterService) checkTargetNames(req *api.EnrollRequest, project string)
 		return err // a missing project is refused when the server is recorded
 	}
 	for _, name := range append([]string{req.Name}, req.AltNames...) {
-		if _, err := netip.ParseAddr(name); err == nil {
+		if ip, err := netip.ParseAddr(name); err == nil {
+			// An address among the names must be the server's own: a
+			// certificate and a route for an address it does not have
+			// would let it stand in for whoever does.
+			if canonicalName(ip.String()) != canonicalName(req.Addr) {
+				return c.refuseName(req, project, name, "address not its own",
+					httpapi.Errorf(http.StatusForbidden, "%s is not this server's address (%s): an address among its names must be its own", name, req.Addr))
+			}
 			continue // addresses are not names: the rules are for names
 		}
 		if !p.Settings.AllowsServerName(name) {

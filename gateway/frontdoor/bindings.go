@@ -134,7 +134,7 @@ func (s *Server) revokeOwn(sess gliderssh.Session, user *raftstore.User, views [
 	}
 	fmt.Fprintf(sess, "Revoked %s (bound from %s %s ago). That key signs in through the browser again.\r\n", target.Fingerprint, target.Source, target.Age)
 	if target.Current {
-		fmt.Fprintf(sess, "It is the key of this connection; this session stays open.\r\n")
+		fmt.Fprintf(sess, "It is the key of this connection, which closes in a moment.\r\n")
 	}
 	return 0
 }
