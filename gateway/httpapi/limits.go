@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -181,17 +182,24 @@ type authFailures struct {
 // started, those answered 429 for too many failures included.
 func (s *Server) AuthFailures() uint64 { return s.authFail.count.Load() }
 
-// authTooMany answers 429 when r's source has used up its failed
-// authentications; it reports whether it did. A request with a client
-// certificate the cluster CA signed is never held back: certificates cannot
-// be guessed, and an agent must not be locked out by another process on its
-// machine sending requests without one. A refusal of such a certificate
-// still counts.
-func (s *Server) authTooMany(w http.ResponseWriter, r *http.Request) bool {
+// authKey is whom failed authentications are counted against: the
+// identity of a client certificate the cluster CA signed (certificates
+// cannot be guessed, so its failures are its own, and an agent is never
+// locked out by another process on its machine sending requests without
+// one, nor by a dead certificate used from there), else the source address.
+func authKey(r *http.Request) string {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		return false
+		if role, id, ok := ca.Identity(r.TLS.VerifiedChains[0][0]); ok {
+			return "cert " + role + "/" + id
+		}
 	}
-	if !s.authFail.lim.exhausted(source(r), s.now()) {
+	return source(r)
+}
+
+// authTooMany answers 429 when r's authKey has used up its failed
+// authentications; it reports whether it did.
+func (s *Server) authTooMany(w http.ResponseWriter, r *http.Request) bool {
+	if !s.authFail.lim.exhausted(authKey(r), s.now()) {
 		return false
 	}
 	s.authFail.count.Add(1)
@@ -206,7 +214,7 @@ func (s *Server) authTooMany(w http.ResponseWriter, r *http.Request) bool {
 // answers err. why is for the log only.
 func (s *Server) authFailed(w http.ResponseWriter, r *http.Request, why string, err error) {
 	s.authFail.count.Add(1)
-	if s.authFail.lim.allow(source(r), s.now()) {
+	if s.authFail.lim.allow(authKey(r), s.now()) {
 		s.logger.Warn("refused API credentials", "reason", why, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
 			"failures_total", s.authFail.count.Load(), "not_logged", s.authFail.suppressed.Swap(0))
 	} else {

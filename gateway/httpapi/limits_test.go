@@ -311,4 +311,28 @@ func TestFailedAuthenticationSparesValidCertificates(t *testing.T) {
 	if got := get(pki.client(ca.RoleAgent, "s1")); got != http.StatusOK {
 		t.Fatalf("the agent's own certificate from that address: HTTP %d, want 200", got)
 	}
+	// Guessing admin tokens with a certificate (a dead one: its server is
+	// gone) is limited on the certificate's own account: it is held back
+	// after its own failures, the live agent is not.
+	dead := pki.client(ca.RoleAgent, "s9")
+	guess := func() int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/projects", nil)
+		req.Header.Set("Authorization", "Bearer rps_guess")
+		resp, err := dead.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range authFailBurst {
+		guess()
+	}
+	if got := guess(); got != http.StatusTooManyRequests {
+		t.Fatalf("token guesses with a certificate after %d failures: HTTP %d, want 429", authFailBurst, got)
+	}
+	if got := get(pki.client(ca.RoleAgent, "s1")); got != http.StatusOK {
+		t.Fatalf("the live agent after a dead certificate's failures: HTTP %d, want 200", got)
+	}
 }
