@@ -490,17 +490,21 @@ func (b *bridge) shutdown(msg string) {
 	// The person's client leaves once it has read the message: closing
 	// under it at once can cut it off mid-stream (OpenSSH's ssh -J then
 	// fails writing to its proxy before it reads what was sent), and the
-	// message is lost. Those that stay are closed when the grace ends.
-	left := make(chan struct{})
+	// message is lost. Those that stay are closed when the grace ends. The
+	// caller does not wait for either (it may be the handler of a request
+	// the client waits on).
 	go func() {
-		_ = b.client.Wait()
-		close(left)
+		left := make(chan struct{})
+		go func() {
+			_ = b.client.Wait()
+			close(left)
+		}()
+		select {
+		case <-left:
+		case <-time.After(shutdownGrace):
+		}
+		b.client.Close()
 	}()
-	select {
-	case <-left:
-	case <-time.After(shutdownGrace):
-	}
-	b.client.Close()
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
