@@ -110,9 +110,13 @@ func (b *bridge) run(chans <-chan gossh.NewChannel, greqs <-chan *gossh.Request)
 		case nc, ok := <-tchans:
 			if !ok {
 				// When the target goes away, so does the person's
-				// connection.
+				// connection; unless the node ended the session
+				// (shutdown), which closed the target itself and closes
+				// the person's connection once they have read why.
 				tchans = nil
-				b.client.Close()
+				if !b.hasEnded() {
+					b.client.Close()
+				}
 				continue
 			}
 			b.targetChannel(&wg, nc)
@@ -418,9 +422,12 @@ func (p *pair) personRequest(r *gossh.Request) {
 		}
 	case "pty-req":
 		if err := p.startRecording(r.Payload); err != nil {
-			// The reason first: OpenSSH quits as soon as an explicitly
-			// requested pty (-t) is refused, without reading further.
+			// The reason, and no refusal: OpenSSH quits as soon as an
+			// explicitly requested pty (-t) is refused, without printing
+			// what came before it. The connection closes at once instead
+			// (the client waits for this reply, so it would not leave).
 			p.endUnrecorded(err)
+			p.b.client.Close()
 			_ = r.Reply(false, nil)
 			return
 		}
@@ -505,6 +512,13 @@ func (b *bridge) shutdown(msg string) {
 		}
 		b.client.Close()
 	}()
+}
+
+// hasEnded reports whether shutdown has run.
+func (b *bridge) hasEnded() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ended
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
