@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -17,7 +18,7 @@ import (
 
 // The jump with SSH clients other than OpenSSH, each with its defaults
 // against a node with its defaults: paramiko (Debian's, without AES-GCM),
-// PuTTY's plink and x/crypto.
+// PuTTY's plink, node's ssh2 and x/crypto.
 
 // paramikoJump is a ProxyJump done by hand: a direct-tcpip channel on the
 // bastion connection, and a second transport over it. Both host keys are
@@ -51,6 +52,66 @@ inner.close()
 outer.close()
 sys.exit(code)
 `
+
+// ssh2Jump is the same jump with node's ssh2: forwardOut on the bastion
+// connection, a second client over the stream, host keys pinned, the
+// ciphers picked on stderr.
+const ssh2Jump = `
+const { Client } = require('ssh2');
+const fs = require('fs');
+const [bastion, port, keyfile, target, wantBastion, wantTarget, command] = process.argv.slice(2);
+const pin = (want) => (key) => key.toString('base64') === want.split(' ')[1];
+const ciphers = {};
+const fail = (what) => (err) => { process.stderr.write(what + ': ' + err.message + '\n'); process.exit(2); };
+const outer = new Client();
+const inner = new Client();
+outer.on('handshake', (n) => { ciphers.outer = n.cs.cipher; });
+inner.on('handshake', (n) => { ciphers.inner = n.cs.cipher; });
+outer.on('error', fail('bastion'));
+inner.on('error', fail('target'));
+inner.on('ready', () => inner.exec(command, (err, s) => {
+  if (err) fail('exec')(err);
+  let out = '';
+  s.on('data', (d) => { out += d; });
+  s.stderr.on('data', (d) => process.stderr.write(d));
+  s.on('close', (code) => {
+    process.stderr.write('ciphers: outer=' + ciphers.outer + ' inner=' + ciphers.inner + '\n');
+    process.stdout.write(out);
+    inner.end();
+    outer.end();
+    process.exitCode = code;
+  });
+}));
+outer.on('ready', () => outer.forwardOut('127.0.0.1', 0, target, 22, (err, stream) => {
+  if (err) fail('direct-tcpip')(err);
+  inner.connect({ sock: stream, username: 'alice', hostVerifier: pin(wantTarget), authHandler: ['none'], readyTimeout: 30000 });
+}));
+outer.connect({ host: bastion, port: Number(port), username: 'alice', privateKey: fs.readFileSync(keyfile),
+  hostVerifier: pin(wantBastion), readyTimeout: 30000 });
+`
+
+// ssh2Modules returns a node_modules directory holding node's ssh2:
+// $RAMPART_NODE_MODULES, or one installed with npm (once) under the user's
+// cache directory.
+func ssh2Modules(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("RAMPART_NODE_MODULES"); dir != "" {
+		return dir
+	}
+	cache, err := os.UserCacheDir()
+	fatalIf(t, err)
+	prefix := filepath.Join(cache, "rampart-e2e", "node-ssh2")
+	modules := filepath.Join(prefix, "node_modules")
+	if _, err := os.Stat(filepath.Join(modules, "ssh2", "package.json")); err == nil {
+		return modules
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "npm", "install", "--prefix", prefix, "--no-save", "--no-audit", "--no-fund",
+		"--omit=optional", "ssh2@1").CombinedOutput()
+	fatalIf(t, err, "npm install ssh2 (node's ssh2 client is one of the clients the defaults must serve): "+string(out))
+	return modules
+}
 
 func TestJumpOtherClients(t *testing.T) {
 	e := setupJump(t, api.ProjectSettings{}, true)
@@ -106,6 +167,26 @@ func TestJumpOtherClients(t *testing.T) {
 		}
 		if !strings.Contains(r.stderr, "outer=aes128-ctr inner=aes128-ctr") {
 			t.Errorf("paramiko's ciphers: %s", r.stderr)
+		}
+	})
+
+	t.Run("ok/node-ssh2", func(t *testing.T) {
+		script := filepath.Join(e.dir, "jump.js")
+		fatalIf(t, os.WriteFile(script, []byte(ssh2Jump), 0o600))
+		ctx, cancel := context.WithTimeout(context.Background(), sshTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "node", script, e.node.IP, portSSH, e.key, "web-1",
+			authorized(bastionKey), authorized(innerKey), "id -un")
+		cmd.Env = append(clientEnv(), "NODE_PATH="+ssh2Modules(t))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		var stdout, stderr syncBuffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err != nil || strings.TrimSpace(stdout.String()) != "alice" {
+			t.Fatalf("node ssh2 through the jump: %v, stdout %q; stderr:\n%s", err, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "outer=aes128-gcm") || !strings.Contains(stderr.String(), "inner=aes128-gcm") {
+			t.Errorf("ssh2's ciphers: %s", stderr.String())
 		}
 	})
 
