@@ -332,9 +332,31 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 	// request in flight (exec of a command that exits at once) has been sent.
 	var reqMu sync.Mutex
 	closed := make(chan struct{})
+	// On a session the person gets EOF after the exit status too, whatever
+	// order the target sent them in (sshd with a pty may send EOF first):
+	// OpenSSH's ControlMaster closes a channel as soon as both sides have
+	// sent EOF, and x/crypto answers that close at once, so an exit status
+	// sent after it is lost and the multiplexed session reports 255.
+	eofHeld, exitSeen := false, !p.session
+	sendEOF := func() {
+		eofHeld = false
+		_ = p.person.CloseWrite()
+	}
+	fromTargetRequest := func(r *gossh.Request) {
+		p.targetRequest(r)
+		if r.Type == "exit-status" || r.Type == "exit-signal" {
+			exitSeen = true
+			if eofHeld {
+				sendEOF()
+			}
+		}
+	}
 	targetClosed := func() {
 		// The target closed the channel: pass on what it sent, then close.
 		treqs = nil
+		if eofHeld {
+			sendEOF()
+		}
 		go func() {
 			defer close(closed)
 			fromTarget.Wait()
@@ -357,12 +379,16 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 						targetClosed()
 						continue
 					}
-					p.targetRequest(r)
+					fromTargetRequest(r)
 				default:
 					drained = true
 				}
 			}
-			_ = p.person.CloseWrite()
+			if exitSeen || treqs == nil {
+				sendEOF()
+			} else {
+				eofHeld = true
+			}
 		case r, ok := <-creqs:
 			if !ok {
 				// The person closed the channel.
@@ -378,7 +404,7 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 				targetClosed()
 				continue
 			}
-			p.targetRequest(r)
+			fromTargetRequest(r)
 		}
 	}
 	<-closed
