@@ -2,12 +2,7 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"io"
-	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -40,25 +35,7 @@ func newStateNode(t *testing.T, tca *ca.TLSCA, cluster func() []string) *stateNo
 		n.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(api.AgentState{Index: 5, ServerID: "srv-1", Cluster: cluster()})
 	}))
-	key, err := ca.NewNodeKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, err := tca.Issue(ca.RoleNode, "n", key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, _ := ca.EncodeKeyPEM(key)
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(tca.Cert)
-	n.ts.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
-	n.ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-	n.ts.StartTLS()
-	t.Cleanup(n.ts.Close)
+	startNodeTLS(t, n.ts, tca, "n")
 	return n
 }
 

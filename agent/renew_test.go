@@ -87,25 +87,7 @@ func newRenewCluster(t *testing.T) *renewCluster {
 		_ = json.NewEncoder(w).Encode(api.AgentEventsResponse{})
 	})
 	c.ts = httptest.NewUnstartedServer(mux)
-	key, err := ca.NewNodeKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, err := tca.Issue(ca.RoleNode, "n1", key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, _ := ca.EncodeKeyPEM(key)
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(tca.Cert)
-	c.ts.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
-	c.ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-	c.ts.StartTLS()
-	t.Cleanup(c.ts.Close)
+	startNodeTLS(t, c.ts, tca, "n1")
 	return c
 }
 
@@ -722,4 +704,29 @@ func TestRenewalReachesEventPoster(t *testing.T) {
 	if len(posts) != 2 || posts[0].Cmp(old.SerialNumber) != 0 || posts[1].Cmp(renewed.SerialNumber) != 0 {
 		t.Fatalf("event posts presented %v; want the old certificate %s, then the renewed %s", posts, old.SerialNumber, renewed.SerialNumber)
 	}
+}
+
+// startNodeTLS starts ts as a cluster node would serve: a node certificate
+// for id from tca, agents' client certificates required.
+func startNodeTLS(t *testing.T, ts *httptest.Server, tca *ca.TLSCA, id string) {
+	t.Helper()
+	key, err := ca.NewNodeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := tca.Issue(ca.RoleNode, id, key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := ca.EncodeKeyPEM(key)
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(tca.Cert)
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
 }

@@ -3,9 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -30,10 +28,7 @@ func agentStateServer(t *testing.T) (*fsmStore, func(query string) (*api.AgentSt
 	)
 	store := &fsmStore{fsm: f}
 	pki := newTestPKI(t)
-	ts := httptest.NewUnstartedServer(New(store, nil, slog.New(slog.DiscardHandler)))
-	ts.TLS = pki.serverTLS("n1")
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
+	ts := startAgentAPI(t, pki, store, nil)
 	agent := pki.client(ca.RoleAgent, "s1")
 	return store, func(query string) (*api.AgentState, int) {
 		t.Helper()

@@ -284,12 +284,8 @@ func TestFailedAuthenticationSparesValidCertificates(t *testing.T) {
 		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: now},
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", MachineID: "m1"}, Now: now},
 	)
-	h := New(&fsmStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
 	pki := newTestPKI(t)
-	ts := httptest.NewUnstartedServer(h)
-	ts.TLS = pki.serverTLS("n1")
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
+	ts := startAgentAPI(t, pki, &fsmStore{fsm: f}, nil)
 	get := func(client *http.Client) int {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/agents/state", nil)
