@@ -6,14 +6,25 @@ package e2e
 // listeners. B is chosen at random among the blocks no other test run holds:
 // each run keeps an exclusive lock on a file named for its block until it
 // exits, and the kernel drops the lock with the process, however it ends.
+//
+// Inside the block, addresses come from one allocator: newIP hands each
+// caller an address no other caller of this run got, so two tests never
+// share one, and a test that runs twice (-count, or two subtests calling
+// one setup) meets no listener, and no TIME_WAIT, of its earlier run.
+// Nodes listen on the standard ports of their own address; other ports
+// come from freePort.
 
 import (
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
+	"testing"
 )
 
 // Blocks are 127.B.0.0/16 for B in [blockFirst, blockFirst+blockCount).
@@ -26,13 +37,56 @@ const (
 // process.
 var runBlock, blockLock = claimBlock()
 
-// testIP is host n (1-254) of this run's block: 127.B.0.n. Tests name their
-// addresses by n, apart from each other's.
-func testIP(n int) string {
-	if n < 1 || n > 254 {
-		panic(fmt.Sprintf("testIP(%d): host must be 1-254", n))
+// hostsPerSubnet is how many hosts of each 127.B.x.0/24 are handed out:
+// .1 to .254, never the subnet's first or last address.
+const hostsPerSubnet = 254
+
+// addrAlloc is the run's allocator: handed counts the addresses given out.
+var addrAlloc struct {
+	mu     sync.Mutex
+	handed int
+}
+
+// newIP returns an address of the run's block that no other call has
+// returned in this run, 127.B.x.y. If t fails, its log names the addresses
+// it was given, and for what.
+func newIP(t testing.TB, what string) string {
+	t.Helper()
+	return newIPs(t, what, 1)[0]
+}
+
+// newIPs is n addresses of newIP, for a cluster's nodes, say.
+func newIPs(t testing.TB, what string, n int) []string {
+	t.Helper()
+	addrAlloc.mu.Lock()
+	first := addrAlloc.handed
+	addrAlloc.handed += n
+	addrAlloc.mu.Unlock()
+	if last := first + n - 1; last >= 256*hostsPerSubnet {
+		t.Fatalf("newIP: this run's block 127.%d.0.0/16 has no address left for %s (%d handed out)", runBlock, what, last)
 	}
-	return fmt.Sprintf("127.%d.0.%d", runBlock, n)
+	ips := make([]string, n)
+	for i := range ips {
+		h := first + i
+		ips[i] = fmt.Sprintf("127.%d.%d.%d", runBlock, h/hostsPerSubnet, 1+h%hostsPerSubnet)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("addresses of %s: %s", what, strings.Join(ips, " "))
+		}
+	})
+	return ips
+}
+
+// freePort returns a TCP port that was free on ip a moment ago, for a
+// listener that a program other than the test opens (a forward of ssh's).
+// A listener of the test's own listens on port 0 instead.
+func freePort(t testing.TB, ip string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	fatalIf(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // claimBlock locks a free block's file and returns the block with the open

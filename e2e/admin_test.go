@@ -8,7 +8,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,20 +23,12 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/devidp"
-)
-
-var (
-	adminNodeIP   = testIP(24)
-	adminTargetIP = testIP(44)
 )
 
 // adminEnv is a dev node with alice's key bound to her (an admin), and an
-// ssh_config that trusts the cluster's host CA.
+// ssh_config that trusts the cluster's host CAs.
 type adminEnv struct {
-	*jumpEnv
-	// knownHosts is the known_hosts file the ssh_config names.
-	knownHosts string
+	*policyEnv
 	// targetCA is the target host CA's key, trusted for the targets the
 	// jump reaches.
 	targetCA string
@@ -45,39 +36,12 @@ type adminEnv struct {
 
 func setupAdmin(t *testing.T) *adminEnv {
 	t.Helper()
-	e := &adminEnv{jumpEnv: &jumpEnv{node: StartDevNode(t, "admin", adminNodeIP), dir: t.TempDir()}}
-	e.key = newSSHKey(t, e.dir, "alice")
-	var hostCA, nodeHostCA api.CAKeys
+	e := &adminEnv{policyEnv: signedInEnv(t, StartDevNode(t, "admin", newIP(t, "admin node")))}
+	// signedInEnv's known_hosts has checked that the target host CA has
+	// one key.
+	var hostCA api.CAKeys
 	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	do(t, e.api(), http.MethodGet, "/v1/ca/node-host", nil, &nodeHostCA)
-	if len(hostCA.Keys) != 1 || len(nodeHostCA.Keys) != 1 {
-		t.Fatalf("host CA keys = %v, node host CA keys = %v", hostCA.Keys, nodeHostCA.Keys)
-	}
-	e.knownHosts, e.targetCA = filepath.Join(e.dir, "known_hosts"), hostCA.Keys[0]
-	e.trustHostCAs(t, nodeHostCA.Keys...)
-	e.config = filepath.Join(e.dir, "ssh_config")
-	fatalIf(t, os.WriteFile(e.config, []byte(fmt.Sprintf(`Host %s
-  Port %s
-Host *
-  IdentityFile %s
-  IdentitiesOnly yes
-  IdentityAgent none
-  UserKnownHostsFile %s
-  GlobalKnownHostsFile /dev/null
-  StrictHostKeyChecking yes
-  ConnectTimeout 10
-`, e.node.IP, portSSH, e.key, e.knownHosts)), 0o600))
-
-	bindDir := filepath.Join(e.dir, "bind")
-	fatalIf(t, os.Mkdir(bindDir, 0o700))
-	term := startTerminal(t, bindDir, []string{"ssh", "-F", e.config, "alice@" + e.node.IP})
-	prompt := waitDevicePrompt(t, term, e.node)
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	fatalIf(t, devidp.NewBrowser().Approve(ctx, prompt.URL, "alice", "alice"), "approve")
-	if screen, code := waitExit(t, term); code != 0 {
-		t.Fatalf("first sign-in exited %d:\n%s", code, screen)
-	}
+	e.targetCA = hostCA.Keys[0]
 	return e
 }
 
@@ -337,11 +301,10 @@ func adminHostKey(t testing.TB) (gossh.PublicKey, string, error) {
 // session.
 func TestAdminCARotationReplayAndDisable(t *testing.T) {
 	e := setupAdmin(t)
-	do(t, e.api(), http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers", Settings: api.ProjectSettings{Recording: new(true)}}, nil)
-	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
-	var userCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/user/web", nil, &userCA)
-	e.target = e.startTarget(t, "web-1", adminTargetIP, "web", userCA, true, nil)
+	e.setProject(t, api.ProjectSettings{Recording: new(true)})
+	grant(t, e.api(), "web", "engineering")
+	userCA := e.userCA(t, "web")
+	e.target = e.startTarget(t, "web-1", newIP(t, "web-1"), "web", userCA, true, nil)
 	hop := func(t *testing.T, what string, wantOK bool) {
 		t.Helper()
 		r := e.ssh(t, []string{"-o", "BatchMode=yes"}, "alice@web-1", "echo hop-ok")

@@ -43,12 +43,6 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 )
 
-// Addresses of the agent benchmarks' nodes, apart from every e2e test's.
-var (
-	agentBenchPropagationIP = testIP(90)
-	agentBenchIdleIP        = testIP(91)
-)
-
 const (
 	// agentBenchProject is the project every simulated agent enrolls into;
 	// engineering is granted to it from the start, agentBenchGroup is
@@ -83,7 +77,7 @@ func BenchmarkAgentPropagation(b *testing.B) {
 	if testing.Short() {
 		b.Skip("starts a node and many simulated agents")
 	}
-	f := setupAgentFleet(b, "agentprop", agentBenchPropagationIP, *agentPropagation, false)
+	f := setupAgentFleet(b, "agentprop", newIP(b, "agentprop node"), *agentPropagation, false)
 	f.startPulling(b)
 	var fromAck, fromSend []time.Duration
 	early := 0
@@ -115,7 +109,7 @@ func BenchmarkAgentIdle(b *testing.B) {
 	if testing.Short() {
 		b.Skip("starts a node and many simulated agents")
 	}
-	f := setupAgentFleet(b, "agentidle", agentBenchIdleIP, *agentIdle, true)
+	f := setupAgentFleet(b, "agentidle", newIP(b, "agentidle node"), *agentIdle, true)
 	f.startPulling(b)
 	window := *agentSample
 	if window <= 0 {

@@ -14,10 +14,6 @@ package e2e
 // the agent refuses itself), by POSTing the enrollment directly: anything
 // on an instance can read its identity, and the cluster must bound what it
 // can claim with it.
-//
-// Addresses: the dev node on testIP(60), targets on .61-.63 and .65, the
-// fake metadata services and issuer on .64, a node without cloud settings
-// on .67, one with broken ones on .68.
 
 import (
 	"bytes"
@@ -48,16 +44,6 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/cloudid/cloudidtest"
-)
-
-var (
-	cloudNodeIP  = testIP(60)
-	cloudAWSIP   = testIP(61)
-	cloudGCPIP   = testIP(62)
-	cloudBadIP   = testIP(63)
-	cloudFakesIP = testIP(64)
-	cloudTokenIP = testIP(65)
-	cloudPlainIP = testIP(67)
 )
 
 const (
@@ -168,24 +154,18 @@ func listServers(t testing.TB, e *policyEnv) map[string]cloudServer {
 func waitEnrolled(t *testing.T, e *policyEnv, tg *Target, ag *runningAgent, project string) map[string]any {
 	t.Helper()
 	var id map[string]any
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
+	ag.waitApplied(t, "enrollment of "+tg.Name(), func() error {
 		b, err := os.ReadFile(tg.Path(agentDataDir + "/identity.json"))
 		if err != nil {
 			return err
 		}
 		return json.Unmarshal(b, &id)
-	}), "enrollment of "+tg.Name())
+	})
 	if id["project"] != project {
 		t.Fatalf("identity.json of %s: project %v, want %s", tg.Name(), id["project"], project)
 	}
 	want := e.userCA(t, project).Keys[0]
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
+	ag.waitApplied(t, "first apply on "+tg.Name(), func() error {
 		b, err := os.ReadFile(tg.Path(agentCAKeys))
 		if err != nil {
 			return err
@@ -194,7 +174,7 @@ func waitEnrolled(t *testing.T, e *policyEnv, tg *Target, ag *runningAgent, proj
 			return fmt.Errorf("%s does not hold project %s's user CA key yet", agentCAKeys, project)
 		}
 		return nil
-	}), "first apply on "+tg.Name())
+	})
 	return id
 }
 
@@ -202,6 +182,10 @@ func TestAgentCloudEnrollment(t *testing.T) {
 	start := time.Now()
 	dir := t.TempDir()
 	now := time.Now()
+	// The fake metadata services and issuer share an address.
+	cloudNodeIP, cloudFakesIP := newIP(t, "cloud node"), newIP(t, "the fake clouds")
+	cloudAWSIP, cloudGCPIP, cloudBadIP := newIP(t, "aws-1"), newIP(t, "gcp-1"), newIP(t, "cloud-bad")
+	cloudTokenIP, cloudPlainIP := newIP(t, "tok-1"), newIP(t, "cloud-plain node")
 
 	// The clouds: a region's signing certificate (and another region's) in
 	// the bundle, an attacker's outside it; an issuer standing in for
@@ -229,14 +213,9 @@ func TestAgentCloudEnrollment(t *testing.T) {
     max_age: 1h
     allow_reenroll: true
 `, bundle, cloudAccount, issuer.URL, audience, cloudGCPProject))
-	e := &policyEnv{jumpEnv: &jumpEnv{node: node, dir: dir}}
-	var hostCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	e.knownHosts = filepath.Join(dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
-	e.key, e.config = e.signIn(t, "alice")
+	e := signedInEnv(t, node)
 	for _, p := range []string{"web", "db"} {
-		do(t, e.api(), http.MethodPut, "/v1/projects/"+p, api.Project{Description: p + " servers"}, nil)
+		createProject(t, e.api(), p, api.ProjectSettings{})
 	}
 
 	// The pin as docs/agent.md tells an operator to compute it on a node.
@@ -544,11 +523,7 @@ func TestAgentCloudEnrollment(t *testing.T) {
 	})
 	// Token enrollment, sharing the same registration, is unchanged.
 	t.Run("ok/token", func(t *testing.T) {
-		token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
-		tg := NewTarget(t, TargetConfig{Name: "tok-1", IP: cloudTokenIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
-		writeAgentFiles(t, tg, node, token)
-		fatalIf(t, tg.Start(), "start tok-1")
-		ag := startAgent(t, tg)
+		tg, ag := startAgentTarget(t, node, "tok-1", cloudTokenIP, e.enrollToken(t))
 		id := waitEnrolled(t, e, tg, ag, "web")
 		s := listServers(t, e)["tok-1"]
 		if s.Project != "web" || s.EnrollMethod != "token" || s.InstanceID != "" || s.ID != id["server_id"] {
@@ -693,7 +668,7 @@ func fileSize(t testing.TB, path string) int64 {
 // A node refuses to start with broken cloud enrollment settings, listing
 // every problem at once.
 func TestAgentCloudEnrollmentConfigRefused(t *testing.T) {
-	c := NewCluster(t, "cloud-config", testIP(68))
+	c := NewCluster(t, "cloud-config", newIP(t, "cloud-config node"))
 	n := c.Nodes[0]
 	notPEM := filepath.Join(c.Dir, "not-pem")
 	fatalIf(t, os.WriteFile(notPEM, []byte("these are not certificates\n"), 0o600))

@@ -5,9 +5,8 @@ package e2e
 // and in order, through an outage of the cluster, agent restarts and a
 // lost acknowledgement. The agent reaches the cluster only through a TCP
 // proxy of the test's, which can cut it off while the bastion stays up for
-// logins. Addresses: the dev node on testIP(70) (the proxy on a port of
-// its own there), the target on testIP(71), direct (refused) logins from
-// testIP(72).
+// logins. The proxy listens on a port of its own on the node's address;
+// direct (refused) logins come from an address of their own.
 
 import (
 	"crypto/ed25519"
@@ -17,7 +16,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,12 +27,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-)
-
-var (
-	eventsNodeIP   = testIP(70)
-	eventsTargetIP = testIP(71)
-	eventsClientIP = testIP(72)
 )
 
 // apiProxy forwards TCP connections to the node's HTTPS API. Down, it cuts
@@ -207,13 +199,13 @@ func untrustedCert(t testing.TB, dir, keyID string, serial uint64) string {
 	return key
 }
 
-// refusedLogin tries alice@target directly from eventsClientIP with the
+// refusedLogin tries alice@target directly from the address from with the
 // untrusted certificate; sshd must refuse it.
-func refusedLogin(t testing.TB, key string) {
+func refusedLogin(t testing.TB, key, from, target string) {
 	t.Helper()
-	r := runSSH(t, []string{"ssh", "-F", "/dev/null", "-b", eventsClientIP, "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+	r := runSSH(t, []string{"ssh", "-F", "/dev/null", "-b", from, "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
 		"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
-		"alice@" + eventsTargetIP, "true"})
+		"alice@" + target, "true"})
 	if r.code != 255 || !strings.Contains(r.stderr, "Permission denied") {
 		t.Fatalf("direct login with an untrusted certificate: exit %d, want 255 and Permission denied; stderr:\n%s", r.code, r.stderr)
 	}
@@ -235,36 +227,31 @@ func TestAgentLoginEvents(t *testing.T) {
 	// The agent knows the cluster only through the proxy: the token's
 	// addresses, its configuration and the API address the node advertises
 	// (which agents follow) name nothing else.
-	proxy := startAPIProxy(t, eventsNodeIP)
-	e := &policyEnv{jumpEnv: &jumpEnv{node: StartDevNodeWith(t, "events", eventsNodeIP, "advertise:\n  api: "+proxy.Addr()+"\n"), dir: t.TempDir()}}
-	proxy.SetTarget(e.node.APIAddr())
-	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
-	e.key, e.config = e.signIn(t, "alice")
+	nodeIP, clientIP := newIP(t, "events node"), newIP(t, "direct logins")
+	proxy := startAPIProxy(t, nodeIP)
+	node := StartDevNodeWith(t, "events", nodeIP, "advertise:\n  api: "+proxy.Addr()+"\n")
+	proxy.SetTarget(node.APIAddr())
+	e := signedInEnv(t, node)
 	e.setProject(t, api.ProjectSettings{})
 	e.admin(t, "projects", "grant", "web", "engineering")
 	t.Logf("dev node, alice bound, project web granted: %s", time.Since(start).Round(time.Millisecond))
 
-	tok, err := api.ParseToken(strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout))
+	tok, err := api.ParseToken(e.enrollToken(t))
 	fatalIf(t, err, "token")
 	tok.Addrs = []string{proxy.Addr()}
-	tg := NewTarget(t, TargetConfig{Name: "web-1", IP: eventsTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
-	writeAgentFiles(t, tg, e.node, tok.String())
+	tg := newAgentTarget(t, e.node, "web-1", newIP(t, "web-1"), tok.String())
 	cfg := strings.Replace(string(mustRead(t, tg.Path(agentConfig))), e.node.APIAddr(), proxy.Addr(), 1)
 	// sshd's log as the harness keeps it (sshd -e: no times, no pids).
 	cfg += "login_log: " + tg.LogPath() + "\n"
 	fatalIf(t, os.WriteFile(tg.Path(agentConfig), []byte(cfg), 0o600))
 	fatalIf(t, tg.Start(), "start web-1")
 	ag := startAgent(t, tg)
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
+	ag.waitApplied(t, "the agent provisions web-1", func() error {
 		if _, err := os.Stat(tg.Path(agentAlicePrin)); err != nil {
 			return fmt.Errorf("alice's principals file: %w", err)
 		}
 		return nil
-	}), "the agent provisions web-1")
+	})
 	waitAgentLog(t, ag, regexp.MustCompile(`msg="reporting logins"`))
 
 	login := func(what string) {
@@ -282,7 +269,7 @@ func TestAgentLoginEvents(t *testing.T) {
 
 	// 1, 2: delivered at once.
 	login("first login")
-	refusedLogin(t, mallory)
+	refusedLogin(t, mallory, clientIP, tg.IP())
 	fatalIf(t, waitFor(waitLong, func() error {
 		if n := len(auditOf(t, e, "ssh")); n != 2 {
 			return fmt.Errorf("%d ssh events in the audit log, want 2", n)
@@ -294,14 +281,14 @@ func TestAgentLoginEvents(t *testing.T) {
 	// 3, 4: the cluster is unreachable; the logins wait in the spool.
 	proxy.SetDown(true)
 	login("login during the outage")
-	refusedLogin(t, mallory)
+	refusedLogin(t, mallory, clientIP, tg.IP())
 	spooled(ag, 4)
 
 	// 5, 6: logged while the agent is stopped; the restarted agent finds
 	// them from its saved log position (and still has 3 and 4).
 	stopAgent(t, ag)
 	login("login while the agent is stopped")
-	refusedLogin(t, mallory)
+	refusedLogin(t, mallory, clientIP, tg.IP())
 	ag = startAgent(t, tg)
 	spooled(ag, 6)
 	waitAgentLog(t, ag, regexp.MustCompile(`msg="login events waiting in the spool" pending=2 first_seq=3`))
@@ -310,7 +297,7 @@ func TestAgentLoginEvents(t *testing.T) {
 	// and comes back over its data.
 	_, err = e.node.Stop(waitStop)
 	fatalIf(t, err, "stop the node")
-	refusedLogin(t, mallory)
+	refusedLogin(t, mallory, clientIP, tg.IP())
 	spooled(ag, 7)
 	fatalIf(t, e.node.Start("--dev", "--config", e.node.ConfigPath), "restart the node")
 	fatalIf(t, e.node.waitSignInReady(waitLong), "restarted node")
@@ -363,7 +350,7 @@ func TestAgentLoginEvents(t *testing.T) {
 			// What sshd logged for this login, and what the bastion minted.
 			a := accepted[acceptedSeen]
 			acceptedSeen++
-			if f["source"] != eventsNodeIP || f["source"] != a[0] || f["port"] != a[1] || f["key_id"] != a[2] || f["serial"] != a[3] {
+			if f["source"] != nodeIP || f["source"] != a[0] || f["port"] != a[1] || f["key_id"] != a[2] || f["serial"] != a[3] {
 				t.Errorf("login %s: source %s:%s key id %q serial %s; sshd logged %s:%s %q %s", f["agent_seq"], f["source"], f["port"], f["key_id"], f["serial"], a[0], a[1], a[2], a[3])
 			}
 			if !strings.HasPrefix(f["key_id"], "rampart user="+ev.Actor+" session="+f["session"]+" server=web-1 ") || ev.Actor == "" {
@@ -373,7 +360,7 @@ func TestAgentLoginEvents(t *testing.T) {
 				t.Errorf("login %s: session %q has no session.open on web-1 in the audit log", f["agent_seq"], f["session"])
 			}
 		case "ssh.login_failed":
-			if f["source"] != eventsClientIP || f["key_id"] != "mallory's own CA" || f["serial"] != "4242" ||
+			if f["source"] != clientIP || f["key_id"] != "mallory's own CA" || f["serial"] != "4242" ||
 				f["key_type"] != "ED25519-CERT" || !strings.Contains(f["reason"], "connection closed during authentication") || ev.Actor != "" {
 				t.Errorf("refused login %s: actor %q fields %v", f["agent_seq"], ev.Actor, f)
 			}

@@ -28,12 +28,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/devidp"
-)
-
-var (
-	firstLoginNodeIP   = testIP(93)
-	firstLoginTargetIP = testIP(94)
 )
 
 const (
@@ -69,21 +63,8 @@ type firstLoginPerson struct {
 
 func newFirstLoginPerson(t *testing.T, e *policyEnv, name string) *firstLoginPerson {
 	t.Helper()
-	dir := filepath.Join(e.dir, name)
-	fatalIf(t, os.Mkdir(dir, 0o700))
-	p := &firstLoginPerson{name: name, key: newSSHKey(t, dir, name), config: filepath.Join(dir, "ssh_config")}
-	fatalIf(t, os.WriteFile(p.config, []byte(fmt.Sprintf(`Host %s
-  Port %s
-Host *
-  IdentityFile %s
-  IdentitiesOnly yes
-  IdentityAgent none
-  UserKnownHostsFile %s
-  GlobalKnownHostsFile /dev/null
-  StrictHostKeyChecking yes
-  BatchMode yes
-  ConnectTimeout 10
-`, e.node.IP, portSSH, p.key, e.knownHosts)), 0o600))
+	p := &firstLoginPerson{name: name}
+	p.key, p.config = newPersonKey(t, filepath.Join(e.dir, name), name, e.node.IP, e.knownHosts, "BatchMode yes")
 	return p
 }
 
@@ -100,31 +81,7 @@ func (p *firstLoginPerson) signIn(node *DevNode, hostCA []gossh.PublicKey) error
 	if err != nil {
 		return err
 	}
-	approve := func(_, instruction string, questions []string, _ []bool) ([]string, error) {
-		m := reDeviceURL.FindString(instruction)
-		if m == "" {
-			return nil, fmt.Errorf("no sign-in link in %q", instruction)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-		defer cancel()
-		return make([]string, len(questions)), devidp.NewBrowser().Approve(ctx, m, p.name, p.name)
-	}
-	checker := &gossh.CertChecker{IsHostAuthority: func(auth gossh.PublicKey, _ string) bool {
-		for _, k := range hostCA {
-			if bytes.Equal(k.Marshal(), auth.Marshal()) {
-				return true
-			}
-		}
-		return false
-	}}
-	c, err := gossh.Dial("tcp", node.SSHAddr(), &gossh.ClientConfig{
-		User: p.name, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer), gossh.KeyboardInteractive(approve)},
-		HostKeyCallback: checker.CheckHostKey, HostKeyAlgorithms: []string{gossh.CertAlgoED25519v01}, Timeout: waitLong,
-	})
-	if err != nil {
-		return fmt.Errorf("sign in %s: %w", p.name, err)
-	}
-	return c.Close()
+	return bindKeyInProcess(node.Node, p.name, signer, hostCA)
 }
 
 // jump runs `ssh -J person@node person@web-1 id -un` with OpenSSH.
@@ -154,8 +111,8 @@ var (
 
 func TestAgentFirstLogin(t *testing.T) {
 	people := firstLoginPeople + 1 // the last one meets a stopped agent
-	node := StartDevNodeWith(t, "firstlogin", firstLoginNodeIP, firstLoginNodeConfig(people))
-	e := &policyEnv{jumpEnv: &jumpEnv{node: node, dir: t.TempDir()}}
+	node := StartDevNodeWith(t, "firstlogin", newIP(t, "firstlogin node"), firstLoginNodeConfig(people))
+	e := grantedEnv(t, node)
 	// The people's x/crypto clients check the bastion's front door (node
 	// host CA); OpenSSH checks the target too (target host CA).
 	var nodeHostCA api.CAKeys
@@ -164,28 +121,16 @@ func TestAgentFirstLogin(t *testing.T) {
 		t.Fatalf("node host CA keys = %v", nodeHostCA.Keys)
 	}
 	hostCAKeys := []gossh.PublicKey{parseAuthorizedKey(t, nodeHostCA.Keys[0])}
-	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
-	e.key, e.config = e.signIn(t, "alice")
-	e.setProject(t, api.ProjectSettings{})
-	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
-	token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
 
-	tg := NewTarget(t, TargetConfig{Name: "web-1", IP: firstLoginTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
-	writeAgentFiles(t, tg, node, token)
-	fatalIf(t, tg.Start(), "start web-1")
-	ag := startAgent(t, tg)
+	tg, ag := startAgentTarget(t, node, "web-1", newIP(t, "web-1"), e.enrollToken(t))
 	// The agent has enrolled and applied the state once (alice's account
 	// exists), so it reports how far it got from its next poll on.
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
+	ag.waitApplied(t, "the agent's first apply", func() error {
 		if _, err := tg.Exec(context.Background(), "id", "-u", "alice"); err != nil {
 			return fmt.Errorf("no account for alice on web-1 yet: %w", err)
 		}
 		return nil
-	}), "the agent's first apply")
+	})
 
 	persons := make([]*firstLoginPerson, people)
 	for i := range persons {

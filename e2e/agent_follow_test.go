@@ -3,18 +3,14 @@ package e2e
 // An agent follows the cluster, not its enrollment token: enrolled while the
 // cluster had one node, it learns the nodes that join from its state, and
 // when the node it enrolled with dies it keeps receiving changes from the
-// others — a disabled person's lock above all. Three rampartd processes on
-// TestClusterRevocation's addresses (the tests of a package run one at a
-// time), n1 in dev mode with the dev IdP, and a target with a real agent.
+// others — a disabled person's lock above all. Three rampartd processes,
+// n1 in dev mode with the dev IdP, and a target with a real agent.
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -28,23 +24,13 @@ import (
 const followLockBound = 5 * time.Second
 
 func TestAgentFollowsCluster(t *testing.T) {
-	c := NewCluster(t, "follow", revocationNodeIPs...)
+	e := startDevFirstNode(t, "follow", 3, "  poll_interval: 1s\n")
+	c := e.c
 	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
-	e := &revocationEnv{c: c, idp: "http://" + net.JoinHostPort(n1.IP, portDevIdP), dir: t.TempDir()}
-	c.OIDCIssuer = e.idp
-	cfgPath := filepath.Join(c.Dir, "n1.yaml")
-	cfg := fmt.Sprintf("dev_idp:\n  listen: %q\n  issuer: %q\n  poll_interval: 1s\n", net.JoinHostPort(n1.IP, portDevIdP), e.idp)
-	fatalIf(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
-	fatalIf(t, n1.Start("--dev", "--config", cfgPath), "start n1")
-	fatalIf(t, c.loadBootstrapFiles(n1), "n1 bootstrap")
-	fatalIf(t, e.devNode(n1).waitSignInReady(waitLong), "n1 sign-in")
-
-	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, n1.API())), 0o600))
 	e.alice = e.signIn(t, "alice", n1)
 	e.bob = e.signIn(t, "bob", n1)
-	do(t, n1.API(), http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers"}, nil)
-	do(t, n1.API(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
+	createProject(t, n1.API(), "web", api.ProjectSettings{})
+	grant(t, n1.API(), "web", "engineering")
 
 	// Enrolled while n1 is the whole cluster: the token, and the agent's
 	// configuration, name n1 alone.
@@ -54,19 +40,13 @@ func TestAgentFollowsCluster(t *testing.T) {
 	if !slices.Equal(tok.Addrs, []string{n1.APIAddr()}) {
 		t.Fatalf("the token names %v, want n1 alone", tok.Addrs)
 	}
-	tg := NewTarget(t, TargetConfig{Name: "web-1", IP: revocationTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
-	writeAgentFiles(t, tg, e.devNode(n1), token)
-	fatalIf(t, tg.Start(), "start web-1")
-	ag := startAgent(t, tg)
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
+	tg, ag := startAgentTarget(t, e.devNode(n1), "web-1", newIP(t, "web-1"), token)
+	ag.waitApplied(t, "the agent's first apply", func() error {
 		if _, err := tg.Exec(context.Background(), "id", "-u", "bob"); err != nil {
 			return fmt.Errorf("no account for bob on web-1 yet: %w", err)
 		}
 		return nil
-	}), "the agent's first apply")
+	})
 
 	for i, n := range c.Nodes[1:] {
 		fatalIf(t, n.Start("--join", c.JoinToken()), "start "+n.ID)
@@ -76,10 +56,7 @@ func TestAgentFollowsCluster(t *testing.T) {
 	want := []string{n1.APIAddr(), n2.APIAddr(), n3.APIAddr()}
 	slices.Sort(want)
 	kept := tg.Path(agentDataDir + "/cluster.json")
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
+	ag.waitApplied(t, "the agent learns the new nodes", func() error {
 		var got []string
 		b, err := os.ReadFile(kept)
 		if err != nil {
@@ -89,7 +66,7 @@ func TestAgentFollowsCluster(t *testing.T) {
 			return fmt.Errorf("%s holds %s (%v), want %v", kept, b, err, want)
 		}
 		return nil
-	}), "the agent learns the new nodes")
+	})
 
 	fatalIf(t, n1.Kill(), "kill n1")
 	_, err = c.WaitLeader(waitLong, n2, n3)

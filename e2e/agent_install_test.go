@@ -8,7 +8,6 @@ package e2e
 // the test container: a systemctl stand-in first on PATH records what it is
 // asked and, for `enable --now`, starts the unit's ExecStart line as systemd
 // would, so that the command line the installer wrote is the one that runs.
-// The dev node is on testIP(80), the targets on testIP(81)-83.
 
 import (
 	"bytes"
@@ -18,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,13 +30,6 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 )
 
-var (
-	installNodeIP   = testIP(80)
-	installTargetIP = testIP(81)
-	installMarkerIP = testIP(82)
-	installBadIP    = testIP(83)
-)
-
 // Paths the installer writes inside a target.
 const (
 	installedBin    = "/usr/local/bin/rampart-agent"
@@ -50,24 +41,12 @@ const (
 	operatorToken = "/etc/rampart-install.token"
 )
 
-// setupEnrollNode starts a dev node on ip (extra: more of its config),
-// binds alice's key, and creates project web granted to engineering.
-func setupEnrollNode(t *testing.T, name, ip, extra string) (*policyEnv, string) {
+// setupEnrollNode starts a dev node (extra: more of its config), binds
+// alice's key, and creates project web granted to engineering.
+func setupEnrollNode(t *testing.T, name, extra string) (*policyEnv, string) {
 	t.Helper()
-	node := StartDevNodeWith(t, name, ip, extra)
-	cfgPath := node.ConfigPath
-	e := &policyEnv{jumpEnv: &jumpEnv{node: node, dir: t.TempDir()}}
-	var hostCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	if len(hostCA.Keys) != 1 {
-		t.Fatalf("host CA keys = %v", hostCA.Keys)
-	}
-	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
-	e.key, e.config = e.signIn(t, "alice")
-	e.setProject(t, api.ProjectSettings{})
-	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
-	return e, cfgPath
+	node := StartDevNodeWith(t, name, newIP(t, name+" node"), extra)
+	return grantedEnv(t, node), node.ConfigPath
 }
 
 // installTarget is a target prepared for the installer.
@@ -129,12 +108,12 @@ exec /usr/bin/curl "$@"
 // newInstallTarget makes a target on ip (sshd not started) with overlays on
 // /usr/local and /var/lib, /run/systemd/system (so the installer sees
 // systemd), and the stand-ins.
-func newInstallTarget(t *testing.T, name, ip string) *installTarget {
+func newInstallTarget(t *testing.T, name string) *installTarget {
 	t.Helper()
 	// Made before the target, so that they are removed after it is gone.
 	it := &installTarget{shim: t.TempDir()}
 	overlays := t.TempDir()
-	it.Target = NewTarget(t, TargetConfig{Name: name, IP: ip, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
+	it.Target = NewTarget(t, TargetConfig{Name: name, IP: newIP(t, name), UsePAM: true, HostKeyTypes: []string{"ed25519"}})
 	for dir, upper := range map[string]*string{"/usr/local": &it.usrLocal, "/var/lib": &it.varLib} {
 		base := filepath.Join(overlays, strings.ReplaceAll(strings.Trim(dir, "/"), "/", "-"))
 		*upper = filepath.Join(base, "upper")
@@ -258,7 +237,7 @@ func TestAgentInstall(t *testing.T) {
 		}
 	})
 
-	e, _ := setupEnrollNode(t, "install", installNodeIP, "")
+	e, _ := setupEnrollNode(t, "install", "")
 	caFile := writeClusterCA(t, e.node)
 	agentBin, err := binary("rampart-agent")
 	fatalIf(t, err)
@@ -272,7 +251,7 @@ func TestAgentInstall(t *testing.T) {
 	fatalIf(t, json.Unmarshal([]byte(r.stdout), &who), "whoami --json: "+r.stdout+r.stderr)
 
 	t.Run("ok/install-enroll-provision", func(t *testing.T) {
-		tg := newInstallTarget(t, "web-inst", installTargetIP)
+		tg := newInstallTarget(t, "web-inst")
 		fatalIf(t, tg.Start())
 		// The token file made the operator's way: ssh admin@bastion tokens
 		// create web > token (stdout is the token alone; the words around
@@ -283,7 +262,7 @@ func TestAgentInstall(t *testing.T) {
 		}
 		token := strings.TrimSpace(r.stdout)
 		fatalIf(t, os.WriteFile(tg.Path(operatorToken), []byte(r.stdout), 0o600))
-		code, out := tg.install(t, e.node, caFile, "--token-file", operatorToken, "--name", "web-inst", "--addr", installTargetIP)
+		code, out := tg.install(t, e.node, caFile, "--token-file", operatorToken, "--name", "web-inst", "--addr", tg.IP())
 		if code != 0 {
 			t.Fatalf("install.sh exited %d", code)
 		}
@@ -333,7 +312,7 @@ func TestAgentInstall(t *testing.T) {
 			t.Errorf("started %q", got)
 		}
 		cfg := string(mustRead(t, tg.Path(installedConfig)))
-		for _, want := range []string{`- "` + e.node.APIAddr() + `"`, `name: "web-inst"`, `addr: "` + installTargetIP + `"`, "token_file: " + installedToken} {
+		for _, want := range []string{`- "` + e.node.APIAddr() + `"`, `name: "web-inst"`, `addr: "` + tg.IP() + `"`, "token_file: " + installedToken} {
 			if !strings.Contains(cfg, want) {
 				t.Errorf("%s lacks %q:\n%s", installedConfig, want, cfg)
 			}
@@ -410,12 +389,12 @@ func TestAgentInstall(t *testing.T) {
 	})
 
 	t.Run("ok/golden-image-marker", func(t *testing.T) {
-		tg := newInstallTarget(t, "web-gold", installMarkerIP)
+		tg := newInstallTarget(t, "web-gold")
 		fatalIf(t, tg.Start())
 		fatalIf(t, os.MkdirAll(tg.Path("/etc/rampart"), 0o755))
 		fatalIf(t, os.WriteFile(tg.Path(api.DisableAutostartFile), nil, 0o644))
 		fatalIf(t, os.WriteFile(tg.Path(operatorToken), []byte(newToken(t)+"\n"), 0o600))
-		code, out := tg.install(t, e.node, caFile, "--token-file", operatorToken, "--name", "web-gold", "--addr", installMarkerIP)
+		code, out := tg.install(t, e.node, caFile, "--token-file", operatorToken, "--name", "web-gold", "--addr", tg.IP())
 		if code != 0 || !strings.Contains(out, "not started") {
 			t.Fatalf("install.sh exited %d; want 0 and a word that the agent was not started", code)
 		}
@@ -463,7 +442,7 @@ func TestAgentInstall(t *testing.T) {
 	})
 
 	t.Run("bad-tokens", func(t *testing.T) {
-		tg := newInstallTarget(t, "web-bad", installBadIP)
+		tg := newInstallTarget(t, "web-bad")
 		pinned, err := api.ParseToken(newToken(t))
 		fatalIf(t, err)
 		sum := sha256.Sum256([]byte("not the cluster CA " + randomHex(t)))
@@ -480,7 +459,7 @@ func TestAgentInstall(t *testing.T) {
 					t.Fatal(err)
 				}
 				fatalIf(t, os.WriteFile(tg.Path(operatorToken), []byte(tc.token+"\n"), 0o600))
-				code, out := tg.install(t, e.node, caFile, "--token-file", operatorToken, "--name", "web-bad", "--addr", installBadIP)
+				code, out := tg.install(t, e.node, caFile, "--token-file", operatorToken, "--name", "web-bad", "--addr", tg.IP())
 				if code != 1 || !strings.Contains(out, tc.want) || (tc.name == "fail/wrong-ca-pin" && !strings.Contains(out, "Nothing was installed")) {
 					t.Fatalf("install.sh exited %d; want 1 saying %q", code, tc.want)
 				}

@@ -6,7 +6,7 @@ package e2e
 // target in step past the first certificate's expiry - across a node restart
 // that forces it to open new connections with whatever certificate it has.
 // The renewal kills the first certificate at once, although it is valid
-// for a while yet. The dev node is on testIP(84), the target on testIP(85).
+// for a while yet.
 
 import (
 	"bytes"
@@ -26,11 +26,6 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
-)
-
-var (
-	renewNodeIP   = testIP(84)
-	renewTargetIP = testIP(85)
 )
 
 // readAgentCert parses the agent's certificate in the target's data dir.
@@ -99,19 +94,9 @@ func publicKeyPEMOf(t testing.TB, keyPEM []byte) string {
 
 func TestAgentRenewsCertificate(t *testing.T) {
 	const validity = 45 * time.Second
-	e, cfgPath := setupEnrollNode(t, "renew", renewNodeIP, fmt.Sprintf("agents:\n  cert_validity: %s\n", validity))
-	token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
-	tg := NewTarget(t, TargetConfig{Name: "web-renew", IP: renewTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
-	writeAgentFiles(t, tg, e.node, token)
-	fatalIf(t, tg.Start(), "start web-renew")
-	ag := startAgent(t, tg)
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
-		_, err := tg.Exec(context.Background(), "id", "alice")
-		return err
-	}), "enroll and provision")
+	e, cfgPath := setupEnrollNode(t, "renew", fmt.Sprintf("agents:\n  cert_validity: %s\n", validity))
+	tg, ag := startAgentTarget(t, e.node, "web-renew", newIP(t, "web-renew"), e.enrollToken(t))
+	ag.waitApplied(t, "enroll and provision", hasAccount(tg, "alice"))
 
 	first := readAgentCert(t, tg)
 	firstKey := mustRead(t, tg.Path(agentDataDir+"/agent.key"))
@@ -195,15 +180,12 @@ func TestAgentRenewsCertificate(t *testing.T) {
 	fatalIf(t, err, "leader after the restart")
 	changed := time.Now()
 	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/rampart-admins", api.Grant{}, nil)
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
+	ag.waitApplied(t, "a change after the first certificate expired", func() error {
 		if gs, err := targetGroups(tg, "alice"); err != nil || !slices.Contains(gs, "rampart-admins") {
 			return fmt.Errorf("id -Gn alice: %v, %v", gs, err)
 		}
 		return nil
-	}), "a change after the first certificate expired")
+	})
 	t.Logf("the change reached the target %s after it was made, %s after the first certificate expired",
 		time.Since(changed).Round(time.Millisecond), time.Since(first.NotAfter).Round(time.Second))
 	var renewals []string

@@ -5,7 +5,6 @@ package e2e
 // by the admin shell and configures everything on the target itself
 // (accounts, groups, sudoers, sshd trust); then the real OpenSSH client
 // reaches the target through a dev node with no hand-written target config.
-// The dev node is on testIP(26), the targets on testIP(50) and .51.
 
 import (
 	"context"
@@ -28,106 +27,6 @@ import (
 	"github.com/rampart-ssh/rampart/agent/hostapply"
 	"github.com/rampart-ssh/rampart/api"
 )
-
-var (
-	agentNodeIP   = testIP(26)
-	agentTargetIP = testIP(50)
-	agentBadIP    = testIP(51)
-)
-
-// Paths of the agent inside a target. Everything the agent keeps is under
-// /etc/rampart-agent, which is private to the target (its /var/lib is this
-// machine's).
-const (
-	agentEtc       = "/etc/rampart-agent"
-	agentConfig    = agentEtc + "/agent.yaml"
-	agentTokenFile = agentEtc + "/enrollment.token"
-	agentDataDir   = agentEtc + "/data"
-	agentSudoers   = "/etc/sudoers.d/rampart-nginx-reload"
-	agentDropIn    = "/etc/ssh/sshd_config.d/00-rampart.conf"
-	agentCAKeys    = "/etc/ssh/rampart_user_ca_keys"
-	agentAlicePrin = "/etc/ssh/rampart_principals/alice"
-)
-
-// writeAgentFiles writes the agent's configuration, a fresh machine id (the
-// copied /etc/machine-id is this machine's) and the token into the target,
-// replacing whatever an earlier agent left there.
-func writeAgentFiles(t testing.TB, tg *Target, node *DevNode, token string) {
-	t.Helper()
-	dir := tg.Path(agentEtc)
-	fatalIf(t, os.RemoveAll(dir))
-	fatalIf(t, os.Mkdir(dir, 0o700))
-	cfg := fmt.Sprintf(`cluster: [%q]
-token_file: %s
-data_dir: %s
-name: %s
-addr: %s
-ssh_port: %d
-machine_id_file: %s/machine-id
-state_file: %s/managed.json
-home_archive_dir: %s/home-archive
-poll_wait: 5s
-delete_grace: 1h
-log_level: debug
-`, node.APIAddr(), agentTokenFile, agentDataDir, tg.Name(), tg.IP(), tg.Port(), agentEtc, agentEtc, agentEtc)
-	fatalIf(t, os.WriteFile(tg.Path(agentConfig), []byte(cfg), 0o600))
-	fatalIf(t, os.WriteFile(tg.Path(agentEtc+"/machine-id"), []byte(randomHex(t)+randomHex(t)+"\n"), 0o444))
-	fatalIf(t, os.WriteFile(tg.Path(agentTokenFile), []byte(token+"\n"), 0o600))
-}
-
-// agentCommand is rampart-agent inside the target, with its output in a
-// file of the test's.
-func agentCommand(ctx context.Context, t testing.TB, tg *Target) (*exec.Cmd, string) {
-	t.Helper()
-	bin, err := binary("rampart-agent")
-	fatalIf(t, err)
-	cmd, err := tg.Command(ctx, bin, "--config", agentConfig)
-	fatalIf(t, err)
-	logPath := filepath.Join(t.TempDir(), "agent-"+tg.Name()+".log")
-	f, err := os.Create(logPath)
-	fatalIf(t, err)
-	t.Cleanup(func() { f.Close() })
-	cmd.Stdout, cmd.Stderr = f, f
-	return cmd, logPath
-}
-
-// runningAgent is a long-running agent.
-type runningAgent struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-// startAgent starts the agent in the target; it is killed in t.Cleanup, and
-// its log printed if the test failed.
-func startAgent(t testing.TB, tg *Target) *runningAgent {
-	t.Helper()
-	cmd, logPath := agentCommand(context.Background(), t, tg)
-	fatalIf(t, cmd.Start(), "start rampart-agent")
-	a := &runningAgent{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(a.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-a.done
-		if t.Failed() {
-			t.Logf("==== rampart-agent on %s (%s):\n%s", tg.Name(), cmd.ProcessState, lastLines(logPath, 2*logTailLines))
-		}
-	})
-	return a
-}
-
-// alive fails a wait at once when the agent has exited.
-func (a *runningAgent) alive() error {
-	select {
-	case <-a.done:
-		return stopWaiting(fmt.Errorf("rampart-agent exited (%s); log:\n%s", a.cmd.ProcessState, lastLines(a.log, logTailLines)))
-	default:
-		return nil
-	}
-}
 
 // managedAccounts lists the target's /etc/passwd entries carrying the
 // agent's marker.
@@ -177,21 +76,13 @@ func hostEtcDigest(t testing.TB) map[string]string {
 // granted to engineering with the nginx-reload sudo entitlement.
 func setupAgentNode(t *testing.T) *policyEnv {
 	t.Helper()
-	return setupAgentNodeOn(t, "agent", agentNodeIP)
+	return setupAgentNodeOn(t, "agent")
 }
 
-// setupAgentNodeOn is setupAgentNode with the dev node named name on ip.
-func setupAgentNodeOn(t *testing.T, name, ip string) *policyEnv {
+// setupAgentNodeOn is setupAgentNode with the dev node named name.
+func setupAgentNodeOn(t *testing.T, name string) *policyEnv {
 	t.Helper()
-	e := &policyEnv{jumpEnv: &jumpEnv{node: StartDevNode(t, name, ip), dir: t.TempDir()}}
-	var hostCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	if len(hostCA.Keys) != 1 {
-		t.Fatalf("host CA keys = %v", hostCA.Keys)
-	}
-	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
-	e.key, e.config = e.signIn(t, "alice")
+	e := signedInEnv(t, StartDevNode(t, name, newIP(t, name+" node")))
 	e.setProject(t, api.ProjectSettings{})
 	e.admin(t, "entitlements", "create", "nginx-reload", "--command", "'/usr/sbin/nginx -s reload'", "--nopasswd")
 	e.admin(t, "projects", "grant", "web", "engineering", "--sudo", "nginx-reload")
@@ -267,14 +158,13 @@ func TestAgentProvisionsTarget(t *testing.T) {
 	}
 	engGID := clusterGID(t, e, "engineering")
 
-	token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
+	token := e.enrollToken(t)
 	if _, err := api.ParseToken(token); err != nil || strings.Contains(token, "\n") {
 		t.Fatalf("tokens create --quiet printed %q: %v", token, err)
 	}
 
 	// No AddUser, no TrustCA, no host certificate: the agent does it all.
-	tg := NewTarget(t, TargetConfig{Name: "web-1", IP: agentTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
-	writeAgentFiles(t, tg, e.node, token)
+	tg := newAgentTarget(t, e.node, "web-1", newIP(t, "web-1"), token)
 	fatalIf(t, tg.Start(), "start web-1")
 	sshdOffset := tg.LogOffset()
 	agentStart := time.Now()
@@ -297,11 +187,8 @@ func TestAgentProvisionsTarget(t *testing.T) {
 
 	// Applied: alice with her groups, the sudo rule, sshd reloaded with the
 	// drop-in (a reloaded sshd logs that it listens again).
-	listening := regexp.MustCompile(`Server listening on ` + regexp.QuoteMeta(agentTargetIP) + ` port 22\.`)
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
+	listening := regexp.MustCompile(`Server listening on ` + regexp.QuoteMeta(tg.IP()) + ` port 22\.`)
+	ag.waitApplied(t, "first apply", func() error {
 		if gs, err := targetGroups(tg, "alice"); err != nil || !slices.Contains(gs, "engineering") {
 			return fmt.Errorf("id -Gn alice: %v, %v", gs, err)
 		}
@@ -315,7 +202,7 @@ func TestAgentProvisionsTarget(t *testing.T) {
 			return fmt.Errorf("sshd has not listened again since the agent started (%v)", err)
 		}
 		return nil
-	}), "first apply")
+	})
 	t.Logf("applied after %s", time.Since(agentStart).Round(time.Millisecond))
 
 	t.Run("ok/servers-ls-last-seen", func(t *testing.T) {
@@ -425,10 +312,7 @@ func TestAgentProvisionsTarget(t *testing.T) {
 		for _, g := range []string{"engineering", "rampart-admins"} {
 			do(t, e.api(), http.MethodDelete, "/v1/projects/web/grants/"+g, nil, nil)
 		}
-		fatalIf(t, waitFor(waitLong, func() error {
-			if err := ag.alive(); err != nil {
-				return err
-			}
+		ag.waitApplied(t, "deprovision", func() error {
 			select {
 			case <-ended:
 			default:
@@ -446,7 +330,7 @@ func TestAgentProvisionsTarget(t *testing.T) {
 				return fmt.Errorf("alice's principals file is still there (%v)", err)
 			}
 			return nil
-		}), "deprovision")
+		})
 		t.Logf("alice locked, expired and her processes ended %s after the revocation", time.Since(revoked).Round(time.Millisecond))
 		if out, err := tg.Exec(context.Background(), "chage", "-l", "alice"); err != nil || !strings.Contains(out, "1970") {
 			t.Errorf("chage -l alice: %v\n%s", err, out)
@@ -479,7 +363,7 @@ func TestAgentProvisionsTarget(t *testing.T) {
 			fatalIf(t, json.Unmarshal([]byte(out), &c), "tokens create --json: "+out)
 			return c
 		}
-		bad := NewTarget(t, TargetConfig{Name: "web-bad", IP: agentBadIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
+		bad := NewTarget(t, TargetConfig{Name: "web-bad", IP: newIP(t, "web-bad"), UsePAM: true, HostKeyTypes: []string{"ed25519"}})
 		var pinned created
 		for _, tc := range []struct {
 			name  string

@@ -135,12 +135,12 @@ func mbps(size int64, total time.Duration, rounds float64) float64 {
 
 const benchPprofPort = "6060"
 
-// saveProfiles writes rampartd's heap profile and goroutine dump to
-// -jump.profile-dir, named after the benchmark part.
-func saveProfiles(b *testing.B, part string) {
+// saveProfiles writes the heap profile and goroutine dump of the rampartd
+// on nodeIP to -jump.profile-dir, named after the benchmark part.
+func saveProfiles(b *testing.B, nodeIP, part string) {
 	hc := &http.Client{Timeout: time.Minute}
 	for name, path := range map[string]string{"heap.pb.gz": "heap?gc=1", "goroutines.txt": "goroutine?debug=1", "memstats.txt": "heap?debug=1"} {
-		resp, err := hc.Get("http://" + net.JoinHostPort(benchNodeIP, benchPprofPort) + "/debug/pprof/" + path)
+		resp, err := hc.Get("http://" + net.JoinHostPort(nodeIP, benchPprofPort) + "/debug/pprof/" + path)
 		fatalIf(b, err, "fetch profile "+path)
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -151,11 +151,11 @@ func saveProfiles(b *testing.B, part string) {
 	}
 }
 
-// saveCPUProfile writes a CPU profile of rampartd over the next d to
-// -jump.profile-dir.
-func saveCPUProfile(b *testing.B, part string, d time.Duration) {
+// saveCPUProfile writes a CPU profile of the rampartd on nodeIP over the
+// next d to -jump.profile-dir.
+func saveCPUProfile(b *testing.B, nodeIP, part string, d time.Duration) {
 	hc := &http.Client{Timeout: d + time.Minute}
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", net.JoinHostPort(benchNodeIP, benchPprofPort), int(d.Seconds()))
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", net.JoinHostPort(nodeIP, benchPprofPort), int(d.Seconds()))
 	resp, err := hc.Get(url)
 	if err != nil {
 		b.Errorf("CPU profile: %v", err)

@@ -4,12 +4,10 @@ package e2e
 // visible): alice binds two keys from two addresses, the greeting lists
 // both with their source, `ssh bastion bindings revoke N` unbinds one (and
 // bob cannot unbind hers), the revoked key goes back to the browser, and
-// the audit holds binding.new_address for the second address. The dev node
-// is on testIP(127); alice connects from testIP(128) and testIP(129), bob
-// from testIP(130).
+// the audit holds binding.new_address for the second address. alice
+// connects from two addresses of her own, bob from a third.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,15 +17,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/rampart-ssh/rampart/gateway/devidp"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
-)
-
-var (
-	bindingsNodeIP  = testIP(127)
-	bindingsLaptop  = testIP(128)
-	bindingsSecond  = testIP(129)
-	bindingsBobFrom = testIP(130)
 )
 
 // signInFrom signs name in through the browser with a new key, connecting
@@ -35,30 +25,7 @@ var (
 // returns the key's path, an ssh_config that uses it, and its fingerprint.
 func signInFrom(t *testing.T, e *policyEnv, name, dirName, from string) (key, config, fp string) {
 	t.Helper()
-	dir := filepath.Join(e.dir, dirName)
-	fatalIf(t, os.Mkdir(dir, 0o700))
-	key = newSSHKey(t, dir, name)
-	config = filepath.Join(dir, "ssh_config")
-	fatalIf(t, os.WriteFile(config, []byte(fmt.Sprintf(`Host %s
-  Port %s
-Host *
-  IdentityFile %s
-  IdentitiesOnly yes
-  IdentityAgent none
-  BindAddress %s
-  UserKnownHostsFile %s
-  GlobalKnownHostsFile /dev/null
-  StrictHostKeyChecking yes
-  ConnectTimeout 10
-`, e.node.IP, portSSH, key, from, e.knownHosts)), 0o600))
-	term := startTerminal(t, dir, []string{"ssh", "-F", config, name + "@" + e.node.IP})
-	prompt := waitDevicePrompt(t, term, e.node)
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	fatalIf(t, devidp.NewBrowser().Approve(ctx, prompt.URL, name, name), "approve "+name)
-	if screen, code := waitExit(t, term); code != 0 {
-		t.Fatalf("sign-in of %s from %s exited %d:\n%s", name, from, code, screen)
-	}
+	key, config = e.signInAs(t, dirName, name, "BindAddress "+from)
 	pub, err := os.ReadFile(key + ".pub")
 	fatalIf(t, err)
 	return key, config, gossh.FingerprintSHA256(parseAuthorizedKey(t, string(pub)))
@@ -71,7 +38,8 @@ func (e *policyEnv) bastion(t *testing.T, config, name string, args ...string) s
 }
 
 func TestBindingsSelfRevoke(t *testing.T) {
-	e := trustingEnv(t, StartDevNode(t, "bindings-self", bindingsNodeIP))
+	e := trustingEnv(t, StartDevNode(t, "bindings-self", newIP(t, "bindings-self node")))
+	bindingsLaptop, bindingsSecond, bindingsBobFrom := newIP(t, "alice's laptop"), newIP(t, "alice's second machine"), newIP(t, "bob's machine")
 	var laptopFP, secondFP string
 	e.key, e.config, laptopFP = signInFrom(t, e, "alice", "alice-laptop", bindingsLaptop)
 	_, secondConfig, secondFP := signInFrom(t, e, "alice", "alice-second", bindingsSecond)

@@ -8,7 +8,7 @@ package e2e
 // only servers the jump would dial; revoking the binding of a person's key
 // ends the sessions opened with it and closes the connections that signed in
 // with it (an admin shell, a ControlMaster). The real agent runs in
-// the target; the dev node is on 127.0.0.110, the target on 127.0.0.111.
+// the target.
 
 import (
 	"context"
@@ -26,11 +26,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-)
-
-var (
-	bypassNodeIP   = testIP(110)
-	bypassTargetIP = testIP(111)
 )
 
 // directSSH logs in to the target with key alone, without the bastion.
@@ -56,10 +51,8 @@ func fingerprint(t testing.TB, key string) string {
 
 func TestNoWayAroundTheBastion(t *testing.T) {
 	start := time.Now()
-	e := setupAgentNodeOn(t, "bypass", bypassNodeIP)
-	token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
-	tg := NewTarget(t, TargetConfig{Name: "web-1", IP: bypassTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
-	writeAgentFiles(t, tg, e.node, token)
+	e := setupAgentNodeOn(t, "bypass")
+	tg := newAgentTarget(t, e.node, "web-1", newIP(t, "web-1"), e.enrollToken(t))
 	// ops is the target's own break-glass account, not the agent's.
 	for _, argv := range [][]string{{"useradd", "-m", "-s", "/bin/bash", "ops"}, {"usermod", "-p", "*", "ops"}} {
 		out, err := tg.Exec(context.Background(), argv...)
@@ -69,17 +62,14 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 	plantFor(t, tg, "ops", opsKey)
 	fatalIf(t, tg.Start(), "start web-1")
 	ag := startAgent(t, tg)
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
+	ag.waitApplied(t, "the agent's first apply", func() error {
 		for _, f := range []string{agentDropIn, agentAlicePrin} {
 			if _, err := os.Stat(tg.Path(f)); err != nil {
 				return err
 			}
 		}
 		return nil
-	}), "the agent's first apply")
+	})
 	// The jump waits for the agent's report before it dials.
 	r := e.ssh(t, []string{"-o", "BatchMode=yes"}, "alice@web-1", "id -un")
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "alice" {
@@ -98,7 +88,7 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 	}
 
 	t.Run("fail/planted-key-direct", func(t *testing.T) {
-		r := directSSH(t, planted, "alice", bypassTargetIP, "id -un")
+		r := directSSH(t, planted, "alice", tg.IP(), "id -un")
 		if r.code == 0 {
 			t.Fatalf("the planted key logged in as alice without the bastion: %q", r.stdout)
 		}
@@ -107,7 +97,7 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 		}
 	})
 	t.Run("ok/unmanaged-account-keeps-its-key", func(t *testing.T) {
-		r := directSSH(t, opsKey, "ops", bypassTargetIP, "id -un")
+		r := directSSH(t, opsKey, "ops", tg.IP(), "id -un")
 		if r.code != 0 || strings.TrimSpace(r.stdout) != "ops" {
 			t.Fatalf("ops with its own key: exit %d, %q; stderr:\n%s", r.code, r.stdout, r.stderr)
 		}
@@ -143,25 +133,22 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 	t.Run("ok/personal-keys-allowed-then-refused-again", func(t *testing.T) {
 		changed := time.Now()
 		e.setProject(t, api.ProjectSettings{AllowPersonalKeys: true})
-		fatalIf(t, waitFor(waitLong, func() error {
-			if err := ag.alive(); err != nil {
-				return err
-			}
-			if r := directSSH(t, planted, "alice", bypassTargetIP, "id -un"); r.code != 0 {
+		ag.waitApplied(t, "personal keys allowed", func() error {
+			if r := directSSH(t, planted, "alice", tg.IP(), "id -un"); r.code != 0 {
 				return fmt.Errorf("planted key with personal keys allowed: exit %d: %s", r.code, r.stderr)
 			}
 			return nil
-		}), "personal keys allowed")
+		})
 		t.Logf("personal keys worked %s after the project allowed them", time.Since(changed).Round(time.Millisecond))
 		changed = time.Now()
 		e.setProject(t, api.ProjectSettings{})
 		// sshd refuses connections while it re-executes on the reload: the
 		// planted key's refusal counts only from an sshd that lets ops in.
 		fatalIf(t, waitFor(waitLong, func() error {
-			if r := directSSH(t, opsKey, "ops", bypassTargetIP, "id -un"); r.code != 0 {
+			if r := directSSH(t, opsKey, "ops", tg.IP(), "id -un"); r.code != 0 {
 				return fmt.Errorf("ops with its own key: exit %d: %s", r.code, r.stderr)
 			}
-			if r := directSSH(t, planted, "alice", bypassTargetIP, "id -un"); r.code == 0 {
+			if r := directSSH(t, planted, "alice", tg.IP(), "id -un"); r.code == 0 {
 				return fmt.Errorf("planted key still logs in after the project refused personal keys")
 			}
 			return nil
@@ -176,7 +163,7 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 	// (TestGreetingListsOnlyReachableServers).
 	t.Run("ok/greeting-lists-only-reachable-servers", func(t *testing.T) {
 		hostKey := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(tg.HostKey())))
-		for name, addr := range map[string]string{"metadata": "169.254.169.254", "the-bastion": bypassNodeIP} {
+		for name, addr := range map[string]string{"metadata": "169.254.169.254", "the-bastion": e.node.IP} {
 			err := e.api().Do(context.Background(), http.MethodPut, "/v1/servers/"+name, api.Server{Project: "web", Name: name, Addr: addr, HostKeys: []string{hostKey}}, nil)
 			if err == nil || !strings.Contains(err.Error(), "not allowed") {
 				t.Errorf("PUT /v1/servers/%s at %s: %v, want the target rule's refusal", name, addr, err)

@@ -2,15 +2,15 @@ package e2e
 
 // Certificates that outlive their first validity, with short validities:
 //
-//   - TestHostCertRenewal: a dev node (127.0.0.150) issues host certificates
-//     valid for 20 s to the real agent in a target (127.0.0.151). The agent
+//   - TestHostCertRenewal: a dev node issues host certificates valid for 20 s
+//     to the real agent in a target. The agent
 //     renews them and sshd serves the renewed one; the jump keeps verifying
 //     the target by certificate past the first one's expiry, never falling
 //     back to the host key pinned at enrollment; a host CA rotation makes the
 //     agent renew at once. A hand-registered target with no certificate
-//     (127.0.0.152) shows the fallback audited, and refused under
+//     shows the fallback audited, and refused under
 //     require_host_certificate.
-//   - TestClusterNodeCertRenewal: three nodes (127.0.0.153-155) whose TLS
+//   - TestClusterNodeCertRenewal: three nodes whose TLS
 //     certificates are valid for 30 s renew them without a restart, and the
 //     cluster keeps working (forwarded writes, a leader election, a restart)
 //     past the first certificates' expiry.
@@ -35,14 +35,6 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/ca"
 )
 
-var (
-	hostCertNodeIP     = testIP(150)
-	hostCertTargetIP   = testIP(151)
-	hostCertFallbackIP = testIP(152)
-)
-
-var nodeCertIPs = []string{testIP(153), testIP(154), testIP(155)}
-
 // servedHostCert is the host certificate the sshd at addr presents.
 func servedHostCert(addr string) (*gossh.Certificate, error) {
 	var got *gossh.Certificate
@@ -64,24 +56,17 @@ func sameKey(a, b gossh.PublicKey) bool { return bytes.Equal(a.Marshal(), b.Mars
 
 func TestHostCertRenewal(t *testing.T) {
 	const validity = 20 * time.Second
-	e, _ := setupEnrollNode(t, "hostcert", hostCertNodeIP, fmt.Sprintf("agents:\n  host_cert_validity: %s\n", validity))
-	token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
-	tg := NewTarget(t, TargetConfig{Name: "web-hc", IP: hostCertTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
-	writeAgentFiles(t, tg, e.node, token)
-	fatalIf(t, tg.Start(), "start web-hc")
-	ag := startAgent(t, tg)
+	e, _ := setupEnrollNode(t, "hostcert", fmt.Sprintf("agents:\n  host_cert_validity: %s\n", validity))
+	tg, ag := startAgentTarget(t, e.node, "web-hc", newIP(t, "web-hc"), e.enrollToken(t))
 	var first *gossh.Certificate
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
-		if _, err := tg.Exec(context.Background(), "id", "alice"); err != nil {
+	ag.waitApplied(t, "enroll, provision, and serve the enrollment's host certificate", func() error {
+		if err := hasAccount(tg, "alice")(); err != nil {
 			return err
 		}
 		c, err := servedHostCert(tg.Addr())
 		first = c
 		return err
-	}), "enroll, provision, and serve the enrollment's host certificate")
+	})
 	if life := time.Unix(int64(first.ValidBefore), 0).Sub(time.Unix(int64(first.ValidAfter), 0)) - time.Minute; life != validity {
 		t.Fatalf("the enrollment's host certificate is valid for %s, want %s (agents.host_cert_validity)", life, validity)
 	}
@@ -182,7 +167,7 @@ func TestHostCertRenewal(t *testing.T) {
 	// A target registered by hand has no host certificate: the jump falls
 	// back to its pinned key, once per connection, logged and audited; a
 	// project that requires host certificates refuses it.
-	e.startTarget(t, "web-nocert", hostCertFallbackIP, "web", e.userCA(t, "web"), true, nil)
+	e.startTarget(t, "web-nocert", newIP(t, "web-nocert"), "web", e.userCA(t, "web"), true, nil)
 	r := e.ssh(t, []string{"-o", "BatchMode=yes"}, "alice@web-nocert", "id -un")
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "alice" {
 		t.Fatalf("jump to web-nocert (pinned key): exit %d, %q; stderr:\n%s", r.code, r.stdout, r.stderr)
@@ -227,7 +212,7 @@ func TestHostCertRenewal(t *testing.T) {
 
 func TestClusterNodeCertRenewal(t *testing.T) {
 	const validity = 30 * time.Second
-	c := NewCluster(t, "nodecert", nodeCertIPs...)
+	c := NewCluster(t, "nodecert", newIPs(t, "nodecert nodes", 3)...)
 	c.Env = []string{"RAMPART_CLUSTER_NODE_CERT_VALIDITY=" + validity.String()}
 	fatalIf(t, c.Start(), "start the cluster")
 	first := map[string]*tls.Certificate{}

@@ -71,7 +71,7 @@ func TestCommandLines(t *testing.T) {
 // node uses stops at once, naming the running one, instead of waiting
 // forever for bolt's lock on raft.db (deaf to Ctrl-C).
 func TestDataDirInUse(t *testing.T) {
-	d := StartDevNode(t, "lock", testIP(95))
+	d := StartDevNode(t, "lock", newIP(t, "lock node"))
 	pid := d.current().cmd.Process.Pid
 	path, err := binary("rampartd")
 	fatalIf(t, err)

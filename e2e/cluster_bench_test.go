@@ -13,7 +13,7 @@ import (
 // failover, and the killed node is restarted and caught up, untimed, before
 // the next. Run a few: go test -run '^$' -bench Failover -benchtime 5x ./e2e/
 func BenchmarkFailover(b *testing.B) {
-	c := NewCluster(b, "a", clusterA...)
+	c := NewCluster(b, "a", newIPs(b, "cluster a", 3)...)
 	fatalIf(b, c.Start(), "start the cluster")
 	var total, worst time.Duration
 	b.ResetTimer()

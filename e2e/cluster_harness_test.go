@@ -37,7 +37,7 @@ import (
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
-// Every node listens on these ports of its own loopback IP (testIP: 127.B.0.N).
+// Every node listens on these ports of its own loopback IP (newIP).
 const (
 	portSSH  = "2222"
 	portAPI  = "8443"

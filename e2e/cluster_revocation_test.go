@@ -12,8 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,13 +21,7 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/devidp"
 )
-
-// Addresses of this file's test.
-var revocationNodeIPs = []string{testIP(27), testIP(28), testIP(29)}
-
-var revocationTargetIP = testIP(52)
 
 const (
 	// revocationBound fails the test when a revoked session outlives the
@@ -50,40 +42,42 @@ type revocationEnv struct {
 	target     *Target
 }
 
-// startRevocationCluster starts n1 as StartDevNode starts a dev node (--dev
-// and a config file moving the dev IdP to n1's IP) but with the cluster's
-// shared KEK file, then joins n2 and n3 without --dev, and waits until every
-// node's SSH front door answers.
-func startRevocationCluster(t *testing.T) *revocationEnv {
+// startDevFirstNode defines a cluster of nodes nodes on addresses of their
+// own and starts n1 as StartDevNode starts a dev node (--dev and a config
+// file moving the dev IdP to n1's IP, plus devIdPExtra in its dev_idp
+// block), but with the cluster's shared KEK file, every node signing people
+// in with n1's dev IdP. The others are left to the caller to start.
+func startDevFirstNode(t *testing.T, name string, nodes int, devIdPExtra string) *revocationEnv {
 	t.Helper()
-	c := NewCluster(t, "revocation", revocationNodeIPs...)
+	c := NewCluster(t, name, newIPs(t, name+" nodes", nodes)...)
 	n1 := c.Nodes[0]
-	e := &revocationEnv{c: c, idp: "http://" + net.JoinHostPort(n1.IP, portDevIdP), dir: t.TempDir()}
+	issuer, cfg := devIdPConfig(n1.IP)
+	e := &revocationEnv{c: c, idp: issuer, dir: t.TempDir()}
 	// BaseArgs gives every node --oidc-issuer e.idp --oidc-client-id rampart:
-	// n1 signs people in with its own dev IdP, n2 and n3 with n1's.
+	// n1 signs people in with its own dev IdP, the others with n1's.
 	c.OIDCIssuer = e.idp
 	cfgPath := filepath.Join(c.Dir, "n1.yaml")
-	cfg := fmt.Sprintf("dev_idp:\n  listen: %q\n  issuer: %q\n", net.JoinHostPort(n1.IP, portDevIdP), e.idp)
-	fatalIf(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
-
-	started := time.Now()
+	fatalIf(t, os.WriteFile(cfgPath, []byte(cfg+devIdPExtra), 0o600))
 	fatalIf(t, n1.Start("--dev", "--config", cfgPath), "start n1")
 	fatalIf(t, c.loadBootstrapFiles(n1), "n1 bootstrap")
 	fatalIf(t, e.devNode(n1).waitSignInReady(waitLong), "n1 sign-in")
+	e.knownHosts = writeKnownHosts(t, n1.API(), e.dir)
+	return e
+}
+
+// startRevocationCluster starts n1 (startDevFirstNode), then joins n2 and
+// n3 without --dev, and waits until every node's SSH front door answers.
+func startRevocationCluster(t *testing.T) *revocationEnv {
+	t.Helper()
+	started := time.Now()
+	e := startDevFirstNode(t, "revocation", 3, "")
+	c := e.c
 	for i, n := range c.Nodes[1:] {
 		fatalIf(t, n.Start("--join", c.JoinToken()), "start "+n.ID)
 		fatalIf(t, c.WaitMembers(waitLong, c.Nodes[:i+2]...), "join "+n.ID)
 		fatalIf(t, e.devNode(n).waitSignInReady(waitLong), n.ID+" sign-in")
 	}
 	t.Logf("cluster of %d nodes up in %s", len(c.Nodes), time.Since(started).Round(time.Millisecond))
-
-	var hostCA api.CAKeys
-	do(t, n1.API(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	if len(hostCA.Keys) != 1 {
-		t.Fatalf("host CA keys = %v", hostCA.Keys)
-	}
-	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, n1.API())), 0o600))
 	return e
 }
 
@@ -95,30 +89,13 @@ func (e *revocationEnv) devNode(n *Node) *DevNode { return &DevNode{Node: n, IdP
 // offering only it, and binds it through the browser on node.
 func (e *revocationEnv) signIn(t *testing.T, name string, node *Node) (config string) {
 	t.Helper()
-	dir := filepath.Join(e.dir, name)
-	fatalIf(t, os.Mkdir(dir, 0o700))
-	key := newSSHKey(t, dir, name)
-	config = filepath.Join(dir, "ssh_config")
-	// ssh_config keeps the first value it reads: the nodes' block first.
-	fatalIf(t, os.WriteFile(config, []byte(fmt.Sprintf(`Host %s
-  Port %s
-Host *
-  IdentityFile %s
-  IdentitiesOnly yes
-  IdentityAgent none
-  UserKnownHostsFile %s
-  GlobalKnownHostsFile /dev/null
-  StrictHostKeyChecking yes
-  ConnectTimeout 10
-`, strings.Join(revocationNodeIPs, " "), portSSH, key, e.knownHosts)), 0o600))
-	term := startTerminal(t, dir, []string{"ssh", "-F", config, name + "@" + node.IP})
-	prompt := waitDevicePrompt(t, term, e.devNode(node))
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	fatalIf(t, devidp.NewBrowser().Approve(ctx, prompt.URL, name, name), "approve "+name+" on "+node.ID)
-	if screen, code := waitExit(t, term); code != 0 {
-		t.Fatalf("first sign-in of %s on %s exited %d:\n%s", name, node.ID, code, screen)
+	var ips []string
+	for _, n := range e.c.Nodes {
+		ips = append(ips, n.IP)
 	}
+	dir := filepath.Join(e.dir, name)
+	_, config = newPersonKey(t, dir, name, strings.Join(ips, " "), e.knownHosts)
+	bindKey(t, dir, config, name, e.devNode(node))
 	return config
 }
 
@@ -259,12 +236,10 @@ func TestClusterRevocation(t *testing.T) {
 	}
 	e.bob = e.signIn(t, "bob", n2)
 
-	do(t, n1.API(), http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers"}, nil)
-	do(t, n1.API(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
-	var userCA api.CAKeys
-	do(t, n1.API(), http.MethodGet, "/v1/ca/user/web", nil, &userCA)
 	je := &jumpEnv{node: e.devNode(n1), dir: e.dir}
-	e.target = je.startTarget(t, "web-1", revocationTargetIP, "web", userCA, true, nil)
+	je.setProject(t, api.ProjectSettings{})
+	grant(t, je.api(), "web", "engineering")
+	e.target = je.startTarget(t, "web-1", newIP(t, "web-1"), "web", je.userCA(t, "web"), true, nil)
 	fatalIf(t, e.target.AddUser("bob"), "add bob to web-1")
 	// Every node has applied the project, grant, server and bindings before
 	// anyone relies on them.

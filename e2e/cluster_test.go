@@ -24,18 +24,11 @@ import (
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
-// The three nodes of the main test cluster, and the address of a second,
-// separate cluster.
-var (
-	clusterA = []string{testIP(1), testIP(2), testIP(3)}
-	clusterB = []string{testIP(4), testIP(5), testIP(6)}
-)
-
 // TestClusterLifecycle walks a three-node cluster through what an operator
 // does to it: form it, write through a follower, lose the leader to kill -9,
 // bring the node back, and stop and start the whole cluster.
 func TestClusterLifecycle(t *testing.T) {
-	c := NewCluster(t, "a", clusterA...)
+	c := NewCluster(t, "a", newIPs(t, "cluster a", 3)...)
 	fatalIf(t, c.Start(), "start the cluster")
 
 	// Every node lists the three voters and names the same leader.
@@ -184,7 +177,7 @@ func sameProject(a, b api.Project) bool {
 // with a bad token, peers with another cluster's certificate, API calls with
 // a bad bearer token, and a configuration with mistakes.
 func TestClusterRefusals(t *testing.T) {
-	a := NewCluster(t, "a", clusterA[0])
+	a := NewCluster(t, "a", newIP(t, "cluster a n1"))
 	fatalIf(t, a.Start(), "start cluster a")
 	good, err := api.ParseToken(a.JoinToken())
 	fatalIf(t, err, "parse the bootstrap join token")
@@ -227,7 +220,7 @@ func TestClusterRefusals(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				n := a.AddNode(clusterA[1])
+				n := a.AddNode(newIP(t, "a refused node"))
 				res, err := n.Run(waitLong, tc.args(n)...)
 				fatalIf(t, err)
 				switch {
@@ -254,7 +247,7 @@ func TestClusterRefusals(t *testing.T) {
 		}
 	})
 
-	b := NewCluster(t, "b", clusterB[0])
+	b := NewCluster(t, "b", newIP(t, "cluster b"))
 	fatalIf(t, b.Start(), "start cluster b")
 	ownCert, err := a.Nodes[0].Certificate()
 	fatalIf(t, err)
@@ -264,7 +257,7 @@ func TestClusterRefusals(t *testing.T) {
 
 	// A node that joined and was then removed keeps a certificate signed by
 	// the cluster CA; removal must take its access away.
-	removed := a.AddNode(clusterA[2])
+	removed := a.AddNode(newIP(t, "cluster a n2"))
 	fatalIf(t, removed.Start("--join", a.JoinToken()), "join "+removed.ID)
 	fatalIf(t, a.WaitMembers(waitLong, n1, removed), "join "+removed.ID)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)

@@ -53,13 +53,12 @@ func StartDevNodeWith(t testing.TB, name, ip, extraYAML string) *DevNode {
 func startDevNode(t testing.TB, name, ip, extraYAML string, prefix func(*Node) []string) *DevNode {
 	t.Helper()
 	c := NewCluster(t, name, ip)
-	idp := "http://" + net.JoinHostPort(ip, portDevIdP)
+	idp, cfg := devIdPConfig(ip)
 	// BaseArgs passes --oidc-issuer from here, which the config file's
 	// oidc.issuer would otherwise carry.
 	c.OIDCIssuer = idp
 	cfgPath := filepath.Join(c.Dir, "rampartd.yaml")
-	cfg := fmt.Sprintf("dev_idp:\n  listen: %q\n  issuer: %q\n", net.JoinHostPort(ip, portDevIdP), idp) + extraYAML
-	fatalIf(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
+	fatalIf(t, os.WriteFile(cfgPath, []byte(cfg+extraYAML), 0o600))
 
 	n := c.Nodes[0]
 	if prefix != nil {
@@ -70,6 +69,15 @@ func startDevNode(t testing.TB, name, ip, extraYAML string, prefix func(*Node) [
 	d := &DevNode{Node: n, IdPURL: idp, ConfigPath: cfgPath}
 	fatalIf(t, d.waitSignInReady(waitLong), "dev node sign-in")
 	return d
+}
+
+// devIdPConfig is the issuer of a dev IdP listening on ip, and the
+// dev_idp block of a node's config file that puts it there; more settings
+// of the block may follow, indented by two spaces.
+func devIdPConfig(ip string) (issuer, yaml string) {
+	addr := net.JoinHostPort(ip, portDevIdP)
+	issuer = "http://" + addr
+	return issuer, fmt.Sprintf("dev_idp:\n  listen: %q\n  issuer: %q\n", addr, issuer)
 }
 
 // waitSignInReady waits until the SSH front door sends its version line and

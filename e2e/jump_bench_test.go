@@ -24,7 +24,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,16 +34,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/devidp"
-)
-
-// Addresses of the benchmark's node, OpenSSH jump host, target and stub
-// target: apart from every e2e test's.
-var (
-	benchNodeIP     = testIP(40)
-	benchJumpHostIP = testIP(41)
-	benchTargetIP   = testIP(42)
-	benchStubIP     = testIP(43)
 )
 
 const (
@@ -113,11 +102,12 @@ func BenchmarkJump(b *testing.B) {
 }
 
 func setupBench(b *testing.B) *benchEnv {
+	nodeIP := newIP(b, "jumpbench node")
 	nodeConfig := ""
 	if *benchProfiles != "" {
-		nodeConfig = fmt.Sprintf("log:\n  pprof_listen: %q\n", net.JoinHostPort(benchNodeIP, benchPprofPort))
+		nodeConfig = fmt.Sprintf("log:\n  pprof_listen: %q\n", net.JoinHostPort(nodeIP, benchPprofPort))
 	}
-	e := &benchEnv{node: StartDevNodeWith(b, "jumpbench", benchNodeIP, nodeConfig), dir: b.TempDir()}
+	e := &benchEnv{node: StartDevNodeWith(b, "jumpbench", nodeIP, nodeConfig), dir: b.TempDir()}
 	e.key = newSSHKey(b, e.dir, "alice")
 	pem, err := os.ReadFile(e.key)
 	fatalIf(b, err)
@@ -139,36 +129,36 @@ func setupBench(b *testing.B) *benchEnv {
 	// UsePAM no (as the idle sessions need: fewer processes, no PAM
 	// session per login) and room for many concurrent handshakes.
 	extra := "MaxStartups 2000\n"
-	e.target = NewTarget(b, TargetConfig{Name: benchTarget, IP: benchTargetIP, HostKeyTypes: []string{"ed25519"}, ExtraConfig: extra})
+	e.target = NewTarget(b, TargetConfig{Name: benchTarget, IP: newIP(b, benchTarget), HostKeyTypes: []string{"ed25519"}, ExtraConfig: extra})
 	fatalIf(b, e.target.TrustCA(parseKeys(b, e.userCA.Keys)...))
 	fatalIf(b, e.target.AddUser("alice"))
 	// Through the OpenSSH jump host alice logs in to the target with her
 	// plain key; through Rampart with the per-hop certificate.
 	e.authorizeKey(b, e.target, "alice")
 	fatalIf(b, e.target.Start())
-	do(b, c, http.MethodPut, "/v1/servers/"+benchTarget, api.Server{Project: "bench", Name: benchTarget, Addr: benchTargetIP,
+	do(b, c, http.MethodPut, "/v1/servers/"+benchTarget, api.Server{Project: "bench", Name: benchTarget, Addr: e.target.IP(),
 		HostKeys: []string{authorizedLine(e.target.HostKey())}}, nil)
 
-	e.jumpHost = NewTarget(b, TargetConfig{Name: "jumphost", IP: benchJumpHostIP, HostKeyTypes: []string{"ed25519"}, ExtraConfig: extra})
+	e.jumpHost = NewTarget(b, TargetConfig{Name: "jumphost", IP: newIP(b, "jumphost"), HostKeyTypes: []string{"ed25519"}, ExtraConfig: extra})
 	fatalIf(b, e.jumpHost.AddUser("jump"))
 	e.authorizeKey(b, e.jumpHost, "jump")
 	fatalIf(b, e.jumpHost.Start())
 
 	kh := filepath.Join(e.dir, "known_hosts")
 	fatalIf(b, os.WriteFile(kh, []byte(hostCALines(b, c)+
-		benchJumpHostIP+" "+authorizedLine(e.jumpHost.HostKey())+"\n"+
-		benchTargetIP+" "+authorizedLine(e.target.HostKey())+"\n"), 0o600))
+		e.jumpHost.IP()+" "+authorizedLine(e.jumpHost.HostKey())+"\n"+
+		e.target.IP()+" "+authorizedLine(e.target.HostKey())+"\n"), 0o600))
 	// ssh_config keeps the first value it reads: the node's block first.
 	// ProxyJump's ssh reads the file too (-F is passed on), unlike -o.
 	base := fmt.Sprintf("Host %s\n  Port %s\nHost *\n  IdentityFile %s\n  IdentitiesOnly yes\n  IdentityAgent none\n"+
 		"  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 10\n  LogLevel ERROR\n",
-		benchNodeIP, portSSH, e.key, kh)
+		nodeIP, portSSH, e.key, kh)
 	e.config = filepath.Join(e.dir, "ssh_config")
 	fatalIf(b, os.WriteFile(e.config, []byte(base), 0o600))
 	e.gcm = filepath.Join(e.dir, "ssh_config.gcm")
 	fatalIf(b, os.WriteFile(e.gcm, []byte(base+"  Ciphers aes128-gcm@openssh.com\n"), 0o600))
 
-	e.stub = startStubTarget(b, e, benchStubIP)
+	e.stub = startStubTarget(b, e, newIP(b, benchStub))
 	key, certs := []gossh.AuthMethod{gossh.PublicKeys(e.signer)}, []string{gossh.CertAlgoED25519v01}
 	e.legs = map[string][2]*gossh.ClientConfig{
 		"rampart": {
@@ -192,33 +182,12 @@ func setupBench(b *testing.B) *benchEnv {
 	return e
 }
 
-// bindKey binds alice's key through the device flow once, in-process: the
-// sign-in link arrives as the keyboard-interactive instruction, and the dev
-// IdP's pages are driven as a browser would.
+// bindKey binds alice's key through the device flow once, in-process.
 func (e *benchEnv) bindKey(b *testing.B) {
-	approve := func(_, instruction string, questions []string, _ []bool) ([]string, error) {
-		m := reDeviceURL.FindString(instruction)
-		if m == "" {
-			return nil, fmt.Errorf("no sign-in link in %q", instruction)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-		defer cancel()
-		return make([]string, len(questions)), devidp.NewBrowser().Approve(ctx, m, "alice", "alice")
-	}
-	c, err := gossh.Dial("tcp", e.node.SSHAddr(), &gossh.ClientConfig{
-		User: "alice", Auth: []gossh.AuthMethod{gossh.PublicKeys(e.signer), gossh.KeyboardInteractive(approve)},
-		HostKeyCallback: e.hostCAChecker(), HostKeyAlgorithms: []string{gossh.CertAlgoED25519v01}, Timeout: waitLong,
-	})
-	fatalIf(b, err, "bind alice's key")
-	c.Close()
+	fatalIf(b, bindKeyInProcess(e.node.Node, "alice", e.signer, e.hostCA), "bind alice's key")
 }
 
-func (e *benchEnv) hostCAChecker() gossh.HostKeyCallback {
-	cc := &gossh.CertChecker{IsHostAuthority: func(auth gossh.PublicKey, _ string) bool {
-		return slices.ContainsFunc(e.hostCA, func(k gossh.PublicKey) bool { return bytes.Equal(k.Marshal(), auth.Marshal()) })
-	}}
-	return cc.CheckHostKey
-}
+func (e *benchEnv) hostCAChecker() gossh.HostKeyCallback { return hostCAChecker(e.hostCA) }
 
 // authorizeKey puts alice's public key in user's authorized_keys on tg.
 func (e *benchEnv) authorizeKey(b *testing.B, tg *Target, user string) {
@@ -255,21 +224,21 @@ type benchRun struct {
 
 // jumpArgs are the -J option and destination of a path: "rampart" (the
 // node), "openssh" (sshd as the jump host) or "direct" (no jump host).
-func jumpArgs(config, via string) (args []string, dest string) {
+func (e *benchEnv) jumpArgs(config, via string) (args []string, dest string) {
 	args = []string{"-F", config}
 	switch via {
 	case "rampart":
-		return append(args, "-J", "alice@"+benchNodeIP), "alice@" + benchTarget
+		return append(args, "-J", "alice@"+e.node.IP), "alice@" + benchTarget
 	case "openssh":
-		return append(args, "-J", "jump@"+benchJumpHostIP), "alice@" + benchTargetIP
+		return append(args, "-J", "jump@"+e.jumpHost.IP()), "alice@" + e.target.IP()
 	}
-	return args, "alice@" + benchTargetIP
+	return args, "alice@" + e.target.IP()
 }
 
 // ssh runs ssh through via, stdin from in (nil: /dev/null), stdout counted
 // and dropped.
 func (e *benchEnv) ssh(b *testing.B, config, via string, in *os.File, command string) benchRun {
-	args, dest := jumpArgs(config, via)
+	args, dest := e.jumpArgs(config, via)
 	return runTimed(b, "ssh", append(args, dest, command), in)
 }
 
@@ -345,7 +314,7 @@ func (e *benchEnv) benchStream(b *testing.B) {
 			return e.ssh(b, cfg, via, f, "cat > /dev/null")
 		}},
 		{"scp", e.config, func(cfg, via string) benchRun {
-			args, dest := jumpArgs(cfg, via)
+			args, dest := e.jumpArgs(cfg, via)
 			return runTimed(b, "scp", append(args, file, dest+":/dev/null"), nil)
 		}},
 		{"download-gcm", e.gcm, func(cfg, via string) benchRun { return e.ssh(b, cfg, via, nil, download) }},
@@ -465,7 +434,7 @@ func (e *benchEnv) benchRate(b *testing.B) {
 	paths := []struct {
 		via, server string
 		pinned      bool
-	}{{"rampart", benchTarget, false}, {"openssh", benchTargetIP, false}, {"rampart-stub", benchStub, false}, {"rampart-stub-1core", benchStub, true}}
+	}{{"rampart", benchTarget, false}, {"openssh", e.target.IP(), false}, {"rampart-stub", benchStub, false}, {"rampart-stub-1core", benchStub, true}}
 	results := map[string]*result{}
 	for _, path := range paths {
 		results[path.via] = &result{}
@@ -492,7 +461,7 @@ func (e *benchEnv) benchRate(b *testing.B) {
 			firstErr := make(chan error, 1)
 			var wg sync.WaitGroup
 			if *benchProfiles != "" && path.via != "openssh" {
-				wg.Go(func() { saveCPUProfile(b, "rate-"+path.via, *benchRateFor-time.Second) })
+				wg.Go(func() { saveCPUProfile(b, e.node.IP, "rate-"+path.via, *benchRateFor-time.Second) })
 			}
 			clients := *benchRateConc
 			if path.pinned {
@@ -655,7 +624,7 @@ func (e *benchEnv) benchIdle(b *testing.B, server string, n int, tg *Target, dra
 			b.Logf("%s: the target's processes: %.1f MiB PSS in all, %.1f KiB per session", server, float64(pss)/1024, float64(pss-targetBase)/float64(n))
 		}
 		if *benchProfiles != "" {
-			saveProfiles(b, server)
+			saveProfiles(b, e.node.IP, server)
 		}
 		closeStart := time.Now()
 		for _, p := range sessions {

@@ -1,8 +1,8 @@
 package e2e
 
 // The jump's policies with real parts: the OpenSSH client through a dev node
-// on testIP(23) to Debian's sshd on testIP(33) (and, for the certificate, an
-// SSH server of the test's own on testIP(34)). What jump_test.go covers
+// to Debian's sshd (and, for the certificate, an SSH server of the test's
+// own), each on an address of its own. What jump_test.go covers
 // (exec, exit codes, scp/sftp, -L, the -R refusal, destination and login
 // refusals, a revoked grant) is not repeated here; this file covers -R when
 // allowed, agent forwarding both ways, idle timeout and maximum session
@@ -11,7 +11,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,126 +34,28 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/devidp"
 )
-
-// Addresses of these tests, apart from jump_test.go's .22/.31/.32.
-var (
-	policyNodeIP    = testIP(23)
-	policyTargetIP  = testIP(33)
-	policyCaptureIP = testIP(34)
-)
-
-// policyEnv is jump_test.go's environment on this file's addresses, plus the
-// known_hosts file (the host CA only) that every person's config uses.
-type policyEnv struct {
-	*jumpEnv
-	knownHosts string
-}
 
 // setupPolicyJump starts a dev node, binds alice's key through the dev
 // IdP, creates project "web" (default settings) granted to engineering, and
 // starts web-1: sshd (UsePAM yes) trusting web's user CA, pinned by its key.
 func setupPolicyJump(t *testing.T) *policyEnv {
 	t.Helper()
-	return setupPolicyJumpOn(t, StartDevNode(t, "jump-policy", policyNodeIP), policyTargetIP)
+	return setupPolicyJumpOn(t, StartDevNode(t, "jump-policy", newIP(t, "jump-policy node")))
 }
 
-// setupPolicyJumpOn is setupPolicyJump with a node of the caller's and web-1
-// on targetIP.
-func setupPolicyJumpOn(t *testing.T, node *DevNode, targetIP string) *policyEnv {
+// setupPolicyJumpOn is setupPolicyJump with a node of the caller's.
+func setupPolicyJumpOn(t *testing.T, node *DevNode) *policyEnv {
 	t.Helper()
-	e := &policyEnv{jumpEnv: &jumpEnv{node: node, dir: t.TempDir()}}
-	var hostCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	if len(hostCA.Keys) != 1 {
-		t.Fatalf("host CA keys = %v", hostCA.Keys)
-	}
-	e.knownHosts = filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(e.knownHosts, []byte(hostCALines(t, e.api())), 0o600))
-	e.key, e.config = e.signIn(t, "alice")
-	e.setProject(t, api.ProjectSettings{})
-	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
-	e.target = e.startTarget(t, "web-1", targetIP, "web", e.userCA(t, "web"), true, nil)
+	e := grantedEnv(t, node)
+	e.target = e.startTarget(t, "web-1", newIP(t, "web-1"), "web", e.userCA(t, "web"), true, nil)
 	return e
-}
-
-// signIn makes a key for a dev IdP user (password = name), writes an
-// ssh_config offering only it, and binds it through the browser once.
-func (e *policyEnv) signIn(t *testing.T, name string) (key, config string) {
-	t.Helper()
-	return e.signInAs(t, name, name)
-}
-
-// signInAs is signIn as the dev user name with a key of its own kept in
-// e.dir/dirName (a second key of the same person).
-func (e *policyEnv) signInAs(t *testing.T, dirName, name string) (key, config string) {
-	t.Helper()
-	dir := filepath.Join(e.dir, dirName)
-	fatalIf(t, os.Mkdir(dir, 0o700))
-	key = newSSHKey(t, dir, name)
-	config = filepath.Join(dir, "ssh_config")
-	// ssh_config keeps the first value it reads: the node's block first.
-	fatalIf(t, os.WriteFile(config, []byte(fmt.Sprintf(`Host %s
-  Port %s
-Host *
-  IdentityFile %s
-  IdentitiesOnly yes
-  IdentityAgent none
-  UserKnownHostsFile %s
-  GlobalKnownHostsFile /dev/null
-  StrictHostKeyChecking yes
-  ConnectTimeout 10
-`, e.node.IP, portSSH, key, e.knownHosts)), 0o600))
-	term := startTerminal(t, dir, []string{"ssh", "-F", config, name + "@" + e.node.IP})
-	prompt := waitDevicePrompt(t, term, e.node)
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	fatalIf(t, devidp.NewBrowser().Approve(ctx, prompt.URL, name, name), "approve "+name)
-	if screen, code := waitExit(t, term); code != 0 {
-		t.Fatalf("first sign-in of %s exited %d:\n%s", name, code, screen)
-	}
-	return key, config
-}
-
-// setProject replaces project web's settings. The proxy reads them when a
-// connection is authorized, so they apply to the next ssh.
-func (e *policyEnv) setProject(t testing.TB, s api.ProjectSettings) {
-	t.Helper()
-	do(t, e.api(), http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers", Settings: s}, nil)
-}
-
-func (e *policyEnv) userCA(t testing.TB, project string) api.CAKeys {
-	t.Helper()
-	var keys api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/user/"+project, nil, &keys)
-	if len(keys.Keys) != 1 {
-		t.Fatalf("user CA keys of %s = %v, want one", project, keys.Keys)
-	}
-	return keys
 }
 
 // jumpArgv is ssh -F config -J person@node extra dest command.
 func (e *policyEnv) jumpArgv(config, person string, extra []string, dest string, command ...string) []string {
 	args := append([]string{"ssh", "-F", config, "-J", person + "@" + net.JoinHostPort(e.node.IP, portSSH)}, extra...)
 	return append(append(args, dest), command...)
-}
-
-// admin runs one admin shell command as alice (a member of rampart-admins).
-func (e *policyEnv) admin(t testing.TB, args ...string) sshResult {
-	t.Helper()
-	r := runSSH(t, append([]string{"ssh", "-F", e.config, "-T", "-o", "BatchMode=yes", "admin@" + e.node.IP}, args...))
-	if r.code != 0 {
-		t.Fatalf("admin %s: exit %d; stdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
-	}
-	return r
-}
-
-func parseAuthorizedKey(t testing.TB, line string) gossh.PublicKey {
-	t.Helper()
-	k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(line))
-	fatalIf(t, err, "parse key "+line)
-	return k
 }
 
 func TestJumpPolicy(t *testing.T) {
@@ -186,7 +87,7 @@ func TestJumpPolicy(t *testing.T) {
 				}()
 			}
 		}()
-		rport := freeLoopbackPort(t)
+		rport := freePort(t, "127.0.0.1")
 		// The forward and the session are separate requests, relayed
 		// concurrently: the target retries until the port listens.
 		script := fmt.Sprintf(`for i in $(seq 100); do exec 3<>/dev/tcp/127.0.0.1/%d && break; sleep 0.1; done 2>/dev/null
@@ -284,8 +185,9 @@ read -r line <&3; echo "got:$line"; echo "pong:$line" >&3; exec 3>&-`, rport)
 // restrictions it carries (source-address, lifetime) are enforced, and that
 // a certificate of project web opens nothing that trusts another project.
 func testMintedCertificate(t *testing.T, e *policyEnv) {
-	capture := startCertCapture(t, policyCaptureIP)
-	do(t, e.api(), http.MethodPut, "/v1/servers/capture-1", api.Server{Project: "web", Name: "capture-1", Addr: policyCaptureIP,
+	captureIP := newIP(t, "capture-1")
+	capture := startCertCapture(t, captureIP)
+	do(t, e.api(), http.MethodPut, "/v1/servers/capture-1", api.Server{Project: "web", Name: "capture-1", Addr: captureIP,
 		HostKeys: []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(capture.hostKey)))}}, nil)
 	webCA := parseAuthorizedKey(t, e.userCA(t, "web").Keys[0])
 
@@ -329,9 +231,9 @@ func testMintedCertificate(t *testing.T, e *policyEnv) {
 				{slices.Equal(cert.ValidPrincipals, []string{"alice"}), fmt.Sprintf("principals %v, want [alice]", cert.ValidPrincipals)},
 				// The node dialled from its egress address, and the certificate
 				// is good from there only.
-				{c.remote.IP.String() == policyNodeIP, fmt.Sprintf("dialled from %s, want %s", c.remote.IP, policyNodeIP)},
-				{maps.Equal(cert.CriticalOptions, map[string]string{"source-address": policyNodeIP + "/32"}),
-					fmt.Sprintf("critical options %v, want only source-address %s/32", cert.CriticalOptions, policyNodeIP)},
+				{c.remote.IP.String() == e.node.IP, fmt.Sprintf("dialled from %s, want %s", c.remote.IP, e.node.IP)},
+				{maps.Equal(cert.CriticalOptions, map[string]string{"source-address": e.node.IP + "/32"}),
+					fmt.Sprintf("critical options %v, want only source-address %s/32", cert.CriticalOptions, e.node.IP)},
 				{regexp.MustCompile(`^rampart user=alice session=s-[0-9a-f]+ server=capture-1 project=web$`).MatchString(cert.KeyId),
 					fmt.Sprintf("key id %q does not name user, session, server and project", cert.KeyId)},
 				{slices.Equal(slices.Sorted(maps.Keys(cert.Extensions)), tc.ext), fmt.Sprintf("extensions %v, want %v (never X11 or user-rc)",
@@ -395,17 +297,17 @@ func testMintedCertificate(t *testing.T, e *policyEnv) {
 			}
 		})
 		kh := filepath.Join(dir, "known_hosts")
-		fatalIf(t, os.WriteFile(kh, []byte(policyTargetIP+" "+string(gossh.MarshalAuthorizedKey(e.target.HostKey()))), 0o600))
+		fatalIf(t, os.WriteFile(kh, []byte(e.target.IP()+" "+string(gossh.MarshalAuthorizedKey(e.target.HostKey()))), 0o600))
 
 		for _, tc := range []struct {
 			name, from string
 			endsIn     time.Duration
 			refusal    *regexp.Regexp
 		}{
-			{"ok/from-the-node-address", policyNodeIP, 30 * time.Second, nil},
-			{"fail/from-another-address", policyCaptureIP, 30 * time.Second,
-				regexp.MustCompile(`with valid certificate but not from a permitted source address \(` + regexp.QuoteMeta(policyCaptureIP) + `\)`)},
-			{"fail/after-expiry", policyNodeIP, -5 * time.Second, regexp.MustCompile(`Certificate invalid: expired`)},
+			{"ok/from-the-node-address", e.node.IP, 30 * time.Second, nil},
+			{"fail/from-another-address", captureIP, 30 * time.Second,
+				regexp.MustCompile(`with valid certificate but not from a permitted source address \(` + regexp.QuoteMeta(captureIP) + `\)`)},
+			{"fail/after-expiry", e.node.IP, -5 * time.Second, regexp.MustCompile(`Certificate invalid: expired`)},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				cert := replicaCert(t, minted[0], pub, testCA, time.Now().Add(tc.endsIn))
@@ -415,7 +317,7 @@ func testMintedCertificate(t *testing.T, e *policyEnv) {
 				r := runSSH(t, []string{"ssh", "-F", "/dev/null", "-i", key, "-o", "CertificateFile=" + certFile,
 					"-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BindAddress=" + tc.from,
 					"-o", "UserKnownHostsFile=" + kh, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-					"-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "alice@" + policyTargetIP, "id -un"})
+					"-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "alice@" + e.target.IP(), "id -un"})
 				if tc.refusal == nil {
 					if r.code != 0 || strings.TrimSpace(r.stdout) != "alice" {
 						t.Fatalf("replica from %s: exit %d, %q; stderr:\n%s", tc.from, r.code, r.stdout, r.stderr)
@@ -455,7 +357,7 @@ func testMintedCertificate(t *testing.T, e *policyEnv) {
 		if r.code == 0 || !strings.Contains(r.stderr, `web-1 refused the login "alice"`) {
 			t.Fatalf("web's certificate at an sshd trusting only ops's CA: exit %d; stderr:\n%s", r.code, r.stderr)
 		}
-		re := regexp.MustCompile(`Failed publickey for alice from ` + regexp.QuoteMeta(policyNodeIP) + ` .*ID rampart user=alice session=\S+ server=web-1 project=web .*CA ED25519 ` +
+		re := regexp.MustCompile(`Failed publickey for alice from ` + regexp.QuoteMeta(e.node.IP) + ` .*ID rampart user=alice session=\S+ server=web-1 project=web .*CA ED25519 ` +
 			regexp.QuoteMeta(gossh.FingerprintSHA256(webCA)))
 		if _, err := e.target.WaitLogFrom(offset, waitLong, re); err != nil {
 			t.Fatalf("sshd did not log the refused web certificate: %v", err)
@@ -646,15 +548,6 @@ func startSSHAgent(t *testing.T) (sock, fingerprint string) {
 	out, err := add.CombinedOutput()
 	fatalIf(t, err, "ssh-add: "+string(out))
 	return sock, gossh.FingerprintSHA256(parseAuthorizedKey(t, string(mustRead(t, key+".pub"))))
-}
-
-// freeLoopbackPort returns a TCP port free on testIP(1) a moment ago.
-func freeLoopbackPort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	fatalIf(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func randomHex(t testing.TB) string {

@@ -20,12 +20,6 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 )
 
-// Addresses of this test, apart from every other's.
-var (
-	recordingNodeIP   = testIP(25)
-	recordingTargetIP = testIP(30)
-)
-
 const failedClosedMessage = "recording failed and project web requires it"
 
 func TestJumpRecordingFailure(t *testing.T) {
@@ -33,13 +27,13 @@ func TestJumpRecordingFailure(t *testing.T) {
 	// No free-space floor: the 256 KiB disk is below any sensible one, and
 	// this test is about the disk failing (recording_limits_test.go covers
 	// the floor).
-	node := startDevNode(t, "jump-recording", recordingNodeIP, "recording:\n  min_free_mib: 0\n", func(n *Node) []string {
+	node := startDevNode(t, "jump-recording", newIP(t, "jump-recording node"), "recording:\n  min_free_mib: 0\n", func(n *Node) []string {
 		recordings = filepath.Join(n.DataDir, "recordings")
 		return []string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
 			`mkdir -p "$1" && mount -t tmpfs -o size=256k,mode=0700 rampart-recordings "$1" && shift && exec "$@"`,
 			"sh", recordings}
 	})
-	e := setupPolicyJumpOn(t, node, recordingTargetIP)
+	e := setupPolicyJumpOn(t, node)
 	remount := func(t *testing.T, mode string) {
 		t.Helper()
 		pid := strconv.Itoa(node.current().cmd.Process.Pid)

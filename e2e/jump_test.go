@@ -23,110 +23,21 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/devidp"
 )
 
 // The jump tests: the real OpenSSH client, through a dev node, to real sshd
 // targets in their own mount namespaces.
-var (
-	jumpNodeIP   = testIP(22)
-	jumpTargetIP = testIP(31)
-	jumpOtherIP  = testIP(32)
-)
 
-// jumpEnv is a dev node, alice's key bound to her, a project "web" granted
-// to her group, and its target web-1 (sshd trusting the project's CA).
-type jumpEnv struct {
-	node   *DevNode
-	dir    string
-	key    string
-	config string // ssh_config: key, known_hosts with the host CA only
-	target *Target
-}
-
-func (e *jumpEnv) api() *APIClient { return e.node.API() }
-
-// ssh runs OpenSSH through the bastion: ssh -F config -J alice@node host cmd.
-func (e *jumpEnv) ssh(t testing.TB, extra []string, dest string, command ...string) sshResult {
-	t.Helper()
-	args := []string{"ssh", "-F", e.config, "-J", "alice@" + net.JoinHostPort(e.node.IP, portSSH)}
-	args = append(append(args, extra...), dest)
-	return runSSH(t, append(args, command...))
-}
-
-func do(t testing.TB, c *APIClient, method, path string, in, out any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	fatalIf(t, c.Do(ctx, method, path, in, out), method+" "+path)
-}
-
+// setupJump starts a dev node, binds alice's key, creates project web with
+// settings, granted to engineering, and starts web-1 (sshd trusting web's
+// user CA, UsePAM usePAM).
 func setupJump(t *testing.T, settings api.ProjectSettings, usePAM bool) *jumpEnv {
 	t.Helper()
-	e := &jumpEnv{node: StartDevNode(t, "jump", jumpNodeIP), dir: t.TempDir()}
-	e.key = newSSHKey(t, e.dir, "alice")
-	c := e.api()
-
-	// Trust only the cluster's host CA, as `rampart setup` will arrange.
-	var hostCA api.CAKeys
-	do(t, c, http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	if len(hostCA.Keys) != 1 {
-		t.Fatalf("host CA keys = %v", hostCA.Keys)
-	}
-	kh := filepath.Join(e.dir, "known_hosts")
-	fatalIf(t, os.WriteFile(kh, []byte(hostCALines(t, c)), 0o600))
-	e.config = filepath.Join(e.dir, "ssh_config")
-	// ssh_config keeps the first value it reads: the node's block first.
-	fatalIf(t, os.WriteFile(e.config, []byte(fmt.Sprintf(`Host %s
-  Port %s
-Host *
-  IdentityFile %s
-  IdentitiesOnly yes
-  IdentityAgent none
-  UserKnownHostsFile %s
-  GlobalKnownHostsFile /dev/null
-  StrictHostKeyChecking yes
-  ConnectTimeout 10
-`, e.node.IP, portSSH, e.key, kh)), 0o600))
-
-	// Bind alice's key once through the browser.
-	term := startTerminal(t, e.dir, []string{"ssh", "-F", e.config, "alice@" + e.node.IP})
-	prompt := waitDevicePrompt(t, term, e.node)
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	fatalIf(t, devidp.NewBrowser().Approve(ctx, prompt.URL, "alice", "alice"), "approve")
-	if screen, code := waitExit(t, term); code != 0 {
-		t.Fatalf("first sign-in exited %d:\n%s", code, screen)
-	}
-
-	do(t, c, http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers", Settings: settings}, nil)
-	do(t, c, http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
-	var userCA api.CAKeys
-	do(t, c, http.MethodGet, "/v1/ca/user/web", nil, &userCA)
-	e.target = e.startTarget(t, "web-1", jumpTargetIP, "web", userCA, usePAM, nil)
-	return e
-}
-
-// startTarget starts a target trusting caKeys, with an account for alice,
-// and registers it (pinning its real host key unless pin is given).
-func (e *jumpEnv) startTarget(t *testing.T, name, ip, project string, caKeys api.CAKeys, usePAM bool, pin gossh.PublicKey) *Target {
-	t.Helper()
-	tg := NewTarget(t, TargetConfig{Name: name, IP: ip, UsePAM: usePAM, HostKeyTypes: []string{"ed25519"}})
-	var keys []gossh.PublicKey
-	for _, k := range caKeys.Keys {
-		pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(k))
-		fatalIf(t, err, "user CA key")
-		keys = append(keys, pk)
-	}
-	fatalIf(t, tg.TrustCA(keys...), "trust the user CA")
-	fatalIf(t, tg.AddUser("alice"), "add alice")
-	fatalIf(t, tg.Start(), "start "+name)
-	if pin == nil {
-		pin = tg.HostKey()
-	}
-	do(t, e.api(), http.MethodPut, "/v1/servers/"+name, api.Server{Project: project, Name: name, Addr: ip,
-		HostKeys: []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pin)))}}, nil)
-	return tg
+	e := signedInEnv(t, StartDevNode(t, "jump", newIP(t, "jump node")))
+	e.setProject(t, settings)
+	grant(t, e.api(), "web", "engineering")
+	e.target = e.startTarget(t, "web-1", newIP(t, "web-1"), "web", e.userCA(t, "web"), usePAM, nil)
+	return e.jumpEnv
 }
 
 func TestJumpThroughBastion(t *testing.T) {
@@ -190,14 +101,11 @@ func TestJumpThroughBastion(t *testing.T) {
 		}
 	})
 	t.Run("ok/local-forward", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		fatalIf(t, err)
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
+		port := freePort(t, "127.0.0.1")
 		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "ssh", "-F", e.config, "-J", "alice@"+net.JoinHostPort(e.node.IP, portSSH),
-			"-N", "-o", "ExitOnForwardFailure=yes", "-L", fmt.Sprintf("127.0.0.1:%d:%s:22", port, jumpTargetIP), "alice@web-1")
+			"-N", "-o", "ExitOnForwardFailure=yes", "-L", fmt.Sprintf("127.0.0.1:%d:%s:22", port, e.target.IP()), "alice@web-1")
 		cmd.Env = clientEnv()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		var stderr bytes.Buffer
@@ -205,7 +113,7 @@ func TestJumpThroughBastion(t *testing.T) {
 		fatalIf(t, cmd.Start())
 		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 		var banner string
-		err = waitFor(waitLong, func() error {
+		err := waitFor(waitLong, func() error {
 			conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 			if err != nil {
 				return err
@@ -239,7 +147,7 @@ func TestJumpThroughBastion(t *testing.T) {
 		{"fail/metadata-address", "alice@169.254.169.254", "metadata service", nil},
 		// Another port than the SSH front door's, so that it is the node,
 		// not ssh, that sees a request for itself.
-		{"fail/the-node-itself", "alice@" + jumpNodeIP, "this bastion itself", []string{"-p", portAPI}},
+		{"fail/the-node-itself", "alice@" + e.node.IP, "this bastion itself", []string{"-p", portAPI}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.ssh(t, append([]string{"-o", "BatchMode=yes"}, tc.opts...), tc.dest, "true")
@@ -251,9 +159,7 @@ func TestJumpThroughBastion(t *testing.T) {
 	t.Run("fail/wrong-host-key", func(t *testing.T) {
 		other, err := gossh.NewPublicKey(mustEd25519(t))
 		fatalIf(t, err)
-		var userCA api.CAKeys
-		do(t, e.api(), http.MethodGet, "/v1/ca/user/web", nil, &userCA)
-		e.startTarget(t, "web-2", jumpOtherIP, "web", userCA, true, other)
+		e.startTarget(t, "web-2", newIP(t, "web-2"), "web", e.userCA(t, "web"), true, other)
 		r := e.ssh(t, []string{"-o", "BatchMode=yes"}, "alice@web-2", "true")
 		if r.code == 0 || !strings.Contains(r.stderr, "host key does not match") {
 			t.Fatalf("target with the wrong host key: exit %d, stderr:\n%s", r.code, r.stderr)
@@ -267,7 +173,7 @@ func TestJumpThroughBastion(t *testing.T) {
 		if !strings.Contains(s.stderr.String(), "revoked") {
 			t.Errorf("the person was not told why: %q", s.stderr.String())
 		}
-		do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
+		grant(t, e.api(), "web", "engineering")
 	})
 }
 

@@ -189,7 +189,7 @@ func classifyWrite(err error) writeOutcome {
 // every operation, and checks with porcupine that the writes and consistent
 // reads of each project form a linearizable register.
 func TestLinearizability(t *testing.T) {
-	c := NewCluster(t, "a", clusterA...)
+	c := NewCluster(t, "a", newIPs(t, "cluster a", 3)...)
 	fatalIf(t, c.Start(), "start the cluster")
 
 	h := &history{start: time.Now()}

@@ -26,13 +26,6 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 )
 
-// Loopback IPs of this test: the dev node, and the one address the
-// abandoned sign-ins, the flood and the person's sign-in all come from.
-var (
-	preauthNodeIP   = testIP(140)
-	preauthSourceIP = testIP(141)
-)
-
 const (
 	// preauthAbandoned is more than ssh.max_device_flows_per_ip (8): flows
 	// that stopped polling no longer count against their address.
@@ -49,7 +42,10 @@ const (
 func TestPreauthFloodAndAbandonedSignIns(t *testing.T) {
 	// Default ssh.* settings; the dev IdP tells clients to poll every
 	// second, so an abandoned flow that kept polling would show at once.
-	node := StartDevNodeWith(t, "preauth", preauthNodeIP, "  poll_interval: 1s\n")
+	node := StartDevNodeWith(t, "preauth", newIP(t, "preauth node"), "  poll_interval: 1s\n")
+	// The one address the abandoned sign-ins, the flood and the person's
+	// sign-in all come from.
+	preauthSourceIP := newIP(t, "the flooded source")
 	dir := t.TempDir()
 	knownHosts := emptyFile(t, dir, "known_hosts")
 	signIn := func(key string) *sshProc {

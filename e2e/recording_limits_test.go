@@ -22,18 +22,13 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 )
 
-var (
-	limitsNodeIP   = testIP(122)
-	limitsTargetIP = testIP(123)
-)
-
 // pourCommand writes about 40 MB to the terminal, more than the node's disk.
 const pourCommand = "yes rampart-recording-limits-fill | head -c 40000000; sleep 20; echo FINISHED"
 
 func TestRecordingLimits(t *testing.T) {
 	disk := t.TempDir() // a tmpfs inside the node's namespace only
 	recordings := filepath.Join(disk, "recordings")
-	node := startDevNode(t, "recording-limits", limitsNodeIP, fmt.Sprintf(`recording:
+	node := startDevNode(t, "recording-limits", newIP(t, "recording-limits node"), fmt.Sprintf(`recording:
   dir: %q
   max_session_bytes: 8388608
   min_free_mib: 26
@@ -44,7 +39,7 @@ func TestRecordingLimits(t *testing.T) {
 				`mount --bind "$1/raft" "$2" && shift 2 && exec "$@"`,
 			"sh", disk, raftDir}
 	})
-	e := setupPolicyJumpOn(t, node, limitsTargetIP)
+	e := setupPolicyJumpOn(t, node)
 	e.setProject(t, api.ProjectSettings{Recording: new(true)})
 
 	// writes commits administrator writes until stop is closed, and returns

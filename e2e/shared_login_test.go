@@ -5,8 +5,7 @@ package e2e
 // operator would) and which the agent never creates; a person reaches
 // deploy@web-1 through ssh -J, the agent having given deploy a principals
 // file. A person whose IdP login is deploy is not given that account, and a
-// shared login that is a person's unix name is refused. The dev node is on
-// testIP(120), web-1 on testIP(121).
+// shared login that is a person's unix name is refused.
 
 import (
 	"context"
@@ -23,11 +22,6 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 )
 
-var (
-	sharedNodeIP   = testIP(120)
-	sharedTargetIP = testIP(121)
-)
-
 // sharedNodeUsers are the dev IdP's users for this test: alice, and a person
 // whose login is deploy (continuing the dev_idp block the harness opens).
 const sharedNodeUsers = `  users:
@@ -36,7 +30,7 @@ const sharedNodeUsers = `  users:
 `
 
 func TestSharedLoginOnManagedTarget(t *testing.T) {
-	e := signedInEnv(t, StartDevNodeWith(t, "shared-login", sharedNodeIP, sharedNodeUsers))
+	e := signedInEnv(t, StartDevNodeWith(t, "shared-login", newIP(t, "shared-login node"), sharedNodeUsers))
 	e.setProject(t, api.ProjectSettings{SharedLogins: []string{"deploy"}})
 	e.admin(t, "projects", "grant", "web", "engineering")
 
@@ -52,19 +46,14 @@ func TestSharedLoginOnManagedTarget(t *testing.T) {
 	}
 
 	// web-1 has its own deploy account; the agent is told nothing but a token.
-	token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
-	tg := NewTarget(t, TargetConfig{Name: "web-1", IP: sharedTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
-	writeAgentFiles(t, tg, e.node, token)
+	tg := newAgentTarget(t, e.node, "web-1", newIP(t, "web-1"), e.enrollToken(t))
 	fatalIf(t, tg.Start(), "start web-1")
 	out, err := tg.Exec(context.Background(), "useradd", "--create-home", "--shell", "/bin/sh", "deploy")
 	fatalIf(t, err, "useradd deploy: "+out)
 	sshdOffset := tg.LogOffset()
 	ag := startAgent(t, tg)
-	listening := regexp.MustCompile(`Server listening on ` + regexp.QuoteMeta(sharedTargetIP) + ` port 22\.`)
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
+	listening := regexp.MustCompile(`Server listening on ` + regexp.QuoteMeta(tg.IP()) + ` port 22\.`)
+	ag.waitApplied(t, "agent applied web's shared login", func() error {
 		b, err := os.ReadFile(tg.Path("/etc/ssh/rampart_principals/deploy"))
 		if err != nil || string(b) != "deploy\n" {
 			return fmt.Errorf("deploy's principals file: %q, %v", b, err)
@@ -77,7 +66,7 @@ func TestSharedLoginOnManagedTarget(t *testing.T) {
 			return fmt.Errorf("sshd has not listened again since the agent started (%v)", err)
 		}
 		return nil
-	}), "agent applied web's shared login")
+	})
 
 	t.Run("ok/person-reaches-shared-account", func(t *testing.T) {
 		r := runSSH(t, e.jumpArgv(e.config, "alice", nil, "deploy@web-1", "id", "-un", ";", "echo", "$HOME"))

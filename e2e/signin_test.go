@@ -29,18 +29,11 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 )
 
-// Loopback IPs of the dev nodes of these tests, away from the cluster tests'
-// hosts 1-6.
-var (
-	signInIP = testIP(20)
-	deniedIP = testIP(21)
-)
-
 // sshTimeout bounds one non-interactive ssh run.
 const sshTimeout = 60 * time.Second
 
 func TestOpenSSHDeviceFlowSignIn(t *testing.T) {
-	node := StartDevNode(t, "signin", signInIP)
+	node := StartDevNode(t, "signin", newIP(t, "signin node"))
 	dir := t.TempDir()
 	key := newSSHKey(t, dir, "alice")
 	knownHosts := emptyFile(t, dir, "known_hosts")
@@ -157,7 +150,7 @@ func TestOpenSSHDeviceFlowSignIn(t *testing.T) {
 }
 
 func TestOpenSSHDeniedSignIn(t *testing.T) {
-	node := StartDevNode(t, "denied", deniedIP)
+	node := StartDevNode(t, "denied", newIP(t, "denied node"))
 	dir := t.TempDir()
 	key := newSSHKey(t, dir, "bob")
 	knownHosts := emptyFile(t, dir, "known_hosts")

@@ -63,7 +63,7 @@ type TargetConfig struct {
 	// Name labels the target in logs and is a principal of the host
 	// certificate tests usually sign; "target" if empty.
 	Name string
-	// IP is the loopback address sshd listens on (testIP: 127.B.0.N).
+	// IP is the loopback address sshd listens on (newIP).
 	IP string
 	// Port is sshd's port; 22 if zero.
 	Port int

@@ -30,28 +30,17 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// Loopback IPs of the targets of these tests (hosts 31-39 are for
-// targets; the jump tests use .31 and .32).
-var (
-	targetLoginPAMIP    = testIP(35)
-	targetLoginNoPAMIP  = testIP(36)
-	targetRefusePAMIP   = testIP(37)
-	targetRefuseNoPAMIP = testIP(38)
-	targetEtcIP         = testIP(39)
-)
-
 func TestTargetCertificateLogin(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		ip     string
 		usePAM bool
 	}{
-		{"ok/usepam-yes", targetLoginPAMIP, true},
-		{"ok/usepam-no", targetLoginNoPAMIP, false},
+		{"ok/usepam-yes", true},
+		{"ok/usepam-no", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ca := newCertAuthority(t)
-			tg := startCertTarget(t, tc.ip, tc.usePAM, ca)
+			tg := startCertTarget(t, newIP(t, "target"), tc.usePAM, ca)
 			fatalIf(t, tg.AddUser("alice"), "add alice")
 
 			dir := t.TempDir()
@@ -82,15 +71,14 @@ func TestTargetCertificateLogin(t *testing.T) {
 func TestTargetCertificateRefusals(t *testing.T) {
 	for _, pam := range []struct {
 		name   string
-		ip     string
 		usePAM bool
 	}{
-		{"usepam-yes", targetRefusePAMIP, true},
-		{"usepam-no", targetRefuseNoPAMIP, false},
+		{"usepam-yes", true},
+		{"usepam-no", false},
 	} {
 		t.Run(pam.name, func(t *testing.T) {
 			ca := newCertAuthority(t)
-			tg := startCertTarget(t, pam.ip, pam.usePAM, ca)
+			tg := startCertTarget(t, newIP(t, "target"), pam.usePAM, ca)
 			fatalIf(t, tg.AddUser("alice"), "add alice")
 			fatalIf(t, tg.AddUser("bob"), "add bob")
 			other := newCertAuthority(t) // a CA the target does not trust
@@ -186,7 +174,7 @@ func TestTargetHostEtcUntouched(t *testing.T) {
 	}
 
 	ca := newCertAuthority(t)
-	tg := startCertTarget(t, targetEtcIP, true, ca)
+	tg := startCertTarget(t, newIP(t, "target"), true, ca)
 	ctx := context.Background()
 	fatalIf(t, tg.AddUser(user), "add "+user)
 	out, err := tg.Exec(ctx, "id", "-un", user)
@@ -478,7 +466,7 @@ func short(h string) string {
 // test run's targets, say) and the kernel hands the torn-down namespace's
 // inode number to one of them.
 func TestTargetKillSparesOtherNamespaces(t *testing.T) {
-	tg := NewTarget(t, TargetConfig{Name: "kill-1", IP: testIP(46), UsePAM: true})
+	tg := NewTarget(t, TargetConfig{Name: "kill-1", IP: newIP(t, "kill-1"), UsePAM: true})
 	fatalIf(t, tg.Start(), "start the target")
 
 	// Namespaces of "another run": made one after another while the target

@@ -3,8 +3,7 @@ package e2e
 // Trust boundaries of enrollment (docs/security.md): a second token
 // enrollment of an enrolled server (same name, same machine id, read from the
 // world-readable /etc/machine-id) cannot move it to another address or other
-// host keys. The dev node is on testIP(100), the real target on testIP(101),
-// the impostor's address is testIP(102).
+// host keys.
 
 import (
 	"bytes"
@@ -25,12 +24,6 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
-)
-
-var (
-	trustEnrollNodeIP     = testIP(100)
-	trustEnrollTargetIP   = testIP(101)
-	trustEnrollImpostorIP = testIP(102)
 )
 
 // enrollDirect posts one enrollment as an agent would, with the token's
@@ -89,19 +82,10 @@ type serverShown struct {
 }
 
 func TestEnrollCannotTakeOverServer(t *testing.T) {
-	e, _ := setupEnrollNode(t, "trust-enroll", trustEnrollNodeIP, "")
-	token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
-	tg := NewTarget(t, TargetConfig{Name: "db-1", IP: trustEnrollTargetIP, UsePAM: true, HostKeyTypes: []string{"ed25519"}})
-	writeAgentFiles(t, tg, e.node, token)
-	fatalIf(t, tg.Start(), "start db-1")
-	ag := startAgent(t, tg)
-	fatalIf(t, waitFor(waitLong, func() error {
-		if err := ag.alive(); err != nil {
-			return err
-		}
-		_, err := tg.Exec(context.Background(), "id", "alice")
-		return err
-	}), "enroll and provision db-1")
+	e, _ := setupEnrollNode(t, "trust-enroll", "")
+	tg, ag := startAgentTarget(t, e.node, "db-1", newIP(t, "db-1"), e.enrollToken(t))
+	ag.waitApplied(t, "enroll and provision db-1", hasAccount(tg, "alice"))
+	impostorIP := newIP(t, "the impostor")
 	show := func(t *testing.T) serverShown {
 		var s serverShown
 		out := e.admin(t, "servers", "show", "db-1", "--json").stdout
@@ -114,26 +98,26 @@ func TestEnrollCannotTakeOverServer(t *testing.T) {
 	// Anyone with a shell on db-1 reads its machine id; with one use of a
 	// project token they enroll "db-1" again from their own address.
 	t.Run("fail/same-name-and-machine-id", func(t *testing.T) {
-		second := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
+		second := e.enrollToken(t)
 		agentPub, hostKey := impostorKeys(t)
-		_, err := enrollDirect(second, api.EnrollRequest{MachineID: machineID, Name: "db-1", Addr: trustEnrollImpostorIP, SSHPort: 22,
+		_, err := enrollDirect(second, api.EnrollRequest{MachineID: machineID, Name: "db-1", Addr: impostorIP, SSHPort: 22,
 			HostKeys: []string{hostKey}, PublicKey: agentPub})
 		if err == nil || !strings.Contains(err.Error(), "HTTP 409") || !strings.Contains(err.Error(), "already enrolled") {
 			t.Fatalf("a second enrollment of db-1 with its machine id: %v; want HTTP 409, already enrolled", err)
 		}
 		t.Logf("refused: %v", err)
 		after := show(t)
-		if after.ID != before.ID || after.Addr != trustEnrollTargetIP || !slices.Equal(after.HostKeys, before.HostKeys) {
+		if after.ID != before.ID || after.Addr != tg.IP() || !slices.Equal(after.HostKeys, before.HostKeys) {
 			t.Fatalf("db-1 after the refused enrollment: %+v; before: %+v", after, before)
 		}
 		var found bool
 		for _, ev := range auditOf(t, e, "server.enroll_refused") {
-			if ev.Fields["server"] == "db-1" && ev.Fields["addr"] == trustEnrollImpostorIP && ev.Fields["project"] == "web" {
+			if ev.Fields["server"] == "db-1" && ev.Fields["addr"] == impostorIP && ev.Fields["project"] == "web" {
 				found = true
 			}
 		}
 		if !found {
-			t.Errorf("no server.enroll_refused audit event for db-1 from %s: %+v", trustEnrollImpostorIP, auditOf(t, e, "server.enroll_refused"))
+			t.Errorf("no server.enroll_refused audit event for db-1 from %s: %+v", impostorIP, auditOf(t, e, "server.enroll_refused"))
 		}
 	})
 

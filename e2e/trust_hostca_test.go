@@ -3,9 +3,9 @@ package e2e
 // Trust boundaries of the host CAs (docs/security.md): the node host CA
 // certifies the nodes' front doors and nothing else; the target host CA
 // certifies targets, never under a node's name or address, and only under
-// names the project's rules allow. The dev node is on testIP(106) (with the
-// extra name bastion.example.test); a stand-in SSH server presenting an
-// enrolled target's host certificate listens on testIP(107).
+// names the project's rules allow. The dev node has the extra name
+// bastion.example.test; a stand-in SSH server presenting an enrolled
+// target's host certificate listens on an address of its own.
 
 import (
 	"crypto/ed25519"
@@ -21,11 +21,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-)
-
-var (
-	trustCANodeIP   = testIP(106)
-	trustCATargetIP = testIP(107)
 )
 
 const trustCABastionName = "bastion.example.test"
@@ -86,7 +81,8 @@ func sshHostCheck(t testing.TB, kh, ip, port, alias string) (accepted bool, stde
 }
 
 func TestHostCAVouchesOnlyForNodes(t *testing.T) {
-	e, _ := setupEnrollNode(t, "trust-hostca", trustCANodeIP, "ssh:\n  host_names: ["+trustCABastionName+"]\n")
+	e, _ := setupEnrollNode(t, "trust-hostca", "ssh:\n  host_names: ["+trustCABastionName+"]\n")
+	nodeIP, targetIP := e.node.IP, newIP(t, "web-9")
 	token := strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "10", "--quiet").stdout)
 	agentPub, hostKey := impostorKeys(t)
 
@@ -94,9 +90,9 @@ func TestHostCAVouchesOnlyForNodes(t *testing.T) {
 	// address: the target host CA would certify it.
 	t.Run("fail/node-names", func(t *testing.T) {
 		for _, req := range []api.EnrollRequest{
-			{Name: trustCABastionName, Addr: trustCATargetIP},
-			{Name: "web-7", AltNames: []string{trustCANodeIP}, Addr: trustCATargetIP},
-			{Name: "web-8", Addr: trustCANodeIP},
+			{Name: trustCABastionName, Addr: targetIP},
+			{Name: "web-7", AltNames: []string{nodeIP}, Addr: targetIP},
+			{Name: "web-8", Addr: nodeIP},
 		} {
 			req.MachineID, req.SSHPort, req.HostKeys, req.PublicKey = randomHex(t), 22, []string{hostKey}, agentPub
 			_, err := enrollDirect(token, req)
@@ -104,7 +100,7 @@ func TestHostCAVouchesOnlyForNodes(t *testing.T) {
 			// (400, before the token is looked at), its names by the
 			// node-name check (403).
 			nodeName := err != nil && strings.Contains(err.Error(), "HTTP 403") && strings.Contains(err.Error(), "node of this cluster")
-			nodeAddr := err != nil && req.Addr == trustCANodeIP && strings.Contains(err.Error(), "HTTP 400") && strings.Contains(err.Error(), "this bastion itself")
+			nodeAddr := err != nil && req.Addr == nodeIP && strings.Contains(err.Error(), "HTTP 400") && strings.Contains(err.Error(), "this bastion itself")
 			if !nodeName && !nodeAddr {
 				t.Fatalf("enroll %s %v at %s: %v; want a refusal naming the node", req.Name, req.AltNames, req.Addr, err)
 			}
@@ -129,13 +125,13 @@ func TestHostCAVouchesOnlyForNodes(t *testing.T) {
 	var targetCert *gossh.Certificate
 	t.Run("name-rules", func(t *testing.T) {
 		e.setProject(t, api.ProjectSettings{ServerNames: []string{"web-*"}})
-		_, err := enrollDirect(token, api.EnrollRequest{Name: "mail-1", Addr: trustCATargetIP, MachineID: randomHex(t), SSHPort: 22,
+		_, err := enrollDirect(token, api.EnrollRequest{Name: "mail-1", Addr: targetIP, MachineID: randomHex(t), SSHPort: 22,
 			HostKeys: []string{hostKey}, PublicKey: agentPub})
 		if err == nil || !strings.Contains(err.Error(), "HTTP 403") || !strings.Contains(err.Error(), "server name rules") {
 			t.Fatalf("enroll mail-1 into web (rules web-*): %v; want HTTP 403, name rules", err)
 		}
 		t.Logf("fail/outside-rules: %v", err)
-		resp, err := enrollDirect(token, api.EnrollRequest{Name: "web-9", Addr: trustCATargetIP, MachineID: randomHex(t), SSHPort: 22,
+		resp, err := enrollDirect(token, api.EnrollRequest{Name: "web-9", Addr: targetIP, MachineID: randomHex(t), SSHPort: 22,
 			HostKeys: []string{authorizedLine(hostSigner.PublicKey())}, PublicKey: agentPub})
 		fatalIf(t, err, "ok/within-rules: enroll web-9")
 		pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(resp.HostCerts[0]))
@@ -147,7 +143,7 @@ func TestHostCAVouchesOnlyForNodes(t *testing.T) {
 	}
 	certSigner, err := gossh.NewCertSigner(targetCert, hostSigner)
 	fatalIf(t, err)
-	port := serveHostSigner(t, trustCATargetIP, certSigner)
+	port := serveHostSigner(t, targetIP, certSigner)
 
 	var nodeCA, targetCA api.CAKeys
 	do(t, e.api(), http.MethodGet, "/v1/ca/node-host", nil, &nodeCA)
@@ -167,19 +163,19 @@ func TestHostCAVouchesOnlyForNodes(t *testing.T) {
 	}{
 		// A target's certificate never passes for anything under the node
 		// host CA, whatever name it is reached by.
-		{"fail/target-cert-under-node-ca", onlyNodeCA, trustCATargetIP, port, "web-9", false},
-		{"fail/target-cert-as-bastion-under-node-ca", onlyNodeCA, trustCATargetIP, port, trustCABastionName, false},
-		{"ok/target-cert-under-target-ca", onlyTargetCA, trustCATargetIP, port, "web-9", true},
+		{"fail/target-cert-under-node-ca", onlyNodeCA, targetIP, port, "web-9", false},
+		{"fail/target-cert-as-bastion-under-node-ca", onlyNodeCA, targetIP, port, trustCABastionName, false},
+		{"ok/target-cert-under-target-ca", onlyTargetCA, targetIP, port, "web-9", true},
 		// The front door's certificate is the node host CA's only.
-		{"ok/bastion-under-node-ca", onlyNodeCA, trustCANodeIP, portSSH, trustCABastionName, true},
-		{"fail/bastion-under-target-ca", onlyTargetCA, trustCANodeIP, portSSH, trustCABastionName, false},
+		{"ok/bastion-under-node-ca", onlyNodeCA, nodeIP, portSSH, trustCABastionName, true},
+		{"fail/bastion-under-target-ca", onlyTargetCA, nodeIP, portSSH, trustCABastionName, false},
 		// With the lines of ca known-hosts: the bastion by its name and
 		// address, the target by its name, and never the target as the
 		// bastion.
-		{"ok/known-hosts-bastion-name", knownHosts, trustCANodeIP, portSSH, trustCABastionName, true},
-		{"ok/known-hosts-bastion-ip", knownHosts, trustCANodeIP, portSSH, "", true},
-		{"ok/known-hosts-target", knownHosts, trustCATargetIP, port, "web-9", true},
-		{"fail/known-hosts-target-as-bastion", knownHosts, trustCATargetIP, port, trustCABastionName, false},
+		{"ok/known-hosts-bastion-name", knownHosts, nodeIP, portSSH, trustCABastionName, true},
+		{"ok/known-hosts-bastion-ip", knownHosts, nodeIP, portSSH, "", true},
+		{"ok/known-hosts-target", knownHosts, targetIP, port, "web-9", true},
+		{"fail/known-hosts-target-as-bastion", knownHosts, targetIP, port, trustCABastionName, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			accepted, stderr := sshHostCheck(t, tc.kh, tc.ip, tc.port, tc.alias)

@@ -4,8 +4,7 @@ package e2e
 // certificate speaks for it only while it is for the key the node joined
 // with. After n2 is removed and a fresh n2 joins, the old n2's certificate
 // and key, still valid, open neither the raft port nor the API's node
-// endpoints. Nodes on testIP(103) (n1), testIP(104) (the old n2) and
-// testIP(105) (the new n2).
+// endpoints.
 
 import (
 	"context"
@@ -39,7 +38,7 @@ func probeNodeAPI(c *Cluster, n *Node, cert tls.Certificate) (admitted bool, det
 }
 
 func TestNodeCertificateBoundToKey(t *testing.T) {
-	c := NewCluster(t, "trust-node", testIP(103), testIP(104))
+	c := NewCluster(t, "trust-node", newIPs(t, "trust-node nodes", 2)...)
 	fatalIf(t, c.Start(), "start the cluster")
 	n1, old := c.Nodes[0], c.Nodes[1]
 	oldCert, err := old.Certificate()
@@ -55,7 +54,7 @@ func TestNodeCertificateBoundToKey(t *testing.T) {
 	fatalIf(t, old.Kill(), "stop the old n2")
 
 	// A fresh n2: same id, its own data dir, address and key.
-	fresh := &Node{c: c, ID: old.ID, IP: testIP(105), DataDir: filepath.Join(c.Dir, "n2-again")}
+	fresh := &Node{c: c, ID: old.ID, IP: newIP(t, "the new n2"), DataDir: filepath.Join(c.Dir, "n2-again")}
 	c.Nodes = append(c.Nodes, fresh)
 	fatalIf(t, fresh.Start("--join", c.JoinToken()), "join the new n2")
 	fatalIf(t, c.WaitMembers(waitLong, n1, fresh), "the new n2 joined")
