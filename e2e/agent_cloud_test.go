@@ -87,9 +87,6 @@ type cloudAgent struct {
 // name, and a fresh machine id, into the target; there is no token.
 func writeCloudAgentFiles(t testing.TB, tg *Target, name string, c cloudAgent) {
 	t.Helper()
-	dir := tg.Path(agentEtc)
-	fatalIf(t, os.RemoveAll(dir))
-	fatalIf(t, os.Mkdir(dir, 0o700))
 	addr, port := tg.IP(), tg.Port()
 	if c.addr != "" {
 		addr = c.addr
@@ -97,28 +94,14 @@ func writeCloudAgentFiles(t testing.TB, tg *Target, name string, c cloudAgent) {
 	if c.sshPort != 0 {
 		port = c.sshPort
 	}
-	cfg := fmt.Sprintf(`cluster: [%q]
+	writeAgentConfig(t, tg, name, addr, port, fmt.Sprintf(`cluster: [%q]
 ca_pin: %s
 auto_enroll: %s
 aws_metadata_url: %q
 aws_identity_form: %q
 gcp_metadata_url: %q
 gcp_audience: %q
-token_file: %s
-data_dir: %s
-name: %s
-addr: %s
-ssh_port: %d
-machine_id_file: %s/machine-id
-state_file: %s/managed.json
-home_archive_dir: %s/home-archive
-poll_wait: 5s
-delete_grace: 1h
-log_level: debug
-`, c.apiAddr, c.pin, c.mode, c.awsURL, c.awsForm, c.gcpURL, c.audience, agentTokenFile, agentDataDir, name, addr, port,
-		agentEtc, agentEtc, agentEtc)
-	fatalIf(t, os.WriteFile(tg.Path(agentConfig), []byte(cfg), 0o600))
-	fatalIf(t, os.WriteFile(tg.Path(agentEtc+"/machine-id"), []byte(randomHex(t)+randomHex(t)+"\n"), 0o444))
+`, c.apiAddr, c.pin, c.mode, c.awsURL, c.awsForm, c.gcpURL, c.audience))
 }
 
 // cloudServer is a server as `servers ls --json` shows it (all but when

@@ -30,16 +30,26 @@ const (
 	agentAlicePrin = "/etc/ssh/rampart_principals/alice"
 )
 
-// writeAgentFiles writes the agent's configuration, a fresh machine id (the
-// copied /etc/machine-id is this machine's) and the token into the target,
-// replacing whatever an earlier agent left there.
+// writeAgentFiles writes the agent's configuration (writeAgentConfig,
+// enrolling with node's cluster) and the token into the target.
 func writeAgentFiles(t testing.TB, tg *Target, node *DevNode, token string) {
+	t.Helper()
+	writeAgentConfig(t, tg, tg.Name(), tg.IP(), tg.Port(), fmt.Sprintf("cluster: [%q]\n", node.APIAddr()))
+	fatalIf(t, os.WriteFile(tg.Path(agentTokenFile), []byte(token+"\n"), 0o600))
+}
+
+// writeAgentConfig writes the agent's configuration and a fresh machine id
+// (the copied /etc/machine-id is this machine's) into the target, replacing
+// whatever an earlier agent left there. The configuration is settings
+// (YAML lines: the cluster, how to enroll), then what every test's agent
+// has: its files under agentEtc, the server's name, addr and port, a 5 s
+// poll, and debug logs.
+func writeAgentConfig(t testing.TB, tg *Target, name, addr string, port int, settings string) {
 	t.Helper()
 	dir := tg.Path(agentEtc)
 	fatalIf(t, os.RemoveAll(dir))
 	fatalIf(t, os.Mkdir(dir, 0o700))
-	cfg := fmt.Sprintf(`cluster: [%q]
-token_file: %s
+	cfg := settings + fmt.Sprintf(`token_file: %s
 data_dir: %s
 name: %s
 addr: %s
@@ -50,10 +60,9 @@ home_archive_dir: %s/home-archive
 poll_wait: 5s
 delete_grace: 1h
 log_level: debug
-`, node.APIAddr(), agentTokenFile, agentDataDir, tg.Name(), tg.IP(), tg.Port(), agentEtc, agentEtc, agentEtc)
+`, agentTokenFile, agentDataDir, name, addr, port, agentEtc, agentEtc, agentEtc)
 	fatalIf(t, os.WriteFile(tg.Path(agentConfig), []byte(cfg), 0o600))
 	fatalIf(t, os.WriteFile(tg.Path(agentEtc+"/machine-id"), []byte(randomHex(t)+randomHex(t)+"\n"), 0o444))
-	fatalIf(t, os.WriteFile(tg.Path(agentTokenFile), []byte(token+"\n"), 0o600))
 }
 
 // agentCommand is rampart-agent inside the target, with its output in a
@@ -153,4 +162,26 @@ func hasAccount(tg *Target, user string) func() error {
 		_, err := tg.Exec(context.Background(), "id", user)
 		return err
 	}
+}
+
+// checkHostUnchanged fingerprints what of this machine an agent or its
+// installer could touch (digest) now and again when the test ends, after
+// every target is gone (call it before starting any), and fails the test
+// if anything changed, went or came.
+func checkHostUnchanged(t *testing.T, digest func(testing.TB) map[string]string) {
+	t.Helper()
+	before := digest(t)
+	t.Cleanup(func() {
+		after := digest(t)
+		for k, v := range before {
+			if after[k] != v {
+				t.Errorf("this machine's %s changed during the test: %s -> %s", k, v, after[k])
+			}
+		}
+		for k := range after {
+			if _, ok := before[k]; !ok {
+				t.Errorf("this machine has a new %s after the test", k)
+			}
+		}
+	})
 }

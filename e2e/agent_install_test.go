@@ -227,23 +227,12 @@ func fileSHA256(t testing.TB, path string) string {
 }
 
 func TestAgentInstall(t *testing.T) {
-	before := hostInstallDigest(t)
-	t.Cleanup(func() {
-		after := hostInstallDigest(t)
-		for k, v := range before {
-			if after[k] != v {
-				t.Errorf("this machine's %s changed during the test: %s -> %s", k, v, after[k])
-			}
-		}
-	})
+	checkHostUnchanged(t, hostInstallDigest)
 
 	e, _ := setupEnrollNode(t, "install", "")
 	caFile := writeClusterCA(t, e.node)
 	agentBin, err := binary("rampart-agent")
 	fatalIf(t, err)
-	newToken := func(t *testing.T) string {
-		return strings.TrimSpace(e.admin(t, "tokens", "create", "web", "--uses", "1", "--quiet").stdout)
-	}
 	var who struct {
 		UID uint32 `json:"uid"`
 	}
@@ -362,7 +351,7 @@ func TestAgentInstall(t *testing.T) {
 		// Run again (an upgrade): the configuration is kept, the enrolled
 		// server stores no token, the running agent is restarted.
 		oldPid, logOffset := tg.agentPid(), len(tg.shimLog("agent.log"))
-		fatalIf(t, os.WriteFile(tg.Path(operatorToken), []byte(newToken(t)+"\n"), 0o600))
+		fatalIf(t, os.WriteFile(tg.Path(operatorToken), []byte(e.enrollToken(t)+"\n"), 0o600))
 		fatalIf(t, os.Remove(filepath.Join(tg.shim, "systemctl.log")))
 		code, out = tg.install(t, e.node, caFile, "--token-file", operatorToken)
 		if code != 0 || !strings.Contains(out, "keeping the configuration") || !strings.Contains(out, "already enrolled") {
@@ -393,7 +382,7 @@ func TestAgentInstall(t *testing.T) {
 		fatalIf(t, tg.Start())
 		fatalIf(t, os.MkdirAll(tg.Path("/etc/rampart"), 0o755))
 		fatalIf(t, os.WriteFile(tg.Path(api.DisableAutostartFile), nil, 0o644))
-		fatalIf(t, os.WriteFile(tg.Path(operatorToken), []byte(newToken(t)+"\n"), 0o600))
+		fatalIf(t, os.WriteFile(tg.Path(operatorToken), []byte(e.enrollToken(t)+"\n"), 0o600))
 		code, out := tg.install(t, e.node, caFile, "--token-file", operatorToken, "--name", "web-gold", "--addr", tg.IP())
 		if code != 0 || !strings.Contains(out, "not started") {
 			t.Fatalf("install.sh exited %d; want 0 and a word that the agent was not started", code)
@@ -443,7 +432,7 @@ func TestAgentInstall(t *testing.T) {
 
 	t.Run("bad-tokens", func(t *testing.T) {
 		tg := newInstallTarget(t, "web-bad")
-		pinned, err := api.ParseToken(newToken(t))
+		pinned, err := api.ParseToken(e.enrollToken(t))
 		fatalIf(t, err)
 		sum := sha256.Sum256([]byte("not the cluster CA " + randomHex(t)))
 		pinned.CAPin = "sha256:" + hex.EncodeToString(sum[:])

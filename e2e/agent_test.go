@@ -125,20 +125,7 @@ func targetGID(t testing.TB, tg *Target, group string) uint32 {
 
 func TestAgentProvisionsTarget(t *testing.T) {
 	// Registered first, so that it runs last, after every target is gone.
-	before := hostEtcDigest(t)
-	t.Cleanup(func() {
-		after := hostEtcDigest(t)
-		for k, v := range before {
-			if after[k] != v {
-				t.Errorf("this machine's %s changed during the test: %s -> %s", k, v, after[k])
-			}
-		}
-		for k := range after {
-			if _, ok := before[k]; !ok {
-				t.Errorf("this machine has a new %s after the test", k)
-			}
-		}
-	})
+	checkHostUnchanged(t, hostEtcDigest)
 
 	start := time.Now()
 	e := setupAgentNode(t)
