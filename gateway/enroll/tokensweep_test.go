@@ -1,4 +1,4 @@
-package gateway
+package enroll
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func TestTokenSweep(t *testing.T) {
 		}
 	}
 	now := created
-	s := &tokenSweeper{store: st, grace: tokenExpiryGrace, every: time.Hour, now: func() time.Time { return now }, logger: slog.New(slog.DiscardHandler)}
+	s := NewTokenSweeper(st, func() time.Time { return now }, slog.New(slog.DiscardHandler))
 	count := func() int {
 		_, toks, _ := st.State().Tokens(nil)
 		return len(toks)
