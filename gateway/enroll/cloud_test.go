@@ -178,7 +178,9 @@ func TestEnrollGCP(t *testing.T) {
 	}{
 		{"fail/not-configured", GCP{}, func(t *testing.T) *api.EnrollRequest { return request(t, inst, audience, "web-1") },
 			http.StatusForbidden, []string{"this cluster does not accept GCP auto-enrollment (node n1 has no agents.gcp configuration)"}},
-		{"fail/other-audience", cfg, func(t *testing.T) *api.EnrollRequest { return request(t, inst, "https://elsewhere.example.com", "web-1") },
+		{"fail/other-audience", cfg, func(t *testing.T) *api.EnrollRequest {
+			return request(t, inst, "https://elsewhere.example.com", "web-1")
+		},
 			http.StatusForbidden, nil},
 		{"fail/project-not-mapped", cfg, func(t *testing.T) *api.EnrollRequest { return request(t, other, audience, "web-1") },
 			http.StatusForbidden, []string{"acme-dev"}},
