@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/gateway/cloudid"
 	"github.com/rampart-ssh/rampart/gateway/devidp"
+	"github.com/rampart-ssh/rampart/gateway/enroll"
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
 	"github.com/rampart-ssh/rampart/internal/configload"
 )
@@ -420,8 +420,6 @@ func LoadConfig(fs *pflag.FlagSet) (*Config, error) {
 	return &cfg, nil
 }
 
-var nodeIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
 // Validate returns every problem with the configuration in one error.
 func (c *Config) Validate() error { return configload.Error(c.problems()) }
 
@@ -430,14 +428,14 @@ func (c *Config) Validate() error { return configload.Error(c.problems()) }
 func (c *Config) problems() []string {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	if c.NodeID != "" && !nodeIDPattern.MatchString(c.NodeID) {
+	if c.NodeID != "" && !enroll.ValidNodeID(c.NodeID) {
 		bad("node_id %q: use lowercase letters, digits and dashes, up to 63 characters", c.NodeID)
 	}
 	if c.DataDir == "" {
 		bad("data_dir is empty")
 	}
 	for name, addr := range map[string]string{"listen.ssh": c.Listen.SSH, "listen.api": c.Listen.API, "listen.raft": c.Listen.Raft} {
-		if err := checkHostPort(addr, true); err != nil {
+		if err := enroll.CheckHostPort(addr, true); err != nil {
 			bad("%s: %v", name, err)
 		}
 	}
@@ -445,7 +443,7 @@ func (c *Config) problems() []string {
 		if addr == "" {
 			continue
 		}
-		if err := checkHostPort(addr, false); err != nil {
+		if err := enroll.CheckHostPort(addr, false); err != nil {
 			bad("%s: %v", name, err)
 		}
 	}
@@ -533,7 +531,7 @@ func (c *Config) problems() []string {
 		if !c.Dev {
 			bad("dev_idp.enabled is only allowed with dev: true; production nodes use a real identity provider")
 		}
-		if err := checkHostPort(c.DevIdP.Listen, false); err != nil {
+		if err := enroll.CheckHostPort(c.DevIdP.Listen, false); err != nil {
 			bad("dev_idp.listen: %v", err)
 		}
 		if c.DevIdP.Config.Issuer == "" {
@@ -623,25 +621,6 @@ func (c *Config) listenerCollisions() []string {
 		}
 	}
 	return errs
-}
-
-func checkHostPort(addr string, allowWildcard bool) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port", addr)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("%q: port must be 1-65535", addr)
-	}
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return fmt.Errorf("%q: host must be an IP address", addr)
-	}
-	if !allowWildcard && ip.IsUnspecified() {
-		return fmt.Errorf("%q: a wildcard cannot be dialled", addr)
-	}
-	return nil
 }
 
 func isWildcard(addr string) bool {

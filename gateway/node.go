@@ -17,6 +17,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/enroll"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
 	"github.com/rampart-ssh/rampart/gateway/jump"
@@ -44,7 +45,6 @@ type Node struct {
 	// stopBackground ends the node's background workers (the audit writer).
 	stopBackground context.CancelFunc
 	now            func() time.Time
-	cloud          cloudVerifiers // cloud identity verifiers kept between enrollments
 }
 
 // Run starts a node and serves until ctx ends, then stops it cleanly. Messages
@@ -97,8 +97,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = newAuditWriter(n.store, n.logger)
 	go n.audit.run(bg)
-	sweeper := &tokenSweeper{store: n.store, grace: tokenExpiryGrace, every: tokenSweepEvery, now: n.now, logger: n.logger}
-	go sweeper.run(bg)
+	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
 	go n.newNodeCertRenewer().run(bg)
 	if err := n.startPprof(); err != nil {
 		return err
@@ -366,7 +365,7 @@ func (n *Node) startAPI() error {
 	if err != nil {
 		return fmt.Errorf("listen for the API on %s: %w", n.cfg.Listen.API, err)
 	}
-	handler := httpapi.New(n.store, clusterService{n}, n.logger)
+	handler := httpapi.New(n.store, n.newEnrollment(), n.logger)
 	handler.SetRecordings(n.recordingFiles())
 	handler.SetAdminEntitlement(n.cfg.Agents.AdminEntitlement)
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
@@ -378,6 +377,16 @@ func (n *Node) startAPI() error {
 		}
 	}()
 	return nil
+}
+
+// newEnrollment builds the node's enrollment and join service (one per
+// node: it keeps the cloud identity verifiers between enrollments).
+func (n *Node) newEnrollment() *enroll.Service {
+	a := n.cfg.Agents
+	return enroll.New(n.store, n.keys, n.audit, enroll.Config{
+		NodeID: n.id, AgentCertValidity: a.CertValidity, HostCertValidity: a.HostCertValidity, NodeCertValidity: n.nodeCertTTL(),
+		AWS: enroll.AWS(a.AWS), GCP: enroll.GCP(a.GCP), NodeHostNames: n.sshHostNames(), Targets: n.targetRule(),
+	}, n.now, n.logger)
 }
 
 func randomHex(nbytes int) string {

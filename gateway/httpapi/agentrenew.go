@@ -1,18 +1,17 @@
 package httpapi
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"net/http"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -177,16 +176,9 @@ func (s *Server) agentHostCerts(w http.ResponseWriter, r *http.Request, srv *raf
 // size the cluster signs for agents: ECDSA P-256/P-384, Ed25519, or RSA of
 // 2048 bits or more.
 func parseAgentPublicKey(text string) (crypto.PublicKey, error) {
-	block, rest := pem.Decode([]byte(text))
-	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, Errorf(http.StatusBadRequest, "public_key is not a PEM PUBLIC KEY")
-	}
-	if len(bytes.TrimSpace(rest)) > 0 {
-		return nil, Errorf(http.StatusBadRequest, "public_key holds more than one PEM block")
-	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	pub, err := ca.ParsePublicKeyPEM(text)
 	if err != nil {
-		return nil, Errorf(http.StatusBadRequest, "public_key is not a PKIX public key")
+		return nil, Errorf(http.StatusBadRequest, "%v", err)
 	}
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:

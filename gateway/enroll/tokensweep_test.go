@@ -1,7 +1,6 @@
-package gateway
+package enroll
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -10,28 +9,6 @@ import (
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
-// sweepStore is a one-node store over an FSM that may or may not lead.
-type sweepStore struct {
-	fsm    *raftstore.FSM
-	leader bool
-	writes int
-}
-
-func (s *sweepStore) IsLeader() bool          { return s.leader }
-func (s *sweepStore) State() *raftstore.State { return s.fsm.State() }
-func (s *sweepStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
-	buf, err := raftstore.Encode(cmd)
-	if err != nil {
-		return nil, err
-	}
-	s.writes++
-	res := s.fsm.ApplyCommand(s.fsm.State().LatestIndex()+1, buf)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return raftstore.NewResult(res.Index, res.Value)
-}
-
 // Expired tokens leave the store a grace period after they expire, on the
 // leader's sweep, and only then.
 func TestTokenSweep(t *testing.T) {
@@ -39,7 +16,7 @@ func TestTokenSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &sweepStore{fsm: f, leader: true}
+	st := &memStore{fsm: f, leader: true}
 	created := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	if _, err := st.Apply(t.Context(), &raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: created}); err != nil {
 		t.Fatal(err)
@@ -53,7 +30,7 @@ func TestTokenSweep(t *testing.T) {
 		}
 	}
 	now := created
-	s := &tokenSweeper{store: st, grace: tokenExpiryGrace, every: time.Hour, now: func() time.Time { return now }, logger: slog.New(slog.DiscardHandler)}
+	s := NewTokenSweeper(st, func() time.Time { return now }, slog.New(slog.DiscardHandler))
 	count := func() int {
 		_, toks, _ := st.State().Tokens(nil)
 		return len(toks)

@@ -1,4 +1,4 @@
-package gateway
+package enroll
 
 // Cloud auto-enrollment: what a node keeps between enrollments (its GCP
 // verifier, the parsed AWS certificate bundle), and the checks that tie an
@@ -25,7 +25,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/cloudid"
-	"github.com/rampart-ssh/rampart/gateway/httpapi"
+	"github.com/rampart-ssh/rampart/gateway/fault"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -42,7 +42,7 @@ type cloudVerifiers struct {
 	mu sync.Mutex
 	// gcp was built from gcpCfg; a different configuration builds another.
 	gcp    *cloudid.GCPVerifier
-	gcpCfg AgentsGCP
+	gcpCfg GCP
 	// awsCerts were parsed from the file awsPath as it was when its
 	// modification time and size were awsStamp.
 	awsPath  string
@@ -59,7 +59,7 @@ type fileStamp struct {
 // gcpVerifier returns the verifier for cfg, the same one for as long as cfg
 // is the same (a node's configuration does not change while it runs; the
 // comparison only makes the cache impossible to get wrong).
-func (cv *cloudVerifiers) gcpVerifier(cfg AgentsGCP, now func() time.Time) *cloudid.GCPVerifier {
+func (cv *cloudVerifiers) gcpVerifier(cfg GCP, now func() time.Time) *cloudid.GCPVerifier {
 	cv.mu.Lock()
 	defer cv.mu.Unlock()
 	if cv.gcp != nil && cv.gcpCfg.Issuer == cfg.Issuer && cv.gcpCfg.Audience == cfg.Audience &&
@@ -106,10 +106,10 @@ func checkCloudSSHPort(req *api.EnrollRequest) error {
 		port = raftstore.DefaultSSHPort
 	}
 	if port < 1 || port > 65535 {
-		return httpapi.Errorf(http.StatusBadRequest, "ssh_port %d is outside 1-65535", port)
+		return fault.Errorf(http.StatusBadRequest, "ssh_port %d is outside 1-65535", port)
 	}
 	if port >= privilegedPorts {
-		return httpapi.Errorf(http.StatusForbidden, "ssh_port %d: a server that enrolls with its cloud identity must run sshd on a "+
+		return fault.Errorf(http.StatusForbidden, "ssh_port %d: a server that enrolls with its cloud identity must run sshd on a "+
 			"privileged port (below %d), which only root can listen on; enroll it with a token to use port %d", port, privilegedPorts, port)
 	}
 	return nil
@@ -120,11 +120,11 @@ func checkCloudSSHPort(req *api.EnrollRequest) error {
 // read the document could point the bastion at another machine.
 func checkAWSAddr(req *api.EnrollRequest, id *cloudid.AWSIdentity) error {
 	if id.PrivateIP == "" {
-		return httpapi.Errorf(http.StatusForbidden, "the identity document of AWS instance %s names no privateIp to check addr %s against: enroll it with a token",
+		return fault.Errorf(http.StatusForbidden, "the identity document of AWS instance %s names no privateIp to check addr %s against: enroll it with a token",
 			id.InstanceID, req.Addr)
 	}
 	if !sameIP(req.Addr, id.PrivateIP) {
-		return httpapi.Errorf(http.StatusForbidden, "addr %s is not the private IP of AWS instance %s (%s, from its signed identity document): "+
+		return fault.Errorf(http.StatusForbidden, "addr %s is not the private IP of AWS instance %s (%s, from its signed identity document): "+
 			"set addr in the agent's configuration to %s", req.Addr, id.InstanceID, id.PrivateIP, id.PrivateIP)
 	}
 	return nil
@@ -140,7 +140,7 @@ func checkReenroll(req *api.EnrollRequest, srv *raftstore.Server, instanceID str
 		if was == "" {
 			was = "none"
 		}
-		return httpapi.Errorf(http.StatusForbidden, "instance %s is enrolled as server %s (%s): enrolling it again keeps the server's %s (%s), "+
+		return fault.Errorf(http.StatusForbidden, "instance %s is enrolled as server %s (%s): enrolling it again keeps the server's %s (%s), "+
 			"and this enrollment asks for %s; set %s in the agent's configuration back, or delete the server (servers delete %s) to enroll the instance anew",
 			instanceID, srv.Name, srv.ID, what, was, asked, key, srv.Name)
 	}

@@ -1,4 +1,4 @@
-package gateway
+package enroll
 
 import (
 	"context"
@@ -16,21 +16,30 @@ const (
 	tokenSweepEvery  = time.Hour
 )
 
-// tokenSweeper prunes expired tokens on the leader. Followers do nothing:
+// SweepStore is what the token sweep needs of the replicated store.
+type SweepStore interface {
+	IsLeader() bool
+	State() *raftstore.State
+	Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
+}
+
+// TokenSweeper prunes expired tokens on the leader. Followers do nothing:
 // the one TokenPrune the leader writes reaches every replica.
-type tokenSweeper struct {
-	store interface {
-		IsLeader() bool
-		State() *raftstore.State
-		Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
-	}
+type TokenSweeper struct {
+	store        SweepStore
 	grace, every time.Duration
 	now          func() time.Time
 	logger       *slog.Logger
 }
 
-// run sweeps every s.every until ctx ends.
-func (s *tokenSweeper) run(ctx context.Context) {
+// NewTokenSweeper returns the sweep of a node: every hour, it prunes the
+// tokens that expired more than a day ago.
+func NewTokenSweeper(store SweepStore, now func() time.Time, logger *slog.Logger) *TokenSweeper {
+	return &TokenSweeper{store: store, grace: tokenExpiryGrace, every: tokenSweepEvery, now: now, logger: logger}
+}
+
+// Run sweeps every hour until ctx ends.
+func (s *TokenSweeper) Run(ctx context.Context) {
 	t := time.NewTicker(s.every)
 	defer t.Stop()
 	for {
@@ -48,7 +57,7 @@ func (s *tokenSweeper) run(ctx context.Context) {
 // sweep prunes, when this node leads, the tokens that expired more than
 // the grace ago, and returns how many. It writes only when the replica
 // holds at least one.
-func (s *tokenSweeper) sweep(ctx context.Context) (int, error) {
+func (s *TokenSweeper) sweep(ctx context.Context) (int, error) {
 	if !s.store.IsLeader() {
 		return 0, nil
 	}

@@ -1,4 +1,4 @@
-package gateway
+package enroll
 
 import (
 	"net"
@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/httpapi"
+	"github.com/rampart-ssh/rampart/gateway/fault"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -28,8 +28,9 @@ func canonicalName(s string) string {
 
 // nodeNames are the names and addresses that belong to the cluster's nodes:
 // every address in the node table, the names each node's front door
-// certificate is for (as each node records them), and this node's own.
-func (n *Node) nodeNames() map[string]bool {
+// certificate is for (as each node records them), and this node's own
+// (its host names and the addresses it listens on or advertises).
+func (s *Service) nodeNames() map[string]bool {
 	out := map[string]bool{}
 	addHost := func(hostport string) {
 		if host, _, err := net.SplitHostPort(hostport); err == nil && host != "" {
@@ -38,7 +39,7 @@ func (n *Node) nodeNames() map[string]bool {
 			}
 		}
 	}
-	if _, nodes, err := n.store.State().Nodes(nil); err == nil {
+	if _, nodes, err := s.store.State().Nodes(nil); err == nil {
 		for _, node := range nodes {
 			for _, a := range []string{node.RaftAddr, node.APIAddr, node.SSHAddr} {
 				addHost(a)
@@ -48,10 +49,10 @@ func (n *Node) nodeNames() map[string]bool {
 			}
 		}
 	}
-	for _, h := range n.sshHostNames() {
+	for _, h := range s.cfg.NodeHostNames {
 		out[canonicalName(h)] = true
 	}
-	for _, l := range n.targetRule().Listeners {
+	for _, l := range s.cfg.Targets.Listeners {
 		if !l.Addr().IsUnspecified() {
 			out[canonicalName(l.Addr().String())] = true
 		}
@@ -62,15 +63,15 @@ func (n *Node) nodeNames() map[string]bool {
 // checkTargetNames refuses (and audits) an enrollment into project whose
 // name, alt names or address belong to a node, or whose names are outside
 // the project's name rules.
-func (c clusterService) checkTargetNames(req *api.EnrollRequest, project string) error {
-	nodes := c.n.nodeNames()
+func (s *Service) checkTargetNames(req *api.EnrollRequest, project string) error {
+	nodes := s.nodeNames()
 	for _, name := range append(append([]string{req.Name}, req.AltNames...), req.Addr) {
 		if nodes[canonicalName(name)] {
-			return c.refuseName(req, project, name, "node name",
-				httpapi.Errorf(http.StatusForbidden, "%s is a name or address of a node of this cluster: a target cannot be enrolled under it", name))
+			return s.refuseName(req, project, name, "node name",
+				fault.Errorf(http.StatusForbidden, "%s is a name or address of a node of this cluster: a target cannot be enrolled under it", name))
 		}
 	}
-	_, p, err := c.n.store.State().ProjectByName(nil, project)
+	_, p, err := s.store.State().ProjectByName(nil, project)
 	if err != nil || p == nil {
 		return err // a missing project is refused when the server is recorded
 	}
@@ -80,14 +81,14 @@ func (c clusterService) checkTargetNames(req *api.EnrollRequest, project string)
 			// certificate and a route for an address it does not have
 			// would let it stand in for whoever does.
 			if canonicalName(ip.String()) != canonicalName(req.Addr) {
-				return c.refuseName(req, project, name, "address not its own",
-					httpapi.Errorf(http.StatusForbidden, "%s is not this server's address (%s): an address among its names must be its own", name, req.Addr))
+				return s.refuseName(req, project, name, "address not its own",
+					fault.Errorf(http.StatusForbidden, "%s is not this server's address (%s): an address among its names must be its own", name, req.Addr))
 			}
 			continue // addresses are not names: the rules are for names
 		}
 		if !p.Settings.AllowsServerName(name) {
-			return c.refuseName(req, project, name, "name rules",
-				httpapi.Errorf(http.StatusForbidden, "the name %s is outside project %s's server name rules (%s): an administrator sets them with projects set %s --server-names",
+			return s.refuseName(req, project, name, "name rules",
+				fault.Errorf(http.StatusForbidden, "the name %s is outside project %s's server name rules (%s): an administrator sets them with projects set %s --server-names",
 					name, project, strings.Join(p.Settings.ServerNames, ", "), project))
 		}
 	}
@@ -97,11 +98,11 @@ func (c clusterService) checkTargetNames(req *api.EnrollRequest, project string)
 // refuseName audits and logs an enrollment refused for a name or address it
 // asked for (project is empty when refused before admission), and returns
 // err, the answer.
-func (c clusterService) refuseName(req *api.EnrollRequest, project, name, reason string, err error) error {
+func (s *Service) refuseName(req *api.EnrollRequest, project, name, reason string, err error) error {
 	serverName, requested, method, addr := raftstore.ClientText(req.Name), raftstore.ClientText(name), raftstore.ClientText(req.Method), raftstore.ClientText(req.Addr)
-	c.n.audit.Record("server.enroll_refused", "agent", map[string]string{"server": serverName, "requested_name": requested, "project": project,
+	s.audit.Record("server.enroll_refused", "agent", map[string]string{"server": serverName, "requested_name": requested, "project": project,
 		"method": method, "addr": addr, "reason": reason})
-	c.n.logger.Warn("refused enrollment: "+reason, "method", method, "server_name", serverName, "requested_name", requested,
+	s.logger.Warn("refused enrollment: "+reason, "method", method, "server_name", serverName, "requested_name", requested,
 		"project", project, "addr", addr, "err", err)
 	return err
 }

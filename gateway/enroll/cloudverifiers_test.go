@@ -1,4 +1,4 @@
-package gateway
+package enroll
 
 import (
 	"context"
@@ -15,11 +15,11 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/cloudid"
 	"github.com/rampart-ssh/rampart/gateway/cloudid/cloudidtest"
-	"github.com/rampart-ssh/rampart/gateway/httpapi"
+	"github.com/rampart-ssh/rampart/gateway/fault"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
-// wantRefusal checks that err is an HTTPError of status saying each of says
+// wantRefusal checks that err is a fault.Error of status saying each of says
 // (nil err when status is 0).
 func wantRefusal(t *testing.T, err error, status int, says ...string) {
 	t.Helper()
@@ -29,16 +29,16 @@ func wantRefusal(t *testing.T, err error, status int, says ...string) {
 		}
 		return
 	}
-	var he *httpapi.HTTPError
+	var he *fault.Error
 	if !errors.As(err, &he) || he.Status != status {
 		t.Fatalf("err = %v, want an HTTP %d refusal", err, status)
 	}
 	for _, s := range says {
-		if !strings.Contains(he.Message, s) {
-			t.Errorf("refusal %q does not say %q", he.Message, s)
+		if !strings.Contains(he.Msg, s) {
+			t.Errorf("refusal %q does not say %q", he.Msg, s)
 		}
 	}
-	t.Logf("refused: %s", he.Message)
+	t.Logf("refused: %s", he.Msg)
 }
 
 func TestCheckCloudSSHPort(t *testing.T) {
@@ -158,7 +158,7 @@ func TestCloudVerifiersGCPKeptPerNode(t *testing.T) {
 	iss, forger := mustCloudIssuer(t), mustCloudIssuer(t)
 	hits := serveCountingIssuer(t, iss)
 	forger.URL = iss.URL
-	cfg := AgentsGCP{Issuer: iss.URL, Audience: "https://bastion.example.com:8443", Projects: map[string]string{"acme-prod": "web"}, MaxAge: time.Hour}
+	cfg := GCP{Issuer: iss.URL, Audience: "https://bastion.example.com:8443", Projects: map[string]string{"acme-prod": "web"}, MaxAge: time.Hour}
 	var cv cloudVerifiers
 	inst := cloudidtest.GCPInstance{ProjectID: "acme-prod", InstanceID: "4567890123456789012"}
 	for i := range 10 {
@@ -239,16 +239,5 @@ func TestCloudVerifiersAWSBundle(t *testing.T) {
 	}
 	if _, err := cv.awsCertificates(filepath.Join(t.TempDir(), "missing.pem")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing bundle: err = %v", err)
-	}
-}
-
-func TestAgentsGCPValidateMaxAge(t *testing.T) {
-	cfg := AgentsGCP{Issuer: cloudid.GoogleIssuer, Audience: "https://bastion.example.com:8443", Projects: map[string]string{"acme-prod": "web"}, MaxAge: time.Hour}
-	if errs := cfg.validate(); len(errs) != 0 {
-		t.Fatalf("valid settings refused: %v", errs)
-	}
-	cfg.MaxAge = 10 * time.Second
-	if errs := cfg.validate(); len(errs) != 1 || errs[0].Error() != "max_age 10s: must be at least 1m" {
-		t.Fatalf("max_age 10s: %v", errs)
 	}
 }
