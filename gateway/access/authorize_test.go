@@ -116,4 +116,3 @@ func TestAuthorizeAndLogin(t *testing.T) {
 		t.Errorf("disabled alice: %v", err)
 	}
 }
-
