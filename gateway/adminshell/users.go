@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampart-ssh/rampart/gateway/access"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -118,26 +119,16 @@ func (v *invocation) usersCmd() *cobra.Command {
 				return err
 			}
 			d := userDetail{userView: newUserView(u), Grants: []grantView{}}
-			// The grants of the user's groups, whether or not the user is active.
-			active := *u
-			active.Status = raftstore.UserActive
-			_, grants, err := st.UserProjects(nil, &active)
+			// The grants of the user's groups, whether or not the user is
+			// active, and their live bindings (gateway/access).
+			x, err := access.New(st, nil, v.sh.now).Explain(u)
 			if err != nil {
 				return err
 			}
-			for _, g := range grants {
+			for _, g := range x.Grants {
 				d.Grants = append(d.Grants, newGrantView(g))
 			}
-			_, bindings, err := st.BindingsByUser(nil, u.ID)
-			if err != nil {
-				return err
-			}
-			now := v.sh.now()
-			for _, b := range bindings {
-				if now.Before(b.ExpiresAt) {
-					d.Bindings++
-				}
-			}
+			d.Bindings = x.LiveBindings
 			_, sessions, err := st.SessionsByUser(nil, u.ID)
 			if err != nil {
 				return err

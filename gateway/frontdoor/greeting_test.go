@@ -8,13 +8,15 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/gateway/access"
 	"github.com/rampart-ssh/rampart/gateway/jump"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
-// The greeting lists only the servers the jump would dial: the check is the
-// jump proxy's own (a real one here, with this node's addresses).
+// The greeting lists only the servers the jump would dial: the check is
+// gateway/access's, with the jump proxy's own rule (a real proxy here, with
+// this node's addresses).
 func TestGreetingListsOnlyReachableServers(t *testing.T) {
 	idp := startIdP(t, nil)
 	own := "127.0.0.9"
@@ -61,7 +63,8 @@ func TestGreetingListsOnlyReachableServers(t *testing.T) {
 		if listed[s.name] != s.listed {
 			t.Errorf("%s at %s: listed %v, want %v", s.name, s.addr, listed[s.name], s.listed)
 		}
-		if got := proxy.Reachable(&raftstore.Server{Name: s.name, Addr: s.addr}) == nil; got != s.listed {
+		_, _, err := access.New(d.store.State(), proxy.Targets(), nil).Resolve(s.name, 22)
+		if got := err == nil; got != s.listed {
 			t.Errorf("%s at %s: the jump would dial it: %v, the greeting says %v", s.name, s.addr, got, s.listed)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/jump"
 	"github.com/rampart-ssh/rampart/gateway/login"
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
+	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -95,9 +96,10 @@ type DeviceFlow interface {
 // proxy implements it).
 type Jumper interface {
 	HandleDirectTCPIP(ctx context.Context, id jump.Identity, nc gossh.NewChannel)
-	// Reachable reports why the jump would refuse srv's registered
-	// address (metadata services, the node's own addresses...), or nil.
-	Reachable(srv *raftstore.Server) error
+	// Targets is the rule for the addresses the jump dials (never metadata
+	// services, the node's own addresses...): the greeting lists only the
+	// servers gateway/access lets through with it.
+	Targets() *targetaddr.Rule
 }
 
 // Auditor records audit events; it must not block.

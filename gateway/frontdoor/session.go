@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/gateway/access"
 	"github.com/rampart-ssh/rampart/gateway/adminshell"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -152,29 +152,17 @@ func (s *Server) whoami(u *raftstore.User, bindingExpires, currentKey string) (*
 		return nil, err
 	}
 	w.Bindings = bindings
-	st := s.state()
-	_, grants, err := st.UserProjects(nil, u)
+	if s.cfg.Jump == nil {
+		return w, nil
+	}
+	dests, err := access.New(s.state(), s.cfg.Jump.Targets(), s.now).Destinations(u)
 	if err != nil {
 		return nil, err
 	}
-	projects := map[string]bool{}
-	for _, g := range grants {
-		projects[g.Project] = true
+	for _, d := range dests {
+		w.Servers = append(w.Servers, Destination{Name: d.Server.Name, Project: d.Project,
+			Command: fmt.Sprintf("ssh -J %s %s@%s", s.cfg.JumpHost, u.UnixName, d.Server.Name)})
 	}
-	for p := range projects {
-		_, servers, err := st.ServersByProject(nil, p)
-		if err != nil {
-			return nil, err
-		}
-		for _, srv := range servers {
-			if s.cfg.Jump == nil || s.cfg.Jump.Reachable(srv) != nil {
-				continue
-			}
-			w.Servers = append(w.Servers, Destination{Name: srv.Name, Project: p,
-				Command: fmt.Sprintf("ssh -J %s %s@%s", s.cfg.JumpHost, u.UnixName, srv.Name)})
-		}
-	}
-	sort.Slice(w.Servers, func(i, j int) bool { return w.Servers[i].Name < w.Servers[j].Name })
 	return w, nil
 }
 

@@ -160,9 +160,11 @@ func (s *Server) agentStateHandler(w http.ResponseWriter, r *http.Request, srv *
 		case baseline == nil:
 			// What the agent holds: wait for something else.
 			baseline = sum
+			s.waitingAgent()
 			return out.Index, nil
 		case bytes.Equal(sum, baseline):
 			latest, sameSinceIndex = out.Index, true
+			s.waitingAgent()
 			return minIndex, nil
 		}
 		// Changed: answer, with an index past the agent's even if a
@@ -181,6 +183,13 @@ func (s *Server) agentStateHandler(w http.ResponseWriter, r *http.Request, srv *
 	out.Index = idx
 	w.Header().Set(api.IndexHeader, strconv.FormatUint(idx, 10))
 	writeJSON(w, http.StatusOK, out)
+}
+
+// waitingAgent calls the agentWaiting hook, if any.
+func (s *Server) waitingAgent() {
+	if s.agentWaiting != nil {
+		s.agentWaiting()
+	}
 }
 
 // stateDigest is the SHA-256 of an agent state's content, its index aside.

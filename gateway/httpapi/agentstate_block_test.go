@@ -29,7 +29,17 @@ func TestAgentStateWaitsForItsOwnChange(t *testing.T) {
 	)
 	store := &fsmStore{fsm: f}
 	pki := newTestPKI(t)
-	ts := httptest.NewUnstartedServer(New(store, nil, slog.New(slog.DiscardHandler)))
+	handler := New(store, nil, slog.New(slog.DiscardHandler))
+	// waiting fires each time a request has read the state and waits for
+	// a change; a write made after it is seen by that wait.
+	waiting := make(chan struct{}, 16)
+	handler.agentWaiting = func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
+	ts := httptest.NewUnstartedServer(handler)
 	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
@@ -79,7 +89,7 @@ func TestAgentStateWaitsForItsOwnChange(t *testing.T) {
 		st, elapsed := get(first.Index, wait.String())
 		done <- answer{st, elapsed}
 	}()
-	time.Sleep(50 * time.Millisecond)
+	<-waiting
 	apply(&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s2", Project: "db", Name: "db-1", Addr: "10.0.0.2", SSHPort: 22}, Now: now})
 	last := apply(&raftstore.UserUpsert{User: raftstore.User{ID: "b", Login: "bob", UnixName: "bob", Groups: []string{"dba"}}, EnsureGroups: true, Now: now})
 	got := <-done
@@ -96,12 +106,16 @@ func TestAgentStateWaitsForItsOwnChange(t *testing.T) {
 		t.Errorf("state changed: %+v, was %+v", got.st, first)
 	}
 
-	// A change to s1's state answers the waiting agent.
+	// A change to s1's state answers the waiting agent. The first request
+	// has been answered, so every signal it gave has been sent: drop them.
+	for len(waiting) > 0 {
+		<-waiting
+	}
 	go func() {
 		st, elapsed := get(got.st.Index, "60s")
 		done <- answer{st, elapsed}
 	}()
-	time.Sleep(50 * time.Millisecond)
+	<-waiting
 	changed := apply(&raftstore.UserUpsert{User: raftstore.User{ID: "c", Login: "carol", UnixName: "carol", Groups: []string{"eng"}}, EnsureGroups: true, Now: now})
 	got = <-done
 	if got.st.Index != changed || len(got.st.Users) != 2 {

@@ -75,6 +75,10 @@ type Server struct {
 	authFail               authFailures
 	// targets is where servers may be registered (SetTargetRule).
 	targets targetaddr.Rule
+	// agentWaiting, when set, is called each time an agent's state request
+	// has read the state and is about to wait for a change: a write after
+	// it wakes the request. nil in production; tests wait on it.
+	agentWaiting func()
 }
 
 // SetAdminEntitlement names the entitlement project admins get on servers.

@@ -2,14 +2,12 @@ package jump
 
 import (
 	"crypto/ed25519"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -39,83 +37,6 @@ func testState(t *testing.T) *raftstore.FSM {
 		}
 	}
 	return f
-}
-
-func TestResolve(t *testing.T) {
-	st := testState(t).State()
-	// Targets on 127.0.0.N, as in the e2e tests.
-	own := &targetaddr.Rule{AllowLoopback: true, Listeners: targetaddr.ParseListeners("127.0.0.1:2222", "127.0.0.1:8443")}
-	strict := &targetaddr.Rule{Listeners: own.Listeners}
-	cases := []struct {
-		name    string
-		host    string
-		port    uint32
-		rule    *targetaddr.Rule
-		want    string
-		wantErr error
-	}{
-		{"ok/canonical-name", "web-1", 22, own, "s1", nil},
-		{"ok/alt-name-any-case", "WWW.", 22, own, "s1", nil},
-		{"ok/address", "127.0.0.31", 22, own, "s1", nil},
-		{"fail/unenrolled-name", "web-9", 22, own, "", ErrNotEnrolled},
-		{"fail/unenrolled-ip", "10.1.2.3", 22, own, "", ErrNotEnrolled},
-		{"fail/metadata-ip", "169.254.169.254", 22, own, "", ErrForbiddenAddr},
-		{"fail/enrolled-at-metadata-ip", "meta", 22, own, "", ErrForbiddenAddr},
-		{"fail/own-address", "127.0.0.1", 22, own, "", ErrForbiddenAddr},
-		{"fail/link-local", "fe80::1", 22, own, "", ErrForbiddenAddr},
-		{"fail/other-port", "web-1", 80, own, "", ErrWrongPort},
-		{"fail/loopback-not-allowed", "web-1", 22, strict, "", ErrForbiddenAddr},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			srv, _, err := resolve(st, tc.host, tc.port, tc.rule)
-			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || srv.ID != tc.want {
-				t.Fatalf("resolve(%q) = %v, %v; want %s", tc.host, srv, err, tc.want)
-			}
-		})
-	}
-}
-
-func TestAuthorizeAndLogin(t *testing.T) {
-	st := testState(t).State()
-	_, alice, _ := st.UserByID(nil, "u1")
-	_, bob, _ := st.UserByID(nil, "u2")
-	_, web1, _ := st.ServerByID(nil, "s1")
-	_, db1, _ := st.ServerByID(nil, "s2")
-	acc, err := authorize(st, alice, web1)
-	if err != nil {
-		t.Fatalf("alice on web-1: %v", err)
-	}
-	for login, ok := range map[string]bool{"alice": true, "deploy": true, "root": false, "bob": false} {
-		if err := acc.loginAllowed(alice, login); (err == nil) != ok {
-			t.Errorf("login %s: err %v, want allowed=%v", login, err, ok)
-		}
-	}
-	// A shared login that is a person's unix name (state from before the
-	// cluster refused it) opens nobody's account.
-	legacy := *acc.project
-	legacy.Settings.SharedLogins = []string{"bob", "deploy"}
-	accLegacy := &access{project: &legacy, grants: acc.grants, st: st}
-	if err := accLegacy.loginAllowed(alice, "bob"); !errors.Is(err, ErrLoginDenied) {
-		t.Errorf("shared login bob (a person's unix name): err %v, want ErrLoginDenied", err)
-	}
-	if _, err := authorize(st, alice, db1); !errors.Is(err, ErrNotInProject) {
-		t.Errorf("alice on db-1 (no grant): %v", err)
-	}
-	if _, err := authorize(st, bob, web1); !errors.Is(err, ErrNotInProject) {
-		t.Errorf("bob (other group) on web-1: %v", err)
-	}
-	disabled := *alice
-	disabled.Status = raftstore.UserDisabled
-	if _, err := authorize(st, &disabled, web1); !errors.Is(err, ErrUserInactive) {
-		t.Errorf("disabled alice: %v", err)
-	}
 }
 
 func TestStricter(t *testing.T) {

@@ -170,24 +170,9 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 		refuse("", errors.New("this bastion node cannot reach its cluster right now"))
 		return
 	}
-	st := p.store.State()
-	_, user, err := st.UserByID(nil, id.UserID)
-	if err != nil || user == nil {
-		refuse(id.UserID, ErrUserInactive)
-		return
-	}
-	if bindingRevoked(st, id) {
-		refuse(user.Login, ErrBindingRevoked)
-		return
-	}
-	srv, ip, err := resolve(st, d.DestAddr, d.DestPort, &p.cfg.Targets)
+	acc, actor, err := p.authorize(p.store.State(), id, d.DestAddr, d.DestPort)
 	if err != nil {
-		refuse(user.Login, err)
-		return
-	}
-	acc, err := authorize(st, user, srv)
-	if err != nil {
-		refuse(user.Login, err)
+		refuse(actor, err)
 		return
 	}
 	ch, reqs, err := nc.Accept()
@@ -196,7 +181,7 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 	}
 	// The channel's own requests (none are defined for direct-tcpip) are
 	// answered by the bridge's loop, not a goroutine of their own.
-	c := &conn{p: p, id: id, user: user, srv: srv, ip: ip, acc: acc, requested: d.DestAddr,
+	c := &conn{p: p, id: id, user: acc.user, srv: acc.srv, ip: acc.ip, acc: acc, requested: d.DestAddr,
 		sessionID: newSessionID(), started: p.now(), outerReqs: reqs}
 	c.serve(ctx, &chanConn{Channel: ch, local: tcpAddr(id.Local), remote: tcpAddr(id.Remote)})
 }

@@ -197,7 +197,7 @@ func (p *Proxy) revoked(st *raftstore.State, s *liveSession) string {
 	case srv.Addr != s.server.Addr || srv.SSHPort != s.server.SSHPort:
 		return "the server's address changed"
 	}
-	acc, err := authorize(st, u, srv)
+	acc, err := authorizeServer(st, u, srv)
 	if err != nil {
 		return "your access to project " + srv.Project + " was revoked"
 	}
