@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // testHostCA signs host certificates as the cluster does: valid from a
@@ -139,8 +141,13 @@ func TestHostCertRenewerAsksWhenDue(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := t0
-	h := &hostCertRenewer{id: id, dataDir: dir, client: ts.Client(), cluster: id.Cluster, machineID: "m-1",
-		logger: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	cl, err := client.New(id.Cluster, client.WithRootCAs(roots), client.WithMachineID("m-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hostCertRenewer{id: id, dataDir: dir, cluster: cl, logger: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
 	ctx := context.Background()
 
 	now = t0.Add(19 * time.Second)
