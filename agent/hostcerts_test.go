@@ -192,3 +192,52 @@ func TestHostCertRenewerAsksWhenDue(t *testing.T) {
 		t.Fatalf("not renewed after the host CA changed (calls %d)", calls.Load())
 	}
 }
+
+// Host certificates are renewed at the nodes the agent has learned of, as
+// the pull loop and the certificate renewer find them: the node the token
+// named may be gone by the time they are due.
+func TestHostCertRenewerFollowsTheCluster(t *testing.T) {
+	c := newRenewCluster(t)
+	dir, id := c.enroll(t, time.Hour)
+	hca := newTestHostCA(t)
+	var a, b *httptest.Server
+	var hostCertCalls atomic.Int32
+	serve := func() *httptest.Server {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /v1/agents/state", func(w http.ResponseWriter, _ *http.Request) {
+			_ = json.NewEncoder(w).Encode(api.AgentState{Index: 5, ServerID: "srv-1", HostCAKey: hca.line,
+				Cluster: []string{a.Listener.Addr().String(), b.Listener.Addr().String()}})
+		})
+		mux.HandleFunc("POST /v1/agents/hostcerts", func(w http.ResponseWriter, _ *http.Request) {
+			hostCertCalls.Add(1)
+			_ = json.NewEncoder(w).Encode(api.AgentHostCertsResponse{HostCerts: []string{hca.cert(t, time.Now(), time.Hour)}, HostCAKey: hca.line})
+		})
+		ts := httptest.NewUnstartedServer(mux)
+		startNodeTLS(t, ts, c.ca, "n")
+		return ts
+	}
+	a, b = serve(), serve()
+	id.Cluster = []string{a.Listener.Addr().String()} // the token named only a
+	id.HostCerts = []string{hca.cert(t, time.Now(), time.Hour)}
+	raw, _ := json.Marshal(id)
+	if err := os.WriteFile(filepath.Join(dir, identityFile), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPuller(dir, id, time.Second, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := p.Next(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	h := newHostCertRenewer(p, dir, discard)
+	if _, err := h.renewOnce(ctx, time.Now()); err != nil {
+		t.Fatalf("host certificates with the token's node gone: %v", err)
+	}
+	if hostCertCalls.Load() != 1 {
+		t.Fatalf("%d host certificate requests reached the cluster, want 1", hostCertCalls.Load())
+	}
+}

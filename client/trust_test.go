@@ -1,10 +1,12 @@
 package client_test
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -18,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/client"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 )
@@ -181,5 +184,66 @@ func TestPinnedTLS(t *testing.T) {
 				t.Fatalf("err = %v, want it to say %q", err, tc.wantText)
 			}
 		})
+	}
+}
+
+// Enroll and Join trust only the pinned CA: at the handshake, and in the
+// CA the answer hands over (which the caller then keeps as its only trust).
+func TestPinnedCalls(t *testing.T) {
+	cluster, other := newTestCA(t, "cluster-1"), newTestCA(t, "cluster-2")
+	serve := func(t *testing.T, c *ca.TLSCA, caPEM []byte) string {
+		certPEM, keyPEM := issuePEM(t, c, client.RoleNode, "node-1")
+		nt, err := ca.NewNodeTLS(c.CertPEM, certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, err := nt.API.GetCertificate(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/v1/agents/enroll":
+				_ = json.NewEncoder(w).Encode(api.EnrollResponse{ServerID: "srv-1", CAPEM: string(caPEM)})
+			case "/v1/cluster/join":
+				_ = json.NewEncoder(w).Encode(api.JoinResponse{ClusterID: "c1", CAPEM: string(caPEM)})
+			default:
+				http.NotFound(w, r)
+			}
+		}))
+		srv.TLS = nt.API.Clone()
+		srv.TLS.Certificates = []tls.Certificate{*cur}
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv.Listener.Addr().String()
+	}
+	calls := map[string]func(context.Context, *client.Client) error{
+		"enroll": func(ctx context.Context, c *client.Client) error { _, err := c.Enroll(ctx, &api.EnrollRequest{}); return err },
+		"join":   func(ctx context.Context, c *client.Client) error { _, err := c.Join(ctx, &api.JoinRequest{}); return err },
+	}
+	for _, tc := range []struct {
+		name    string
+		addr    string
+		wantErr error
+	}{
+		{name: "ok/pinned-ca-answers-with-itself", addr: serve(t, cluster, cluster.CertPEM)},
+		{name: "fail/answer-names-another-ca", addr: serve(t, cluster, other.CertPEM), wantErr: client.ErrPinMismatch},
+		{name: "fail/answer-without-ca", addr: serve(t, cluster, nil), wantErr: client.ErrPinMismatch},
+		{name: "fail/node-of-another-ca", addr: serve(t, other, other.CertPEM), wantErr: client.ErrPinMismatch},
+	} {
+		for what, call := range calls {
+			t.Run(tc.name+"/"+what, func(t *testing.T) {
+				c, err := client.New([]string{tc.addr}, client.WithPin(cluster.Pin()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.CloseIdleConnections()
+				err = call(context.Background(), c)
+				if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+					t.Fatalf("%s: %v, want %v", what, err, tc.wantErr)
+				}
+			})
+		}
 	}
 }
