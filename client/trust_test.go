@@ -219,8 +219,14 @@ func TestPinnedCalls(t *testing.T) {
 		return srv.Listener.Addr().String()
 	}
 	calls := map[string]func(context.Context, *client.Client) error{
-		"enroll": func(ctx context.Context, c *client.Client) error { _, err := c.Enroll(ctx, &api.EnrollRequest{}); return err },
-		"join":   func(ctx context.Context, c *client.Client) error { _, err := c.Join(ctx, &api.JoinRequest{}); return err },
+		"enroll": func(ctx context.Context, c *client.Client) error {
+			_, err := c.Enroll(ctx, &api.EnrollRequest{})
+			return err
+		},
+		"join": func(ctx context.Context, c *client.Client) error {
+			_, err := c.Join(ctx, &api.JoinRequest{})
+			return err
+		},
 	}
 	for _, tc := range []struct {
 		name    string
