@@ -1,27 +1,23 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // Identity is what enrollment gave this agent, kept in its data dir.
@@ -142,27 +138,20 @@ func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, e
 		Addr: cfg.Addr, SSHPort: cfg.SSHPort, Labels: cfg.Labels, HostKeys: hostKeys,
 		PublicKey:   string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})),
 		AWSDocument: cred.awsDocument, AWSSignature: cred.awsSignature, AWSPKCS7: cred.awsPKCS7, GCPToken: cred.gcpToken}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: ca.PinnedTLS(cred.pin)}}
+	// The token's CA pin is the only trust: the client checks it at the
+	// handshake and against the CA the answer hands over.
+	cl, err := client.New(dedup(append(append([]string(nil), cred.addrs...), cfg.Cluster...)), client.WithPin(cred.pin))
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
 	// Enrollment is one request: leave no idle connection holding a
 	// descriptor on the node.
-	defer client.CloseIdleConnections()
-	var resp api.EnrollResponse
-	var errs []error
-	for _, addr := range dedup(append(append([]string(nil), cred.addrs...), cfg.Cluster...)) {
-		if err := postJSON(ctx, client, "https://"+addr+"/v1/agents/enroll", req, &resp); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-			continue
-		}
-		break
+	defer cl.CloseIdleConnections()
+	resp, err := cl.Enroll(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	if resp.ServerID == "" {
-		return nil, fmt.Errorf("enroll: %w", errors.Join(errs...))
-	}
-	caCert, err := ca.ParseCertPEM([]byte(resp.CAPEM))
-	if err != nil || ca.Pin(caCert) != cred.pin {
-		return nil, fmt.Errorf("enroll: %w", ca.ErrPinMismatch)
-	}
-	keyPEM, err := ca.EncodeKeyPEM(key)
+	keyPEM, err := client.EncodeKeyPEM(key)
 	if err != nil {
 		return nil, err
 	}
@@ -186,12 +175,9 @@ func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, e
 	return id, nil
 }
 
-// clientTLS is the agent's mutual-TLS configuration from its data dir.
-func clientTLS(dataDir string) (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(filepath.Join(dataDir, certFile), filepath.Join(dataDir, keyFile))
-	if err != nil {
-		return nil, fmt.Errorf("agent credential: %w", err)
-	}
+// clusterRoots is the cluster CA from the data dir, the agent's only trust
+// once it has enrolled.
+func clusterRoots(dataDir string) (*x509.CertPool, error) {
 	caPEM, err := os.ReadFile(filepath.Join(dataDir, caFile))
 	if err != nil {
 		return nil, err
@@ -200,7 +186,7 @@ func clientTLS(dataDir string) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("cluster CA in the data dir is not PEM")
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}, RootCAs: pool}, nil
+	return pool, nil
 }
 
 func writePrivate(path string, data []byte) error {
@@ -209,41 +195,6 @@ func writePrivate(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-// HTTPError is a non-2xx answer from the cluster.
-type HTTPError struct {
-	Status  int
-	Message string
-}
-
-func (e *HTTPError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message) }
-
-func postJSON(ctx context.Context, client *http.Client, url string, body, out any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return doJSON(client, req, out)
-}
-
-func doJSON(client *http.Client, req *http.Request, out any) error {
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var e api.Error
-		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
-		return &HTTPError{Status: resp.StatusCode, Message: e.Error}
-	}
-	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out)
 }
 
 // dedup keeps the first of each address, in order.

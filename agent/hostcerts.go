@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // hostCertsRenewAt is when the server's host certificates must be renewed,
@@ -42,7 +41,7 @@ func hostCertsRenewAt(certs []string, obtained time.Time, hostCA string) (time.T
 		if obtained.After(start) {
 			start = obtained
 		}
-		if due := ca.RenewAt(start, time.Unix(int64(min(cert.ValidBefore, 1<<62)), 0)); at.IsZero() || due.Before(at) {
+		if due := client.RenewAt(start, time.Unix(int64(min(cert.ValidBefore, 1<<62)), 0)); at.IsZero() || due.Before(at) {
 			at = due
 		}
 	}
@@ -54,21 +53,19 @@ func hostCertsRenewAt(certs []string, obtained time.Time, hostCA string) (time.T
 // are stored in identity.json; the pull loop then applies the state again,
 // which writes them for sshd and reloads it.
 type hostCertRenewer struct {
-	id        *Identity
-	dataDir   string
-	client    *http.Client
-	cluster   []string
-	machineID string
-	logger    *slog.Logger
-	now       func() time.Time
-	next      int
-	failures  int
-	retryAt   time.Time
+	id      *Identity
+	dataDir string
+	// cluster is the puller's client: it follows the nodes the puller
+	// learns of.
+	cluster  *client.Client
+	logger   *slog.Logger
+	now      func() time.Time
+	failures int
+	retryAt  time.Time
 }
 
 func newHostCertRenewer(p *Puller, dataDir string, logger *slog.Logger) *hostCertRenewer {
-	return &hostCertRenewer{id: p.id, dataDir: dataDir, client: p.client, cluster: p.id.Cluster, machineID: p.id.MachineID,
-		logger: logger, now: time.Now}
+	return &hostCertRenewer{id: p.id, dataDir: dataDir, cluster: p.cluster, logger: logger, now: time.Now}
 }
 
 // deadline is when the pull loop must stop waiting to renew; zero: never.
@@ -109,28 +106,15 @@ func (h *hostCertRenewer) maybeRenew(ctx context.Context, hostCA string) bool {
 // renewOnce asks the cluster for new host certificates, checks them and
 // stores them in identity.json.
 func (h *hostCertRenewer) renewOnce(ctx context.Context, now time.Time) ([]string, error) {
-	if len(h.cluster) == 0 {
-		return nil, errors.New("no cluster address known")
-	}
-	var resp api.AgentHostCertsResponse
-	var errs []error
-	for range h.cluster {
-		addr := h.cluster[h.next%len(h.cluster)]
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/agents/hostcerts", http.NoBody)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set(api.MachineIDHeader, h.machineID)
-		if err = doJSON(h.client, req, &resp); err == nil {
-			break
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-		h.next++
+	// Each node is asked once until one answers.
+	resp, err := h.cluster.RenewHostCerts(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if len(resp.HostCerts) == 0 {
-		return nil, errors.Join(append(errs, errors.New("the cluster sent no host certificates"))...)
+		return nil, errors.New("the cluster sent no host certificates")
 	}
-	if err := checkHostCerts(resp, now); err != nil {
+	if err := checkHostCerts(*resp, now); err != nil {
 		return nil, fmt.Errorf("the cluster's host certificates: %w", err)
 	}
 	if err := h.store(resp.HostCerts, now); err != nil {

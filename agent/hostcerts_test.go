@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // testHostCA signs host certificates as the cluster does: valid from a
@@ -139,8 +141,13 @@ func TestHostCertRenewerAsksWhenDue(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := t0
-	h := &hostCertRenewer{id: id, dataDir: dir, client: ts.Client(), cluster: id.Cluster, machineID: "m-1",
-		logger: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	cl, err := client.New(id.Cluster, client.WithRootCAs(roots), client.WithMachineID("m-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hostCertRenewer{id: id, dataDir: dir, cluster: cl, logger: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
 	ctx := context.Background()
 
 	now = t0.Add(19 * time.Second)
@@ -183,5 +190,54 @@ func TestHostCertRenewerAsksWhenDue(t *testing.T) {
 	// A host CA rotation makes them due at once.
 	if !h.maybeRenew(ctx, rogue.line) || calls.Load() != 3 {
 		t.Fatalf("not renewed after the host CA changed (calls %d)", calls.Load())
+	}
+}
+
+// Host certificates are renewed at the nodes the agent has learned of, as
+// the pull loop and the certificate renewer find them: the node the token
+// named may be gone by the time they are due.
+func TestHostCertRenewerFollowsTheCluster(t *testing.T) {
+	c := newRenewCluster(t)
+	dir, id := c.enroll(t, time.Hour)
+	hca := newTestHostCA(t)
+	var a, b *httptest.Server
+	var hostCertCalls atomic.Int32
+	serve := func() *httptest.Server {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /v1/agents/state", func(w http.ResponseWriter, _ *http.Request) {
+			_ = json.NewEncoder(w).Encode(api.AgentState{Index: 5, ServerID: "srv-1", HostCAKey: hca.line,
+				Cluster: []string{a.Listener.Addr().String(), b.Listener.Addr().String()}})
+		})
+		mux.HandleFunc("POST /v1/agents/hostcerts", func(w http.ResponseWriter, _ *http.Request) {
+			hostCertCalls.Add(1)
+			_ = json.NewEncoder(w).Encode(api.AgentHostCertsResponse{HostCerts: []string{hca.cert(t, time.Now(), time.Hour)}, HostCAKey: hca.line})
+		})
+		ts := httptest.NewUnstartedServer(mux)
+		startNodeTLS(t, ts, c.ca, "n")
+		return ts
+	}
+	a, b = serve(), serve()
+	id.Cluster = []string{a.Listener.Addr().String()} // the token named only a
+	id.HostCerts = []string{hca.cert(t, time.Now(), time.Hour)}
+	raw, _ := json.Marshal(id)
+	if err := os.WriteFile(filepath.Join(dir, identityFile), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPuller(dir, id, time.Second, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := p.Next(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	h := newHostCertRenewer(p, dir, discard)
+	if _, err := h.renewOnce(ctx, time.Now()); err != nil {
+		t.Fatalf("host certificates with the token's node gone: %v", err)
+	}
+	if hostCertCalls.Load() != 1 {
+		t.Fatalf("%d host certificate requests reached the cluster, want 1", hostCertCalls.Load())
 	}
 }

@@ -15,7 +15,8 @@ import (
 const clusterFile = "cluster.json"
 
 // clusterAddrs is the agent's address book: where the pull loop, the
-// renewer and the login event sender find the cluster. It starts from the
+// renewers (agent and host certificates) and the login event sender find
+// the cluster. It starts from the
 // configuration's addresses and the enrollment token's (or the list an
 // earlier run kept), and follows the cluster's own list from every state
 // response, so that an agent enrolled while the cluster had one node still

@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // ErrReenroll: the cluster no longer accepts this credential here (the server
@@ -21,13 +21,14 @@ var ErrReenroll = errors.New("this server must enroll again")
 // Puller long-polls the cluster for the server's desired state, failing over
 // between the cluster's nodes with backoff and jitter.
 type Puller struct {
-	id     *Identity
-	client *http.Client
-	wait   time.Duration
-	logger *slog.Logger
+	id *Identity
+	// cluster is the client the renewers share: it asks the nodes in addrs
+	// and presents cred's current certificate.
+	cluster *client.Client
+	wait    time.Duration
+	logger  *slog.Logger
 	// addrs is where the cluster is, following its state responses.
 	addrs *clusterAddrs
-	next  int // index of the node to ask next
 	// failed counts the failures since the last success: the first round
 	// over the nodes goes quickly, backoff grows after that.
 	failed  int
@@ -35,10 +36,8 @@ type Puller struct {
 	// applied is the index of the newest state applied to the server,
 	// reported on every poll (Applied).
 	applied atomic.Uint64
-	// cred presents the current certificate at every handshake (renew.go);
-	// credGen is the generation the pooled connections were made with.
-	cred    *Credential
-	credGen uint64
+	// cred presents the current certificate at every handshake (renew.go).
+	cred *Credential
 }
 
 // NewPuller builds a puller over the agent's mutual-TLS credential. It
@@ -59,14 +58,24 @@ func newPuller(dataDir string, id *Identity, configured []string, wait time.Dura
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, err := clientTLS(dataDir)
+	cl, err := clusterClient(dataDir, id, cred, addrs.List, wait+30*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	// A renewed certificate is used from the next handshake on.
-	tlsCfg.Certificates, tlsCfg.GetClientCertificate = nil, cred.clientCertificate
-	return &Puller{id: id, wait: wait, logger: logger, addrs: addrs, cred: cred, credGen: cred.generation(),
-		client: &http.Client{Timeout: wait + 30*time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 1}}}, nil
+	return &Puller{id: id, wait: wait, logger: logger, addrs: addrs, cred: cred, cluster: cl}, nil
+}
+
+// clusterClient is a client of the cluster over the agent's mutual-TLS
+// credential: it trusts the cluster CA in dataDir, presents cred's current
+// certificate at each handshake (a renewed one from the next on, pooled
+// connections of an older one retired), and asks the nodes list names.
+func clusterClient(dataDir string, id *Identity, cred *Credential, list func() []string, timeout time.Duration) (*client.Client, error) {
+	roots, err := clusterRoots(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return client.New(nil, client.WithAddrs(list), client.WithRootCAs(roots), client.WithClientCertificate(cred.clientCertificate),
+		client.WithCredentialGeneration(cred.generation), client.WithMachineID(id.MachineID), client.WithTimeout(timeout))
 }
 
 // Applied sets the index of the newest state applied to the server, which
@@ -84,7 +93,8 @@ func (p *Puller) Addrs() []string { return p.addrs.List() }
 // the agent's.
 func (p *Puller) Next(ctx context.Context, index uint64) (*api.AgentState, error) {
 	for {
-		st, err := p.once(ctx, index)
+		node, gen := p.cluster.Current(), p.cred.generation()
+		st, err := p.cluster.AgentState(ctx, client.StateQuery{Index: index, Wait: p.wait, Applied: p.applied.Load()})
 		if err == nil {
 			p.backoff, p.failed = 0, 0
 			changed, err := p.addrs.Update(st.Cluster)
@@ -96,14 +106,14 @@ func (p *Puller) Next(ctx context.Context, index uint64) (*api.AgentState, error
 			}
 			return st, nil
 		}
-		var he *HTTPError
+		var he *client.Error
 		if errors.As(err, &he) && (he.Status == http.StatusGone || he.Status == http.StatusConflict) {
 			return nil, fmt.Errorf("%w: %s", ErrReenroll, he.Message)
 		}
 		if errors.As(err, &he) && he.Status == http.StatusUnauthorized {
 			// The certificate was replaced (or expired): transient while a
 			// renewal is under way, final otherwise; the renewer finds out.
-			p.cred.reportRefused(p.credGen)
+			p.cred.reportRefused(gen)
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -111,51 +121,19 @@ func (p *Puller) Next(ctx context.Context, index uint64) (*api.AgentState, error
 		// Another node may well answer: the first round over them goes at
 		// once (a little jitter aside), so that a dead node costs an agent
 		// no backoff; only a round in which every node failed backs off.
-		addrs := p.addrs.List()
+		// (The client has moved on to the next node.)
 		p.failed++
 		base := 100 * time.Millisecond
-		if p.failed >= len(addrs) {
+		if p.failed >= len(p.addrs.List()) {
 			p.backoff = min(max(2*p.backoff, 200*time.Millisecond), 30*time.Second)
 			base = p.backoff
 		}
 		sleep := base/2 + time.Duration(rand.Int64N(int64(base)))
-		node := ""
-		if len(addrs) > 0 {
-			node = addrs[p.next%len(addrs)]
-		}
 		p.logger.Warn("pull failed; retrying", "node", node, "in", sleep.Round(time.Millisecond), "err", err)
-		p.next++
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(sleep):
 		}
 	}
-}
-
-func (p *Puller) once(ctx context.Context, index uint64) (*api.AgentState, error) {
-	addrs := p.addrs.List()
-	if len(addrs) == 0 {
-		return nil, errors.New("no cluster address known")
-	}
-	if g := p.cred.generation(); g != p.credGen {
-		// Pooled connections still speak with the old certificate.
-		p.client.CloseIdleConnections()
-		p.credGen = g
-	}
-	addr := addrs[p.next%len(addrs)]
-	url := "https://" + addr + "/v1/agents/state?index=" + strconv.FormatUint(index, 10) + "&wait=" + p.wait.String()
-	if applied := p.applied.Load(); applied > 0 {
-		url += "&" + api.AgentAppliedParam + "=" + strconv.FormatUint(applied, 10)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(api.MachineIDHeader, p.id.MachineID)
-	var st api.AgentState
-	if err := doJSON(p.client, req, &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
 }

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -9,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -22,7 +20,7 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // A renewal writes the new pair beside the old one first (agent.crt.next,
@@ -176,7 +174,7 @@ func (c *Credential) pendingKey() (crypto.Signer, error) {
 
 // storePendingKey puts key on disk, flushed, before it is sent.
 func (c *Credential) storePendingKey(key crypto.Signer) error {
-	keyPEM, err := ca.EncodeKeyPEM(key)
+	keyPEM, err := client.EncodeKeyPEM(key)
 	if err != nil {
 		return err
 	}
@@ -194,7 +192,7 @@ func (c *Credential) dropPendingKey() error {
 	return syncDir(c.dataDir)
 }
 
-// parseKeyPEM reads a PKCS #8 private key as ca.EncodeKeyPEM writes it.
+// parseKeyPEM reads a PKCS #8 private key as client.EncodeKeyPEM writes it.
 func parseKeyPEM(data []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "PRIVATE KEY" {
@@ -303,33 +301,28 @@ func retryDelay(failures int, left time.Duration) time.Duration {
 // refuses a removed server, one enrolled from another machine, and a
 // certificate that has already expired; then the agent must enroll again.
 type Renewer struct {
-	cred      *Credential
-	client    *http.Client
-	cluster   func() []string
-	serverID  string
-	machineID string
-	roots     *x509.CertPool
-	logger    *slog.Logger
+	cred *Credential
+	// cluster is the puller's client: it follows the nodes the puller
+	// learns of and presents the current certificate.
+	cluster  *client.Client
+	serverID string
+	roots    *x509.CertPool
+	logger   *slog.Logger
 	// now, after and newKey are fields so that tests control time and keys.
 	now    func() time.Time
 	after  func(time.Duration) <-chan time.Time
 	newKey func() (crypto.Signer, error)
-	next   int
 }
 
 // NewRenewer builds the renewer of the credential a Puller uses, sharing its
-// HTTP client.
+// client of the cluster.
 func (p *Puller) NewRenewer(dataDir string, logger *slog.Logger) (*Renewer, error) {
-	caPEM, err := os.ReadFile(filepath.Join(dataDir, caFile))
+	roots, err := clusterRoots(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("cluster CA in the data dir is not PEM")
-	}
-	return &Renewer{cred: p.cred, client: p.client, cluster: p.Addrs,
-		serverID: p.id.ServerID, machineID: p.id.MachineID, roots: roots, logger: logger,
+	return &Renewer{cred: p.cred, cluster: p.cluster,
+		serverID: p.id.ServerID, roots: roots, logger: logger,
 		now: time.Now, after: time.After,
 		newKey: func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) },
 	}, nil
@@ -391,9 +384,8 @@ func (r *Renewer) Run(ctx context.Context) error {
 // credential. The key is the pending one of an earlier attempt if there is
 // one (see pendingSuffix), else a new one, stored as pending first.
 func (r *Renewer) renewOnce(ctx context.Context) error {
-	cluster := r.cluster()
-	if len(cluster) == 0 {
-		return errors.New("no cluster address known")
+	if len(r.cluster.Addrs()) == 0 {
+		return client.ErrNoAddress
 	}
 	key, err := r.cred.pendingKey()
 	if err != nil {
@@ -413,50 +405,31 @@ func (r *Renewer) renewOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(api.AgentRenewRequest{PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))})
-	if err != nil {
+	// Each node is asked once; a refusal ends the round.
+	resp, err := r.cluster.RenewAgentCert(ctx, &api.AgentRenewRequest{PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))})
+	var he *client.Error
+	if errors.As(err, &he) && he.Status/100 == 4 {
+		// Refused, not failed: the cluster has not recorded this key,
+		// and never will.
+		if err := r.cred.dropPendingKey(); err != nil {
+			r.logger.Warn("could not remove the refused renewal key", "err", err)
+		}
+		switch he.Status {
+		case http.StatusGone, http.StatusConflict, http.StatusUnauthorized:
+			// Removed, cloned, or replaced by a newer renewal or
+			// enrollment (or expired).
+			return fmt.Errorf("%w: %s", ErrReenroll, he.Message)
+		}
 		return err
 	}
-	var resp api.AgentRenewResponse
-	var errs []error
-	for range cluster {
-		addr := cluster[r.next%len(cluster)]
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/agents/renew", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(api.MachineIDHeader, r.machineID)
-		err = doJSON(r.client, req, &resp)
-		if err == nil {
-			break
-		}
-		var he *HTTPError
-		if errors.As(err, &he) && he.Status/100 == 4 {
-			// Refused, not failed: the cluster has not recorded this key,
-			// and never will.
-			if err := r.cred.dropPendingKey(); err != nil {
-				r.logger.Warn("could not remove the refused renewal key", "err", err)
-			}
-			switch he.Status {
-			case http.StatusGone, http.StatusConflict, http.StatusUnauthorized:
-				// Removed, cloned, or replaced by a newer renewal or
-				// enrollment (or expired).
-				return fmt.Errorf("%w: %s", ErrReenroll, he.Message)
-			}
-			return fmt.Errorf("%s: %w", addr, err)
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-		r.next++
-	}
-	if resp.CertPEM == "" {
-		return errors.Join(errs...)
+	if err != nil {
+		return err
 	}
 	cert, err := r.check([]byte(resp.CertPEM), key.Public())
 	if err != nil {
 		return fmt.Errorf("the cluster's new certificate: %w", err)
 	}
-	keyPEM, err := ca.EncodeKeyPEM(key)
+	keyPEM, err := client.EncodeKeyPEM(key)
 	if err != nil {
 		return err
 	}
@@ -468,9 +441,8 @@ func (r *Renewer) renewOnce(ctx context.Context) error {
 		r.logger.Warn("could not remove the renewal's pending key", "err", err)
 	}
 	// Pooled connections still present the old certificate, which the
-	// cluster now refuses (the puller and the event sender retire theirs
-	// too, by generation).
-	r.client.CloseIdleConnections()
+	// cluster now refuses: the clients of the puller and the event sender
+	// retire them before their next request, by generation.
 	r.logger.Info("renewed the agent certificate", "server_id", r.serverID, "expires", cert.NotAfter.UTC())
 	return nil
 }
@@ -478,11 +450,11 @@ func (r *Renewer) renewOnce(ctx context.Context) error {
 // check accepts a new certificate only if it is for this server's agent and
 // the key just generated, and chains to the cluster CA the agent trusts.
 func (r *Renewer) check(certPEM []byte, pub crypto.PublicKey) (*x509.Certificate, error) {
-	cert, err := ca.ParseCertPEM(certPEM)
+	cert, err := client.ParseCertPEM(certPEM)
 	if err != nil {
 		return nil, err
 	}
-	if role, id, ok := ca.Identity(cert); !ok || role != ca.RoleAgent || id != r.serverID {
+	if role, id, ok := client.Identity(cert); !ok || role != client.RoleAgent || id != r.serverID {
 		return nil, fmt.Errorf("it names %s %q, not this agent (%s)", role, id, r.serverID)
 	}
 	if k, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(pub) {

@@ -679,13 +679,12 @@ func TestRefusedPullRenewsAtOnce(t *testing.T) {
 func TestRenewalReachesEventPoster(t *testing.T) {
 	c := newRenewCluster(t)
 	dir, p, r := newRenewer(t, c, time.Hour)
-	tlsCfg, err := clientTLS(dir)
+	// As startLoginEvents builds it: a client of its own.
+	poster, err := clusterClient(dir, p.id, p.cred, p.Addrs, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsCfg.Certificates, tlsCfg.GetClientCertificate = nil, p.cred.clientCertificate
-	poster := events.NewHTTPPoster(tlsCfg, p.id.Cluster, p.id.MachineID)
-	poster.RetireConnectionsOn(p.cred.generation)
+	var _ events.Poster = poster
 	ctx := context.Background()
 	old := readLeaf(t, dir)
 	if _, err := poster.PostEvents(ctx, nil); err != nil {

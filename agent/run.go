@@ -157,18 +157,16 @@ func ReenrollHint(err error) string {
 // events, over the pull loop's credential (renewals included). login_log off
 // starts nothing.
 func startLoginEvents(ctx context.Context, cfg *Config, id *Identity, p *Puller, logger *slog.Logger) (*events.Service, error) {
-	tlsCfg, err := clientTLS(cfg.DataDir)
+	// A client of its own, with a request timeout of its own, following the
+	// nodes the puller learns of.
+	poster, err := clusterClient(cfg.DataDir, id, p.cred, p.Addrs, 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg.Certificates, tlsCfg.GetClientCertificate = nil, p.cred.clientCertificate
 	spoolDir := cfg.EventsSpoolDir
 	if spoolDir == "" {
 		spoolDir = filepath.Join(cfg.DataDir, "events")
 	}
-	poster := events.NewHTTPPoster(tlsCfg, id.Cluster, id.MachineID)
-	poster.FollowCluster(p.Addrs)
-	poster.RetireConnectionsOn(p.cred.generation)
 	return events.Start(ctx, events.Config{LoginLog: cfg.LoginLog, SpoolDir: spoolDir, Poster: poster, Logger: logger})
 }
 

@@ -38,6 +38,9 @@ type VoterResponse struct {
 // person reading it; it never carries internals.
 type Error struct {
 	Error string `json:"error"`
+	// Code is a stable, machine-readable reason a server may add; clients
+	// pass it on (client.Error.Code) and leave it empty when absent.
+	Code string `json:"code,omitempty"`
 }
 
 // Health is the unauthenticated /v1/health answer.
@@ -46,4 +49,31 @@ type Health struct {
 	Node      string `json:"node"`
 	Leader    bool   `json:"leader"`
 	HasLeader bool   `json:"has_leader"`
+}
+
+// ClusterStatus is GET /v1/cluster/status: one node's view of the cluster.
+// Its fields are those of the node's raftstore.Status, which a test keeps
+// equal (client/wire_test.go).
+type ClusterStatus struct {
+	NodeID       string `json:"node_id"`
+	State        string `json:"state"`
+	LeaderID     string `json:"leader_id"`
+	LeaderAddr   string `json:"leader_addr"`
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// StateDigest is the SHA-256 of the node's replica of the tables.
+	StateDigest string          `json:"state_digest"`
+	Members     []ClusterMember `json:"members"`
+}
+
+// ClusterMember is one server of the raft configuration in a ClusterStatus.
+type ClusterMember struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr,omitempty"`
+	SSHAddr  string `json:"ssh_addr,omitempty"`
+	Voter    bool   `json:"voter"`
+	Leader   bool   `json:"leader"`
 }

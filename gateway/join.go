@@ -1,18 +1,17 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 )
 
@@ -53,26 +52,21 @@ func (n *Node) join(ctx context.Context) (caPEM, certPEM, keyPEM []byte, err err
 		Secret: tok.Secret, NodeID: n.id, PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})),
 		RaftAddr: a.Raft, APIAddr: a.API, SSHAddr: a.SSH,
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: ca.PinnedTLS(tok.CAPin)}}
-	var resp api.JoinResponse
-	var errs []error
-	for _, addr := range tok.Addrs {
-		err := postJSON(ctx, client, "https://"+addr+"/v1/cluster/join", req, &resp)
-		if err == nil {
-			break
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+	// The token's CA pin is the only trust: the client checks it at the
+	// handshake and against the CA the answer hands over.
+	cl, err := client.New(tok.Addrs, client.WithPin(tok.CAPin))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("join token: %w", err)
 	}
-	if resp.CertPEM == "" {
-		return nil, nil, nil, fmt.Errorf("join the cluster: %w", errors.Join(errs...))
+	defer cl.CloseIdleConnections()
+	resp, err := cl.Join(ctx, req)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("join the cluster: %w", err)
 	}
-	if keyPEM, err = ca.EncodeKeyPEM(key); err != nil {
+	if keyPEM, err = client.EncodeKeyPEM(key); err != nil {
 		return nil, nil, nil, err
 	}
 	caPEM, certPEM = []byte(resp.CAPEM), []byte(resp.CertPEM)
-	if caCert, err := ca.ParseCertPEM(caPEM); err != nil || ca.Pin(caCert) != tok.CAPin {
-		return nil, nil, nil, fmt.Errorf("join: %w", ca.ErrPinMismatch)
-	}
 	st, _ := json.Marshal(joinState{Addrs: tok.Addrs})
 	if err := errors.Join(n.saveTLS(caPEM, certPEM, keyPEM), n.dir.writeFile(st, "join.json")); err != nil {
 		return nil, nil, nil, err
@@ -94,11 +88,18 @@ func (n *Node) becomeVoter(ctx context.Context) error {
 	}
 	cfg := n.tls.RaftClient.Clone()
 	cfg.VerifyConnection = nil
-	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	cl, err := client.New(st.Addrs, client.WithTLSConfig(cfg), client.WithTimeout(60*time.Second))
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.dir.path("join.json"), err)
+	}
+	defer cl.CloseIdleConnections()
 	a := n.advertise()
 	req := &api.VoterRequest{RaftAddr: a.Raft, APIAddr: a.API, SSHAddr: a.SSH}
-	var resp api.VoterResponse
-	if err := postRetry(ctx, client, st.Addrs, "/v1/cluster/join/voter", req, &resp); err != nil {
+	var resp *api.VoterResponse
+	if err := retryFor(ctx, 2*time.Minute, func() (err error) {
+		resp, err = cl.JoinAsNonvoter(ctx, req)
+		return err
+	}); err != nil {
 		return fmt.Errorf("join as a non-voter: %w", err)
 	}
 	// Wait until the log reaches this node: that proves the leader can reach
@@ -110,55 +111,26 @@ func (n *Node) becomeVoter(ctx context.Context) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := postRetry(ctx, client, st.Addrs, "/v1/cluster/join/promote", struct{}{}, nil); err != nil {
+	if err := retryFor(ctx, 2*time.Minute, func() error { return cl.Promote(ctx) }); err != nil {
 		return fmt.Errorf("become a voter: %w", err)
 	}
 	n.logger.Info("joined the cluster as a voter")
 	return os.Remove(n.dir.path("join.json"))
 }
 
-// postRetry posts to the first of addrs that answers, retrying for a while
-// (a leader election may be under way).
-func postRetry(ctx context.Context, client *http.Client, addrs []string, path string, body, out any) error {
-	deadline := time.Now().Add(2 * time.Minute)
+// retryFor calls call (a round over the cluster's nodes) until it succeeds,
+// once a second for up to within: a leader election may be under way.
+func retryFor(ctx context.Context, within time.Duration, call func() error) error {
+	deadline := time.Now().Add(within)
 	for {
-		var errs []error
-		for _, addr := range addrs {
-			err := postJSON(ctx, client, "https://"+addr+path, body, out)
-			if err == nil {
-				return nil
-			}
-			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+		err := call()
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return errors.Join(errs...)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
 		}
-		time.Sleep(time.Second)
 	}
-}
-
-func postJSON(ctx context.Context, client *http.Client, url string, body, out any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var e api.Error
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("%s: %s", resp.Status, e.Error)
-	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
 }

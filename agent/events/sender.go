@@ -1,124 +1,21 @@
 package events
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // Poster delivers a batch of events to the cluster; an empty batch asks for
-// the last seq the cluster recorded.
+// the last seq the cluster recorded. A *client.Client is one: it posts to
+// the current node and moves on to the next after a failure.
 type Poster interface {
 	PostEvents(ctx context.Context, events []api.LoginEvent) (*api.AgentEventsResponse, error)
-}
-
-// StatusError is an answer of the cluster other than 2xx.
-type StatusError struct {
-	Status  int
-	Message string
-}
-
-func (e *StatusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message) }
-
-// HTTPPoster posts to the cluster's nodes over the agent's mutual-TLS
-// credential, moving to the next node after a failure.
-type HTTPPoster struct {
-	addrs []string
-	// follow, when set, gives the cluster's addresses at each post in
-	// place of addrs (FollowCluster).
-	follow    func() []string
-	machineID string
-	client    *http.Client
-	next      int
-	// generation, when set, reports the generation of the agent's
-	// credential; gen is the one the pooled connections were made with.
-	generation func() uint64
-	gen        uint64
-}
-
-// RetireConnectionsOn makes the poster close its pooled connections before
-// a request whenever generation has changed since the last: the agent's
-// certificate was renewed, and the cluster refuses the old one at once.
-func (p *HTTPPoster) RetireConnectionsOn(generation func() uint64) {
-	p.generation, p.gen = generation, generation()
-}
-
-// FollowCluster makes the poster ask list for the cluster's addresses
-// before each post, so that it follows the nodes the agent learns of.
-func (p *HTTPPoster) FollowCluster(list func() []string) { p.follow = list }
-
-// NewHTTPPoster posts to addrs (host:port) as the agent of machineID.
-func NewHTTPPoster(tlsCfg *tls.Config, addrs []string, machineID string) *HTTPPoster {
-	return &HTTPPoster{addrs: addrs, machineID: machineID,
-		// Idle connections are dropped after a while, so that a renewed
-		// agent certificate (presented at each handshake) is soon in use.
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg,
-			MaxIdleConnsPerHost: 1, IdleConnTimeout: 90 * time.Second}}}
-}
-
-// PostEvents implements Poster.
-func (p *HTTPPoster) PostEvents(ctx context.Context, events []api.LoginEvent) (*api.AgentEventsResponse, error) {
-	addrs := p.addrs
-	if p.follow != nil {
-		addrs = p.follow()
-	}
-	if len(addrs) == 0 {
-		return nil, errors.New("no cluster address known")
-	}
-	if events == nil {
-		events = []api.LoginEvent{}
-	}
-	body, err := json.Marshal(api.AgentEventsRequest{Events: events})
-	if err != nil {
-		return nil, err
-	}
-	addr := addrs[p.next%len(addrs)]
-	out, err := p.post(ctx, addr, body)
-	if err != nil {
-		p.next++
-		return nil, fmt.Errorf("%s: %w", addr, err)
-	}
-	return out, nil
-}
-
-func (p *HTTPPoster) post(ctx context.Context, addr string, body []byte) (*api.AgentEventsResponse, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/agents/events", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(api.MachineIDHeader, p.machineID)
-	if p.generation != nil {
-		if g := p.generation(); g != p.gen {
-			p.client.CloseIdleConnections()
-			p.gen = g
-		}
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var e api.Error
-		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
-		return nil, &StatusError{Status: resp.StatusCode, Message: e.Error}
-	}
-	var out api.AgentEventsResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&out); err != nil {
-		return nil, fmt.Errorf("answer: %w", err)
-	}
-	return &out, nil
 }
 
 const (
@@ -241,9 +138,10 @@ func (s *Sender) deliver(ctx context.Context, pending []api.LoginEvent) {
 	s.Logger.Info("login events delivered", "first_seq", first, "last_seq", upTo, "accepted", resp.Accepted, "duplicates", resp.Duplicates)
 }
 
+// refused reports whether the cluster refused a request (4xx).
 func refused(err error) bool {
-	var se *StatusError
-	return errors.As(err, &se) && se.Status >= 400 && se.Status < 500
+	s := client.StatusOf(err)
+	return s >= 400 && s < 500
 }
 
 func (s *Sender) ok() {

@@ -2,21 +2,16 @@ package events
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // fakeCluster records events as the cluster does (each seq once, above the
@@ -43,10 +38,10 @@ func (f *fakeCluster) PostEvents(_ context.Context, events []api.LoginEvent) (*a
 	}
 	if f.refuse > 0 {
 		f.refuse--
-		return nil, &StatusError{Status: http.StatusBadRequest, Message: "event 0: unknown field"}
+		return nil, &client.Error{Status: http.StatusBadRequest, Message: "event 0: unknown field"}
 	}
 	if len(events) > api.MaxLoginEventBatch {
-		return nil, &StatusError{Status: http.StatusBadRequest, Message: "batch too big"}
+		return nil, &client.Error{Status: http.StatusBadRequest, Message: "batch too big"}
 	}
 	resp := &api.AgentEventsResponse{}
 	if len(events) > 0 {
@@ -196,63 +191,5 @@ func TestSenderClusterAhead(t *testing.T) {
 	}
 	if got := cluster.seqs(); fmt.Sprint(got) != "[1 2 41]" {
 		t.Fatalf("recorded seqs %v", got)
-	}
-}
-
-// TestHTTPPoster posts to the cluster's nodes in turn, moving on after a
-// failure, with the machine id the cluster checks, and reads refusals.
-func TestHTTPPoster(t *testing.T) {
-	var mu sync.Mutex
-	var got []api.AgentEventsRequest
-	node := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/v1/agents/events" || r.Header.Get(api.MachineIDHeader) != "m-1" {
-			http.Error(w, `{"error":"wrong request"}`, http.StatusBadRequest)
-			return
-		}
-		var req api.AgentEventsRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, `{"error":"body"}`, http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		got = append(got, req)
-		mu.Unlock()
-		if len(req.Events) > 1 {
-			w.WriteHeader(http.StatusBadRequest)
-			json.NewEncoder(w).Encode(api.Error{Error: "event 1: seq 1 follows 1: seqs must increase"})
-			return
-		}
-		json.NewEncoder(w).Encode(api.AgentEventsResponse{LastSeq: 9, Accepted: len(req.Events)})
-	}))
-	defer node.Close()
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := dead.Addr().String()
-	dead.Close()
-	pool := x509.NewCertPool()
-	pool.AddCert(node.Certificate())
-	p := NewHTTPPoster(&tls.Config{RootCAs: pool}, []string{deadAddr, strings.TrimPrefix(node.URL, "https://")}, "m-1")
-	ctx := context.Background()
-
-	if _, err := p.PostEvents(ctx, nil); err == nil || !strings.Contains(err.Error(), deadAddr) {
-		t.Fatalf("post to a dead node: %v, want an error naming it", err)
-	}
-	resp, err := p.PostEvents(ctx, nil)
-	if err != nil || resp.LastSeq != 9 {
-		t.Fatalf("post to the live node: %+v, %v", resp, err)
-	}
-	e := testEvent("a")
-	e.Seq = 1
-	_, err = p.PostEvents(ctx, []api.LoginEvent{e, e})
-	var se *StatusError
-	if !errors.As(err, &se) || se.Status != http.StatusBadRequest || !strings.Contains(se.Message, "must increase") || !refused(err) {
-		t.Fatalf("refused batch: %v", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != 2 || got[0].Events == nil || len(got[0].Events) != 0 || len(got[1].Events) != 2 {
-		t.Fatalf("requests the node received: %+v (an empty batch must be [], not null)", got)
 	}
 }

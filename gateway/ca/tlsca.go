@@ -5,11 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -21,21 +19,12 @@ import (
 	"time"
 )
 
-// Roles a cluster certificate can carry, as a URI SAN urn:rampart:<role>:<id>.
-const (
-	RoleNode  = "node"
-	RoleAgent = "agent"
-)
-
 const (
 	caValidity   = 10 * 365 * 24 * time.Hour
 	nodeValidity = 2 * 365 * 24 * time.Hour
 	// backdate absorbs clock skew between nodes.
 	backdate = 5 * time.Minute
 )
-
-// ErrPinMismatch: the server's CA is not the one the token pins.
-var ErrPinMismatch = errors.New("cluster CA does not match the pin in the token")
 
 // TLSCA is the cluster's TLS certificate authority.
 type TLSCA struct {
@@ -109,12 +98,6 @@ func (c *TLSCA) SealKey(kek *KEK) ([]byte, error) {
 // Pin is the SHA-256 of the CA's SubjectPublicKeyInfo, as tokens carry it.
 func (c *TLSCA) Pin() string { return Pin(c.Cert) }
 
-// Pin returns "sha256:<hex>" of cert's SubjectPublicKeyInfo.
-func Pin(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
 // Issue signs a certificate for role/id with the given public key, valid as
 // both TLS server and client, naming ips and dnsNames as SANs.
 func (c *TLSCA) Issue(role, id string, pub crypto.PublicKey, ips []net.IP, dnsNames []string, validity time.Duration) ([]byte, error) {
@@ -156,41 +139,9 @@ func (c *TLSCA) Issue(role, id string, pub crypto.PublicKey, ips []net.IP, dnsNa
 	return pemCert(der), nil
 }
 
-// Identity returns the role and id a cluster certificate names.
-func Identity(cert *x509.Certificate) (role, id string, ok bool) {
-	for _, u := range cert.URIs {
-		if u.Scheme != "urn" {
-			continue
-		}
-		parts := strings.SplitN(u.Opaque, ":", 3)
-		if len(parts) == 3 && parts[0] == "rampart" && parts[1] != "" && parts[2] != "" {
-			return parts[1], parts[2], true
-		}
-	}
-	return "", "", false
-}
-
 // NewNodeKey generates a node's TLS key.
 func NewNodeKey() (*ecdsa.PrivateKey, error) {
 	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-}
-
-// EncodeKeyPEM encodes a private key as PKCS#8 PEM.
-func EncodeKeyPEM(key crypto.Signer) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
-}
-
-// ParseCertPEM parses the first certificate of a PEM block.
-func ParseCertPEM(data []byte) (*x509.Certificate, error) {
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("no PEM certificate found")
-	}
-	return x509.ParseCertificate(block.Bytes)
 }
 
 func pemCert(der []byte) []byte {
@@ -310,44 +261,4 @@ func (t *NodeTLS) SetCertificate(certPEM, keyPEM []byte) error {
 	}
 	t.cert.Store(pair)
 	return nil
-}
-
-// PinnedTLS returns a client TLS config that trusts a server only if its chain
-// ends in a CA whose SubjectPublicKeyInfo matches pin, as a joining node or an
-// enrolling agent does before it has the CA.
-func PinnedTLS(pin string) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		// Verification is done below, against the pin, instead of system roots.
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			certs := make([]*x509.Certificate, 0, len(raw))
-			for _, r := range raw {
-				c, err := x509.ParseCertificate(r)
-				if err != nil {
-					return fmt.Errorf("server certificate: %w", err)
-				}
-				certs = append(certs, c)
-			}
-			if len(certs) == 0 {
-				return errors.New("server presented no certificate")
-			}
-			for _, c := range certs[1:] {
-				if c.IsCA && Pin(c) == pin {
-					pool := x509.NewCertPool()
-					pool.AddCert(c)
-					if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-						return fmt.Errorf("server certificate: %w", err)
-					}
-					// Only a node of the cluster may answer, never another
-					// holder of a certificate from the same CA.
-					if role, id, ok := Identity(certs[0]); !ok || role != RoleNode {
-						return fmt.Errorf("server certificate names %s %q, not a node of the cluster", role, id)
-					}
-					return nil
-				}
-			}
-			return ErrPinMismatch
-		},
-	}
 }

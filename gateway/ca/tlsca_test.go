@@ -1,18 +1,10 @@
 package ca
 
 import (
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"io"
-	"log"
-	"math/big"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -227,140 +219,6 @@ func TestLoadTLSCA(t *testing.T) {
 			certPEM, keyPEM := issuePEM(t, loaded, RoleNode, "node-9")
 			if _, err := NewNodeTLS(orig.CertPEM, certPEM, keyPEM); err != nil {
 				t.Fatalf("certificate from the loaded CA: %v", err)
-			}
-		})
-	}
-}
-
-func TestPinnedTLS(t *testing.T) {
-	cluster, other := newTestCA(t, "cluster-1", time.Now), newTestCA(t, "cluster-2", time.Now)
-	serve := func(t *testing.T, cfg *tls.Config) string {
-		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			io.WriteString(w, "hello")
-		}))
-		srv.TLS = cfg
-		if cfg.GetCertificate != nil && len(cfg.Certificates) == 0 {
-			// httptest would add a certificate of its own, which wins.
-			cur, err := cfg.GetCertificate(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv.TLS = cfg.Clone()
-			srv.TLS.Certificates = []tls.Certificate{*cur}
-		}
-		// Refused handshakes are the point of most cases: keep them quiet.
-		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-		srv.StartTLS()
-		t.Cleanup(srv.Close)
-		return srv.URL
-	}
-	nodeAPI := func(c *TLSCA) *tls.Config {
-		certPEM, keyPEM := issuePEM(t, c, RoleNode, "node-1")
-		nt, err := NewNodeTLS(c.CertPEM, certPEM, keyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return nt.API
-	}
-	// leafOnly presents a cluster node certificate without the CA after it.
-	leafOnly := func() *tls.Config {
-		certPEM, keyPEM := issuePEM(t, cluster, RoleNode, "node-1")
-		pair, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &tls.Config{Certificates: []tls.Certificate{pair}}
-	}
-	// impostor presents a leaf from another CA followed by the pinned CA's
-	// certificate, which anyone can copy.
-	impostor := func() *tls.Config {
-		cfg := nodeAPI(other).Clone()
-		cur, err := cfg.GetCertificate(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pair := *cur
-		cfg.GetCertificate = nil
-		pair.Certificate = [][]byte{pair.Certificate[0], cluster.Cert.Raw}
-		cfg.Certificates = []tls.Certificate{pair}
-		return cfg
-	}
-	// withChain presents a leaf followed by the cluster CA's certificate.
-	withChain := func(certPEM, keyPEM []byte) *tls.Config {
-		pair, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pair.Certificate = append(pair.Certificate, cluster.Cert.Raw)
-		return &tls.Config{Certificates: []tls.Certificate{pair}}
-	}
-	// An enrolled server's agent certificate, as issued.
-	agentCert := func() *tls.Config { return withChain(issuePEM(t, cluster, RoleAgent, "srv-1")) }
-	// An agent certificate that (as before agents lost ServerAuth) could
-	// serve TLS: the role alone must refuse it.
-	agentServerAuth := func() *tls.Config {
-		key, err := NewNodeKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "agent srv-1"},
-			NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-			URIs:        []*url.URL{{Scheme: "urn", Opaque: "rampart:" + RoleAgent + ":srv-1"}},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, cluster.Cert, key.Public(), cluster.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyPEM, err := EncodeKeyPEM(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return withChain(pemCert(der), keyPEM)
-	}
-	cases := []struct {
-		name     string
-		server   *tls.Config
-		pin      string
-		want     error
-		wantText string
-	}{
-		{name: "ok/pinned-ca", server: nodeAPI(cluster), pin: cluster.Pin()},
-		{name: "fail/agent-certificate", server: agentCert(), pin: cluster.Pin(), wantText: "server certificate"},
-		{name: "fail/agent-certificate-with-server-auth", server: agentServerAuth(), pin: cluster.Pin(), wantText: `names agent "srv-1", not a node`},
-		{name: "fail/other-ca", server: nodeAPI(other), pin: cluster.Pin(), want: ErrPinMismatch},
-		{name: "fail/chain-without-ca", server: leafOnly(), pin: cluster.Pin(), want: ErrPinMismatch},
-		{name: "fail/copied-ca-cert-after-foreign-leaf", server: impostor(), pin: cluster.Pin(), wantText: "server certificate"},
-		{name: "fail/malformed-pin", server: nodeAPI(cluster), pin: "sha256:00", want: ErrPinMismatch},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			url := serve(t, tc.server)
-			client := &http.Client{Transport: &http.Transport{TLSClientConfig: PinnedTLS(tc.pin)}, Timeout: 30 * time.Second}
-			t.Cleanup(client.CloseIdleConnections)
-			resp, err := client.Get(url)
-			if tc.want == nil && tc.wantText == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				if body, _ := io.ReadAll(resp.Body); string(body) != "hello" {
-					t.Fatalf("body %q", body)
-				}
-				return
-			}
-			if err == nil {
-				resp.Body.Close()
-				t.Fatal("the client trusted the server")
-			}
-			t.Logf("refused: %v", err)
-			if tc.want != nil && !errors.Is(err, tc.want) {
-				t.Fatalf("err = %v, want %v", err, tc.want)
-			}
-			if !strings.Contains(err.Error(), tc.wantText) {
-				t.Fatalf("err = %v, want it to say %q", err, tc.wantText)
 			}
 		})
 	}
