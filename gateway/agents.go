@@ -298,7 +298,7 @@ func (c clusterService) register(ctx context.Context, req *api.EnrollRequest, ke
 	if err != nil {
 		return nil, err
 	}
-	if _, err := n.keys.userCA(ctx, srv.Project); err != nil {
+	if err := n.keys.EnsureUserCA(ctx, srv.Project); err != nil {
 		return nil, err
 	}
 	_, cas, err := n.store.State().CAsFor(nil, raftstore.CAUser, srv.Project)
@@ -435,24 +435,7 @@ func (c clusterService) admitInstance(req *api.EnrollRequest, method, project, i
 // hostCertsFor certifies each host key for the server's names and address
 // with the active host CA, and returns that CA's key.
 func (c clusterService) hostCertsFor(srv *raftstore.Server, keys []gossh.PublicKey) ([]string, string, error) {
-	_, rec, err := c.n.store.State().ActiveCA(nil, raftstore.CAHost, "")
-	if err != nil || rec == nil {
-		return nil, "", errors.New("no active host CA")
-	}
-	hca, err := c.n.keys.open(rec)
-	if err != nil {
-		return nil, "", err
-	}
-	names := append(append([]string{srv.Name}, srv.AltNames...), srv.Addr)
-	var out []string
-	for _, k := range keys {
-		cert, err := hca.SignHostForNames(k, "rampart host "+srv.Name, names, c.hostCertTTL(), c.n.now())
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(cert))))
-	}
-	return out, rec.PublicKey, nil
+	return c.n.keys.TargetHostCerts(srv, keys, c.hostCertTTL())
 }
 
 // RenewHostCerts certifies the host keys pinned for an enrolled server again

@@ -291,6 +291,5 @@ func dedupIPs(ips []net.IP) []net.IP {
 
 // EnsureUserCA creates the project's user CA unless it has one.
 func (c clusterService) EnsureUserCA(ctx context.Context, project string) error {
-	_, err := c.n.keys.userCA(ctx, project)
-	return err
+	return c.n.keys.EnsureUserCA(ctx, project)
 }
