@@ -56,7 +56,11 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	signers, err := n.hostSigners(sctx)
+	hostKey, err := n.loadHostKey()
+	if err != nil {
+		return fmt.Errorf("start SSH: %w", err)
+	}
+	signers, err := n.keys.HostSigners(sctx, hostKey)
 	if err != nil {
 		return fmt.Errorf("start SSH: %w", err)
 	}
@@ -96,7 +100,7 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 	// A node host CA rotation re-signs the front door's certificate on
 	// every node.
 	if cert, ok := signers[len(signers)-1].PublicKey().(*gossh.Certificate); ok {
-		go n.keys.watchHostCA(n.bgCtx, signers[0], string(gossh.MarshalAuthorizedKey(cert.SignatureKey)), n.ssh.SetHostCertificate)
+		go n.keys.WatchHostCA(n.bgCtx, signers[0], string(gossh.MarshalAuthorizedKey(cert.SignatureKey)), n.ssh.SetHostCertificate)
 	}
 	ln, err := net.Listen("tcp", n.cfg.Listen.SSH)
 	if err != nil {
@@ -152,7 +156,7 @@ func (n *Node) targetRule() targetaddr.Rule {
 
 // adminCluster tells the admin shell what enrollment tokens carry: the
 // cluster's API addresses and its CA pin. The shell's other node hooks are
-// the keyring (CA keys for rotations, sealed with the KEK it never sees) and
+// the authority (CA keys for rotations, sealed with the KEK it never sees) and
 // recordingFiles (recordings from whichever node holds them).
 type adminCluster struct{ n *Node }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/authority"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/enroll"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
@@ -38,7 +39,7 @@ type Node struct {
 	api    *http.Server
 	ssh    *frontdoor.Server
 	jump   *jump.Proxy
-	keys   *keyring
+	keys   *authority.Authority
 	// bgCtx is cancelled by stopBackground.
 	bgCtx context.Context
 	audit *auditWriter
@@ -73,7 +74,6 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.logger = n.logger.With("node", n.id)
-	n.keys = newKeyring(n)
 	if n.kek, err = n.loadKEK(); err != nil {
 		return err
 	}
@@ -93,12 +93,13 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.keys = authority.New(authority.Config{NodeID: n.id, Store: n.store, KEK: n.kek, HostNames: n.sshHostNames(), Now: n.now, Logger: n.logger})
 	bg, cancel := context.WithCancel(context.Background())
 	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = newAuditWriter(n.store, n.logger)
 	go n.audit.run(bg)
 	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
-	go n.newNodeCertRenewer().run(bg)
+	go n.newNodeCertRenewer().Run(bg)
 	if err := n.startPprof(); err != nil {
 		return err
 	}

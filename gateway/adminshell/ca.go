@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	gossh "golang.org/x/crypto/ssh"
 
+	rotation "github.com/rampart-ssh/rampart/gateway/authority"
 	"github.com/rampart-ssh/rampart/gateway/ca"
-	"github.com/rampart-ssh/rampart/gateway/ca/rotation"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	rotation "github.com/rampart-ssh/rampart/gateway/authority"
 	"github.com/rampart-ssh/rampart/gateway/ca"
-	"github.com/rampart-ssh/rampart/gateway/ca/rotation"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 

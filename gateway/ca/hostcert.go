@@ -1,8 +1,11 @@
 package ca
 
 import (
+	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -15,33 +18,196 @@ import (
 // ErrHostName: a name given for a host certificate cannot be a principal.
 var ErrHostName = errors.New("not a host name or address")
 
-// maxHostName is DNS's limit on a name's length.
-const maxHostName = 253
+const (
+	// maxHostName is DNS's limit on a name's length.
+	maxHostName = 253
+	// hostCertBackdate absorbs clock skew between the host and its clients.
+	hostCertBackdate = time.Minute
+)
+
+// HostCertRequest asks for one host certificate: a target's host key, the
+// jump's per-target inner key, or the node's own key.
+type HostCertRequest struct {
+	// HostKey is the key being certified.
+	HostKey ssh.PublicKey
+	// KeyID names the host in logs ("rampart host web-1"); no control
+	// characters.
+	KeyID string
+	// Names are what users type to reach the host (canonical name, alt
+	// names, access address); HostPrincipals turns them into principals.
+	Names []string
+	// Principals, used when Names is empty, are taken as given: the node's
+	// own host names, which come from its configuration and its addresses.
+	Principals []string
+	// Validity is the lifetime from now; it must be positive.
+	Validity time.Duration
+}
+
+// hostMint is one host certificate on its way through the pipeline.
+type hostMint struct {
+	ca  *SSHCA
+	req HostCertRequest
+	now time.Time
+	rnd io.Reader
+
+	principals []string
+	cert       *ssh.Certificate
+}
+
+// hostCertPipeline is the fixed order of host certificate issuance, as
+// userCertPipeline is for user certificates: defaults fill the draft, policy
+// checks it, sign signs it, verify parses it back and checks it as a client
+// would.
+var hostCertPipeline = [...]struct {
+	name string
+	run  func(*hostMint) error
+}{
+	{"defaults", hostDefaults},
+	{"policy/subject-key", hostPolicyKey},
+	{"policy/key-id", hostPolicyKeyID},
+	{"policy/validity", hostPolicyValidity},
+	{"policy/principals", hostPolicyPrincipals},
+	{"sign", signHostCert},
+	{"verify", verifyHostCert},
+}
+
+// IssueHost issues a host certificate for req at now, drawing the serial
+// and nonce from rnd (crypto/rand when nil). The certificate returned is the
+// one parsed back from its wire form and checked.
+func (c *SSHCA) IssueHost(req HostCertRequest, now time.Time, rnd io.Reader) (*ssh.Certificate, error) {
+	if c == nil || c.Signer == nil {
+		return nil, fmt.Errorf("host certificate: %w: no CA signer", ErrCertRequest)
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	m := &hostMint{ca: c, req: req, now: now, rnd: rnd}
+	for _, step := range hostCertPipeline {
+		if err := step.run(m); err != nil {
+			return nil, fmt.Errorf("host certificate (%s): %w", step.name, err)
+		}
+	}
+	return m.cert, nil
+}
 
 // SignHostForNames certifies a target's (or the jump's per-target) host key
 // for every name a user may type to reach it: its canonical name, alt names
-// and access address, in that order as the caller gives them. HostPrincipals
-// turns names into principals; the certificate is parsed back and checked
-// before it is returned.
+// and access address, in that order as the caller gives them (IssueHost with
+// Names).
 func (c *SSHCA) SignHostForNames(hostKey ssh.PublicKey, keyID string, names []string, validity time.Duration, now time.Time) (*ssh.Certificate, error) {
-	if hostKey == nil {
-		return nil, errors.New("host certificate: no host key")
+	return c.IssueHost(HostCertRequest{HostKey: hostKey, KeyID: keyID, Names: names, Validity: validity}, now, nil)
+}
+
+// SignHost certifies a host key for exactly the given principals (IssueHost
+// with Principals), valid from a minute ago for validity.
+func (c *SSHCA) SignHost(hostKey ssh.PublicKey, keyID string, principals []string, validity time.Duration, now time.Time) (*ssh.Certificate, error) {
+	return c.IssueHost(HostCertRequest{HostKey: hostKey, KeyID: keyID, Principals: principals, Validity: validity}, now, nil)
+}
+
+// hostDefaults fills the draft: serial, key, key id, backdated start.
+func hostDefaults(m *hostMint) error {
+	if m.now.IsZero() {
+		return fmt.Errorf("%w: no time given", ErrCertRequest)
 	}
-	if validity <= 0 {
-		return nil, fmt.Errorf("host certificate: validity %s is not positive", validity)
-	}
-	if keyID == "" || hasControl(keyID) {
-		return nil, errors.New("host certificate: key id is empty or holds a control character")
-	}
-	principals, err := HostPrincipals(names...)
+	serial, err := randomSerial64(m.rnd)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("serial: %w", err)
 	}
-	cert, err := c.SignHost(hostKey, keyID, principals, validity, now)
+	m.cert = &ssh.Certificate{
+		Key: m.req.HostKey, Serial: serial, CertType: ssh.HostCert, KeyId: m.req.KeyID,
+		ValidAfter: uint64(m.now.Add(-hostCertBackdate).Unix()), ValidBefore: uint64(m.now.Add(m.req.Validity).Unix()),
+	}
+	return nil
+}
+
+func hostPolicyKey(m *hostMint) error {
+	if m.req.HostKey == nil {
+		return fmt.Errorf("%w: no host key", ErrCertRequest)
+	}
+	if _, ok := m.req.HostKey.(*ssh.Certificate); ok {
+		return fmt.Errorf("%w: the host key is a certificate", ErrCertRequest)
+	}
+	return nil
+}
+
+func hostPolicyKeyID(m *hostMint) error {
+	if m.req.KeyID == "" || hasControl(m.req.KeyID) {
+		return fmt.Errorf("%w: key id is empty or holds a control character", ErrCertRequest)
+	}
+	return nil
+}
+
+func hostPolicyValidity(m *hostMint) error {
+	if m.req.Validity <= 0 {
+		return fmt.Errorf("%w: validity %s is not positive", ErrCertTTL, m.req.Validity)
+	}
+	return nil
+}
+
+// hostPolicyPrincipals turns Names into principals (HostPrincipals), or
+// takes Principals as given; a host certificate names at least one.
+func hostPolicyPrincipals(m *hostMint) error {
+	switch {
+	case len(m.req.Names) > 0:
+		p, err := HostPrincipals(m.req.Names...)
+		if err != nil {
+			return err
+		}
+		m.principals = p
+	case len(m.req.Principals) > 0:
+		m.principals = slices.Clone(m.req.Principals)
+	default:
+		return fmt.Errorf("%w: a host certificate needs at least one principal", ErrHostName)
+	}
+	m.cert.ValidPrincipals = m.principals
+	return nil
+}
+
+// signHostCert signs the draft; an RSA CA signs with rsa-sha2-512.
+func signHostCert(m *hostMint) error {
+	signer, err := restrictRSA(m.ca.Signer)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return checkHostCert(cert, c.Signer.PublicKey(), principals, now)
+	if err := m.cert.SignCert(m.rnd, signer); err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	return nil
+}
+
+// verifyHostCert parses the certificate back and checks that it is what was
+// meant: a host certificate from this CA for exactly these principals and
+// this key, without options or extensions, valid now (which checks the
+// signature too).
+func verifyHostCert(m *hostMint) error {
+	pub, err := ssh.ParsePublicKey(m.cert.Marshal())
+	if err != nil {
+		return fmt.Errorf("%w: does not parse: %v", ErrMintedCert, err)
+	}
+	got, ok := pub.(*ssh.Certificate)
+	caKey := m.ca.Signer.PublicKey()
+	switch {
+	case !ok || got.CertType != ssh.HostCert:
+		return fmt.Errorf("%w: wrong type after signing", ErrMintedCert)
+	case !slices.Equal(got.ValidPrincipals, m.principals):
+		return fmt.Errorf("%w: principals changed in signing", ErrMintedCert)
+	case !bytes.Equal(got.Key.Marshal(), m.req.HostKey.Marshal()):
+		return fmt.Errorf("%w: subject key", ErrMintedCert)
+	case got.KeyId != m.req.KeyID || got.Serial != m.cert.Serial:
+		return fmt.Errorf("%w: key id or serial", ErrMintedCert)
+	case got.Signature == nil || got.Signature.Format != signatureFormat(caKey):
+		return fmt.Errorf("%w: unexpected signature algorithm", ErrMintedCert)
+	case len(got.CriticalOptions) != 0 || len(got.Extensions) != 0:
+		return fmt.Errorf("%w: carries options or extensions", ErrMintedCert)
+	case !bytes.Equal(got.SignatureKey.Marshal(), caKey.Marshal()):
+		return fmt.Errorf("%w: signed by another key", ErrMintedCert)
+	}
+	checker := ssh.CertChecker{Clock: func() time.Time { return m.now }}
+	if err := checker.CheckCert(m.principals[0], got); err != nil {
+		return fmt.Errorf("%w: %v", ErrMintedCert, err)
+	}
+	m.cert = got
+	return nil
 }
 
 // HostPrincipals turns the names of a host into host-certificate principals.
@@ -116,32 +282,4 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
-}
-
-// checkHostCert parses a host certificate back and checks that it is what was
-// meant: a host certificate from caKey for exactly these principals, valid now.
-func checkHostCert(cert *ssh.Certificate, caKey ssh.PublicKey, principals []string, now time.Time) (*ssh.Certificate, error) {
-	pub, err := ssh.ParsePublicKey(cert.Marshal())
-	if err != nil {
-		return nil, fmt.Errorf("host certificate does not parse back: %w", err)
-	}
-	got, ok := pub.(*ssh.Certificate)
-	switch {
-	case !ok || got.CertType != ssh.HostCert:
-		return nil, errors.New("host certificate: wrong type after signing")
-	case !slices.Equal(got.ValidPrincipals, principals):
-		return nil, errors.New("host certificate: principals changed in signing")
-	case got.Signature == nil || got.Signature.Format != signatureFormat(caKey):
-		return nil, errors.New("host certificate: unexpected signature algorithm")
-	case len(got.CriticalOptions) != 0 || len(got.Extensions) != 0:
-		return nil, errors.New("host certificate: carries options or extensions")
-	}
-	checker := ssh.CertChecker{Clock: func() time.Time { return now }}
-	if err := checker.CheckCert(principals[0], got); err != nil {
-		return nil, fmt.Errorf("host certificate: %w", err)
-	}
-	if string(got.SignatureKey.Marshal()) != string(caKey.Marshal()) {
-		return nil, errors.New("host certificate: signed by another key")
-	}
-	return got, nil
 }

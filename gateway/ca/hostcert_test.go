@@ -119,3 +119,38 @@ func TestSignHostForNames(t *testing.T) {
 		})
 	}
 }
+
+// TestIssueHost: principals given as such are kept as given (the node's own
+// names), names are turned into principals, and the pipeline refuses what it
+// cannot certify at the step that refuses it.
+func TestIssueHost(t *testing.T) {
+	c := testSSHCA(t, SSHAlgED25519)
+	hostKey := testUserKey(t)
+	cert, err := c.IssueHost(HostCertRequest{HostKey: hostKey, KeyID: "rampart node n1", Principals: []string{"Bastion", "127.0.0.9"}, Validity: time.Hour}, testNow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cert.ValidPrincipals, " "); got != "Bastion 127.0.0.9" || cert.KeyId != "rampart node n1" {
+		t.Fatalf("principals %q key id %q", got, cert.KeyId)
+	}
+	if cert.ValidAfter != uint64(testNow.Add(-time.Minute).Unix()) || cert.ValidBefore != uint64(testNow.Add(time.Hour).Unix()) {
+		t.Fatalf("valid %d..%d", cert.ValidAfter, cert.ValidBefore)
+	}
+	for _, tc := range []struct {
+		name string
+		req  HostCertRequest
+		step string
+		want error
+	}{
+		{"fail/certificate-as-host-key", HostCertRequest{HostKey: cert, KeyID: "k", Names: []string{"web-1"}, Validity: time.Hour}, "policy/subject-key", ErrCertRequest},
+		{"fail/no-principals", HostCertRequest{HostKey: hostKey, KeyID: "k", Validity: time.Hour}, "policy/principals", ErrHostName},
+		{"fail/negative-validity", HostCertRequest{HostKey: hostKey, KeyID: "k", Names: []string{"web-1"}, Validity: -time.Hour}, "policy/validity", ErrCertTTL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.IssueHost(tc.req, testNow, nil)
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), "("+tc.step+")") {
+				t.Fatalf("IssueHost = %v, want %v at %s", err, tc.want, tc.step)
+			}
+		})
+	}
+}

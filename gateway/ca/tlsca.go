@@ -12,9 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -97,47 +94,6 @@ func (c *TLSCA) SealKey(kek *KEK) ([]byte, error) {
 
 // Pin is the SHA-256 of the CA's SubjectPublicKeyInfo, as tokens carry it.
 func (c *TLSCA) Pin() string { return Pin(c.Cert) }
-
-// Issue signs a certificate for role/id with the given public key, valid as
-// both TLS server and client, naming ips and dnsNames as SANs.
-func (c *TLSCA) Issue(role, id string, pub crypto.PublicKey, ips []net.IP, dnsNames []string, validity time.Duration) ([]byte, error) {
-	if role != RoleNode && role != RoleAgent {
-		return nil, fmt.Errorf("unknown certificate role %q", role)
-	}
-	if id == "" || strings.ContainsAny(id, ":/ \t\r\n") {
-		return nil, fmt.Errorf("certificate id %q is empty or has forbidden characters", id)
-	}
-	if validity == 0 {
-		validity = nodeValidity
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, err
-	}
-	t := c.now()
-	// Only nodes serve TLS; an agent's certificate is for client
-	// authentication alone, so it can never pass as a node.
-	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-	if role == RoleAgent {
-		usages = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: role + " " + id, Organization: []string{"rampart"}},
-		NotBefore:    t.Add(-backdate),
-		NotAfter:     t.Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  usages,
-		IPAddresses:  ips,
-		DNSNames:     dnsNames,
-		URIs:         []*url.URL{{Scheme: "urn", Opaque: "rampart:" + role + ":" + id}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.Cert, pub, c.Key)
-	if err != nil {
-		return nil, fmt.Errorf("issue %s certificate for %s: %w", role, id, err)
-	}
-	return pemCert(der), nil
-}
 
 // NewNodeKey generates a node's TLS key.
 func NewNodeKey() (*ecdsa.PrivateKey, error) {

@@ -20,7 +20,7 @@ import (
 
 // Bounds of a per-hop user certificate's lifetime. They mirror raftstore's
 // DefaultCertTTL, MinCertTTL and MaxCertTTL (package ca cannot import
-// raftstore, whose tests import ca; a test in ca/rotation keeps them equal).
+// raftstore, whose tests import ca; a test in gateway/authority keeps them equal).
 const (
 	DefaultUserCertTTL = 3 * time.Minute
 	MinUserCertTTL     = 30 * time.Second

@@ -62,7 +62,7 @@ func (s *Service) RenewAgent(ctx context.Context, srv *raftstore.Server, req *ap
 	if err != nil {
 		return nil, fault.Errorf(http.StatusBadRequest, "%v", err)
 	}
-	certPEM, err := s.certs.IssueTLS(ca.RoleAgent, srv.ID, pub, nil, nil, s.agentCertTTL())
+	certPEM, err := s.issueTLS(ca.RoleAgent, srv.ID, pub, nil, nil, s.agentCertTTL())
 	if err != nil {
 		return nil, err
 	}

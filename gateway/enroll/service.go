@@ -7,12 +7,16 @@ package enroll
 import (
 	"context"
 	"crypto"
+	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/fault"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -44,8 +48,9 @@ type Certifier interface {
 	TargetHostCerts(srv *raftstore.Server, keys []gossh.PublicKey, validity time.Duration) (certs []string, caKey string, err error)
 	// IssueTLS issues a cluster TLS certificate (PEM) of role (ca.RoleNode
 	// or ca.RoleAgent) for id and pub. A key or id it cannot certify is
-	// refused with a *fault.Error (400) saying why; any other error is the
-	// cluster's own (its CA could not be loaded), never shown to the caller.
+	// refused with an error wrapping ca.ErrCertRequest (answered 400 with
+	// the reason); any other error is the cluster's own (its CA could not
+	// be loaded), never shown to the caller.
 	IssueTLS(role, id string, pub crypto.PublicKey, ips []net.IP, dnsNames []string, validity time.Duration) ([]byte, error)
 	// EnsureUserCA creates the project's user CA unless it has one.
 	EnsureUserCA(ctx context.Context, project string) error
@@ -118,4 +123,14 @@ func New(store Store, certs Certifier, audit Recorder, cfg Config, now func() ti
 // EnsureUserCA creates the project's user CA unless it has one.
 func (s *Service) EnsureUserCA(ctx context.Context, project string) error {
 	return s.certs.EnsureUserCA(ctx, project)
+}
+
+// issueTLS issues through the certifier and makes a refused request the
+// requester's mistake: a 400 saying why.
+func (s *Service) issueTLS(role, id string, pub crypto.PublicKey, ips []net.IP, dnsNames []string, validity time.Duration) ([]byte, error) {
+	certPEM, err := s.certs.IssueTLS(role, id, pub, ips, dnsNames, validity)
+	if errors.Is(err, ca.ErrCertRequest) {
+		return nil, fault.Errorf(http.StatusBadRequest, "%v", err)
+	}
+	return certPEM, err
 }

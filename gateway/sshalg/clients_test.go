@@ -71,7 +71,7 @@ func xcryptoOffer() clientOffer {
 }
 
 // nodeHostKeyAlgos are what the front door and each inner server present:
-// an ed25519 host key and its certificate (gateway/sshhost.go, keyring.go).
+// an ed25519 host key and its certificate (gateway/authority).
 var nodeHostKeyAlgos = []string{gossh.CertAlgoED25519v01, gossh.KeyAlgoED25519}
 
 // agree is SSH's negotiation: the client's first name the server has.

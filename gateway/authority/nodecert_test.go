@@ -1,16 +1,17 @@
-package gateway
+package authority
 
 import (
 	"bytes"
 	"crypto"
 	"crypto/tls"
 	"io"
-	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/raftstore"
 )
 
 func TestNodeCertWait(t *testing.T) {
@@ -58,10 +59,7 @@ func TestNodeCertRenewalHotSwap(t *testing.T) {
 	fatal(t, err)
 	certPEM, err := tca.Issue(ca.RoleNode, "n1", key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, nil, 30*time.Second)
 	fatal(t, err)
-	dir := dataDir(t.TempDir())
-	fatal(t, dir.ensure())
-	fatal(t, dir.writeFile(keyPEM, "tls", "node.key"))
-	fatal(t, dir.writeFile(certPEM, "tls", "node.crt"))
+	dir := &memFiles{key: keyPEM, cert: certPEM}
 	nt, err := ca.NewNodeTLS(tca.CertPEM, certPEM, keyPEM)
 	fatal(t, err)
 	first := nt.Certificate()
@@ -96,10 +94,11 @@ func TestNodeCertRenewalHotSwap(t *testing.T) {
 		t.Fatalf("before renewal: server presented %s, client %s; want %s", s, c, first.SerialNumber)
 	}
 
-	r := &nodeCertRenewer{nodeID: "n1", tls: nt, dir: dir, kek: kek, validity: 30 * time.Second,
-		clusterCA: func() (string, []byte, error) { return string(tca.CertPEM), sealed, nil },
-		audit:     func(string, map[string]string) {}, logger: slog.New(slog.DiscardHandler),
-		now: func() time.Time { return now.Add(25 * time.Second) }, obtained: now}
+	cluster := newMemCluster(t)
+	cluster.mustApply(&raftstore.ClusterInit{ClusterID: "c-test", Now: now, UIDStart: 10000, UIDEnd: 20000, GIDStart: 10000, GIDEnd: 20000,
+		TLSCACert: string(tca.CertPEM), TLSCAKeySealed: sealed})
+	a := testAuthority(t, cluster.node(), kek, func() time.Time { return now.Add(25 * time.Second) })
+	r := a.NodeCertRenewer(nt, dir, 30*time.Second, now, func(string, map[string]string) {})
 	fatal(t, r.renewOnce())
 	renewed := nt.Certificate()
 	if renewed.SerialNumber.Cmp(first.SerialNumber) == 0 || !renewed.NotAfter.After(first.NotAfter) {
@@ -111,14 +110,34 @@ func TestNodeCertRenewalHotSwap(t *testing.T) {
 	if s, c := handshake(); s != renewed.SerialNumber.String() || c != s {
 		t.Fatalf("after renewal: server presented %s, client %s; want %s", s, c, renewed.SerialNumber)
 	}
-	stored, err := dir.readFile("tls", "node.crt")
-	fatal(t, err)
+	stored := dir.stored()
 	if c, err := ca.ParseCertPEM(stored); err != nil || c.SerialNumber.Cmp(renewed.SerialNumber) != 0 {
 		t.Errorf("tls/node.crt holds %v (%v), want the renewed certificate", c.SerialNumber, err)
 	}
 	if !r.obtained.Equal(now.Add(25 * time.Second)) {
 		t.Errorf("obtained = %s, want the renewal time", r.obtained)
 	}
+}
+
+// memFiles holds the node's key and certificate as the data directory would.
+type memFiles struct {
+	mu        sync.Mutex
+	key, cert []byte
+}
+
+func (f *memFiles) ReadKey() ([]byte, error) { return f.key, nil }
+
+func (f *memFiles) WriteCert(certPEM []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cert = certPEM
+	return nil
+}
+
+func (f *memFiles) stored() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cert
 }
 
 func fatal(t *testing.T, err error) {

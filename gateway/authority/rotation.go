@@ -1,8 +1,7 @@
-// Package rotation says which SSH CA keys are trusted and plans CA key
-// rotations as raftstore commands, from CA records alone (no store access).
-//
-// It lives apart from package ca because raftstore's own tests import ca, so
-// ca cannot import raftstore.
+package authority
+
+// Rotation: which SSH CA keys are trusted, and CA key rotations planned as
+// raftstore commands from CA records alone (no store access).
 //
 // A rotation never leaves a moment in which a certificate the active CA has
 // just signed is refused, nor one in which a target has to trust a key that
@@ -22,7 +21,6 @@
 // key that signed before; the two are told apart by age (CreateIndex, then
 // CreatedAt): a next key newer than the active one is waiting, an older one
 // is the previous signer.
-package rotation
 
 import (
 	"cmp"
