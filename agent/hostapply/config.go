@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // HomePolicy says what happens to a deleted account's home directory.
@@ -191,7 +193,7 @@ func (c *Config) check() error {
 		errs = append(errs, errors.New("config: home base must not be /"))
 	}
 	for _, r := range c.Reserved {
-		if !posixNameRE.MatchString(r) {
+		if !api.IsPOSIXName(r) {
 			errs = append(errs, fmt.Errorf("config: reserved name %q is not a POSIX name", r))
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 func TestBaseUnixName(t *testing.T) {
@@ -59,7 +61,7 @@ func TestResolveCollision(t *testing.T) {
 	}
 	long := strings.Repeat("b", 32)
 	got, err = ResolveCollision(long, func(n string) (bool, error) { return n == long, nil })
-	if err != nil || got != strings.Repeat("b", 30)+"-2" || len(got) > MaxUnixNameLen {
+	if err != nil || got != strings.Repeat("b", 30)+"-2" || len(got) > api.MaxUnixNameLen {
 		t.Fatalf("got %q, %v; want a 32-character name ending -2", got, err)
 	}
 }
