@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -56,6 +57,17 @@ func init() {
 // reservedUnixPrefixes: Debian names system accounts "_name" (_apt) and
 // systemd "systemd-name".
 var reservedUnixPrefixes = []string{"_", "systemd-"}
+
+// ReservedUnixNames lists the reserved names, sorted (names with a reserved
+// prefix are reserved too; see IsReservedUnixName).
+func ReservedUnixNames() []string {
+	out := make([]string, 0, len(reservedUnixNames))
+	for n := range reservedUnixNames {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
 
 // IsPOSIXName reports whether s is a portable unix account or group name:
 // ^[a-z_][a-z0-9_-]{0,31}$. It cannot start with '-' (an option to a tool),

@@ -57,7 +57,7 @@ type Config struct {
 	// MinID is the lowest uid or gid the agent will create or touch.
 	// Default 1000.
 	MinID uint32
-	// Reserved are names refused in addition to the built-in list.
+	// Reserved are names refused in addition to api.ReservedUnixNames.
 	Reserved []string
 	// DeleteGrace is how long a deleted account is kept (locked, expired)
 	// before userdel. Default 7 days; negative means at once.
