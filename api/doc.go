@@ -1,3 +1,4 @@
-// Package api holds the wire types that the gateway, the agent and the client
-// share: HTTPS request and response bodies, and the token format.
+// Package api holds what the gateway, the agent and the client share: HTTPS
+// request and response bodies, the token format, and the rules both sides
+// apply (unix names, sudo rules, certificate lifetimes), each defined once.
 package api

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-memdb"
+	"github.com/rampart-ssh/rampart/api"
 )
 
 const tableGrants = "grants"
@@ -87,7 +88,7 @@ func (c *GrantUpsert) Validate() error {
 		return invalidf("grant %s: role %q is not user or admin", GrantID(g.Project, g.Group), g.Role)
 	}
 	for _, e := range g.Sudo {
-		if !entitlementNameRE.MatchString(e) {
+		if !api.IsEntitlementName(e) {
 			return invalidf("grant %s: sudo entitlement name %q is not valid", GrantID(g.Project, g.Group), e)
 		}
 	}

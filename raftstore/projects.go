@@ -11,28 +11,26 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-memdb"
+	"github.com/rampart-ssh/rampart/api"
 )
 
 const tableProjects = "projects"
 
-// Limits of a project's per-hop certificate TTL, and its default.
+// Limits of a project's per-hop certificate TTL, and its default: the
+// bounds are api's (api/certttl.go), which the CA enforces too. These names
+// stay for the admin shell's flag help.
 const (
-	DefaultCertTTL = 3 * time.Minute
-	MinCertTTL     = 30 * time.Second
-	MaxCertTTL     = time.Hour
+	DefaultCertTTL = api.DefaultUserCertTTL
+	MinCertTTL     = api.MinUserCertTTL
+	MaxCertTTL     = api.MaxUserCertTTL
 )
 
 // maxDescriptionLen bounds free-text descriptions shown in the admin shell.
 const maxDescriptionLen = 1024
 
-var (
-	// projectNameRE: a project name is also a path segment of grant ids
-	// ("project/group") and of CA names, so it never holds a slash.
-	projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	// posixNameRE is the portable unix account name: what may reach
-	// /etc/passwd, sudoers and AuthorizedPrincipalsFile.
-	posixNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-)
+// projectNameRE: a project name is also a path segment of grant ids
+// ("project/group") and of CA names, so it never holds a slash.
+var projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // ProjectSettings is the policy a project applies to every hop into it.
 type ProjectSettings struct {
@@ -103,16 +101,19 @@ func (s ProjectSettings) EffectiveCertTTL() time.Duration {
 }
 
 func (s ProjectSettings) validate() error {
+	if s.CertTTL != 0 {
+		if err := api.CheckUserCertTTL(s.CertTTL); err != nil {
+			return invalidf("cert ttl %v", err)
+		}
+	}
 	switch {
-	case s.CertTTL != 0 && (s.CertTTL < MinCertTTL || s.CertTTL > MaxCertTTL):
-		return invalidf("cert ttl %s is outside %s..%s", s.CertTTL, MinCertTTL, MaxCertTTL)
 	case s.IdleTimeout < 0:
 		return invalidf("idle timeout %s is negative", s.IdleTimeout)
 	case s.MaxSessionDuration < 0:
 		return invalidf("max session duration %s is negative", s.MaxSessionDuration)
 	}
 	for _, l := range s.SharedLogins {
-		if !posixNameRE.MatchString(l) {
+		if !api.IsPOSIXName(l) {
 			return invalidf("shared login %q is not a POSIX user name", l)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // HomePolicy says what happens to a deleted account's home directory.
@@ -55,7 +57,7 @@ type Config struct {
 	// MinID is the lowest uid or gid the agent will create or touch.
 	// Default 1000.
 	MinID uint32
-	// Reserved are names refused in addition to the built-in list.
+	// Reserved are names refused in addition to api.ReservedUnixNames.
 	Reserved []string
 	// DeleteGrace is how long a deleted account is kept (locked, expired)
 	// before userdel. Default 7 days; negative means at once.
@@ -191,7 +193,7 @@ func (c *Config) check() error {
 		errs = append(errs, errors.New("config: home base must not be /"))
 	}
 	for _, r := range c.Reserved {
-		if !posixNameRE.MatchString(r) {
+		if !api.IsPOSIXName(r) {
 			errs = append(errs, fmt.Errorf("config: reserved name %q is not a POSIX name", r))
 		}
 	}

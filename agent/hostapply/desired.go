@@ -3,6 +3,8 @@ package hostapply
 import (
 	"fmt"
 	"slices"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // Status is the lifecycle state of a desired account.
@@ -146,8 +148,8 @@ func (h *Host) validate(d Desired, rep *Report) *wantState {
 			err = fmt.Errorf("%w: uid %d is also user %s's", ErrInvalid, u.UID, uids[u.UID])
 		}
 		if err != nil {
-			rep.problem(KindUser, safeName(u.Name), err)
-			if posixNameRE.MatchString(u.Name) {
+			rep.problem(KindUser, api.QuoteName(u.Name), err)
+			if api.IsPOSIXName(u.Name) {
 				w.refusedUsers[u.Name] = true
 			}
 			continue
@@ -179,8 +181,8 @@ func (h *Host) validate(d Desired, rep *Report) *wantState {
 			err = fmt.Errorf("%w: gid %d is user %s's private group gid", ErrConflict, g.GID, uids[g.GID])
 		}
 		if err != nil {
-			rep.problem(KindGroup, safeName(g.Name), err)
-			if posixNameRE.MatchString(g.Name) {
+			rep.problem(KindGroup, api.QuoteName(g.Name), err)
+			if api.IsPOSIXName(g.Name) {
 				w.refusedGroups[g.Name] = true
 			}
 			continue
@@ -197,7 +199,7 @@ func (h *Host) validate(d Desired, rep *Report) *wantState {
 		for _, g := range u.Groups {
 			switch {
 			case !w.groupNames[g]:
-				rep.problem(KindUser, u.Name, fmt.Errorf("%w: supplementary group %q is not a desired group; skipped", ErrInvalid, safeName(g)))
+				rep.problem(KindUser, u.Name, fmt.Errorf("%w: supplementary group %q is not a desired group; skipped", ErrInvalid, api.QuoteName(g)))
 			case !slices.Contains(keep, g):
 				keep = append(keep, g)
 			}
@@ -208,8 +210,8 @@ func (h *Host) validate(d Desired, rep *Report) *wantState {
 	w.sudo, w.sudoRefused = map[string]SudoRule{}, map[string]bool{}
 	for name, r := range d.Sudo {
 		if err := h.checkSudoRule(name, r); err != nil {
-			rep.problem(KindSudo, safeName(name), err)
-			if entitlementNameRE.MatchString(name) {
+			rep.problem(KindSudo, api.QuoteName(name), err)
+			if api.IsEntitlementName(name) {
 				w.sudoRefused[name] = true
 			}
 			continue
@@ -220,17 +222,4 @@ func (h *Host) validate(d Desired, rep *Report) *wantState {
 	w.personalKeys = d.AllowPersonalKeys
 	w.shared = validShared(d.SharedAccounts, rep)
 	return w
-}
-
-// safeName quotes a name for a report when it is not a plain POSIX name (it
-// may hold a newline or worse).
-func safeName(s string) string {
-	if posixNameRE.MatchString(s) || entitlementNameRE.MatchString(s) {
-		return s
-	}
-	q := fmt.Sprintf("%q", s)
-	if len(q) > 80 {
-		q = q[:77] + "..."
-	}
-	return q
 }

@@ -4,42 +4,12 @@ import (
 	"fmt"
 	"path"
 	"regexp"
-	"strings"
-)
 
-// posixNameRE is the portable unix account or group name, as the cluster
-// checks it (raftstore's posixNameRE): it cannot start with '-' (an option to
-// a tool), holds no ':' ',' or whitespace (field separators of /etc/passwd,
-// /etc/group and sudoers) and is at most 32 bytes.
-var posixNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	"github.com/rampart-ssh/rampart/api"
+)
 
 // shellRE accepts a clean absolute path made of unremarkable characters.
 var shellRE = regexp.MustCompile(`^(/[A-Za-z0-9._+-]+)+$`)
-
-// reservedNames are account and group names the agent never creates, even
-// where this host has no such account: each is a system account on some
-// distribution, a group that default sudoers or polkit rules trust (sudo,
-// admin, wheel), or a cloud image's default login. A collision with one that
-// exists would be caught anyway; reserving them also keeps a missing one
-// from being created with a cluster id and then trusted by local policy.
-var reservedNames = toSet(
-	"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news",
-	"uucp", "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody",
-	"nogroup", "messagebus", "sshd", "polkitd", "dbus", "tss", "avahi", "chrony",
-	"ntp", "postfix", "postdrop", "ftp", "halt", "shutdown", "operator",
-	"adm", "admin", "administrator", "sudo", "wheel", "staff", "users",
-	"shadow", "utmp", "tty", "disk", "kmem", "dialout", "fax", "voice", "cdrom",
-	"floppy", "tape", "audio", "dip", "video", "plugdev", "netdev", "src",
-	"sasl", "scanner", "input", "kvm", "render", "crontab", "ssl-cert",
-	"lpadmin", "sambashare", "docker", "lxd", "libvirt", "qemu", "rpc",
-	"rpcuser", "nfsnobody", "mysql", "postgres", "redis", "nginx", "apache",
-	"ubuntu", "debian", "ec2-user", "centos", "fedora", "cloud-user",
-	"rampart", "rampart-agent", ManagedGroup,
-)
-
-// reservedPrefixes: Debian names system accounts "_name" and systemd
-// "systemd-name".
-var reservedPrefixes = []string{"_", "systemd-"}
 
 func toSet(names ...string) map[string]bool {
 	m := make(map[string]bool, len(names))
@@ -54,18 +24,14 @@ func toSet(names ...string) map[string]bool {
 const maxID = 1<<31 - 1
 
 // checkName refuses a user or group name that must not reach a file or a
-// command.
+// command: the cluster's unix-name rule (api.ValidUnixName, the one the
+// cluster assigns names by) and this host's own reserved names.
 func (h *Host) checkName(kind, name string) error {
-	if !posixNameRE.MatchString(name) {
-		return fmt.Errorf("%w: %s name %q is not a POSIX name (lowercase letters, digits, '_' and '-', at most 32, not starting with a digit or '-')", ErrInvalid, kind, name)
+	if err := api.ValidUnixName(name); err != nil {
+		return fmt.Errorf("%w: %s name %w", ErrInvalid, kind, err)
 	}
-	if reservedNames[name] || h.extraReserved[name] {
-		return fmt.Errorf("%w: %s name %q is reserved", ErrInvalid, kind, name)
-	}
-	for _, p := range reservedPrefixes {
-		if strings.HasPrefix(name, p) {
-			return fmt.Errorf("%w: %s name %q starts with the reserved prefix %q", ErrInvalid, kind, name, p)
-		}
+	if h.extraReserved[name] {
+		return fmt.Errorf("%w: %s name %q is reserved on this host", ErrInvalid, kind, name)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // applyPrincipals gives certificate access: a principals file listing
@@ -68,10 +70,10 @@ func (p *pass) applyPrincipals() error {
 			continue
 		}
 		if err := os.Remove(path.Join(dir, e.Name())); err != nil {
-			p.rep.problem(KindPrincipals, safeName(e.Name()), err)
+			p.rep.problem(KindPrincipals, api.QuoteName(e.Name()), err)
 			continue
 		}
-		p.logChange(KindPrincipals, safeName(e.Name()), "remove", "")
+		p.logChange(KindPrincipals, api.QuoteName(e.Name()), "remove", "")
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package hostapply
 import (
 	"fmt"
 	"slices"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // Shared accounts. A project may let its members log in to an account no
@@ -49,8 +51,8 @@ func (p *pass) sharedAccounts() map[string]bool {
 func validShared(names []string, rep *Report) []string {
 	var out []string
 	for _, n := range names {
-		if !posixNameRE.MatchString(n) || n == "root" {
-			rep.problem(KindPrincipals, safeName(n), fmt.Errorf("%w: shared login %q is not a usable account name", ErrInvalid, n))
+		if !api.IsPOSIXName(n) || n == "root" {
+			rep.problem(KindPrincipals, api.QuoteName(n), fmt.Errorf("%w: shared login %q is not a usable account name", ErrInvalid, n))
 			continue
 		}
 		out = append(out, n)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // stateVersion is the state file's format.
@@ -66,12 +68,12 @@ func (h *Host) loadState() (*managedState, error) {
 		st.Groups = map[string]*managedGroup{}
 	}
 	for name := range st.Users {
-		if !posixNameRE.MatchString(name) {
+		if !api.IsPOSIXName(name) {
 			return nil, fmt.Errorf("state file %s: user name %q is not a POSIX name", h.cfg.StateFile, name)
 		}
 	}
 	for name := range st.Groups {
-		if !posixNameRE.MatchString(name) {
+		if !api.IsPOSIXName(name) {
 			return nil, fmt.Errorf("state file %s: group name %q is not a POSIX name", h.cfg.StateFile, name)
 		}
 	}

@@ -10,90 +10,33 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
-// The checks below repeat the cluster's (raftstore/entitlements.go): the
-// agent renders these rules into a file that grants root, so it trusts no
-// one else's validation.
-
 const (
-	sudoAll           = "ALL"
-	defaultRunAs      = "root"
-	maxSudoCommands   = 64
-	maxSudoCommandLen = 1024
-	maxEnvKeep        = 64
 	// maxSudoSubjects bounds the users and groups of one rule.
 	maxSudoSubjects = 10000
 	// sudoFilePrefix names the agent's files in SudoersDir.
 	sudoFilePrefix = "rampart-"
 )
 
-var (
-	entitlementNameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-	envNameRE           = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	sudoPathComponentRE = regexp.MustCompile(`^[A-Za-z0-9._+@~-]+$`)
-)
-
-// sudoArgForbidden are refused in an argument: , and : end a command or
-// start a tag, \ escapes, # starts a comment, " "" means no arguments, and
-// * ? [ ] are wildcards (a structured rule is literal). '=' is allowed and
-// rendered "\=", since a bare '=' ends the arguments.
-const sudoArgForbidden = `,:\#"*?[]`
-
-var envKeepDenied = toSet(
-	"PATH", "IFS", "CDPATH", "ENV", "BASH_ENV", "BASHOPTS", "SHELLOPTS", "PS4",
-	"GLOBIGNORE", "FPATH", "ZDOTDIR", "NULLCMD", "READNULLCMD", "TMPPREFIX",
-	"LOCALDOMAIN", "RES_OPTIONS", "HOSTALIASES", "NLSPATH", "PATH_LOCALE",
-	"GCONV_PATH", "TERMINFO", "TERMCAP", "JAVA_TOOL_OPTIONS", "PERLLIB",
-	"PERL5LIB", "PERL5OPT", "PERL5DB", "PERLIO_DEBUG", "PYTHONHOME",
-	"PYTHONPATH", "PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONUSERBASE", "RUBYLIB",
-	"RUBYOPT", "NODE_OPTIONS", "NODE_PATH", "EDITOR", "VISUAL", "SUDO_EDITOR",
-	"PAGER", "SUDO_ASKPASS",
-)
-
-var envKeepDeniedPrefixes = []string{"LD_", "DYLD_", "_RLD", "BASH_FUNC_"}
-
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }
 
-// checkSudoRule refuses a rule that must not reach sudoers.
+// checkSudoRule refuses a rule that must not reach sudoers: the rule itself
+// by the check the cluster applies too (api.Entitlement.Validate; the agent
+// renders it into a file that grants root, so it trusts no one else's
+// validation), and the users and groups it is granted to.
 func (h *Host) checkSudoRule(name string, r SudoRule) error {
-	if !entitlementNameRE.MatchString(name) {
-		return invalidf("entitlement name %s: want lowercase letters, digits, '_' and '-', at most 63", safeName(name))
-	}
-	if len(r.Commands) == 0 {
-		return invalidf("no commands")
-	}
-	if len(r.Commands) > maxSudoCommands {
-		return invalidf("more than %d commands", maxSudoCommands)
-	}
+	cmds := make([]api.SudoCommand, len(r.Commands))
 	for i, c := range r.Commands {
-		if c.Path == sudoAll {
-			if len(r.Commands) != 1 || c.Args != nil {
-				return invalidf("%s must be the only command and take no arguments", sudoAll)
-			}
-			continue
-		}
-		if err := checkSudoCommand(c); err != nil {
-			return fmt.Errorf("command %d: %w", i+1, err)
-		}
+		cmds[i] = api.SudoCommand(c)
 	}
-	if r.RunAs != "" && !posixNameRE.MatchString(r.RunAs) {
-		return invalidf("run-as %q is not a POSIX user name", r.RunAs)
-	}
-	if len(r.EnvKeep) > maxEnvKeep {
-		return invalidf("keeps more than %d variables", maxEnvKeep)
-	}
-	for _, v := range r.EnvKeep {
-		if !envNameRE.MatchString(v) {
-			return invalidf("env_keep %q is not a variable name", v)
-		}
-		if envKeepDenied[v] || slices.ContainsFunc(envKeepDeniedPrefixes, func(p string) bool { return strings.HasPrefix(v, p) }) {
-			return invalidf("keeping %s would let the user run code as the target user", v)
-		}
+	rule := api.Entitlement{Name: name, Commands: cmds, RunAs: r.RunAs, NoPasswd: r.NoPasswd, NoExec: r.NoExec, SetEnv: r.SetEnv, EnvKeep: r.EnvKeep}
+	if err := rule.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if len(r.Users)+len(r.Groups) > maxSudoSubjects {
 		return invalidf("more than %d users and groups", maxSudoSubjects)
@@ -102,56 +45,8 @@ func (h *Host) checkSudoRule(name string, r SudoRule) error {
 		// Only managed names are rendered, but a name that is not even
 		// POSIX means the rule was built wrong (or maliciously): refuse it
 		// whole rather than render part of it.
-		if !posixNameRE.MatchString(s) {
-			return invalidf("user or group %s is not a POSIX name", safeName(s))
-		}
-	}
-	return nil
-}
-
-func checkSudoCommand(c SudoCommand) error {
-	if err := checkSudoPath(c.Path); err != nil {
-		return err
-	}
-	n := len(c.Path)
-	for i, a := range c.Args {
-		n += 1 + len(a)
-		switch {
-		case a == "":
-			return invalidf("%s: argument %d is empty", c.Path, i+1)
-		case !utf8.ValidString(a):
-			return invalidf("%s: argument %d is not UTF-8", c.Path, i+1)
-		case strings.ContainsFunc(a, unicode.IsControl):
-			return invalidf("%s: argument %d holds a control character", c.Path, i+1)
-		case strings.ContainsFunc(a, unicode.IsSpace):
-			return invalidf("%s: argument %d holds whitespace", c.Path, i+1)
-		case strings.ContainsAny(a, sudoArgForbidden):
-			return invalidf("%s: argument %q holds one of %s", c.Path, a, sudoArgForbidden)
-		case i == 0 && strings.HasPrefix(a, "^"):
-			// sudo reads arguments starting with ^ as a regular expression.
-			return invalidf("%s: first argument %q starts with ^", c.Path, a)
-		}
-	}
-	if n > maxSudoCommandLen {
-		return invalidf("%s: command with its arguments is longer than %d bytes", c.Path, maxSudoCommandLen)
-	}
-	return nil
-}
-
-// checkSudoPath accepts a clean absolute path to a file (a trailing slash
-// would mean every command in a directory).
-func checkSudoPath(p string) error {
-	if !strings.HasPrefix(p, "/") || p == "/" {
-		return invalidf("command path %q is not absolute (or %s alone)", p, sudoAll)
-	}
-	for _, part := range strings.Split(p[1:], "/") {
-		switch {
-		case part == "":
-			return invalidf("command path %q has an empty component or a trailing slash", p)
-		case part == "." || part == "..":
-			return invalidf("command path %q is not clean", p)
-		case !sudoPathComponentRE.MatchString(part):
-			return invalidf("command path %q: component %q holds a character outside letters, digits and ._+@~-", p, part)
+		if !api.IsPOSIXName(s) {
+			return invalidf("user or group %s is not a POSIX name", api.QuoteName(s))
 		}
 	}
 	return nil
@@ -159,8 +54,8 @@ func checkSudoPath(p string) error {
 
 // renderSudoCommand renders one command as sudoers reads it.
 func renderSudoCommand(c SudoCommand) string {
-	if c.Path == sudoAll {
-		return sudoAll
+	if c.Path == api.SudoAllCommands {
+		return api.SudoAllCommands
 	}
 	if c.Args == nil {
 		return c.Path
@@ -205,7 +100,7 @@ func renderSudoers(name string, r SudoRule, users, groups []string) []byte {
 		keep := slices.Clone(r.EnvKeep)
 		slices.Sort(keep)
 		keep = slices.Compact(keep)
-		if len(r.Commands) == 1 && r.Commands[0].Path == sudoAll {
+		if len(r.Commands) == 1 && r.Commands[0].Path == api.SudoAllCommands {
 			// Defaults bound to ALL commands would reach every rule:
 			// bind to the subjects instead.
 			fmt.Fprintf(&b, "Defaults:%s env_keep += \"%s\"\n", strings.Join(subjects, ", "), strings.Join(keep, " "))
@@ -217,7 +112,7 @@ func renderSudoers(name string, r SudoRule, users, groups []string) []byte {
 	}
 	runAs := r.RunAs
 	if runAs == "" {
-		runAs = defaultRunAs
+		runAs = api.DefaultSudoRunAs
 	}
 	tag := func(on bool, yes, no string) string {
 		if on {
@@ -265,10 +160,10 @@ func (p *pass) applySudo() error {
 				continue
 			}
 			if err := os.Remove(path.Join(dir, n)); err != nil {
-				p.rep.problem(KindSudo, safeName(ent), fmt.Errorf("remove stale file: %w", err))
+				p.rep.problem(KindSudo, api.QuoteName(ent), fmt.Errorf("remove stale file: %w", err))
 				continue
 			}
-			p.logChange(KindSudo, safeName(ent), "remove", "")
+			p.logChange(KindSudo, api.QuoteName(ent), "remove", "")
 		}
 	}
 	for _, name := range sortedKeys(p.w.sudo) {

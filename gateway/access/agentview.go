@@ -7,7 +7,6 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/login"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -106,11 +105,11 @@ func (e *Evaluator) AgentView(ws memdb.WatchSet, project, adminEntitlement strin
 	return out, nil
 }
 
-// unixGroupName admits IdP group names that are already valid, unreserved
-// unix names; others still grant access but do not become unix groups.
+// unixGroupName admits IdP group names that are already unix names the
+// agent creates (api.ValidUnixName); others still grant access but do not
+// become unix groups.
 func unixGroupName(g string) bool {
-	name, err := login.BaseUnixName(g)
-	return err == nil && name == g
+	return api.ValidUnixName(g) == nil
 }
 
 func nonNil(s []string) []string {

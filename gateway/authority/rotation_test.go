@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -400,20 +399,5 @@ func TestTrustedUserCAKeys(t *testing.T) {
 	}
 	if got := TrustedCAKeys([]*raftstore.CARecord{host, rec("a", raftstore.CAActive, 1)}, raftstore.CAHost, ""); !slices.Equal(got, []string{"key-h"}) {
 		t.Fatalf("TrustedCAKeys(host) = %q", got)
-	}
-}
-
-// TestBoundsMatchRaftstore keeps package ca's copies of raftstore's limits
-// (ca cannot import raftstore) equal to the originals.
-func TestBoundsMatchRaftstore(t *testing.T) {
-	if ca.DefaultUserCertTTL != raftstore.DefaultCertTTL || ca.MinUserCertTTL != raftstore.MinCertTTL || ca.MaxUserCertTTL != raftstore.MaxCertTTL {
-		t.Fatalf("ca TTL bounds %s/%s/%s, raftstore %s/%s/%s", ca.DefaultUserCertTTL, ca.MinUserCertTTL, ca.MaxUserCertTTL,
-			raftstore.DefaultCertTTL, raftstore.MinCertTTL, raftstore.MaxCertTTL)
-	}
-	for _, name := range []string{"alice", "_svc", "a-1", "root", strings.Repeat("a", 32), strings.Repeat("a", 33), "", "Alice", "1a", "-a", "a.b", "a b", "a\n", "zoë"} {
-		up := &raftstore.ProjectUpsert{Project: raftstore.Project{Name: "p", Settings: raftstore.ProjectSettings{SharedLogins: []string{name}}}, Now: t0}
-		if got, want := ca.ValidUnixName(name), up.Validate() == nil; got != want {
-			t.Errorf("ValidUnixName(%q) = %v, raftstore says %v", name, got, want)
-		}
 	}
 }

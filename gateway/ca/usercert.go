@@ -16,15 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-)
 
-// Bounds of a per-hop user certificate's lifetime. They mirror raftstore's
-// DefaultCertTTL, MinCertTTL and MaxCertTTL (package ca cannot import
-// raftstore, whose tests import ca; a test in gateway/authority keeps them equal).
-const (
-	DefaultUserCertTTL = 3 * time.Minute
-	MinUserCertTTL     = 30 * time.Second
-	MaxUserCertTTL     = time.Hour
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // Certificate extensions and the one critical option Rampart uses, as
@@ -46,8 +39,6 @@ const (
 	maxSourceAddresses = 32
 	// maxKeyIDValue caps each value in the key ID, after escaping.
 	maxKeyIDValue = 128
-	// maxUnixName is useradd's limit, and raftstore's.
-	maxUnixName = 32
 )
 
 // Errors MintUser returns, each wrapped with the detail. The first five are
@@ -84,8 +75,8 @@ type UserCertRequest struct {
 	// SourceAddresses are IPs or CIDRs (the node's egress addresses to
 	// targets) the certificate may be used from; at least one.
 	SourceAddresses []string
-	// TTL is the certificate's lifetime from now; 0 means DefaultUserCertTTL,
-	// otherwise it must lie within MinUserCertTTL..MaxUserCertTTL.
+	// TTL is the certificate's lifetime from now; 0 means api.DefaultUserCertTTL,
+	// otherwise it must lie within api.MinUserCertTTL..api.MaxUserCertTTL.
 	TTL time.Duration
 	// AllowPortForwarding grants permit-port-forwarding (set it when the
 	// project allows local or remote forwarding; the jump, which terminates
@@ -163,7 +154,7 @@ func userDefaults(m *userMint) error {
 	}
 	m.ttl = m.req.TTL
 	if m.ttl == 0 {
-		m.ttl = DefaultUserCertTTL
+		m.ttl = api.DefaultUserCertTTL
 	}
 	serial, err := randomSerial64(m.rnd)
 	if err != nil {
@@ -257,35 +248,17 @@ func policyIdentity(m *userMint) error {
 }
 
 // policyUnixName admits the portable unix account name raftstore and the
-// agent use: ^[a-z_][a-z0-9_-]{0,31}$. Never empty.
+// agent use (api.IsPOSIXName): ^[a-z_][a-z0-9_-]{0,31}$. Never empty.
 func policyUnixName(m *userMint) error {
-	if !ValidUnixName(m.req.UnixName) {
+	if !api.IsPOSIXName(m.req.UnixName) {
 		return fmt.Errorf("%w: %q", ErrUnixName, m.req.UnixName)
 	}
 	return nil
 }
 
-// ValidUnixName reports whether s is a portable POSIX account name:
-// ^[a-z_][a-z0-9_-]{0,31}$, as raftstore and the agent require.
-func ValidUnixName(s string) bool {
-	if s == "" || len(s) > maxUnixName {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', c == '_':
-		case i > 0 && ('0' <= c && c <= '9' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 func policyTTL(m *userMint) error {
-	if m.ttl < MinUserCertTTL || m.ttl > MaxUserCertTTL {
-		return fmt.Errorf("%w: %s is outside %s..%s", ErrCertTTL, m.ttl, MinUserCertTTL, MaxUserCertTTL)
+	if err := api.CheckUserCertTTL(m.ttl); err != nil {
+		return fmt.Errorf("%w: %w", ErrCertTTL, err)
 	}
 	return nil
 }
@@ -444,7 +417,7 @@ func validityOK(c *ssh.Certificate, now time.Time) bool {
 	t := uint64(now.Unix())
 	return c.ValidAfter <= t && t < c.ValidBefore &&
 		t-c.ValidAfter <= uint64(userCertBackdate/time.Second) &&
-		c.ValidBefore-c.ValidAfter <= uint64((MaxUserCertTTL+userCertBackdate)/time.Second)
+		c.ValidBefore-c.ValidAfter <= uint64((api.MaxUserCertTTL+userCertBackdate)/time.Second)
 }
 
 // sourcesParse: every entry parses as OpenSSH and x/crypto's server do.

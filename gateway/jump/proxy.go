@@ -12,6 +12,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -119,7 +120,7 @@ func New(cfg Config, store Store, mint Minter, audit Auditor, record RecorderFac
 		cfg.Ciphers = sshalg.DefaultCiphers
 	}
 	if cfg.DefaultCertTTL == 0 {
-		cfg.DefaultCertTTL = 3 * time.Minute
+		cfg.DefaultCertTTL = api.DefaultUserCertTTL
 	}
 	if cfg.AgentWait == 0 {
 		cfg.AgentWait = DefaultAgentWait

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
 func newKey(t *testing.T) ssh.PublicKey {
@@ -30,7 +32,7 @@ func newKey(t *testing.T) ssh.PublicKey {
 // with); a person lists and revokes only their own bindings.
 func TestBindingsOfTheirOwn(t *testing.T) {
 	ctx := context.Background()
-	store := newFSMStore(t)
+	store := raftstoretest.New(t)
 	svc := NewService(store, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	audit := &fakeAuditor{}
 	svc.SetAuditor(audit)

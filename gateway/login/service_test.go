@@ -4,48 +4,18 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
-// fsmStore applies commands straight to an in-memory FSM (the replicated
-// store itself is proven in raftstore and e2e).
-type fsmStore struct {
-	mu    sync.Mutex
-	fsm   *raftstore.FSM
-	index uint64
-}
-
-func newFSMStore(t *testing.T) *fsmStore {
-	t.Helper()
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fsmStore{fsm: f}
-}
-
-func (s *fsmStore) State() *raftstore.State                   { return s.fsm.State() }
-func (s *fsmStore) CheckFresh() error                         { return nil }
-func (s *fsmStore) WaitApplied(context.Context, uint64) error { return nil }
-
-func (s *fsmStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	buf, err := raftstore.Encode(cmd)
-	if err != nil {
-		return nil, err
-	}
-	s.index++
-	res := s.fsm.ApplyCommand(s.index, buf)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return raftstore.NewResult(res.Index, res.Value)
-}
+// The service runs on the shared in-memory store as on the node's.
+var (
+	_ Store = (*raftstoretest.Store)(nil)
+	_ Store = (*raftstore.Store)(nil)
+)
 
 type recordedEvent struct {
 	event, user string
@@ -78,7 +48,7 @@ func TestProvisionCollisions(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			store := newFSMStore(t)
+			store := raftstoretest.New(t)
 			svc := NewService(store, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			audit := &fakeAuditor{}
 			svc.SetAuditor(audit)

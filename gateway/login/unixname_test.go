@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 func TestBaseUnixName(t *testing.T) {
@@ -20,6 +22,11 @@ func TestBaseUnixName(t *testing.T) {
 		{"fail/root-email", "root@example.com", ""},
 		{"fail/sshd", "SSHD", ""},
 		{"fail/admin", "admin", ""},
+		// Reserved by the agent, once given out by the cluster.
+		{"fail/qemu", "qemu", ""},
+		{"fail/libvirt-email", "LibVirt@example.com", ""},
+		{"fail/debian-underscore-prefix", "_svc", ""},
+		{"fail/systemd-prefix", "systemd-resolve", ""},
 		{"fail/dot-dot-slash", "../x", ""},
 		{"fail/newline", "alice\nroot", ""},
 		{"fail/space", "alice smith", ""},
@@ -59,7 +66,12 @@ func TestResolveCollision(t *testing.T) {
 	}
 	long := strings.Repeat("b", 32)
 	got, err = ResolveCollision(long, func(n string) (bool, error) { return n == long, nil })
-	if err != nil || got != strings.Repeat("b", 30)+"-2" || len(got) > MaxUnixNameLen {
+	if err != nil || got != strings.Repeat("b", 30)+"-2" || len(got) > api.MaxUnixNameLen {
 		t.Fatalf("got %q, %v; want a 32-character name ending -2", got, err)
+	}
+	// Every suffix of "systemd" is reserved (prefix systemd-): a second
+	// person is refused rather than given a name the agent will not create.
+	if got, err := ResolveCollision("systemd", func(n string) (bool, error) { return n == "systemd", nil }); !errors.Is(err, ErrUnsafeName) {
+		t.Fatalf("got %q, %v; want a refusal", got, err)
 	}
 }
