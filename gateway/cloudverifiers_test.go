@@ -34,11 +34,11 @@ func wantRefusal(t *testing.T, err error, status int, says ...string) {
 		t.Fatalf("err = %v, want an HTTP %d refusal", err, status)
 	}
 	for _, s := range says {
-		if !strings.Contains(he.Message, s) {
-			t.Errorf("refusal %q does not say %q", he.Message, s)
+		if !strings.Contains(he.Msg, s) {
+			t.Errorf("refusal %q does not say %q", he.Msg, s)
 		}
 	}
-	t.Logf("refused: %s", he.Message)
+	t.Logf("refused: %s", he.Msg)
 }
 
 func TestCheckCloudSSHPort(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/fault"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -121,17 +121,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// HTTPError is an error with the status and message a client should see.
-type HTTPError struct {
-	Status  int
-	Message string
-}
+// HTTPError is an error with the status and message a client should see:
+// the neutral fault.Error, so that code below the API need not import it.
+type HTTPError = fault.Error
 
-func (e *HTTPError) Error() string { return e.Message }
-
-// Errorf returns an HTTPError.
+// Errorf returns a fault.Error (fault.Errorf).
 func Errorf(status int, format string, args ...any) error {
-	return &HTTPError{Status: status, Message: fmt.Sprintf(format, args...)}
+	return fault.Errorf(status, format, args...)
 }
 
 // writeError answers err: an HTTPError as it says, a store sentinel by its
@@ -147,7 +143,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	switch {
 	case errors.As(err, &he):
-		status, msg = he.Status, he.Message
+		status, msg = he.Status, he.Msg
 	case errors.Is(err, raftstore.ErrNotFound):
 		status, msg = http.StatusNotFound, err.Error()
 	case errors.Is(err, raftstore.ErrConflict):
