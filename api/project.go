@@ -22,7 +22,10 @@ type ProjectSettings struct {
 	AllowAgentForward  bool     `json:"allow_agent_forward"`
 	SharedLogins       []string `json:"shared_logins,omitempty"`
 	IdleTimeout        string   `json:"idle_timeout,omitempty"`
-	MaxSessionDuration string   `json:"max_session_duration,omitempty"`
+	MaxSessionDuration string   `json:"max_session,omitempty"`
+	// LegacyMaxSessionDuration is max_session under the name the API
+	// used before (max_session_duration): accepted on input, never written.
+	LegacyMaxSessionDuration string `json:"max_session_duration,omitempty"`
 
 	// RequireHostCertificate refuses targets that present no host
 	// certificate (no fallback to the host key pinned at enrollment).

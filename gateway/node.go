@@ -18,6 +18,7 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/authority"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/gateway/enroll"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
@@ -43,6 +44,9 @@ type Node struct {
 	// bgCtx is cancelled by stopBackground.
 	bgCtx context.Context
 	audit *auditWriter
+	// control makes administrators' changes; the API and the admin shell
+	// are surfaces over it.
+	control *control.Service
 	// stopBackground ends the node's background workers (the audit writer).
 	stopBackground context.CancelFunc
 	now            func() time.Time
@@ -100,6 +104,8 @@ func (n *Node) start(ctx context.Context) error {
 	go n.audit.run(bg)
 	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
 	go n.newNodeCertRenewer().Run(bg)
+	n.control = control.New(control.Deps{Store: n.store, Members: n.store, Cluster: adminCluster{n},
+		Auditor: control.StoreAuditor{Store: n.store, Now: n.now}, Targets: n.targetRule(), Logger: n.logger, Now: n.now})
 	if err := n.startPprof(); err != nil {
 		return err
 	}
@@ -370,7 +376,7 @@ func (n *Node) startAPI() error {
 	handler.SetRecordings(n.recordingFiles())
 	handler.SetAdminEntitlement(n.cfg.Agents.AdminEntitlement)
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
-	handler.SetTargetRule(n.targetRule())
+	handler.SetControl(n.control)
 	n.api = handler.HTTPServer(n.tls.API, httpapi.DefaultTimeouts, slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
 	go func() {
 		if err := n.api.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {

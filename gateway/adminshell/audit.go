@@ -119,6 +119,10 @@ func anyEqualFold(wants []string, values ...string) bool {
 }
 
 func (v *invocation) auditCmd() *cobra.Command {
+	return group("audit", "The hash-chained audit log", nil, v.auditLsCmd(), v.auditTailCmd(), v.auditVerifyCmd(), v.auditExportCmd())
+}
+
+func (v *invocation) auditLsCmd() *cobra.Command {
 	var since, user, typ, server string
 	var limit int
 	ls := &cobra.Command{
@@ -171,7 +175,10 @@ func (v *invocation) auditCmd() *cobra.Command {
 	v.completeFlag(ls, "user", userNames)
 	v.completeFlag(ls, "server", serverNames)
 	v.completeFlag(ls, "type", fixed("admin", "login", "session"))
+	return ls
+}
 
+func (v *invocation) auditVerifyCmd() *cobra.Command {
 	var file string
 	verify := &cobra.Command{
 		Use:   "verify [--file PATH|-]",
@@ -189,7 +196,10 @@ func (v *invocation) auditCmd() *cobra.Command {
 		},
 	}
 	verify.Flags().StringVar(&file, "file", "", "verify an exported JSON-lines log (- for standard input)")
+	return verify
+}
 
+func (v *invocation) auditExportCmd() *cobra.Command {
 	var after uint64
 	export := &cobra.Command{
 		Use: "export [--after SEQ]", Short: "Write the audit log as JSON lines (one event per line)", Args: exactArgs(),
@@ -209,8 +219,7 @@ func (v *invocation) auditCmd() *cobra.Command {
 		},
 	}
 	export.Flags().Uint64Var(&after, "after", 0, "only events after this sequence number")
-
-	return group("audit", "The hash-chained audit log", nil, ls, v.auditTailCmd(), verify, export)
+	return export
 }
 
 // auditDetails renders fields for a table, the command first.

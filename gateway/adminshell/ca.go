@@ -153,6 +153,11 @@ var caKinds = []string{string(raftstore.CAUser), string(raftstore.CAHost), strin
 var rotationSteps = []string{string(rotation.Begin), string(rotation.Promote), string(rotation.Retire), string(rotation.Abort), string(rotation.Rollback)}
 
 func (v *invocation) caCmd() *cobra.Command {
+	return group("ca", "SSH certificate authorities: list and rotate keys, print known_hosts lines", nil,
+		v.caLsCmd(), v.caRotateCmd(), v.knownHostsCmd())
+}
+
+func (v *invocation) caLsCmd() *cobra.Command {
 	var kind, project string
 	ls := &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List CA keys: every kind, project and state, with its part in a rotation", Args: exactArgs(),
@@ -187,7 +192,10 @@ func (v *invocation) caCmd() *cobra.Command {
 	ls.Flags().StringVar(&project, "project", "", "only the user CAs of this project")
 	v.completeFlag(ls, "kind", fixed(caKinds...))
 	v.completeFlag(ls, "project", projectNames)
+	return ls
+}
 
+func (v *invocation) caRotateCmd() *cobra.Command {
 	var alg string
 	var yes bool
 	rotate := &cobra.Command{
@@ -232,8 +240,7 @@ promote and retire ask for confirmation (--yes in one-shot mode).`,
 	rotate.Flags().StringVar(&alg, "algorithm", "", "key algorithm of the new key (begin): ed25519 (default), ecdsa-p256, rsa-3072")
 	rotate.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation (promote, retire)")
 	v.completeFlag(rotate, "algorithm", fixed(ca.SSHAlgED25519, ca.SSHAlgECDSAP256, ca.SSHAlgRSA3072))
-
-	return group("ca", "SSH certificate authorities: list and rotate keys, print known_hosts lines", nil, ls, rotate, v.knownHostsCmd())
+	return rotate
 }
 
 // rotateCA performs one rotation step on a CA chain.

@@ -14,7 +14,12 @@ import (
 // need no leader, so they work on a cluster that has lost its quorum.
 
 func (v *invocation) clusterCmd() *cobra.Command {
-	status := &cobra.Command{
+	return group("cluster", "The raft cluster of bastion nodes", nil,
+		v.clusterStatusCmd(), v.clusterMembersCmd(), v.clusterRemoveCmd(), v.clusterSnapshotCmd(), v.clusterTransferCmd())
+}
+
+func (v *invocation) clusterStatusCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "status", Short: "Show this node's view of the cluster", Args: exactArgs(),
 		RunE: func(*cobra.Command, []string) error {
 			st, err := v.sh.store.Status()
@@ -58,8 +63,10 @@ func (v *invocation) clusterCmd() *cobra.Command {
 			})
 		},
 	}
+}
 
-	members := &cobra.Command{
+func (v *invocation) clusterMembersCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "members", Short: "List the cluster's nodes", Args: exactArgs(),
 		RunE: func(*cobra.Command, []string) error {
 			st, err := v.sh.store.Status()
@@ -80,52 +87,26 @@ func (v *invocation) clusterCmd() *cobra.Command {
 			})
 		},
 	}
+}
 
+func (v *invocation) clusterRemoveCmd() *cobra.Command {
 	var yes bool
 	remove := &cobra.Command{
 		Use: "remove NODE", Short: "Take a node out of the cluster", Args: exactArgs("NODE"),
 		ValidArgsFunction: v.completeArgs(nodeIDs),
 		RunE: func(_ *cobra.Command, args []string) error {
-			st, err := v.sh.store.Status()
-			if err != nil {
+			if err := v.sh.control.RemoveNode(v.ctx, v.controlActor(), args[0], v.confirmer(yes)); err != nil {
 				return err
 			}
-			var found *raftstore.Member
-			for i := range st.Members {
-				if st.Members[i].ID == args[0] {
-					found = &st.Members[i]
-				}
-			}
-			if found == nil {
-				return fmt.Errorf("node %q is not a member: %w", args[0], raftstore.ErrNotFound)
-			}
-			what := fmt.Sprintf("remove node %s (%s) from the cluster", found.ID, found.RaftAddr)
-			if found.ID == st.NodeID {
-				what += "; it is the node you are connected to"
-			}
-			if err := v.confirm(yes, what); err != nil {
-				return err
-			}
-			ctx, cancel := v.writeContext()
-			defer cancel()
-			if err := v.sh.store.RemoveServer(ctx, found.ID); err != nil {
-				return err
-			}
-			// Forget its addresses too: the API's node-only endpoints check
-			// the nodes table, so its certificate stops opening them.
-			if _, err := v.applyOnly(&raftstore.NodeDelete{ID: found.ID}); err != nil {
-				return errors.Join(fmt.Errorf("node %s left raft, but its record was not removed: %w", found.ID, err),
-					v.record(map[string]string{"node": found.ID}))
-			}
-			if err := v.record(map[string]string{"node": found.ID, "raft_addr": found.RaftAddr}); err != nil {
-				return err
-			}
-			return v.done(nil, "node %s removed from the cluster", found.ID)
+			return v.done(nil, "node %s removed from the cluster", args[0])
 		},
 	}
 	remove.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return remove
+}
 
-	snapshot := &cobra.Command{
+func (v *invocation) clusterSnapshotCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "snapshot", Short: "Take a raft snapshot on this node now (compacts its log)", Args: exactArgs(),
 		RunE: func(*cobra.Command, []string) error {
 			if err := v.sh.store.Snapshot(); err != nil {
@@ -137,8 +118,10 @@ func (v *invocation) clusterCmd() *cobra.Command {
 			return v.done(nil, "snapshot taken on node %s", cell(v.sh.nodeID))
 		},
 	}
+}
 
-	transfer := &cobra.Command{
+func (v *invocation) clusterTransferCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "transfer-leadership", Short: "Hand leadership to another voter (run it on the leader)", Args: exactArgs(),
 		RunE: func(*cobra.Command, []string) error {
 			if err := v.sh.store.TransferLeadership(); err != nil {
@@ -157,6 +140,4 @@ func (v *invocation) clusterCmd() *cobra.Command {
 			return v.done(nil, "leadership transferred away from node %s", cell(v.sh.nodeID))
 		},
 	}
-
-	return group("cluster", "The raft cluster of bastion nodes", nil, status, members, remove, snapshot, transfer)
 }

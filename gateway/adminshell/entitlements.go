@@ -81,11 +81,18 @@ func parseSudoCommand(s string) (raftstore.SudoCommand, error) {
 }
 
 func (v *invocation) entitlementsCmd() *cobra.Command {
-	grants := func(st *raftstore.State) ([]*raftstore.Grant, error) {
-		_, gs, err := st.Grants(nil)
-		return gs, err
-	}
-	ls := &cobra.Command{
+	return group("entitlements", "Sudo entitlements: structured sudo rules that grants give", []string{"entitlement", "ent"},
+		v.entitlementsLsCmd(), v.entitlementsShowCmd(), v.entitlementsCreateCmd(), v.entitlementsDeleteCmd())
+}
+
+// allGrants are the grants whose use of entitlements listings show.
+func allGrants(st *raftstore.State) ([]*raftstore.Grant, error) {
+	_, gs, err := st.Grants(nil)
+	return gs, err
+}
+
+func (v *invocation) entitlementsLsCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List sudo entitlements", Args: exactArgs(),
 		RunE: func(*cobra.Command, []string) error {
 			st := v.state()
@@ -93,7 +100,7 @@ func (v *invocation) entitlementsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			gs, err := grants(st)
+			gs, err := allGrants(st)
 			if err != nil {
 				return err
 			}
@@ -115,8 +122,10 @@ func (v *invocation) entitlementsCmd() *cobra.Command {
 			})
 		},
 	}
+}
 
-	show := &cobra.Command{
+func (v *invocation) entitlementsShowCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "show ENTITLEMENT", Short: "Show a sudo entitlement", Args: exactArgs("ENTITLEMENT"),
 		ValidArgsFunction: v.completeArgs(entitlementNames),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -125,7 +134,7 @@ func (v *invocation) entitlementsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			gs, err := grants(st)
+			gs, err := allGrants(st)
 			if err != nil {
 				return err
 			}
@@ -151,7 +160,9 @@ func (v *invocation) entitlementsCmd() *cobra.Command {
 			})
 		},
 	}
+}
 
+func (v *invocation) entitlementsCreateCmd() *cobra.Command {
 	var (
 		commands                 []string
 		runAs                    string
@@ -179,22 +190,11 @@ func (v *invocation) entitlementsCmd() *cobra.Command {
 				}
 				e.Commands = append(e.Commands, c)
 			}
-			st := v.state()
-			if _, old, err := st.EntitlementByName(nil, e.Name); err != nil {
-				return err
-			} else if old != nil {
-				return fmt.Errorf("entitlement %s already exists: %w (delete it first)", e.Name, raftstore.ErrConflict)
-			}
-			res, err := v.apply(&raftstore.EntitlementUpsert{Entitlement: e, Now: v.sh.now().UTC()},
-				map[string]string{"entitlement": e.Name})
+			stored, err := v.sh.control.CreateEntitlement(v.ctx, v.controlActor(), e)
 			if err != nil {
 				return err
 			}
-			var stored raftstore.Entitlement
-			if err := res.Decode(&stored); err != nil {
-				return err
-			}
-			return v.done(newEntitlementView(&stored, nil), "entitlement %s created", e.Name)
+			return v.done(newEntitlementView(stored, nil), "entitlement %s created", e.Name)
 		},
 	}
 	f := create.Flags()
@@ -204,7 +204,10 @@ func (v *invocation) entitlementsCmd() *cobra.Command {
 	f.BoolVar(&noExec, "noexec", false, "forbid the commands from running other programs")
 	f.BoolVar(&setEnv, "setenv", false, "let the user set environment variables (root-equivalent: only for trusted commands)")
 	f.StringSliceVar(&envKeep, "env-keep", nil, "variables kept from the user's environment")
+	return create
+}
 
+func (v *invocation) entitlementsDeleteCmd() *cobra.Command {
 	var yes bool
 	del := &cobra.Command{
 		Use: "delete ENTITLEMENT", Aliases: []string{"rm"}, Short: "Delete a sudo entitlement (no grant may use it)",
@@ -214,17 +217,12 @@ func (v *invocation) entitlementsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := v.confirm(yes, "delete entitlement "+e.Name); err != nil {
-				return err
-			}
-			if _, err := v.apply(&raftstore.EntitlementDelete{Name: e.Name}, map[string]string{"entitlement": e.Name}); err != nil {
+			if err := v.sh.control.DeleteEntitlement(v.ctx, v.controlActor(), e.Name, v.confirmer(yes)); err != nil {
 				return err
 			}
 			return v.done(nil, "entitlement %s deleted", e.Name)
 		},
 	}
 	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
-
-	return group("entitlements", "Sudo entitlements: structured sudo rules that grants give", []string{"entitlement", "ent"},
-		ls, show, create, del)
+	return del
 }

@@ -1,7 +1,6 @@
 package adminshell
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -166,7 +165,12 @@ func (f *settingsFlags) applyTo(fs *pflag.FlagSet, p *raftstore.Project) error {
 }
 
 func (v *invocation) projectsCmd() *cobra.Command {
-	ls := &cobra.Command{
+	return group("projects", "Projects: servers under one user CA and one set of grants", []string{"project"},
+		v.projectsLsCmd(), v.projectsShowCmd(), v.projectsCreateCmd(), v.projectsSetCmd(), v.projectsDeleteCmd(), v.grantCmd(), v.revokeGrantCmd())
+}
+
+func (v *invocation) projectsLsCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List projects", Args: exactArgs(),
 		RunE: func(*cobra.Command, []string) error {
 			st := v.state()
@@ -192,8 +196,10 @@ func (v *invocation) projectsCmd() *cobra.Command {
 			})
 		},
 	}
+}
 
-	show := &cobra.Command{
+func (v *invocation) projectsShowCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "show PROJECT", Short: "Show a project's policy, grants and servers", Args: exactArgs("PROJECT"),
 		ValidArgsFunction: v.completeArgs(projectNames),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -244,51 +250,53 @@ func (v *invocation) projectsCmd() *cobra.Command {
 			})
 		},
 	}
+}
 
+func (v *invocation) projectsCreateCmd() *cobra.Command {
 	var cf settingsFlags
 	create := &cobra.Command{
 		Use: "create PROJECT", Short: "Create a project", Args: exactArgs("PROJECT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st := v.state()
-			if _, p, err := st.ProjectByName(nil, args[0]); err != nil {
-				return err
-			} else if p != nil {
-				return fmt.Errorf("project %s already exists: %w (change it with projects set)", args[0], raftstore.ErrConflict)
-			}
 			p := raftstore.Project{Name: args[0], Settings: raftstore.DefaultProjectSettings()}
 			if err := cf.applyTo(cmd.Flags(), &p); err != nil {
 				return err
 			}
-			return v.upsertProject(&p, "project %s created")
+			stored, err := v.sh.control.CreateProject(v.ctx, v.controlActor(), p)
+			if err != nil {
+				return err
+			}
+			return v.doneProject(stored, "project %s created")
 		},
 	}
 	cf.bind(create.Flags())
 	v.completeSettings(create)
+	return create
+}
 
+func (v *invocation) projectsSetCmd() *cobra.Command {
 	var sf settingsFlags
 	set := &cobra.Command{
 		Use: "set PROJECT", Short: "Change a project's description or policy (only the flags given)", Args: exactArgs("PROJECT"),
 		ValidArgsFunction: v.completeArgs(projectNames),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			old, err := findProject(v.state(), args[0])
+			stored, err := v.sh.control.UpdateProject(v.ctx, v.controlActor(), args[0], func(p *raftstore.Project) error {
+				if !sf.changed(cmd.Flags()) {
+					return usagef("projects set: give at least one setting to change (see projects set --help)")
+				}
+				return sf.applyTo(cmd.Flags(), p)
+			})
 			if err != nil {
 				return err
 			}
-			if !sf.changed(cmd.Flags()) {
-				return usagef("projects set: give at least one setting to change (see projects set --help)")
-			}
-			p := *old
-			p.Settings.SharedLogins = append([]string(nil), old.Settings.SharedLogins...)
-			p.Settings.ServerNames = slices.Clone(old.Settings.ServerNames)
-			if err := sf.applyTo(cmd.Flags(), &p); err != nil {
-				return err
-			}
-			return v.upsertProject(&p, "project %s updated")
+			return v.doneProject(stored, "project %s updated")
 		},
 	}
 	sf.bind(set.Flags())
 	v.completeSettings(set)
+	return set
+}
 
+func (v *invocation) projectsDeleteCmd() *cobra.Command {
 	var yes bool
 	del := &cobra.Command{
 		Use: "delete PROJECT", Aliases: []string{"rm"}, Short: "Delete a project with its grants and enrollment tokens (it must have no servers)",
@@ -298,35 +306,23 @@ func (v *invocation) projectsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := v.confirm(yes, fmt.Sprintf("delete project %s with its grants and enrollment tokens", p.Name)); err != nil {
-				return err
-			}
-			if _, err := v.apply(&raftstore.ProjectDelete{Name: p.Name}, map[string]string{"project": p.Name}); err != nil {
+			if err := v.sh.control.DeleteProject(v.ctx, v.controlActor(), p.Name, v.confirmer(yes)); err != nil {
 				return err
 			}
 			return v.done(nil, "project %s deleted", p.Name)
 		},
 	}
 	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
-
-	return group("projects", "Projects: servers under one user CA and one set of grants", []string{"project"},
-		ls, show, create, set, del, v.grantCmd(), v.revokeGrantCmd())
+	return del
 }
 
-func (v *invocation) upsertProject(p *raftstore.Project, msg string) error {
-	res, err := v.apply(&raftstore.ProjectUpsert{Project: *p, Now: v.sh.now().UTC()}, map[string]string{"project": p.Name})
+// doneProject reports a project created or changed.
+func (v *invocation) doneProject(stored *raftstore.Project, msg string) error {
+	pv, err := newProjectView(v.localState(), stored)
 	if err != nil {
 		return err
 	}
-	var stored raftstore.Project
-	if err := res.Decode(&stored); err != nil {
-		return err
-	}
-	pv, err := newProjectView(v.localState(), &stored)
-	if err != nil {
-		return err
-	}
-	return v.done(pv, msg, p.Name)
+	return v.done(pv, msg, stored.Name)
 }
 
 func (v *invocation) grantCmd() *cobra.Command {
@@ -342,20 +338,12 @@ func (v *invocation) grantCmd() *cobra.Command {
 			if role != string(raftstore.GrantUser) && role != string(raftstore.GrantAdmin) {
 				return usagef("--role takes user or admin, not %q", role)
 			}
-			if _, err := findProject(v.state(), args[0]); err != nil {
-				return err
-			}
 			g := raftstore.Grant{Project: args[0], Group: args[1], Role: raftstore.GrantRole(role), Sudo: sudo}
-			res, err := v.apply(&raftstore.GrantUpsert{Grant: g, Now: v.sh.now().UTC()},
-				map[string]string{"project": g.Project, "group": g.Group, "role": role, "sudo": fmtList(sudo)})
+			stored, err := v.sh.control.Grant(v.ctx, v.controlActor(), g)
 			if err != nil {
 				return err
 			}
-			var stored raftstore.Grant
-			if err := res.Decode(&stored); err != nil {
-				return err
-			}
-			return v.done(newGrantView(&stored), "group %s granted %s in project %s (sudo: %s)", g.Group, role, g.Project, cell(stored.Sudo))
+			return v.done(newGrantView(stored), "group %s granted %s in project %s (sudo: %s)", g.Group, role, g.Project, cell(stored.Sudo))
 		},
 	}
 	c.Flags().StringVar(&role, "role", string(raftstore.GrantUser), "user or admin")
@@ -370,12 +358,7 @@ func (v *invocation) revokeGrantCmd() *cobra.Command {
 		Use: "revoke PROJECT GROUP", Short: "Take a group's access to a project away",
 		Args: exactArgs("PROJECT", "GROUP"), ValidArgsFunction: v.completeArgs(projectNames, groupNames),
 		RunE: func(_ *cobra.Command, args []string) error {
-			_, err := v.apply(&raftstore.GrantDelete{Project: args[0], Group: args[1]},
-				map[string]string{"project": args[0], "group": args[1]})
-			if errors.Is(err, raftstore.ErrNotFound) {
-				return fmt.Errorf("group %s has no grant in project %s: %w", args[1], args[0], raftstore.ErrNotFound)
-			}
-			if err != nil {
+			if err := v.sh.control.RevokeGrant(v.ctx, v.controlActor(), args[0], args[1]); err != nil {
 				return err
 			}
 			return v.done(nil, "group %s no longer has access to project %s", args[1], args[0])

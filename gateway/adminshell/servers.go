@@ -3,12 +3,12 @@ package adminshell
 import (
 	"fmt"
 	"io"
-	"maps"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -70,6 +70,11 @@ func matchLabels(labels map[string]string, fs []labelFilter) bool {
 }
 
 func (v *invocation) serversCmd() *cobra.Command {
+	return group("servers", "Servers enrolled in projects", []string{"server"},
+		v.serversLsCmd(), v.serversShowCmd(), v.serversDeleteCmd(), v.serversLabelCmd())
+}
+
+func (v *invocation) serversLsCmd() *cobra.Command {
 	var project string
 	var labels []string
 	ls := &cobra.Command{
@@ -111,8 +116,11 @@ func (v *invocation) serversCmd() *cobra.Command {
 	ls.Flags().StringVar(&project, "project", "", "only servers of this project")
 	ls.Flags().StringArrayVar(&labels, "label", nil, "only servers with this label: key=value, or key (repeatable; all must match)")
 	v.completeFlag(ls, "project", projectNames)
+	return ls
+}
 
-	show := &cobra.Command{
+func (v *invocation) serversShowCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "show SERVER", Short: "Show a server (by name, alt name, address or id)", Args: exactArgs("SERVER"),
 		ValidArgsFunction: v.completeArgs(serverNames),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -141,7 +149,9 @@ func (v *invocation) serversCmd() *cobra.Command {
 			})
 		},
 	}
+}
 
+func (v *invocation) serversDeleteCmd() *cobra.Command {
 	var yes bool
 	del := &cobra.Command{
 		Use: "delete SERVER", Aliases: []string{"rm"}, Short: "Delete a server: it can no longer be reached through the cluster",
@@ -151,18 +161,18 @@ func (v *invocation) serversCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := v.confirm(yes, fmt.Sprintf("delete server %s (%s) from project %s", s.Name, s.ID, s.Project)); err != nil {
-				return err
-			}
-			if _, err := v.apply(&raftstore.ServerDelete{ID: s.ID}, map[string]string{"server": s.Name, "server_id": s.ID, "project": s.Project}); err != nil {
+			if _, err := v.sh.control.DeleteServer(v.ctx, v.controlActor(), s.ID, v.confirmer(yes)); err != nil {
 				return err
 			}
 			return v.done(nil, "server %s deleted", s.Name)
 		},
 	}
 	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return del
+}
 
-	label := &cobra.Command{
+func (v *invocation) serversLabelCmd() *cobra.Command {
+	return &cobra.Command{
 		Use:   "label SERVER KEY=VALUE... | KEY-...",
 		Short: "Set (key=value) or remove (key-) a server's labels",
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -177,36 +187,25 @@ func (v *invocation) serversCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			next := *s
-			next.Labels = maps.Clone(s.Labels)
-			if next.Labels == nil {
-				next.Labels = map[string]string{}
-			}
+			var edits []control.LabelEdit
 			for _, a := range args[1:] {
 				if k, ok := strings.CutSuffix(a, "-"); ok && !strings.Contains(a, "=") {
-					delete(next.Labels, k)
+					edits = append(edits, control.LabelEdit{Key: k, Remove: true})
 					continue
 				}
 				k, val, ok := strings.Cut(a, "=")
 				if !ok || k == "" {
 					return usagef("label %q: want KEY=VALUE to set or KEY- to remove", a)
 				}
-				next.Labels[k] = val
+				edits = append(edits, control.LabelEdit{Key: k, Value: val})
 			}
-			res, err := v.apply(&raftstore.ServerUpsert{Server: next, Now: v.sh.now().UTC()},
-				map[string]string{"server": s.Name, "server_id": s.ID, "labels": fmtMap(next.Labels)})
+			stored, err := v.sh.control.LabelServer(v.ctx, v.controlActor(), s.ID, edits)
 			if err != nil {
 				return err
 			}
-			var stored raftstore.Server
-			if err := res.Decode(&stored); err != nil {
-				return err
-			}
-			return v.done(newServerView(&stored), "server %s labels: %s", s.Name, cell(stored.Labels))
+			return v.done(newServerView(stored), "server %s labels: %s", s.Name, cell(stored.Labels))
 		},
 	}
-
-	return group("servers", "Servers enrolled in projects", []string{"server"}, ls, show, del, label)
 }
 
 // lastSeen says how long ago an agent last reported.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -26,6 +27,11 @@ type bindingView struct {
 }
 
 func (v *invocation) bindingsCmd() *cobra.Command {
+	return group("bindings", "Device bindings: SSH keys bound to users after a browser sign-in", []string{"binding"},
+		v.bindingsLsCmd(), v.bindingsRevokeCmd())
+}
+
+func (v *invocation) bindingsLsCmd() *cobra.Command {
 	var user string
 	ls := &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List device bindings (keys bound to users)", Args: exactArgs(),
@@ -64,7 +70,10 @@ func (v *invocation) bindingsCmd() *cobra.Command {
 	}
 	ls.Flags().StringVar(&user, "user", "", "only this user's bindings")
 	v.completeFlag(ls, "user", userNames)
+	return ls
+}
 
+func (v *invocation) bindingsRevokeCmd() *cobra.Command {
 	var revokeUser string
 	var all, yes bool
 	revoke := &cobra.Command{
@@ -92,44 +101,21 @@ func (v *invocation) bindingsCmd() *cobra.Command {
 			return out
 		}),
 		RunE: func(_ *cobra.Command, args []string) error {
-			st := v.state()
-			cmd := &raftstore.BindingDelete{All: all}
-			fields := map[string]string{}
-			what := "all device bindings"
+			var sel control.Bindings
 			switch {
 			case len(args) == 1:
-				_, b, err := st.BindingByFingerprint(nil, args[0])
-				if err != nil {
-					return err
-				}
-				if b == nil {
-					return fmt.Errorf("binding %q: %w", args[0], raftstore.ErrNotFound)
-				}
-				cmd.Fingerprint, fields["fingerprint"], fields["user_id"] = b.Fingerprint, b.Fingerprint, b.UserID
-				what = "binding " + b.Fingerprint
+				sel.Fingerprint = args[0]
 			case revokeUser != "":
-				u, err := findUser(st, revokeUser)
+				u, err := findUser(v.state(), revokeUser)
 				if err != nil {
 					return err
 				}
-				cmd.UserID, fields["user"], fields["user_id"] = u.ID, u.Login, u.ID
-				what = "the device bindings of " + u.Login
+				sel.UserID = u.ID
 			default:
-				fields["scope"] = "all"
-				if err := v.confirm(yes, "revoke every device binding of every user"); err != nil {
-					return err
-				}
+				sel.All = true
 			}
-			res, err := v.applyOnly(cmd)
+			n, what, err := v.sh.control.RevokeBindings(v.ctx, v.controlActor(), sel, v.confirmer(yes))
 			if err != nil {
-				return err
-			}
-			var n int
-			if err := res.Decode(&n); err != nil {
-				return err
-			}
-			fields["revoked"] = fmt.Sprint(n)
-			if err := v.record(fields); err != nil {
 				return err
 			}
 			return v.done(map[string]any{"revoked": n}, "revoked %s (%d binding(s))", what, n)
@@ -139,8 +125,7 @@ func (v *invocation) bindingsCmd() *cobra.Command {
 	revoke.Flags().BoolVar(&all, "all", false, "revoke every binding of every user")
 	revoke.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation (with --all)")
 	v.completeFlag(revoke, "user", userNames)
-
-	return group("bindings", "Device bindings: SSH keys bound to users after a browser sign-in", []string{"binding"}, ls, revoke)
+	return revoke
 }
 
 type sessionView struct {
@@ -187,6 +172,11 @@ func sessionDuration(now time.Time, s *raftstore.Session) time.Duration {
 }
 
 func (v *invocation) sessionsCmd() *cobra.Command {
+	return group("sessions", "SSH sessions carried by the cluster", []string{"session"},
+		v.sessionsLsCmd(), v.sessionsShowCmd(), v.sessionsKillCmd(), v.replayCmd())
+}
+
+func (v *invocation) sessionsLsCmd() *cobra.Command {
 	var active bool
 	var user, server string
 	ls := &cobra.Command{
@@ -242,8 +232,11 @@ func (v *invocation) sessionsCmd() *cobra.Command {
 	ls.Flags().StringVar(&server, "server", "", "only sessions to this server")
 	v.completeFlag(ls, "user", userNames)
 	v.completeFlag(ls, "server", serverNames)
+	return ls
+}
 
-	show := &cobra.Command{
+func (v *invocation) sessionsShowCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "show SESSION", Short: "Show a session (by id or a unique id prefix)", Args: exactArgs("SESSION"),
 		ValidArgsFunction: v.completeArgs(sessionIDs),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -274,37 +267,27 @@ func (v *invocation) sessionsCmd() *cobra.Command {
 			})
 		},
 	}
+}
 
+func (v *invocation) sessionsKillCmd() *cobra.Command {
 	var yes bool
 	kill := &cobra.Command{
 		Use: "kill SESSION", Short: "End a live session on whichever node carries it", Args: exactArgs("SESSION"),
 		ValidArgsFunction: v.completeArgs(sessionIDs),
 		RunE: func(_ *cobra.Command, args []string) error {
-			st := v.state()
-			s, err := findSession(st, args[0])
+			s, err := findSession(v.state(), args[0])
 			if err != nil {
 				return err
 			}
-			id := s.ID
-			if s.Status != raftstore.SessionActive {
-				return fmt.Errorf("session %s has already ended", id)
-			}
-			if err := v.confirm(yes, "end session "+id+" of "+userLogin(st, s.UserID)); err != nil {
+			if err := v.sh.control.KillSession(v.ctx, v.controlActor(), s.ID, v.confirmer(yes)); err != nil {
 				return err
 			}
-			// Closing the record is the signal: the node carrying the
-			// session watches for closes of its sessions and ends it at once.
-			if _, err := v.apply(&raftstore.SessionClose{ID: id, End: v.sh.now().UTC(), EndReason: "ended by administrator " + v.actor.Login},
-				map[string]string{"session": id}); err != nil {
-				return err
-			}
-			fmt.Fprintf(v.out, "session %s ended\n", id)
+			fmt.Fprintf(v.out, "session %s ended\n", s.ID)
 			return nil
 		},
 	}
 	kill.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
-
-	return group("sessions", "SSH sessions carried by the cluster", []string{"session"}, ls, show, kill, v.replayCmd())
+	return kill
 }
 
 // findSession resolves a session id or unique id prefix.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -44,8 +45,6 @@ var (
 	errNeedYes = errors.New("run it again with --yes to confirm")
 	// errNotConfirmed: the admin did not type yes.
 	errNotConfirmed = errors.New("not confirmed; nothing was changed")
-	// errNoCluster: the node gave the shell no cluster hooks.
-	errNoCluster = errors.New("this node cannot create tokens (no cluster address or CA pin is configured)")
 	// errNoCAKeys: the node gave the shell no way to make CA keys.
 	errNoCAKeys = errors.New("this node cannot make CA keys (it holds no key-encryption key for the shell)")
 	// errNoRecordings: the node gave the shell no way to read recordings.
@@ -112,6 +111,10 @@ type Actor struct {
 // Deps is what a Shell runs on.
 type Deps struct {
 	Store Store
+	// Control makes the shell's changes (validated and audited there). Nil
+	// means one over Store, Cluster, Now and Rand that audits through Store,
+	// with no target rule and no raft membership changes beyond Store's.
+	Control *control.Service
 	// Cluster may be nil: token creation is then refused.
 	Cluster Cluster
 	// CAKeys may be nil: `ca rotate ... begin` is then refused.
@@ -141,6 +144,7 @@ type Deps struct {
 // on a command tree built for it, so a Shell serves any number of sessions.
 type Shell struct {
 	store        Store
+	control      *control.Service
 	cluster      Cluster
 	caKeys       CAKeys
 	recordings   Recordings
@@ -174,6 +178,15 @@ func New(deps Deps) *Shell {
 	}
 	if s.applyTimeout <= 0 {
 		s.applyTimeout = DefaultApplyTimeout
+	}
+	s.control = deps.Control
+	if s.control == nil {
+		cd := control.Deps{Store: deps.Store, Members: deps.Store, Auditor: control.StoreAuditor{Store: deps.Store, Now: s.now},
+			Logger: s.logger, Now: s.now, Rand: s.rand, ApplyTimeout: s.applyTimeout}
+		if deps.Cluster != nil {
+			cd.Cluster = deps.Cluster
+		}
+		s.control = control.New(cd)
 	}
 	return s
 }
@@ -419,18 +432,25 @@ func (v *invocation) state() *raftstore.State {
 // localState is the replica as it is, for tab completion.
 func (v *invocation) localState() *raftstore.State { return v.sh.store.State() }
 
-// apply makes one change and audits it. fields name the objects changed; the
-// command line, source and admin id are added.
-func (v *invocation) apply(cmd raftstore.Command, fields map[string]string) (*raftstore.Result, error) {
-	res, err := v.applyOnly(cmd)
-	if err != nil {
-		return nil, err
-	}
-	return res, v.record(fields)
+// controlActor is the admin as the service layer sees them: their login,
+// and the command line, source and admin id every audit event carries.
+func (v *invocation) controlActor() control.Actor {
+	return control.Actor{Name: v.actor.Login, Fields: v.auditContext()}
 }
 
-// applyOnly makes one change of a command that audits itself once at the end
-// (a command made of several changes).
+// auditContext is what the shell adds to each of its audit events.
+func (v *invocation) auditContext() map[string]string {
+	return map[string]string{"command": displayArgs(v.args), "source": v.actor.Source, "admin_id": v.actor.UserID}
+}
+
+// confirmer asks before a destructive change the service has validated
+// (confirm).
+func (v *invocation) confirmer(yes bool) control.Confirm {
+	return func(what string) error { return v.confirm(yes, what) }
+}
+
+// applyOnly makes one change of a command the shell audits itself (CA
+// rotations, cluster maintenance): it is audited once at the end with record.
 func (v *invocation) applyOnly(cmd raftstore.Command) (*raftstore.Result, error) {
 	ctx, cancel := v.writeContext()
 	defer cancel()
@@ -455,7 +475,7 @@ func (v *invocation) record(fields map[string]string) error {
 // command's path, its fields the command line, source and admin id, and
 // fields.
 func (v *invocation) audit(fields map[string]string) error {
-	f := map[string]string{"command": displayArgs(v.args), "source": v.actor.Source, "admin_id": v.actor.UserID}
+	f := v.auditContext()
 	for k, val := range fields {
 		f[k] = val
 	}

@@ -1,7 +1,6 @@
 package adminshell
 
 import (
-	"encoding/hex"
 	"fmt"
 	"io"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -17,9 +17,6 @@ import (
 
 // DefaultTokenTTL is how long an enrollment token lasts unless --ttl says.
 const DefaultTokenTTL = 24 * time.Hour
-
-// serviceTokenPrefix starts API service token secrets (as bootstrap's).
-const serviceTokenPrefix = "rps_"
 
 // shortHash is how much of a token hash tables show; revoke takes any
 // unique prefix of at least minHashPrefix characters.
@@ -74,6 +71,10 @@ func expiry(now, t time.Time) string {
 }
 
 func (v *invocation) tokensCmd() *cobra.Command {
+	return group("tokens", "Enrollment tokens for server agents", []string{"token"}, v.tokensCreateCmd(), v.tokensLsCmd(), v.tokensRevokeCmd())
+}
+
+func (v *invocation) tokensCreateCmd() *cobra.Command {
 	var ttl time.Duration
 	var uses int
 	var description string
@@ -90,36 +91,12 @@ func (v *invocation) tokensCmd() *cobra.Command {
 			if uses < 0 {
 				return usagef("--uses %d is negative", uses)
 			}
-			if v.sh.cluster == nil || len(v.sh.cluster.JoinAddrs()) == 0 || v.sh.cluster.CAPin() == "" {
-				return errNoCluster
-			}
-			p, err := findProject(v.state(), args[0])
+			tok, stored, err := v.sh.control.CreateToken(v.ctx, v.controlActor(),
+				control.TokenRequest{Kind: api.TokenEnroll, Project: args[0], Description: description, TTL: ttl, Uses: uses})
 			if err != nil {
 				return err
 			}
-			tok, err := api.NewToken(api.TokenEnroll, v.sh.cluster.JoinAddrs(), v.sh.cluster.CAPin(), v.sh.rand)
-			if err != nil {
-				return err
-			}
-			now := v.sh.now().UTC()
-			rec := raftstore.Token{Hash: api.HashSecret(tok.Secret), Kind: raftstore.TokenEnroll, Project: p.Name,
-				Description: description, UsesLeft: raftstore.UnlimitedUses, CreatedBy: v.actor.Login}
-			if uses > 0 {
-				rec.UsesLeft = uses
-			}
-			if ttl > 0 {
-				rec.ExpiresAt = now.Add(ttl)
-			}
-			res, err := v.apply(&raftstore.TokenCreate{Token: rec, Now: now},
-				map[string]string{"project": p.Name, "token": rec.Hash, "uses": usesText(newTokenView(&rec).UsesLeft), "expires": fmtTime(rec.ExpiresAt)})
-			if err != nil {
-				return err
-			}
-			var stored raftstore.Token
-			if err := res.Decode(&stored); err != nil {
-				return err
-			}
-			tv := newTokenView(&stored)
+			tv := newTokenView(stored)
 			switch {
 			case v.jsonOut:
 				return writeJSON(v.out, createdTokenView{Token: tok.String(), tokenView: tv})
@@ -130,7 +107,7 @@ func (v *invocation) tokensCmd() *cobra.Command {
 			// The token alone on stdout, the words around it on stderr:
 			// ssh admin@bastion tokens create web > token gives a file
 			// install.sh --token-file takes.
-			fmt.Fprintf(v.errOut, "Enrollment token for project %s (expires %s, %s uses):\n\n", p.Name, expiry(now, stored.ExpiresAt), usesText(tv.UsesLeft))
+			fmt.Fprintf(v.errOut, "Enrollment token for project %s (expires %s, %s uses):\n\n", stored.Project, expiry(v.sh.now(), stored.ExpiresAt), usesText(tv.UsesLeft))
 			if _, err := fmt.Fprintln(v.out, tok.String()); err != nil {
 				return err
 			}
@@ -141,7 +118,10 @@ func (v *invocation) tokensCmd() *cobra.Command {
 	create.Flags().DurationVar(&ttl, "ttl", DefaultTokenTTL, "how long the token stays valid (0: until revoked)")
 	create.Flags().IntVar(&uses, "uses", 0, "how many servers may enroll with it (0: any number until it expires)")
 	create.Flags().StringVar(&description, "description", "", "a note shown in tokens ls")
+	return create
+}
 
+func (v *invocation) tokensLsCmd() *cobra.Command {
 	var project string
 	ls := &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List enrollment and join tokens (hashes only)", Args: exactArgs(),
@@ -174,8 +154,11 @@ func (v *invocation) tokensCmd() *cobra.Command {
 	}
 	ls.Flags().StringVar(&project, "project", "", "only the tokens of this project")
 	v.completeFlag(ls, "project", projectNames)
+	return ls
+}
 
-	revoke := &cobra.Command{
+func (v *invocation) tokensRevokeCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "revoke HASH-PREFIX", Short: "Revoke a token by (a unique prefix of) its hash", Args: exactArgs("HASH-PREFIX"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			_, toks, err := v.state().Tokens(nil)
@@ -190,14 +173,12 @@ func (v *invocation) tokensCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := v.apply(&raftstore.TokenDelete{Hash: hash}, map[string]string{"token": hash}); err != nil {
+			if err := v.sh.control.RevokeToken(v.ctx, v.controlActor(), hash); err != nil {
 				return err
 			}
 			return v.done(nil, "token %s revoked", hash[:shortHash])
 		},
 	}
-
-	return group("tokens", "Enrollment tokens for server agents", []string{"token"}, create, ls, revoke)
 }
 
 type serviceTokenView struct {
@@ -228,6 +209,11 @@ func findServiceToken(st *raftstore.State, ref string) (*raftstore.ServiceToken,
 }
 
 func (v *invocation) serviceTokensCmd() *cobra.Command {
+	return group("service-tokens", "Admin tokens for the HTTPS API", []string{"service-token"},
+		v.serviceTokensCreateCmd(), v.serviceTokensLsCmd(), v.serviceTokensRevokeCmd())
+}
+
+func (v *invocation) serviceTokensCreateCmd() *cobra.Command {
 	var ttl time.Duration
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create an admin token for the HTTPS API (shown once)", Args: exactArgs("NAME"),
@@ -235,27 +221,8 @@ func (v *invocation) serviceTokensCmd() *cobra.Command {
 			if ttl < 0 {
 				return usagef("--ttl %s is negative", ttl)
 			}
-			secret, err := api.NewSecret(serviceTokenPrefix)
+			secret, stored, err := v.sh.control.CreateServiceToken(v.ctx, v.controlActor(), args[0], ttl)
 			if err != nil {
-				return err
-			}
-			idRaw := make([]byte, 8)
-			if _, err := io.ReadFull(v.sh.rand, idRaw); err != nil {
-				return fmt.Errorf("service token id: %w", err)
-			}
-			now := v.sh.now().UTC()
-			rec := raftstore.ServiceToken{ID: "st-" + hex.EncodeToString(idRaw), Name: args[0], Hash: api.HashSecret(secret),
-				Role: raftstore.ServiceRoleAdmin, CreatedBy: v.actor.Login}
-			if ttl > 0 {
-				rec.ExpiresAt = now.Add(ttl)
-			}
-			res, err := v.apply(&raftstore.ServiceTokenCreate{Token: rec, Now: now},
-				map[string]string{"service_token": rec.ID, "name": rec.Name, "expires": fmtTime(rec.ExpiresAt)})
-			if err != nil {
-				return err
-			}
-			var stored raftstore.ServiceToken
-			if err := res.Decode(&stored); err != nil {
 				return err
 			}
 			switch {
@@ -263,19 +230,22 @@ func (v *invocation) serviceTokensCmd() *cobra.Command {
 				return writeJSON(v.out, struct {
 					Token string `json:"token"`
 					serviceTokenView
-				}{secret, newServiceTokenView(&stored)})
+				}{secret, newServiceTokenView(stored)})
 			case v.quiet:
 				_, err := fmt.Fprintln(v.out, secret)
 				return err
 			}
-			fmt.Fprintf(v.out, "Service token %s (%s), admin role, expires %s:\n\n  %s\n\n", stored.Name, stored.ID, expiry(now, stored.ExpiresAt), secret)
+			fmt.Fprintf(v.out, "Service token %s (%s), admin role, expires %s:\n\n  %s\n\n", stored.Name, stored.ID, expiry(v.sh.now(), stored.ExpiresAt), secret)
 			_, err = fmt.Fprintf(v.out, "It is shown only this once. Send it as \"Authorization: Bearer <token>\". To revoke it: service-tokens revoke %s\n", stored.ID)
 			return err
 		},
 	}
 	create.Flags().DurationVar(&ttl, "ttl", 0, "how long the token stays valid (0: until revoked)")
+	return create
+}
 
-	ls := &cobra.Command{
+func (v *invocation) serviceTokensLsCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List API service tokens", Args: exactArgs(),
 		RunE: func(*cobra.Command, []string) error {
 			_, toks, err := v.state().ServiceTokens(nil)
@@ -297,8 +267,10 @@ func (v *invocation) serviceTokensCmd() *cobra.Command {
 			})
 		},
 	}
+}
 
-	revoke := &cobra.Command{
+func (v *invocation) serviceTokensRevokeCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: "revoke ID|NAME", Short: "Revoke an API service token", Args: exactArgs("ID|NAME"),
 		ValidArgsFunction: v.completeArgs(serviceTokenNames),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -306,12 +278,10 @@ func (v *invocation) serviceTokensCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := v.apply(&raftstore.ServiceTokenDelete{ID: t.ID}, map[string]string{"service_token": t.ID, "name": t.Name}); err != nil {
+			if _, err := v.sh.control.RevokeServiceToken(v.ctx, v.controlActor(), t.ID); err != nil {
 				return err
 			}
 			return v.done(nil, "service token %s (%s) revoked", t.Name, t.ID)
 		},
 	}
-
-	return group("service-tokens", "Admin tokens for the HTTPS API", []string{"service-token"}, create, ls, revoke)
 }

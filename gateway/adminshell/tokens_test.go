@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -83,7 +84,7 @@ func TestServiceTokenShownOnceStoredHashed(t *testing.T) {
 	h := newHarness(t)
 	j := decodeJSON[map[string]any](t, h.mustRun("service-tokens", "create", "ci", "--ttl", "720h", "--json"))
 	secret, _ := j["token"].(string)
-	if !strings.HasPrefix(secret, serviceTokenPrefix) || j["name"] != "ci" || j["role"] != "admin" {
+	if !strings.HasPrefix(secret, control.ServiceTokenPrefix) || j["name"] != "ci" || j["role"] != "admin" {
 		t.Fatalf("json %v", j)
 	}
 	_, st, err := h.store.State().ServiceTokenByHash(nil, api.HashSecret(secret))

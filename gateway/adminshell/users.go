@@ -1,7 +1,6 @@
 package adminshell
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -79,36 +78,6 @@ type userDetail struct {
 }
 
 func (v *invocation) usersCmd() *cobra.Command {
-	var status, grp string
-	ls := &cobra.Command{
-		Use: "ls", Aliases: []string{"list"}, Short: "List users", Args: exactArgs(),
-		RunE: func(*cobra.Command, []string) error {
-			_, users, err := v.state().Users(nil)
-			if err != nil {
-				return err
-			}
-			views, ids := []userView{}, []string{}
-			for _, u := range users {
-				if (status != "" && string(u.Status) != status) || (grp != "" && !slices.Contains(u.Groups, grp)) {
-					continue
-				}
-				views = append(views, newUserView(u))
-				ids = append(ids, u.ID)
-			}
-			return v.emit(views, ids, func(out io.Writer) error {
-				t := newTable(out, "LOGIN", "UNIX NAME", "UID", "STATUS", "GROUPS", "ID")
-				for _, u := range views {
-					t.row(u.Login, u.UnixName, u.UID, u.Status, u.Groups, u.ID)
-				}
-				return t.flush()
-			})
-		},
-	}
-	ls.Flags().StringVar(&status, "status", "", "only users with this status (active, disabled, deleted)")
-	ls.Flags().StringVar(&grp, "group", "", "only members of this group")
-	v.completeFlag(ls, "status", fixed("active", "disabled", "deleted"))
-	v.completeFlag(ls, "group", groupNames)
-
 	show := &cobra.Command{
 		Use: "show USER", Short: "Show a user (by login, unix name or id)", Args: exactArgs("USER"),
 		ValidArgsFunction: v.completeArgs(userNames),
@@ -158,43 +127,81 @@ func (v *invocation) usersCmd() *cobra.Command {
 		},
 	}
 
-	setStatus := func(name, short string, to raftstore.UserStatus) *cobra.Command {
-		return &cobra.Command{
-			Use: name + " USER", Short: short, Args: exactArgs("USER"),
-			ValidArgsFunction: v.completeArgs(userNames),
-			RunE: func(_ *cobra.Command, args []string) error {
-				u, err := findUser(v.state(), args[0])
-				if err != nil {
-					return err
+	return group("users", "Users (created at first sign-in or by SCIM)", []string{"user"},
+		v.usersLsCmd(), show, v.usersDisableCmd(), v.usersEnableCmd(), v.usersDeleteCmd())
+}
+
+func (v *invocation) usersLsCmd() *cobra.Command {
+	var status, grp string
+	ls := &cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List users", Args: exactArgs(),
+		RunE: func(*cobra.Command, []string) error {
+			_, users, err := v.state().Users(nil)
+			if err != nil {
+				return err
+			}
+			views, ids := []userView{}, []string{}
+			for _, u := range users {
+				if (status != "" && string(u.Status) != status) || (grp != "" && !slices.Contains(u.Groups, grp)) {
+					continue
 				}
-				if u.Status == raftstore.UserDeleted && to != raftstore.UserDeleted {
-					return fmt.Errorf("user %s is deleted; a deleted user cannot be %sd", u.Login, name)
+				views = append(views, newUserView(u))
+				ids = append(ids, u.ID)
+			}
+			return v.emit(views, ids, func(out io.Writer) error {
+				t := newTable(out, "LOGIN", "UNIX NAME", "UID", "STATUS", "GROUPS", "ID")
+				for _, u := range views {
+					t.row(u.Login, u.UnixName, u.UID, u.Status, u.Groups, u.ID)
 				}
-				res, err := v.apply(&raftstore.UserSetStatus{ID: u.ID, Status: to, Now: v.sh.now().UTC()},
-					map[string]string{"user": u.Login, "user_id": u.ID})
-				if err != nil {
-					return err
-				}
-				var stored raftstore.User
-				if err := res.Decode(&stored); err != nil {
-					return err
-				}
-				if to == raftstore.UserDisabled {
-					return v.done(newUserView(&stored), "user %s is now disabled; every node ends their live sessions within seconds", u.Login)
-				}
-				return v.done(newUserView(&stored), "user %s is now %s", u.Login, to)
-			},
-		}
+				return t.flush()
+			})
+		},
 	}
-	disable := setStatus("disable", "Disable a user: sign-ins refused, live sessions ended on every node", raftstore.UserDisabled)
+	ls.Flags().StringVar(&status, "status", "", "only users with this status (active, disabled, deleted)")
+	ls.Flags().StringVar(&grp, "group", "", "only members of this group")
+	v.completeFlag(ls, "status", fixed("active", "disabled", "deleted"))
+	v.completeFlag(ls, "group", groupNames)
+	return ls
+}
+
+// usersSetStatusCmd is users disable or users enable.
+func (v *invocation) usersSetStatusCmd(name, short string, to raftstore.UserStatus) *cobra.Command {
+	return &cobra.Command{
+		Use: name + " USER", Short: short, Args: exactArgs("USER"),
+		ValidArgsFunction: v.completeArgs(userNames),
+		RunE: func(_ *cobra.Command, args []string) error {
+			u, err := findUser(v.state(), args[0])
+			if err != nil {
+				return err
+			}
+			stored, err := v.sh.control.SetUserStatus(v.ctx, v.controlActor(), u.ID, to)
+			if err != nil {
+				return err
+			}
+			if to == raftstore.UserDisabled {
+				return v.done(newUserView(stored), "user %s is now disabled; every node ends their live sessions within seconds", u.Login)
+			}
+			return v.done(newUserView(stored), "user %s is now %s", u.Login, to)
+		},
+	}
+}
+
+func (v *invocation) usersDisableCmd() *cobra.Command {
+	disable := v.usersSetStatusCmd("disable", "Disable a user: sign-ins refused, live sessions ended on every node", raftstore.UserDisabled)
 	disable.Long = `Disable a user. At once, on every node of the cluster:
   - new sign-ins are refused, through the browser or with a bound key;
   - their live sessions end (ssh -J hops, and an admin shell they have open):
     each node watches the users table of its own replica, so sessions end
     within a second or two of the change, wherever they run.
 Their device bindings and grants are kept: users enable restores access.`
-	enable := setStatus("enable", "Enable a disabled user", raftstore.UserActive)
+	return disable
+}
 
+func (v *invocation) usersEnableCmd() *cobra.Command {
+	return v.usersSetStatusCmd("enable", "Enable a disabled user", raftstore.UserActive)
+}
+
+func (v *invocation) usersDeleteCmd() *cobra.Command {
 	var yes bool
 	del := &cobra.Command{
 		Use: "delete USER", Aliases: []string{"rm"}, Short: "Delete a user and their device bindings (the uid is never reused)",
@@ -204,23 +211,7 @@ Their device bindings and grants are kept: users enable restores access.`
 			if err != nil {
 				return err
 			}
-			if err := v.confirm(yes, fmt.Sprintf("delete user %s and their device bindings", u.Login)); err != nil {
-				return err
-			}
-			if _, err := v.applyOnly(&raftstore.UserSetStatus{ID: u.ID, Status: raftstore.UserDeleted, Now: v.sh.now().UTC()}); err != nil {
-				return err
-			}
-			res, err := v.applyOnly(&raftstore.BindingDelete{UserID: u.ID})
-			var n int
-			if err == nil {
-				err = res.Decode(&n)
-			}
-			if err != nil {
-				err = fmt.Errorf("user %s is deleted, but their bindings were not removed: %w", u.Login, err)
-			}
-			if rerr := v.record(map[string]string{"user": u.Login, "user_id": u.ID, "bindings_revoked": fmt.Sprint(n)}); rerr != nil {
-				return errors.Join(err, rerr)
-			}
+			n, err := v.sh.control.DeleteUser(v.ctx, v.controlActor(), u.ID, v.confirmer(yes))
 			if err != nil {
 				return err
 			}
@@ -228,8 +219,7 @@ Their device bindings and grants are kept: users enable restores access.`
 		},
 	}
 	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
-
-	return group("users", "Users (created at first sign-in or by SCIM)", []string{"user"}, ls, show, disable, enable, del)
+	return del
 }
 
 type groupView struct {

@@ -34,7 +34,7 @@ type memStore struct {
 	writes int
 
 	mu         sync.Mutex
-	membership []string // "nonvoter id addr", "voter id addr", "remove id"
+	membership []string // "nonvoter id addr", "voter id addr"
 }
 
 func (s *memStore) IsLeader() bool                           { return s.leader }
@@ -60,11 +60,6 @@ func (s *memStore) AddNonvoter(_ context.Context, id, addr string) (uint64, erro
 
 func (s *memStore) AddVoter(_ context.Context, id, addr string) error {
 	s.record("voter " + id + " " + addr)
-	return nil
-}
-
-func (s *memStore) RemoveServer(_ context.Context, id string) error {
-	s.record("remove " + id)
 	return nil
 }
 

@@ -130,18 +130,6 @@ func (s *Service) Promote(ctx context.Context, nodeID string) error {
 	return s.store.AddVoter(ctx, nodeID, node.RaftAddr)
 }
 
-// RemoveNode takes a node out of raft and forgets it, key included. The
-// API's node-only endpoints and the raft port check the nodes table, so its
-// certificate no longer opens them, not even after a node of the same id
-// joins again (with a key of its own).
-func (s *Service) RemoveNode(ctx context.Context, nodeID string) error {
-	if err := s.store.RemoveServer(ctx, nodeID); err != nil {
-		return err
-	}
-	_, err := s.store.Apply(ctx, &raftstore.NodeDelete{ID: nodeID})
-	return err
-}
-
 func dedupIPs(ips []net.IP) []net.IP {
 	var out []net.IP
 	seen := map[string]bool{}

@@ -36,7 +36,6 @@ type Store interface {
 	ConsistentRead(ctx context.Context) error
 	AddNonvoter(ctx context.Context, id, addr string) (uint64, error)
 	AddVoter(ctx context.Context, id, addr string) error
-	RemoveServer(ctx context.Context, id string) error
 }
 
 // Certifier issues the certificates enrollment and join hand out, with the

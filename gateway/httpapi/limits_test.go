@@ -18,6 +18,8 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/control"
+	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -116,30 +118,29 @@ func TestLongPollOutlivesServerTimeouts(t *testing.T) {
 }
 
 // adminStore is a one-node store with an admin service token and a raft
-// configuration of the given members.
+// configuration of the given members; it records the nodes taken out of
+// raft.
 type adminStore struct {
 	fsmStore
 	members []raftstore.Member
+	removed []string
 }
 
 func (s *adminStore) Status() (*raftstore.Status, error) {
 	return &raftstore.Status{NodeID: "n1", Members: s.members}, nil
 }
 
-// removedCluster records the nodes RemoveNode was asked to remove.
-type removedCluster struct {
-	Cluster
-	removed []string
-}
-
-func (c *removedCluster) RemoveNode(_ context.Context, id string) error {
-	c.removed = append(c.removed, id)
+func (s *adminStore) RemoveServer(_ context.Context, id string) error {
+	s.removed = append(s.removed, id)
 	return nil
 }
 
 const testAdminSecret = "rps_test-admin-secret"
 
-func newAdminAPI(t *testing.T) (*httptest.Server, *Server, *removedCluster) {
+// newAdminAPI is the API over an adminStore, its changes made by a
+// control.Service that can remove nodes and that registers servers under
+// rule.
+func newAdminAPI(t *testing.T) (*httptest.Server, *Server, *adminStore) {
 	t.Helper()
 	now := time.Now()
 	f := applyAll(t,
@@ -147,11 +148,17 @@ func newAdminAPI(t *testing.T) (*httptest.Server, *Server, *removedCluster) {
 		&raftstore.NodeUpsert{Node: raftstore.Node{ID: "n3", RaftAddr: "127.0.0.3:8300", APIAddr: "127.0.0.3:8443"}, Now: now},
 	)
 	st := &adminStore{fsmStore: fsmStore{fsm: f}, members: []raftstore.Member{{ID: "n1", RaftAddr: "127.0.0.1:8300"}, {ID: "n2", RaftAddr: "127.0.0.2:8300"}}}
-	cl := &removedCluster{}
-	h := New(st, cl, slog.New(slog.DiscardHandler))
+	h := New(st, nil, slog.New(slog.DiscardHandler))
+	h.SetControl(newControl(st, targetaddr.Rule{}))
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
-	return ts, h, cl
+	return ts, h, st
+}
+
+// newControl is the admin service over st, auditing through it, with the
+// target rule rule.
+func newControl(st *adminStore, rule targetaddr.Rule) *control.Service {
+	return control.New(control.Deps{Store: st, Members: st, Auditor: control.StoreAuditor{Store: st}, Targets: rule})
 }
 
 func do(t *testing.T, method, url, auth, body string) (int, string) {
@@ -260,7 +267,7 @@ func TestUnauthenticatedEndpointsAreLimitedPerSource(t *testing.T) {
 }
 
 func TestRemoveMember(t *testing.T) {
-	ts, _, cl := newAdminAPI(t)
+	ts, _, st := newAdminAPI(t)
 	auth := "Bearer " + testAdminSecret
 	for _, tc := range []struct {
 		id   string
@@ -270,8 +277,11 @@ func TestRemoveMember(t *testing.T) {
 			t.Errorf("DELETE %s: HTTP %d (%s), want %d", tc.id, got, strings.TrimSpace(body), tc.want)
 		}
 	}
-	if strings.Join(cl.removed, ",") != "n2,n3" {
-		t.Errorf("removed %v, want n2 (a raft member) and n3 (in the nodes table)", cl.removed)
+	if strings.Join(st.removed, ",") != "n2,n3" {
+		t.Errorf("removed %v, want n2 (a raft member) and n3 (in the nodes table)", st.removed)
+	}
+	if _, n, _ := st.State().NodeByID(nil, "n3"); n != nil {
+		t.Errorf("node n3 is still in the nodes table: %+v", n)
 	}
 }
 

@@ -89,28 +89,20 @@ func (s *Server) putProject(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	_, cur, err := s.store.State().ProjectByName(nil, r.PathValue("name"))
+	name := r.PathValue("name")
+	stored, err := s.control.PutProject(r.Context(), adminActor(r), name, func(cur *raftstore.Project) (raftstore.Project, error) {
+		p, err := projectFromAPI(name, &in, cur)
+		if err != nil {
+			return raftstore.Project{}, err
+		}
+		return *p, nil
+	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	p, err := projectFromAPI(r.PathValue("name"), &in, cur)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	res, err := s.store.Apply(r.Context(), &raftstore.ProjectUpsert{Project: *p, Now: s.now().UTC()})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	var stored raftstore.Project
-	if err := res.Decode(&stored); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set(api.IndexHeader, strconv.FormatUint(res.Index, 10))
-	writeJSON(w, http.StatusOK, projectToAPI(&stored))
+	w.Header().Set(api.IndexHeader, strconv.FormatUint(stored.ModifyIndex, 10))
+	writeJSON(w, http.StatusOK, projectToAPI(stored))
 }
 
 func projectToAPI(p *raftstore.Project) api.Project {
@@ -149,7 +141,15 @@ func projectFromAPI(name string, in *api.Project, cur *raftstore.Project) (*raft
 	st := in.Settings
 	certTTL, err1 := dur("cert_ttl", st.CertTTL)
 	idle, err2 := dur("idle_timeout", st.IdleTimeout)
-	maxDur, err3 := dur("max_session_duration", st.MaxSessionDuration)
+	maxSession := st.MaxSessionDuration
+	if st.LegacyMaxSessionDuration != "" {
+		if maxSession != "" && maxSession != st.LegacyMaxSessionDuration {
+			return nil, Errorf(http.StatusBadRequest, "max_session %q and max_session_duration (its old name) %q differ: give max_session only",
+				maxSession, st.LegacyMaxSessionDuration)
+		}
+		maxSession = st.LegacyMaxSessionDuration
+	}
+	maxDur, err3 := dur("max_session", maxSession)
 	for _, err := range []error{err1, err2, err3} {
 		if err != nil {
 			return nil, err

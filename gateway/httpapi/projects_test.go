@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/rampart-ssh/rampart/api"
@@ -67,6 +69,47 @@ func TestProjectSettingsRoundTrip(t *testing.T) {
 			}
 			if got := projectToAPI(p).Settings; got.AllowPersonalKeys != tt.in.AllowPersonalKeys || got.IdleTimeout != tt.in.IdleTimeout {
 				t.Errorf("shown settings = %+v, want %+v", got, tt.in)
+			}
+		})
+	}
+}
+
+// The API, like the admin shell, calls the longest a session may last
+// max_session. max_session_duration, its old name here, is still taken on
+// input; the two differing is refused; output has max_session only.
+func TestProjectMaxSessionName(t *testing.T) {
+	ts, _, _ := newAdminAPI(t)
+	auth := "Bearer " + testAdminSecret
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		want       string
+	}{
+		{"ok/max-session", `{"settings":{"max_session":"8h"}}`, http.StatusOK, "8h0m0s"},
+		{"ok/old-name", `{"settings":{"max_session_duration":"2h"}}`, http.StatusOK, "2h0m0s"},
+		{"ok/both-equal", `{"settings":{"max_session":"1h","max_session_duration":"1h"}}`, http.StatusOK, "1h0m0s"},
+		{"fail/both-differ", `{"settings":{"max_session":"1h","max_session_duration":"2h"}}`, http.StatusBadRequest, ""},
+		{"fail/not-a-duration", `{"settings":{"max_session":"long"}}`, http.StatusBadRequest, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := do(t, http.MethodPut, ts.URL+"/v1/projects/web", auth, tc.body)
+			if code != tc.status {
+				t.Fatalf("HTTP %d %s, want %d", code, body, tc.status)
+			}
+			if tc.status != http.StatusOK {
+				if !strings.Contains(body, "max_session") {
+					t.Errorf("error %s does not name the field", body)
+				}
+				return
+			}
+			var out struct {
+				Settings map[string]any `json:"settings"`
+			}
+			if err := json.Unmarshal([]byte(body), &out); err != nil {
+				t.Fatal(err)
+			}
+			if s := out.Settings; s["max_session"] != tc.want || s["max_session_duration"] != nil {
+				t.Errorf("settings %v, want max_session %q and no max_session_duration", s, tc.want)
 			}
 		})
 	}

@@ -8,14 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/gateway/fault"
-	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -40,7 +39,6 @@ type Cluster interface {
 	Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResponse, error)
 	AddNonvoter(ctx context.Context, nodeID string, req *api.VoterRequest) (uint64, error)
 	Promote(ctx context.Context, nodeID string) error
-	RemoveNode(ctx context.Context, nodeID string) error
 	// EnsureUserCA creates a project's user CA if it has none yet.
 	EnsureUserCA(ctx context.Context, project string) error
 	// Enroll admits a server whose agent presents a valid enrollment token.
@@ -53,10 +51,22 @@ type Cluster interface {
 	RenewHostCerts(ctx context.Context, srv *raftstore.Server) (*api.AgentHostCertsResponse, error)
 }
 
+// Control makes the changes of the admin endpoints, validated and audited
+// there (gateway/control.Service).
+type Control interface {
+	PutProject(ctx context.Context, a control.Actor, name string, build func(cur *raftstore.Project) (raftstore.Project, error)) (*raftstore.Project, error)
+	Grant(ctx context.Context, a control.Actor, g raftstore.Grant) (*raftstore.Grant, error)
+	RevokeGrant(ctx context.Context, a control.Actor, project, group string) error
+	RegisterServer(ctx context.Context, a control.Actor, srv raftstore.Server) (*raftstore.Server, error)
+	DeleteServer(ctx context.Context, a control.Actor, id string, c control.Confirm) (*raftstore.Server, error)
+	RemoveNode(ctx context.Context, a control.Actor, id string, c control.Confirm) error
+}
+
 // Server is the HTTPS API of one node.
 type Server struct {
 	store   Store
 	cluster Cluster
+	control Control
 	logger  *slog.Logger
 	mux     *http.ServeMux
 	now     func() time.Time
@@ -73,13 +83,16 @@ type Server struct {
 	// source; authFail counts and limits refused credentials (limits.go).
 	enrollLimit, joinLimit *sourceLimiter
 	authFail               authFailures
-	// targets is where servers may be registered (SetTargetRule).
-	targets targetaddr.Rule
 	// agentWaiting, when set, is called each time an agent's state request
 	// has read the state and is about to wait for a change: a write after
 	// it wakes the request. nil in production; tests wait on it.
 	agentWaiting func()
 }
+
+// SetControl sets the service the admin endpoints' changes go through. New
+// starts with one over the store alone: it audits through the store,
+// registers no loopback target and cannot remove nodes.
+func (s *Server) SetControl(c Control) { s.control = c }
 
 // SetAdminEntitlement names the entitlement project admins get on servers.
 func (s *Server) SetAdminEntitlement(name string) { s.adminEntitlement = name }
@@ -89,6 +102,8 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s := &Server{store: store, cluster: cluster, logger: logger, mux: http.NewServeMux(), now: time.Now,
 		enrollLimit: newSourceLimiter(enrollEvery, enrollBurst), joinLimit: newSourceLimiter(joinEvery, joinBurst),
 		authFail: authFailures{lim: newSourceLimiter(authFailEvery, authFailBurst)}}
+	now := func() time.Time { return s.now() }
+	s.control = control.New(control.Deps{Store: store, Auditor: control.StoreAuditor{Store: store, Now: now}, Logger: logger, Now: now})
 	s.mux.HandleFunc("GET /v1/health", s.health)
 	s.mux.HandleFunc("POST /v1/cluster/join", s.limited(s.joinLimit, s.join))
 	s.mux.HandleFunc("POST /v1/cluster/join/voter", s.requireNode(s.joinVoter))
@@ -252,47 +267,71 @@ func bearerToken(r *http.Request) (string, bool) {
 
 // requireAdmin admits callers with an admin service token (Authorization:
 // Bearer ...). The token is checked against this node's replica, which must
-// be fresh when fresh is set.
+// be fresh when fresh is set. The handler finds the token with adminActor.
 func (s *Server) requireAdmin(h http.HandlerFunc, fresh bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.checkAdmin(w, r, fresh) {
+		tok, ok := s.adminToken(w, r, fresh)
+		if !ok {
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(context.WithValue(r.Context(), adminTokenKey{}, tok)))
 	}
 }
 
-// checkAdmin reports whether r carries a valid admin bearer token (fresh:
-// checked against a replica that is not stale); when it does not, it has
+// adminTokenKey holds the request's admin service token in its context.
+type adminTokenKey struct{}
+
+// adminActor is who makes a change through the API: "api:" and the service
+// token's name ("api" when there is none), with the source address and the
+// token's id on every audit event.
+func adminActor(r *http.Request) control.Actor {
+	a := control.Actor{Name: "api", Fields: map[string]string{"source": r.RemoteAddr}}
+	if tok, ok := r.Context().Value(adminTokenKey{}).(*raftstore.ServiceToken); ok && tok != nil {
+		if tok.Name != "" {
+			a.Name = "api:" + tok.Name
+		}
+		a.Fields["token_id"] = tok.ID
+	}
+	return a
+}
+
+// checkAdmin reports whether r carries a valid admin bearer token (adminToken).
+func (s *Server) checkAdmin(w http.ResponseWriter, r *http.Request, fresh bool) bool {
+	_, ok := s.adminToken(w, r, fresh)
+	return ok
+}
+
+// adminToken returns the valid admin bearer token r carries (fresh:
+// checked against a replica that is not stale); when there is none, it has
 // answered r: 429 for a source over its failure limit, 401 for a missing or
 // invalid token (counted and logged as a failed authentication).
-func (s *Server) checkAdmin(w http.ResponseWriter, r *http.Request, fresh bool) bool {
+func (s *Server) adminToken(w http.ResponseWriter, r *http.Request, fresh bool) (*raftstore.ServiceToken, bool) {
 	if s.authTooMany(w, r) {
-		return false
+		return nil, false
 	}
 	secret, ok := bearerToken(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
 		s.authFailed(w, r, "no bearer token", Errorf(http.StatusUnauthorized, "missing bearer token"))
-		return false
+		return nil, false
 	}
 	if fresh {
 		if err := s.store.CheckFresh(); err != nil {
 			s.writeError(w, r, err)
-			return false
+			return nil, false
 		}
 	}
 	_, tok, err := s.store.State().ServiceTokenByHash(nil, api.HashSecret(secret))
 	if err != nil {
 		s.writeError(w, r, err)
-		return false
+		return nil, false
 	}
 	if tok == nil || tok.Role != "admin" || (!tok.ExpiresAt.IsZero() && !s.now().Before(tok.ExpiresAt)) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart", error="invalid_token"`)
 		s.authFailed(w, r, "unknown, expired or non-admin token", Errorf(http.StatusUnauthorized, "token is not valid"))
-		return false
+		return nil, false
 	}
-	return true
+	return tok, true
 }
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {
@@ -340,27 +379,10 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// removeMember takes a node out of raft and the nodes table. A node in
-// neither is 404: removing it would change nothing, and a 200 would tell
-// the operator a typo had worked.
+// removeMember takes a node out of raft and the nodes table
+// (control.RemoveNode: a node in neither is 404).
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	st, err := s.store.Status()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	known := slices.ContainsFunc(st.Members, func(m raftstore.Member) bool { return m.ID == id })
-	if !known {
-		if _, n, err := s.store.State().NodeByID(nil, id); err == nil && n != nil {
-			known = true
-		}
-	}
-	if !known {
-		s.writeError(w, r, Errorf(http.StatusNotFound, "node %q is not a member of this cluster", id))
-		return
-	}
-	if err := s.cluster.RemoveNode(r.Context(), id); err != nil {
+	if err := s.control.RemoveNode(r.Context(), adminActor(r), r.PathValue("id"), nil); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -6,19 +6,12 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
-	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
-// SetTargetRule sets where servers may be registered (the rule the jump
-// applies before it dials). Without it, the zero rule: no loopback.
-func (s *Server) SetTargetRule(r targetaddr.Rule) { s.targets = r }
-
-// putServer registers a server by hand or edits one. On a server that
-// exists, an omitted address or port keeps the current one; an enrolled
-// server keeps what its enrollment recorded, and its address cannot be
-// changed here (raftstore.ServerUpsert). The address must pass the target
-// rule, as the jump would check it.
+// putServer registers a server by hand or edits one (control.RegisterServer:
+// an omitted address or port keeps the current one, an enrolled server keeps
+// what its enrollment recorded, and the address must pass the target rule).
 func (s *Server) putServer(w http.ResponseWriter, r *http.Request) {
 	var in api.Server
 	if err := readJSON(r, &in); err != nil {
@@ -30,44 +23,20 @@ func (s *Server) putServer(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, Errorf(http.StatusBadRequest, "body names server %q but the path names %q", in.ID, id))
 		return
 	}
-	_, cur, err := s.store.State().ServerByID(nil, id)
+	stored, err := s.control.RegisterServer(r.Context(), adminActor(r), raftstore.Server{
+		ID: id, Project: in.Project, Name: in.Name, AltNames: in.AltNames, Addr: in.Addr, SSHPort: in.SSHPort,
+		HostKeys: in.HostKeys, Labels: in.Labels,
+	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	addr, port := in.Addr, in.SSHPort
-	if cur != nil && addr == "" {
-		addr = cur.Addr
-	}
-	if cur != nil && port == 0 {
-		port = cur.SSHPort
-	}
-	if port == 0 {
-		port = raftstore.DefaultSSHPort
-	}
-	if err := s.targets.CheckHost(addr, port); err != nil {
-		s.writeError(w, r, Errorf(http.StatusBadRequest, "cannot register server %s at %s port %d: %v", id, addr, port, err))
-		return
-	}
-	res, err := s.store.Apply(r.Context(), &raftstore.ServerUpsert{Server: raftstore.Server{
-		ID: id, Project: in.Project, Name: in.Name, AltNames: in.AltNames, Addr: addr, SSHPort: port,
-		HostKeys: in.HostKeys, Labels: in.Labels, EnrollMethod: raftstore.EnrollManual,
-	}, Now: s.now().UTC()})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	var stored raftstore.Server
-	if err := res.Decode(&stored); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set(api.IndexHeader, strconv.FormatUint(res.Index, 10))
-	writeJSON(w, http.StatusOK, serverToAPI(&stored))
+	w.Header().Set(api.IndexHeader, strconv.FormatUint(stored.ModifyIndex, 10))
+	writeJSON(w, http.StatusOK, serverToAPI(stored))
 }
 
 func (s *Server) deleteServer(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.store.Apply(r.Context(), &raftstore.ServerDelete{ID: r.PathValue("id")}); err != nil {
+	if _, err := s.control.DeleteServer(r.Context(), adminActor(r), r.PathValue("id"), nil); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -84,13 +53,9 @@ func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	role := raftstore.GrantRole(in.Role)
-	if role == "" {
-		role = raftstore.GrantUser
-	}
-	if _, err := s.store.Apply(r.Context(), &raftstore.GrantUpsert{Grant: raftstore.Grant{
-		Project: r.PathValue("name"), Group: r.PathValue("group"), Role: role, Sudo: in.Sudo,
-	}, Now: s.now().UTC()}); err != nil {
+	if _, err := s.control.Grant(r.Context(), adminActor(r), raftstore.Grant{
+		Project: r.PathValue("name"), Group: r.PathValue("group"), Role: raftstore.GrantRole(in.Role), Sudo: in.Sudo,
+	}); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -98,7 +63,7 @@ func (s *Server) putGrant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteGrant(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.store.Apply(r.Context(), &raftstore.GrantDelete{Project: r.PathValue("name"), Group: r.PathValue("group")}); err != nil {
+	if err := s.control.RevokeGrant(r.Context(), adminActor(r), r.PathValue("name"), r.PathValue("group")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
