@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/auditlog"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
@@ -40,7 +41,7 @@ type Node struct {
 	keys   *keyring
 	// bgCtx is cancelled by stopBackground.
 	bgCtx context.Context
-	audit *auditWriter
+	audit *auditlog.Writer
 	// stopBackground ends the node's background workers (the audit writer).
 	stopBackground context.CancelFunc
 	now            func() time.Time
@@ -95,8 +96,8 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	n.stopBackground, n.bgCtx = cancel, bg
-	n.audit = newAuditWriter(n.store, n.logger)
-	go n.audit.run(bg)
+	n.audit = auditlog.New(n.store, n.logger)
+	go n.audit.Run(bg)
 	sweeper := &tokenSweeper{store: n.store, grace: tokenExpiryGrace, every: tokenSweepEvery, now: n.now, logger: n.logger}
 	go sweeper.run(bg)
 	go n.newNodeCertRenewer().run(bg)
@@ -139,7 +140,7 @@ func (n *Node) stop() error {
 	}
 	if n.stopBackground != nil {
 		n.stopBackground()
-		<-n.audit.done
+		<-n.audit.Done()
 	}
 	if n.api != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
