@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/auditlog"
 	"github.com/rampart-ssh/rampart/gateway/authority"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/control"
@@ -43,7 +44,7 @@ type Node struct {
 	keys   *authority.Authority
 	// bgCtx is cancelled by stopBackground.
 	bgCtx context.Context
-	audit *auditWriter
+	audit *auditlog.Writer
 	// control makes administrators' changes; the API and the admin shell
 	// are surfaces over it.
 	control *control.Service
@@ -100,8 +101,8 @@ func (n *Node) start(ctx context.Context) error {
 	n.keys = authority.New(authority.Config{NodeID: n.id, Store: n.store, KEK: n.kek, HostNames: n.sshHostNames(), Now: n.now, Logger: n.logger})
 	bg, cancel := context.WithCancel(context.Background())
 	n.stopBackground, n.bgCtx = cancel, bg
-	n.audit = newAuditWriter(n.store, n.logger)
-	go n.audit.run(bg)
+	n.audit = auditlog.New(n.store, n.logger)
+	go n.audit.Run(bg)
 	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
 	go n.newNodeCertRenewer().Run(bg)
 	n.control = control.New(control.Deps{Store: n.store, Members: n.store, Cluster: adminCluster{n},
@@ -145,7 +146,7 @@ func (n *Node) stop() error {
 	}
 	if n.stopBackground != nil {
 		n.stopBackground()
-		<-n.audit.done
+		<-n.audit.Done()
 	}
 	if n.api != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -86,18 +86,18 @@ func (c *conn) awaitAgent(ctx context.Context, login string, notify func(string)
 		}
 		if need == 0 || applied == nil || applied.Index >= need {
 			if told {
-				c.p.logger.Info("agent caught up", "user", c.user.Login, "server", c.srv.Name, "index", need, "waited", c.p.now().Sub(c.started).Round(time.Millisecond))
+				c.s.logger.Info("agent caught up", "user", c.user.Login, "server", c.srv.Name, "index", need, "waited", c.s.clock.Now().Sub(c.s.started).Round(time.Millisecond))
 			}
 			return nil
 		}
 		if !told {
 			told = true
-			c.p.logger.Info("waiting for the agent", "user", c.user.Login, "server", c.srv.Name, "index", need, "applied", applied.Index)
+			c.s.logger.Info("waiting for the agent", "user", c.user.Login, "server", c.srv.Name, "index", need, "applied", applied.Index)
 			notify(fmt.Sprintf("waiting for %s to set up your account...", c.srv.Name))
 		}
 		if err := ws.WatchCtx(ctx); err != nil {
 			if ctx.Err() == context.DeadlineExceeded {
-				c.p.logger.Warn("agent did not catch up", "user", c.user.Login, "server", c.srv.Name, "index", need, "applied", applied.Index, "wait", wait)
+				c.s.logger.Warn("agent did not catch up", "user", c.user.Login, "server", c.srv.Name, "index", need, "applied", applied.Index, "wait", wait)
 				return &agentBehindError{server: c.srv.Name, wait: wait}
 			}
 			return err

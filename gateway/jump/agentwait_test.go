@@ -93,9 +93,15 @@ func (e *waitEnv) conn(t *testing.T, id string, wait time.Duration) *conn {
 	if err != nil || srv == nil {
 		t.Fatalf("server %s: %v", id, err)
 	}
+	_, project, err := st.ProjectByName(nil, srv.Project)
+	if err != nil || project == nil {
+		t.Fatalf("project %s: %v", srv.Project, err)
+	}
 	p := New(Config{NodeID: "n1", AgentWait: wait}, e.store, nil, nil, nil, slog.New(slog.DiscardHandler))
 	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
-	return &conn{p: p, id: Identity{UserID: user.ID, Remote: addr, Local: addr}, user: user, srv: srv, sessionID: "s-test", started: time.Now()}
+	ident := Identity{UserID: user.ID, Remote: addr, Local: addr}
+	acc := &access{project: project}
+	return &conn{p: p, s: p.newSession(ident, user, srv, acc), id: ident, user: user, srv: srv, acc: acc}
 }
 
 func TestAwaitAgent(t *testing.T) {
@@ -200,12 +206,7 @@ func (nopAuditor) Record(string, string, map[string]string) {}
 func TestRefusalShownOnce(t *testing.T) {
 	e := newWaitEnv(t)
 	c := e.conn(t, "s1", -1)
-	c.p.mint, c.p.audit = fakeMinter{}, nopAuditor{}
-	_, project, err := e.store.State().ProjectByName(nil, "web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.acc = &access{project: project}
+	c.p.mint, c.s.audit = fakeMinter{}, nopAuditor{}
 	// A real socket: net.Pipe is unbuffered, and both sides send their
 	// version line first.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

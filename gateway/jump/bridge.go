@@ -29,45 +29,38 @@ var targetChannelRequests = []string{"exit-status", "exit-signal", "eow@openssh.
 // opened on the target (and the reverse for -R and agent channels), and
 // every request passes through the policy above.
 type bridge struct {
-	c      *conn
+	s      *session
 	client *gossh.ServerConn
 	target *targetConn
+	// outerReqs are requests on the person's direct-tcpip channel.
+	outerReqs <-chan *gossh.Request
 
-	in, out  atomic.Int64 // bytes person→target, target→person
-	lastSeen atomic.Int64 // unix nanoseconds of the last data either way
+	in, out atomic.Int64 // bytes person→target, target→person
 
-	mu         sync.Mutex
-	pairs      map[*pair]struct{}
-	recordings int // recordings started on this connection
-	recSHA     string
-	recPath    string
-	ended      bool
+	mu    sync.Mutex
+	pairs map[*pair]struct{}
+	ended bool
 }
 
-func newBridge(c *conn, client *gossh.ServerConn, target *targetConn) *bridge {
-	b := &bridge{c: c, client: client, target: target, pairs: map[*pair]struct{}{}}
-	b.touch()
+// newBridge returns the bridge of session s, which from now on ends through
+// it.
+func newBridge(s *session, client *gossh.ServerConn, target *targetConn, outerReqs <-chan *gossh.Request) *bridge {
+	b := &bridge{s: s, client: client, target: target, outerReqs: outerReqs, pairs: map[*pair]struct{}{}}
+	s.touch()
+	s.mu.Lock()
+	s.shutdown = b.shutdown
+	s.mu.Unlock()
 	return b
 }
 
-func (b *bridge) touch()                  { b.lastSeen.Store(time.Now().UnixNano()) }
-func (b *bridge) lastActivity() time.Time { return time.Unix(0, b.lastSeen.Load()) }
-func (b *bridge) bytes() (in, out int64)  { return b.in.Load(), b.out.Load() }
-
-// recording returns the SHA-256 and path of the connection's recording (the
-// first pty session's, if it had several).
-func (b *bridge) recording() (sha, path string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.recSHA, b.recPath
-}
+func (b *bridge) bytes() (in, out int64) { return b.in.Load(), b.out.Load() }
 
 // run serves until either side goes away. One loop handles the person's
 // channel opens and global requests, and the target's channel opens, global
 // requests and departure: an idle session costs as few goroutines as it can.
 func (b *bridge) run(chans <-chan gossh.NewChannel, greqs <-chan *gossh.Request) {
 	var wg sync.WaitGroup
-	tchans, treqs, oreqs := b.target.chans, b.target.reqs, b.c.outerReqs
+	tchans, treqs, oreqs := b.target.chans, b.target.reqs, b.outerReqs
 	// Global requests that wait for the target's reply (remote forwards)
 	// are answered by a worker, started at the first one, so the loop keeps
 	// taking the target's channel opens meanwhile (x/crypto queues only 16;
@@ -162,7 +155,7 @@ func (b *bridge) run(chans <-chan gossh.NewChannel, greqs <-chan *gossh.Request)
 // targetChannel relays a channel the target opens (a remote forward's
 // connection, the agent) to the person when the project allows it.
 func (b *bridge) targetChannel(wg *sync.WaitGroup, nc gossh.NewChannel) {
-	s := b.c.acc.project.Settings
+	s := b.s.settings
 	kind := nc.ChannelType()
 	allowed := kind == "forwarded-tcpip" && s.AllowRemoteForward || kind == "auth-agent@openssh.com" && s.AllowAgentForward
 	if !allowed {
@@ -182,24 +175,24 @@ func (b *bridge) targetChannel(wg *sync.WaitGroup, nc gossh.NewChannel) {
 			cch.Close()
 			return
 		}
-		b.pipe(&pair{b: b, person: cch, target: tch}, creqs, treqs)
+		b.pipe(&pair{b: b, s: b.s, person: cch, target: tch}, creqs, treqs)
 	}()
 }
 
 // channel handles a channel the person opened.
 func (b *bridge) channel(nc gossh.NewChannel) {
-	s := b.c.acc.project.Settings
+	s := b.s.settings
 	switch nc.ChannelType() {
 	case "session":
 	case "direct-tcpip":
 		var d directTCPIP
 		_ = gossh.Unmarshal(nc.ExtraData(), &d)
 		if !s.AllowLocalForward {
-			b.c.p.audit.Record("forward.refused", b.c.user.Login, b.c.fields("kind", "local", "destination", raftstore.ClientText(d.DestAddr)))
-			_ = nc.Reject(gossh.Prohibited, "port forwarding is not allowed in project "+b.c.srv.Project)
+			b.s.event("forward.refused", "kind", "local", "destination", raftstore.ClientText(d.DestAddr))
+			_ = nc.Reject(gossh.Prohibited, "port forwarding is not allowed in project "+b.s.project)
 			return
 		}
-		b.c.p.audit.Record("forward.local", b.c.user.Login, b.c.fields("destination", raftstore.ClientText(d.DestAddr), "port", itoa(int(d.DestPort))))
+		b.s.event("forward.local", "destination", raftstore.ClientText(d.DestAddr), "port", itoa(int(d.DestPort)))
 	default:
 		_ = nc.Reject(gossh.UnknownChannelType, "channel type not supported through Rampart")
 		return
@@ -218,22 +211,21 @@ func (b *bridge) channel(nc gossh.NewChannel) {
 		tch.Close()
 		return
 	}
-	b.pipe(&pair{b: b, person: cch, target: tch, session: nc.ChannelType() == "session"}, creqs, treqs)
+	b.pipe(&pair{b: b, s: b.s, person: cch, target: tch, session: nc.ChannelType() == "session"}, creqs, treqs)
 }
 
 // waitsOnTarget reports whether answering r means asking the target.
 func (b *bridge) waitsOnTarget(r *gossh.Request) bool {
-	return (r.Type == "tcpip-forward" || r.Type == "cancel-tcpip-forward") && b.c.acc.project.Settings.AllowRemoteForward
+	return (r.Type == "tcpip-forward" || r.Type == "cancel-tcpip-forward") && b.s.settings.AllowRemoteForward
 }
 
 // globalRequest answers one of the person's global requests: remote
 // forwarding when allowed (passed to the target), and "no" to the rest.
 func (b *bridge) globalRequest(r *gossh.Request) {
-	s := b.c.acc.project.Settings
 	switch r.Type {
 	case "tcpip-forward", "cancel-tcpip-forward":
-		if !s.AllowRemoteForward {
-			b.c.p.audit.Record("forward.refused", b.c.user.Login, b.c.fields("kind", "remote"))
+		if !b.s.settings.AllowRemoteForward {
+			b.s.event("forward.refused", "kind", "remote")
 			_ = r.Reply(false, nil)
 			return
 		}
@@ -242,7 +234,7 @@ func (b *bridge) globalRequest(r *gossh.Request) {
 			ok = false
 		}
 		if ok && r.Type == "tcpip-forward" {
-			b.c.p.audit.Record("forward.remote", b.c.user.Login, b.c.fields())
+			b.s.event("forward.remote")
 		}
 		_ = r.Reply(ok, payload)
 	default:
@@ -253,12 +245,12 @@ func (b *bridge) globalRequest(r *gossh.Request) {
 // pair is one channel relayed between the person and the target.
 type pair struct {
 	b       *bridge
+	s       *session
 	person  gossh.Channel
 	target  gossh.Channel
 	session bool
 
 	mu  sync.Mutex
-	pty bool
 	rec Recorder
 	// recBroken: the recording failed, nothing more goes to it.
 	// dropOutput: it failed and the project fails closed, so the target's
@@ -306,17 +298,17 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 		fromTarget.Add(1)
 		go func() {
 			defer streamEnded()
-			n, _ := relay(p.person.Stderr(), &activityReader{r: p.target.Stderr(), b: b})
+			n, _ := relay(p.person.Stderr(), &activityReader{r: p.target.Stderr(), s: p.s})
 			b.out.Add(n)
 		}()
 	}
 	go func() {
 		defer streamEnded()
-		n, _ := relay(p.person, &recordingReader{r: p.target, p: p})
+		n, _ := relay(p.person, &recordingReader{r: p.target, s: p.s, p: p})
 		b.out.Add(n)
 	}()
 	go func() {
-		n, _ := relay(p.target, &inputReader{r: p.person, p: p})
+		n, _ := relay(p.target, &inputReader{r: p.person, s: p.s, p: p})
 		b.in.Add(n)
 		_ = p.target.CloseWrite()
 	}()
@@ -437,14 +429,13 @@ func (p *pair) personRequest(r *gossh.Request) {
 		}
 		return
 	}
-	c := p.b.c
-	s := c.acc.project.Settings
+	s := p.s
 	pass := p.session && slices.Contains(clientSessionRequests, r.Type)
 	switch r.Type {
 	case "auth-agent-req@openssh.com":
-		pass = p.session && s.AllowAgentForward
+		pass = p.session && s.settings.AllowAgentForward
 		if !pass {
-			c.p.audit.Record("forward.refused", c.user.Login, c.fields("kind", "agent"))
+			s.event("forward.refused", "kind", "agent")
 		}
 	case "pty-req":
 		if err := p.startRecording(r.Payload); err != nil {
@@ -452,7 +443,7 @@ func (p *pair) personRequest(r *gossh.Request) {
 			// explicitly requested pty (-t) is refused, without printing
 			// what came before it. The connection closes at once instead
 			// (the client waits for this reply, so it would not leave).
-			p.endUnrecorded(err)
+			p.s.endUnrecorded(err)
 			p.b.client.Close()
 			_ = r.Reply(false, nil)
 			return
@@ -465,13 +456,13 @@ func (p *pair) personRequest(r *gossh.Request) {
 	case "exec":
 		var e struct{ Command string }
 		_ = gossh.Unmarshal(r.Payload, &e)
-		c.p.audit.Record("session.exec", c.user.Login, c.fields("command", raftstore.BoundText(e.Command, maxAuditCommand)))
+		s.event("session.exec", "command", raftstore.BoundText(e.Command, maxAuditCommand))
 	case "subsystem":
 		var e struct{ Name string }
 		_ = gossh.Unmarshal(r.Payload, &e)
-		c.p.audit.Record("session.subsystem", c.user.Login, c.fields("subsystem", raftstore.ClientText(e.Name)))
+		s.event("session.subsystem", "subsystem", raftstore.ClientText(e.Name))
 	case "shell":
-		c.p.audit.Record("session.shell", c.user.Login, c.fields())
+		s.event("session.shell")
 	}
 	if !pass {
 		if r.WantReply {

@@ -42,13 +42,13 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 	for _, ip := range p.cfg.EgressIPs {
 		sources = append(sources, ip.String())
 	}
-	s := c.acc.project.Settings
+	s := c.s.settings
 	ttl := s.CertTTL
 	if ttl == 0 {
 		ttl = p.cfg.DefaultCertTTL
 	}
 	cert, err := p.mint.MintUser(ctx, CertRequest{
-		PublicKey: key.PublicKey(), UnixName: login, UserLogin: c.user.Login, SessionID: c.sessionID,
+		PublicKey: key.PublicKey(), UnixName: login, UserLogin: c.s.actor, SessionID: c.s.id,
 		Server: c.srv.Name, Project: c.srv.Project, SourceAddresses: sources, TTL: ttl,
 		AllowPortForwarding: s.AllowLocalForward || s.AllowRemoteForward, AllowAgentForwarding: s.AllowAgentForward,
 	})
@@ -88,10 +88,10 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 			if fellBack.Swap(true) {
 				return nil
 			}
-			fields := c.fields("login", login, "key_type", k.Type(), "fingerprint", gossh.FingerprintSHA256(k), "required", strconv.FormatBool(requireCert))
+			fp := gossh.FingerprintSHA256(k)
 			p.logger.Warn("target presented no host certificate; its host key pinned at enrollment matches",
-				"server", c.srv.Name, "project", c.srv.Project, "session", c.sessionID, "fingerprint", fields["fingerprint"], "refused", requireCert)
-			p.audit.Record("jump.host_key_fallback", c.user.Login, fields)
+				"server", c.srv.Name, "project", c.srv.Project, "session", c.s.id, "fingerprint", fp, "refused", requireCert)
+			c.s.event("jump.host_key_fallback", "login", login, "key_type", k.Type(), "fingerprint", fp, "required", strconv.FormatBool(requireCert))
 			if requireCert {
 				return ErrNoHostCert
 			}

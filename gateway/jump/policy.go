@@ -44,7 +44,7 @@ type access struct {
 // actor names the person for the audit log, refused or not: their login,
 // or the connection's user id when there is no such person.
 func (p *Proxy) authorize(st *raftstore.State, id Identity, host string, port uint32) (a *access, actor string, err error) {
-	d, user, err := gwaccess.New(st, &p.cfg.Targets, p.now).Authorize(gwaccess.Request{
+	d, user, err := gwaccess.New(st, &p.cfg.Targets, p.clock.Now).Authorize(gwaccess.Request{
 		UserID: id.UserID, Binding: id.Binding, BindingIndex: id.BindingIndex, Host: host, Port: port})
 	actor = id.UserID
 	if user != nil {

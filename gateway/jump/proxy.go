@@ -60,11 +60,30 @@ type Recorder interface {
 	Close() (sha256, path string, err error)
 }
 
-// RecorderFactory starts a recording, or returns nil when the project does
-// not record; an error means recording could not start. failed is called
-// once if the recording fails later (a full disk found by the recorder's
-// flusher, say); it does not block.
-type RecorderFactory func(sessionID string, project *raftstore.Project, width, height int, term string, failed func(error)) (Recorder, error)
+// RecordingSpec says what to record of one pty session, and how.
+type RecordingSpec struct {
+	// Name names the recording: the session id for a connection's first,
+	// then "<id>-2", "<id>-3", ... for further pty channels on it.
+	Name string
+	// Width and Height are the terminal's size and Term its type, from
+	// the pty request.
+	Width, Height int
+	Term          string
+	// RecordInput: the project records what the person types.
+	RecordInput bool
+	// FailOpen is the project's failure policy (record.go decides it): a
+	// recording that fails is reported once and the session goes on
+	// unrecorded; otherwise every later call returns the error.
+	FailOpen bool
+	// Failed is called once if the recording fails later (a full disk
+	// found by the recorder's flusher, say); it does not block.
+	Failed func(error)
+}
+
+// RecorderFactory starts the recording of a pty session of a project that
+// records; an error means recording could not start. A nil Recorder with
+// no error leaves the session unrecorded.
+type RecorderFactory func(spec RecordingSpec) (Recorder, error)
 
 // Config configures the proxy.
 type Config struct {
@@ -99,13 +118,14 @@ const (
 
 // Proxy is the terminating jump proxy of one node.
 type Proxy struct {
-	cfg      Config
-	store    Store
-	mint     Minter
-	audit    Auditor
-	record   RecorderFactory
-	logger   *slog.Logger
-	now      func() time.Time
+	cfg    Config
+	store  Store
+	mint   Minter
+	audit  Auditor
+	record RecorderFactory
+	logger *slog.Logger
+	// clock is the time of sessions' start, end and limits.
+	clock    clock
 	sessions *registry
 	// targetCiphers: the configured ciphers first, then x/crypto's others.
 	targetCiphers []string
@@ -125,7 +145,7 @@ func New(cfg Config, store Store, mint Minter, audit Auditor, record RecorderFac
 	if cfg.AgentWait == 0 {
 		cfg.AgentWait = DefaultAgentWait
 	}
-	return &Proxy{cfg: cfg, store: store, mint: mint, audit: audit, record: record, logger: logger, now: time.Now, sessions: newRegistry(),
+	return &Proxy{cfg: cfg, store: store, mint: mint, audit: audit, record: record, logger: logger, clock: realClock{}, sessions: newRegistry(),
 		targetCiphers: sshalg.TargetCiphers(cfg.Ciphers)}
 }
 
@@ -182,15 +202,25 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 	}
 	// The channel's own requests (none are defined for direct-tcpip) are
 	// answered by the bridge's loop, not a goroutine of their own.
-	c := &conn{p: p, id: id, user: acc.user, srv: acc.srv, ip: acc.ip, acc: acc, requested: d.DestAddr,
-		sessionID: newSessionID(), started: p.now(), outerReqs: reqs}
+	c := &conn{p: p, s: p.newSession(id, acc.user, acc.srv, acc), id: id, user: acc.user, srv: acc.srv, ip: acc.ip, acc: acc, requested: d.DestAddr, outerReqs: reqs}
 	c.serve(ctx, &chanConn{Channel: ch, local: tcpAddr(id.Local), remote: tcpAddr(id.Remote)})
+}
+
+// newSession holds what a connection authorized for user on srv needs from
+// here on.
+func (p *Proxy) newSession(id Identity, user *raftstore.User, srv *raftstore.Server, acc *access) *session {
+	return &session{id: newSessionID(), actor: user.Login, server: srv.Name, project: srv.Project, node: p.cfg.NodeID,
+		remote: id.Remote.String(), started: p.clock.Now(), settings: acc.project.Settings,
+		audit: p.audit, logger: p.logger, record: p.record, clock: p.clock}
 }
 
 // conn is one proxied connection: the inner SSH server on the channel and
 // the client connection to the target.
 type conn struct {
+	// p is the proxy's: the store, the minter, the live sessions and the
+	// dialler. What the session needs past authorization is in s.
 	p *Proxy
+	s *session
 	// outerReqs are requests on the person's direct-tcpip channel.
 	outerReqs <-chan *gossh.Request
 	id        Identity
@@ -199,8 +229,6 @@ type conn struct {
 	ip        net.IP
 	acc       *access
 	requested string
-	sessionID string
-	started   time.Time
 
 	// preauth sends the person banners while the inner leg authenticates.
 	preauth gossh.ServerPreAuthConn
@@ -211,28 +239,18 @@ type conn struct {
 	// refused is set once a login was refused: the person was told, and
 	// every later method gets the same answer without a second banner.
 	refused error
-	// closing is set with the reason once the connection is being ended.
-	closing string
 }
 
 // errToldAlready answers the methods tried after a refusal the person
 // has already been shown.
 var errToldAlready = errors.New("login refused (reported already)")
 
-func (c *conn) fields(extra ...string) map[string]string {
-	f := map[string]string{"session": c.sessionID, "server": c.srv.Name, "project": c.srv.Project, "node": c.p.cfg.NodeID, "remote": c.id.Remote.String()}
-	for i := 0; i+1 < len(extra); i += 2 {
-		f[extra[i]] = extra[i+1]
-	}
-	return f
-}
-
 // serve runs the inner SSH server on the accepted channel.
 func (c *conn) serve(ctx context.Context, cc net.Conn) {
 	defer cc.Close()
 	signers, err := c.p.mint.InnerHostSigners(c.srv, c.requested)
 	if err != nil {
-		c.p.logger.Error("inner host keys", "server", c.srv.Name, "err", err)
+		c.s.logger.Error("inner host keys", "server", c.srv.Name, "err", err)
 		return
 	}
 	// The inner leg has no authentication of its own: who the person is was
@@ -276,7 +294,7 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 			c.target.Close()
 		}
 		c.mu.Unlock()
-		c.p.logger.Info("inner handshake ended", "user", c.user.Login, "server", c.srv.Name, "err", err)
+		c.s.logger.Info("inner handshake ended", "user", c.user.Login, "server", c.srv.Name, "err", err)
 		return
 	}
 	defer sconn.Close()
@@ -285,46 +303,47 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 	c.mu.Unlock()
 	defer target.Close()
 
-	c.p.audit.Record("session.open", c.user.Login, c.fields("login", login))
-	c.p.logger.Info("session opened", "user", c.user.Login, "login", login, "server", c.srv.Name, "session", c.sessionID)
+	s := c.s
+	s.event("session.open", "login", login)
+	s.logger.Info("session opened", "user", s.actor, "login", login, "server", s.server, "session", s.id)
 	openCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if _, err := c.p.store.Apply(openCtx, &raftstore.SessionOpen{Session: raftstore.Session{
-		ID: c.sessionID, UserID: c.user.ID, Login: login, ServerID: c.srv.ID, Project: c.srv.Project, Node: c.p.cfg.NodeID,
-		SourceAddr: c.id.Remote.String(), Start: c.started.UTC(), Binding: c.id.Binding,
+		ID: s.id, UserID: c.user.ID, Login: login, ServerID: c.srv.ID, Project: s.project, Node: s.node,
+		SourceAddr: s.remote, Start: s.started.UTC(), Binding: c.id.Binding,
 	}}); err != nil {
-		c.p.logger.Error("record session open", "session", c.sessionID, "err", err)
+		s.logger.Error("record session open", "session", s.id, "err", err)
 	}
 	cancel()
 
-	b := newBridge(c, sconn, target)
-	c.p.sessions.add(&liveSession{id: c.sessionID, userID: c.user.ID, login: login, server: c.srv, identity: c.id,
-		settings: c.acc.project.Settings, end: func(reason string) { c.end(b, reason) }})
+	b := newBridge(s, sconn, target, c.outerReqs)
+	c.p.sessions.add(&liveSession{id: s.id, userID: c.user.ID, login: login, server: c.srv, identity: c.id,
+		settings: s.settings, end: s.end})
 	// A kill or a binding's revocation applied before the session joined
 	// the registry (the open is replicated first) woke the watcher too
 	// early: look once more.
 	st := c.p.store.State()
-	if st.ClosedSessions([]string{c.sessionID}) != nil {
-		c.end(b, killedReason)
+	if st.ClosedSessions([]string{s.id}) != nil {
+		s.end(killedReason)
 	} else if bindingRevoked(st, c.id) {
-		c.end(b, bindingRevokedReason)
+		s.end(bindingRevokedReason)
 	}
-	stopTimers := c.enforceLimits(b)
+	stopTimers := s.enforceLimits()
 	b.run(chans, greqs)
 	stopTimers()
 	// Out of the registry before the close is recorded: the watcher must not
 	// take our own close for an administrator's.
-	c.p.sessions.remove(c.sessionID)
+	c.p.sessions.remove(s.id)
 
 	in, out := b.bytes()
-	sha, path := b.recording()
-	reason := c.endReason()
+	sha, path := s.recording()
+	reason := s.endReason()
 	closeCtx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel2()
-	if _, err := c.p.store.Apply(closeCtx, &raftstore.SessionClose{ID: c.sessionID, End: c.p.now().UTC(), BytesIn: in, BytesOut: out,
+	if _, err := c.p.store.Apply(closeCtx, &raftstore.SessionClose{ID: s.id, End: s.clock.Now().UTC(), BytesIn: in, BytesOut: out,
 		RecordingSHA256: sha, RecordingPath: path, EndReason: reason}); err != nil {
-		c.p.logger.Error("record session close", "session", c.sessionID, "err", err)
+		s.logger.Error("record session close", "session", s.id, "err", err)
 	}
-	c.p.audit.Record("session.close", c.user.Login, c.fields("bytes_in", strconv.FormatInt(in, 10), "bytes_out", strconv.FormatInt(out, 10), "reason", reason))
+	s.event("session.close", "bytes_in", strconv.FormatInt(in, 10), "bytes_out", strconv.FormatInt(out, 10), "reason", reason)
 }
 
 // connectTarget checks the requested login and dials the target with a
@@ -343,7 +362,7 @@ func (c *conn) connectTarget(ctx context.Context, login string) error {
 	}
 	refuse := func(err error) error {
 		c.refused = err
-		c.p.audit.Record("jump.refused", c.user.Login, c.fields("login", raftstore.ClientText(login), "reason", raftstore.BoundText(err.Error(), maxAuditReason)))
+		c.s.event("jump.refused", "login", raftstore.ClientText(login), "reason", raftstore.BoundText(err.Error(), maxAuditReason))
 		return err
 	}
 	if err := c.acc.loginAllowed(c.user, login); err != nil {
@@ -369,64 +388,6 @@ func (c *conn) tell(msg string) {
 		return
 	}
 	if err := c.preauth.SendAuthBanner("Rampart: " + msg + "\r\n"); err != nil {
-		c.p.logger.Debug("banner", "session", c.sessionID, "err", err)
+		c.s.logger.Debug("banner", "session", c.s.id, "err", err)
 	}
-}
-
-// end closes the connection for reason (policy change, idle, max duration).
-func (c *conn) end(b *bridge, reason string) {
-	c.mu.Lock()
-	if c.closing == "" {
-		c.closing = reason
-	}
-	c.mu.Unlock()
-	b.shutdown("Rampart: session ended: " + reason)
-}
-
-func (c *conn) endReason() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing == "" {
-		return "closed"
-	}
-	return c.closing
-}
-
-// enforceLimits applies the project's idle timeout and maximum duration.
-// Deadlines do nothing on a channel, so timers do it.
-func (c *conn) enforceLimits(b *bridge) (stop func()) {
-	s := c.acc.project.Settings
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	if s.MaxSessionDuration > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case <-time.After(s.MaxSessionDuration):
-				c.end(b, "maximum session duration reached")
-			case <-done:
-			}
-		}()
-	}
-	if s.IdleTimeout > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(min(s.IdleTimeout/4, 5*time.Second) + time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-tick.C:
-					if time.Since(b.lastActivity()) >= s.IdleTimeout {
-						c.end(b, "idle timeout")
-						return
-					}
-				case <-done:
-					return
-				}
-			}
-		}()
-	}
-	return func() { close(done); wg.Wait() }
 }

@@ -8,6 +8,61 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
+// The project's recording failure policy is read in failOpen and nowhere
+// else in the jump: the recorder is told it (RecordingSpec.FailOpen), and
+// every failure the jump hears of goes through recordingFailed, which
+// reports it and says whether the session must end.
+
+// failOpen reports whether the session's project fails open: a recording
+// that fails is reported and the session goes on unrecorded. Otherwise it
+// fails closed, and the session ends.
+func (s *session) failOpen() bool { return s.settings.RecordingFailOpen }
+
+// recordingFailed applies the failure policy to err: it logs and audits it
+// when report is set (a failure is reported once, by whoever hears of it
+// first), and reports whether the session must end.
+func (s *session) recordingFailed(err error, report bool) (mustEnd bool) {
+	if report {
+		s.logger.Error("recording failed", "session", s.id, "err", err)
+		s.event("recording.failed", "error", err.Error())
+	}
+	return !s.failOpen()
+}
+
+// endUnrecorded ends a session whose recording failed when its project
+// requires one. A recording stopped by a limit (its size cap, the disk's
+// free-space floor) says which; the error's other details stay in the log
+// and the audit.
+func (s *session) endUnrecorded(err error) {
+	reason := "recording failed"
+	var limit interface{ UserMessage() string }
+	if errors.As(err, &limit) {
+		reason = limit.UserMessage()
+	}
+	s.end(reason + " and project " + s.project + " requires it")
+}
+
+// recordingName names the connection's next recording: the session id for
+// the first, then "<id>-2", "<id>-3", ... for further pty channels on the
+// same connection (OpenSSH ControlMaster, VS Code's terminals).
+func (s *session) recordingName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recordings++
+	if s.recordings == 1 {
+		return s.id
+	}
+	return s.id + "-" + strconv.Itoa(s.recordings)
+}
+
+// recording returns the SHA-256 and path of the connection's recording (the
+// first pty session's, if it had several).
+func (s *session) recording() (sha, path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recSHA, s.recPath
+}
+
 // startRecording begins recording a pty session when its project records.
 // An error means the session must not go on (the project fails closed).
 func (p *pair) startRecording(payload []byte) error {
@@ -17,45 +72,24 @@ func (p *pair) startRecording(payload []byte) error {
 		Modes        string
 	}
 	_ = gossh.Unmarshal(payload, &pty)
-	c := p.b.c
+	s := p.s
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.pty = true
-	if c.p.record == nil || p.rec != nil || p.recBroken {
+	if s.record == nil || !s.settings.Recording || p.rec != nil || p.recBroken {
 		return nil
 	}
-	name := p.b.recordingName()
-	p.recFirst = name == c.sessionID
-	rec, err := c.p.record(name, c.acc.project, int(pty.W), int(pty.H), pty.Term, p.recordingBroke)
+	name := s.recordingName()
+	p.recFirst = name == s.id
+	rec, err := s.record(RecordingSpec{Name: name, Width: int(pty.W), Height: int(pty.H), Term: pty.Term,
+		RecordInput: s.settings.RecordInput, FailOpen: s.failOpen(), Failed: p.recordingBroke})
 	if err != nil {
-		p.reportRecordingFailure(err)
-		if c.acc.project.Settings.RecordingFailOpen {
-			return nil
+		if s.recordingFailed(err, true) {
+			return err
 		}
-		return err
+		return nil
 	}
 	p.rec = rec
 	return nil
-}
-
-// endUnrecorded ends the session of a project that fails closed when its
-// recording failed. A recording stopped by a limit (its size cap, the
-// disk's free-space floor) says which; the error's other details stay in
-// the log and the audit.
-func (p *pair) endUnrecorded(err error) {
-	reason := "recording failed"
-	var limit interface{ UserMessage() string }
-	if errors.As(err, &limit) {
-		reason = limit.UserMessage()
-	}
-	p.b.c.end(p.b, reason+" and project "+p.b.c.srv.Project+" requires it")
-}
-
-// reportRecordingFailure logs and audits a recording failure.
-func (p *pair) reportRecordingFailure(err error) {
-	c := p.b.c
-	c.p.logger.Error("recording failed", "session", c.sessionID, "err", err)
-	c.p.audit.Record("recording.failed", c.user.Login, c.fields("error", err.Error()))
 }
 
 // recordingBroke hears of a failure of a running recording (once, from the
@@ -64,9 +98,8 @@ func (p *pair) reportRecordingFailure(err error) {
 // output. It runs on the recorder's goroutines: it neither blocks nor takes
 // p.mu.
 func (p *pair) recordingBroke(err error) {
-	p.reportRecordingFailure(err)
-	if !p.b.c.acc.project.Settings.RecordingFailOpen {
-		go p.endUnrecorded(err)
+	if p.s.recordingFailed(err, true) {
+		go p.s.endUnrecorded(err)
 	}
 }
 
@@ -95,9 +128,9 @@ func (p *pair) failWhileLocked(err error) {
 		return
 	}
 	p.recBroken = true
-	if !p.b.c.acc.project.Settings.RecordingFailOpen {
+	if p.s.recordingFailed(err, false) {
 		p.dropOutput = true
-		go p.endUnrecorded(err)
+		go p.s.endUnrecorded(err)
 	}
 }
 
@@ -115,50 +148,57 @@ func (p *pair) closeRecording() {
 	if path == "" {
 		return
 	}
-	c := p.b.c
-	c.p.audit.Record("session.recording", c.user.Login, c.fields("path", path, "sha256", sum))
+	s := p.s
+	s.event("session.recording", "path", path, "sha256", sum)
 	// The session's record names its first recording; the audit log has
 	// every one.
 	if p.recFirst {
-		p.b.mu.Lock()
-		p.b.recSHA, p.b.recPath = sum, path
-		p.b.mu.Unlock()
+		s.mu.Lock()
+		s.recSHA, s.recPath = sum, path
+		s.mu.Unlock()
 	}
 }
 
-// recordingName names the connection's next recording: the session id for
-// the first, then "<id>-2", "<id>-3", ... for further pty channels on the
-// same connection (OpenSSH ControlMaster, VS Code's terminals).
-func (b *bridge) recordingName() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.recordings++
-	if b.recordings == 1 {
-		return b.c.sessionID
+// recordOutput records what the target sent (b, read into the channel's
+// buffer) and says how much of it to pass on: all of it, or nothing once a
+// recording the project requires has failed.
+func (p *pair) recordOutput(b []byte) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.recording() {
+		if err := p.rec.Output(b); err != nil {
+			p.failWhileLocked(err)
+		}
 	}
-	return b.c.sessionID + "-" + strconv.Itoa(b.recordings)
+	if p.dropOutput {
+		return 0 // not recorded, so not shown: the session is ending
+	}
+	return len(b)
+}
+
+// recordInput records what the person typed when the project asks for it.
+func (p *pair) recordInput(b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.recording() && p.s.settings.RecordInput {
+		if err := p.rec.Input(b); err != nil {
+			p.failWhileLocked(err)
+		}
+	}
 }
 
 // recordingReader reads the target's output and records it.
 type recordingReader struct {
 	r io.Reader
+	s *session
 	p *pair
 }
 
 func (rr *recordingReader) Read(b []byte) (int, error) {
 	n, err := rr.r.Read(b)
 	if n > 0 {
-		rr.p.b.touch()
-		rr.p.mu.Lock()
-		if rr.p.recording() {
-			if werr := rr.p.rec.Output(b[:n]); werr != nil {
-				rr.p.failWhileLocked(werr)
-			}
-		}
-		if rr.p.dropOutput {
-			n = 0 // not recorded, so not shown: the session is ending
-		}
-		rr.p.mu.Unlock()
+		rr.s.touch()
+		n = rr.p.recordOutput(b[:n])
 	}
 	return n, err
 }
@@ -167,13 +207,13 @@ func (rr *recordingReader) Read(b []byte) (int, error) {
 // target's stderr: a build reporting progress there is not idle).
 type activityReader struct {
 	r io.Reader
-	b *bridge
+	s *session
 }
 
 func (ar *activityReader) Read(p []byte) (int, error) {
 	n, err := ar.r.Read(p)
 	if n > 0 {
-		ar.b.touch()
+		ar.s.touch()
 	}
 	return n, err
 }
@@ -181,20 +221,15 @@ func (ar *activityReader) Read(p []byte) (int, error) {
 // inputReader reads what the person types and records it when asked.
 type inputReader struct {
 	r io.Reader
+	s *session
 	p *pair
 }
 
 func (ir *inputReader) Read(b []byte) (int, error) {
 	n, err := ir.r.Read(b)
 	if n > 0 {
-		ir.p.b.touch()
-		ir.p.mu.Lock()
-		if ir.p.recording() && ir.p.b.c.acc.project.Settings.RecordInput {
-			if werr := ir.p.rec.Input(b[:n]); werr != nil {
-				ir.p.failWhileLocked(werr)
-			}
-		}
-		ir.p.mu.Unlock()
+		ir.s.touch()
+		ir.p.recordInput(b[:n])
 	}
 	return n, err
 }

@@ -1,24 +1,32 @@
-package gateway
+// Package auditlog is the node's audit writer: it batches events into the
+// replicated audit log.
+package auditlog
 
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
-// auditWriter batches audit events into AuditAppend commands so that a burst
+// Store is what the writer needs of the replicated store.
+type Store interface {
+	Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
+}
+
+// Writer batches audit events into AuditAppend commands so that a burst
 // of logins costs one raft round trip, not one each. Record never blocks: if
 // the queue is full the event is logged and dropped, and the drop is counted
 // in the next batch.
-type auditWriter struct {
-	store interface {
-		Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
-	}
+type Writer struct {
+	store  Store
 	logger *slog.Logger
 	now    func() time.Time
+	// after is the wait between retries (time.After).
+	after func(time.Duration) <-chan time.Time
 
 	ch      chan raftstore.AuditEventInput
 	mu      sync.Mutex
@@ -26,16 +34,19 @@ type auditWriter struct {
 	done    chan struct{}
 }
 
-const auditQueue = 4096
+// queueSize is how many events wait for the writer before Record drops.
+const queueSize = 4096
 
-func newAuditWriter(store interface {
-	Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
-}, logger *slog.Logger) *auditWriter {
-	return &auditWriter{store: store, logger: logger, now: time.Now, ch: make(chan raftstore.AuditEventInput, auditQueue), done: make(chan struct{})}
+// maxBatch is the most events one AuditAppend carries.
+const maxBatch = 500
+
+// New returns a writer into store; Run writes.
+func New(store Store, logger *slog.Logger) *Writer {
+	return &Writer{store: store, logger: logger, now: time.Now, after: time.After, ch: make(chan raftstore.AuditEventInput, queueSize), done: make(chan struct{})}
 }
 
 // Record queues an event.
-func (a *auditWriter) Record(typ, actor string, fields map[string]string) {
+func (a *Writer) Record(typ, actor string, fields map[string]string) {
 	ev := raftstore.AuditEventInput{Time: a.now().UTC(), Type: typ, Actor: actor, Fields: fields}
 	select {
 	case a.ch <- ev:
@@ -47,8 +58,9 @@ func (a *auditWriter) Record(typ, actor string, fields map[string]string) {
 	}
 }
 
-// run writes batches until ctx ends, then flushes what is queued.
-func (a *auditWriter) run(ctx context.Context) {
+// Run writes batches until ctx ends, then flushes what is queued; Done is
+// closed when it has.
+func (a *Writer) Run(ctx context.Context) {
 	defer close(a.done)
 	for {
 		select {
@@ -67,9 +79,12 @@ func (a *auditWriter) run(ctx context.Context) {
 	}
 }
 
-func (a *auditWriter) flush(ctx context.Context, first raftstore.AuditEventInput) {
+// Done is closed once Run has returned.
+func (a *Writer) Done() <-chan struct{} { return a.done }
+
+func (a *Writer) flush(ctx context.Context, first raftstore.AuditEventInput) {
 	batch := []raftstore.AuditEventInput{first}
-	for len(batch) < 500 {
+	for len(batch) < maxBatch {
 		select {
 		case ev := <-a.ch:
 			batch = append(batch, ev)
@@ -81,7 +96,7 @@ func (a *auditWriter) flush(ctx context.Context, first raftstore.AuditEventInput
 	a.mu.Lock()
 	if a.dropped > 0 {
 		batch = append(batch, raftstore.AuditEventInput{Time: a.now().UTC(), Type: "audit.dropped", Actor: "rampartd",
-			Fields: map[string]string{"count": itoa(a.dropped)}})
+			Fields: map[string]string{"count": strconv.Itoa(a.dropped)}})
 		a.dropped = 0
 	}
 	a.mu.Unlock()
@@ -103,12 +118,8 @@ func (a *auditWriter) flush(ctx context.Context, first raftstore.AuditEventInput
 				a.logger.Error("audit event not replicated", "type", ev.Type, "actor", ev.Actor, "time", ev.Time, "fields", ev.Fields)
 			}
 			return
-		case <-time.After(backoff):
+		case <-a.after(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
-}
-
-func itoa(n int) string {
-	return slog.IntValue(n).String()
 }

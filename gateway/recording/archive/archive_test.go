@@ -1,8 +1,10 @@
-package gateway
+package archive
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
+	"github.com/rampart-ssh/rampart/gateway/recording"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -109,7 +112,7 @@ func TestRecordingFiles(t *testing.T) {
 	// n2 serves its recordings through the real endpoint.
 	n2TLS := nodeTLSFor(t, tca, "n2")
 	api2 := httpapi.New(apiStore{fsm: fsm, id: "n2"}, nil, slog.New(slog.DiscardHandler))
-	api2.SetRecordings(&recordingFiles{nodeID: "n2", dir: dir2, state: fsm.State, tls: n2TLS.RaftClient})
+	api2.SetRecordings(New(Config{NodeID: "n2", Dir: dir2, Store: fsm, TLS: n2TLS.RaftClient}))
 	ts := httptest.NewUnstartedServer(api2)
 	// httptest adds a certificate of its own to a configuration without
 	// one, and that one would win over GetCertificate.
@@ -129,7 +132,7 @@ func TestRecordingFiles(t *testing.T) {
 	// n3's recorded address answers with n2's certificate.
 	apply(&raftstore.NodeUpsert{Node: raftstore.Node{ID: "n3", RaftAddr: "127.0.0.3:1", APIAddr: addr2}, Now: now})
 
-	n1 := &recordingFiles{nodeID: "n1", dir: dir1, state: fsm.State, tls: nodeTLSFor(t, tca, "n1").RaftClient}
+	n1 := New(Config{NodeID: "n1", Dir: dir1, Store: fsm, TLS: nodeTLSFor(t, tca, "n1").RaftClient})
 	tests := []struct {
 		name    string
 		session *raftstore.Session
@@ -178,4 +181,67 @@ func TestRecordingFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Start records under the archive's directory, Close names the file
+// relative to it with the SHA-256 of what is on disk, and the spec's
+// failure policy reaches the recorder: a directory that cannot be created
+// fails the start when the project fails closed, and gives an unrecorded
+// session, reported once, when it fails open.
+func TestStart(t *testing.T) {
+	t.Run("ok/recorded", func(t *testing.T) {
+		dir := t.TempDir()
+		a := New(Config{Dir: dir, NodeID: "n1"})
+		rec, err := a.Start(Spec{Name: "s-abc-2", Width: 100, Height: 30, Term: "xterm", Failed: func(err error) { t.Errorf("failed: %v", err) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.Output([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		sum, path, err := rec.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filepath.IsAbs(path) || filepath.Base(path) != "s-abc-2.cast" {
+			t.Fatalf("path %q, want a relative path to s-abc-2.cast", path)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != sum {
+			t.Fatalf("sha256 %s does not match the file", sum)
+		}
+		if !strings.Contains(string(b), `"width":100`) || !strings.Contains(string(b), "hello") {
+			t.Fatalf("recording %q", b)
+		}
+	})
+	// A regular file where the directory should be: no file can be made
+	// under it, even as root.
+	notADir := filepath.Join(t.TempDir(), "file")
+	writeFile(t, notADir, "")
+	t.Run("fail/closed-cannot-create", func(t *testing.T) {
+		a := New(Config{Dir: notADir})
+		if _, err := a.Start(Spec{Name: "s-1", Failed: func(err error) { t.Errorf("reported as well: %v", err) }}); !errors.Is(err, recording.ErrRecordingFailed) {
+			t.Fatalf("Start: %v, want ErrRecordingFailed", err)
+		}
+	})
+	t.Run("ok/open-cannot-create", func(t *testing.T) {
+		var reported []error
+		a := New(Config{Dir: notADir})
+		rec, err := a.Start(Spec{Name: "s-1", FailOpen: true, Failed: func(err error) { reported = append(reported, err) }})
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		if err := rec.Output([]byte("x")); err != nil {
+			t.Fatalf("Output: %v", err)
+		}
+		if _, path, _ := rec.Close(); path != "" {
+			t.Fatalf("path %q, want none", path)
+		}
+		if len(reported) != 1 || !errors.Is(reported[0], recording.ErrRecordingFailed) {
+			t.Fatalf("reported %v, want one ErrRecordingFailed", reported)
+		}
+	})
 }

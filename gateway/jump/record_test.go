@@ -1,0 +1,186 @@
+package jump
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// auditLog collects audit events.
+type auditLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (a *auditLog) Record(typ, _ string, _ map[string]string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, typ)
+}
+
+func (a *auditLog) count(typ string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, e := range a.events {
+		if e == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// fakeRecorder fails its calls with err once err is set.
+type fakeRecorder struct {
+	mu      sync.Mutex
+	err     error
+	outputs int
+}
+
+func (r *fakeRecorder) Output([]byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.outputs++
+	return nil
+}
+func (r *fakeRecorder) Input([]byte) error             { return nil }
+func (r *fakeRecorder) Resize(int, int) error          { return nil }
+func (r *fakeRecorder) Close() (string, string, error) { return "", "", nil }
+
+func (r *fakeRecorder) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.err = err
+}
+
+func (r *fakeRecorder) written() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.outputs
+}
+
+// limitErr is a recording stopped by one of its limits.
+type limitErr struct{}
+
+func (limitErr) Error() string       { return "recording: size cap reached (details)" }
+func (limitErr) UserMessage() string { return "the recording reached its size limit" }
+
+func ptyPayload() []byte {
+	return gossh.Marshal(struct {
+		Term         string
+		W, H, PW, PH uint32
+		Modes        string
+	}{Term: "xterm", W: 80, H: 24})
+}
+
+// recordingPair is a pty channel of a session of a project that records,
+// failing open or closed; the session's ending is sent on ended.
+func recordingPair(failOpen bool, factory RecorderFactory) (p *pair, audit *auditLog, ended chan string) {
+	audit = &auditLog{}
+	ended = make(chan string, 4)
+	s := &session{id: "s-1", actor: "alice", project: "web", audit: audit, logger: slog.New(slog.DiscardHandler), clock: realClock{}, record: factory,
+		settings: raftstore.ProjectSettings{Recording: true, RecordingFailOpen: failOpen}}
+	s.shutdown = func(msg string) { ended <- msg }
+	return &pair{s: s, session: true}, audit, ended
+}
+
+// The project's failure policy decides, in one place, what each kind of
+// recording failure does: failing open, the session goes on unrecorded
+// after one report; failing closed, it ends (and output that would go
+// unrecorded is dropped), with a reason that names a limit when one was
+// reached.
+func TestRecordingFailurePolicy(t *testing.T) {
+	errDisk := errors.New("recording: no space left on device")
+	const closedReason = "Rampart: session ended: recording failed and project web requires it"
+	tests := []struct {
+		name     string
+		failOpen bool
+		// when: "start" (the factory fails), "later" (the recorder reports
+		// through Failed), "output" (an Output call fails).
+		when       string
+		err        error
+		wantStart  bool // startRecording returns the error
+		wantEnd    string
+		wantShown  int // bytes of a later output passed on
+		wantAudits int
+	}{
+		{name: "ok/open-start", failOpen: true, when: "start", err: errDisk, wantShown: 5, wantAudits: 1},
+		{name: "fail/closed-start", when: "start", err: errDisk, wantStart: true, wantShown: 5, wantAudits: 1},
+		{name: "ok/open-later", failOpen: true, when: "later", err: errDisk, wantShown: 5, wantAudits: 1},
+		{name: "fail/closed-later", when: "later", err: errDisk, wantEnd: closedReason, wantShown: 5, wantAudits: 1},
+		{name: "fail/closed-later-limit", when: "later", err: limitErr{}, wantShown: 5, wantAudits: 1,
+			wantEnd: "Rampart: session ended: the recording reached its size limit and project web requires it"},
+		{name: "ok/open-output", failOpen: true, when: "output", err: errDisk, wantShown: 5},
+		{name: "fail/closed-output", when: "output", err: errDisk, wantEnd: closedReason, wantShown: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &fakeRecorder{}
+			var spec RecordingSpec
+			factory := func(s RecordingSpec) (Recorder, error) {
+				spec = s
+				if tc.when == "start" {
+					return nil, tc.err
+				}
+				return rec, nil
+			}
+			p, audit, ended := recordingPair(tc.failOpen, factory)
+			err := p.startRecording(ptyPayload())
+			if (err != nil) != tc.wantStart {
+				t.Fatalf("startRecording: %v, want an error: %v", err, tc.wantStart)
+			}
+			if spec.FailOpen != tc.failOpen || spec.Name != "s-1" || spec.Width != 80 || spec.Term != "xterm" {
+				t.Fatalf("recorder asked for %+v", spec)
+			}
+			switch tc.when {
+			case "later":
+				spec.Failed(tc.err)
+			case "output":
+				rec.fail(tc.err)
+			}
+			before := rec.written()
+			if n := p.recordOutput([]byte("hello")); n != tc.wantShown {
+				t.Fatalf("output passed on: %d bytes, want %d", n, tc.wantShown)
+			}
+			if tc.when == "output" {
+				// The recording is broken: nothing more goes to it.
+				rec.fail(nil)
+				if p.recordOutput([]byte("again")); rec.written() != before {
+					t.Fatal("output recorded after the recording failed")
+				}
+			}
+			if tc.wantEnd != "" {
+				if got := <-ended; got != tc.wantEnd {
+					t.Fatalf("person told %q, want %q", got, tc.wantEnd)
+				}
+			} else {
+				select {
+				case got := <-ended:
+					t.Fatalf("session ended: %q", got)
+				default:
+				}
+			}
+			if got := audit.count("recording.failed"); got != tc.wantAudits {
+				t.Fatalf("recording.failed audited %d times, want %d", got, tc.wantAudits)
+			}
+		})
+	}
+}
+
+// A project that does not record gets no recorder.
+func TestRecordingOnlyWhenProjectRecords(t *testing.T) {
+	called := false
+	p, _, _ := recordingPair(false, func(RecordingSpec) (Recorder, error) { called = true; return nil, errors.New("unexpected") })
+	p.s.settings.Recording = false
+	if err := p.startRecording(ptyPayload()); err != nil || called {
+		t.Fatalf("startRecording: %v, factory called: %v", err, called)
+	}
+}
