@@ -48,7 +48,22 @@ type User struct {
 	// (gateway/jump waits for it). Records written before these existed hold zeros.
 	AccountIndex uint64            `json:",omitempty"`
 	GroupsSince  map[string]uint64 `json:",omitempty"`
+	// What the identity provider says about the person, beside sign-in:
+	// ExternalID is the IdP's SCIM externalId; Sources are where the record
+	// came from ("sign-in", "scim"; kept, never dropped, by upserts);
+	// DisabledByIdP is set when the IdP deactivated the person (SCIM, or a
+	// refused re-validation) rather than an administrator, and only
+	// UserSetStatus changes it.
+	ExternalID    string   `json:",omitempty"`
+	Sources       []string `json:",omitempty"`
+	DisabledByIdP bool     `json:",omitempty"`
 }
+
+// Where a user record came from (User.Sources).
+const (
+	SourceSignIn = "sign-in"
+	SourceSCIM   = "scim"
+)
 
 func init() {
 	registerTable(tableDef{
@@ -120,6 +135,11 @@ func (c *UserUpsert) apply(tx *writeTxn) (any, error) {
 	if existing != nil {
 		old = existing.(*User)
 		u.UID, u.CreatedAt, u.CreateIndex = old.UID, old.CreatedAt, old.CreateIndex
+		u.Sources = append(slices.Clone(old.Sources), u.Sources...)
+		u.DisabledByIdP = old.DisabledByIdP && u.Status != UserActive
+		if u.ExternalID == "" {
+			u.ExternalID = old.ExternalID
+		}
 	} else {
 		u.CreatedAt, u.CreateIndex = c.Now, tx.index
 		if u.UID == 0 {
@@ -145,6 +165,8 @@ func (c *UserUpsert) apply(tx *writeTxn) (any, error) {
 			return nil, fmt.Errorf("user %s: %w: unix name %s is a shared login of project %s", u.Login, ErrConflict, u.UnixName, p)
 		}
 	}
+	slices.Sort(u.Sources)
+	u.Sources = slices.Compact(u.Sources)
 	if c.EnsureGroups {
 		for _, g := range u.Groups {
 			if err := ensureGroupTxn(tx, g, c.Now); err != nil {
@@ -186,7 +208,8 @@ func accountIndexes(old, u *User, index uint64) (uint64, map[string]uint64) {
 // sameUser reports whether an upsert would change nothing a reader sees.
 func sameUser(a, b *User) bool {
 	return a.Login == b.Login && a.Email == b.Email && a.UnixName == b.UnixName &&
-		a.UID == b.UID && a.Status == b.Status && slices.Equal(a.Groups, b.Groups)
+		a.UID == b.UID && a.Status == b.Status && slices.Equal(a.Groups, b.Groups) &&
+		a.ExternalID == b.ExternalID && slices.Equal(a.Sources, b.Sources) && a.DisabledByIdP == b.DisabledByIdP
 }
 
 // checkUniqueTxn refuses a write whose unique fields (given as index, value
@@ -210,7 +233,10 @@ func checkUniqueTxn(tx *writeTxn, table, id string, idOf func(any) string, pairs
 type UserSetStatus struct {
 	ID     string
 	Status UserStatus
-	Now    time.Time
+	// ByIdP marks a disable as the identity provider's (User.DisabledByIdP);
+	// any other status change clears the mark.
+	ByIdP bool `json:",omitempty"`
+	Now   time.Time
 }
 
 func (c *UserSetStatus) Type() MessageType { return UserSetStatusType }
@@ -234,9 +260,11 @@ func (c *UserSetStatus) apply(tx *writeTxn) (any, error) {
 		return nil, fmt.Errorf("user %s: %w", c.ID, ErrNotFound)
 	}
 	u := *raw.(*User)
-	if u.Status == c.Status {
+	byIdP := c.ByIdP && c.Status == UserDisabled
+	if u.Status == c.Status && u.DisabledByIdP == byIdP {
 		return &u, nil // no-op: don't wake watchers
 	}
+	u.DisabledByIdP = byIdP
 	u.Status, u.UpdatedAt, u.ModifyIndex, u.AccountIndex = c.Status, c.Now, tx.index, tx.index
 	if err := tx.Insert(tableUsers, &u); err != nil {
 		return nil, fmt.Errorf("update user %s: %w", c.ID, err)

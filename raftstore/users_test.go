@@ -3,6 +3,7 @@ package raftstore
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/go-memdb"
@@ -163,5 +164,44 @@ func TestClusterKeepsItsIDRanges(t *testing.T) {
 	_, m, _ := f.State().Meta(nil)
 	if u.UID != 60002 || m.UIDEnd != 62999 || m.GIDEnd != 65533 {
 		t.Fatalf("bob's uid %d, meta %+v: want the ranges recorded first", u.UID, m)
+	}
+}
+
+// The IdP's marks on a person survive the upserts of later sign-ins, and
+// only a status change moves DisabledByIdP.
+func TestUserIdPMarks(t *testing.T) {
+	f := testFSM(t)
+	mustApply(t, f, &UserUpsert{User: User{ID: "s1", Login: "alice", UnixName: "alice", ExternalID: "ext-1", Sources: []string{SourceSCIM}}, Now: testNow})
+	mustApply(t, f, &UserUpsert{User: User{ID: "s1", Login: "alice", UnixName: "alice", Sources: []string{SourceSignIn}}, Now: testNow})
+	get := func() *User {
+		t.Helper()
+		_, u, err := f.State().UserByID(nil, "s1")
+		if err != nil || u == nil {
+			t.Fatalf("user: %v %v", u, err)
+		}
+		return u
+	}
+	if u := get(); u.ExternalID != "ext-1" || !slices.Equal(u.Sources, []string{SourceSCIM, SourceSignIn}) {
+		t.Fatalf("after sign-in: external id %q sources %q, want ext-1 [scim sign-in]", u.ExternalID, u.Sources)
+	}
+	mustApply(t, f, &UserSetStatus{ID: "s1", Status: UserDisabled, ByIdP: true, Now: testNow})
+	if u := get(); u.Status != UserDisabled || !u.DisabledByIdP {
+		t.Fatalf("IdP disable: status %s by idp %v", u.Status, u.DisabledByIdP)
+	}
+	// A later sign-in's upsert (which carries the status it read) keeps it.
+	mustApply(t, f, &UserUpsert{User: User{ID: "s1", Login: "alice", UnixName: "alice", Status: UserDisabled}, Now: testNow})
+	if u := get(); !u.DisabledByIdP {
+		t.Fatal("upsert dropped the IdP's disable")
+	}
+	// An administrator's disable takes the disable over from the IdP.
+	before := f.State().LatestIndex()
+	mustApply(t, f, &UserSetStatus{ID: "s1", Status: UserDisabled, Now: testNow})
+	if u := get(); u.DisabledByIdP || f.State().LatestIndex() == before {
+		t.Fatalf("admin disable: by idp %v, index %d -> %d", u.DisabledByIdP, before, f.State().LatestIndex())
+	}
+	mustApply(t, f, &UserSetStatus{ID: "s1", Status: UserDisabled, ByIdP: true, Now: testNow})
+	mustApply(t, f, &UserSetStatus{ID: "s1", Status: UserActive, ByIdP: true, Now: testNow})
+	if u := get(); u.Status != UserActive || u.DisabledByIdP {
+		t.Fatalf("re-activated: status %s by idp %v", u.Status, u.DisabledByIdP)
 	}
 }

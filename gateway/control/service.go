@@ -165,6 +165,9 @@ const (
 	EventBindingsRevoke     = "admin.bindings.revoke"
 	EventSessionKill        = "admin.sessions.kill"
 	EventNodeRemove         = "admin.cluster.remove"
+	// The identity provider's changes (SCIM, re-validation).
+	EventIdPDeactivate = "idp.users.deactivate"
+	EventIdPReactivate = "idp.users.reactivate"
 )
 
 // errNotAudited starts the error of a change made but not audited.

@@ -472,7 +472,7 @@ var errTooManyFlows = errors.New("too many sign-ins are waiting from your addres
 // login package are written for them; anything else stays in the log.
 func userMessage(err error) string {
 	for _, known := range []error{login.ErrIdPUnavailable, login.ErrDenied, login.ErrCodeExpired, login.ErrCodeRejected,
-		login.ErrIdPFailed, login.ErrIdPRefused, login.ErrBadToken, login.ErrUserDisabled} {
+		login.ErrIdPFailed, login.ErrIdPRefused, login.ErrBadToken, login.ErrDeactivatedInIdP, login.ErrUserDisabled} {
 		if errors.Is(err, known) {
 			return known.Error()
 		}

@@ -19,6 +19,23 @@ const DefaultBindingTTL = 8 * time.Hour
 // ErrUserDisabled: the user exists but is disabled or deleted.
 var ErrUserDisabled = errors.New("your account is disabled; ask an administrator")
 
+// ErrDeactivatedInIdP: the user was deactivated by the identity provider
+// (SCIM, or a refused re-validation). It is also an ErrUserDisabled.
+var ErrDeactivatedInIdP error = idpDeactivated{}
+
+type idpDeactivated struct{}
+
+func (idpDeactivated) Error() string        { return "your account was deactivated in the identity provider" }
+func (idpDeactivated) Is(target error) bool { return target == ErrUserDisabled }
+
+// inactive is the refusal for a user who is not active.
+func inactive(u *raftstore.User) error {
+	if u.DisabledByIdP {
+		return ErrDeactivatedInIdP
+	}
+	return ErrUserDisabled
+}
+
 // Store is what sign-in needs of the replicated store.
 type Store interface {
 	State() *raftstore.State
@@ -92,7 +109,7 @@ func (s *Service) ActiveUser(id string) (*raftstore.User, error) {
 		return nil, fmt.Errorf("user %s: %w", id, raftstore.ErrNotFound)
 	}
 	if u.Status != raftstore.UserActive {
-		return nil, ErrUserDisabled
+		return nil, inactive(u)
 	}
 	return u, nil
 }
@@ -112,10 +129,10 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 	if err != nil {
 		return nil, err
 	}
-	u := raftstore.User{ID: id.Subject, Login: id.Login, Email: id.Email, Groups: id.Groups, Status: raftstore.UserActive}
+	u := raftstore.User{ID: id.Subject, Login: id.Login, Email: id.Email, Groups: id.Groups, Status: raftstore.UserActive, Sources: []string{raftstore.SourceSignIn}}
 	if existing != nil {
 		if existing.Status != raftstore.UserActive {
-			return nil, ErrUserDisabled
+			return nil, inactive(existing)
 		}
 		u.UnixName, u.UID, u.Status = existing.UnixName, existing.UID, existing.Status
 		return s.upsert(ctx, u)

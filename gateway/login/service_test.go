@@ -2,6 +2,7 @@ package login
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -77,6 +78,36 @@ func TestProvisionCollisions(t *testing.T) {
 				if e.event != "user.login_collision" || e.fields["subject"] != tc.id.Subject || e.fields["other_subjects"] != "s1" {
 					t.Fatalf("audit event %+v", e)
 				}
+			}
+		})
+	}
+}
+
+// A person the IdP deactivated is refused at sign-in and with a bound key in
+// the IdP's words; one an administrator disabled, in the administrator's.
+func TestDeactivatedInIdPRefused(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		byIdP bool
+		want  string
+	}{
+		{name: "fail/deactivated-by-idp", byIdP: true, want: "your account was deactivated in the identity provider"},
+		{name: "fail/disabled-by-admin", want: "your account is disabled; ask an administrator"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := raftstoretest.New(t)
+			svc := NewService(store, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if _, err := svc.Provision(ctx, &Identity{Subject: "s1", Login: "alice"}); err != nil {
+				t.Fatal(err)
+			}
+			store.MustApply(t, &raftstore.UserSetStatus{ID: "s1", Status: raftstore.UserDisabled, ByIdP: tc.byIdP, Now: time.Now()})
+			_, err := svc.Provision(ctx, &Identity{Subject: "s1", Login: "alice"})
+			if err == nil || err.Error() != tc.want || !errors.Is(err, ErrUserDisabled) {
+				t.Fatalf("sign-in: %v, want %q (and an ErrUserDisabled)", err, tc.want)
+			}
+			if _, err := svc.ActiveUser("s1"); err == nil || err.Error() != tc.want {
+				t.Fatalf("bound key: %v, want %q", err, tc.want)
 			}
 		})
 	}
