@@ -16,7 +16,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/gateway/ca"
-	"github.com/rampart-ssh/rampart/gateway/jump"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -260,7 +259,7 @@ func TestMintUser(t *testing.T) {
 	c := newMemCluster(t)
 	a := testAuthority(t, c.node(), testKEK(t), clockAt(t0))
 	_, pub := newSSHKey(t)
-	cert, err := a.MintUser(context.Background(), jump.CertRequest{PublicKey: pub, UnixName: "alice", UserLogin: "alice@example.com",
+	cert, err := a.MintUser(context.Background(), ca.UserCertRequest{PublicKey: pub, UnixName: "alice", UserLogin: "alice@example.com",
 		SessionID: "s1", Server: "web-1", Project: "web", SourceAddresses: []string{"127.0.0.1"}, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/gateway/ca"
-	"github.com/rampart-ssh/rampart/gateway/jump"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -45,20 +44,14 @@ type innerSigners struct {
 	renewAt time.Time
 }
 
-var _ jump.Minter = (*Authority)(nil)
-
 // MintUser signs a per-hop certificate with the project's user CA, creating
 // the CA on first use.
-func (a *Authority) MintUser(ctx context.Context, req jump.CertRequest) (*gossh.Certificate, error) {
+func (a *Authority) MintUser(ctx context.Context, req ca.UserCertRequest) (*gossh.Certificate, error) {
 	c, err := a.userCA(ctx, req.Project)
 	if err != nil {
 		return nil, err
 	}
-	return c.MintUser(ca.UserCertRequest{
-		PublicKey: req.PublicKey, UnixName: req.UnixName, UserLogin: req.UserLogin, SessionID: req.SessionID,
-		Server: req.Server, Project: req.Project, SourceAddresses: req.SourceAddresses, TTL: req.TTL,
-		AllowPortForwarding: req.AllowPortForwarding, AllowAgentForwarding: req.AllowAgentForwarding,
-	}, a.now(), rand.Reader)
+	return c.MintUser(req, a.now(), rand.Reader)
 }
 
 // InnerHostSigners returns the inner server's plain host key (stable per

@@ -1,5 +1,8 @@
-// Package httpapi is a node's HTTPS API: cluster join and status for nodes
-// and operators, and (growing with later work) the agent, admin, SCIM and
-// metrics endpoints. Handlers validate what enters and answer errors as JSON
-// with a message meant for people, never internals.
+// Package httpapi is a node's HTTPS API: cluster join and membership for
+// nodes, the agent endpoints (enroll, state long-poll, renewal, login
+// events, install script and binary), the public CA keys, and the admin
+// routes for projects, grants, servers and members. It is a thin surface:
+// changes go through gateway/control, decisions come from gateway/access,
+// enrollment from gateway/enroll. Errors are JSON with a message meant for
+// people (a gateway/fault error's), never internals.
 package httpapi

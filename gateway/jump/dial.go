@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/gateway/ca"
 )
 
 // newSessionID returns a random session id.
@@ -47,7 +49,7 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 	if ttl == 0 {
 		ttl = p.cfg.DefaultCertTTL
 	}
-	cert, err := p.mint.MintUser(ctx, CertRequest{
+	cert, err := p.mint.MintUser(ctx, ca.UserCertRequest{
 		PublicKey: key.PublicKey(), UnixName: login, UserLogin: c.s.actor, SessionID: c.s.id,
 		Server: c.srv.Name, Project: c.srv.Project, SourceAddresses: sources, TTL: ttl,
 		AllowPortForwarding: s.AllowLocalForward || s.AllowRemoteForward, AllowAgentForwarding: s.AllowAgentForward,

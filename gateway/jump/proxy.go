@@ -13,6 +13,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -26,22 +27,10 @@ type Store interface {
 	Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
 }
 
-// CertRequest is what the proxy asks the CA to certify for one hop.
-type CertRequest struct {
-	PublicKey            gossh.PublicKey
-	UnixName, UserLogin  string
-	SessionID, Server    string
-	Project              string
-	SourceAddresses      []string
-	TTL                  time.Duration
-	AllowPortForwarding  bool
-	AllowAgentForwarding bool
-}
-
 // Minter holds the keys: it mints per-hop user certificates with a project's
 // user CA, presents the inner server's host keys, and knows the host CA.
 type Minter interface {
-	MintUser(ctx context.Context, req CertRequest) (*gossh.Certificate, error)
+	MintUser(ctx context.Context, req ca.UserCertRequest) (*gossh.Certificate, error)
 	InnerHostSigners(srv *raftstore.Server, requestedName string) ([]gossh.Signer, error)
 	HostCAKeys() ([]gossh.PublicKey, error)
 }
