@@ -34,17 +34,20 @@ func TestGreetingListsOnlyReachableServers(t *testing.T) {
 	}
 	servers := []struct {
 		name, addr string
+		port       int
 		listed     bool
+		command    string // the greeting's command for bob, when listed
 	}{
-		{"web-1", "10.0.0.11", true},
-		{"web-local", "127.0.0.20", true}, // loopback but not this node: the jump dials it
-		{"metadata", "169.254.169.254", false},
-		{"bastion-itself", own, false},
-		{"link-local", "fe80::1", false},
-		{"by-name", "web.example.com", false},
+		{"web-1", "10.0.0.11", 22, true, "ssh -J bastion.test:2222 bob@web-1"},
+		{"web-2222", "10.0.0.12", 2222, true, "ssh -J bastion.test:2222 -p 2222 bob@web-2222"},
+		{"web-local", "127.0.0.20", 22, true, "ssh -J bastion.test:2222 bob@web-local"}, // loopback but not this node: the jump dials it
+		{"metadata", "169.254.169.254", 22, false, ""},
+		{"bastion-itself", own, 22, false, ""},
+		{"link-local", "fe80::1", 22, false, ""},
+		{"by-name", "web.example.com", 22, false, ""},
 	}
 	for i, s := range servers {
-		srv := raftstore.Server{ID: "srv-" + s.name, Project: "web", Name: s.name, Addr: s.addr, SSHPort: 22,
+		srv := raftstore.Server{ID: "srv-" + s.name, Project: "web", Name: s.name, Addr: s.addr, SSHPort: s.port,
 			HostKeys: []string{string(gossh.MarshalAuthorizedKey(newKey(t).PublicKey()))}}
 		if _, err := d.store.Apply(context.Background(), &raftstore.ServerUpsert{Server: srv, Now: now}); err != nil {
 			t.Fatalf("server %d: %v", i, err)
@@ -56,14 +59,19 @@ func TestGreetingListsOnlyReachableServers(t *testing.T) {
 	}
 	defer conn.Close()
 	listed := map[string]bool{}
+	commands := map[string]string{}
 	for _, dst := range whoamiOf(t, conn).Servers {
 		listed[dst.Name] = true
+		commands[dst.Name] = dst.Command
 	}
 	for _, s := range servers {
 		if listed[s.name] != s.listed {
 			t.Errorf("%s at %s: listed %v, want %v", s.name, s.addr, listed[s.name], s.listed)
 		}
-		_, _, err := access.New(d.store.State(), proxy.Targets(), nil).Resolve(s.name, 22)
+		if commands[s.name] != s.command {
+			t.Errorf("%s: command %q, want %q (it must reach the server's own port)", s.name, commands[s.name], s.command)
+		}
+		_, _, err := access.New(d.store.State(), proxy.Targets(), nil).Resolve(s.name, uint32(s.port))
 		if got := err == nil; got != s.listed {
 			t.Errorf("%s at %s: the jump would dial it: %v, the greeting says %v", s.name, s.addr, got, s.listed)
 		}

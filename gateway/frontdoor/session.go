@@ -160,8 +160,12 @@ func (s *Server) whoami(u *raftstore.User, bindingExpires, currentKey string) (*
 		return nil, err
 	}
 	for _, d := range dests {
+		port := ""
+		if p := d.Server.SSHPort; p != 0 && p != raftstore.DefaultSSHPort {
+			port = fmt.Sprintf("-p %d ", p) // the target's port; -J's host keeps its own
+		}
 		w.Servers = append(w.Servers, Destination{Name: d.Server.Name, Project: d.Project,
-			Command: fmt.Sprintf("ssh -J %s %s@%s", s.cfg.JumpHost, u.UnixName, d.Server.Name)})
+			Command: fmt.Sprintf("ssh -J %s %s%s@%s", s.cfg.JumpHost, port, u.UnixName, d.Server.Name)})
 	}
 	return w, nil
 }
