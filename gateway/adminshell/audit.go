@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -230,7 +231,7 @@ func auditDetails(f map[string]string) string {
 			rest[k] = val
 		}
 	}
-	s := fmtMap(rest)
+	s := control.LabelString(rest)
 	if c := f["command"]; c != "" {
 		s = strings.TrimSpace(fmt.Sprintf("%q %s", c, s))
 	}

@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode"
+
+	"github.com/rampart-ssh/rampart/gateway/control"
 )
 
 // emit prints a listing or object in the form asked for: JSON, ids only, or
@@ -121,7 +121,7 @@ func cell(c any) string {
 		if len(x) == 0 {
 			return "-"
 		}
-		return clean(fmtMap(x))
+		return clean(control.LabelString(x))
 	default:
 		return clean(fmt.Sprint(c))
 	}
@@ -158,16 +158,6 @@ func fmtDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
-}
-
-// fmtMap renders k=v pairs sorted by key.
-func fmtMap(m map[string]string) string {
-	keys := slices.Sorted(maps.Keys(m))
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + m[k]
-	}
-	return strings.Join(parts, ",")
 }
 
 // durationJSON is a duration as the flags take it ("3m0s"), empty for none.

@@ -106,11 +106,12 @@ func (s *Service) LabelServer(ctx context.Context, a Actor, id string, edits []L
 	if err := s.applyDecode(ctx, &raftstore.ServerUpsert{Server: next, Now: s.now().UTC()}, &stored); err != nil {
 		return nil, err
 	}
-	return &stored, s.audit(ctx, a, EventServerLabel, map[string]string{"server": srv.Name, "server_id": srv.ID, "labels": fmtMap(next.Labels)})
+	return &stored, s.audit(ctx, a, EventServerLabel, map[string]string{"server": srv.Name, "server_id": srv.ID, "labels": LabelString(next.Labels)})
 }
 
-// fmtMap renders labels as the shell prints them: k=v,k=v in key order.
-func fmtMap(m map[string]string) string {
+// LabelString renders labels (or any k=v map) as every surface prints them:
+// k=v,k=v in key order.
+func LabelString(m map[string]string) string {
 	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
