@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,7 @@ type Option func(*options)
 type options struct {
 	base       *tls.Config
 	pin        string
+	pinSet     bool
 	roots      *x509.CertPool
 	clientCert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)
 	token      string
@@ -68,7 +70,7 @@ type options struct {
 // of that CA (PinnedTLS): how an enrolling agent or a joining node trusts
 // the cluster before it has the CA. Enroll and Join also check that the CA
 // in the answer is that one.
-func WithPin(pin string) Option { return func(o *options) { o.pin = pin } }
+func WithPin(pin string) Option { return func(o *options) { o.pin, o.pinSet = pin, true } }
 
 // WithRootCAs trusts the nodes' certificates that chain to pool (the
 // cluster CA).
@@ -117,6 +119,11 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	// A pin asked for is a pin enforced: an empty or malformed one refuses
+	// every node, never falls back to the system's roots.
+	if o.pinSet && !validPin(o.pin) {
+		return nil, fmt.Errorf("client: CA pin %q is not sha256:<64 hex digits>", o.pin)
+	}
 	if o.pin != "" && (o.roots != nil || o.base != nil) {
 		return nil, errors.New("client: a pin is the only trust: give no root CAs or TLS configuration with it")
 	}
@@ -153,11 +160,27 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 		// at a time. Idle ones are dropped after a while, so that a renewed
 		// client certificate is soon the one in use.
 		http: &http.Client{Timeout: o.timeout, Transport: &http.Transport{TLSClientConfig: cfg,
-			MaxIdleConnsPerHost: 1, IdleConnTimeout: 90 * time.Second}}}
+			MaxIdleConnsPerHost: 1, IdleConnTimeout: 90 * time.Second},
+			// The API never redirects; following one would re-send a
+			// token or body to wherever the answer points.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return errRedirect }}}
 	if c.generation != nil {
 		c.gen = c.generation()
 	}
 	return c, nil
+}
+
+// errRedirect refuses every redirect.
+var errRedirect = errors.New("client: the node answered with a redirect, which the cluster API never sends")
+
+// validPin reports whether pin has the form tokens carry: sha256:<64 hex>.
+func validPin(pin string) bool {
+	hexPart, ok := strings.CutPrefix(pin, "sha256:")
+	if !ok || len(hexPart) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(hexPart)
+	return err == nil
 }
 
 // Addrs returns the nodes' addresses as the client knows them now.
@@ -342,14 +365,15 @@ func readError(resp *http.Response) error {
 	return e
 }
 
-// baseURL returns the base URL of a node address: itself when it names a
-// scheme, else https://addr.
+// baseURL returns the base URL of a node address: itself when it names
+// https, else https://addr. Plain http is refused: without TLS there is no
+// pin or CA to check, and tokens would cross the network in clear.
 func baseURL(addr string) (string, error) {
 	if !strings.Contains(addr, "://") {
 		addr = "https://" + addr
 	}
 	u, err := url.Parse(addr)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 		return "", fmt.Errorf("client: %q is not a node address (host:port or https://host:port)", addr)
 	}
 	return u.Scheme + "://" + u.Host, nil

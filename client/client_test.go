@@ -414,14 +414,24 @@ func TestAdminCalls(t *testing.T) {
 
 // New refuses what cannot work: a pin beside other trust, an address that
 // is not a node's.
+var goodPin = "sha256:" + strings.Repeat("0f", 32)
+
 func TestNewRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		addrs []string
 		opts  []client.Option
 	}{
-		{name: "fail/pin-and-roots", addrs: []string{"10.0.0.1:8443"}, opts: []client.Option{client.WithPin("sha256:00"), client.WithRootCAs(x509.NewCertPool())}},
-		{name: "fail/pin-and-tls-config", addrs: []string{"10.0.0.1:8443"}, opts: []client.Option{client.WithPin("sha256:00"), client.WithTLSConfig(&tls.Config{})}},
+		{name: "fail/pin-and-roots", addrs: []string{"10.0.0.1:8443"}, opts: []client.Option{client.WithPin(goodPin), client.WithRootCAs(x509.NewCertPool())}},
+		{name: "fail/pin-and-tls-config", addrs: []string{"10.0.0.1:8443"}, opts: []client.Option{client.WithPin(goodPin), client.WithTLSConfig(&tls.Config{})}},
+		// A pin asked for is enforced: never an empty or malformed one that
+		// would fall back to the system's roots.
+		{name: "fail/empty-pin", addrs: []string{"10.0.0.1:8443"}, opts: []client.Option{client.WithPin("")}},
+		{name: "fail/short-pin", addrs: []string{"10.0.0.1:8443"}, opts: []client.Option{client.WithPin("sha256:00")}},
+		{name: "fail/not-hex-pin", addrs: []string{"10.0.0.1:8443"}, opts: []client.Option{client.WithPin("sha256:" + strings.Repeat("zz", 32))}},
+		// Plain http has no TLS for a pin or CA to check.
+		{name: "fail/http-with-pin", addrs: []string{"http://10.0.0.1:8443"}, opts: []client.Option{client.WithPin(goodPin)}},
+		{name: "fail/http", addrs: []string{"http://10.0.0.1:8443"}},
 		{name: "fail/path", addrs: []string{"https://10.0.0.1:8443/v1"}},
 		{name: "fail/scheme", addrs: []string{"ftp://10.0.0.1:8443"}},
 		{name: "fail/no-host", addrs: []string{"https://"}},
@@ -489,5 +499,31 @@ func TestCredentialGeneration(t *testing.T) {
 	want := []*big.Int{serial(first), serial(first), serial(second)}
 	if len(serials) != 3 || serials[0].Cmp(want[0]) != 0 || serials[1].Cmp(want[1]) != 0 || serials[2].Cmp(want[2]) != 0 {
 		t.Fatalf("requests presented %v, want %v", serials, want)
+	}
+}
+
+// A redirect is never followed: the token and body stay with the node the
+// caller chose.
+func TestRedirectRefused(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	pool.AddCert(other.Certificate())
+	c, err := client.New([]string{srv.URL}, client.WithRootCAs(pool), client.WithToken("secret-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Do(context.Background(), http.MethodPost, "/v1/projects", map[string]string{"a": "b"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "redirect") {
+		t.Fatalf("err = %v, want a refused redirect", err)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("the redirect was followed %d times", n)
 	}
 }

@@ -87,11 +87,14 @@ type recorder struct {
 	fail   error
 }
 
-func (r *recorder) Record(_ context.Context, typ, actor string, fields map[string]string) error {
+func (r *recorder) Record(ctx context.Context, typ, actor string, fields map[string]string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
 		return r.fail
+	}
+	if err := ctx.Err(); err != nil {
+		return err // as the store's Apply does with a context that has ended
 	}
 	r.events = append(r.events, event{Type: typ, Actor: actor, Fields: maps.Clone(fields)})
 	return nil

@@ -214,7 +214,9 @@ func (s *Service) audit(ctx context.Context, a Actor, typ string, fields map[str
 	for k, v := range fields {
 		f[k] = v
 	}
-	actx, cancel := context.WithTimeout(ctx, s.applyTimeout)
+	// The change is made: its event is written even if the caller has gone
+	// (a client that hangs up must not leave a change unaudited).
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.applyTimeout)
 	defer cancel()
 	if err := s.auditor.Record(actx, typ, a.Name, f); err != nil {
 		s.logger.Error("admin change not audited", "user", a.Name, "type", typ, "err", err)

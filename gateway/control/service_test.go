@@ -427,6 +427,33 @@ func TestUnauditedChangeFails(t *testing.T) {
 	wantUserStatus(t, h, "sub-bob", raftstore.UserDisabled)
 }
 
+// A change whose caller hangs up as it is made is still audited: the event
+// is written under a context of its own.
+func TestChangeAuditedAfterCallerLeft(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	svc := New(Deps{Store: cancelOnApply{Store: h.store, cancel: cancel}, Auditor: h.audit, Members: h.store,
+		Cluster: fixedCluster{}, Now: func() time.Time { return testNow }})
+	if _, err := svc.SetUserStatus(ctx, testActor, "sub-bob", raftstore.UserDisabled); err != nil {
+		t.Fatal(err)
+	}
+	if evs := h.audit.all(); len(evs) != 1 || evs[0].Type != EventUserDisable {
+		t.Fatalf("audit %+v", evs)
+	}
+}
+
+// cancelOnApply ends the caller's context as soon as a change is applied.
+type cancelOnApply struct {
+	Store
+	cancel context.CancelFunc
+}
+
+func (s cancelOnApply) Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
+	res, err := s.Store.Apply(ctx, cmd)
+	s.cancel()
+	return res, err
+}
+
 // Without a cluster address or CA pin, or without raft membership, the
 // changes that need them are refused before anything is written.
 func TestMissingDeps(t *testing.T) {
