@@ -444,9 +444,13 @@ func (n *Node) recordSelf(ctx context.Context) {
 				up.KeyHash = keyHash
 			}
 			up.HostNames = names
-			if _, err = n.store.Apply(ctx, &raftstore.NodeUpsert{Node: up, Now: n.now().UTC()}); err == nil {
+			_, err = n.store.Apply(ctx, &raftstore.NodeUpsert{Node: up, Existing: true, Now: n.now().UTC()})
+			if err == nil {
 				n.logger.Info("recorded the node's key and host names in its node record", "host_names", names)
 				return
+			}
+			if errors.Is(err, raftstore.ErrNotFound) {
+				return // removed meanwhile: the removal stands
 			}
 		}
 		n.logger.Warn("record the node's key and host names; trying again", "err", err)

@@ -71,7 +71,11 @@ func (n *Node) HoldsKey(pub crypto.PublicKey) bool {
 // recorded ones.
 type NodeUpsert struct {
 	Node Node
-	Now  time.Time
+	// Existing makes it an update of a recorded node only: a node removed
+	// while the write was on its way is not brought back (ErrNotFound). A
+	// node's own updates of its record (its key, its host names) set it.
+	Existing bool `json:",omitempty"`
+	Now      time.Time
 }
 
 func (c *NodeUpsert) Type() MessageType { return NodeUpsertType }
@@ -101,6 +105,9 @@ func (c *NodeUpsert) apply(tx *writeTxn) (any, error) {
 	raw, err := tx.First(tableNodes, "id", n.ID)
 	if err != nil {
 		return nil, fmt.Errorf("upsert node %s: %w", n.ID, err)
+	}
+	if raw == nil && c.Existing {
+		return nil, fmt.Errorf("node %s: %w (removed from the cluster)", n.ID, ErrNotFound)
 	}
 	if raw != nil {
 		old := raw.(*Node)

@@ -56,3 +56,20 @@ func TestNodeKey(t *testing.T) {
 		t.Errorf("a malformed key hash: %v; want it refused", res.Err)
 	}
 }
+
+// A node's own update of its record (Existing) never brings back a node
+// removed while the update was on its way: the removal stands.
+func TestNodeUpdateAfterRemoval(t *testing.T) {
+	f := testFSM(t)
+	mustApply(t, f, &NodeUpsert{Node: Node{ID: "n2", RaftAddr: "10.0.0.2:8300"}, Now: testNow})
+	mustApply(t, f, &NodeUpsert{Node: Node{ID: "n2", RaftAddr: "10.0.0.2:8300", HostNames: []string{"n2.example"}}, Existing: true, Now: testNow})
+	mustApply(t, f, &NodeDelete{ID: "n2"})
+	before := f.State().LatestIndex()
+	res := apply(t, f, &NodeUpsert{Node: Node{ID: "n2", RaftAddr: "10.0.0.2:8300", HostNames: []string{"n2.example"}}, Existing: true, Now: testNow})
+	if !errors.Is(res.Err, ErrNotFound) {
+		t.Fatalf("update of a removed node: %v, want ErrNotFound", res.Err)
+	}
+	if _, n, _ := f.State().NodeByID(nil, "n2"); n != nil || f.State().LatestIndex() != before {
+		t.Fatalf("the removed node is back: %+v", n)
+	}
+}

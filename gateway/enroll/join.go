@@ -112,7 +112,7 @@ func (s *Service) AddNonvoter(ctx context.Context, nodeID string, req *api.Voter
 			return 0, fault.Errorf(http.StatusBadRequest, "address: %v", err)
 		}
 	}
-	if _, err := s.store.Apply(ctx, &raftstore.NodeUpsert{Node: raftstore.Node{ID: nodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, SSHAddr: req.SSHAddr}, Now: s.now().UTC()}); err != nil {
+	if _, err := s.store.Apply(ctx, &raftstore.NodeUpsert{Node: raftstore.Node{ID: nodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, SSHAddr: req.SSHAddr}, Existing: true, Now: s.now().UTC()}); err != nil {
 		return 0, err
 	}
 	return s.store.AddNonvoter(ctx, nodeID, req.RaftAddr)

@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"testing"
@@ -128,6 +129,14 @@ func TestJoinMembership(t *testing.T) {
 	_, err := fx.svc.AddNonvoter(t.Context(), "n3", &api.VoterRequest{RaftAddr: "0.0.0.0:8300", APIAddr: "10.9.0.3:8443"})
 	wantRefusal(t, err, http.StatusBadRequest, "a wildcard cannot be dialled")
 	wantRefusal(t, fx.svc.Promote(t.Context(), "n3"), http.StatusForbidden, `node "n3" is not a member of this cluster`)
+	// The API admits only a recorded node's certificate (as Join records
+	// it); a node removed before its request lands is not brought back.
+	if _, err := fx.svc.AddNonvoter(t.Context(), "n3", &api.VoterRequest{RaftAddr: "10.9.0.3:8300", APIAddr: "10.9.0.3:8443"}); !errors.Is(err, raftstore.ErrNotFound) {
+		t.Fatalf("non-voter of an unrecorded node: %v, want not found", err)
+	}
+	if _, err := fx.store.Apply(t.Context(), &raftstore.NodeUpsert{Node: raftstore.Node{ID: "n3", RaftAddr: "10.9.0.3:8300"}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := fx.svc.AddNonvoter(t.Context(), "n3", &api.VoterRequest{RaftAddr: "10.9.0.3:8300", APIAddr: "10.9.0.3:8443", SSHAddr: "10.9.0.3:2222"}); err != nil {
 		t.Fatal(err)
 	}
