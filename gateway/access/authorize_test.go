@@ -7,18 +7,16 @@ import (
 
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
 // Moved from gateway/jump/policy_test.go with the code they test.
 
-func testState(t *testing.T) *raftstore.FSM {
+func testState(t *testing.T) *raftstoretest.Store {
 	t.Helper()
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := raftstoretest.New(t)
 	now := time.Now()
-	for i, cmd := range []raftstore.Command{
+	s.MustApply(t,
 		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web", Settings: raftstore.ProjectSettings{SharedLogins: []string{"deploy"}}}, Now: now},
 		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "db"}, Now: now},
 		&raftstore.GrantUpsert{Grant: raftstore.Grant{Project: "web", Group: "eng"}, Now: now},
@@ -27,16 +25,8 @@ func testState(t *testing.T) *raftstore.FSM {
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s3", Project: "web", Name: "meta", Addr: "169.254.169.254", SSHPort: 22}, Now: now},
 		&raftstore.UserUpsert{User: raftstore.User{ID: "u1", Login: "alice", UnixName: "alice", Groups: []string{"eng"}}, EnsureGroups: true, Now: now},
 		&raftstore.UserUpsert{User: raftstore.User{ID: "u2", Login: "bob", UnixName: "bob", Groups: []string{"ops"}}, EnsureGroups: true, Now: now},
-	} {
-		buf, err := raftstore.Encode(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res := f.ApplyCommand(uint64(i+1), buf); res.Err != nil {
-			t.Fatalf("%T: %v", cmd, res.Err)
-		}
-	}
-	return f
+	)
+	return s
 }
 
 func TestResolve(t *testing.T) {

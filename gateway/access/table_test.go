@@ -14,14 +14,14 @@ import (
 
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
 // world is a cluster state with every kind of person, grant, server and
 // project policy a decision reads.
 type world struct {
-	t   *testing.T
-	f   *raftstore.FSM
-	idx uint64
+	t *testing.T
+	f *raftstoretest.Store
 	// rule is the node's: targets on loopback, as in the e2e tests, but
 	// never the node's own 127.0.0.1.
 	rule *targetaddr.Rule
@@ -30,22 +30,9 @@ type world struct {
 	now     time.Time
 }
 
-func (w *world) apply(cmds ...raftstore.Command) any {
+func (w *world) apply(cmds ...raftstore.Command) *raftstore.Result {
 	w.t.Helper()
-	var last any
-	for _, c := range cmds {
-		buf, err := raftstore.Encode(c)
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		w.idx++
-		res := w.f.ApplyCommand(w.idx, buf)
-		if res.Err != nil {
-			w.t.Fatalf("%T: %v", c, res.Err)
-		}
-		last = res.Value
-	}
-	return last
+	return w.f.MustApply(w.t, cmds...)
 }
 
 func (w *world) eval() *Evaluator {
@@ -60,12 +47,8 @@ var webPolicy = raftstore.ProjectSettings{SharedLogins: []string{"deploy"}, Allo
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	w := &world{t: t, f: f, now: now,
+	w := &world{t: t, f: raftstoretest.New(t), now: now,
 		rule: &targetaddr.Rule{AllowLoopback: true, Listeners: targetaddr.ParseListeners("127.0.0.1:2222", "127.0.0.1:8443")}}
 	user := func(id, login string, groups ...string) raftstore.Command {
 		return &raftstore.UserUpsert{User: raftstore.User{ID: id, Login: login, UnixName: login, Groups: groups}, EnsureGroups: true, Now: now}
@@ -95,8 +78,11 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.binding = w.apply(&raftstore.BindingUpsert{Binding: raftstore.Binding{Fingerprint: gossh.FingerprintSHA256(key), UserID: "u-alice",
-		PublicKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key))), ExpiresAt: now.Add(time.Hour)}, Now: now}).(*raftstore.Binding)
+	w.binding = new(raftstore.Binding)
+	if err := w.apply(&raftstore.BindingUpsert{Binding: raftstore.Binding{Fingerprint: gossh.FingerprintSHA256(key), UserID: "u-alice",
+		PublicKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key))), ExpiresAt: now.Add(time.Hour)}, Now: now}).Decode(w.binding); err != nil {
+		t.Fatal(err)
+	}
 	return w
 }
 

@@ -15,19 +15,16 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
-// fakeStore is an in-memory stand-in for the replicated store: commands go
-// straight into an FSM. The store itself is proven in raftstore and e2e.
+// fakeStore is the shared in-memory store with the membership of a
+// three-node cluster; the store itself is proven in raftstore and e2e.
 type fakeStore struct {
-	fsm *raftstore.FSM
+	*raftstoretest.Store
 
 	mu        sync.Mutex
-	index     uint64
-	readErr   error // ConsistentRead fails with it
-	stale     bool  // CheckFresh fails
-	failAudit bool  // AuditAppend is refused
-	notLeader bool  // TransferLeadership fails with ErrNotLeader
+	notLeader bool // TransferLeadership fails with ErrNotLeader
 	status    raftstore.Status
 	removed   []string
 	snapshots int
@@ -35,11 +32,7 @@ type fakeStore struct {
 }
 
 func newFakeStore(t testing.TB) *fakeStore {
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fakeStore{fsm: f, status: raftstore.Status{
+	return &fakeStore{Store: raftstoretest.New(t), status: raftstore.Status{
 		NodeID: "n1", State: "Leader", LeaderID: "n1", LeaderAddr: "127.0.0.1:8300", Term: 4,
 		LastIndex: 90, CommitIndex: 90, AppliedIndex: 90, StateDigest: strings.Repeat("ab", 32),
 		Members: []raftstore.Member{
@@ -50,39 +43,18 @@ func newFakeStore(t testing.TB) *fakeStore {
 	}}
 }
 
-func (s *fakeStore) State() *raftstore.State { return s.fsm.State() }
-
-func (s *fakeStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := cmd.(*raftstore.AuditAppend); ok && s.failAudit {
-		return nil, raftstore.ErrNoLeader
+// failAudit makes every audit append fail (no leader) while on.
+func (s *fakeStore) failAudit(on bool) {
+	if !on {
+		s.RefuseApply(nil)
+		return
 	}
-	buf, err := raftstore.Encode(cmd)
-	if err != nil {
-		return nil, err
-	}
-	s.index++
-	res := s.fsm.ApplyCommand(s.index, buf)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return raftstore.NewResult(res.Index, res.Value)
-}
-
-func (s *fakeStore) ConsistentRead(context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.readErr
-}
-
-func (s *fakeStore) CheckFresh() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stale {
-		return raftstore.ErrStaleRead
-	}
-	return nil
+	s.RefuseApply(func(c raftstore.Command) error {
+		if _, ok := c.(*raftstore.AuditAppend); ok {
+			return raftstore.ErrNoLeader
+		}
+		return nil
+	})
 }
 
 func (s *fakeStore) Status() (*raftstore.Status, error) {

@@ -332,7 +332,7 @@ func TestTransferLeadershipOnFollower(t *testing.T) {
 // A change whose audit event cannot be written is reported as a failure.
 func TestUnauditedChangeFails(t *testing.T) {
 	h := newHarness(t)
-	h.store.failAudit = true
+	h.store.failAudit(true)
 	r := h.run("users", "disable", "bob")
 	if r.code != ExitError || !strings.Contains(r.stderr, "the change was made, but its audit event could not be written") {
 		t.Fatal(r)
@@ -343,13 +343,13 @@ func TestUnauditedChangeFails(t *testing.T) {
 // warning that says whether it may be stale.
 func TestReadWithoutLeader(t *testing.T) {
 	h := newHarness(t)
-	h.store.readErr = raftstore.ErrNoLeader
+	h.store.SetReadErr(raftstore.ErrNoLeader)
 	r := h.run("projects", "ls", "-q")
 	if r.code != ExitOK || r.stdout != "db\nempty\nweb\n" || !strings.Contains(r.stderr, "warning: cannot confirm with the leader") ||
 		strings.Contains(r.stderr, "may be stale") {
 		t.Fatal(r)
 	}
-	h.store.stale = true
+	h.store.SetStale(true)
 	r = h.run("projects", "ls", "-q")
 	if r.code != ExitOK || !strings.Contains(r.stderr, "showing this node's copy, which may be stale") {
 		t.Fatal(r)

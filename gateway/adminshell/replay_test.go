@@ -152,16 +152,12 @@ func TestSessionsReplayRefusals(t *testing.T) {
 	}
 
 	// Nobody watches a recording unaudited.
-	h.store.mu.Lock()
-	h.store.failAudit = true
-	h.store.mu.Unlock()
+	h.store.failAudit(true)
 	if r := h.run("sessions", "replay", "sess-cccc3333", "--speed", "0"); r.code != ExitError || r.stdout != "" ||
 		!strings.Contains(r.stderr, "replay refused: its audit event could not be written") {
 		t.Errorf("replay without audit: %s", r)
 	}
-	h.store.mu.Lock()
-	h.store.failAudit = false
-	h.store.mu.Unlock()
+	h.store.failAudit(false)
 
 	recs.err = errors.New("node n2 at 127.0.0.2:8443: connection refused")
 	if r := h.run("sessions", "replay", "sess-cccc3333"); r.code != ExitError || !strings.Contains(r.stderr, "read the recording of session sess-cccc3333 from node n2: node n2 at 127.0.0.2:8443: connection refused") {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -40,17 +41,12 @@ func newUserCA(t *testing.T, kek *ca.KEK, id, project, alg string, state raftsto
 
 // fsm is a raftstore FSM driven without raft, as a log replay would.
 type fsm struct {
-	t     *testing.T
-	f     *raftstore.FSM
-	index uint64
+	t *testing.T
+	f *raftstoretest.Store
 }
 
 func newFSM(t *testing.T) *fsm {
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fsm{t: t, f: f}
+	return &fsm{t: t, f: raftstoretest.New(t)}
 }
 
 func (s *fsm) apply(cmds ...raftstore.Command) {
@@ -59,14 +55,7 @@ func (s *fsm) apply(cmds ...raftstore.Command) {
 		if err := cmd.Validate(); err != nil {
 			s.t.Fatalf("planned command does not validate: %v", err)
 		}
-		buf, err := raftstore.Encode(cmd)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		s.index++
-		if res := s.f.ApplyCommand(s.index, buf); res.Err != nil {
-			s.t.Fatalf("apply: %v", res.Err)
-		}
+		s.f.MustApply(s.t, cmd)
 	}
 }
 

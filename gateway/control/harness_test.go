@@ -13,65 +13,15 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
-// memStore is the replicated store as an in-memory FSM: commands go
-// straight into it. It also plays raft membership.
-type memStore struct {
-	fsm *raftstore.FSM
-
-	mu      sync.Mutex
-	index   uint64
-	members []raftstore.Member
-	removed []string
-}
-
-func newMemStore(t testing.TB) *memStore {
+// newMemStore is the replicated store in memory, its raft configuration two
+// nodes: n1 (this one) and n2.
+func newMemStore(t testing.TB) *raftstoretest.Store {
 	t.Helper()
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &memStore{fsm: f, members: []raftstore.Member{
-		{ID: "n1", RaftAddr: "127.0.0.1:8300"}, {ID: "n2", RaftAddr: "127.0.0.2:8300"},
-	}}
-}
-
-func (s *memStore) State() *raftstore.State              { return s.fsm.State() }
-func (s *memStore) ConsistentRead(context.Context) error { return nil }
-
-func (s *memStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	buf, err := raftstore.Encode(cmd)
-	if err != nil {
-		return nil, err
-	}
-	s.index++
-	res := s.fsm.ApplyCommand(s.index, buf)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return raftstore.NewResult(res.Index, res.Value)
-}
-
-func (s *memStore) Status() (*raftstore.Status, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return &raftstore.Status{NodeID: "n1", Members: append([]raftstore.Member(nil), s.members...)}, nil
-}
-
-func (s *memStore) RemoveServer(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.removed = append(s.removed, id)
-	for i, m := range s.members {
-		if m.ID == id {
-			s.members = append(s.members[:i], s.members[i+1:]...)
-			break
-		}
-	}
-	return nil
+	return raftstoretest.New(t, raftstoretest.WithMembers(
+		raftstore.Member{ID: "n1", RaftAddr: "127.0.0.1:8300"}, raftstore.Member{ID: "n2", RaftAddr: "127.0.0.2:8300"}))
 }
 
 // event is one audit event the recorder was given.
@@ -118,7 +68,7 @@ var testActor = Actor{Name: "alice", Fields: map[string]string{"source": "198.51
 
 type harness struct {
 	t     *testing.T
-	store *memStore
+	store *raftstoretest.Store
 	audit *recorder
 	svc   *Service
 	// bobKey is the fingerprint of bob's bound key.

@@ -343,8 +343,8 @@ func TestChanges(t *testing.T) {
 			})
 		}, typ: EventNodeRemove, fields: map[string]string{"node": "n2", "raft_addr": "127.0.0.2:8300"},
 			check: func(t *testing.T, h *harness) {
-				if !slices.Equal(h.store.removed, []string{"n2"}) {
-					t.Errorf("removed %v", h.store.removed)
+				if calls := h.store.MembershipCalls(); !slices.Equal(calls, []string{"remove n2"}) {
+					t.Errorf("membership calls %q", calls)
 				}
 			}},
 		{name: "ok/node-remove-record-only", do: func(h *harness) error { return h.svc.RemoveNode(ctx, a, "n3", nil) },
@@ -365,8 +365,8 @@ func TestChanges(t *testing.T) {
 		{name: "fail/node-remove-unknown", do: func(h *harness) error { return h.svc.RemoveNode(ctx, a, "n9", nil) },
 			status: http.StatusNotFound, msg: `node "n9" is not a member of this cluster`,
 			check: func(t *testing.T, h *harness) {
-				if len(h.store.removed) != 0 {
-					t.Errorf("removed %v", h.store.removed)
+				if calls := h.store.MembershipCalls(); len(calls) != 0 {
+					t.Errorf("membership calls %q", calls)
 				}
 			}},
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,69 +16,22 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
 // store is one in-memory replica that both surfaces run on: the FSM, a
 // fresh leader, and a raft configuration of two voters.
-type store struct {
-	fsm     *raftstore.FSM
-	mu      sync.Mutex
-	index   uint64
-	members []raftstore.Member
-}
+type store struct{ *raftstoretest.Store }
 
-func (s *store) State() *raftstore.State              { return s.fsm.State() }
-func (s *store) FSM() *raftstore.FSM                  { return s.fsm }
-func (s *store) CheckFresh() error                    { return nil }
-func (s *store) ConsistentRead(context.Context) error { return nil }
-func (s *store) NodeID() string                       { return "n1" }
-func (s *store) IsLeader() bool                       { return true }
-func (s *store) Leader() (string, string)             { return "n1", "127.0.0.1:8300" }
-func (s *store) TransferLeadership() error            { return nil }
-func (s *store) Snapshot() error                      { return nil }
-
-func (s *store) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	buf, err := raftstore.Encode(cmd)
-	if err != nil {
-		return nil, err
-	}
-	s.index++
-	res := s.fsm.ApplyCommand(s.index, buf)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return raftstore.NewResult(res.Index, res.Value)
-}
-
-func (s *store) Status() (*raftstore.Status, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return &raftstore.Status{NodeID: "n1", Members: append([]raftstore.Member(nil), s.members...)}, nil
-}
-
-func (s *store) RemoveServer(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, m := range s.members {
-		if m.ID == id {
-			s.members = append(s.members[:i], s.members[i+1:]...)
-			break
-		}
-	}
-	return nil
-}
+func (store) TransferLeadership() error { return nil }
+func (store) Snapshot() error           { return nil }
 
 const adminSecret = "rps_surfaces-test"
 
 func newStore(t *testing.T) *store {
 	t.Helper()
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &store{fsm: f, members: []raftstore.Member{{ID: "n1", RaftAddr: "127.0.0.1:8300"}, {ID: "n2", RaftAddr: "127.0.0.2:8300"}}}
+	s := &store{raftstoretest.New(t, raftstoretest.WithMembers(
+		raftstore.Member{ID: "n1", RaftAddr: "127.0.0.1:8300"}, raftstore.Member{ID: "n2", RaftAddr: "127.0.0.2:8300"}))}
 	now := time.Now()
 	for _, c := range []raftstore.Command{
 		&raftstore.ServiceTokenCreate{Token: raftstore.ServiceToken{ID: "st-ci", Name: "ci", Hash: api.HashSecret(adminSecret), Role: raftstore.ServiceRoleAdmin, CreatedBy: "test"}, Now: now},

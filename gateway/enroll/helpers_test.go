@@ -24,50 +24,8 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/fault"
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
-
-// memStore is a one-node store over a real FSM, which may or may not lead.
-// Raft membership calls are recorded, not made.
-type memStore struct {
-	fsm    *raftstore.FSM
-	leader bool
-	writes int
-
-	mu         sync.Mutex
-	membership []string // "nonvoter id addr", "voter id addr"
-}
-
-func (s *memStore) IsLeader() bool                           { return s.leader }
-func (s *memStore) State() *raftstore.State                  { return s.fsm.State() }
-func (s *memStore) ConsistentRead(ctx context.Context) error { return ctx.Err() }
-func (s *memStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
-	buf, err := raftstore.Encode(cmd)
-	if err != nil {
-		return nil, err
-	}
-	s.writes++
-	res := s.fsm.ApplyCommand(s.fsm.State().LatestIndex()+1, buf)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return raftstore.NewResult(res.Index, res.Value)
-}
-
-func (s *memStore) AddNonvoter(_ context.Context, id, addr string) (uint64, error) {
-	s.record("nonvoter " + id + " " + addr)
-	return s.fsm.State().LatestIndex(), nil
-}
-
-func (s *memStore) AddVoter(_ context.Context, id, addr string) error {
-	s.record("voter " + id + " " + addr)
-	return nil
-}
-
-func (s *memStore) record(call string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.membership = append(s.membership, call)
-}
 
 // issued is one IssueTLS call.
 type issued struct {
@@ -79,7 +37,7 @@ type issued struct {
 // fakeCertifier issues real TLS certificates from a throwaway cluster CA,
 // stands in fake host certificates, and creates user CAs in the store.
 type fakeCertifier struct {
-	store *memStore
+	store *raftstoretest.Store
 	tca   *ca.TLSCA
 	kek   *ca.KEK
 	// hostCAKey is the target host CA key TargetHostCerts returns.
@@ -93,7 +51,7 @@ type fakeCertifier struct {
 	userCAs   []string
 }
 
-func newFakeCertifier(t *testing.T, store *memStore, now func() time.Time) *fakeCertifier {
+func newFakeCertifier(t *testing.T, store *raftstoretest.Store, now func() time.Time) *fakeCertifier {
 	t.Helper()
 	tca, err := ca.NewTLSCA("c-test", now)
 	if err != nil {
@@ -199,7 +157,7 @@ func (r *recorder) last(typ string) *event {
 // fixture is an enrollment service over a cluster with project web, a
 // node n1 (10.9.0.1, bastion.example.com), and the clock at now.
 type fixture struct {
-	store *memStore
+	store *raftstoretest.Store
 	certs *fakeCertifier
 	audit *recorder
 	svc   *Service
@@ -210,11 +168,7 @@ var testNow = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
 func newFixture(t *testing.T, cfg Config) *fixture {
 	t.Helper()
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fx := &fixture{store: &memStore{fsm: f, leader: true}, audit: &recorder{}, now: testNow}
+	fx := &fixture{store: raftstoretest.New(t), audit: &recorder{}, now: testNow}
 	clock := func() time.Time { return fx.now }
 	fx.certs = newFakeCertifier(t, fx.store, clock)
 	sealed, err := fx.certs.tca.SealKey(fx.certs.kek)
@@ -247,7 +201,7 @@ func (fx *fixture) apply(t *testing.T, cmds ...raftstore.Command) {
 // token creates an enrollment token for project and returns its secret.
 func (fx *fixture) token(t *testing.T, project string, uses int, expires time.Time) string {
 	t.Helper()
-	secret := fmt.Sprintf("rpe_secret-%d-%s", fx.store.writes, project)
+	secret := fmt.Sprintf("rpe_secret-%d-%s", fx.store.Applied(), project)
 	fx.apply(t, &raftstore.TokenCreate{Token: raftstore.Token{Hash: api.HashSecret(secret), Kind: raftstore.TokenEnroll, Project: project,
 		UsesLeft: uses, ExpiresAt: expires}, Now: testNow})
 	return secret

@@ -18,6 +18,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/adminshell"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
 // The admin shell behind a real front door: an x/crypto client signs in
@@ -25,9 +26,7 @@ import (
 
 // shellStore gives the admin shell the in-memory store of the front door,
 // with the raft operations of a one-node cluster.
-type shellStore struct{ *fsmStore }
-
-func (shellStore) ConsistentRead(context.Context) error { return nil }
+type shellStore struct{ *raftstoretest.Store }
 
 func (shellStore) Status() (*raftstore.Status, error) {
 	return &raftstore.Status{NodeID: "n1", State: "Leader", LeaderID: "n1", LeaderAddr: "127.0.0.1:8300", Term: 2,

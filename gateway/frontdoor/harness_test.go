@@ -18,52 +18,8 @@ import (
 
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 	"github.com/rampart-ssh/rampart/gateway/login"
-	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
-
-// fsmStore is an in-memory stand-in for the replicated store: commands go
-// straight into an FSM. The store itself is proven in raftstore and e2e.
-type fsmStore struct {
-	mu    sync.Mutex
-	fsm   *raftstore.FSM
-	index uint64
-	stale bool
-}
-
-func newFSMStore(t testing.TB) *fsmStore {
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fsmStore{fsm: f}
-}
-
-func (s *fsmStore) State() *raftstore.State { return s.fsm.State() }
-
-// WaitApplied: commands are applied synchronously here.
-func (s *fsmStore) WaitApplied(context.Context, uint64) error { return nil }
-
-func (s *fsmStore) CheckFresh() error {
-	if s.stale {
-		return raftstore.ErrStaleRead
-	}
-	return nil
-}
-
-func (s *fsmStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
-	buf, err := raftstore.Encode(cmd)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.index++
-	res := s.fsm.ApplyCommand(s.index, buf)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return raftstore.NewResult(res.Index, res.Value)
-}
 
 type nopAudit struct {
 	mu     sync.Mutex
@@ -155,7 +111,7 @@ func startIdP(t *testing.T, mod func(*devidp.Config)) *testIdP {
 type door struct {
 	srv   *Server
 	addr  string
-	store *fsmStore
+	store *raftstoretest.Store
 	svc   *login.Service
 	audit *nopAudit
 }
@@ -190,7 +146,7 @@ func startDoorTB(t testing.TB, o doorOpts) *door {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := newFSMStore(t)
+	st := raftstoretest.New(t)
 	logger := slog.New(slog.DiscardHandler)
 	if o.logger != nil {
 		logger = o.logger

@@ -243,7 +243,7 @@ func TestStaleReplicaRefusesBoundKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.Close()
-	d.store.stale = true
+	d.store.SetStale(true)
 	c := &client{key: key}
 	if conn, err := c.dial(t, d.addr); err == nil {
 		conn.Close()

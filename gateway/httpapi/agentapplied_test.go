@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,12 +12,22 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
+
+// uncancelledStore applies every write to the end, whatever its context:
+// the handler cancels its applied-index write once it has answered, which a
+// read of the recorded index after the answer must not race.
+type uncancelledStore struct{ *raftstoretest.Store }
+
+func (s uncancelledStore) Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
+	return s.Store.Apply(context.WithoutCancel(ctx), cmd)
+}
 
 // agentStateServer serves the API over an FSM holding project web, its
 // server s1 (machine m1), alice in a group granted to it, and node n1; it
 // returns the store and a GET of s1's state with the given query.
-func agentStateServer(t *testing.T) (*fsmStore, func(query string) (*api.AgentState, int)) {
+func agentStateServer(t *testing.T) (uncancelledStore, func(query string) (*api.AgentState, int)) {
 	t.Helper()
 	now := time.Now()
 	f := applyAll(t,
@@ -26,7 +37,7 @@ func agentStateServer(t *testing.T) (*fsmStore, func(query string) (*api.AgentSt
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", SSHPort: 22, MachineID: "m1"}, Now: now},
 		&raftstore.UserUpsert{User: raftstore.User{ID: "a", Login: "alice", UnixName: "alice", Groups: []string{"eng"}}, EnsureGroups: true, Now: now},
 	)
-	store := &fsmStore{fsm: f}
+	store := uncancelledStore{f}
 	pki := newTestPKI(t)
 	ts := startAgentAPI(t, pki, store, nil)
 	agent := pki.client(ca.RoleAgent, "s1")

@@ -6,7 +6,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -15,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,34 +21,6 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
-
-// fsmStore applies commands straight to an FSM, as a one-node cluster's
-// leader would; methods the events endpoint does not call are left to the
-// nil interface.
-type fsmStore struct {
-	Store
-	mu  sync.Mutex
-	fsm *raftstore.FSM
-}
-
-func (s *fsmStore) State() *raftstore.State            { return s.fsm.State() }
-func (*fsmStore) CheckFresh() error                    { return nil }
-func (*fsmStore) ConsistentRead(context.Context) error { return nil }
-func (s *fsmStore) FSM() *raftstore.FSM                { return s.fsm }
-func (*fsmStore) Status() (*raftstore.Status, error)   { return nil, nil }
-func (s *fsmStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	buf, err := raftstore.Encode(cmd)
-	if err != nil {
-		return nil, err
-	}
-	res := s.fsm.ApplyCommand(s.fsm.State().LatestIndex()+1, buf)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return raftstore.NewResult(res.Index, res.Value)
-}
 
 // testUserCA is project web's user CA in TestAgentEventsEndpoint; its
 // fingerprint is what sshd logs for the certificates it signed.
@@ -84,7 +54,7 @@ func TestAgentEventsEndpoint(t *testing.T) {
 			PublicKey: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(testUserCA))), SealedKey: []byte("sealed"), State: raftstore.CAActive}, Now: now},
 	)
 	pki := newTestPKI(t)
-	srv := New(&fsmStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
+	srv := New(f, nil, slog.New(slog.DiscardHandler))
 	ts := httptest.NewUnstartedServer(srv)
 	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
@@ -256,7 +226,7 @@ func TestAgentEventsFailedLoginsSummarised(t *testing.T) {
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", MachineID: "m1"}, Now: now},
 	)
 	pki := newTestPKI(t)
-	srv := New(&fsmStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
+	srv := New(f, nil, slog.New(slog.DiscardHandler))
 	srv.now = func() time.Time { return now } // no tokens come back during the test
 	ts := httptest.NewUnstartedServer(srv)
 	ts.TLS = pki.serverTLS("n1")

@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,43 +26,8 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
-
-// installStore is a one-node store over an FSM for the install and renewal
-// endpoints; methods they do not call are left to the nil interface. Its
-// replica is always the leader's: ConsistentRead has nothing to wait for.
-type installStore struct {
-	Store
-	fsm *raftstore.FSM
-}
-
-func (s installStore) State() *raftstore.State            { return s.fsm.State() }
-func (installStore) CheckFresh() error                    { return nil }
-func (installStore) ConsistentRead(context.Context) error { return nil }
-func (s installStore) FSM() *raftstore.FSM                { return s.fsm }
-
-func (s installStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
-	return applyTo(s.fsm, cmd)
-}
-
-// fsmApplyMu serializes test applies, as raft applies one entry at a time.
-var fsmApplyMu sync.Mutex
-
-// applyTo applies cmd to f at its next index, as the leader would.
-func applyTo(f *raftstore.FSM, cmd raftstore.Command) (*raftstore.Result, error) {
-	fsmApplyMu.Lock()
-	defer fsmApplyMu.Unlock()
-	buf, err := raftstore.Encode(cmd)
-	if err != nil {
-		return nil, err
-	}
-	idx := f.AppliedIndex() + 1
-	res := f.ApplyCommand(idx, buf)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return raftstore.NewResult(idx, res.Value)
-}
 
 // renewCluster issues renewed certificates with the test CA, as the node's
 // clusterService does with the cluster's.
@@ -126,7 +90,7 @@ func mustKey(t *testing.T, curve elliptic.Curve) *ecdsa.PrivateKey {
 
 // enrolledFSM holds project web and server s1 enrolled from machine m1 with
 // agent key key, then cmds.
-func enrolledFSM(t *testing.T, key crypto.PublicKey, cmds ...raftstore.Command) *raftstore.FSM {
+func enrolledFSM(t *testing.T, key crypto.PublicKey, cmds ...raftstore.Command) *raftstoretest.Store {
 	t.Helper()
 	now := time.Now()
 	return applyAll(t, append([]raftstore.Command{
@@ -278,7 +242,7 @@ func TestAgentRenewEndpoint(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := enrolledFSM(t, retired.Public(), renewedOnce)
 			cluster := &renewCluster{pki: pki}
-			ts := startAgentAPI(t, pki, installStore{fsm: f}, cluster)
+			ts := startAgentAPI(t, pki, f, cluster)
 			body, _ := json.Marshal(api.AgentRenewRequest{PublicKey: tc.body})
 			req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v1/agents/renew", bytes.NewReader(body))
 			req.Header.Set(api.MachineIDHeader, tc.machineID)
@@ -346,7 +310,7 @@ func TestAgentCertificateReplaced(t *testing.T) {
 	k1, k2, k3, k9 := mustKey(t, elliptic.P256()), mustKey(t, elliptic.P256()), mustKey(t, elliptic.P256()), mustKey(t, elliptic.P256())
 	f := enrolledFSM(t, k1.Public())
 	cluster := &renewCluster{pki: pki}
-	ts := startAgentAPI(t, pki, installStore{fsm: f}, cluster)
+	ts := startAgentAPI(t, pki, f, cluster)
 	old := agentClient(t, pki, pki.ca, "s1", k1)
 	expect := func(step string, got agentCall, status int, want string) {
 		t.Helper()
@@ -403,7 +367,7 @@ func TestAgentCertificateReplaced(t *testing.T) {
 
 	// Re-enrollment under the same server id kills every earlier
 	// certificate, the replaced one included.
-	if _, err := applyTo(f, &raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", MachineID: "m1",
+	if _, err := f.Apply(t.Context(), &raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", MachineID: "m1",
 		AgentKeyHash: keyHashOf(t, k9.Public())}, SetAgentKey: true, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -419,32 +383,28 @@ func TestAgentCertificateReplaced(t *testing.T) {
 // laggingStore is a follower that has not applied the leader's latest
 // writes until a ConsistentRead makes it catch up; writes go to the leader.
 type laggingStore struct {
-	Store
-	stale, leader *raftstore.FSM
-	caughtUp      atomic.Bool
-	reads         atomic.Int32
+	*raftstoretest.Store // the leader
+	stale                *raftstoretest.Store
+	caughtUp             atomic.Bool
+	reads                atomic.Int32
 }
 
 func (s *laggingStore) State() *raftstore.State {
 	if s.caughtUp.Load() {
-		return s.leader.State()
+		return s.Store.State()
 	}
 	return s.stale.State()
 }
-func (*laggingStore) CheckFresh() error { return nil }
 func (s *laggingStore) FSM() *raftstore.FSM {
 	if s.caughtUp.Load() {
-		return s.leader
+		return s.Store.FSM()
 	}
-	return s.stale
+	return s.stale.FSM()
 }
 func (s *laggingStore) ConsistentRead(context.Context) error {
 	s.reads.Add(1)
 	s.caughtUp.Store(true)
 	return nil
-}
-func (s *laggingStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
-	return applyTo(s.leader, cmd)
 }
 
 // TestAgentKeyOnLaggingFollower: a node that has not applied a renewal yet
@@ -481,7 +441,7 @@ func TestAgentKeyOnLaggingFollower(t *testing.T) {
 			if tc.name == "ok/current-certificate-needs-no-catch-up" {
 				leader = enrolledFSM(t, k1.Public())
 			}
-			st := &laggingStore{stale: enrolledFSM(t, k1.Public()), leader: leader}
+			st := &laggingStore{Store: leader, stale: enrolledFSM(t, k1.Public())}
 			ts := startAgentAPI(t, pki, st, &renewCluster{pki: pki})
 			got := tc.call(t, ts)
 			if got.status != tc.status || !strings.Contains(got.err, tc.want) {
@@ -495,7 +455,7 @@ func TestAgentKeyOnLaggingFollower(t *testing.T) {
 
 	// The follower admits the replaced certificate (its replica says it is
 	// current), but the leader's compare-and-set refuses the renewal.
-	st := &laggingStore{stale: enrolledFSM(t, k1.Public()), leader: enrolledFSM(t, k1.Public(), renewal)}
+	st := &laggingStore{Store: enrolledFSM(t, k1.Public(), renewal), stale: enrolledFSM(t, k1.Public())}
 	cluster := &renewCluster{pki: pki}
 	ts := startAgentAPI(t, pki, st, cluster)
 	got := renewWith(t, ts, agentClient(t, pki, pki.ca, "s1", k1), k3.Public())
@@ -513,7 +473,7 @@ func TestAgentCertificateExpiresOnKeptAliveConnection(t *testing.T) {
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", MachineID: "m1"}, Now: now},
 	)
 	pki := newTestPKI(t)
-	srv := New(installStore{fsm: f}, &renewCluster{pki: pki}, slog.New(slog.DiscardHandler))
+	srv := New(f, &renewCluster{pki: pki}, slog.New(slog.DiscardHandler))
 	var clock atomic.Pointer[time.Time]
 	clock.Store(&now)
 	srv.now = func() time.Time { return *clock.Load() }

@@ -24,7 +24,7 @@ func TestAgentRequestsRecordLastSeen(t *testing.T) {
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", MachineID: "m1"}, Now: now},
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s2", Project: "web", Name: "web-2", Addr: "10.0.0.2", MachineID: "m2"}, Now: now},
 	)
-	store := &fsmStore{fsm: f}
+	store := f
 	h := New(store, nil, slog.New(slog.DiscardHandler))
 	clock := now
 	h.now = func() time.Time { return clock }

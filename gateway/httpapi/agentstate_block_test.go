@@ -27,7 +27,7 @@ func TestAgentStateWaitsForItsOwnChange(t *testing.T) {
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", SSHPort: 22, MachineID: "m1"}, Now: now},
 		&raftstore.UserUpsert{User: raftstore.User{ID: "a", Login: "alice", UnixName: "alice", Groups: []string{"eng"}}, EnsureGroups: true, Now: now},
 	)
-	store := &fsmStore{fsm: f}
+	store := f
 	pki := newTestPKI(t)
 	handler := New(store, nil, slog.New(slog.DiscardHandler))
 	// waiting fires each time a request has read the state and waits for

@@ -5,24 +5,15 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
-func applyAll(t *testing.T, cmds ...raftstore.Command) *raftstore.FSM {
+// applyAll is a one-node store (n1, the leader) holding cmds.
+func applyAll(t *testing.T, cmds ...raftstore.Command) *raftstoretest.Store {
 	t.Helper()
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, c := range cmds {
-		buf, err := raftstore.Encode(c)
-		if err != nil {
-			t.Fatalf("%T: %v", c, err)
-		}
-		if res := f.ApplyCommand(uint64(i+1), buf); res.Err != nil {
-			t.Fatalf("%T: %v", c, res.Err)
-		}
-	}
-	return f
+	s := raftstoretest.New(t)
+	s.MustApply(t, cmds...)
+	return s
 }
 
 func TestAgentState(t *testing.T) {
@@ -70,13 +61,7 @@ func TestAgentState(t *testing.T) {
 		t.Fatal("personal keys allowed by default")
 	}
 	// The project's personal-keys setting reaches the agent.
-	buf, err := raftstore.Encode(&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web", Settings: raftstore.ProjectSettings{AllowPersonalKeys: true}}, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res := f.ApplyCommand(100, buf); res.Err != nil {
-		t.Fatal(res.Err)
-	}
+	f.MustApply(t, &raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web", Settings: raftstore.ProjectSettings{AllowPersonalKeys: true}}, Now: now})
 	if st, err = agentState(nil, f.State(), "s1", "admin"); err != nil || !st.AllowPersonalKeys {
 		t.Fatalf("after allowing personal keys: %+v, %v", st, err)
 	}

@@ -22,7 +22,7 @@ import (
 )
 
 func TestInstallScript(t *testing.T) {
-	srv := New(installStore{fsm: applyAll(t)}, nil, slog.New(slog.DiscardHandler))
+	srv := New(applyAll(t), nil, slog.New(slog.DiscardHandler))
 	rec := httptest.NewRecorder()
 	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/install.sh", nil))
 	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/x-shellscript") {
@@ -78,7 +78,7 @@ func TestTLSCAEndpoint(t *testing.T) {
 		{"fail/not-initialised", nil, 503, "not initialised"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := New(installStore{fsm: applyAll(t, tc.cmds...)}, nil, slog.New(slog.DiscardHandler))
+			srv := New(applyAll(t, tc.cmds...), nil, slog.New(slog.DiscardHandler))
 			rec := httptest.NewRecorder()
 			srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/ca/tls", nil))
 			if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.want) {
@@ -127,11 +127,11 @@ func TestAgentBinaryEndpoint(t *testing.T) {
 
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	srv := New(installStore{fsm: applyAll(t)}, nil, logger)
+	srv := New(applyAll(t), nil, logger)
 	srv.SetAgentBinaryDir(dir)
-	plainSrv := New(installStore{fsm: applyAll(t)}, nil, logger)
+	plainSrv := New(applyAll(t), nil, logger)
 	plainSrv.SetAgentBinaryDir(plainDir)
-	emptySrv := New(installStore{fsm: applyAll(t)}, nil, logger)
+	emptySrv := New(applyAll(t), nil, logger)
 	emptySrv.SetAgentBinaryDir(t.TempDir())
 
 	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
 // shortTimeouts make the server's timeouts visible in a test's time.
@@ -44,7 +44,7 @@ func servePlain(t *testing.T, h *Server, to Timeouts) string {
 // slowly (here: one byte, then nothing) is cut off by the read timeout,
 // instead of holding the connection for as long as it likes.
 func TestSlowRequestBodyIsCutOff(t *testing.T) {
-	h := New(&fsmStore{fsm: applyAll(t)}, nil, slog.New(slog.DiscardHandler))
+	h := New(applyAll(t), nil, slog.New(slog.DiscardHandler))
 	addr := servePlain(t, h, shortTimeouts)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -80,7 +80,7 @@ func TestLongPollOutlivesServerTimeouts(t *testing.T) {
 		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: now},
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", SSHPort: 22, MachineID: "m1"}, Now: now},
 	)
-	h := New(&fsmStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
+	h := New(f, nil, slog.New(slog.DiscardHandler))
 	pki := newTestPKI(t)
 	ts := httptest.NewUnstartedServer(h)
 	ts.Config = h.HTTPServer(nil, shortTimeouts, nil)
@@ -117,37 +117,21 @@ func TestLongPollOutlivesServerTimeouts(t *testing.T) {
 	}
 }
 
-// adminStore is a one-node store with an admin service token and a raft
-// configuration of the given members; it records the nodes taken out of
-// raft.
-type adminStore struct {
-	fsmStore
-	members []raftstore.Member
-	removed []string
-}
-
-func (s *adminStore) Status() (*raftstore.Status, error) {
-	return &raftstore.Status{NodeID: "n1", Members: s.members}, nil
-}
-
-func (s *adminStore) RemoveServer(_ context.Context, id string) error {
-	s.removed = append(s.removed, id)
-	return nil
-}
-
 const testAdminSecret = "rps_test-admin-secret"
 
-// newAdminAPI is the API over an adminStore, its changes made by a
+// newAdminAPI is the API over a one-node store with an admin service token
+// and a raft configuration of n1 and n2, its changes made by a
 // control.Service that can remove nodes and that registers servers under
 // rule.
-func newAdminAPI(t *testing.T) (*httptest.Server, *Server, *adminStore) {
+func newAdminAPI(t *testing.T) (*httptest.Server, *Server, *raftstoretest.Store) {
 	t.Helper()
 	now := time.Now()
-	f := applyAll(t,
+	st := raftstoretest.New(t, raftstoretest.WithMembers(
+		raftstore.Member{ID: "n1", RaftAddr: "127.0.0.1:8300"}, raftstore.Member{ID: "n2", RaftAddr: "127.0.0.2:8300"}))
+	st.MustApply(t,
 		&raftstore.ServiceTokenCreate{Token: raftstore.ServiceToken{ID: "st-1", Name: "ci", Hash: api.HashSecret(testAdminSecret), Role: raftstore.ServiceRoleAdmin, CreatedBy: "test"}, Now: now},
 		&raftstore.NodeUpsert{Node: raftstore.Node{ID: "n3", RaftAddr: "127.0.0.3:8300", APIAddr: "127.0.0.3:8443"}, Now: now},
 	)
-	st := &adminStore{fsmStore: fsmStore{fsm: f}, members: []raftstore.Member{{ID: "n1", RaftAddr: "127.0.0.1:8300"}, {ID: "n2", RaftAddr: "127.0.0.2:8300"}}}
 	h := New(st, nil, slog.New(slog.DiscardHandler))
 	h.SetControl(newControl(st, targetaddr.Rule{}))
 	ts := httptest.NewServer(h)
@@ -157,7 +141,7 @@ func newAdminAPI(t *testing.T) (*httptest.Server, *Server, *adminStore) {
 
 // newControl is the admin service over st, auditing through it, with the
 // target rule rule.
-func newControl(st *adminStore, rule targetaddr.Rule) *control.Service {
+func newControl(st *raftstoretest.Store, rule targetaddr.Rule) *control.Service {
 	return control.New(control.Deps{Store: st, Members: st, Auditor: control.StoreAuditor{Store: st}, Targets: rule})
 }
 
@@ -277,8 +261,8 @@ func TestRemoveMember(t *testing.T) {
 			t.Errorf("DELETE %s: HTTP %d (%s), want %d", tc.id, got, strings.TrimSpace(body), tc.want)
 		}
 	}
-	if strings.Join(st.removed, ",") != "n2,n3" {
-		t.Errorf("removed %v, want n2 (a raft member) and n3 (in the nodes table)", st.removed)
+	if calls := st.MembershipCalls(); strings.Join(calls, ",") != "remove n2,remove n3" {
+		t.Errorf("membership calls %q, want the removal of n2 (a raft member) and n3 (in the nodes table)", calls)
 	}
 	if _, n, _ := st.State().NodeByID(nil, "n3"); n != nil {
 		t.Errorf("node n3 is still in the nodes table: %+v", n)
@@ -295,7 +279,7 @@ func TestFailedAuthenticationSparesValidCertificates(t *testing.T) {
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "10.0.0.1", MachineID: "m1"}, Now: now},
 	)
 	pki := newTestPKI(t)
-	ts := startAgentAPI(t, pki, &fsmStore{fsm: f}, nil)
+	ts := startAgentAPI(t, pki, f, nil)
 	get := func(client *http.Client) int {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/agents/state", nil)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -20,17 +19,6 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
-
-// recStore is the store of node n1 for the recordings endpoint; methods the
-// endpoint does not call are left to the nil interface.
-type recStore struct {
-	Store
-	fsm *raftstore.FSM
-}
-
-func (s recStore) State() *raftstore.State            { return s.fsm.State() }
-func (recStore) ConsistentRead(context.Context) error { return nil }
-func (recStore) NodeID() string                       { return "n1" }
 
 // memRecordings serves files by recorded path; a path with ".." fails as the
 // node's own check does.
@@ -136,7 +124,7 @@ func TestInternalRecordings(t *testing.T) {
 		open("s-evil", "n1"), closed("s-evil", "../../etc/shadow.cast"),
 	)
 	pki := newTestPKI(t)
-	srv := New(recStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
+	srv := New(f, nil, slog.New(slog.DiscardHandler))
 	srv.SetRecordings(memRecordings{"2026-03-01/s-ok.cast": "{\"version\":2}\n[0.1,\"o\",\"hi\"]\n"})
 	ts := httptest.NewUnstartedServer(srv)
 	ts.TLS = pki.serverTLS("n1")
@@ -191,7 +179,7 @@ func TestInternalRecordings(t *testing.T) {
 // Without SetRecordings the endpoint does not exist.
 func TestInternalRecordingsNotServed(t *testing.T) {
 	f := applyAll(t)
-	srv := New(recStore{fsm: f}, nil, slog.New(slog.DiscardHandler))
+	srv := New(f, nil, slog.New(slog.DiscardHandler))
 	rec := httptest.NewRecorder()
 	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/internal/recordings/s-ok", nil))
 	if rec.Code != http.StatusNotFound {

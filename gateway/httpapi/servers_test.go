@@ -15,6 +15,7 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
 // PUT /v1/servers/{id} on an enrolled server edits what an administrator
@@ -82,7 +83,7 @@ func TestPutServerTargetRule(t *testing.T) {
 		{"ok/wildcard-listener-other-port", targetaddr.Rule{Listeners: targetaddr.ParseListeners("0.0.0.0:2222"), LocalAddrs: machine}, "10.0.0.5", 22, http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h.SetControl(newControl(h.store.(*adminStore), tc.rule))
+			h.SetControl(newControl(h.store.(*raftstoretest.Store), tc.rule))
 			b, _ := json.Marshal(api.Server{Project: "web", Name: "db-1", Addr: tc.addr, SSHPort: tc.port})
 			if code, body := do(t, http.MethodPut, ts.URL+"/v1/servers/db-1", "Bearer "+testAdminSecret, string(b)); code != tc.want {
 				t.Fatalf("HTTP %d %s, want %d", code, strings.TrimSpace(body), tc.want)

@@ -98,7 +98,7 @@ func TestUserCAKeys(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cluster := &caCluster{}
-			ts := startAgentAPI(t, pki, installStore{fsm: f}, cluster)
+			ts := startAgentAPI(t, pki, f, cluster)
 			req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/ca/user/"+tc.project, nil)
 			if tc.bearer != "" {
 				req.Header.Set("Authorization", "Bearer "+tc.bearer)

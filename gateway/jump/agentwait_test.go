@@ -15,69 +15,29 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
-
-// fsmStore is the replicated store as the proxy sees it, over an FSM that
-// applies commands at once.
-type fsmStore struct {
-	mu  sync.Mutex
-	fsm *raftstore.FSM
-}
-
-func (s *fsmStore) State() *raftstore.State { return s.fsm.State() }
-func (s *fsmStore) FSM() *raftstore.FSM     { return s.fsm }
-func (*fsmStore) CheckFresh() error         { return nil }
-func (s *fsmStore) Apply(_ context.Context, cmd raftstore.Command) (*raftstore.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	buf, err := raftstore.Encode(cmd)
-	if err != nil {
-		return nil, err
-	}
-	res := s.fsm.ApplyCommand(s.fsm.AppliedIndex()+1, buf)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return raftstore.NewResult(res.Index, res.Value)
-}
-
-func (s *fsmStore) mustApply(t *testing.T, cmds ...raftstore.Command) uint64 {
-	t.Helper()
-	var idx uint64
-	for _, c := range cmds {
-		res, err := s.Apply(context.Background(), c)
-		if err != nil {
-			t.Fatalf("%T: %v", c, err)
-		}
-		idx = res.Index
-	}
-	return idx
-}
 
 // waitEnv is project web granted to eng, its server web-1 (s1, enrolled by
 // an agent) and hand-registered web-2 (s2), and alice in eng; the agent of
 // web-1 has applied the state of the index just before alice's creation.
 type waitEnv struct {
-	store  *fsmStore
+	store  *raftstoretest.Store
 	before uint64 // applied by web-1's agent
 }
 
 func newWaitEnv(t *testing.T) *waitEnv {
 	t.Helper()
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &waitEnv{store: &fsmStore{fsm: f}}
+	e := &waitEnv{store: raftstoretest.New(t)}
 	now := time.Now()
-	e.before = e.store.mustApply(t,
+	e.before = e.store.MustApply(t,
 		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: now},
 		&raftstore.GrantUpsert{Grant: raftstore.Grant{Project: "web", Group: "eng"}, Now: now},
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s1", Project: "web", Name: "web-1", Addr: "127.0.0.31", SSHPort: 22, EnrollMethod: raftstore.EnrollToken}, Now: now},
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s2", Project: "web", Name: "web-2", Addr: "127.0.0.32", SSHPort: 22, EnrollMethod: raftstore.EnrollManual}, Now: now},
-	)
-	e.store.mustApply(t, &raftstore.AgentAppliedSet{ServerID: "s1", Index: e.before}, &raftstore.AgentAppliedSet{ServerID: "s2", Index: e.before})
-	e.store.mustApply(t, &raftstore.UserUpsert{User: raftstore.User{ID: "u1", Login: "alice", UnixName: "alice", Groups: []string{"eng"}}, EnsureGroups: true, Now: now})
+	).Index
+	e.store.MustApply(t, &raftstore.AgentAppliedSet{ServerID: "s1", Index: e.before}, &raftstore.AgentAppliedSet{ServerID: "s2", Index: e.before})
+	e.store.MustApply(t, &raftstore.UserUpsert{User: raftstore.User{ID: "u1", Login: "alice", UnixName: "alice", Groups: []string{"eng"}}, EnsureGroups: true, Now: now})
 	return e
 }
 
@@ -129,12 +89,12 @@ func TestAwaitAgent(t *testing.T) {
 				e.catchUp(t)
 				// Joining a group web does not grant, and a new email,
 				// change nothing on web-1: its agent is not woken for them.
-				e.store.mustApply(t, &raftstore.UserUpsert{User: raftstore.User{ID: "u1", Login: "alice", Email: "a@x", UnixName: "alice", Groups: []string{"eng", "sales"}}, EnsureGroups: true, Now: time.Now()})
+				e.store.MustApply(t, &raftstore.UserUpsert{User: raftstore.User{ID: "u1", Login: "alice", Email: "a@x", UnixName: "alice", Groups: []string{"eng", "sales"}}, EnsureGroups: true, Now: time.Now()})
 			}},
 		{name: "fail/re-enabled-waits-again", server: "s1", login: "alice", wait: 300 * time.Millisecond, wantTold: true, wantErr: ErrAgentBehind,
 			before: func(t *testing.T, e *waitEnv) {
 				e.catchUp(t)
-				e.store.mustApply(t, &raftstore.UserSetStatus{ID: "u1", Status: raftstore.UserDisabled, Now: time.Now()},
+				e.store.MustApply(t, &raftstore.UserSetStatus{ID: "u1", Status: raftstore.UserDisabled, Now: time.Now()},
 					&raftstore.UserSetStatus{ID: "u1", Status: raftstore.UserActive, Now: time.Now()})
 			}},
 		{name: "ok/server-without-agent", server: "s2", login: "alice", wait: time.Minute},
@@ -182,7 +142,7 @@ func TestAwaitAgent(t *testing.T) {
 // catchUp has web-1's agent report the newest index.
 func (e *waitEnv) catchUp(t *testing.T) {
 	t.Helper()
-	e.store.mustApply(t, &raftstore.AgentAppliedSet{ServerID: "s1", Index: e.store.fsm.AppliedIndex()})
+	e.store.MustApply(t, &raftstore.AgentAppliedSet{ServerID: "s1", Index: e.store.FSM().AppliedIndex()})
 }
 
 // fakeMinter gives the inner server a host key; nothing else is used by a

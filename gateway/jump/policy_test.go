@@ -9,16 +9,14 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
-func testState(t *testing.T) *raftstore.FSM {
+func testState(t *testing.T) *raftstoretest.Store {
 	t.Helper()
-	f, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := raftstoretest.New(t)
 	now := time.Now()
-	for i, cmd := range []raftstore.Command{
+	s.MustApply(t,
 		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web", Settings: raftstore.ProjectSettings{SharedLogins: []string{"deploy"}}}, Now: now},
 		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "db"}, Now: now},
 		&raftstore.GrantUpsert{Grant: raftstore.Grant{Project: "web", Group: "eng"}, Now: now},
@@ -27,16 +25,8 @@ func testState(t *testing.T) *raftstore.FSM {
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s3", Project: "web", Name: "meta", Addr: "169.254.169.254", SSHPort: 22}, Now: now},
 		&raftstore.UserUpsert{User: raftstore.User{ID: "u1", Login: "alice", UnixName: "alice", Groups: []string{"eng"}}, EnsureGroups: true, Now: now},
 		&raftstore.UserUpsert{User: raftstore.User{ID: "u2", Login: "bob", UnixName: "bob", Groups: []string{"ops"}}, EnsureGroups: true, Now: now},
-	} {
-		buf, err := raftstore.Encode(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res := f.ApplyCommand(uint64(i+1), buf); res.Err != nil {
-			t.Fatalf("%T: %v", cmd, res.Err)
-		}
-	}
-	return f
+	)
+	return s
 }
 
 func TestStricter(t *testing.T) {
@@ -84,23 +74,17 @@ func TestBindingRevoked(t *testing.T) {
 	fp := gossh.FingerprintSHA256(key)
 	line := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(key)))
 	now := time.Now()
-	idx := uint64(100)
-	apply := func(cmd raftstore.Command) *raftstore.Binding {
+	apply := func(cmd raftstore.Command) *raftstore.Result {
 		t.Helper()
-		buf, err := raftstore.Encode(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		idx++
-		res := f.ApplyCommand(idx, buf)
-		if res.Err != nil {
-			t.Fatalf("%T: %v", cmd, res.Err)
-		}
-		b, _ := res.Value.(*raftstore.Binding)
-		return b
+		return f.MustApply(t, cmd)
 	}
 	bind := func(user string) *raftstore.Binding {
-		return apply(&raftstore.BindingUpsert{Binding: raftstore.Binding{Fingerprint: fp, UserID: user, PublicKey: line, ExpiresAt: now.Add(time.Hour)}, Now: now})
+		t.Helper()
+		var b raftstore.Binding
+		if err := apply(&raftstore.BindingUpsert{Binding: raftstore.Binding{Fingerprint: fp, UserID: user, PublicKey: line, ExpiresAt: now.Add(time.Hour)}, Now: now}).Decode(&b); err != nil {
+			t.Fatal(err)
+		}
+		return &b
 	}
 	first := bind("u1")
 	signedIn := Identity{UserID: "u1", Binding: fp, BindingIndex: first.CreateIndex}

@@ -6,6 +6,7 @@ package raftstoretest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -14,10 +15,13 @@ import (
 
 // Store has the methods of *raftstore.Store that services above it use
 // (Apply, State, FSM, CheckFresh, ConsistentRead, WaitApplied, NodeID,
-// IsLeader, Leader, Status), over one FSM. It is one node of a one-node
-// cluster that leads unless told otherwise; the store itself is proven in
-// raftstore and e2e. A test that needs more of the cluster (membership,
-// leadership transfer, snapshots) embeds it and adds those methods.
+// IsLeader, Leader, Status, AddNonvoter, AddVoter, RemoveServer), over one
+// FSM. It is one node of a cluster that leads unless told otherwise: the
+// raft configuration is this node alone unless WithMembers sets it, and
+// membership calls change that configuration and are recorded, nothing more.
+// The store itself is proven in raftstore and e2e. A test that needs more of
+// the cluster (leadership transfer, snapshots) embeds it and adds those
+// methods.
 //
 // Writes are serialised, as raft serialises them; it is safe for concurrent
 // use.
@@ -33,6 +37,8 @@ type Store struct {
 	refuse   func(raftstore.Command) error
 	applied  int
 	refusals int
+	members  []raftstore.Member // the raft configuration; nil until New ends
+	calls    []string           // membership calls, in order
 }
 
 // Option configures a Store made by New.
@@ -45,6 +51,13 @@ func WithNodeID(id string) Option { return func(s *Store) { s.nodeID = id } }
 // "127.0.0.1:8300").
 func WithRaftAddr(addr string) Option { return func(s *Store) { s.raftAddr = addr } }
 
+// WithMembers sets the raft configuration (default: this node alone, a
+// voter). Status reports it; Leader and the addresses of a node in the state
+// are filled in as the real store fills them.
+func WithMembers(ms ...raftstore.Member) Option {
+	return func(s *Store) { s.members = append([]raftstore.Member{}, ms...) }
+}
+
 // New returns a Store over an empty state: node "n1", the leader, fresh.
 func New(t testing.TB, opts ...Option) *Store {
 	t.Helper()
@@ -55,6 +68,9 @@ func New(t testing.TB, opts ...Option) *Store {
 	s := &Store{fsm: f, nodeID: "n1", raftAddr: "127.0.0.1:8300", leader: true}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.members == nil {
+		s.members = []raftstore.Member{{ID: s.nodeID, RaftAddr: s.raftAddr, Voter: true}}
 	}
 	return s
 }
@@ -206,8 +222,8 @@ func (s *Store) Leader() (id, addr string) {
 	return s.nodeID, s.raftAddr
 }
 
-// Status is a one-node cluster's status: this node, its raft state, the
-// leader, the applied index for every index, and the state's digest.
+// Status is this node's view: its raft state, the leader, the applied index
+// for every index, the state's digest and the raft configuration.
 func (s *Store) Status() (*raftstore.Status, error) {
 	id, addr := s.Leader()
 	st := s.State()
@@ -222,10 +238,74 @@ func (s *Store) Status() (*raftstore.Status, error) {
 		state = "Leader"
 	}
 	idx := s.fsm.AppliedIndex()
-	m := raftstore.Member{ID: s.nodeID, RaftAddr: s.raftAddr, Voter: true, Leader: s.leader}
-	if _, n, err := st.NodeByID(nil, s.nodeID); err == nil && n != nil {
-		m.APIAddr, m.SSHAddr = n.APIAddr, n.SSHAddr
+	ms := make([]raftstore.Member, len(s.members))
+	for i, m := range s.members {
+		m.Leader = id != "" && m.ID == id
+		if _, n, err := st.NodeByID(nil, m.ID); err == nil && n != nil {
+			m.APIAddr, m.SSHAddr = n.APIAddr, n.SSHAddr
+		}
+		ms[i] = m
 	}
 	return &raftstore.Status{NodeID: s.nodeID, State: state, LeaderID: id, LeaderAddr: addr,
-		LastIndex: idx, CommitIndex: idx, AppliedIndex: idx, StateDigest: digest, Members: []raftstore.Member{m}}, nil
+		LastIndex: idx, CommitIndex: idx, AppliedIndex: idx, StateDigest: digest, Members: ms}, nil
+}
+
+// AddNonvoter adds node id at addr to the configuration as a non-voter (a
+// voter stays one), records "nonvoter id addr", and returns the last applied
+// index: here the configuration change is at no index of its own.
+func (s *Store) AddNonvoter(ctx context.Context, id, addr string) (uint64, error) {
+	if err := s.member(ctx, "nonvoter", id, addr, false); err != nil {
+		return 0, err
+	}
+	return s.fsm.AppliedIndex(), nil
+}
+
+// AddVoter adds node id at addr to the configuration as a voter, or promotes
+// it, and records "voter id addr".
+func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
+	return s.member(ctx, "voter", id, addr, true)
+}
+
+// RemoveServer removes node id from the configuration (an id not in it is no
+// change, as in raft) and records "remove id".
+func (s *Store) RemoveServer(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if id == "" {
+		return fmt.Errorf("%w: node id is required", raftstore.ErrInvalid)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, "remove "+id)
+	s.members = slices.DeleteFunc(s.members, func(m raftstore.Member) bool { return m.ID == id })
+	return nil
+}
+
+func (s *Store) member(ctx context.Context, call, id, addr string, voter bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if id == "" || addr == "" {
+		return fmt.Errorf("%w: node id and address are required", raftstore.ErrInvalid)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, call+" "+id+" "+addr)
+	for i, m := range s.members {
+		if m.ID == id {
+			s.members[i].RaftAddr, s.members[i].Voter = addr, m.Voter || voter
+			return nil
+		}
+	}
+	s.members = append(s.members, raftstore.Member{ID: id, RaftAddr: addr, Voter: voter})
+	return nil
+}
+
+// MembershipCalls returns the membership calls made, in order: "nonvoter id
+// addr", "voter id addr", "remove id".
+func (s *Store) MembershipCalls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
 }

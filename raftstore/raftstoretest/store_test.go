@@ -3,6 +3,7 @@ package raftstoretest_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -118,5 +119,87 @@ func TestConcurrentApply(t *testing.T) {
 	wg.Wait()
 	if _, ps, err := s.State().Projects(nil); err != nil || len(ps) != 16 || s.FSM().AppliedIndex() != 16 {
 		t.Fatalf("%d projects at index %d, %v", len(ps), s.FSM().AppliedIndex(), err)
+	}
+}
+
+// Membership calls change the configuration Status reports, and are recorded.
+func TestMembership(t *testing.T) {
+	s := raftstoretest.New(t, raftstoretest.WithMembers(
+		raftstore.Member{ID: "n1", RaftAddr: "127.0.0.1:8300", Voter: true},
+		raftstore.Member{ID: "n2", RaftAddr: "127.0.0.2:8300", Voter: true},
+	))
+	s.MustApply(t, &raftstore.NodeUpsert{Node: raftstore.Node{ID: "n2", RaftAddr: "127.0.0.2:8300", APIAddr: "127.0.0.2:8443", SSHAddr: "127.0.0.2:2222"}, Now: now})
+	members := func() []raftstore.Member {
+		t.Helper()
+		st, err := s.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Members
+	}
+	want := []raftstore.Member{
+		{ID: "n1", RaftAddr: "127.0.0.1:8300", Voter: true, Leader: true},
+		{ID: "n2", RaftAddr: "127.0.0.2:8300", APIAddr: "127.0.0.2:8443", SSHAddr: "127.0.0.2:2222", Voter: true},
+	}
+	if got := members(); !slices.Equal(got, want) {
+		t.Fatalf("members %+v, want %+v", got, want)
+	}
+
+	idx, err := s.AddNonvoter(t.Context(), "n3", "127.0.0.3:8300")
+	if err != nil || idx != s.FSM().AppliedIndex() {
+		t.Fatalf("AddNonvoter = %d, %v; want %d", idx, err, s.FSM().AppliedIndex())
+	}
+	if got := members(); len(got) != 3 || got[2] != (raftstore.Member{ID: "n3", RaftAddr: "127.0.0.3:8300"}) {
+		t.Fatalf("after AddNonvoter: %+v", got)
+	}
+	if err := s.AddVoter(t.Context(), "n3", "127.0.0.3:8300"); err != nil {
+		t.Fatal(err)
+	}
+	// A voter added again as a non-voter stays a voter.
+	if _, err := s.AddNonvoter(t.Context(), "n3", "127.0.0.3:8300"); err != nil {
+		t.Fatal(err)
+	}
+	if got := members(); len(got) != 3 || !got[2].Voter {
+		t.Fatalf("after AddVoter: %+v", got)
+	}
+	if err := s.RemoveServer(t.Context(), "n2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveServer(t.Context(), "n9"); err != nil {
+		t.Fatalf("removing a node not in the configuration: %v", err)
+	}
+	if got := members(); len(got) != 2 || got[0].ID != "n1" || got[1].ID != "n3" {
+		t.Fatalf("after RemoveServer: %+v", got)
+	}
+	calls := []string{"nonvoter n3 127.0.0.3:8300", "voter n3 127.0.0.3:8300", "nonvoter n3 127.0.0.3:8300", "remove n2", "remove n9"}
+	if got := s.MembershipCalls(); !slices.Equal(got, calls) {
+		t.Fatalf("calls %q, want %q", got, calls)
+	}
+
+	// Refused without an id or address, and not recorded.
+	if _, err := s.AddNonvoter(t.Context(), "n4", ""); !errors.Is(err, raftstore.ErrInvalid) {
+		t.Fatalf("AddNonvoter without an address: %v", err)
+	}
+	if err := s.AddVoter(t.Context(), "", "127.0.0.4:8300"); !errors.Is(err, raftstore.ErrInvalid) {
+		t.Fatalf("AddVoter without an id: %v", err)
+	}
+	if err := s.RemoveServer(t.Context(), ""); !errors.Is(err, raftstore.ErrInvalid) {
+		t.Fatalf("RemoveServer without an id: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.RemoveServer(ctx, "n3"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("RemoveServer with a cancelled context: %v", err)
+	}
+	if got := s.MembershipCalls(); len(got) != len(calls) {
+		t.Fatalf("refused calls recorded: %q", got)
+	}
+
+	// A follower knows no leader: no member is marked as one.
+	s.SetLeader(false)
+	for _, m := range members() {
+		if m.Leader {
+			t.Fatalf("follower reports leader %+v", m)
+		}
 	}
 }

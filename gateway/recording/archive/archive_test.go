@@ -21,19 +21,8 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
 	"github.com/rampart-ssh/rampart/gateway/recording"
 	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
-
-// apiStore is what the recordings endpoint of node id reads; the methods it
-// does not call are left to the nil interface.
-type apiStore struct {
-	httpapi.Store
-	fsm *raftstore.FSM
-	id  string
-}
-
-func (s apiStore) State() *raftstore.State            { return s.fsm.State() }
-func (apiStore) ConsistentRead(context.Context) error { return nil }
-func (s apiStore) NodeID() string                     { return s.id }
 
 func nodeTLSFor(t *testing.T, tca *ca.TLSCA, id string) *ca.NodeTLS {
 	t.Helper()
@@ -74,21 +63,11 @@ func TestRecordingFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsm, err := raftstore.NewFSM(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var index uint64
+	// The cluster's state, as node n2 (whose API serves it) holds it.
+	fsm := raftstoretest.New(t, raftstoretest.WithNodeID("n2"))
 	apply := func(cmd raftstore.Command) {
 		t.Helper()
-		buf, err := raftstore.Encode(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		index++
-		if res := fsm.ApplyCommand(index, buf); res.Err != nil {
-			t.Fatalf("%T: %v", cmd, res.Err)
-		}
+		fsm.MustApply(t, cmd)
 	}
 	now := time.Now().UTC()
 	session := func(id, node, path string) *raftstore.Session {
@@ -111,7 +90,7 @@ func TestRecordingFiles(t *testing.T) {
 
 	// n2 serves its recordings through the real endpoint.
 	n2TLS := nodeTLSFor(t, tca, "n2")
-	api2 := httpapi.New(apiStore{fsm: fsm, id: "n2"}, nil, slog.New(slog.DiscardHandler))
+	api2 := httpapi.New(fsm, nil, slog.New(slog.DiscardHandler))
 	api2.SetRecordings(New(Config{NodeID: "n2", Dir: dir2, Store: fsm, TLS: n2TLS.RaftClient}))
 	ts := httptest.NewUnstartedServer(api2)
 	// httptest adds a certificate of its own to a configuration without
