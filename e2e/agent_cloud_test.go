@@ -42,7 +42,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/cloudid/cloudidtest"
 )
 
@@ -66,9 +65,9 @@ func serveOn(t testing.TB, ip string, h http.Handler) string {
 // pinOf is the pin of a CA certificate in PEM.
 func pinOf(t testing.TB, caPEM []byte) string {
 	t.Helper()
-	cert, err := ca.ParseCertPEM(caPEM)
+	cert, err := api.ParseCertPEM(caPEM)
 	fatalIf(t, err, "cluster CA")
-	return ca.Pin(cert)
+	return api.Pin(cert)
 }
 
 // cloudAgent is the cloud part of an agent's configuration.

@@ -25,13 +25,12 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 )
 
 // readAgentCert parses the agent's certificate in the target's data dir.
 func readAgentCert(t testing.TB, tg *Target) *x509.Certificate {
 	t.Helper()
-	cert, err := ca.ParseCertPEM(mustRead(t, tg.Path(agentDataDir+"/agent.crt")))
+	cert, err := api.ParseCertPEM(mustRead(t, tg.Path(agentDataDir+"/agent.crt")))
 	fatalIf(t, err, "agent.crt")
 	return cert
 }
@@ -129,7 +128,7 @@ func TestAgentRenewsCertificate(t *testing.T) {
 		ServerID string `json:"server_id"`
 	}
 	fatalIf(t, json.Unmarshal(mustRead(t, tg.Path(agentDataDir+"/identity.json")), &ident), "identity.json")
-	if role, id, _ := ca.Identity(second); role != ca.RoleAgent || id != ident.ServerID {
+	if role, id, _ := api.Identity(second); role != api.RoleAgent || id != ident.ServerID {
 		t.Errorf("the renewed certificate names %s %s, want agent %s", role, id, ident.ServerID)
 	}
 	if !strings.Contains(string(mustRead(t, ag.log)), "renewed the agent certificate") {

@@ -32,7 +32,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 )
 
 // servedHostCert is the host certificate the sshd at addr presents.
@@ -220,7 +219,7 @@ func TestClusterNodeCertRenewal(t *testing.T) {
 	for _, n := range c.Nodes {
 		pair, err := n.Certificate()
 		fatalIf(t, err, n.ID+" certificate")
-		leaf, err := ca.ParseCertPEM(mustRead(t, n.DataDir+"/tls/node.crt"))
+		leaf, err := api.ParseCertPEM(mustRead(t, n.DataDir+"/tls/node.crt"))
 		fatalIf(t, err)
 		pair.Leaf = leaf
 		first[n.ID] = &pair
@@ -255,7 +254,7 @@ func TestClusterNodeCertRenewal(t *testing.T) {
 			if s.Leaf.SerialNumber.Cmp(first[n.ID].Leaf.SerialNumber) == 0 {
 				return fmt.Errorf("%s still serves its first certificate", n.ID)
 			}
-			disk, err := ca.ParseCertPEM(mustRead(t, n.DataDir+"/tls/node.crt"))
+			disk, err := api.ParseCertPEM(mustRead(t, n.DataDir+"/tls/node.crt"))
 			if err != nil || disk.SerialNumber.Cmp(s.Leaf.SerialNumber) != 0 {
 				return fmt.Errorf("%s serves %s, tls/node.crt holds another (%v)", n.ID, s.Leaf.SerialNumber, err)
 			}

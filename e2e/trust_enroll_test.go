@@ -23,7 +23,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // enrollDirect posts one enrollment as an agent would, with the token's
@@ -38,7 +38,7 @@ func enrollDirect(token string, req api.EnrollRequest) (*api.EnrollResponse, err
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{TLSClientConfig: ca.PinnedTLS(tok.CAPin)}
+	tr := &http.Transport{TLSClientConfig: client.PinnedTLS(tok.CAPin)}
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
