@@ -151,7 +151,7 @@ func Enroll(ctx context.Context, cfg *Config, logger *slog.Logger) (*Identity, e
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	keyPEM, err := client.EncodeKeyPEM(key)
+	keyPEM, err := api.EncodeKeyPEM(key)
 	if err != nil {
 		return nil, err
 	}

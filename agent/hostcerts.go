@@ -41,7 +41,7 @@ func hostCertsRenewAt(certs []string, obtained time.Time, hostCA string) (time.T
 		if obtained.After(start) {
 			start = obtained
 		}
-		if due := client.RenewAt(start, time.Unix(int64(min(cert.ValidBefore, 1<<62)), 0)); at.IsZero() || due.Before(at) {
+		if due := api.RenewAt(start, time.Unix(int64(min(cert.ValidBefore, 1<<62)), 0)); at.IsZero() || due.Before(at) {
 			at = due
 		}
 	}

@@ -174,7 +174,7 @@ func (c *Credential) pendingKey() (crypto.Signer, error) {
 
 // storePendingKey puts key on disk, flushed, before it is sent.
 func (c *Credential) storePendingKey(key crypto.Signer) error {
-	keyPEM, err := client.EncodeKeyPEM(key)
+	keyPEM, err := api.EncodeKeyPEM(key)
 	if err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func (c *Credential) dropPendingKey() error {
 	return syncDir(c.dataDir)
 }
 
-// parseKeyPEM reads a PKCS #8 private key as client.EncodeKeyPEM writes it.
+// parseKeyPEM reads a PKCS #8 private key as api.EncodeKeyPEM writes it.
 func parseKeyPEM(data []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "PRIVATE KEY" {
@@ -429,7 +429,7 @@ func (r *Renewer) renewOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the cluster's new certificate: %w", err)
 	}
-	keyPEM, err := client.EncodeKeyPEM(key)
+	keyPEM, err := api.EncodeKeyPEM(key)
 	if err != nil {
 		return err
 	}
@@ -450,11 +450,11 @@ func (r *Renewer) renewOnce(ctx context.Context) error {
 // check accepts a new certificate only if it is for this server's agent and
 // the key just generated, and chains to the cluster CA the agent trusts.
 func (r *Renewer) check(certPEM []byte, pub crypto.PublicKey) (*x509.Certificate, error) {
-	cert, err := client.ParseCertPEM(certPEM)
+	cert, err := api.ParseCertPEM(certPEM)
 	if err != nil {
 		return nil, err
 	}
-	if role, id, ok := client.Identity(cert); !ok || role != client.RoleAgent || id != r.serverID {
+	if role, id, ok := api.Identity(cert); !ok || role != api.RoleAgent || id != r.serverID {
 		return nil, fmt.Errorf("it names %s %q, not this agent (%s)", role, id, r.serverID)
 	}
 	if k, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(pub) {

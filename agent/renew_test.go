@@ -119,7 +119,7 @@ func (c *renewCluster) renew(w http.ResponseWriter, r *http.Request) {
 	var certPEM []byte
 	if c.issue != nil {
 		certPEM = c.issue(pub)
-	} else if certPEM, err = c.ca.Issue(ca.RoleAgent, "srv-1", pub, nil, nil, time.Hour); err != nil {
+	} else if certPEM, err = c.ca.Issue(api.RoleAgent, "srv-1", pub, nil, nil, time.Hour); err != nil {
 		c.t.Error(err)
 		return
 	}
@@ -146,11 +146,11 @@ func (c *renewCluster) enroll(t *testing.T, validity time.Duration) (string, *Id
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, err := c.ca.Issue(ca.RoleAgent, "srv-1", key.Public(), nil, nil, validity)
+	certPEM, err := c.ca.Issue(api.RoleAgent, "srv-1", key.Public(), nil, nil, validity)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyPEM, _ := ca.EncodeKeyPEM(key)
+	keyPEM, _ := api.EncodeKeyPEM(key)
 	for name, data := range map[string][]byte{certFile: certPEM, keyFile: keyPEM, caFile: c.ca.CertPEM} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
@@ -245,8 +245,8 @@ func TestFinishRenewal(t *testing.T) {
 			old[0], _ = os.ReadFile(filepath.Join(dir, certFile))
 			old[1], _ = os.ReadFile(filepath.Join(dir, keyFile))
 			key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			next[0], _ = c.ca.Issue(ca.RoleAgent, "srv-1", key.Public(), nil, nil, time.Hour)
-			next[1], _ = ca.EncodeKeyPEM(key)
+			next[0], _ = c.ca.Issue(api.RoleAgent, "srv-1", key.Public(), nil, nil, time.Hour)
+			next[1], _ = api.EncodeKeyPEM(key)
 			f := tc.layout(old, next)
 			for name, data := range map[string]string{certFile: f.crt, keyFile: f.key, certFile + nextSuffix: f.crtNext, keyFile + nextSuffix: f.keyNext} {
 				if data != "" {
@@ -264,7 +264,7 @@ func TestFinishRenewal(t *testing.T) {
 				want = next[0]
 			}
 			leaf, _ := cred.current()
-			wantCert, _ := ca.ParseCertPEM(want)
+			wantCert, _ := api.ParseCertPEM(want)
 			if leaf.SerialNumber.Cmp(wantCert.SerialNumber) != 0 || readLeaf(t, dir).SerialNumber.Cmp(wantCert.SerialNumber) != 0 {
 				t.Fatalf("loaded serial %s, want the %s pair's %s", leaf.SerialNumber, map[bool]string{true: "new", false: "old"}[tc.wantNew], wantCert.SerialNumber)
 			}
@@ -375,13 +375,13 @@ func TestRenewerRun(t *testing.T) {
 		{name: "fail/cluster-down-until-expiry", validity: 30 * time.Minute, failStatus: http.StatusServiceUnavailable, wantErr: "expired at", wantReenroll: true, wantFirstWait: 20 * time.Minute},
 		{name: "fail/certificate-for-another-server", validity: 30 * time.Minute, wantErr: "expired at", wantReenroll: true, wantFirstWait: 20 * time.Minute,
 			issue: func(c *renewCluster) func(any) []byte {
-				return func(pub any) []byte { b, _ := c.ca.Issue(ca.RoleAgent, "srv-2", pub, nil, nil, time.Hour); return b }
+				return func(pub any) []byte { b, _ := c.ca.Issue(api.RoleAgent, "srv-2", pub, nil, nil, time.Hour); return b }
 			}},
 		{name: "fail/certificate-for-another-key", validity: 30 * time.Minute, wantErr: "expired at", wantReenroll: true, wantFirstWait: 20 * time.Minute,
 			issue: func(c *renewCluster) func(any) []byte {
 				return func(any) []byte {
 					k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-					b, _ := c.ca.Issue(ca.RoleAgent, "srv-1", k.Public(), nil, nil, time.Hour)
+					b, _ := c.ca.Issue(api.RoleAgent, "srv-1", k.Public(), nil, nil, time.Hour)
 					return b
 				}
 			}},
@@ -389,7 +389,7 @@ func TestRenewerRun(t *testing.T) {
 			issue: func(*renewCluster) func(any) []byte {
 				return func(pub any) []byte {
 					other, _ := ca.NewTLSCA("c-other", time.Now)
-					b, _ := other.Issue(ca.RoleAgent, "srv-1", pub, nil, nil, time.Hour)
+					b, _ := other.Issue(api.RoleAgent, "srv-1", pub, nil, nil, time.Hour)
 					return b
 				}
 			}},
@@ -550,7 +550,7 @@ func TestRenewerFinishesPendingRenewal(t *testing.T) {
 	}{
 		{name: "ok/pending-key-renewed-at-once", wantRenewal: true, pending: func(t *testing.T, _ string) []byte {
 			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			b, _ := ca.EncodeKeyPEM(k)
+			b, _ := api.EncodeKeyPEM(k)
 			return b
 		}},
 		{name: "ok/pending-key-already-current", pending: func(t *testing.T, dir string) []byte {
@@ -713,11 +713,11 @@ func startNodeTLS(t *testing.T, ts *httptest.Server, tca *ca.TLSCA, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, err := tca.Issue(ca.RoleNode, id, key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, nil, 0)
+	certPEM, err := tca.Issue(api.RoleNode, id, key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyPEM, _ := ca.EncodeKeyPEM(key)
+	keyPEM, _ := api.EncodeKeyPEM(key)
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)

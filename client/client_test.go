@@ -450,7 +450,7 @@ func TestNewRefuses(t *testing.T) {
 func TestCredentialGeneration(t *testing.T) {
 	tca := newTestCA(t, "c-gen")
 	pair := func(id string) *tls.Certificate {
-		certPEM, keyPEM := issuePEM(t, tca, client.RoleAgent, id)
+		certPEM, keyPEM := issuePEM(t, tca, api.RoleAgent, id)
 		p, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			t.Fatal(err)

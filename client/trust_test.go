@@ -47,7 +47,7 @@ func issuePEM(t *testing.T, c *ca.TLSCA, role, id string) (certPEM, keyPEM []byt
 	if certPEM, err = c.Issue(role, id, key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"localhost"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if keyPEM, err = client.EncodeKeyPEM(key); err != nil {
+	if keyPEM, err = api.EncodeKeyPEM(key); err != nil {
 		t.Fatal(err)
 	}
 	return certPEM, keyPEM
@@ -76,7 +76,7 @@ func TestPinnedTLS(t *testing.T) {
 		return srv.URL
 	}
 	nodeAPI := func(c *ca.TLSCA) *tls.Config {
-		certPEM, keyPEM := issuePEM(t, c, client.RoleNode, "node-1")
+		certPEM, keyPEM := issuePEM(t, c, api.RoleNode, "node-1")
 		nt, err := ca.NewNodeTLS(c.CertPEM, certPEM, keyPEM)
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +85,7 @@ func TestPinnedTLS(t *testing.T) {
 	}
 	// leafOnly presents a cluster node certificate without the CA after it.
 	leafOnly := func() *tls.Config {
-		certPEM, keyPEM := issuePEM(t, cluster, client.RoleNode, "node-1")
+		certPEM, keyPEM := issuePEM(t, cluster, api.RoleNode, "node-1")
 		pair, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			t.Fatal(err)
@@ -116,7 +116,7 @@ func TestPinnedTLS(t *testing.T) {
 		return &tls.Config{Certificates: []tls.Certificate{pair}}
 	}
 	// An enrolled server's agent certificate, as issued.
-	agentCert := func() *tls.Config { return withChain(issuePEM(t, cluster, client.RoleAgent, "srv-1")) }
+	agentCert := func() *tls.Config { return withChain(issuePEM(t, cluster, api.RoleAgent, "srv-1")) }
 	// An agent certificate that (as before agents lost ServerAuth) could
 	// serve TLS: the role alone must refuse it.
 	agentServerAuth := func() *tls.Config {
@@ -129,13 +129,13 @@ func TestPinnedTLS(t *testing.T) {
 			NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-			URIs:        []*url.URL{{Scheme: "urn", Opaque: "rampart:" + client.RoleAgent + ":srv-1"}},
+			URIs:        []*url.URL{api.IdentityURI(api.RoleAgent, "srv-1")},
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, cluster.Cert, key.Public(), cluster.Key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keyPEM, err := client.EncodeKeyPEM(key)
+		keyPEM, err := api.EncodeKeyPEM(key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func TestPinnedTLS(t *testing.T) {
 func TestPinnedCalls(t *testing.T) {
 	cluster, other := newTestCA(t, "cluster-1"), newTestCA(t, "cluster-2")
 	serve := func(t *testing.T, c *ca.TLSCA, caPEM []byte) string {
-		certPEM, keyPEM := issuePEM(t, c, client.RoleNode, "node-1")
+		certPEM, keyPEM := issuePEM(t, c, api.RoleNode, "node-1")
 		nt, err := ca.NewNodeTLS(c.CertPEM, certPEM, keyPEM)
 		if err != nil {
 			t.Fatal(err)

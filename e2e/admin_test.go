@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +22,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // adminEnv is a dev node with alice's key bound to her (an admin), and an
@@ -39,8 +39,7 @@ func setupAdmin(t *testing.T) *adminEnv {
 	e := &adminEnv{policyEnv: signedInEnv(t, StartDevNode(t, "admin", newIP(t, "admin node")))}
 	// signedInEnv's known_hosts has checked that the target host CA has
 	// one key.
-	var hostCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
+	hostCA := hostCAKeys(t, e.api())
 	e.targetCA = hostCA.Keys[0]
 	return e
 }
@@ -102,12 +101,17 @@ type adminRotation struct {
 
 // adminCAKeys are the CA keys the API tells targets and clients to trust,
 // sorted (the API lists them by record id).
-func adminCAKeys(t testing.TB, e *adminEnv, path string) []string {
+func adminCAKeys(t testing.TB, e *adminEnv, keys func(testing.TB, *client.Client) api.CAKeys) []string {
 	t.Helper()
-	var k api.CAKeys
-	do(t, e.api(), http.MethodGet, path, nil, &k)
+	k := keys(t, e.api())
 	slices.Sort(k.Keys)
 	return k.Keys
+}
+
+// webUserCAKeys is project web's user CA keys.
+func webUserCAKeys(t testing.TB, c *client.Client) api.CAKeys {
+	t.Helper()
+	return userCAKeys(t, c, "web")
 }
 
 func adminSorted(keys ...string) []string {
@@ -117,9 +121,9 @@ func adminSorted(keys ...string) []string {
 func TestAdminShellOpenSSH(t *testing.T) {
 	e := setupAdmin(t)
 	_, hostPub, _ := adminHostKey(t)
-	do(t, e.api(), http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers"}, nil)
-	do(t, e.api(), http.MethodPut, "/v1/servers/db-1", api.Server{Project: "web", Name: "db-1", Addr: "192.0.2.10",
-		Labels: map[string]string{"env": "prod"}, HostKeys: []string{hostPub}}, nil)
+	writeProject(t, e.api(), "web", api.Project{Description: "web servers"})
+	putServer(t, e.api(), "db-1", api.Server{Project: "web", Name: "db-1", Addr: "192.0.2.10",
+		Labels: map[string]string{"env": "prod"}, HostKeys: []string{hostPub}})
 
 	t.Run("ok/servers-ls-json", func(t *testing.T) {
 		type server struct {
@@ -213,13 +217,13 @@ func TestAdminShellOpenSSH(t *testing.T) {
 	// connecting; after promote the node presents a certificate of the new
 	// key without a restart.
 	t.Run("ok/node-host-ca-rotation", func(t *testing.T) {
-		oldKey := adminCAKeys(t, e, "/v1/ca/node-host")[0]
+		oldKey := adminCAKeys(t, e, nodeHostCAKeys)[0]
 		r := adminJSON[adminRotation](t, e, "ca", "rotate", "node-host", "begin")
 		if r.Phase != "staged" || r.Waiting == nil || r.Active == nil || r.Active.PublicKey != oldKey {
 			t.Fatalf("begin: %+v", r)
 		}
 		newKey := r.Waiting.PublicKey
-		if got := adminCAKeys(t, e, "/v1/ca/node-host"); !slices.Equal(got, adminSorted(oldKey, newKey)) {
+		if got := adminCAKeys(t, e, nodeHostCAKeys); !slices.Equal(got, adminSorted(oldKey, newKey)) {
 			t.Fatalf("node host CA keys after begin: %v", got)
 		}
 		onlyNew := filepath.Join(e.dir, "known_hosts.new")
@@ -245,7 +249,7 @@ func TestAdminShellOpenSSH(t *testing.T) {
 		if r.Phase != "stable" || r.Active.PublicKey != newKey {
 			t.Fatalf("retire: %+v", r)
 		}
-		if got := adminCAKeys(t, e, "/v1/ca/node-host"); !slices.Equal(got, []string{newKey}) {
+		if got := adminCAKeys(t, e, nodeHostCAKeys); !slices.Equal(got, []string{newKey}) {
 			t.Fatalf("node host CA keys after retire: %v", got)
 		}
 		e.trustHostCAs(t, newKey)
@@ -330,7 +334,7 @@ func TestAdminCARotationReplayAndDisable(t *testing.T) {
 		oldKey := userCA.Keys[0]
 		r := adminJSON[adminRotation](t, e, "ca", "rotate", "web", "begin")
 		newKey := r.Waiting.PublicKey
-		if got := adminCAKeys(t, e, "/v1/ca/user/web"); !slices.Equal(got, adminSorted(oldKey, newKey)) {
+		if got := adminCAKeys(t, e, webUserCAKeys); !slices.Equal(got, adminSorted(oldKey, newKey)) {
 			t.Fatalf("user CA keys after begin: %v", got)
 		}
 		// The target has not learned the new key yet: the old one still signs.
@@ -347,7 +351,7 @@ func TestAdminCARotationReplayAndDisable(t *testing.T) {
 		trust(t, oldKey, newKey)
 
 		e.mustAdmin(t, "ca", "rotate", "web", "retire", "--yes")
-		if got := adminCAKeys(t, e, "/v1/ca/user/web"); !slices.Equal(got, []string{newKey}) {
+		if got := adminCAKeys(t, e, webUserCAKeys); !slices.Equal(got, []string{newKey}) {
 			t.Fatalf("user CA keys after retire: %v", got)
 		}
 		trust(t, newKey)

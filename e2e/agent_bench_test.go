@@ -41,6 +41,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/agent"
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 const (
@@ -171,11 +172,11 @@ func BenchmarkAgentIdle(b *testing.B) {
 
 	// A write none of these agents' states depends on: a server registered
 	// in another project.
-	do(b, f.api, http.MethodPut, "/v1/projects/other", api.Project{Description: "not the fleet's"}, nil)
+	writeProject(b, f.api, "other", api.Project{Description: "not the fleet's"})
 	f.settle(b)
 	before := f.indexes()
 	cpu0 := procCPU(b, f.pid)
-	do(b, f.api, http.MethodPut, "/v1/servers/other-1", api.Server{Project: "other", Name: "other-1", Addr: "198.19.0.1", HostKeys: []string{f.hostKey}}, nil)
+	putServer(b, f.api, "other-1", api.Server{Project: "other", Name: "other-1", Addr: "198.19.0.1", HostKeys: []string{f.hostKey}})
 	// Agents that are not woken are not waited for: up to 20 s, then
 	// whoever has a new state counts.
 	woken := 0
@@ -200,7 +201,7 @@ type agentFleet struct {
 	node   *DevNode
 	pid    int
 	dir    string
-	api    *APIClient
+	api    *client.Client
 	agents []*simAgent
 	// warnings counts the pullers' warnings (each a failed poll it retried).
 	warnings *warnCounter
@@ -261,13 +262,11 @@ func setupAgentFleet(b *testing.B, name, ip string, n int, settle bool) *agentFl
 	fatalIf(b, err)
 	signer, err := gossh.NewSignerFromKey(priv)
 	fatalIf(b, err)
-	var hostCA, nodeHostCA api.CAKeys
-	do(b, f.api, http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	do(b, f.api, http.MethodGet, "/v1/ca/node-host", nil, &nodeHostCA)
+	hostCA, nodeHostCA := hostCAKeys(b, f.api), nodeHostCAKeys(b, f.api)
 	be := &benchEnv{node: f.node, signer: signer, hostCA: parseKeys(b, append(hostCA.Keys, nodeHostCA.Keys...))}
 	be.bindKey(b)
-	do(b, f.api, http.MethodPut, "/v1/projects/"+agentBenchProject, api.Project{Description: "simulated agents"}, nil)
-	do(b, f.api, http.MethodPut, "/v1/projects/"+agentBenchProject+"/grants/engineering", api.Grant{}, nil)
+	writeProject(b, f.api, agentBenchProject, api.Project{Description: "simulated agents"})
+	grant(b, f.api, agentBenchProject, "engineering")
 	token := strings.TrimSpace(adminExec(b, be, fmt.Sprintf("tokens create %s --uses %d --quiet", agentBenchProject, n)))
 	if _, err := api.ParseToken(token); err != nil {
 		b.Fatalf("tokens create printed %q: %v", token, err)
@@ -594,14 +593,13 @@ type changeResult struct {
 func (f *agentFleet) change(b *testing.B) changeResult {
 	want := !f.granted
 	r := changeResult{verb: "grant"}
-	method := http.MethodPut
-	var body any = api.Grant{}
+	change := grant
 	if !want {
-		r.verb, method, body = "revoke", http.MethodDelete, nil
+		r.verb, change = "revoke", revoke
 	}
 	cpu0 := procCPU(b, f.pid)
 	sent := time.Now()
-	do(b, f.api, method, "/v1/projects/"+agentBenchProject+"/grants/"+agentBenchGroup, body, nil)
+	change(b, f.api, agentBenchProject, agentBenchGroup)
 	ack := time.Now()
 	f.granted = want
 	r.write = ack.Sub(sent)

@@ -42,7 +42,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/client"
 	"github.com/rampart-ssh/rampart/gateway/cloudid/cloudidtest"
 )
 
@@ -66,9 +66,9 @@ func serveOn(t testing.TB, ip string, h http.Handler) string {
 // pinOf is the pin of a CA certificate in PEM.
 func pinOf(t testing.TB, caPEM []byte) string {
 	t.Helper()
-	cert, err := ca.ParseCertPEM(caPEM)
+	cert, err := api.ParseCertPEM(caPEM)
 	fatalIf(t, err, "cluster CA")
-	return ca.Pin(cert)
+	return api.Pin(cert)
 }
 
 // cloudAgent is the cloud part of an agent's configuration.
@@ -465,7 +465,7 @@ func TestAgentCloudEnrollment(t *testing.T) {
 			nodeLog := node.current().stderrPath
 			logOffset := fileSize(t, nodeLog)
 			err := postEnroll(t, node, req)
-			var ae *APIError
+			var ae *client.Error
 			if !errors.As(err, &ae) || ae.Status != http.StatusForbidden || !strings.Contains(ae.Message, tc.want) {
 				t.Fatalf("enrollment with ssh_port %d: %v; want 403 saying %q", tc.port, err, tc.want)
 			}
@@ -585,11 +585,13 @@ func postEnroll(t *testing.T, node *DevNode, req api.EnrollRequest) error {
 	req.MachineID = randomHex(t) + randomHex(t)
 	req.HostKeys = []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sshKey)))}
 	req.PublicKey = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	c := node.API()
-	c.Token = "" // enrollment needs no credential: the identity is the proof
+	// Enrollment needs no credential: the identity is the proof.
+	c := node.NewAPI(client.WithRootCAs(node.c.CAPool()))
+	defer c.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	return c.Do(ctx, http.MethodPost, "/v1/agents/enroll", req, nil)
+	_, err = c.Enroll(ctx, &req)
+	return err
 }
 
 func withForm(c cloudAgent, form string) cloudAgent { c.awsForm = form; return c }

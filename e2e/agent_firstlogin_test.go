@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,8 +25,6 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
-
-	"github.com/rampart-ssh/rampart/api"
 )
 
 const (
@@ -115,8 +112,7 @@ func TestAgentFirstLogin(t *testing.T) {
 	e := grantedEnv(t, node)
 	// The people's x/crypto clients check the bastion's front door (node
 	// host CA); OpenSSH checks the target too (target host CA).
-	var nodeHostCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/node-host", nil, &nodeHostCA)
+	nodeHostCA := nodeHostCAKeys(t, e.api())
 	if len(nodeHostCA.Keys) != 1 {
 		t.Fatalf("node host CA keys = %v", nodeHostCA.Keys)
 	}

@@ -18,20 +18,19 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // readAgentCert parses the agent's certificate in the target's data dir.
 func readAgentCert(t testing.TB, tg *Target) *x509.Certificate {
 	t.Helper()
-	cert, err := ca.ParseCertPEM(mustRead(t, tg.Path(agentDataDir+"/agent.crt")))
+	cert, err := api.ParseCertPEM(mustRead(t, tg.Path(agentDataDir+"/agent.crt")))
 	fatalIf(t, err, "agent.crt")
 	return cert
 }
@@ -39,43 +38,35 @@ func readAgentCert(t testing.TB, tg *Target) *x509.Certificate {
 // pullWith asks the node for the agent state with a client certificate, as
 // the agent of machineID would.
 func pullWith(node *DevNode, certPEM, keyPEM []byte, machineID string) error {
-	return agentRequestWith(node, certPEM, keyPEM, machineID, http.MethodGet, "/v1/agents/state", nil)
+	return asAgent(node, certPEM, keyPEM, machineID, func(ctx context.Context, c *client.Client) error {
+		_, err := c.AgentState(ctx, client.StateQuery{})
+		return err
+	})
 }
 
-// agentRequestWith sends one agent request with a client certificate, as
-// the agent of machineID would; an answer other than 200 is an error
-// holding its status and the API's message.
-func agentRequestWith(node *DevNode, certPEM, keyPEM []byte, machineID, method, path string, body any) error {
+// renewWith asks the node to certify pub with a client certificate, as the
+// agent of machineID would.
+func renewWith(node *DevNode, certPEM, keyPEM []byte, machineID, pub string) error {
+	return asAgent(node, certPEM, keyPEM, machineID, func(ctx context.Context, c *client.Client) error {
+		_, err := c.RenewAgentCert(ctx, &api.AgentRenewRequest{PublicKey: pub})
+		return err
+	})
+}
+
+// asAgent makes one call of the node's API with a client certificate, as
+// the agent of machineID would; an answer other than 2xx is a
+// *client.Error ("HTTP <status>: <message>").
+func asAgent(node *DevNode, certPEM, keyPEM []byte, machineID string, call func(context.Context, *client.Client) error) error {
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return err
 	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: node.c.CAPool(), Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}
-	defer tr.CloseIdleConnections()
+	c := node.NewAPI(client.WithRootCAs(node.c.CAPool()), client.WithMachineID(machineID),
+		client.WithClientCertificate(func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }))
+	defer c.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	var buf bytes.Buffer
-	if body != nil {
-		if err := json.NewEncoder(&buf).Encode(body); err != nil {
-			return err
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "https://"+node.APIAddr()+path, &buf)
-	if err != nil {
-		return err
-	}
-	req.Header.Set(api.MachineIDHeader, machineID)
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e api.Error
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, e.Error)
-	}
-	return nil
+	return call(ctx, c)
 }
 
 // publicKeyPEMOf is the PEM PUBLIC KEY of the private key in keyPEM.
@@ -129,7 +120,7 @@ func TestAgentRenewsCertificate(t *testing.T) {
 		ServerID string `json:"server_id"`
 	}
 	fatalIf(t, json.Unmarshal(mustRead(t, tg.Path(agentDataDir+"/identity.json")), &ident), "identity.json")
-	if role, id, _ := ca.Identity(second); role != ca.RoleAgent || id != ident.ServerID {
+	if role, id, _ := api.Identity(second); role != api.RoleAgent || id != ident.ServerID {
 		t.Errorf("the renewed certificate names %s %s, want agent %s", role, id, ident.ServerID)
 	}
 	if !strings.Contains(string(mustRead(t, ag.log)), "renewed the agent certificate") {
@@ -148,7 +139,7 @@ func TestAgentRenewsCertificate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "HTTP 401") || !strings.Contains(err.Error(), "was replaced (renewed or re-enrolled)") {
 		t.Fatalf("a pull with the replaced, unexpired first certificate: %v; want HTTP 401, replaced", err)
 	}
-	err = agentRequestWith(e.node, firstPEM, firstKey, machineID, http.MethodPost, "/v1/agents/renew", api.AgentRenewRequest{PublicKey: publicKeyPEMOf(t, firstKey)})
+	err = renewWith(e.node, firstPEM, firstKey, machineID, publicKeyPEMOf(t, firstKey))
 	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
 		t.Fatalf("renewing back to the first key with the first certificate: %v; want HTTP 401", err)
 	}
@@ -175,11 +166,11 @@ func TestAgentRenewsCertificate(t *testing.T) {
 	_, err = e.node.Stop(waitStop)
 	fatalIf(t, err, "stop the node")
 	fatalIf(t, e.node.Start("--dev", "--config", cfgPath), "restart the node")
-	e.node.c.transport.CloseIdleConnections()
+	e.node.API().CloseIdleConnections()
 	_, err = e.node.c.WaitLeader(waitLong, e.node.Node)
 	fatalIf(t, err, "leader after the restart")
 	changed := time.Now()
-	do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/rampart-admins", api.Grant{}, nil)
+	grant(t, e.api(), "web", "rampart-admins")
 	ag.waitApplied(t, "a change after the first certificate expired", func() error {
 		if gs, err := targetGroups(tg, "alice"); err != nil || !slices.Contains(gs, "rampart-admins") {
 			return fmt.Errorf("id -Gn alice: %v, %v", gs, err)

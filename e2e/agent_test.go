@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -260,7 +259,7 @@ func TestAgentProvisionsTarget(t *testing.T) {
 	// A group change travels through the long-poll.
 	t.Run("ok/group-change", func(t *testing.T) {
 		changed := time.Now()
-		do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/rampart-admins", api.Grant{}, nil)
+		grant(t, e.api(), "web", "rampart-admins")
 		fatalIf(t, waitFor(waitLong, func() error {
 			if err := ag.alive(); err != nil {
 				return err
@@ -297,7 +296,7 @@ func TestAgentProvisionsTarget(t *testing.T) {
 
 		revoked := time.Now()
 		for _, g := range []string{"engineering", "rampart-admins"} {
-			do(t, e.api(), http.MethodDelete, "/v1/projects/web/grants/"+g, nil, nil)
+			revoke(t, e.api(), "web", g)
 		}
 		ag.waitApplied(t, "deprovision", func() error {
 			select {
@@ -336,7 +335,7 @@ func TestAgentProvisionsTarget(t *testing.T) {
 	t.Run("bad-tokens", func(t *testing.T) {
 		// A grant again, so that a wrongly enrolled agent would have
 		// something to create.
-		do(t, e.api(), http.MethodPut, "/v1/projects/web/grants/engineering", api.Grant{}, nil)
+		grant(t, e.api(), "web", "engineering")
 		// As tokens create --json and tokens ls --json print them.
 		type created struct {
 			Token     string    `json:"token"`

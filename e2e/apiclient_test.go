@@ -1,130 +1,90 @@
 package e2e
 
-// The client of a node's HTTPS API that tests use: it trusts the cluster CA
-// (no skipped verification) and sends a bearer token.
+// The tests reach a node's HTTPS API through client.Client, the typed client
+// the agent and a joining node use (Node.API trusts the cluster CA and
+// carries the admin token). The steps below make one call with the request
+// timeout and end the test if it fails.
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"strings"
+	"testing"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/client"
 )
 
-// APIClient calls one node's HTTPS API.
-type APIClient struct {
-	BaseURL string
-	// Token is sent as "Authorization: Bearer Token" when not empty.
-	Token string
-	HTTP  *http.Client
+// must makes one API call with the request timeout and ends the test if it
+// fails.
+func must(t testing.TB, what string, call func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	fatalIf(t, call(ctx), what)
 }
 
-// APIError is a non-2xx answer of the API.
-type APIError struct {
-	Status  int
-	Message string
-}
-
-func (e *APIError) Error() string {
-	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
-}
-
-// StatusOf returns the HTTP status of an APIError in err's chain, or 0.
-func StatusOf(err error) int {
-	var ae *APIError
-	if errors.As(err, &ae) {
-		return ae.Status
-	}
-	return 0
-}
-
-// Do sends a request with in (if not nil) as its JSON body, and decodes a 2xx
-// answer into out (if not nil). A non-2xx answer is an *APIError.
-func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
-	if err != nil {
+// writeProject creates or replaces project name as p.
+func writeProject(t testing.TB, c *client.Client, name string, p api.Project) {
+	t.Helper()
+	must(t, "PUT project "+name, func(ctx context.Context) error {
+		_, err := c.PutProject(ctx, name, &p)
 		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
+	})
+}
+
+// getProject reads project name.
+func getProject(t testing.TB, c *client.Client, name string) api.Project {
+	t.Helper()
+	var p *api.Project
+	must(t, "GET project "+name, func(ctx context.Context) (err error) {
+		p, err = c.Project(ctx, name)
 		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var e api.Error
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(b, &e) != nil {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error}
-	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	})
+	return *p
 }
 
-// Health calls GET /v1/health (no authentication).
-func (c *APIClient) Health(ctx context.Context) (*api.Health, error) {
-	var h api.Health
-	return &h, c.Do(ctx, http.MethodGet, "/v1/health", nil, &h)
+// revoke revokes group's grant of project.
+func revoke(t testing.TB, c *client.Client, project, group string) {
+	t.Helper()
+	must(t, "DELETE grant "+project+"/"+group, func(ctx context.Context) error {
+		return c.DeleteGrant(ctx, project, group)
+	})
 }
 
-// Status calls GET /v1/cluster/status.
-func (c *APIClient) Status(ctx context.Context) (*raftstore.Status, error) {
-	var st raftstore.Status
-	return &st, c.Do(ctx, http.MethodGet, "/v1/cluster/status", nil, &st)
+// putServer registers server id as s.
+func putServer(t testing.TB, c *client.Client, id string, s api.Server) {
+	t.Helper()
+	must(t, "PUT server "+id, func(ctx context.Context) error {
+		_, err := c.PutServer(ctx, id, &s)
+		return err
+	})
 }
 
-// PutProject creates or updates a project with a description and default
-// settings.
-func (c *APIClient) PutProject(ctx context.Context, name, description string) (*api.Project, error) {
-	var p api.Project
-	return &p, c.Do(ctx, http.MethodPut, "/v1/projects/"+name, &api.Project{Description: description}, &p)
+// hostCAKeys is the target host CA's keys (GET /v1/ca/host).
+func hostCAKeys(t testing.TB, c *client.Client) api.CAKeys {
+	t.Helper()
+	return caKeysOf(t, "GET the target host CA", c.HostCAKeys)
 }
 
-// GetProject reads a project: consistent asks for a linearizable read, else
-// the node answers from its replica (if fresh).
-func (c *APIClient) GetProject(ctx context.Context, name string, consistent bool) (*api.Project, error) {
-	var p api.Project
-	return &p, c.Do(ctx, http.MethodGet, "/v1/projects/"+name+consistentQuery(consistent), nil, &p)
+// nodeHostCAKeys is the node host CA's keys (GET /v1/ca/node-host).
+func nodeHostCAKeys(t testing.TB, c *client.Client) api.CAKeys {
+	t.Helper()
+	return caKeysOf(t, "GET the node host CA", c.NodeHostCAKeys)
 }
 
-// Projects lists the projects.
-func (c *APIClient) Projects(ctx context.Context, consistent bool) ([]api.Project, error) {
-	var ps []api.Project
-	return ps, c.Do(ctx, http.MethodGet, "/v1/projects"+consistentQuery(consistent), nil, &ps)
+// userCAKeys is project's user CA keys (GET /v1/ca/user/{project}).
+func userCAKeys(t testing.TB, c *client.Client, project string) api.CAKeys {
+	t.Helper()
+	return caKeysOf(t, "GET the user CA of "+project, func(ctx context.Context) (*api.CAKeys, error) {
+		return c.UserCAKeys(ctx, project)
+	})
 }
 
-// RemoveMember calls DELETE /v1/cluster/members/{id}.
-func (c *APIClient) RemoveMember(ctx context.Context, id string) error {
-	return c.Do(ctx, http.MethodDelete, "/v1/cluster/members/"+id, nil, nil)
-}
-
-func consistentQuery(consistent bool) string {
-	if consistent {
-		return "?consistent=true"
-	}
-	return ""
+func caKeysOf(t testing.TB, what string, get func(context.Context) (*api.CAKeys, error)) api.CAKeys {
+	t.Helper()
+	var k *api.CAKeys
+	must(t, what, func(ctx context.Context) (err error) {
+		k, err = get(ctx)
+		return err
+	})
+	return *k
 }

@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,7 +163,7 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 	t.Run("ok/greeting-lists-only-reachable-servers", func(t *testing.T) {
 		hostKey := strings.TrimSpace(string(gossh.MarshalAuthorizedKey(tg.HostKey())))
 		for name, addr := range map[string]string{"metadata": "169.254.169.254", "the-bastion": e.node.IP} {
-			err := e.api().Do(context.Background(), http.MethodPut, "/v1/servers/"+name, api.Server{Project: "web", Name: name, Addr: addr, HostKeys: []string{hostKey}}, nil)
+			_, err := e.api().PutServer(context.Background(), name, &api.Server{Project: "web", Name: name, Addr: addr, HostKeys: []string{hostKey}})
 			if err == nil || !strings.Contains(err.Error(), "not allowed") {
 				t.Errorf("PUT /v1/servers/%s at %s: %v, want the target rule's refusal", name, addr, err)
 			}

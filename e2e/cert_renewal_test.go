@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -32,7 +31,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // servedHostCert is the host certificate the sshd at addr presents.
@@ -122,8 +121,7 @@ func TestHostCertRenewal(t *testing.T) {
 	// (it does not wait for two thirds of the lifetime), and after the old
 	// key is retired the jump still verifies the target by certificate.
 	e.admin(t, "ca", "rotate", "host", "begin")
-	var hostCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &hostCA)
+	hostCA := hostCAKeys(t, e.api())
 	e.admin(t, "ca", "rotate", "host", "promote", "--yes")
 	var newCA gossh.PublicKey
 	for _, k := range hostCA.Keys {
@@ -184,8 +182,7 @@ func TestHostCertRenewal(t *testing.T) {
 		t.Fatalf("fallback audit events: %+v; want one, for web-nocert, by alice", fallbacks)
 	}
 	e.setProject(t, api.ProjectSettings{RequireHostCertificate: true})
-	var p api.Project
-	do(t, e.api(), http.MethodGet, "/v1/projects/web", nil, &p)
+	p := getProject(t, e.api(), "web")
 	if !p.Settings.RequireHostCertificate {
 		t.Fatal("GET /v1/projects/web does not show require_host_certificate")
 	}
@@ -204,7 +201,7 @@ func TestHostCertRenewal(t *testing.T) {
 		return nil
 	}), "refused fallback audited")
 	e.admin(t, "projects", "set", "web", "--require-host-certificate=false")
-	do(t, e.api(), http.MethodGet, "/v1/projects/web", nil, &p)
+	p = getProject(t, e.api(), "web")
 	if p.Settings.RequireHostCertificate {
 		t.Fatal("projects set web --require-host-certificate=false did not turn it off")
 	}
@@ -220,7 +217,7 @@ func TestClusterNodeCertRenewal(t *testing.T) {
 	for _, n := range c.Nodes {
 		pair, err := n.Certificate()
 		fatalIf(t, err, n.ID+" certificate")
-		leaf, err := ca.ParseCertPEM(mustRead(t, n.DataDir+"/tls/node.crt"))
+		leaf, err := api.ParseCertPEM(mustRead(t, n.DataDir+"/tls/node.crt"))
 		fatalIf(t, err)
 		pair.Leaf = leaf
 		first[n.ID] = &pair
@@ -255,7 +252,7 @@ func TestClusterNodeCertRenewal(t *testing.T) {
 			if s.Leaf.SerialNumber.Cmp(first[n.ID].Leaf.SerialNumber) == 0 {
 				return fmt.Errorf("%s still serves its first certificate", n.ID)
 			}
-			disk, err := ca.ParseCertPEM(mustRead(t, n.DataDir+"/tls/node.crt"))
+			disk, err := api.ParseCertPEM(mustRead(t, n.DataDir+"/tls/node.crt"))
 			if err != nil || disk.SerialNumber.Cmp(s.Leaf.SerialNumber) != 0 {
 				return fmt.Errorf("%s serves %s, tls/node.crt holds another (%v)", n.ID, s.Leaf.SerialNumber, err)
 			}
@@ -282,7 +279,7 @@ func TestClusterNodeCertRenewal(t *testing.T) {
 	fatalIf(t, err, "leader")
 	follower := c.Others(leader)[0]
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	_, err = follower.API().PutProject(ctx, "after-expiry", "written through a follower")
+	_, err = follower.API().PutProject(ctx, "after-expiry", &api.Project{Description: "written through a follower"})
 	cancel()
 	fatalIf(t, err, "a write forwarded by "+follower.ID)
 	fatalIf(t, leader.Kill(), "kill the leader")
@@ -293,7 +290,7 @@ func TestClusterNodeCertRenewal(t *testing.T) {
 	fatalIf(t, err, "converged after the restart")
 	ctx, cancel = context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	p, err := leader.API().GetProject(ctx, "after-expiry", true)
+	p, err := leader.API().Project(ctx, "after-expiry", client.Consistent())
 	fatalIf(t, err, "read the project back from the restarted node")
 	if p.Description != "written through a follower" {
 		t.Fatalf("project after-expiry: %+v", p)

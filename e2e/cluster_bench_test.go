@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // BenchmarkFailover measures how long a three-node cluster is without writes
@@ -29,7 +31,7 @@ func BenchmarkFailover(b *testing.B) {
 		// Retry at once: the first answer, not the poll interval, is measured.
 		for deadline := killed.Add(waitLong); ; {
 			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			_, err = survivor.API().PutProject(ctx, "failover", fmt.Sprintf("after failover %d", i))
+			_, err = survivor.API().PutProject(ctx, "failover", &api.Project{Description: fmt.Sprintf("after failover %d", i)})
 			cancel()
 			if err == nil || time.Now().After(deadline) {
 				break

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +33,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-ssh/rampart/raftstore"
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // Every node listens on these ports of its own loopback IP (newIP).
@@ -144,7 +144,6 @@ type Cluster struct {
 	caPool    *x509.CertPool
 	adminTok  string
 	joinToken string
-	transport *http.Transport
 }
 
 // NewCluster defines (without starting) one node per IP, named n1, n2, ...;
@@ -182,8 +181,8 @@ func (c *Cluster) cleanup() {
 			c.t.Logf("cleanup: %s/%s: %v", c.Name, n.ID, err)
 		}
 	}
-	if c.transport != nil {
-		c.transport.CloseIdleConnections()
+	for _, n := range c.Nodes {
+		n.closeAPI()
 	}
 	if c.t.Failed() {
 		for _, n := range c.Nodes {
@@ -287,11 +286,6 @@ func (c *Cluster) loadBootstrapFiles(n *Node) error {
 	c.mu.Lock()
 	c.caPEM, c.caPool = caPEM, pool
 	c.adminTok, c.joinToken = strings.TrimSpace(string(tok)), strings.TrimSpace(string(join))
-	c.transport = &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     30 * time.Second,
-	}
 	c.mu.Unlock()
 	return n.WaitHealthy(waitLong)
 }
@@ -326,12 +320,12 @@ func (c *Cluster) JoinToken() string {
 
 // Statuses asks each node for /v1/cluster/status. A node that does not
 // answer is missing from the map, and its error is in errs.
-func (c *Cluster) Statuses(nodes ...*Node) (map[string]*raftstore.Status, error) {
-	out := map[string]*raftstore.Status{}
+func (c *Cluster) Statuses(nodes ...*Node) (map[string]*api.ClusterStatus, error) {
+	out := map[string]*api.ClusterStatus{}
 	var errs []error
 	for _, n := range nodes {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		st, err := n.API().Status(ctx)
+		st, err := n.API().ClusterStatus(ctx)
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", n.ID, err))
@@ -344,7 +338,7 @@ func (c *Cluster) Statuses(nodes ...*Node) (map[string]*raftstore.Status, error)
 
 // agreedLeader checks that every node answers and names the same leader, one
 // of nodes, which itself says it leads. It returns that leader.
-func (c *Cluster) agreedLeader(nodes []*Node) (*Node, map[string]*raftstore.Status, error) {
+func (c *Cluster) agreedLeader(nodes []*Node) (*Node, map[string]*api.ClusterStatus, error) {
 	for _, n := range nodes {
 		if !n.Running() {
 			return nil, nil, stopWaiting(fmt.Errorf("%s is not running: %s", n.ID, n.exitDescription()))
@@ -370,7 +364,7 @@ func (c *Cluster) agreedLeader(nodes []*Node) (*Node, map[string]*raftstore.Stat
 	return leader, sts, nil
 }
 
-func describeLeaders(sts map[string]*raftstore.Status) string {
+func describeLeaders(sts map[string]*api.ClusterStatus) string {
 	var parts []string
 	for id, st := range sts {
 		parts = append(parts, fmt.Sprintf("%s(%s) sees %q", id, st.State, st.LeaderID))
@@ -428,11 +422,11 @@ func (c *Cluster) WaitMembers(timeout time.Duration, nodes ...*Node) error {
 
 // WaitConverged waits until nodes (default: every running node) have
 // converged (see Converged). It returns the leader's status.
-func (c *Cluster) WaitConverged(timeout time.Duration, nodes ...*Node) (*raftstore.Status, error) {
+func (c *Cluster) WaitConverged(timeout time.Duration, nodes ...*Node) (*api.ClusterStatus, error) {
 	if len(nodes) == 0 {
 		nodes = c.Running()
 	}
-	var out *raftstore.Status
+	var out *api.ClusterStatus
 	err := waitFor(timeout, func() error {
 		var err error
 		out, err = c.Converged(nodes...)
@@ -448,7 +442,7 @@ func (c *Cluster) WaitConverged(timeout time.Duration, nodes ...*Node) (*raftsto
 // committed its whole log, and every node has applied all of it to the same
 // state (same applied index, same state digest). It returns the leader's
 // status, or an error saying what differs.
-func (c *Cluster) Converged(nodes ...*Node) (*raftstore.Status, error) {
+func (c *Cluster) Converged(nodes ...*Node) (*api.ClusterStatus, error) {
 	leader, sts, err := c.agreedLeader(nodes)
 	if err != nil {
 		return nil, err
@@ -492,6 +486,9 @@ type Node struct {
 
 	mu   sync.Mutex
 	runs []*process // every run, the last one current
+	// api is the client API returns, made with the admin token apiTok.
+	api    *client.Client
+	apiTok string
 }
 
 // process is one run of a node.
@@ -713,16 +710,40 @@ func (n *Node) WaitHealthy(timeout time.Duration) error {
 	return nil
 }
 
-// API returns a client of the node's HTTPS API, trusting the cluster CA and
-// carrying the admin token.
-func (n *Node) API() *APIClient {
-	c := n.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return &APIClient{
-		BaseURL: "https://" + n.APIAddr(),
-		Token:   c.adminTok,
-		HTTP:    &http.Client{Transport: c.transport},
+// API returns the node's client of the HTTPS API, trusting the cluster CA
+// and carrying the admin token (one per node, so that its connections are
+// reused).
+func (n *Node) API() *client.Client {
+	tok, pool := n.c.AdminToken(), n.c.CAPool()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.api == nil || n.apiTok != tok {
+		if n.api != nil {
+			n.api.CloseIdleConnections()
+		}
+		n.api, n.apiTok = n.NewAPI(client.WithRootCAs(pool), client.WithToken(tok)), tok
+	}
+	return n.api
+}
+
+// NewAPI returns a new client of the node's HTTPS API configured by opts
+// (no trust, no token unless given); the caller closes its idle
+// connections. A call is bounded by its context, which the tests give at
+// most waitLong, not by the client's default timeout.
+func (n *Node) NewAPI(opts ...client.Option) *client.Client {
+	c, err := client.New([]string{n.APIAddr()}, append([]client.Option{client.WithTimeout(waitLong)}, opts...)...)
+	if err != nil {
+		panic(fmt.Sprintf("e2e: client of %s: %v", n.ID, err))
+	}
+	return c
+}
+
+// closeAPI closes the idle connections of the node's API client.
+func (n *Node) closeAPI() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.api != nil {
+		n.api.CloseIdleConnections()
 	}
 }
 

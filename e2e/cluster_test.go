@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -123,7 +124,7 @@ func TestClusterLifecycle(t *testing.T) {
 }
 
 // voters lists the ids of the voting members a status names, sorted.
-func voters(st *raftstore.Status) []string {
+func voters(st *api.ClusterStatus) []string {
 	var ids []string
 	for _, m := range st.Members {
 		if m.Voter {
@@ -138,7 +139,7 @@ func putProject(t *testing.T, n *Node, name, description string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	p, err := n.API().PutProject(ctx, name, description)
+	p, err := n.API().PutProject(ctx, name, &api.Project{Description: description})
 	fatalIf(t, err, "put project "+name+" through "+n.ID)
 	if p.Name != name || p.Description != description {
 		t.Fatalf("put project through %s returned %+v", n.ID, p)
@@ -149,7 +150,7 @@ func expectProject(t *testing.T, n *Node, name, description string, consistent b
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	p, err := n.API().GetProject(ctx, name, consistent)
+	p, err := n.API().Project(ctx, name, readConsistency(consistent)...)
 	if err != nil {
 		t.Errorf("read project %s from %s (consistent=%v): %v", name, n.ID, consistent, err)
 		return
@@ -159,11 +160,20 @@ func expectProject(t *testing.T, n *Node, name, description string, consistent b
 	}
 }
 
+// readConsistency is the read option of a consistent (linearizable) read,
+// or none.
+func readConsistency(consistent bool) []client.ReadOption {
+	if consistent {
+		return []client.ReadOption{client.Consistent()}
+	}
+	return nil
+}
+
 func listProjects(t *testing.T, n *Node) []api.Project {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	ps, err := n.API().Projects(ctx, true)
+	ps, err := n.API().Projects(ctx, client.Consistent())
 	fatalIf(t, err, "list projects on "+n.ID)
 	slices.SortFunc(ps, func(a, b api.Project) int { return strings.Compare(a.Name, b.Name) })
 	return ps
@@ -310,14 +320,14 @@ func TestClusterRefusals(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				cl := n1.API()
-				cl.Token = tc.token
+				cl := n1.NewAPI(client.WithRootCAs(a.CAPool()), client.WithToken(tc.token))
+				defer cl.CloseIdleConnections()
 				ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 				defer cancel()
-				_, err := cl.Status(ctx)
+				_, err := cl.ClusterStatus(ctx)
 				got := http.StatusOK
 				if err != nil {
-					if got = StatusOf(err); got == 0 {
+					if got = client.StatusOf(err); got == 0 {
 						t.Fatalf("status: %v", err)
 					}
 				}
@@ -378,15 +388,13 @@ func probeRaft(c *Cluster, n *Node, cert tls.Certificate) (admitted bool, detail
 // nothing when accepted. The peer was admitted when the call succeeds, or
 // fails for any reason other than authentication (401, 403, TLS).
 func probeVoterAPI(c *Cluster, n *Node, cert tls.Certificate) (admitted bool, detail error) {
-	cl := &APIClient{BaseURL: "https://" + n.APIAddr(), HTTP: &http.Client{Transport: &http.Transport{
-		TLSClientConfig: presenting(c, n, cert),
-	}}}
-	defer cl.HTTP.CloseIdleConnections()
+	cl := n.NewAPI(client.WithTLSConfig(presenting(c, n, cert)))
+	defer cl.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	req := &api.VoterRequest{RaftAddr: n.RaftAddr(), APIAddr: n.APIAddr(), SSHAddr: n.SSHAddr()}
-	err := cl.Do(ctx, http.MethodPost, "/v1/cluster/join/voter", req, nil)
-	switch s := StatusOf(err); {
+	_, err := cl.JoinAsNonvoter(ctx, req)
+	switch s := client.StatusOf(err); {
 	case err == nil:
 		return true, nil
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:

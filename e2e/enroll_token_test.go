@@ -13,6 +13,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 func mustSSHPublicKey(t *testing.T) gossh.PublicKey {
@@ -27,8 +28,8 @@ func TestEnrollRefusalKeepsTokenUse(t *testing.T) {
 	node := e.node
 	web1IP, enrollingIP := newIP(t, "web-1"), newIP(t, "the enrolling server")
 	e.setProject(t, api.ProjectSettings{})
-	do(t, e.api(), http.MethodPut, "/v1/servers/web-1", api.Server{Project: "web", Name: "web-1", Addr: web1IP,
-		HostKeys: []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(mustSSHPublicKey(t))))}}, nil)
+	putServer(t, e.api(), "web-1", api.Server{Project: "web", Name: "web-1", Addr: web1IP,
+		HostKeys: []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(mustSSHPublicKey(t))))}})
 	token := e.enrollToken(t)
 	parsed, err := api.ParseToken(token)
 	fatalIf(t, err)
@@ -39,7 +40,7 @@ func TestEnrollRefusalKeepsTokenUse(t *testing.T) {
 	// Without a usable token nothing about the project's servers is told:
 	// a name another server holds is refused as the token is, not as a
 	// conflict.
-	if err := postEnroll(t, node, api.EnrollRequest{Method: api.EnrollToken, Secret: "not-a-token", Name: "web-1", Addr: enrollingIP}); StatusOf(err) != http.StatusForbidden {
+	if err := postEnroll(t, node, api.EnrollRequest{Method: api.EnrollToken, Secret: "not-a-token", Name: "web-1", Addr: enrollingIP}); client.StatusOf(err) != http.StatusForbidden {
 		t.Fatalf("enroll as web-1 with an unknown token: %v; want 403", err)
 	}
 	for _, tc := range []struct {
@@ -56,14 +57,14 @@ func TestEnrollRefusalKeepsTokenUse(t *testing.T) {
 		// The node's own address.
 		{"web-2", []string{node.IP}, http.StatusForbidden},
 	} {
-		if err := enrollAs(tc.name, tc.altNames...); StatusOf(err) != tc.status {
+		if err := enrollAs(tc.name, tc.altNames...); client.StatusOf(err) != tc.status {
 			t.Fatalf("enroll as %q %v: %v; want %d", tc.name, tc.altNames, err, tc.status)
 		}
 	}
 	if err := enroll("web-2"); err != nil {
 		t.Fatalf("enroll as web-2 after the refusals: %v (a refusal spent the one-use token)", err)
 	}
-	if err := enroll("web-3"); StatusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "used up") {
+	if err := enroll("web-3"); client.StatusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "used up") {
 		t.Fatalf("second enrollment with the one-use token: %v; want 403", err)
 	}
 }

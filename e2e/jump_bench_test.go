@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,15 +115,13 @@ func setupBench(b *testing.B) *benchEnv {
 	c := e.node.API()
 	// The bastion's certificate is the node host CA's, the jump's
 	// per-target one the target host CA's.
-	var hostCA, nodeHostCA api.CAKeys
-	do(b, c, http.MethodGet, "/v1/ca/host", nil, &hostCA)
-	do(b, c, http.MethodGet, "/v1/ca/node-host", nil, &nodeHostCA)
+	hostCA, nodeHostCA := hostCAKeys(b, c), nodeHostCAKeys(b, c)
 	e.hostCA = parseKeys(b, append(hostCA.Keys, nodeHostCA.Keys...))
 	e.bindKey(b)
 
-	do(b, c, http.MethodPut, "/v1/projects/bench", api.Project{Description: "benchmarks"}, nil)
-	do(b, c, http.MethodPut, "/v1/projects/bench/grants/engineering", api.Grant{}, nil)
-	do(b, c, http.MethodGet, "/v1/ca/user/bench", nil, &e.userCA)
+	writeProject(b, c, "bench", api.Project{Description: "benchmarks"})
+	grant(b, c, "bench", "engineering")
+	e.userCA = userCAKeys(b, c, "bench")
 
 	// UsePAM no (as the idle sessions need: fewer processes, no PAM
 	// session per login) and room for many concurrent handshakes.
@@ -136,8 +133,8 @@ func setupBench(b *testing.B) *benchEnv {
 	// plain key; through Rampart with the per-hop certificate.
 	e.authorizeKey(b, e.target, "alice")
 	fatalIf(b, e.target.Start())
-	do(b, c, http.MethodPut, "/v1/servers/"+benchTarget, api.Server{Project: "bench", Name: benchTarget, Addr: e.target.IP(),
-		HostKeys: []string{authorizedLine(e.target.HostKey())}}, nil)
+	putServer(b, c, benchTarget, api.Server{Project: "bench", Name: benchTarget, Addr: e.target.IP(),
+		HostKeys: []string{authorizedLine(e.target.HostKey())}})
 
 	e.jumpHost = NewTarget(b, TargetConfig{Name: "jumphost", IP: newIP(b, "jumphost"), HostKeyTypes: []string{"ed25519"}, ExtraConfig: extra})
 	fatalIf(b, e.jumpHost.AddUser("jump"))

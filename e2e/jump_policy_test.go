@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,8 +186,8 @@ read -r line <&3; echo "got:$line"; echo "pong:$line" >&3; exec 3>&-`, rport)
 func testMintedCertificate(t *testing.T, e *policyEnv) {
 	captureIP := newIP(t, "capture-1")
 	capture := startCertCapture(t, captureIP)
-	do(t, e.api(), http.MethodPut, "/v1/servers/capture-1", api.Server{Project: "web", Name: "capture-1", Addr: captureIP,
-		HostKeys: []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(capture.hostKey)))}}, nil)
+	putServer(t, e.api(), "capture-1", api.Server{Project: "web", Name: "capture-1", Addr: captureIP,
+		HostKeys: []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(capture.hostKey)))}})
 	webCA := parseAuthorizedKey(t, e.userCA(t, "web").Keys[0])
 
 	var minted []*gossh.Certificate
@@ -340,7 +339,7 @@ func testMintedCertificate(t *testing.T, e *policyEnv) {
 	// the node's real certificate; trusting web's CA again lets it in.
 	t.Run("fail/certificate-of-another-project", func(t *testing.T) {
 		e.setProject(t, api.ProjectSettings{})
-		do(t, e.api(), http.MethodPut, "/v1/projects/ops", api.Project{Description: "another project"}, nil)
+		writeProject(t, e.api(), "ops", api.Project{Description: "another project"})
 		opsCA := parseAuthorizedKey(t, e.userCA(t, "ops").Keys[0])
 		if bytesEqual(opsCA, webCA) {
 			t.Fatal("projects web and ops share a user CA")
@@ -412,12 +411,12 @@ func testLiveRevocation(t *testing.T, e *policyEnv) {
 		s := startRunningSSH(t, e.jumpArgv(e.config, "alice", nil, "alice@web-1", "echo started; sleep 300"))
 		srv := api.Server{Project: "web", Name: "web-1", Addr: e.target.IP(),
 			HostKeys: []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(e.target.HostKey())))}}
-		do(t, e.api(), http.MethodPut, "/v1/projects/elsewhere", api.Project{Description: "not granted to alice"}, nil)
+		writeProject(t, e.api(), "elsewhere", api.Project{Description: "not granted to alice"})
 		moved := srv
 		moved.Project = "elsewhere"
 		started := time.Now()
-		do(t, e.api(), http.MethodPut, "/v1/servers/web-1", moved, nil)
-		t.Cleanup(func() { do(t, e.api(), http.MethodPut, "/v1/servers/web-1", srv, nil) })
+		putServer(t, e.api(), "web-1", moved)
+		t.Cleanup(func() { putServer(t, e.api(), "web-1", srv) })
 		s.waitEnded(t, "moving web-1 to project elsewhere", started)
 		if !strings.Contains(s.stderr.String(), "your access to project elsewhere was revoked") {
 			t.Errorf("the person was not told why: %q", s.stderr.String())

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -58,8 +57,8 @@ func startStubTarget(b *testing.B, e *benchEnv, ip string) *stubTarget {
 	hostKey, err := bufio.NewReader(out).ReadString('\n')
 	fatalIf(b, err, "read the stub target's host key")
 	s.sockets = s.openSockets(b)
-	do(b, e.node.API(), http.MethodPut, "/v1/servers/"+benchStub, api.Server{Project: "bench", Name: benchStub, Addr: ip,
-		HostKeys: []string{strings.TrimSpace(hostKey)}}, nil)
+	putServer(b, e.node.API(), benchStub, api.Server{Project: "bench", Name: benchStub, Addr: ip,
+		HostKeys: []string{strings.TrimSpace(hostKey)}})
 	return s
 }
 

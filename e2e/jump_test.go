@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -168,7 +167,7 @@ func TestJumpThroughBastion(t *testing.T) {
 	t.Run("ok/grant-revoked-mid-session", func(t *testing.T) {
 		s := startRunningSSH(t, []string{"ssh", "-F", e.config, "-J", "alice@" + net.JoinHostPort(e.node.IP, portSSH), "alice@web-1", "echo started; sleep 300"})
 		revoked := time.Now()
-		do(t, e.api(), http.MethodDelete, "/v1/projects/web/grants/engineering", nil, nil)
+		revoke(t, e.api(), "web", "engineering")
 		s.waitEnded(t, "the grant's revocation", revoked)
 		if !strings.Contains(s.stderr.String(), "revoked") {
 			t.Errorf("the person was not told why: %q", s.stderr.String())

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // Parameters of the linearizability run.
@@ -130,7 +133,7 @@ func (h *history) add(op porcupine.Operation, count *int) {
 func (h *history) failed(op string, err error) {
 	kind := "other"
 	var ne net.Error
-	switch s := StatusOf(err); {
+	switch s := client.StatusOf(err); {
 	case s != 0:
 		kind = strconv.Itoa(s)
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -168,7 +171,7 @@ const (
 )
 
 func classifyWrite(err error) writeOutcome {
-	switch s := StatusOf(err); {
+	switch s := client.StatusOf(err); {
 	case err == nil:
 		return writeOK
 	case s >= 400 && s < 500:
@@ -248,7 +251,7 @@ func runClient(ctx context.Context, c *Cluster, h *history, seed uint64) {
 		if isWrite {
 			in := linInput{Write: true, Key: key, Value: fmt.Sprintf("c%d-%d", client, seq)}
 			call := h.now()
-			_, err = n.API().PutProject(rctx, key, in.Value)
+			_, err = n.API().PutProject(rctx, key, &api.Project{Description: in.Value})
 			ret := h.now()
 			switch classifyWrite(err) {
 			case writeOK:
@@ -291,11 +294,11 @@ func runClient(ctx context.Context, c *Cluster, h *history, seed uint64) {
 // readDescription reads a project's description with a consistent read; a
 // project that does not exist reads as "".
 func readDescription(ctx context.Context, n *Node, key string) (string, error) {
-	p, err := n.API().GetProject(ctx, key, true)
+	p, err := n.API().Project(ctx, key, client.Consistent())
 	switch {
 	case err == nil:
 		return p.Description, nil
-	case StatusOf(err) == http.StatusNotFound:
+	case client.StatusOf(err) == http.StatusNotFound:
 		return "", nil
 	}
 	return "", err

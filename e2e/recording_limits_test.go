@@ -11,7 +11,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -59,8 +58,8 @@ func TestRecordingLimits(t *testing.T) {
 				case <-time.After(100 * time.Millisecond):
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-				err := e.api().Do(ctx, http.MethodPut, "/v1/projects/web", api.Project{
-					Description: fmt.Sprintf("web servers, write %d", i), Settings: api.ProjectSettings{Recording: new(true)}}, nil)
+				_, err := e.api().PutProject(ctx, "web", &api.Project{
+					Description: fmt.Sprintf("web servers, write %d", i), Settings: api.ProjectSettings{Recording: new(true)}})
 				cancel()
 				if err != nil {
 					mu.Lock()

@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // sharedNodeUsers are the dev IdP's users for this test: alice, and a person
@@ -88,10 +89,10 @@ func TestSharedLoginOnManagedTarget(t *testing.T) {
 	t.Run("fail/shared-login-that-is-a-person", func(t *testing.T) {
 		for _, name := range []string{"alice", "deploy-2"} {
 			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			err := e.api().Do(ctx, http.MethodPut, "/v1/projects/web", api.Project{Description: "web servers",
-				Settings: api.ProjectSettings{SharedLogins: []string{"deploy", name}}}, nil)
+			_, err := e.api().PutProject(ctx, "web", &api.Project{Description: "web servers",
+				Settings: api.ProjectSettings{SharedLogins: []string{"deploy", name}}})
 			cancel()
-			var ae *APIError
+			var ae *client.Error
 			if !errors.As(err, &ae) || ae.Status != http.StatusConflict || !strings.Contains(ae.Message, "shared login "+name) {
 				t.Fatalf("PUT /v1/projects/web sharing %s: %v; want 409 naming the shared login", name, err)
 			}
@@ -100,8 +101,7 @@ func TestSharedLoginOnManagedTarget(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stderr+r.stdout, "shared login alice") {
 			t.Fatalf("projects set web --shared-logins deploy,alice: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 		}
-		var p api.Project
-		do(t, e.api(), http.MethodGet, "/v1/projects/web", nil, &p)
+		p := getProject(t, e.api(), "web")
 		if !slices.Equal(p.Settings.SharedLogins, []string{"deploy"}) {
 			t.Fatalf("web's shared logins after the refusals: %v", p.Settings.SharedLogins)
 		}

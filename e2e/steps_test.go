@@ -15,7 +15,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,30 +24,25 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 )
-
-// do makes one API request and ends the test if it fails.
-func do(t testing.TB, c *APIClient, method, path string, in, out any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	fatalIf(t, c.Do(ctx, method, path, in, out), method+" "+path)
-}
 
 // hostCALines is known_hosts text trusting the cluster's node host CA (the
 // bastion's front door) and its target host CA (targets and the jump's
 // per-target servers), each for any name: what tests that are not about the
 // split between the two keep. `ca known-hosts` prints the lines an operator
 // uses, each CA for its own names (TestHostCAVouchesOnlyForNodes).
-func hostCALines(t testing.TB, c *APIClient) string {
+func hostCALines(t testing.TB, c *client.Client) string {
 	t.Helper()
 	var b strings.Builder
-	for _, path := range []string{"/v1/ca/node-host", "/v1/ca/host"} {
-		var k api.CAKeys
-		do(t, c, http.MethodGet, path, nil, &k)
+	for _, ca := range []struct {
+		name string
+		keys func(testing.TB, *client.Client) api.CAKeys
+	}{{"/v1/ca/node-host", nodeHostCAKeys}, {"/v1/ca/host", hostCAKeys}} {
+		k := ca.keys(t, c)
 		if len(k.Keys) != 1 {
-			t.Fatalf("%s keys = %v, want one", path, k.Keys)
+			t.Fatalf("%s keys = %v, want one", ca.name, k.Keys)
 		}
 		fmt.Fprintf(&b, "@cert-authority * %s\n", k.Keys[0])
 	}
@@ -57,7 +51,7 @@ func hostCALines(t testing.TB, c *APIClient) string {
 
 // writeKnownHosts writes dir/known_hosts with hostCALines and returns its
 // path.
-func writeKnownHosts(t testing.TB, c *APIClient, dir string) string {
+func writeKnownHosts(t testing.TB, c *client.Client, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "known_hosts")
 	fatalIf(t, os.WriteFile(path, []byte(hostCALines(t, c)), 0o600))
@@ -116,15 +110,17 @@ func bindKey(t *testing.T, dir, config, name string, node *DevNode) {
 
 // createProject creates or replaces project name ("NAME servers") with
 // settings s.
-func createProject(t testing.TB, c *APIClient, name string, s api.ProjectSettings) {
+func createProject(t testing.TB, c *client.Client, name string, s api.ProjectSettings) {
 	t.Helper()
-	do(t, c, http.MethodPut, "/v1/projects/"+name, api.Project{Description: name + " servers", Settings: s}, nil)
+	writeProject(t, c, name, api.Project{Description: name + " servers", Settings: s})
 }
 
 // grant grants project to group, with no sudo entitlements.
-func grant(t testing.TB, c *APIClient, project, group string) {
+func grant(t testing.TB, c *client.Client, project, group string) {
 	t.Helper()
-	do(t, c, http.MethodPut, "/v1/projects/"+project+"/grants/"+group, api.Grant{}, nil)
+	must(t, "PUT grant "+project+"/"+group, func(ctx context.Context) error {
+		return c.PutGrant(ctx, project, group, &api.Grant{})
+	})
 }
 
 // jumpEnv is a dev node, alice's key bound to her, and (once started) the
@@ -137,7 +133,7 @@ type jumpEnv struct {
 	target *Target
 }
 
-func (e *jumpEnv) api() *APIClient { return e.node.API() }
+func (e *jumpEnv) api() *client.Client { return e.node.API() }
 
 // ssh runs OpenSSH through the bastion: ssh -F config -J alice@node host cmd.
 func (e *jumpEnv) ssh(t testing.TB, extra []string, dest string, command ...string) sshResult {
@@ -157,8 +153,7 @@ func (e *jumpEnv) setProject(t testing.TB, s api.ProjectSettings) {
 // userCA is project's user CA, which must have one key.
 func (e *jumpEnv) userCA(t testing.TB, project string) api.CAKeys {
 	t.Helper()
-	var keys api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/user/"+project, nil, &keys)
+	keys := userCAKeys(t, e.api(), project)
 	if len(keys.Keys) != 1 {
 		t.Fatalf("user CA keys of %s = %v, want one", project, keys.Keys)
 	}
@@ -180,8 +175,8 @@ func (e *jumpEnv) startTarget(t *testing.T, name, ip, project string, caKeys api
 	if pin == nil {
 		pin = tg.HostKey()
 	}
-	do(t, e.api(), http.MethodPut, "/v1/servers/"+name, api.Server{Project: project, Name: name, Addr: ip,
-		HostKeys: []string{authorizedLine(pin)}}, nil)
+	putServer(t, e.api(), name, api.Server{Project: project, Name: name, Addr: ip,
+		HostKeys: []string{authorizedLine(pin)}})
 	return tg
 }
 

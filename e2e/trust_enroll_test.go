@@ -6,7 +6,6 @@ package e2e
 // host keys.
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,8 +13,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +20,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // enrollDirect posts one enrollment as an agent would, with the token's
@@ -34,31 +31,14 @@ func enrollDirect(token string, req api.EnrollRequest) (*api.EnrollResponse, err
 		return nil, err
 	}
 	req.Method, req.Secret = api.EnrollToken, tok.Secret
-	body, err := json.Marshal(req)
+	c, err := client.New(tok.Addrs[:1], client.WithPin(tok.CAPin))
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{TLSClientConfig: ca.PinnedTLS(tok.CAPin)}
-	defer tr.CloseIdleConnections()
+	defer c.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+tok.Addrs[0]+"/v1/agents/enroll", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: tr}).Do(hreq)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e api.Error
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, e.Error)
-	}
-	var out api.EnrollResponse
-	return &out, json.NewDecoder(resp.Body).Decode(&out)
+	return c.Enroll(ctx, &req)
 }
 
 // impostorKeys are an agent key (PEM PUBLIC KEY) and an sshd host key

@@ -12,7 +12,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,9 +144,7 @@ func TestHostCAVouchesOnlyForNodes(t *testing.T) {
 	fatalIf(t, err)
 	port := serveHostSigner(t, targetIP, certSigner)
 
-	var nodeCA, targetCA api.CAKeys
-	do(t, e.api(), http.MethodGet, "/v1/ca/node-host", nil, &nodeCA)
-	do(t, e.api(), http.MethodGet, "/v1/ca/host", nil, &targetCA)
+	nodeCA, targetCA := nodeHostCAKeys(t, e.api()), hostCAKeys(t, e.api())
 	if len(nodeCA.Keys) != 1 || len(targetCA.Keys) != 1 || nodeCA.Keys[0] == targetCA.Keys[0] {
 		t.Fatalf("node host CA %v, target host CA %v: want one key each, not the same", nodeCA.Keys, targetCA.Keys)
 	}

@@ -13,20 +13,23 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+
+	"github.com/rampart-ssh/rampart/client"
 )
 
 // probeNodeAPI asks n's API for a recording that does not exist through a
 // node-only endpoint, presenting cert: a node the API admits is told 404,
 // one it refuses 401 or 403 (or the handshake fails).
 func probeNodeAPI(c *Cluster, n *Node, cert tls.Certificate) (admitted bool, detail error) {
-	cl := &APIClient{BaseURL: "https://" + n.APIAddr(), HTTP: &http.Client{Transport: &http.Transport{
-		TLSClientConfig: presenting(c, n, cert),
-	}}}
-	defer cl.HTTP.CloseIdleConnections()
+	cl := n.NewAPI(client.WithTLSConfig(presenting(c, n, cert)))
+	defer cl.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	err := cl.Do(ctx, http.MethodGet, "/v1/internal/recordings/no-such-session", nil, nil)
-	switch s := StatusOf(err); {
+	rec, err := cl.Recording(ctx, "no-such-session")
+	if err == nil {
+		rec.Close()
+	}
+	switch s := client.StatusOf(err); {
 	case s == http.StatusNotFound:
 		return true, nil
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:

@@ -9,8 +9,8 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/adminshell"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 	jumpproxy "github.com/rampart-ssh/rampart/gateway/jump"
@@ -182,9 +182,9 @@ func (a adminCluster) CAPin() string {
 	if err != nil {
 		return ""
 	}
-	cert, err := ca.ParseCertPEM(caPEM)
+	cert, err := api.ParseCertPEM(caPEM)
 	if err != nil {
 		return ""
 	}
-	return ca.Pin(cert)
+	return api.Pin(cert)
 }

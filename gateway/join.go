@@ -63,7 +63,7 @@ func (n *Node) join(ctx context.Context) (caPEM, certPEM, keyPEM []byte, err err
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("join the cluster: %w", err)
 	}
-	if keyPEM, err = client.EncodeKeyPEM(key); err != nil {
+	if keyPEM, err = api.EncodeKeyPEM(key); err != nil {
 		return nil, nil, nil, err
 	}
 	caPEM, certPEM = []byte(resp.CAPEM), []byte(resp.CertPEM)

@@ -91,8 +91,8 @@ func (n *Node) start(ctx context.Context) error {
 		ServerTLS: n.tls.RaftServer, ClientTLS: n.tls.RaftClient,
 		MaxStale: n.cfg.Cluster.MaxStale, Logger: n.logger,
 		PeerID: func(c *x509.Certificate) (string, bool) {
-			role, id, ok := ca.Identity(c)
-			return id, ok && role == ca.RoleNode
+			role, id, ok := api.Identity(c)
+			return id, ok && role == api.RoleNode
 		},
 	})
 	if err != nil {
@@ -246,10 +246,10 @@ func (n *Node) issueOwnCert(tca *ca.TLSCA) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if certPEM, err = tca.Issue(ca.RoleNode, n.id, key.Public(), n.certIPs(), nil, n.nodeCertTTL()); err != nil {
+	if certPEM, err = tca.Issue(api.RoleNode, n.id, key.Public(), n.certIPs(), nil, n.nodeCertTTL()); err != nil {
 		return nil, nil, err
 	}
-	keyPEM, err = ca.EncodeKeyPEM(key)
+	keyPEM, err = api.EncodeKeyPEM(key)
 	return certPEM, keyPEM, err
 }
 
@@ -335,12 +335,12 @@ func (n *Node) bootstrap(ctx context.Context) error {
 // writeBootstrapSecrets creates the first join token and an admin service
 // token, and leaves each in a 0600 file in the data dir for the operator.
 func (n *Node) writeBootstrapSecrets(ctx context.Context, caPEM []byte) error {
-	caCert, err := ca.ParseCertPEM(caPEM)
+	caCert, err := api.ParseCertPEM(caPEM)
 	if err != nil {
 		return err
 	}
 	now := n.now().UTC()
-	jt, err := api.NewToken(api.TokenJoin, []string{n.advertise().API}, ca.Pin(caCert), rand.Reader)
+	jt, err := api.NewToken(api.TokenJoin, []string{n.advertise().API}, api.Pin(caCert), rand.Reader)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-ssh/rampart/api"
 	gwca "github.com/rampart-ssh/rampart/gateway/ca"
 )
 
@@ -233,7 +234,7 @@ func openTestStore(tb testing.TB, id string, nodeTLS *gwca.NodeTLS, opts ...func
 // builds the node's TLS configurations from it.
 func issueNodeTLS(tb testing.TB, tca *gwca.TLSCA, id string) *gwca.NodeTLS {
 	tb.Helper()
-	certPEM, keyPEM := issueTestCert(tb, tca, gwca.RoleNode, id)
+	certPEM, keyPEM := issueTestCert(tb, tca, api.RoleNode, id)
 	nt, err := gwca.NewNodeTLS(tca.CertPEM, certPEM, keyPEM)
 	if err != nil {
 		tb.Fatalf("node TLS for %s: %v", id, err)
@@ -253,7 +254,7 @@ func issueTestCert(tb testing.TB, tca *gwca.TLSCA, role, id string) (certPEM, ke
 	if err != nil {
 		tb.Fatalf("issue %s certificate for %s: %v", role, id, err)
 	}
-	if keyPEM, err = gwca.EncodeKeyPEM(key); err != nil {
+	if keyPEM, err = api.EncodeKeyPEM(key); err != nil {
 		tb.Fatal(err)
 	}
 	return certPEM, keyPEM
@@ -349,6 +350,6 @@ func frameUnchecked(tb testing.TB, cmd Command) []byte {
 // testPeerID names the node a cluster certificate belongs to, as the gateway
 // does with its CA package.
 func testPeerID(cert *x509.Certificate) (string, bool) {
-	role, id, ok := gwca.Identity(cert)
-	return id, ok && role == gwca.RoleNode
+	role, id, ok := api.Identity(cert)
+	return id, ok && role == api.RoleNode
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/rampart-ssh/rampart/api"
 	gwca "github.com/rampart-ssh/rampart/gateway/ca"
 )
 
@@ -469,7 +470,7 @@ func TestForeignCertificateCannotJoin(t *testing.T) {
 	// The probe is a member (in the nodes table, with its key); "ghost" has
 	// a valid node certificate from the cluster CA but is not, or no longer,
 	// a member; "probe" with another key is an earlier node of that id.
-	probeCert := testKeyPair(t, c.ca, gwca.RoleNode, "probe")
+	probeCert := testKeyPair(t, c.ca, api.RoleNode, "probe")
 	probeLeaf, err := x509.ParseCertificate(probeCert.Certificate[0])
 	if err != nil {
 		t.Fatal(err)
@@ -487,10 +488,10 @@ func TestForeignCertificateCannotJoin(t *testing.T) {
 		ok   bool
 	}{
 		{name: "ok/cluster-node-cert", cfg: probe(probeCert), ok: true},
-		{name: "fail/member-cert-for-another-key", cfg: probe(testKeyPair(t, c.ca, gwca.RoleNode, "probe"))},
-		{name: "fail/non-member-node-cert", cfg: probe(testKeyPair(t, c.ca, gwca.RoleNode, "ghost"))},
-		{name: "fail/foreign-ca-node-cert", cfg: probe(testKeyPair(t, foreignCA, gwca.RoleNode, "probe"))},
-		{name: "fail/cluster-agent-cert", cfg: probe(testKeyPair(t, c.ca, gwca.RoleAgent, "probe"))},
+		{name: "fail/member-cert-for-another-key", cfg: probe(testKeyPair(t, c.ca, api.RoleNode, "probe"))},
+		{name: "fail/non-member-node-cert", cfg: probe(testKeyPair(t, c.ca, api.RoleNode, "ghost"))},
+		{name: "fail/foreign-ca-node-cert", cfg: probe(testKeyPair(t, foreignCA, api.RoleNode, "probe"))},
+		{name: "fail/cluster-agent-cert", cfg: probe(testKeyPair(t, c.ca, api.RoleAgent, "probe"))},
 		{name: "fail/no-client-cert", cfg: probe()},
 	}
 	for _, tc := range cases {

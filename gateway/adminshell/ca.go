@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/api"
 	rotation "github.com/rampart-ssh/rampart/gateway/authority"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -50,8 +51,8 @@ type caView struct {
 // it), or a TLS CA's pin (as enrollment tokens carry it).
 func caFingerprint(r *raftstore.CARecord) string {
 	if r.Kind == raftstore.CATLS {
-		if cert, err := ca.ParseCertPEM([]byte(r.PublicKey)); err == nil {
-			return ca.Pin(cert)
+		if cert, err := api.ParseCertPEM([]byte(r.PublicKey)); err == nil {
+			return api.Pin(cert)
 		}
 		return "?"
 	}

@@ -15,6 +15,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -377,7 +378,7 @@ func TestIssueTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.IssueTLS(ca.RoleAgent, "srv-1", key.Public(), nil, nil, time.Hour); !errors.Is(err, errNoClusterCA) {
+	if _, err := a.IssueTLS(api.RoleAgent, "srv-1", key.Public(), nil, nil, time.Hour); !errors.Is(err, errNoClusterCA) {
 		t.Fatalf("IssueTLS before bootstrap = %v, want errNoClusterCA", err)
 	}
 	tca, err := ca.NewTLSCA("c-test", clockAt(t0))
@@ -399,15 +400,15 @@ func TestIssueTLS(t *testing.T) {
 		validity time.Duration
 		usage    x509.ExtKeyUsage
 	}{
-		{"ok/agent", ca.RoleAgent, "srv-1", nil, 90 * 24 * time.Hour, x509.ExtKeyUsageClientAuth},
-		{"ok/node", ca.RoleNode, "n2", []net.IP{net.IPv4(127, 0, 0, 2)}, 0, x509.ExtKeyUsageServerAuth},
+		{"ok/agent", api.RoleAgent, "srv-1", nil, 90 * 24 * time.Hour, x509.ExtKeyUsageClientAuth},
+		{"ok/node", api.RoleNode, "n2", []net.IP{net.IPv4(127, 0, 0, 2)}, 0, x509.ExtKeyUsageServerAuth},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			certPEM, err := a.IssueTLS(tc.role, tc.id, key.Public(), tc.ips, nil, tc.validity)
 			if err != nil {
 				t.Fatal(err)
 			}
-			cert, err := ca.ParseCertPEM(certPEM)
+			cert, err := api.ParseCertPEM(certPEM)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -418,7 +419,7 @@ func TestIssueTLS(t *testing.T) {
 			if validity == 0 {
 				validity = 2 * 365 * 24 * time.Hour
 			}
-			role, id, _ := ca.Identity(cert)
+			role, id, _ := api.Identity(cert)
 			if role != tc.role || id != tc.id || !cert.NotAfter.Equal(t0.Add(validity)) || len(cert.IPAddresses) != len(tc.ips) {
 				t.Fatalf("certificate for %s %s until %s with %v", role, id, cert.NotAfter, cert.IPAddresses)
 			}
@@ -434,7 +435,7 @@ func TestIssueTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := testAuthority(t, c.node(), other, clockAt(t0)).IssueTLS(ca.RoleAgent, "srv-1", key.Public(), nil, nil, time.Hour); err == nil {
+		if _, err := testAuthority(t, c.node(), other, clockAt(t0)).IssueTLS(api.RoleAgent, "srv-1", key.Public(), nil, nil, time.Hour); err == nil {
 			t.Fatal("a node with another KEK issued a certificate")
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 )
 
@@ -71,7 +72,7 @@ func nodeCertWait(obtained, notAfter, now time.Time, failures int) time.Duration
 		d := time.Second << min(failures-1, 16)
 		return max(min(d, nodeCertRetryMax, notAfter.Sub(now)/4), 100*time.Millisecond)
 	}
-	return max(ca.RenewAt(obtained, notAfter).Sub(now), 0)
+	return max(api.RenewAt(obtained, notAfter).Sub(now), 0)
 }
 
 // Run renews the certificate whenever it is due, until ctx ends.
@@ -116,7 +117,7 @@ func (r *NodeCertRenewer) renewOnce() error {
 		return errors.Join(errors.New("read tls/node.key"), err)
 	}
 	nodeID := r.a.nodeID
-	certPEM, err := tca.IssueCert(ca.TLSCertRequest{Role: ca.RoleNode, ID: nodeID, PublicKey: old.PublicKey, IPs: old.IPAddresses, DNSNames: old.DNSNames, Validity: r.validity})
+	certPEM, err := tca.IssueCert(ca.TLSCertRequest{Role: api.RoleNode, ID: nodeID, PublicKey: old.PublicKey, IPs: old.IPAddresses, DNSNames: old.DNSNames, Validity: r.validity})
 	if err != nil {
 		return err
 	}

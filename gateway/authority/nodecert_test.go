@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -55,9 +56,9 @@ func TestNodeCertRenewalHotSwap(t *testing.T) {
 	fatal(t, err)
 	key, err := ca.NewNodeKey()
 	fatal(t, err)
-	keyPEM, err := ca.EncodeKeyPEM(key)
+	keyPEM, err := api.EncodeKeyPEM(key)
 	fatal(t, err)
-	certPEM, err := tca.Issue(ca.RoleNode, "n1", key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, nil, 30*time.Second)
+	certPEM, err := tca.Issue(api.RoleNode, "n1", key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, nil, 30*time.Second)
 	fatal(t, err)
 	dir := &memFiles{key: keyPEM, cert: certPEM}
 	nt, err := ca.NewNodeTLS(tca.CertPEM, certPEM, keyPEM)
@@ -111,7 +112,7 @@ func TestNodeCertRenewalHotSwap(t *testing.T) {
 		t.Fatalf("after renewal: server presented %s, client %s; want %s", s, c, renewed.SerialNumber)
 	}
 	stored := dir.stored()
-	if c, err := ca.ParseCertPEM(stored); err != nil || c.SerialNumber.Cmp(renewed.SerialNumber) != 0 {
+	if c, err := api.ParseCertPEM(stored); err != nil || c.SerialNumber.Cmp(renewed.SerialNumber) != 0 {
 		t.Errorf("tls/node.crt holds %v (%v), want the renewed certificate", c.SerialNumber, err)
 	}
 	if !r.obtained.Equal(now.Add(25 * time.Second)) {

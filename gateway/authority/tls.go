@@ -27,7 +27,7 @@ func (a *Authority) tlsCA(now func() time.Time) (*ca.TLSCA, error) {
 	return ca.LoadTLSCA([]byte(meta.TLSCACert), meta.TLSCAKeySealed, a.kek, now)
 }
 
-// IssueTLS issues a cluster TLS certificate (ca.RoleNode or ca.RoleAgent)
+// IssueTLS issues a cluster TLS certificate (api.RoleNode or api.RoleAgent)
 // for id and pub with the cluster TLS CA from the replica, naming ips and
 // dnsNames; validity 0 means two years. It returns the certificate as PEM.
 // A refusal of the request itself (role, id, key) wraps ca.ErrCertRequest;

@@ -14,6 +14,8 @@ import (
 	"math/big"
 	"sync/atomic"
 	"time"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 const (
@@ -64,7 +66,7 @@ func NewTLSCA(clusterID string, now func() time.Time) (*TLSCA, error) {
 
 // LoadTLSCA rebuilds the CA from its certificate and its sealed key.
 func LoadTLSCA(certPEM []byte, sealedKey []byte, kek *KEK, now func() time.Time) (*TLSCA, error) {
-	cert, err := ParseCertPEM(certPEM)
+	cert, err := api.ParseCertPEM(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA: %w", err)
 	}
@@ -93,7 +95,7 @@ func (c *TLSCA) SealKey(kek *KEK) ([]byte, error) {
 }
 
 // Pin is the SHA-256 of the CA's SubjectPublicKeyInfo, as tokens carry it.
-func (c *TLSCA) Pin() string { return Pin(c.Cert) }
+func (c *TLSCA) Pin() string { return api.Pin(c.Cert) }
 
 // NewNodeKey generates a node's TLS key.
 func NewNodeKey() (*ecdsa.PrivateKey, error) {
@@ -119,7 +121,7 @@ func requireRole(role string) func(tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
 			return errors.New("peer presented no certificate")
 		}
-		r, id, ok := Identity(cs.PeerCertificates[0])
+		r, id, ok := api.Identity(cs.PeerCertificates[0])
 		if !ok || r != role {
 			return fmt.Errorf("peer certificate is not a rampart %s certificate (role %q, id %q)", role, r, id)
 		}
@@ -152,7 +154,7 @@ func NewNodeTLS(caPEM, certPEM, keyPEM []byte) (*NodeTLS, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("cluster CA certificate is not valid PEM")
 	}
-	caCert, err := ParseCertPEM(caPEM)
+	caCert, err := api.ParseCertPEM(caPEM)
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA: %w", err)
 	}
@@ -161,20 +163,20 @@ func NewNodeTLS(caPEM, certPEM, keyPEM []byte) (*NodeTLS, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, t.id, _ = Identity(pair.Leaf)
+	_, t.id, _ = api.Identity(pair.Leaf)
 	t.cert.Store(pair)
 	base := &tls.Config{MinVersion: tls.VersionTLS13,
 		GetCertificate:       func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return t.cert.Load(), nil },
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return t.cert.Load(), nil },
 	}
 	rs := base.Clone()
-	rs.ClientAuth, rs.ClientCAs, rs.VerifyConnection = tls.RequireAndVerifyClientCert, pool, requireRole(RoleNode)
+	rs.ClientAuth, rs.ClientCAs, rs.VerifyConnection = tls.RequireAndVerifyClientCert, pool, requireRole(api.RoleNode)
 	rc := base.Clone()
-	rc.RootCAs, rc.VerifyConnection = pool, requireRole(RoleNode)
-	api := base.Clone()
-	api.MinVersion = tls.VersionTLS12
-	api.ClientAuth, api.ClientCAs = tls.VerifyClientCertIfGiven, pool
-	t.RaftServer, t.RaftClient, t.API = rs, rc, api
+	rc.RootCAs, rc.VerifyConnection = pool, requireRole(api.RoleNode)
+	ac := base.Clone()
+	ac.MinVersion = tls.VersionTLS12
+	ac.ClientAuth, ac.ClientCAs = tls.VerifyClientCertIfGiven, pool
+	t.RaftServer, t.RaftClient, t.API = rs, rc, ac
 	return t, nil
 }
 
@@ -192,7 +194,7 @@ func (t *NodeTLS) nodePair(certPEM, keyPEM []byte) (*tls.Certificate, error) {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: t.Pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}, CurrentTime: leaf.NotBefore.Add(time.Second)}); err != nil {
 		return nil, fmt.Errorf("node certificate is not signed by the cluster CA: %w", err)
 	}
-	if role, _, ok := Identity(leaf); !ok || role != RoleNode {
+	if role, _, ok := api.Identity(leaf); !ok || role != api.RoleNode {
 		return nil, errors.New("node certificate does not name a rampart node")
 	}
 	pair.Leaf = leaf
@@ -212,7 +214,7 @@ func (t *NodeTLS) SetCertificate(certPEM, keyPEM []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, id, _ := Identity(pair.Leaf); id != t.id {
+	if _, id, _ := api.Identity(pair.Leaf); id != t.id {
 		return fmt.Errorf("node certificate names node %q, not this node (%q)", id, t.id)
 	}
 	t.cert.Store(pair)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // caNow is the fixed clock of tests that check validity windows.
@@ -33,7 +35,7 @@ func issuePEM(t *testing.T, c *TLSCA, role, id string) (certPEM, keyPEM []byte) 
 	if certPEM, err = c.Issue(role, id, key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, []string{"localhost"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if keyPEM, err = EncodeKeyPEM(key); err != nil {
+	if keyPEM, err = api.EncodeKeyPEM(key); err != nil {
 		t.Fatal(err)
 	}
 	return certPEM, keyPEM
@@ -53,7 +55,7 @@ func TestNewTLSCA(t *testing.T) {
 	case c.Pin() == newTestCA(t, "cluster-1", time.Now).Pin():
 		t.Fatal("two CAs share a pin")
 	}
-	parsed, err := ParseCertPEM(c.CertPEM)
+	parsed, err := api.ParseCertPEM(c.CertPEM)
 	if err != nil || !parsed.Equal(c.Cert) {
 		t.Fatalf("CertPEM does not hold the CA certificate (%v)", err)
 	}
@@ -73,14 +75,14 @@ func TestIssue(t *testing.T) {
 		validity time.Duration
 		ok       bool
 	}{
-		{name: "ok/node", role: RoleNode, id: "node-1", ok: true},
-		{name: "ok/agent", role: RoleAgent, id: "srv-42", validity: time.Hour, ok: true},
+		{name: "ok/node", role: api.RoleNode, id: "node-1", ok: true},
+		{name: "ok/agent", role: api.RoleAgent, id: "srv-42", validity: time.Hour, ok: true},
 		{name: "fail/unknown-role", role: "admin", id: "x"},
-		{name: "fail/empty-id", role: RoleNode, id: ""},
-		{name: "fail/id-with-colon", role: RoleNode, id: "node:1"},
-		{name: "fail/id-with-slash", role: RoleNode, id: "a/b"},
-		{name: "fail/id-with-space", role: RoleAgent, id: "a b"},
-		{name: "fail/id-with-newline", role: RoleAgent, id: "a\nb"},
+		{name: "fail/empty-id", role: api.RoleNode, id: ""},
+		{name: "fail/id-with-colon", role: api.RoleNode, id: "node:1"},
+		{name: "fail/id-with-slash", role: api.RoleNode, id: "a/b"},
+		{name: "fail/id-with-space", role: api.RoleAgent, id: "a b"},
+		{name: "fail/id-with-newline", role: api.RoleAgent, id: "a\nb"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,11 +96,11 @@ func TestIssue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cert, err := ParseCertPEM(certPEM)
+			cert, err := api.ParseCertPEM(certPEM)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if role, id, ok := Identity(cert); !ok || role != tc.role || id != tc.id {
+			if role, id, ok := api.Identity(cert); !ok || role != tc.role || id != tc.id {
 				t.Fatalf("Identity = %q, %q, %v; want %q, %q", role, id, ok, tc.role, tc.id)
 			}
 			validity := tc.validity
@@ -114,7 +116,7 @@ func TestIssue(t *testing.T) {
 			// Nodes serve and authenticate; agents only authenticate.
 			for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
 				_, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: caNow, KeyUsages: []x509.ExtKeyUsage{usage}})
-				want := tc.role == RoleNode || usage == x509.ExtKeyUsageClientAuth
+				want := tc.role == api.RoleNode || usage == x509.ExtKeyUsageClientAuth
 				if want && err != nil {
 					t.Fatalf("not valid for usage %v: %v", usage, err)
 				}
@@ -128,26 +130,26 @@ func TestIssue(t *testing.T) {
 
 func TestIdentityWithoutRampartURI(t *testing.T) {
 	c := newTestCA(t, "cluster-1", time.Now)
-	certPEM, _ := issuePEM(t, c, RoleNode, "node-1")
-	cert, err := ParseCertPEM(certPEM)
+	certPEM, _ := issuePEM(t, c, api.RoleNode, "node-1")
+	cert, err := api.ParseCertPEM(certPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cert.URIs[0].Opaque = "other:node:node-1"
-	if _, _, ok := Identity(cert); ok {
+	if _, _, ok := api.Identity(cert); ok {
 		t.Fatal("Identity accepted a URI outside urn:rampart")
 	}
-	if _, _, ok := Identity(c.Cert); ok {
+	if _, _, ok := api.Identity(c.Cert); ok {
 		t.Fatal("the CA certificate has an identity")
 	}
 }
 
 func TestNewNodeTLS(t *testing.T) {
 	cluster, other := newTestCA(t, "cluster-1", time.Now), newTestCA(t, "cluster-2", time.Now)
-	nodeCert, nodeKey := issuePEM(t, cluster, RoleNode, "node-1")
-	foreignCert, foreignKey := issuePEM(t, other, RoleNode, "node-1")
-	agentCert, agentKey := issuePEM(t, cluster, RoleAgent, "srv-1")
-	_, otherKey := issuePEM(t, cluster, RoleNode, "node-2")
+	nodeCert, nodeKey := issuePEM(t, cluster, api.RoleNode, "node-1")
+	foreignCert, foreignKey := issuePEM(t, other, api.RoleNode, "node-1")
+	agentCert, agentKey := issuePEM(t, cluster, api.RoleAgent, "srv-1")
+	_, otherKey := issuePEM(t, cluster, api.RoleNode, "node-2")
 	cases := []struct {
 		name        string
 		ca          []byte
@@ -216,7 +218,7 @@ func TestLoadTLSCA(t *testing.T) {
 				return
 			}
 			// The loaded CA signs certificates the original CA verifies.
-			certPEM, keyPEM := issuePEM(t, loaded, RoleNode, "node-9")
+			certPEM, keyPEM := issuePEM(t, loaded, api.RoleNode, "node-9")
 			if _, err := NewNodeTLS(orig.CertPEM, certPEM, keyPEM); err != nil {
 				t.Fatalf("certificate from the loaded CA: %v", err)
 			}

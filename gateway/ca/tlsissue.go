@@ -12,12 +12,14 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // TLSCertRequest asks the cluster TLS CA for one certificate: a node's or an
 // agent's.
 type TLSCertRequest struct {
-	// Role is RoleNode or RoleAgent; ID the node's or the server's id.
+	// Role is api.RoleNode or api.RoleAgent; ID the node's or the server's id.
 	Role, ID string
 	// PublicKey is the key being certified.
 	PublicKey crypto.PublicKey
@@ -84,7 +86,7 @@ func tlsDefaults(m *tlsMint) error {
 		return err
 	}
 	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-	if m.req.Role == RoleAgent {
+	if m.req.Role == api.RoleAgent {
 		usages = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
 	m.tmpl = &x509.Certificate{
@@ -96,13 +98,13 @@ func tlsDefaults(m *tlsMint) error {
 		ExtKeyUsage:  usages,
 		IPAddresses:  m.req.IPs,
 		DNSNames:     m.req.DNSNames,
-		URIs:         []*url.URL{{Scheme: "urn", Opaque: "rampart:" + m.req.Role + ":" + m.req.ID}},
+		URIs:         []*url.URL{api.IdentityURI(m.req.Role, m.req.ID)},
 	}
 	return nil
 }
 
 func tlsPolicyRole(m *tlsMint) error {
-	if m.req.Role != RoleNode && m.req.Role != RoleAgent {
+	if m.req.Role != api.RoleNode && m.req.Role != api.RoleAgent {
 		return fmt.Errorf("%w: unknown certificate role %q", ErrCertRequest, m.req.Role)
 	}
 	return nil
@@ -139,7 +141,7 @@ func verifyTLS(m *tlsMint) error {
 	if err != nil {
 		return fmt.Errorf("%w: does not parse: %v", ErrMintedCert, err)
 	}
-	role, id, _ := Identity(got)
+	role, id, _ := api.Identity(got)
 	key, ok := got.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 	checks := []struct {
 		ok   bool

@@ -268,7 +268,7 @@ func (s *Service) register(ctx context.Context, req *api.EnrollRequest, keys *en
 	if err != nil {
 		return nil, err
 	}
-	certPEM, err := s.issueTLS(ca.RoleAgent, srv.ID, keys.agent, nil, nil, s.agentCertTTL())
+	certPEM, err := s.issueTLS(api.RoleAgent, srv.ID, keys.agent, nil, nil, s.agentCertTTL())
 	if err != nil {
 		return nil, err
 	}

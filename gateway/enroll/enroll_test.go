@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -39,11 +38,11 @@ func TestEnrollToken(t *testing.T) {
 	if fx.usesLeft(t, secret) != 1 {
 		t.Fatalf("uses left %d, want 1", fx.usesLeft(t, secret))
 	}
-	cert, err := ca.ParseCertPEM([]byte(resp.CertPEM))
+	cert, err := api.ParseCertPEM([]byte(resp.CertPEM))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if role, id, ok := ca.Identity(cert); !ok || role != ca.RoleAgent || id != srv.ID {
+	if role, id, ok := api.Identity(cert); !ok || role != api.RoleAgent || id != srv.ID {
 		t.Fatalf("agent certificate names %s %s", role, id)
 	}
 	if got := cert.NotAfter.Sub(testNow); got < agentCertValidity-time.Minute || got > agentCertValidity+time.Minute ||

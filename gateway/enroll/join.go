@@ -94,7 +94,7 @@ func (s *Service) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResp
 		KeyHash: keyHash}, Now: s.now().UTC()}); err != nil {
 		return nil, err
 	}
-	certPEM, err := s.issueTLS(ca.RoleNode, req.NodeID, pub, dedupIPs(ips), nil, s.cfg.NodeCertValidity)
+	certPEM, err := s.issueTLS(api.RoleNode, req.NodeID, pub, dedupIPs(ips), nil, s.cfg.NodeCertValidity)
 	if err != nil {
 		return nil, err
 	}

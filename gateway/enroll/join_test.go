@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -38,11 +37,11 @@ func TestJoin(t *testing.T) {
 	if resp.ClusterID != "c-test" || resp.CAPEM != string(fx.certs.tca.CertPEM) {
 		t.Fatalf("response: cluster %q", resp.ClusterID)
 	}
-	cert, err := ca.ParseCertPEM([]byte(resp.CertPEM))
+	cert, err := api.ParseCertPEM([]byte(resp.CertPEM))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if role, id, ok := ca.Identity(cert); !ok || role != ca.RoleNode || id != "n3" {
+	if role, id, ok := api.Identity(cert); !ok || role != api.RoleNode || id != "n3" {
 		t.Fatalf("certificate names %s %s", role, id)
 	}
 	if is := fx.certs.issued; len(is) != 1 || len(is[0].ips) != 1 || is[0].ips[0].String() != "10.9.0.3" || is[0].validity != 400*24*time.Hour {

@@ -62,11 +62,11 @@ func (s *Service) RenewAgent(ctx context.Context, srv *raftstore.Server, req *ap
 	if err != nil {
 		return nil, fault.Errorf(http.StatusBadRequest, "%v", err)
 	}
-	certPEM, err := s.issueTLS(ca.RoleAgent, srv.ID, pub, nil, nil, s.agentCertTTL())
+	certPEM, err := s.issueTLS(api.RoleAgent, srv.ID, pub, nil, nil, s.agentCertTTL())
 	if err != nil {
 		return nil, err
 	}
-	cert, err := ca.ParseCertPEM(certPEM)
+	cert, err := api.ParseCertPEM(certPEM)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 )
 
 func TestRenewHostCerts(t *testing.T) {
@@ -56,11 +55,11 @@ func TestRenewAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := ca.ParseCertPEM([]byte(resp.CertPEM))
+	cert, err := api.ParseCertPEM([]byte(resp.CertPEM))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if role, id, ok := ca.Identity(cert); !ok || role != ca.RoleAgent || id != srv.ID || !resp.CertExpires.Equal(cert.NotAfter.UTC()) {
+	if role, id, ok := api.Identity(cert); !ok || role != api.RoleAgent || id != srv.ID || !resp.CertExpires.Equal(cert.NotAfter.UTC()) {
 		t.Fatalf("renewed certificate names %s %s, until %s (response %s)", role, id, cert.NotAfter, resp.CertExpires)
 	}
 	if ev := fx.audit.last("agent.cert_renewed"); ev == nil || ev.fields["server_id"] != srv.ID || ev.fields["project"] != "web" {

@@ -45,8 +45,8 @@ type Certifier interface {
 	// address with the active target host CA, valid for validity, and
 	// returns the certificates (authorized_keys lines) and that CA's key.
 	TargetHostCerts(srv *raftstore.Server, keys []gossh.PublicKey, validity time.Duration) (certs []string, caKey string, err error)
-	// IssueTLS issues a cluster TLS certificate (PEM) of role (ca.RoleNode
-	// or ca.RoleAgent) for id and pub. A key or id it cannot certify is
+	// IssueTLS issues a cluster TLS certificate (PEM) of role (api.RoleNode
+	// or api.RoleAgent) for id and pub. A key or id it cannot certify is
 	// refused with an error wrapping ca.ErrCertRequest (answered 400 with
 	// the reason); any other error is the cluster's own (its CA could not
 	// be loaded), never shown to the caller.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
@@ -40,7 +39,7 @@ func agentStateServer(t *testing.T) (uncancelledStore, func(query string) (*api.
 	store := uncancelledStore{f}
 	pki := newTestPKI(t)
 	ts := startAgentAPI(t, pki, store, nil)
-	agent := pki.client(ca.RoleAgent, "s1")
+	agent := pki.client(api.RoleAgent, "s1")
 	return store, func(query string) (*api.AgentState, int) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/agents/state?"+query, nil)

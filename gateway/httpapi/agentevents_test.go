@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -59,8 +58,8 @@ func TestAgentEventsEndpoint(t *testing.T) {
 	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
-	agent1 := pki.client(ca.RoleAgent, "s1")
-	agent2 := pki.client(ca.RoleAgent, "s2")
+	agent1 := pki.client(api.RoleAgent, "s1")
+	agent2 := pki.client(api.RoleAgent, "s2")
 
 	failed := loginEvent(3)
 	failed.Outcome, failed.KeyID, failed.Serial, failed.Reason = api.LoginFailed, "", "", "Certificate invalid: expired"
@@ -109,9 +108,9 @@ func TestAgentEventsEndpoint(t *testing.T) {
 		{name: "fail/seqs-not-increasing", client: agent1, machineID: "m1", events: []api.LoginEvent{loginEvent(5), loginEvent(4)}, status: 400, wantErr: "must increase"},
 		{name: "fail/server-id-in-body", client: agent1, machineID: "m1", body: `{"server_id":"s2","events":[]}`, status: 400, wantErr: "unknown field"},
 		{name: "fail/no-certificate", client: pki.client("", ""), machineID: "m1", events: []api.LoginEvent{loginEvent(7)}, status: 401},
-		{name: "fail/node-certificate", client: pki.client(ca.RoleNode, "n2"), machineID: "m1", events: []api.LoginEvent{loginEvent(7)}, status: 403},
+		{name: "fail/node-certificate", client: pki.client(api.RoleNode, "n2"), machineID: "m1", events: []api.LoginEvent{loginEvent(7)}, status: 403},
 		{name: "fail/cloned-machine", client: agent1, machineID: "m2", events: []api.LoginEvent{loginEvent(7)}, status: 409},
-		{name: "fail/removed-server", client: pki.client(ca.RoleAgent, "s9"), machineID: "m1", events: []api.LoginEvent{loginEvent(7)}, status: 410},
+		{name: "fail/removed-server", client: pki.client(api.RoleAgent, "s9"), machineID: "m1", events: []api.LoginEvent{loginEvent(7)}, status: 410},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,7 +231,7 @@ func TestAgentEventsFailedLoginsSummarised(t *testing.T) {
 	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
-	agent := pki.client(ca.RoleAgent, "s1")
+	agent := pki.client(api.RoleAgent, "s1")
 
 	var batch []api.LoginEvent
 	total := failedLoginBurst + 25

@@ -44,7 +44,7 @@ func (c *renewCluster) RenewAgent(_ context.Context, srv *raftstore.Server, req 
 	if err != nil {
 		return nil, err
 	}
-	certPEM, err := c.pki.ca.Issue(ca.RoleAgent, srv.ID, pub, nil, nil, time.Hour)
+	certPEM, err := c.pki.ca.Issue(api.RoleAgent, srv.ID, pub, nil, nil, time.Hour)
 	if err != nil {
 		return nil, err
 	}
@@ -54,11 +54,11 @@ func (c *renewCluster) RenewAgent(_ context.Context, srv *raftstore.Server, req 
 // agentClient presents a certificate for key, issued by issuer.
 func agentClient(t *testing.T, pki *testPKI, issuer *ca.TLSCA, id string, key crypto.Signer) *http.Client {
 	t.Helper()
-	certPEM, err := issuer.Issue(ca.RoleAgent, id, key.Public(), nil, nil, time.Hour)
+	certPEM, err := issuer.Issue(api.RoleAgent, id, key.Public(), nil, nil, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyPEM, err := ca.EncodeKeyPEM(key)
+	keyPEM, err := api.EncodeKeyPEM(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func agentDo(t *testing.T, client *http.Client, method, url string, body []byte)
 // clientFor presents certPEM (from a renewal) with key.
 func clientFor(t *testing.T, pki *testPKI, certPEM string, key crypto.Signer) *http.Client {
 	t.Helper()
-	keyPEM, err := ca.EncodeKeyPEM(key)
+	keyPEM, err := api.EncodeKeyPEM(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestAgentRenewEndpoint(t *testing.T) {
 		{name: "fail/retired-certificate-for-another-key", client: agentClient(t, pki, pki.ca, "s1", retired), machineID: "m1", body: publicPEM(t, fresh.Public()), status: 401, want: "was replaced"},
 		{name: "fail/certificate-of-an-unknown-key", client: agentClient(t, pki, pki.ca, "s1", fresh), machineID: "m1", body: publicPEM(t, edPub), status: 401, want: "was replaced"},
 		{name: "fail/no-certificate", client: pki.client("", ""), machineID: "m1", body: publicPEM(t, fresh.Public()), status: 401, want: "agent certificate is required"},
-		{name: "fail/node-certificate", client: pki.client(ca.RoleNode, "n2"), machineID: "m1", body: publicPEM(t, fresh.Public()), status: 403, want: "agent certificate is required"},
+		{name: "fail/node-certificate", client: pki.client(api.RoleNode, "n2"), machineID: "m1", body: publicPEM(t, fresh.Public()), status: 403, want: "agent certificate is required"},
 		{name: "fail/expired-certificate", client: agentClient(t, pki, pastCA, "s1", current), machineID: "m1", body: publicPEM(t, fresh.Public()), tlsFails: true},
 	}
 	for _, tc := range tests {
@@ -284,11 +284,11 @@ func TestAgentRenewEndpoint(t *testing.T) {
 			if err := json.Unmarshal(raw, &out); err != nil {
 				t.Fatal(err)
 			}
-			cert, err := ca.ParseCertPEM([]byte(out.CertPEM))
+			cert, err := api.ParseCertPEM([]byte(out.CertPEM))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if role, id, _ := ca.Identity(cert); role != ca.RoleAgent || id != "s1" {
+			if role, id, _ := api.Identity(cert); role != api.RoleAgent || id != "s1" {
 				t.Fatalf("renewed certificate names %s %s", role, id)
 			}
 			if publicPEM(t, cert.PublicKey) != tc.body {
@@ -344,7 +344,7 @@ func TestAgentCertificateReplaced(t *testing.T) {
 	// and the same new key, and gets that key's certificate again.
 	again := renewWith(t, ts, old, k2.Public())
 	expect("lost answer: renew again with the old certificate", again, 200, "")
-	if cert, _ := ca.ParseCertPEM([]byte(again.renew.CertPEM)); cert == nil || keyHashOf(t, cert.PublicKey) != keyHashOf(t, k2.Public()) {
+	if cert, _ := api.ParseCertPEM([]byte(again.renew.CertPEM)); cert == nil || keyHashOf(t, cert.PublicKey) != keyHashOf(t, k2.Public()) {
 		t.Fatal("lost answer: the certificate fetched again is not for k2")
 	}
 	expectKey("lost answer", k2.Public(), k1.Public())

@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -53,8 +52,8 @@ func (s *Server) agentGate(h func(http.ResponseWriter, *http.Request, *raftstore
 			return
 		}
 		leaf := r.TLS.VerifiedChains[0][0]
-		role, id, ok := ca.Identity(leaf)
-		if !ok || role != ca.RoleAgent {
+		role, id, ok := api.Identity(leaf)
+		if !ok || role != api.RoleAgent {
 			s.authFailed(w, r, "not an agent certificate", Errorf(http.StatusForbidden, "an agent certificate is required"))
 			return
 		}

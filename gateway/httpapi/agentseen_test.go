@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -55,7 +54,7 @@ func TestAgentRequestsRecordLastSeen(t *testing.T) {
 		_, s, _ := store.State().ServerByID(nil, id)
 		return s.LastSeen
 	}
-	a1, a2 := pki.client(ca.RoleAgent, "s1"), pki.client(ca.RoleAgent, "s2")
+	a1, a2 := pki.client(api.RoleAgent, "s1"), pki.client(api.RoleAgent, "s2")
 
 	if !lastSeen("s1").IsZero() {
 		t.Fatal("seen before any request")

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -43,7 +42,7 @@ func TestAgentStateWaitsForItsOwnChange(t *testing.T) {
 	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
-	agent := pki.client(ca.RoleAgent, "s1")
+	agent := pki.client(api.RoleAgent, "s1")
 	get := func(index uint64, wait string) (*api.AgentState, time.Duration) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/agents/state?index=%d&wait=%s", ts.URL, index, wait), nil)

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -189,7 +189,7 @@ func (s *Server) AuthFailures() uint64 { return s.authFail.count.Load() }
 // one, nor by a dead certificate used from there), else the source address.
 func authKey(r *http.Request) string {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		if role, id, ok := ca.Identity(r.TLS.VerifiedChains[0][0]); ok {
+		if role, id, ok := api.Identity(r.TLS.VerifiedChains[0][0]); ok {
 			return "cert " + role + "/" + id
 		}
 	}

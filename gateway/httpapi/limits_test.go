@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -87,7 +86,7 @@ func TestLongPollOutlivesServerTimeouts(t *testing.T) {
 	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
-	agent := pki.client(ca.RoleAgent, "s1")
+	agent := pki.client(api.RoleAgent, "s1")
 	get := func(index uint64, wait time.Duration) (*api.AgentState, error) {
 		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/agents/state?index=%d&wait=%s", ts.URL, index, wait), nil)
 		req.Header.Set(api.MachineIDHeader, "m1")
@@ -298,13 +297,13 @@ func TestFailedAuthenticationSparesValidCertificates(t *testing.T) {
 	if got := get(anonymous); got != http.StatusTooManyRequests {
 		t.Fatalf("no certificate after %d failures: HTTP %d, want 429", authFailBurst, got)
 	}
-	if got := get(pki.client(ca.RoleAgent, "s1")); got != http.StatusOK {
+	if got := get(pki.client(api.RoleAgent, "s1")); got != http.StatusOK {
 		t.Fatalf("the agent's own certificate from that address: HTTP %d, want 200", got)
 	}
 	// Guessing admin tokens with a certificate (a dead one: its server is
 	// gone) is limited on the certificate's own account: it is held back
 	// after its own failures, the live agent is not.
-	dead := pki.client(ca.RoleAgent, "s9")
+	dead := pki.client(api.RoleAgent, "s9")
 	guess := func() int {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/projects", nil)
@@ -322,7 +321,7 @@ func TestFailedAuthenticationSparesValidCertificates(t *testing.T) {
 	if got := guess(); got != http.StatusTooManyRequests {
 		t.Fatalf("token guesses with a certificate after %d failures: HTTP %d, want 429", authFailBurst, got)
 	}
-	if got := get(pki.client(ca.RoleAgent, "s1")); got != http.StatusOK {
+	if got := get(pki.client(api.RoleAgent, "s1")); got != http.StatusOK {
 		t.Fatalf("the live agent after a dead certificate's failures: HTTP %d, want 200", got)
 	}
 }

@@ -60,7 +60,7 @@ func (p *testPKI) pair(role, id string) (certPEM, keyPEM []byte) {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	keyPEM, err = ca.EncodeKeyPEM(key)
+	keyPEM, err = api.EncodeKeyPEM(key)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func (p *testPKI) pair(role, id string) (certPEM, keyPEM []byte) {
 
 func (p *testPKI) nodeTLS(id string) *ca.NodeTLS {
 	p.t.Helper()
-	certPEM, keyPEM := p.pair(ca.RoleNode, id)
+	certPEM, keyPEM := p.pair(api.RoleNode, id)
 	n, err := ca.NewNodeTLS(p.ca.CertPEM, certPEM, keyPEM)
 	if err != nil {
 		p.t.Fatal(err)
@@ -140,15 +140,15 @@ func TestInternalRecordings(t *testing.T) {
 		notWant    string
 		wantHeader string
 	}{
-		{name: "ok/member-node", client: pki.client(ca.RoleNode, "n2"), session: "s-ok", status: 200, want: "[0.1,\"o\",\"hi\"]", wantHeader: "application/x-asciicast"},
+		{name: "ok/member-node", client: pki.client(api.RoleNode, "n2"), session: "s-ok", status: 200, want: "[0.1,\"o\",\"hi\"]", wantHeader: "application/x-asciicast"},
 		{name: "fail/no-certificate", client: pki.client("", ""), session: "s-ok", status: 401, want: "node certificate is required"},
-		{name: "fail/agent-certificate", client: pki.client(ca.RoleAgent, "srv-1"), session: "s-ok", status: 403, want: "node certificate is required"},
-		{name: "fail/removed-node", client: pki.client(ca.RoleNode, "n9"), session: "s-ok", status: 403, want: `node "n9" is not a member`},
-		{name: "fail/other-node", client: pki.client(ca.RoleNode, "n2"), session: "s-other", status: 404, want: "carried by node n3, not by node n1"},
-		{name: "fail/still-running", client: pki.client(ca.RoleNode, "n2"), session: "s-live", status: 404, want: "no finished recording"},
-		{name: "fail/unknown-session", client: pki.client(ca.RoleNode, "n2"), session: "s-nope", status: 404, want: `session "s-nope" not found`},
-		{name: "fail/file-gone", client: pki.client(ca.RoleNode, "n2"), session: "s-gone", status: 404, want: "not on node n1 any more"},
-		{name: "fail/path-traversal", client: pki.client(ca.RoleNode, "n2"), session: "s-evil", status: 500, want: "cannot read the recording", notWant: "/var/lib"},
+		{name: "fail/agent-certificate", client: pki.client(api.RoleAgent, "srv-1"), session: "s-ok", status: 403, want: "node certificate is required"},
+		{name: "fail/removed-node", client: pki.client(api.RoleNode, "n9"), session: "s-ok", status: 403, want: `node "n9" is not a member`},
+		{name: "fail/other-node", client: pki.client(api.RoleNode, "n2"), session: "s-other", status: 404, want: "carried by node n3, not by node n1"},
+		{name: "fail/still-running", client: pki.client(api.RoleNode, "n2"), session: "s-live", status: 404, want: "no finished recording"},
+		{name: "fail/unknown-session", client: pki.client(api.RoleNode, "n2"), session: "s-nope", status: 404, want: `session "s-nope" not found`},
+		{name: "fail/file-gone", client: pki.client(api.RoleNode, "n2"), session: "s-gone", status: 404, want: "not on node n1 any more"},
+		{name: "fail/path-traversal", client: pki.client(api.RoleNode, "n2"), session: "s-evil", status: 500, want: "cannot read the recording", notWant: "/var/lib"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/gateway/fault"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -234,8 +233,8 @@ func (s *Server) requireNode(h func(http.ResponseWriter, *http.Request, string))
 			s.authFailed(w, r, "no node certificate", Errorf(http.StatusUnauthorized, "a cluster node certificate is required"))
 			return
 		}
-		role, id, ok := ca.Identity(r.TLS.VerifiedChains[0][0])
-		if !ok || role != ca.RoleNode {
+		role, id, ok := api.Identity(r.TLS.VerifiedChains[0][0])
+		if !ok || role != api.RoleNode {
 			s.authFailed(w, r, "not a node certificate", Errorf(http.StatusForbidden, "a cluster node certificate is required"))
 			return
 		}

@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -135,8 +134,8 @@ func (s *Server) mayCreateUserCA(w http.ResponseWriter, r *http.Request) (may, a
 		return false, false, nil
 	}
 	leaf := r.TLS.VerifiedChains[0][0]
-	role, id, ok := ca.Identity(leaf)
-	if !ok || role != ca.RoleNode {
+	role, id, ok := api.Identity(leaf)
+	if !ok || role != api.RoleNode {
 		return false, false, nil
 	}
 	_, n, err := s.store.State().NodeByID(nil, id)

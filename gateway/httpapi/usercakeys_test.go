@@ -16,7 +16,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -88,11 +87,11 @@ func TestUserCAKeys(t *testing.T) {
 		{name: "fail/anonymous-existing-ca", client: anonymous, project: "db", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
 		{name: "fail/anonymous-unknown-project", client: anonymous, project: "nope", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
 		{name: "fail/anonymous-project-without-ca", client: anonymous, project: "web", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
-		{name: "fail/agent", client: pki.client(ca.RoleAgent, "srv-1"), project: "db", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
-		{name: "fail/non-member-node", client: pki.client(ca.RoleNode, "n9"), project: "web", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
+		{name: "fail/agent", client: pki.client(api.RoleAgent, "srv-1"), project: "db", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
+		{name: "fail/non-member-node", client: pki.client(api.RoleNode, "n9"), project: "web", wantStatus: http.StatusUnauthorized, wantErr: needCreds},
 		{name: "fail/bad-bearer", client: anonymous, bearer: "wrong", project: "web", wantStatus: http.StatusUnauthorized, wantErr: "token is not valid"},
 		{name: "ok/admin-creates", client: anonymous, bearer: adminSecret, project: "web", wantStatus: http.StatusOK, wantKeys: []string{}, wantCreate: true},
-		{name: "ok/node-creates", client: pki.client(ca.RoleNode, "n2"), project: "web", wantStatus: http.StatusOK, wantKeys: []string{}, wantCreate: true},
+		{name: "ok/node-creates", client: pki.client(api.RoleNode, "n2"), project: "web", wantStatus: http.StatusOK, wantKeys: []string{}, wantCreate: true},
 		{name: "fail/admin-unknown-project", client: anonymous, bearer: adminSecret, project: "nope", wantStatus: http.StatusNotFound, wantErr: `project "nope" not found`},
 	}
 	for _, tc := range cases {
