@@ -161,7 +161,7 @@ func (c *Credential) pendingKey() (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := parseKeyPEM(data)
+	key, err := api.ParseKeyPEM(data)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("%s: %w", c.pendingPath(), err), c.dropPendingKey())
 	}
@@ -190,23 +190,6 @@ func (c *Credential) dropPendingKey() error {
 		return err
 	}
 	return syncDir(c.dataDir)
-}
-
-// parseKeyPEM reads a PKCS #8 private key as api.EncodeKeyPEM writes it.
-func parseKeyPEM(data []byte) (crypto.Signer, error) {
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, errors.New("not a PEM PRIVATE KEY")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	signer, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("a %T cannot sign", k)
-	}
-	return signer, nil
 }
 
 // replace stores a new pair on disk (staged, then renamed key first) and

@@ -589,7 +589,7 @@ func TestRenewerFinishesPendingRenewal(t *testing.T) {
 					t.Fatalf("waits %v, want the first until two thirds of the hour", clock.waits)
 				}
 			} else {
-				pendingKey, err := parseKeyPEM(pendingPEM)
+				pendingKey, err := api.ParseKeyPEM(pendingPEM)
 				if err != nil {
 					t.Fatal(err)
 				}

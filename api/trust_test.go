@@ -114,9 +114,17 @@ func TestPEM(t *testing.T) {
 	if err != nil || !key.Equal(parsed) {
 		t.Fatalf("key does not round-trip: %v", err)
 	}
+	if signer, err := ParseKeyPEM(keyPEM); err != nil || !key.Equal(signer) {
+		t.Fatalf("ParseKeyPEM: %v", err)
+	}
 	for name, data := range map[string][]byte{"empty": nil, "key-not-cert": keyPEM, "not-pem": []byte("hello")} {
 		if _, err := ParseCertPEM(data); err == nil {
 			t.Errorf("%s: ParseCertPEM accepted it", name)
+		}
+	}
+	for name, data := range map[string][]byte{"empty": nil, "cert-not-key": certPEM, "not-pem": []byte("hello")} {
+		if _, err := ParseKeyPEM(data); err == nil {
+			t.Errorf("%s: ParseKeyPEM accepted it", name)
 		}
 	}
 }

@@ -2,12 +2,11 @@ package raftstore
 
 import (
 	"bytes"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
+	"github.com/rampart-ssh/rampart/api"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -165,12 +164,8 @@ func (c *CAUpsert) Validate() error {
 // validateCAPublicKey checks that the public half parses as its kind says.
 func validateCAPublicKey(r *CARecord) error {
 	if r.Kind == CATLS {
-		block, _ := pem.Decode([]byte(r.PublicKey))
-		if block == nil || block.Type != "CERTIFICATE" {
-			return invalidf("ca %s: public key is not a PEM certificate", r.ID)
-		}
-		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return invalidf("ca %s: certificate: %v", r.ID, err)
+		if _, err := api.ParseCertPEM([]byte(r.PublicKey)); err != nil {
+			return invalidf("ca %s: public key is not a PEM certificate: %v", r.ID, err)
 		}
 		return nil
 	}

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/recording"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -178,8 +177,8 @@ func (a *Archive) fetch(ctx context.Context, nodeID, apiAddr, sessionID string) 
 		if len(cs.PeerCertificates) == 0 {
 			return errors.New("the node presented no certificate")
 		}
-		role, id, ok := ca.Identity(cs.PeerCertificates[0])
-		if !ok || role != ca.RoleNode || id != nodeID {
+		role, id, ok := api.Identity(cs.PeerCertificates[0])
+		if !ok || role != api.RoleNode || id != nodeID {
 			return fmt.Errorf("the server at %s is %s %q, not node %q", apiAddr, role, id, nodeID)
 		}
 		return nil

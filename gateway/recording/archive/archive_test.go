@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
 	"github.com/rampart-ssh/rampart/gateway/recording"
@@ -30,11 +31,11 @@ func nodeTLSFor(t *testing.T, tca *ca.TLSCA, id string) *ca.NodeTLS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, err := tca.Issue(ca.RoleNode, id, key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, nil, 0)
+	certPEM, err := tca.Issue(api.RoleNode, id, key.Public(), []net.IP{net.IPv4(127, 0, 0, 1)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyPEM, err := ca.EncodeKeyPEM(key)
+	keyPEM, err := api.EncodeKeyPEM(key)
 	if err != nil {
 		t.Fatal(err)
 	}
