@@ -51,9 +51,8 @@ type Health struct {
 	HasLeader bool   `json:"has_leader"`
 }
 
-// ClusterStatus is GET /v1/cluster/status: one node's view of the cluster.
-// Its fields are those of the node's raftstore.Status, which a test keeps
-// equal (client/wire_test.go).
+// ClusterStatus is GET /v1/cluster/status: one node's view of the cluster
+// (raftstore.Status is this type).
 type ClusterStatus struct {
 	NodeID       string `json:"node_id"`
 	State        string `json:"state"`

@@ -19,7 +19,7 @@ func (n *Node) recordingFiles() *archive.Archive {
 
 // startRecording is the jump proxy's recorder factory.
 func (n *Node) startRecording(spec jump.RecordingSpec) (jump.Recorder, error) {
-	rec, err := n.recordingFiles().Start(archive.Spec(spec))
+	rec, err := n.recordingFiles().Start(spec)
 	if err != nil {
 		return nil, err
 	}

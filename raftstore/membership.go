@@ -6,33 +6,16 @@ import (
 	"strconv"
 
 	"github.com/hashicorp/raft"
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // Member is one server of the raft configuration, joined with what the nodes
-// table knows of it.
-type Member struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
-	APIAddr  string `json:"api_addr,omitempty"`
-	SSHAddr  string `json:"ssh_addr,omitempty"`
-	Voter    bool   `json:"voter"`
-	Leader   bool   `json:"leader"`
-}
+// table knows of it (the API's wire type: api.ClusterMember).
+type Member = api.ClusterMember
 
-// Status is a node's view of the cluster.
-type Status struct {
-	NodeID       string `json:"node_id"`
-	State        string `json:"state"`
-	LeaderID     string `json:"leader_id"`
-	LeaderAddr   string `json:"leader_addr"`
-	Term         uint64 `json:"term"`
-	LastIndex    uint64 `json:"last_index"`
-	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
-	// StateDigest is the SHA-256 of this replica's tables (see State.Digest).
-	StateDigest string   `json:"state_digest"`
-	Members     []Member `json:"members"`
-}
+// Status is a node's view of the cluster, as GET /v1/cluster/status gives
+// it (api.ClusterStatus).
+type Status = api.ClusterStatus
 
 // Members lists the raft configuration.
 func (s *Store) Members() ([]Member, error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/recording"
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -49,25 +50,9 @@ type Recorder interface {
 	Close() (sha256, path string, err error)
 }
 
-// RecordingSpec says what to record of one pty session, and how.
-type RecordingSpec struct {
-	// Name names the recording: the session id for a connection's first,
-	// then "<id>-2", "<id>-3", ... for further pty channels on it.
-	Name string
-	// Width and Height are the terminal's size and Term its type, from
-	// the pty request.
-	Width, Height int
-	Term          string
-	// RecordInput: the project records what the person types.
-	RecordInput bool
-	// FailOpen is the project's failure policy (record.go decides it): a
-	// recording that fails is reported once and the session goes on
-	// unrecorded; otherwise every later call returns the error.
-	FailOpen bool
-	// Failed is called once if the recording fails later (a full disk
-	// found by the recorder's flusher, say); it does not block.
-	Failed func(error)
-}
+// RecordingSpec says what to record of one pty session, and how
+// (recording.Spec: the one description the recorder and the archive share).
+type RecordingSpec = recording.Spec
 
 // RecorderFactory starts the recording of a pty session of a project that
 // records; an error means recording could not start. A nil Recorder with

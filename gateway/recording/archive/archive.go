@@ -61,22 +61,8 @@ type Archive struct {
 // New returns the archive of cfg.
 func New(cfg Config) *Archive { return &Archive{cfg: cfg} }
 
-// Spec says what to record of one pty session and how (the jump's
-// RecordingSpec, field for field).
-type Spec struct {
-	// Name names the file: the session id, or "<id>-N" for a further pty
-	// channel of the same connection.
-	Name          string
-	Width, Height int
-	Term          string
-	RecordInput   bool
-	// FailOpen: a failure is reported once through Failed and the session
-	// goes on unrecorded (recording.FailOpen); otherwise every later call
-	// returns it (recording.FailClosed).
-	FailOpen bool
-	// Failed is called once if the recording fails later.
-	Failed func(error)
-}
+// Spec is what to record (recording.Spec).
+type Spec = recording.Spec
 
 // Start begins an asciicast v2 recording of a pty session.
 func (a *Archive) Start(spec Spec) (*Recording, error) {
