@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -69,7 +70,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	state := r.State()
 	for _, s := range raftStates {
-		gauge(descState, boolValue(s == state), s.String())
+		gauge(descState, boolValue(s == state), strings.ToLower(s.String()))
 	}
 	_, leader := c.s.Leader()
 	gauge(descHasLeader, boolValue(leader != ""))

@@ -54,11 +54,11 @@ func TestRaftMetrics(t *testing.T) {
 		})
 	}
 	want(leader, "leader gauges", func(g map[string]float64) bool {
-		return g["rampart_raft_state{Leader}"] == 1 && g["rampart_raft_state{Follower}"] == 0 && g["rampart_raft_has_leader"] == 1 &&
+		return g["rampart_raft_state{leader}"] == 1 && g["rampart_raft_state{follower}"] == 0 && g["rampart_raft_has_leader"] == 1 &&
 			g["rampart_raft_fresh"] == 1 && g["rampart_raft_term"] >= 1 && g["rampart_raft_last_contact_seconds"] == 0
 	})
 	want(fs[0], "follower gauges", func(g map[string]float64) bool {
-		return g["rampart_raft_state{Follower}"] == 1 && g["rampart_raft_state{Leader}"] == 0 && g["rampart_raft_has_leader"] == 1 &&
+		return g["rampart_raft_state{follower}"] == 1 && g["rampart_raft_state{leader}"] == 0 && g["rampart_raft_has_leader"] == 1 &&
 			g["rampart_raft_fresh"] == 1
 	})
 	before := raftGauges(t, fs[0])["rampart_raft_applied_index"]
@@ -85,7 +85,7 @@ func TestRaftMetrics(t *testing.T) {
 	c.stop(leader)
 	c.stop(fs[1])
 	want(alone, "no leader, stale", func(g map[string]float64) bool {
-		return g["rampart_raft_has_leader"] == 0 && g["rampart_raft_fresh"] == 0 && g["rampart_raft_state{Leader}"] == 0
+		return g["rampart_raft_has_leader"] == 0 && g["rampart_raft_fresh"] == 0 && g["rampart_raft_state{leader}"] == 0
 	})
 }
 
