@@ -18,6 +18,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/cloudid"
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 	"github.com/rampart-ssh/rampart/gateway/enroll"
+	"github.com/rampart-ssh/rampart/gateway/monitor"
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
 	"github.com/rampart-ssh/rampart/internal/configload"
 )
@@ -50,6 +51,19 @@ type Config struct {
 	Memory  Memory `mapstructure:"memory"`
 	// Recording bounds session recordings on this node.
 	Recording Recording `mapstructure:"recording"`
+	// Metrics says where /metrics, /healthz and /readyz are served.
+	Metrics Metrics `mapstructure:"metrics"`
+}
+
+// Metrics places the node's monitoring endpoints (docs/metrics.md): the
+// Prometheus metrics, liveness and readiness, all without credentials.
+type Metrics struct {
+	// Listen, when set, serves them in plain HTTP on this address of
+	// their own; empty serves them on the API listener (HTTPS).
+	Listen string `mapstructure:"listen"`
+	// PathPrefix goes before /metrics, /healthz and /readyz ("" or a path
+	// such as /ops; never under /v1).
+	PathPrefix string `mapstructure:"path_prefix"`
 }
 
 // Recording says where this node keeps the recordings of the sessions it
@@ -282,6 +296,8 @@ var defaults = map[string]any{
 	"log.format":                   "text",
 	"log.pprof_listen":             "",
 	"memory.gc_percent":            50,
+	"metrics.listen":               "",
+	"metrics.path_prefix":          "",
 	"memory.gc_min_headroom_mib":   64,
 	"memory.soft_limit_mib":        0,
 	"recording.dir":                "",
@@ -491,6 +507,14 @@ func (c *Config) problems() []string {
 		if host, _, err := net.SplitHostPort(a); err != nil || net.ParseIP(host) == nil || !net.ParseIP(host).IsLoopback() {
 			bad("log.pprof_listen %q: must be a loopback host:port (profiles reveal internals)", a)
 		}
+	}
+	if a := c.Metrics.Listen; a != "" {
+		if err := enroll.CheckHostPort(a, true); err != nil {
+			bad("metrics.listen: %v", err)
+		}
+	}
+	if !monitor.ValidPrefix(c.Metrics.PathPrefix) {
+		bad("metrics.path_prefix %q: empty, or a path such as /ops (starting with /, no trailing /, not under /v1)", c.Metrics.PathPrefix)
 	}
 	if c.Memory.GCPercent < 10 || c.Memory.GCPercent > 1000 {
 		bad("memory.gc_percent %d: must be between 10 and 1000 (Go's default is 100)", c.Memory.GCPercent)

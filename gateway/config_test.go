@@ -70,6 +70,16 @@ func TestLoadConfig(t *testing.T) {
 				t.Fatalf("default ciphers %v", c.SSH.Ciphers)
 			}
 		}},
+		{name: "ok/metrics-on-their-own-listener", args: []string{"--dev"},
+			env: map[string]string{"RAMPART_METRICS_LISTEN": "127.0.0.1:9090", "RAMPART_METRICS_PATH_PREFIX": "/ops"},
+			check: func(t *testing.T, c *Config) {
+				if c.Metrics.Listen != "127.0.0.1:9090" || c.Metrics.PathPrefix != "/ops" {
+					t.Fatalf("metrics: %+v", c.Metrics)
+				}
+			}},
+		{name: "fail/metrics", args: []string{"--dev"},
+			env:     map[string]string{"RAMPART_METRICS_LISTEN": "nowhere", "RAMPART_METRICS_PATH_PREFIX": "/v1/ops"},
+			wantErr: []string{"metrics.listen", `metrics.path_prefix "/v1/ops"`}},
 		{name: "ok/memory-defaults", args: []string{"--dev"}, check: func(t *testing.T, c *Config) {
 			if c.Memory.GCPercent != 50 || c.Memory.GCMinHeadroomMiB != 64 || c.Memory.SoftLimitMiB != 0 {
 				t.Fatalf("memory defaults: %+v", c.Memory)

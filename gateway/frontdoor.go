@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -67,7 +68,8 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 	o := n.cfg.OIDC
 	provider := login.NewProvider(login.OIDCConfig{
 		Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes,
-		Claims: login.ClaimMapping{Username: o.UsernameClaim, Email: o.EmailClaim, Groups: o.GroupsClaim, AdminGroup: o.AdminGroup},
+		Claims:     login.ClaimMapping{Username: o.UsernameClaim, Email: o.EmailClaim, Groups: o.GroupsClaim, AdminGroup: o.AdminGroup},
+		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: n.metrics.login.Transport(nil)},
 	}, n.logger)
 	svc := login.NewService(n.store, n.cfg.Login.BindingTTL, n.logger)
 	svc.SetAuditor(n.audit)
@@ -85,13 +87,14 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 	}
 	n.jump = jumpproxy.New(jumpproxy.Config{
 		NodeID: n.id, EgressIPs: n.egressIPs(), Targets: n.targetRule(), Ciphers: n.cfg.SSH.Ciphers, AgentWait: agentWait,
+		Metrics: n.metrics.jump,
 	}, n.store, n.keys, n.audit, n.startRecording, n.logger)
 	go n.jump.Run(n.bgCtx)
 	n.ssh = frontdoor.New(frontdoor.Config{
 		Addr: n.cfg.Listen.SSH, HostSigners: signers, JumpHost: jump,
 		HandshakeTimeout: n.cfg.SSH.HandshakeTimeout, AuthTimeout: n.cfg.SSH.AuthTimeout,
 		MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP, MaxDeviceFlowsPerIP: n.cfg.SSH.MaxDeviceFlowsPerIP,
-		AdminGroup: o.AdminGroup, Jump: n.jump, Ciphers: n.cfg.SSH.Ciphers,
+		AdminGroup: o.AdminGroup, Jump: n.jump, Ciphers: n.cfg.SSH.Ciphers, Metrics: n.metrics.door,
 		Admin: adminshell.New(adminshell.Deps{Store: n.store, Control: n.control, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(), MaxRecordingBytes: n.cfg.Recording.MaxSessionBytes,
 			NodeID: n.id, Logger: n.logger}),
 	}, svc, provider, n.store.State, n.audit, n.logger)
@@ -147,7 +150,7 @@ func (n *Node) egressIPs() []net.IP {
 // apply it.
 func (n *Node) targetRule() targetaddr.Rule {
 	a := n.advertise()
-	addrs := []string{n.cfg.Listen.SSH, n.cfg.Listen.API, n.cfg.Listen.Raft, a.SSH, a.API, a.Raft, n.cfg.Log.PprofListen}
+	addrs := []string{n.cfg.Listen.SSH, n.cfg.Listen.API, n.cfg.Listen.Raft, a.SSH, a.API, a.Raft, n.cfg.Log.PprofListen, n.cfg.Metrics.Listen}
 	if n.cfg.DevIdP.Enabled {
 		addrs = append(addrs, n.cfg.DevIdP.Listen)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
 	"github.com/rampart-ssh/rampart/gateway/jump"
+	"github.com/rampart-ssh/rampart/gateway/monitor"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -51,12 +52,14 @@ type Node struct {
 	// stopBackground ends the node's background workers (the audit writer).
 	stopBackground context.CancelFunc
 	now            func() time.Time
+	// metrics is the node's registry and each room's metrics (metrics.go).
+	metrics *nodeMetrics
 }
 
 // Run starts a node and serves until ctx ends, then stops it cleanly. Messages
 // meant for the operator (tokens, next steps) go to out.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger, out io.Writer) error {
-	n := &Node{cfg: cfg, logger: logger, out: out, dir: dataDir(cfg.DataDir), now: time.Now}
+	n := &Node{cfg: cfg, logger: logger, out: out, dir: dataDir(cfg.DataDir), now: time.Now, metrics: newNodeMetrics(nil)}
 	if err := n.start(ctx); err != nil {
 		n.stop()
 		return err
@@ -89,7 +92,7 @@ func (n *Node) start(ctx context.Context) error {
 		NodeID: n.id, Dir: n.dir.path("raft"),
 		BindAddr: n.cfg.Listen.Raft, AdvertiseAddr: n.advertise().Raft,
 		ServerTLS: n.tls.RaftServer, ClientTLS: n.tls.RaftClient,
-		MaxStale: n.cfg.Cluster.MaxStale, Logger: n.logger,
+		MaxStale: n.cfg.Cluster.MaxStale, Logger: n.logger, Metrics: n.metrics.raft,
 		PeerID: func(c *x509.Certificate) (string, bool) {
 			role, id, ok := api.Identity(c)
 			return id, ok && role == api.RoleNode
@@ -98,10 +101,13 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.keys = authority.New(authority.Config{NodeID: n.id, Store: n.store, KEK: n.kek, HostNames: n.sshHostNames(), Now: n.now, Logger: n.logger})
+	n.watchStore()
+	n.keys = authority.New(authority.Config{NodeID: n.id, Store: n.store, KEK: n.kek, HostNames: n.sshHostNames(), Now: n.now, Logger: n.logger,
+		Metrics: n.metrics.authority})
 	bg, cancel := context.WithCancel(context.Background())
 	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = auditlog.New(n.store, n.logger)
+	n.audit.SetMetrics(n.metrics.audit)
 	go n.audit.Run(bg)
 	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
 	go n.newNodeCertRenewer().Run(bg)
@@ -111,6 +117,9 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	if err := n.startAPI(); err != nil {
+		return err
+	}
+	if err := n.startMonitor(); err != nil {
 		return err
 	}
 	if n.dir.exists("tls", "ca.key.sealed") {
@@ -378,7 +387,12 @@ func (n *Node) startAPI() error {
 	handler.SetAdminEntitlement(n.cfg.Agents.AdminEntitlement)
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
 	handler.SetControl(n.control)
+	handler.SetMetrics(n.metrics.api)
 	n.api = handler.HTTPServer(n.tls.API, httpapi.DefaultTimeouts, slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
+	if n.cfg.Metrics.Listen == "" {
+		// metrics, healthz and readyz share the API's listener.
+		n.api.Handler = monitor.Route(n.cfg.Metrics.PathPrefix, n.monitorHandler(), n.api.Handler)
+	}
 	go func() {
 		if err := n.api.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.logger.Error("API server stopped", "err", err)

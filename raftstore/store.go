@@ -43,6 +43,8 @@ type Config struct {
 	// are admitted only while that node is in the nodes table, so a removed
 	// node's certificate opens nothing. Required.
 	PeerID func(*x509.Certificate) (string, bool)
+	// Metrics time applies (metrics.go); nil: unregistered ones.
+	Metrics *Metrics
 }
 
 // Store is one node's replica: raft, the FSM, and forwarding to the leader.
@@ -78,6 +80,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
 	}
 	var err error
 	if err = os.MkdirAll(cfg.Dir, 0o700); err != nil {
@@ -244,6 +249,7 @@ func (s *Store) Apply(ctx context.Context, cmd Command) (*Result, error) {
 // validates it before it enters the log, so a corrupt or unknown command is
 // refused here and never reaches any FSM.
 func (s *Store) ApplyRaw(ctx context.Context, buf []byte) (*Result, error) {
+	defer s.observeApply(time.Now())
 	var res *Result
 	err := s.withLeader(ctx, false, func() error {
 		var err error

@@ -28,6 +28,8 @@ type Writer struct {
 	// after is the wait between retries (time.After).
 	after func(time.Duration) <-chan time.Time
 
+	metrics *Metrics
+
 	ch      chan raftstore.AuditEventInput
 	mu      sync.Mutex
 	dropped int
@@ -42,8 +44,13 @@ const maxBatch = 500
 
 // New returns a writer into store; Run writes.
 func New(store Store, logger *slog.Logger) *Writer {
-	return &Writer{store: store, logger: logger, now: time.Now, after: time.After, ch: make(chan raftstore.AuditEventInput, queueSize), done: make(chan struct{})}
+	return &Writer{store: store, logger: logger, now: time.Now, after: time.After, metrics: NewMetrics(nil),
+		ch: make(chan raftstore.AuditEventInput, queueSize), done: make(chan struct{})}
 }
+
+// SetMetrics makes the writer count into m (registered ones); call it
+// before Run.
+func (a *Writer) SetMetrics(m *Metrics) { a.metrics = m }
 
 // Record queues an event.
 func (a *Writer) Record(typ, actor string, fields map[string]string) {
@@ -54,6 +61,7 @@ func (a *Writer) Record(typ, actor string, fields map[string]string) {
 		a.mu.Lock()
 		a.dropped++
 		a.mu.Unlock()
+		a.metrics.Dropped.WithLabelValues("queue_full").Inc()
 		a.logger.Error("audit queue full; event dropped", "type", typ, "actor", actor)
 	}
 }
@@ -109,11 +117,13 @@ func (a *Writer) flush(ctx context.Context, first raftstore.AuditEventInput) {
 		_, err := a.store.Apply(actx, &raftstore.AuditAppend{Events: batch})
 		cancel()
 		if err == nil {
+			a.metrics.Written.Add(float64(len(batch)))
 			return
 		}
 		a.logger.Error("writing audit events failed; will retry", "events", len(batch), "err", err)
 		select {
 		case <-ctx.Done():
+			a.metrics.Dropped.WithLabelValues("not_replicated").Add(float64(len(batch)))
 			for _, ev := range batch {
 				a.logger.Error("audit event not replicated", "type", ev.Type, "actor", ev.Actor, "time", ev.Time, "fields", ev.Fields)
 			}

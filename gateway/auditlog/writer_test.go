@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -140,6 +142,18 @@ func TestWriter(t *testing.T) {
 			if got := waits(); !equal(got, tc.wantWaits) {
 				t.Fatalf("waited %v between tries, want %v", got, tc.wantWaits)
 			}
+			// Written counts what the log took, the audit.dropped event
+			// too; Dropped what the full queue lost.
+			written := 0
+			for _, n := range sizes {
+				written += n
+			}
+			if got := testutil.ToFloat64(w.metrics.Written); got != float64(written) {
+				t.Fatalf("rampart_audit_events_written_total = %v, want %d", got, written)
+			}
+			if got := testutil.ToFloat64(w.metrics.Dropped.WithLabelValues("queue_full")); got != float64(tc.wantDropped) {
+				t.Fatalf(`rampart_audit_events_dropped_total{reason="queue_full"} = %v, want %d`, got, tc.wantDropped)
+			}
 		})
 	}
 }
@@ -162,6 +176,12 @@ func TestWriterStopsWithClusterGone(t *testing.T) {
 	}
 	if len(store.taken()) != 0 {
 		t.Fatal("a batch was taken")
+	}
+	if got := testutil.ToFloat64(w.metrics.Dropped.WithLabelValues("not_replicated")); got != 1 {
+		t.Fatalf(`rampart_audit_events_dropped_total{reason="not_replicated"} = %v, want 1`, got)
+	}
+	if got := testutil.ToFloat64(w.metrics.Written); got != 0 {
+		t.Fatalf("rampart_audit_events_written_total = %v, want 0", got)
 	}
 }
 

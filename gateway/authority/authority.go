@@ -50,6 +50,8 @@ type Config struct {
 	// Now is the clock (time.Now when nil); Logger may be nil (discarded).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics count issuances; nil: unregistered ones.
+	Metrics *Metrics
 }
 
 // Authority holds a node's CAs: it caches unsealed CA keys in memory and
@@ -62,9 +64,13 @@ type Authority struct {
 	hostNames []string
 	now       func() time.Time
 	logger    *slog.Logger
+	metrics   *Metrics
 
 	mu  sync.Mutex
 	cas map[string]*ca.SSHCA // by CA record id
+	// tlsUnsealed is the cluster TLS CA certificate whose key Unsealed
+	// has opened with the KEK.
+	tlsUnsealed string
 	// inner caches the inner server's signers per server version, name
 	// typed and host CA, so that a burst of jumps signs once.
 	inner map[innerKey]innerSigners
@@ -73,12 +79,15 @@ type Authority struct {
 // New builds an Authority.
 func New(cfg Config) *Authority {
 	a := &Authority{nodeID: cfg.NodeID, store: cfg.Store, kek: cfg.KEK, hostNames: cfg.HostNames, now: cfg.Now, logger: cfg.Logger,
-		cas: map[string]*ca.SSHCA{}, inner: map[innerKey]innerSigners{}}
+		metrics: cfg.Metrics, cas: map[string]*ca.SSHCA{}, inner: map[innerKey]innerSigners{}}
 	if a.now == nil {
 		a.now = time.Now
 	}
 	if a.logger == nil {
 		a.logger = slog.New(slog.DiscardHandler)
+	}
+	if a.metrics == nil {
+		a.metrics = NewMetrics(nil)
 	}
 	return a
 }

@@ -46,7 +46,9 @@ type innerSigners struct {
 
 // MintUser signs a per-hop certificate with the project's user CA, creating
 // the CA on first use.
-func (a *Authority) MintUser(ctx context.Context, req ca.UserCertRequest) (*gossh.Certificate, error) {
+func (a *Authority) MintUser(ctx context.Context, req ca.UserCertRequest) (cert *gossh.Certificate, err error) {
+	start := time.Now()
+	defer func() { a.metrics.observe(kindUser, start, err) }()
 	c, err := a.userCA(ctx, req.Project)
 	if err != nil {
 		return nil, err
@@ -84,7 +86,9 @@ func (a *Authority) InnerHostSigners(srv *raftstore.Server, requested string) ([
 }
 
 // signInner derives the inner host key and certifies it with the host CA.
-func (a *Authority) signInner(srv *raftstore.Server, requested string, rec *raftstore.CARecord) ([]gossh.Signer, error) {
+func (a *Authority) signInner(srv *raftstore.Server, requested string, rec *raftstore.CARecord) (_ []gossh.Signer, err error) {
+	start := time.Now()
+	defer func() { a.metrics.observe(kindInnerHost, start, err) }()
 	plain, err := a.kek.InnerHostKey(srv.ID)
 	if err != nil {
 		return nil, err
@@ -121,7 +125,9 @@ func (a *Authority) TargetHostCerts(srv *raftstore.Server, keys []gossh.PublicKe
 	}
 	names := append(append([]string{srv.Name}, srv.AltNames...), srv.Addr)
 	for _, k := range keys {
+		start := time.Now()
 		cert, err := hca.IssueHost(ca.HostCertRequest{HostKey: k, KeyID: "rampart host " + srv.Name, Names: names, Validity: validity}, a.now(), nil)
+		a.metrics.observe(kindTargetHost, start, err)
 		if err != nil {
 			return nil, "", err
 		}

@@ -32,7 +32,9 @@ func (a *Authority) tlsCA(now func() time.Time) (*ca.TLSCA, error) {
 // dnsNames; validity 0 means two years. It returns the certificate as PEM.
 // A refusal of the request itself (role, id, key) wraps ca.ErrCertRequest;
 // any other error is the node's.
-func (a *Authority) IssueTLS(role, id string, pub crypto.PublicKey, ips []net.IP, dnsNames []string, validity time.Duration) ([]byte, error) {
+func (a *Authority) IssueTLS(role, id string, pub crypto.PublicKey, ips []net.IP, dnsNames []string, validity time.Duration) (_ []byte, err error) {
+	start := time.Now()
+	defer func() { a.metrics.observe(kindTLS, start, err) }()
 	tca, err := a.tlsCA(a.now)
 	if err != nil {
 		return nil, fmt.Errorf("load cluster CA: %w", err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/gateway/devidp"
@@ -294,4 +295,19 @@ func run(t *testing.T, c *gossh.Client, cmd string) (string, string, int) {
 		t.Fatalf("run %q: %v", cmd, err)
 	}
 	return out.String(), errOut.String(), code
+}
+
+// wantLogins checks rampart_logins_total: want's series (method, outcome)
+// have their counts, and there are no others.
+func (d *door) wantLogins(t *testing.T, want map[[2]string]float64) {
+	t.Helper()
+	logins := d.srv.cfg.Metrics.Logins
+	for k, n := range want {
+		if got := testutil.ToFloat64(logins.WithLabelValues(k[0], k[1])); got != n {
+			t.Fatalf("rampart_logins_total{method=%q,outcome=%q} = %v, want %v", k[0], k[1], got, n)
+		}
+	}
+	if got := testutil.CollectAndCount(logins); got != len(want) {
+		t.Fatalf("rampart_logins_total has %d series, want %d", got, len(want))
+	}
 }

@@ -29,14 +29,24 @@ func newPreauthLimiter(maxTotal, maxPerSource, maxFlowsPerSource int) *preauthLi
 }
 
 func (l *preauthLimiter) acquire(src string) bool {
+	ok, _ := l.acquireWhy(src)
+	return ok
+}
+
+// acquireWhy is acquire that, when it refuses, says which limit did
+// (limitPreauthTotal or limitPreauthPerSource).
+func (l *preauthLimiter) acquireWhy(src string) (ok bool, limit string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.total >= l.maxTotal || l.perSource[src] >= l.maxPerSource {
-		return false
+	switch {
+	case l.total >= l.maxTotal:
+		return false, limitPreauthTotal
+	case l.perSource[src] >= l.maxPerSource:
+		return false, limitPreauthPerSource
 	}
 	l.total++
 	l.perSource[src]++
-	return true
+	return true, ""
 }
 
 func (l *preauthLimiter) release(src string) {

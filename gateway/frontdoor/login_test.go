@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/gateway/devidp"
@@ -79,6 +80,7 @@ func TestFirstLoginThenBoundKeyWithoutIdP(t *testing.T) {
 	if !d.audit.has("login alice") {
 		t.Fatal("logins were not audited")
 	}
+	d.wantLogins(t, map[[2]string]float64{{"device_flow_bind", "ok"}: 1, {"bound_key", "ok"}: 1})
 }
 
 // The SSH user name is the client's to choose: it reaches the audit log
@@ -232,6 +234,7 @@ func TestDisabledUserWithBoundKey(t *testing.T) {
 	if !d.audit.has("login.refused") {
 		t.Fatal("refusal not audited")
 	}
+	d.wantLogins(t, map[[2]string]float64{{"device_flow_bind", "ok"}: 1, {"bound_key", "refused"}: 1})
 }
 
 func TestStaleReplicaRefusesBoundKey(t *testing.T) {
@@ -255,6 +258,7 @@ func TestStaleReplicaRefusesBoundKey(t *testing.T) {
 	if c.prompted {
 		t.Fatal("a stale node offered a browser sign-in")
 	}
+	d.wantLogins(t, map[[2]string]float64{{"device_flow_bind", "ok"}: 1, {"bound_key", "refused"}: 1})
 }
 
 func TestKeyboardInteractiveWithoutKey(t *testing.T) {
@@ -324,6 +328,9 @@ func TestPreauthLimitPerIP(t *testing.T) {
 		t.Fatalf("third half-open connection from one address was admitted (%d bytes)", n)
 	}
 	third.Close()
+	if got := testutil.ToFloat64(d.srv.cfg.Metrics.Refusals.WithLabelValues("preauth_per_source")); got != 1 {
+		t.Fatalf(`rampart_ssh_refusals_total{limit="preauth_per_source"} = %v, want 1`, got)
+	}
 	held[0].Close()
 	// The slot frees when a connection closes; poll until a new one is admitted.
 	deadline := time.Now().Add(10 * time.Second)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/gateway/login"
@@ -280,7 +281,14 @@ func TestDeviceFlowCapPerSource(t *testing.T) {
 		abandonAtPrompt(t, d.addr, func() bool { a, _ := flow.counts(); return a == i })
 	}
 	waitCond(t, 10*time.Second, "two flows polling", func() bool { a, _ := flow.counts(); return a == 2 })
+	m := d.srv.cfg.Metrics
+	if got := testutil.ToFloat64(m.DeviceFlows); got != 2 {
+		t.Fatalf("rampart_device_flows_pending = %v with two flows polling", got)
+	}
 	banner := abandonAtPrompt(t, d.addr, func() bool { return true })
+	if got := testutil.ToFloat64(m.Refusals.WithLabelValues("device_flows_per_source")); got != 1 {
+		t.Fatalf(`rampart_ssh_refusals_total{limit="device_flows_per_source"} = %v, want 1`, got)
+	}
 	if _, started := flow.counts(); started != 2 {
 		t.Fatal("a third device flow started while two still poll")
 	}
@@ -292,6 +300,7 @@ func TestDeviceFlowCapPerSource(t *testing.T) {
 	}
 	close(flow.hold)
 	waitCond(t, 10*time.Second, "the held flows end", func() bool { a, _ := flow.counts(); return a == 0 })
+	waitCond(t, 10*time.Second, "rampart_device_flows_pending back to 0", func() bool { return testutil.ToFloat64(m.DeviceFlows) == 0 })
 	abandonAtPrompt(t, d.addr, func() bool { return true })
 	if _, started := flow.counts(); started != 3 {
 		t.Fatalf("no device flow started once the others ended (%d started)", started)

@@ -78,6 +78,8 @@ type Config struct {
 	Admin AdminShell
 	// Ciphers offered to clients; empty means sshalg.DefaultCiphers.
 	Ciphers []string
+	// Metrics are the front door's instruments; nil: unregistered ones.
+	Metrics *Metrics
 }
 
 // AdminShell runs admin commands (gateway/adminshell implements it).
@@ -143,6 +145,9 @@ func New(cfg Config, svc *login.Service, idp DeviceFlow, state func() *raftstore
 	}
 	if cfg.MaxDeviceFlowsPerIP <= 0 {
 		cfg.MaxDeviceFlowsPerIP = DefaultMaxDeviceFlowsPerIP
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
 	}
 	s := &Server{cfg: cfg, logger: logger, login: svc, idp: idp, state: state, audit: audit,
 		limiter:  newPreauthLimiter(cfg.MaxPreauth, cfg.MaxPreauthPerIP, cfg.MaxDeviceFlowsPerIP),
@@ -222,7 +227,8 @@ func (s *Server) handleDirectTCPIP(_ *gliderssh.Server, sc *gossh.ServerConn, nc
 // to authenticate gives its slot back after HandshakeTimeout.
 func (s *Server) acceptConn(ctx gliderssh.Context, nc net.Conn) net.Conn {
 	src := sourceOf(nc.RemoteAddr())
-	if !s.limiter.acquire(src) {
+	if ok, limit := s.limiter.acquireWhy(src); !ok {
+		s.cfg.Metrics.Refusals.WithLabelValues(limit).Inc()
 		s.refusals.warn(s.logger, s.now(), "refused connection: too many unauthenticated connections", "source", src)
 		return nil
 	}
@@ -329,17 +335,21 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 	switch {
 	case errors.Is(err, login.ErrUserDisabled):
 		c.closed = true
+		c.s.cfg.Metrics.login(methodBoundKey, outcomeRefused)
 		c.s.logger.Warn("refused bound key of a disabled user", "remote", c.remote, "key", gossh.FingerprintSHA256(key))
 		c.s.audit.Record("login.refused", "", map[string]string{"reason": "user disabled", "key": gossh.FingerprintSHA256(key), "remote": c.remote})
 		return nil, &gossh.BannerError{Err: err, Message: "Rampart: " + err.Error() + "\r\n"}
 	case errors.Is(err, raftstore.ErrStaleRead):
 		c.closed = true
+		c.s.cfg.Metrics.login(methodBoundKey, outcomeRefused)
 		c.s.logger.Warn("refused login: replica is stale", "remote", c.remote)
 		return nil, &gossh.BannerError{Err: err, Message: "Rampart: this bastion node cannot reach its cluster right now; try another node or try again shortly.\r\n"}
 	case err != nil:
+		c.s.cfg.Metrics.login(methodBoundKey, outcomeFailed)
 		c.s.logger.Error("bound key lookup failed", "remote", c.remote, "err", err)
 		return nil, err
 	case user != nil:
+		c.s.cfg.Metrics.login(methodBoundKey, outcomeOK)
 		c.s.audit.Record("login", user.Login, map[string]string{"method": "bound-key", "key": b.Fingerprint, "remote": c.remote, "ssh_user": raftstore.ClientText(meta.User())})
 		return c.admit(user, b, "bound-key"), nil
 	}
@@ -371,12 +381,16 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 	c.closed = true
 	c.authRequested()
 	if !c.s.limiter.acquireFlow(c.source) {
+		c.s.cfg.Metrics.Refusals.WithLabelValues(limitFlowsPerSource).Inc()
+		c.s.cfg.Metrics.login(methodDeviceFlow, outcomeRefused)
 		c.s.refusals.warn(c.s.logger, c.s.now(), "refused sign-in: too many device flows from one source", "source", c.source)
 		c.s.audit.Record("login.refused", "", map[string]string{"reason": "too many device flows from this source", "remote": c.remote})
 		return nil, &gossh.BannerError{Err: errTooManyFlows, Message: "Rampart: " + errTooManyFlows.Error() + "\r\n"}
 	}
 	// Released when this callback returns, which is when polling has stopped.
 	defer c.s.limiter.releaseFlow(c.source)
+	c.s.cfg.Metrics.DeviceFlows.Inc()
+	defer c.s.cfg.Metrics.DeviceFlows.Dec()
 	// The device flow waits for a person: the long wait replaces the
 	// handshake deadline.
 	c.tc.setDeadline(c.s.now().Add(c.s.cfg.AuthTimeout))
@@ -392,6 +406,7 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 		}
 	}(ctx.Done())
 	abandoned := func(err error) (*gossh.Permissions, error) {
+		c.s.cfg.Metrics.login(methodDeviceFlow, outcomeAbandoned)
 		c.s.logger.Info("sign-in abandoned: the client disconnected", "remote", c.remote)
 		c.s.audit.Record("login.failed", "", map[string]string{"reason": "client disconnected", "remote": c.remote})
 		return nil, err
@@ -403,6 +418,7 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 		// No second sign-in on this connection: it has no more use for
 		// the long wait.
 		c.tc.setDeadline(c.s.now().Add(c.s.cfg.HandshakeTimeout))
+		c.s.cfg.Metrics.login(methodDeviceFlow, outcomeFailed)
 		c.s.audit.Record("login.failed", "", map[string]string{"reason": reason, "remote": c.remote})
 		return nil, &gossh.BannerError{Err: err, Message: "Rampart: " + userMessage(err) + "\r\n"}
 	}
@@ -450,6 +466,7 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 		}
 		binding, method = b, "device-flow+bind"
 	}
+	c.s.cfg.Metrics.login(metricMethod(method), outcomeOK)
 	c.s.audit.Record("login", user.Login, map[string]string{"method": method, "remote": c.remote, "ssh_user": raftstore.ClientText(meta.User()), "unix_name": user.UnixName})
 	c.s.logger.Info("signed in", "user", user.Login, "unix_name", user.UnixName, "method", method, "remote", c.remote)
 	return c.admit(user, binding, method), nil

@@ -24,6 +24,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := s.cluster.Enroll(r.Context(), &req)
 	if err != nil {
+		s.metrics.credentialsRefused("enroll", err)
 		s.writeError(w, r, err)
 		return
 	}
@@ -118,6 +119,7 @@ func (s *Server) agentStateHandler(w http.ResponseWriter, r *http.Request, srv *
 	}
 	if minIndex != 0 {
 		s.holdFor(w, blockingHold(wait))
+		defer s.metrics.polled(srv.ID)()
 	}
 	if v := r.URL.Query().Get(api.AgentAppliedParam); v != "" {
 		applied, err := strconv.ParseUint(v, 10, 64)

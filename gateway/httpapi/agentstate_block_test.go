@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -89,9 +91,19 @@ func TestAgentStateWaitsForItsOwnChange(t *testing.T) {
 		done <- answer{st, elapsed}
 	}()
 	<-waiting
+	// The held request is counted while it waits.
+	if lp, ac := testutil.ToFloat64(handler.metrics.LongPolls), testutil.ToFloat64(handler.metrics.AgentsConnected); lp != 1 || ac != 1 {
+		t.Fatalf("while s1's agent waits: rampart_agent_longpolls_held %v, rampart_agents_connected %v, want 1 and 1", lp, ac)
+	}
 	apply(&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s2", Project: "db", Name: "db-1", Addr: "10.0.0.2", SSHPort: 22}, Now: now})
 	last := apply(&raftstore.UserUpsert{User: raftstore.User{ID: "b", Login: "bob", UnixName: "bob", Groups: []string{"dba"}}, EnsureGroups: true, Now: now})
 	got := <-done
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(handler.metrics.LongPolls) != 0 || testutil.ToFloat64(handler.metrics.AgentsConnected) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the answered long-poll is still counted as held")
+		}
+		time.Sleep(time.Millisecond) // polling a condition the handler's return sets
+	}
 	t.Logf("first index %d, answered with %d", first.Index, got.st.Index)
 	if got.elapsed < wait {
 		t.Fatalf("answered after %s, before the %s wait ran out, for writes that do not change this server's state", got.elapsed, wait)

@@ -158,10 +158,12 @@ func source(r *http.Request) string {
 	return host
 }
 
-// limited wraps an endpoint open to anyone with a per-source rate limit.
-func (s *Server) limited(l *sourceLimiter, h http.HandlerFunc) http.HandlerFunc {
+// limited wraps an endpoint open to anyone with a per-source rate limit;
+// endpoint names it in the refusals' metric.
+func (s *Server) limited(endpoint string, l *sourceLimiter, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !l.allow(source(r), s.now()) {
+			s.metrics.Refusals.WithLabelValues(endpoint, "rate_limited").Inc()
 			w.Header().Set("Retry-After", "5")
 			s.writeError(w, r, Errorf(http.StatusTooManyRequests, "too many requests from your address; try again shortly"))
 			return
@@ -204,6 +206,7 @@ func (s *Server) authTooMany(w http.ResponseWriter, r *http.Request) bool {
 	}
 	s.authFail.count.Add(1)
 	s.authFail.suppressed.Add(1)
+	s.metrics.AuthFailures.WithLabelValues("429").Inc()
 	w.Header().Set("Retry-After", "5")
 	s.writeError(w, r, Errorf(http.StatusTooManyRequests, "too many failed authentications from your address; try again shortly"))
 	return true
@@ -214,6 +217,7 @@ func (s *Server) authTooMany(w http.ResponseWriter, r *http.Request) bool {
 // answers err. why is for the log only.
 func (s *Server) authFailed(w http.ResponseWriter, r *http.Request, why string, err error) {
 	s.authFail.count.Add(1)
+	s.metrics.authFailed(err)
 	if s.authFail.lim.allow(authKey(r), s.now()) {
 		s.logger.Warn("refused API credentials", "reason", why, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
 			"failures_total", s.authFail.count.Load(), "not_logged", s.authFail.suppressed.Swap(0))

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/gateway/targetaddr"
@@ -226,15 +228,21 @@ func TestFailedAuthenticationIsCountedAndLimited(t *testing.T) {
 	if n := h.AuthFailures(); n != authFailBurst+2 {
 		t.Fatalf("%d failures counted, want %d", n, authFailBurst+2)
 	}
+	// The metric counts the same, by status answered.
+	for status, want := range map[string]float64{"401": authFailBurst, "429": 2} {
+		if got := testutil.ToFloat64(h.metrics.AuthFailures.WithLabelValues(status)); got != want {
+			t.Fatalf("rampart_api_auth_failures_total{status=%q} = %v, want %v", status, got, want)
+		}
+	}
 }
 
 // The unauthenticated endpoints are limited per source.
 func TestUnauthenticatedEndpointsAreLimitedPerSource(t *testing.T) {
-	ts, _, _ := newAdminAPI(t)
+	ts, h, _ := newAdminAPI(t)
 	for _, tc := range []struct {
-		path  string
-		burst int
-	}{{"/v1/agents/enroll", enrollBurst}, {"/v1/cluster/join", joinBurst}} {
+		path, endpoint string
+		burst          int
+	}{{"/v1/agents/enroll", "enroll", enrollBurst}, {"/v1/cluster/join", "join", joinBurst}} {
 		t.Run(tc.path, func(t *testing.T) {
 			for i := range tc.burst {
 				// An empty body is refused before it reaches the cluster.
@@ -244,6 +252,9 @@ func TestUnauthenticatedEndpointsAreLimitedPerSource(t *testing.T) {
 			}
 			if got, _ := do(t, http.MethodPost, ts.URL+tc.path, "", ""); got != http.StatusTooManyRequests {
 				t.Fatalf("request %d: HTTP %d, want 429", tc.burst+1, got)
+			}
+			if got := testutil.ToFloat64(h.metrics.Refusals.WithLabelValues(tc.endpoint, "rate_limited")); got != 1 {
+				t.Fatalf(`rampart_api_refusals_total{endpoint=%q,reason="rate_limited"} = %v, want 1`, tc.endpoint, got)
 			}
 		})
 	}

@@ -82,6 +82,8 @@ type Server struct {
 	// source; authFail counts and limits refused credentials (limits.go).
 	enrollLimit, joinLimit *sourceLimiter
 	authFail               authFailures
+	// metrics count refusals and agents' long-polls (metrics.go).
+	metrics *Metrics
 	// agentWaiting, when set, is called each time an agent's state request
 	// has read the state and is about to wait for a change: a write after
 	// it wakes the request. nil in production; tests wait on it.
@@ -93,6 +95,10 @@ type Server struct {
 // registers no loopback target and cannot remove nodes.
 func (s *Server) SetControl(c Control) { s.control = c }
 
+// SetMetrics makes the API count into m (registered ones); New starts
+// with unregistered ones.
+func (s *Server) SetMetrics(m *Metrics) { s.metrics = m }
+
 // SetAdminEntitlement names the entitlement project admins get on servers.
 func (s *Server) SetAdminEntitlement(name string) { s.adminEntitlement = name }
 
@@ -100,11 +106,11 @@ func (s *Server) SetAdminEntitlement(name string) { s.adminEntitlement = name }
 func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s := &Server{store: store, cluster: cluster, logger: logger, mux: http.NewServeMux(), now: time.Now,
 		enrollLimit: newSourceLimiter(enrollEvery, enrollBurst), joinLimit: newSourceLimiter(joinEvery, joinBurst),
-		authFail: authFailures{lim: newSourceLimiter(authFailEvery, authFailBurst)}}
+		authFail: authFailures{lim: newSourceLimiter(authFailEvery, authFailBurst)}, metrics: NewMetrics(nil)}
 	now := func() time.Time { return s.now() }
 	s.control = control.New(control.Deps{Store: store, Auditor: control.StoreAuditor{Store: store, Now: now}, Logger: logger, Now: now})
 	s.mux.HandleFunc("GET /v1/health", s.health)
-	s.mux.HandleFunc("POST /v1/cluster/join", s.limited(s.joinLimit, s.join))
+	s.mux.HandleFunc("POST /v1/cluster/join", s.limited("join", s.joinLimit, s.join))
 	s.mux.HandleFunc("POST /v1/cluster/join/voter", s.requireNode(s.joinVoter))
 	s.mux.HandleFunc("POST /v1/cluster/join/promote", s.requireNode(s.joinPromote))
 	// Status answers even on a stale follower: that is when an operator
@@ -118,7 +124,7 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s.mux.HandleFunc("DELETE /v1/projects/{name}/grants/{group}", s.requireAdmin(s.deleteGrant, true))
 	s.mux.HandleFunc("PUT /v1/servers/{id}", s.requireAdmin(s.putServer, true))
 	s.mux.HandleFunc("DELETE /v1/servers/{id}", s.requireAdmin(s.deleteServer, true))
-	s.mux.HandleFunc("POST /v1/agents/enroll", s.limited(s.enrollLimit, s.enroll))
+	s.mux.HandleFunc("POST /v1/agents/enroll", s.limited("enroll", s.enrollLimit, s.enroll))
 	s.mux.HandleFunc("GET /v1/agents/state", s.requireAgent(s.agentStateHandler))
 	s.mux.HandleFunc("POST /v1/agents/events", s.requireAgent(s.agentEvents))
 	s.mux.HandleFunc("GET /v1/ca/host", s.hostCAKeys)
@@ -341,6 +347,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := s.cluster.Join(r.Context(), &req)
 	if err != nil {
+		s.metrics.credentialsRefused("join", err)
 		s.writeError(w, r, err)
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -204,5 +205,13 @@ func TestRefusalShownOnce(t *testing.T) {
 	}
 	if len(banners) != 1 || !strings.Contains(banners[0], "login not permitted") {
 		t.Fatalf("banners %q, want one refusal", banners)
+	}
+	// Counted once too, under its reason.
+	d := c.p.cfg.Metrics.Decisions
+	if got := testutil.ToFloat64(d.WithLabelValues("refused", "login_denied")); got != 1 {
+		t.Fatalf(`rampart_jump_decisions_total{outcome="refused",reason="login_denied"} = %v, want 1`, got)
+	}
+	if got := testutil.CollectAndCount(d); got != 1 {
+		t.Fatalf("rampart_jump_decisions_total has %d series, want 1", got)
 	}
 }

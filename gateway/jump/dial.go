@@ -56,7 +56,7 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 	})
 	if err != nil {
 		p.logger.Error("mint per-hop certificate", "server", c.srv.Name, "err", err)
-		return nil, errors.New("the bastion could not issue a certificate for this hop")
+		return nil, errMint
 	}
 	certSigner, err := gossh.NewCertSigner(cert, key)
 	if err != nil {
@@ -108,7 +108,7 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 	tcp, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(c.ip.String(), port))
 	if err != nil {
 		p.logger.Warn("dial target", "server", c.srv.Name, "err", err)
-		return nil, fmt.Errorf("cannot reach %s: the server does not answer", c.srv.Name)
+		return nil, &reasoned{msg: fmt.Sprintf("cannot reach %s: the server does not answer", c.srv.Name), reason: errUnreachable}
 	}
 	// Dial the IP, but check the host certificate against the name the
 	// server is enrolled under (CertChecker checks the host part).
@@ -127,7 +127,7 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 		if errors.Is(err, ErrTargetIdentity) || isHostKeyError(err) {
 			return nil, fmt.Errorf("%w (%s); refusing to connect", ErrTargetIdentity, c.srv.Name)
 		}
-		return nil, fmt.Errorf("%s refused the login %q", c.srv.Name, login)
+		return nil, &reasoned{msg: fmt.Sprintf("%s refused the login %q", c.srv.Name, login), reason: errTargetRefused}
 	}
 	return &targetConn{Conn: sc, chans: chans, reqs: reqs}, nil
 }

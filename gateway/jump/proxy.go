@@ -74,6 +74,8 @@ type Config struct {
 	// Ciphers are offered to people's clients on the inner connection and
 	// preferred towards targets; empty means sshalg.DefaultCiphers.
 	Ciphers []string
+	// Metrics are the jump's instruments; nil: unregistered ones.
+	Metrics *Metrics
 	// AgentWait bounds how long a person's login to their own account waits
 	// for the target's agent to have applied it (agentwait.go); zero means
 	// DefaultAgentWait, less than zero no wait.
@@ -119,6 +121,9 @@ func New(cfg Config, store Store, mint Minter, audit Auditor, record RecorderFac
 	if cfg.AgentWait == 0 {
 		cfg.AgentWait = DefaultAgentWait
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
 	return &Proxy{cfg: cfg, store: store, mint: mint, audit: audit, record: record, logger: logger, clock: realClock{}, sessions: newRegistry(),
 		targetCiphers: sshalg.TargetCiphers(cfg.Ciphers)}
 }
@@ -162,11 +167,13 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 		_ = nc.Reject(gossh.Prohibited, "Rampart: "+err.Error())
 	}
 	if err := p.store.CheckFresh(); err != nil {
+		p.cfg.Metrics.Decisions.WithLabelValues("refused", reasonStale).Inc()
 		refuse("", errors.New("this bastion node cannot reach its cluster right now"))
 		return
 	}
 	acc, actor, err := p.authorize(p.store.State(), id, d.DestAddr, d.DestPort)
 	if err != nil {
+		p.cfg.Metrics.refused(err)
 		refuse(actor, err)
 		return
 	}
@@ -185,7 +192,7 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 func (p *Proxy) newSession(id Identity, user *raftstore.User, srv *raftstore.Server, acc *access) *session {
 	return &session{id: newSessionID(), actor: user.Login, server: srv.Name, project: srv.Project, node: p.cfg.NodeID,
 		remote: id.Remote.String(), started: p.clock.Now(), settings: acc.project.Settings,
-		audit: p.audit, logger: p.logger, record: p.record, clock: p.clock}
+		audit: p.audit, logger: p.logger, record: p.record, clock: p.clock, metrics: p.cfg.Metrics}
 }
 
 // conn is one proxied connection: the inner SSH server on the channel and
@@ -290,6 +297,9 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 	cancel()
 
 	b := newBridge(s, sconn, target, c.outerReqs)
+	m := c.p.cfg.Metrics
+	m.SessionsOpened.Inc()
+	m.SessionsLive.Inc()
 	c.p.sessions.add(&liveSession{id: s.id, userID: c.user.ID, login: login, server: c.srv, identity: c.id,
 		settings: s.settings, end: s.end})
 	// A kill or a binding's revocation applied before the session joined
@@ -309,6 +319,10 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 	c.p.sessions.remove(s.id)
 
 	in, out := b.bytes()
+	m.SessionsLive.Dec()
+	m.SessionsClosed.Inc()
+	m.BytesRelayed.WithLabelValues("in").Add(float64(in))
+	m.BytesRelayed.WithLabelValues("out").Add(float64(out))
 	sha, path := s.recording()
 	reason := s.endReason()
 	closeCtx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
@@ -336,6 +350,7 @@ func (c *conn) connectTarget(ctx context.Context, login string) error {
 	}
 	refuse := func(err error) error {
 		c.refused = err
+		c.p.cfg.Metrics.refused(err)
 		c.s.event("jump.refused", "login", raftstore.ClientText(login), "reason", raftstore.BoundText(err.Error(), maxAuditReason))
 		return err
 	}
@@ -352,6 +367,7 @@ func (c *conn) connectTarget(ctx context.Context, login string) error {
 		return refuse(err)
 	}
 	c.target, c.login = client, login
+	c.p.cfg.Metrics.Decisions.WithLabelValues("allowed", reasonOK).Inc()
 	return nil
 }
 

@@ -23,6 +23,11 @@ func (s *session) failOpen() bool { return s.settings.RecordingFailOpen }
 // first), and reports whether the session must end.
 func (s *session) recordingFailed(err error, report bool) (mustEnd bool) {
 	if report {
+		policy := "fail_closed"
+		if s.failOpen() {
+			policy = "fail_open"
+		}
+		s.metrics.RecordingFailures.WithLabelValues(policy).Inc()
 		s.logger.Error("recording failed", "session", s.id, "err", err)
 		s.event("recording.failed", "error", err.Error())
 	}

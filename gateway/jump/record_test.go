@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -87,7 +88,7 @@ func recordingPair(failOpen bool, factory RecorderFactory) (p *pair, audit *audi
 	audit = &auditLog{}
 	ended = make(chan string, 4)
 	s := &session{id: "s-1", actor: "alice", project: "web", audit: audit, logger: slog.New(slog.DiscardHandler), clock: realClock{}, record: factory,
-		settings: raftstore.ProjectSettings{Recording: true, RecordingFailOpen: failOpen}}
+		metrics: NewMetrics(nil), settings: raftstore.ProjectSettings{Recording: true, RecordingFailOpen: failOpen}}
 	s.shutdown = func(msg string) { ended <- msg }
 	return &pair{s: s, session: true}, audit, ended
 }
@@ -170,6 +171,18 @@ func TestRecordingFailurePolicy(t *testing.T) {
 			}
 			if got := audit.count("recording.failed"); got != tc.wantAudits {
 				t.Fatalf("recording.failed audited %d times, want %d", got, tc.wantAudits)
+			}
+			// Each failure reported is counted once, under the policy.
+			policy, other := "fail_closed", "fail_open"
+			if tc.failOpen {
+				policy, other = other, policy
+			}
+			failures := p.s.metrics.RecordingFailures
+			if got := testutil.ToFloat64(failures.WithLabelValues(policy)); got != float64(tc.wantAudits) {
+				t.Fatalf("rampart_recording_failures_total{policy=%q} = %v, want %d", policy, got, tc.wantAudits)
+			}
+			if got := testutil.ToFloat64(failures.WithLabelValues(other)); got != 0 {
+				t.Fatalf("rampart_recording_failures_total{policy=%q} = %v, want 0", other, got)
 			}
 		})
 	}

@@ -32,6 +32,8 @@ type session struct {
 	// record starts a recording (nil: the node records nothing).
 	record RecorderFactory
 	clock  clock
+	// metrics count recording failures (record.go).
+	metrics *Metrics
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last data either way
 
