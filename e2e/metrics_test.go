@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,11 +21,18 @@ import (
 // Prometheus text parser after a real OpenSSH sign-in and jump, and
 // /readyz following a node's quorum.
 
+// opsHTTP is a plain HTTPS client trusting n's cluster CA, for the
+// operator's endpoints (/metrics, /healthz, /readyz), which are not JSON API
+// calls.
+func opsHTTP(n *Node) *http.Client {
+	return &http.Client{Timeout: requestTimeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: n.c.CAPool(), MinVersion: tls.VersionTLS12}}}
+}
+
 // scrape reads n's /metrics (on the API listener, no credentials) and
 // parses it as Prometheus does.
 func scrape(t testing.TB, n *Node) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := n.API().HTTP.Get("https://" + n.APIAddr() + "/metrics")
+	resp, err := opsHTTP(n).Get("https://" + n.APIAddr() + "/metrics")
 	fatalIf(t, err, "GET /metrics on "+n.ID)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -79,7 +87,7 @@ func readyz(n *Node) (int, *readiness, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	resp, err := n.API().HTTP.Do(req)
+	resp, err := opsHTTP(n).Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -230,7 +238,7 @@ func TestReadyzFollowsQuorum(t *testing.T) {
 			t.Errorf("the CA keys are still unsealed on %s, yet readyz says %q", alone.ID, ch.Reason)
 		}
 	}
-	resp, err := alone.API().HTTP.Get("https://" + alone.APIAddr() + "/healthz")
+	resp, err := opsHTTP(alone).Get("https://" + alone.APIAddr() + "/healthz")
 	fatalIf(t, err, "healthz")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -48,7 +49,7 @@ func TestMintMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.IssueTLS(ca.RoleAgent, "srv-1", key.Public(), nil, nil, time.Hour); err == nil {
+	if _, err := a.IssueTLS(api.RoleAgent, "srv-1", key.Public(), nil, nil, time.Hour); err == nil {
 		t.Fatal("IssueTLS before bootstrap succeeded")
 	}
 	for _, tc := range []struct {

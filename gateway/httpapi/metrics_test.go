@@ -25,7 +25,7 @@ func TestAgentLagCollector(t *testing.T) {
 			AgentKeyHash: strings.Repeat("b", 64)}, SetAgentKey: true, Now: now},
 		&raftstore.ServerUpsert{Server: raftstore.Server{ID: "s3", Project: "web", Name: "manual", Addr: "10.0.0.3", SSHPort: 22}, Now: now},
 	)
-	store := &fsmStore{fsm: f}
+	store := f
 	apply := func(c raftstore.Command) uint64 {
 		t.Helper()
 		res, err := store.Apply(t.Context(), c)
