@@ -112,7 +112,8 @@ func (n *Node) start(ctx context.Context) error {
 	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
 	go n.newNodeCertRenewer().Run(bg)
 	n.control = control.New(control.Deps{Store: n.store, Members: n.store, Cluster: adminCluster{n},
-		Auditor: control.StoreAuditor{Store: n.store, Now: n.now}, Targets: n.targetRule(), Logger: n.logger, Now: n.now})
+		Auditor: control.StoreAuditor{Store: n.store, Now: n.now}, Targets: n.targetRule(), Logger: n.logger, Now: n.now,
+		AdminGroup: n.cfg.OIDC.AdminGroup})
 	if err := n.startPprof(); err != nil {
 		return err
 	}
@@ -388,6 +389,9 @@ func (n *Node) startAPI() error {
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
 	handler.SetControl(n.control)
 	handler.SetMetrics(n.metrics.api)
+	if err := handler.MountSCIM(n.control); err != nil {
+		return fmt.Errorf("scim: %w", err)
+	}
 	n.api = handler.HTTPServer(n.tls.API, httpapi.DefaultTimeouts, slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
 	if n.cfg.Metrics.Listen == "" {
 		// metrics, healthz and readyz share the API's listener.

@@ -126,7 +126,7 @@ func TestEveryMessageTypeRegistered(t *testing.T) {
 		TokenUseType, TokenDeleteType, EntitlementUpsertType, EntitlementDeleteType, BindingUpsertType,
 		BindingDeleteType, SessionOpenType, SessionCloseType, AuditAppendType, CAUpsertType,
 		CADeleteType, ServiceTokenCreateType, ServiceTokenDeleteType, AgentEventsAppendType,
-		ServerAgentKeyType, TokenPruneType, AgentAppliedSetType,
+		ServerAgentKeyType, TokenPruneType, AgentAppliedSetType, UserSCIMPutType, SCIMGroupPutType,
 	}
 	for _, mt := range declared {
 		if _, ok := commandTypes[mt]; !ok {

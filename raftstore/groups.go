@@ -11,8 +11,12 @@ const tableGroups = "groups"
 
 // Group is a set of users, named as the IdP names it, with a fleet-stable gid.
 type Group struct {
-	Name        string
-	GID         uint32
+	Name string
+	GID  uint32
+	// SCIM is set while SCIM manages the group (created or linked by it,
+	// not deleted by it since); ExternalID is the IdP's id for it.
+	SCIM        bool   `json:",omitempty"`
+	ExternalID  string `json:",omitempty"`
 	CreatedAt   time.Time
 	CreateIndex uint64
 	ModifyIndex uint64

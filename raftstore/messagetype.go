@@ -43,4 +43,7 @@ const (
 	ServerAgentKeyType     MessageType = 30
 	TokenPruneType         MessageType = 31
 	AgentAppliedSetType    MessageType = 32
+	// 33-35: the re-validation of bindings (issue 13).
+	UserSCIMPutType  MessageType = 36
+	SCIMGroupPutType MessageType = 37
 )

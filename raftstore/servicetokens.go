@@ -2,6 +2,8 @@ package raftstore
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -9,8 +11,15 @@ import (
 
 const tableServiceTokens = "service_tokens"
 
-// ServiceRoleAdmin is the one role a service token can hold for now.
-const ServiceRoleAdmin = "admin"
+// The scopes a service token can hold: admin (the admin API) or
+// provisioning (SCIM alone). A token holds exactly one.
+const (
+	ServiceRoleAdmin        = "admin"
+	ServiceRoleProvisioning = "provisioning"
+)
+
+// ServiceRoles lists every scope, in the order help texts show them.
+var ServiceRoles = []string{ServiceRoleAdmin, ServiceRoleProvisioning}
 
 // ServiceToken is a bearer token for automation on the HTTPS API. Only the
 // SHA-256 of the secret is stored.
@@ -63,8 +72,8 @@ func (c *ServiceTokenCreate) Validate() error {
 		return invalidf("service token %s: name is empty", tk.ID)
 	case !isLowerHexSHA256(tk.Hash):
 		return invalidf("service token %s: hash is not 64 lower-case hex digits", tk.Name)
-	case tk.Role != ServiceRoleAdmin:
-		return invalidf("service token %s: role %q is not %q", tk.Name, tk.Role, ServiceRoleAdmin)
+	case !slices.Contains(ServiceRoles, tk.Role):
+		return invalidf("service token %s: role %q is not one of %s", tk.Name, tk.Role, strings.Join(ServiceRoles, ", "))
 	case c.Now.IsZero():
 		return invalidf("service token %s: command time is missing", tk.Name)
 	case !tk.ExpiresAt.IsZero() && !tk.ExpiresAt.After(c.Now):

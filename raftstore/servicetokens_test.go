@@ -32,6 +32,7 @@ func TestServiceTokenCreate(t *testing.T) {
 		{name: "fail/upper-case-hash", token: modified(testServiceToken("t2", "x", "s2"), func(tk *ServiceToken) { tk.Hash = strings.ToUpper(tk.Hash) }), wantErr: ErrInvalid},
 		{name: "fail/short-hash", token: modified(testServiceToken("t2", "x", "s2"), func(tk *ServiceToken) { tk.Hash = tk.Hash[:40] }), wantErr: ErrInvalid},
 		{name: "fail/plain-secret-as-hash", token: modified(testServiceToken("t2", "x", "s2"), func(tk *ServiceToken) { tk.Hash = "s2" }), wantErr: ErrInvalid},
+		{name: "ok/provisioning-scope", token: modified(testServiceToken("t2", "okta", "s2"), func(tk *ServiceToken) { tk.Role = ServiceRoleProvisioning })},
 		{name: "fail/unknown-role", token: modified(testServiceToken("t2", "x", "s2"), func(tk *ServiceToken) { tk.Role = "reader" }), wantErr: ErrInvalid},
 		{name: "fail/expires-at-now", token: modified(testServiceToken("t2", "x", "s2"), func(tk *ServiceToken) { tk.ExpiresAt = testNow }), wantErr: ErrInvalid},
 		{name: "fail/no-name", token: testServiceToken("t2", "", "s2"), wantErr: ErrInvalid},

@@ -57,6 +57,57 @@ type User struct {
 	ExternalID    string   `json:",omitempty"`
 	Sources       []string `json:",omitempty"`
 	DisabledByIdP bool     `json:",omitempty"`
+	// Groups is what grants and agents read: the union of the two sources
+	// that name a person's groups, each of which replaces only its own.
+	// TokenGroups are the groups of their last ID token (a UserUpsert's
+	// Groups); SCIMGroups the groups SCIM made them a member of
+	// (SCIMGroupPut). Records written before the split hold Groups alone,
+	// which then are the token's (GroupsFromToken).
+	TokenGroups []string `json:",omitempty"`
+	SCIMGroups  []string `json:",omitempty"`
+	// Subject is the IdP subject of a person whose record was made by SCIM
+	// before their first sign-in (its ID is then SCIM's "scim-…"), once a
+	// sign-in has adopted it; sign-ins record it on their own records too.
+	// It never changes once set.
+	Subject string `json:",omitempty"`
+	// SCIMSeenAt is when SCIM last pushed this person (to the minute: a push
+	// that changes nothing else rewrites it only when a minute old);
+	// SCIMDeleted is set by a SCIM DELETE (the person is then deactivated
+	// and SCIM no longer sees them, until it creates them again).
+	SCIMSeenAt  time.Time `json:",omitempty"`
+	SCIMDeleted bool      `json:",omitempty"`
+}
+
+// GroupsFromToken are the groups the person's last ID token named.
+func (u *User) GroupsFromToken() []string {
+	if u.TokenGroups == nil && u.SCIMGroups == nil {
+		return u.Groups // written before the split: all from the token
+	}
+	return u.TokenGroups
+}
+
+// PendingSCIM reports whether the record was made by SCIM and no sign-in
+// has adopted it yet: only such a record is matched at sign-in by
+// externalId or e-mail rather than by subject.
+func (u *User) PendingSCIM() bool {
+	return u.Subject == "" && slices.Contains(u.Sources, SourceSCIM) && !slices.Contains(u.Sources, SourceSignIn)
+}
+
+// unionGroups is the sorted union of a and b.
+func unionGroups(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// groupSet is names sorted, without duplicates (nil for none).
+func groupSet(names []string) []string {
+	if len(names) == 0 {
+		return nil
+	}
+	out := slices.Clone(names)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Where a user record came from (User.Sources).
@@ -77,6 +128,11 @@ func init() {
 				"unix_name": {Name: "unix_name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "UnixName"}},
 				"uid":       {Name: "uid", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "UID"}},
 				"group":     {Name: "group", AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "Groups"}},
+				// The keys SCIM and sign-in match one person by (subject,
+				// then externalId, then e-mail).
+				"subject":     {Name: "subject", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Subject"}},
+				"external_id": {Name: "external_id", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ExternalID"}},
+				"email":       {Name: "email", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Email", Lowercase: true}},
 			},
 		},
 	})
@@ -84,11 +140,13 @@ func init() {
 	registerCommand(UserSetStatusType, func() Command { return new(UserSetStatus) })
 }
 
-// UserUpsert creates or updates a user. On create, a zero UID is allocated
-// from the cluster's range; on update, UID and CreatedAt are kept whatever the
-// command says. With EnsureGroups, groups the user is in that do not exist yet
-// are created (with a gid) in the same transaction, so a just-in-time login is
-// one command.
+// UserUpsert creates or updates a user as a sign-in sees them. On create, a
+// zero UID is allocated from the cluster's range; on update, UID and
+// CreatedAt are kept whatever the command says. User.Groups are the ID
+// token's groups: they replace TokenGroups, SCIMGroups are kept, and the
+// stored Groups are the union of both. With EnsureGroups, groups the user is
+// in that do not exist yet are created (with a gid) in the same transaction,
+// so a just-in-time login is one command.
 type UserUpsert struct {
 	User         User
 	EnsureGroups bool
@@ -121,12 +179,6 @@ func (c *UserUpsert) Validate() error {
 
 func (c *UserUpsert) apply(tx *writeTxn) (any, error) {
 	u := c.User
-	u.Groups = slices.Clone(u.Groups)
-	slices.Sort(u.Groups)
-	u.Groups = slices.Compact(u.Groups)
-	if u.Status == "" {
-		u.Status = UserActive
-	}
 	existing, err := tx.First(tableUsers, "id", u.ID)
 	if err != nil {
 		return nil, fmt.Errorf("upsert user %s: %w", u.ID, err)
@@ -134,29 +186,60 @@ func (c *UserUpsert) apply(tx *writeTxn) (any, error) {
 	var old *User
 	if existing != nil {
 		old = existing.(*User)
-		u.UID, u.CreatedAt, u.CreateIndex = old.UID, old.CreatedAt, old.CreateIndex
 		u.Sources = append(slices.Clone(old.Sources), u.Sources...)
 		u.DisabledByIdP = old.DisabledByIdP && u.Status != UserActive
 		if u.ExternalID == "" {
 			u.ExternalID = old.ExternalID
 		}
+		if u.Subject == "" || old.Subject != "" {
+			u.Subject = old.Subject
+		}
+		u.SCIMGroups, u.SCIMSeenAt, u.SCIMDeleted = old.SCIMGroups, old.SCIMSeenAt, old.SCIMDeleted
+	}
+	u.TokenGroups = groupSet(u.Groups)
+	var ensure []string
+	if c.EnsureGroups {
+		ensure = u.TokenGroups
+	}
+	return putUserTxn(tx, old, u, ensure, false, c.Now)
+}
+
+// putUserTxn writes u over old (nil when u is new): on create it allocates a
+// zero UID, on update it keeps UID and creation; it checks the unique
+// fields and the shared-login rule, creates the groups of ensure, derives
+// Groups (TokenGroups ∪ SCIMGroups) and the account indexes, and skips a
+// write that changes nothing a reader sees unless force.
+func putUserTxn(tx *writeTxn, old *User, u User, ensure []string, force bool, now time.Time) (any, error) {
+	var err error
+	if u.Status == "" {
+		u.Status = UserActive
+	}
+	u.Groups = unionGroups(u.TokenGroups, u.SCIMGroups)
+	if old != nil {
+		u.UID, u.CreatedAt, u.CreateIndex = old.UID, old.CreatedAt, old.CreateIndex
 	} else {
-		u.CreatedAt, u.CreateIndex = c.Now, tx.index
+		u.CreatedAt, u.CreateIndex = now, tx.index
 		if u.UID == 0 {
 			if u.UID, err = allocateUID(tx); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if err := checkUniqueTxn(tx, tableUsers, u.ID, func(o any) string { return o.(*User).ID },
-		"unix_name", u.UnixName, "uid", u.UID); err != nil {
+	unique := []any{"unix_name", u.UnixName, "uid", u.UID}
+	if u.ExternalID != "" {
+		unique = append(unique, "external_id", u.ExternalID)
+	}
+	if u.Subject != "" {
+		unique = append(unique, "subject", u.Subject)
+	}
+	if err := checkUniqueTxn(tx, tableUsers, u.ID, func(o any) string { return o.(*User).ID }, unique...); err != nil {
 		return nil, fmt.Errorf("user %s: %w", u.Login, err)
 	}
 	// A person never gets a project's shared account as theirs: every member
 	// of that project could log in as it. Checked when the name is given out
 	// (a name held from before this rule was added is not taken away; the
 	// jump refuses it as a shared login instead).
-	if existing == nil || existing.(*User).UnixName != u.UnixName {
+	if old == nil || old.UnixName != u.UnixName {
 		p, err := sharedLoginProjectTxn(tx.Txn, u.UnixName)
 		if err != nil {
 			return nil, err
@@ -167,17 +250,15 @@ func (c *UserUpsert) apply(tx *writeTxn) (any, error) {
 	}
 	slices.Sort(u.Sources)
 	u.Sources = slices.Compact(u.Sources)
-	if c.EnsureGroups {
-		for _, g := range u.Groups {
-			if err := ensureGroupTxn(tx, g, c.Now); err != nil {
-				return nil, err
-			}
+	for _, g := range ensure {
+		if err := ensureGroupTxn(tx, g, now); err != nil {
+			return nil, err
 		}
 	}
-	if existing != nil && sameUser(existing.(*User), &u) {
-		return existing.(*User), nil // no-op: don't wake watchers
+	if old != nil && !force && sameUser(old, &u) {
+		return old, nil // no-op: don't wake watchers
 	}
-	u.UpdatedAt, u.ModifyIndex = c.Now, tx.index
+	u.UpdatedAt, u.ModifyIndex = now, tx.index
 	u.AccountIndex, u.GroupsSince = accountIndexes(old, &u, tx.index)
 	if err := tx.Insert(tableUsers, &u); err != nil {
 		return nil, fmt.Errorf("insert user %s: %w", u.ID, err)
@@ -209,7 +290,9 @@ func accountIndexes(old, u *User, index uint64) (uint64, map[string]uint64) {
 func sameUser(a, b *User) bool {
 	return a.Login == b.Login && a.Email == b.Email && a.UnixName == b.UnixName &&
 		a.UID == b.UID && a.Status == b.Status && slices.Equal(a.Groups, b.Groups) &&
-		a.ExternalID == b.ExternalID && slices.Equal(a.Sources, b.Sources) && a.DisabledByIdP == b.DisabledByIdP
+		a.ExternalID == b.ExternalID && slices.Equal(a.Sources, b.Sources) && a.DisabledByIdP == b.DisabledByIdP &&
+		slices.Equal(a.GroupsFromToken(), b.GroupsFromToken()) && slices.Equal(a.SCIMGroups, b.SCIMGroups) &&
+		a.Subject == b.Subject && a.SCIMDeleted == b.SCIMDeleted
 }
 
 // checkUniqueTxn refuses a write whose unique fields (given as index, value
@@ -301,4 +384,30 @@ func (s *State) Users(ws memdb.WatchSet) (uint64, []*User, error) {
 // UsersInGroup lists the users that are members of group.
 func (s *State) UsersInGroup(ws memdb.WatchSet, group string) (uint64, []*User, error) {
 	return getAll[User](s, ws, tableUsers, "group", group)
+}
+
+// UserBySubject returns the person whose IdP subject is sub: the record a
+// sign-in adopted for it, else the record whose id is sub (the subject is
+// the id of a record sign-in made) unless that record is SCIM's, awaiting
+// adoption, or holds another subject. nil when there is none.
+func (s *State) UserBySubject(ws memdb.WatchSet, sub string) (uint64, *User, error) {
+	idx, u, err := getOne[User](s, ws, tableUsers, "subject", sub)
+	if err != nil || u != nil {
+		return idx, u, err
+	}
+	idx, u, err = s.UserByID(ws, sub)
+	if err != nil || u == nil || u.PendingSCIM() || (u.Subject != "" && u.Subject != sub) {
+		return idx, nil, err
+	}
+	return idx, u, nil
+}
+
+// UserByExternalID returns the user SCIM knows by externalId, or nil.
+func (s *State) UserByExternalID(ws memdb.WatchSet, externalID string) (uint64, *User, error) {
+	return getOne[User](s, ws, tableUsers, "external_id", externalID)
+}
+
+// UsersByEmail lists the users with that e-mail address (case-insensitive).
+func (s *State) UsersByEmail(ws memdb.WatchSet, email string) (uint64, []*User, error) {
+	return getAll[User](s, ws, tableUsers, "email", email)
 }

@@ -75,6 +75,43 @@ type userDetail struct {
 	Grants         []grantView `json:"grants"`
 	Bindings       int         `json:"bindings"`
 	ActiveSessions int         `json:"active_sessions"`
+	// Sources say where the record came from: "sign-in", "scim", or both.
+	Sources    []string `json:"sources"`
+	ExternalID string   `json:"external_id,omitempty"`
+	// DeactivatedBy is "identity provider" when the IdP disabled them.
+	DeactivatedBy string `json:"deactivated_by,omitempty"`
+	// IdPConfirmed is when the identity provider last vouched for them.
+	IdPConfirmed idpConfirmed `json:"idp_confirmed"`
+	// GroupSources say why they are in each group: "token", "scim" or
+	// "token+scim".
+	GroupSources map[string]string `json:"group_sources"`
+}
+
+// idpConfirmed is when the IdP last confirmed a person, by each path.
+type idpConfirmed struct {
+	// SCIM is SCIM's last push of them (to the minute).
+	SCIM *time.Time `json:"scim,omitempty"`
+	// Revalidation is the last successful refresh of their tokens (the
+	// re-validation of bindings fills it in).
+	Revalidation *time.Time `json:"revalidation,omitempty"`
+}
+
+// groupSources says, for each of u's groups, which source names it.
+func groupSources(u *raftstore.User) map[string]string {
+	out := map[string]string{}
+	token := u.GroupsFromToken()
+	for _, g := range u.Groups {
+		inToken, inSCIM := slices.Contains(token, g), slices.Contains(u.SCIMGroups, g)
+		switch {
+		case inToken && inSCIM:
+			out[g] = "token+scim"
+		case inSCIM:
+			out[g] = "scim"
+		default:
+			out[g] = "token"
+		}
+	}
+	return out
 }
 
 func (v *invocation) usersCmd() *cobra.Command {
@@ -87,7 +124,11 @@ func (v *invocation) usersCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d := userDetail{userView: newUserView(u), Grants: []grantView{}}
+			d := userDetail{userView: newUserView(u), Grants: []grantView{}, Sources: nonNil(u.Sources), ExternalID: u.ExternalID,
+				IdPConfirmed: idpConfirmed{SCIM: timeJSON(u.SCIMSeenAt)}, GroupSources: groupSources(u)}
+			if u.DisabledByIdP {
+				d.DeactivatedBy = "identity provider"
+			}
 			// The grants of the user's groups, whether or not the user is
 			// active, and their live bindings (gateway/access).
 			x, err := access.New(st, nil, v.sh.now).Explain(u)
@@ -114,7 +155,20 @@ func (v *invocation) usersCmd() *cobra.Command {
 				w.add("email", d.Email)
 				w.add("unix name", fmt.Sprintf("%s (uid %d)", d.UnixName, d.UID))
 				w.add("status", d.Status)
-				w.add("groups", d.Groups)
+				if d.DeactivatedBy != "" {
+					w.add("deactivated by", d.DeactivatedBy)
+				}
+				w.add("source", sourcesText(d.Sources))
+				w.add("external id", d.ExternalID)
+				w.add("scim confirmed", u.SCIMSeenAt)
+				// The re-validation of bindings adds its line here:
+				// w.add("revalidated", …) (keys stay within 15 characters: the
+				// columns line up with "active sessions").
+				groups := make([]string, len(d.Groups))
+				for i, g := range d.Groups {
+					groups[i] = g + " (" + d.GroupSources[g] + ")"
+				}
+				w.add("groups", groups)
 				w.add("created", u.CreatedAt)
 				w.add("updated", u.UpdatedAt)
 				w.add("live bindings", d.Bindings)
@@ -306,6 +360,20 @@ func (v *invocation) groupsCmd() *cobra.Command {
 		},
 	}
 	return group("groups", "Groups (from the IdP's group claim)", []string{"group"}, ls, show)
+}
+
+// sourcesText says where a record came from, in words.
+func sourcesText(sources []string) string {
+	scim, signIn := slices.Contains(sources, raftstore.SourceSCIM), slices.Contains(sources, raftstore.SourceSignIn)
+	switch {
+	case scim && signIn:
+		return "SCIM and sign-in"
+	case scim:
+		return "SCIM (not signed in yet)"
+	case signIn:
+		return "sign-in"
+	}
+	return "sign-in (before sources were recorded)"
 }
 
 // writeGrants prints a grants section after an object's details.

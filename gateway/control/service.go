@@ -88,6 +88,9 @@ type Deps struct {
 	Rand io.Reader
 	// ApplyTimeout bounds each write; 0 means DefaultApplyTimeout.
 	ApplyTimeout time.Duration
+	// AdminGroup is oidc.admin_group: SCIM can neither change its members
+	// nor deactivate them (scim.go). Empty: no such group.
+	AdminGroup string
 }
 
 // Service makes administrators' changes. It is safe for concurrent use.
@@ -101,12 +104,13 @@ type Service struct {
 	now          func() time.Time
 	rand         io.Reader
 	applyTimeout time.Duration
+	adminGroup   string
 }
 
 // New returns a Service over deps.
 func New(deps Deps) *Service {
 	s := &Service{store: deps.Store, auditor: deps.Auditor, members: deps.Members, cluster: deps.Cluster, targets: deps.Targets,
-		logger: deps.Logger, now: deps.Now, rand: deps.Rand, applyTimeout: deps.ApplyTimeout}
+		logger: deps.Logger, now: deps.Now, rand: deps.Rand, applyTimeout: deps.ApplyTimeout, adminGroup: deps.AdminGroup}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}

@@ -109,6 +109,11 @@ func (s *Service) RevokeToken(ctx context.Context, a Actor, hash string) error {
 // valid for ttl (0: until revoked). It returns the secret (shown once) and
 // the record the cluster keeps.
 func (s *Service) CreateServiceToken(ctx context.Context, a Actor, name string, ttl time.Duration) (string, *raftstore.ServiceToken, error) {
+	return s.createServiceToken(ctx, a, name, raftstore.ServiceRoleAdmin, ttl, EventServiceTokenCreate)
+}
+
+// createServiceToken creates a service token of role, audited as event.
+func (s *Service) createServiceToken(ctx context.Context, a Actor, name, role string, ttl time.Duration, event string) (string, *raftstore.ServiceToken, error) {
 	if ttl < 0 {
 		return "", nil, invalid("ttl %s is negative", ttl)
 	}
@@ -122,7 +127,7 @@ func (s *Service) CreateServiceToken(ctx context.Context, a Actor, name string, 
 	}
 	now := s.now().UTC()
 	rec := raftstore.ServiceToken{ID: "st-" + hex.EncodeToString(idRaw), Name: name, Hash: api.HashSecret(secret),
-		Role: raftstore.ServiceRoleAdmin, CreatedBy: a.Name}
+		Role: role, CreatedBy: a.Name}
 	if ttl > 0 {
 		rec.ExpiresAt = now.Add(ttl)
 	}
@@ -130,7 +135,7 @@ func (s *Service) CreateServiceToken(ctx context.Context, a Actor, name string, 
 	if err := s.applyDecode(ctx, &raftstore.ServiceTokenCreate{Token: rec, Now: now}, &stored); err != nil {
 		return "", nil, err
 	}
-	return secret, &stored, s.audit(ctx, a, EventServiceTokenCreate, map[string]string{"service_token": rec.ID, "name": rec.Name, "expires": fmtTime(rec.ExpiresAt)})
+	return secret, &stored, s.audit(ctx, a, event, map[string]string{"service_token": rec.ID, "name": rec.Name, "expires": fmtTime(rec.ExpiresAt)})
 }
 
 // RevokeServiceToken revokes an API service token by its id.

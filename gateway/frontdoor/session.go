@@ -98,7 +98,7 @@ func (s *Server) handleSession(sess gliderssh.Session) {
 // adminSession is the entry to the admin shell. Only members of the admin
 // group get in; the shell's commands arrive with the admin shell work.
 func (s *Server) adminSession(sess gliderssh.Session, user *raftstore.User) {
-	if s.cfg.AdminGroup == "" || !contains(user.Groups, s.cfg.AdminGroup) {
+	if s.cfg.AdminGroup == "" || !contains(user.GroupsFromToken(), s.cfg.AdminGroup) {
 		s.audit.Record("admin.refused", user.Login, map[string]string{"reason": "not in admin group"})
 		fmt.Fprintf(sess.Stderr(), "Rampart: %s is not an administrator (not in group %q).\n", user.Login, s.cfg.AdminGroup)
 		_ = sess.Exit(1)
@@ -143,7 +143,7 @@ func (s *Server) adminSession(sess gliderssh.Session, user *raftstore.User) {
 // connection's) and where they may go.
 func (s *Server) whoami(u *raftstore.User, bindingExpires, currentKey string) (*Whoami, error) {
 	w := &Whoami{Login: u.Login, Email: u.Email, UnixName: u.UnixName, UID: u.UID, Groups: u.Groups,
-		Admin: s.cfg.AdminGroup != "" && contains(u.Groups, s.cfg.AdminGroup), BindingExpires: bindingExpires, Servers: []Destination{}}
+		Admin: s.cfg.AdminGroup != "" && contains(u.GroupsFromToken(), s.cfg.AdminGroup), BindingExpires: bindingExpires, Servers: []Destination{}}
 	if w.Groups == nil {
 		w.Groups = []string{}
 	}

@@ -331,7 +331,7 @@ func (s *Server) adminToken(w http.ResponseWriter, r *http.Request, fresh bool) 
 		s.writeError(w, r, err)
 		return nil, false
 	}
-	if tok == nil || tok.Role != "admin" || (!tok.ExpiresAt.IsZero() && !s.now().Before(tok.ExpiresAt)) {
+	if tok == nil || tok.Role != raftstore.ServiceRoleAdmin || (!tok.ExpiresAt.IsZero() && !s.now().Before(tok.ExpiresAt)) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart", error="invalid_token"`)
 		s.authFailed(w, r, "unknown, expired or non-admin token", Errorf(http.StatusUnauthorized, "token is not valid"))
 		return nil, false

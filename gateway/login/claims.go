@@ -105,6 +105,10 @@ func lookupClaim(claims map[string]any, path string) any {
 	return lookupClaim(sub, rest)
 }
 
+// SafeGroupName is the rule every group name from the IdP follows, from an
+// ID token or from SCIM (safeGroupName).
+func SafeGroupName(s string) bool { return safeGroupName(s) }
+
 // safeGroupName admits printable names without control characters, of a
 // sane length. Group names reach grants and, through the agent, /etc/group
 // (where the agent applies the stricter POSIX rules).

@@ -125,17 +125,24 @@ func (s *Service) ActiveUser(id string) (*raftstore.User, error) {
 // deploy) is never given to a person; they get a suffixed name too.
 func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User, error) {
 	st := s.store.State()
-	_, existing, err := st.UserByID(nil, id.Subject)
+	existing, adopted, err := s.findPerson(st, id)
 	if err != nil {
 		return nil, err
 	}
-	u := raftstore.User{ID: id.Subject, Login: id.Login, Email: id.Email, Groups: id.Groups, Status: raftstore.UserActive, Sources: []string{raftstore.SourceSignIn}}
+	u := raftstore.User{ID: id.Subject, Subject: id.Subject, Login: id.Login, Email: id.Email, Groups: id.Groups, Status: raftstore.UserActive, Sources: []string{raftstore.SourceSignIn}}
 	if existing != nil {
 		if existing.Status != raftstore.UserActive {
 			return nil, inactive(existing)
 		}
-		u.UnixName, u.UID, u.Status = existing.UnixName, existing.UID, existing.Status
-		return s.upsert(ctx, u)
+		u.ID, u.UnixName, u.UID, u.Status = existing.ID, existing.UnixName, existing.UID, existing.Status
+		user, err := s.upsert(ctx, u)
+		if err == nil && adopted != "" {
+			s.logger.Info("sign-in adopted the record SCIM made", "user", user.Login, "user_id", user.ID, "subject", id.Subject, "matched", adopted)
+			if s.audit != nil {
+				s.audit.Record("user.scim_adopted", user.Login, map[string]string{"user_id": user.ID, "subject": id.Subject, "matched": adopted})
+			}
+		}
+		return user, err
 	}
 	base, err := BaseUnixName(id.Login)
 	if err != nil {
@@ -170,6 +177,45 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 		s.logger.Warn("unix name taken concurrently; retrying", "user", id.Login, "unix_name", u.UnixName, "err", err)
 	}
 	return nil, fmt.Errorf("%w: could not allocate a unix name for %q", ErrBadIdentity, id.Login)
+}
+
+// findPerson returns the record that is the person signing in: theirs by
+// IdP subject; else one SCIM made before their first sign-in and no sign-in
+// has adopted yet, matched by externalId (Okta's is its user id, the
+// token's sub) and then by e-mail (one such record only). adopted says by
+// which when it is SCIM's record ("" for their own).
+func (s *Service) findPerson(st *raftstore.State, id *Identity) (*raftstore.User, string, error) {
+	_, u, err := st.UserBySubject(nil, id.Subject)
+	if err != nil || u != nil {
+		return u, "", err
+	}
+	_, u, err = st.UserByExternalID(nil, id.Subject)
+	if err != nil {
+		return nil, "", err
+	}
+	if u != nil && u.PendingSCIM() {
+		return u, "externalId", nil
+	}
+	if id.Email == "" {
+		return nil, "", nil
+	}
+	_, same, err := st.UsersByEmail(nil, id.Email)
+	if err != nil {
+		return nil, "", err
+	}
+	var pending []*raftstore.User
+	for _, u := range same {
+		if u.PendingSCIM() && u.Status != raftstore.UserDeleted {
+			pending = append(pending, u)
+		}
+	}
+	if len(pending) != 1 {
+		if len(pending) > 1 {
+			s.logger.Warn("several records SCIM made share the e-mail of a first sign-in; none adopted", "user", id.Login, "subject", id.Subject)
+		}
+		return nil, "", nil
+	}
+	return pending[0], "email", nil
 }
 
 // loginCollision reports a new person whose login others already hold.

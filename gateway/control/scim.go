@@ -1,0 +1,416 @@
+package control
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rampart-ssh/rampart/gateway/fault"
+	"github.com/rampart-ssh/rampart/gateway/login"
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// What SCIM changes: people and the groups the IdP pushes, and the
+// provisioning tokens SCIM authenticates with. A person is one record
+// whichever path met them first: SCIM's create matches an existing record
+// by IdP subject (Okta's externalId is its user id, the ID token's sub),
+// then externalId, then e-mail; a record SCIM made before the person's
+// first sign-in has the id "scim-" and 32 hex digits until a sign-in adopts
+// it (login.Service.Provision) and keeps that id after.
+
+// SCIM audit event types, one per change.
+const (
+	EventSCIMUserCreate     = "scim.users.create"
+	EventSCIMUserUpdate     = "scim.users.update"
+	EventSCIMUserDelete     = "scim.users.delete"
+	EventSCIMGroupPut       = "scim.groups.put"
+	EventSCIMGroupMembers   = "scim.groups.members"
+	EventSCIMGroupDelete    = "scim.groups.delete"
+	EventSCIMTokenCreate    = "admin.scim.tokens.create"
+	EventSCIMTokenRevoke    = "admin.scim.tokens.revoke"
+	scimUserIDPrefix        = "scim-"
+	maxSCIMAttr             = 256
+	errSCIMAdminGroupRefuse = "the administrators' group (oidc.admin_group) counts only from the ID token: SCIM cannot change its members"
+)
+
+// SCIMUser is a person as SCIM pushes them.
+type SCIMUser struct {
+	UserName   string
+	ExternalID string
+	Email      string
+	// Active is nil when the request does not say.
+	Active *bool
+}
+
+func (in *SCIMUser) validate() error {
+	for _, f := range []struct{ name, v string }{{"userName", in.UserName}, {"externalId", in.ExternalID}, {"email", in.Email}} {
+		if len(f.v) > maxSCIMAttr {
+			return invalid("%s is longer than %d bytes", f.name, maxSCIMAttr)
+		}
+		if strings.ContainsFunc(f.v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return invalid("%s holds control characters", f.name)
+		}
+	}
+	if in.UserName == "" {
+		return invalid("userName is required")
+	}
+	return nil
+}
+
+// SCIMVisible reports whether SCIM sees the person: a record SCIM created
+// or linked, and has not deleted since. SCIM never sees, changes or
+// deactivates anyone else.
+func SCIMVisible(u *raftstore.User) bool {
+	return slices.Contains(u.Sources, raftstore.SourceSCIM) && !u.SCIMDeleted && u.Status != raftstore.UserDeleted
+}
+
+// scimUser returns the person SCIM knows as id, or a 404.
+func scimUser(st *raftstore.State, id string) (*raftstore.User, error) {
+	_, u, err := st.UserByID(nil, id)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil || !SCIMVisible(u) {
+		return nil, notFound("user %q: not found", id)
+	}
+	return u, nil
+}
+
+// isAdmin reports whether u is an administrator by their ID token.
+func (s *Service) isAdmin(u *raftstore.User) bool {
+	return s.adminGroup != "" && slices.Contains(u.GroupsFromToken(), s.adminGroup)
+}
+
+var errSCIMAdmin = &fault.Error{Status: http.StatusForbidden, Code: "forbidden",
+	Msg: "this person is a cluster administrator: SCIM cannot deactivate or delete them; use users disable in the admin shell"}
+
+// SCIMCreateUser creates the person SCIM pushes, or links the record that
+// already is them (matched by subject, then externalId, then e-mail): a
+// record sign-in made, or one SCIM deleted before. It refuses (409) a
+// person SCIM already sees and a record linked to another externalId.
+func (s *Service) SCIMCreateUser(ctx context.Context, a Actor, in SCIMUser) (*raftstore.User, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	st := s.state(ctx)
+	match, how, err := scimMatch(st, &in)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	var stored raftstore.User
+	if match == nil {
+		id, err := s.newID(scimUserIDPrefix, 16)
+		if err != nil {
+			return nil, err
+		}
+		u := raftstore.User{ID: id, Login: in.UserName, Email: in.Email, ExternalID: in.ExternalID}
+		if u.UnixName, err = unixNameFor(st, in.UserName, id); err != nil {
+			return nil, err
+		}
+		if err := s.applyDecode(ctx, &raftstore.UserSCIMPut{User: u, Now: now}, &stored); err != nil {
+			return nil, err
+		}
+		how = "new"
+	} else {
+		if SCIMVisible(match) {
+			return nil, conflict("user %s already exists (matched by %s)", match.Login, how)
+		}
+		u := raftstore.User{ID: match.ID, Login: in.UserName, Email: in.Email, ExternalID: in.ExternalID}
+		if err := s.applyDecode(ctx, &raftstore.UserSCIMPut{User: u, Now: now}, &stored); err != nil {
+			return nil, err
+		}
+	}
+	fields := map[string]string{"user": stored.Login, "user_id": stored.ID, "external_id": stored.ExternalID, "matched": how, "unix_name": stored.UnixName}
+	if aerr := s.audit(ctx, a, EventSCIMUserCreate, fields); aerr != nil {
+		return &stored, aerr
+	}
+	return s.scimActive(ctx, a, &stored, in.Active)
+}
+
+// scimMatch finds the record that is the person in: by subject (their
+// externalId as an IdP subject), then externalId, then e-mail. how says by
+// which.
+func scimMatch(st *raftstore.State, in *SCIMUser) (*raftstore.User, string, error) {
+	usable := func(u *raftstore.User) bool { return u != nil && u.Status != raftstore.UserDeleted }
+	if in.ExternalID != "" {
+		if _, u, err := st.UserBySubject(nil, in.ExternalID); err != nil || usable(u) {
+			return u, "subject", checkLink(u, in, err)
+		}
+		if _, u, err := st.UserByExternalID(nil, in.ExternalID); err != nil || usable(u) {
+			return u, "externalId", err
+		}
+	}
+	if in.Email == "" {
+		return nil, "", nil
+	}
+	_, same, err := st.UsersByEmail(nil, in.Email)
+	if err != nil {
+		return nil, "", err
+	}
+	same = slices.DeleteFunc(same, func(u *raftstore.User) bool { return !usable(u) })
+	switch {
+	case len(same) == 0:
+		return nil, "", nil
+	case len(same) > 1:
+		return nil, "", conflict("%d people have the e-mail address %s: link this one by externalId", len(same), in.Email)
+	}
+	return same[0], "email", checkLink(same[0], in, nil)
+}
+
+// checkLink refuses to link a record that SCIM knows by another externalId.
+func checkLink(u *raftstore.User, in *SCIMUser, err error) error {
+	if err != nil || u == nil {
+		return err
+	}
+	if u.ExternalID != "" && u.ExternalID != in.ExternalID {
+		return conflict("user %s is linked to another identity of the provider", u.Login)
+	}
+	return nil
+}
+
+// unixNameFor derives the unix name of a new person from their userName,
+// by the rule sign-in applies (login.BaseUnixName, a suffix on collision,
+// never a project's shared login).
+func unixNameFor(st *raftstore.State, userName, id string) (string, error) {
+	base, err := login.BaseUnixName(userName)
+	if err != nil {
+		return "", invalid("userName %q cannot become a unix account name", userName)
+	}
+	name, err := login.ResolveCollision(base, func(name string) (bool, error) {
+		_, other, err := st.UserByUnixName(nil, name)
+		if err != nil || (other != nil && other.ID != id) {
+			return true, err
+		}
+		p, err := st.SharedLoginProject(name)
+		return p != "", err
+	})
+	if err != nil {
+		return "", invalid("no unix account name is free for userName %q", userName)
+	}
+	return name, nil
+}
+
+// SCIMUpdateUser applies a SCIM PUT or PATCH (in is the person as they are
+// after it): userName, e-mail, externalId (set once, never moved), and
+// active, which deactivates (DeactivateFromIdP) or re-activates
+// (ReactivateFromIdP) them. The unix name and uid never change.
+func (s *Service) SCIMUpdateUser(ctx context.Context, a Actor, id string, in SCIMUser) (*raftstore.User, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	old, err := scimUser(s.state(ctx), id)
+	if err != nil {
+		return nil, err
+	}
+	if in.ExternalID != "" && old.ExternalID != "" && in.ExternalID != old.ExternalID {
+		return nil, &fault.Error{Status: http.StatusBadRequest, Code: "mutability", Msg: "externalId cannot change"}
+	}
+	if in.Active != nil && !*in.Active && s.isAdmin(old) && !old.DisabledByIdP {
+		return nil, errSCIMAdmin
+	}
+	var stored raftstore.User
+	u := raftstore.User{ID: old.ID, Login: in.UserName, Email: in.Email, ExternalID: in.ExternalID}
+	if err := s.applyDecode(ctx, &raftstore.UserSCIMPut{User: u, Now: s.now().UTC()}, &stored); err != nil {
+		return nil, err
+	}
+	if stored.Login != old.Login || stored.Email != old.Email || stored.ExternalID != old.ExternalID {
+		fields := map[string]string{"user": stored.Login, "user_id": stored.ID}
+		if stored.Login != old.Login {
+			fields["renamed_from"] = old.Login
+		}
+		if aerr := s.audit(ctx, a, EventSCIMUserUpdate, fields); aerr != nil {
+			return &stored, aerr
+		}
+	}
+	return s.scimActive(ctx, a, &stored, in.Active)
+}
+
+// scimActive applies SCIM's active to u: false deactivates them as the
+// IdP's, true undoes only the IdP's own deactivation.
+func (s *Service) scimActive(ctx context.Context, a Actor, u *raftstore.User, active *bool) (*raftstore.User, error) {
+	switch {
+	case active == nil:
+		return u, nil
+	case !*active:
+		if s.isAdmin(u) && !u.DisabledByIdP {
+			return u, errSCIMAdmin
+		}
+		if _, err := s.DeactivateFromIdP(ctx, a, u.ID, "scim active=false"); err != nil {
+			return u, err
+		}
+	default:
+		if _, err := s.ReactivateFromIdP(ctx, a, u.ID); err != nil {
+			return u, err
+		}
+	}
+	return user(s.store.State(), u.ID)
+}
+
+// SCIMDeleteUser is a SCIM DELETE: the person is deactivated as the IdP's
+// (their record, unix name and uid are kept, so that creating them again
+// restores the same account) and leaves SCIM's view.
+func (s *Service) SCIMDeleteUser(ctx context.Context, a Actor, id string) error {
+	u, err := scimUser(s.state(ctx), id)
+	if err != nil {
+		return err
+	}
+	if s.isAdmin(u) && !u.DisabledByIdP {
+		return errSCIMAdmin
+	}
+	if _, err := s.DeactivateFromIdP(ctx, a, u.ID, "scim delete"); err != nil {
+		return err
+	}
+	if _, err := s.apply(ctx, &raftstore.UserSCIMPut{User: raftstore.User{ID: u.ID, Login: u.Login, Email: u.Email}, Deleted: true, Now: s.now().UTC()}); err != nil {
+		return err
+	}
+	return s.audit(ctx, a, EventSCIMUserDelete, map[string]string{"user": u.Login, "user_id": u.ID})
+}
+
+// SCIMGroup is a group as SCIM names it and its members (user ids).
+type SCIMGroup struct {
+	DisplayName string
+	ExternalID  string
+	Members     []string
+}
+
+// checkGroupName applies the rule ID-token groups follow
+// (login.SafeGroupName), and keeps SCIM out of the administrators' group.
+func (s *Service) checkGroupName(name string) error {
+	if !login.SafeGroupName(name) {
+		return invalid("displayName %q cannot be a group name", name)
+	}
+	if s.adminGroup != "" && name == s.adminGroup {
+		return &fault.Error{Status: http.StatusForbidden, Code: "forbidden", Msg: errSCIMAdminGroupRefuse}
+	}
+	return nil
+}
+
+// checkMembers refuses members SCIM does not see.
+func checkMembers(st *raftstore.State, ids []string) error {
+	for _, id := range ids {
+		if _, err := scimUser(st, id); err != nil {
+			return invalid("member %q is not a user SCIM provisioned", id)
+		}
+	}
+	return nil
+}
+
+// SCIMPutGroup creates (create true) or replaces a group SCIM manages: its
+// SCIM members become exactly in.Members. Its name is what grants refer
+// to, so a replace cannot rename it. Creating a group that exists (from ID
+// tokens, or deleted by SCIM before) links it.
+func (s *Service) SCIMPutGroup(ctx context.Context, a Actor, in SCIMGroup, create bool) (*raftstore.Group, error) {
+	if err := s.checkGroupName(in.DisplayName); err != nil {
+		return nil, err
+	}
+	st := s.state(ctx)
+	_, g, err := st.GroupByName(nil, in.DisplayName)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case create && g != nil && g.SCIM:
+		return nil, conflict("group %s already exists", in.DisplayName)
+	case !create && (g == nil || !g.SCIM):
+		return nil, notFound("group %q: not found", in.DisplayName)
+	}
+	if err := checkMembers(st, in.Members); err != nil {
+		return nil, err
+	}
+	var stored raftstore.Group
+	cmd := &raftstore.SCIMGroupPut{Group: in.DisplayName, ExternalID: in.ExternalID, Linked: true, Replace: true, Members: in.Members, Now: s.now().UTC()}
+	if err := s.applyDecode(ctx, cmd, &stored); err != nil {
+		return nil, err
+	}
+	return &stored, s.audit(ctx, a, EventSCIMGroupPut, map[string]string{"group": stored.Name, "members": strings.Join(in.Members, ",")})
+}
+
+// SCIMPatchGroupMembers adds and removes SCIM members of a group SCIM
+// manages.
+func (s *Service) SCIMPatchGroupMembers(ctx context.Context, a Actor, group string, add, remove []string) (*raftstore.Group, error) {
+	st := s.state(ctx)
+	_, g, err := st.GroupByName(nil, group)
+	if err != nil {
+		return nil, err
+	}
+	if g == nil || !g.SCIM {
+		return nil, notFound("group %q: not found", group)
+	}
+	if err := s.checkGroupName(group); err != nil {
+		return nil, err
+	}
+	if err := checkMembers(st, add); err != nil {
+		return nil, err
+	}
+	if len(add) == 0 && len(remove) == 0 {
+		return g, nil
+	}
+	var stored raftstore.Group
+	if err := s.applyDecode(ctx, &raftstore.SCIMGroupPut{Group: group, Linked: true, Add: add, Remove: remove, Now: s.now().UTC()}, &stored); err != nil {
+		return nil, err
+	}
+	return &stored, s.audit(ctx, a, EventSCIMGroupMembers, map[string]string{"group": group, "added": strings.Join(add, ","), "removed": strings.Join(remove, ",")})
+}
+
+// SCIMDeleteGroup ends SCIM's management of a group: its SCIM members lose
+// it (their grants through it go, unless their ID token names it too); the
+// group itself, its gid and its grants stay.
+func (s *Service) SCIMDeleteGroup(ctx context.Context, a Actor, group string) error {
+	_, g, err := s.state(ctx).GroupByName(nil, group)
+	if err != nil {
+		return err
+	}
+	if g == nil || !g.SCIM {
+		return notFound("group %q: not found", group)
+	}
+	if _, err := s.apply(ctx, &raftstore.SCIMGroupPut{Group: group, Linked: false, Now: s.now().UTC()}); err != nil {
+		return err
+	}
+	return s.audit(ctx, a, EventSCIMGroupDelete, map[string]string{"group": group})
+}
+
+// CreateProvisioningToken creates a token of scope provisioning (SCIM
+// alone) named name, valid for ttl (0: until revoked). The secret is
+// returned once; the cluster keeps its hash.
+func (s *Service) CreateProvisioningToken(ctx context.Context, a Actor, name string, ttl time.Duration) (string, *raftstore.ServiceToken, error) {
+	return s.createServiceToken(ctx, a, name, raftstore.ServiceRoleProvisioning, ttl, EventSCIMTokenCreate)
+}
+
+// RevokeProvisioningToken revokes a provisioning token by its id; an admin
+// token is not one (404).
+func (s *Service) RevokeProvisioningToken(ctx context.Context, a Actor, id string) (*raftstore.ServiceToken, error) {
+	_, toks, err := s.state(ctx).ServiceTokens(nil)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(toks, func(t *raftstore.ServiceToken) bool {
+		return t.ID == id && t.Role == raftstore.ServiceRoleProvisioning
+	})
+	if i < 0 {
+		return nil, notFound("provisioning token %q: not found", id)
+	}
+	if _, err := s.apply(ctx, &raftstore.ServiceTokenDelete{ID: id}); err != nil {
+		return nil, err
+	}
+	return toks[i], s.audit(ctx, a, EventSCIMTokenRevoke, map[string]string{"service_token": id, "name": toks[i].Name})
+}
+
+// newID returns prefix and n random bytes in hex.
+func (s *Service) newID(prefix string, n int) (string, error) {
+	raw := make([]byte, n)
+	if _, err := io.ReadFull(s.rand, raw); err != nil {
+		return "", fmt.Errorf("new id: %w", err)
+	}
+	return prefix + hex.EncodeToString(raw), nil
+}
+
+// IsSCIMAdminRefusal reports whether err is SCIM's refusal to touch an
+// administrator.
+func IsSCIMAdminRefusal(err error) bool { return errors.Is(err, errSCIMAdmin) }
