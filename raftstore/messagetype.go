@@ -43,4 +43,8 @@ const (
 	ServerAgentKeyType     MessageType = 30
 	TokenPruneType         MessageType = 31
 	AgentAppliedSetType    MessageType = 32
+	// Re-validation with the identity provider (idpsessions.go).
+	IdPSessionPutType     MessageType = 33
+	IdPSessionFailureType MessageType = 34
+	IdPSessionDeleteType  MessageType = 35
 )
