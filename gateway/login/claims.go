@@ -40,6 +40,9 @@ type Identity struct {
 	Groups  []string
 	// Admin is true when Groups holds the configured admin group.
 	Admin bool
+	// RefreshToken is the IdP's refresh token from the sign-in, "" when it
+	// gave none; Provision keeps it sealed for re-validation.
+	RefreshToken Secret
 }
 
 // maxGroupLen bounds a group name taken from the IdP.

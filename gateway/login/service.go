@@ -59,6 +59,11 @@ type Service struct {
 	audit      Auditor // nil: nothing audited
 	bindingTTL time.Duration
 	now        func() time.Time
+	// sealer seals refresh tokens (nil: none are kept); unverifiedMax
+	// bounds a binding whose person the IdP has not confirmed for that
+	// long (0: no bound). See idpsession.go.
+	sealer        Sealer
+	unverifiedMax time.Duration
 }
 
 // SetAuditor gives the service the audit log it records collisions in.
@@ -80,7 +85,8 @@ func (s *Service) SetClock(now func() time.Time) { s.now = now }
 func (s *Service) BindingTTL() time.Duration { return s.bindingTTL }
 
 // BoundUser returns the active user a key is bound to, with the binding, or
-// nil when the key is not bound (or its binding expired). A key bound to a
+// nil when the key is not bound (or its binding expired, or the IdP has not
+// confirmed its person for longer than the unverified bound). A key bound to a
 // disabled or deleted user is refused with ErrUserDisabled. The local replica
 // must be fresh: a partitioned follower does not let a revoked key in.
 func (s *Service) BoundUser(key ssh.PublicKey) (*raftstore.User, *raftstore.Binding, error) {
@@ -90,6 +96,9 @@ func (s *Service) BoundUser(key ssh.PublicKey) (*raftstore.User, *raftstore.Bind
 	st := s.store.State()
 	_, b, err := st.LiveBinding(nil, ssh.FingerprintSHA256(key), s.now())
 	if err != nil || b == nil {
+		return nil, nil, err
+	}
+	if stale, err := s.unverified(st, b); err != nil || stale {
 		return nil, nil, err
 	}
 	u, err := s.ActiveUser(b.UserID)
@@ -135,7 +144,11 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 			return nil, inactive(existing)
 		}
 		u.UnixName, u.UID, u.Status = existing.UnixName, existing.UID, existing.Status
-		return s.upsert(ctx, u)
+		user, err := s.upsert(ctx, u)
+		if err == nil {
+			s.keepRefreshToken(ctx, user, id.RefreshToken)
+		}
+		return user, err
 	}
 	base, err := BaseUnixName(id.Login)
 	if err != nil {
@@ -163,6 +176,9 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 		user, err := s.upsert(ctx, u)
 		if err == nil && len(namesakes) > 0 {
 			s.loginCollision(user, namesakes)
+		}
+		if err == nil {
+			s.keepRefreshToken(ctx, user, id.RefreshToken)
 		}
 		if !errors.Is(err, raftstore.ErrConflict) {
 			return user, err
