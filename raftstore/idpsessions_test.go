@@ -79,7 +79,9 @@ func TestIdPSessionDroppedWithLastBinding(t *testing.T) {
 		del  func(a1, a2, b1 Binding) []Command
 		keep bool // alice keeps her record
 	}{
-		{"ok/one-of-two-keeps", func(a1, _, _ Binding) []Command { return []Command{&BindingDelete{Fingerprint: a1.Fingerprint, UserID: "alice"}} }, true},
+		{"ok/one-of-two-keeps", func(a1, _, _ Binding) []Command {
+			return []Command{&BindingDelete{Fingerprint: a1.Fingerprint, UserID: "alice"}}
+		}, true},
 		{"ok/both-drop", func(a1, a2, _ Binding) []Command {
 			return []Command{&BindingDelete{Fingerprint: a1.Fingerprint}, &BindingDelete{Fingerprint: a2.Fingerprint}}
 		}, false},
