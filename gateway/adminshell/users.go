@@ -119,6 +119,7 @@ func (v *invocation) usersCmd() *cobra.Command {
 				w.add("updated", u.UpdatedAt)
 				w.add("live bindings", d.Bindings)
 				w.add("active sessions", d.ActiveSessions)
+				w.add("idp confirmed", idpConfirmed(st, u.ID, v.sh.now()))
 				if err := w.flush(); err != nil {
 					return err
 				}
