@@ -124,6 +124,11 @@ func (r *Revalidator) Stats() RevalidationStats {
 	}
 }
 
+// personTimeout bounds the re-validation of one person (the IdP request,
+// then the writes), so that a cluster without a leader or a silent IdP holds
+// up a pass only so long.
+const personTimeout = 30 * time.Second
+
 // leaderPoll is how often a follower looks whether it leads now.
 const leaderPoll = time.Second
 
@@ -230,7 +235,9 @@ func (r *Revalidator) drop(ctx context.Context, userID, why string) {
 // was not a rate limit), or -1 when the pass must stop.
 func (r *Revalidator) person(ctx context.Context, userID string, backoff time.Duration) time.Duration {
 	for run := 1; ; run++ {
-		retry, err := r.once(ctx, userID)
+		pctx, cancel := context.WithTimeout(ctx, personTimeout)
+		retry, err := r.once(pctx, userID)
+		cancel()
 		if err == nil || retry == 0 {
 			return 0
 		}
