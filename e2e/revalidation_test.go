@@ -58,16 +58,19 @@ func TestRevalidationDeprovisions(t *testing.T) {
 		}
 		return nil
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
 	idp := devidp.NewBrowser()
+	idpCtx := func(t *testing.T) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		t.Cleanup(cancel)
+		return ctx
+	}
 
 	// carol leaves engineering in the IdP: the grant it gave goes, and with
 	// it her session; she is still a person Rampart knows.
 	t.Run("ok/group-removed-in-idp", func(t *testing.T) {
 		s := startRunningSSH(t, e.jumpArgv(carolConfig, "carol", nil, "carol@web-1", "echo started; sleep 300"))
 		changed := time.Now()
-		fatalIf(t, idp.ChangeUser(ctx, node.IdPURL, "carol", devidp.ActionSetGroups, "contractors"), "remove carol from engineering")
+		fatalIf(t, idp.ChangeUser(idpCtx(t), node.IdPURL, "carol", devidp.ActionSetGroups, "contractors"), "remove carol from engineering")
 		s.waitEnded(t, "carol's engineering removed in the IdP", changed)
 		if d := s.ended.Sub(changed); d > revalidationBound {
 			t.Errorf("carol's session ended %s after the IdP change, over the %s bound", d.Round(time.Millisecond), revalidationBound)
@@ -93,7 +96,7 @@ func TestRevalidationDeprovisions(t *testing.T) {
 	t.Run("ok/deactivated-in-idp", func(t *testing.T) {
 		s := startRunningSSH(t, e.jumpArgv(bobConfig, "bob", nil, "bob@web-1", "echo started; sleep 300"))
 		deactivated := time.Now()
-		fatalIf(t, idp.ChangeUser(ctx, node.IdPURL, "bob", devidp.ActionDeactivate), "deactivate bob")
+		fatalIf(t, idp.ChangeUser(idpCtx(t), node.IdPURL, "bob", devidp.ActionDeactivate), "deactivate bob")
 		s.waitEnded(t, "bob's deactivation in the IdP", deactivated)
 		if d := s.ended.Sub(deactivated); d > revalidationBound {
 			t.Errorf("bob's session ended %s after the deactivation, over the %s bound", d.Round(time.Millisecond), revalidationBound)
