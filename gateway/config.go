@@ -220,6 +220,30 @@ type OIDC struct {
 	EmailClaim    string   `mapstructure:"email_claim"`
 	GroupsClaim   string   `mapstructure:"groups_claim"`
 	AdminGroup    string   `mapstructure:"admin_group"`
+	// OfflineAccess: whether sign-ins ask for a refresh token, which
+	// re-validation redeems: auto (when the IdP's discovery lists
+	// offline_access), true or false.
+	OfflineAccess string `mapstructure:"offline_access"`
+	// RevalidateInterval: how often the cluster re-validates everyone
+	// with a live binding or session (at least 30s; 1s with dev: true).
+	RevalidateInterval time.Duration `mapstructure:"revalidate_interval"`
+	// UnverifiedBindingMax: how long a binding stays usable while the IdP
+	// cannot confirm its person; then the key needs a browser sign-in.
+	UnverifiedBindingMax time.Duration `mapstructure:"unverified_binding_max"`
+}
+
+// OfflineAccessMode is oidc.offline_access as login.OIDCConfig takes it
+// ("" when the value is not one Validate accepts).
+func (o OIDC) OfflineAccessMode() string {
+	switch strings.ToLower(strings.TrimSpace(o.OfflineAccess)) {
+	case "", "auto":
+		return "auto"
+	case "true", "on", "yes", "1":
+		return "on"
+	case "false", "off", "no", "0":
+		return "off"
+	}
+	return ""
 }
 
 // Login configures sign-in.
@@ -319,6 +343,9 @@ var defaults = map[string]any{
 	"oidc.email_claim":             "email",
 	"oidc.groups_claim":            "groups",
 	"oidc.admin_group":             "rampart-admins",
+	"oidc.offline_access":          "auto",
+	"oidc.revalidate_interval":     "5m",
+	"oidc.unverified_binding_max":  "1h",
 	"login.binding_ttl":            "8h",
 	"dev_idp.enabled":              false,
 	"dev_idp.listen":               "127.0.0.1:5556",
@@ -532,6 +559,21 @@ func (c *Config) problems() []string {
 		if u, err := url.Parse(c.OIDC.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 			bad("oidc.issuer %q: must be the identity provider's http(s) URL, such as https://idp.example.com/realms/main", c.OIDC.Issuer)
 		}
+	}
+	if c.OIDC.OfflineAccessMode() == "" {
+		bad("oidc.offline_access %q: use auto, true or false", c.OIDC.OfflineAccess)
+	}
+	minInterval := 30 * time.Second
+	if c.Dev {
+		// Development and tests (the dev IdP) may re-validate faster than
+		// any real IdP should be asked.
+		minInterval = time.Second
+	}
+	if c.OIDC.RevalidateInterval < minInterval || c.OIDC.RevalidateInterval > 24*time.Hour {
+		bad("oidc.revalidate_interval %s: must be between 30s and 24h (down to 1s with dev: true)", c.OIDC.RevalidateInterval)
+	}
+	if c.OIDC.UnverifiedBindingMax < time.Minute || c.OIDC.UnverifiedBindingMax > 30*24*time.Hour || c.OIDC.UnverifiedBindingMax <= c.OIDC.RevalidateInterval {
+		bad("oidc.unverified_binding_max %s: must be between 1m and 720h, and longer than oidc.revalidate_interval (%s)", c.OIDC.UnverifiedBindingMax, c.OIDC.RevalidateInterval)
 	}
 	if c.Login.BindingTTL < time.Minute || c.Login.BindingTTL > 30*24*time.Hour {
 		bad("login.binding_ttl %s: must be between 1m and 720h", c.Login.BindingTTL)

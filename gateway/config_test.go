@@ -130,6 +130,23 @@ func TestLoadConfig(t *testing.T) {
 		{name: "fail/dev-idp-without-dev", args: []string{"--kek-file", "/k", "--listen-api", "127.0.0.1:8443", "--listen-raft", "127.0.0.1:8300"},
 			env:     map[string]string{"RAMPART_DEV_IDP_ENABLED": "true", "RAMPART_OIDC_ISSUER": "http://127.0.0.1:5556", "RAMPART_OIDC_CLIENT_ID": "r"},
 			wantErr: []string{"dev_idp.enabled is only allowed with dev: true"}},
+		{name: "ok/revalidation-defaults", args: []string{"--dev"}, check: func(t *testing.T, c *Config) {
+			if c.OIDC.OfflineAccessMode() != "auto" || c.OIDC.RevalidateInterval != 5*time.Minute || c.OIDC.UnverifiedBindingMax != time.Hour {
+				t.Fatalf("re-validation defaults: %+v", c.OIDC)
+			}
+		}},
+		{name: "ok/revalidation-5s-in-dev", args: []string{"--dev"},
+			env: map[string]string{"RAMPART_OIDC_REVALIDATE_INTERVAL": "5s", "RAMPART_OIDC_OFFLINE_ACCESS": "false"},
+			check: func(t *testing.T, c *Config) {
+				if c.OIDC.RevalidateInterval != 5*time.Second || c.OIDC.OfflineAccessMode() != "off" {
+					t.Fatalf("re-validation: %+v", c.OIDC)
+				}
+			}},
+		{name: "fail/revalidation", args: []string{"--kek-file", "/k", "--listen-api", "127.0.0.1:8443", "--listen-raft", "127.0.0.1:8300"},
+			env: map[string]string{"RAMPART_OIDC_ISSUER": "https://idp.example.com", "RAMPART_OIDC_CLIENT_ID": "r",
+				"RAMPART_OIDC_REVALIDATE_INTERVAL": "5s", "RAMPART_OIDC_OFFLINE_ACCESS": "sometimes", "RAMPART_OIDC_UNVERIFIED_BINDING_MAX": "2s"},
+			wantErr: []string{"oidc.revalidate_interval 5s: must be between 30s and 24h (down to 1s with dev: true)",
+				`oidc.offline_access "sometimes": use auto, true or false`, "oidc.unverified_binding_max 2s"}},
 		{name: "fail/dev-on-public-address", args: []string{"--dev", "--listen-ssh", "10.1.2.3:2222"},
 			wantErr: []string{"listen.ssh 10.1.2.3:2222 is not a loopback address"}},
 		{name: "ok/dev-on-public-address-forced", args: []string{"--dev", "--listen-ssh", "10.1.2.3:2222"},

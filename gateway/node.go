@@ -24,6 +24,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
 	"github.com/rampart-ssh/rampart/gateway/jump"
+	"github.com/rampart-ssh/rampart/gateway/login"
 	"github.com/rampart-ssh/rampart/gateway/monitor"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -49,6 +50,9 @@ type Node struct {
 	// control makes administrators' changes; the API and the admin shell
 	// are surfaces over it.
 	control *control.Service
+	// revalidation re-validates people with the IdP while this node leads
+	// (its Stats feed the metrics).
+	revalidation *login.Revalidator
 	// stopBackground ends the node's background workers (the audit writer).
 	stopBackground context.CancelFunc
 	now            func() time.Time

@@ -161,6 +161,9 @@ func (c *BindingDelete) apply(tx *writeTxn) (any, error) {
 	if n == 0 {
 		return 0, nil
 	}
+	if err := dropUnboundIdPSessionsTxn(tx); err != nil {
+		return nil, fmt.Errorf("delete bindings: %w", err)
+	}
 	return n, tx.bump(tableBindings)
 }
 

@@ -43,7 +43,11 @@ const (
 	ServerAgentKeyType     MessageType = 30
 	TokenPruneType         MessageType = 31
 	AgentAppliedSetType    MessageType = 32
-	// 33-35: the re-validation of bindings (issue 13).
+	// Re-validation with the identity provider (idpsessions.go).
+	IdPSessionPutType     MessageType = 33
+	IdPSessionFailureType MessageType = 34
+	IdPSessionDeleteType  MessageType = 35
+	// SCIM (scim.go).
 	UserSCIMPutType  MessageType = 36
 	SCIMGroupPutType MessageType = 37
 )

@@ -74,6 +74,7 @@ func fillAllTables(t *testing.T, f *FSM) {
 		&TokenCreate{Token: Token{Hash: invTokenHash("enroll"), Kind: TokenEnroll, Project: "web", UsesLeft: 3, ExpiresAt: testNow.Add(time.Hour)}, Now: testNow},
 		&BindingUpsert{Binding: b, Now: testNow},
 		&BindingUpsert{Binding: testBinding(t, 2, "bob"), Now: testNow},
+		&IdPSessionPut{UserID: "bob", RefreshSealed: []byte("sealed"), ConfirmedAt: testNow},
 		&SessionOpen{Session: testSession("s1", "alice")},
 		&SessionOpen{Session: s},
 		&SessionClose{ID: "s1", End: testNow.Add(time.Minute), BytesIn: 10, BytesOut: 20, RecordingSHA256: strings.Repeat("ab", 32), EndReason: "eof"},

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/rampart-ssh/rampart/api"
-	"github.com/rampart-ssh/rampart/gateway/login"
 )
 
 // The cluster never gives out a unix name this applier refuses: every name
@@ -30,7 +29,7 @@ func TestClusterAssignedNamesAreCreated(t *testing.T) {
 	)
 	var assigned []string
 	for _, l := range logins {
-		base, err := login.BaseUnixName(l)
+		base, err := api.BaseUnixName(l)
 		if err != nil {
 			continue // refused at sign-in, with a message to the person
 		}
@@ -38,7 +37,7 @@ func TestClusterAssignedNamesAreCreated(t *testing.T) {
 		// candidates are taken.
 		for taken := range 4 {
 			seen := 0
-			name, err := login.ResolveCollision(base, func(string) (bool, error) {
+			name, err := api.ResolveCollision(base, func(string) (bool, error) {
 				seen++
 				return seen <= taken, nil
 			})

@@ -81,18 +81,18 @@ type userDetail struct {
 	// DeactivatedBy is "identity provider" when the IdP disabled them.
 	DeactivatedBy string `json:"deactivated_by,omitempty"`
 	// IdPConfirmed is when the identity provider last vouched for them.
-	IdPConfirmed idpConfirmed `json:"idp_confirmed"`
+	IdPConfirmed idpConfirmations `json:"idp_confirmed"`
 	// GroupSources say why they are in each group: "token", "scim" or
 	// "token+scim".
 	GroupSources map[string]string `json:"group_sources"`
 }
 
-// idpConfirmed is when the IdP last confirmed a person, by each path.
-type idpConfirmed struct {
+// idpConfirmations is when the IdP last confirmed a person, by each path.
+type idpConfirmations struct {
 	// SCIM is SCIM's last push of them (to the minute).
 	SCIM *time.Time `json:"scim,omitempty"`
-	// Revalidation is the last successful refresh of their tokens (the
-	// re-validation of bindings fills it in).
+	// Revalidation is the last successful refresh of their tokens by the
+	// re-validation of bindings (none without a refresh token kept).
 	Revalidation *time.Time `json:"revalidation,omitempty"`
 }
 
@@ -125,7 +125,10 @@ func (v *invocation) usersCmd() *cobra.Command {
 				return err
 			}
 			d := userDetail{userView: newUserView(u), Grants: []grantView{}, Sources: nonNil(u.Sources), ExternalID: u.ExternalID,
-				IdPConfirmed: idpConfirmed{SCIM: timeJSON(u.SCIMSeenAt)}, GroupSources: groupSources(u)}
+				IdPConfirmed: idpConfirmations{SCIM: timeJSON(u.SCIMSeenAt)}, GroupSources: groupSources(u)}
+			if _, rec, err := st.IdPSessionByUser(nil, u.ID); err == nil && rec != nil {
+				d.IdPConfirmed.Revalidation = timeJSON(rec.ConfirmedAt)
+			}
 			if u.DisabledByIdP {
 				d.DeactivatedBy = "identity provider"
 			}
@@ -161,9 +164,6 @@ func (v *invocation) usersCmd() *cobra.Command {
 				w.add("source", sourcesText(d.Sources))
 				w.add("external id", d.ExternalID)
 				w.add("scim confirmed", u.SCIMSeenAt)
-				// The re-validation of bindings adds its line here:
-				// w.add("revalidated", …) (keys stay within 15 characters: the
-				// columns line up with "active sessions").
 				groups := make([]string, len(d.Groups))
 				for i, g := range d.Groups {
 					groups[i] = g + " (" + d.GroupSources[g] + ")"
@@ -173,6 +173,7 @@ func (v *invocation) usersCmd() *cobra.Command {
 				w.add("updated", u.UpdatedAt)
 				w.add("live bindings", d.Bindings)
 				w.add("active sessions", d.ActiveSessions)
+				w.add("idp confirmed", idpConfirmed(st, u.ID, v.sh.now()))
 				if err := w.flush(); err != nil {
 					return err
 				}

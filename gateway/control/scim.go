@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/fault"
-	"github.com/rampart-ssh/rampart/gateway/login"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -176,14 +176,14 @@ func checkLink(u *raftstore.User, in *SCIMUser, err error) error {
 }
 
 // unixNameFor derives the unix name of a new person from their userName,
-// by the rule sign-in applies (login.BaseUnixName, a suffix on collision,
+// by the rule sign-in applies (api.BaseUnixName, a suffix on collision,
 // never a project's shared login).
 func unixNameFor(st *raftstore.State, userName, id string) (string, error) {
-	base, err := login.BaseUnixName(userName)
+	base, err := api.BaseUnixName(userName)
 	if err != nil {
 		return "", invalid("userName %q cannot become a unix account name", userName)
 	}
-	name, err := login.ResolveCollision(base, func(name string) (bool, error) {
+	name, err := api.ResolveCollision(base, func(name string) (bool, error) {
 		_, other, err := st.UserByUnixName(nil, name)
 		if err != nil || (other != nil && other.ID != id) {
 			return true, err
@@ -281,9 +281,9 @@ type SCIMGroup struct {
 }
 
 // checkGroupName applies the rule ID-token groups follow
-// (login.SafeGroupName), and keeps SCIM out of the administrators' group.
+// (api.SafeGroupName), and keeps SCIM out of the administrators' group.
 func (s *Service) checkGroupName(name string) error {
-	if !login.SafeGroupName(name) {
+	if !api.SafeGroupName(name) {
 		return invalid("displayName %q cannot be a group name", name)
 	}
 	if s.adminGroup != "" && name == s.adminGroup {

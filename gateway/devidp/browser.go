@@ -181,3 +181,25 @@ func (pg *Page) expect(kind string) error {
 	}
 	return fmt.Errorf("%w: want the %s page, got %q (HTTP %d): %s", ErrUnexpectedPage, kind, pg.Kind, pg.Status, msg)
 }
+
+// ChangeUser posts the users page's form at the dev IdP issuer: action is
+// ActionDeactivate, ActionActivate or ActionSetGroups (with groups), as a
+// developer does at issuer/dev/users.
+func (b *Browser) ChangeUser(ctx context.Context, issuer, username, action string, groups ...string) error {
+	form := url.Values{"username": {username}, "action": {action}, "groups": {strings.Join(groups, ",")}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(issuer, "/")+usersPath, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("devidp: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("devidp: %s %s: %w", action, username, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `id="page-users"`) {
+		return fmt.Errorf("%w: %s %s: HTTP %d: %s", ErrUnexpectedPage, action, username, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return nil
+}

@@ -80,7 +80,7 @@ func displayUserCode(canonical string) string {
 }
 
 // supportedScopes are the scopes the dev IdP knows; others are dropped.
-var supportedScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, ScopeGroups}
+var supportedScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, ScopeGroups, oidc.ScopeOfflineAccess}
 
 // StoreDeviceAuthorization implements op.DeviceAuthorizationStorage.
 //

@@ -5,8 +5,14 @@
 //
 // It serves discovery (/.well-known/openid-configuration), the JWKS (/keys),
 // the device authorization endpoint (/device_authorization), the token
-// endpoint (/oauth/token, device_code grant only), userinfo and the pages
-// under /device. The authorization-code flow is not offered.
+// endpoint (/oauth/token: the device_code grant, and refresh_token for
+// sign-ins that asked for offline_access; each refresh rotates the token),
+// userinfo, the pages under /device, and the users page (/dev/users), where
+// a developer deactivates or re-activates a dev user or changes their groups
+// as an IdP administrator would: a deactivated user's tokens are dropped and
+// their sign-ins and refreshes refused (invalid_grant), and a refreshed ID
+// token carries the user's current groups. The authorization-code flow is
+// not offered.
 //
 // Claims are released by scope, as Dex and Okta do: "openid" gives sub (a
 // stable hash of the user name), "profile" gives name and the username
@@ -25,7 +31,7 @@
 // and browser sessions expire by; the deny button is on the approval page;
 // Browser drives the pages over HTTP as a person would; and
 // GET /device/polls?user_code=... says how many token requests a pending
-// code has had.
+// code has had; Browser.ChangeUser posts the users page's form.
 //
 // It is for development and tests only: everything lives in memory, the
 // signing key is made at start, and Serve refuses a non-loopback listener

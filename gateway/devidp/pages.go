@@ -30,13 +30,14 @@ const (
 
 // More errors the pages show.
 const (
-	errSessionGone pageError = "Your sign-in session expired or cookies are blocked. Open the link again to start over."
-	errBadForm     pageError = "That form was stale or did not come from this page. Open the link again to start over."
-	errWrongLogin  pageError = "Wrong username or password."
-	errTooMany     pageError = "Too many failed attempts. Open the link again to start over."
-	errBusy        pageError = "The sign-in service is busy. Try again in a minute."
-	errNotLoggedIn pageError = "Sign in before approving. Open the link again to start over."
-	errUnknownForm pageError = "Choose Approve or Deny."
+	errSessionGone     pageError = "Your sign-in session expired or cookies are blocked. Open the link again to start over."
+	errBadForm         pageError = "That form was stale or did not come from this page. Open the link again to start over."
+	errWrongLogin      pageError = "Wrong username or password."
+	errTooMany         pageError = "Too many failed attempts. Open the link again to start over."
+	errBusy            pageError = "The sign-in service is busy. Try again in a minute."
+	errNotLoggedIn     pageError = "Sign in before approving. Open the link again to start over."
+	errUnknownForm     pageError = "Choose Approve or Deny."
+	errDeactivatedUser pageError = "This account is deactivated."
 )
 
 // session is one browser's way through the pages. A session begins at the
@@ -142,6 +143,14 @@ func (p *pages) login(w http.ResponseWriter, r *http.Request) {
 		render(w, http.StatusUnauthorized, loginPage, pageData{
 			CSRF: sess.csrf, UserCode: pc.userCode, ClientID: pc.clientID,
 			Error: errWrongLogin.Error(), Username: r.PostForm.Get("username"),
+		})
+		return
+	}
+	if p.store.isDeactivated(u.subject) {
+		p.log.Info("dev IdP login refused: user deactivated", "user", u.Username)
+		render(w, http.StatusForbidden, loginPage, pageData{
+			CSRF: sess.csrf, UserCode: pc.userCode, ClientID: pc.clientID,
+			Error: errDeactivatedUser.Error(), Username: u.Username,
 		})
 		return
 	}

@@ -46,9 +46,10 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	opCfg := &op.Config{
-		CryptoKeyId:     "devidp",
-		SupportedScopes: supportedScopes,
-		SupportedClaims: supportedClaims(cfg.ClaimNames),
+		CryptoKeyId:           "devidp",
+		SupportedScopes:       supportedScopes,
+		GrantTypeRefreshToken: true,
+		SupportedClaims:       supportedClaims(cfg.ClaimNames),
 		DeviceAuthorization: op.DeviceAuthorizationConfig{
 			Lifetime:     cfg.DeviceCodeTTL,
 			PollInterval: cfg.PollInterval,
@@ -76,6 +77,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	mux.HandleFunc(loginPath, only(http.MethodPost, pg.login))
 	mux.HandleFunc(confirmPath, only(http.MethodPost, pg.confirm))
 	mux.HandleFunc(pollsPath, only(http.MethodGet, pg.polls))
+	users := &usersPage{store: store, log: logger, issuer: cfg.Issuer}
+	mux.HandleFunc(usersPath, users.serve)
 	// Everything else is the OpenID Provider: discovery, keys, device
 	// authorization, token, userinfo, ...
 	mux.Handle("/", provider)

@@ -19,11 +19,14 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// Token lifetimes. Short: rampartd verifies the ID token once and keeps its
-// own device binding; nothing refreshes.
+// Token lifetimes. Access and ID tokens are short: rampartd verifies the ID
+// token at sign-in and keeps its own device binding. A refresh token (asked
+// for with offline_access) lives until it is used, which rotates it, or its
+// user is deactivated; refreshTokenTTL only bounds an unused one.
 const (
-	accessTokenTTL = 10 * time.Minute
-	idTokenTTL     = 10 * time.Minute
+	accessTokenTTL  = 10 * time.Minute
+	idTokenTTL      = 10 * time.Minute
+	refreshTokenTTL = 30 * 24 * time.Hour
 )
 
 // Caps on in-memory state, so that a script hammering the dev IdP cannot
@@ -50,6 +53,12 @@ type storage struct {
 	deviceCodes map[string]*deviceEntry // by device code
 	userCodes   map[string]string       // canonical user code → device code
 	tokens      map[string]*accessToken // by token ID
+	refresh     map[string]*refreshToken
+	// deactivated and groups are the users page's changes, by subject:
+	// who may no longer sign in or refresh, and groups that replace the
+	// configured ones.
+	deactivated map[string]bool
+	groups      map[string][]string
 }
 
 var (
@@ -86,6 +95,9 @@ func newStorage(cfg Config) (*storage, error) {
 		deviceCodes: map[string]*deviceEntry{},
 		userCodes:   map[string]string{},
 		tokens:      map[string]*accessToken{},
+		refresh:     map[string]*refreshToken{},
+		deactivated: map[string]bool{},
+		groups:      map[string][]string{},
 	}
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = &client{Client: c}
@@ -181,18 +193,6 @@ func (s *storage) CreateAccessToken(_ context.Context, req op.TokenRequest) (str
 	return t.id, t.expires, nil
 }
 
-func (s *storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
-	return "", "", time.Time{}, oidc.ErrUnsupportedGrantType().WithDescription("refresh tokens are not issued")
-}
-
-func (s *storage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
-	return nil, oidc.ErrInvalidGrant().WithDescription("refresh tokens are not issued")
-}
-
-func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
-	return "", "", op.ErrInvalidRefreshToken
-}
-
 func (s *storage) TerminateSession(_ context.Context, userID, clientID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -201,12 +201,24 @@ func (s *storage) TerminateSession(_ context.Context, userID, clientID string) e
 			delete(s.tokens, id)
 		}
 	}
+	for id, t := range s.refresh {
+		if t.subject == userID && t.clientID == clientID {
+			delete(s.refresh, id)
+		}
+	}
 	return nil
 }
 
 func (s *storage) RevokeToken(_ context.Context, tokenOrID, _, clientID string) *oidc.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if rt, ok := s.refresh[tokenOrID]; ok {
+		if rt.clientID != clientID {
+			return oidc.ErrInvalidClient().WithDescription("token was not issued to this client")
+		}
+		delete(s.refresh, tokenOrID)
+		return nil
+	}
 	t, ok := s.tokens[tokenOrID]
 	if !ok {
 		return nil // unknown tokens are already as revoked as they get
@@ -291,7 +303,7 @@ func (s *storage) setUserinfo(info *oidc.UserInfo, subject string, scopes []stri
 			info.Email = u.Email
 			info.EmailVerified = true
 		case ScopeGroups:
-			groups := slices.Clone(u.Groups)
+			groups := s.userGroups(u)
 			if groups == nil {
 				groups = []string{} // [] rather than null: "no groups" is an answer
 			}

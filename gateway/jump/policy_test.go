@@ -110,3 +110,36 @@ func TestBindingRevoked(t *testing.T) {
 		})
 	}
 }
+
+// A group the IdP takes away (a sign-in's or re-validation's upsert with the
+// groups of the new ID token) ends the live sessions its grant allowed; a
+// change that keeps the granting group ends nothing.
+func TestRevokedWhenGroupRemoved(t *testing.T) {
+	cases := []struct {
+		name   string
+		groups []string
+		want   string
+	}{
+		{"ok/group-kept", []string{"eng", "ops"}, ""},
+		{"fail/group-removed", []string{"ops"}, "your access to project web was revoked"},
+		{"fail/no-groups", nil, "your access to project web was revoked"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := testState(t)
+			_, srv, err := f.State().ServerByID(nil, "s1")
+			if err != nil || srv == nil {
+				t.Fatalf("server s1: %v", err)
+			}
+			s := &liveSession{id: "sess-1", userID: "u1", login: "alice", server: srv}
+			p := &Proxy{}
+			if got := p.revoked(f.State(), s); got != "" {
+				t.Fatalf("before the change: %q", got)
+			}
+			f.MustApply(t, &raftstore.UserUpsert{User: raftstore.User{ID: "u1", Login: "alice", UnixName: "alice", Groups: tc.groups}, EnsureGroups: true, Now: time.Now()})
+			if got := p.revoked(f.State(), s); got != tc.want {
+				t.Fatalf("after groups %v: %q, want %q", tc.groups, got, tc.want)
+			}
+		})
+	}
+}

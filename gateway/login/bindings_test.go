@@ -14,7 +14,7 @@ import (
 	"github.com/rampart-ssh/rampart/raftstore/raftstoretest"
 )
 
-func newKey(t *testing.T) ssh.PublicKey {
+func newKey(t testing.TB) ssh.PublicKey {
 	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // ClaimMapping says which ID token claims carry what. A path with dots
@@ -40,10 +40,10 @@ type Identity struct {
 	Groups  []string
 	// Admin is true when Groups holds the configured admin group.
 	Admin bool
+	// RefreshToken is the IdP's refresh token from the sign-in, "" when it
+	// gave none; Provision keeps it sealed for re-validation.
+	RefreshToken Secret
 }
-
-// maxGroupLen bounds a group name taken from the IdP.
-const maxGroupLen = 128
 
 // Map extracts an Identity from verified ID token claims. A missing or
 // non-string username claim is an error; groups that are not safe names are
@@ -67,14 +67,14 @@ func (m ClaimMapping) Map(issuer, subject string, claims map[string]any, logger 
 	case []any:
 		for _, g := range gs {
 			name, ok := g.(string)
-			if !ok || !safeGroupName(name) {
+			if !ok || !api.SafeGroupName(name) {
 				logger.Warn("dropping unusable group from ID token", "user", login, "group", fmt.Sprintf("%q", fmt.Sprint(g)))
 				continue
 			}
 			id.Groups = append(id.Groups, name)
 		}
 	case string:
-		if safeGroupName(gs) {
+		if api.SafeGroupName(gs) {
 			id.Groups = []string{gs}
 		}
 	default:
@@ -103,23 +103,4 @@ func lookupClaim(claims map[string]any, path string) any {
 		return nil
 	}
 	return lookupClaim(sub, rest)
-}
-
-// SafeGroupName is the rule every group name from the IdP follows, from an
-// ID token or from SCIM (safeGroupName).
-func SafeGroupName(s string) bool { return safeGroupName(s) }
-
-// safeGroupName admits printable names without control characters, of a
-// sane length. Group names reach grants and, through the agent, /etc/group
-// (where the agent applies the stricter POSIX rules).
-func safeGroupName(s string) bool {
-	if s == "" || len(s) > maxGroupLen || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) || r == ',' || r == ':' {
-			return false
-		}
-	}
-	return true
 }

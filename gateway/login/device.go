@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,6 +73,11 @@ type OIDCConfig struct {
 	ClientSecret string
 	Scopes       []string
 	Claims       ClaimMapping
+	// OfflineAccess says whether sign-ins ask for a refresh token (the
+	// offline_access scope), which re-validation uses: OfflineAuto (the
+	// default, "") when the discovery document lists the scope, OfflineOn
+	// always, OfflineOff never.
+	OfflineAccess string
 	// HTTPClient talks to the IdP (default: 10s timeout per request).
 	HTTPClient *http.Client
 }
@@ -87,6 +93,8 @@ type Provider struct {
 	mu       sync.Mutex
 	oauth    *oauth2.Config
 	verifier *oidc.IDTokenVerifier
+	// offline: sign-ins ask for a refresh token (set by discover).
+	offline bool
 }
 
 // NewProvider returns a Provider; it makes no request yet.
@@ -126,7 +134,11 @@ func (p *Provider) discover(ctx context.Context) (*oauth2.Config, *oidc.IDTokenV
 	} else {
 		ep.AuthStyle = oauth2.AuthStyleInHeader
 	}
-	p.oauth = &oauth2.Config{ClientID: p.cfg.ClientID, ClientSecret: p.cfg.ClientSecret, Endpoint: ep, Scopes: p.cfg.Scopes}
+	scopes := p.cfg.Scopes
+	if p.offline = p.wantsOffline(prov); p.offline && !slices.Contains(scopes, oidc.ScopeOfflineAccess) {
+		scopes = append(slices.Clone(scopes), oidc.ScopeOfflineAccess)
+	}
+	p.oauth = &oauth2.Config{ClientID: p.cfg.ClientID, ClientSecret: p.cfg.ClientSecret, Endpoint: ep, Scopes: scopes}
 	p.verifier = prov.VerifierContext(oidc.ClientContext(context.Background(), p.client), &oidc.Config{ClientID: p.cfg.ClientID})
 	return p.oauth, p.verifier, nil
 }
@@ -194,7 +206,12 @@ func (p *Provider) Wait(ctx context.Context, da *DeviceAuth) (*Identity, error) 
 		p.logger.Error("token response has no id_token", "issuer", p.cfg.Issuer)
 		return nil, ErrBadToken
 	}
-	return p.verify(ctx, verifier, raw)
+	id, err := p.verify(ctx, verifier, raw)
+	if err != nil {
+		return nil, err
+	}
+	id.RefreshToken = Secret(tok.RefreshToken)
+	return id, nil
 }
 
 // verify checks the ID token's signature, issuer, audience and expiry, then

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -30,26 +31,37 @@ type hostileIdP struct {
 	token func(idp *hostileIdP) (status int, body map[string]any)
 	// device, when set, answers the device authorization endpoint.
 	device http.HandlerFunc
+	// scopes, when set, are listed as scopes_supported in discovery;
+	// tokenHeader is added to the token endpoint's answers; form is the
+	// last token or device request's form.
+	scopes      []string
+	tokenHeader http.Header
+	form        chan url.Values
 }
 
 func newHostileIdP(t *testing.T, token func(*hostileIdP) (int, map[string]any)) *hostileIdP {
 	t.Helper()
 	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
 	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
-	h := &hostileIdP{key: k1, otherKey: k2, token: token}
+	h := &hostileIdP{key: k1, otherKey: k2, token: token, form: make(chan url.Values, 1)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		u := h.srv.URL
-		writeTestJSON(w, 200, map[string]any{
+		meta := map[string]any{
 			"issuer": u, "jwks_uri": u + "/jwks", "token_endpoint": u + "/token",
 			"device_authorization_endpoint": u + "/device", "authorization_endpoint": u + "/auth",
 			"id_token_signing_alg_values_supported": []string{"RS256"},
-		})
+		}
+		if h.scopes != nil {
+			meta["scopes_supported"] = h.scopes
+		}
+		writeTestJSON(w, 200, meta)
 	})
 	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
 		writeTestJSON(w, 200, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &h.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
 	})
 	mux.HandleFunc("/device", func(w http.ResponseWriter, r *http.Request) {
+		h.keepForm(r)
 		if h.device != nil {
 			h.device(w, r)
 			return
@@ -59,12 +71,26 @@ func newHostileIdP(t *testing.T, token func(*hostileIdP) (int, map[string]any)) 
 			"expires_in": 60, "interval": 1})
 	})
 	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		h.keepForm(r)
+		for k, v := range h.tokenHeader {
+			w.Header()[k] = v
+		}
 		status, body := h.token(h)
 		writeTestJSON(w, status, body)
 	})
 	h.srv = httptest.NewServer(mux)
 	t.Cleanup(h.srv.Close)
 	return h
+}
+
+// keepForm keeps r's form as the last one seen.
+func (h *hostileIdP) keepForm(r *http.Request) {
+	_ = r.ParseForm()
+	select {
+	case <-h.form:
+	default:
+	}
+	h.form <- r.PostForm
 }
 
 func writeTestJSON(w http.ResponseWriter, status int, v any) {

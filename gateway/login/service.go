@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -59,6 +60,11 @@ type Service struct {
 	audit      Auditor // nil: nothing audited
 	bindingTTL time.Duration
 	now        func() time.Time
+	// sealer seals refresh tokens (nil: none are kept); unverifiedMax
+	// bounds a binding whose person the IdP has not confirmed for that
+	// long (0: no bound). See idpsession.go.
+	sealer        Sealer
+	unverifiedMax time.Duration
 }
 
 // SetAuditor gives the service the audit log it records collisions in.
@@ -80,7 +86,8 @@ func (s *Service) SetClock(now func() time.Time) { s.now = now }
 func (s *Service) BindingTTL() time.Duration { return s.bindingTTL }
 
 // BoundUser returns the active user a key is bound to, with the binding, or
-// nil when the key is not bound (or its binding expired). A key bound to a
+// nil when the key is not bound (or its binding expired, or the IdP has not
+// confirmed its person for longer than the unverified bound). A key bound to a
 // disabled or deleted user is refused with ErrUserDisabled. The local replica
 // must be fresh: a partitioned follower does not let a revoked key in.
 func (s *Service) BoundUser(key ssh.PublicKey) (*raftstore.User, *raftstore.Binding, error) {
@@ -90,6 +97,9 @@ func (s *Service) BoundUser(key ssh.PublicKey) (*raftstore.User, *raftstore.Bind
 	st := s.store.State()
 	_, b, err := st.LiveBinding(nil, ssh.FingerprintSHA256(key), s.now())
 	if err != nil || b == nil {
+		return nil, nil, err
+	}
+	if stale, err := s.unverified(st, b); err != nil || stale {
 		return nil, nil, err
 	}
 	u, err := s.ActiveUser(b.UserID)
@@ -136,6 +146,9 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 		}
 		u.ID, u.UnixName, u.UID, u.Status = existing.ID, existing.UnixName, existing.UID, existing.Status
 		user, err := s.upsert(ctx, u)
+		if err == nil {
+			s.keepRefreshToken(ctx, user, id.RefreshToken)
+		}
 		if err == nil && adopted != "" {
 			s.logger.Info("sign-in adopted the record SCIM made", "user", user.Login, "user_id", user.ID, "subject", id.Subject, "matched", adopted)
 			if s.audit != nil {
@@ -144,7 +157,7 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 		}
 		return user, err
 	}
-	base, err := BaseUnixName(id.Login)
+	base, err := api.BaseUnixName(id.Login)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadIdentity, err)
 	}
@@ -155,7 +168,7 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 	// Another node may hand out the same name at the same moment: the FSM
 	// refuses the second with a conflict, and we look again.
 	for attempt := 0; attempt < 3; attempt++ {
-		u.UnixName, err = ResolveCollision(base, func(name string) (bool, error) {
+		u.UnixName, err = api.ResolveCollision(base, func(name string) (bool, error) {
 			st := s.store.State()
 			_, other, err := st.UserByUnixName(nil, name)
 			if err != nil || (other != nil && other.ID != id.Subject) {
@@ -170,6 +183,9 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 		user, err := s.upsert(ctx, u)
 		if err == nil && len(namesakes) > 0 {
 			s.loginCollision(user, namesakes)
+		}
+		if err == nil {
+			s.keepRefreshToken(ctx, user, id.RefreshToken)
 		}
 		if !errors.Is(err, raftstore.ErrConflict) {
 			return user, err

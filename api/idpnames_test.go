@@ -1,11 +1,9 @@
-package login
+package api
 
 import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/rampart-ssh/rampart/api"
 )
 
 func TestBaseUnixName(t *testing.T) {
@@ -66,7 +64,7 @@ func TestResolveCollision(t *testing.T) {
 	}
 	long := strings.Repeat("b", 32)
 	got, err = ResolveCollision(long, func(n string) (bool, error) { return n == long, nil })
-	if err != nil || got != strings.Repeat("b", 30)+"-2" || len(got) > api.MaxUnixNameLen {
+	if err != nil || got != strings.Repeat("b", 30)+"-2" || len(got) > MaxUnixNameLen {
 		t.Fatalf("got %q, %v; want a 32-character name ending -2", got, err)
 	}
 	// Every suffix of "systemd" is reserved (prefix systemd-): a second

@@ -1,0 +1,99 @@
+package login
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/rampart-ssh/rampart/raftstore"
+)
+
+// The sign-in half of re-validation: a sign-in's refresh token is kept
+// sealed under the key-encryption key (raftstore.IdPSession), and a bound key
+// is honoured only while the IdP has confirmed its person recently enough
+// (the unverified bound). The Revalidator (revalidate.go) keeps confirming.
+
+// DefaultUnverifiedMax is how long a binding stays usable while its
+// person cannot be re-validated (oidc.unverified_binding_max).
+const DefaultUnverifiedMax = time.Hour
+
+// Sealer seals and opens secrets under the key-encryption key (ca.KEK).
+type Sealer interface {
+	Seal(plaintext []byte, purpose string) ([]byte, error)
+	Open(sealed []byte, purpose string) ([]byte, error)
+}
+
+// SetRefreshTokens makes sign-ins keep their refresh tokens sealed with
+// sealer, and bounds how long a binding stays usable after its person was
+// last confirmed by the IdP (unverifiedMax; 0 means DefaultUnverifiedMax).
+// Without it no refresh token is kept and binding_ttl is the only bound.
+func (s *Service) SetRefreshTokens(sealer Sealer, unverifiedMax time.Duration) {
+	if unverifiedMax <= 0 {
+		unverifiedMax = DefaultUnverifiedMax
+	}
+	s.sealer, s.unverifiedMax = sealer, unverifiedMax
+}
+
+// keepRefreshToken stores a sign-in's refresh token, sealed, as confirmed
+// now. A failure is logged, never the token: the sign-in stands, and
+// binding_ttl bounds the binding as it would without refresh tokens.
+func (s *Service) keepRefreshToken(ctx context.Context, user *raftstore.User, token Secret) {
+	if s.sealer == nil || token == "" {
+		return
+	}
+	sealed, err := s.sealer.Seal([]byte(token.Reveal()), raftstore.RefreshPurpose(user.ID))
+	if err == nil {
+		_, err = s.store.Apply(ctx, &raftstore.IdPSessionPut{UserID: user.ID, RefreshSealed: sealed, ConfirmedAt: s.now().UTC()})
+	}
+	if err != nil {
+		s.logger.Warn("could not keep the sign-in's refresh token; re-validation will not cover this person until their next sign-in", "user", user.Login, "err", err)
+	}
+}
+
+// unverified reports whether b's person has a refresh token on record that
+// the IdP has not confirmed for longer than the unverified bound: such a
+// key needs a browser sign-in again.
+func (s *Service) unverified(st *raftstore.State, b *raftstore.Binding) (bool, error) {
+	if s.unverifiedMax <= 0 {
+		return false, nil
+	}
+	_, rec, err := st.IdPSessionByUser(nil, b.UserID)
+	if err != nil || rec == nil {
+		return false, err
+	}
+	if s.now().Sub(rec.ConfirmedAt) <= s.unverifiedMax {
+		return false, nil
+	}
+	s.logger.Info("bound key needs a browser sign-in: the identity provider has not confirmed its person within the unverified bound",
+		"user_id", b.UserID, "key", b.Fingerprint, "confirmed_at", rec.ConfirmedAt, "last_failure", rec.LastFailure, "bound", s.unverifiedMax)
+	return true, nil
+}
+
+// Reconfirm applies what a refreshed ID token says of an existing, active
+// person: login, email and groups, through the same upsert as a sign-in
+// (a group gone from the token leaves the person's groups, which ends the
+// grants it gave). It never creates anyone; an unchanged person is not
+// written.
+func (s *Service) Reconfirm(ctx context.Context, id *Identity) (*raftstore.User, error) {
+	_, existing, err := s.store.State().UserByID(nil, id.Subject)
+	if err != nil {
+		return nil, err
+	}
+	if existing == nil {
+		return nil, fmt.Errorf("user %s: %w", id.Subject, raftstore.ErrNotFound)
+	}
+	if existing.Status != raftstore.UserActive {
+		return nil, inactive(existing)
+	}
+	groups := slices.Clone(id.Groups)
+	slices.Sort(groups)
+	have := slices.Clone(existing.Groups)
+	slices.Sort(have)
+	if existing.Login == id.Login && existing.Email == id.Email && slices.Equal(slices.Compact(groups), slices.Compact(have)) {
+		return existing, nil
+	}
+	u := raftstore.User{ID: id.Subject, Login: id.Login, Email: id.Email, Groups: id.Groups, Status: raftstore.UserActive,
+		Sources: []string{raftstore.SourceSignIn}, UnixName: existing.UnixName, UID: existing.UID}
+	return s.upsert(ctx, u)
+}
