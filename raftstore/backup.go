@@ -25,21 +25,16 @@ var (
 
 // Backup is a raft snapshot of this node's replica, taken for a backup.
 type Backup struct {
+	// Node is the node whose replica it is.
+	Node string
 	// Index and Term are the raft index and term the snapshot was taken at:
 	// it holds every change committed up to Index.
 	Index, Term uint64
 	// Size is the snapshot's length in bytes.
 	Size int64
-	open func() (*raft.SnapshotMeta, io.ReadCloser, error)
-}
-
-// Open returns a reader of the snapshot; it may be called more than once.
-func (b *Backup) Open() (io.ReadCloser, error) {
-	_, rc, err := b.open()
-	if err != nil {
-		return nil, fmt.Errorf("open the backup snapshot: %w", err)
-	}
-	return rc, nil
+	// Open returns a reader of the snapshot; it may be called more than
+	// once.
+	Open func() (io.ReadCloser, error)
 }
 
 // TakeBackup makes this replica hold every change the cluster had committed
@@ -62,8 +57,12 @@ func (s *Store) TakeBackup(ctx context.Context) (*Backup, error) {
 			// The future opens once; the store opens by id as often as
 			// asked (raft keeps the last few snapshots).
 			id := meta.ID
-			return &Backup{Index: meta.Index, Term: meta.Term, Size: meta.Size, open: func() (*raft.SnapshotMeta, io.ReadCloser, error) {
-				return s.snaps.Open(id)
+			return &Backup{Node: s.cfg.NodeID, Index: meta.Index, Term: meta.Term, Size: meta.Size, Open: func() (io.ReadCloser, error) {
+				_, rc, err := s.snaps.Open(id)
+				if err != nil {
+					return nil, fmt.Errorf("open the backup snapshot: %w", err)
+				}
+				return rc, nil
 			}}, nil
 		}
 		// Raft refuses while a configuration change is committed but not
