@@ -182,7 +182,10 @@ func TestRestoreNewCluster(t *testing.T) {
 	}
 	s, err := raftstore.Open(raftstore.Config{NodeID: "r1", Dir: d.path("raft"), BindAddr: cfg.Listen.Raft,
 		ServerTLS: nt.RaftServer, ClientTLS: nt.RaftClient,
-		PeerID: func(c *x509.Certificate) (string, bool) { role, id, ok := ca.Identity(c); return id, ok && role == ca.RoleNode }})
+		PeerID: func(c *x509.Certificate) (string, bool) {
+			role, id, ok := ca.Identity(c)
+			return id, ok && role == ca.RoleNode
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
