@@ -54,6 +54,7 @@ func KnownCommandTypes() []MessageType {
 }
 
 // Encode validates cmd and frames it as type byte, version byte, JSON payload.
+// The type byte of an ignorable command carries IgnoreUnknownFlag.
 func Encode(cmd Command) ([]byte, error) {
 	if err := cmd.Validate(); err != nil {
 		return nil, err
@@ -62,20 +63,26 @@ func Encode(cmd Command) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode command %d: %w", cmd.Type(), err)
 	}
+	t := cmd.Type()
+	if ignorable[t] {
+		t |= IgnoreUnknownFlag
+	}
 	buf := make([]byte, 0, headerLen+len(payload))
-	buf = append(buf, byte(cmd.Type()), commandVersion)
+	buf = append(buf, byte(t), commandVersion)
 	return append(buf, payload...), nil
 }
 
 // Decode parses a framed command. An unknown type is reported as
 // ErrUnknownCommand (the caller decides whether the ignore flag allows
 // skipping it), a bad frame or payload as ErrCorruptCommand, a newer payload
-// version as ErrFutureVersion; a decoded command is also validated.
+// version as ErrFutureVersion; a decoded command is also validated. The
+// ignore flag is cleared before the type is looked up: a command this node
+// knows is applied whether or not its frame says it may be skipped.
 func Decode(buf []byte) (Command, error) {
 	if len(buf) < headerLen {
 		return nil, fmt.Errorf("%w: %d bytes is shorter than the header", ErrCorruptCommand, len(buf))
 	}
-	t, version := MessageType(buf[0]), buf[1]
+	t, version := MessageType(buf[0])&^IgnoreUnknownFlag, buf[1]
 	newCmd, ok := commandTypes[t]
 	if !ok {
 		return nil, fmt.Errorf("%w %d", ErrUnknownCommand, t)

@@ -2,13 +2,43 @@ package raftstore
 
 // MessageType names a command in the raft log. The list is append-only: a
 // number, once released, keeps its meaning forever, and a retired command
-// keeps its number reserved. A type with IgnoreUnknownFlag set may be skipped
-// by an older node that does not know it; any other unknown type stops the
-// node rather than let it diverge from the cluster.
+// keeps its number reserved. A frame whose type byte has IgnoreUnknownFlag
+// set may be skipped by an older node that does not know the command; any
+// other unknown type stops the node rather than let it diverge from the
+// cluster.
 type MessageType uint8
 
-// IgnoreUnknownFlag marks a command that older nodes may safely skip.
+// IgnoreUnknownFlag marks a command that older nodes may safely skip. It is
+// not part of a command's number: Encode sets it in the frame of every
+// ignorable command, and Decode clears it before it looks the number up, as
+// Consul does.
 const IgnoreUnknownFlag MessageType = 128
+
+// ignorable lists the commands a node that does not know them may skip: the
+// ones whose effect no security decision and no chained state (the audit
+// log) depends on, so that a replica without it answers every question the
+// same, and that the next write of the same kind restores once the node is
+// upgraded. Every other command changes what someone may do, or feeds the
+// audit chain, and an old node must stop rather than skip it.
+//
+//   - ServerSeen moves a server's LastSeen (shown in servers ls; nothing
+//     decides on it), and the next heartbeat moves it again.
+//   - TokenPrune deletes tokens that have expired, which every node refuses
+//     already; the next sweep prunes what a skipping node kept.
+//   - AgentAppliedSet records how far an agent got; only the jump's wait for
+//     a new account reads it (a node that does not know the command has no
+//     such wait), and the agent's next report overwrites it.
+//
+// raftstore's TestIgnoreUnknownRule lists every type with its verdict: a
+// new command must be added there, skippable or not.
+var ignorable = map[MessageType]bool{
+	ServerSeenType:      true,
+	TokenPruneType:      true,
+	AgentAppliedSetType: true,
+}
+
+// Ignorable reports whether an older node may skip command type t.
+func Ignorable(t MessageType) bool { return ignorable[t&^IgnoreUnknownFlag] }
 
 const (
 	ClusterInitType        MessageType = 1

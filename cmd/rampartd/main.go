@@ -18,9 +18,19 @@ import (
 )
 
 func main() {
+	// rampartd restore --from FILE and rampartd recover prepare a data dir
+	// (docs/operations.md) with the node's usual flags, then exit.
+	args, sub := os.Args[1:], ""
+	if len(args) > 0 && (args[0] == "restore" || args[0] == "recover") {
+		sub, args = args[0], args[1:]
+	}
 	fs := pflag.NewFlagSet("rampartd", pflag.ContinueOnError)
 	gateway.Flags(fs)
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	from := ""
+	if sub == "restore" {
+		fs.StringVar(&from, "from", "", "the backup file to restore (written by cluster backup)")
+	}
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return
 		}
@@ -29,7 +39,7 @@ func main() {
 		os.Exit(2)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "rampartd: unexpected argument %q: rampartd takes flags only (a configuration file is --config FILE)\nRun 'rampartd --help' for the flags.\n", fs.Arg(0))
+		fmt.Fprintf(os.Stderr, "rampartd: unexpected argument %q: rampartd takes flags only (a configuration file is --config FILE), after restore or recover when it runs one of those\nRun 'rampartd --help' for the flags.\n", fs.Arg(0))
 		os.Exit(2)
 	}
 	cfg, err := gateway.LoadConfig(fs)
@@ -43,7 +53,15 @@ func main() {
 	slog.SetDefault(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := gateway.Run(ctx, cfg, logger, os.Stdout); err != nil {
+	switch sub {
+	case "restore":
+		err = gateway.Restore(cfg, logger, os.Stdout, from)
+	case "recover":
+		err = gateway.Recover(cfg, logger, os.Stdout)
+	default:
+		err = gateway.Run(ctx, cfg, logger, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "rampartd:", err)
 		os.Exit(1)
 	}

@@ -15,7 +15,7 @@ import (
 
 func (v *invocation) clusterCmd() *cobra.Command {
 	return group("cluster", "The raft cluster of bastion nodes", nil,
-		v.clusterStatusCmd(), v.clusterMembersCmd(), v.clusterRemoveCmd(), v.clusterSnapshotCmd(), v.clusterTransferCmd())
+		v.clusterStatusCmd(), v.clusterMembersCmd(), v.clusterRemoveCmd(), v.clusterSnapshotCmd(), v.clusterTransferCmd(), v.clusterBackupCmd())
 }
 
 func (v *invocation) clusterStatusCmd() *cobra.Command {

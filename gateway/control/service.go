@@ -77,6 +77,8 @@ type Deps struct {
 	Members Members
 	// Cluster may be nil: token creation is then refused.
 	Cluster Cluster
+	// Snapshots may be nil: backups are then refused.
+	Snapshots Snapshots
 	// Targets is where servers may be registered by hand (the rule the jump
 	// applies before it dials); the zero rule refuses loopback.
 	Targets targetaddr.Rule
@@ -99,6 +101,7 @@ type Service struct {
 	auditor      Auditor
 	members      Members
 	cluster      Cluster
+	snapshots    Snapshots
 	targets      targetaddr.Rule
 	logger       *slog.Logger
 	now          func() time.Time
@@ -109,7 +112,7 @@ type Service struct {
 
 // New returns a Service over deps.
 func New(deps Deps) *Service {
-	s := &Service{store: deps.Store, auditor: deps.Auditor, members: deps.Members, cluster: deps.Cluster, targets: deps.Targets,
+	s := &Service{store: deps.Store, auditor: deps.Auditor, members: deps.Members, cluster: deps.Cluster, snapshots: deps.Snapshots, targets: deps.Targets,
 		logger: deps.Logger, now: deps.Now, rand: deps.Rand, applyTimeout: deps.ApplyTimeout, adminGroup: deps.AdminGroup}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

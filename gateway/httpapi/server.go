@@ -59,6 +59,7 @@ type Control interface {
 	RegisterServer(ctx context.Context, a control.Actor, srv raftstore.Server) (*raftstore.Server, error)
 	DeleteServer(ctx context.Context, a control.Actor, id string, c control.Confirm) (*raftstore.Server, error)
 	RemoveNode(ctx context.Context, a control.Actor, id string, c control.Confirm) error
+	Backup(ctx context.Context, a control.Actor, w io.Writer, begin func(control.BackupInfo)) (*control.BackupInfo, error)
 }
 
 // Server is the HTTPS API of one node.
@@ -117,6 +118,7 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	// needs it most. Everything else refuses stale reads.
 	s.mux.HandleFunc("GET /v1/cluster/status", s.requireAdmin(s.clusterStatus, false))
 	s.mux.HandleFunc("DELETE /v1/cluster/members/{id}", s.requireAdmin(s.removeMember, true))
+	s.mux.HandleFunc("GET /v1/cluster/backup", s.requireAdmin(s.clusterBackup, true))
 	s.mux.HandleFunc("GET /v1/projects", s.requireAdmin(s.listProjects, true))
 	s.mux.HandleFunc("GET /v1/projects/{name}", s.requireAdmin(s.getProject, true))
 	s.mux.HandleFunc("PUT /v1/projects/{name}", s.requireAdmin(s.putProject, true))
