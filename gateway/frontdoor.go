@@ -23,6 +23,7 @@ import (
 func (n *Node) startDevIdP(ctx context.Context) error {
 	cfg := n.cfg.DevIdP.Config
 	cfg.AllowNonLoopback = cfg.AllowNonLoopback || n.cfg.DevIdP.ForceNonLoopback
+	cfg.StateFile = n.dir.path("devidp-state.json")
 	idp, err := devidp.New(cfg, n.logger)
 	if err != nil {
 		return err

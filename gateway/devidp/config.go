@@ -51,6 +51,10 @@ type Config struct {
 	// must not run behind the wall clock: token timestamps and zitadel's own
 	// expiry check read time.Now directly.
 	Now func() time.Time `mapstructure:"-"`
+	// StateFile, when set, keeps the IdP's live refresh tokens and the
+	// users page's changes across restarts (mode 0600; persist.go). The
+	// node sets it to a file in its data directory.
+	StateFile string `mapstructure:"-"`
 }
 
 // Client is an OAuth client allowed to use the device grant.

@@ -92,6 +92,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		}
 	}
 	s.refresh[rt.token] = &rt
+	s.saveLocked()
 	return accessID, rt.token, exp, nil
 }
 
@@ -144,6 +145,7 @@ func (s *storage) userGroups(u *user) []string {
 func (s *storage) setActive(u *user, active bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.saveLocked()
 	if active {
 		delete(s.deactivated, u.subject)
 		return
@@ -172,6 +174,7 @@ func (s *storage) setGroups(u *user, groups []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.groups[u.subject] = kept
+	s.saveLocked()
 }
 
 // lookupUser finds a configured user by name.

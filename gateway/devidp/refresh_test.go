@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -144,5 +146,34 @@ func TestUsersPageRefusesCrossSite(t *testing.T) {
 				t.Fatalf("HTTP %d, want %d", resp.StatusCode, want)
 			}
 		})
+	}
+}
+
+// A restarted dev IdP (a dev node's restart) still honours the refresh
+// tokens it issued and keeps the users page's deactivations, as a real IdP
+// does; otherwise every signed-in person's next re-validation would fail
+// with invalid_grant and the cluster would deactivate them all.
+func TestRefreshTokensSurviveRestart(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	state := filepath.Join(t.TempDir(), "devidp-state.json")
+	withState := func(c *Config) { c.StateFile = state }
+	first := startIdP(t, withState)
+	rp := newRelyingParty(t, ctx, first.issuer, "rampart", "", oauth2.AuthStyleInParams)
+	rt := signInWith(t, ctx, rp, oidc.ScopeOpenID, ScopeGroups, oidc.ScopeOfflineAccess).RefreshToken
+	if err := NewBrowser().ChangeUser(ctx, first.issuer, "bob", ActionDeactivate); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v %v", fi, err)
+	}
+	again := startIdP(t, withState) // the same state, as after a restart
+	rp2 := newRelyingParty(t, ctx, again.issuer, "rampart", "", oauth2.AuthStyleInParams)
+	if tok, _, err := refresh(rp2, ctx, rt); err != nil || tok.RefreshToken == "" {
+		t.Fatalf("refresh after a restart: %v", err)
+	}
+	if !again.srv.store.isDeactivated(subjectFor("bob")) {
+		t.Fatal("the restart forgot bob's deactivation")
 	}
 }

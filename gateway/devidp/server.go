@@ -45,6 +45,10 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	store.logger = logger
+	if err := store.load(); err != nil {
+		return nil, err
+	}
 	opCfg := &op.Config{
 		CryptoKeyId:           "devidp",
 		SupportedScopes:       supportedScopes,

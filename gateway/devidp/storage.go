@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +44,8 @@ const (
 // IdP. Configuration fields are read-only after newStorage; mu guards the
 // maps below it.
 type storage struct {
+	// logger reports what cannot be saved (persist.go).
+	logger  *slog.Logger
 	cfg     Config
 	clients map[string]*client
 	users   map[string]*user // by lower-cased username
@@ -206,6 +209,7 @@ func (s *storage) TerminateSession(_ context.Context, userID, clientID string) e
 			delete(s.refresh, id)
 		}
 	}
+	s.saveLocked()
 	return nil
 }
 
@@ -217,6 +221,7 @@ func (s *storage) RevokeToken(_ context.Context, tokenOrID, _, clientID string) 
 			return oidc.ErrInvalidClient().WithDescription("token was not issued to this client")
 		}
 		delete(s.refresh, tokenOrID)
+		s.saveLocked()
 		return nil
 	}
 	t, ok := s.tokens[tokenOrID]
