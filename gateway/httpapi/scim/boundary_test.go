@@ -23,7 +23,7 @@ func patch(ops string) string { return strings.Replace(patchOp, "%s", ops, 1) }
 func TestSCIMTokens(t *testing.T) {
 	n := newNode(t)
 	ctx, a := context.Background(), control.Actor{Name: "alice"}
-	admin, _, err := n.ctl.CreateServiceToken(ctx, a, "terraform", 0)
+	admin, _, err := n.ctl.CreateServiceToken(ctx, a, control.ServiceTokenRequest{Name: "terraform", Scope: raftstore.ServiceRoleAdmin})
 	if err != nil {
 		t.Fatal(err)
 	}
