@@ -112,7 +112,7 @@ func (s *Server) handle(pattern string, h http.HandlerFunc) {
 func (s *Server) Patterns() []string { return slices.Clone(s.patterns) }
 
 // requireScope admits a request whose service token's scope reaches rt, and
-// records the token's use (touch). A token that does not reach rt is
+// records the token's use (touch) when it does. A token that does not reach rt is
 // answered 403 (insufficient_scope) and counted against the token's limit of
 // refused requests (tokenLimit), as is every 4xx answer to it after.
 func (s *Server) requireScope(rt route) http.HandlerFunc {
@@ -128,13 +128,13 @@ func (s *Server) requireScope(rt route) http.HandlerFunc {
 				Msg: "too many refused requests with this token; try again shortly"})
 			return
 		}
-		s.touch(r.Context(), tok)
 		if !reaches(tok.Role, rt.need) {
 			s.tokenRefused(tok, "insufficient_scope")
 			s.writeError(w, r, &fault.Error{Status: http.StatusForbidden, Code: "insufficient_scope",
 				Msg: fmt.Sprintf("a token of scope %s cannot use %s", tok.Role, rt.pattern)})
 			return
 		}
+		s.touch(r.Context(), tok)
 		rec := &statusRecorder{ResponseWriter: w}
 		rt.h(rec, r.WithContext(context.WithValue(r.Context(), adminTokenKey{}, tok)))
 		if rec.status >= 400 && rec.status < 500 && rec.status != http.StatusTooManyRequests {
