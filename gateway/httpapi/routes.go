@@ -213,12 +213,13 @@ func (s *Server) touch(ctx context.Context, tok *raftstore.ServiceToken) {
 	}
 	s.touched.last[tok.ID] = now
 	s.touched.mu.Unlock()
+	ctl := s.control // read here, in the request, not in the goroutine
 	s.touchWG.Add(1)
 	go func() {
 		defer s.touchWG.Done()
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), TouchInterval)
 		defer cancel()
-		if err := s.control.TouchServiceToken(tctx, tok.ID, now); err != nil {
+		if err := ctl.TouchServiceToken(tctx, tok.ID, now); err != nil {
 			s.logger.Debug("service token last-used time not recorded", "token_id", tok.ID, "err", err)
 		}
 	}()
