@@ -21,7 +21,7 @@ const auditScan = 1000
 
 // auditFilter selects events for GET /v1/audit.
 type auditFilter struct {
-	since, until                           time.Time
+	since, until                         time.Time
 	typ, actor, session, server, project string
 }
 
