@@ -53,6 +53,22 @@ type Config struct {
 	Recording Recording `mapstructure:"recording"`
 	// Metrics says where /metrics, /healthz and /readyz are served.
 	Metrics Metrics `mapstructure:"metrics"`
+	// API bounds what the HTTPS API's service tokens may cost the cluster.
+	API API `mapstructure:"api"`
+}
+
+// API holds the HTTPS API's per-token limits (docs/api.md, "Limits").
+type API struct {
+	// TokenFailures bounds the refused requests (403 for a scope it lacks,
+	// any other 4xx) one service token may make before it is answered 429:
+	// Burst at once, then one per Every. Zero takes the defaults (30, 1s).
+	TokenFailures TokenFailures `mapstructure:"token_failures"`
+}
+
+// TokenFailures is a token bucket: Burst refusals, refilled one per Every.
+type TokenFailures struct {
+	Burst int           `mapstructure:"burst"`
+	Every time.Duration `mapstructure:"every"`
 }
 
 // Metrics places the node's monitoring endpoints (docs/metrics.md): the
@@ -470,6 +486,9 @@ func (c *Config) Validate() error { return configload.Error(c.problems()) }
 // its key.
 func (c *Config) problems() []string {
 	var errs []string
+	if c.API.TokenFailures.Burst < 0 || c.API.TokenFailures.Every < 0 {
+		errs = append(errs, "api.token_failures: burst and every must not be negative")
+	}
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	if c.NodeID != "" && !enroll.ValidNodeID(c.NodeID) {
 		bad("node_id %q: use lowercase letters, digits and dashes, up to 63 characters", c.NodeID)

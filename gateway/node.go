@@ -393,6 +393,7 @@ func (n *Node) startAPI() error {
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
 	handler.SetControl(n.control)
 	handler.SetMetrics(n.metrics.api)
+	handler.SetTokenLimit(n.cfg.API.TokenFailures.Every, n.cfg.API.TokenFailures.Burst)
 	if err := handler.MountSCIM(n.control); err != nil {
 		return fmt.Errorf("scim: %w", err)
 	}

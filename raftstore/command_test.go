@@ -90,6 +90,7 @@ func accessCommands(t testing.TB) []Command {
 		&CAUpsert{Record: testCA(t, "u1", CAUser, "prod", CAActive, 1), DemoteActiveTo: CARetired, Now: testNow},
 		&CADelete{ID: "u1"},
 		&ServiceTokenCreate{Token: testServiceToken("t1", "ci", "secret"), Now: testNow},
+		&ServiceTokenTouch{ID: "t1", At: testNow},
 		&ServiceTokenDelete{ID: "t1"},
 	}
 }
@@ -127,6 +128,7 @@ func TestEveryMessageTypeRegistered(t *testing.T) {
 		BindingDeleteType, SessionOpenType, SessionCloseType, AuditAppendType, CAUpsertType,
 		CADeleteType, ServiceTokenCreateType, ServiceTokenDeleteType, AgentEventsAppendType,
 		ServerAgentKeyType, TokenPruneType, AgentAppliedSetType, UserSCIMPutType, SCIMGroupPutType,
+		ServiceTokenTouchType,
 	}
 	for _, mt := range declared {
 		if _, ok := commandTypes[mt]; !ok {

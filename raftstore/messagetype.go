@@ -32,9 +32,10 @@ const IgnoreUnknownFlag MessageType = 128
 // raftstore's TestIgnoreUnknownRule lists every type with its verdict: a
 // new command must be added there, skippable or not.
 var ignorable = map[MessageType]bool{
-	ServerSeenType:      true,
-	TokenPruneType:      true,
-	AgentAppliedSetType: true,
+	ServerSeenType:        true,
+	TokenPruneType:        true,
+	AgentAppliedSetType:   true,
+	ServiceTokenTouchType: true,
 }
 
 // Ignorable reports whether an older node may skip command type t.
@@ -80,4 +81,6 @@ const (
 	// SCIM (scim.go).
 	UserSCIMPutType  MessageType = 36
 	SCIMGroupPutType MessageType = 37
+	// A service token's last use (servicetokens.go).
+	ServiceTokenTouchType MessageType = 38
 )

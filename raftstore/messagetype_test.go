@@ -49,6 +49,7 @@ var skippable = map[MessageType]bool{
 	IdPSessionDeleteType:   false, // a dropped refresh token must stay dropped
 	UserSCIMPutType:        false, // SCIM's view of a person: ids, groups, deactivation
 	SCIMGroupPutType:       false, // SCIM group membership drives grants
+	ServiceTokenTouchType:  true,  // LastUsedAt only; the token's next use repairs it
 }
 
 // TestIgnoreUnknownRule checks the rule for every registered command: each
@@ -76,6 +77,7 @@ func TestIgnoreUnknownRule(t *testing.T) {
 		&ServerSeen{ID: "web-1", Now: now},
 		&TokenPrune{Before: now},
 		&AgentAppliedSet{ServerID: "web-1", Index: 7},
+		&ServiceTokenTouch{ID: "st-1", At: now},
 		&GroupDelete{Name: "ops"},
 		&NodeDelete{ID: "n2"},
 	}

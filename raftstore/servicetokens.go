@@ -11,15 +11,19 @@ import (
 
 const tableServiceTokens = "service_tokens"
 
-// The scopes a service token can hold: admin (the admin API) or
-// provisioning (SCIM alone). A token holds exactly one.
+// The scopes a service token can hold: read (every read of the admin API
+// but service tokens), admin (the whole admin API), provisioning (SCIM
+// alone) or auditor (audit, sessions and recordings, read-only). A token
+// holds exactly one.
 const (
+	ServiceRoleRead         = "read"
 	ServiceRoleAdmin        = "admin"
 	ServiceRoleProvisioning = "provisioning"
+	ServiceRoleAuditor      = "auditor"
 )
 
 // ServiceRoles lists every scope, in the order help texts show them.
-var ServiceRoles = []string{ServiceRoleAdmin, ServiceRoleProvisioning}
+var ServiceRoles = []string{ServiceRoleRead, ServiceRoleAdmin, ServiceRoleProvisioning, ServiceRoleAuditor}
 
 // ServiceToken is a bearer token for automation on the HTTPS API. Only the
 // SHA-256 of the secret is stored.
@@ -32,7 +36,11 @@ type ServiceToken struct {
 	CreatedBy string
 	CreatedAt time.Time
 	// ExpiresAt is when the token stops working; zero means never.
-	ExpiresAt   time.Time
+	ExpiresAt time.Time
+	// LastUsedAt is when the token last authenticated a request, coarsely:
+	// the API records it at most once per interval (ServiceTokenTouch), so
+	// reads do not each become a raft write. Zero: never used.
+	LastUsedAt  time.Time `json:",omitempty"`
 	CreateIndex uint64
 	ModifyIndex uint64
 }
@@ -52,6 +60,7 @@ func init() {
 	})
 	registerCommand(ServiceTokenCreateType, func() Command { return new(ServiceTokenCreate) })
 	registerCommand(ServiceTokenDeleteType, func() Command { return new(ServiceTokenDelete) })
+	registerCommand(ServiceTokenTouchType, func() Command { return new(ServiceTokenTouch) })
 }
 
 // ServiceTokenCreate adds a service token. Tokens are never updated: the id,
@@ -130,6 +139,47 @@ func (c *ServiceTokenDelete) apply(tx *writeTxn) (any, error) {
 	}
 	if err := tx.Delete(tableServiceTokens, raw); err != nil {
 		return nil, fmt.Errorf("delete service token %s: %w", c.ID, err)
+	}
+	return nil, tx.bump(tableServiceTokens)
+}
+
+// ServiceTokenTouch records when a service token was last used. It moves
+// LastUsedAt forward only, and touches nothing else; a token revoked
+// meanwhile is not an error (the touch has nothing left to record).
+type ServiceTokenTouch struct {
+	ID string
+	At time.Time
+}
+
+func (c *ServiceTokenTouch) Type() MessageType { return ServiceTokenTouchType }
+
+func (c *ServiceTokenTouch) Validate() error {
+	switch {
+	case c.ID == "":
+		return invalidf("service token id is empty")
+	case c.At.IsZero():
+		return invalidf("service token %s: last-used time is missing", c.ID)
+	}
+	return nil
+}
+
+func (c *ServiceTokenTouch) apply(tx *writeTxn) (any, error) {
+	raw, err := tx.First(tableServiceTokens, "id", c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("touch service token %s: %w", c.ID, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	cur := raw.(*ServiceToken)
+	if !c.At.After(cur.LastUsedAt) {
+		// No-op writes do not bump the table, so watchers do not wake.
+		return nil, nil
+	}
+	tk := *cur
+	tk.LastUsedAt, tk.ModifyIndex = c.At.UTC(), tx.index
+	if err := tx.Insert(tableServiceTokens, &tk); err != nil {
+		return nil, fmt.Errorf("touch service token %s: %w", c.ID, err)
 	}
 	return nil, tx.bump(tableServiceTokens)
 }

@@ -109,3 +109,42 @@ func TestServiceTokenDelete(t *testing.T) {
 		})
 	}
 }
+
+// TestServiceTokenTouch: a touch moves LastUsedAt forward only, changes
+// nothing else, and is a no-op (no index bump) when older or for a token
+// revoked meanwhile.
+func TestServiceTokenTouch(t *testing.T) {
+	f := testFSM(t)
+	mustApply(t, f, &ServiceTokenCreate{Token: testServiceToken("t1", "ci", "s1"), Now: testNow})
+	later := testNow.Add(time.Hour)
+	mustApply(t, f, &ServiceTokenTouch{ID: "t1", At: later})
+	_, tk, err := f.State().ServiceTokenByName(nil, "ci")
+	if err != nil || tk == nil {
+		t.Fatal(tk, err)
+	}
+	if !tk.LastUsedAt.Equal(later) || tk.Hash != secretHash("s1") || tk.Role != ServiceRoleAdmin {
+		t.Fatalf("after touch: %+v", tk)
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  *ServiceTokenTouch
+	}{
+		{"ok/older-is-no-op", &ServiceTokenTouch{ID: "t1", At: testNow}},
+		{"ok/revoked-is-no-op", &ServiceTokenTouch{ID: "gone", At: later.Add(time.Hour)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := f.State().MaxIndex(tableServiceTokens)
+			mustApply(t, f, tc.cmd)
+			if got := f.State().MaxIndex(tableServiceTokens); got != before {
+				t.Fatalf("table index moved %d -> %d", before, got)
+			}
+			_, tk, _ := f.State().ServiceTokenByName(nil, "ci")
+			if !tk.LastUsedAt.Equal(later) {
+				t.Fatalf("LastUsedAt = %v, want %v", tk.LastUsedAt, later)
+			}
+		})
+	}
+	if res := apply(t, f, &ServiceTokenTouch{ID: "t1"}); !errors.Is(res.Err, ErrInvalid) {
+		t.Fatalf("touch without a time: %v", res.Err)
+	}
+}

@@ -3,6 +3,8 @@ package adminshell
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -182,17 +184,29 @@ func (v *invocation) tokensRevokeCmd() *cobra.Command {
 }
 
 type serviceTokenView struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Role      string     `json:"role"`
-	CreatedBy string     `json:"created_by"`
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Scope is the token's scope; Role is the same, under its old name.
+	Scope      string     `json:"scope"`
+	Role       string     `json:"role"`
+	CreatedBy  string     `json:"created_by"`
+	CreatedAt  *time.Time `json:"created_at,omitempty"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
 
 func newServiceTokenView(t *raftstore.ServiceToken) serviceTokenView {
-	return serviceTokenView{ID: t.ID, Name: t.Name, Role: t.Role, CreatedBy: t.CreatedBy,
-		CreatedAt: timeJSON(t.CreatedAt), ExpiresAt: timeJSON(t.ExpiresAt)}
+	return serviceTokenView{ID: t.ID, Name: t.Name, Scope: t.Role, Role: t.Role, CreatedBy: t.CreatedBy,
+		CreatedAt: timeJSON(t.CreatedAt), ExpiresAt: timeJSON(t.ExpiresAt), LastUsedAt: timeJSON(t.LastUsedAt)}
+}
+
+// lastUsed says when a token was last used (coarsely: the API records it
+// at most once a minute), or that it never was.
+func lastUsed(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return fmtTime(t)
 }
 
 func findServiceToken(st *raftstore.State, ref string) (*raftstore.ServiceToken, error) {
@@ -209,19 +223,29 @@ func findServiceToken(st *raftstore.State, ref string) (*raftstore.ServiceToken,
 }
 
 func (v *invocation) serviceTokensCmd() *cobra.Command {
-	return group("service-tokens", "Admin tokens for the HTTPS API", []string{"service-token"},
+	return group("service-tokens", "Scoped tokens for the HTTPS API", []string{"service-token"},
 		v.serviceTokensCreateCmd(), v.serviceTokensLsCmd(), v.serviceTokensRevokeCmd())
 }
 
 func (v *invocation) serviceTokensCreateCmd() *cobra.Command {
 	var ttl time.Duration
+	var scope string
 	create := &cobra.Command{
-		Use: "create NAME", Short: "Create an admin token for the HTTPS API (shown once)", Args: exactArgs("NAME"),
+		Use: "create NAME [--scope read|admin|provisioning|auditor]", Short: "Create a token for the HTTPS API (shown once)", Args: exactArgs("NAME"),
+		Long: "Create a service token for the HTTPS API. Its scope decides what it reaches:\n" +
+			"  read          every read of the admin API but service tokens\n" +
+			"  admin         the whole admin API\n" +
+			"  provisioning  SCIM only (as scim tokens create)\n" +
+			"  auditor       audit, sessions and recordings, read-only\n" +
+			"The secret is printed once; the cluster keeps only its hash.",
 		RunE: func(_ *cobra.Command, args []string) error {
 			if ttl < 0 {
 				return usagef("--ttl %s is negative", ttl)
 			}
-			secret, stored, err := v.sh.control.CreateServiceToken(v.ctx, v.controlActor(), args[0], ttl)
+			if !slices.Contains(raftstore.ServiceRoles, scope) {
+				return usagef("--scope %q is not one of %s", scope, strings.Join(raftstore.ServiceRoles, ", "))
+			}
+			secret, stored, err := v.sh.control.CreateServiceToken(v.ctx, v.controlActor(), control.ServiceTokenRequest{Name: args[0], Scope: scope, TTL: ttl})
 			if err != nil {
 				return err
 			}
@@ -235,12 +259,14 @@ func (v *invocation) serviceTokensCreateCmd() *cobra.Command {
 				_, err := fmt.Fprintln(v.out, secret)
 				return err
 			}
-			fmt.Fprintf(v.out, "Service token %s (%s), admin role, expires %s:\n\n  %s\n\n", stored.Name, stored.ID, expiry(v.sh.now(), stored.ExpiresAt), secret)
+			fmt.Fprintf(v.out, "Service token %s (%s), scope %s, expires %s:\n\n  %s\n\n", stored.Name, stored.ID, stored.Role, expiry(v.sh.now(), stored.ExpiresAt), secret)
 			_, err = fmt.Fprintf(v.out, "It is shown only this once. Send it as \"Authorization: Bearer <token>\". To revoke it: service-tokens revoke %s\n", stored.ID)
 			return err
 		},
 	}
 	create.Flags().DurationVar(&ttl, "ttl", 0, "how long the token stays valid (0: until revoked)")
+	create.Flags().StringVar(&scope, "scope", raftstore.ServiceRoleAdmin, "what the token reaches: "+strings.Join(raftstore.ServiceRoles, ", "))
+	v.completeFlag(create, "scope", fixed(raftstore.ServiceRoles...))
 	return create
 }
 
@@ -259,9 +285,9 @@ func (v *invocation) serviceTokensLsCmd() *cobra.Command {
 			}
 			now := v.sh.now()
 			return v.emit(views, ids, func(out io.Writer) error {
-				tb := newTable(out, "ID", "NAME", "ROLE", "CREATED BY", "CREATED", "EXPIRES")
+				tb := newTable(out, "ID", "NAME", "SCOPE", "CREATED BY", "CREATED", "EXPIRES", "LAST USED")
 				for i, t := range views {
-					tb.row(t.ID, t.Name, t.Role, t.CreatedBy, toks[i].CreatedAt, expiry(now, toks[i].ExpiresAt))
+					tb.row(t.ID, t.Name, t.Scope, t.CreatedBy, toks[i].CreatedAt, expiry(now, toks[i].ExpiresAt), lastUsed(toks[i].LastUsedAt))
 				}
 				return tb.flush()
 			})

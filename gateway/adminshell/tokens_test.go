@@ -107,3 +107,36 @@ func TestServiceTokenShownOnceStoredHashed(t *testing.T) {
 		t.Errorf("duplicate name: %s", r)
 	}
 }
+
+// TestServiceTokenScopes: --scope picks the token's scope (admin when
+// absent), an unknown scope is a usage error that writes nothing, and ls
+// shows each token's scope and when it was last used.
+func TestServiceTokenScopes(t *testing.T) {
+	h := newHarness(t)
+	for _, scope := range []string{"read", "auditor", "provisioning", "admin"} {
+		j := decodeJSON[map[string]any](t, h.mustRun("service-tokens", "create", "t-"+scope, "--scope", scope, "--json"))
+		if j["scope"] != scope {
+			t.Fatalf("--scope %s: json %v", scope, j)
+		}
+		_, st, err := h.store.State().ServiceTokenByName(nil, "t-"+scope)
+		if err != nil || st == nil || st.Role != scope {
+			t.Fatalf("stored %+v (%v)", st, err)
+		}
+		if e := h.lastAudit(); e.Fields["scope"] != scope {
+			t.Errorf("audit %+v", e)
+		}
+	}
+	before := h.store.State().LatestIndex()
+	if r := h.run("service-tokens", "create", "x", "--scope", "root"); r.code != ExitUsage || !strings.Contains(r.stderr, `--scope "root" is not one of read, admin, provisioning, auditor`) {
+		t.Errorf("unknown scope: %s", r)
+	}
+	if h.store.State().LatestIndex() != before {
+		t.Error("a refused create wrote")
+	}
+	out := h.mustRun("service-tokens", "ls")
+	for _, want := range []string{"SCOPE", "LAST USED", "t-read", "read", "auditor", "never"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ls lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -293,14 +293,29 @@ func TestChanges(t *testing.T) {
 		{name: "fail/token-revoke-missing", do: func(h *harness) error { return h.svc.RevokeToken(ctx, a, strings.Repeat("ff", 32)) },
 			status: http.StatusNotFound, msg: "not found"},
 		{name: "ok/service-token-create", do: func(h *harness) error {
-			secret, rec, err := h.svc.CreateServiceToken(ctx, a, "deploy", 0)
+			secret, rec, err := h.svc.CreateServiceToken(ctx, a, ServiceTokenRequest{Name: "deploy", Scope: raftstore.ServiceRoleAdmin})
 			if err == nil && (!strings.HasPrefix(secret, ServiceTokenPrefix) || rec.Hash != api.HashSecret(secret) || rec.Role != raftstore.ServiceRoleAdmin) {
 				t.Errorf("secret %q record %+v", secret, rec)
 			}
 			return err
-		}, typ: EventServiceTokenCreate, fields: map[string]string{"name": "deploy", "expires": "-"}},
+		}, typ: EventServiceTokenCreate, fields: map[string]string{"name": "deploy", "scope": "admin", "expires": "-"}},
+		{name: "ok/service-token-create-read", do: func(h *harness) error {
+			_, rec, err := h.svc.CreateServiceToken(ctx, a, ServiceTokenRequest{Name: "dash", Scope: raftstore.ServiceRoleRead, TTL: time.Hour})
+			if err == nil && (rec.Role != raftstore.ServiceRoleRead || rec.CreatedBy != a.Name || rec.ExpiresAt.IsZero()) {
+				t.Errorf("record %+v", rec)
+			}
+			return err
+		}, typ: EventServiceTokenCreate, fields: map[string]string{"name": "dash", "scope": "read"}},
+		{name: "fail/service-token-unknown-scope", do: func(h *harness) error {
+			_, _, err := h.svc.CreateServiceToken(ctx, a, ServiceTokenRequest{Name: "deploy", Scope: "root"})
+			return err
+		}, status: http.StatusBadRequest, msg: `scope "root" is not one of read, admin, provisioning, auditor`},
+		{name: "fail/service-token-no-name", do: func(h *harness) error {
+			_, _, err := h.svc.CreateServiceToken(ctx, a, ServiceTokenRequest{Scope: "read"})
+			return err
+		}, status: http.StatusBadRequest, msg: "needs a name"},
 		{name: "fail/service-token-negative-ttl", do: func(h *harness) error {
-			_, _, err := h.svc.CreateServiceToken(ctx, a, "deploy", -time.Minute)
+			_, _, err := h.svc.CreateServiceToken(ctx, a, ServiceTokenRequest{Name: "deploy", Scope: "admin", TTL: -time.Minute})
 			return err
 		}, status: http.StatusBadRequest, msg: "is negative"},
 		{name: "ok/service-token-revoke", do: func(h *harness) error {

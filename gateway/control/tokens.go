@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
@@ -105,17 +107,47 @@ func (s *Service) RevokeToken(ctx context.Context, a Actor, hash string) error {
 	return s.audit(ctx, a, EventTokenRevoke, map[string]string{"token": hash})
 }
 
-// CreateServiceToken creates an admin token for the HTTPS API named name,
-// valid for ttl (0: until revoked). It returns the secret (shown once) and
-// the record the cluster keeps.
-func (s *Service) CreateServiceToken(ctx context.Context, a Actor, name string, ttl time.Duration) (string, *raftstore.ServiceToken, error) {
-	return s.createServiceToken(ctx, a, name, raftstore.ServiceRoleAdmin, ttl, EventServiceTokenCreate)
+// ServiceTokenRequest asks for an API service token.
+type ServiceTokenRequest struct {
+	// Name is unique among service tokens; audit events of the token's
+	// changes have "api:" and it as their actor.
+	Name string
+	// Scope is one of raftstore.ServiceRoles.
+	Scope string
+	// TTL is how long the token stays valid; 0: until revoked.
+	TTL time.Duration
+}
+
+// CreateServiceToken creates a token for the HTTPS API (a provisioning one
+// is SCIM's, audited as CreateProvisioningToken's). It returns the secret
+// (shown once) and the record the cluster keeps; the actor is its owner.
+func (s *Service) CreateServiceToken(ctx context.Context, a Actor, req ServiceTokenRequest) (string, *raftstore.ServiceToken, error) {
+	if !slices.Contains(raftstore.ServiceRoles, req.Scope) {
+		return "", nil, &fault.Error{Status: http.StatusBadRequest, Code: "invalid_scope",
+			Msg: fmt.Sprintf("scope %q is not one of %s", req.Scope, strings.Join(raftstore.ServiceRoles, ", "))}
+	}
+	event := EventServiceTokenCreate
+	if req.Scope == raftstore.ServiceRoleProvisioning {
+		event = EventSCIMTokenCreate
+	}
+	return s.createServiceToken(ctx, a, req.Name, req.Scope, req.TTL, event)
+}
+
+// TouchServiceToken records that the token id was used at at. It is not an
+// administrator's change and is not audited; the API calls it at most once
+// per interval per token (raftstore.ServiceTokenTouch).
+func (s *Service) TouchServiceToken(ctx context.Context, id string, at time.Time) error {
+	_, err := s.apply(ctx, &raftstore.ServiceTokenTouch{ID: id, At: at.UTC()})
+	return err
 }
 
 // createServiceToken creates a service token of role, audited as event.
 func (s *Service) createServiceToken(ctx context.Context, a Actor, name, role string, ttl time.Duration, event string) (string, *raftstore.ServiceToken, error) {
 	if ttl < 0 {
 		return "", nil, invalid("ttl %s is negative", ttl)
+	}
+	if name == "" {
+		return "", nil, invalid("a service token needs a name")
 	}
 	secret, err := api.NewSecret(ServiceTokenPrefix)
 	if err != nil {
@@ -135,7 +167,7 @@ func (s *Service) createServiceToken(ctx context.Context, a Actor, name, role st
 	if err := s.applyDecode(ctx, &raftstore.ServiceTokenCreate{Token: rec, Now: now}, &stored); err != nil {
 		return "", nil, err
 	}
-	return secret, &stored, s.audit(ctx, a, event, map[string]string{"service_token": rec.ID, "name": rec.Name, "expires": fmtTime(rec.ExpiresAt)})
+	return secret, &stored, s.audit(ctx, a, event, map[string]string{"service_token": rec.ID, "name": rec.Name, "scope": rec.Role, "expires": fmtTime(rec.ExpiresAt)})
 }
 
 // RevokeServiceToken revokes an API service token by its id.

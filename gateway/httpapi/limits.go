@@ -99,6 +99,12 @@ const (
 	// is answered 429 until its bucket refills.
 	authFailEvery = time.Second
 	authFailBurst = 20
+	// DefaultTokenFailEvery and DefaultTokenFailBurst bound the refused
+	// requests (a scope it lacks, a validation error, a missing object) a
+	// service token may make before it is answered 429; a tool in a retry
+	// loop on a bad request stops costing the cluster work (SetTokenLimit).
+	DefaultTokenFailEvery = time.Second
+	DefaultTokenFailBurst = 30
 	// maxSources bounds each limiter's table; past it, sources whose bucket
 	// has refilled are forgotten.
 	maxSources = 4096

@@ -23,6 +23,11 @@ type Metrics struct {
 	// (enroll, join) and reason: rate_limited (the per-source limit) or
 	// credentials (the token or identity document was refused).
 	Refusals *prometheus.CounterVec
+	// TokenRefusals counts admin API requests of a valid service token that
+	// were refused, by reason: insufficient_scope (a route its scope does not
+	// reach), client_error (another 4xx answer), rate_limited (the token is
+	// over its limit of refused requests).
+	TokenRefusals *prometheus.CounterVec
 	// LongPolls is the number of agents' state requests held open now.
 	LongPolls prometheus.Gauge
 	// AgentsConnected is the number of servers whose agent holds a state
@@ -43,6 +48,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Refusals: f.NewCounterVec(prometheus.CounterOpts{Name: "rampart_api_refusals_total",
 			Help: "Refusals of the API endpoints open to anyone, by endpoint (enroll, join) and reason (rate_limited, credentials)."},
 			[]string{"endpoint", "reason"}),
+		TokenRefusals: f.NewCounterVec(prometheus.CounterOpts{Name: "rampart_api_token_refusals_total",
+			Help: "Admin API requests of a valid service token refused, by reason (insufficient_scope, client_error, rate_limited)."},
+			[]string{"reason"}),
 		LongPolls: f.NewGauge(prometheus.GaugeOpts{Name: "rampart_agent_longpolls_held",
 			Help: "Agents' state requests this node holds open now."}),
 		AgentsConnected: f.NewGauge(prometheus.GaugeOpts{Name: "rampart_agents_connected",

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
@@ -60,6 +62,15 @@ type Control interface {
 	DeleteServer(ctx context.Context, a control.Actor, id string, c control.Confirm) (*raftstore.Server, error)
 	RemoveNode(ctx context.Context, a control.Actor, id string, c control.Confirm) error
 	Backup(ctx context.Context, a control.Actor, w io.Writer, begin func(control.BackupInfo)) (*control.BackupInfo, error)
+	SetUserStatus(ctx context.Context, a control.Actor, id string, to raftstore.UserStatus) (*raftstore.User, error)
+	CreateToken(ctx context.Context, a control.Actor, req control.TokenRequest) (*api.Token, *raftstore.Token, error)
+	RevokeToken(ctx context.Context, a control.Actor, hash string) error
+	RevokeBindings(ctx context.Context, a control.Actor, b control.Bindings, c control.Confirm) (n int, what string, err error)
+	KillSession(ctx context.Context, a control.Actor, id string, c control.Confirm) error
+	CreateServiceToken(ctx context.Context, a control.Actor, req control.ServiceTokenRequest) (string, *raftstore.ServiceToken, error)
+	RevokeServiceToken(ctx context.Context, a control.Actor, id string) (*raftstore.ServiceToken, error)
+	// TouchServiceToken records a token's use (not audited).
+	TouchServiceToken(ctx context.Context, id string, at time.Time) error
 }
 
 // Server is the HTTPS API of one node.
@@ -85,6 +96,14 @@ type Server struct {
 	authFail               authFailures
 	// metrics count refusals and agents' long-polls (metrics.go).
 	metrics *Metrics
+	// tokenLimit bounds the refused requests (403, other 4xx) each service
+	// token may make; past it the token is answered 429 (routes.go).
+	tokenLimit *sourceLimiter
+	// touched and touchWG: the last-used times written (routes.go).
+	touched touches
+	touchWG sync.WaitGroup
+	// patterns lists every route registered (Patterns).
+	patterns []string
 	// agentWaiting, when set, is called each time an agent's state request
 	// has read the state and is about to wait for a change: a write after
 	// it wakes the request. nil in production; tests wait on it.
@@ -100,6 +119,15 @@ func (s *Server) SetControl(c Control) { s.control = c }
 // with unregistered ones.
 func (s *Server) SetMetrics(m *Metrics) { s.metrics = m }
 
+// SetTokenLimit sets how many refused requests a service token may make:
+// burst at once, then one per every (DefaultTokenFailEvery and
+// DefaultTokenFailBurst unless called). Call it before serving.
+func (s *Server) SetTokenLimit(every time.Duration, burst int) {
+	if every > 0 && burst > 0 {
+		s.tokenLimit = newSourceLimiter(every, burst)
+	}
+}
+
 // SetAdminEntitlement names the entitlement project admins get on servers.
 func (s *Server) SetAdminEntitlement(name string) { s.adminEntitlement = name }
 
@@ -110,34 +138,27 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 		authFail: authFailures{lim: newSourceLimiter(authFailEvery, authFailBurst)}, metrics: NewMetrics(nil)}
 	now := func() time.Time { return s.now() }
 	s.control = control.New(control.Deps{Store: store, Auditor: control.StoreAuditor{Store: store, Now: now}, Logger: logger, Now: now})
-	s.mux.HandleFunc("GET /v1/health", s.health)
-	s.mux.HandleFunc("POST /v1/cluster/join", s.limited("join", s.joinLimit, s.join))
-	s.mux.HandleFunc("POST /v1/cluster/join/voter", s.requireNode(s.joinVoter))
-	s.mux.HandleFunc("POST /v1/cluster/join/promote", s.requireNode(s.joinPromote))
-	// Status answers even on a stale follower: that is when an operator
-	// needs it most. Everything else refuses stale reads.
-	s.mux.HandleFunc("GET /v1/cluster/status", s.requireAdmin(s.clusterStatus, false))
-	s.mux.HandleFunc("DELETE /v1/cluster/members/{id}", s.requireAdmin(s.removeMember, true))
-	s.mux.HandleFunc("GET /v1/cluster/backup", s.requireAdmin(s.clusterBackup, true))
-	s.mux.HandleFunc("GET /v1/projects", s.requireAdmin(s.listProjects, true))
-	s.mux.HandleFunc("GET /v1/projects/{name}", s.requireAdmin(s.getProject, true))
-	s.mux.HandleFunc("PUT /v1/projects/{name}", s.requireAdmin(s.putProject, true))
-	s.mux.HandleFunc("PUT /v1/projects/{name}/grants/{group}", s.requireAdmin(s.putGrant, true))
-	s.mux.HandleFunc("DELETE /v1/projects/{name}/grants/{group}", s.requireAdmin(s.deleteGrant, true))
-	s.mux.HandleFunc("PUT /v1/servers/{id}", s.requireAdmin(s.putServer, true))
-	s.mux.HandleFunc("DELETE /v1/servers/{id}", s.requireAdmin(s.deleteServer, true))
-	s.mux.HandleFunc("POST /v1/agents/enroll", s.limited("enroll", s.enrollLimit, s.enroll))
-	s.mux.HandleFunc("GET /v1/agents/state", s.requireAgent(s.agentStateHandler))
-	s.mux.HandleFunc("POST /v1/agents/events", s.requireAgent(s.agentEvents))
-	s.mux.HandleFunc("GET /v1/ca/host", s.hostCAKeys)
-	s.mux.HandleFunc("GET /v1/ca/node-host", s.nodeHostCAKeys)
-	s.mux.HandleFunc("GET /v1/ca/user/{project}", s.userCAKeys)
+	s.tokenLimit = newSourceLimiter(DefaultTokenFailEvery, DefaultTokenFailBurst)
+	s.handle("GET /v1/health", s.health)
+	s.handle("GET /v1/openapi.json", s.openAPI)
+	s.handle("POST /v1/cluster/join", s.limited("join", s.joinLimit, s.join))
+	s.handle("POST /v1/cluster/join/voter", s.requireNode(s.joinVoter))
+	s.handle("POST /v1/cluster/join/promote", s.requireNode(s.joinPromote))
+	for _, rt := range s.adminRoutes() {
+		s.handle(rt.pattern, s.requireScope(rt))
+	}
+	s.handle("POST /v1/agents/enroll", s.limited("enroll", s.enrollLimit, s.enroll))
+	s.handle("GET /v1/agents/state", s.requireAgent(s.agentStateHandler))
+	s.handle("POST /v1/agents/events", s.requireAgent(s.agentEvents))
+	s.handle("GET /v1/ca/host", s.hostCAKeys)
+	s.handle("GET /v1/ca/node-host", s.nodeHostCAKeys)
+	s.handle("GET /v1/ca/user/{project}", s.userCAKeys)
 	s.agentBins = newAgentBinaries("")
-	s.mux.HandleFunc("GET /install.sh", s.installScriptHandler)
-	s.mux.HandleFunc("GET /v1/agents/binary", s.agentBinary)
-	s.mux.HandleFunc("GET /v1/ca/tls", s.tlsCAHandler)
-	s.mux.HandleFunc("POST /v1/agents/renew", s.requireAgentRenewal(s.agentRenew))
-	s.mux.HandleFunc("POST /v1/agents/hostcerts", s.requireAgent(s.agentHostCerts))
+	s.handle("GET /install.sh", s.installScriptHandler)
+	s.handle("GET /v1/agents/binary", s.agentBinary)
+	s.handle("GET /v1/ca/tls", s.tlsCAHandler)
+	s.handle("POST /v1/agents/renew", s.requireAgentRenewal(s.agentRenew))
+	s.handle("POST /v1/agents/hostcerts", s.requireAgent(s.agentHostCerts))
 	return s
 }
 
@@ -159,7 +180,7 @@ func Errorf(status int, format string, args ...any) error {
 // writeError answers err: an HTTPError as it says, a store sentinel by its
 // kind, anything else as a 500 whose detail goes only to the log.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg := http.StatusInternalServerError, "internal error; see the node's log"
+	status, msg, code := http.StatusInternalServerError, "internal error; see the node's log", ""
 	var he *HTTPError
 	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
 		// The client went away (an agent stopped, a long-poll cancelled):
@@ -169,7 +190,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	switch {
 	case errors.As(err, &he):
-		status, msg = he.Status, he.Msg
+		status, msg, code = he.Status, he.Msg, he.Code
 	case errors.Is(err, raftstore.ErrNotFound):
 		status, msg = http.StatusNotFound, err.Error()
 	case errors.Is(err, raftstore.ErrConflict):
@@ -181,10 +202,45 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, raftstore.ErrNoLeader), errors.Is(err, raftstore.ErrStaleRead), errors.Is(err, raftstore.ErrShutdown):
 		status, msg = http.StatusServiceUnavailable, err.Error()
 	}
+	if code == "" {
+		code = raftstore.ErrorCode(err)
+	}
+	if code == "" {
+		code = statusCode(status)
+	}
 	if status >= 500 {
 		s.logger.Error("api request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	writeJSON(w, status, api.Error{Error: msg})
+	writeJSON(w, status, api.Error{Error: msg, Code: code})
+}
+
+// statusCode is the code of an error whose origin set none: the status's
+// generic name.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusRequestTimeout:
+		return "timeout"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	}
+	if status >= 500 {
+		return "internal"
+	}
+	return "error"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -272,19 +328,6 @@ func bearerToken(r *http.Request) (string, bool) {
 	return secret, ok && strings.EqualFold(scheme, "Bearer") && secret != ""
 }
 
-// requireAdmin admits callers with an admin service token (Authorization:
-// Bearer ...). The token is checked against this node's replica, which must
-// be fresh when fresh is set. The handler finds the token with adminActor.
-func (s *Server) requireAdmin(h http.HandlerFunc, fresh bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := s.adminToken(w, r, fresh)
-		if !ok {
-			return
-		}
-		h(w, r.WithContext(context.WithValue(r.Context(), adminTokenKey{}, tok)))
-	}
-}
-
 // adminTokenKey holds the request's admin service token in its context.
 type adminTokenKey struct{}
 
@@ -302,13 +345,20 @@ func adminActor(r *http.Request) control.Actor {
 	return a
 }
 
-// checkAdmin reports whether r carries a valid admin bearer token (adminToken).
+// checkAdmin reports whether r carries a valid bearer token of scope admin;
+// when not, it has answered r (adminToken, or 403 insufficient_scope).
 func (s *Server) checkAdmin(w http.ResponseWriter, r *http.Request, fresh bool) bool {
-	_, ok := s.adminToken(w, r, fresh)
+	tok, ok := s.adminToken(w, r, fresh)
+	if ok && !reaches(tok.Role, needAdmin) {
+		s.tokenRefused(tok, "insufficient_scope")
+		s.writeError(w, r, &fault.Error{Status: http.StatusForbidden, Code: "insufficient_scope",
+			Msg: fmt.Sprintf("a token of scope %s cannot use %s %s", tok.Role, r.Method, r.URL.Path)})
+		return false
+	}
 	return ok
 }
 
-// adminToken returns the valid admin bearer token r carries (fresh:
+// adminToken returns the valid bearer token r carries, of any scope (fresh:
 // checked against a replica that is not stale); when there is none, it has
 // answered r: 429 for a source over its failure limit, 401 for a missing or
 // invalid token (counted and logged as a failed authentication).
@@ -319,7 +369,7 @@ func (s *Server) adminToken(w http.ResponseWriter, r *http.Request, fresh bool) 
 	secret, ok := bearerToken(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
-		s.authFailed(w, r, "no bearer token", Errorf(http.StatusUnauthorized, "missing bearer token"))
+		s.authFailed(w, r, "no bearer token", &fault.Error{Status: http.StatusUnauthorized, Code: "missing_token", Msg: "missing bearer token"})
 		return nil, false
 	}
 	if fresh {
@@ -333,9 +383,9 @@ func (s *Server) adminToken(w http.ResponseWriter, r *http.Request, fresh bool) 
 		s.writeError(w, r, err)
 		return nil, false
 	}
-	if tok == nil || tok.Role != raftstore.ServiceRoleAdmin || (!tok.ExpiresAt.IsZero() && !s.now().Before(tok.ExpiresAt)) {
+	if tok == nil || (!tok.ExpiresAt.IsZero() && !s.now().Before(tok.ExpiresAt)) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart", error="invalid_token"`)
-		s.authFailed(w, r, "unknown, expired or non-admin token", Errorf(http.StatusUnauthorized, "token is not valid"))
+		s.authFailed(w, r, "unknown or expired token", &fault.Error{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "token is not valid"})
 		return nil, false
 	}
 	return tok, true
