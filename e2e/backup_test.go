@@ -3,13 +3,17 @@ package e2e
 // Backup, restore and recovery with real processes (docs/operations.md): a
 // backup of a three-node cluster taken through the admin shell and the API
 // and restored into a new cluster on other addresses, where alice's bound
-// key, the bindings, servers and audit log are those of the old cluster;
-// and a cluster that lost two of its three nodes and their data, whose
+// key, the bindings, servers and audit log are those of the old cluster (a
+// restore under another KEK, or of a backup changed with its SHA-256
+// recomputed, is refused; the old cluster's join token is not valid on the
+// new one); and a cluster that lost two of its three nodes and their data, whose
 // survivor is recovered as a one-node cluster and grown back to three.
 
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -24,6 +28,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/backup"
+	"github.com/rampart-ssh/rampart/gateway/ca"
 )
 
 // adopt makes c, whose first node n was restored from a backup rather than
@@ -139,6 +144,25 @@ func auditType(t *testing.T, line string) string {
 	return ev.Type
 }
 
+// forgeAdminToken returns backup b with the hash of the admin token
+// replaced by the hash of another, and its SHA-256 recomputed, as someone
+// who can write backup storage but holds no KEK would make it.
+func forgeAdminToken(t *testing.T, b []byte, adminToken, attackerToken string) []byte {
+	t.Helper()
+	old, evil := []byte(api.HashSecret(adminToken)), []byte(api.HashSecret(attackerToken))
+	if bytes.Count(b, old) != 1 {
+		t.Fatalf("the backup holds the admin token's hash %d times, want once", bytes.Count(b, old))
+	}
+	at := bytes.LastIndexByte(b[:len(b)-1], '\n') + 1
+	body := bytes.Replace(b[:at], old, evil, 1)
+	var tl map[string]string
+	fatalIf(t, json.Unmarshal(b[at:], &tl), "the backup's checksum line")
+	tl["sha256"] = fmt.Sprintf("%x", sha256.Sum256(body))
+	line, err := json.Marshal(tl)
+	fatalIf(t, err)
+	return append(body, append(line, '\n')...)
+}
+
 func TestBackupRestore(t *testing.T) {
 	restoredIPs := newIPs(t, "restored nodes", 2)
 	e := backupEnv(t, restoredIPs...)
@@ -153,15 +177,19 @@ func TestBackupRestore(t *testing.T) {
 	t.Logf("timing: cluster backup through ssh: %s, %d bytes", time.Since(started).Round(time.Millisecond), len(r.stdout))
 	file := filepath.Join(t.TempDir(), "cluster.backup")
 	fatalIf(t, os.WriteFile(file, []byte(r.stdout), 0o600))
-	hdr, sum, _, err := backup.Verify(strings.NewReader(r.stdout))
+	kek, err := os.ReadFile(e.c.KEKFile)
+	fatalIf(t, err)
+	parsedKEK, err := ca.ParseKEK(strings.TrimSpace(string(kek)))
+	fatalIf(t, err)
+	backupKey, err := parsedKEK.BackupKey()
+	fatalIf(t, err)
+	hdr, sum, _, err := backup.Verify(strings.NewReader(r.stdout), backupKey)
 	fatalIf(t, err, "verify the shell's backup")
 	if !strings.Contains(r.stderr, sum) || hdr.Node != n2.ID {
 		t.Fatalf("cluster backup said %q; the file's SHA-256 is %s, header %+v", r.stderr, sum, hdr)
 	}
-	kek, err := os.ReadFile(e.c.KEKFile)
-	fatalIf(t, err)
-	if bytes.Contains([]byte(r.stdout), bytes.TrimSpace(kek)) {
-		t.Fatal("the backup holds the key-encryption key")
+	if bytes.Contains([]byte(r.stdout), bytes.TrimSpace(kek)) || bytes.Contains([]byte(r.stdout), []byte(fmt.Sprintf("%x", backupKey))) {
+		t.Fatal("the backup holds the key-encryption key or the backup key")
 	}
 
 	// The backup through the API, with the admin token: the same format,
@@ -178,7 +206,7 @@ func TestBackupRestore(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET /v1/cluster/backup: %s: %s", resp.Status, body)
 		}
-		h, s, _, err := backup.Verify(bytes.NewReader(body))
+		h, s, _, err := backup.Verify(bytes.NewReader(body), backupKey)
 		fatalIf(t, err, "verify the API's backup")
 		if resp.Header.Get("X-Rampart-Backup-Sha256") != s || resp.Header.Get("X-Rampart-Backup-Index") != fmt.Sprint(h.Index) || h.Index < hdr.Index {
 			t.Fatalf("headers %v; body header %+v sha %s (shell backup at %d)", resp.Header, h, s, hdr.Index)
@@ -212,8 +240,17 @@ func TestBackupRestore(t *testing.T) {
 	fatalIf(t, os.WriteFile(wrongKEK, []byte("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"), 0o600))
 	res, err := r1.Run(waitLong, append(append([]string{"restore", "--from", file}, r1.BaseArgs()...), "--kek-file", wrongKEK)...)
 	fatalIf(t, err)
-	if res.ExitCode == 0 || !strings.Contains(res.Stderr, "key-encryption key does not open") {
+	if res.ExitCode == 0 || !strings.Contains(res.Stderr, "HMAC does not verify") {
 		t.Fatalf("restore with another KEK: exit %d; stderr:\n%s", res.ExitCode, res.Stderr)
+	}
+	// Whoever can write backup storage swaps the admin token's hash for one
+	// of their own and recomputes the SHA-256: the HMAC refuses the file.
+	forged := filepath.Join(t.TempDir(), "forged.backup")
+	fatalIf(t, os.WriteFile(forged, forgeAdminToken(t, []byte(r.stdout), e.c.AdminToken(), "attacker-admin-token"), 0o600))
+	res, err = r1.Run(waitLong, append([]string{"restore", "--from", forged}, r1.BaseArgs()...)...)
+	fatalIf(t, err)
+	if res.ExitCode == 0 || !strings.Contains(res.Stderr, "HMAC does not verify") {
+		t.Fatalf("restore of a forged backup: exit %d; stderr:\n%s", res.ExitCode, res.Stderr)
 	}
 	started = time.Now()
 	res, err = r1.Run(waitLong, append([]string{"restore", "--from", file}, r1.BaseArgs()...)...)
@@ -253,6 +290,19 @@ func TestBackupRestore(t *testing.T) {
 	}
 	if ok, detail := probeRaft(rc, r1, oldCert); ok {
 		t.Errorf("the old n2's certificate is admitted by the restored cluster's raft port (%v)", detail)
+	}
+
+	// The old cluster's join token (its bootstrap token, valid 7 days) makes
+	// no node of the restored one.
+	oldJoin, err := api.ParseToken(e.c.JoinToken())
+	fatalIf(t, err)
+	intruderKey, _ := impostorKeys(t)
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	_, err = r1.API().Join(ctx, &api.JoinRequest{Secret: oldJoin.Secret, NodeID: "intruder", PublicKey: intruderKey,
+		RaftAddr: "127.0.0.1:1", APIAddr: "127.0.0.1:2"})
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "join token is not valid for this cluster") {
+		t.Fatalf("join of the restored cluster with the old cluster's join token: %v", err)
 	}
 
 	// Grown with its join token as usual.

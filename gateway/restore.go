@@ -30,15 +30,16 @@ const (
 var ErrKEKMismatch = errors.New("the key-encryption key does not open the CA keys in the backup")
 
 // Restore builds a new one-node cluster in cfg.DataDir from the backup at
-// from (docs/operations.md): it checks the backup's SHA-256, refuses a data
-// dir that is not empty, checks that cfg's key-encryption key opens the
-// cluster CA and every SSH CA key in it (they unseal only with the KEK of
-// the cluster that wrote the backup), issues this node a certificate from
-// the cluster CA, forgets every node of the old cluster (their certificates
-// open nothing on the new one; they join again with a join token and an
-// empty data dir), records this node, and writes a new join token. Then
-// `rampartd` started over the same configuration serves the restored
-// cluster. Nothing is left in the data dir when it fails.
+// from (docs/operations.md): before anything else it authenticates the
+// backup with the backup key derived from cfg's key-encryption key (and
+// checks its SHA-256), then refuses a data dir that is not empty, checks
+// that the KEK opens the cluster CA and every SSH CA key in it, issues this
+// node a certificate from the cluster CA, forgets every node of the old
+// cluster (their certificates open nothing on the new one; they join again
+// with a join token and an empty data dir), records this node, deletes the
+// old cluster's join tokens and writes a new one. Enrollment tokens are
+// kept. Then `rampartd` started over the same configuration serves the
+// restored cluster. Nothing is left in the data dir when it fails.
 func Restore(cfg *Config, logger *slog.Logger, out io.Writer, from string) (err error) {
 	if from == "" {
 		return errors.New("restore: name the backup file with --from FILE")
@@ -46,15 +47,29 @@ func Restore(cfg *Config, logger *slog.Logger, out io.Writer, from string) (err 
 	if cfg.Cluster.Join != "" || cfg.Cluster.JoinFile != "" {
 		return errors.New("restore: a restored node starts a cluster of its own: drop --join (grow it with join tokens afterwards)")
 	}
+	if cfg.KEK == "" && cfg.KEKFile == "" {
+		return errors.New("restore: give the key-encryption key of the cluster the backup was taken from (kek_file, --kek-file or RAMPART_KEK): the backup is authenticated with a key derived from it")
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	b, err := backup.Open(from)
+	d := dataDir(cfg.DataDir)
+	n := &Node{cfg: cfg, logger: logger, out: out, dir: d, now: time.Now}
+	if n.kek, err = n.loadKEK(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	key, err := n.kek.BackupKey()
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	b, err := backup.Open(from, key)
+	if errors.Is(err, backup.ErrUnauthentic) {
+		return fmt.Errorf("restore: %w; nothing was restored: run restore with the KEK of the cluster that took the backup, and if it is that KEK, do not trust this file", err)
+	}
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer b.Close()
-	d := dataDir(cfg.DataDir)
 	undo, err := claimEmptyDir(d)
 	if err != nil {
 		return err
@@ -67,15 +82,11 @@ func Restore(cfg *Config, logger *slog.Logger, out io.Writer, from string) (err 
 	if err := d.ensure(); err != nil {
 		return err
 	}
-	n := &Node{cfg: cfg, logger: logger, out: out, dir: d, now: time.Now}
 	if n.lock, err = d.lock(); err != nil {
 		return err
 	}
 	defer n.lock.release()
 	if n.id, err = d.nodeID(cfg.NodeID); err != nil {
-		return err
-	}
-	if n.kek, err = n.loadKEK(); err != nil {
 		return err
 	}
 	var caPEM, certPEM, keyPEM []byte
@@ -89,13 +100,19 @@ func Restore(cfg *Config, logger *slog.Logger, out io.Writer, from string) (err 
 			return nil, err
 		}
 		caPEM = tca.CertPEM
-		var cmds []raftstore.Command
-		if cmds, joinToken, err = n.takeOver(st, certPEM, api.Pin(tca.Cert), EventClusterRestore, map[string]string{
-			"backup_index": strconv.FormatUint(b.Header.Index, 10), "backup_sha256": b.SHA256, "backup_node": b.Header.Node,
-		}); err != nil {
+		cmds, revoked, err := revokeJoinTokens(st)
+		if err != nil {
 			return nil, err
 		}
-		return cmds, nil
+		more, tok, err := n.takeOver(st, certPEM, api.Pin(tca.Cert), EventClusterRestore, map[string]string{
+			"backup_index": strconv.FormatUint(b.Header.Index, 10), "backup_sha256": b.SHA256, "backup_node": b.Header.Node,
+			"revoked_join_tokens": strconv.Itoa(revoked),
+		})
+		if err != nil {
+			return nil, err
+		}
+		joinToken = tok
+		return append(cmds, more...), nil
 	}
 	snap, err := b.Snapshot()
 	if err != nil {
@@ -219,6 +236,26 @@ func (n *Node) takeOver(st *raftstore.State, certPEM []byte, caPin, typ string, 
 	}
 	cmds = append(cmds, &raftstore.AuditAppend{Events: []raftstore.AuditEventInput{{Time: now, Type: typ, Actor: "rampartd", Fields: f}}})
 	return cmds, jt.String(), nil
+}
+
+// revokeJoinTokens returns the commands that delete every join token of st,
+// and how many there are. A restored cluster is a new cluster: the old
+// one's join tokens (its bootstrap token is valid for 7 days) must not make
+// nodes of it; restore writes a join token of its own. Enrollment tokens are
+// kept: they enroll agents into one project, operators bake them into
+// provisioning, and the cluster CA their pin names is the same.
+func revokeJoinTokens(st *raftstore.State) ([]raftstore.Command, int, error) {
+	_, toks, err := st.Tokens(nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	var cmds []raftstore.Command
+	for _, t := range toks {
+		if t.Kind == raftstore.TokenJoin {
+			cmds = append(cmds, &raftstore.TokenDelete{Hash: t.Hash})
+		}
+	}
+	return cmds, len(cmds), nil
 }
 
 // openCAs unseals the cluster CA and every SSH CA key of st with kek, and

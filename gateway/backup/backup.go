@@ -1,20 +1,27 @@
 // Package backup is the cluster backup file: one header line, the raft
-// snapshot of the replicated state, and one trailer line with the SHA-256 of
-// both, so that a backup is checked whole before anything is restored from it.
+// snapshot of the replicated state, and one trailer line with the SHA-256 and
+// the HMAC-SHA256 of both, so that a backup is checked whole, and
+// authenticated, before anything is restored from it.
 //
 // The file is JSON lines from end to end:
 //
 //	{"rampart_backup":1,"cluster_id":"c-…","node":"n2","index":1234,"term":3,"created_at":"…","version":"…","snapshot_bytes":56789}
 //	…snapshot_bytes bytes: the raft snapshot (raftstore's format, itself JSON lines)…
-//	{"sha256":"<hex SHA-256 of every byte before this line>"}
+//	{"sha256":"<hex SHA-256 of every byte before this line>","hmac_sha256":"<hex HMAC-SHA256 of the same bytes>"}
 //
-// The snapshot holds CA private keys only sealed under the key-encryption
-// key, which never enters raft and so never enters a backup.
+// The SHA-256 is for operators to compare copies; anyone can recompute it
+// after changing the file. The HMAC is keyed with the cluster's backup key
+// (ca.KEK.BackupKey, derived from the key-encryption key), which only the
+// cluster's nodes hold: a file changed by whoever can write backup storage,
+// or written under another KEK, does not verify. The snapshot holds CA
+// private keys only sealed under the key-encryption key; neither the KEK nor
+// the backup key enters raft, and so neither enters a backup.
 package backup
 
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -40,7 +47,17 @@ var (
 	ErrChecksum = errors.New("the backup's SHA-256 does not match its content")
 	// ErrFutureFormat: a backup written by a newer release.
 	ErrFutureFormat = errors.New("the backup was written by a newer release")
+	// ErrUnauthentic: the file's HMAC does not verify with the key given:
+	// either the key is not the one of the cluster that wrote the backup (a
+	// restore run with another KEK) or the file was changed after it was
+	// written, its SHA-256 recomputed. Nothing tells the two apart.
+	ErrUnauthentic = errors.New("the backup's HMAC does not verify: either the key-encryption key is not the one of the cluster that took the backup, or the file was altered after it was written")
+	// errNoKey: a caller gave no backup key.
+	errNoKey = errors.New("no backup key (ca.KEK.BackupKey) to authenticate the backup with")
 )
+
+// minKeySize is the shortest backup key Write and Verify accept.
+const minKeySize = 32
 
 // Header describes a backup; it is the file's first line.
 type Header struct {
@@ -61,18 +78,23 @@ type Header struct {
 
 type trailer struct {
 	SHA256 string `json:"sha256"`
+	HMAC   string `json:"hmac_sha256"`
 }
 
-// Write writes a backup of snapshot (exactly hdr.Size bytes) to w and
-// returns its hex SHA-256. hdr.Format is set to Format.
-func Write(w io.Writer, hdr Header, snapshot io.Reader) (string, error) {
+// Write writes a backup of snapshot (exactly hdr.Size bytes) to w,
+// authenticated with key (ca.KEK.BackupKey), and returns its hex SHA-256.
+// hdr.Format is set to Format.
+func Write(w io.Writer, hdr Header, key []byte, snapshot io.Reader) (string, error) {
+	if len(key) < minKeySize {
+		return "", errNoKey
+	}
 	hdr.Format = Format
 	line, err := json.Marshal(hdr)
 	if err != nil {
 		return "", fmt.Errorf("backup header: %w", err)
 	}
-	h := sha256.New()
-	out := io.MultiWriter(w, h)
+	h, mac := sha256.New(), hmac.New(sha256.New, key)
+	out := io.MultiWriter(w, h, mac)
 	if _, err := out.Write(append(line, '\n')); err != nil {
 		return "", fmt.Errorf("write backup header: %w", err)
 	}
@@ -84,7 +106,7 @@ func Write(w io.Writer, hdr Header, snapshot io.Reader) (string, error) {
 		return "", fmt.Errorf("write backup snapshot: %d bytes, the snapshot is %d", n, hdr.Size)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	tl, _ := json.Marshal(trailer{SHA256: sum})
+	tl, _ := json.Marshal(trailer{SHA256: sum, HMAC: hex.EncodeToString(mac.Sum(nil))})
 	if _, err := w.Write(append(tl, '\n')); err != nil {
 		return "", fmt.Errorf("write backup trailer: %w", err)
 	}
@@ -92,14 +114,18 @@ func Write(w io.Writer, hdr Header, snapshot io.Reader) (string, error) {
 }
 
 // Sum returns the SHA-256 Write would write for hdr and snapshot.
-func Sum(hdr Header, snapshot io.Reader) (string, error) {
-	return Write(io.Discard, hdr, snapshot)
+func Sum(hdr Header, key []byte, snapshot io.Reader) (string, error) {
+	return Write(io.Discard, hdr, key, snapshot)
 }
 
-// Verify reads a whole backup and checks its shape and its SHA-256. It
-// returns the header, the checksum and the length of the header line (where
-// the snapshot starts).
-func Verify(r io.Reader) (*Header, string, int64, error) {
+// Verify reads a whole backup and checks its shape, its SHA-256 and its
+// HMAC under key (ca.KEK.BackupKey): ErrUnauthentic when the HMAC does not
+// verify. It returns the header, the checksum and the length of the header
+// line (where the snapshot starts).
+func Verify(r io.Reader, key []byte) (*Header, string, int64, error) {
+	if len(key) < minKeySize {
+		return nil, "", 0, errNoKey
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	line, err := readLine(br)
 	if err != nil {
@@ -120,9 +146,10 @@ func Verify(r io.Reader) (*Header, string, int64, error) {
 	if hdr.Size < 0 || hdr.Index == 0 {
 		return nil, "", 0, fmt.Errorf("%w: the header gives no raft index or a negative size", ErrNotBackup)
 	}
-	h := sha256.New()
+	h, mac := sha256.New(), hmac.New(sha256.New, key)
 	h.Write(line)
-	n, err := io.CopyN(h, br, hdr.Size)
+	mac.Write(line)
+	n, err := io.CopyN(io.MultiWriter(h, mac), br, hdr.Size)
 	if errors.Is(err, io.EOF) {
 		return nil, "", 0, fmt.Errorf("%w: the snapshot has %d of its %d bytes", ErrTruncated, n, hdr.Size)
 	}
@@ -146,6 +173,13 @@ func Verify(r io.Reader) (*Header, string, int64, error) {
 	sum := hex.EncodeToString(h.Sum(nil))
 	if sum != t.SHA256 {
 		return nil, "", 0, fmt.Errorf("%w (recorded %s, computed %s)", ErrChecksum, t.SHA256, sum)
+	}
+	recorded, err := hex.DecodeString(t.HMAC)
+	if err != nil || t.HMAC == "" {
+		return nil, "", 0, fmt.Errorf("%w (the checksum line carries no HMAC)", ErrUnauthentic)
+	}
+	if !hmac.Equal(recorded, mac.Sum(nil)) {
+		return nil, "", 0, ErrUnauthentic
 	}
 	return &hdr, sum, int64(len(line)), nil
 }
@@ -177,20 +211,21 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 // File is a verified backup file open for restoring.
 type File struct {
 	Header Header
-	// SHA256 is the checksum the file carries, verified.
+	// SHA256 is the checksum the file carries, verified (and the file
+	// authenticated).
 	SHA256 string
 	f      *os.File
 	start  int64
 }
 
-// Open verifies the backup at path whole (its shape and its SHA-256), then
-// returns it open at its snapshot.
-func Open(path string) (*File, error) {
+// Open verifies the backup at path whole (its shape, its SHA-256 and its
+// HMAC under key), then returns it open at its snapshot.
+func Open(path string, key []byte) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	hdr, sum, start, err := Verify(f)
+	hdr, sum, start, err := Verify(f, key)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)

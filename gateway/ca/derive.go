@@ -27,3 +27,19 @@ func (k *KEK) InnerHostKey(serverID string) (ssh.Signer, error) {
 	}
 	return ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(seed))
 }
+
+// BackupKeySize is the length of the key BackupKey returns.
+const BackupKeySize = 32
+
+// BackupKey returns the key that authenticates cluster backups
+// (HMAC-SHA256, gateway/backup). It is derived from the KEK for that purpose
+// alone: every node of a cluster derives the same key, a cluster with
+// another KEK derives another one, and the key is never written to raft or
+// to a backup.
+func (k *KEK) BackupKey() ([]byte, error) {
+	key, err := k.deriveKey("backup-hmac", BackupKeySize)
+	if err != nil {
+		return nil, fmt.Errorf("derive backup key: %w", err)
+	}
+	return key, nil
+}

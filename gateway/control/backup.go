@@ -34,14 +34,15 @@ type BackupInfo struct {
 
 // Backup takes a consistent snapshot of the replicated state (every change
 // the cluster had committed when it was called) and writes it to w in the
-// backup format (gateway/backup). It is audited before the first byte
+// backup format (gateway/backup), authenticated with the node's backup key
+// (Deps.BackupKey). It is audited before the first byte
 // leaves, with the snapshot's raft index and SHA-256: a backup holds every
 // secret's hash and every sealed key, so none is handed out unaudited.
 // begin, when not nil, is called with the backup's description just before
 // it is written (the API sets its response headers there). An error after
 // begin means w holds an incomplete backup, which a restore refuses.
 func (s *Service) Backup(ctx context.Context, a Actor, w io.Writer, begin func(BackupInfo)) (*BackupInfo, error) {
-	if s.snapshots == nil {
+	if s.snapshots == nil || len(s.backupKey) == 0 {
 		return nil, errNoSnapshots
 	}
 	tctx, cancel := context.WithTimeout(ctx, s.applyTimeout)
@@ -58,7 +59,7 @@ func (s *Service) Backup(ctx context.Context, a Actor, w io.Writer, begin func(B
 		CreatedAt: s.now().UTC(), Version: api.Version, Size: b.Size}}
 	// The checksum first (the snapshot is a file of raft's), so that the
 	// audit event and the response headers can carry it.
-	if info.SHA256, err = sumBackup(info.Header, b); err != nil {
+	if info.SHA256, err = s.sumBackup(info.Header, b); err != nil {
 		return nil, err
 	}
 	if err := s.audit(ctx, a, EventClusterBackup, map[string]string{
@@ -74,7 +75,7 @@ func (s *Service) Backup(ctx context.Context, a Actor, w io.Writer, begin func(B
 	if begin != nil {
 		begin(info)
 	}
-	sum, err := backup.Write(w, info.Header, rc)
+	sum, err := backup.Write(w, info.Header, s.backupKey, rc)
 	if err != nil {
 		return nil, err
 	}
@@ -85,11 +86,11 @@ func (s *Service) Backup(ctx context.Context, a Actor, w io.Writer, begin func(B
 	return &info, nil
 }
 
-func sumBackup(hdr backup.Header, b *raftstore.Backup) (string, error) {
+func (s *Service) sumBackup(hdr backup.Header, b *raftstore.Backup) (string, error) {
 	rc, err := b.Open()
 	if err != nil {
 		return "", err
 	}
 	defer rc.Close()
-	return backup.Sum(hdr, rc)
+	return backup.Sum(hdr, s.backupKey, rc)
 }

@@ -40,11 +40,14 @@ func (w *watchedWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
+// testBackupKey stands for the node's ca.KEK.BackupKey.
+var testBackupKey = bytes.Repeat([]byte{0x42}, 32)
+
 func newBackupHarness(t *testing.T) (*harness, *fakeSnapshots) {
 	h := newHarness(t)
 	snaps := &fakeSnapshots{t: t, data: []byte(`{"rampart_snapshot":1,"tables":[]}` + "\n" + `{"end":true}` + "\n")}
 	h.svc = New(Deps{Store: h.store, Auditor: h.audit, Members: h.store, Cluster: fixedCluster{}, Snapshots: snaps,
-		Now: h.svc.now})
+		BackupKey: testBackupKey, Now: h.svc.now})
 	return h, snaps
 }
 
@@ -66,9 +69,12 @@ func TestBackup(t *testing.T) {
 	if begun == nil || begun.SHA256 != info.SHA256 {
 		t.Fatalf("begin saw %+v, Backup returned %+v", begun, info)
 	}
-	hdr, sum, _, err := backup.Verify(bytes.NewReader(w.buf.Bytes()))
+	hdr, sum, _, err := backup.Verify(bytes.NewReader(w.buf.Bytes()), testBackupKey)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, _, _, err := backup.Verify(bytes.NewReader(w.buf.Bytes()), bytes.Repeat([]byte{0x43}, 32)); !errors.Is(err, backup.ErrUnauthentic) {
+		t.Fatalf("the backup verifies under a key other than the node's (%v)", err)
 	}
 	if sum != info.SHA256 || hdr.Index != 77 || hdr.Term != 4 || hdr.Node != "n2" || hdr.Size != int64(len(snaps.data)) {
 		t.Fatalf("backup header %+v sum %s; info %+v", hdr, sum, info)
@@ -98,6 +104,15 @@ func TestBackupRefused(t *testing.T) {
 		_, err := h.svc.Backup(context.Background(), testActor, &out, nil)
 		if st, _ := fault.StatusOf(err); st != http.StatusServiceUnavailable || out.Len() != 0 || !strings.Contains(err.Error(), "cannot take backups") {
 			t.Fatalf("Backup without snapshots = %v (status %d)", err, st)
+		}
+	})
+	t.Run("fail/no-backup-key", func(t *testing.T) {
+		h := newHarness(t)
+		h.svc = New(Deps{Store: h.store, Auditor: h.audit, Members: h.store, Snapshots: &fakeSnapshots{t: t}, Now: h.svc.now})
+		var out bytes.Buffer
+		_, err := h.svc.Backup(context.Background(), testActor, &out, nil)
+		if st, _ := fault.StatusOf(err); st != http.StatusServiceUnavailable || out.Len() != 0 || len(h.audit.all()) != 0 {
+			t.Fatalf("Backup without a backup key = %v (status %d, %d bytes, audit %+v)", err, st, out.Len(), h.audit.all())
 		}
 	})
 }

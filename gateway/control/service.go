@@ -79,6 +79,10 @@ type Deps struct {
 	Cluster Cluster
 	// Snapshots may be nil: backups are then refused.
 	Snapshots Snapshots
+	// BackupKey authenticates the backups the service writes: the node's
+	// ca.KEK.BackupKey, derived from the key-encryption key and never
+	// written to raft or to a backup. Without it backups are refused.
+	BackupKey []byte
 	// Targets is where servers may be registered by hand (the rule the jump
 	// applies before it dials); the zero rule refuses loopback.
 	Targets targetaddr.Rule
@@ -102,6 +106,7 @@ type Service struct {
 	members      Members
 	cluster      Cluster
 	snapshots    Snapshots
+	backupKey    []byte
 	targets      targetaddr.Rule
 	logger       *slog.Logger
 	now          func() time.Time
@@ -112,7 +117,7 @@ type Service struct {
 
 // New returns a Service over deps.
 func New(deps Deps) *Service {
-	s := &Service{store: deps.Store, auditor: deps.Auditor, members: deps.Members, cluster: deps.Cluster, snapshots: deps.Snapshots, targets: deps.Targets,
+	s := &Service{store: deps.Store, auditor: deps.Auditor, members: deps.Members, cluster: deps.Cluster, snapshots: deps.Snapshots, backupKey: deps.BackupKey, targets: deps.Targets,
 		logger: deps.Logger, now: deps.Now, rand: deps.Rand, applyTimeout: deps.ApplyTimeout, adminGroup: deps.AdminGroup}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

@@ -1,0 +1,36 @@
+package ca
+
+import (
+	"bytes"
+	"crypto/rand"
+	"testing"
+)
+
+func TestBackupKey(t *testing.T) {
+	newKEK := func() *KEK {
+		raw := make([]byte, KEKSize)
+		if _, err := rand.Read(raw); err != nil {
+			t.Fatal(err)
+		}
+		k, err := NewKEK(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	k := newKEK()
+	a, err := k.BackupKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := k.BackupKey()
+	if len(a) != BackupKeySize || !bytes.Equal(a, b) {
+		t.Fatalf("BackupKey = %x then %x: want the same %d bytes each time", a, b, BackupKeySize)
+	}
+	if bytes.Equal(a, k.raw) {
+		t.Fatal("BackupKey is the KEK itself")
+	}
+	if other, _ := newKEK().BackupKey(); bytes.Equal(a, other) {
+		t.Fatal("two KEKs derive the same backup key")
+	}
+}
