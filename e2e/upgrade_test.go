@@ -438,8 +438,9 @@ func TestRollingUpgrade(t *testing.T) {
 		createProject(t, n.API(), "after-"+n.ID, api.ProjectSettings{})
 		mixed = append(mixed, "after-"+n.ID)
 		// Every node, old or new, applies what came through the new one.
-		// (Their state digests are not compared until all run the new
-		// build: it digests the fields it added to old records.)
+		// (Their state digests differ while both builds run, the new one
+		// holding fields and tables the old one lacks: they are compared
+		// once every node runs the new build.)
 		for _, o := range c.Nodes {
 			fatalIf(t, waitFor(waitLong, func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
