@@ -74,12 +74,19 @@ func waitFrontDoor(n *Node) error {
 	})
 }
 
-// backupEnv is startRevocationCluster with alice (an admin) signed in, her
-// ssh_config reaching the old cluster's nodes and extraIPs, project web
-// granted to engineering and its target web-1 registered.
+// backupEnv is startRevocationCluster with aliceAndWeb1.
 func backupEnv(t *testing.T, extraIPs ...string) *revocationEnv {
 	t.Helper()
 	e := startRevocationCluster(t)
+	e.aliceAndWeb1(t, extraIPs...)
+	return e
+}
+
+// aliceAndWeb1 signs alice (an admin) in, with her ssh_config reaching the
+// cluster's nodes and extraIPs, grants project web to engineering and
+// registers its target web-1, and waits until the nodes converge.
+func (e *revocationEnv) aliceAndWeb1(t *testing.T, extraIPs ...string) {
+	t.Helper()
 	ips := extraIPs
 	for _, n := range e.c.Nodes {
 		ips = append(ips, n.IP)
@@ -93,7 +100,6 @@ func backupEnv(t *testing.T, extraIPs ...string) *revocationEnv {
 	e.target = je.startTarget(t, "web-1", newIP(t, "web-1"), "web", je.userCA(t, "web"), true, nil)
 	_, err := e.c.WaitConverged(waitLong)
 	fatalIf(t, err)
-	return e
 }
 
 // aliceJumps checks that alice's bound key reaches web-1 through node with

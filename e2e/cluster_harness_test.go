@@ -483,6 +483,9 @@ type Node struct {
 	// its flags become its last arguments), e.g. unshare to give the node a
 	// mount of its own.
 	Prefix []string
+	// Bin, when set, is the rampartd binary the node's next runs use (an
+	// older build, in the rolling upgrade test); empty, the build under test.
+	Bin string
 
 	mu   sync.Mutex
 	runs []*process // every run, the last one current
@@ -562,9 +565,12 @@ func (n *Node) spawn(args []string) (*process, error) {
 	if n.Running() {
 		return nil, fmt.Errorf("%s is already running", n.ID)
 	}
-	bin, err := binary("rampartd")
-	if err != nil {
-		return nil, err
+	bin := n.Bin
+	if bin == "" {
+		var err error
+		if bin, err = binary("rampartd"); err != nil {
+			return nil, err
+		}
 	}
 	n.mu.Lock()
 	run := len(n.runs) + 1

@@ -40,37 +40,65 @@ type revocationEnv struct {
 	knownHosts string
 	alice, bob string // ssh_config paths
 	target     *Target
+	// n1Args are the flags n1 starts with besides BaseArgs (--dev and its
+	// config file), for a restart.
+	n1Args []string
 }
 
-// startDevFirstNode defines a cluster of nodes nodes on addresses of their
-// own and starts n1 as StartDevNode starts a dev node (--dev and a config
-// file moving the dev IdP to n1's IP, plus devIdPExtra in its dev_idp
-// block), but with the cluster's shared KEK file, every node signing people
-// in with n1's dev IdP. The others are left to the caller to start.
+// startDevFirstNode defines a cluster of nodes nodes (defineDevCluster) and
+// starts n1 (startFirstNode with devIdPExtra). The others are left to the
+// caller to start.
 func startDevFirstNode(t *testing.T, name string, nodes int, devIdPExtra string) *revocationEnv {
 	t.Helper()
-	c := NewCluster(t, name, newIPs(t, name+" nodes", nodes)...)
-	n1 := c.Nodes[0]
-	issuer, cfg := devIdPConfig(n1.IP)
-	e := &revocationEnv{c: c, idp: issuer, dir: t.TempDir()}
-	// BaseArgs gives every node --oidc-issuer e.idp --oidc-client-id rampart:
-	// n1 signs people in with its own dev IdP, the others with n1's.
-	c.OIDCIssuer = e.idp
-	cfgPath := filepath.Join(c.Dir, "n1.yaml")
-	fatalIf(t, os.WriteFile(cfgPath, []byte(cfg+devIdPExtra), 0o600))
-	fatalIf(t, n1.Start("--dev", "--config", cfgPath), "start n1")
-	fatalIf(t, c.loadBootstrapFiles(n1), "n1 bootstrap")
-	fatalIf(t, e.devNode(n1).waitSignInReady(waitLong), "n1 sign-in")
-	e.knownHosts = writeKnownHosts(t, n1.API(), e.dir)
+	e := defineDevCluster(t, name, nodes)
+	e.startFirstNode(t, devIdPExtra)
 	return e
 }
 
-// startRevocationCluster starts n1 (startDevFirstNode), then joins n2 and
-// n3 without --dev, and waits until every node's SSH front door answers.
+// defineDevCluster defines (without starting) a cluster of nodes nodes on
+// addresses of their own, every node signing people in with the dev IdP n1
+// will run.
+func defineDevCluster(t *testing.T, name string, nodes int) *revocationEnv {
+	t.Helper()
+	c := NewCluster(t, name, newIPs(t, name+" nodes", nodes)...)
+	issuer, _ := devIdPConfig(c.Nodes[0].IP)
+	// BaseArgs gives every node --oidc-issuer e.idp --oidc-client-id rampart:
+	// n1 signs people in with its own dev IdP, the others with n1's.
+	c.OIDCIssuer = issuer
+	return &revocationEnv{c: c, idp: issuer, dir: t.TempDir()}
+}
+
+// startFirstNode starts n1 as StartDevNode starts a dev node (--dev and a
+// config file moving the dev IdP to n1's IP, plus devIdPExtra in its dev_idp
+// block), but with the cluster's shared KEK file, and writes the known_hosts
+// file trusting the cluster's host CAs.
+func (e *revocationEnv) startFirstNode(t *testing.T, devIdPExtra string) {
+	t.Helper()
+	c, n1 := e.c, e.c.Nodes[0]
+	_, cfg := devIdPConfig(n1.IP)
+	e.n1Args = []string{"--dev", "--config", filepath.Join(c.Dir, "n1.yaml")}
+	fatalIf(t, os.WriteFile(e.n1Args[2], []byte(cfg+devIdPExtra), 0o600))
+	fatalIf(t, n1.Start(e.n1Args...), "start n1")
+	fatalIf(t, c.loadBootstrapFiles(n1), "n1 bootstrap")
+	fatalIf(t, e.devNode(n1).waitSignInReady(waitLong), "n1 sign-in")
+	e.knownHosts = writeKnownHosts(t, n1.API(), e.dir)
+}
+
+// startRevocationCluster starts a cluster of three (defineDevCluster and
+// startAll).
 func startRevocationCluster(t *testing.T) *revocationEnv {
 	t.Helper()
+	e := defineDevCluster(t, "revocation", 3)
+	e.startAll(t)
+	return e
+}
+
+// startAll starts n1 (startFirstNode), then joins the others without --dev,
+// and waits until every node's SSH front door answers.
+func (e *revocationEnv) startAll(t *testing.T) {
+	t.Helper()
 	started := time.Now()
-	e := startDevFirstNode(t, "revocation", 3, "")
+	e.startFirstNode(t, "")
 	c := e.c
 	for i, n := range c.Nodes[1:] {
 		fatalIf(t, n.Start("--join", c.JoinToken()), "start "+n.ID)
@@ -78,7 +106,6 @@ func startRevocationCluster(t *testing.T) *revocationEnv {
 		fatalIf(t, e.devNode(n).waitSignInReady(waitLong), n.ID+" sign-in")
 	}
 	t.Logf("cluster of %d nodes up in %s", len(c.Nodes), time.Since(started).Round(time.Millisecond))
-	return e
 }
 
 // devNode pairs a node with the dev IdP its people sign in with (n1's, for
