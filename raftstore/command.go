@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // commandVersion is the payload format this build writes and the newest it
@@ -97,6 +98,12 @@ func Decode(buf []byte) (Command, error) {
 	dec := json.NewDecoder(bytes.NewReader(buf[headerLen:]))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cmd); err != nil {
+		// A field this node does not know was written by a newer version
+		// (commands only ever gain fields): refusing it as corrupt would
+		// let this node skip what the leader applied and silently diverge.
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			return nil, fmt.Errorf("command %d: %v: %w (this node is older than the one that wrote it)", t, err, ErrFutureVersion)
+		}
 		return nil, fmt.Errorf("%w: command %d: %v", ErrCorruptCommand, t, err)
 	}
 	if rest := buf[headerLen+int(dec.InputOffset()):]; len(bytes.TrimSpace(rest)) != 0 {

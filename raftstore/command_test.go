@@ -51,7 +51,8 @@ func TestDecode(t *testing.T) {
 		{name: "fail/trailing-data", buf: append(bytes.Clone(valid), " x"...), wantErr: ErrCorruptCommand},
 		{name: "fail/trailing-brace", buf: append(bytes.Clone(valid), "}"...), wantErr: ErrCorruptCommand},
 		{name: "fail/second-object", buf: append(bytes.Clone(valid), `{"Name":"dev"}`...), wantErr: ErrCorruptCommand},
-		{name: "fail/unknown-field", buf: frame(GroupDeleteType, commandVersion, `{"Name":"ops","Force":true}`), wantErr: ErrCorruptCommand},
+		// A field this node does not know: a newer version wrote it.
+		{name: "fail/unknown-field", buf: frame(GroupDeleteType, commandVersion, `{"Name":"ops","Force":true}`), wantErr: ErrFutureVersion},
 		{name: "fail/wrong-field-type", buf: frame(GroupDeleteType, commandVersion, `{"Name":5}`), wantErr: ErrCorruptCommand},
 		{name: "fail/invalid-command", buf: frame(GroupDeleteType, commandVersion, `{"Name":""}`), wantErr: ErrInvalid},
 	}
@@ -155,7 +156,11 @@ func TestApplyCommandRefusals(t *testing.T) {
 		{name: "fail/corrupt-payload", buf: frame(UserSetStatusType, commandVersion, `{"ID":"a",`), wantErr: ErrCorruptCommand},
 		{name: "fail/empty-frame", buf: []byte{}, wantErr: ErrCorruptCommand},
 		{name: "fail/one-byte-frame", buf: []byte{byte(UserSetStatusType)}, wantErr: ErrCorruptCommand},
-		{name: "fail/unknown-field", buf: frame(UserSetStatusType, commandVersion, `{"ID":"a","Status":"disabled","Why":"x"}`), wantErr: ErrCorruptCommand},
+		// A field this node does not know was written by a newer version:
+		// the node stops ("upgrade it") rather than skip what the leader
+		// applied and diverge (a rolling upgrade found old nodes doing that).
+		{name: "fail/unknown-field-panics", buf: frame(UserSetStatusType, commandVersion, `{"ID":"a","Status":"disabled","Why":"x"}`), wantPanic: true},
+		{name: "ok/unknown-field-with-ignore-flag-skipped", buf: frame(UserSetStatusType|IgnoreUnknownFlag, commandVersion, `{"ID":"a","Status":"disabled","Why":"x"}`)},
 		{name: "fail/invalid-command", buf: frame(UserSetStatusType, commandVersion, `{"ID":"a","Status":"gone"}`), wantErr: ErrInvalid},
 		{name: "fail/unknown-type-panics", buf: frame(unknown, commandVersion, `{}`), wantPanic: true},
 		{name: "fail/future-version-panics", buf: frame(UserSetStatusType, commandVersion+1, `{"ID":"a","Status":"disabled"}`), wantPanic: true},
