@@ -220,6 +220,13 @@ type OIDC struct {
 	EmailClaim    string   `mapstructure:"email_claim"`
 	GroupsClaim   string   `mapstructure:"groups_claim"`
 	AdminGroup    string   `mapstructure:"admin_group"`
+	// EmailVerifiedClaim is the boolean claim saying the IdP verified the
+	// e-mail; only a verified e-mail matches a record SCIM made.
+	EmailVerifiedClaim string `mapstructure:"email_verified_claim"`
+	// ExternalIDIsSubject: the IdP's SCIM externalId is the ID token's sub
+	// (Okta). Then a SCIM record with an externalId is never adopted by
+	// e-mail at sign-in; false (Entra ID) allows it by a verified e-mail.
+	ExternalIDIsSubject bool `mapstructure:"external_id_is_subject"`
 	// OfflineAccess: whether sign-ins ask for a refresh token, which
 	// re-validation redeems: auto (when the IdP's discovery lists
 	// offline_access), true or false.
@@ -342,6 +349,8 @@ var defaults = map[string]any{
 	"oidc.username_claim":          "preferred_username",
 	"oidc.email_claim":             "email",
 	"oidc.groups_claim":            "groups",
+	"oidc.email_verified_claim":    "email_verified",
+	"oidc.external_id_is_subject":  true,
 	"oidc.admin_group":             "rampart-admins",
 	"oidc.offline_access":          "auto",
 	"oidc.revalidate_interval":     "5m",

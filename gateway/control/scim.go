@@ -136,7 +136,10 @@ func (s *Service) SCIMCreateUser(ctx context.Context, a Actor, in SCIMUser) (*ra
 
 // scimMatch finds the record that is the person in: by subject (their
 // externalId as an IdP subject), then externalId, then e-mail. how says by
-// which.
+// which. An e-mail matches only a record whose address the IdP vouched for
+// (User.EmailVerified: a sign-in whose ID token said email_verified, or
+// SCIM's own push): an address someone typed into their own IdP profile
+// must not give them the account SCIM provisions.
 func scimMatch(st *raftstore.State, in *SCIMUser) (*raftstore.User, string, error) {
 	usable := func(u *raftstore.User) bool { return u != nil && u.Status != raftstore.UserDeleted }
 	if in.ExternalID != "" {
@@ -154,7 +157,7 @@ func scimMatch(st *raftstore.State, in *SCIMUser) (*raftstore.User, string, erro
 	if err != nil {
 		return nil, "", err
 	}
-	same = slices.DeleteFunc(same, func(u *raftstore.User) bool { return !usable(u) })
+	same = slices.DeleteFunc(same, func(u *raftstore.User) bool { return !usable(u) || !u.EmailVerified })
 	switch {
 	case len(same) == 0:
 		return nil, "", nil
