@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/fault"
@@ -53,8 +55,8 @@ func (in *SCIMUser) validate() error {
 		if len(f.v) > maxSCIMAttr {
 			return invalid("%s is longer than %d bytes", f.name, maxSCIMAttr)
 		}
-		if strings.ContainsFunc(f.v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			return invalid("%s holds control characters", f.name)
+		if !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, unprintable) {
+			return invalid("%s holds control or format characters", f.name)
 		}
 	}
 	if in.UserName == "" {
@@ -62,6 +64,11 @@ func (in *SCIMUser) validate() error {
 	}
 	return nil
 }
+
+// unprintable reports whether r is a control character (C0, DEL, C1) or
+// a Unicode format character (Cf: bidi overrides, zero-width ones), which
+// would make a name in the audit log or a listing read as another.
+func unprintable(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
 
 // SCIMVisible reports whether SCIM sees the person: a record SCIM created
 // or linked, and has not deleted since. SCIM never sees, changes or
@@ -284,9 +291,11 @@ type SCIMGroup struct {
 }
 
 // checkGroupName applies the rule ID-token groups follow
-// (api.SafeGroupName), and keeps SCIM out of the administrators' group.
+// (api.SafeGroupName), refuses format characters too (a name SCIM makes
+// must read as what it is), and keeps SCIM out of the administrators'
+// group.
 func (s *Service) checkGroupName(name string) error {
-	if !api.SafeGroupName(name) {
+	if !api.SafeGroupName(name) || strings.ContainsFunc(name, unprintable) {
 		return invalid("displayName %q cannot be a group name", name)
 	}
 	if s.adminGroup != "" && name == s.adminGroup {
