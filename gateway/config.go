@@ -53,6 +53,14 @@ type Config struct {
 	Recording Recording `mapstructure:"recording"`
 	// Metrics says where /metrics, /healthz and /readyz are served.
 	Metrics Metrics `mapstructure:"metrics"`
+	SCIM    SCIM    `mapstructure:"scim"`
+}
+
+// SCIM bounds the SCIM service (docs/scim.md).
+type SCIM struct {
+	// CreatesPerMinute is how many users and groups one provisioning token
+	// may create a minute (each takes a uid or gid for good); more are 429.
+	CreatesPerMinute int `mapstructure:"creates_per_minute"`
 }
 
 // Metrics places the node's monitoring endpoints (docs/metrics.md): the
@@ -349,6 +357,7 @@ var defaults = map[string]any{
 	"oidc.username_claim":          "preferred_username",
 	"oidc.email_claim":             "email",
 	"oidc.groups_claim":            "groups",
+	"scim.creates_per_minute":      120,
 	"oidc.email_verified_claim":    "email_verified",
 	"oidc.external_id_is_subject":  true,
 	"oidc.admin_group":             "rampart-admins",
@@ -583,6 +592,9 @@ func (c *Config) problems() []string {
 	}
 	if c.OIDC.UnverifiedBindingMax < time.Minute || c.OIDC.UnverifiedBindingMax > 30*24*time.Hour || c.OIDC.UnverifiedBindingMax <= c.OIDC.RevalidateInterval {
 		bad("oidc.unverified_binding_max %s: must be between 1m and 720h, and longer than oidc.revalidate_interval (%s)", c.OIDC.UnverifiedBindingMax, c.OIDC.RevalidateInterval)
+	}
+	if c.SCIM.CreatesPerMinute < 1 || c.SCIM.CreatesPerMinute > 100000 {
+		bad("scim.creates_per_minute %d: must be between 1 and 100000", c.SCIM.CreatesPerMinute)
 	}
 	if c.Login.BindingTTL < time.Minute || c.Login.BindingTTL > 30*24*time.Hour {
 		bad("login.binding_ttl %s: must be between 1m and 720h", c.Login.BindingTTL)

@@ -393,7 +393,7 @@ func (n *Node) startAPI() error {
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
 	handler.SetControl(n.control)
 	handler.SetMetrics(n.metrics.api)
-	if err := handler.MountSCIM(n.control); err != nil {
+	if err := handler.MountSCIM(n.control, n.cfg.SCIM.CreatesPerMinute); err != nil {
 		return fmt.Errorf("scim: %w", err)
 	}
 	n.api = handler.HTTPServer(n.tls.API, httpapi.DefaultTimeouts, slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))

@@ -28,15 +28,19 @@ import (
 
 // SCIM audit event types, one per change.
 const (
-	EventSCIMUserCreate     = "scim.users.create"
-	EventSCIMUserUpdate     = "scim.users.update"
-	EventSCIMUserDelete     = "scim.users.delete"
-	EventSCIMGroupPut       = "scim.groups.put"
-	EventSCIMGroupMembers   = "scim.groups.members"
-	EventSCIMGroupDelete    = "scim.groups.delete"
-	EventSCIMTokenCreate    = "admin.scim.tokens.create"
-	EventSCIMTokenRevoke    = "admin.scim.tokens.revoke"
-	scimUserIDPrefix        = "scim-"
+	EventSCIMUserCreate   = "scim.users.create"
+	EventSCIMUserUpdate   = "scim.users.update"
+	EventSCIMUserDelete   = "scim.users.delete"
+	EventSCIMGroupPut     = "scim.groups.put"
+	EventSCIMGroupMembers = "scim.groups.members"
+	EventSCIMGroupDelete  = "scim.groups.delete"
+	EventSCIMTokenCreate  = "admin.scim.tokens.create"
+	EventSCIMTokenRevoke  = "admin.scim.tokens.revoke"
+	scimUserIDPrefix      = "scim-"
+	// SCIMIDReserve is how many uids and gids at the end of the cluster's
+	// ranges SCIM never takes: they stay for sign-ins, whose new people and
+	// ID-token groups need them.
+	SCIMIDReserve           = 500
 	maxSCIMAttr             = 256
 	errSCIMAdminGroupRefuse = "the administrators' group (oidc.admin_group) counts only from the ID token: SCIM cannot change its members"
 )
@@ -113,6 +117,9 @@ func (s *Service) SCIMCreateUser(ctx context.Context, a Actor, in SCIMUser) (*ra
 	now := s.now().UTC()
 	var stored raftstore.User
 	if match == nil {
+		if err := checkReserve(st, "uid"); err != nil {
+			return nil, err
+		}
 		id, err := s.newID(scimUserIDPrefix, 16)
 		if err != nil {
 			return nil, err
@@ -181,6 +188,24 @@ func checkLink(u *raftstore.User, in *SCIMUser, err error) error {
 	}
 	if u.ExternalID != "" && u.ExternalID != in.ExternalID {
 		return conflict("user %s is linked to another identity of the provider", u.Login)
+	}
+	return nil
+}
+
+// checkReserve refuses a SCIM create that would take a uid or gid (what)
+// from the last SCIMIDReserve of the cluster's range.
+func checkReserve(st *raftstore.State, what string) error {
+	_, m, err := st.Meta(nil)
+	if err != nil {
+		return err
+	}
+	next, end := m.UIDNext, m.UIDEnd
+	if what == "gid" {
+		next, end = m.GIDNext, m.GIDEnd
+	}
+	if next == 0 || next > end || end-next < SCIMIDReserve {
+		return &fault.Error{Status: http.StatusForbidden, Code: "forbidden",
+			Msg: fmt.Sprintf("the cluster's %s range is nearly used up: its last %d are kept for sign-ins, SCIM cannot create more", what, SCIMIDReserve)}
 	}
 	return nil
 }
@@ -335,6 +360,11 @@ func (s *Service) SCIMPutGroup(ctx context.Context, a Actor, in SCIMGroup, creat
 	}
 	if err := checkMembers(st, in.Members); err != nil {
 		return nil, err
+	}
+	if g == nil {
+		if err := checkReserve(st, "gid"); err != nil {
+			return nil, err
+		}
 	}
 	var stored raftstore.Group
 	cmd := &raftstore.SCIMGroupPut{Group: in.DisplayName, ExternalID: in.ExternalID, Linked: true, Replace: true, Members: in.Members, Now: s.now().UTC()}
