@@ -55,6 +55,8 @@ type Config struct {
 	Metrics Metrics `mapstructure:"metrics"`
 	// API bounds what the HTTPS API's service tokens may cost the cluster.
 	API API `mapstructure:"api"`
+	// SCIM bounds the SCIM service.
+	SCIM SCIM `mapstructure:"scim"`
 }
 
 // API holds the HTTPS API's per-token limits (docs/api.md, "Limits").
@@ -69,6 +71,13 @@ type API struct {
 type TokenFailures struct {
 	Burst int           `mapstructure:"burst"`
 	Every time.Duration `mapstructure:"every"`
+}
+
+// SCIM bounds the SCIM service (docs/scim.md).
+type SCIM struct {
+	// CreatesPerMinute is how many users and groups one provisioning token
+	// may create a minute (each takes a uid or gid for good); more are 429.
+	CreatesPerMinute int `mapstructure:"creates_per_minute"`
 }
 
 // Metrics places the node's monitoring endpoints (docs/metrics.md): the
@@ -236,6 +245,13 @@ type OIDC struct {
 	EmailClaim    string   `mapstructure:"email_claim"`
 	GroupsClaim   string   `mapstructure:"groups_claim"`
 	AdminGroup    string   `mapstructure:"admin_group"`
+	// EmailVerifiedClaim is the boolean claim saying the IdP verified the
+	// e-mail; only a verified e-mail matches a record SCIM made.
+	EmailVerifiedClaim string `mapstructure:"email_verified_claim"`
+	// ExternalIDIsSubject: the IdP's SCIM externalId is the ID token's sub
+	// (Okta). Then a SCIM record with an externalId is never adopted by
+	// e-mail at sign-in; false (Entra ID) allows it by a verified e-mail.
+	ExternalIDIsSubject bool `mapstructure:"external_id_is_subject"`
 	// OfflineAccess: whether sign-ins ask for a refresh token, which
 	// re-validation redeems: auto (when the IdP's discovery lists
 	// offline_access), true or false.
@@ -358,6 +374,9 @@ var defaults = map[string]any{
 	"oidc.username_claim":          "preferred_username",
 	"oidc.email_claim":             "email",
 	"oidc.groups_claim":            "groups",
+	"scim.creates_per_minute":      120,
+	"oidc.email_verified_claim":    "email_verified",
+	"oidc.external_id_is_subject":  true,
 	"oidc.admin_group":             "rampart-admins",
 	"oidc.offline_access":          "auto",
 	"oidc.revalidate_interval":     "5m",
@@ -593,6 +612,9 @@ func (c *Config) problems() []string {
 	}
 	if c.OIDC.UnverifiedBindingMax < time.Minute || c.OIDC.UnverifiedBindingMax > 30*24*time.Hour || c.OIDC.UnverifiedBindingMax <= c.OIDC.RevalidateInterval {
 		bad("oidc.unverified_binding_max %s: must be between 1m and 720h, and longer than oidc.revalidate_interval (%s)", c.OIDC.UnverifiedBindingMax, c.OIDC.RevalidateInterval)
+	}
+	if c.SCIM.CreatesPerMinute < 1 || c.SCIM.CreatesPerMinute > 100000 {
+		bad("scim.creates_per_minute %d: must be between 1 and 100000", c.SCIM.CreatesPerMinute)
 	}
 	if c.Login.BindingTTL < time.Minute || c.Login.BindingTTL > 30*24*time.Hour {
 		bad("login.binding_ttl %s: must be between 1m and 720h", c.Login.BindingTTL)

@@ -69,11 +69,13 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 	o := n.cfg.OIDC
 	provider := login.NewProvider(login.OIDCConfig{
 		Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes, OfflineAccess: o.OfflineAccessMode(),
-		Claims:     login.ClaimMapping{Username: o.UsernameClaim, Email: o.EmailClaim, Groups: o.GroupsClaim, AdminGroup: o.AdminGroup},
+		Claims: login.ClaimMapping{Username: o.UsernameClaim, Email: o.EmailClaim, EmailVerified: o.EmailVerifiedClaim,
+			Groups: o.GroupsClaim, AdminGroup: o.AdminGroup},
 		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: n.metrics.login.Transport(nil)},
 	}, n.logger)
 	svc := login.NewService(n.store, n.cfg.Login.BindingTTL, n.logger)
 	svc.SetAuditor(n.audit)
+	svc.SetExternalIDIsSubject(o.ExternalIDIsSubject)
 	// Re-validation: refresh tokens sealed under the KEK, redeemed by the
 	// raft leader every revalidate_interval.
 	svc.SetRefreshTokens(n.kek, o.UnverifiedBindingMax)

@@ -398,7 +398,7 @@ func (n *Node) startAPI() error {
 	handler.SetControl(n.control)
 	handler.SetMetrics(n.metrics.api)
 	handler.SetTokenLimit(n.cfg.API.TokenFailures.Every, n.cfg.API.TokenFailures.Burst)
-	if err := handler.MountSCIM(n.control); err != nil {
+	if err := handler.MountSCIM(n.control, n.cfg.SCIM.CreatesPerMinute); err != nil {
 		return fmt.Errorf("scim: %w", err)
 	}
 	n.api = handler.HTTPServer(n.tls.API, httpapi.DefaultTimeouts, slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))

@@ -21,7 +21,8 @@ func init() {
 }
 
 // UserSCIMPut creates or updates a person as SCIM pushes them: Login,
-// Email and ExternalID from User (a new record also takes ID and UnixName;
+// Email (which the IdP vouches for by pushing it: EmailVerified) and
+// ExternalID from User (a new record also takes ID and UnixName;
 // an existing one keeps its unix name, uid, status, groups and subject).
 // An externalId, once set, never changes (ErrConflict): a push cannot move
 // one person's record to another. Deleted records a SCIM DELETE (the
@@ -57,7 +58,8 @@ func (c *UserSCIMPut) apply(tx *writeTxn) (any, error) {
 			return nil, invalidf("user %s: unix name is empty", c.User.ID)
 		}
 		u := User{ID: c.User.ID, Login: c.User.Login, Email: c.User.Email, ExternalID: c.User.ExternalID, UnixName: c.User.UnixName,
-			UID: c.User.UID, Status: UserActive, Sources: []string{SourceSCIM}, SCIMSeenAt: c.Now, SCIMDeleted: c.Deleted}
+			UID: c.User.UID, Status: UserActive, Sources: []string{SourceSCIM}, SCIMSeenAt: c.Now, SCIMDeleted: c.Deleted,
+			EmailVerified: c.User.Email != ""}
 		return putUserTxn(tx, nil, u, nil, true, c.Now)
 	}
 	old := raw.(*User)
@@ -66,6 +68,7 @@ func (c *UserSCIMPut) apply(tx *writeTxn) (any, error) {
 	}
 	u := *old
 	u.Login, u.Email, u.SCIMDeleted = c.User.Login, c.User.Email, c.Deleted
+	u.EmailVerified = u.Email != "" // the IdP's own push vouches for the address
 	u.TokenGroups = old.GroupsFromToken()
 	u.Sources = append(slices.Clone(old.Sources), SourceSCIM)
 	slices.Sort(u.Sources)

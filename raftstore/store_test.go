@@ -77,7 +77,9 @@ func TestApplyRawRefusesBadFrames(t *testing.T) {
 		{name: "fail/truncated-header", frame: valid[:1], want: ErrCorruptCommand},
 		{name: "fail/truncated-payload", frame: valid[:len(valid)-3], want: ErrCorruptCommand},
 		{name: "fail/corrupt-payload", frame: rawFrame(ProjectUpsertType, commandVersion, "{not json"), want: ErrCorruptCommand},
-		{name: "fail/unknown-field", frame: rawFrame(ProjectUpsertType, commandVersion, `{"Project":{"Name":"x"},"Extra":1}`), want: ErrCorruptCommand},
+		// A field this node does not know is a newer version's: refused before the
+		// log as such (a leader never proposes what it cannot apply).
+		{name: "fail/unknown-field", frame: rawFrame(ProjectUpsertType, commandVersion, `{"Project":{"Name":"x"},"Extra":1}`), want: ErrFutureVersion},
 		{name: "fail/trailing-data", frame: append(slices.Clone(valid), " {}"...), want: ErrCorruptCommand},
 		{name: "fail/version-zero", frame: rawFrame(ProjectUpsertType, 0, "{}"), want: ErrCorruptCommand},
 		{name: "fail/future-version", frame: rawFrame(ProjectUpsertType, commandVersion+1, "{}"), want: ErrFutureVersion},

@@ -76,6 +76,11 @@ type User struct {
 	// and SCIM no longer sees them, until it creates them again).
 	SCIMSeenAt  time.Time `json:",omitempty"`
 	SCIMDeleted bool      `json:",omitempty"`
+	// EmailVerified says the identity provider vouches for Email: the ID
+	// token it came from said email_verified, or SCIM (the IdP's own push)
+	// wrote it. Only such an address matches one person's record to
+	// another's (sign-in adopting SCIM's record, SCIM linking a sign-in's).
+	EmailVerified bool `json:",omitempty"`
 }
 
 // GroupsFromToken are the groups the person's last ID token named.
@@ -292,7 +297,7 @@ func sameUser(a, b *User) bool {
 		a.UID == b.UID && a.Status == b.Status && slices.Equal(a.Groups, b.Groups) &&
 		a.ExternalID == b.ExternalID && slices.Equal(a.Sources, b.Sources) && a.DisabledByIdP == b.DisabledByIdP &&
 		slices.Equal(a.GroupsFromToken(), b.GroupsFromToken()) && slices.Equal(a.SCIMGroups, b.SCIMGroups) &&
-		a.Subject == b.Subject && a.SCIMDeleted == b.SCIMDeleted
+		a.Subject == b.Subject && a.SCIMDeleted == b.SCIMDeleted && a.EmailVerified == b.EmailVerified
 }
 
 // checkUniqueTxn refuses a write whose unique fields (given as index, value

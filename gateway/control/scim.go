@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/fault"
@@ -26,15 +28,19 @@ import (
 
 // SCIM audit event types, one per change.
 const (
-	EventSCIMUserCreate     = "scim.users.create"
-	EventSCIMUserUpdate     = "scim.users.update"
-	EventSCIMUserDelete     = "scim.users.delete"
-	EventSCIMGroupPut       = "scim.groups.put"
-	EventSCIMGroupMembers   = "scim.groups.members"
-	EventSCIMGroupDelete    = "scim.groups.delete"
-	EventSCIMTokenCreate    = "admin.scim.tokens.create"
-	EventSCIMTokenRevoke    = "admin.scim.tokens.revoke"
-	scimUserIDPrefix        = "scim-"
+	EventSCIMUserCreate   = "scim.users.create"
+	EventSCIMUserUpdate   = "scim.users.update"
+	EventSCIMUserDelete   = "scim.users.delete"
+	EventSCIMGroupPut     = "scim.groups.put"
+	EventSCIMGroupMembers = "scim.groups.members"
+	EventSCIMGroupDelete  = "scim.groups.delete"
+	EventSCIMTokenCreate  = "admin.scim.tokens.create"
+	EventSCIMTokenRevoke  = "admin.scim.tokens.revoke"
+	scimUserIDPrefix      = "scim-"
+	// SCIMIDReserve is how many uids and gids at the end of the cluster's
+	// ranges SCIM never takes: they stay for sign-ins, whose new people and
+	// ID-token groups need them.
+	SCIMIDReserve           = 500
 	maxSCIMAttr             = 256
 	errSCIMAdminGroupRefuse = "the administrators' group (oidc.admin_group) counts only from the ID token: SCIM cannot change its members"
 )
@@ -53,8 +59,8 @@ func (in *SCIMUser) validate() error {
 		if len(f.v) > maxSCIMAttr {
 			return invalid("%s is longer than %d bytes", f.name, maxSCIMAttr)
 		}
-		if strings.ContainsFunc(f.v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			return invalid("%s holds control characters", f.name)
+		if !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, unprintable) {
+			return invalid("%s holds control or format characters", f.name)
 		}
 	}
 	if in.UserName == "" {
@@ -62,6 +68,11 @@ func (in *SCIMUser) validate() error {
 	}
 	return nil
 }
+
+// unprintable reports whether r is a control character (C0, DEL, C1) or
+// a Unicode format character (Cf: bidi overrides, zero-width ones), which
+// would make a name in the audit log or a listing read as another.
+func unprintable(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
 
 // SCIMVisible reports whether SCIM sees the person: a record SCIM created
 // or linked, and has not deleted since. SCIM never sees, changes or
@@ -106,6 +117,9 @@ func (s *Service) SCIMCreateUser(ctx context.Context, a Actor, in SCIMUser) (*ra
 	now := s.now().UTC()
 	var stored raftstore.User
 	if match == nil {
+		if err := checkReserve(st, "uid"); err != nil {
+			return nil, err
+		}
 		id, err := s.newID(scimUserIDPrefix, 16)
 		if err != nil {
 			return nil, err
@@ -136,7 +150,10 @@ func (s *Service) SCIMCreateUser(ctx context.Context, a Actor, in SCIMUser) (*ra
 
 // scimMatch finds the record that is the person in: by subject (their
 // externalId as an IdP subject), then externalId, then e-mail. how says by
-// which.
+// which. An e-mail matches only a record whose address the IdP vouched for
+// (User.EmailVerified: a sign-in whose ID token said email_verified, or
+// SCIM's own push): an address someone typed into their own IdP profile
+// must not give them the account SCIM provisions.
 func scimMatch(st *raftstore.State, in *SCIMUser) (*raftstore.User, string, error) {
 	usable := func(u *raftstore.User) bool { return u != nil && u.Status != raftstore.UserDeleted }
 	if in.ExternalID != "" {
@@ -154,7 +171,7 @@ func scimMatch(st *raftstore.State, in *SCIMUser) (*raftstore.User, string, erro
 	if err != nil {
 		return nil, "", err
 	}
-	same = slices.DeleteFunc(same, func(u *raftstore.User) bool { return !usable(u) })
+	same = slices.DeleteFunc(same, func(u *raftstore.User) bool { return !usable(u) || !u.EmailVerified })
 	switch {
 	case len(same) == 0:
 		return nil, "", nil
@@ -171,6 +188,24 @@ func checkLink(u *raftstore.User, in *SCIMUser, err error) error {
 	}
 	if u.ExternalID != "" && u.ExternalID != in.ExternalID {
 		return conflict("user %s is linked to another identity of the provider", u.Login)
+	}
+	return nil
+}
+
+// checkReserve refuses a SCIM create that would take a uid or gid (what)
+// from the last SCIMIDReserve of the cluster's range.
+func checkReserve(st *raftstore.State, what string) error {
+	_, m, err := st.Meta(nil)
+	if err != nil {
+		return err
+	}
+	next, end := m.UIDNext, m.UIDEnd
+	if what == "gid" {
+		next, end = m.GIDNext, m.GIDEnd
+	}
+	if next == 0 || next > end || end-next < SCIMIDReserve {
+		return &fault.Error{Status: http.StatusForbidden, Code: "forbidden",
+			Msg: fmt.Sprintf("the cluster's %s range is nearly used up: its last %d are kept for sign-ins, SCIM cannot create more", what, SCIMIDReserve)}
 	}
 	return nil
 }
@@ -281,9 +316,11 @@ type SCIMGroup struct {
 }
 
 // checkGroupName applies the rule ID-token groups follow
-// (api.SafeGroupName), and keeps SCIM out of the administrators' group.
+// (api.SafeGroupName), refuses format characters too (a name SCIM makes
+// must read as what it is), and keeps SCIM out of the administrators'
+// group.
 func (s *Service) checkGroupName(name string) error {
-	if !api.SafeGroupName(name) {
+	if !api.SafeGroupName(name) || strings.ContainsFunc(name, unprintable) {
 		return invalid("displayName %q cannot be a group name", name)
 	}
 	if s.adminGroup != "" && name == s.adminGroup {
@@ -323,6 +360,11 @@ func (s *Service) SCIMPutGroup(ctx context.Context, a Actor, in SCIMGroup, creat
 	}
 	if err := checkMembers(st, in.Members); err != nil {
 		return nil, err
+	}
+	if g == nil {
+		if err := checkReserve(st, "gid"); err != nil {
+			return nil, err
+		}
 	}
 	var stored raftstore.Group
 	cmd := &raftstore.SCIMGroupPut{Group: in.DisplayName, ExternalID: in.ExternalID, Linked: true, Replace: true, Members: in.Members, Now: s.now().UTC()}

@@ -61,6 +61,10 @@ type Actor struct {
 	// where it came from (the shell's command line, source and admin id; the
 	// API's source address and token id).
 	Fields map[string]string
+	// Audited, when set, is told the type of each change event written for
+	// the actor (a surface that audits its other requests itself, SCIM,
+	// learns which ones a change event covers).
+	Audited func(typ string) `json:"-"`
 }
 
 // Confirm is asked, after a destructive change is validated and before it
@@ -233,6 +237,9 @@ func (s *Service) audit(ctx context.Context, a Actor, typ string, fields map[str
 	if err := s.auditor.Record(actx, typ, a.Name, f); err != nil {
 		s.logger.Error("admin change not audited", "user", a.Name, "type", typ, "err", err)
 		return fmt.Errorf("%s: %w", errNotAudited, err)
+	}
+	if a.Audited != nil {
+		a.Audited(typ)
 	}
 	return nil
 }

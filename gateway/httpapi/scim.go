@@ -10,11 +10,12 @@ import (
 
 // MountSCIM serves SCIM 2.0 at /scim/v2/ with c making its changes (the
 // node's control.Service): provisioning tokens only, failures counted by
-// the API's limiter, requests audited through the store.
-func (s *Server) MountSCIM(c scim.Control) error {
+// the API's limiter, requests audited through the store, each token's
+// creates bounded to createsPerMinute (0: scim.DefaultCreatesPerMinute).
+func (s *Server) MountSCIM(c scim.Control, createsPerMinute int) error {
 	now := func() time.Time { return s.now() }
 	h, err := scim.New(scim.Config{Store: s.store, Control: c, Auditor: control.StoreAuditor{Store: s.store, Now: now},
-		Guard: scimGuard{s}, Logger: s.logger, Now: now})
+		Guard: scimGuard{s}, Logger: s.logger, Now: now, CreatesPerMinute: createsPerMinute})
 	if err != nil {
 		return err
 	}

@@ -11,10 +11,13 @@ import (
 // ClaimMapping says which ID token claims carry what. A path with dots
 // descends into nested objects ("realm_access.roles").
 type ClaimMapping struct {
-	Username   string
-	Email      string
-	Groups     string
-	AdminGroup string
+	Username string
+	Email    string
+	// EmailVerified is the claim that says the IdP verified Email
+	// (email_verified; Entra ID's optional claim is xms_edov).
+	EmailVerified string
+	Groups        string
+	AdminGroup    string
 }
 
 // withDefaults fills empty fields with the usual claim names.
@@ -24,6 +27,9 @@ func (m ClaimMapping) withDefaults() ClaimMapping {
 	}
 	if m.Email == "" {
 		m.Email = "email"
+	}
+	if m.EmailVerified == "" {
+		m.EmailVerified = "email_verified"
 	}
 	if m.Groups == "" {
 		m.Groups = "groups"
@@ -37,7 +43,11 @@ type Identity struct {
 	Subject string
 	Login   string
 	Email   string
-	Groups  []string
+	// EmailVerified is true when the ID token says the IdP verified Email
+	// (its email_verified claim is true). Only a verified address matches a
+	// record SCIM made (findPerson).
+	EmailVerified bool
+	Groups        []string
 	// Admin is true when Groups holds the configured admin group.
 	Admin bool
 	// RefreshToken is the IdP's refresh token from the sign-in, "" when it
@@ -61,6 +71,7 @@ func (m ClaimMapping) Map(issuer, subject string, claims map[string]any, logger 
 	id.Login = login
 	if email, ok := lookupClaim(claims, m.Email).(string); ok {
 		id.Email = email
+		id.EmailVerified = email != "" && claimTrue(lookupClaim(claims, m.EmailVerified))
 	}
 	switch gs := lookupClaim(claims, m.Groups).(type) {
 	case nil:
@@ -86,6 +97,18 @@ func (m ClaimMapping) Map(issuer, subject string, claims map[string]any, logger 
 		}
 	}
 	return id, nil
+}
+
+// claimTrue reports whether a boolean claim is true: JSON true, or the
+// string "true" that some IdPs send (AWS Cognito).
+func claimTrue(v any) bool {
+	switch b := v.(type) {
+	case bool:
+		return b
+	case string:
+		return strings.EqualFold(b, "true")
+	}
+	return false
 }
 
 // lookupClaim follows a dotted path into nested claim objects. A claim whose

@@ -95,5 +95,6 @@ func (s *Service) Reconfirm(ctx context.Context, id *Identity) (*raftstore.User,
 	}
 	u := raftstore.User{ID: id.Subject, Login: id.Login, Email: id.Email, Groups: id.Groups, Status: raftstore.UserActive,
 		Sources: []string{raftstore.SourceSignIn}, UnixName: existing.UnixName, UID: existing.UID}
+	u.EmailVerified = id.EmailVerified // the refreshed token's word on the address, as at sign-in
 	return s.upsert(ctx, u)
 }

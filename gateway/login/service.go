@@ -65,7 +65,18 @@ type Service struct {
 	// long (0: no bound). See idpsession.go.
 	sealer        Sealer
 	unverifiedMax time.Duration
+	// externalIDNotSubject: the IdP's SCIM externalId is not the ID
+	// token's sub (Entra ID), so a record SCIM made with an externalId
+	// may be adopted by a verified e-mail (SetExternalIDIsSubject).
+	externalIDNotSubject bool
 }
+
+// SetExternalIDIsSubject says whether the IdP's SCIM externalId is the ID
+// token's sub (true, the default: Okta). Then a record SCIM made with an
+// externalId belongs to that subject alone and is never adopted by
+// e-mail; false (Entra ID, whose sub is pairwise) lets a verified e-mail
+// adopt it.
+func (s *Service) SetExternalIDIsSubject(is bool) { s.externalIDNotSubject = !is }
 
 // SetAuditor gives the service the audit log it records collisions in.
 func (s *Service) SetAuditor(a Auditor) { s.audit = a }
@@ -139,7 +150,8 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 	if err != nil {
 		return nil, err
 	}
-	u := raftstore.User{ID: id.Subject, Subject: id.Subject, Login: id.Login, Email: id.Email, Groups: id.Groups, Status: raftstore.UserActive, Sources: []string{raftstore.SourceSignIn}}
+	u := raftstore.User{ID: id.Subject, Subject: id.Subject, Login: id.Login, Email: id.Email, EmailVerified: id.EmailVerified,
+		Groups: id.Groups, Status: raftstore.UserActive, Sources: []string{raftstore.SourceSignIn}}
 	if existing != nil {
 		if existing.Status != raftstore.UserActive {
 			return nil, inactive(existing)
@@ -200,6 +212,12 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 // has adopted yet, matched by externalId (Okta's is its user id, the
 // token's sub) and then by e-mail (one such record only). adopted says by
 // which when it is SCIM's record ("" for their own).
+//
+// An e-mail matches only when the ID token says the IdP verified it
+// (email_verified), and never a record whose externalId names another
+// subject (unless the IdP's externalId is not the sub:
+// SetExternalIDIsSubject): an address anyone can put in their own IdP
+// profile must not hand them someone else's account.
 func (s *Service) findPerson(st *raftstore.State, id *Identity) (*raftstore.User, string, error) {
 	_, u, err := st.UserBySubject(nil, id.Subject)
 	if err != nil || u != nil {
@@ -212,7 +230,7 @@ func (s *Service) findPerson(st *raftstore.State, id *Identity) (*raftstore.User
 	if u != nil && u.PendingSCIM() {
 		return u, "externalId", nil
 	}
-	if id.Email == "" {
+	if id.Email == "" || !id.EmailVerified {
 		return nil, "", nil
 	}
 	_, same, err := st.UsersByEmail(nil, id.Email)
@@ -221,7 +239,8 @@ func (s *Service) findPerson(st *raftstore.State, id *Identity) (*raftstore.User
 	}
 	var pending []*raftstore.User
 	for _, u := range same {
-		if u.PendingSCIM() && u.Status != raftstore.UserDeleted {
+		if u.PendingSCIM() && u.Status != raftstore.UserDeleted && u.EmailVerified &&
+			(u.ExternalID == "" || s.externalIDNotSubject) {
 			pending = append(pending, u)
 		}
 	}

@@ -46,17 +46,33 @@ const (
 	PathReadyz  = "/readyz"
 )
 
+// MaxInFlight bounds the /metrics and the /readyz requests served at once
+// (each its own bound): they need no credentials, and each gathers or
+// checks the whole node, so a flood of them answers 503 rather than eat
+// the node's CPU.
+const MaxInFlight = 4
+
 // Handler serves g's metrics at prefix+/metrics, liveness at
 // prefix+/healthz and readiness (every check passing) at prefix+/readyz;
 // prefix is "" or a path starting with "/". Anything else is 404, so it
-// can sit in front of another handler (Route).
+// can sit in front of another handler (Route). At most MaxInFlight
+// /metrics and MaxInFlight /readyz requests are served at once; more are
+// 503.
 func Handler(node, prefix string, g prometheus.Gatherer, checks []Check) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET "+prefix+PathMetrics, promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle("GET "+prefix+PathMetrics, promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: MaxInFlight}))
 	mux.HandleFunc("GET "+prefix+PathHealthz, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, Health{Status: "ok", Node: node})
 	})
+	inFlight := make(chan struct{}, MaxInFlight)
 	mux.HandleFunc("GET "+prefix+PathReadyz, func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case inFlight <- struct{}{}:
+			defer func() { <-inFlight }()
+		default:
+			http.Error(w, "Too many readiness requests at once; retry.", http.StatusServiceUnavailable)
+			return
+		}
 		r := Ready(node, checks)
 		status := http.StatusOK
 		if !r.Ready {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -85,5 +86,68 @@ func TestValidPrefix(t *testing.T) {
 		if got := ValidPrefix(p); got != want {
 			t.Errorf("ValidPrefix(%q) = %v, want %v", p, got, want)
 		}
+	}
+}
+
+// gatherFunc is a prometheus.Gatherer from a function.
+type gatherFunc func() ([]*dto.MetricFamily, error)
+
+func (f gatherFunc) Gather() ([]*dto.MetricFamily, error) { return f() }
+
+// /metrics and /readyz need no credentials and each does the whole node's
+// work: beyond MaxInFlight requests at once (each path its own bound) the
+// next is 503 at once, and served again once they finish.
+func TestHandlerBoundsRequestsInFlight(t *testing.T) {
+	inside, release := make(chan struct{}), make(chan struct{})
+	block := func() { inside <- struct{}{}; <-release }
+	g := gatherFunc(func() ([]*dto.MetricFamily, error) { block(); return nil, nil })
+	checks := []Check{{Name: "slow", Run: func() error { block(); return nil }}}
+	ts := httptest.NewServer(Handler("n1", "", g, checks))
+	defer ts.Close()
+	get := func(path string) int {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	for _, path := range []string{PathMetrics, PathReadyz} {
+		t.Run(path, func(t *testing.T) {
+			done := make(chan int, MaxInFlight)
+			for range MaxInFlight {
+				go func() { done <- get(path) }()
+				<-inside // each is in the gatherer or the check before the next starts
+			}
+			extra := make(chan int, 1)
+			go func() { extra <- get(path) }()
+			select {
+			case code := <-extra:
+				if code != http.StatusServiceUnavailable {
+					t.Errorf("request %d at once: %d, want 503", MaxInFlight+1, code)
+				}
+			case <-inside:
+				t.Errorf("request %d at once was served", MaxInFlight+1)
+				for range MaxInFlight + 1 {
+					release <- struct{}{}
+				}
+				<-extra
+				return
+			}
+			for range MaxInFlight {
+				release <- struct{}{}
+			}
+			for range MaxInFlight {
+				if code := <-done; code != http.StatusOK {
+					t.Errorf("a request within the bound: %d", code)
+				}
+			}
+			go func() { <-inside; release <- struct{}{} }()
+			if code := get(path); code != http.StatusOK {
+				t.Errorf("after the others finished: %d", code)
+			}
+		})
 	}
 }

@@ -102,7 +102,7 @@ func TestSCIMBadRequests(t *testing.T) {
 func TestSCIMAttacks(t *testing.T) {
 	n := newNode(t)
 	n.store.MustApply(t,
-		&raftstore.UserUpsert{User: raftstore.User{ID: "sub-root", Subject: "sub-root", Login: "ada", Email: "ada@corp.example", UnixName: "ada",
+		&raftstore.UserUpsert{User: raftstore.User{ID: "sub-root", Subject: "sub-root", Login: "ada", Email: "ada@corp.example", EmailVerified: true, UnixName: "ada",
 			Groups: []string{adminGroup}, Sources: []string{raftstore.SourceSignIn}}, EnsureGroups: true, Now: now},
 		&raftstore.UserUpsert{User: raftstore.User{ID: "sub-bob", Subject: "sub-bob", Login: "bob", UnixName: "bob", Sources: []string{raftstore.SourceSignIn}}, Now: now})
 
@@ -117,7 +117,7 @@ func TestSCIMAttacks(t *testing.T) {
 			t.Fatalf("bob: %+v", u)
 		}
 	})
-	// The IdP links its record of ada by e-mail; it still cannot deactivate
+	// The IdP links its record of ada by her (verified) e-mail; it still cannot deactivate
 	// or delete an administrator, nor push the administrators' group.
 	r := n.do("POST", "/scim/v2/Users", `{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ada@corp.example",
   "emails": [{"value": "ada@corp.example", "primary": true}], "externalId": "ext-ada"}`).want(t, http.StatusCreated)
@@ -170,11 +170,17 @@ func TestSCIMAndSignInOneRecord(t *testing.T) {
 	if u := n.user(r.str("id")); u.ID != "00u1okta" || u.UID != signedIn.UID || !slices.Equal(u.Sources, []string{raftstore.SourceSCIM, raftstore.SourceSignIn}) {
 		t.Fatalf("linked: %+v", u)
 	}
-	// SCIM first, then sign-in: by externalId (the subject), by e-mail.
-	for _, tc := range []struct{ name, body, sub, email string }{
-		{"ok/adopt-by-externalId", `{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "dan@corp.example", "externalId": "00u2okta"}`, "00u2okta", ""},
+	// SCIM first, then sign-in: by externalId (the subject), by a verified
+	// e-mail where the IdP's externalId is not the sub (Entra ID).
+	entra := login.NewService(n.store, time.Hour, slog.New(slog.DiscardHandler))
+	entra.SetExternalIDIsSubject(false)
+	for _, tc := range []struct {
+		name, body, sub, email string
+		lg                     *login.Service
+	}{
+		{"ok/adopt-by-externalId", `{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "dan@corp.example", "externalId": "00u2okta"}`, "00u2okta", "", lg},
 		{"ok/adopt-by-email", `{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "erin@corp.example", "externalId": "entra-7",
-  "emails": [{"value": "Erin@corp.example", "primary": true}]}`, "pairwise-sub-erin", "erin@corp.example"},
+  "emails": [{"value": "Erin@corp.example", "primary": true}]}`, "pairwise-sub-erin", "erin@corp.example", entra},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := n.do("POST", "/scim/v2/Users", tc.body).want(t, http.StatusCreated)
@@ -186,7 +192,7 @@ func TestSCIMAndSignInOneRecord(t *testing.T) {
 				t.Fatalf("SCIM's record: %+v", scimMade)
 			}
 			for range 2 {
-				u, err := lg.Provision(ctx, &login.Identity{Subject: tc.sub, Login: "x-" + tc.sub, Email: tc.email, Groups: []string{"dev"}})
+				u, err := tc.lg.Provision(ctx, &login.Identity{Subject: tc.sub, Login: "x-" + tc.sub, Email: tc.email, EmailVerified: tc.email != "", Groups: []string{"dev"}})
 				if err != nil {
 					t.Fatal(err)
 				}

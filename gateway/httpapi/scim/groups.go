@@ -66,9 +66,6 @@ func (s groups) put(r *http.Request, attrs scim.ResourceAttributes, create bool)
 	in.DisplayName, _ = attrs["displayName"].(string)
 	in.ExternalID, _ = attrs["externalId"].(string)
 	g, err := s.h.cfg.Control.SCIMPutGroup(r.Context(), from(r).actor, in, create)
-	if g != nil {
-		changed(r)
-	}
 	if err != nil {
 		return scim.Resource{}, s.h.scimError(r, err)
 	}
@@ -131,7 +128,6 @@ func (s groups) Delete(r *http.Request, id string) error {
 	if err := s.h.cfg.Control.SCIMDeleteGroup(r.Context(), from(r).actor, id); err != nil {
 		return s.h.scimError(r, err)
 	}
-	changed(r)
 	return nil
 }
 
@@ -195,9 +191,6 @@ func (s groups) Patch(r *http.Request, id string, ops []scim.PatchOperation) (sc
 	stored, err := s.h.cfg.Control.SCIMPatchGroupMembers(r.Context(), from(r).actor, g.Name, add, remove)
 	if err != nil {
 		return scim.Resource{}, s.h.scimError(r, err)
-	}
-	if len(add)+len(remove) > 0 {
-		changed(r)
 	}
 	res, err := s.resource(stored)
 	if err != nil {

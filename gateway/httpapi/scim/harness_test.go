@@ -38,7 +38,7 @@ func newNode(t *testing.T) *node {
 	ctl := control.New(control.Deps{Store: store, Auditor: control.StoreAuditor{Store: store}, Logger: logger, AdminGroup: adminGroup})
 	api := httpapi.New(store, nil, logger)
 	api.SetControl(ctl)
-	if err := api.MountSCIM(ctl); err != nil {
+	if err := api.MountSCIM(ctl, 0); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api)

@@ -15,12 +15,14 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/elimity-com/scim"
 	scimerrors "github.com/elimity-com/scim/errors"
 	"github.com/elimity-com/scim/optional"
 	"github.com/elimity-com/scim/schema"
+	"golang.org/x/time/rate"
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/control"
@@ -33,6 +35,27 @@ const MaxBody = 1 << 20
 
 // MaxResults is the largest page a list answers.
 const MaxResults = 100
+
+// MaxQuery bounds a request's query string and MaxFilter its filter: a
+// filter's cost grows with its length, and IdPs send short ones
+// (userName eq "…").
+const (
+	MaxQuery  = 4096
+	MaxFilter = 1024
+)
+
+// DefaultCreatesPerMinute is how many users and groups one provisioning
+// token may create a minute (Config.CreatesPerMinute): each takes a uid or
+// gid for good.
+const DefaultCreatesPerMinute = 120
+
+// Audit events of refused credentials are bounded (refusedEvery, at most
+// refusedBurst at once): unauthenticated callers must not fill the audit
+// log. The next event written says how many were not.
+const (
+	refusedEvery = time.Second
+	refusedBurst = 20
+)
 
 // EventRequest is the audit event of a request that made no change of its
 // own (a read, a refusal, a change that changed nothing): a change is
@@ -80,12 +103,23 @@ type Config struct {
 	// Logger may be nil (discard); Now nil means time.Now.
 	Logger *slog.Logger
 	Now    func() time.Time
+	// CreatesPerMinute bounds the users and groups each provisioning token
+	// creates (POST), as a rate with a burst of as many; 0 means
+	// DefaultCreatesPerMinute.
+	CreatesPerMinute int
 }
 
 // Handler serves /scim/v2/ (mounted with the /scim prefix stripped).
 type Handler struct {
 	cfg Config
 	srv scim.Server
+
+	mu      sync.Mutex
+	creates map[string]*rate.Limiter // by token id
+	// refused bounds the audit events of refused credentials;
+	// refusedSkipped counts those not written since the last one.
+	refused        *rate.Limiter
+	refusedSkipped int
 }
 
 // New returns the SCIM handler.
@@ -96,7 +130,10 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg}
+	if cfg.CreatesPerMinute <= 0 {
+		cfg.CreatesPerMinute = DefaultCreatesPerMinute
+	}
+	h := &Handler{cfg: cfg, creates: map[string]*rate.Limiter{}, refused: rate.NewLimiter(rate.Every(refusedEvery), refusedBurst)}
 	srv, err := scim.NewServer(&scim.ServerArgs{
 		ServiceProviderConfig: &scim.ServiceProviderConfig{
 			DocumentationURI: optional.NewString("https://github.com/rampart-ssh/rampart/blob/main/docs/scim.md"),
@@ -125,10 +162,18 @@ type libLogger struct{ l *slog.Logger }
 func (l libLogger) Error(args ...any) { l.l.Error("scim library", "detail", args) }
 
 // request is what one request carries through the library to the
-// handlers: who, and whether a change was made (and audited) for it.
+// handlers: who, and whether control wrote a change event for it (then
+// that event is the request's record; otherwise scim.request is).
 type request struct {
 	actor   control.Actor
 	changed bool
+}
+
+// newRequest is the request of token tok from r.
+func newRequest(r *http.Request, tok *raftstore.ServiceToken) *request {
+	q := &request{actor: control.Actor{Name: "scim:" + tok.Name, Fields: map[string]string{"source": r.RemoteAddr, "token_id": tok.ID}}}
+	q.actor.Audited = func(string) { q.changed = true }
+	return q
 }
 
 type requestKey struct{}
@@ -140,19 +185,21 @@ func from(r *http.Request) *request {
 	return &request{actor: control.Actor{Name: "scim"}}
 }
 
-// changed marks the request as having made a change (audited by control).
-func changed(r *http.Request) { from(r).changed = true }
-
 // ServeHTTP authenticates the provisioning token, bounds the body, serves
 // the request, and audits it unless a change audited it already.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	tok, ok := h.authenticate(w, r)
-	if !ok {
+	rec := &recorder{ResponseWriter: w}
+	tok, why := h.authenticate(rec, r)
+	if tok == nil {
+		h.auditRefused(r, rec, why)
 		return
 	}
-	q := &request{actor: control.Actor{Name: "scim:" + tok.Name, Fields: map[string]string{"source": r.RemoteAddr, "token_id": tok.ID}}}
-	rec := &recorder{ResponseWriter: w}
+	q := newRequest(r, tok)
+	if refuse := h.bound(rec, r, tok); refuse {
+		h.auditRequest(r, q, rec)
+		return
+	}
 	if r.Body != nil && r.Body != http.NoBody {
 		body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 		var tooBig *http.MaxBytesError
@@ -175,46 +222,100 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate returns the provisioning token r carries, or answers r
-// (429 over the failure limit, 401 otherwise).
-func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*raftstore.ServiceToken, bool) {
+// (429 over the failure limit, 401 otherwise) and says why.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*raftstore.ServiceToken, string) {
 	if h.cfg.Guard != nil && h.cfg.Guard.TooMany(r) {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusTooManyRequests, "", "Too many failed authentications from your address; try again shortly.")
-		return nil, false
+		return nil, "too many failed authentications"
 	}
-	refuse := func(why string) {
+	refuse := func(why string) (*raftstore.ServiceToken, string) {
 		if h.cfg.Guard != nil {
 			h.cfg.Guard.Failed(r, why)
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart-scim"`)
 		writeError(w, http.StatusUnauthorized, "", "A valid provisioning token is required.")
+		return nil, why
 	}
 	scheme, secret, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	secret = strings.TrimSpace(secret)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
-		refuse("no bearer token")
-		return nil, false
+		return refuse("no bearer token")
 	}
 	if err := h.cfg.Store.CheckFresh(); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "", "This node cannot serve SCIM now; retry.")
-		return nil, false
+		return nil, "replica not fresh"
 	}
 	_, tok, err := h.cfg.Store.State().ServiceTokenByHash(nil, api.HashSecret(secret))
 	if err != nil {
 		h.cfg.Logger.Error("scim: read service token", "err", err)
 		writeError(w, http.StatusInternalServerError, "", "Internal error; see the node's log.")
-		return nil, false
+		return nil, "internal error"
 	}
 	switch {
 	case tok == nil, !tok.ExpiresAt.IsZero() && !h.cfg.Now().Before(tok.ExpiresAt):
-		refuse("unknown or expired token")
-		return nil, false
+		return refuse("unknown or expired token")
 	case tok.Role != raftstore.ServiceRoleProvisioning:
 		// An admin token is not a provisioning token: each does one job.
-		refuse("token of scope " + tok.Role + ", not provisioning")
-		return nil, false
+		return refuse("token of scope " + tok.Role + ", not provisioning")
 	}
-	return tok, true
+	return tok, ""
+}
+
+// bound answers r and returns true when it is over a bound: a query or
+// filter too long to parse (400), or a create over the token's rate
+// (429).
+func (h *Handler) bound(w http.ResponseWriter, r *http.Request, tok *raftstore.ServiceToken) bool {
+	switch {
+	case len(r.URL.RawQuery) > MaxQuery:
+		writeError(w, http.StatusBadRequest, scimerrors.ScimTypeInvalidFilter, "The query is longer than "+strconv.Itoa(MaxQuery)+" bytes.")
+		return true
+	case len(r.URL.Query().Get("filter")) > MaxFilter:
+		writeError(w, http.StatusBadRequest, scimerrors.ScimTypeInvalidFilter, "The filter is longer than "+strconv.Itoa(MaxFilter)+" bytes.")
+		return true
+	}
+	if r.Method != http.MethodPost {
+		return false
+	}
+	switch strings.TrimSuffix(r.URL.Path, "/") {
+	case "/v2/Users", "/v2/Groups":
+	default:
+		return false
+	}
+	h.mu.Lock()
+	lim := h.creates[tok.ID]
+	if lim == nil {
+		n := h.cfg.CreatesPerMinute
+		lim = rate.NewLimiter(rate.Every(time.Minute/time.Duration(n)), n)
+		h.creates[tok.ID] = lim
+	}
+	h.mu.Unlock()
+	if lim.AllowN(h.cfg.Now(), 1) {
+		return false
+	}
+	w.Header().Set("Retry-After", "30")
+	writeError(w, http.StatusTooManyRequests, "", "This provisioning token created "+strconv.Itoa(h.cfg.CreatesPerMinute)+
+		" users and groups in the last minute, its limit; retry later.")
+	return true
+}
+
+// auditRefused writes the event of a request refused before its token
+// was known (401, 429, 503), within the refused-event bound.
+func (h *Handler) auditRefused(r *http.Request, rec *recorder, why string) {
+	h.mu.Lock()
+	if !h.refused.AllowN(h.cfg.Now(), 1) {
+		h.refusedSkipped++
+		h.mu.Unlock()
+		return
+	}
+	skipped := h.refusedSkipped
+	h.refusedSkipped = 0
+	h.mu.Unlock()
+	q := &request{actor: control.Actor{Name: "scim:unauthenticated", Fields: map[string]string{"source": r.RemoteAddr, "reason": why}}}
+	if skipped > 0 {
+		q.actor.Fields["not_audited"] = strconv.Itoa(skipped)
+	}
+	h.auditRequest(r, q, rec)
 }
 
 // auditRequest writes the request's own event: who, what, the result.

@@ -83,9 +83,6 @@ func pickEmail(v any) string {
 
 func (s users) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Resource, error) {
 	u, err := s.h.cfg.Control.SCIMCreateUser(r.Context(), from(r).actor, fromAttributes(attrs))
-	if u != nil {
-		changed(r)
-	}
 	if err != nil {
 		return scim.Resource{}, s.h.scimError(r, err)
 	}
@@ -152,9 +149,6 @@ func (s users) Replace(r *http.Request, id string, attrs scim.ResourceAttributes
 
 func (s users) update(r *http.Request, id string, in control.SCIMUser) (scim.Resource, error) {
 	u, err := s.h.cfg.Control.SCIMUpdateUser(r.Context(), from(r).actor, id, in)
-	if u != nil {
-		changed(r)
-	}
 	if err != nil {
 		return scim.Resource{}, s.h.scimError(r, err)
 	}
@@ -165,7 +159,6 @@ func (s users) Delete(r *http.Request, id string) error {
 	if err := s.h.cfg.Control.SCIMDeleteUser(r.Context(), from(r).actor, id); err != nil {
 		return s.h.scimError(r, err)
 	}
-	changed(r)
 	return nil
 }
 
