@@ -21,8 +21,10 @@ type IdPSession struct {
 	UserID string
 	// RefreshSealed is the refresh token sealed for the purpose
 	// RefreshPurpose(UserID), so that one person's blob cannot be swapped
-	// into another's record.
-	RefreshSealed []byte
+	// into another's record. Empty when the sign-in asked for a refresh
+	// token and got none: nothing can be redeemed, and the unverified bound
+	// runs from ConfirmedAt.
+	RefreshSealed []byte `json:",omitempty"`
 	// ConfirmedAt is when the IdP last vouched for the person: the browser
 	// sign-in, or the last accepted refresh.
 	ConfirmedAt time.Time
@@ -61,7 +63,7 @@ func init() {
 // record changed since, by a newer sign-in, is kept and ErrConflict
 // returned, so an older token never overwrites a newer one). The person
 // must exist and be active: no token is kept for anyone else. Failures are
-// cleared.
+// cleared. RefreshSealed may be empty (a sign-in given no refresh token).
 type IdPSessionPut struct {
 	UserID        string
 	RefreshSealed []byte
@@ -75,8 +77,6 @@ func (c *IdPSessionPut) Validate() error {
 	switch {
 	case c.UserID == "":
 		return invalidf("IdP session: user id is empty")
-	case len(c.RefreshSealed) == 0:
-		return invalidf("IdP session of %s: sealed refresh token is empty", c.UserID)
 	case c.ConfirmedAt.IsZero():
 		return invalidf("IdP session of %s: confirmation time is missing", c.UserID)
 	}
