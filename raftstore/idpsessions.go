@@ -30,10 +30,14 @@ type IdPSession struct {
 	ConfirmedAt time.Time
 	// LastFailure is why the last refresh did not confirm the person (an
 	// unreachable IdP, a rate limit), LastFailureAt when; Failures counts
-	// failures since the last confirmation.
+	// failures since the last confirmation. LastRefused says the IdP did
+	// answer, refusing, and re-validation held the refusal back (its
+	// breaker): the next refusal is not taken for the echo of a lost
+	// attempt.
 	LastFailure   string    `json:",omitempty"`
 	LastFailureAt time.Time `json:",omitzero"`
 	Failures      int       `json:",omitempty"`
+	LastRefused   bool      `json:",omitempty"`
 	CreateIndex   uint64
 	ModifyIndex   uint64
 }
@@ -119,6 +123,9 @@ type IdPSessionFailure struct {
 	UserID  string
 	Reason  string
 	IfIndex uint64
+	// Refused: the IdP refused and the refusal was held back
+	// (IdPSession.LastRefused).
+	Refused bool `json:",omitempty"`
 	Now     time.Time
 }
 
@@ -144,6 +151,7 @@ func (c *IdPSessionFailure) apply(tx *writeTxn) (any, error) {
 	}
 	s := *raw.(*IdPSession)
 	s.LastFailure, s.LastFailureAt, s.Failures, s.ModifyIndex = BoundText(c.Reason, MaxClientText), c.Now.UTC(), s.Failures+1, tx.index
+	s.LastRefused = c.Refused
 	if err := tx.Insert(tableIdPSessions, &s); err != nil {
 		return nil, fmt.Errorf("IdP session of %s: %w", c.UserID, err)
 	}

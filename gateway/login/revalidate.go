@@ -327,7 +327,7 @@ func (r *Revalidator) once(ctx context.Context, userID string) (time.Duration, e
 		return 0, nil
 	case errors.As(err, &re) && re.Kind == RefreshRateLimited:
 		return max(re.RetryAfter, 1), errRateLimited
-	case errors.As(err, &re) && re.Kind == RefreshRefused && rec.Failures > 0 && invalidGrant(err):
+	case errors.As(err, &re) && re.Kind == RefreshRefused && rec.Failures > 0 && !rec.LastRefused && invalidGrant(err):
 		// The last attempt went unanswered: it may have rotated the token.
 		r.unverified.Add(1)
 		r.log.Warn("re-validation: the identity provider refused a token right after an unverified attempt; not taken as a refusal",
@@ -419,7 +419,10 @@ func (r *Revalidator) hold(ctx context.Context, userID string, index uint64, ans
 			"limit", r.limit)
 	}
 	r.log.Error("re-validation: refusal held by the breaker", "user_id", userID, "reason", answer)
-	r.recordFailure(ctx, userID, index, "refused, held by the breaker (too many refusals in one pass): "+answer)
+	if _, err := r.cfg.Store.Apply(ctx, &raftstore.IdPSessionFailure{UserID: userID, Reason: "refused, held by the breaker (too many refusals in one pass): " + answer,
+		IfIndex: index, Refused: true, Now: r.cfg.Now().UTC()}); err != nil {
+		r.log.Warn("record a held refusal", "user_id", userID, "err", err)
+	}
 }
 
 // closeBreaker ends a pass of due people: the breaker opens when more than
