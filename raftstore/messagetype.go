@@ -80,4 +80,6 @@ const (
 	// SCIM (scim.go).
 	UserSCIMPutType  MessageType = 36
 	SCIMGroupPutType MessageType = 37
+
+	IdPSessionHoldType MessageType = 38
 )

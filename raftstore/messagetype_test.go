@@ -49,6 +49,7 @@ var skippable = map[MessageType]bool{
 	IdPSessionDeleteType:   false, // a dropped refresh token must stay dropped
 	UserSCIMPutType:        false, // SCIM's view of a person: ids, groups, deactivation
 	SCIMGroupPutType:       false, // SCIM group membership drives grants
+	IdPSessionHoldType:     false, // an open keyless connection keeps its person re-validated
 }
 
 // TestIgnoreUnknownRule checks the rule for every registered command: each
