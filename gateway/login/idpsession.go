@@ -112,3 +112,15 @@ func (s *Service) Reconfirm(ctx context.Context, userID string, id *Identity) (*
 		Sources: []string{raftstore.SourceSignIn}, UnixName: existing.UnixName, UID: existing.UID}
 	return s.upsert(ctx, u)
 }
+
+// HoldIdPSession records that holder (a front door) has an open connection
+// of userID signed in without a key, until until (zero: released): it
+// keeps their IdP session, and so their re-validation, while no binding
+// does. It does nothing for a person without an IdP session.
+func (s *Service) HoldIdPSession(ctx context.Context, userID, holder string, until time.Time) error {
+	if s.sealer == nil {
+		return nil
+	}
+	_, err := s.store.Apply(ctx, &raftstore.IdPSessionHold{UserID: userID, Holder: holder, Until: until})
+	return err
+}

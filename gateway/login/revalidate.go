@@ -199,7 +199,7 @@ func (r *Revalidator) pass(ctx context.Context, start time.Time) {
 	}
 	var due []string
 	for _, rec := range recs {
-		if needed, why := r.needed(st, rec.UserID, start); !needed {
+		if needed, why := r.needed(st, rec, start); !needed {
 			r.drop(ctx, rec.UserID, why)
 			continue
 		}
@@ -232,14 +232,19 @@ func (r *Revalidator) pass(ctx context.Context, start time.Time) {
 }
 
 // needed reports whether a person still needs re-validation: active, with a
-// live binding or an open session.
-func (r *Revalidator) needed(st *raftstore.State, userID string, now time.Time) (bool, string) {
+// live binding, an open jump session, or an open front-door connection
+// signed in without a key (a front door holds their record).
+func (r *Revalidator) needed(st *raftstore.State, rec *raftstore.IdPSession, now time.Time) (bool, string) {
+	userID := rec.UserID
 	_, u, err := st.UserByID(nil, userID)
 	if err != nil {
 		return true, "" // keep it; look again next pass
 	}
 	if u == nil || u.Status != raftstore.UserActive {
 		return false, "the person is not active"
+	}
+	if rec.HeldAt(now) {
+		return true, ""
 	}
 	_, bs, err := st.BindingsByUser(nil, userID)
 	if err != nil {
@@ -259,7 +264,7 @@ func (r *Revalidator) needed(st *raftstore.State, userID string, now time.Time) 
 			return true, ""
 		}
 	}
-	return false, "no live binding or open session"
+	return false, "no live binding, open session or keyless connection"
 }
 
 // drop forgets a person's refresh token.

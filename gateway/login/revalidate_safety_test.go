@@ -265,3 +265,32 @@ func TestStaleWriteKeepsDeactivation(t *testing.T) {
 		})
 	}
 }
+
+// A person whose only way in is an open connection signed in without a key
+// (ssh -o PubkeyAuthentication=no admin@bastion) stays re-validated while a
+// front door holds their IdP session, and is deactivated when the IdP
+// refuses them; once the hold runs out their token is dropped.
+func TestRevalidationCoversKeylessConnections(t *testing.T) {
+	ctx := context.Background()
+	h := newRevalHarness(t)
+	gus, _ := h.signIn("gus", "rt-gus") // no binding
+	hal, _ := h.signIn("hal", "rt-hal")
+	for _, u := range []*raftstore.User{gus, hal} {
+		if err := h.svc.HoldIdPSession(ctx, u.ID, "door-1", h.clock.Now().Add(10*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.idp.script(gus.ID, refusedGrant)
+	h.r.pass(ctx, h.clock.Now())
+	if st, byIdP := h.statusOf(gus.ID); st != raftstore.UserDisabled || !byIdP {
+		t.Fatalf("the IdP refused gus, whose keyless connection is open, and he is %s (by IdP %v)", st, byIdP)
+	}
+	if h.record(hal.ID) == nil || !slices.ContainsFunc(h.idp.calls, func(c idpCall) bool { return c.user == hal.ID }) {
+		t.Fatal("hal's held session was not re-validated")
+	}
+	h.clock.t = h.clock.t.Add(11 * time.Minute) // the front door stopped renewing
+	h.r.pass(ctx, h.clock.Now())
+	if h.record(hal.ID) != nil {
+		t.Fatal("hal's token was kept after the hold ran out")
+	}
+}
