@@ -43,9 +43,9 @@ type IdPSession struct {
 	// it (renewed while the connection lasts, released when it ends): such
 	// a connection, an admin shell among them, keeps its person
 	// re-validated though they have no binding.
-	Holds map[string]time.Time `json:",omitempty"`
-	CreateIndex   uint64
-	ModifyIndex   uint64
+	Holds       map[string]time.Time `json:",omitempty"`
+	CreateIndex uint64
+	ModifyIndex uint64
 }
 
 // RefreshPurpose is the sealing purpose of a person's refresh token.
