@@ -21,19 +21,31 @@ type IdPSession struct {
 	UserID string
 	// RefreshSealed is the refresh token sealed for the purpose
 	// RefreshPurpose(UserID), so that one person's blob cannot be swapped
-	// into another's record.
-	RefreshSealed []byte
+	// into another's record. Empty when the sign-in asked for a refresh
+	// token and got none: nothing can be redeemed, and the unverified bound
+	// runs from ConfirmedAt.
+	RefreshSealed []byte `json:",omitempty"`
 	// ConfirmedAt is when the IdP last vouched for the person: the browser
 	// sign-in, or the last accepted refresh.
 	ConfirmedAt time.Time
 	// LastFailure is why the last refresh did not confirm the person (an
 	// unreachable IdP, a rate limit), LastFailureAt when; Failures counts
-	// failures since the last confirmation.
+	// failures since the last confirmation. LastRefused says the IdP did
+	// answer, refusing, and re-validation held the refusal back (its
+	// breaker): the next refusal is not taken for the echo of a lost
+	// attempt.
 	LastFailure   string    `json:",omitempty"`
 	LastFailureAt time.Time `json:",omitzero"`
 	Failures      int       `json:",omitempty"`
-	CreateIndex   uint64
-	ModifyIndex   uint64
+	LastRefused   bool      `json:",omitempty"`
+	// Holds are the front doors (by holder id) with an open connection of
+	// the person signed in without a key, and until when each vouches for
+	// it (renewed while the connection lasts, released when it ends): such
+	// a connection, an admin shell among them, keeps its person
+	// re-validated though they have no binding.
+	Holds       map[string]time.Time `json:",omitempty"`
+	CreateIndex uint64
+	ModifyIndex uint64
 }
 
 // RefreshPurpose is the sealing purpose of a person's refresh token.
@@ -53,6 +65,7 @@ func init() {
 	registerCommand(IdPSessionPutType, func() Command { return new(IdPSessionPut) })
 	registerCommand(IdPSessionFailureType, func() Command { return new(IdPSessionFailure) })
 	registerCommand(IdPSessionDeleteType, func() Command { return new(IdPSessionDelete) })
+	registerCommand(IdPSessionHoldType, func() Command { return new(IdPSessionHold) })
 }
 
 // IdPSessionPut stores a person's sealed refresh token as confirmed at
@@ -61,7 +74,7 @@ func init() {
 // record changed since, by a newer sign-in, is kept and ErrConflict
 // returned, so an older token never overwrites a newer one). The person
 // must exist and be active: no token is kept for anyone else. Failures are
-// cleared.
+// cleared. RefreshSealed may be empty (a sign-in given no refresh token).
 type IdPSessionPut struct {
 	UserID        string
 	RefreshSealed []byte
@@ -75,8 +88,6 @@ func (c *IdPSessionPut) Validate() error {
 	switch {
 	case c.UserID == "":
 		return invalidf("IdP session: user id is empty")
-	case len(c.RefreshSealed) == 0:
-		return invalidf("IdP session of %s: sealed refresh token is empty", c.UserID)
 	case c.ConfirmedAt.IsZero():
 		return invalidf("IdP session of %s: confirmation time is missing", c.UserID)
 	}
@@ -101,7 +112,7 @@ func (c *IdPSessionPut) apply(tx *writeTxn) (any, error) {
 		if c.IfIndex != 0 && old.ModifyIndex != c.IfIndex {
 			return nil, fmt.Errorf("IdP session of %s: %w: changed since it was read", c.UserID, ErrConflict)
 		}
-		s.CreateIndex = old.CreateIndex
+		s.CreateIndex, s.Holds = old.CreateIndex, old.Holds
 	} else if c.IfIndex != 0 {
 		return nil, fmt.Errorf("IdP session of %s: %w: gone since it was read", c.UserID, ErrConflict)
 	}
@@ -119,6 +130,9 @@ type IdPSessionFailure struct {
 	UserID  string
 	Reason  string
 	IfIndex uint64
+	// Refused: the IdP refused and the refusal was held back
+	// (IdPSession.LastRefused).
+	Refused bool `json:",omitempty"`
 	Now     time.Time
 }
 
@@ -144,6 +158,7 @@ func (c *IdPSessionFailure) apply(tx *writeTxn) (any, error) {
 	}
 	s := *raw.(*IdPSession)
 	s.LastFailure, s.LastFailureAt, s.Failures, s.ModifyIndex = BoundText(c.Reason, MaxClientText), c.Now.UTC(), s.Failures+1, tx.index
+	s.LastRefused = c.Refused
 	if err := tx.Insert(tableIdPSessions, &s); err != nil {
 		return nil, fmt.Errorf("IdP session of %s: %w", c.UserID, err)
 	}
@@ -176,9 +191,74 @@ func (c *IdPSessionDelete) apply(tx *writeTxn) (any, error) {
 	return true, tx.bump(tableIdPSessions)
 }
 
+// IdPSessionHold sets (Until after the record's other holds are read) or
+// releases (Until zero) the hold of front door Holder on a person's IdP
+// session. Without a record it does nothing and returns false. A sign-in's
+// IdPSessionPut keeps the holds; the record's ModifyIndex does not move.
+type IdPSessionHold struct {
+	UserID string
+	Holder string
+	Until  time.Time `json:",omitzero"`
+}
+
+func (c *IdPSessionHold) Type() MessageType { return IdPSessionHoldType }
+
+func (c *IdPSessionHold) Validate() error {
+	if c.UserID == "" || c.Holder == "" {
+		return invalidf("IdP session hold: user id and holder are required")
+	}
+	return nil
+}
+
+func (c *IdPSessionHold) apply(tx *writeTxn) (any, error) {
+	raw, err := tx.First(tableIdPSessions, "id", c.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("IdP session of %s: %w", c.UserID, err)
+	}
+	if raw == nil {
+		return false, nil
+	}
+	s := *raw.(*IdPSession)
+	holds := make(map[string]time.Time, len(s.Holds)+1)
+	for k, v := range s.Holds {
+		holds[k] = v
+	}
+	if c.Until.IsZero() {
+		if _, ok := holds[c.Holder]; !ok {
+			return true, nil
+		}
+		delete(holds, c.Holder)
+	} else {
+		holds[c.Holder] = c.Until.UTC()
+	}
+	if len(holds) == 0 {
+		holds = nil
+	}
+	// ModifyIndex stays: it guards the token (IdPSessionPut's IfIndex), and
+	// a renewed hold must not make a refresh's rotated token look stale.
+	s.Holds = holds
+	if err := tx.Insert(tableIdPSessions, &s); err != nil {
+		return nil, fmt.Errorf("IdP session of %s: %w", c.UserID, err)
+	}
+	return true, tx.bump(tableIdPSessions)
+}
+
+// HeldAt reports whether a front door vouched, for a time after now, for an
+// open keyless connection of the person.
+func (s *IdPSession) HeldAt(now time.Time) bool {
+	for _, until := range s.Holds {
+		if now.Before(until) {
+			return true
+		}
+	}
+	return false
+}
+
 // dropUnboundIdPSessionsTxn drops the IdP sessions of people left without
 // any binding, after bindings were deleted: a refresh token is kept only
-// for someone Rampart still lets in without the browser.
+// for someone Rampart still lets in without the browser. A record a front
+// door holds (an open keyless connection) stays; re-validation drops it
+// once the holds run out.
 func dropUnboundIdPSessionsTxn(tx *writeTxn) error {
 	it, err := tx.Get(tableIdPSessions, "id")
 	if err != nil {
@@ -187,6 +267,9 @@ func dropUnboundIdPSessionsTxn(tx *writeTxn) error {
 	var gone []*IdPSession
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		s := raw.(*IdPSession)
+		if len(s.Holds) > 0 {
+			continue
+		}
 		b, err := tx.First(tableBindings, "user", s.UserID)
 		if err != nil {
 			return err

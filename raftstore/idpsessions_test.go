@@ -130,3 +130,38 @@ func TestIdPSessionCommandsRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// A front door's hold (an open keyless connection) keeps a person's IdP
+// session when their last binding goes; releasing it, the next binding
+// deletion drops it. A hold moves no ModifyIndex, so a refresh that read
+// the record before still stores its rotated token.
+func TestIdPSessionHold(t *testing.T) {
+	f := testFSM(t)
+	mustApply(t, f, &UserUpsert{User: User{ID: "alice", Login: "alice", UnixName: "alice"}, Now: testNow})
+	mustApply(t, f, &BindingUpsert{Binding: testBinding(t, 1, "alice"), Now: testNow})
+	mustApply(t, f, &IdPSessionPut{UserID: "alice", RefreshSealed: []byte("s1"), ConfirmedAt: testNow})
+	read := idpSession(t, f, "alice")
+	if held := mustApply(t, f, &IdPSessionHold{UserID: "alice", Holder: "door-1", Until: testNow.Add(time.Minute)}); held != true {
+		t.Fatalf("hold: %v", held)
+	}
+	if s := idpSession(t, f, "alice"); !s.HeldAt(testNow) || s.HeldAt(testNow.Add(time.Minute)) || s.ModifyIndex != read.ModifyIndex {
+		t.Fatalf("held record %+v", s)
+	}
+	mustApply(t, f, &IdPSessionPut{UserID: "alice", RefreshSealed: []byte("s2"), ConfirmedAt: testNow, IfIndex: read.ModifyIndex})
+	mustApply(t, f, &BindingDelete{UserID: "alice"})
+	if s := idpSession(t, f, "alice"); s == nil || string(s.RefreshSealed) != "s2" || len(s.Holds) != 1 {
+		t.Fatalf("after the last binding went, the held record is %+v", s)
+	}
+	mustApply(t, f, &IdPSessionHold{UserID: "alice", Holder: "door-1"})
+	if s := idpSession(t, f, "alice"); s == nil || s.Holds != nil {
+		t.Fatalf("after release %+v", s)
+	}
+	mustApply(t, f, &BindingUpsert{Binding: testBinding(t, 2, "alice"), Now: testNow})
+	mustApply(t, f, &BindingDelete{UserID: "alice"})
+	if s := idpSession(t, f, "alice"); s != nil {
+		t.Fatalf("unheld record without bindings kept: %+v", s)
+	}
+	if held := mustApply(t, f, &IdPSessionHold{UserID: "alice", Holder: "door-1", Until: testNow.Add(time.Minute)}); held != false {
+		t.Fatalf("hold without a record: %v", held)
+	}
+}

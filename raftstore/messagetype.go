@@ -83,4 +83,6 @@ const (
 	SCIMGroupPutType MessageType = 37
 	// A service token's last use (servicetokens.go).
 	ServiceTokenTouchType MessageType = 38
+	// An open keyless connection holding its person's IdP session (idpsessions.go).
+	IdPSessionHoldType MessageType = 39
 )

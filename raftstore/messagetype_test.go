@@ -50,6 +50,7 @@ var skippable = map[MessageType]bool{
 	UserSCIMPutType:        false, // SCIM's view of a person: ids, groups, deactivation
 	SCIMGroupPutType:       false, // SCIM group membership drives grants
 	ServiceTokenTouchType:  true,  // LastUsedAt only; the token's next use repairs it
+	IdPSessionHoldType:     false, // an open keyless connection keeps its person re-validated
 }
 
 // TestIgnoreUnknownRule checks the rule for every registered command: each

@@ -52,11 +52,13 @@ type User struct {
 	// ExternalID is the IdP's SCIM externalId; Sources are where the record
 	// came from ("sign-in", "scim"; kept, never dropped, by upserts);
 	// DisabledByIdP is set when the IdP deactivated the person (SCIM, or a
-	// refused re-validation) rather than an administrator, and only
-	// UserSetStatus changes it.
-	ExternalID    string   `json:",omitempty"`
-	Sources       []string `json:",omitempty"`
-	DisabledByIdP bool     `json:",omitempty"`
+	// refused re-validation) rather than an administrator, and DisabledVia
+	// says through which ("" on records written before it existed, taken as
+	// SCIM's). Only UserSetStatus changes them, and the status.
+	ExternalID    string      `json:",omitempty"`
+	Sources       []string    `json:",omitempty"`
+	DisabledByIdP bool        `json:",omitempty"`
+	DisabledVia   DisabledVia `json:",omitempty"`
 	// Groups is what grants and agents read: the union of the two sources
 	// that name a person's groups, each of which replaces only its own.
 	// TokenGroups are the groups of their last ID token (a UserUpsert's
@@ -115,6 +117,26 @@ func groupSet(names []string) []string {
 	return slices.Compact(out)
 }
 
+// DisabledVia is the channel through which the identity provider
+// deactivated a person (User.DisabledVia). Each undoes only its own: SCIM's
+// active=true re-activates a person SCIM deactivated, never one a refused
+// re-validation did; an administrator's enable undoes either.
+type DisabledVia string
+
+const (
+	ViaSCIM         DisabledVia = "scim"
+	ViaRevalidation DisabledVia = "revalidation"
+)
+
+// disabledVia is the channel of an IdP deactivation, records from before
+// DisabledVia counting as SCIM's.
+func (u *User) disabledVia() DisabledVia {
+	if u.DisabledVia == "" {
+		return ViaSCIM
+	}
+	return u.DisabledVia
+}
+
 // Where a user record came from (User.Sources).
 const (
 	SourceSignIn = "sign-in"
@@ -146,8 +168,9 @@ func init() {
 }
 
 // UserUpsert creates or updates a user as a sign-in sees them. On create, a
-// zero UID is allocated from the cluster's range; on update, UID and
-// CreatedAt are kept whatever the command says. User.Groups are the ID
+// zero UID is allocated from the cluster's range; on update, UID,
+// CreatedAt and the status (Status, DisabledByIdP, DisabledVia: only
+// UserSetStatus changes them) are kept whatever the command says. User.Groups are the ID
 // token's groups: they replace TokenGroups, SCIMGroups are kept, and the
 // stored Groups are the union of both. With EnsureGroups, groups the user is
 // in that do not exist yet are created (with a gid) in the same transaction,
@@ -192,7 +215,10 @@ func (c *UserUpsert) apply(tx *writeTxn) (any, error) {
 	if existing != nil {
 		old = existing.(*User)
 		u.Sources = append(slices.Clone(old.Sources), u.Sources...)
-		u.DisabledByIdP = old.DisabledByIdP && u.Status != UserActive
+		// The status is UserSetStatus's alone: an upsert built from a read
+		// made before a deactivation (a sign-in, a re-validation) must not
+		// undo it.
+		u.Status, u.DisabledByIdP, u.DisabledVia = old.Status, old.DisabledByIdP, old.DisabledVia
 		if u.ExternalID == "" {
 			u.ExternalID = old.ExternalID
 		}
@@ -295,7 +321,7 @@ func accountIndexes(old, u *User, index uint64) (uint64, map[string]uint64) {
 func sameUser(a, b *User) bool {
 	return a.Login == b.Login && a.Email == b.Email && a.UnixName == b.UnixName &&
 		a.UID == b.UID && a.Status == b.Status && slices.Equal(a.Groups, b.Groups) &&
-		a.ExternalID == b.ExternalID && slices.Equal(a.Sources, b.Sources) && a.DisabledByIdP == b.DisabledByIdP &&
+		a.ExternalID == b.ExternalID && slices.Equal(a.Sources, b.Sources) && a.DisabledByIdP == b.DisabledByIdP && a.DisabledVia == b.DisabledVia &&
 		slices.Equal(a.GroupsFromToken(), b.GroupsFromToken()) && slices.Equal(a.SCIMGroups, b.SCIMGroups) &&
 		a.Subject == b.Subject && a.SCIMDeleted == b.SCIMDeleted && a.EmailVerified == b.EmailVerified
 }
@@ -318,13 +344,24 @@ func checkUniqueTxn(tx *writeTxn, table, id string, idOf func(any) string, pairs
 
 // UserSetStatus enables, disables or marks a user deleted. A deleted user
 // keeps its row (and its uid, which is never reused).
+//
+// An IdP disable (ByIdP) applies only to an active person: one an
+// administrator disabled stays the administrator's (the IdP could
+// otherwise undo it later), one the IdP disabled keeps its channel, a
+// deleted one stays deleted; the command is then a no-op. With
+// IfDisabledVia the change applies only to a person the IdP disabled
+// through that channel; any other is left as it is and ErrConflict
+// returned (the state was read, then changed, e.g. by an administrator).
 type UserSetStatus struct {
 	ID     string
 	Status UserStatus
-	// ByIdP marks a disable as the identity provider's (User.DisabledByIdP);
-	// any other status change clears the mark.
-	ByIdP bool `json:",omitempty"`
-	Now   time.Time
+	// ByIdP marks a disable as the identity provider's (User.DisabledByIdP)
+	// through Via (User.DisabledVia); any other status change clears both.
+	ByIdP bool        `json:",omitempty"`
+	Via   DisabledVia `json:",omitempty"`
+	// IfDisabledVia makes the change conditional (see above).
+	IfDisabledVia DisabledVia `json:",omitempty"`
+	Now           time.Time
 }
 
 func (c *UserSetStatus) Type() MessageType { return UserSetStatusType }
@@ -335,6 +372,11 @@ func (c *UserSetStatus) Validate() error {
 	}
 	if !c.Status.valid() {
 		return invalidf("status %q is not active, disabled or deleted", c.Status)
+	}
+	for _, v := range []DisabledVia{c.Via, c.IfDisabledVia} {
+		if v != "" && v != ViaSCIM && v != ViaRevalidation {
+			return invalidf("user %s: IdP channel %q is not %s or %s", c.ID, v, ViaSCIM, ViaRevalidation)
+		}
 	}
 	return nil
 }
@@ -348,11 +390,21 @@ func (c *UserSetStatus) apply(tx *writeTxn) (any, error) {
 		return nil, fmt.Errorf("user %s: %w", c.ID, ErrNotFound)
 	}
 	u := *raw.(*User)
+	if c.IfDisabledVia != "" && (u.Status != UserDisabled || !u.DisabledByIdP || u.disabledVia() != c.IfDisabledVia) {
+		return nil, fmt.Errorf("user %s: %w: not disabled through %s", c.ID, ErrConflict, c.IfDisabledVia)
+	}
 	byIdP := c.ByIdP && c.Status == UserDisabled
-	if u.Status == c.Status && u.DisabledByIdP == byIdP {
+	if byIdP && u.Status != UserActive {
+		return &u, nil // the IdP takes over no one else's disable
+	}
+	via := DisabledVia("")
+	if byIdP {
+		via = c.Via
+	}
+	if u.Status == c.Status && u.DisabledByIdP == byIdP && u.DisabledVia == via {
 		return &u, nil // no-op: don't wake watchers
 	}
-	u.DisabledByIdP = byIdP
+	u.DisabledByIdP, u.DisabledVia = byIdP, via
 	u.Status, u.UpdatedAt, u.ModifyIndex, u.AccountIndex = c.Status, c.Now, tx.index, tx.index
 	if err := tx.Insert(tableUsers, &u); err != nil {
 		return nil, fmt.Errorf("update user %s: %w", c.ID, err)

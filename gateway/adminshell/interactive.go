@@ -62,7 +62,7 @@ func (s *Shell) RunInteractive(ctx context.Context, actor Actor, rw io.ReadWrite
 func (s *Shell) RunInteractiveResize(ctx context.Context, actor Actor, rw io.ReadWriter, size WindowSize, resize <-chan WindowSize) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pump := newInputPump(rw, s.watchActor(ctx, actor.UserID))
+	pump := newInputPump(rw, s.watchActor(ctx, actor))
 	defer pump.stop()
 	t := term.NewTerminal(struct {
 		io.Reader

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,8 +20,25 @@ import (
 // ctrlC is the byte a terminal sends for Ctrl-C.
 const ctrlC = 0x03
 
-// errRevoked ends an interactive session whose admin is no longer active.
-var errRevoked = errors.New("your account is no longer active")
+// errRevoked ends an interactive session whose admin is no longer active;
+// errNotAdmin (which is also an errRevoked) one whose admin left the admin
+// group.
+var (
+	errRevoked        = errors.New("your account is no longer active")
+	errNotAdmin error = notAdmin{}
+)
+
+type notAdmin struct{}
+
+func (notAdmin) Error() string        { return "you are no longer in the admin group" }
+func (notAdmin) Is(target error) bool { return target == errRevoked }
+
+// revocation is closed (done) once the admin may no longer use the shell;
+// err, written before done is closed, says why.
+type revocation struct {
+	done chan struct{}
+	err  error
+}
 
 // actorRetry is the pause after a failed read of the admin's user record.
 const actorRetry = time.Second
@@ -32,7 +50,7 @@ const actorRetry = time.Second
 type inputPump struct {
 	chunks  chan []byte
 	done    chan struct{}
-	revoked <-chan struct{}
+	revoked *revocation
 	// err is the read error that ended the input; it is written before
 	// chunks is closed and read only after.
 	err error
@@ -45,7 +63,7 @@ type inputPump struct {
 // newInputPump starts reading r. Its goroutine ends when r fails (the caller
 // closes the channel under r when the session ends), or at stop once it is
 // not inside a read.
-func newInputPump(r io.Reader, revoked <-chan struct{}) *inputPump {
+func newInputPump(r io.Reader, revoked *revocation) *inputPump {
 	p := &inputPump{chunks: make(chan []byte), done: make(chan struct{}), revoked: revoked}
 	go p.run(r)
 	return p
@@ -74,7 +92,8 @@ func (p *inputPump) run(r io.Reader) {
 func (p *inputPump) stop() { p.once.Do(func() { close(p.done) }) }
 
 // Read serves the line editor. It fails with errRevoked once the admin is no
-// longer active, which ends the session at its next prompt.
+// longer active or no longer in the admin group, which ends the session at
+// its next prompt.
 func (p *inputPump) Read(b []byte) (int, error) {
 	for len(p.pending) == 0 {
 		select {
@@ -86,8 +105,8 @@ func (p *inputPump) Read(b []byte) (int, error) {
 				return 0, p.err
 			}
 			p.pending = chunk
-		case <-p.revoked:
-			return 0, errRevoked
+		case <-p.revoked.done:
+			return 0, p.revoked.err
 		}
 	}
 	n := copy(b, p.pending)
@@ -111,7 +130,7 @@ func (p *inputPump) watch(parent context.Context) (context.Context, context.Canc
 					cancel()
 					return
 				}
-			case <-p.revoked:
+			case <-p.revoked.done:
 				cancel()
 				return
 			case <-stop:
@@ -141,10 +160,10 @@ func (v *invocation) interruptible() (context.Context, context.CancelFunc) {
 		return v.watch(v.ctx)
 	}
 	ctx, cancel := context.WithCancel(v.ctx)
-	revoked := v.sh.watchActor(ctx, v.actor.UserID)
+	revoked := v.sh.watchActor(ctx, v.actor)
 	go func() {
 		select {
-		case <-revoked:
+		case <-revoked.done:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -170,13 +189,15 @@ func (v *invocation) interruptible() (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
-// watchActor returns a channel that is closed once the user userID exists
-// and is not active (disabled or deleted), watching the users table until
-// ctx ends. An actor the store does not know is never revoked here: the front
-// door only lets active users in.
-func (s *Shell) watchActor(ctx context.Context, userID string) <-chan struct{} {
-	revoked := make(chan struct{})
-	if userID == "" {
+// watchActor returns the revocation of the admin actor: closed once their
+// user exists and is not active (disabled or deleted), or their last ID
+// token no longer names actor.AdminGroup (when set: the IdP took them out
+// of the admin group, seen at their re-validation or next sign-in),
+// watching the users table until ctx ends. An actor the store does not know
+// is never revoked here: the front door only lets active users in.
+func (s *Shell) watchActor(ctx context.Context, actor Actor) *revocation {
+	revoked := &revocation{done: make(chan struct{})}
+	if actor.UserID == "" {
 		return revoked
 	}
 	go func() {
@@ -184,7 +205,7 @@ func (s *Shell) watchActor(ctx context.Context, userID string) <-chan struct{} {
 		for ctx.Err() == nil {
 			var u *raftstore.User
 			idx, err := raftstore.BlockingQuery(ctx, s.store, index, 0, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {
-				i, user, err := st.UserByID(ws, userID)
+				i, user, err := st.UserByID(ws, actor.UserID)
 				u = user
 				return i, err
 			})
@@ -192,7 +213,7 @@ func (s *Shell) watchActor(ctx context.Context, userID string) <-chan struct{} {
 				return
 			}
 			if err != nil {
-				s.logger.Warn("admin session: cannot read the admin's user record", "user_id", userID, "err", err)
+				s.logger.Warn("admin session: cannot read the admin's user record", "user_id", actor.UserID, "err", err)
 				t := time.NewTimer(actorRetry)
 				select {
 				case <-t.C:
@@ -201,8 +222,16 @@ func (s *Shell) watchActor(ctx context.Context, userID string) <-chan struct{} {
 				}
 				continue
 			}
-			if u != nil && u.Status != raftstore.UserActive {
-				close(revoked)
+			switch {
+			case u == nil:
+			case u.Status != raftstore.UserActive:
+				revoked.err = errRevoked
+			case actor.AdminGroup != "" && !slices.Contains(u.GroupsFromToken(), actor.AdminGroup):
+				revoked.err = errNotAdmin
+			}
+			if revoked.err != nil {
+				s.logger.Info("admin session ends", "user", actor.Login, "user_id", actor.UserID, "reason", revoked.err.Error())
+				close(revoked.done)
 				return
 			}
 			index = idx

@@ -106,6 +106,9 @@ type Actor struct {
 	UserID string
 	// Source is where the admin connects from (the SSH remote address).
 	Source string
+	// AdminGroup, when set, is the group the admin must stay in: a session
+	// ends once their ID token's groups no longer hold it.
+	AdminGroup string
 }
 
 // Deps is what a Shell runs on.

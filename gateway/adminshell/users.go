@@ -1,6 +1,7 @@
 package adminshell
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -130,7 +131,8 @@ func (v *invocation) usersCmd() *cobra.Command {
 				d.IdPConfirmed.Revalidation = timeJSON(rec.ConfirmedAt)
 			}
 			if u.DisabledByIdP {
-				d.DeactivatedBy = "identity provider"
+				// Through which channel: SCIM undoes only its own.
+				d.DeactivatedBy = "identity provider (" + string(cmp.Or(u.DisabledVia, raftstore.ViaSCIM)) + ")"
 			}
 			// The grants of the user's groups, whether or not the user is
 			// active, and their live bindings (gateway/access).

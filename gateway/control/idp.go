@@ -10,14 +10,17 @@ import (
 )
 
 // DeactivateFromIdP disables a person because the identity provider says
-// they are gone (SCIM active=false or DELETE, or a refused re-validation):
-// the account is marked disabled by the IdP (agents lock it, new logins are
-// refused with login.ErrDeactivatedInIdP), every device binding is revoked
-// (which ends the sessions opened with them on every node), and the change
-// is audited once with why, the IdP's answer. It returns how many bindings
-// were revoked. Deactivating someone already deactivated by the IdP changes
-// nothing and is not audited again.
-func (s *Service) DeactivateFromIdP(ctx context.Context, a Actor, id, why string) (int, error) {
+// they are gone, through via (raftstore.ViaSCIM: active=false or DELETE;
+// raftstore.ViaRevalidation: a refused re-validation): the account is marked
+// disabled by the IdP through via (agents lock it, new logins are refused
+// with login.ErrDeactivatedInIdP), every device binding is revoked (which
+// ends the sessions opened with them on every node), and the change is
+// audited once with why, the IdP's answer. It returns how many bindings were
+// revoked. A person already disabled, by the IdP or an administrator, keeps
+// that disable (the FSM makes it so even when a disable lands between this
+// read and the write); their bindings still go, and a repeat that revokes
+// nothing is not audited again.
+func (s *Service) DeactivateFromIdP(ctx context.Context, a Actor, id string, via raftstore.DisabledVia, why string) (int, error) {
 	u, err := user(s.state(ctx), id)
 	if err != nil {
 		return 0, err
@@ -25,9 +28,9 @@ func (s *Service) DeactivateFromIdP(ctx context.Context, a Actor, id, why string
 	if u.Status == raftstore.UserDeleted {
 		return 0, nil
 	}
-	already := u.Status == raftstore.UserDisabled && u.DisabledByIdP
+	already := u.Status != raftstore.UserActive
 	if !already {
-		if _, err := s.apply(ctx, &raftstore.UserSetStatus{ID: u.ID, Status: raftstore.UserDisabled, ByIdP: true, Now: s.now().UTC()}); err != nil {
+		if _, err := s.apply(ctx, &raftstore.UserSetStatus{ID: u.ID, Status: raftstore.UserDisabled, ByIdP: true, Via: via, Now: s.now().UTC()}); err != nil {
 			return 0, err
 		}
 	}
@@ -38,18 +41,21 @@ func (s *Service) DeactivateFromIdP(ctx context.Context, a Actor, id, why string
 	if already && n == 0 {
 		return 0, nil
 	}
-	fields := map[string]string{"user": u.Login, "user_id": u.ID, "reason": why, "bindings_revoked": strconv.Itoa(n)}
+	fields := map[string]string{"user": u.Login, "user_id": u.ID, "reason": why, "via": string(via), "bindings_revoked": strconv.Itoa(n)}
 	if aerr := s.audit(ctx, a, EventIdPDeactivate, fields); aerr != nil {
 		return n, errors.Join(errors.New(errNotAudited), aerr)
 	}
-	s.logger.Info("identity provider deactivated a person", "user", u.Login, "user_id", u.ID, "reason", why, "bindings_revoked", n)
+	s.logger.Info("identity provider deactivated a person", "user", u.Login, "user_id", u.ID, "via", string(via), "reason", why, "bindings_revoked", n)
 	return n, nil
 }
 
-// ReactivateFromIdP restores a person the identity provider had
+// ReactivateFromIdP restores, for SCIM (active=true), a person SCIM had
 // deactivated, with the same unix name and uid. A person an administrator
-// disabled stays disabled: the IdP undoes only its own deactivation (the
-// returned bool says whether anything changed).
+// disabled, or whom a refused re-validation deactivated, stays disabled:
+// SCIM undoes only its own deactivation, and only an administrator's
+// `users enable` undoes the others. The FSM checks the condition when it
+// applies the change, so an administrator's disable that lands after this
+// read is kept. The returned bool says whether anything changed.
 func (s *Service) ReactivateFromIdP(ctx context.Context, a Actor, id string) (bool, error) {
 	u, err := user(s.state(ctx), id)
 	if err != nil {
@@ -58,8 +64,14 @@ func (s *Service) ReactivateFromIdP(ctx context.Context, a Actor, id string) (bo
 	if u.Status != raftstore.UserDisabled || !u.DisabledByIdP {
 		return false, nil
 	}
-	if _, err := s.apply(ctx, &raftstore.UserSetStatus{ID: u.ID, Status: raftstore.UserActive, Now: s.now().UTC()}); err != nil {
-		return false, err
+	actx, cancel := context.WithTimeout(ctx, s.applyTimeout)
+	defer cancel()
+	_, err = s.store.Apply(actx, &raftstore.UserSetStatus{ID: u.ID, Status: raftstore.UserActive, IfDisabledVia: raftstore.ViaSCIM, Now: s.now().UTC()})
+	switch {
+	case errors.Is(err, raftstore.ErrConflict):
+		return false, nil
+	case err != nil:
+		return false, clientError(err)
 	}
 	if aerr := s.audit(ctx, a, EventIdPReactivate, map[string]string{"user": u.Login, "user_id": u.ID}); aerr != nil {
 		return true, errors.Join(errors.New(errNotAudited), aerr)

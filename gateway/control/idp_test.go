@@ -15,7 +15,7 @@ func TestIdPDeactivation(t *testing.T) {
 	ctx := context.Background()
 	idp := Actor{Name: "scim:okta"}
 	h := newHarness(t)
-	n, err := h.svc.DeactivateFromIdP(ctx, idp, "sub-bob", "scim active=false")
+	n, err := h.svc.DeactivateFromIdP(ctx, idp, "sub-bob", raftstore.ViaSCIM, "scim active=false")
 	if err != nil || n != 1 {
 		t.Fatalf("deactivate: %d bindings, %v; want 1", n, err)
 	}
@@ -29,7 +29,7 @@ func TestIdPDeactivation(t *testing.T) {
 		evs[0].Fields["reason"] != "scim active=false" || evs[0].Fields["bindings_revoked"] != "1" {
 		t.Fatalf("audit %+v", evs)
 	}
-	if n, err := h.svc.DeactivateFromIdP(ctx, idp, "sub-bob", "again"); err != nil || n != 0 || len(h.audit.all()) != 1 {
+	if n, err := h.svc.DeactivateFromIdP(ctx, idp, "sub-bob", raftstore.ViaSCIM, "again"); err != nil || n != 0 || len(h.audit.all()) != 1 {
 		t.Fatalf("repeat: %d, %v, %d events", n, err, len(h.audit.all()))
 	}
 	uid := u.UID
@@ -48,7 +48,44 @@ func TestIdPDeactivation(t *testing.T) {
 		t.Fatalf("reactivate admin-disabled: %v %v", ok, err)
 	}
 	wantUserStatus(t, h, "sub-carol", raftstore.UserDisabled)
-	if _, err := h.svc.DeactivateFromIdP(ctx, idp, "sub-nobody", "x"); err == nil {
+	if _, err := h.svc.DeactivateFromIdP(ctx, idp, "sub-nobody", raftstore.ViaSCIM, "x"); err == nil {
 		t.Fatal("deactivated an unknown person")
 	}
+}
+
+// SCIM's active=true undoes only SCIM's own deactivation: not one a refused
+// re-validation made, and not an administrator's disable that a later SCIM
+// active=false met (the IdP takes over no one else's disable). An
+// administrator's enable undoes a re-validation's.
+func TestIdPReactivationUndoesOnlyItsOwn(t *testing.T) {
+	ctx := context.Background()
+	scim, reval := Actor{Name: "scim:okta"}, Actor{Name: "idp:revalidation"}
+	admin := Actor{Name: "root"}
+	t.Run("fail/scim-undoes-revalidation", func(t *testing.T) {
+		h := newHarness(t)
+		if _, err := h.svc.DeactivateFromIdP(ctx, reval, "sub-bob", raftstore.ViaRevalidation, "re-validation: invalid_grant"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := h.svc.ReactivateFromIdP(ctx, scim, "sub-bob"); ok || err != nil {
+			t.Fatalf("SCIM re-activated a person re-validation deactivated: %v %v", ok, err)
+		}
+		wantUserStatus(t, h, "sub-bob", raftstore.UserDisabled)
+		if _, err := h.svc.SetUserStatus(ctx, admin, "sub-bob", raftstore.UserActive); err != nil {
+			t.Fatal(err)
+		}
+		wantUserStatus(t, h, "sub-bob", raftstore.UserActive)
+	})
+	t.Run("fail/scim-undoes-admin-disable", func(t *testing.T) {
+		h := newHarness(t)
+		if _, err := h.svc.SetUserStatus(ctx, admin, "sub-bob", raftstore.UserDisabled); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.svc.DeactivateFromIdP(ctx, scim, "sub-bob", raftstore.ViaSCIM, "scim active=false"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := h.svc.ReactivateFromIdP(ctx, scim, "sub-bob"); ok || err != nil {
+			t.Fatalf("SCIM re-activated a person an administrator disabled: %v %v", ok, err)
+		}
+		wantUserStatus(t, h, "sub-bob", raftstore.UserDisabled)
+	})
 }

@@ -277,7 +277,7 @@ func (s *Service) scimActive(ctx context.Context, a Actor, u *raftstore.User, ac
 		if s.isAdmin(u) && !u.DisabledByIdP {
 			return u, errSCIMAdmin
 		}
-		if _, err := s.DeactivateFromIdP(ctx, a, u.ID, "scim active=false"); err != nil {
+		if _, err := s.DeactivateFromIdP(ctx, a, u.ID, raftstore.ViaSCIM, "scim active=false"); err != nil {
 			return u, err
 		}
 	default:
@@ -299,7 +299,7 @@ func (s *Service) SCIMDeleteUser(ctx context.Context, a Actor, id string) error 
 	if s.isAdmin(u) && !u.DisabledByIdP {
 		return errSCIMAdmin
 	}
-	if _, err := s.DeactivateFromIdP(ctx, a, u.ID, "scim delete"); err != nil {
+	if _, err := s.DeactivateFromIdP(ctx, a, u.ID, raftstore.ViaSCIM, "scim delete"); err != nil {
 		return err
 	}
 	if _, err := s.apply(ctx, &raftstore.UserSCIMPut{User: raftstore.User{ID: u.ID, Login: u.Login, Email: u.Email}, Deleted: true, Now: s.now().UTC()}); err != nil {

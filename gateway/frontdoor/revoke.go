@@ -115,8 +115,12 @@ func (f stateFunc) State() *raftstore.State { return f() }
 // Run closes, whenever device bindings change, the connections whose binding
 // is gone. Each node's blocking query wakes on its own replica, so a
 // revocation made on any node closes the connections on every node within a
-// second or two. Run returns when ctx ends.
+// second or two. It also renews the holds of keyless connections
+// (keyless.go). Run returns when ctx ends.
 func (s *Server) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.renewKeylessHolds(ctx) })
 	var index uint64
 	for ctx.Err() == nil {
 		next, err := raftstore.BlockingQuery(ctx, stateFunc(s.state), index, time.Minute, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {

@@ -122,8 +122,12 @@ type Server struct {
 	refusals *logLimiter
 	srv      *gliderssh.Server
 	now      func() time.Time
-	// bound are the live connections that signed in with a binding.
-	bound boundConns
+	// bound are the live connections that signed in with a binding;
+	// keyless those that signed in without a key, whose people's IdP
+	// sessions this front door holds as holder (keyless.go).
+	bound   boundConns
+	keyless keylessConns
+	holder  string
 
 	mu sync.Mutex
 	ln net.Listener
@@ -151,7 +155,7 @@ func New(cfg Config, svc *login.Service, idp DeviceFlow, state func() *raftstore
 	}
 	s := &Server{cfg: cfg, logger: logger, login: svc, idp: idp, state: state, audit: audit,
 		limiter:  newPreauthLimiter(cfg.MaxPreauth, cfg.MaxPreauthPerIP, cfg.MaxDeviceFlowsPerIP),
-		refusals: newLogLimiter(refusalLogEvery, refusalLogBurst), now: time.Now}
+		refusals: newLogLimiter(refusalLogEvery, refusalLogBurst), now: time.Now, holder: newHolderID()}
 	s.srv = &gliderssh.Server{
 		Addr:                 cfg.Addr,
 		HostSigners:          toGliderSigners(cfg.HostSigners),
@@ -368,6 +372,8 @@ func (c *conn) admit(u *raftstore.User, b *raftstore.Binding, method string) *go
 		ext[extBinding], ext[extBindingIndex] = b.Fingerprint, strconv.FormatUint(b.CreateIndex, 10)
 		c.who.binding, c.who.bindingIndex = b.Fingerprint, b.CreateIndex
 		c.s.track(c)
+	} else {
+		c.s.trackKeyless(c)
 	}
 	return &gossh.Permissions{Extensions: ext}
 }

@@ -109,7 +109,7 @@ func (s *Server) adminSession(sess gliderssh.Session, user *raftstore.User) {
 		_ = sess.Exit(1)
 		return
 	}
-	actor := adminshell.Actor{Login: user.Login, UserID: user.ID, Source: sess.RemoteAddr().String()}
+	actor := adminshell.Actor{Login: user.Login, UserID: user.ID, Source: sess.RemoteAddr().String(), AdminGroup: s.cfg.AdminGroup}
 	ctx, cancel := context.WithCancel(sess.Context())
 	defer cancel()
 	if line := sess.RawCommand(); line != "" {

@@ -53,6 +53,9 @@ type Identity struct {
 	// RefreshToken is the IdP's refresh token from the sign-in, "" when it
 	// gave none; Provision keeps it sealed for re-validation.
 	RefreshToken Secret
+	// RefreshAsked: the sign-in asked for a refresh token (offline_access).
+	// One asked for and not given still starts the unverified bound.
+	RefreshAsked bool
 }
 
 // Map extracts an Identity from verified ID token claims. A missing or

@@ -210,7 +210,7 @@ func (p *Provider) Wait(ctx context.Context, da *DeviceAuth) (*Identity, error) 
 	if err != nil {
 		return nil, err
 	}
-	id.RefreshToken = Secret(tok.RefreshToken)
+	id.RefreshToken, id.RefreshAsked = Secret(tok.RefreshToken), p.OffersRefresh()
 	return id, nil
 }
 

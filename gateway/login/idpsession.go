@@ -1,6 +1,7 @@
 package login
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -35,19 +36,28 @@ func (s *Service) SetRefreshTokens(sealer Sealer, unverifiedMax time.Duration) {
 	s.sealer, s.unverifiedMax = sealer, unverifiedMax
 }
 
-// keepRefreshToken stores a sign-in's refresh token, sealed, as confirmed
-// now. A failure is logged, never the token: the sign-in stands, and
-// binding_ttl bounds the binding as it would without refresh tokens.
-func (s *Service) keepRefreshToken(ctx context.Context, user *raftstore.User, token Secret) {
-	if s.sealer == nil || token == "" {
+// keepIdPSession stores a sign-in's refresh token, sealed, as confirmed
+// now. A sign-in that asked for a refresh token and got none (consent for
+// offline access declined, an IdP policy), or whose token could not be
+// sealed, gets a record without a token: the unverified bound then runs
+// from this sign-in, and only another sign-in extends it, rather than the
+// key working for the whole binding_ttl unchecked. A failure to store is
+// logged, never the token: the sign-in stands.
+func (s *Service) keepIdPSession(ctx context.Context, user *raftstore.User, id *Identity) {
+	if s.sealer == nil || (id.RefreshToken == "" && !id.RefreshAsked) {
 		return
 	}
-	sealed, err := s.sealer.Seal([]byte(token.Reveal()), raftstore.RefreshPurpose(user.ID))
-	if err == nil {
-		_, err = s.store.Apply(ctx, &raftstore.IdPSessionPut{UserID: user.ID, RefreshSealed: sealed, ConfirmedAt: s.now().UTC()})
+	var sealed []byte
+	if id.RefreshToken != "" {
+		var err error
+		if sealed, err = s.sealer.Seal([]byte(id.RefreshToken.Reveal()), raftstore.RefreshPurpose(user.ID)); err != nil {
+			s.logger.Error("could not seal the sign-in's refresh token; the unverified bound applies from this sign-in", "user", user.Login, "err", err)
+		}
+	} else {
+		s.logger.Info("the identity provider gave no refresh token; the unverified bound applies from this sign-in", "user", user.Login)
 	}
-	if err != nil {
-		s.logger.Warn("could not keep the sign-in's refresh token; re-validation will not cover this person until their next sign-in", "user", user.Login, "err", err)
+	if _, err := s.store.Apply(ctx, &raftstore.IdPSessionPut{UserID: user.ID, RefreshSealed: sealed, ConfirmedAt: s.now().UTC()}); err != nil {
+		s.logger.Warn("could not record the sign-in's IdP session; re-validation will not cover this person until their next sign-in", "user", user.Login, "err", err)
 	}
 }
 
@@ -70,31 +80,48 @@ func (s *Service) unverified(st *raftstore.State, b *raftstore.Binding) (bool, e
 	return true, nil
 }
 
-// Reconfirm applies what a refreshed ID token says of an existing, active
-// person: login, email and groups, through the same upsert as a sign-in
-// (a group gone from the token leaves the person's groups, which ends the
-// grants it gave). It never creates anyone; an unchanged person is not
-// written.
-func (s *Service) Reconfirm(ctx context.Context, id *Identity) (*raftstore.User, error) {
-	_, existing, err := s.store.State().UserByID(nil, id.Subject)
+// Reconfirm applies what a refreshed ID token says of the existing, active
+// person userID, whose subject it must name: login, email and groups,
+// through the same upsert as a sign-in (a group gone from the token leaves
+// the person's groups, which ends the grants it gave). It never creates
+// anyone, and never changes anyone's status (only UserSetStatus does): a
+// person deactivated meanwhile stays so, and is refused. An unchanged
+// person is not written.
+func (s *Service) Reconfirm(ctx context.Context, userID string, id *Identity) (*raftstore.User, error) {
+	_, existing, err := s.store.State().UserByID(nil, userID)
 	if err != nil {
 		return nil, err
 	}
 	if existing == nil {
-		return nil, fmt.Errorf("user %s: %w", id.Subject, raftstore.ErrNotFound)
+		return nil, fmt.Errorf("user %s: %w", userID, raftstore.ErrNotFound)
+	}
+	if sub := cmp.Or(existing.Subject, existing.ID); sub != id.Subject {
+		return nil, fmt.Errorf("user %s: the refreshed identity names subject %q, not %q", userID, id.Subject, sub)
 	}
 	if existing.Status != raftstore.UserActive {
 		return nil, inactive(existing)
 	}
 	groups := slices.Clone(id.Groups)
 	slices.Sort(groups)
-	have := slices.Clone(existing.Groups)
+	have := slices.Clone(existing.GroupsFromToken())
 	slices.Sort(have)
 	if existing.Login == id.Login && existing.Email == id.Email && slices.Equal(slices.Compact(groups), slices.Compact(have)) {
 		return existing, nil
 	}
-	u := raftstore.User{ID: id.Subject, Login: id.Login, Email: id.Email, Groups: id.Groups, Status: raftstore.UserActive,
+	u := raftstore.User{ID: existing.ID, Subject: id.Subject, Login: id.Login, Email: id.Email, Groups: id.Groups,
 		Sources: []string{raftstore.SourceSignIn}, UnixName: existing.UnixName, UID: existing.UID}
 	u.EmailVerified = id.EmailVerified // the refreshed token's word on the address, as at sign-in
 	return s.upsert(ctx, u)
+}
+
+// HoldIdPSession records that holder (a front door) has an open connection
+// of userID signed in without a key, until until (zero: released): it
+// keeps their IdP session, and so their re-validation, while no binding
+// does. It does nothing for a person without an IdP session.
+func (s *Service) HoldIdPSession(ctx context.Context, userID, holder string, until time.Time) error {
+	if s.sealer == nil {
+		return nil
+	}
+	_, err := s.store.Apply(ctx, &raftstore.IdPSessionHold{UserID: userID, Holder: holder, Until: until})
+	return err
 }

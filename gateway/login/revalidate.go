@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -29,8 +31,22 @@ import (
 //   - 429: the pass backs off (doubling from a second, or the Retry-After
 //     the IdP gave) and tries the same person again.
 //
-// People with neither a live binding nor an open session lose their stored
-// token.
+// People with neither a live binding nor an open session (a jump session, or
+// a front-door connection signed in without a key) lose their stored token.
+//
+// Two rules keep a fault on either side from deactivating people wholesale
+// (a lost rotated token after a timeout, a leader change, an issuer or
+// client changed, an IdP that expires idle grants):
+//
+//   - an invalid_grant right after an unverified attempt for the same person
+//     counts as unverified, not as a refusal: the attempt the answer of
+//     which was lost may have rotated the token;
+//   - the breaker: once a pass has refused more people than the refusal
+//     limit (RevalidatorConfig.MaxRefusals), further refusals are held —
+//     recorded as unverified failures, logged at error level and counted
+//     (RevalidationStats.Held) — until a pass ends with no more refusals
+//     than the limit. Held people's keys stop at the unverified bound; an
+//     administrator decides about the rest.
 
 // Re-validation intervals (oidc.revalidate_interval).
 const (
@@ -62,12 +78,12 @@ type Refresher interface {
 
 // Deactivator disables a person as the IdP's (control.Service).
 type Deactivator interface {
-	DeactivateFromIdP(ctx context.Context, a control.Actor, id, why string) (int, error)
+	DeactivateFromIdP(ctx context.Context, a control.Actor, id string, via raftstore.DisabledVia, why string) (int, error)
 }
 
 // Reconfirmer applies a refreshed identity to its person (Service).
 type Reconfirmer interface {
-	Reconfirm(ctx context.Context, id *Identity) (*raftstore.User, error)
+	Reconfirm(ctx context.Context, userID string, id *Identity) (*raftstore.User, error)
 }
 
 // RevalidatorConfig is what a Revalidator is built from.
@@ -79,16 +95,29 @@ type RevalidatorConfig struct {
 	Sealer   Sealer
 	Control  Deactivator
 	Users    Reconfirmer
+	// MaxRefusals is how many people one pass may deactivate before the
+	// breaker holds further refusals (0: the larger of
+	// DefaultMaxRefusals and DefaultMaxRefusalShare of the people due).
+	MaxRefusals int
 	// Now is the clock; Wait waits d or until ctx ends (nil: timers).
 	Now    func() time.Time
 	Wait   func(ctx context.Context, d time.Duration) error
 	Logger *slog.Logger
 }
 
+// The breaker's default refusal limit per pass: the larger of
+// DefaultMaxRefusals people and DefaultMaxRefusalShare percent of those due.
+const (
+	DefaultMaxRefusals     = 3
+	DefaultMaxRefusalShare = 10
+)
+
 // RevalidationStats are the counters of re-validation since start, for the
-// metrics: IdP token requests, and how each ended.
+// metrics: IdP token requests, and how each ended. Held counts the
+// refusals the breaker held; BreakerOpen is whether it holds them now.
 type RevalidationStats struct {
-	Passes, Requests, Confirmed, Refused, Unverified, RateLimited, Dropped uint64
+	Passes, Requests, Confirmed, Refused, Unverified, RateLimited, Dropped, Held uint64
+	BreakerOpen                                                                  bool
 }
 
 // Revalidator re-validates people with the IdP while its node leads.
@@ -96,7 +125,13 @@ type Revalidator struct {
 	cfg RevalidatorConfig
 	log *slog.Logger
 
-	passes, requests, confirmed, refused, unverified, rateLimited, dropped atomic.Uint64
+	passes, requests, confirmed, refused, unverified, rateLimited, dropped, held atomic.Uint64
+	// open: the breaker holds refusals. Kept in memory by the leader: a
+	// new leader starts closed.
+	open atomic.Bool
+	// Of the running pass (pass and what it calls run on one goroutine):
+	// the refusal limit and the refusals seen, acted on or held.
+	limit, refusals int
 }
 
 // NewRevalidator returns a Revalidator; Run starts it.
@@ -121,6 +156,7 @@ func (r *Revalidator) Stats() RevalidationStats {
 	return RevalidationStats{
 		Passes: r.passes.Load(), Requests: r.requests.Load(), Confirmed: r.confirmed.Load(), Refused: r.refused.Load(),
 		Unverified: r.unverified.Load(), RateLimited: r.rateLimited.Load(), Dropped: r.dropped.Load(),
+		Held: r.held.Load(), BreakerOpen: r.open.Load(),
 	}
 }
 
@@ -163,7 +199,7 @@ func (r *Revalidator) pass(ctx context.Context, start time.Time) {
 	}
 	var due []string
 	for _, rec := range recs {
-		if needed, why := r.needed(st, rec.UserID, start); !needed {
+		if needed, why := r.needed(st, rec, start); !needed {
 			r.drop(ctx, rec.UserID, why)
 			continue
 		}
@@ -171,6 +207,10 @@ func (r *Revalidator) pass(ctx context.Context, start time.Time) {
 	}
 	if len(due) == 0 {
 		return
+	}
+	r.limit, r.refusals = r.cfg.MaxRefusals, 0
+	if r.limit <= 0 {
+		r.limit = max(DefaultMaxRefusals, len(due)*DefaultMaxRefusalShare/100)
 	}
 	gap := r.cfg.Interval / time.Duration(len(due))
 	var backoff time.Duration
@@ -187,17 +227,24 @@ func (r *Revalidator) pass(ctx context.Context, start time.Time) {
 			return
 		}
 	}
+	// Only a whole pass moves the breaker.
+	r.closeBreaker(len(due))
 }
 
 // needed reports whether a person still needs re-validation: active, with a
-// live binding or an open session.
-func (r *Revalidator) needed(st *raftstore.State, userID string, now time.Time) (bool, string) {
+// live binding, an open jump session, or an open front-door connection
+// signed in without a key (a front door holds their record).
+func (r *Revalidator) needed(st *raftstore.State, rec *raftstore.IdPSession, now time.Time) (bool, string) {
+	userID := rec.UserID
 	_, u, err := st.UserByID(nil, userID)
 	if err != nil {
 		return true, "" // keep it; look again next pass
 	}
 	if u == nil || u.Status != raftstore.UserActive {
 		return false, "the person is not active"
+	}
+	if rec.HeldAt(now) {
+		return true, ""
 	}
 	_, bs, err := st.BindingsByUser(nil, userID)
 	if err != nil {
@@ -217,7 +264,7 @@ func (r *Revalidator) needed(st *raftstore.State, userID string, now time.Time) 
 			return true, ""
 		}
 	}
-	return false, "no live binding or open session"
+	return false, "no live binding, open session or keyless connection"
 }
 
 // drop forgets a person's refresh token.
@@ -266,6 +313,9 @@ func (r *Revalidator) once(ctx context.Context, userID string) (time.Duration, e
 	if err != nil || rec == nil {
 		return 0, err
 	}
+	if len(rec.RefreshSealed) == 0 {
+		return 0, nil // a sign-in given no refresh token: nothing to redeem
+	}
 	plain, err := r.cfg.Sealer.Open(rec.RefreshSealed, raftstore.RefreshPurpose(userID))
 	if err != nil {
 		r.log.Error("stored refresh token cannot be opened", "user_id", userID, "err", err)
@@ -274,7 +324,7 @@ func (r *Revalidator) once(ctx context.Context, userID string) (time.Duration, e
 		return 0, nil
 	}
 	r.requests.Add(1)
-	got, err := r.cfg.IdP.Refresh(ctx, Secret(plain), userID)
+	got, err := r.cfg.IdP.Refresh(ctx, Secret(plain), subjectOf(st, userID))
 	var re *RefreshError
 	switch {
 	case err == nil:
@@ -282,7 +332,18 @@ func (r *Revalidator) once(ctx context.Context, userID string) (time.Duration, e
 		return 0, nil
 	case errors.As(err, &re) && re.Kind == RefreshRateLimited:
 		return max(re.RetryAfter, 1), errRateLimited
+	case errors.As(err, &re) && re.Kind == RefreshRefused && rec.Failures > 0 && !rec.LastRefused && invalidGrant(err):
+		// The last attempt went unanswered: it may have rotated the token.
+		r.unverified.Add(1)
+		r.log.Warn("re-validation: the identity provider refused a token right after an unverified attempt; not taken as a refusal",
+			"user_id", userID, "reason", re.Reason, "failures", rec.Failures)
+		r.recordFailure(ctx, userID, rec.ModifyIndex, "refused right after an unverified attempt (the token may have been rotated unseen): "+re.Reason)
+		return 0, nil
 	case errors.As(err, &re) && re.Kind == RefreshRefused:
+		if r.refusals++; r.open.Load() || r.refusals > r.limit {
+			r.hold(ctx, userID, rec.ModifyIndex, re.Reason)
+			return 0, nil
+		}
 		r.refuse(ctx, userID, re.Reason)
 		return 0, nil
 	case ctx.Err() != nil:
@@ -298,12 +359,23 @@ func (r *Revalidator) once(ctx context.Context, userID string) (time.Duration, e
 	return 0, nil
 }
 
+// subjectOf is the IdP subject of the person with userID: the subject a
+// sign-in recorded (the id of a record SCIM made is SCIM's "scim-…", not
+// the subject), else the id itself, which is the subject of a record a
+// sign-in made.
+func subjectOf(st *raftstore.State, userID string) string {
+	if _, u, err := st.UserByID(nil, userID); err == nil && u != nil && u.Subject != "" {
+		return u.Subject
+	}
+	return userID
+}
+
 // confirm applies a refresh that vouched for the person: their identity
 // (groups) first, then the (rotated) token as confirmed now.
 func (r *Revalidator) confirm(ctx context.Context, rec *raftstore.IdPSession, got *Refreshed) {
 	userID := rec.UserID
 	if got.Identity != nil {
-		if _, err := r.cfg.Users.Reconfirm(ctx, got.Identity); err != nil {
+		if _, err := r.cfg.Users.Reconfirm(ctx, userID, got.Identity); err != nil {
 			if errors.Is(err, ErrUserDisabled) || errors.Is(err, raftstore.ErrNotFound) {
 				r.drop(ctx, userID, "the person is not active")
 				return
@@ -334,7 +406,7 @@ func (r *Revalidator) confirm(ctx context.Context, rec *raftstore.IdPSession, go
 func (r *Revalidator) refuse(ctx context.Context, userID, answer string) {
 	r.refused.Add(1)
 	why := "re-validation: " + answer
-	n, err := r.cfg.Control.DeactivateFromIdP(ctx, control.Actor{Name: RevalidationActor}, userID, why)
+	n, err := r.cfg.Control.DeactivateFromIdP(ctx, control.Actor{Name: RevalidationActor}, userID, raftstore.ViaRevalidation, why)
 	if err != nil {
 		// Kept, to try again next pass.
 		r.log.Error("re-validation: the IdP refused a person, but deactivating them failed", "user_id", userID, "reason", answer, "err", err)
@@ -342,6 +414,35 @@ func (r *Revalidator) refuse(ctx context.Context, userID, answer string) {
 	}
 	r.log.Info("re-validation: the identity provider refused a person; deactivated", "user_id", userID, "reason", answer, "bindings_revoked", n)
 	r.drop(ctx, userID, "refused by the identity provider")
+}
+
+// hold records a refusal the breaker keeps from deactivating the person.
+func (r *Revalidator) hold(ctx context.Context, userID string, index uint64, answer string) {
+	r.held.Add(1)
+	if !r.open.Swap(true) {
+		r.log.Error("re-validation breaker open: too many people refused in one pass; further refusals are held, not acted on, until a pass refuses no more than the limit. Check the identity provider and the oidc settings; disable the people truly gone with `users disable`",
+			"limit", r.limit)
+	}
+	r.log.Error("re-validation: refusal held by the breaker", "user_id", userID, "reason", answer)
+	if _, err := r.cfg.Store.Apply(ctx, &raftstore.IdPSessionFailure{UserID: userID, Reason: "refused, held by the breaker (too many refusals in one pass): " + answer,
+		IfIndex: index, Refused: true, Now: r.cfg.Now().UTC()}); err != nil {
+		r.log.Warn("record a held refusal", "user_id", userID, "err", err)
+	}
+}
+
+// closeBreaker ends a pass of due people: the breaker opens when more than
+// the limit were refused, and closes after a pass with no more than that.
+func (r *Revalidator) closeBreaker(due int) {
+	over := r.refusals > r.limit
+	if was := r.open.Swap(over); was && !over {
+		r.log.Info("re-validation breaker closed: a pass refused no more than the limit", "refused", r.refusals, "limit", r.limit, "due", due)
+	}
+}
+
+// invalidGrant reports whether a refresh failed with the IdP's invalid_grant.
+func invalidGrant(err error) bool {
+	var re *oauth2.RetrieveError
+	return errors.As(err, &re) && re.ErrorCode == "invalid_grant"
 }
 
 // recordFailure notes an unconfirmed refresh on the record read at index

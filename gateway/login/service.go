@@ -156,10 +156,10 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 		if existing.Status != raftstore.UserActive {
 			return nil, inactive(existing)
 		}
-		u.ID, u.UnixName, u.UID, u.Status = existing.ID, existing.UnixName, existing.UID, existing.Status
+		u.ID, u.UnixName, u.UID = existing.ID, existing.UnixName, existing.UID
 		user, err := s.upsert(ctx, u)
 		if err == nil {
-			s.keepRefreshToken(ctx, user, id.RefreshToken)
+			s.keepIdPSession(ctx, user, id)
 		}
 		if err == nil && adopted != "" {
 			s.logger.Info("sign-in adopted the record SCIM made", "user", user.Login, "user_id", user.ID, "subject", id.Subject, "matched", adopted)
@@ -197,7 +197,7 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 			s.loginCollision(user, namesakes)
 		}
 		if err == nil {
-			s.keepRefreshToken(ctx, user, id.RefreshToken)
+			s.keepIdPSession(ctx, user, id)
 		}
 		if !errors.Is(err, raftstore.ErrConflict) {
 			return user, err
@@ -268,6 +268,9 @@ func (s *Service) loginCollision(user *raftstore.User, others []*raftstore.User)
 	}
 }
 
+// upsert writes u as a sign-in sees them. The status is not the upsert's to
+// change (raftstore.UserUpsert keeps it): a person deactivated since they
+// were read comes back as they are, and is refused.
 func (s *Service) upsert(ctx context.Context, u raftstore.User) (*raftstore.User, error) {
 	res, err := s.store.Apply(ctx, &raftstore.UserUpsert{User: u, EnsureGroups: true, Now: s.now().UTC()})
 	if err != nil {
@@ -279,6 +282,9 @@ func (s *Service) upsert(ctx context.Context, u raftstore.User) (*raftstore.User
 	var stored raftstore.User
 	if err := res.Decode(&stored); err != nil {
 		return nil, err
+	}
+	if stored.Status != raftstore.UserActive {
+		return nil, inactive(&stored)
 	}
 	return &stored, nil
 }
