@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -92,14 +91,6 @@ func scimUser(st *raftstore.State, id string) (*raftstore.User, error) {
 	}
 	return u, nil
 }
-
-// isAdmin reports whether u is an administrator by their ID token.
-func (s *Service) isAdmin(u *raftstore.User) bool {
-	return s.adminGroup != "" && slices.Contains(u.GroupsFromToken(), s.adminGroup)
-}
-
-var errSCIMAdmin = &fault.Error{Status: http.StatusForbidden, Code: "forbidden",
-	Msg: "this person is a cluster administrator: SCIM cannot deactivate or delete them; use users disable in the admin shell"}
 
 // SCIMCreateUser creates the person SCIM pushes, or links the record that
 // already is them (matched by subject, then externalId, then e-mail): a
@@ -247,9 +238,6 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, a Actor, id string, in SCI
 	if in.ExternalID != "" && old.ExternalID != "" && in.ExternalID != old.ExternalID {
 		return nil, &fault.Error{Status: http.StatusBadRequest, Code: "mutability", Msg: "externalId cannot change"}
 	}
-	if in.Active != nil && !*in.Active && s.isAdmin(old) && !old.DisabledByIdP {
-		return nil, errSCIMAdmin
-	}
 	var stored raftstore.User
 	u := raftstore.User{ID: old.ID, Login: in.UserName, Email: in.Email, ExternalID: in.ExternalID}
 	if err := s.applyDecode(ctx, &raftstore.UserSCIMPut{User: u, Now: s.now().UTC()}, &stored); err != nil {
@@ -274,9 +262,6 @@ func (s *Service) scimActive(ctx context.Context, a Actor, u *raftstore.User, ac
 	case active == nil:
 		return u, nil
 	case !*active:
-		if s.isAdmin(u) && !u.DisabledByIdP {
-			return u, errSCIMAdmin
-		}
 		if _, err := s.DeactivateFromIdP(ctx, a, u.ID, raftstore.ViaSCIM, "scim active=false"); err != nil {
 			return u, err
 		}
@@ -295,9 +280,6 @@ func (s *Service) SCIMDeleteUser(ctx context.Context, a Actor, id string) error 
 	u, err := scimUser(s.state(ctx), id)
 	if err != nil {
 		return err
-	}
-	if s.isAdmin(u) && !u.DisabledByIdP {
-		return errSCIMAdmin
 	}
 	if _, err := s.DeactivateFromIdP(ctx, a, u.ID, raftstore.ViaSCIM, "scim delete"); err != nil {
 		return err
@@ -452,7 +434,3 @@ func (s *Service) newID(prefix string, n int) (string, error) {
 	}
 	return prefix + hex.EncodeToString(raw), nil
 }
-
-// IsSCIMAdminRefusal reports whether err is SCIM's refusal to touch an
-// administrator.
-func IsSCIMAdminRefusal(err error) bool { return errors.Is(err, errSCIMAdmin) }
