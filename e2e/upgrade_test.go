@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -232,8 +233,10 @@ func (l *loginLoad) end() (map[string]int, []loginFailure) {
 
 // waitCaughtUp waits until n, just restarted, is what step 2 of the rolling
 // upgrade in docs/operations.md waits for: it names a leader, lists itself
-// as a voter, and has applied every entry the others had committed when it
-// came back, and its front door answers.
+// as a voter, has applied every entry the others had committed when it came
+// back, and is ready (/readyz: fresh, so its front door serves logins rather
+// than answering that it cannot reach its cluster), and its front door
+// answers.
 func waitCaughtUp(c *Cluster, n *Node) error {
 	var target uint64
 	for _, o := range c.Others(n) {
@@ -258,6 +261,9 @@ func waitCaughtUp(c *Cluster, n *Node) error {
 		voter := slices.ContainsFunc(st.Members, func(m api.ClusterMember) bool { return m.ID == n.ID && m.Voter })
 		if st.LeaderID == "" || !voter || st.AppliedIndex < target {
 			return fmt.Errorf("%s: leader %q, voter %v, applied %d of %d", n.ID, st.LeaderID, voter, st.AppliedIndex, target)
+		}
+		if code, r, err := readyz(n); err != nil || code != http.StatusOK {
+			return fmt.Errorf("%s: readyz %d %+v %v", n.ID, code, r, err)
 		}
 		return nil
 	})
