@@ -32,19 +32,11 @@ func (v *invocation) scimTokensCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			switch {
-			case v.jsonOut:
-				return writeJSON(v.out, struct {
-					Token string `json:"token"`
-					serviceTokenView
-				}{secret, newServiceTokenView(stored)})
-			case v.quiet:
-				_, err := fmt.Fprintln(v.out, secret)
+			return v.showNewServiceToken(secret, stored, func() error {
+				fmt.Fprintf(v.out, "Provisioning token %s (%s), expires %s:\n\n  %s\n\n", stored.Name, stored.ID, expiry(v.sh.now(), stored.ExpiresAt), secret)
+				_, err := fmt.Fprintf(v.out, "It is shown only this once. Give it to the IdP's SCIM client as its bearer token, with the base URL\nhttps://<node>:8443/scim/v2. To revoke it: scim tokens revoke %s\n", stored.ID)
 				return err
-			}
-			fmt.Fprintf(v.out, "Provisioning token %s (%s), expires %s:\n\n  %s\n\n", stored.Name, stored.ID, expiry(v.sh.now(), stored.ExpiresAt), secret)
-			_, err = fmt.Fprintf(v.out, "It is shown only this once. Give it to the IdP's SCIM client as its bearer token, with the base URL\nhttps://<node>:8443/scim/v2. To revoke it: scim tokens revoke %s\n", stored.ID)
-			return err
+			})
 		},
 	}
 	create.Flags().DurationVar(&ttl, "ttl", 0, "how long the token stays valid (0: until revoked)")

@@ -249,19 +249,11 @@ func (v *invocation) serviceTokensCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			switch {
-			case v.jsonOut:
-				return writeJSON(v.out, struct {
-					Token string `json:"token"`
-					serviceTokenView
-				}{secret, newServiceTokenView(stored)})
-			case v.quiet:
-				_, err := fmt.Fprintln(v.out, secret)
+			return v.showNewServiceToken(secret, stored, func() error {
+				fmt.Fprintf(v.out, "Service token %s (%s), scope %s, expires %s:\n\n  %s\n\n", stored.Name, stored.ID, stored.Role, expiry(v.sh.now(), stored.ExpiresAt), secret)
+				_, err := fmt.Fprintf(v.out, "It is shown only this once. Send it as \"Authorization: Bearer <token>\". To revoke it: service-tokens revoke %s\n", stored.ID)
 				return err
-			}
-			fmt.Fprintf(v.out, "Service token %s (%s), scope %s, expires %s:\n\n  %s\n\n", stored.Name, stored.ID, stored.Role, expiry(v.sh.now(), stored.ExpiresAt), secret)
-			_, err = fmt.Fprintf(v.out, "It is shown only this once. Send it as \"Authorization: Bearer <token>\". To revoke it: service-tokens revoke %s\n", stored.ID)
-			return err
+			})
 		},
 	}
 	create.Flags().DurationVar(&ttl, "ttl", 0, "how long the token stays valid (0: until revoked)")
@@ -310,4 +302,21 @@ func (v *invocation) serviceTokensRevokeCmd() *cobra.Command {
 			return v.done(nil, "service token %s (%s) revoked", t.Name, t.ID)
 		},
 	}
+}
+
+// showNewServiceToken prints a token just created, the only time its secret
+// is shown: JSON (the secret beside the token's view), the bare secret with
+// --quiet, or prose for a person.
+func (v *invocation) showNewServiceToken(secret string, stored *raftstore.ServiceToken, prose func() error) error {
+	switch {
+	case v.jsonOut:
+		return writeJSON(v.out, struct {
+			Token string `json:"token"`
+			serviceTokenView
+		}{secret, newServiceTokenView(stored)})
+	case v.quiet:
+		_, err := fmt.Fprintln(v.out, secret)
+		return err
+	}
+	return prose()
 }
