@@ -23,22 +23,55 @@ type Applier interface {
 // repaired without waiting for a change in the cluster.
 const reconcileEvery = 5 * time.Minute
 
-// retryWithheld is how soon a state is applied again when the applier
-// withheld someone's certificate access (sshd could not be shown to hold
-// the managed accounts to certificates only).
-const retryWithheld = 30 * time.Second
+// retryFirst and retryMax bound how soon a state that did not settle (the
+// applier failed, or withheld someone's certificate access) is applied
+// again: at once after retryFirst, doubling up to retryMax. A person's
+// first jump waits for the agent (jump.agent_wait, 15 s by default), so a
+// passing failure (sshd -T refused once, a locked account database) must
+// be retried well within it, not at the next change or reconcileEvery.
+const (
+	retryFirst = time.Second
+	retryMax   = 30 * time.Second
+)
 
 // settled says whether a state applied with rep counts as applied (its index
-// is reported to the cluster, which the jump waits for), and how soon it is
-// applied again even without a change. A person refused on their own (a
-// Problem) does not hold the state back; access withheld from people whom
-// sshd could not be shown to restrict does: their first login must not be
-// let through as if the server were ready.
-func settled(rep hostapply.Report) (applied bool, again time.Duration) {
-	if len(rep.Withheld) > 0 {
-		return false, retryWithheld
+// is reported to the cluster, which the jump waits for). A person refused on
+// their own (a Problem) does not hold the state back; access withheld from
+// people whom sshd could not be shown to restrict does: their first login
+// must not be let through as if the server were ready, and the state is
+// applied again soon (retrySchedule).
+func settled(rep hostapply.Report) bool { return len(rep.Withheld) == 0 }
+
+// retrySchedule is when an unsettled state is applied again; the zero
+// value has nothing to retry.
+type retrySchedule struct {
+	at   time.Time
+	wait time.Duration
+}
+
+// failed schedules the next try after now, each one twice as far off.
+func (r *retrySchedule) failed(now time.Time) time.Duration {
+	r.wait = min(max(2*r.wait, retryFirst), retryMax)
+	r.at = now.Add(r.wait)
+	return r.wait
+}
+
+// settle clears the schedule.
+func (r *retrySchedule) settle() { *r = retrySchedule{} }
+
+// due says whether a try is scheduled at or before now.
+func (r *retrySchedule) due(now time.Time) bool { return !r.at.IsZero() && !now.Before(r.at) }
+
+// pullDeadline is the earlier of the two times a pull must stop waiting
+// (zero: neither is set).
+func pullDeadline(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
 	}
-	return true, reconcileEvery
+	return b
 }
 
 // Run enrolls if needed, then pulls and applies until ctx ends. It returns
@@ -78,15 +111,15 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 	var index uint64
 	var lastState *api.AgentState
 	lastApply := time.Time{}
-	again := reconcileEvery
+	var retry retrySchedule
 	for {
 		// A blocking pull returns the same index when its wait runs out with
 		// nothing new; the state is then applied again only every
 		// reconcileEvery, to repair drift. A pull is cut short when the host
-		// certificates fall due.
+		// certificates fall due, or a state that did not settle is due again.
 		pullCtx, cancel := ctx, context.CancelFunc(func() {})
 		if lastState != nil {
-			if at := hostCerts.deadline(lastState.HostCAKey); !at.IsZero() {
+			if at := pullDeadline(hostCerts.deadline(lastState.HostCAKey), retry.at); !at.IsZero() {
 				pullCtx, cancel = context.WithDeadline(ctx, at)
 			}
 		}
@@ -99,7 +132,7 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 			if pullCtx.Err() == nil {
 				return err
 			}
-			st = lastState // the host certificates are due
+			st = lastState // the host certificates or a retry are due
 		}
 		renewed := hostCerts.maybeRenew(ctx, st.HostCAKey)
 		// The cluster answers a wait that ran out with its newest index and
@@ -109,7 +142,7 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 		// jump waits only for indexes at which this server's state changed.
 		unchanged := st.Index == index || lastState != nil && sameState(st, lastState)
 		index = st.Index
-		if unchanged && !renewed && time.Since(lastApply) < again {
+		if unchanged && !renewed && !retry.due(time.Now()) && time.Since(lastApply) < reconcileEvery {
 			continue
 		}
 		lastState = st
@@ -124,18 +157,17 @@ func Run(ctx context.Context, cfg *Config, applier Applier, logger *slog.Logger)
 		rep, err := applier.Apply(ctx, desired)
 		lastApply = time.Now()
 		if err != nil {
-			logger.Error("apply failed", "index", st.Index, "err", err)
+			logger.Error("apply failed", "index", st.Index, "err", err, "retry_in", retry.failed(lastApply))
 			continue
 		}
 		// Reported on the next poll, which follows at once. A person the
 		// applier refused (a Problem) is reported too: the jump then dials
 		// and the target's refusal is the answer.
-		var applied bool
-		applied, again = settled(rep)
-		if applied {
+		if settled(rep) {
+			retry.settle()
 			puller.Applied(st.Index)
 		} else {
-			logger.Warn("certificate access withheld; state not reported as applied", "index", st.Index, "users", len(rep.Withheld))
+			logger.Warn("certificate access withheld; state not reported as applied", "index", st.Index, "users", len(rep.Withheld), "retry_in", retry.failed(lastApply))
 		}
 		for _, c := range rep.Changes {
 			logger.Info("changed", "what", c.String())

@@ -107,7 +107,9 @@ var (
 )
 
 func TestAgentFirstLogin(t *testing.T) {
-	people := firstLoginPeople + 1 // the last one meets a stopped agent
+	// After the twenty, one meets an agent that withheld their access once,
+	// and the last one a stopped agent.
+	people := firstLoginPeople + 2
 	node := StartDevNodeWith(t, "firstlogin", newIP(t, "firstlogin node"), firstLoginNodeConfig(people))
 	e := grantedEnv(t, node)
 	// The people's x/crypto clients check the bastion's front door (node
@@ -180,6 +182,34 @@ func TestAgentFirstLogin(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+
+	// The agent could not give the next person certificate access (its
+	// principals directory is a file), so it does not report the state as
+	// applied; once the directory is back, it applies the state again by
+	// itself, well within the jump's wait, with no change in the cluster
+	// to prompt it. (It used to wait 30 s, or 5 min after a failed apply.)
+	t.Run("ok/withheld-state-retried", func(t *testing.T) {
+		p := persons[people-2]
+		dir := tg.Path("/etc/ssh/rampart_principals")
+		fatalIf(t, os.RemoveAll(dir))
+		fatalIf(t, os.WriteFile(dir, []byte("not a directory\n"), 0o644))
+		const withheld = "certificate access withheld"
+		before := strings.Count(string(mustRead(t, ag.log)), withheld)
+		fatalIf(t, p.signIn(node, hostCAKeys))
+		ag.waitApplied(t, "the agent withholds "+p.name+"'s access", func() error {
+			if strings.Count(string(mustRead(t, ag.log)), withheld) > before {
+				return nil
+			}
+			return errors.New("no withheld state in the agent's log yet")
+		})
+		fatalIf(t, os.Remove(dir))
+		fatalIf(t, os.Mkdir(dir, 0o755))
+		r, err := p.jump(node)
+		fatalIf(t, err)
+		if r.code != 0 || strings.TrimSpace(r.stdout) != p.name {
+			t.Fatalf("%s's first ssh -J after a withheld state: exit %d, stdout %q; stderr:\n%s", p.name, r.code, r.stdout, r.stderr)
+		}
+	})
 
 	// The agent stopped: nobody sets the next person's account up. They
 	// are told so once, naming the agent, after the wait.
