@@ -45,7 +45,7 @@ PKG_ARCH    ?= $(shell $(GO) env GOARCH)
 DIST        := dist
 
 packages:
-	rm -rf $(DIST)/stage && mkdir -p $(DIST)/stage
+	rm -rf $(DIST) && mkdir -p $(DIST)/stage
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(PKG_ARCH) $(GO) build -trimpath -o $(DIST)/stage/rampartd ./cmd/rampartd
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(PKG_ARCH) $(GO) build -trimpath -o $(DIST)/stage/rampart-agent ./cmd/rampart-agent
 	@# The packaged node serves the agent it ships (packaging/rampartd.nfpm.yaml).
