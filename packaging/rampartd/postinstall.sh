@@ -20,8 +20,9 @@ if ! grep -q '^rampart:' "$root/etc/passwd" 2>/dev/null; then
 		--no-create-home --shell "$nologin" --comment "Rampart node" rampart
 fi
 # The configuration may hold secrets (oidc.client_secret): readable by
-# rampartd's group only. The key-encryption key and join token the operator
-# puts beside it need the same (chgrp rampart, chmod 0640).
+# rampartd's group only. The key-encryption key the operator puts beside it
+# belongs to the rampart user, mode 0600 (rampartd refuses one that others
+# can read).
 # By number, from the root being installed into (not the host's names).
 uid=$(sed -n 's/^rampart:[^:]*:\([0-9]*\):.*/\1/p' "$root/etc/passwd")
 gid=$(sed -n 's/^rampart:[^:]*:\([0-9]*\):.*/\1/p' "$root/etc/group")
