@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: build test unit e2e dev bench lint clean
+.PHONY: build test unit e2e dev bench lint clean packages
 
 build:
 	$(GO) build -o $(BIN)/rampartd ./cmd/rampartd
@@ -37,5 +37,23 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
+# .deb and .rpm of rampartd and rampart-agent in dist/, built with nfpm (a Go
+# tool dependency in go.mod: go tool nfpm). PKG_ARCH picks the architecture
+# (a GOARCH name); docs/install.md lists what each package installs.
+PKG_VERSION ?= $(shell sed -n 's/^const Version = "\(.*\)"$$/\1/p' api/version.go)
+PKG_ARCH    ?= $(shell $(GO) env GOARCH)
+DIST        := dist
+
+packages:
+	rm -rf $(DIST) && mkdir -p $(DIST)/stage
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(PKG_ARCH) $(GO) build -trimpath -o $(DIST)/stage/rampartd ./cmd/rampartd
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(PKG_ARCH) $(GO) build -trimpath -o $(DIST)/stage/rampart-agent ./cmd/rampart-agent
+	@# The packaged node serves the agent it ships (packaging/rampartd.nfpm.yaml).
+	sed 's|^  binary_dir: ""$$|  binary_dir: /usr/lib/rampart/agents   # where the rampartd package puts the agent|' configs/rampartd.yaml >$(DIST)/stage/rampartd.yaml
+	grep -q '^  binary_dir: /usr/lib/rampart/agents ' $(DIST)/stage/rampartd.yaml
+	for pkg in rampartd rampart-agent; do for fmt in deb rpm; do \
+	  PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) $(GO) tool nfpm package --config packaging/$$pkg.nfpm.yaml --packager $$fmt --target $(DIST)/ || exit 1; \
+	done; done
+
 clean:
-	rm -rf $(BIN) e2e.out
+	rm -rf $(BIN) $(DIST) e2e.out

@@ -1,11 +1,15 @@
-# An EC2 instance that installs and enrolls the Rampart agent on first boot,
-# through cloud-init user data running the installer the cluster's nodes
-# serve (GET /install.sh). The same user_data works for any provider whose
+# An EC2 instance that installs the rampart-agent package and enrolls the
+# server on first boot, through cloud-init user data: the package from where
+# you host what `make packages` built, checked by its SHA-256, then the
+# installer the cluster's nodes serve (GET /install.sh), which uses the
+# package's binary and unit and writes the configuration. The same user_data works for any provider whose
 # images run cloud-init (google_compute_instance metadata.user-data,
 # azurerm_linux_virtual_machine custom_data, ...).
 #
 #   terraform apply \
 #     -var rampart_api=10.0.0.11:8443 \
+#     -var rampart_package_url=https://artifacts.example.com/rampart/rampart-agent_0.1.0_amd64.deb \
+#     -var rampart_package_sha256=$(sha256sum dist/rampart-agent_0.1.0_amd64.deb | cut -d' ' -f1) \
 #     -var "rampart_ca_pem=$(cat ca.crt)" \
 #     -var "rampart_enrollment_token=$(ssh admin@bastion tokens create web --uses 1 --ttl 1h --quiet)" \
 #     -var ami=ami-... -var subnet_id=subnet-...
@@ -25,6 +29,24 @@ variable "rampart_api" {
   type        = string
 }
 
+variable "rampart_package_url" {
+  description = "HTTPS URL of the rampart-agent .deb or .rpm (make packages) for the image's distribution"
+  type        = string
+  validation {
+    condition     = can(regex("^https://.+\\.(deb|rpm)$", var.rampart_package_url))
+    error_message = "The package URL is https://… ending in .deb or .rpm."
+  }
+}
+
+variable "rampart_package_sha256" {
+  description = "sha256sum of that package"
+  type        = string
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.rampart_package_sha256))
+    error_message = "The package's SHA-256 is 64 lower-case hex digits."
+  }
+}
+
 variable "rampart_ca_pem" {
   description = "The cluster CA certificate (PEM): /var/lib/rampart/tls/ca.crt on any node"
   type        = string
@@ -41,7 +63,7 @@ variable "rampart_enrollment_token" {
 }
 
 variable "ami" {
-  description = "A Linux image that runs cloud-init, with curl and openssl"
+  description = "A Debian, Ubuntu or RHEL-family image that runs cloud-init, with curl and openssl"
   type        = string
 }
 
@@ -64,11 +86,15 @@ locals {
       { path = "/root/rampart-enrollment.token", permissions = "0600", content = "${trimspace(var.rampart_enrollment_token)}\n" },
     ]
     runcmd = [
-      ["bash", "-c", join(" ", [
-        "set -o pipefail;",
-        "curl -fsSL --retry 5 --cacert /etc/rampart/cluster-ca.pem https://${var.rampart_api}/install.sh",
-        "| bash -s -- --token-file /root/rampart-enrollment.token",
-        "&& rm -f /root/rampart-enrollment.token",
+      ["bash", "-c", join("\n", [
+        "set -euo pipefail",
+        "pkg=/root/${basename(var.rampart_package_url)}",
+        "curl -fsSL --retry 5 -o \"$pkg\" '${var.rampart_package_url}'",
+        "echo '${var.rampart_package_sha256}  '\"$pkg\" | sha256sum -c -",
+        "case $pkg in *.deb) apt-get install -y \"$pkg\" ;; *.rpm) dnf install -y \"$pkg\" || yum install -y \"$pkg\" ;; esac",
+        "rm -f \"$pkg\"",
+        "curl -fsSL --retry 5 --cacert /etc/rampart/cluster-ca.pem https://${var.rampart_api}/install.sh | bash -s -- --token-file /root/rampart-enrollment.token",
+        "rm -f /root/rampart-enrollment.token",
       ])],
     ]
   })}"
