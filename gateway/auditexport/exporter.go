@@ -190,6 +190,13 @@ func (e *Exporter) lead(ctx context.Context, t Target) {
 	}
 	m.Active.WithLabelValues(t.Name).Set(1)
 	defer m.Active.WithLabelValues(t.Name).Set(0)
+	// Each term starts with a fresh connection and file: another node may
+	// have rotated the file or been the syslog peer meanwhile.
+	defer func() {
+		if err := t.Sink.Close(); err != nil {
+			log.Warn("close audit sink", "err", err)
+		}
+	}()
 	log.Info("exporting audit events", "from_seq", r.seq+1)
 	backoff := e.cfg.RetryMin
 	for ctx.Err() == nil && e.cfg.Store.IsLeader() {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,7 +40,10 @@ func (s *FileSink) open() error {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o750); err != nil {
 		return fmt.Errorf("audit file: %w", err)
 	}
-	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE, 0o640)
+	// O_APPEND: a node that led before and still holds the file open
+	// (it is closed at the end of each term, but a kill leaves no say)
+	// cannot overwrite what the next leader wrote.
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return fmt.Errorf("audit file: %w", err)
 	}
@@ -49,10 +51,6 @@ func (s *FileSink) open() error {
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("audit file %s: %w", s.path, err)
-	}
-	if _, err := f.Seek(size, io.SeekStart); err != nil {
-		f.Close()
-		return fmt.Errorf("audit file: %w", err)
 	}
 	s.f, s.size = f, size
 	return nil
