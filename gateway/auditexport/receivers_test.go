@@ -251,7 +251,7 @@ func (r *received) checkSyslog(msg []byte) {
 }
 
 // startHEC runs a Splunk HEC endpoint over TLS that takes only token.
-func startHEC(t *testing.T, token string) (*httptest.Server, *received) {
+func startHEC(t testing.TB, token string) (*httptest.Server, *received) {
 	rec := &received{}
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		switch {
