@@ -137,6 +137,8 @@ type Cluster struct {
 	// Env holds RAMPART_* settings every node process gets (the harness
 	// clears the test's own).
 	Env []string
+	// ConfigFile, when set, is every node's --config.
+	ConfigFile string
 
 	mu sync.Mutex
 	// Known once the first node has bootstrapped.
@@ -513,11 +515,15 @@ func (n *Node) RaftAddr() string { return net.JoinHostPort(n.IP, portRaft) }
 // shared KEK and its three addresses, and leave to register targets on
 // loopback addresses (the tests' targets run on 127.0.0.N).
 func (n *Node) BaseArgs() []string {
-	return []string{
+	args := []string{
 		"--node-id", n.ID, "--data-dir", n.DataDir, "--kek-file", n.c.KEKFile,
 		"--listen-ssh", n.SSHAddr(), "--listen-api", n.APIAddr(), "--listen-raft", n.RaftAddr(),
 		"--oidc-issuer", n.c.OIDCIssuer, "--oidc-client-id", "rampart", "--allow-loopback-targets",
 	}
+	if n.c.ConfigFile != "" {
+		args = append(args, "--config", n.c.ConfigFile)
+	}
+	return args
 }
 
 func (n *Node) current() *process {

@@ -15,12 +15,14 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/rampart-ssh/rampart/gateway/auditexport"
 	"github.com/rampart-ssh/rampart/gateway/cloudid"
 	"github.com/rampart-ssh/rampart/gateway/devidp"
 	"github.com/rampart-ssh/rampart/gateway/enroll"
 	"github.com/rampart-ssh/rampart/gateway/monitor"
 	"github.com/rampart-ssh/rampart/gateway/sshalg"
 	"github.com/rampart-ssh/rampart/internal/configload"
+	"github.com/rampart-ssh/rampart/raftstore"
 )
 
 // Config is rampartd's configuration: one struct, loaded by viper from a YAML
@@ -57,6 +59,20 @@ type Config struct {
 	API API `mapstructure:"api"`
 	// SCIM bounds the SCIM service.
 	SCIM SCIM `mapstructure:"scim"`
+	// AuditExport ships the audit log to SIEMs (docs/audit-export.md).
+	AuditExport AuditExport `mapstructure:"audit_export"`
+}
+
+// AuditExport configures the cluster's audit exporter: the raft leader ships
+// every audit event, at least once, to each sink. Give every node the same
+// block, since whichever node leads exports.
+type AuditExport struct {
+	Sinks []auditexport.SinkConfig `mapstructure:"sinks"`
+	// BatchSize is the most events one delivery carries.
+	BatchSize int `mapstructure:"batch_size"`
+	// RetryMin and RetryMax bound the backoff between failed deliveries.
+	RetryMin time.Duration `mapstructure:"retry_min"`
+	RetryMax time.Duration `mapstructure:"retry_max"`
 }
 
 // API holds the HTTPS API's per-token limits (docs/api.md, "Limits").
@@ -410,6 +426,10 @@ var defaults = map[string]any{
 	"agents.gcp.projects":          map[string]string{},
 	"agents.gcp.max_age":           "1h",
 	"agents.gcp.allow_reenroll":    false,
+	"audit_export.sinks":           []map[string]any{},
+	"audit_export.batch_size":      auditexport.DefaultBatchSize,
+	"audit_export.retry_min":       auditexport.DefaultRetryMin.String(),
+	"audit_export.retry_max":       auditexport.DefaultRetryMax.String(),
 }
 
 // devDefaults replace some defaults when --dev is given.
@@ -691,6 +711,12 @@ func (c *Config) problems() []string {
 		if ip := net.ParseIP(a); ip == nil || ip.IsUnspecified() {
 			bad("jump.egress_addrs: %q is not a specific IP address", a)
 		}
+	}
+	for _, p := range auditexport.Problems(c.AuditExport.Sinks) {
+		bad("audit_export.%s", p)
+	}
+	if ae := c.AuditExport; ae.BatchSize < 1 || ae.BatchSize > raftstore.MaxAuditBatch || ae.RetryMin < 10*time.Millisecond || ae.RetryMax < ae.RetryMin || ae.RetryMax > time.Hour {
+		bad("audit_export: batch_size %d must be 1 to %d; retry_min %s at least 10ms; retry_max %s between retry_min and 1h", ae.BatchSize, raftstore.MaxAuditBatch, ae.RetryMin, ae.RetryMax)
 	}
 	errs = append(errs, c.listenerCollisions()...)
 	return errs

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/rampart-ssh/rampart/gateway/auditexport"
 	"github.com/rampart-ssh/rampart/gateway/auditlog"
 	"github.com/rampart-ssh/rampart/gateway/authority"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
@@ -32,6 +33,7 @@ type nodeMetrics struct {
 	audit     *auditlog.Metrics
 	login     *login.Metrics
 	api       *httpapi.Metrics
+	export    *auditexport.Metrics
 }
 
 // newNodeMetrics makes every room's metrics, registered with reg (a new
@@ -46,7 +48,8 @@ func newNodeMetrics(reg *prometheus.Registry) *nodeMetrics {
 func newNodeMetricsOn(reg *prometheus.Registry, r prometheus.Registerer) *nodeMetrics {
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &nodeMetrics{reg: reg, raft: raftstore.NewMetrics(r), door: frontdoor.NewMetrics(r), jump: jump.NewMetrics(r),
-		authority: authority.NewMetrics(r), audit: auditlog.NewMetrics(r), login: login.NewMetrics(r), api: httpapi.NewMetrics(r)}
+		authority: authority.NewMetrics(r), audit: auditlog.NewMetrics(r), login: login.NewMetrics(r), api: httpapi.NewMetrics(r),
+		export: auditexport.NewMetrics(r)}
 }
 
 // scrapeCollectors are the metrics read from the replica at each scrape.

@@ -117,6 +117,9 @@ func (n *Node) start(ctx context.Context) error {
 	n.audit = auditlog.New(n.store, n.logger)
 	n.audit.SetMetrics(n.metrics.audit)
 	go n.audit.Run(bg)
+	if err := n.startAuditExport(bg); err != nil {
+		return err
+	}
 	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
 	go n.newNodeCertRenewer().Run(bg)
 	n.control = control.New(control.Deps{Store: n.store, Members: n.store, Cluster: adminCluster{n}, Snapshots: n.store, BackupKey: backupKey,

@@ -36,6 +36,11 @@ var ignorable = map[MessageType]bool{
 	TokenPruneType:        true,
 	AgentAppliedSetType:   true,
 	ServiceTokenTouchType: true,
+	// AuditExportCursorSet and AuditSinkStateSet steer only the audit
+	// exporter, which a node that does not know them does not run; the
+	// exporter's next write repairs the row once it is upgraded.
+	AuditExportCursorSetType: true,
+	AuditSinkStateSetType:    true,
 }
 
 // Ignorable reports whether an older node may skip command type t.
@@ -85,4 +90,8 @@ const (
 	ServiceTokenTouchType MessageType = 38
 	// An open keyless connection holding its person's IdP session (idpsessions.go).
 	IdPSessionHoldType MessageType = 39
+	// The audit exporter's cursor and sink state (auditexport.go); 47 is
+	// kept for it too.
+	AuditExportCursorSetType MessageType = 45
+	AuditSinkStateSetType    MessageType = 46
 )

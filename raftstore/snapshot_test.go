@@ -86,6 +86,8 @@ func fillAllTables(t *testing.T, f *FSM) {
 		&ServiceTokenCreate{Token: testServiceToken("st1", "terraform", "secret"), Now: testNow},
 		&ServiceTokenCreate{Token: modified(testServiceToken("st2", "ci", "other"), func(tk *ServiceToken) { tk.ExpiresAt = time.Time{} }), Now: testNow},
 		&AgentAppliedSet{ServerID: "i-1", Index: 7},
+		&AuditExportCursorSet{Sink: "siem", Seq: 2, Node: "n1", At: testNow},
+		&AuditSinkStateSet{Sink: "siem", Failing: true, At: testNow, Error: "connection refused"},
 	}
 	for _, c := range cmds {
 		mustApply(t, f, c)
