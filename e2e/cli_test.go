@@ -50,7 +50,9 @@ func TestCommandLines(t *testing.T) {
 		{"fail/agent-unknown-flag", "rampart-agent", []string{"--bogus"}, 2, "", []string{"rampart-agent: unknown flag: --bogus"}},
 		{"fail/agent-stray-argument", "rampart-agent", []string{"enroll"}, 2, "", []string{`unexpected argument "enroll"`}},
 		{"ok/agent-help", "rampart-agent", []string{"--help"}, 0, "", []string{"--token-file"}},
-		{"ok/rampart-help", "rampart", []string{"--help"}, 0, "Usage: rampart", nil},
+		{"ok/rampart-help", "rampart", []string{"--help"}, 0, "Usage:\n  rampart [command]", nil},
+		{"fail/rampart-unknown-flag", "rampart", []string{"servers", "--bogus"}, 2, "", []string{"rampart: unknown flag: --bogus", "rampart servers --help"}},
+		{"ok/rampart-completion-fish", "rampart", []string{"completion", "fish"}, 0, "complete -c rampart", nil},
 		{"ok/rampart-version", "rampart", []string{"version"}, 0, "rampart ", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

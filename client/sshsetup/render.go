@@ -30,6 +30,9 @@ type Desired struct {
 	// IdentityFile is the key bound to the person (a private key, or the
 	// public half of a key in ssh-agent); empty before `rampart login`.
 	IdentityFile string
+	// KnownHostsFile, when set, is written as UserKnownHostsFile: for a
+	// $HOME that is not the account's home, where ssh would not look.
+	KnownHostsFile string
 }
 
 // Markers around every block setup writes into a person's file.
@@ -135,5 +138,8 @@ func (d Desired) identity(b *strings.Builder) {
 	}
 	if d.IdentityFile != "" {
 		fmt.Fprintf(b, "  IdentityFile %q\n  IdentitiesOnly yes\n", d.IdentityFile)
+	}
+	if d.KnownHostsFile != "" {
+		fmt.Fprintf(b, "  UserKnownHostsFile %q\n", d.KnownHostsFile)
 	}
 }
