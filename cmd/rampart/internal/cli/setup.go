@@ -270,4 +270,3 @@ func (e *env) boundKey(cfg *Config) (bastion.Key, error) {
 
 func (e *env) agentPub() string     { return e.paths.Dir + "/agent_key.pub" }
 func (e *env) dedicatedKey() string { return e.sshDir() + "/" + bastion.DedicatedKeyName }
-
