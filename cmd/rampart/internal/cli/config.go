@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,13 +66,17 @@ func (e *env) load() (*Config, error) {
 	return &c, nil
 }
 
-// save writes the CLI's config.
+// save writes the CLI's config, unless it holds that already.
 func (e *env) save(c *Config) error {
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err
 	}
-	return sshsetup.Apply([]sshsetup.Change{{Path: e.configPath(), New: append(b, '\n'), Mode: 0o600}})
+	b = append(b, '\n')
+	if old, err := os.ReadFile(e.configPath()); err == nil && bytes.Equal(old, b) {
+		return nil
+	}
+	return sshsetup.Apply([]sshsetup.Change{{Path: e.configPath(), New: b, Mode: 0o600}})
 }
 
 // desired is what ~/.ssh should hold for c.
