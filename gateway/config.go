@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/auditexport"
 	"github.com/rampart-ssh/rampart/gateway/cloudid"
 	"github.com/rampart-ssh/rampart/gateway/devidp"
@@ -249,6 +250,11 @@ type SSH struct {
 	// never used; OpenSSH clients are offered only the AES-GCM ones when
 	// there are any (sshalg.ForClient). See docs/jump.md.
 	Ciphers []string `mapstructure:"ciphers"`
+	// ClientHostPatterns are ssh_config host patterns of the cluster's
+	// servers ("*.prod.example.com") that `rampart setup` sends through the
+	// bastion, besides the names of the servers a person may reach. Served
+	// publicly at GET /v1/client/setup.
+	ClientHostPatterns []string `mapstructure:"client_host_patterns"`
 }
 
 // OIDC names the identity provider and how its claims map to users.
@@ -383,6 +389,7 @@ var defaults = map[string]any{
 	"ssh.max_preauth_per_ip":       16,
 	"ssh.max_device_flows_per_ip":  8,
 	"ssh.ciphers":                  sshalg.DefaultCiphers,
+	"ssh.client_host_patterns":     []string{},
 	"oidc.issuer":                  "",
 	"oidc.client_id":               "",
 	"oidc.client_secret":           "",
@@ -644,6 +651,11 @@ func (c *Config) problems() []string {
 	}
 	if c.SSH.HandshakeTimeout < time.Second || c.SSH.HandshakeTimeout > c.SSH.AuthTimeout {
 		bad("ssh.handshake_timeout %s: must be at least 1s and not above ssh.auth_timeout", c.SSH.HandshakeTimeout)
+	}
+	for _, p := range c.SSH.ClientHostPatterns {
+		if err := api.CheckHostPattern(p); err != nil {
+			bad("ssh.client_host_patterns: %v", err)
+		}
 	}
 	if c.SSH.MaxPreauth < 1 || c.SSH.MaxPreauthPerIP < 1 || c.SSH.MaxPreauthPerIP > c.SSH.MaxPreauth {
 		bad("ssh.max_preauth (%d) and ssh.max_preauth_per_ip (%d) must be positive, per-IP not above the total", c.SSH.MaxPreauth, c.SSH.MaxPreauthPerIP)

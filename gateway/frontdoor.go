@@ -82,14 +82,7 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 	n.revalidation = login.NewRevalidator(login.RevalidatorConfig{Interval: o.RevalidateInterval, Store: n.store, IdP: provider,
 		Sealer: n.kek, Control: n.control, Users: svc, Now: n.now, Logger: n.logger})
 	go n.revalidation.Run(n.bgCtx)
-	jump := n.cfg.SSH.JumpHost
-	if jump == "" {
-		host, port, _ := net.SplitHostPort(n.advertise().SSH)
-		jump = net.JoinHostPort(friendlyHost(host), port)
-		if port == "22" {
-			jump = friendlyHost(host)
-		}
-	}
+	jump := n.jumpHost()
 	agentWait := n.cfg.Jump.AgentWait
 	if agentWait == 0 {
 		agentWait = -1 // configured off

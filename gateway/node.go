@@ -397,6 +397,7 @@ func (n *Node) startAPI() error {
 	handler := httpapi.New(n.store, n.newEnrollment(), n.logger)
 	handler.SetRecordings(n.recordingFiles())
 	handler.SetAdminEntitlement(n.cfg.Agents.AdminEntitlement)
+	handler.SetClientSetup(n.jumpHost(), n.cfg.SSH.ClientHostPatterns)
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
 	handler.SetControl(n.control)
 	handler.SetMetrics(n.metrics.api)

@@ -3,12 +3,12 @@ package adminshell
 import (
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -58,22 +58,7 @@ func knownHosts(st *raftstore.State) (knownHostsView, error) {
 		return view, err
 	}
 	for _, n := range nodes {
-		host, port, err := net.SplitHostPort(n.SSHAddr)
-		if err != nil {
-			continue
-		}
-		for _, name := range append([]string{host}, n.HostNames...) {
-			if ip := net.ParseIP(name); ip != nil && ip.IsUnspecified() {
-				continue
-			}
-			// OpenSSH looks a host on a port other than 22 up as
-			// [name]:port, and as the bare name too (and as it is under
-			// HostKeyAlias): list both.
-			view.NodeNames = append(view.NodeNames, name)
-			if port != "22" {
-				view.NodeNames = append(view.NodeNames, "["+name+"]:"+port)
-			}
-		}
+		view.NodeNames = append(view.NodeNames, api.KnownHostsNames(n.SSHAddr, n.HostNames)...)
 	}
 	slices.Sort(view.NodeNames)
 	view.NodeNames = slices.Compact(view.NodeNames)

@@ -13,6 +13,7 @@ import (
 
 	gliderssh "github.com/gliderlabs/ssh"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/login"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -21,18 +22,7 @@ import (
 // --json` and `bindings` show it. A key the person does not recognise is
 // someone else's, bound when the person approved a sign-in code that was
 // not theirs: they revoke it with `bindings revoke INDEX`.
-type BindingView struct {
-	// Index numbers the bindings oldest first, from 1.
-	Index       int    `json:"index"`
-	Fingerprint string `json:"fingerprint"`
-	// Source is the address the key was bound from (host only).
-	Source  string `json:"source"`
-	BoundAt string `json:"bound_at"`
-	Age     string `json:"age"`
-	Expires string `json:"expires"`
-	// Current marks the key of the connection showing it.
-	Current bool `json:"current,omitempty"`
-}
+type BindingView = api.BindingView
 
 // bindingViews lists the user's live bindings; current is the fingerprint
 // of the connection's key ("" when it signed in without one).

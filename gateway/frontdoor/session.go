@@ -11,6 +11,7 @@ import (
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/access"
 	"github.com/rampart-ssh/rampart/gateway/adminshell"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -26,27 +27,11 @@ func Extensions(ctx gliderssh.Context) map[string]string {
 	return map[string]string{}
 }
 
-// Whoami is what `ssh bastion whoami --json` prints, one line.
-type Whoami struct {
-	Login          string   `json:"login"`
-	Email          string   `json:"email,omitempty"`
-	UnixName       string   `json:"unix_name"`
-	UID            uint32   `json:"uid"`
-	Groups         []string `json:"groups"`
-	Admin          bool     `json:"admin"`
-	BindingExpires string   `json:"binding_expires,omitempty"`
-	// Bindings are the person's live bindings (keys that sign in without
-	// the browser), oldest first.
-	Bindings []BindingView `json:"bindings"`
-	Servers  []Destination `json:"servers"`
-}
+// Whoami is what `ssh bastion whoami --json` prints, one line (api.Whoami).
+type Whoami = api.Whoami
 
 // Destination is a server the user may reach, with the exact command.
-type Destination struct {
-	Name    string `json:"name"`
-	Project string `json:"project"`
-	Command string `json:"command"`
-}
+type Destination = api.Destination
 
 // handleSession answers a session on the front door: the greeting, whoami,
 // the person's own bindings, or (for the admin user name) the admin shell.
@@ -165,7 +150,7 @@ func (s *Server) whoami(u *raftstore.User, bindingExpires, currentKey string) (*
 			port = fmt.Sprintf("-p %d ", p) // the target's port; -J's host keeps its own
 		}
 		w.Servers = append(w.Servers, Destination{Name: d.Server.Name, Project: d.Project,
-			Command: fmt.Sprintf("ssh -J %s %s%s@%s", s.cfg.JumpHost, port, u.UnixName, d.Server.Name)})
+			Command: fmt.Sprintf("ssh -J %s %s%s@%s", s.cfg.JumpHost, port, u.UnixName, d.Server.Name), Labels: d.Server.Labels})
 	}
 	return w, nil
 }

@@ -108,6 +108,8 @@ type Server struct {
 	// has read the state and is about to wait for a change: a write after
 	// it wakes the request. nil in production; tests wait on it.
 	agentWaiting func()
+	// clientSetup is what GET /v1/client/setup publishes (clientsetup.go).
+	clientSetup clientSetupConfig
 }
 
 // SetControl sets the service the admin endpoints' changes go through. New
@@ -157,6 +159,7 @@ func New(store Store, cluster Cluster, logger *slog.Logger) *Server {
 	s.handle("GET /install.sh", s.installScriptHandler)
 	s.handle("GET /v1/agents/binary", s.agentBinary)
 	s.handle("GET /v1/ca/tls", s.tlsCAHandler)
+	s.handle("GET /v1/client/setup", s.clientSetupHandler)
 	s.handle("POST /v1/agents/renew", s.requireAgentRenewal(s.agentRenew))
 	s.handle("POST /v1/agents/hostcerts", s.requireAgent(s.agentHostCerts))
 	return s
