@@ -27,13 +27,26 @@ func readQuery(opts []ReadOption) url.Values {
 	return v
 }
 
-// Projects lists the projects (GET /v1/projects).
+// Projects lists every project (GET /v1/projects), following the pages.
 func (c *Client) Projects(ctx context.Context, opts ...ReadOption) ([]api.Project, error) {
-	var ps []api.Project
-	if err := c.call(ctx, request{method: http.MethodGet, path: "/v1/projects", query: readQuery(opts), out: &ps}); err != nil {
-		return nil, err
+	o := ListOptions{Filter: readQuery(opts)}
+	ps := []api.Project{}
+	for {
+		p, err := c.ProjectPage(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p.Items...)
+		if p.NextCursor == "" || p.NextCursor == o.Cursor {
+			return ps, nil
+		}
+		o.Cursor = p.NextCursor
 	}
-	return ps, nil
+}
+
+// ProjectPage lists one page of projects, by name (GET /v1/projects).
+func (c *Client) ProjectPage(ctx context.Context, o ListOptions) (*api.Page[api.Project], error) {
+	return list[api.Project](ctx, c, "/v1/projects", o)
 }
 
 // Project reads one project (GET /v1/projects/{name}).

@@ -339,7 +339,7 @@ func TestAdminCalls(t *testing.T) {
 		mu.Unlock()
 		switch {
 		case r.URL.Path == "/v1/projects":
-			answer(http.StatusOK, []api.Project{{Name: "web"}})(w, r)
+			answer(http.StatusOK, api.Page[api.Project]{Items: []api.Project{{Name: "web"}}})(w, r)
 		case strings.HasPrefix(r.URL.Path, "/v1/ca/tls"):
 			_, _ = io.WriteString(w, "-----BEGIN CERTIFICATE-----\n")
 		case strings.HasPrefix(r.URL.Path, "/v1/ca/"):

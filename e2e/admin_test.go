@@ -8,10 +8,13 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -356,6 +359,55 @@ func TestAdminCARotationReplayAndDisable(t *testing.T) {
 		}
 		trust(t, newKey)
 		hop(t, "after retire", true)
+	})
+
+	// The same rotation again, through the HTTPS API with an admin service
+	// token (one service behind the shell and the API): the jump works with
+	// the key it makes, and each step is audited by the token.
+	t.Run("ok/user-ca-rotation-api", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		c := e.api()
+		before := adminCAKeys(t, e, webUserCAKeys)
+		if len(before) != 1 {
+			t.Fatalf("user CA keys before: %v", before)
+		}
+		oldKey := before[0]
+		r, err := c.RotateUserCA(ctx, "web", client.RotationBegin, "ecdsa-p256")
+		fatalIf(t, err, "POST /v1/ca/user/web/rotation/begin")
+		if r.Phase != "staged" || r.Active == nil || r.Active.PublicKey != oldKey || r.Waiting == nil || r.Waiting.Algorithm != "ecdsa-sha2-nistp256" {
+			t.Fatalf("after begin: %+v", r)
+		}
+		newKey := r.Waiting.PublicKey
+		hop(t, "API begin, target trusting the old key only", true)
+		trust(t, oldKey, newKey)
+		r, err = c.RotateUserCA(ctx, "web", client.RotationPromote, "")
+		fatalIf(t, err, "POST /v1/ca/user/web/rotation/promote")
+		if r.Phase != "promoted" || r.Active.PublicKey != newKey {
+			t.Fatalf("after promote: %+v", r)
+		}
+		trust(t, newKey)
+		hop(t, "API promote, target trusting the new key only", true)
+		if _, err := c.RotateUserCA(ctx, "web", client.RotationPromote, ""); client.StatusOf(err) != http.StatusConflict {
+			t.Fatalf("a second promote: %v, want 409", err)
+		}
+		r, err = c.RotateUserCA(ctx, "web", client.RotationRetire, "")
+		fatalIf(t, err, "POST /v1/ca/user/web/rotation/retire")
+		if got := adminCAKeys(t, e, webUserCAKeys); r.Phase != "stable" || !slices.Equal(got, []string{newKey}) {
+			t.Fatalf("after retire: %+v, keys %v", r, got)
+		}
+		hop(t, "after the API rotation", true)
+		p, err := c.Audit(ctx, client.ListOptions{Filter: url.Values{"type": {"ca"}}})
+		fatalIf(t, err, "GET /v1/audit?type=ca")
+		var steps []string
+		for _, ev := range p.Items {
+			if strings.HasPrefix(ev.Actor, "api:") {
+				steps = append(steps, ev.Type)
+			}
+		}
+		if want := []string{"ca.rotate_begin", "ca.rotate_promote", "ca.rotate_retire"}; !slices.Equal(steps, want) {
+			t.Fatalf("audited API steps %v, want %v", steps, want)
+		}
 	})
 
 	t.Run("ok/replay-recorded-session", func(t *testing.T) {

@@ -57,6 +57,7 @@ func TestClusterLifecycle(t *testing.T) {
 	for _, n := range c.Nodes {
 		expectProject(t, n, "web", "written through follower "+follower.ID, true)
 	}
+	rotateThroughFollower(t, c, follower)
 
 	// kill -9 the leader: the other two elect one of themselves and take
 	// writes, here through the survivor that does not lead (forwarding again).
@@ -157,6 +158,39 @@ func expectProject(t *testing.T, n *Node, name, description string, consistent b
 	}
 	if p.Description != description {
 		t.Errorf("%s (consistent=%v) has project %s described %q, want %q", n.ID, consistent, name, p.Description, description)
+	}
+}
+
+// rotateThroughFollower begins a target host CA rotation through a
+// follower's API and aborts it: the follower makes and seals the new key
+// (every node has the same KEK), the leader commits it, and every node
+// lists it for clients until the abort.
+func rotateThroughFollower(t *testing.T, c *Cluster, follower *Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	r, err := follower.API().RotateHostCA(ctx, client.RotationBegin, "")
+	fatalIf(t, err, "begin a host CA rotation through follower "+follower.ID)
+	if r.Phase != "staged" || r.Waiting == nil {
+		t.Fatalf("begin through %s: %+v", follower.ID, r)
+	}
+	blob := strings.Fields(r.Waiting.PublicKey)[1]
+	for _, n := range c.Nodes {
+		fatalIf(t, waitFor(waitLong, func() error {
+			k, err := n.API().HostCAKeys(ctx)
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(k.Keys, func(line string) bool { return strings.Contains(line, blob) }) {
+				return fmt.Errorf("%s lists %d host CA keys, not the new one", n.ID, len(k.Keys))
+			}
+			return nil
+		}), "the new host CA key on "+n.ID)
+	}
+	r, err = follower.API().RotateHostCA(ctx, client.RotationAbort, "")
+	fatalIf(t, err, "abort the host CA rotation through follower "+follower.ID)
+	if r.Phase != "stable" || r.Waiting != nil {
+		t.Fatalf("abort through %s: %+v", follower.ID, r)
 	}
 }
 

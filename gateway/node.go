@@ -122,7 +122,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
 	go n.newNodeCertRenewer().Run(bg)
-	n.control = control.New(control.Deps{Store: n.store, Members: n.store, Cluster: adminCluster{n}, Snapshots: n.store, BackupKey: backupKey,
+	n.control = control.New(control.Deps{Store: n.store, Members: n.store, Cluster: adminCluster{n}, Snapshots: n.store, BackupKey: backupKey, CAKeys: n.keys,
 		Auditor: control.StoreAuditor{Store: n.store, Now: n.now}, Targets: n.targetRule(), Logger: n.logger, Now: n.now,
 		AdminGroup: n.cfg.OIDC.AdminGroup})
 	if err := n.startPprof(); err != nil {

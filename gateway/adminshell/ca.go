@@ -1,7 +1,6 @@
 package adminshell
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,11 +9,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/rampart-ssh/rampart/api"
 	rotation "github.com/rampart-ssh/rampart/gateway/authority"
-	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/control"
+	"github.com/rampart-ssh/rampart/gateway/fault"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -47,21 +45,8 @@ type caView struct {
 	CreatedAt   *time.Time `json:"created_at,omitempty"`
 }
 
-// caFingerprint is an SSH key's SHA256 fingerprint (as ssh-keygen -l prints
-// it), or a TLS CA's pin (as enrollment tokens carry it).
-func caFingerprint(r *raftstore.CARecord) string {
-	if r.Kind == raftstore.CATLS {
-		if cert, err := api.ParseCertPEM([]byte(r.PublicKey)); err == nil {
-			return api.Pin(cert)
-		}
-		return "?"
-	}
-	pk, _, _, _, err := gossh.ParseAuthorizedKey([]byte(r.PublicKey))
-	if err != nil {
-		return "?"
-	}
-	return gossh.FingerprintSHA256(pk)
-}
+// caFingerprint is the key's fingerprint as every surface shows it.
+func caFingerprint(r *raftstore.CARecord) string { return control.CAFingerprint(r) }
 
 // caRoles names each record's part in its kind and project's rotation.
 func caRoles(records []*raftstore.CARecord) map[string]string {
@@ -151,7 +136,14 @@ func newRotateView(st rotation.State, kind raftstore.CAKind, project string, ste
 
 var caKinds = []string{string(raftstore.CAUser), string(raftstore.CAHost), string(raftstore.CANodeHost), string(raftstore.CATLS)}
 
-var rotationSteps = []string{string(rotation.Begin), string(rotation.Promote), string(rotation.Retire), string(rotation.Abort), string(rotation.Rollback)}
+// rotationSteps are control.RotationSteps, as arguments.
+var rotationSteps = func() []string {
+	out := []string{}
+	for _, st := range control.RotationSteps {
+		out = append(out, string(st))
+	}
+	return out
+}()
 
 func (v *invocation) caCmd() *cobra.Command {
 	return group("ca", "SSH certificate authorities: list and rotate keys, print known_hosts lines", nil,
@@ -240,157 +232,55 @@ promote and retire ask for confirmation (--yes in one-shot mode).`,
 	}
 	rotate.Flags().StringVar(&alg, "algorithm", "", "key algorithm of the new key (begin): ed25519 (default), ecdsa-p256, rsa-3072")
 	rotate.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation (promote, retire)")
-	v.completeFlag(rotate, "algorithm", fixed(ca.SSHAlgED25519, ca.SSHAlgECDSAP256, ca.SSHAlgRSA3072))
+	v.completeFlag(rotate, "algorithm", fixed(control.KeyAlgorithms...))
 	return rotate
 }
 
-// rotateCA performs one rotation step on a CA chain.
+// rotateCA performs one rotation step on a CA chain (control.RotateCA,
+// which validates and audits it) and says what to do next.
 func (v *invocation) rotateCA(target string, step rotation.Step, alg string, yes bool) error {
-	st := v.state()
-	kind, project, what := raftstore.CAHost, "", "the cluster's target host CA"
+	req := control.CARotation{Kind: raftstore.CAHost, Step: step, Algorithm: alg}
 	switch target {
 	case hostTarget:
 	case nodeHostTarget:
-		kind, what = raftstore.CANodeHost, "the cluster's node host CA"
+		req.Kind = raftstore.CANodeHost
 	default:
-		p, err := findProject(st, target)
-		if err != nil {
-			return err
-		}
-		kind, project, what = raftstore.CAUser, p.Name, "the user CA of project "+p.Name
+		req.Kind, req.Project = raftstore.CAUser, target
 	}
-	_, recs, err := st.CAsFor(nil, kind, project)
-	if err != nil {
+	res, err := v.sh.control.RotateCA(v.ctx, v.controlActor(), req, v.confirmer(yes))
+	var phase *control.RotationPhaseError
+	var refused *fault.Error
+	switch {
+	case errors.As(err, &phase):
+		return fmt.Errorf("cannot %s %s now: it is %s (%s); %s", step, phase.What, phase.Phase, control.DescribePhase(phase.Phase), nextStepHint(phase.Phase, target))
+	case errors.As(err, &refused) && refused.Code == control.CodeInvalidAlgorithm:
+		return usagef("--algorithm %q: want %s", alg, strings.Join(control.KeyAlgorithms, ", "))
+	case err != nil:
 		return err
 	}
-	cur, err := rotation.StateOf(recs, kind, project)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if cur.Phase == rotation.PhaseNone {
-		if kind == raftstore.CAUser {
-			return fmt.Errorf("project %s has no user CA yet: it is made when its first server enrolls, its first certificate is minted, or an administrator fetches /v1/ca/user/%s; there is nothing to rotate", project, project)
-		}
-		return fmt.Errorf("the cluster has no %s CA yet: a node makes it when it starts", kind)
-	}
-	var newKey *raftstore.CARecord
-	switch step {
-	case rotation.Begin:
-		if cur.Phase != rotation.PhaseStable {
-			// Refuse before making a key that would be thrown away.
-			break
-		}
-		if v.sh.caKeys == nil {
-			return errNoCAKeys
-		}
-		id, err := v.newCAID(kind, project)
-		if err != nil {
-			return err
-		}
-		pub, sealed, keyAlg, err := v.sh.caKeys.NewCAKey(id, alg)
-		if errors.Is(err, ca.ErrUnknownKeyAlgorithm) {
-			return usagef("--algorithm %q: want %s, %s or %s", alg, ca.SSHAlgED25519, ca.SSHAlgECDSAP256, ca.SSHAlgRSA3072)
-		}
-		if err != nil {
-			return fmt.Errorf("make the new key: %w", err)
-		}
-		newKey = &raftstore.CARecord{ID: id, Kind: kind, Project: project, Algorithm: keyAlg, PublicKey: pub, SealedKey: sealed, State: raftstore.CANext}
-	case rotation.Promote:
-		if cur.Phase == rotation.PhaseStaged {
-			if err := v.confirm(yes, fmt.Sprintf("make key %s (%s) the signer of %s; anything that does not trust it yet will refuse its certificates",
-				cur.Waiting.ID, caFingerprint(cur.Waiting), what)); err != nil {
-				return err
-			}
-		}
-	case rotation.Retire:
-		if cur.Phase == rotation.PhasePromoted {
-			if err := v.confirm(yes, fmt.Sprintf("stop trusting key %s (%s) of %s; certificates it signed stop working",
-				cur.Previous.ID, caFingerprint(cur.Previous), what)); err != nil {
-				return err
-			}
-		}
-	}
-	cmds, err := rotation.Plan(recs, kind, project, step, newKey, v.sh.now().UTC())
-	if errors.Is(err, rotation.ErrStep) {
-		return fmt.Errorf("cannot %s %s now: it is %s (%s); %s", step, what, cur.Phase, describePhase(cur.Phase), nextStepHint(cur.Phase, target))
-	}
-	if err != nil {
-		return err
-	}
-	fields := map[string]string{"ca_kind": string(kind), "step": string(step)}
-	if project != "" {
-		fields["project"] = project
-	}
-	for i, c := range cmds {
-		if _, err := v.applyOnly(c); err != nil {
-			if i > 0 {
-				err = errors.Join(err, v.record(fields))
-			}
-			return err
-		}
-		fields["ca"] = c.Record.ID
-		fields["ca_state"] = string(c.Record.State)
-		fields["fingerprint"] = caFingerprint(&c.Record)
-	}
-	if err := v.record(fields); err != nil {
-		return err
-	}
-	_, after, err := v.sh.store.State().CAsFor(nil, kind, project)
-	if err != nil {
-		return err
-	}
-	now, err := rotation.StateOf(after, kind, project)
-	if err != nil {
-		return err
-	}
-	view := newRotateView(now, kind, project, step)
+	view := newRotateView(res.State, res.Kind, res.Project, res.Step)
 	if v.jsonOut || v.quiet {
 		return v.done(view, "")
 	}
-	for _, line := range strings.Split(rotateMessage(view, what, target), "\n") {
+	for _, line := range strings.Split(rotateMessage(view, res.What, target), "\n") {
 		fmt.Fprintln(v.out, clean(line))
 	}
 	return nil
 }
 
-// newCAID names a new CA record as the nodes name the first ones, with a
-// random suffix.
-func (v *invocation) newCAID(kind raftstore.CAKind, project string) (string, error) {
-	b := make([]byte, 4)
-	if _, err := io.ReadFull(v.sh.rand, b); err != nil {
-		return "", err
-	}
-	switch kind {
-	case raftstore.CAHost:
-		return "host-ca-" + hex.EncodeToString(b), nil
-	case raftstore.CANodeHost:
-		return "node-host-ca-" + hex.EncodeToString(b), nil
-	}
-	return "user-" + project + "-" + hex.EncodeToString(b), nil
-}
-
-func describePhase(p rotation.Phase) string {
-	switch p {
-	case rotation.PhaseStable:
-		return "one key, signing"
-	case rotation.PhaseStaged:
-		return "a new key is trusted and waits to sign"
-	case rotation.PhasePromoted:
-		return "the new key signs, the previous one is still trusted"
-	}
-	return string(p)
-}
-
 func nextStepHint(p rotation.Phase, target string) string {
-	switch p {
-	case rotation.PhaseStable:
-		return "start with: ca rotate " + target + " begin"
-	case rotation.PhaseStaged:
-		return "next is: ca rotate " + target + " promote (or abort)"
-	case rotation.PhasePromoted:
-		return "next is: ca rotate " + target + " retire (or rollback)"
+	steps := control.NextSteps(p)
+	if len(steps) == 0 {
+		return "see ca ls"
 	}
-	return "see ca ls"
+	hint := "next is: ca rotate " + target + " " + string(steps[0])
+	if p == rotation.PhaseStable {
+		hint = "start with: ca rotate " + target + " " + string(steps[0])
+	}
+	for _, alt := range steps[1:] {
+		hint += " (or " + string(alt) + ")"
+	}
+	return hint
 }
 
 // rotateMessage says what the step did and what to do next.

@@ -11,6 +11,7 @@ import (
 
 	rotation "github.com/rampart-ssh/rampart/gateway/authority"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -60,7 +61,7 @@ func newCAHarness(t *testing.T) (*harness, *kekCAKeys) {
 	keys := newKEKCAKeys(t)
 	seedCAs(h, keys)
 	keys.calls = 0
-	h.sh.caKeys = keys
+	h.sh = New(Deps{Store: h.store, Cluster: fakeCluster{}, CAKeys: keys, NodeID: "n1", Now: func() time.Time { return h.now }})
 	return h, keys
 }
 
@@ -127,7 +128,7 @@ func TestCARotateUserCA(t *testing.T) {
 	}
 	wantTrusted(t, h, "web", old, newKey)
 	ev := h.lastAudit()
-	if ev.Type != "admin.ca.rotate" || ev.Actor != "alice" || ev.Fields["step"] != "begin" || ev.Fields["ca"] != newKey.ID ||
+	if ev.Type != control.EventCARotateBegin || ev.Actor != "alice" || ev.Fields["step"] != "begin" || ev.Fields["ca"] != newKey.ID ||
 		ev.Fields["project"] != "web" || ev.Fields["ca_kind"] != "user" || ev.Fields["ca_state"] != "next" {
 		t.Errorf("begin audit %+v", ev)
 	}
@@ -172,8 +173,8 @@ func TestCARotateUserCA(t *testing.T) {
 	wantTrusted(t, h, "web", newKey)
 	steps := []string{}
 	for _, e := range h.auditEvents() {
-		if e.Type == "admin.ca.rotate" {
-			steps = append(steps, e.Fields["step"])
+		if typ, ok := strings.CutPrefix(e.Type, "ca.rotate_"); ok && e.Fields["step"] == typ && e.Fields["command"] != "" {
+			steps = append(steps, typ)
 		}
 	}
 	if !slices.Equal(steps, []string{"begin", "promote", "retire"}) {
@@ -279,7 +280,7 @@ func TestCARotateRefusals(t *testing.T) {
 	}
 
 	// A node that gives the shell no key maker.
-	h.sh.caKeys = nil
+	h.sh = New(Deps{Store: h.store, Cluster: fakeCluster{}, NodeID: "n1", Now: func() time.Time { return h.now }})
 	h.mustRun("ca", "rotate", "web", "abort")
 	if r := h.run("ca", "rotate", "web", "begin"); r.code != ExitError || !strings.Contains(r.stderr, "cannot make CA keys") {
 		t.Errorf("begin without a key maker: %s", r)

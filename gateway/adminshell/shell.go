@@ -45,8 +45,6 @@ var (
 	errNeedYes = errors.New("run it again with --yes to confirm")
 	// errNotConfirmed: the admin did not type yes.
 	errNotConfirmed = errors.New("not confirmed; nothing was changed")
-	// errNoCAKeys: the node gave the shell no way to make CA keys.
-	errNoCAKeys = errors.New("this node cannot make CA keys (it holds no key-encryption key for the shell)")
 	// errNoRecordings: the node gave the shell no way to read recordings.
 	errNoRecordings = errors.New("this node cannot read recordings")
 	// errTampered: a recording does not hash to what raft recorded.
@@ -120,7 +118,9 @@ type Deps struct {
 	Control *control.Service
 	// Cluster may be nil: token creation is then refused.
 	Cluster Cluster
-	// CAKeys may be nil: `ca rotate ... begin` is then refused.
+	// CAKeys goes to the Control made when Control is nil (a given Control
+	// has its own, control.Deps.CAKeys); nil: `ca rotate ... begin` is
+	// refused.
 	CAKeys CAKeys
 	// Recordings may be nil: `sessions replay` is then refused.
 	Recordings Recordings
@@ -149,7 +149,6 @@ type Shell struct {
 	store        Store
 	control      *control.Service
 	cluster      Cluster
-	caKeys       CAKeys
 	recordings   Recordings
 	maxRecording int64
 	nodeID       string
@@ -162,7 +161,7 @@ type Shell struct {
 
 // New returns a Shell over deps.
 func New(deps Deps) *Shell {
-	s := &Shell{store: deps.Store, cluster: deps.Cluster, caKeys: deps.CAKeys, recordings: deps.Recordings, maxRecording: deps.MaxRecordingBytes, nodeID: deps.NodeID, logger: deps.Logger,
+	s := &Shell{store: deps.Store, cluster: deps.Cluster, recordings: deps.Recordings, maxRecording: deps.MaxRecordingBytes, nodeID: deps.NodeID, logger: deps.Logger,
 		now: deps.Now, rand: deps.Rand, readTimeout: deps.ReadTimeout, applyTimeout: deps.ApplyTimeout}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -185,7 +184,7 @@ func New(deps Deps) *Shell {
 	s.control = deps.Control
 	if s.control == nil {
 		cd := control.Deps{Store: deps.Store, Members: deps.Store, Auditor: control.StoreAuditor{Store: deps.Store, Now: s.now},
-			Logger: s.logger, Now: s.now, Rand: s.rand, ApplyTimeout: s.applyTimeout}
+			Logger: s.logger, Now: s.now, Rand: s.rand, ApplyTimeout: s.applyTimeout, CAKeys: deps.CAKeys}
 		if deps.Cluster != nil {
 			cd.Cluster = deps.Cluster
 		}

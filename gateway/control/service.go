@@ -83,6 +83,8 @@ type Deps struct {
 	Cluster Cluster
 	// Snapshots may be nil: backups are then refused.
 	Snapshots Snapshots
+	// CAKeys may be nil: CA rotations cannot begin (ca.go).
+	CAKeys CAKeys
 	// BackupKey authenticates the backups the service writes: the node's
 	// ca.KEK.BackupKey, derived from the key-encryption key and never
 	// written to raft or to a backup. Without it backups are refused.
@@ -110,6 +112,7 @@ type Service struct {
 	members      Members
 	cluster      Cluster
 	snapshots    Snapshots
+	caKeys       CAKeys
 	backupKey    []byte
 	targets      targetaddr.Rule
 	logger       *slog.Logger
@@ -123,6 +126,7 @@ type Service struct {
 func New(deps Deps) *Service {
 	s := &Service{store: deps.Store, auditor: deps.Auditor, members: deps.Members, cluster: deps.Cluster, snapshots: deps.Snapshots, backupKey: deps.BackupKey, targets: deps.Targets,
 		logger: deps.Logger, now: deps.Now, rand: deps.Rand, applyTimeout: deps.ApplyTimeout, adminGroup: deps.AdminGroup}
+	s.caKeys = deps.CAKeys
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}

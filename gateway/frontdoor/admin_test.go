@@ -185,7 +185,8 @@ func TestAdminShellOneShotOverSSH(t *testing.T) {
 		{name: "servers-delete", cmd: "servers delete db-1 --yes", out: []string{"server db-1 deleted"}},
 		{name: "projects-delete-json", cmd: "projects delete api -y --json", json: true, check: wantField(true, "ok")},
 		{name: "bindings-revoke", cmd: "bindings revoke --user bob", out: []string{"revoked the device bindings of bob (1 binding(s))"}},
-		{name: "audit-ls", cmd: "audit ls --type admin", out: []string{"admin.projects.create", "alice", "admin.ca.rotate"}},
+		{name: "audit-ls", cmd: "audit ls --type admin", out: []string{"admin.projects.create", "alice", "admin.sessions.kill"}},
+		{name: "audit-ls-ca", cmd: "audit ls --type ca", out: []string{"ca.rotate_begin", "ca.rotate_promote", "ca.rotate_retire"}},
 		{name: "audit-ls-json", cmd: "audit ls --type admin.sessions --json", json: true, check: wantField("admin.sessions.kill", 0, "type")},
 		{name: "audit-tail", cmd: "audit tail -n 2", out: []string{"admin.bindings.revoke"}},
 		{name: "audit-tail-json", cmd: "audit tail -n 3 --json", jsonLines: true, check: wantLen(3)},
@@ -202,7 +203,7 @@ func TestAdminShellOneShotOverSSH(t *testing.T) {
 	wantTypes := []string{"admin.projects.create", "admin.projects.set", "admin.projects.grant", "admin.projects.revoke",
 		"admin.entitlements.create", "admin.entitlements.delete", "admin.servers.label", "admin.tokens.create",
 		"admin.service-tokens.create", "admin.service-tokens.revoke", "admin.users.disable", "admin.users.enable",
-		"admin.sessions.kill", "admin.sessions.replay", "admin.sessions.replay", "admin.ca.rotate", "admin.ca.rotate", "admin.ca.rotate",
+		"admin.sessions.kill", "admin.sessions.replay", "admin.sessions.replay", "ca.rotate_begin", "ca.rotate_promote", "ca.rotate_retire",
 		"admin.cluster.snapshot", "admin.servers.delete", "admin.projects.delete", "admin.bindings.revoke"}
 	evs := a.adminEvents(t)
 	if len(evs) != len(wantTypes) {

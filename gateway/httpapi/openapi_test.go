@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rampart-ssh/rampart/gateway/httpapi/scim"
 )
 
 // documented lists the document's operations as ServeMux patterns.
@@ -21,13 +23,28 @@ func documented(t *testing.T) map[string]string {
 	return out
 }
 
-// TestOpenAPICoversRoutes: every route the server registers is in the
-// document, every documented route is registered, and the scope the
-// document gives an admin route is the one the route table checks.
+// TestOpenAPICoversRoutes: every route the server registers (SCIM and the
+// internal recordings route included) is in the document, every documented
+// route is registered, and the scope the document gives an admin route is
+// the one the route table checks.
 func TestOpenAPICoversRoutes(t *testing.T) {
 	doc := documented(t)
 	h := New(nil, nil, slog.New(slog.DiscardHandler))
+	// What a node mounts beside New's routes: the internal recordings route
+	// and SCIM (whose library routes inside one prefix: scim.Routes lists
+	// what it serves, scim.Unserved what it answers only with an error).
+	h.SetRecordings(nil)
+	if err := h.MountSCIM(nil, 0); err != nil {
+		t.Fatal(err)
+	}
 	registered := h.Patterns()
+	for path, why := range scim.Unserved {
+		for p := range doc {
+			if _, docPath, _ := strings.Cut(p, " "); docPath == path {
+				t.Errorf("openapi.json documents %q, which scim.Unserved says is no route (%s)", p, why)
+			}
+		}
+	}
 	for _, p := range registered {
 		if _, ok := doc[p]; !ok {
 			t.Errorf("route %q is not in openapi.json", p)

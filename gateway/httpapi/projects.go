@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hashicorp/go-memdb"
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -35,34 +34,9 @@ func blocking(r *http.Request) (minIndex uint64, wait time.Duration, err error) 
 	return minIndex, wait, nil
 }
 
+// listProjects lists the projects, one page by name (serveList).
 func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
-	if err := s.readMode(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	minIndex, wait, err := blocking(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if minIndex != 0 {
-		s.holdFor(w, blockingHold(wait))
-	}
-	var out []api.Project
-	idx, err := raftstore.BlockingQuery(r.Context(), s.store.FSM(), minIndex, wait, func(ws memdb.WatchSet, st *raftstore.State) (uint64, error) {
-		idx, ps, err := st.Projects(ws)
-		out = out[:0]
-		for _, p := range ps {
-			out = append(out, projectToAPI(p))
-		}
-		return idx, err
-	})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set(api.IndexHeader, strconv.FormatUint(idx, 10))
-	writeJSON(w, http.StatusOK, out)
+	serveList(s, w, r, func(p api.Project) string { return p.Name }, mapped((*raftstore.State).Projects, projectToAPI, nil))
 }
 
 func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {

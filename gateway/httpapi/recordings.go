@@ -22,7 +22,7 @@ type Recordings interface {
 // replay on whichever node the admin is connected to. Call it once, before
 // serving; without it the endpoint does not exist.
 func (s *Server) SetRecordings(r Recordings) {
-	s.mux.HandleFunc("GET /v1/internal/recordings/{session}", s.requireNode(func(w http.ResponseWriter, req *http.Request, peer string) {
+	s.handle("GET /v1/internal/recordings/{session}", s.requireNode(func(w http.ResponseWriter, req *http.Request, peer string) {
 		s.serveRecording(w, req, peer, r)
 	}))
 }

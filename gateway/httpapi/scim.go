@@ -20,6 +20,7 @@ func (s *Server) MountSCIM(c scim.Control, createsPerMinute int) error {
 		return err
 	}
 	s.mux.Handle("/scim/v2/", http.StripPrefix("/scim", h))
+	s.patterns = append(s.patterns, scim.Routes...)
 	return nil
 }
 

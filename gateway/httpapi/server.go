@@ -69,6 +69,7 @@ type Control interface {
 	KillSession(ctx context.Context, a control.Actor, id string, c control.Confirm) error
 	CreateServiceToken(ctx context.Context, a control.Actor, req control.ServiceTokenRequest) (string, *raftstore.ServiceToken, error)
 	RevokeServiceToken(ctx context.Context, a control.Actor, id string) (*raftstore.ServiceToken, error)
+	RotateCA(ctx context.Context, a control.Actor, req control.CARotation, c control.Confirm) (*control.CARotated, error)
 	// TouchServiceToken records a token's use (not audited).
 	TouchServiceToken(ctx context.Context, id string, at time.Time) error
 }
