@@ -127,7 +127,7 @@ func (h *Host) Apply(ctx context.Context, d Desired) (Report, error) {
 		if err := st.checkSingleUser(h.cfg.StateFile); err != nil {
 			return rep, err
 		}
-		stages = []stage{{"sshd", p.applySSHD}, {"principals", p.applySingleUserPrincipals}}
+		stages = []stage{{"sshd files", p.makeSingleUserDirs}, {"sshd", p.applySSHD}, {"principals", p.applySingleUserPrincipals}}
 	}
 	for _, stage := range stages {
 		if err := ctx.Err(); err != nil {

@@ -33,6 +33,17 @@ func (st *managedState) checkSingleUser(file string) error {
 	return nil
 }
 
+// makeSingleUserDirs makes the directories of the agent's own sshd files,
+// which live in its data dir (the system's /etc/ssh always exists).
+func (p *pass) makeSingleUserDirs() error {
+	for _, d := range []string{path.Dir(p.h.cfg.TrustedCAKeysFile), p.h.cfg.HostCertDir} {
+		if err := ensureDir(p.h.path(d), 0o755); err != nil {
+			p.rep.problem(KindSSHD, d, err)
+		}
+	}
+	return nil
+}
+
 // singleUserDesired is the part of d single-user mode looks at: sshd's
 // inputs, the shared logins, and the person whose unix name is the
 // account's, if any (without groups). The rest is not this mode's to
@@ -63,7 +74,8 @@ func (p *pass) singleUserLogin() bool {
 // applySingleUserPrincipals is applyPrincipals in single-user mode: the
 // account's file when singleUserLogin, and no other file in the directory,
 // which the agent owns. The file waits for sshd's files, as in the normal
-// mode: a refused sshd update leaves no new access behind.
+// mode: an sshd update refused or failed in any part leaves no new access
+// behind.
 func (p *pass) applySingleUserPrincipals() error {
 	dirInside := p.h.cfg.PrincipalsDir
 	dir := p.h.path(dirInside)
@@ -80,7 +92,7 @@ func (p *pass) applySingleUserPrincipals() error {
 		case err != nil:
 			keep = name // unreadable: neither rewritten nor removed
 			p.rep.problem(KindPrincipals, name, err)
-		case p.w.sshdRefused || len(p.rep.ProblemsFor(KindSSHD, p.h.cfg.SSHDConfig)) > 0:
+		case p.w.sshdRefused || slices.ContainsFunc(p.rep.Problems, func(q Problem) bool { return q.Kind == KindSSHD }):
 			if old.exists {
 				keep = name
 			} else {

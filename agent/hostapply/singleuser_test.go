@@ -15,10 +15,11 @@ import (
 const (
 	suDir        = "/home/dev/rampart/demo"
 	suConfig     = suDir + "/sshd_config"
-	suCAFile     = suDir + "/user_ca_keys"
-	suPrincipals = suDir + "/principals"
+	suFiles      = suDir + "/agent/sshd" // made by the first pass
+	suCAFile     = suFiles + "/user_ca_keys"
+	suPrincipals = suFiles + "/principals"
 	suHostKey    = suDir + "/ssh_host_ed25519_key.pub"
-	suCert       = suDir + "/rampart_host_ssh-ed25519-cert.pub"
+	suCert       = suFiles + "/rampart_host_ssh-ed25519-cert.pub"
 )
 
 // newSingleUserHost is a Host in single-user mode for the account dev, on
@@ -36,7 +37,7 @@ func newSingleUserHost(t *testing.T) *testHost {
 		c.SSHDConfig = suConfig
 		c.TrustedCAKeysFile = suCAFile
 		c.PrincipalsDir = suPrincipals
-		c.HostCertDir = suDir
+		c.HostCertDir = suFiles
 		c.HostKeyFiles = []string{suHostKey}
 		c.SSHDPidFile = suDir + "/sshd.pid"
 	})
