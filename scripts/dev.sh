@@ -176,7 +176,8 @@ target_ca=$(api GET /v1/ca/host | first_key)
 fp() { ssh-keygen -lf /dev/stdin <<<"$1" | awk '{print $2}'; }
 {
 	echo "@cert-authority $DEV_IP,[$DEV_IP]:$DEV_SSH_PORT $node_ca"
-	[ -n "$demo_skipped" ] || echo "@cert-authority demo $target_ca"
+	# ssh looks a server on a port other than 22 up as [name]:port.
+	[ -n "$demo_skipped" ] || echo "@cert-authority demo,[demo]:$port $target_ca"
 } >"$DATA/known_hosts"
 
 say ""
@@ -192,7 +193,7 @@ if [ -n "$demo_skipped" ]; then
 else
 	say "Demo target: sshd on $DEV_TARGET_IP:$port as $me, enrolled as 'demo' (project dev, group engineering)."
 	say "Reach it (the browser approval is for dev user alice, password alice):"
-	say "  ssh -J alice@$DEV_IP:$DEV_SSH_PORT $me@demo"
+	say "  ssh -J alice@$DEV_IP:$DEV_SSH_PORT -p $port $me@demo"
 fi
 say ""
 logs="$DATA/rampartd.log"
