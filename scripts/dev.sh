@@ -134,6 +134,7 @@ EOF
 	fi
 	# -D -e: in the foreground, logging to its file; SIGHUP (the agent's
 	# reload) re-executes it, which needs the absolute path.
+	touch "$DEMO/sshd.log" # the agent follows it (login_log) from its start
 	"$SSHD" -D -f "$DEMO/sshd_config" -E "$DEMO/sshd.log" &
 	pids+=($!)
 
@@ -154,7 +155,7 @@ host_key_files: [$DEMO/ssh_host_ed25519_key.pub]
 sshd_config: $DEMO/sshd_config
 sshd_pid_file: $DEMO/sshd.pid
 sshd_binary: $SSHD
-login_log: "off"
+login_log: $DEMO/sshd.log
 EOF
 	"$BIN/rampart-agent" -c "$DEMO/agent.yaml" 2>>"$DEMO/agent.log" &
 	agent=$!
