@@ -24,9 +24,11 @@ e2e: build
 	  echo "== e2e failed; the output of each failed test (all of it in e2e.out):"; \
 	  awk -f scripts/failed-tests.awk e2e.out | tail -400; fi; exit $$rc
 
-# One self-contained node on the embedded defaults, data under ./data.
+# One self-contained node on the embedded defaults, data under ./data, and a
+# demo target to reach through it (scripts/dev.sh, docs/quickstart.md).
+# Addresses and the data dir are make variables: make dev DEV_IP=127.0.0.5.
 dev: build
-	$(BIN)/rampartd --dev
+	BIN=$(BIN) scripts/dev.sh
 
 # Benchmarks; results and the commands that made them go to docs/benchmarks.md.
 bench: build

@@ -64,6 +64,16 @@ type Config struct {
 	// yet delivered ("": data_dir/events).
 	LoginLog       string `mapstructure:"login_log"`
 	EventsSpoolDir string `mapstructure:"events_spool_dir"`
+
+	// Single-user mode (singleuser.go, docs/agent.md): the agent runs as
+	// one unprivileged account and manages sshd trust for it alone, for an
+	// sshd that account runs with SSHDConfig and SSHDPidFile (SSHDBinary:
+	// its program, by default /usr/sbin/sshd). The three are refused
+	// without single_user.
+	SingleUser  bool   `mapstructure:"single_user"`
+	SSHDConfig  string `mapstructure:"sshd_config"`
+	SSHDPidFile string `mapstructure:"sshd_pid_file"`
+	SSHDBinary  string `mapstructure:"sshd_binary"`
 }
 
 var agentDefaults = map[string]any{
@@ -87,6 +97,10 @@ var agentDefaults = map[string]any{
 	"log_level":        "info",
 	"login_log":        "auto",
 	"events_spool_dir": "",
+	"single_user":      false,
+	"sshd_config":      "",
+	"sshd_pid_file":    "",
+	"sshd_binary":      "",
 
 	// Cloud auto-enrollment (cloud.go).
 	"ca_pin":            "",
@@ -142,7 +156,8 @@ func LoadConfig(fs *pflag.FlagSet) (*Config, error) {
 			cfg.Name = strings.ToLower(h)
 		}
 	}
-	if len(cfg.HostKeyFiles) == 0 {
+	// A single-user agent's sshd is not the system's: its keys are named.
+	if len(cfg.HostKeyFiles) == 0 && !cfg.SingleUser {
 		cfg.HostKeyFiles, _ = filepath.Glob("/etc/ssh/ssh_host_*_key.pub")
 	}
 	problems := append(decodeProblems, configload.Keep(cfg.problems(), failed)...)
@@ -199,5 +214,6 @@ func (c *Config) problems() []string {
 	if c.EventsSpoolDir != "" && !filepath.IsAbs(c.EventsSpoolDir) {
 		bad("events_spool_dir %q: must be an absolute path", c.EventsSpoolDir)
 	}
+	errs = append(errs, c.singleUserProblems()...)
 	return errs
 }

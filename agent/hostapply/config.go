@@ -114,6 +114,16 @@ type Config struct {
 	// KillUser runs for every deprovisioned account on every pass.
 	ProcessUIDs func() (map[uint32]bool, error)
 
+	// HostKeyFiles, when set, are the host public keys a host certificate
+	// must certify, instead of the files HostKeyGlob finds.
+	HostKeyFiles []string
+
+	// SingleUser, when set, is the one account this Host serves, the
+	// account the agent runs as (single-user mode, singleuser.go): sshd
+	// trust for that account only, no account, group or sudo rule created
+	// or changed, sshd reloaded by its pid file only. Never root.
+	SingleUser string
+
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Logger receives one line per change; slog.Default() when nil.
@@ -191,6 +201,14 @@ func (c *Config) check() error {
 	}
 	if c.HomeBase == "/" {
 		errs = append(errs, errors.New("config: home base must not be /"))
+	}
+	for _, f := range c.HostKeyFiles {
+		if !filepath.IsAbs(f) || filepath.Clean(f) != f {
+			errs = append(errs, fmt.Errorf("config: host key file %q is not a clean absolute path", f))
+		}
+	}
+	if c.SingleUser != "" && (!api.IsPOSIXName(c.SingleUser) || c.SingleUser == "root") {
+		errs = append(errs, fmt.Errorf("config: single user %q: give the name of the unprivileged account the agent runs as, never root", c.SingleUser))
 	}
 	for _, r := range c.Reserved {
 		if !api.IsPOSIXName(r) {

@@ -105,11 +105,15 @@ func (h *Host) Apply(ctx context.Context, d Desired) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	if h.cfg.SingleUser != "" {
+		d = h.singleUserDesired(d)
+	}
 	p := &pass{h: h, ctx: ctx, now: h.cfg.Now(), st: st, rep: &rep, w: h.validate(d, &rep)}
-	for _, stage := range []struct {
+	type stage struct {
 		name string
 		do   func() error
-	}{
+	}
+	stages := []stage{
 		{"groups", p.applyGroups},
 		{"users", p.applyUsers},
 		{"group members", p.applyGroupMembers},
@@ -118,7 +122,14 @@ func (h *Host) Apply(ctx context.Context, d Desired) (Report, error) {
 		// once sshd holds it to certificates only (applyPrincipals).
 		{"sshd", p.applySSHD},
 		{"principals", p.applyPrincipals},
-	} {
+	}
+	if h.cfg.SingleUser != "" {
+		if err := st.checkSingleUser(h.cfg.StateFile); err != nil {
+			return rep, err
+		}
+		stages = []stage{{"sshd files", p.makeSingleUserDirs}, {"sshd", p.applySSHD}, {"principals", p.applySingleUserPrincipals}}
+	}
+	for _, stage := range stages {
 		if err := ctx.Err(); err != nil {
 			return rep, fmt.Errorf("apply: %w", err)
 		}

@@ -114,6 +114,10 @@ func (h *Host) sshdDirectives(certFiles []string, personalKeys bool) string {
 	// and no connection for a PAM account refusal; the agent's login
 	// events need both (agent/events).
 	b.WriteString("LogLevel VERBOSE\n")
+	if h.cfg.SingleUser != "" {
+		// No account of the agent's: no group to hold to certificates.
+		return b.String()
+	}
 	b.WriteString(managedBlock(personalKeys))
 	return b.String()
 }
@@ -508,6 +512,12 @@ func (p *pass) hostKeys() (map[string]bool, error) {
 	files, err := filepath.Glob(p.h.path(p.h.cfg.HostKeyGlob))
 	if err != nil {
 		return nil, err
+	}
+	if len(p.h.cfg.HostKeyFiles) > 0 {
+		files = files[:0]
+		for _, f := range p.h.cfg.HostKeyFiles {
+			files = append(files, p.h.path(f))
+		}
 	}
 	keys := map[string]bool{}
 	var errs []error

@@ -91,7 +91,9 @@ func (h *Host) defaultReload(ctx context.Context) error {
 	if !h.realSystem {
 		return nil
 	}
-	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
+	// In single-user mode the sshd is the account's own: never the
+	// system's, which systemd runs.
+	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() && h.cfg.SingleUser == "" {
 		for _, unit := range []string{"ssh.service", "sshd.service"} {
 			if _, err := h.run.Run(ctx, []string{"systemctl", "is-active", "--quiet", unit}); err == nil {
 				if _, err := h.run.Run(ctx, []string{"systemctl", "reload", unit}); err != nil {

@@ -55,8 +55,7 @@ func main() {
 	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel)))
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
-	host, err := hostapply.New(hostapply.Config{Logger: logger, StateFile: cfg.StateFile, ArchiveDir: cfg.HomeArchiveDir,
-		HomeOnDelete: hostapply.HomePolicy(cfg.HomeOnDelete), DeleteGrace: cfg.DeleteGrace})
+	host, err := hostapply.New(cfg.HostConfig(logger))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rampart-agent:", err)
 		os.Exit(1)

@@ -166,10 +166,14 @@ func (s *Server) writeGreeting(out io.Writer, w *Whoami) {
 		fmt.Fprintf(out, "  key bound until %s\r\n", w.BindingExpires)
 	} else {
 		fmt.Fprintf(out, "  no key bound (you signed in without an SSH key)\r\n")
+		writeKeyHint(out)
 	}
 	s.writeBindings(out, w.Bindings)
 	if len(w.Servers) == 0 {
 		fmt.Fprintf(out, "\r\nNo servers are available to you yet.\r\n")
+		if w.Admin {
+			writeFirstServerHint(out, s.cfg.JumpHost)
+		}
 		return
 	}
 	fmt.Fprintf(out, "\r\nServers you may reach:\r\n")
