@@ -85,4 +85,10 @@ const (
 	ServiceTokenTouchType MessageType = 38
 	// An open keyless connection holding its person's IdP session (idpsessions.go).
 	IdPSessionHoldType MessageType = 39
+	// Just-in-time access requests (accessrequests.go).
+	AccessRequestCreateType  MessageType = 53
+	AccessRequestApproveType MessageType = 54
+	AccessRequestDenyType    MessageType = 55
+	AccessRequestRevokeType  MessageType = 56
+	AccessRequestExpireType  MessageType = 57
 )

@@ -12,45 +12,50 @@ import (
 // of its kind repairs a replica that skipped it (see ignorable). A new
 // command type fails TestIgnoreUnknownRule until it is listed here.
 var skippable = map[MessageType]bool{
-	ClusterInitType:        false, // the cluster's identity and CA
-	NodeUpsertType:         false, // which node certificates raft admits
-	NodeDeleteType:         false, // a removed node's certificate must open nothing
-	UserUpsertType:         false, // users, their uids and groups
-	UserSetStatusType:      false, // a disabled user must be refused everywhere
-	GroupUpsertType:        false,
-	GroupDeleteType:        false,
-	ProjectUpsertType:      false, // project settings decide sign-in and recording
-	ProjectDeleteType:      false,
-	GrantUpsertType:        false, // who may reach what
-	GrantDeleteType:        false,
-	ServerUpsertType:       false, // where a server is, its pinned host keys
-	ServerDeleteType:       false,
-	ServerSeenType:         true, // LastSeen only; the next heartbeat repairs it
-	TokenCreateType:        false,
-	TokenUseType:           false, // a single-use token must not be used twice
-	TokenDeleteType:        false, // a revoked token must be refused
-	EntitlementUpsertType:  false, // sudo rules
-	EntitlementDeleteType:  false,
-	BindingUpsertType:      false, // a bound key signs in
-	BindingDeleteType:      false, // a revoked binding must be refused
-	SessionOpenType:        false, // live sessions are revoked through these
-	SessionCloseType:       false,
-	AuditAppendType:        false, // the audit hash chain
-	CAUpsertType:           false, // CA keys and their rotation
-	CADeleteType:           false,
-	ServiceTokenCreateType: false,
-	ServiceTokenDeleteType: false, // a revoked API token must be refused
-	AgentEventsAppendType:  false, // appends to the audit hash chain
-	ServerAgentKeyType:     false, // a replaced agent key must be refused
-	TokenPruneType:         true,  // deletes only expired tokens, refused anyway
-	AgentAppliedSetType:    true,  // read only by the jump's wait; overwritten by the next report
-	IdPSessionPutType:      false, // a sealed refresh token and when the IdP last vouched (bounds bound keys)
-	IdPSessionFailureType:  false,
-	IdPSessionDeleteType:   false, // a dropped refresh token must stay dropped
-	UserSCIMPutType:        false, // SCIM's view of a person: ids, groups, deactivation
-	SCIMGroupPutType:       false, // SCIM group membership drives grants
-	ServiceTokenTouchType:  true,  // LastUsedAt only; the token's next use repairs it
-	IdPSessionHoldType:     false, // an open keyless connection keeps its person re-validated
+	ClusterInitType:          false, // the cluster's identity and CA
+	NodeUpsertType:           false, // which node certificates raft admits
+	NodeDeleteType:           false, // a removed node's certificate must open nothing
+	UserUpsertType:           false, // users, their uids and groups
+	UserSetStatusType:        false, // a disabled user must be refused everywhere
+	GroupUpsertType:          false,
+	GroupDeleteType:          false,
+	ProjectUpsertType:        false, // project settings decide sign-in and recording
+	ProjectDeleteType:        false,
+	GrantUpsertType:          false, // who may reach what
+	GrantDeleteType:          false,
+	ServerUpsertType:         false, // where a server is, its pinned host keys
+	ServerDeleteType:         false,
+	ServerSeenType:           true, // LastSeen only; the next heartbeat repairs it
+	TokenCreateType:          false,
+	TokenUseType:             false, // a single-use token must not be used twice
+	TokenDeleteType:          false, // a revoked token must be refused
+	EntitlementUpsertType:    false, // sudo rules
+	EntitlementDeleteType:    false,
+	BindingUpsertType:        false, // a bound key signs in
+	BindingDeleteType:        false, // a revoked binding must be refused
+	SessionOpenType:          false, // live sessions are revoked through these
+	SessionCloseType:         false,
+	AuditAppendType:          false, // the audit hash chain
+	CAUpsertType:             false, // CA keys and their rotation
+	CADeleteType:             false,
+	ServiceTokenCreateType:   false,
+	ServiceTokenDeleteType:   false, // a revoked API token must be refused
+	AgentEventsAppendType:    false, // appends to the audit hash chain
+	ServerAgentKeyType:       false, // a replaced agent key must be refused
+	TokenPruneType:           true,  // deletes only expired tokens, refused anyway
+	AgentAppliedSetType:      true,  // read only by the jump's wait; overwritten by the next report
+	IdPSessionPutType:        false, // a sealed refresh token and when the IdP last vouched (bounds bound keys)
+	IdPSessionFailureType:    false,
+	IdPSessionDeleteType:     false, // a dropped refresh token must stay dropped
+	UserSCIMPutType:          false, // SCIM's view of a person: ids, groups, deactivation
+	SCIMGroupPutType:         false, // SCIM group membership drives grants
+	ServiceTokenTouchType:    true,  // LastUsedAt only; the token's next use repairs it
+	IdPSessionHoldType:       false, // an open keyless connection keeps its person re-validated
+	AccessRequestCreateType:  false, // a request approvers act on
+	AccessRequestApproveType: false, // an approved request grants access
+	AccessRequestDenyType:    false,
+	AccessRequestRevokeType:  false, // a revoked grant must be refused
+	AccessRequestExpireType:  false, // audited and read by agents; nodes refuse past the window anyway, but the agent view follows it
 }
 
 // TestIgnoreUnknownRule checks the rule for every registered command: each

@@ -86,6 +86,8 @@ func fillAllTables(t *testing.T, f *FSM) {
 		&ServiceTokenCreate{Token: testServiceToken("st1", "terraform", "secret"), Now: testNow},
 		&ServiceTokenCreate{Token: modified(testServiceToken("st2", "ci", "other"), func(tk *ServiceToken) { tk.ExpiresAt = time.Time{} }), Now: testNow},
 		&AgentAppliedSet{ServerID: "i-1", Index: 7},
+		&ProjectUpsert{Project: Project{Name: "jit", Settings: ProjectSettings{Requests: &RequestPolicy{Approvers: []string{"ops"}}}}, Now: testNow},
+		&AccessRequestCreate{ID: "r-abcdefgh", Project: "jit", UserID: "bob", Reason: "incident 7", Duration: time.Hour, Now: testNow},
 	}
 	for _, c := range cmds {
 		mustApply(t, f, c)
