@@ -78,7 +78,9 @@ func TestRequestGrantsForItsWindow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			held := slices.ContainsFunc(view.Users, func(u apiUser) bool { return u.Name == "alice" && u.Status == "active" && len(u.Groups) == 0 && len(u.Sudo) == 0 })
+			held := slices.ContainsFunc(view.Users, func(u apiUser) bool {
+				return u.Name == "alice" && u.Status == "active" && len(u.Groups) == 0 && len(u.Sudo) == 0
+			})
 			if held != tc.open {
 				t.Errorf("agent view holds alice: %v (%+v)", held, view.Users)
 			}
