@@ -341,7 +341,7 @@ func (v *invocation) newRoot() *cobra.Command {
 	root.PersistentFlags().BoolVar(&v.jsonOut, "json", false, "print JSON (for scripts)")
 	root.PersistentFlags().BoolVarP(&v.quiet, "quiet", "q", false, "print ids only")
 	root.AddCommand(v.whoamiCmd(), v.usersCmd(), v.groupsCmd(), v.projectsCmd(), v.entitlementsCmd(),
-		v.serversCmd(), v.tokensCmd(), v.serviceTokensCmd(), v.scimCmd(), v.bindingsCmd(), v.sessionsCmd(),
+		v.serversCmd(), v.tokensCmd(), v.serviceTokensCmd(), v.scimCmd(), v.bindingsCmd(), v.sessionsCmd(), v.requestsCmd(),
 		v.auditCmd(), v.caCmd(), v.clusterCmd())
 	if v.interactive {
 		root.AddCommand(&cobra.Command{
