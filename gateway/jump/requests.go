@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
 
 	gwaccess "github.com/rampart-ssh/rampart/gateway/access"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -71,4 +74,28 @@ func (p *Proxy) requestEnded(st *raftstore.State, s *liveSession) string {
 		return requestExpiredReason(s.requestID)
 	}
 	return ""
+}
+
+// requestAccountIndex is accountIndex for a person whose access to srv's
+// project is an approved request for their own login: the index of the
+// approval (the record's last change while it is approved), or the
+// account's own change if later; 0 without such a request.
+func requestAccountIndex(ws memdb.WatchSet, st *raftstore.State, user *raftstore.User, srv *raftstore.Server, now time.Time) (uint64, error) {
+	_, reqs, err := st.AccessRequestsByUser(ws, user.ID)
+	if err != nil {
+		return 0, err
+	}
+	var since uint64
+	for _, r := range reqs {
+		if r.Project != srv.Project || r.Login != user.UnixName || !r.ActiveAt(now) {
+			continue
+		}
+		if since == 0 || r.ModifyIndex < since {
+			since = r.ModifyIndex
+		}
+	}
+	if since == 0 {
+		return 0, nil
+	}
+	return max(since, user.AccountIndex), nil
 }
