@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 	"github.com/rampart-ssh/rampart/gateway/notify"
 )
 
@@ -127,11 +128,19 @@ func TestAccessRequest(t *testing.T) {
 		"--webhook", hooks.URL+"/rampart", "--secret", jitHookSecret, "--slack", hooks.URL+"/services/T0/B0/slack-secret")
 	tg, ag := startAgentTarget(t, node, "web-1", newIP(t, "web-1"), e.enrollToken(t))
 	fatalIf(t, waitFor(waitLong, func() error {
-		_, err := e.api().Server(context.Background(), "web-1")
+		if err := ag.alive(); err != nil {
+			return stopWaiting(err)
+		}
+		page, err := e.api().Servers(context.Background(), client.ListOptions{})
 		if err != nil {
 			return err
 		}
-		return ag.alive()
+		for _, s := range page.Items {
+			if s.Name == "web-1" {
+				return nil
+			}
+		}
+		return fmt.Errorf("web-1 not enrolled yet")
 	}), "web-1 enrolled")
 
 	jump := func(cmd string) []string {

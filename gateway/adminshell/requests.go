@@ -3,6 +3,7 @@ package adminshell
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -291,4 +292,26 @@ func writePolicy(out io.Writer, pv policyView) error {
 	t.row("windows", strings.Join(pv.Windows, "; "))
 	t.row("webhooks", strings.Join(pv.Webhooks, "; "))
 	return t.flush()
+}
+
+// secretFlags are the flags whose values are secrets (a webhook's HMAC
+// secret, and webhook URLs, whose paths often are): the command line the
+// log and the audit log get shows them redacted.
+var secretFlags = []string{"--secret", "--slack", "--webhook"}
+
+// redactArgs is args with the values of secretFlags replaced.
+func redactArgs(args []string) []string {
+	out := slices.Clone(args)
+	for i := 0; i < len(out); i++ {
+		for _, f := range secretFlags {
+			switch {
+			case out[i] == f && i+1 < len(out):
+				out[i+1] = "<redacted>"
+				i++
+			case strings.HasPrefix(out[i], f+"="):
+				out[i] = f + "=<redacted>"
+			}
+		}
+	}
+	return out
 }

@@ -490,6 +490,7 @@ func (v *invocation) audit(fields map[string]string) error {
 
 // displayArgs renders args as one shell-quoted line.
 func displayArgs(args []string) string {
+	args = redactArgs(args)
 	q := make([]string, len(args))
 	for i, a := range args {
 		q[i] = quoteWord(a)

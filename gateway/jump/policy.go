@@ -78,5 +78,16 @@ func bindingRevoked(st *raftstore.State, id Identity) bool {
 // that is no person's, or under approved requests alone the logins they
 // name (gateway/access Access.Login).
 func (a *access) loginAllowed(user *raftstore.User, login string) error {
+	if a.acc == nil { // built by hand: a group grant's rules
+		return gwaccess.CheckLogin(a.st, a.project, user, login)
+	}
 	return a.acc.Login(user, login)
+}
+
+// requestFor is the access request login runs under, or nil.
+func (a *access) requestFor(user *raftstore.User, login string) *raftstore.AccessRequest {
+	if a.acc == nil {
+		return nil
+	}
+	return a.acc.RequestFor(user, login)
 }

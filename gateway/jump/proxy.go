@@ -365,7 +365,7 @@ func (c *conn) connectTarget(ctx context.Context, login string) error {
 	}
 	// Under an approved request alone, the session is that request's: it
 	// carries its id and ends with its window.
-	if r := c.acc.acc.RequestFor(c.user, login); r != nil {
+	if r := c.acc.requestFor(c.user, login); r != nil {
 		c.s.requestID, c.s.requestEnds = r.ID, r.ExpiresAt
 	}
 	// A person signed in moments ago may not have an account on the target
