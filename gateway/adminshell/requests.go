@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -219,7 +220,9 @@ func (v *invocation) requestsPolicyCmd() *cobra.Command {
 			"with HMAC-SHA256 under --secret. --off stops taking requests (approved ones run out).",
 		Args: exactArgs("PROJECT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cmd.LocalNonPersistentFlags().NFlag() == 0 {
+			changed := false
+			cmd.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) { changed = changed || cmd.Flags().Changed(f.Name) })
+			if !changed {
 				p, err := findProject(v.state(), args[0])
 				if err != nil {
 					return err
