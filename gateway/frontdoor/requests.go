@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	gliderssh "github.com/gliderlabs/ssh"
+	"github.com/spf13/pflag"
 
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/gateway/fault"
@@ -61,7 +61,7 @@ func (s *Server) requestCommand(sess gliderssh.Session, user *raftstore.User, ar
 	}
 	a := control.Actor{Name: user.Login, Fields: map[string]string{"remote": sess.RemoteAddr().String(), "surface": "ssh"}}
 	by := raftstore.Decider{ID: user.ID, Login: user.Login}
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs := pflag.NewFlagSet(args[0], pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		dur    = fs.Duration("for", 0, "how long the access should last, e.g. 2h")
