@@ -62,12 +62,19 @@ func TestRequestsCommands(t *testing.T) {
 	if ev := h.lastAudit(); ev.Type != "access_request.deny" || ev.Fields["reason"] != "not now" || ev.Fields["request"] != "r-aliceeee" {
 		t.Errorf("deny audited as %+v", ev)
 	}
+	// A second administrator's approval completes the two.
+	if out := h.mustRun("requests", "approve", "r-bobbbbbb"); !strings.Contains(out, "approved r-bobbbbbb: bob may reach project web until") {
+		t.Errorf("second approval: %q", out)
+	}
+	if out := h.mustRun("users", "show", "bob"); !strings.Contains(out, "r-bobbbbbb: project web as bob until") {
+		t.Errorf("users show bob does not show the request:\n%s", out)
+	}
 	ls := decodeJSON[[]requestView](t, h.mustRun("requests", "ls", "--json"))
 	states := map[string]string{}
 	for _, r := range ls {
 		states[r.ID] = r.State
 	}
-	if states["r-bobbbbbb"] != "pending" || states["r-aliceeee"] != "denied" {
+	if states["r-bobbbbbb"] != "approved" || states["r-aliceeee"] != "denied" {
 		t.Errorf("requests ls: %+v", ls)
 	}
 }
