@@ -89,14 +89,14 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 	}
 	n.jump = jumpproxy.New(jumpproxy.Config{
 		NodeID: n.id, EgressIPs: n.egressIPs(), Targets: n.targetRule(), Ciphers: n.cfg.SSH.Ciphers, AgentWait: agentWait,
-		Metrics: n.metrics.jump,
+		Metrics: n.metrics.jump, RequestCommand: frontdoor.SSHCommand(jump),
 	}, n.store, n.keys, n.audit, n.startRecording, n.logger)
 	go n.jump.Run(n.bgCtx)
 	n.ssh = frontdoor.New(frontdoor.Config{
 		Addr: n.cfg.Listen.SSH, HostSigners: signers, JumpHost: jump,
 		HandshakeTimeout: n.cfg.SSH.HandshakeTimeout, AuthTimeout: n.cfg.SSH.AuthTimeout,
 		MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP, MaxDeviceFlowsPerIP: n.cfg.SSH.MaxDeviceFlowsPerIP,
-		AdminGroup: o.AdminGroup, Jump: n.jump, Ciphers: n.cfg.SSH.Ciphers, Metrics: n.metrics.door,
+		AdminGroup: o.AdminGroup, Jump: n.jump, Ciphers: n.cfg.SSH.Ciphers, Metrics: n.metrics.door, Requests: n.control,
 		Admin: adminshell.New(adminshell.Deps{Store: n.store, Control: n.control, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(), MaxRecordingBytes: n.cfg.Recording.MaxSessionBytes,
 			NodeID: n.id, Logger: n.logger}),
 	}, svc, provider, n.store.State, n.audit, n.logger)

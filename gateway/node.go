@@ -124,7 +124,8 @@ func (n *Node) start(ctx context.Context) error {
 	go n.newNodeCertRenewer().Run(bg)
 	n.control = control.New(control.Deps{Store: n.store, Members: n.store, Cluster: adminCluster{n}, Snapshots: n.store, BackupKey: backupKey, CAKeys: n.keys,
 		Auditor: control.StoreAuditor{Store: n.store, Now: n.now}, Targets: n.targetRule(), Logger: n.logger, Now: n.now,
-		AdminGroup: n.cfg.OIDC.AdminGroup})
+		AdminGroup: n.cfg.OIDC.AdminGroup, Notifier: n.requestNotifier(bg)})
+	go n.control.RunAccessRequestExpiry(bg, n.store.IsLeader)
 	if err := n.startPprof(); err != nil {
 		return err
 	}

@@ -94,4 +94,10 @@ const (
 	// kept for it too.
 	AuditExportCursorSetType MessageType = 45
 	AuditSinkStateSetType    MessageType = 46
+	// Just-in-time access requests (accessrequests.go).
+	AccessRequestCreateType  MessageType = 53
+	AccessRequestApproveType MessageType = 54
+	AccessRequestDenyType    MessageType = 55
+	AccessRequestRevokeType  MessageType = 56
+	AccessRequestExpireType  MessageType = 57
 )

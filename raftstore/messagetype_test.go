@@ -53,6 +53,11 @@ var skippable = map[MessageType]bool{
 	IdPSessionHoldType:       false, // an open keyless connection keeps its person re-validated
 	AuditExportCursorSetType: true,  // steers only the exporter; its next write repairs it (may re-send events, never skips one)
 	AuditSinkStateSetType:    true,  // steers only the exporter's once-per-outage audit
+	AccessRequestCreateType:  false, // a request approvers act on
+	AccessRequestApproveType: false, // an approved request grants access
+	AccessRequestDenyType:    false,
+	AccessRequestRevokeType:  false, // a revoked grant must be refused
+	AccessRequestExpireType:  false, // audited and read by agents; nodes refuse past the window anyway, but the agent view follows it
 }
 
 // TestIgnoreUnknownRule checks the rule for every registered command: each

@@ -65,6 +65,9 @@ type ProjectSettings struct {
 	// managed accounts' own authorized_keys besides certificates: a weaker
 	// mode, in which such a login skips the bastion and its recording.
 	AllowPersonalKeys bool
+	// Requests, when set, lets people ask for just-in-time access to the
+	// project (requestpolicy.go); nil takes no requests.
+	Requests *RequestPolicy `json:",omitempty"`
 }
 
 // maxServerNameRules bounds a project's name rules.
@@ -125,7 +128,7 @@ func (s ProjectSettings) validate() error {
 			return invalidf("server name rule %q is not a glob pattern such as *.web.example.com or web-*", p)
 		}
 	}
-	return nil
+	return s.Requests.validate()
 }
 
 func (s ProjectSettings) equal(o ProjectSettings) bool {
@@ -135,7 +138,7 @@ func (s ProjectSettings) equal(o ProjectSettings) bool {
 		s.RequireHostCertificate == o.RequireHostCertificate &&
 		slices.Equal(s.SharedLogins, o.SharedLogins) && slices.Equal(s.ServerNames, o.ServerNames) &&
 		s.IdleTimeout == o.IdleTimeout && s.MaxSessionDuration == o.MaxSessionDuration &&
-		s.AllowPersonalKeys == o.AllowPersonalKeys
+		s.AllowPersonalKeys == o.AllowPersonalKeys && s.Requests.equal(o.Requests)
 }
 
 // Project groups servers under one user CA and one set of grants.

@@ -31,7 +31,10 @@ type Session struct {
 	SourceAddr string
 	// Binding is the fingerprint of the device binding (the key) the
 	// person signed in with, "" without one.
-	Binding         string
+	Binding string
+	// RequestID is the just-in-time access request the session was
+	// opened under (accessrequests.go), "" when a group grant allowed it.
+	RequestID       string `json:",omitempty"`
 	Start           time.Time
 	End             time.Time
 	BytesIn         int64

@@ -88,6 +88,8 @@ func fillAllTables(t *testing.T, f *FSM) {
 		&AgentAppliedSet{ServerID: "i-1", Index: 7},
 		&AuditExportCursorSet{Sink: "siem", Seq: 2, Node: "n1", At: testNow},
 		&AuditSinkStateSet{Sink: "siem", Failing: true, At: testNow, Error: "connection refused"},
+		&ProjectUpsert{Project: Project{Name: "jit", Settings: ProjectSettings{Requests: &RequestPolicy{Approvers: []string{"ops"}}}}, Now: testNow},
+		&AccessRequestCreate{ID: "r-abcdefgh", Project: "jit", UserID: "bob", Reason: "incident 7", Duration: time.Hour, Now: testNow},
 	}
 	for _, c := range cmds {
 		mustApply(t, f, c)

@@ -40,6 +40,8 @@ type State interface {
 	EntitlementByName(ws memdb.WatchSet, name string) (uint64, *raftstore.Entitlement, error)
 	BindingsByUser(ws memdb.WatchSet, userID string) (uint64, []*raftstore.Binding, error)
 	BindingRevoked(userID, fp string, createIndex uint64) bool
+	AccessRequestsByUser(ws memdb.WatchSet, userID string) (uint64, []*raftstore.AccessRequest, error)
+	AccessRequestsByProject(ws memdb.WatchSet, project string) (uint64, []*raftstore.AccessRequest, error)
 }
 
 // Evaluator answers access questions against one read of the state.
@@ -62,12 +64,15 @@ func New(st State, targets *targetaddr.Rule, now func() time.Time) *Evaluator {
 	return &Evaluator{st: st, targets: targets, now: now}
 }
 
-// Access is what a user may do on a server's project: the project and the
-// grants of the user's groups there. Logins are checked against it.
+// Access is what a user may do on a server's project: the project, the
+// grants of the user's groups there, and the user's approved access
+// requests whose window is open (requests.go). Logins are checked against
+// it.
 type Access struct {
-	Project *raftstore.Project
-	Grants  []*raftstore.Grant
-	e       *Evaluator
+	Project  *raftstore.Project
+	Grants   []*raftstore.Grant
+	Requests []*raftstore.AccessRequest
+	e        *Evaluator
 }
 
 // projectGrants are the grants of project that u's groups hold, in the
@@ -85,23 +90,36 @@ func projectGrants(u *raftstore.User, byGroup map[string]*raftstore.Grant) []*ra
 }
 
 // decide is the one decision about a person and a project: active, a
-// member through a granted group, and the project exists. grants are the
-// project's grants that the person's groups hold.
-func decide(u *raftstore.User, project string, p *raftstore.Project, grants []*raftstore.Grant) error {
+// member through a granted group or holding an approved request whose
+// window is open, and the project exists. grants are the project's grants
+// that the person's groups hold, requests the person's open ones there.
+func decide(u *raftstore.User, project string, p *raftstore.Project, grants []*raftstore.Grant, requests []*raftstore.AccessRequest) error {
 	if u.Status != raftstore.UserActive {
 		return ErrUserInactive
 	}
-	if len(grants) == 0 || p == nil {
+	if (len(grants) == 0 && len(requests) == 0) || p == nil {
 		return fmt.Errorf("%w (%s)", ErrNotInProject, project)
 	}
 	return nil
 }
 
-// ServerAccess checks that user is active and a member (through a group)
-// of srv's project. It is Authorize once the server is found: a live
-// session is checked again with it when policy changes.
+// ServerAccess checks that user is active and a member (through a group,
+// or an approved request) of srv's project. It is Authorize once the
+// server is found: a live session is checked again with it when policy
+// changes. A person refused for want of a grant in a project that takes
+// their requests gets a *NeedRequestError.
 func (e *Evaluator) ServerAccess(user *raftstore.User, srv *raftstore.Server) (*Access, error) {
-	return e.projectAccess(user, srv.Project)
+	acc, err := e.projectAccess(user, srv.Project)
+	if errors.Is(err, ErrNotInProject) {
+		_, p, perr := e.st.ProjectByName(nil, srv.Project)
+		if perr != nil {
+			return nil, perr
+		}
+		if nr := needRequest(user, srv.Name, p); nr != nil {
+			return nil, nr
+		}
+	}
+	return acc, err
 }
 
 // projectAccess is what user may do on project's servers, or why nothing.
@@ -119,16 +137,20 @@ func (e *Evaluator) projectAccess(user *raftstore.User, project string) (*Access
 			mine = append(mine, g)
 		}
 	}
+	reqs, err := e.activeRequests(user, project)
+	if err != nil {
+		return nil, err
+	}
 	var p *raftstore.Project
-	if len(mine) > 0 {
+	if len(mine) > 0 || len(reqs) > 0 {
 		if _, p, err = e.st.ProjectByName(nil, project); err != nil {
 			return nil, err
 		}
 	}
-	if err := decide(user, project, p, mine); err != nil {
+	if err := decide(user, project, p, mine, reqs); err != nil {
 		return nil, err
 	}
-	return &Access{Project: p, Grants: mine, e: e}, nil
+	return &Access{Project: p, Grants: mine, Requests: reqs, e: e}, nil
 }
 
 // refusal reports whether err is a decision (the person may not) rather
@@ -138,8 +160,16 @@ func refusal(err error) bool {
 }
 
 // Login checks a requested login on the project's servers (CheckLogin).
+// A person whose only access is approved requests may use the logins
+// those requests name, and no other.
 func (a *Access) Login(user *raftstore.User, login string) error {
-	return CheckLogin(a.e.st, a.Project, user, login)
+	if err := CheckLogin(a.e.st, a.Project, user, login); err != nil {
+		return err
+	}
+	if len(a.Grants) == 0 && a.RequestFor(user, login) == nil {
+		return fmt.Errorf("%w: your access request to project %s is for another login", ErrLoginDenied, a.Project.Name)
+	}
+	return nil
 }
 
 // CheckLogin checks a login user asks for on project's servers: the user's
@@ -168,7 +198,10 @@ func CheckLogin(st State, project *raftstore.Project, user *raftstore.User, logi
 // Logins are the logins Login allows, the user's own first, then the
 // project's shared ones in order.
 func (a *Access) Logins(user *raftstore.User) ([]string, error) {
-	out := []string{user.UnixName}
+	var out []string
+	if a.Login(user, user.UnixName) == nil {
+		out = append(out, user.UnixName)
+	}
 	for _, l := range a.Project.Settings.SharedLogins {
 		if l == user.UnixName {
 			continue

@@ -17,7 +17,9 @@ type AgentView struct {
 	// Users are everyone in a group granted to the project, disabled and
 	// deleted people too (their Status tells the agent to lock them).
 	// An active one is exactly a person Authorize lets in as their own
-	// unix name on the project's servers (when the project exists).
+	// unix name on the project's servers (when the project exists): people
+	// holding an approved request for their own login whose window is open
+	// are among them, with no groups and no sudo rules of the request's.
 	Users []api.AgentUser
 	// Groups are the granted groups that are valid unix group names.
 	Groups []api.AgentGroup
@@ -44,11 +46,18 @@ func (e *Evaluator) AgentView(ws memdb.WatchSet, project, adminEntitlement strin
 	if err != nil {
 		return nil, err
 	}
+	requested, err := e.requestedUsers(ws, project)
+	if err != nil {
+		return nil, err
+	}
 	unixGroups := map[string]bool{}
 	sudoNames := map[string]bool{}
 	for _, u := range users {
 		mine := projectGrants(u, granted)
 		if len(mine) == 0 {
+			if requested[u.ID] {
+				out.Users = append(out.Users, api.AgentUser{Name: u.UnixName, UID: u.UID, Login: u.Login, Status: string(u.Status), Groups: []string{}})
+			}
 			continue
 		}
 		var groups, sudo []string
@@ -101,6 +110,30 @@ func (e *Evaluator) AgentView(ws memdb.WatchSet, project, adminEntitlement strin
 	if p != nil {
 		out.SharedLogins = p.Settings.SharedLogins
 		out.AllowPersonalKeys = p.Settings.AllowPersonalKeys
+	}
+	return out, nil
+}
+
+// requestedUsers are the people holding an approved request for their own
+// login on project whose window is open now.
+func (e *Evaluator) requestedUsers(ws memdb.WatchSet, project string) (map[string]bool, error) {
+	_, reqs, err := e.st.AccessRequestsByProject(ws, project)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	out := map[string]bool{}
+	for _, r := range reqs {
+		if !r.ActiveAt(now) {
+			continue
+		}
+		_, u, err := e.st.UserByID(ws, r.UserID)
+		if err != nil {
+			return nil, err
+		}
+		if u != nil && r.Login == u.UnixName {
+			out[u.ID] = true
+		}
 	}
 	return out, nil
 }

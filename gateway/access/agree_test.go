@@ -55,6 +55,9 @@ func TestDestinationsAgreeWithAuthorize(t *testing.T) {
 		{"web-shares-deploy", nil},
 		{"web-shares-nothing", &raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web", Settings: unshared}, Now: w.now}},
 		{"eng-grant-removed", &raftstore.GrantDelete{Project: "web", Group: "eng"}},
+		{"db-takes-requests", &raftstore.ProjectUpsert{Project: raftstore.Project{Name: "db", Settings: jitPolicy}, Now: w.now}},
+		{"alice-asks-for-db", &raftstore.AccessRequestCreate{ID: "r-alicedb", Project: "db", UserID: "u-alice", Reason: "incident", Duration: time.Hour, Now: w.now}},
+		{"carol-approves", &raftstore.AccessRequestApprove{ID: "r-alicedb", By: raftstore.Decider{ID: "u-carol", Login: "carol"}, Now: w.now}},
 	} {
 		if step.change != nil {
 			w.apply(step.change)

@@ -30,6 +30,15 @@ func (e *Evaluator) Destinations(user *raftstore.User) ([]Destination, error) {
 			projects = append(projects, g.Project)
 		}
 	}
+	reqs, err := e.activeRequests(user, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range reqs {
+		if !slices.Contains(projects, r.Project) {
+			projects = append(projects, r.Project)
+		}
+	}
 	out := []Destination{}
 	for _, p := range projects {
 		acc, err := e.projectAccess(user, p)

@@ -10,6 +10,9 @@ type Explanation struct {
 	// or not the person is active: an administrator sees what enabling
 	// them would give back.
 	Grants []*raftstore.Grant
+	// Requests are the person's approved access requests whose window is
+	// open: grants for them alone, until ExpiresAt.
+	Requests []*raftstore.AccessRequest
 	// Projects are the granted projects in the order of Grants, each with
 	// the logins the person may use on its servers now, or why none.
 	Projects []ProjectExplanation
@@ -37,15 +40,26 @@ func (e *Evaluator) Explain(user *raftstore.User) (*Explanation, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &Explanation{Grants: grants}
-	seen := map[string]bool{}
+	reqs, err := e.activeRequests(user, "")
+	if err != nil {
+		return nil, err
+	}
+	x := &Explanation{Grants: grants, Requests: reqs}
+	var projects []string
 	for _, g := range grants {
-		if seen[g.Project] {
+		projects = append(projects, g.Project)
+	}
+	for _, r := range reqs {
+		projects = append(projects, r.Project)
+	}
+	seen := map[string]bool{}
+	for _, project := range projects {
+		if seen[project] {
 			continue
 		}
-		seen[g.Project] = true
-		pe := ProjectExplanation{Project: g.Project}
-		acc, err := e.projectAccess(user, g.Project)
+		seen[project] = true
+		pe := ProjectExplanation{Project: project}
+		acc, err := e.projectAccess(user, project)
 		switch {
 		case refusal(err):
 			pe.Refused = err

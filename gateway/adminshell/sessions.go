@@ -146,6 +146,8 @@ type sessionView struct {
 	BytesOut        int64      `json:"bytes_out"`
 	EndReason       string     `json:"end_reason,omitempty"`
 	RecordingSHA256 string     `json:"recording_sha256,omitempty"`
+	// RequestID is the access request the session ran under.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func newSessionView(st *raftstore.State, s *raftstore.Session) sessionView {
@@ -155,7 +157,7 @@ func newSessionView(st *raftstore.State, s *raftstore.Session) sessionView {
 	}
 	sv := sessionView{ID: s.ID, UserID: s.UserID, User: userLogin(st, s.UserID), Login: s.Login, ServerID: s.ServerID, Server: server,
 		Project: s.Project, Node: s.Node, SourceAddr: s.SourceAddr, Binding: s.Binding, Status: string(s.Status), Start: timeJSON(s.Start),
-		BytesIn: s.BytesIn, BytesOut: s.BytesOut, EndReason: s.EndReason, RecordingSHA256: s.RecordingSHA256}
+		BytesIn: s.BytesIn, BytesOut: s.BytesOut, EndReason: s.EndReason, RecordingSHA256: s.RecordingSHA256, RequestID: s.RequestID}
 	if s.Status == raftstore.SessionClosed {
 		sv.End = timeJSON(s.End)
 	}

@@ -340,7 +340,7 @@ func (v *invocation) newRoot() *cobra.Command {
 	root.PersistentFlags().BoolVar(&v.jsonOut, "json", false, "print JSON (for scripts)")
 	root.PersistentFlags().BoolVarP(&v.quiet, "quiet", "q", false, "print ids only")
 	root.AddCommand(v.whoamiCmd(), v.usersCmd(), v.groupsCmd(), v.projectsCmd(), v.entitlementsCmd(),
-		v.serversCmd(), v.tokensCmd(), v.serviceTokensCmd(), v.scimCmd(), v.bindingsCmd(), v.sessionsCmd(),
+		v.serversCmd(), v.tokensCmd(), v.serviceTokensCmd(), v.scimCmd(), v.bindingsCmd(), v.sessionsCmd(), v.requestsCmd(),
 		v.auditCmd(), v.caCmd(), v.clusterCmd())
 	if v.interactive {
 		root.AddCommand(&cobra.Command{
@@ -489,6 +489,7 @@ func (v *invocation) audit(fields map[string]string) error {
 
 // displayArgs renders args as one shell-quoted line.
 func displayArgs(args []string) string {
+	args = redactArgs(args)
 	q := make([]string, len(args))
 	for i, a := range args {
 		q[i] = quoteWord(a)

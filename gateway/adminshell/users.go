@@ -73,9 +73,12 @@ func newUserView(u *raftstore.User) userView {
 
 type userDetail struct {
 	userView
-	Grants         []grantView `json:"grants"`
-	Bindings       int         `json:"bindings"`
-	ActiveSessions int         `json:"active_sessions"`
+	Grants []grantView `json:"grants"`
+	// AccessRequests are the approved just-in-time requests whose window
+	// is open: grants for this person alone (requests.go).
+	AccessRequests []requestView `json:"access_requests,omitempty"`
+	Bindings       int           `json:"bindings"`
+	ActiveSessions int           `json:"active_sessions"`
 	// Sources say where the record came from: "sign-in", "scim", or both.
 	Sources    []string `json:"sources"`
 	ExternalID string   `json:"external_id,omitempty"`
@@ -143,6 +146,9 @@ func (v *invocation) usersCmd() *cobra.Command {
 			for _, g := range x.Grants {
 				d.Grants = append(d.Grants, newGrantView(g))
 			}
+			for _, r := range x.Requests {
+				d.AccessRequests = append(d.AccessRequests, newRequestView(r, v.sh.now()))
+			}
 			d.Bindings = x.LiveBindings
 			_, sessions, err := st.SessionsByUser(nil, u.ID)
 			if err != nil {
@@ -173,6 +179,9 @@ func (v *invocation) usersCmd() *cobra.Command {
 				w.add("groups", groups)
 				w.add("created", u.CreatedAt)
 				w.add("updated", u.UpdatedAt)
+				for _, r := range d.AccessRequests {
+					w.add("access request", fmt.Sprintf("%s: project %s as %s until %s", r.ID, r.Project, r.Login, r.ExpiresAt.Format(time.RFC3339)))
+				}
 				w.add("live bindings", d.Bindings)
 				w.add("active sessions", d.ActiveSessions)
 				w.add("idp confirmed", idpConfirmed(st, u.ID, v.sh.now()))

@@ -75,6 +75,7 @@ func cloneProject(p *raftstore.Project) raftstore.Project {
 	c := *p
 	c.Settings.SharedLogins = slices.Clone(p.Settings.SharedLogins)
 	c.Settings.ServerNames = slices.Clone(p.Settings.ServerNames)
+	c.Settings.Requests = p.Settings.Requests.Clone()
 	return c
 }
 

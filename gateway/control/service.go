@@ -103,6 +103,9 @@ type Deps struct {
 	// AdminGroup is oidc.admin_group: SCIM can neither change its members
 	// nor deactivate them (scim.go). Empty: no such group.
 	AdminGroup string
+	// Notifier tells a project's approvers of new access requests
+	// (accessrequests.go); nil tells no one.
+	Notifier RequestNotifier
 }
 
 // Service makes administrators' changes. It is safe for concurrent use.
@@ -120,12 +123,14 @@ type Service struct {
 	rand         io.Reader
 	applyTimeout time.Duration
 	adminGroup   string
+	notifier     RequestNotifier
 }
 
 // New returns a Service over deps.
 func New(deps Deps) *Service {
 	s := &Service{store: deps.Store, auditor: deps.Auditor, members: deps.Members, cluster: deps.Cluster, snapshots: deps.Snapshots, backupKey: deps.BackupKey, targets: deps.Targets,
-		logger: deps.Logger, now: deps.Now, rand: deps.Rand, applyTimeout: deps.ApplyTimeout, adminGroup: deps.AdminGroup}
+		logger: deps.Logger, now: deps.Now, rand: deps.Rand, applyTimeout: deps.ApplyTimeout, adminGroup: deps.AdminGroup,
+		notifier: deps.Notifier}
 	s.caKeys = deps.CAKeys
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

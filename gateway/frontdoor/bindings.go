@@ -61,11 +61,17 @@ func (s *Server) writeBindings(out io.Writer, bs []BindingView) {
 
 // selfCommand is the ssh command line that runs cmd on this bastion.
 func (s *Server) selfCommand(cmd string) string {
-	host, port, err := net.SplitHostPort(s.cfg.JumpHost)
+	return SSHCommand(s.cfg.JumpHost) + " " + cmd
+}
+
+// SSHCommand is how a person reaches the bastion whose -J address is
+// jumpHost for a command: "ssh bastion", or "ssh -p 2222 bastion".
+func SSHCommand(jumpHost string) string {
+	host, port, err := net.SplitHostPort(jumpHost)
 	if err != nil || port == "22" {
-		return "ssh " + strings.TrimSuffix(s.cfg.JumpHost, ":22") + " " + cmd
+		return "ssh " + strings.TrimSuffix(jumpHost, ":22")
 	}
-	return "ssh -p " + port + " " + host + " " + cmd
+	return "ssh -p " + port + " " + host
 }
 
 // bindingsCommand runs `bindings [--json]` and `bindings revoke

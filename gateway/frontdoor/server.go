@@ -76,6 +76,9 @@ type Config struct {
 	// Admin, when set, is the admin shell that members of AdminGroup reach
 	// as `ssh admin@bastion`.
 	Admin AdminShell
+	// Requests, when set, runs the access-request commands (ssh bastion
+	// request, requests, approve, deny, revoke: requests.go).
+	Requests Requests
 	// Ciphers offered to clients; empty means sshalg.DefaultCiphers.
 	Ciphers []string
 	// Metrics are the front door's instruments; nil: unregistered ones.

@@ -56,6 +56,10 @@ func (s *Server) handleSession(sess gliderssh.Session) {
 		_ = sess.Exit(s.bindingsCommand(sess, user, args))
 		return
 	}
+	if isRequestCommand(args) {
+		_ = sess.Exit(s.requestCommand(sess, user, args))
+		return
+	}
 	who, err := s.whoami(user, ext[extBindingExpires], ext[extBinding])
 	if err != nil {
 		s.logger.Error("greeting failed", "user", user.Login, "err", err)
@@ -75,7 +79,7 @@ func (s *Server) handleSession(sess gliderssh.Session) {
 		fmt.Fprintf(sess, "%s\n", b)
 		_ = sess.Exit(0)
 	default:
-		fmt.Fprintf(sess.Stderr(), "Rampart: unknown command %q. Try `whoami`, `whoami --json`, `bindings` or `bindings revoke N`, or reach a server with ssh -J.\n", strings.Join(args, " "))
+		fmt.Fprintf(sess.Stderr(), "Rampart: unknown command %q. Try `whoami`, `whoami --json`, `bindings`, `bindings revoke N`, `requests` or `request PROJECT --for 2h --reason ...`, or reach a server with ssh -J.\n", strings.Join(args, " "))
 		_ = sess.Exit(2)
 	}
 }

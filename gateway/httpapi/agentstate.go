@@ -17,7 +17,7 @@ import (
 // (ServerSeen) writes that table, and counting or watching it whole would
 // wake the whole fleet, or answer its next poll at once, at each one. The
 // nodes table gives the cluster's addresses, which agents follow.
-var agentTables = []string{"users", "groups", "grants", "entitlements", "projects", "ca", "nodes"}
+var agentTables = []string{"users", "groups", "grants", "entitlements", "projects", "ca", "nodes", raftstore.TableAccessRequests}
 
 // agentState computes what server serverID must look like: who may log in
 // (gateway/access AgentView: the accounts of everyone in a group granted to

@@ -136,11 +136,18 @@ func projectFromAPI(name string, in *api.Project, cur *raftstore.Project) (*raft
 	case cur != nil:
 		recording = cur.Settings.Recording
 	}
+	// The access-request policy is set in the admin shell (requests
+	// policy); a PUT keeps it.
+	var requests *raftstore.RequestPolicy
+	if cur != nil {
+		requests = cur.Settings.Requests
+	}
 	return &raftstore.Project{Name: name, Description: in.Description, Settings: raftstore.ProjectSettings{
 		CertTTL: certTTL, Recording: recording, RecordInput: st.RecordInput, RecordingFailOpen: st.RecordingFailOpen,
 		AllowLocalForward: st.AllowLocalForward, AllowRemoteForward: st.AllowRemoteForward, AllowAgentForward: st.AllowAgentForward,
 		SharedLogins: st.SharedLogins, IdleTimeout: idle, MaxSessionDuration: maxDur, RequireHostCertificate: st.RequireHostCertificate,
 		ServerNames:       st.ServerNames,
 		AllowPersonalKeys: st.AllowPersonalKeys,
+		Requests:          requests,
 	}}, nil
 }

@@ -80,6 +80,13 @@ func (c *conn) awaitAgent(ctx context.Context, login string, notify func(string)
 		if err != nil {
 			return err
 		}
+		if need == 0 {
+			// No group grant: an approved request for the person's own
+			// login makes the account from its approval on.
+			if need, err = requestAccountIndex(ws, st, c.user, c.srv, c.s.clock.Now()); err != nil {
+				return err
+			}
+		}
 		_, applied, err := st.AgentAppliedOf(ws, c.srv.ID)
 		if err != nil {
 			return err

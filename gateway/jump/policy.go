@@ -38,6 +38,8 @@ type access struct {
 	grants  []*raftstore.Grant
 	// st is the state the decision was read from.
 	st *raftstore.State
+	// acc is gateway/access's decision, which checks logins.
+	acc *gwaccess.Access
 }
 
 // authorize decides a direct-tcpip request (gateway/access Authorize).
@@ -53,7 +55,7 @@ func (p *Proxy) authorize(st *raftstore.State, id Identity, host string, port ui
 	if err != nil {
 		return nil, actor, err
 	}
-	return &access{user: d.User, srv: d.Server, ip: d.IP, project: d.Project, grants: d.Grants, st: st}, actor, nil
+	return &access{user: d.User, srv: d.Server, ip: d.IP, project: d.Project, grants: d.Grants, st: st, acc: d.Access}, actor, nil
 }
 
 // authorizeServer checks again, for a live session, that user may still
@@ -63,7 +65,7 @@ func authorizeServer(st *raftstore.State, user *raftstore.User, srv *raftstore.S
 	if err != nil {
 		return nil, err
 	}
-	return &access{user: user, srv: srv, project: a.Project, grants: a.Grants, st: st}, nil
+	return &access{user: user, srv: srv, project: a.Project, grants: a.Grants, st: st, acc: a}, nil
 }
 
 // bindingRevoked reports whether the device binding a connection signed in
@@ -73,7 +75,19 @@ func bindingRevoked(st *raftstore.State, id Identity) bool {
 }
 
 // loginAllowed: the user's own unix name, or an account the project shares
-// that is no person's (gateway/access Access.Login).
+// that is no person's, or under approved requests alone the logins they
+// name (gateway/access Access.Login).
 func (a *access) loginAllowed(user *raftstore.User, login string) error {
-	return gwaccess.CheckLogin(a.st, a.project, user, login)
+	if a.acc == nil { // built by hand: a group grant's rules
+		return gwaccess.CheckLogin(a.st, a.project, user, login)
+	}
+	return a.acc.Login(user, login)
+}
+
+// requestFor is the access request login runs under, or nil.
+func (a *access) requestFor(user *raftstore.User, login string) *raftstore.AccessRequest {
+	if a.acc == nil {
+		return nil
+	}
+	return a.acc.RequestFor(user, login)
 }

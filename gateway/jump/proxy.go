@@ -76,6 +76,10 @@ type Config struct {
 	Ciphers []string
 	// Metrics are the jump's instruments; nil: unregistered ones.
 	Metrics *Metrics
+	// RequestCommand is how a person runs a command on this bastion
+	// ("ssh bastion"): a refusal for want of a grant in a project that
+	// takes requests tells them how to ask with it. Empty: "ssh bastion".
+	RequestCommand string
 	// AgentWait bounds how long a person's login to their own account waits
 	// for the target's agent to have applied it (agentwait.go); zero means
 	// DefaultAgentWait, less than zero no wait.
@@ -164,7 +168,7 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 		reason := raftstore.BoundText(err.Error(), maxAuditReason)
 		p.logger.Warn("jump refused", "user", user, "destination", dest, "reason", reason)
 		p.audit.Record("jump.refused", user, map[string]string{"destination": dest, "reason": reason, "remote": id.Remote.String()})
-		_ = nc.Reject(gossh.Prohibited, "Rampart: "+err.Error())
+		_ = nc.Reject(gossh.Prohibited, "Rampart: "+p.refusalText(err))
 	}
 	if err := p.store.CheckFresh(); err != nil {
 		p.cfg.Metrics.Decisions.WithLabelValues("refused", reasonStale).Inc()
@@ -290,7 +294,7 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 	openCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if _, err := c.p.store.Apply(openCtx, &raftstore.SessionOpen{Session: raftstore.Session{
 		ID: s.id, UserID: c.user.ID, Login: login, ServerID: c.srv.ID, Project: s.project, Node: s.node,
-		SourceAddr: s.remote, Start: s.started.UTC(), Binding: c.id.Binding,
+		SourceAddr: s.remote, Start: s.started.UTC(), Binding: c.id.Binding, RequestID: s.requestID,
 	}}); err != nil {
 		s.logger.Error("record session open", "session", s.id, "err", err)
 	}
@@ -301,7 +305,7 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 	m.SessionsOpened.Inc()
 	m.SessionsLive.Inc()
 	c.p.sessions.add(&liveSession{id: s.id, userID: c.user.ID, login: login, server: c.srv, identity: c.id,
-		settings: s.settings, end: s.end})
+		settings: s.settings, requestID: s.requestID, end: s.end})
 	// A kill or a binding's revocation applied before the session joined
 	// the registry (the open is replicated first) woke the watcher too
 	// early: look once more.
@@ -312,7 +316,9 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 		s.end(bindingRevokedReason)
 	}
 	stopTimers := s.enforceLimits()
+	stopWindow := s.enforceRequestWindow()
 	b.run(chans, greqs)
+	stopWindow()
 	stopTimers()
 	// Out of the registry before the close is recorded: the watcher must not
 	// take our own close for an administrator's.
@@ -356,6 +362,11 @@ func (c *conn) connectTarget(ctx context.Context, login string) error {
 	}
 	if err := c.acc.loginAllowed(c.user, login); err != nil {
 		return refuse(err)
+	}
+	// Under an approved request alone, the session is that request's: it
+	// carries its id and ends with its window.
+	if r := c.acc.requestFor(c.user, login); r != nil {
+		c.s.requestID, c.s.requestEnds = r.ID, r.ExpiresAt
 	}
 	// A person signed in moments ago may not have an account on the target
 	// yet: wait for its agent rather than let sshd refuse them.

@@ -28,7 +28,9 @@ type liveSession struct {
 	// settings are the project's when the session was authorized: a
 	// session that policy has since made stricter ends.
 	settings raftstore.ProjectSettings
-	end      func(reason string)
+	// requestID is the access request the session runs under, if any.
+	requestID string
+	end       func(reason string)
 }
 
 func newRegistry() *registry { return &registry{sessions: map[string]*liveSession{}} }
@@ -67,7 +69,7 @@ func (p *Proxy) Count() int {
 // live session (an administrator's kill); it gets the cheaper check, and
 // sessions opened or closed elsewhere wake nothing. A change of bindings
 // (every sign-in writes one) gets the cheap binding check alone.
-var policyTables = []string{"users", "grants", "projects", "servers"}
+var policyTables = []string{"users", "grants", "projects", "servers", raftstore.TableAccessRequests}
 
 const bindingsTable = "bindings"
 
@@ -187,6 +189,9 @@ func (p *Proxy) revoked(st *raftstore.State, s *liveSession) string {
 	}
 	if u == nil || u.Status != raftstore.UserActive {
 		return "your account was disabled"
+	}
+	if reason := p.requestEnded(st, s); reason != "" {
+		return reason
 	}
 	_, srv, err := st.ServerByID(nil, s.server.ID)
 	switch {

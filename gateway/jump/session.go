@@ -26,6 +26,11 @@ type session struct {
 	// change that takes something away ends the session (registry.go)
 	// instead of applying to it midway.
 	settings raftstore.ProjectSettings
+	// requestID and requestEnds are the access request the session runs
+	// under and the end of its window; "" and zero under a group grant.
+	// Set once, when the login is allowed, before the session opens.
+	requestID   string
+	requestEnds time.Time
 
 	audit  Auditor
 	logger *slog.Logger
@@ -53,6 +58,9 @@ type session struct {
 // pairs added.
 func (s *session) fields(extra ...string) map[string]string {
 	f := map[string]string{"session": s.id, "server": s.server, "project": s.project, "node": s.node, "remote": s.remote}
+	if s.requestID != "" {
+		f["request"] = s.requestID
+	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		f[extra[i]] = extra[i+1]
 	}
