@@ -85,4 +85,7 @@ const (
 	ServiceTokenTouchType MessageType = 38
 	// An open keyless connection holding its person's IdP session (idpsessions.go).
 	IdPSessionHoldType MessageType = 39
+	// Which nodes hold a copy of each recording (recordingholders.go).
+	RecordingHolderPutType    MessageType = 48
+	RecordingHolderDeleteType MessageType = 49
 )

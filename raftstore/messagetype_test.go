@@ -51,6 +51,10 @@ var skippable = map[MessageType]bool{
 	SCIMGroupPutType:       false, // SCIM group membership drives grants
 	ServiceTokenTouchType:  true,  // LastUsedAt only; the token's next use repairs it
 	IdPSessionHoldType:     false, // an open keyless connection keeps its person re-validated
+	// Where a recording's copies are: a node that skipped one would not
+	// find a copy, and no later write repeats it.
+	RecordingHolderPutType:    false,
+	RecordingHolderDeleteType: false,
 }
 
 // TestIgnoreUnknownRule checks the rule for every registered command: each

@@ -86,6 +86,8 @@ func fillAllTables(t *testing.T, f *FSM) {
 		&ServiceTokenCreate{Token: testServiceToken("st1", "terraform", "secret"), Now: testNow},
 		&ServiceTokenCreate{Token: modified(testServiceToken("st2", "ci", "other"), func(tk *ServiceToken) { tk.ExpiresAt = time.Time{} }), Now: testNow},
 		&AgentAppliedSet{ServerID: "i-1", Index: 7},
+		&RecordingHolderPut{Holder: RecordingHolder{Name: "s1", Session: "s1", Node: "node-1", Path: "2027-01-02/s1.cast",
+			SHA256: strings.Repeat("ab", 32), Bytes: 99, At: testNow}},
 	}
 	for _, c := range cmds {
 		mustApply(t, f, c)
