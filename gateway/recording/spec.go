@@ -10,6 +10,10 @@ type Spec struct {
 	// the pty request.
 	Width, Height int
 	Term          string
+	// Command is the exec request's command when the session has no
+	// terminal: its stdout and stderr are recorded, and the command goes
+	// into the header.
+	Command string
 	// RecordInput: the project records what the person types.
 	RecordInput bool
 	// FailOpen is the project's failure policy (gateway/jump decides it): a
