@@ -108,6 +108,21 @@ type Recording struct {
 	// a message (fail open: unrecorded, audited), and running recordings
 	// stop under the same policy. 0 disables the floor.
 	MinFreeMiB int64 `mapstructure:"min_free_mib"`
+	// Replicas is how many nodes keep each recording, this one included:
+	// it is streamed live to one other node and copied to more at close,
+	// each copy checked (SHA-256) where it lands. 1 keeps recordings on
+	// the node that carried them alone.
+	Replicas int `mapstructure:"replicas"`
+	// Retention deletes this node's copies (its own sessions' and the
+	// others' it keeps) past MaxAge, then the oldest past MaxTotalBytes;
+	// each deletion is audited. 0: no limit.
+	Retention RecordingRetention `mapstructure:"retention"`
+}
+
+// RecordingRetention bounds the recordings a node keeps.
+type RecordingRetention struct {
+	MaxAge        time.Duration `mapstructure:"max_age"`
+	MaxTotalBytes int64         `mapstructure:"max_total_bytes"`
 }
 
 // Memory tunes the Go garbage collector. A node's memory is mostly idle
@@ -330,86 +345,89 @@ type Log struct {
 
 // defaults lists every key, so that viper also reads it from the environment.
 var defaults = map[string]any{
-	"node_id":                      "",
-	"data_dir":                     "/var/lib/rampart",
-	"dev":                          false,
-	"listen.ssh":                   "0.0.0.0:22",
-	"listen.api":                   "0.0.0.0:8443",
-	"listen.raft":                  "0.0.0.0:8300",
-	"advertise.ssh":                "",
-	"advertise.api":                "",
-	"advertise.raft":               "",
-	"cluster.bootstrap":            false,
-	"cluster.join":                 "",
-	"cluster.join_file":            "",
-	"cluster.max_stale":            "10s",
-	"cluster.uid_range":            DefaultUIDRange,
-	"cluster.gid_range":            DefaultGIDRange,
-	"cluster.node_cert_validity":   "17520h",
-	"kek_file":                     "",
-	"kek":                          "",
-	"log.level":                    "info",
-	"log.format":                   "text",
-	"log.pprof_listen":             "",
-	"memory.gc_percent":            50,
-	"metrics.listen":               "",
-	"metrics.path_prefix":          "",
-	"memory.gc_min_headroom_mib":   64,
-	"memory.soft_limit_mib":        0,
-	"recording.dir":                "",
-	"recording.max_session_bytes":  int64(1 << 30),
-	"recording.min_free_mib":       int64(512),
-	"ssh.jump_host":                "",
-	"ssh.host_names":               []string{},
-	"ssh.handshake_timeout":        "20s",
-	"ssh.auth_timeout":             "10m",
-	"ssh.max_preauth":              256,
-	"ssh.max_preauth_per_ip":       16,
-	"ssh.max_device_flows_per_ip":  8,
-	"ssh.ciphers":                  sshalg.DefaultCiphers,
-	"oidc.issuer":                  "",
-	"oidc.client_id":               "",
-	"oidc.client_secret":           "",
-	"oidc.scopes":                  []string{"openid", "profile", "email", "groups"},
-	"oidc.username_claim":          "preferred_username",
-	"oidc.email_claim":             "email",
-	"oidc.groups_claim":            "groups",
-	"scim.creates_per_minute":      120,
-	"oidc.email_verified_claim":    "email_verified",
-	"oidc.external_id_is_subject":  true,
-	"oidc.admin_group":             "rampart-admins",
-	"oidc.offline_access":          "auto",
-	"oidc.revalidate_interval":     "5m",
-	"oidc.unverified_binding_max":  "1h",
-	"login.binding_ttl":            "8h",
-	"dev_idp.enabled":              false,
-	"dev_idp.listen":               "127.0.0.1:5556",
-	"dev_idp.force_non_loopback":   false,
-	"dev_idp.issuer":               "",
-	"dev_idp.clients":              []map[string]any{},
-	"dev_idp.users":                []map[string]any{},
-	"dev_idp.device_code_ttl":      "5m",
-	"dev_idp.poll_interval":        "2s",
-	"dev_idp.slow_down_polls":      0,
-	"dev_idp.allow_non_loopback":   false,
-	"dev_idp.claim_names.username": "",
-	"dev_idp.claim_names.groups":   "",
-	"jump.egress_addrs":            []string{},
-	"jump.allow_loopback_targets":  false,
-	"jump.agent_wait":              "15s",
-	"agents.admin_entitlement":     "admin",
-	"agents.cert_validity":         "720h",
-	"agents.host_cert_validity":    "2160h",
-	"agents.binary_dir":            "",
-	"agents.aws.certs_file":        "",
-	"agents.aws.accounts":          map[string]string{},
-	"agents.aws.max_age":           "1h",
-	"agents.aws.allow_reenroll":    false,
-	"agents.gcp.issuer":            cloudid.GoogleIssuer,
-	"agents.gcp.audience":          "",
-	"agents.gcp.projects":          map[string]string{},
-	"agents.gcp.max_age":           "1h",
-	"agents.gcp.allow_reenroll":    false,
+	"node_id":                             "",
+	"data_dir":                            "/var/lib/rampart",
+	"dev":                                 false,
+	"listen.ssh":                          "0.0.0.0:22",
+	"listen.api":                          "0.0.0.0:8443",
+	"listen.raft":                         "0.0.0.0:8300",
+	"advertise.ssh":                       "",
+	"advertise.api":                       "",
+	"advertise.raft":                      "",
+	"cluster.bootstrap":                   false,
+	"cluster.join":                        "",
+	"cluster.join_file":                   "",
+	"cluster.max_stale":                   "10s",
+	"cluster.uid_range":                   DefaultUIDRange,
+	"cluster.gid_range":                   DefaultGIDRange,
+	"cluster.node_cert_validity":          "17520h",
+	"kek_file":                            "",
+	"kek":                                 "",
+	"log.level":                           "info",
+	"log.format":                          "text",
+	"log.pprof_listen":                    "",
+	"memory.gc_percent":                   50,
+	"metrics.listen":                      "",
+	"metrics.path_prefix":                 "",
+	"memory.gc_min_headroom_mib":          64,
+	"memory.soft_limit_mib":               0,
+	"recording.dir":                       "",
+	"recording.max_session_bytes":         int64(1 << 30),
+	"recording.min_free_mib":              int64(512),
+	"recording.replicas":                  2,
+	"recording.retention.max_age":         "0s",
+	"recording.retention.max_total_bytes": int64(0),
+	"ssh.jump_host":                       "",
+	"ssh.host_names":                      []string{},
+	"ssh.handshake_timeout":               "20s",
+	"ssh.auth_timeout":                    "10m",
+	"ssh.max_preauth":                     256,
+	"ssh.max_preauth_per_ip":              16,
+	"ssh.max_device_flows_per_ip":         8,
+	"ssh.ciphers":                         sshalg.DefaultCiphers,
+	"oidc.issuer":                         "",
+	"oidc.client_id":                      "",
+	"oidc.client_secret":                  "",
+	"oidc.scopes":                         []string{"openid", "profile", "email", "groups"},
+	"oidc.username_claim":                 "preferred_username",
+	"oidc.email_claim":                    "email",
+	"oidc.groups_claim":                   "groups",
+	"scim.creates_per_minute":             120,
+	"oidc.email_verified_claim":           "email_verified",
+	"oidc.external_id_is_subject":         true,
+	"oidc.admin_group":                    "rampart-admins",
+	"oidc.offline_access":                 "auto",
+	"oidc.revalidate_interval":            "5m",
+	"oidc.unverified_binding_max":         "1h",
+	"login.binding_ttl":                   "8h",
+	"dev_idp.enabled":                     false,
+	"dev_idp.listen":                      "127.0.0.1:5556",
+	"dev_idp.force_non_loopback":          false,
+	"dev_idp.issuer":                      "",
+	"dev_idp.clients":                     []map[string]any{},
+	"dev_idp.users":                       []map[string]any{},
+	"dev_idp.device_code_ttl":             "5m",
+	"dev_idp.poll_interval":               "2s",
+	"dev_idp.slow_down_polls":             0,
+	"dev_idp.allow_non_loopback":          false,
+	"dev_idp.claim_names.username":        "",
+	"dev_idp.claim_names.groups":          "",
+	"jump.egress_addrs":                   []string{},
+	"jump.allow_loopback_targets":         false,
+	"jump.agent_wait":                     "15s",
+	"agents.admin_entitlement":            "admin",
+	"agents.cert_validity":                "720h",
+	"agents.host_cert_validity":           "2160h",
+	"agents.binary_dir":                   "",
+	"agents.aws.certs_file":               "",
+	"agents.aws.accounts":                 map[string]string{},
+	"agents.aws.max_age":                  "1h",
+	"agents.aws.allow_reenroll":           false,
+	"agents.gcp.issuer":                   cloudid.GoogleIssuer,
+	"agents.gcp.audience":                 "",
+	"agents.gcp.projects":                 map[string]string{},
+	"agents.gcp.max_age":                  "1h",
+	"agents.gcp.allow_reenroll":           false,
 }
 
 // devDefaults replace some defaults when --dev is given.
@@ -686,6 +704,12 @@ func (c *Config) problems() []string {
 	}
 	if c.Recording.MinFreeMiB < 0 {
 		bad("recording.min_free_mib %d: must be 0 (no floor) or more", c.Recording.MinFreeMiB)
+	}
+	if c.Recording.Replicas < 1 || c.Recording.Replicas > 9 {
+		bad("recording.replicas %d: must be between 1 (this node only) and 9", c.Recording.Replicas)
+	}
+	if r := c.Recording.Retention; r.MaxAge < 0 || r.MaxTotalBytes < 0 {
+		bad("recording.retention: max_age and max_total_bytes must be 0 (no limit) or more")
 	}
 	for _, a := range c.Jump.EgressAddrs {
 		if ip := net.ParseIP(a); ip == nil || ip.IsUnspecified() {

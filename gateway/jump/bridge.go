@@ -298,7 +298,9 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 		fromTarget.Add(1)
 		go func() {
 			defer streamEnded()
-			n, _ := relay(p.person.Stderr(), &activityReader{r: p.target.Stderr(), s: p.s})
+			// Recorded too: an exec session's stderr is part of what it
+			// showed (a pty session's comes on stdout).
+			n, _ := relay(p.person.Stderr(), &recordingReader{r: p.target.Stderr(), s: p.s, p: p})
 			b.out.Add(n)
 		}()
 	}
@@ -437,8 +439,15 @@ func (p *pair) personRequest(r *gossh.Request) {
 		if !pass {
 			s.event("forward.refused", "kind", "agent")
 		}
-	case "pty-req":
-		if err := p.startRecording(r.Payload); err != nil {
+	case "pty-req", "exec":
+		start := func() error { return p.startRecording(r.Payload) }
+		if r.Type == "exec" {
+			var e struct{ Command string }
+			_ = gossh.Unmarshal(r.Payload, &e)
+			s.event("session.exec", "command", raftstore.BoundText(e.Command, maxAuditCommand))
+			start = func() error { return p.startExecRecording(raftstore.BoundText(e.Command, maxAuditCommand)) }
+		}
+		if err := start(); err != nil {
 			// The reason, and no refusal: OpenSSH quits as soon as an
 			// explicitly requested pty (-t) is refused, without printing
 			// what came before it. The connection closes at once instead
@@ -453,10 +462,6 @@ func (p *pair) personRequest(r *gossh.Request) {
 		if gossh.Unmarshal(r.Payload, &wc) == nil {
 			p.resize(int(wc.W), int(wc.H))
 		}
-	case "exec":
-		var e struct{ Command string }
-		_ = gossh.Unmarshal(r.Payload, &e)
-		s.event("session.exec", "command", raftstore.BoundText(e.Command, maxAuditCommand))
 	case "subsystem":
 		var e struct{ Name string }
 		_ = gossh.Unmarshal(r.Payload, &e)

@@ -77,16 +77,27 @@ func (p *pair) startRecording(payload []byte) error {
 		Modes        string
 	}
 	_ = gossh.Unmarshal(payload, &pty)
+	return p.beginRecording(RecordingSpec{Width: int(pty.W), Height: int(pty.H), Term: pty.Term})
+}
+
+// startExecRecording begins recording an exec session without a terminal
+// (one with a pty is recorded from its pty request): its stdout and stderr
+// as output, the command in the header.
+func (p *pair) startExecRecording(command string) error {
+	return p.beginRecording(RecordingSpec{Command: command})
+}
+
+func (p *pair) beginRecording(spec RecordingSpec) error {
 	s := p.s
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s.record == nil || !s.settings.Recording || p.rec != nil || p.recBroken {
 		return nil
 	}
-	name := s.recordingName()
-	p.recFirst = name == s.id
-	rec, err := s.record(RecordingSpec{Name: name, Width: int(pty.W), Height: int(pty.H), Term: pty.Term,
-		RecordInput: s.settings.RecordInput, FailOpen: s.failOpen(), Failed: p.recordingBroke})
+	spec.Name, spec.Session = s.recordingName(), s.id
+	p.recFirst = spec.Name == s.id
+	spec.RecordInput, spec.FailOpen, spec.Failed = s.settings.RecordInput, s.failOpen(), p.recordingBroke
+	rec, err := s.record(spec)
 	if err != nil {
 		if s.recordingFailed(err, true) {
 			return err
@@ -204,21 +215,6 @@ func (rr *recordingReader) Read(b []byte) (int, error) {
 	if n > 0 {
 		rr.s.touch()
 		n = rr.p.recordOutput(b[:n])
-	}
-	return n, err
-}
-
-// activityReader marks the connection active whenever data arrives (the
-// target's stderr: a build reporting progress there is not idle).
-type activityReader struct {
-	r io.Reader
-	s *session
-}
-
-func (ar *activityReader) Read(p []byte) (int, error) {
-	n, err := ar.r.Read(p)
-	if n > 0 {
-		ar.s.touch()
 	}
 	return n, err
 }

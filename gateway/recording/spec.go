@@ -6,6 +6,8 @@ type Spec struct {
 	// Name names the recording: the session id for a connection's first,
 	// then "<id>-2", "<id>-3", ... for further pty channels on it.
 	Name string
+	// Session is the session's id ("" means Name).
+	Session string
 	// Width and Height are the terminal's size and Term its type, from
 	// the pty request.
 	Width, Height int

@@ -85,8 +85,11 @@ type Config struct {
 // Replicator replicates this node's recordings and receives the others'.
 type Replicator struct {
 	cfg Config
-	// bg owns the goroutines that finish copies after a recording closes.
-	bg sync.WaitGroup
+	// bg owns the goroutines that finish copies after a recording closes;
+	// Close cancels base and waits for them.
+	bg     sync.WaitGroup
+	base   context.Context
+	cancel context.CancelFunc
 }
 
 // New returns a Replicator.
@@ -97,11 +100,19 @@ func New(cfg Config) *Replicator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Replicator{cfg: cfg}
+	base, cancel := context.WithCancel(context.Background())
+	return &Replicator{cfg: cfg, base: base, cancel: cancel}
 }
 
 // Wait waits for copies in flight to finish.
 func (r *Replicator) Wait() { r.bg.Wait() }
+
+// Close gives up copies still in flight (the node is stopping) and waits
+// for their goroutines.
+func (r *Replicator) Close() {
+	r.cancel()
+	r.bg.Wait()
+}
 
 // errNoPeer: no other node to copy to.
 var errNoPeer = errors.New("no other node to copy the recording to")
@@ -157,7 +168,7 @@ func (r *Replicator) AfterClose(c Closed) {
 }
 
 func (r *Replicator) afterClose(c Closed) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(r.base, 15*time.Minute)
 	defer cancel()
 	log := r.cfg.Logger.With("session", c.Session, "recording", c.Name)
 	if _, err := r.cfg.Store.Apply(ctx, &raftstore.RecordingHolderPut{Holder: raftstore.RecordingHolder{
