@@ -37,6 +37,10 @@ func (r *Replicator) Receive(ctx context.Context, from, name, session string, bo
 		return nil, ErrNotSession
 	}
 	rel := filepath.Join(dayDir(r.cfg.Now()), name+".cast")
+	// A node that has carried no session yet has no recordings directory.
+	if err := os.MkdirAll(r.cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("make the recordings directory: %w", err)
+	}
 	root, err := os.OpenRoot(r.cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("open the recordings directory: %w", err)
