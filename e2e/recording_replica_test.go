@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -167,6 +168,54 @@ func TestRecordingSurvivesLostNode(t *testing.T) {
 		if sha256Hex(cast) != s.Recording || rec.SHA256 != s.Recording {
 			t.Errorf("downloaded %s (header %s), the session record says %s", sha256Hex(cast), rec.SHA256, s.Recording)
 		}
+	})
+
+	t.Run("ok/sftp-upload-path-audited", func(t *testing.T) {
+		src := filepath.Join(e.dir, "upload-src")
+		fatalIf(t, os.WriteFile(src, []byte(strings.Repeat("u", 70000)), 0o600))
+		batch := filepath.Join(e.dir, "sftp-batch")
+		fatalIf(t, os.WriteFile(batch, []byte("put "+src+" upload-e2e.txt\nrename upload-e2e.txt uploaded-e2e.txt\n"), 0o600))
+		r := runSSH(t, []string{"sftp", "-F", e.bob, "-J", "bob@" + n3.SSHAddr(), "-b", batch, "bob@web-1"})
+		if r.code != 0 {
+			t.Fatalf("sftp: exit %d: %s", r.code, r.stderr)
+		}
+		s := sessionOf(t, n1, "closed", seen)
+		seen[s.ID] = true
+		want := map[string]bool{"sftp.open": false, "sftp.write": false, "sftp.rename": false, "sftp.end": false}
+		fatalIf(t, waitFor(waitLong, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+			defer cancel()
+			o := client.ListOptions{Limit: 1000, Filter: url.Values{"type": {"sftp"}, "session": {s.ID}}}
+			for {
+				page, err := n1.API().Audit(ctx, o)
+				if err != nil {
+					return err
+				}
+				for _, ev := range page.Items {
+					f := ev.Fields
+					switch ev.Type {
+					case "sftp.open":
+						want[ev.Type] = want[ev.Type] || strings.HasSuffix(f["path"], "/upload-e2e.txt") && strings.Contains(f["flags"], "write")
+					case "sftp.write":
+						want[ev.Type] = want[ev.Type] || strings.HasSuffix(f["path"], "/upload-e2e.txt") && f["bytes"] == "70000"
+					case "sftp.rename":
+						want[ev.Type] = want[ev.Type] || strings.HasSuffix(f["new_path"], "/uploaded-e2e.txt")
+					case "sftp.end":
+						want[ev.Type] = want[ev.Type] || f["bytes_written"] == "70000"
+					}
+				}
+				if page.NextCursor == "" {
+					break
+				}
+				o.Cursor = page.NextCursor
+			}
+			for typ, ok := range want {
+				if !ok {
+					return fmt.Errorf("no %s event for the upload yet (%v)", typ, want)
+				}
+			}
+			return nil
+		}), "the sftp upload's audit events")
 	})
 
 	// A closed session on n2, and a running one, then n2 is lost.

@@ -9,6 +9,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/gateway/jump/sftpwatch"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -257,6 +258,9 @@ type pair struct {
 	// output is not passed on while the session ends.
 	recBroken, dropOutput bool
 	recFirst              bool // the connection's first recording (the session record names it)
+	// sftp reads the file operations of an sftp subsystem channel from
+	// its two streams (nil on other channels).
+	sftp atomic.Pointer[sftpwatch.Watcher]
 }
 
 // pipe relays data, stderr and requests both ways, and closes each side in
@@ -271,6 +275,9 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 		delete(b.pairs, p)
 		b.mu.Unlock()
 		p.closeRecording()
+		if w := p.sftp.Load(); w != nil {
+			w.End()
+		}
 	}()
 
 	// The person gets EOF once both of the target's streams have ended:
@@ -306,7 +313,7 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 	}
 	go func() {
 		defer streamEnded()
-		n, _ := relay(p.person, &recordingReader{r: p.target, s: p.s, p: p})
+		n, _ := relay(p.person, &recordingReader{r: p.target, s: p.s, p: p, stdout: true})
 		b.out.Add(n)
 	}()
 	go func() {
@@ -466,6 +473,10 @@ func (p *pair) personRequest(r *gossh.Request) {
 		var e struct{ Name string }
 		_ = gossh.Unmarshal(r.Payload, &e)
 		s.event("session.subsystem", "subsystem", raftstore.ClientText(e.Name))
+		if e.Name == "sftp" && pass {
+			// Watched from its first byte: the request goes on below.
+			p.sftp.CompareAndSwap(nil, sftpwatch.New(func(typ string, kv ...string) { s.event(typ, kv...) }))
+		}
 	case "shell":
 		s.event("session.shell")
 	}

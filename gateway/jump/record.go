@@ -203,17 +203,22 @@ func (p *pair) recordInput(b []byte) {
 	}
 }
 
-// recordingReader reads the target's output and records it.
+// recordingReader reads the target's output (stdout, or stderr) and
+// records it; stdout also feeds an sftp channel's watcher.
 type recordingReader struct {
-	r io.Reader
-	s *session
-	p *pair
+	r      io.Reader
+	s      *session
+	p      *pair
+	stdout bool
 }
 
 func (rr *recordingReader) Read(b []byte) (int, error) {
 	n, err := rr.r.Read(b)
 	if n > 0 {
 		rr.s.touch()
+		if w := rr.p.sftp.Load(); w != nil && rr.stdout {
+			w.Server(b[:n])
+		}
 		n = rr.p.recordOutput(b[:n])
 	}
 	return n, err
@@ -230,6 +235,9 @@ func (ir *inputReader) Read(b []byte) (int, error) {
 	n, err := ir.r.Read(b)
 	if n > 0 {
 		ir.s.touch()
+		if w := ir.p.sftp.Load(); w != nil {
+			w.Client(b[:n])
+		}
 		ir.p.recordInput(b[:n])
 	}
 	return n, err
