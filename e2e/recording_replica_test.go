@@ -26,9 +26,9 @@ import (
 	"github.com/rampart-ssh/rampart/client"
 )
 
-// sessionOf waits until node's API shows one session of bob's on web-1 with
-// status (and, for a closed one, a recording digest) that is not in skip.
-func sessionOf(t *testing.T, node *Node, status string, skip map[string]bool) api.Session {
+// sessionOf waits until node's API shows a session with status (and, when
+// recorded, a recording digest) that is not in skip.
+func sessionOf(t *testing.T, node *Node, status string, recorded bool, skip map[string]bool) api.Session {
 	t.Helper()
 	var found api.Session
 	fatalIf(t, waitFor(waitLong, func() error {
@@ -39,7 +39,7 @@ func sessionOf(t *testing.T, node *Node, status string, skip map[string]bool) ap
 			return err
 		}
 		for _, s := range page.Items {
-			if !skip[s.ID] && (status != "closed" || s.Recording != "") {
+			if !skip[s.ID] && (!recorded || s.Recording != "") {
 				found = s
 				return nil
 			}
@@ -154,7 +154,7 @@ func TestRecordingSurvivesLostNode(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "exec-out-42") {
 			t.Fatalf("exec: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
 		}
-		s := sessionOf(t, n1, "closed", seen)
+		s := sessionOf(t, n1, "closed", true, seen)
 		seen[s.ID] = true
 		rec, cast := download(t, n1, auditor.Token, s.ID)
 		header, _, _ := strings.Cut(string(cast), "\n")
@@ -179,7 +179,7 @@ func TestRecordingSurvivesLostNode(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("sftp: exit %d: %s", r.code, r.stderr)
 		}
-		s := sessionOf(t, n1, "closed", seen)
+		s := sessionOf(t, n1, "closed", false, seen)
 		seen[s.ID] = true
 		want := map[string]bool{"sftp.open": false, "sftp.write": false, "sftp.rename": false, "sftp.end": false}
 		fatalIf(t, waitFor(waitLong, func() error {
@@ -223,7 +223,7 @@ func TestRecordingSurvivesLostNode(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("recorded session on n2: exit %d: %s", r.code, r.stderr)
 	}
-	closed := sessionOf(t, n1, "closed", seen)
+	closed := sessionOf(t, n1, "closed", true, seen)
 	seen[closed.ID] = true
 	if closed.Node != n2.ID {
 		t.Fatalf("session %s was carried by %s, want %s", closed.ID, closed.Node, n2.ID)
@@ -233,7 +233,7 @@ func TestRecordingSurvivesLostNode(t *testing.T) {
 
 	running := startRunningSSHUntil(t, e.bobJump(n2, []string{"-tt"},
 		`echo started; while :; do echo "T=$(date +%s.%N)"; sleep 0.05; done`), "T=", nil)
-	live := sessionOf(t, n1, "active", seen)
+	live := sessionOf(t, n1, "active", false, seen)
 	// Let it run past a few of the recorder's flushes.
 	fatalIf(t, waitFor(waitLong, func() error {
 		if strings.Count(running.stdout.String(), "T=") < 40 {
