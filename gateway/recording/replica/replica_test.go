@@ -57,7 +57,7 @@ type cluster struct {
 	store      *raftstoretest.Store
 	n1, n2     *replica.Replicator
 	dir1, dir2 string
-	audit  *audits
+	audit      *audits
 	// cut, when set, makes n2's handler stop reading after that many
 	// bytes and drop the connection, as a lost sender would look.
 	cut int
