@@ -26,6 +26,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/jump"
 	"github.com/rampart-ssh/rampart/gateway/login"
 	"github.com/rampart-ssh/rampart/gateway/monitor"
+	"github.com/rampart-ssh/rampart/gateway/recording/replica"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -58,6 +59,9 @@ type Node struct {
 	now            func() time.Time
 	// metrics is the node's registry and each room's metrics (metrics.go).
 	metrics *nodeMetrics
+	// replicas copies recordings to other nodes and applies retention
+	// (recordings.go).
+	replicas *replica.Replicator
 }
 
 // Run starts a node and serves until ctx ends, then stops it cleanly. Messages
@@ -120,6 +124,8 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.startAuditExport(bg); err != nil {
 		return err
 	}
+	n.replicas = n.newReplicator()
+	go n.replicas.Run(bg)
 	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
 	go n.newNodeCertRenewer().Run(bg)
 	n.control = control.New(control.Deps{Store: n.store, Members: n.store, Cluster: adminCluster{n}, Snapshots: n.store, BackupKey: backupKey, CAKeys: n.keys,
@@ -165,6 +171,9 @@ func (n *Node) stop() error {
 	var errs []error
 	if n.ssh != nil {
 		errs = append(errs, n.ssh.Close())
+	}
+	if n.replicas != nil {
+		n.replicas.Close() // copies in flight are given up; peers keep them as partial
 	}
 	if n.stopBackground != nil {
 		n.stopBackground()

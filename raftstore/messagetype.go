@@ -100,4 +100,7 @@ const (
 	AccessRequestDenyType    MessageType = 55
 	AccessRequestRevokeType  MessageType = 56
 	AccessRequestExpireType  MessageType = 57
+	// Which nodes hold a copy of each recording (recordingholders.go).
+	RecordingHolderPutType    MessageType = 48
+	RecordingHolderDeleteType MessageType = 49
 )

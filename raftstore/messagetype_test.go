@@ -58,6 +58,10 @@ var skippable = map[MessageType]bool{
 	AccessRequestDenyType:    false,
 	AccessRequestRevokeType:  false, // a revoked grant must be refused
 	AccessRequestExpireType:  false, // audited and read by agents; nodes refuse past the window anyway, but the agent view follows it
+	// Where a recording's copies are: a node that skipped one would not
+	// find a copy, and no later write repeats it.
+	RecordingHolderPutType:    false,
+	RecordingHolderDeleteType: false,
 }
 
 // TestIgnoreUnknownRule checks the rule for every registered command: each

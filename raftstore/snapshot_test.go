@@ -90,6 +90,8 @@ func fillAllTables(t *testing.T, f *FSM) {
 		&AuditSinkStateSet{Sink: "siem", Failing: true, At: testNow, Error: "connection refused"},
 		&ProjectUpsert{Project: Project{Name: "jit", Settings: ProjectSettings{Requests: &RequestPolicy{Approvers: []string{"ops"}}}}, Now: testNow},
 		&AccessRequestCreate{ID: "r-abcdefgh", Project: "jit", UserID: "bob", Reason: "incident 7", Duration: time.Hour, Now: testNow},
+		&RecordingHolderPut{Holder: RecordingHolder{Name: "s1", Session: "s1", Node: "node-1", Path: "2027-01-02/s1.cast",
+			SHA256: strings.Repeat("ab", 32), Bytes: 99, At: testNow}},
 	}
 	for _, c := range cmds {
 		mustApply(t, f, c)

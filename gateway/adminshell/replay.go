@@ -137,6 +137,10 @@ func (v *invocation) replay(ref string, player recording.Player, cast bool) erro
 // planted file cannot fill the temporary directory.
 func (v *invocation) fetchVerified(ctx context.Context, s *raftstore.Session) (*os.File, error) {
 	rc, err := v.sh.recordings.Open(ctx, s)
+	if errors.Is(err, recording.ErrDigestMismatch) {
+		v.sh.logger.Warn("no copy of the recording matches its recorded hash", "session", s.ID, "err", err)
+		return nil, errTampered
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read the recording of session %s from node %s: %w", s.ID, s.Node, err)
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/recording/replica"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -33,6 +35,22 @@ func (m memRecordings) OpenLocal(s *raftstore.Session) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("open: %w", fs.ErrNotExist)
 	}
 	return io.NopCloser(strings.NewReader(data)), nil
+}
+
+func (m memRecordings) OpenHeld(h raftstore.RecordingHolder) (io.ReadCloser, error) {
+	data, ok := m[h.Path]
+	if !ok {
+		return nil, fmt.Errorf("open: %w", fs.ErrNotExist)
+	}
+	return io.NopCloser(strings.NewReader(data)), nil
+}
+
+func (m memRecordings) Receive(context.Context, string, string, string, io.Reader, func() string) (*replica.Received, error) {
+	return nil, errors.New("not in this test")
+}
+
+func (m memRecordings) OpenVerified(context.Context, *raftstore.Session) (*replica.Copy, error) {
+	return nil, replica.ErrNoCopy
 }
 
 // testPKI is a cluster TLS CA issuing node and agent certificates.
@@ -122,10 +140,14 @@ func TestInternalRecordings(t *testing.T) {
 		open("s-live", "n1"),
 		open("s-gone", "n1"), closed("s-gone", "2026-03-01/s-gone.cast"),
 		open("s-evil", "n1"), closed("s-evil", "../../etc/shadow.cast"),
+		open("s-copy", "n3"), closed("s-copy", "2026-03-01/s-copy.cast"),
+		&raftstore.RecordingHolderPut{Holder: raftstore.RecordingHolder{Name: "s-copy", Session: "s-copy", Node: "n1",
+			Path: "replicas/2026-03-02/s-copy.cast", SHA256: strings.Repeat("cd", 32), Bytes: 9, At: now}},
 	)
 	pki := newTestPKI(t)
 	srv := New(f, nil, slog.New(slog.DiscardHandler))
-	srv.SetRecordings(memRecordings{"2026-03-01/s-ok.cast": "{\"version\":2}\n[0.1,\"o\",\"hi\"]\n"})
+	srv.SetRecordings(memRecordings{"2026-03-01/s-ok.cast": "{\"version\":2}\n[0.1,\"o\",\"hi\"]\n",
+		"replicas/2026-03-02/s-copy.cast": "{\"version\":2}\n[0.2,\"o\",\"copied\"]\n"})
 	ts := httptest.NewUnstartedServer(srv)
 	ts.TLS = pki.serverTLS("n1")
 	ts.StartTLS()
@@ -144,9 +166,10 @@ func TestInternalRecordings(t *testing.T) {
 		{name: "fail/no-certificate", client: pki.client("", ""), session: "s-ok", status: 401, want: "node certificate is required"},
 		{name: "fail/agent-certificate", client: pki.client(api.RoleAgent, "srv-1"), session: "s-ok", status: 403, want: "node certificate is required"},
 		{name: "fail/removed-node", client: pki.client(api.RoleNode, "n9"), session: "s-ok", status: 403, want: `node "n9" is not a member`},
-		{name: "fail/other-node", client: pki.client(api.RoleNode, "n2"), session: "s-other", status: 404, want: "carried by node n3, not by node n1"},
+		{name: "ok/held-copy-of-another-nodes-session", client: pki.client(api.RoleNode, "n2"), session: "s-copy", status: 200, want: "copied"},
+		{name: "fail/other-node", client: pki.client(api.RoleNode, "n2"), session: "s-other", status: 404, want: "node n1 holds no recording"},
 		{name: "fail/still-running", client: pki.client(api.RoleNode, "n2"), session: "s-live", status: 404, want: "no finished recording"},
-		{name: "fail/unknown-session", client: pki.client(api.RoleNode, "n2"), session: "s-nope", status: 404, want: `session "s-nope" not found`},
+		{name: "fail/unknown-session", client: pki.client(api.RoleNode, "n2"), session: "s-nope", status: 404, want: `holds no recording "s-nope"`},
 		{name: "fail/file-gone", client: pki.client(api.RoleNode, "n2"), session: "s-gone", status: 404, want: "not on node n1 any more"},
 		{name: "fail/path-traversal", client: pki.client(api.RoleNode, "n2"), session: "s-evil", status: 500, want: "cannot read the recording", notWant: "/var/lib"},
 	}

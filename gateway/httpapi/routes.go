@@ -28,6 +28,8 @@ const (
 	// needAdmin: a change, or a read of secrets' metadata such as service
 	// tokens (admin).
 	needAdmin
+	// needRecording: a read of what a session showed (admin, auditor).
+	needRecording
 )
 
 func (n need) String() string {
@@ -36,6 +38,8 @@ func (n need) String() string {
 		return "read"
 	case needAudit:
 		return "audit"
+	case needRecording:
+		return "recording"
 	}
 	return "admin"
 }
@@ -43,9 +47,9 @@ func (n need) String() string {
 // scopeReaches lists what each scope reaches. A provisioning token reaches
 // none of them: it is SCIM's alone (gateway/httpapi/scim).
 var scopeReaches = map[string][]need{
-	raftstore.ServiceRoleAdmin:   {needRead, needAudit, needAdmin},
+	raftstore.ServiceRoleAdmin:   {needRead, needAudit, needAdmin, needRecording},
 	raftstore.ServiceRoleRead:    {needRead, needAudit},
-	raftstore.ServiceRoleAuditor: {needAudit},
+	raftstore.ServiceRoleAuditor: {needAudit, needRecording},
 }
 
 // reaches reports whether a token of scope may use a route that needs n.
@@ -92,6 +96,7 @@ func (s *Server) adminRoutes() []route {
 		{"POST /v1/bindings/revoke", needAdmin, true, s.revokeBindings},
 		{"GET /v1/sessions", needAudit, true, s.listSessions},
 		{"GET /v1/sessions/{id}", needAudit, true, s.getSession},
+		{"GET /v1/sessions/{id}/recording", needRecording, true, s.getSessionRecording},
 		{"POST /v1/sessions/{id}/kill", needAdmin, true, s.killSession},
 		{"GET /v1/audit", needAudit, true, s.listAudit},
 		{"GET /v1/audit/verify", needAudit, true, s.verifyAudit},

@@ -105,6 +105,9 @@ type Server struct {
 	touchWG sync.WaitGroup
 	// patterns lists every route registered (Patterns).
 	patterns []string
+	// recordings reads and receives session recordings (recordings.go);
+	// nil until SetRecordings.
+	recordings Recordings
 	// agentWaiting, when set, is called each time an agent's state request
 	// has read the state and is about to wait for a change: a write after
 	// it wakes the request. nil in production; tests wait on it.

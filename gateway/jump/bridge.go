@@ -9,6 +9,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rampart-ssh/rampart/gateway/jump/sftpwatch"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -257,6 +258,9 @@ type pair struct {
 	// output is not passed on while the session ends.
 	recBroken, dropOutput bool
 	recFirst              bool // the connection's first recording (the session record names it)
+	// sftp reads the file operations of an sftp subsystem channel from
+	// its two streams (nil on other channels).
+	sftp atomic.Pointer[sftpwatch.Watcher]
 }
 
 // pipe relays data, stderr and requests both ways, and closes each side in
@@ -271,6 +275,9 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 		delete(b.pairs, p)
 		b.mu.Unlock()
 		p.closeRecording()
+		if w := p.sftp.Load(); w != nil {
+			w.End()
+		}
 	}()
 
 	// The person gets EOF once both of the target's streams have ended:
@@ -298,13 +305,15 @@ func (b *bridge) pipe(p *pair, creqs, treqs <-chan *gossh.Request) {
 		fromTarget.Add(1)
 		go func() {
 			defer streamEnded()
-			n, _ := relay(p.person.Stderr(), &activityReader{r: p.target.Stderr(), s: p.s})
+			// Recorded too: an exec session's stderr is part of what it
+			// showed (a pty session's comes on stdout).
+			n, _ := relay(p.person.Stderr(), &recordingReader{r: p.target.Stderr(), s: p.s, p: p})
 			b.out.Add(n)
 		}()
 	}
 	go func() {
 		defer streamEnded()
-		n, _ := relay(p.person, &recordingReader{r: p.target, s: p.s, p: p})
+		n, _ := relay(p.person, &recordingReader{r: p.target, s: p.s, p: p, stdout: true})
 		b.out.Add(n)
 	}()
 	go func() {
@@ -437,8 +446,15 @@ func (p *pair) personRequest(r *gossh.Request) {
 		if !pass {
 			s.event("forward.refused", "kind", "agent")
 		}
-	case "pty-req":
-		if err := p.startRecording(r.Payload); err != nil {
+	case "pty-req", "exec":
+		start := func() error { return p.startRecording(r.Payload) }
+		if r.Type == "exec" {
+			var e struct{ Command string }
+			_ = gossh.Unmarshal(r.Payload, &e)
+			s.event("session.exec", "command", raftstore.BoundText(e.Command, maxAuditCommand))
+			start = func() error { return p.startExecRecording(raftstore.BoundText(e.Command, maxAuditCommand)) }
+		}
+		if err := start(); err != nil {
 			// The reason, and no refusal: OpenSSH quits as soon as an
 			// explicitly requested pty (-t) is refused, without printing
 			// what came before it. The connection closes at once instead
@@ -453,14 +469,14 @@ func (p *pair) personRequest(r *gossh.Request) {
 		if gossh.Unmarshal(r.Payload, &wc) == nil {
 			p.resize(int(wc.W), int(wc.H))
 		}
-	case "exec":
-		var e struct{ Command string }
-		_ = gossh.Unmarshal(r.Payload, &e)
-		s.event("session.exec", "command", raftstore.BoundText(e.Command, maxAuditCommand))
 	case "subsystem":
 		var e struct{ Name string }
 		_ = gossh.Unmarshal(r.Payload, &e)
 		s.event("session.subsystem", "subsystem", raftstore.ClientText(e.Name))
+		if e.Name == "sftp" && pass {
+			// Watched from its first byte: the request goes on below.
+			p.sftp.CompareAndSwap(nil, sftpwatch.New(func(typ string, kv ...string) { s.event(typ, kv...) }))
+		}
 	case "shell":
 		s.event("session.shell")
 	}

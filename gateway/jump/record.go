@@ -77,16 +77,27 @@ func (p *pair) startRecording(payload []byte) error {
 		Modes        string
 	}
 	_ = gossh.Unmarshal(payload, &pty)
+	return p.beginRecording(RecordingSpec{Width: int(pty.W), Height: int(pty.H), Term: pty.Term})
+}
+
+// startExecRecording begins recording an exec session without a terminal
+// (one with a pty is recorded from its pty request): its stdout and stderr
+// as output, the command in the header.
+func (p *pair) startExecRecording(command string) error {
+	return p.beginRecording(RecordingSpec{Command: command})
+}
+
+func (p *pair) beginRecording(spec RecordingSpec) error {
 	s := p.s
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s.record == nil || !s.settings.Recording || p.rec != nil || p.recBroken {
 		return nil
 	}
-	name := s.recordingName()
-	p.recFirst = name == s.id
-	rec, err := s.record(RecordingSpec{Name: name, Width: int(pty.W), Height: int(pty.H), Term: pty.Term,
-		RecordInput: s.settings.RecordInput, FailOpen: s.failOpen(), Failed: p.recordingBroke})
+	spec.Name, spec.Session = s.recordingName(), s.id
+	p.recFirst = spec.Name == s.id
+	spec.RecordInput, spec.FailOpen, spec.Failed = s.settings.RecordInput, s.failOpen(), p.recordingBroke
+	rec, err := s.record(spec)
 	if err != nil {
 		if s.recordingFailed(err, true) {
 			return err
@@ -192,33 +203,23 @@ func (p *pair) recordInput(b []byte) {
 	}
 }
 
-// recordingReader reads the target's output and records it.
+// recordingReader reads the target's output (stdout, or stderr) and
+// records it; stdout also feeds an sftp channel's watcher.
 type recordingReader struct {
-	r io.Reader
-	s *session
-	p *pair
+	r      io.Reader
+	s      *session
+	p      *pair
+	stdout bool
 }
 
 func (rr *recordingReader) Read(b []byte) (int, error) {
 	n, err := rr.r.Read(b)
 	if n > 0 {
 		rr.s.touch()
+		if w := rr.p.sftp.Load(); w != nil && rr.stdout {
+			w.Server(b[:n])
+		}
 		n = rr.p.recordOutput(b[:n])
-	}
-	return n, err
-}
-
-// activityReader marks the connection active whenever data arrives (the
-// target's stderr: a build reporting progress there is not idle).
-type activityReader struct {
-	r io.Reader
-	s *session
-}
-
-func (ar *activityReader) Read(p []byte) (int, error) {
-	n, err := ar.r.Read(p)
-	if n > 0 {
-		ar.s.touch()
 	}
 	return n, err
 }
@@ -234,6 +235,9 @@ func (ir *inputReader) Read(b []byte) (int, error) {
 	n, err := ir.r.Read(b)
 	if n > 0 {
 		ir.s.touch()
+		if w := ir.p.sftp.Load(); w != nil {
+			w.Client(b[:n])
+		}
 		ir.p.recordInput(b[:n])
 	}
 	return n, err

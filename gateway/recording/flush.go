@@ -83,6 +83,9 @@ func (r *Recorder) writeOut(p []byte) error {
 
 // account adds bytes now in the file to the digest and the counts.
 func (r *Recorder) account(p []byte) {
+	if r.tee != nil && len(p) > 0 {
+		r.tee(p)
+	}
 	r.sum.Write(p)
 	r.written += int64(len(p))
 	r.lines += bytes.Count(p, []byte{'\n'})

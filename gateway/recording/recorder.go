@@ -27,6 +27,9 @@ var (
 	ErrClosed = errors.New("recording closed")
 	// ErrBadRecording: the input is not an asciicast v2 recording.
 	ErrBadRecording = errors.New("not an asciicast v2 recording")
+	// ErrDigestMismatch: a copy of a recording does not hash to the SHA-256
+	// the cluster recorded for it.
+	ErrDigestMismatch = errors.New("the recording does not match its recorded SHA-256")
 )
 
 // Policy says what a recording failure does to the session.
@@ -68,6 +71,9 @@ type Config struct {
 	Term, Shell string
 	// Title goes into the header (omitted when empty).
 	Title string
+	// Command goes into the header: the command of an exec session
+	// (omitted when empty).
+	Command string
 	// RecordInput records what the person types as "i" events. Off, Input
 	// and InputWriter discard everything.
 	RecordInput bool
@@ -99,6 +105,11 @@ type Config struct {
 	// FreeSpace measures the recordings disk's free bytes; nil means
 	// FreeSpace(Dir).
 	FreeSpace func() (uint64, error)
+	// Tee, if not nil, is given every run of bytes once the file has taken
+	// it, in file order, so a copy elsewhere (a live replica on another
+	// node) is the file byte for byte. It runs with the recorder's write
+	// lock held: it must not block, and must copy p.
+	Tee func(p []byte)
 }
 
 // Summary describes a closed recording: what goes into the session record.
@@ -154,6 +165,7 @@ type Recorder struct {
 	maxBytes    int64
 	minFree     uint64
 	freeSpace   func() (uint64, error)
+	tee         func(p []byte)
 
 	// flushMu serialises writes to the file and guards the fields below it.
 	// Lock order: flushMu before mu; neither is held while calling OnError.
@@ -228,6 +240,7 @@ func newRecorder(cfg Config, open openFunc) (*Recorder, error) {
 		maxBytes:    cfg.MaxBytes,
 		minFree:     cfg.MinFreeBytes,
 		freeSpace:   cfg.FreeSpace,
+		tee:         cfg.Tee,
 	}
 	if r.freeSpace == nil {
 		dir := cfg.Dir
@@ -289,7 +302,7 @@ func (r *Recorder) create(cfg Config, open openFunc) error {
 }
 
 func newHeader(cfg Config, start time.Time) Header {
-	h := Header{Version: 2, Width: cfg.Width, Height: cfg.Height, Timestamp: start.Unix(), Title: cfg.Title}
+	h := Header{Version: 2, Width: cfg.Width, Height: cfg.Height, Timestamp: start.Unix(), Title: cfg.Title, Command: cfg.Command}
 	env := map[string]string{}
 	if cfg.Term != "" {
 		env["TERM"] = cfg.Term

@@ -20,6 +20,9 @@ type Header struct {
 	Timestamp int64             `json:"timestamp,omitempty"`
 	Env       map[string]string `json:"env,omitempty"`
 	Title     string            `json:"title,omitempty"`
+	// Command is the exec request's command of a session without a
+	// terminal (asciicast v2's "command").
+	Command string `json:"command,omitempty"`
 }
 
 // Event is one event line.

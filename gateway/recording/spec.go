@@ -6,10 +6,16 @@ type Spec struct {
 	// Name names the recording: the session id for a connection's first,
 	// then "<id>-2", "<id>-3", ... for further pty channels on it.
 	Name string
+	// Session is the session's id ("" means Name).
+	Session string
 	// Width and Height are the terminal's size and Term its type, from
 	// the pty request.
 	Width, Height int
 	Term          string
+	// Command is the exec request's command when the session has no
+	// terminal: its stdout and stderr are recorded, and the command goes
+	// into the header.
+	Command string
 	// RecordInput: the project records what the person types.
 	RecordInput bool
 	// FailOpen is the project's failure policy (gateway/jump decides it): a

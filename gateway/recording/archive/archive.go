@@ -24,6 +24,7 @@ import (
 
 	"github.com/rampart-ssh/rampart/api"
 	"github.com/rampart-ssh/rampart/gateway/recording"
+	"github.com/rampart-ssh/rampart/gateway/recording/replica"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	// none); see recording.Config.
 	MaxBytes     int64
 	MinFreeBytes uint64
+	// Replicas copies recordings to other nodes and finds copies anywhere
+	// in the cluster; nil: recordings stay on this node.
+	Replicas *replica.Replicator
 }
 
 // Archive holds this node's recordings and reaches the other nodes'. The
@@ -64,28 +68,50 @@ func New(cfg Config) *Archive { return &Archive{cfg: cfg} }
 // Spec is what to record (recording.Spec).
 type Spec = recording.Spec
 
-// Start begins an asciicast v2 recording of a pty session.
+// liveFlushInterval is how often a recording's buffered events reach its
+// file, and so its live copy on another node: what losing the node
+// mid-session may lose.
+const liveFlushInterval = 250 * time.Millisecond
+
+// Start begins an asciicast v2 recording of a pty or exec session, and its
+// live copy on another node.
 func (a *Archive) Start(spec Spec) (*Recording, error) {
 	policy := recording.FailClosed
 	if spec.FailOpen {
 		policy = recording.FailOpen
 	}
+	session := spec.Session
+	if session == "" {
+		session = spec.Name
+	}
+	var live *replica.Live
+	var tee func([]byte)
+	if a.cfg.Replicas != nil {
+		if live = a.cfg.Replicas.Live(spec.Name, session); live != nil {
+			tee = live.Write
+		}
+	}
 	rec, err := recording.New(recording.Config{
-		Dir: a.cfg.Dir, SessionID: spec.Name, Width: spec.Width, Height: spec.Height, Term: spec.Term,
+		Dir: a.cfg.Dir, SessionID: spec.Name, Width: spec.Width, Height: spec.Height, Term: spec.Term, Command: spec.Command,
 		Title: "rampart session " + spec.Name, RecordInput: spec.RecordInput, Policy: policy,
 		OnError: spec.Failed, MaxBytes: a.cfg.MaxBytes, MinFreeBytes: a.cfg.MinFreeBytes,
+		FlushInterval: liveFlushInterval, Tee: tee,
 	})
 	if err != nil {
+		live.Abort()
 		return nil, err
 	}
-	return &Recording{r: rec, base: a.cfg.Dir}, nil
+	return &Recording{r: rec, base: a.cfg.Dir, name: spec.Name, session: session, live: live, replicas: a.cfg.Replicas}, nil
 }
 
 // Recording is one running recording. Close says where it is, relative to
 // the recordings directory, and its SHA-256.
 type Recording struct {
-	r    *recording.Recorder
-	base string
+	r             *recording.Recorder
+	base          string
+	name, session string
+	live          *replica.Live
+	replicas      *replica.Replicator
 }
 
 func (a *Recording) Output(p []byte) error { return a.r.Output(p) }
@@ -93,13 +119,21 @@ func (a *Recording) Input(p []byte) error  { return a.r.Input(p) }
 func (a *Recording) Resize(w, h int) error { return a.r.Resize(w, h) }
 
 // Close ends the recording: its SHA-256, its path relative to the
-// recordings directory ("" without a file), and the recorder's error.
+// recordings directory ("" without a file), and the recorder's error. A
+// recording with a file is then replicated (in the background): its live
+// copy is finished, and more pushed until the configured number of nodes
+// hold it.
 func (a *Recording) Close() (sha256, path string, err error) {
 	sum, err := a.r.Close()
 	rel, rerr := filepath.Rel(a.base, sum.Path)
 	if rerr != nil || sum.Path == "" {
 		rel = ""
 	}
+	if rel == "" || sum.SHA256 == "" || a.replicas == nil {
+		a.live.Abort()
+		return sum.SHA256, rel, err
+	}
+	a.replicas.AfterClose(replica.Closed{Name: a.name, Session: a.session, Path: rel, SHA256: sum.SHA256, Bytes: sum.Bytes, Live: a.live})
 	return sum.SHA256, rel, err
 }
 
@@ -140,8 +174,13 @@ func (a *Archive) OpenLocal(s *raftstore.Session) (io.ReadCloser, error) {
 	return f, nil
 }
 
-// Open returns a session's recording from whichever node holds it.
+// Open returns a session's recording from whichever node holds a copy
+// that matches what the cluster recorded for it (replica.Replicator.Open);
+// without replicas, from the node that carried it.
 func (a *Archive) Open(ctx context.Context, s *raftstore.Session) (io.ReadCloser, error) {
+	if a.cfg.Replicas != nil {
+		return a.cfg.Replicas.Open(ctx, s, s.ID)
+	}
 	if s.Node == a.cfg.NodeID {
 		return a.OpenLocal(s)
 	}
@@ -153,6 +192,30 @@ func (a *Archive) Open(ctx context.Context, s *raftstore.Session) (io.ReadCloser
 		return nil, fmt.Errorf("node %s is no longer a member of the cluster; its recordings are on its own disk", s.Node)
 	}
 	return a.fetch(ctx, s.Node, node.APIAddr, s.ID)
+}
+
+// OpenVerified is Open for the API: the checked copy and whose it is.
+func (a *Archive) OpenVerified(ctx context.Context, s *raftstore.Session) (*replica.Copy, error) {
+	if a.cfg.Replicas == nil {
+		return nil, replica.ErrNoCopy
+	}
+	return a.cfg.Replicas.Open(ctx, s, s.ID)
+}
+
+// OpenHeld opens this node's copy h (replica.Replicator.OpenHeld).
+func (a *Archive) OpenHeld(h raftstore.RecordingHolder) (io.ReadCloser, error) {
+	if a.cfg.Replicas == nil {
+		return nil, fmt.Errorf("recording %s: %w", h.Name, os.ErrNotExist)
+	}
+	return a.cfg.Replicas.OpenHeld(h)
+}
+
+// Receive takes a copy from another node (replica.Replicator.Receive).
+func (a *Archive) Receive(ctx context.Context, from, name, session string, body io.Reader, trailer func() string) (*replica.Received, error) {
+	if a.cfg.Replicas == nil {
+		return nil, errors.New("this node keeps no copies of other nodes' recordings")
+	}
+	return a.cfg.Replicas.Receive(ctx, from, name, session, body, trailer)
 }
 
 // fetch asks node nodeID at apiAddr for a recording. The server must present
