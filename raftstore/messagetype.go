@@ -85,4 +85,7 @@ const (
 	ServiceTokenTouchType MessageType = 38
 	// An open keyless connection holding its person's IdP session (idpsessions.go).
 	IdPSessionHoldType MessageType = 39
+	// The console's share links (consoleshares.go).
+	ConsoleShareCreateType MessageType = 65
+	ConsoleShareRevokeType MessageType = 66
 )

@@ -51,6 +51,8 @@ var skippable = map[MessageType]bool{
 	SCIMGroupPutType:       false, // SCIM group membership drives grants
 	ServiceTokenTouchType:  true,  // LastUsedAt only; the token's next use repairs it
 	IdPSessionHoldType:     false, // an open keyless connection keeps its person re-validated
+	ConsoleShareCreateType: false, // a share link opens a recording only with its record
+	ConsoleShareRevokeType: false, // a revoked link must open nothing, on every node
 }
 
 // TestIgnoreUnknownRule checks the rule for every registered command: each

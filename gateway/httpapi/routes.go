@@ -94,6 +94,7 @@ func (s *Server) adminRoutes() []route {
 		{"GET /v1/sessions/{id}", needAudit, true, s.getSession},
 		{"POST /v1/sessions/{id}/kill", needAdmin, true, s.killSession},
 		{"GET /v1/audit", needAudit, true, s.listAudit},
+		{"GET /v1/search", needAudit, true, s.search},
 		{"GET /v1/audit/verify", needAudit, true, s.verifyAudit},
 		{"GET /v1/ca/keys", needRead, true, s.listCAKeys},
 		{"GET /v1/service-tokens", needAdmin, true, s.listServiceTokens},

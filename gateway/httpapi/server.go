@@ -108,6 +108,8 @@ type Server struct {
 	// has read the state and is about to wait for a change: a write after
 	// it wakes the request. nil in production; tests wait on it.
 	agentWaiting func()
+	// searcher answers GET /v1/search (search.go).
+	searcher Searcher
 }
 
 // SetControl sets the service the admin endpoints' changes go through. New
