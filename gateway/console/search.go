@@ -65,7 +65,8 @@ func indexMapping() mapping.IndexMapping {
 	dm := bleve.NewDocumentMapping()
 	text := bleve.NewTextFieldMapping()
 	text.Analyzer = "standard"
-	text.Store, text.IncludeTermVectors, text.IncludeInAll = false, false, false
+	// Term vectors hold the positions a phrase query needs.
+	text.Store, text.IncludeTermVectors, text.IncludeInAll = false, true, false
 	dm.AddFieldMappingsAt("text", text)
 	for _, f := range []string{"user", "server", "project"} {
 		kw := bleve.NewKeywordFieldMapping()

@@ -18,6 +18,7 @@
     opts.poster = "npt:" + start;
   }
   var player = window.AsciinemaPlayer.create(el.dataset.cast, el, opts);
+  el.rampartPlayer = player; // for tests and the hit links
   el.dataset.ready = "1";
   document.querySelectorAll("#hits a[data-offset]").forEach(function (a) {
     a.addEventListener("click", function (ev) {
