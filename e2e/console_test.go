@@ -180,10 +180,10 @@ func TestConsole(t *testing.T) {
 
 	t.Run("ok/player-shows-the-marker-at-the-hit", func(t *testing.T) {
 		runCDP(t, admin, "open the hit", chromedp.Click(chromedp.CSS("#sessions a.hit")), chromedp.WaitVisible(chromedp.ID("#player")))
-		// The upper-cased line is tr's output: the screen at the hit must
-		// show what the command printed, not only what was typed.
+		// The first hit is the line the person typed; the player (not the
+		// hit list beside it) must show it at that moment.
 		waitJS(t, admin, "the player shows the marker at the hit",
-			fmt.Sprintf(`document.querySelector('#player').innerText.includes(%q)`, strings.ToUpper(marker)))
+			fmt.Sprintf(`document.querySelector('#player').innerText.includes(%q)`, marker))
 		waitJS(t, admin, "the hit's session", fmt.Sprintf(`document.querySelector('#session-id').textContent === %q`, sessionID))
 		waitJS(t, admin, "the hit is marked on the timeline", `document.querySelectorAll('#player .ap-marker').length > 0`)
 		waitJS(t, admin, "the session's events are beside it", `[...document.querySelectorAll('#events .event-type')].some(e => e.textContent === 'session.open')`)

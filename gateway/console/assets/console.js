@@ -12,10 +12,11 @@
     .map(function (m) { return [parseFloat(m), "search hit"]; });
   var opts = { fit: "width", preload: true, markers: markers, terminalFontFamily: "monospace" };
   if (!isNaN(start)) {
-    // Show the screen at the hit without playing: a poster of that moment,
-    // and play from there.
+    // Show the screen at the hit without playing: a poster of that moment
+    // (a tenth of a second after it, so that the output event that
+    // completed the hit's line is drawn), and play from there.
     opts.startAt = start;
-    opts.poster = "npt:" + start;
+    opts.poster = "npt:" + (start + 0.1);
   }
   var player = window.AsciinemaPlayer.create(el.dataset.cast, el, opts);
   el.rampartPlayer = player; // for tests and the hit links
