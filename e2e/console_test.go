@@ -97,7 +97,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	if dir == "" {
 		return
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	fatalIf(t, err, "screenshot "+name)
 	fatalIf(t, os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644))
 }
