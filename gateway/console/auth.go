@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -146,9 +145,6 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, oc.AuthCodeURL(si.state, oauth2.S256ChallengeOption(si.verifier), oidc.Nonce(si.nonce)), http.StatusSeeOther)
 }
-
-// errRefused: the person is not in the auditor or admin group.
-var errRefused = errors.New("not in the console's groups")
 
 // callback is GET /console/callback: check state, exchange the code with
 // the verifier, verify the ID token and nonce, check the groups, start a
