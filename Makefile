@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: build test unit e2e dev bench lint clean packages
+.PHONY: build test unit e2e dev bench lint clean packages console-player
 
 build:
 	$(GO) build -o $(BIN)/rampartd ./cmd/rampartd
@@ -56,6 +56,11 @@ packages:
 	for pkg in rampartd rampart-agent; do for fmt in deb rpm; do \
 	  PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) $(GO) tool nfpm package --config packaging/$$pkg.nfpm.yaml --packager $$fmt --target $(DIST)/ || exit 1; \
 	done; done
+
+# The console's asciinema-player (gateway/console/assets), rebuilt from npm at
+# the version gateway/console/player/package-lock.json pins.
+console-player:
+	gateway/console/player/build.sh
 
 clean:
 	rm -rf $(BIN) $(DIST) e2e.out

@@ -62,6 +62,27 @@ type Config struct {
 	SCIM SCIM `mapstructure:"scim"`
 	// AuditExport ships the audit log to SIEMs (docs/audit-export.md).
 	AuditExport AuditExport `mapstructure:"audit_export"`
+	// Console is the auditor's web console (gateway/console).
+	Console Console `mapstructure:"console"`
+}
+
+// Console configures the web console at https://<api>/console/. It signs
+// people in with the oidc issuer (authorization code + PKCE).
+type Console struct {
+	Enabled bool `mapstructure:"enabled"`
+	// ClientID and ClientSecret are the console's OAuth client; empty
+	// ClientID means oidc.client_id and oidc.client_secret. An empty secret
+	// makes it a public client.
+	ClientID     string `mapstructure:"client_id"`
+	ClientSecret string `mapstructure:"client_secret"`
+	// RedirectURL is the callback the IdP knows; empty means
+	// https://<advertise.api>/console/callback.
+	RedirectURL string `mapstructure:"redirect_url"`
+	// AuditorGroup may read sessions, recordings and audit; oidc.admin_group
+	// may also end live sessions.
+	AuditorGroup string `mapstructure:"auditor_group"`
+	// IdleTimeout ends a console session unused for that long.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 }
 
 // AuditExport configures the cluster's audit exporter: the raft leader ships
@@ -455,6 +476,12 @@ var defaults = map[string]any{
 	"audit_export.batch_size":             auditexport.DefaultBatchSize,
 	"audit_export.retry_min":              auditexport.DefaultRetryMin.String(),
 	"audit_export.retry_max":              auditexport.DefaultRetryMax.String(),
+	"console.enabled":                     true,
+	"console.client_id":                   "",
+	"console.client_secret":               "",
+	"console.redirect_url":                "",
+	"console.auditor_group":               "rampart-auditors",
+	"console.idle_timeout":                "30m",
 }
 
 // devDefaults replace some defaults when --dev is given.
@@ -641,6 +668,19 @@ func (c *Config) problems() []string {
 	if c.OIDC.Issuer != "" {
 		if u, err := url.Parse(c.OIDC.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 			bad("oidc.issuer %q: must be the identity provider's http(s) URL, such as https://idp.example.com/realms/main", c.OIDC.Issuer)
+		}
+	}
+	if c.Console.Enabled {
+		if c.Console.IdleTimeout < time.Minute || c.Console.IdleTimeout > 24*time.Hour {
+			bad("console.idle_timeout %s: must be between 1m and 24h", c.Console.IdleTimeout)
+		}
+		if c.Console.AuditorGroup == "" {
+			bad("console.auditor_group: name the IdP group whose members may use the console")
+		}
+		if u := c.Console.RedirectURL; u != "" {
+			if pu, err := url.Parse(u); err != nil || pu.Scheme != "https" || pu.Host == "" || pu.Path != "/console/callback" {
+				bad("console.redirect_url %q: must be https://<this node's API address>/console/callback", u)
+			}
 		}
 	}
 	if c.OIDC.OfflineAccessMode() == "" {

@@ -21,6 +21,7 @@ import (
 
 // startDevIdP starts the embedded development identity provider.
 func (n *Node) startDevIdP(ctx context.Context) error {
+	n.devIdPWithConsole()
 	cfg := n.cfg.DevIdP.Config
 	cfg.AllowNonLoopback = cfg.AllowNonLoopback || n.cfg.DevIdP.ForceNonLoopback
 	cfg.StateFile = n.dir.path("devidp-state.json")

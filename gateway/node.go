@@ -19,6 +19,7 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/auditlog"
 	"github.com/rampart-ssh/rampart/gateway/authority"
 	"github.com/rampart-ssh/rampart/gateway/ca"
+	"github.com/rampart-ssh/rampart/gateway/console"
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/gateway/enroll"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
@@ -45,6 +46,8 @@ type Node struct {
 	ssh    *frontdoor.Server
 	jump   *jump.Proxy
 	keys   *authority.Authority
+	// consoleIndex is the console's search index (console.go).
+	consoleIndex *console.Index
 	// bgCtx is cancelled by stopBackground.
 	bgCtx context.Context
 	audit *auditlog.Writer
@@ -183,6 +186,9 @@ func (n *Node) stop() error {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		errs = append(errs, n.api.Shutdown(sctx))
+	}
+	if n.consoleIndex != nil {
+		errs = append(errs, n.consoleIndex.Close())
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
@@ -416,6 +422,9 @@ func (n *Node) startAPI() error {
 		return fmt.Errorf("scim: %w", err)
 	}
 	n.api = handler.HTTPServer(n.tls.API, httpapi.DefaultTimeouts, slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn))
+	if n.api.Handler, err = n.startConsole(handler, n.api.Handler); err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
 	if n.cfg.Metrics.Listen == "" {
 		// metrics, healthz and readyz share the API's listener.
 		n.api.Handler = monitor.Route(n.cfg.Metrics.PathPrefix, n.monitorHandler(), n.api.Handler)

@@ -103,4 +103,7 @@ const (
 	// Which nodes hold a copy of each recording (recordingholders.go).
 	RecordingHolderPutType    MessageType = 48
 	RecordingHolderDeleteType MessageType = 49
+	// The console's share links (consoleshares.go).
+	ConsoleShareCreateType MessageType = 65
+	ConsoleShareRevokeType MessageType = 66
 )

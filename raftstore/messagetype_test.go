@@ -62,6 +62,8 @@ var skippable = map[MessageType]bool{
 	// find a copy, and no later write repeats it.
 	RecordingHolderPutType:    false,
 	RecordingHolderDeleteType: false,
+	ConsoleShareCreateType:    false, // a share link opens a recording only with its record
+	ConsoleShareRevokeType:    false, // a revoked link must open nothing, on every node
 }
 
 // TestIgnoreUnknownRule checks the rule for every registered command: each

@@ -84,6 +84,8 @@ func fillAllTables(t *testing.T, f *FSM) {
 		&CAUpsert{Record: testCA(t, "h1", CAHost, "", CAActive, 3), Now: testNow},
 		&CAUpsert{Record: testCA(t, "t1", CATLS, "", CAActive, 9), Now: testNow},
 		&ServiceTokenCreate{Token: testServiceToken("st1", "terraform", "secret"), Now: testNow},
+		&ConsoleShareCreate{Share: ConsoleShare{ID: "sh1", Session: "s1", CreatedBy: "alice", ExpiresAt: testNow.Add(time.Hour)}, Now: testNow},
+		&ConsoleShareRevoke{ID: "sh1", By: "alice", Now: testNow},
 		&ServiceTokenCreate{Token: modified(testServiceToken("st2", "ci", "other"), func(tk *ServiceToken) { tk.ExpiresAt = time.Time{} }), Now: testNow},
 		&AgentAppliedSet{ServerID: "i-1", Index: 7},
 		&AuditExportCursorSet{Sink: "siem", Seq: 2, Node: "n1", At: testNow},

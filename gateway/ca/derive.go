@@ -43,3 +43,14 @@ func (k *KEK) BackupKey() ([]byte, error) {
 	}
 	return key, nil
 }
+
+// ConsoleShareKey returns the key that signs the console's share links
+// (HMAC-SHA256, gateway/console): the same on every node of a cluster, so a
+// link made on one node opens on any.
+func (k *KEK) ConsoleShareKey() ([]byte, error) {
+	key, err := k.deriveKey("console-share-hmac", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive console share key: %w", err)
+	}
+	return key, nil
+}

@@ -35,14 +35,25 @@ func (c *client) AuthMethod() oidc.AuthMethod {
 	return oidc.AuthMethodNone
 }
 
-// ResponseTypes is empty: the authorization-code flow is not offered.
-func (c *client) ResponseTypes() []oidc.ResponseType { return nil }
-
-func (c *client) GrantTypes() []oidc.GrantType {
-	return []oidc.GrantType{oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken}
+// ResponseTypes: the authorization-code flow (with PKCE, authcode.go) for
+// clients that registered redirect URIs.
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	if len(c.Client.RedirectURIs) == 0 {
+		return nil
+	}
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
 
-func (c *client) LoginURL(string) string              { return "" }
+func (c *client) GrantTypes() []oidc.GrantType {
+	g := []oidc.GrantType{oidc.GrantTypeDeviceCode, oidc.GrantTypeRefreshToken}
+	if len(c.Client.RedirectURIs) > 0 {
+		g = append(g, oidc.GrantTypeCode)
+	}
+	return g
+}
+
+// LoginURL is where op sends the browser of an authorization request.
+func (c *client) LoginURL(id string) string           { return signinURL(id) }
 func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
 func (c *client) IDTokenLifetime() time.Duration      { return idTokenTTL }
 func (c *client) DevMode() bool                       { return false }

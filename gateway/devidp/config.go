@@ -57,14 +57,15 @@ type Config struct {
 	StateFile string `mapstructure:"-"`
 }
 
-// Client is an OAuth client allowed to use the device grant.
+// Client is an OAuth client allowed to use the device grant, and the
+// authorization-code grant when it has redirect URIs.
 type Client struct {
 	ID string `mapstructure:"id"`
 	// Secret makes the client confidential (HTTP Basic on the token
 	// endpoint); empty makes it public.
 	Secret string `mapstructure:"secret"`
-	// RedirectURIs are kept for a later authorization-code flow; they are
-	// validated but not used by the device grant.
+	// RedirectURIs are where the authorization-code flow (with PKCE) may
+	// send a browser back to; a client without any cannot use that flow.
 	RedirectURIs []string `mapstructure:"redirect_uris"`
 }
 

@@ -11,8 +11,7 @@
 // a developer deactivates or re-activates a dev user or changes their groups
 // as an IdP administrator would: a deactivated user's tokens are dropped and
 // their sign-ins and refreshes refused (invalid_grant), and a refreshed ID
-// token carries the user's current groups. The authorization-code flow is
-// not offered.
+// token carries the user's current groups.
 //
 // Claims are released by scope, as Dex and Okta do: "openid" gives sub (a
 // stable hash of the user name), "profile" gives name and the username

@@ -54,6 +54,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		SupportedScopes:       supportedScopes,
 		GrantTypeRefreshToken: true,
 		SupportedClaims:       supportedClaims(cfg.ClaimNames),
+		CodeMethodS256:        true,
 		DeviceAuthorization: op.DeviceAuthorizationConfig{
 			Lifetime:     cfg.DeviceCodeTTL,
 			PollInterval: cfg.PollInterval,
@@ -81,6 +82,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	mux.HandleFunc(loginPath, only(http.MethodPost, pg.login))
 	mux.HandleFunc(confirmPath, only(http.MethodPost, pg.confirm))
 	mux.HandleFunc(pollsPath, only(http.MethodGet, pg.polls))
+	callback := strings.TrimSuffix(cfg.Issuer, "/") + "/authorize/callback?id="
+	mux.HandleFunc(signinPath, pg.signin(func(_ context.Context, id string) string { return callback + url.QueryEscape(id) }))
 	users := &usersPage{store: store, log: logger, issuer: cfg.Issuer}
 	mux.HandleFunc(usersPath, users.serve)
 	// Everything else is the OpenID Provider: discovery, keys, device

@@ -62,6 +62,9 @@ type storage struct {
 	// configured ones.
 	deactivated map[string]bool
 	groups      map[string][]string
+	// authRequests are the authorization-code flow's requests, by id
+	// (authcode.go).
+	authRequests map[string]*authRequest
 }
 
 var (
@@ -90,17 +93,18 @@ func newStorage(cfg Config) (*storage, error) {
 		return nil, fmt.Errorf("devidp: generate signing key: %w", err)
 	}
 	s := &storage{
-		cfg:         cfg,
-		clients:     map[string]*client{},
-		users:       map[string]*user{},
-		bySub:       map[string]*user{},
-		key:         signingKey{id: randomToken(12), key: k},
-		deviceCodes: map[string]*deviceEntry{},
-		userCodes:   map[string]string{},
-		tokens:      map[string]*accessToken{},
-		refresh:     map[string]*refreshToken{},
-		deactivated: map[string]bool{},
-		groups:      map[string][]string{},
+		cfg:          cfg,
+		clients:      map[string]*client{},
+		users:        map[string]*user{},
+		bySub:        map[string]*user{},
+		key:          signingKey{id: randomToken(12), key: k},
+		deviceCodes:  map[string]*deviceEntry{},
+		userCodes:    map[string]string{},
+		tokens:       map[string]*accessToken{},
+		refresh:      map[string]*refreshToken{},
+		deactivated:  map[string]bool{},
+		groups:       map[string][]string{},
+		authRequests: map[string]*authRequest{},
 	}
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = &client{Client: c}
@@ -350,29 +354,6 @@ func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.
 func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
 	return nil, errors.New("JWT profile grant is not supported")
 }
-
-// --- authorization-code flow: not offered ---
-
-// errNoCodeFlow makes a fresh error each time: op may attach a parent.
-func errNoCodeFlow() *oidc.Error {
-	return oidc.ErrUnauthorizedClient().WithDescription("this development IdP offers only the device flow")
-}
-
-func (s *storage) CreateAuthRequest(context.Context, *oidc.AuthRequest, string) (op.AuthRequest, error) {
-	return nil, errNoCodeFlow()
-}
-
-func (s *storage) AuthRequestByID(context.Context, string) (op.AuthRequest, error) {
-	return nil, errNoCodeFlow()
-}
-
-func (s *storage) AuthRequestByCode(context.Context, string) (op.AuthRequest, error) {
-	return nil, oidc.ErrInvalidGrant().WithDescription("this development IdP offers only the device flow")
-}
-
-func (s *storage) SaveAuthCode(context.Context, string, string) error { return errNoCodeFlow() }
-
-func (s *storage) DeleteAuthRequest(context.Context, string) error { return nil }
 
 // --- keys ---
 

@@ -16,6 +16,12 @@ type pageData struct {
 	Scopes   []string
 	Username string
 	Approved bool
+	// RequestID is the authorization request a sign-in page is for.
+	RequestID string
+	// FormTargets are origins, besides the IdP's own, that a form on the
+	// page may end up at: an authorization request's redirect goes back to
+	// its client (browsers apply form-action to redirects too).
+	FormTargets []string
 }
 
 // The pages are plain HTML with inline style and no script, so the
@@ -93,7 +99,21 @@ const doneHTML = `{{define "kind"}}done{{end}}{{define "title"}}{{if .Approved}}
 <p id="decision" data-decision="denied">The sign-in was denied. Nothing was shared with {{.ClientID}}.</p>
 {{end}}{{end}}`
 
+const signinHTML = `{{define "kind"}}signin{{end}}{{define "title"}}Sign in{{end}}{{define "body"}}
+<h1>Sign in</h1>
+{{if .RequestID}}<p><b>{{.ClientID}}</b> is asking you to sign in.</p>
+<form method="post" action="/device/signin?id={{.RequestID}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<label for="username">Username</label>
+<input type="text" id="username" name="username" value="{{.Username}}" autocomplete="username" autofocus required>
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required>
+<button type="submit" id="signin">Sign in</button>
+</form>{{end}}
+{{end}}`
+
 var (
+	signinPage  = page(signinHTML)
 	layout      = template.Must(template.New("layout").Parse(layoutHTML))
 	codePage    = page(codeHTML)
 	loginPage   = page(loginHTML)
@@ -117,7 +137,11 @@ func render(w http.ResponseWriter, status int, t *template.Template, d pageData)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	formAction := "'self'"
+	for _, o := range d.FormTargets {
+		formAction += " " + o
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")

@@ -114,6 +114,8 @@ type Server struct {
 	agentWaiting func()
 	// clientSetup is what GET /v1/client/setup publishes (clientsetup.go).
 	clientSetup clientSetupConfig
+	// searcher answers GET /v1/search (search.go).
+	searcher Searcher
 }
 
 // SetControl sets the service the admin endpoints' changes go through. New

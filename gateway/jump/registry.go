@@ -2,11 +2,13 @@ package jump
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -128,6 +130,19 @@ const (
 	bindingRevokedReason = "the sign-in of your key was revoked"
 )
 
+// adminSaid is ": " and the reason an administrator gave for ending a
+// session (control.EndSession), or "" when they gave none.
+func adminSaid(st *raftstore.State, id string) string {
+	_, rec, err := st.SessionByID(nil, id)
+	if err != nil || rec == nil {
+		return ""
+	}
+	if _, said, ok := strings.Cut(rec.EndReason, control.EndReasonSep); ok && said != "" {
+		return ": " + said
+	}
+	return ""
+}
+
 // recheckDepth is how much a recheck looks at; each depth includes the
 // ones before it.
 type recheckDepth int
@@ -168,7 +183,7 @@ func (p *Proxy) recheck(depth recheckDepth) {
 			reason = bindingRevokedReason
 		}
 		if reason == "" && closed[s.id] {
-			reason = killedReason
+			reason = killedReason + adminSaid(st, s.id)
 		}
 		if reason != "" {
 			p.logger.Info("ending session", "session", s.id, "reason", reason)

@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/rampart-ssh/rampart/gateway/console"
+	"github.com/rampart-ssh/rampart/gateway/control"
+	"github.com/rampart-ssh/rampart/gateway/httpapi"
+)
+
+// consoleRedirectURL is the console's OIDC callback as the IdP knows it.
+func (n *Node) consoleRedirectURL() string {
+	if n.cfg.Console.RedirectURL != "" {
+		return n.cfg.Console.RedirectURL
+	}
+	return "https://" + n.advertise().API + "/console/callback"
+}
+
+// startConsole builds the web console and its search index, starts the
+// indexer, and returns the API handler with the console mounted at
+// /console/ (next).
+func (n *Node) startConsole(api *httpapi.Server, next http.Handler) (http.Handler, error) {
+	c := n.cfg.Console
+	if !c.Enabled {
+		return next, nil
+	}
+	idx, err := console.OpenIndex(n.dir.path("console-index"))
+	if err != nil {
+		return nil, err
+	}
+	n.consoleIndex = idx
+	api.SetSearch(idx)
+	key, err := n.kek.ConsoleShareKey()
+	if err != nil {
+		return nil, err
+	}
+	o := n.cfg.OIDC
+	clientID, secret := c.ClientID, c.ClientSecret
+	if clientID == "" {
+		clientID, secret = o.ClientID, o.ClientSecret
+	}
+	recs := n.recordingFiles()
+	go (&console.Indexer{Index: idx, State: n.store, Recordings: recs, Logger: n.logger}).Run(n.bgCtx)
+	web := console.New(console.Config{Issuer: o.Issuer, ClientID: clientID, ClientSecret: secret, RedirectURL: n.consoleRedirectURL(),
+		Scopes: o.Scopes, UsernameClaim: o.UsernameClaim, GroupsClaim: o.GroupsClaim, AuditorGroup: c.AuditorGroup, AdminGroup: o.AdminGroup,
+		IdleTimeout: c.IdleTimeout},
+		console.Deps{State: n.store, Applier: n.store, Recordings: recs, Auditor: control.StoreAuditor{Store: n.store, Now: n.now},
+			Killer: n.control, Search: idx, ShareKey: key, Logger: n.logger, Now: n.now})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/console" {
+			http.Redirect(w, r, console.Prefix, http.StatusMovedPermanently)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, console.Prefix) {
+			web.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}), nil
+}
+
+// devIdPWithConsole lets the dev IdP's client of oidc.client_id send
+// browsers back to this node's console (authorization code + PKCE), so the
+// console works in --dev with no more config.
+func (n *Node) devIdPWithConsole() {
+	if !n.cfg.Console.Enabled {
+		return
+	}
+	cb := n.consoleRedirectURL()
+	cl := slices.Clone(n.cfg.DevIdP.Config.Clients)
+	for i := range cl {
+		if cl[i].ID == n.cfg.OIDC.ClientID && !slices.Contains(cl[i].RedirectURIs, cb) {
+			cl[i].RedirectURIs = append(slices.Clone(cl[i].RedirectURIs), cb)
+		}
+	}
+	n.cfg.DevIdP.Config.Clients = cl
+}
