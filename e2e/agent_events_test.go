@@ -346,7 +346,7 @@ func TestAgentLoginEvents(t *testing.T) {
 			t.Errorf("event %s: server %q (%q), project %q, user %q", f["agent_seq"], f["server"], f["server_id"], f["project"], f["user"])
 		}
 		switch ev.Type {
-		case "ssh.login":
+		case "sshd_login.accept":
 			// What sshd logged for this login, and what the bastion minted.
 			a := accepted[acceptedSeen]
 			acceptedSeen++
@@ -359,7 +359,7 @@ func TestAgentLoginEvents(t *testing.T) {
 			if !sessions[f["session"]] {
 				t.Errorf("login %s: session %q has no session.open on web-1 in the audit log", f["agent_seq"], f["session"])
 			}
-		case "ssh.login_failed":
+		case "sshd_login.fail":
 			if f["source"] != clientIP || f["key_id"] != "mallory's own CA" || f["serial"] != "4242" ||
 				f["key_type"] != "ED25519-CERT" || !strings.Contains(f["reason"], "connection closed during authentication") || ev.Actor != "" {
 				t.Errorf("refused login %s: actor %q fields %v", f["agent_seq"], ev.Actor, f)

@@ -170,12 +170,12 @@ func (v *invocation) auditLsCmd() *cobra.Command {
 	}
 	ls.Flags().StringVar(&since, "since", "", "only events since then: 1h, 7d, or a time (RFC 3339)")
 	ls.Flags().StringVar(&user, "user", "", "only events by or about this user")
-	ls.Flags().StringVar(&typ, "type", "", "only events of this type, or under it (admin matches admin.users.disable)")
+	ls.Flags().StringVar(&typ, "type", "", "only events of this type, or under it (user matches user.disable)")
 	ls.Flags().StringVar(&server, "server", "", "only events about this server")
 	ls.Flags().IntVar(&limit, "limit", 100, "show at most the newest N (0: all)")
 	v.completeFlag(ls, "user", userNames)
 	v.completeFlag(ls, "server", serverNames)
-	v.completeFlag(ls, "type", fixed("admin", "login", "session"))
+	v.completeFlag(ls, "type", fixed("login", "session", "sshd_login", "user", "project", "server"))
 	return ls
 }
 

@@ -324,7 +324,7 @@ func (v *invocation) rotateCA(target string, step rotation.Step, alg string, yes
 	for i, c := range cmds {
 		if _, err := v.applyOnly(c); err != nil {
 			if i > 0 {
-				err = errors.Join(err, v.record(fields))
+				err = errors.Join(err, v.record(EventCARotate, fields))
 			}
 			return err
 		}
@@ -332,7 +332,7 @@ func (v *invocation) rotateCA(target string, step rotation.Step, alg string, yes
 		fields["ca_state"] = string(c.Record.State)
 		fields["fingerprint"] = caFingerprint(&c.Record)
 	}
-	if err := v.record(fields); err != nil {
+	if err := v.record(EventCARotate, fields); err != nil {
 		return err
 	}
 	_, after, err := v.sh.store.State().CAsFor(nil, kind, project)

@@ -127,7 +127,7 @@ func TestCARotateUserCA(t *testing.T) {
 	}
 	wantTrusted(t, h, "web", old, newKey)
 	ev := h.lastAudit()
-	if ev.Type != "admin.ca.rotate" || ev.Actor != "alice" || ev.Fields["step"] != "begin" || ev.Fields["ca"] != newKey.ID ||
+	if ev.Type != "ca.rotate" || ev.Actor != "alice" || ev.Fields["step"] != "begin" || ev.Fields["ca"] != newKey.ID ||
 		ev.Fields["project"] != "web" || ev.Fields["ca_kind"] != "user" || ev.Fields["ca_state"] != "next" {
 		t.Errorf("begin audit %+v", ev)
 	}
@@ -172,7 +172,7 @@ func TestCARotateUserCA(t *testing.T) {
 	wantTrusted(t, h, "web", newKey)
 	steps := []string{}
 	for _, e := range h.auditEvents() {
-		if e.Type == "admin.ca.rotate" {
+		if e.Type == "ca.rotate" {
 			steps = append(steps, e.Fields["step"])
 		}
 	}

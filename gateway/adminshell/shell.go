@@ -465,24 +465,23 @@ func (v *invocation) writeContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(v.ctx, v.sh.applyTimeout)
 }
 
-// record writes the audit event of the running command, after its change.
-func (v *invocation) record(fields map[string]string) error {
-	if err := v.audit(fields); err != nil {
+// record writes the audit event typ of the running command, after its
+// change.
+func (v *invocation) record(typ string, fields map[string]string) error {
+	if err := v.audit(typ, fields); err != nil {
 		v.sh.logger.Error("admin change not audited", "user", v.actor.Login, "command", v.path, "err", err)
 		return fmt.Errorf("the change was made, but its audit event could not be written: %w", err)
 	}
 	return nil
 }
 
-// audit writes the audit event of the running command: its type is the
-// command's path, its fields the command line, source and admin id, and
-// fields.
-func (v *invocation) audit(fields map[string]string) error {
+// audit writes the audit event typ of the running command: its fields are
+// the command line, source and admin id, and fields.
+func (v *invocation) audit(typ string, fields map[string]string) error {
 	f := v.auditContext()
 	for k, val := range fields {
 		f[k] = val
 	}
-	typ := "admin." + strings.ReplaceAll(v.path, " ", ".")
 	ev := raftstore.AuditEventInput{Time: v.sh.now().UTC(), Type: typ, Actor: v.actor.Login, Fields: f}
 	_, err := v.applyOnly(&raftstore.AuditAppend{Events: []raftstore.AuditEventInput{ev}})
 	return err

@@ -231,7 +231,7 @@ func TestDisabledUserWithBoundKey(t *testing.T) {
 	if again.prompted {
 		t.Fatal("a disabled user's key was offered a browser sign-in")
 	}
-	if !d.audit.has("login.refused") {
+	if !d.audit.has("login.refuse") {
 		t.Fatal("refusal not audited")
 	}
 	d.wantLogins(t, map[[2]string]float64{{"device_flow_bind", "ok"}: 1, {"bound_key", "refused"}: 1})
@@ -365,7 +365,7 @@ func TestAdminUserName(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "not an administrator") {
 		t.Fatalf("non-admin on the admin user: exit %d, %q", code, errOut)
 	}
-	if !d.audit.has("admin.refused bob") {
+	if !d.audit.has("admin_shell.refuse bob") {
 		t.Fatal("admin refusal not audited")
 	}
 	_, errOut, code = run(t, conn, "frobnicate")

@@ -188,11 +188,11 @@ func (b *bridge) channel(nc gossh.NewChannel) {
 		var d directTCPIP
 		_ = gossh.Unmarshal(nc.ExtraData(), &d)
 		if !s.AllowLocalForward {
-			b.s.event("forward.refused", "kind", "local", "destination", raftstore.ClientText(d.DestAddr))
+			b.s.event(EventForwardRefuse, "kind", "local", "destination", raftstore.ClientText(d.DestAddr))
 			_ = nc.Reject(gossh.Prohibited, "port forwarding is not allowed in project "+b.s.project)
 			return
 		}
-		b.s.event("forward.local", "destination", raftstore.ClientText(d.DestAddr), "port", itoa(int(d.DestPort)))
+		b.s.event(EventForwardOpen, "kind", "local", "destination", raftstore.ClientText(d.DestAddr), "port", itoa(int(d.DestPort)))
 	default:
 		_ = nc.Reject(gossh.UnknownChannelType, "channel type not supported through Rampart")
 		return
@@ -225,7 +225,7 @@ func (b *bridge) globalRequest(r *gossh.Request) {
 	switch r.Type {
 	case "tcpip-forward", "cancel-tcpip-forward":
 		if !b.s.settings.AllowRemoteForward {
-			b.s.event("forward.refused", "kind", "remote")
+			b.s.event(EventForwardRefuse, "kind", "remote")
 			_ = r.Reply(false, nil)
 			return
 		}
@@ -234,7 +234,7 @@ func (b *bridge) globalRequest(r *gossh.Request) {
 			ok = false
 		}
 		if ok && r.Type == "tcpip-forward" {
-			b.s.event("forward.remote")
+			b.s.event(EventForwardOpen, "kind", "remote")
 		}
 		_ = r.Reply(ok, payload)
 	default:
@@ -435,7 +435,7 @@ func (p *pair) personRequest(r *gossh.Request) {
 	case "auth-agent-req@openssh.com":
 		pass = p.session && s.settings.AllowAgentForward
 		if !pass {
-			s.event("forward.refused", "kind", "agent")
+			s.event(EventForwardRefuse, "kind", "agent")
 		}
 	case "pty-req":
 		if err := p.startRecording(r.Payload); err != nil {
@@ -456,13 +456,13 @@ func (p *pair) personRequest(r *gossh.Request) {
 	case "exec":
 		var e struct{ Command string }
 		_ = gossh.Unmarshal(r.Payload, &e)
-		s.event("session.exec", "command", raftstore.BoundText(e.Command, maxAuditCommand))
+		s.event(EventSessionExec, "command", raftstore.BoundText(e.Command, maxAuditCommand))
 	case "subsystem":
 		var e struct{ Name string }
 		_ = gossh.Unmarshal(r.Payload, &e)
-		s.event("session.subsystem", "subsystem", raftstore.ClientText(e.Name))
+		s.event(EventSessionSubsystem, "subsystem", raftstore.ClientText(e.Name))
 	case "shell":
-		s.event("session.shell")
+		s.event(EventSessionShell)
 	}
 	if !pass {
 		if r.WantReply {

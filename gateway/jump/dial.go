@@ -93,7 +93,7 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 			fp := gossh.FingerprintSHA256(k)
 			p.logger.Warn("target presented no host certificate; its host key pinned at enrollment matches",
 				"server", c.srv.Name, "project", c.srv.Project, "session", c.s.id, "fingerprint", fp, "refused", requireCert)
-			c.s.event("jump.host_key_fallback", "login", login, "key_type", k.Type(), "fingerprint", fp, "required", strconv.FormatBool(requireCert))
+			c.s.event(EventHostKeyFallBack, "login", login, "key_type", k.Type(), "fingerprint", fp, "required", strconv.FormatBool(requireCert))
 			if requireCert {
 				return ErrNoHostCert
 			}
