@@ -325,7 +325,7 @@ func TestAgentLoginEvents(t *testing.T) {
 	for _, ev := range events {
 		got = append(got, ev.Fields["agent_seq"]+" "+ev.Type)
 	}
-	want := []string{"1 ssh.login", "2 ssh.login_failed", "3 ssh.login", "4 ssh.login_failed", "5 ssh.login", "6 ssh.login_failed", "7 ssh.login_failed"}
+	want := []string{"1 sshd_login.accept", "2 sshd_login.fail", "3 sshd_login.accept", "4 sshd_login.fail", "5 sshd_login.accept", "6 sshd_login.fail", "7 sshd_login.fail"}
 	if strings.Join(got, ", ") != strings.Join(want, ", ") {
 		t.Fatalf("ssh events in the audit log: %s\nwant: %s", strings.Join(got, ", "), strings.Join(want, ", "))
 	}
@@ -333,10 +333,13 @@ func TestAgentLoginEvents(t *testing.T) {
 	if len(accepted) != 3 {
 		t.Fatalf("sshd logged %d accepted certificate logins, want 3:\n%s", len(accepted), tg.Log())
 	}
-	sessions := map[string]bool{}
+	// The session.open of each session names the certificate the node
+	// minted for it: the target's login event is tied to it by serial and
+	// key id, not only by the session id inside the key id.
+	sessions := map[string]map[string]string{}
 	for _, s := range auditOf(t, e, "session.open") {
 		if s.Fields["server"] == "web-1" {
-			sessions[s.Fields["session"]] = true
+			sessions[s.Fields["session"]] = s.Fields
 		}
 	}
 	var acceptedSeen int
@@ -356,8 +359,10 @@ func TestAgentLoginEvents(t *testing.T) {
 			if !strings.HasPrefix(f["key_id"], "rampart user="+ev.Actor+" session="+f["session"]+" server=web-1 ") || ev.Actor == "" {
 				t.Errorf("login %s: actor %q session %q do not match key id %q", f["agent_seq"], ev.Actor, f["session"], f["key_id"])
 			}
-			if !sessions[f["session"]] {
+			if open := sessions[f["session"]]; open == nil {
 				t.Errorf("login %s: session %q has no session.open on web-1 in the audit log", f["agent_seq"], f["session"])
+			} else if open["serial"] != f["serial"] || open["key_id"] != f["key_id"] {
+				t.Errorf("login %s: sshd saw certificate %s %q; session.open of %s names %s %q", f["agent_seq"], f["serial"], f["key_id"], f["session"], open["serial"], open["key_id"])
 			}
 		case "sshd_login.fail":
 			if f["source"] != clientIP || f["key_id"] != "mallory's own CA" || f["serial"] != "4242" ||

@@ -57,6 +57,8 @@ type Config struct {
 	API API `mapstructure:"api"`
 	// SCIM bounds the SCIM service.
 	SCIM SCIM `mapstructure:"scim"`
+	// Audit bounds the audit log's spill and retention (config_audit.go).
+	Audit Audit `mapstructure:"audit"`
 }
 
 // API holds the HTTPS API's per-token limits (docs/api.md, "Limits").
@@ -692,6 +694,7 @@ func (c *Config) problems() []string {
 			bad("jump.egress_addrs: %q is not a specific IP address", a)
 		}
 	}
+	errs = append(errs, c.Audit.problems()...)
 	errs = append(errs, c.listenerCollisions()...)
 	return errs
 }

@@ -116,7 +116,11 @@ func (n *Node) start(ctx context.Context) error {
 	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = auditlog.New(n.store, n.logger)
 	n.audit.SetMetrics(n.metrics.audit)
-	go n.audit.Run(bg)
+	spillErr := n.audit.SetSpill(n.dir.path("audit-spill"), n.cfg.Audit.SpillMaxBytes)
+	go n.audit.Run(bg) // stop waits for it, also when the spill failed
+	if spillErr != nil {
+		return spillErr
+	}
 	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
 	go n.newNodeCertRenewer().Run(bg)
 	n.control = control.New(control.Deps{Store: n.store, Members: n.store, Cluster: adminCluster{n}, Snapshots: n.store, BackupKey: backupKey,

@@ -285,7 +285,7 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 	defer target.Close()
 
 	s := c.s
-	s.event(EventSessionOpen, "login", login)
+	s.event(EventSessionOpen, "login", login, "serial", strconv.FormatUint(target.certSerial, 10), "key_id", target.certKeyID)
 	s.logger.Info("session opened", "user", s.actor, "login", login, "server", s.server, "session", s.id)
 	openCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if _, err := c.p.store.Apply(openCtx, &raftstore.SessionOpen{Session: raftstore.Session{
