@@ -194,7 +194,7 @@ func TestAdminShellOpenSSH(t *testing.T) {
 	})
 
 	t.Run("ok/audit-tail-json", func(t *testing.T) {
-		out := e.mustAdmin(t, "audit", "tail", "-n", "2", "--type", "admin.projects", "--json")
+		out := e.mustAdmin(t, "audit", "tail", "-n", "2", "--type", "project", "--json")
 		sc := bufio.NewScanner(strings.NewReader(out))
 		var types, actors []string
 		for sc.Scan() {
@@ -209,7 +209,7 @@ func TestAdminShellOpenSSH(t *testing.T) {
 		// The setup's project, created through the API with the bootstrap
 		// token, then the shell's.
 		if !slices.Equal(types, []string{"project.create", "project.create"}) || !slices.Equal(actors, []string{"api:bootstrap", "alice"}) {
-			t.Errorf("audit tail -n 2 --type admin.projects --json: %v by %v\n%s", types, actors, out)
+			t.Errorf("audit tail -n 2 --type project --json: %v by %v\n%s", types, actors, out)
 		}
 	})
 

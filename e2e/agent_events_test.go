@@ -271,8 +271,8 @@ func TestAgentLoginEvents(t *testing.T) {
 	login("first login")
 	refusedLogin(t, mallory, clientIP, tg.IP())
 	fatalIf(t, waitFor(waitLong, func() error {
-		if n := len(auditOf(t, e, "ssh")); n != 2 {
-			return fmt.Errorf("%d ssh events in the audit log, want 2", n)
+		if n := len(auditOf(t, e, "sshd_login")); n != 2 {
+			return fmt.Errorf("%d sshd_login events in the audit log, want 2", n)
 		}
 		return nil
 	}), "the first logins reach the audit log")
@@ -301,8 +301,8 @@ func TestAgentLoginEvents(t *testing.T) {
 	spooled(ag, 7)
 	fatalIf(t, e.node.Start("--dev", "--config", e.node.ConfigPath), "restart the node")
 	fatalIf(t, e.node.waitSignInReady(waitLong), "restarted node")
-	if n := len(auditOf(t, e, "ssh")); n != 2 {
-		t.Fatalf("%d ssh events in the audit log while the agent was cut off, want 2", n)
+	if n := len(auditOf(t, e, "sshd_login")); n != 2 {
+		t.Fatalf("%d sshd_login events in the audit log while the agent was cut off, want 2", n)
 	}
 
 	// A lost acknowledgement: the cluster records 3-7, the agent's spool is
@@ -320,14 +320,14 @@ func TestAgentLoginEvents(t *testing.T) {
 	waitAgentLog(t, ag, regexp.MustCompile(`msg="login events delivered" first_seq=3 last_seq=7 accepted=0 duplicates=5`))
 
 	// The audit log: each login once, in the order sshd logged them.
-	events := auditOf(t, e, "ssh")
+	events := auditOf(t, e, "sshd_login")
 	var got []string
 	for _, ev := range events {
 		got = append(got, ev.Fields["agent_seq"]+" "+ev.Type)
 	}
 	want := []string{"1 sshd_login.accept", "2 sshd_login.fail", "3 sshd_login.accept", "4 sshd_login.fail", "5 sshd_login.accept", "6 sshd_login.fail", "7 sshd_login.fail"}
 	if strings.Join(got, ", ") != strings.Join(want, ", ") {
-		t.Fatalf("ssh events in the audit log: %s\nwant: %s", strings.Join(got, ", "), strings.Join(want, ", "))
+		t.Fatalf("sshd_login events in the audit log: %s\nwant: %s", strings.Join(got, ", "), strings.Join(want, ", "))
 	}
 	accepted := sshdAccepted(tg)
 	if len(accepted) != 3 {

@@ -97,7 +97,7 @@ func TestEnrollCannotTakeOverServer(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Errorf("no server.enroll_refused audit event for db-1 from %s: %+v", impostorIP, auditOf(t, e, "enrollment.refuse"))
+			t.Errorf("no enrollment.refuse audit event for db-1 from %s: %+v", impostorIP, auditOf(t, e, "enrollment.refuse"))
 		}
 	})
 

@@ -85,4 +85,7 @@ const (
 	ServiceTokenTouchType MessageType = 38
 	// An open keyless connection holding its person's IdP session (idpsessions.go).
 	IdPSessionHoldType MessageType = 39
+	// Audit log retention (auditprune.go).
+	AuditPruneType        MessageType = 40
+	AuditRetentionSetType MessageType = 41
 )

@@ -51,6 +51,8 @@ var skippable = map[MessageType]bool{
 	SCIMGroupPutType:       false, // SCIM group membership drives grants
 	ServiceTokenTouchType:  true,  // LastUsedAt only; the token's next use repairs it
 	IdPSessionHoldType:     false, // an open keyless connection keeps its person re-validated
+	AuditPruneType:         false, // removes events and moves the checkpoint the chain continues from
+	AuditRetentionSetType:  false, // appends to the audit hash chain
 }
 
 // TestIgnoreUnknownRule checks the rule for every registered command: each
