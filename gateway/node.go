@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
@@ -38,12 +39,14 @@ type Node struct {
 	lock   *dirLock
 	id     string
 	kek    *ca.KEK
-	tls    *ca.NodeTLS
-	store  *raftstore.Store
-	api    *http.Server
-	ssh    *frontdoor.Server
-	jump   *jump.Proxy
-	keys   *authority.Authority
+	// auditKey signs the audit log's checkpoints (derived from the KEK).
+	auditKey ed25519.PrivateKey
+	tls      *ca.NodeTLS
+	store    *raftstore.Store
+	api      *http.Server
+	ssh      *frontdoor.Server
+	jump     *jump.Proxy
+	keys     *authority.Authority
 	// bgCtx is cancelled by stopBackground.
 	bgCtx context.Context
 	audit *auditlog.Writer
@@ -93,6 +96,9 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if n.auditKey, err = n.kek.AuditKey(); err != nil {
+		return err
+	}
 	if err := n.ensureTLS(ctx); err != nil {
 		return err
 	}
@@ -122,6 +128,8 @@ func (n *Node) start(ctx context.Context) error {
 		return spillErr
 	}
 	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
+	go auditlog.NewPruner(n.store, n.auditKey, auditlog.Retention{MaxAge: n.cfg.Audit.Retention.MaxAge,
+		MaxEvents: n.cfg.Audit.Retention.MaxEvents, Interval: n.cfg.Audit.Retention.Interval}, n.id, n.logger).Run(bg)
 	go n.newNodeCertRenewer().Run(bg)
 	n.control = control.New(control.Deps{Store: n.store, Members: n.store, Cluster: adminCluster{n}, Snapshots: n.store, BackupKey: backupKey,
 		Auditor: control.StoreAuditor{Store: n.store, Now: n.now}, Targets: n.targetRule(), Logger: n.logger, Now: n.now,
@@ -400,6 +408,7 @@ func (n *Node) startAPI() error {
 	handler.SetAdminEntitlement(n.cfg.Agents.AdminEntitlement)
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
 	handler.SetControl(n.control)
+	handler.SetAuditKey(n.auditKey.Public().(ed25519.PublicKey))
 	handler.SetMetrics(n.metrics.api)
 	handler.SetTokenLimit(n.cfg.API.TokenFailures.Every, n.cfg.API.TokenFailures.Burst)
 	if err := handler.MountSCIM(n.control, n.cfg.SCIM.CreatesPerMinute); err != nil {

@@ -9,6 +9,7 @@ package adminshell
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -129,6 +130,9 @@ type Deps struct {
 	MaxRecordingBytes int64
 	// NodeID names this node in whoami and messages; may be empty.
 	NodeID string
+	// AuditKey checks the audit log's checkpoint (`audit verify`); nil:
+	// a pruned log cannot be verified.
+	AuditKey ed25519.PublicKey
 	// Logger receives one event per command; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -153,6 +157,7 @@ type Shell struct {
 	recordings   Recordings
 	maxRecording int64
 	nodeID       string
+	auditKey     ed25519.PublicKey
 	logger       *slog.Logger
 	now          func() time.Time
 	rand         io.Reader
@@ -162,7 +167,7 @@ type Shell struct {
 
 // New returns a Shell over deps.
 func New(deps Deps) *Shell {
-	s := &Shell{store: deps.Store, cluster: deps.Cluster, caKeys: deps.CAKeys, recordings: deps.Recordings, maxRecording: deps.MaxRecordingBytes, nodeID: deps.NodeID, logger: deps.Logger,
+	s := &Shell{store: deps.Store, cluster: deps.Cluster, caKeys: deps.CAKeys, recordings: deps.Recordings, maxRecording: deps.MaxRecordingBytes, nodeID: deps.NodeID, auditKey: deps.AuditKey, logger: deps.Logger,
 		now: deps.Now, rand: deps.Rand, readTimeout: deps.ReadTimeout, applyTimeout: deps.ApplyTimeout}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
