@@ -77,7 +77,7 @@ func TestFirstLoginThenBoundKeyWithoutIdP(t *testing.T) {
 	if w := whoamiOf(t, conn); w.Login != "alice" {
 		t.Fatalf("bound key signed in as %+v", w)
 	}
-	if !d.audit.has("login alice") {
+	if !d.audit.has("login.accept alice") {
 		t.Fatal("logins were not audited")
 	}
 	d.wantLogins(t, map[[2]string]float64{{"device_flow_bind", "ok"}: 1, {"bound_key", "ok"}: 1})
@@ -99,7 +99,7 @@ func TestClientUserNameBoundedInAudit(t *testing.T) {
 	defer d.audit.mu.Unlock()
 	var got string
 	for i, e := range d.audit.events {
-		if strings.HasPrefix(e, "login alice") {
+		if strings.HasPrefix(e, "login.accept alice") {
 			got = d.audit.fields[i]["ssh_user"]
 		}
 	}
