@@ -129,6 +129,10 @@ type AuditVerify struct {
 	HeadHash string `json:"head_hash,omitempty"`
 	BrokenAt uint64 `json:"broken_at,omitempty"`
 	Problem  string `json:"problem,omitempty"`
+	// FirstSeq is the first event checked; PrunedThrough, when set, the
+	// last one pruned behind the signed checkpoint the log was checked from.
+	FirstSeq      uint64 `json:"first_seq,omitempty"`
+	PrunedThrough uint64 `json:"pruned_through,omitempty"`
 }
 
 // CAKey is one CA key the cluster holds: its public half only.

@@ -34,7 +34,7 @@ func TestV1Calls(t *testing.T) {
 		case r.URL.Path == "/v1/users":
 			_ = json.NewEncoder(w).Encode(api.Page[api.User]{Items: []api.User{{ID: "u-1", Login: "alice"}}, NextCursor: "YQ"})
 		case r.URL.Path == "/v1/audit":
-			_ = json.NewEncoder(w).Encode(api.Page[api.AuditEvent]{Items: []api.AuditEvent{{Seq: 7, Type: "admin.users.disable"}}})
+			_ = json.NewEncoder(w).Encode(api.Page[api.AuditEvent]{Items: []api.AuditEvent{{Seq: 7, Type: "user.disable"}}})
 		case r.URL.Path == "/v1/service-tokens" && r.Method == http.MethodPost:
 			w.WriteHeader(http.StatusCreated)
 			_ = json.NewEncoder(w).Encode(api.CreatedServiceToken{Token: "rps_new", ServiceToken: api.ServiceToken{ID: "st-1", Name: "dash", Scope: "read"}})

@@ -187,7 +187,7 @@ func TestAdminShellOpenSSH(t *testing.T) {
 		adminKeys(t, term, "audit tail -f -n 1", "Enter")
 		term.WaitScreen(waitLong, "the audit log followed", adminScreenHas("Ctrl-C stops"))
 		e.mustAdmin(t, "projects", "create", "tailed")
-		term.WaitScreen(waitLong, "the new event", adminScreenHas("admin.projects.create", "project=tailed"))
+		term.WaitScreen(waitLong, "the new event", adminScreenHas("project.create", "project=tailed"))
 		adminKeys(t, term, "C-c")
 		adminWaitPrompt(t, term, 5)
 		adminKeys(t, term, "exit", "Enter")
@@ -197,7 +197,7 @@ func TestAdminShellOpenSSH(t *testing.T) {
 	})
 
 	t.Run("ok/audit-tail-json", func(t *testing.T) {
-		out := e.mustAdmin(t, "audit", "tail", "-n", "2", "--type", "admin.projects", "--json")
+		out := e.mustAdmin(t, "audit", "tail", "-n", "2", "--type", "project", "--json")
 		sc := bufio.NewScanner(strings.NewReader(out))
 		var types, actors []string
 		for sc.Scan() {
@@ -211,8 +211,8 @@ func TestAdminShellOpenSSH(t *testing.T) {
 		}
 		// The setup's project, created through the API with the bootstrap
 		// token, then the shell's.
-		if !slices.Equal(types, []string{"admin.projects.create", "admin.projects.create"}) || !slices.Equal(actors, []string{"api:bootstrap", "alice"}) {
-			t.Errorf("audit tail -n 2 --type admin.projects --json: %v by %v\n%s", types, actors, out)
+		if !slices.Equal(types, []string{"project.create", "project.create"}) || !slices.Equal(actors, []string{"api:bootstrap", "alice"}) {
+			t.Errorf("audit tail -n 2 --type project --json: %v by %v\n%s", types, actors, out)
 		}
 	})
 

@@ -271,8 +271,8 @@ func TestAgentLoginEvents(t *testing.T) {
 	login("first login")
 	refusedLogin(t, mallory, clientIP, tg.IP())
 	fatalIf(t, waitFor(waitLong, func() error {
-		if n := len(auditOf(t, e, "ssh")); n != 2 {
-			return fmt.Errorf("%d ssh events in the audit log, want 2", n)
+		if n := len(auditOf(t, e, "sshd_login")); n != 2 {
+			return fmt.Errorf("%d sshd_login events in the audit log, want 2", n)
 		}
 		return nil
 	}), "the first logins reach the audit log")
@@ -301,8 +301,8 @@ func TestAgentLoginEvents(t *testing.T) {
 	spooled(ag, 7)
 	fatalIf(t, e.node.Start("--dev", "--config", e.node.ConfigPath), "restart the node")
 	fatalIf(t, e.node.waitSignInReady(waitLong), "restarted node")
-	if n := len(auditOf(t, e, "ssh")); n != 2 {
-		t.Fatalf("%d ssh events in the audit log while the agent was cut off, want 2", n)
+	if n := len(auditOf(t, e, "sshd_login")); n != 2 {
+		t.Fatalf("%d sshd_login events in the audit log while the agent was cut off, want 2", n)
 	}
 
 	// A lost acknowledgement: the cluster records 3-7, the agent's spool is
@@ -320,23 +320,26 @@ func TestAgentLoginEvents(t *testing.T) {
 	waitAgentLog(t, ag, regexp.MustCompile(`msg="login events delivered" first_seq=3 last_seq=7 accepted=0 duplicates=5`))
 
 	// The audit log: each login once, in the order sshd logged them.
-	events := auditOf(t, e, "ssh")
+	events := auditOf(t, e, "sshd_login")
 	var got []string
 	for _, ev := range events {
 		got = append(got, ev.Fields["agent_seq"]+" "+ev.Type)
 	}
-	want := []string{"1 ssh.login", "2 ssh.login_failed", "3 ssh.login", "4 ssh.login_failed", "5 ssh.login", "6 ssh.login_failed", "7 ssh.login_failed"}
+	want := []string{"1 sshd_login.accept", "2 sshd_login.fail", "3 sshd_login.accept", "4 sshd_login.fail", "5 sshd_login.accept", "6 sshd_login.fail", "7 sshd_login.fail"}
 	if strings.Join(got, ", ") != strings.Join(want, ", ") {
-		t.Fatalf("ssh events in the audit log: %s\nwant: %s", strings.Join(got, ", "), strings.Join(want, ", "))
+		t.Fatalf("sshd_login events in the audit log: %s\nwant: %s", strings.Join(got, ", "), strings.Join(want, ", "))
 	}
 	accepted := sshdAccepted(tg)
 	if len(accepted) != 3 {
 		t.Fatalf("sshd logged %d accepted certificate logins, want 3:\n%s", len(accepted), tg.Log())
 	}
-	sessions := map[string]bool{}
+	// The session.open of each session names the certificate the node
+	// minted for it: the target's login event is tied to it by serial and
+	// key id, not only by the session id inside the key id.
+	sessions := map[string]map[string]string{}
 	for _, s := range auditOf(t, e, "session.open") {
 		if s.Fields["server"] == "web-1" {
-			sessions[s.Fields["session"]] = true
+			sessions[s.Fields["session"]] = s.Fields
 		}
 	}
 	var acceptedSeen int
@@ -346,7 +349,7 @@ func TestAgentLoginEvents(t *testing.T) {
 			t.Errorf("event %s: server %q (%q), project %q, user %q", f["agent_seq"], f["server"], f["server_id"], f["project"], f["user"])
 		}
 		switch ev.Type {
-		case "ssh.login":
+		case "sshd_login.accept":
 			// What sshd logged for this login, and what the bastion minted.
 			a := accepted[acceptedSeen]
 			acceptedSeen++
@@ -356,10 +359,12 @@ func TestAgentLoginEvents(t *testing.T) {
 			if !strings.HasPrefix(f["key_id"], "rampart user="+ev.Actor+" session="+f["session"]+" server=web-1 ") || ev.Actor == "" {
 				t.Errorf("login %s: actor %q session %q do not match key id %q", f["agent_seq"], ev.Actor, f["session"], f["key_id"])
 			}
-			if !sessions[f["session"]] {
+			if open := sessions[f["session"]]; open == nil {
 				t.Errorf("login %s: session %q has no session.open on web-1 in the audit log", f["agent_seq"], f["session"])
+			} else if open["serial"] != f["serial"] || open["key_id"] != f["key_id"] {
+				t.Errorf("login %s: sshd saw certificate %s %q; session.open of %s names %s %q", f["agent_seq"], f["serial"], f["key_id"], f["session"], open["serial"], open["key_id"])
 			}
-		case "ssh.login_failed":
+		case "sshd_login.fail":
 			if f["source"] != clientIP || f["key_id"] != "mallory's own CA" || f["serial"] != "4242" ||
 				f["key_type"] != "ED25519-CERT" || !strings.Contains(f["reason"], "connection closed during authentication") || ev.Actor != "" {
 				t.Errorf("refused login %s: actor %q fields %v", f["agent_seq"], ev.Actor, f)

@@ -73,7 +73,7 @@ func TestAPIScopedTokens(t *testing.T) {
 	if u.Status != "disabled" {
 		t.Fatalf("bob after disable: %+v", u)
 	}
-	ev, err := rc.Audit(ctx, client.ListOptions{Filter: url.Values{"type": {"admin.users.disable"}, "actor": {"api:ops"}}})
+	ev, err := rc.Audit(ctx, client.ListOptions{Filter: url.Values{"type": {"user.disable"}, "actor": {"api:ops"}}})
 	fatalIf(t, err, "audit query")
 	if len(ev.Items) != 1 || ev.Items[0].Fields["user"] != "bob" {
 		t.Fatalf("audit events: %+v", ev.Items)

@@ -229,7 +229,7 @@ func TestBackupRestore(t *testing.T) {
 	backups := 0
 	auditOld := e.auditLines(t, n2)
 	for _, l := range auditOld {
-		if auditType(t, l) == "admin.cluster.backup" {
+		if auditType(t, l) == "cluster.backup" {
 			backups++
 		}
 	}

@@ -102,7 +102,7 @@ func TestBindingsSelfRevoke(t *testing.T) {
 	// first are not flagged.
 	var events, revoked []auditEntry
 	fatalIf(t, waitFor(waitLong, func() error {
-		events, revoked = auditOf(t, e, "binding.new_address"), auditOf(t, e, "binding.revoked")
+		events, revoked = auditOf(t, e, "binding.flag"), auditOf(t, e, "binding.revoke")
 		if len(revoked) == 0 {
 			return fmt.Errorf("no binding.revoked event yet")
 		}

@@ -249,7 +249,7 @@ func TestNoWayAroundTheBastion(t *testing.T) {
 			t.Errorf("the revoked key still signs in: %q", r.stdout)
 		}
 		// alice's other key was not revoked, and its connections live on.
-		events := runSSH(t, []string{"ssh", "-F", otherConfig, "-T", "-o", "BatchMode=yes", "admin@" + e.node.IP, "audit", "ls", "--type", "login.revoked", "--json"})
+		events := runSSH(t, []string{"ssh", "-F", otherConfig, "-T", "-o", "BatchMode=yes", "admin@" + e.node.IP, "audit", "ls", "--type", "login.revoke", "--json"})
 		if events.code != 0 || !strings.Contains(events.stdout, fp) {
 			t.Errorf("audit ls --type login.revoked: exit %d, %q; stderr %q", events.code, events.stdout, events.stderr)
 		}

@@ -153,10 +153,10 @@ func TestHostCertRenewal(t *testing.T) {
 	e.admin(t, "ca", "rotate", "host", "retire", "--yes")
 	jump("after the host CA rotation")
 
-	if ev := auditOf(t, e, "jump.host_key_fallback"); len(ev) != 0 {
+	if ev := auditOf(t, e, "host_key.fall_back"); len(ev) != 0 {
 		t.Fatalf("the jump fell back to the pinned host key %d times: %+v", len(ev), ev)
 	}
-	renewals := auditOf(t, e, "agent.host_certs_renewed")
+	renewals := auditOf(t, e, "host_cert.renew")
 	if len(renewals) < 2 {
 		t.Fatalf("%d agent.host_certs_renewed audit events, want one per renewal (at least two)", len(renewals))
 	}
@@ -172,7 +172,7 @@ func TestHostCertRenewal(t *testing.T) {
 	}
 	var fallbacks []auditEntry
 	fatalIf(t, waitFor(waitLong, func() error {
-		fallbacks = auditOf(t, e, "jump.host_key_fallback")
+		fallbacks = auditOf(t, e, "host_key.fall_back")
 		if len(fallbacks) == 0 {
 			return errors.New("no jump.host_key_fallback audit event")
 		}
@@ -194,7 +194,7 @@ func TestHostCertRenewal(t *testing.T) {
 	// The client may try to log in more than once; each try is a
 	// connection to the target of its own, audited.
 	fatalIf(t, waitFor(waitLong, func() error {
-		ev := auditOf(t, e, "jump.host_key_fallback")
+		ev := auditOf(t, e, "host_key.fall_back")
 		if len(ev) < 2 || ev[len(ev)-1].Fields["required"] != "true" || ev[len(ev)-1].Fields["server"] != "web-nocert" {
 			return fmt.Errorf("jump.host_key_fallback events %+v, want a refused one for web-nocert after the first", ev)
 		}

@@ -51,7 +51,7 @@ func TestJumpRecordingFailure(t *testing.T) {
 	audited := func(t *testing.T, n int) {
 		t.Helper()
 		fatalIf(t, waitFor(waitLong, func() error {
-			if got := len(auditOf(t, e, "recording.failed")); got < n {
+			if got := len(auditOf(t, e, "recording.fail")); got < n {
 				return fmt.Errorf("%d recording.failed events in the audit log, want %d", got, n)
 			}
 			return nil
@@ -87,7 +87,7 @@ func TestJumpRecordingFailure(t *testing.T) {
 		var paths []string
 		fatalIf(t, waitFor(waitLong, func() error {
 			paths = paths[:0]
-			for _, ev := range auditOf(t, e, "session.recording") {
+			for _, ev := range auditOf(t, e, "recording.save") {
 				paths = append(paths, ev.Fields["session"]+" "+ev.Fields["path"])
 			}
 			if len(paths) < 2 {

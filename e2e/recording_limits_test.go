@@ -120,7 +120,7 @@ func TestRecordingLimits(t *testing.T) {
 			t.Fatalf("fail-open session below the floor: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 		}
 		fatalIf(t, waitFor(waitLong, func() error {
-			if got := len(auditOf(t, e, "recording.failed")); got < 4 {
+			if got := len(auditOf(t, e, "recording.fail")); got < 4 {
 				return fmt.Errorf("%d recording.failed events in the audit log, want 4 (cap, floor, refusal, fail-open)", got)
 			}
 			return nil

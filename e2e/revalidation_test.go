@@ -143,7 +143,7 @@ func TestRevalidationDeprovisions(t *testing.T) {
 			Actor  string            `json:"actor"`
 			Fields map[string]string `json:"fields"`
 		}
-		out = e.admin(t, "audit", "ls", "--type", "idp.users.deactivate", "--json").stdout
+		out = e.admin(t, "audit", "ls", "--type", "user.deactivate", "--json").stdout
 		fatalIf(t, json.Unmarshal([]byte(out), &events), "audit ls --json: "+out)
 		if len(events) != 1 || events[0].Actor != "idp:revalidation" || events[0].Fields["user"] != "bob" ||
 			!strings.Contains(events[0].Fields["reason"], "invalid_grant") {

@@ -91,13 +91,13 @@ func TestEnrollCannotTakeOverServer(t *testing.T) {
 			t.Fatalf("db-1 after the refused enrollment: %+v; before: %+v", after, before)
 		}
 		var found bool
-		for _, ev := range auditOf(t, e, "server.enroll_refused") {
+		for _, ev := range auditOf(t, e, "enrollment.refuse") {
 			if ev.Fields["server"] == "db-1" && ev.Fields["addr"] == impostorIP && ev.Fields["project"] == "web" {
 				found = true
 			}
 		}
 		if !found {
-			t.Errorf("no server.enroll_refused audit event for db-1 from %s: %+v", impostorIP, auditOf(t, e, "server.enroll_refused"))
+			t.Errorf("no enrollment.refuse audit event for db-1 from %s: %+v", impostorIP, auditOf(t, e, "enrollment.refuse"))
 		}
 	})
 

@@ -106,7 +106,7 @@ func TestHostCAVouchesOnlyForNodes(t *testing.T) {
 			t.Logf("refused: %v", err)
 		}
 		var n int
-		for _, ev := range auditOf(t, e, "server.enroll_refused") {
+		for _, ev := range auditOf(t, e, "enrollment.refuse") {
 			if r := ev.Fields["reason"]; r == "node name" || r == "address not allowed" {
 				n++
 			}

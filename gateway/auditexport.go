@@ -22,3 +22,13 @@ func (n *Node) startAuditExport(ctx context.Context) error {
 	go e.Run(ctx)
 	return nil
 }
+
+// exportSinkNames are the configured sinks' names: audit retention keeps
+// what any of them has not yet taken.
+func (n *Node) exportSinkNames() []string {
+	var names []string
+	for _, s := range n.cfg.AuditExport.Sinks {
+		names = append(names, s.Name)
+	}
+	return names
+}

@@ -62,6 +62,8 @@ type Config struct {
 	SCIM SCIM `mapstructure:"scim"`
 	// AuditExport ships the audit log to SIEMs (docs/audit-export.md).
 	AuditExport AuditExport `mapstructure:"audit_export"`
+	// Audit bounds the audit log's spill and retention (config_audit.go).
+	Audit Audit `mapstructure:"audit"`
 	// Console is the auditor's web console (gateway/console).
 	Console Console `mapstructure:"console"`
 }
@@ -794,6 +796,7 @@ func (c *Config) problems() []string {
 	if ae := c.AuditExport; ae.BatchSize < 1 || ae.BatchSize > raftstore.MaxAuditBatch || ae.RetryMin < 10*time.Millisecond || ae.RetryMax < ae.RetryMin || ae.RetryMax > time.Hour {
 		bad("audit_export: batch_size %d must be 1 to %d; retry_min %s at least 10ms; retry_max %s between retry_min and 1h", ae.BatchSize, raftstore.MaxAuditBatch, ae.RetryMin, ae.RetryMax)
 	}
+	errs = append(errs, c.Audit.problems()...)
 	errs = append(errs, c.listenerCollisions()...)
 	return errs
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net"
 	"net/http"
@@ -99,7 +100,7 @@ func (n *Node) startFrontDoor(ctx context.Context) error {
 		MaxPreauth: n.cfg.SSH.MaxPreauth, MaxPreauthPerIP: n.cfg.SSH.MaxPreauthPerIP, MaxDeviceFlowsPerIP: n.cfg.SSH.MaxDeviceFlowsPerIP,
 		AdminGroup: o.AdminGroup, Jump: n.jump, Ciphers: n.cfg.SSH.Ciphers, Metrics: n.metrics.door, Requests: n.control,
 		Admin: adminshell.New(adminshell.Deps{Store: n.store, Control: n.control, Cluster: adminCluster{n}, CAKeys: n.keys, Recordings: n.recordingFiles(), MaxRecordingBytes: n.cfg.Recording.MaxSessionBytes,
-			NodeID: n.id, Logger: n.logger}),
+			NodeID: n.id, Logger: n.logger, AuditKey: n.auditKey.Public().(ed25519.PublicKey)}),
 	}, svc, provider, n.store.State, n.audit, n.logger)
 	// A revoked binding closes the connections that signed in with it.
 	go n.ssh.Run(n.bgCtx)

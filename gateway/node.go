@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
@@ -40,12 +41,14 @@ type Node struct {
 	lock   *dirLock
 	id     string
 	kek    *ca.KEK
-	tls    *ca.NodeTLS
-	store  *raftstore.Store
-	api    *http.Server
-	ssh    *frontdoor.Server
-	jump   *jump.Proxy
-	keys   *authority.Authority
+	// auditKey signs the audit log's checkpoints (derived from the KEK).
+	auditKey ed25519.PrivateKey
+	tls      *ca.NodeTLS
+	store    *raftstore.Store
+	api      *http.Server
+	ssh      *frontdoor.Server
+	jump     *jump.Proxy
+	keys     *authority.Authority
 	// consoleIndex is the console's search index (console.go).
 	consoleIndex *console.Index
 	// bgCtx is cancelled by stopBackground.
@@ -100,6 +103,9 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if n.auditKey, err = n.kek.AuditKey(); err != nil {
+		return err
+	}
 	if err := n.ensureTLS(ctx); err != nil {
 		return err
 	}
@@ -123,13 +129,19 @@ func (n *Node) start(ctx context.Context) error {
 	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = auditlog.New(n.store, n.logger)
 	n.audit.SetMetrics(n.metrics.audit)
-	go n.audit.Run(bg)
+	spillErr := n.audit.SetSpill(n.dir.path("audit-spill"), n.cfg.Audit.SpillMaxBytes)
+	go n.audit.Run(bg) // stop waits for it, also when the spill failed
+	if spillErr != nil {
+		return spillErr
+	}
 	if err := n.startAuditExport(bg); err != nil {
 		return err
 	}
 	n.replicas = n.newReplicator()
 	go n.replicas.Run(bg)
 	go enroll.NewTokenSweeper(n.store, n.now, n.logger).Run(bg)
+	go auditlog.NewPruner(n.store, n.auditKey, auditlog.Retention{MaxAge: n.cfg.Audit.Retention.MaxAge,
+		MaxEvents: n.cfg.Audit.Retention.MaxEvents, Interval: n.cfg.Audit.Retention.Interval, ExportSinks: n.exportSinkNames()}, n.id, n.logger).Run(bg)
 	go n.newNodeCertRenewer().Run(bg)
 	n.control = control.New(control.Deps{Store: n.store, Members: n.store, Cluster: adminCluster{n}, Snapshots: n.store, BackupKey: backupKey, CAKeys: n.keys,
 		Auditor: control.StoreAuditor{Store: n.store, Now: n.now}, Targets: n.targetRule(), Logger: n.logger, Now: n.now,
@@ -416,6 +428,7 @@ func (n *Node) startAPI() error {
 	handler.SetClientSetup(n.jumpHost(), n.cfg.SSH.ClientHostPatterns)
 	handler.SetAgentBinaryDir(n.cfg.Agents.BinaryDir)
 	handler.SetControl(n.control)
+	handler.SetAuditKey(n.auditKey.Public().(ed25519.PublicKey))
 	handler.SetMetrics(n.metrics.api)
 	handler.SetTokenLimit(n.cfg.API.TokenFailures.Every, n.cfg.API.TokenFailures.Burst)
 	if err := handler.MountSCIM(n.control, n.cfg.SCIM.CreatesPerMinute); err != nil {

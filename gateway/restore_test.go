@@ -80,7 +80,7 @@ func writeTestBackup(t *testing.T, kek *ca.KEK) (string, *ca.TLSCA) {
 		&raftstore.CAUpsert{Record: raftstore.CARecord{ID: "user-web-1", Kind: raftstore.CAUser, Project: "web", Algorithm: "ssh-ed25519", PublicKey: pub, SealedKey: sealedSSH, State: raftstore.CAActive}, Now: now},
 		&raftstore.NodeUpsert{Node: raftstore.Node{ID: "n1", RaftAddr: "127.0.0.9:8300", KeyHash: oldKey}, Now: now},
 		&raftstore.NodeUpsert{Node: raftstore.Node{ID: "r1", RaftAddr: "127.0.0.8:8300", KeyHash: oldKey}, Now: now},
-		&raftstore.AuditAppend{Events: []raftstore.AuditEventInput{{Time: now, Type: "admin.projects.create", Actor: "alice"}}},
+		&raftstore.AuditAppend{Events: []raftstore.AuditEventInput{{Time: now, Type: "project.create", Actor: "alice"}}},
 		&raftstore.ProjectUpsert{Project: raftstore.Project{Name: "web"}, Now: now},
 		&raftstore.TokenCreate{Token: raftstore.Token{Hash: api.HashSecret(oldJoinSecret), Kind: raftstore.TokenJoin,
 			ExpiresAt: now.Add(7 * 24 * time.Hour), UsesLeft: raftstore.UnlimitedUses, CreatedBy: "rampartd"}, Now: now},

@@ -16,7 +16,7 @@ import (
 func agentEvents(seqs ...uint64) []AgentEvent {
 	out := make([]AgentEvent, len(seqs))
 	for i, s := range seqs {
-		out[i] = AgentEvent{Seq: s, Event: AuditEventInput{Time: testNow.Add(time.Duration(s) * time.Second), Type: "ssh.login", Actor: "alice",
+		out[i] = AgentEvent{Seq: s, Event: AuditEventInput{Time: testNow.Add(time.Duration(s) * time.Second), Type: "sshd_login.accept", Actor: "alice",
 			Fields: map[string]string{"server_id": "s1", "agent_seq": fmt.Sprint(s)}}}
 	}
 	return out

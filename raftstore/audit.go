@@ -197,6 +197,16 @@ func (c *AuditAppend) apply(tx *writeTxn) (any, error) {
 	if raw != nil {
 		last := raw.(*AuditEvent)
 		seq, prevHash = last.Seq, last.Hash
+	} else {
+		// Nothing kept: the chain continues from the checkpoint, if any
+		// (a prune always keeps one event, so this is belt and braces).
+		st, err := auditStateTxn(tx)
+		if err != nil {
+			return nil, err
+		}
+		if cp := st.Checkpoint; cp != nil {
+			seq, prevHash = cp.LastSeq, cp.Hash
+		}
 	}
 	var e *AuditEvent
 	for _, in := range c.Events {

@@ -90,6 +90,9 @@ const (
 	ServiceTokenTouchType MessageType = 38
 	// An open keyless connection holding its person's IdP session (idpsessions.go).
 	IdPSessionHoldType MessageType = 39
+	// Audit log retention (auditprune.go).
+	AuditPruneType        MessageType = 40
+	AuditRetentionSetType MessageType = 41
 	// The audit exporter's cursor and sink state (auditexport.go); 47 is
 	// kept for it too.
 	AuditExportCursorSetType MessageType = 45

@@ -64,6 +64,8 @@ var skippable = map[MessageType]bool{
 	RecordingHolderDeleteType: false,
 	ConsoleShareCreateType:    false, // a share link opens a recording only with its record
 	ConsoleShareRevokeType:    false, // a revoked link must open nothing, on every node
+	AuditPruneType:            false, // removes events and moves the checkpoint the chain continues from
+	AuditRetentionSetType:     false, // appends to the audit hash chain
 }
 
 // TestIgnoreUnknownRule checks the rule for every registered command: each

@@ -170,12 +170,12 @@ func (v *invocation) auditLsCmd() *cobra.Command {
 	}
 	ls.Flags().StringVar(&since, "since", "", "only events since then: 1h, 7d, or a time (RFC 3339)")
 	ls.Flags().StringVar(&user, "user", "", "only events by or about this user")
-	ls.Flags().StringVar(&typ, "type", "", "only events of this type, or under it (admin matches admin.users.disable)")
+	ls.Flags().StringVar(&typ, "type", "", "only events of this type, or under it (user matches user.disable)")
 	ls.Flags().StringVar(&server, "server", "", "only events about this server")
 	ls.Flags().IntVar(&limit, "limit", 100, "show at most the newest N (0: all)")
 	v.completeFlag(ls, "user", userNames)
 	v.completeFlag(ls, "server", serverNames)
-	v.completeFlag(ls, "type", fixed("admin", "login", "session"))
+	v.completeFlag(ls, "type", fixed("login", "session", "sshd_login", "user", "project", "server"))
 	return ls
 }
 
@@ -184,7 +184,9 @@ func (v *invocation) auditVerifyCmd() *cobra.Command {
 	verify := &cobra.Command{
 		Use:   "verify [--file PATH|-]",
 		Short: "Prove the audit log has no gap and no edited event",
-		Long: "Check the hash chain of the whole audit log. With --file, check an exported log\n" +
+		Long: "Check the hash chain of the whole audit log: from its signed checkpoint when old\n" +
+			"events were pruned (the pruned range is reported), else from the first event.\n" +
+			"With --file, check an exported log\n" +
 			"(`audit export`, or a JSON-lines sink) instead: a file on this node, or - for\n" +
 			"standard input (ssh admin@bastion audit verify --file - < audit.jsonl). An exported\n" +
 			"log is also compared with the cluster's own log where they overlap.",
@@ -253,6 +255,10 @@ type verifyReport struct {
 	MatchesCluster *bool  `json:"matches_cluster,omitempty"`
 	BrokenAt       uint64 `json:"broken_at,omitempty"`
 	Problem        string `json:"problem,omitempty"`
+	// PrunedThrough: events 1 to this were pruned behind the checkpoint
+	// made at CheckpointTime, which the log was verified from.
+	PrunedThrough  uint64     `json:"pruned_through,omitempty"`
+	CheckpointTime *time.Time `json:"checkpoint_time,omitempty"`
 }
 
 // verifier checks events batch by batch against the one before.
@@ -298,6 +304,9 @@ func (v *invocation) finish(r *verifyReport, err error) error {
 			msg += fmt.Sprintf(", seq %d..%d, head %s", r.FirstSeq, r.LastSeq, r.HeadHash[:shortHash])
 		}
 		msg += ": chain intact"
+		if r.PrunedThrough > 0 {
+			msg += fmt.Sprintf("; events 1..%d pruned behind a checkpoint signed by the cluster (%s), verified", r.PrunedThrough, r.CheckpointTime.Format(time.RFC3339))
+		}
 		if r.Anchored != nil && *r.Anchored {
 			msg += fmt.Sprintf("; follows the cluster's event %d", r.FirstSeq-1)
 		} else if r.Anchored != nil {
@@ -317,19 +326,33 @@ func (v *invocation) finish(r *verifyReport, err error) error {
 	return nil
 }
 
-// verifyLog checks the cluster's whole log, page by page.
+// verifyLog checks the cluster's whole log: its checkpoint, if it was
+// pruned, then every event from there, page by page.
 func (v *invocation) verifyLog() error {
 	r := &verifyReport{Source: "audit log"}
-	vf := &verifier{report: r}
-	var verr error
-	err := eachAudit(v.state(), 0, func(page []*raftstore.AuditEvent) bool {
-		verr = vf.add(page)
-		return verr == nil
-	})
-	if err != nil {
+	res, err := v.state().VerifyAudit(v.sh.auditKey, auditPage)
+	if res != nil {
+		r.Events, r.FirstSeq, r.LastSeq, r.HeadHash = res.Events, res.FirstSeq, res.LastSeq, res.HeadHash
+		if cp := res.Pruned; cp != nil {
+			at := cp.Created.UTC()
+			r.PrunedThrough, r.CheckpointTime = cp.LastSeq, &at
+		}
+	}
+	var chain *raftstore.AuditChainError
+	if err != nil && !errors.As(err, &chain) {
 		return err
 	}
-	return v.finish(r, verr)
+	return v.finish(r, err)
+}
+
+// checkpointAnchor is the verified checkpoint of the cluster's log when it
+// stands for event seq (the last one pruned), else nil.
+func (v *invocation) checkpointAnchor(st *raftstore.State, seq uint64) *raftstore.AuditEvent {
+	_, as, err := st.AuditStateOf(nil)
+	if err != nil || as.Checkpoint == nil || as.Checkpoint.LastSeq != seq || raftstore.VerifyAuditCheckpoint(as.Checkpoint, v.sh.auditKey) != nil {
+		return nil
+	}
+	return as.Checkpoint.Anchor()
 }
 
 // verifyFile checks an exported log, then ties it to the cluster's log: a
@@ -358,7 +381,8 @@ func (v *invocation) verifyFile(path string) error {
 		}
 		_, evs, err := st.AuditSince(nil, seq-1, 1)
 		if err != nil || len(evs) == 0 || evs[0].Seq != seq {
-			return nil, err
+			// Pruned: the checkpoint stands for its last event.
+			return v.checkpointAnchor(st, seq), err
 		}
 		return evs[0], nil
 	}

@@ -120,7 +120,7 @@ audit export does, so the stream can be piped into other tools.`,
 	c.Flags().StringVar(&server, "server", "", "only events about this server")
 	v.completeFlag(c, "user", userNames)
 	v.completeFlag(c, "server", serverNames)
-	v.completeFlag(c, "type", fixed("admin", "login", "session"))
+	v.completeFlag(c, "type", fixed("login", "session", "sshd_login", "user", "project", "server"))
 	return c
 }
 

@@ -112,7 +112,7 @@ func (v *invocation) clusterSnapshotCmd() *cobra.Command {
 			if err := v.sh.store.Snapshot(); err != nil {
 				return err
 			}
-			if err := v.record(map[string]string{"node": v.sh.nodeID}); err != nil {
+			if err := v.record(EventClusterSnapshot, map[string]string{"node": v.sh.nodeID}); err != nil {
 				return err
 			}
 			return v.done(nil, "snapshot taken on node %s", cell(v.sh.nodeID))
@@ -134,7 +134,7 @@ func (v *invocation) clusterTransferCmd() *cobra.Command {
 				}
 				return err
 			}
-			if err := v.record(map[string]string{"node": v.sh.nodeID}); err != nil {
+			if err := v.record(EventLeadershipTransfer, map[string]string{"node": v.sh.nodeID}); err != nil {
 				return err
 			}
 			return v.done(nil, "leadership transferred away from node %s", cell(v.sh.nodeID))

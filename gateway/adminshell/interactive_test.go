@@ -175,7 +175,7 @@ func TestInteractiveConfirmation(t *testing.T) {
 	if _, srv, _ := h.store.State().ServerByID(nil, "srv-web-2"); srv != nil {
 		t.Fatal("server not deleted after yes")
 	}
-	if evs := h.auditEvents(); len(evs) != before+1 || evs[len(evs)-1].Type != "admin.servers.delete" {
+	if evs := h.auditEvents(); len(evs) != before+1 || evs[len(evs)-1].Type != "server.delete" {
 		t.Errorf("audit after confirmed delete: %d new", len(evs)-before)
 	}
 

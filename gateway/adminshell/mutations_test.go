@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -214,6 +215,24 @@ func TestMutations(t *testing.T) {
 	}
 }
 
+// commandEvents are the audit event types of the shell's commands that
+// change things.
+var commandEvents = map[string]string{
+	"projects create": control.EventProjectCreate, "projects set": control.EventProjectUpdate,
+	"projects delete": control.EventProjectDelete, "projects grant": control.EventGrantCreate,
+	"projects revoke": control.EventGrantRevoke, "users disable": control.EventUserDisable,
+	"users enable": control.EventUserEnable, "users delete": control.EventUserDelete,
+	"entitlements create": control.EventEntitlementCreate, "entitlements delete": control.EventEntitlementDelete,
+	"servers register": control.EventServerRegister, "servers delete": control.EventServerDelete,
+	"servers label": control.EventServerLabel, "tokens create": control.EventTokenCreate,
+	"tokens revoke": control.EventTokenRevoke, "service-tokens create": control.EventServiceTokenCreate,
+	"service-tokens revoke": control.EventServiceTokenRevoke, "bindings revoke": control.EventBindingRevoke,
+	"sessions kill": control.EventSessionKill, "cluster remove": control.EventNodeRemove,
+	"cluster backup": control.EventClusterBackup, "cluster snapshot": EventClusterSnapshot,
+	"cluster transfer-leadership": EventLeadershipTransfer,
+	"scim tokens":                 control.EventServiceTokenCreate,
+}
+
 // wantAudit checks an event is the admin's record of args.
 func wantAudit(t *testing.T, h *harness, e *raftstore.AuditEvent, args []string, fields map[string]string) {
 	t.Helper()
@@ -224,8 +243,8 @@ func wantAudit(t *testing.T, h *harness, e *raftstore.AuditEvent, args []string,
 		}
 		path = append(path, a)
 	}
-	if want := "admin." + strings.Join(path, "."); e.Type != want {
-		t.Errorf("audit type %q, want %q", e.Type, want)
+	if want := commandEvents[strings.Join(path, " ")]; e.Type != want {
+		t.Errorf("audit type %q, want %q (command %q)", e.Type, want, strings.Join(path, " "))
 	}
 	if e.Actor != "alice" || e.Fields["source"] != h.actor.Source || e.Fields["admin_id"] != "sub-alice" ||
 		e.Fields["command"] != displayArgs(args) || !e.Time.Equal(h.now) {

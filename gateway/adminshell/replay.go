@@ -94,7 +94,7 @@ func (v *invocation) replay(ref string, player recording.Player, cast bool) erro
 	fields := map[string]string{"session": s.ID, "user_id": s.UserID, "server_id": s.ServerID, "node": s.Node, "sha256": s.RecordingSHA256}
 	if errors.Is(err, errTampered) {
 		fields["refused"] = "sha256 mismatch"
-		if aerr := v.audit(fields); aerr != nil {
+		if aerr := v.audit(EventRecordingReplay, fields); aerr != nil {
 			v.sh.logger.Error("refused replay not audited", "user", v.actor.Login, "session", s.ID, "err", aerr)
 		}
 		return fmt.Errorf("session %s (on node %s): %w", id, s.Node, err)
@@ -104,7 +104,7 @@ func (v *invocation) replay(ref string, player recording.Player, cast bool) erro
 	}
 	defer closeTemp(f)
 	// Nobody watches a recording unaudited.
-	if err := v.audit(fields); err != nil {
+	if err := v.audit(EventRecordingReplay, fields); err != nil {
 		return fmt.Errorf("replay refused: its audit event could not be written: %w", err)
 	}
 	if cast {

@@ -83,7 +83,7 @@ func TestSessionsReplay(t *testing.T) {
 		t.Errorf("opened %v", recs.opened)
 	}
 	ev := h.lastAudit()
-	if ev.Type != "admin.sessions.replay" || ev.Actor != "alice" || ev.Fields["session"] != "sess-cccc3333" || ev.Fields["node"] != "n2" ||
+	if ev.Type != "recording.replay" || ev.Actor != "alice" || ev.Fields["session"] != "sess-cccc3333" || ev.Fields["node"] != "n2" ||
 		ev.Fields["sha256"] != sha256Hex(castFile) || ev.Fields["refused"] != "" {
 		t.Errorf("replay audit %+v", ev)
 	}

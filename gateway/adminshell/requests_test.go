@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -33,7 +34,7 @@ func TestRequestsCommands(t *testing.T) {
 	if strings.Contains(out, "0123456789abcdef") || strings.Contains(out, "/rampart/xyz") || !strings.Contains(out, "json hooks.example.com") {
 		t.Errorf("policy shown as:\n%s", out)
 	}
-	if typ := h.lastAudit().Type; typ != "admin.projects.set" {
+	if typ := h.lastAudit().Type; typ != control.EventProjectUpdate {
 		t.Errorf("policy change audited as %s", typ)
 	}
 	if strings.Contains(h.lastAudit().Fields["command"], "0123456789abcdef") {

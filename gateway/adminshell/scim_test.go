@@ -17,7 +17,7 @@ func TestSCIMTokens(t *testing.T) {
 	if err != nil || tok == nil || tok.Role != raftstore.ServiceRoleProvisioning || tok.Name != "okta" {
 		t.Fatalf("stored: %+v %v", tok, err)
 	}
-	if e := h.lastAudit(); e.Type != "admin.scim.tokens.create" || strings.Contains(e.Fields["name"]+e.Fields["service_token"], secret) {
+	if e := h.lastAudit(); e.Type != "service_token.create" || strings.Contains(e.Fields["name"]+e.Fields["service_token"], secret) {
 		t.Fatalf("audit %+v", e)
 	}
 	h.mustRun("service-tokens", "create", "terraform")

@@ -9,6 +9,7 @@ package adminshell
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -129,6 +130,9 @@ type Deps struct {
 	MaxRecordingBytes int64
 	// NodeID names this node in whoami and messages; may be empty.
 	NodeID string
+	// AuditKey checks the audit log's checkpoint (`audit verify`); nil:
+	// a pruned log cannot be verified.
+	AuditKey ed25519.PublicKey
 	// Logger receives one event per command; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -152,6 +156,7 @@ type Shell struct {
 	recordings   Recordings
 	maxRecording int64
 	nodeID       string
+	auditKey     ed25519.PublicKey
 	logger       *slog.Logger
 	now          func() time.Time
 	rand         io.Reader
@@ -161,7 +166,7 @@ type Shell struct {
 
 // New returns a Shell over deps.
 func New(deps Deps) *Shell {
-	s := &Shell{store: deps.Store, cluster: deps.Cluster, recordings: deps.Recordings, maxRecording: deps.MaxRecordingBytes, nodeID: deps.NodeID, logger: deps.Logger,
+	s := &Shell{store: deps.Store, cluster: deps.Cluster, recordings: deps.Recordings, maxRecording: deps.MaxRecordingBytes, nodeID: deps.NodeID, auditKey: deps.AuditKey, logger: deps.Logger,
 		now: deps.Now, rand: deps.Rand, readTimeout: deps.ReadTimeout, applyTimeout: deps.ApplyTimeout}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -464,24 +469,23 @@ func (v *invocation) writeContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(v.ctx, v.sh.applyTimeout)
 }
 
-// record writes the audit event of the running command, after its change.
-func (v *invocation) record(fields map[string]string) error {
-	if err := v.audit(fields); err != nil {
+// record writes the audit event typ of the running command, after its
+// change.
+func (v *invocation) record(typ string, fields map[string]string) error {
+	if err := v.audit(typ, fields); err != nil {
 		v.sh.logger.Error("admin change not audited", "user", v.actor.Login, "command", v.path, "err", err)
 		return fmt.Errorf("the change was made, but its audit event could not be written: %w", err)
 	}
 	return nil
 }
 
-// audit writes the audit event of the running command: its type is the
-// command's path, its fields the command line, source and admin id, and
-// fields.
-func (v *invocation) audit(fields map[string]string) error {
+// audit writes the audit event typ of the running command: its fields are
+// the command line, source and admin id, and fields.
+func (v *invocation) audit(typ string, fields map[string]string) error {
 	f := v.auditContext()
 	for k, val := range fields {
 		f[k] = val
 	}
-	typ := "admin." + strings.ReplaceAll(v.path, " ", ".")
 	ev := raftstore.AuditEventInput{Time: v.sh.now().UTC(), Type: typ, Actor: v.actor.Login, Fields: f}
 	_, err := v.applyOnly(&raftstore.AuditAppend{Events: []raftstore.AuditEventInput{ev}})
 	return err

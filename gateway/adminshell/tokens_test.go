@@ -46,7 +46,7 @@ func TestEnrollmentTokenShownOnceStoredHashed(t *testing.T) {
 		t.Errorf("no revoke hint:\n%s", out)
 	}
 	e := h.lastAudit()
-	if e.Type != "admin.tokens.create" || e.Fields["token"] != hash || e.Fields["project"] != "db" || e.Fields["uses"] != "5" {
+	if e.Type != "enrollment_token.create" || e.Fields["token"] != hash || e.Fields["project"] != "db" || e.Fields["uses"] != "5" {
 		t.Errorf("audit %+v", e)
 	}
 	for _, args := range [][]string{{"tokens", "ls"}, {"tokens", "ls", "--json"}, {"audit", "export"}, {"audit", "ls", "--json"}} {
@@ -91,7 +91,7 @@ func TestServiceTokenShownOnceStoredHashed(t *testing.T) {
 	if err != nil || st == nil || st.ID != j["id"] || st.CreatedBy != "alice" || !st.ExpiresAt.Equal(h.now.Add(720*time.Hour)) {
 		t.Fatalf("stored %+v (%v)", st, err)
 	}
-	if e := h.lastAudit(); e.Type != "admin.service-tokens.create" || e.Fields["service_token"] != st.ID || e.Fields["name"] != "ci" {
+	if e := h.lastAudit(); e.Type != "service_token.create" || e.Fields["service_token"] != st.ID || e.Fields["name"] != "ci" {
 		t.Errorf("audit %+v", e)
 	}
 	for _, args := range [][]string{{"service-tokens", "ls"}, {"service-tokens", "ls", "--json"}, {"audit", "export"}} {

@@ -5,14 +5,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Metrics are the audit writer's instruments (docs/metrics.md).
+// Metrics are the writer's instruments (docs/metrics.md).
 type Metrics struct {
-	// Written counts events the replicated log took (the audit.dropped
-	// events the writer adds included).
+	// Written counts events the replicated log took.
 	Written prometheus.Counter
-	// Dropped counts events lost, by reason: queue_full (Record found the
-	// queue full) or not_replicated (the node stopped while the cluster
-	// could not take them; they went to the node's log instead).
+	// Spilled counts events that went to the spill on disk because the
+	// memory queue was full (or the node stopped with them unwritten).
+	Spilled prometheus.Counter
+	// SpillEvents and SpillBytes are what the spill holds now.
+	SpillEvents prometheus.Gauge
+	SpillBytes  prometheus.Gauge
+	// BackpressureSeconds adds up the time callers of Record waited for
+	// room because both queues were full.
+	BackpressureSeconds prometheus.Counter
+	// Dropped counts events the writer could keep nowhere, by reason:
+	// not_replicated (the node stopped while the cluster could not take
+	// them and it has no spill, or the spill could not be written; they
+	// went to the node's log). A node with a working spill never counts.
 	Dropped *prometheus.CounterVec
 }
 
@@ -23,12 +32,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Written: f.NewCounter(prometheus.CounterOpts{Name: "rampart_audit_events_written_total",
 			Help: "Audit events this node wrote to the replicated audit log."}),
+		Spilled: f.NewCounter(prometheus.CounterOpts{Name: "rampart_audit_events_spilled_total",
+			Help: "Audit events this node put in its spill on disk because the cluster was not taking them fast enough."}),
+		SpillEvents: f.NewGauge(prometheus.GaugeOpts{Name: "rampart_audit_spill_events",
+			Help: "Audit events waiting in this node's spill on disk."}),
+		SpillBytes: f.NewGauge(prometheus.GaugeOpts{Name: "rampart_audit_spill_bytes",
+			Help: "Bytes of audit events waiting in this node's spill on disk."}),
+		BackpressureSeconds: f.NewCounter(prometheus.CounterOpts{Name: "rampart_audit_backpressure_seconds_total",
+			Help: "Time callers waited to record an audit event because the memory queue and the spill were full."}),
 		Dropped: f.NewCounterVec(prometheus.CounterOpts{Name: "rampart_audit_events_dropped_total",
-			Help: "Audit events this node lost, by reason (queue_full, not_replicated)."}, []string{"reason"}),
+			Help: "Audit events this node could keep nowhere (not_replicated: stopped with no working spill; they went to its log)."}, []string{"reason"}),
 	}
-	// Both series exist from the start: an alert on their increase needs
-	// a zero to increase from.
-	m.Dropped.WithLabelValues("queue_full")
+	// The series exists from the start: an alert on its increase needs a
+	// zero to increase from.
 	m.Dropped.WithLabelValues("not_replicated")
 	return m
 }

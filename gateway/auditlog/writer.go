@@ -1,11 +1,11 @@
 // Package auditlog is the node's audit writer: it batches events into the
-// replicated audit log.
+// replicated audit log and never drops one.
 package auditlog
 
 import (
 	"context"
+	"errors"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -17,26 +17,50 @@ type Store interface {
 	Apply(ctx context.Context, cmd raftstore.Command) (*raftstore.Result, error)
 }
 
-// Writer batches audit events into AuditAppend commands so that a burst
-// of logins costs one raft round trip, not one each. Record never blocks: if
-// the queue is full the event is logged and dropped, and the drop is counted
-// in the next batch.
+// Writer batches audit events into AuditAppend commands so that a burst of
+// logins costs one raft round trip, not one each. It never drops an event:
+//
+//   - Record puts the event in a memory queue (queueSize events);
+//   - when that is full, in the spill, a bounded queue on disk (SetSpill),
+//     and every later event too until the spill is empty again, so that
+//     events reach the log in the order they were recorded;
+//   - when the spill is full too (or there is none), Record waits for room:
+//     the caller is held back until the cluster takes events again.
+//
+// Batches the cluster refuses are retried until it takes them. When the
+// node stops, what it could not write goes to the spill, replayed first on
+// the next start.
 type Writer struct {
 	store  Store
 	logger *slog.Logger
 	now    func() time.Time
 	// after is the wait between retries (time.After).
 	after func(time.Duration) <-chan time.Time
+	// stopTimeout bounds the last try of each batch when the node stops.
+	stopTimeout time.Duration
 
 	metrics *Metrics
 
-	ch      chan raftstore.AuditEventInput
-	mu      sync.Mutex
-	dropped int
-	done    chan struct{}
+	ch chan raftstore.AuditEventInput
+	// wake tells Run that the spill holds events.
+	wake chan struct{}
+	done chan struct{}
+
+	mu sync.Mutex
+	// room is signalled (Broadcast) when the spill or the queue has
+	// room again, and when Run stops.
+	room *sync.Cond
+	// spill is the queue on disk; nil: none (Record waits instead).
+	spill *spill
+	// spilling: the spill holds events, so new ones go after them.
+	spilling bool
+	// full: a caller is waiting for room (for the log's sake: one line per
+	// outage, not one per event).
+	full    bool
+	stopped bool
 }
 
-// queueSize is how many events wait for the writer before Record drops.
+// queueSize is how many events wait in memory before the spill takes them.
 const queueSize = 4096
 
 // maxBatch is the most events one AuditAppend carries.
@@ -44,45 +68,170 @@ const maxBatch = 500
 
 // New returns a writer into store; Run writes.
 func New(store Store, logger *slog.Logger) *Writer {
-	return &Writer{store: store, logger: logger, now: time.Now, after: time.After, metrics: NewMetrics(nil),
-		ch: make(chan raftstore.AuditEventInput, queueSize), done: make(chan struct{})}
+	a := &Writer{store: store, logger: logger, now: time.Now, after: time.After, stopTimeout: 5 * time.Second, metrics: NewMetrics(nil),
+		ch: make(chan raftstore.AuditEventInput, queueSize), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	a.room = sync.NewCond(&a.mu)
+	return a
 }
 
 // SetMetrics makes the writer count into m (registered ones); call it
 // before Run.
 func (a *Writer) SetMetrics(m *Metrics) { a.metrics = m }
 
-// Record queues an event.
+// SetSpill gives the writer its queue on disk in dir, bounded to maxBytes;
+// call it before Run. Events an earlier run left there are written first.
+func (a *Writer) SetSpill(dir string, maxBytes int64) error {
+	s, err := openSpill(dir, maxBytes)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.spill = s
+	if s.count > 0 {
+		a.spilling = true
+		a.logger.Warn("audit events left on disk by an earlier run; they are written first", "events", s.count, "dir", dir)
+		a.notify()
+	}
+	a.gauges()
+	return nil
+}
+
+// Record queues an event. It returns at once unless both queues are full:
+// then it waits until the cluster takes events again (backpressure).
 func (a *Writer) Record(typ, actor string, fields map[string]string) {
 	ev := raftstore.AuditEventInput{Time: a.now().UTC(), Type: typ, Actor: actor, Fields: fields}
-	select {
-	case a.ch <- ev:
-	default:
-		a.mu.Lock()
-		a.dropped++
-		a.mu.Unlock()
-		a.metrics.Dropped.WithLabelValues("queue_full").Inc()
-		a.logger.Error("audit queue full; event dropped", "type", typ, "actor", actor)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var waited time.Duration
+	defer func() {
+		if waited > 0 {
+			a.metrics.BackpressureSeconds.Add(waited.Seconds())
+		}
+	}()
+	for {
+		if a.stopped {
+			a.recordStopped(&ev)
+			return
+		}
+		if !a.spilling {
+			select {
+			case a.ch <- ev:
+				a.endFull()
+				return
+			default:
+			}
+			if a.spill != nil {
+				a.spilling = true
+				a.logger.Warn("audit queue full: the cluster is not taking events fast enough; events go to the spill on disk",
+					"queued", queueSize, "dir", a.spill.dir)
+			}
+		}
+		if a.spilling {
+			err := a.spill.append(&ev, false)
+			if err == nil {
+				a.metrics.Spilled.Inc()
+				a.gauges()
+				a.notify()
+				a.endFull()
+				return
+			}
+			if !errors.Is(err, errSpillFull) {
+				a.logger.Error("audit spill write failed; the caller waits", "err", err)
+			}
+		}
+		if !a.full {
+			a.full = true
+			a.logger.Error("audit queues full: callers wait until the cluster takes events again", "queued", queueSize)
+		}
+		start := time.Now()
+		a.room.Wait()
+		waited += time.Since(start)
 	}
 }
 
-// Run writes batches until ctx ends, then flushes what is queued; Done is
-// closed when it has.
+// endFull notes that callers no longer wait. The caller holds a.mu.
+func (a *Writer) endFull() {
+	if a.full {
+		a.full = false
+		a.logger.Warn("audit queues have room again: callers no longer wait")
+	}
+}
+
+// recordStopped keeps an event recorded after Run stopped: in the spill,
+// past its bound (it is the last of them), or in the node's log when there
+// is no spill. The caller holds a.mu.
+func (a *Writer) recordStopped(ev *raftstore.AuditEventInput) {
+	if a.spill != nil {
+		err := a.spill.append(ev, true)
+		if err == nil {
+			a.metrics.Spilled.Inc()
+			a.gauges()
+			return
+		}
+		a.logger.Error("audit spill write failed", "err", err)
+	}
+	a.lost([]raftstore.AuditEventInput{*ev})
+}
+
+// lost logs events the writer could keep nowhere (no spill, or the disk
+// failed), so that they are in the node's log instead of nowhere.
+func (a *Writer) lost(evs []raftstore.AuditEventInput) {
+	a.metrics.Dropped.WithLabelValues("not_replicated").Add(float64(len(evs)))
+	for _, ev := range evs {
+		a.logger.Error("audit event not replicated", "type", ev.Type, "actor", ev.Actor, "time", ev.Time, "fields", ev.Fields)
+	}
+}
+
+// notify wakes Run for the spill.
+func (a *Writer) notify() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// gauges sets the spill's gauges. The caller holds a.mu.
+func (a *Writer) gauges() {
+	if a.spill != nil {
+		a.metrics.SpillEvents.Set(float64(a.spill.count))
+		a.metrics.SpillBytes.Set(float64(a.spill.size - a.spill.off))
+	}
+}
+
+// Run writes batches until ctx ends, then writes or spills what is queued;
+// Done is closed when it has.
 func (a *Writer) Run(ctx context.Context) {
 	defer close(a.done)
 	for {
+		// The memory queue first: while the spill holds events nothing
+		// new enters the memory queue, so what is there is older.
 		select {
 		case ev := <-a.ch:
-			a.flush(ctx, ev)
-		case <-ctx.Done():
-			for {
-				select {
-				case ev := <-a.ch:
-					a.flush(context.Background(), ev)
-				default:
-					return
-				}
+			if rest := a.flushMemory(ctx, ev); rest != nil {
+				a.stop(rest)
+				return
 			}
+			continue
+		default:
+		}
+		if a.pendingSpill() {
+			if !a.flushSpill(ctx) {
+				a.stop(nil)
+				return
+			}
+			continue
+		}
+		select {
+		case ev := <-a.ch:
+			if rest := a.flushMemory(ctx, ev); rest != nil {
+				a.stop(rest)
+				return
+			}
+		case <-a.wake:
+		case <-ctx.Done():
+			a.stop(nil)
+			return
 		}
 	}
 }
@@ -90,7 +239,15 @@ func (a *Writer) Run(ctx context.Context) {
 // Done is closed once Run has returned.
 func (a *Writer) Done() <-chan struct{} { return a.done }
 
-func (a *Writer) flush(ctx context.Context, first raftstore.AuditEventInput) {
+func (a *Writer) pendingSpill() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.spill != nil && a.spill.count > 0
+}
+
+// flushMemory writes a batch from the memory queue starting with first.
+// It returns the batch when ctx ended before the cluster took it.
+func (a *Writer) flushMemory(ctx context.Context, first raftstore.AuditEventInput) []raftstore.AuditEventInput {
 	batch := []raftstore.AuditEventInput{first}
 	for len(batch) < maxBatch {
 		select {
@@ -101,35 +258,119 @@ func (a *Writer) flush(ctx context.Context, first raftstore.AuditEventInput) {
 		}
 		break
 	}
+	// Room in the memory queue: a caller waiting without a spill can go.
 	a.mu.Lock()
-	if a.dropped > 0 {
-		batch = append(batch, raftstore.AuditEventInput{Time: a.now().UTC(), Type: "audit.dropped", Actor: "rampartd",
-			Fields: map[string]string{"count": strconv.Itoa(a.dropped)}})
-		a.dropped = 0
-	}
+	a.room.Broadcast()
 	a.mu.Unlock()
-	// Retry until the cluster takes the batch: an audit event is not dropped
-	// because a leader election is under way. If the node is stopping and
-	// the cluster is gone, the events go to the log instead of nowhere.
+	if !a.apply(ctx, batch) {
+		return batch
+	}
+	return nil
+}
+
+// flushSpill writes the oldest batch of the spill; false when ctx ended
+// first (the batch stays in the spill).
+func (a *Writer) flushSpill(ctx context.Context) bool {
+	a.mu.Lock()
+	batch, end, err := a.spill.peek(maxBatch)
+	a.mu.Unlock()
+	if err != nil {
+		// A queue the writer cannot read is not skipped: it is kept for an
+		// operator, and the writer retries.
+		a.logger.Error("audit spill unreadable", "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-a.after(5 * time.Second):
+			return true
+		}
+	}
+	if !a.apply(ctx, batch) {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.spill.commit(end, len(batch)); err != nil {
+		a.logger.Error("audit spill: marking events written failed; they may be written twice", "err", err)
+	}
+	if a.spill.count == 0 && a.spilling {
+		a.spilling = false
+		a.logger.Info("audit spill written to the cluster; events go to the memory queue again")
+	}
+	a.gauges()
+	a.room.Broadcast()
+	return true
+}
+
+// apply writes batch, retrying until the cluster takes it; false when ctx
+// ended first.
+func (a *Writer) apply(ctx context.Context, batch []raftstore.AuditEventInput) bool {
 	backoff := 100 * time.Millisecond
 	for {
-		actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, err := a.store.Apply(actx, &raftstore.AuditAppend{Events: batch})
 		cancel()
 		if err == nil {
 			a.metrics.Written.Add(float64(len(batch)))
-			return
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
 		}
 		a.logger.Error("writing audit events failed; will retry", "events", len(batch), "err", err)
 		select {
 		case <-ctx.Done():
-			a.metrics.Dropped.WithLabelValues("not_replicated").Add(float64(len(batch)))
-			for _, ev := range batch {
-				a.logger.Error("audit event not replicated", "type", ev.Type, "actor", ev.Actor, "time", ev.Time, "fields", ev.Fields)
-			}
-			return
+			return false
 		case <-a.after(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// stop ends the writer: rest (a batch taken from the memory queue and not
+// written) and what is still queued in memory get one last try each, and
+// what the cluster does not take goes to the front of the spill (it is
+// older than what the spill holds), or to the node's log without one.
+func (a *Writer) stop(rest []raftstore.AuditEventInput) {
+	a.mu.Lock()
+	a.stopped = true
+	a.room.Broadcast()
+	a.mu.Unlock()
+	pending := rest
+	for {
+		select {
+		case ev := <-a.ch:
+			pending = append(pending, ev)
+			continue
+		default:
+		}
+		break
+	}
+	for len(pending) > 0 {
+		n := min(len(pending), maxBatch)
+		ctx, cancel := context.WithTimeout(context.Background(), a.stopTimeout)
+		_, err := a.store.Apply(ctx, &raftstore.AuditAppend{Events: pending[:n]})
+		cancel()
+		if err != nil {
+			break
+		}
+		a.metrics.Written.Add(float64(n))
+		pending = pending[n:]
+	}
+	if len(pending) == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.spill != nil {
+		if err := a.spill.prepend(pending); err == nil {
+			a.metrics.Spilled.Add(float64(len(pending)))
+			a.gauges()
+			a.logger.Warn("node stopping: audit events the cluster did not take are kept on disk for the next start", "events", len(pending))
+			return
+		} else {
+			a.logger.Error("audit spill write failed", "err", err)
+		}
+	}
+	a.lost(pending)
 }

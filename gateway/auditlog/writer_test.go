@@ -75,22 +75,19 @@ func newTestWriter(store Store, log io.Writer) (*Writer, func() []time.Duration)
 }
 
 // Events queued before the writer runs go out in batches of at most
-// maxBatch, in order, each stamped with the clock in UTC; events the full
-// queue dropped are counted in the next batch; a batch the cluster refuses
-// is retried, with a doubling wait capped at 5 s, until it is taken.
+// maxBatch, in order, each stamped with the clock in UTC; a batch the
+// cluster refuses is retried, with a doubling wait capped at 5 s, until it
+// is taken.
 func TestWriter(t *testing.T) {
 	tests := []struct {
 		name        string
 		events      int
 		failures    int
 		wantBatches []int // sizes
-		wantDropped int
 		wantWaits   []time.Duration
 	}{
 		{name: "ok/one-batch", events: 3, wantBatches: []int{3}},
 		{name: "ok/batches-capped", events: 1200, wantBatches: []int{500, 500, 200}},
-		{name: "ok/full-queue-drops-and-counts", events: queueSize + 3, wantDropped: 3,
-			wantBatches: []int{501, 500, 500, 500, 500, 500, 500, 500, 96}},
 		{name: "ok/retried-until-taken", events: 2, failures: 2, wantBatches: []int{2},
 			wantWaits: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}},
 		{name: "ok/retry-wait-capped", events: 1, failures: 8, wantBatches: []int{1},
@@ -103,7 +100,7 @@ func TestWriter(t *testing.T) {
 			var log syncBuffer
 			w, waits := newTestWriter(store, &log)
 			for i := range tc.events {
-				w.Record("login", "alice", map[string]string{"n": strconv.Itoa(i)})
+				w.Record("login.accept", "alice", map[string]string{"n": strconv.Itoa(i)})
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			go w.Run(ctx)
@@ -115,26 +112,21 @@ func TestWriter(t *testing.T) {
 
 			batches := store.taken()
 			var sizes []int
-			next, dropped := 0, 0
+			next := 0
 			for _, b := range batches {
 				sizes = append(sizes, len(b))
 				for _, ev := range b {
 					if !ev.Time.Equal(t0) || ev.Time.Location() != time.UTC {
 						t.Fatalf("event time %v, want %v in UTC", ev.Time, t0)
 					}
-					if ev.Type == "audit.dropped" {
-						n, _ := strconv.Atoi(ev.Fields["count"])
-						dropped += n
-						continue
-					}
-					if ev.Type != "login" || ev.Actor != "alice" || ev.Fields["n"] != strconv.Itoa(next) {
+					if ev.Type != "login.accept" || ev.Actor != "alice" || ev.Fields["n"] != strconv.Itoa(next) {
 						t.Fatalf("event %+v, want login %d of alice", ev, next)
 					}
 					next++
 				}
 			}
-			if next != tc.events-tc.wantDropped || dropped != tc.wantDropped {
-				t.Fatalf("%d events written and %d counted dropped, want %d and %d", next, dropped, tc.events-tc.wantDropped, tc.wantDropped)
+			if next != tc.events {
+				t.Fatalf("%d events written, want %d", next, tc.events)
 			}
 			if !equal(sizes, tc.wantBatches) {
 				t.Fatalf("batches of %v, want %v", sizes, tc.wantBatches)
@@ -142,8 +134,6 @@ func TestWriter(t *testing.T) {
 			if got := waits(); !equal(got, tc.wantWaits) {
 				t.Fatalf("waited %v between tries, want %v", got, tc.wantWaits)
 			}
-			// Written counts what the log took, the audit.dropped event
-			// too; Dropped what the full queue lost.
 			written := 0
 			for _, n := range sizes {
 				written += n
@@ -151,15 +141,12 @@ func TestWriter(t *testing.T) {
 			if got := testutil.ToFloat64(w.metrics.Written); got != float64(written) {
 				t.Fatalf("rampart_audit_events_written_total = %v, want %d", got, written)
 			}
-			if got := testutil.ToFloat64(w.metrics.Dropped.WithLabelValues("queue_full")); got != float64(tc.wantDropped) {
-				t.Fatalf(`rampart_audit_events_dropped_total{reason="queue_full"} = %v, want %d`, got, tc.wantDropped)
-			}
 		})
 	}
 }
 
-// A node that stops while the cluster refuses its batch logs the events
-// instead of losing them silently, and Run returns.
+// A writer without a spill that stops while the cluster refuses its batch
+// logs the events instead of losing them silently, and Run returns.
 func TestWriterStopsWithClusterGone(t *testing.T) {
 	store := &fakeStore{failures: -1, calls: make(chan struct{}, 1)}
 	var log syncBuffer
@@ -191,7 +178,7 @@ func TestWriterFlushesOnStop(t *testing.T) {
 	var log bytes.Buffer
 	w, _ := newTestWriter(store, &log)
 	for range 3 {
-		w.Record("login", "alice", nil)
+		w.Record("login.accept", "alice", nil)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -203,21 +190,6 @@ func TestWriterFlushesOnStop(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("%d events written, want 3", n)
-	}
-}
-
-// Record never blocks, with no writer running and the queue full.
-func TestRecordNeverBlocks(t *testing.T) {
-	var log bytes.Buffer
-	w, _ := newTestWriter(&fakeStore{}, &log)
-	for range queueSize + 10 {
-		w.Record("login", "alice", nil)
-	}
-	if w.dropped != 10 {
-		t.Fatalf("dropped %d, want 10", w.dropped)
-	}
-	if !bytes.Contains(log.Bytes(), []byte("audit queue full; event dropped")) {
-		t.Fatalf("log:\n%s", log.Bytes())
 	}
 }
 

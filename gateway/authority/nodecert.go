@@ -132,7 +132,7 @@ func (r *NodeCertRenewer) renewOnce() error {
 		r.logger.Error("could not store the renewed node certificate", "err", err)
 	}
 	leaf := r.tls.Certificate()
-	r.audit("node.cert_renewed", map[string]string{"node": nodeID, "serial": leaf.SerialNumber.String(), "not_after": leaf.NotAfter.UTC().Format(time.RFC3339)})
+	r.audit(EventNodeCertRenew, map[string]string{"node": nodeID, "serial": leaf.SerialNumber.String(), "not_after": leaf.NotAfter.UTC().Format(time.RFC3339)})
 	r.logger.Info("renewed the node certificate", "serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter.UTC(), "previous_not_after", old.NotAfter.UTC())
 	return nil
 }

@@ -54,3 +54,16 @@ func (k *KEK) ConsoleShareKey() ([]byte, error) {
 	}
 	return key, nil
 }
+
+// AuditKey returns the key that signs the audit log's checkpoints
+// (raftstore.AuditCheckpoint). Like BackupKey it is derived from the KEK
+// for that purpose alone: every node signs and verifies with the same key,
+// nothing outside the cluster can make a checkpoint it accepts, and the key
+// is never written to raft.
+func (k *KEK) AuditKey() (ed25519.PrivateKey, error) {
+	seed, err := k.deriveKey("audit-checkpoint", ed25519.SeedSize)
+	if err != nil {
+		return nil, fmt.Errorf("derive audit key: %w", err)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}

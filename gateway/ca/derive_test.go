@@ -34,3 +34,34 @@ func TestBackupKey(t *testing.T) {
 		t.Fatal("two KEKs derive the same backup key")
 	}
 }
+
+// The audit key is the same from the same KEK, another from another, and
+// not the backup key's bytes.
+func TestAuditKey(t *testing.T) {
+	newKEK := func() *KEK {
+		raw := make([]byte, KEKSize)
+		if _, err := rand.Read(raw); err != nil {
+			t.Fatal(err)
+		}
+		k, err := NewKEK(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	k := newKEK()
+	a, err := k.AuditKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := k.AuditKey()
+	if !a.Equal(b) {
+		t.Fatal("AuditKey differs between calls")
+	}
+	if bk, _ := k.BackupKey(); bytes.Equal(a.Seed(), bk) {
+		t.Fatal("the audit key is the backup key")
+	}
+	if other, _ := newKEK().AuditKey(); a.Equal(other) {
+		t.Fatal("two KEKs derive the same audit key")
+	}
+}

@@ -14,7 +14,7 @@ import (
 )
 
 // EventClusterBackup is the audit event of a backup handed out.
-const EventClusterBackup = "admin.cluster.backup"
+const EventClusterBackup = "cluster.backup"
 
 // errNoSnapshots: the node gave the service no way to take backups.
 var errNoSnapshots = &fault.Error{Status: http.StatusServiceUnavailable, Code: "no_backups",

@@ -42,7 +42,7 @@ func (s *Service) DeactivateFromIdP(ctx context.Context, a Actor, id string, via
 		return 0, nil
 	}
 	fields := map[string]string{"user": u.Login, "user_id": u.ID, "reason": why, "via": string(via), "bindings_revoked": strconv.Itoa(n)}
-	if aerr := s.audit(ctx, a, EventIdPDeactivate, fields); aerr != nil {
+	if aerr := s.audit(ctx, a, EventUserDeactivate, fields); aerr != nil {
 		return n, errors.Join(errors.New(errNotAudited), aerr)
 	}
 	s.logger.Info("identity provider deactivated a person", "user", u.Login, "user_id", u.ID, "via", string(via), "reason", why, "bindings_revoked", n)
@@ -73,7 +73,7 @@ func (s *Service) ReactivateFromIdP(ctx context.Context, a Actor, id string) (bo
 	case err != nil:
 		return false, clientError(err)
 	}
-	if aerr := s.audit(ctx, a, EventIdPReactivate, map[string]string{"user": u.Login, "user_id": u.ID}); aerr != nil {
+	if aerr := s.audit(ctx, a, EventUserReactivate, map[string]string{"user": u.Login, "user_id": u.ID}); aerr != nil {
 		return true, errors.Join(errors.New(errNotAudited), aerr)
 	}
 	return true, nil

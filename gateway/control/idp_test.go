@@ -25,7 +25,7 @@ func TestIdPDeactivation(t *testing.T) {
 	}
 	wantBindings(t, h, 0)
 	evs := h.audit.all()
-	if len(evs) != 1 || evs[0].Type != EventIdPDeactivate || evs[0].Actor != "scim:okta" ||
+	if len(evs) != 1 || evs[0].Type != EventUserDeactivate || evs[0].Actor != "scim:okta" ||
 		evs[0].Fields["reason"] != "scim active=false" || evs[0].Fields["bindings_revoked"] != "1" {
 		t.Fatalf("audit %+v", evs)
 	}
@@ -40,7 +40,7 @@ func TestIdPDeactivation(t *testing.T) {
 	if u.Status != raftstore.UserActive || u.DisabledByIdP || u.UID != uid {
 		t.Fatalf("after re-activation: %+v (uid was %d)", u, uid)
 	}
-	if evs := h.audit.all(); len(evs) != 2 || evs[1].Type != EventIdPReactivate {
+	if evs := h.audit.all(); len(evs) != 2 || evs[1].Type != EventUserReactivate {
 		t.Fatalf("audit %+v", evs)
 	}
 	// carol was disabled by an administrator: the IdP cannot undo that.

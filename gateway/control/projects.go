@@ -46,7 +46,7 @@ func (s *Service) UpdateProject(ctx context.Context, a Actor, name string, edit 
 		return nil, err
 	}
 	p.Name = old.Name
-	return s.saveProject(ctx, a, EventProjectSet, p)
+	return s.saveProject(ctx, a, EventProjectUpdate, p)
 }
 
 // PutProject creates or replaces the project named name with what build
@@ -61,7 +61,7 @@ func (s *Service) PutProject(ctx context.Context, a Actor, name string, build fu
 	typ := EventProjectCreate
 	if cur != nil {
 		c := cloneProject(cur)
-		arg, typ = &c, EventProjectSet
+		arg, typ = &c, EventProjectUpdate
 	}
 	p, err := build(arg)
 	if err != nil {
@@ -120,7 +120,7 @@ func (s *Service) Grant(ctx context.Context, a Actor, g raftstore.Grant) (*rafts
 	if err := s.applyDecode(ctx, &raftstore.GrantUpsert{Grant: g, Now: s.now().UTC()}, &stored); err != nil {
 		return nil, err
 	}
-	return &stored, s.audit(ctx, a, EventGrant, map[string]string{"project": g.Project, "group": g.Group, "role": string(g.Role),
+	return &stored, s.audit(ctx, a, EventGrantCreate, map[string]string{"project": g.Project, "group": g.Group, "role": string(g.Role),
 		"sudo": strings.Join(g.Sudo, ",")})
 }
 

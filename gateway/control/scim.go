@@ -25,17 +25,17 @@ import (
 // first sign-in has the id "scim-" and 32 hex digits until a sign-in adopts
 // it (login.Service.Provision) and keeps that id after.
 
-// SCIM audit event types, one per change.
+// SCIM's audit event types, one per change. A SCIM change is the same
+// event as the change made any other way (a deletion is user.delete, a SCIM
+// token is a service token); its actor, "scim:<token name>", says SCIM made
+// it.
 const (
-	EventSCIMUserCreate   = "scim.users.create"
-	EventSCIMUserUpdate   = "scim.users.update"
-	EventSCIMUserDelete   = "scim.users.delete"
-	EventSCIMGroupPut     = "scim.groups.put"
-	EventSCIMGroupMembers = "scim.groups.members"
-	EventSCIMGroupDelete  = "scim.groups.delete"
-	EventSCIMTokenCreate  = "admin.scim.tokens.create"
-	EventSCIMTokenRevoke  = "admin.scim.tokens.revoke"
-	scimUserIDPrefix      = "scim-"
+	EventUserCreate   = "user.create"
+	EventUserUpdate   = "user.update"
+	EventGroupReplace = "group.replace"
+	EventGroupUpdate  = "group.update"
+	EventGroupDelete  = "group.delete"
+	scimUserIDPrefix  = "scim-"
 	// SCIMIDReserve is how many uids and gids at the end of the cluster's
 	// ranges SCIM never takes: they stay for sign-ins, whose new people and
 	// ID-token groups need them.
@@ -133,7 +133,7 @@ func (s *Service) SCIMCreateUser(ctx context.Context, a Actor, in SCIMUser) (*ra
 		}
 	}
 	fields := map[string]string{"user": stored.Login, "user_id": stored.ID, "external_id": stored.ExternalID, "matched": how, "unix_name": stored.UnixName}
-	if aerr := s.audit(ctx, a, EventSCIMUserCreate, fields); aerr != nil {
+	if aerr := s.audit(ctx, a, EventUserCreate, fields); aerr != nil {
 		return &stored, aerr
 	}
 	return s.scimActive(ctx, a, &stored, in.Active)
@@ -248,7 +248,7 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, a Actor, id string, in SCI
 		if stored.Login != old.Login {
 			fields["renamed_from"] = old.Login
 		}
-		if aerr := s.audit(ctx, a, EventSCIMUserUpdate, fields); aerr != nil {
+		if aerr := s.audit(ctx, a, EventUserUpdate, fields); aerr != nil {
 			return &stored, aerr
 		}
 	}
@@ -287,7 +287,7 @@ func (s *Service) SCIMDeleteUser(ctx context.Context, a Actor, id string) error 
 	if _, err := s.apply(ctx, &raftstore.UserSCIMPut{User: raftstore.User{ID: u.ID, Login: u.Login, Email: u.Email}, Deleted: true, Now: s.now().UTC()}); err != nil {
 		return err
 	}
-	return s.audit(ctx, a, EventSCIMUserDelete, map[string]string{"user": u.Login, "user_id": u.ID})
+	return s.audit(ctx, a, EventUserDelete, map[string]string{"user": u.Login, "user_id": u.ID})
 }
 
 // SCIMGroup is a group as SCIM names it and its members (user ids).
@@ -353,7 +353,7 @@ func (s *Service) SCIMPutGroup(ctx context.Context, a Actor, in SCIMGroup, creat
 	if err := s.applyDecode(ctx, cmd, &stored); err != nil {
 		return nil, err
 	}
-	return &stored, s.audit(ctx, a, EventSCIMGroupPut, map[string]string{"group": stored.Name, "members": strings.Join(in.Members, ",")})
+	return &stored, s.audit(ctx, a, EventGroupReplace, map[string]string{"group": stored.Name, "members": strings.Join(in.Members, ",")})
 }
 
 // SCIMPatchGroupMembers adds and removes SCIM members of a group SCIM
@@ -380,7 +380,7 @@ func (s *Service) SCIMPatchGroupMembers(ctx context.Context, a Actor, group stri
 	if err := s.applyDecode(ctx, &raftstore.SCIMGroupPut{Group: group, Linked: true, Add: add, Remove: remove, Now: s.now().UTC()}, &stored); err != nil {
 		return nil, err
 	}
-	return &stored, s.audit(ctx, a, EventSCIMGroupMembers, map[string]string{"group": group, "added": strings.Join(add, ","), "removed": strings.Join(remove, ",")})
+	return &stored, s.audit(ctx, a, EventGroupUpdate, map[string]string{"group": group, "added": strings.Join(add, ","), "removed": strings.Join(remove, ",")})
 }
 
 // SCIMDeleteGroup ends SCIM's management of a group: its SCIM members lose
@@ -397,14 +397,14 @@ func (s *Service) SCIMDeleteGroup(ctx context.Context, a Actor, group string) er
 	if _, err := s.apply(ctx, &raftstore.SCIMGroupPut{Group: group, Linked: false, Now: s.now().UTC()}); err != nil {
 		return err
 	}
-	return s.audit(ctx, a, EventSCIMGroupDelete, map[string]string{"group": group})
+	return s.audit(ctx, a, EventGroupDelete, map[string]string{"group": group})
 }
 
 // CreateProvisioningToken creates a token of scope provisioning (SCIM
 // alone) named name, valid for ttl (0: until revoked). The secret is
 // returned once; the cluster keeps its hash.
 func (s *Service) CreateProvisioningToken(ctx context.Context, a Actor, name string, ttl time.Duration) (string, *raftstore.ServiceToken, error) {
-	return s.createServiceToken(ctx, a, name, raftstore.ServiceRoleProvisioning, ttl, EventSCIMTokenCreate)
+	return s.createServiceToken(ctx, a, name, raftstore.ServiceRoleProvisioning, ttl, EventServiceTokenCreate)
 }
 
 // RevokeProvisioningToken revokes a provisioning token by its id; an admin
@@ -423,7 +423,7 @@ func (s *Service) RevokeProvisioningToken(ctx context.Context, a Actor, id strin
 	if _, err := s.apply(ctx, &raftstore.ServiceTokenDelete{ID: id}); err != nil {
 		return nil, err
 	}
-	return toks[i], s.audit(ctx, a, EventSCIMTokenRevoke, map[string]string{"service_token": id, "name": toks[i].Name})
+	return toks[i], s.audit(ctx, a, EventServiceTokenRevoke, map[string]string{"service_token": id, "name": toks[i].Name, "scope": toks[i].Role})
 }
 
 // newID returns prefix and n random bytes in hex.

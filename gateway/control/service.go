@@ -167,32 +167,34 @@ func (a StoreAuditor) Record(ctx context.Context, typ, actor string, fields map[
 	return err
 }
 
-// Audit event types, one per kind of change; the admin shell's command
-// paths, so that the same change reads the same from every surface.
+// Audit event types, one per kind of change, named noun.verb
+// (docs/audit-events.md). The same change reads the same from every
+// surface: the actor (and its fields) says which surface made it.
 const (
-	EventProjectCreate      = "admin.projects.create"
-	EventProjectSet         = "admin.projects.set"
-	EventProjectDelete      = "admin.projects.delete"
-	EventGrant              = "admin.projects.grant"
-	EventGrantRevoke        = "admin.projects.revoke"
-	EventUserDisable        = "admin.users.disable"
-	EventUserEnable         = "admin.users.enable"
-	EventUserDelete         = "admin.users.delete"
-	EventEntitlementCreate  = "admin.entitlements.create"
-	EventEntitlementDelete  = "admin.entitlements.delete"
-	EventServerRegister     = "admin.servers.register"
-	EventServerDelete       = "admin.servers.delete"
-	EventServerLabel        = "admin.servers.label"
-	EventTokenCreate        = "admin.tokens.create"
-	EventTokenRevoke        = "admin.tokens.revoke"
-	EventServiceTokenCreate = "admin.service-tokens.create"
-	EventServiceTokenRevoke = "admin.service-tokens.revoke"
-	EventBindingsRevoke     = "admin.bindings.revoke"
-	EventSessionKill        = "admin.sessions.kill"
-	EventNodeRemove         = "admin.cluster.remove"
-	// The identity provider's changes (SCIM, re-validation).
-	EventIdPDeactivate = "idp.users.deactivate"
-	EventIdPReactivate = "idp.users.reactivate"
+	EventProjectCreate      = "project.create"
+	EventProjectUpdate      = "project.update"
+	EventProjectDelete      = "project.delete"
+	EventGrantCreate        = "grant.create"
+	EventGrantRevoke        = "grant.revoke"
+	EventUserDisable        = "user.disable"
+	EventUserEnable         = "user.enable"
+	EventUserDelete         = "user.delete"
+	EventEntitlementCreate  = "entitlement.create"
+	EventEntitlementDelete  = "entitlement.delete"
+	EventServerRegister     = "server.register"
+	EventServerDelete       = "server.delete"
+	EventServerLabel        = "server.label"
+	EventTokenCreate        = "enrollment_token.create"
+	EventTokenRevoke        = "enrollment_token.revoke"
+	EventServiceTokenCreate = "service_token.create"
+	EventServiceTokenRevoke = "service_token.revoke"
+	EventBindingRevoke      = "binding.revoke"
+	EventSessionKill        = "session.kill"
+	EventNodeRemove         = "node.remove"
+	// The identity provider's changes (SCIM, re-validation); the actor
+	// ("scim:<token>", the re-validation's) says which.
+	EventUserDeactivate = "user.deactivate"
+	EventUserReactivate = "user.reactivate"
 )
 
 // errNotAudited starts the error of a change made but not audited.

@@ -54,7 +54,7 @@ func TestChanges(t *testing.T) {
 				return nil
 			})
 			return err
-		}, typ: EventProjectSet, fields: map[string]string{"project": "web"},
+		}, typ: EventProjectUpdate, fields: map[string]string{"project": "web"},
 			check: func(t *testing.T, h *harness) {
 				if p := wantProject(t, h, "web"); p.Settings.MaxSessionDuration != 8*time.Hour || p.Description != "web tier" ||
 					!slices.Equal(p.Settings.SharedLogins, []string{"deploy"}) {
@@ -87,7 +87,7 @@ func TestChanges(t *testing.T) {
 				return raftstore.Project{Description: "new"}, nil
 			})
 			return err
-		}, typ: EventProjectSet, fields: map[string]string{"project": "web"},
+		}, typ: EventProjectUpdate, fields: map[string]string{"project": "web"},
 			check: func(t *testing.T, h *harness) {
 				if p := wantProject(t, h, "web"); p.Description != "new" {
 					t.Errorf("project %+v", p)
@@ -115,14 +115,14 @@ func TestChanges(t *testing.T) {
 		{name: "ok/grant", do: func(h *harness) error {
 			_, err := h.svc.Grant(ctx, a, raftstore.Grant{Project: "web", Group: "ops", Role: raftstore.GrantAdmin, Sudo: []string{"restart-nginx"}})
 			return err
-		}, typ: EventGrant, fields: map[string]string{"project": "web", "group": "ops", "role": "admin", "sudo": "restart-nginx"}},
+		}, typ: EventGrantCreate, fields: map[string]string{"project": "web", "group": "ops", "role": "admin", "sudo": "restart-nginx"}},
 		{name: "ok/grant-default-role", do: func(h *harness) error {
 			g, err := h.svc.Grant(ctx, a, raftstore.Grant{Project: "web", Group: "ops"})
 			if err == nil && g.Role != raftstore.GrantUser {
 				t.Errorf("grant %+v", g)
 			}
 			return err
-		}, typ: EventGrant, fields: map[string]string{"project": "web", "group": "ops", "role": "user", "sudo": ""}},
+		}, typ: EventGrantCreate, fields: map[string]string{"project": "web", "group": "ops", "role": "user", "sudo": ""}},
 		{name: "fail/grant-role", do: func(h *harness) error {
 			_, err := h.svc.Grant(ctx, a, raftstore.Grant{Project: "web", Group: "ops", Role: "root"})
 			return err
@@ -178,7 +178,7 @@ func TestChanges(t *testing.T) {
 				t.Errorf("what %q", what)
 			}
 			return err
-		}, typ: EventBindingsRevoke, fields: map[string]string{"user_id": "sub-bob", "revoked": "1"},
+		}, typ: EventBindingRevoke, fields: map[string]string{"user_id": "sub-bob", "revoked": "1"},
 			check: func(t *testing.T, h *harness) {
 				wantBindings(t, h, 0)
 				if evs := h.audit.all(); len(evs) != 1 || evs[0].Fields["fingerprint"] != h.bobKey {
@@ -188,7 +188,7 @@ func TestChanges(t *testing.T) {
 		{name: "ok/bindings-user", do: func(h *harness) error {
 			_, _, err := h.svc.RevokeBindings(ctx, a, Bindings{UserID: "sub-bob"}, nil)
 			return err
-		}, typ: EventBindingsRevoke, fields: map[string]string{"user": "bob", "user_id": "sub-bob", "revoked": "1"}},
+		}, typ: EventBindingRevoke, fields: map[string]string{"user": "bob", "user_id": "sub-bob", "revoked": "1"}},
 		{name: "ok/bindings-all", do: func(h *harness) error {
 			_, _, err := h.svc.RevokeBindings(ctx, a, Bindings{All: true}, func(what string) error {
 				if what != "revoke every device binding of every user" {
@@ -197,7 +197,7 @@ func TestChanges(t *testing.T) {
 				return nil
 			})
 			return err
-		}, typ: EventBindingsRevoke, fields: map[string]string{"scope": "all", "revoked": "1"}},
+		}, typ: EventBindingRevoke, fields: map[string]string{"scope": "all", "revoked": "1"}},
 		{name: "fail/bindings-two-selectors", do: func(h *harness) error {
 			_, _, err := h.svc.RevokeBindings(ctx, a, Bindings{UserID: "sub-bob", All: true}, nil)
 			return err

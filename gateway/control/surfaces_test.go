@@ -77,8 +77,8 @@ func TestSameChangeSameEvent(t *testing.T) {
 		typ          string
 	}{
 		{"project-create", []string{"projects", "create", "api"}, http.MethodPut, "/v1/projects/api", `{}`, control.EventProjectCreate},
-		{"project-set", []string{"projects", "set", "web", "--description", "web tier"}, http.MethodPut, "/v1/projects/web", `{"description":"web tier"}`, control.EventProjectSet},
-		{"grant", []string{"projects", "grant", "web", "ops", "--role", "admin"}, http.MethodPut, "/v1/projects/web/grants/ops", `{"role":"admin"}`, control.EventGrant},
+		{"project-set", []string{"projects", "set", "web", "--description", "web tier"}, http.MethodPut, "/v1/projects/web", `{"description":"web tier"}`, control.EventProjectUpdate},
+		{"grant", []string{"projects", "grant", "web", "ops", "--role", "admin"}, http.MethodPut, "/v1/projects/web/grants/ops", `{"role":"admin"}`, control.EventGrantCreate},
 		{"revoke", []string{"projects", "revoke", "web", "eng"}, http.MethodDelete, "/v1/projects/web/grants/eng", "", control.EventGrantRevoke},
 		{"server-delete", []string{"servers", "delete", "web-1", "--yes"}, http.MethodDelete, "/v1/servers/srv-web-1", "", control.EventServerDelete},
 		{"node-remove", []string{"cluster", "remove", "n2", "--yes"}, http.MethodDelete, "/v1/cluster/members/n2", "", control.EventNodeRemove},

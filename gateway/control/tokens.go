@@ -126,11 +126,7 @@ func (s *Service) CreateServiceToken(ctx context.Context, a Actor, req ServiceTo
 		return "", nil, &fault.Error{Status: http.StatusBadRequest, Code: "invalid_scope",
 			Msg: fmt.Sprintf("scope %q is not one of %s", req.Scope, strings.Join(raftstore.ServiceRoles, ", "))}
 	}
-	event := EventServiceTokenCreate
-	if req.Scope == raftstore.ServiceRoleProvisioning {
-		event = EventSCIMTokenCreate
-	}
-	return s.createServiceToken(ctx, a, req.Name, req.Scope, req.TTL, event)
+	return s.createServiceToken(ctx, a, req.Name, req.Scope, req.TTL, EventServiceTokenCreate)
 }
 
 // TouchServiceToken records that the token id was used at at. It is not an

@@ -127,7 +127,7 @@ func (s *Service) RevokeBindings(ctx context.Context, a Actor, b Bindings, c Con
 		return 0, "", err
 	}
 	fields["revoked"] = strconv.Itoa(n)
-	return n, what, s.audit(ctx, a, EventBindingsRevoke, fields)
+	return n, what, s.audit(ctx, a, EventBindingRevoke, fields)
 }
 
 // KillSession ends a live session: the node carrying it watches for closes

@@ -61,7 +61,7 @@ func TestEnrollAWS(t *testing.T) {
 		if srv == nil || srv.ID != resp.ServerID || srv.Project != "web" || srv.EnrollMethod != raftstore.EnrollAWS || srv.InstanceID != instance {
 			t.Fatalf("server recorded as %+v", srv)
 		}
-		if ev := fx.audit.last("server.enrolled"); ev == nil || ev.fields["instance_id"] != instance || ev.fields["method"] != api.EnrollAWS {
+		if ev := fx.audit.last("server.enroll"); ev == nil || ev.fields["instance_id"] != instance || ev.fields["method"] != api.EnrollAWS {
 			t.Fatalf("audit: %+v", ev)
 		}
 		_, err = fx.svc.Enroll(t.Context(), aws.request(t, aws.signer, instance, "10.0.3.17", "web-1", "10.0.3.17"))

@@ -294,7 +294,7 @@ func (s *Service) register(ctx context.Context, req *api.EnrollRequest, keys *en
 	if adm.instanceID != "" {
 		details["instance_id"] = adm.instanceID
 	}
-	s.audit.Record("server.enrolled", "agent", details)
+	s.audit.Record(EventServerEnroll, "agent", details)
 	s.logger.Info("enrolled server", "server", srv.Name, "server_id", srv.ID, "project", srv.Project, "method", req.Method, "instance_id", adm.instanceID)
 	return resp, nil
 }

@@ -58,7 +58,7 @@ func TestEnrollToken(t *testing.T) {
 	if len(fx.certs.userCAs) != 1 || fx.certs.userCAs[0] != "web" || len(resp.UserCAKeys) != 1 {
 		t.Fatalf("user CA ensured for %q; response keys %q", fx.certs.userCAs, resp.UserCAKeys)
 	}
-	ev := fx.audit.last("server.enrolled")
+	ev := fx.audit.last("server.enroll")
 	if ev == nil || ev.actor != "agent" || ev.fields["server"] != "web-1" || ev.fields["server_id"] != srv.ID || ev.fields["project"] != "web" ||
 		ev.fields["method"] != api.EnrollToken {
 		t.Fatalf("audit: %+v", ev)
@@ -235,7 +235,7 @@ func TestEnrollTokenRefused(t *testing.T) {
 			if srv := fx.server(t, req.Name); srv != nil && srv.MachineID == req.MachineID {
 				t.Errorf("refused enrollment registered %+v", srv)
 			}
-			ev := fx.audit.last("server.enroll_refused")
+			ev := fx.audit.last("enrollment.refuse")
 			switch {
 			case tc.audited == "" && ev != nil && len(fx.audit.events) > before:
 				t.Errorf("audited %+v", ev)

@@ -100,7 +100,7 @@ func (s *Service) checkTargetNames(req *api.EnrollRequest, project string) error
 // err, the answer.
 func (s *Service) refuseName(req *api.EnrollRequest, project, name, reason string, err error) error {
 	serverName, requested, method, addr := raftstore.ClientText(req.Name), raftstore.ClientText(name), raftstore.ClientText(req.Method), raftstore.ClientText(req.Addr)
-	s.audit.Record("server.enroll_refused", "agent", map[string]string{"server": serverName, "requested_name": requested, "project": project,
+	s.audit.Record(EventEnrollmentRefuse, "agent", map[string]string{"server": serverName, "requested_name": requested, "project": project,
 		"method": method, "addr": addr, "reason": reason})
 	s.logger.Warn("refused enrollment: "+reason, "method", method, "server_name", serverName, "requested_name", requested,
 		"project", project, "addr", addr, "err", err)

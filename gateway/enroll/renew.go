@@ -37,7 +37,7 @@ func (s *Service) RenewHostCerts(ctx context.Context, srv *raftstore.Server) (*a
 	if k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(caKey)); err == nil {
 		fields["host_ca"] = gossh.FingerprintSHA256(k)
 	}
-	s.audit.Record("agent.host_certs_renewed", "agent", fields)
+	s.audit.Record(EventHostCertRenew, "agent", fields)
 	s.logger.Info("renewed host certificates", "server", srv.Name, "server_id", srv.ID, "project", srv.Project, "certificates", len(certs))
 	return &api.AgentHostCertsResponse{HostCerts: certs, HostCAKey: caKey}, nil
 }
@@ -70,7 +70,7 @@ func (s *Service) RenewAgent(ctx context.Context, srv *raftstore.Server, req *ap
 	if err != nil {
 		return nil, err
 	}
-	s.audit.Record("agent.cert_renewed", "agent", map[string]string{"server": srv.Name, "server_id": srv.ID, "project": srv.Project})
+	s.audit.Record(EventAgentCertRenew, "agent", map[string]string{"server": srv.Name, "server_id": srv.ID, "project": srv.Project})
 	s.logger.Info("renewed agent certificate", "server", srv.Name, "server_id", srv.ID, "project", srv.Project, "not_after", cert.NotAfter)
 	return &api.AgentRenewResponse{CertPEM: string(certPEM), CertExpires: cert.NotAfter.UTC()}, nil
 }

@@ -28,7 +28,7 @@ func TestRenewHostCerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := fx.audit.last("agent.host_certs_renewed")
+	ev := fx.audit.last("host_cert.renew")
 	if ev == nil || ev.fields["server_id"] != srv.ID || ev.fields["validity"] != "240h0m0s" || ev.fields["host_ca"] != gossh.FingerprintSHA256(caKey) {
 		t.Fatalf("audit: %+v", ev)
 	}
@@ -62,7 +62,7 @@ func TestRenewAgent(t *testing.T) {
 	if role, id, ok := api.Identity(cert); !ok || role != api.RoleAgent || id != srv.ID || !resp.CertExpires.Equal(cert.NotAfter.UTC()) {
 		t.Fatalf("renewed certificate names %s %s, until %s (response %s)", role, id, cert.NotAfter, resp.CertExpires)
 	}
-	if ev := fx.audit.last("agent.cert_renewed"); ev == nil || ev.fields["server_id"] != srv.ID || ev.fields["project"] != "web" {
+	if ev := fx.audit.last("agent_cert.renew"); ev == nil || ev.fields["server_id"] != srv.ID || ev.fields["project"] != "web" {
 		t.Fatalf("audit: %+v", ev)
 	}
 	_, err = fx.svc.RenewAgent(t.Context(), srv, &api.AgentRenewRequest{PublicKey: agentKeyPEM(t) + agentKeyPEM(t)})

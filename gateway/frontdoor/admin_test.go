@@ -185,10 +185,10 @@ func TestAdminShellOneShotOverSSH(t *testing.T) {
 		{name: "servers-delete", cmd: "servers delete db-1 --yes", out: []string{"server db-1 deleted"}},
 		{name: "projects-delete-json", cmd: "projects delete api -y --json", json: true, check: wantField(true, "ok")},
 		{name: "bindings-revoke", cmd: "bindings revoke --user bob", out: []string{"revoked the device bindings of bob (1 binding(s))"}},
-		{name: "audit-ls", cmd: "audit ls --type admin", out: []string{"admin.projects.create", "alice", "admin.sessions.kill"}},
+		{name: "audit-ls", cmd: "audit ls --type project", out: []string{"project.create", "alice", "project.update"}},
 		{name: "audit-ls-ca", cmd: "audit ls --type ca", out: []string{"ca.rotate_begin", "ca.rotate_promote", "ca.rotate_retire"}},
-		{name: "audit-ls-json", cmd: "audit ls --type admin.sessions --json", json: true, check: wantField("admin.sessions.kill", 0, "type")},
-		{name: "audit-tail", cmd: "audit tail -n 2", out: []string{"admin.bindings.revoke"}},
+		{name: "audit-ls-json", cmd: "audit ls --type session.kill --json", json: true, check: wantField("session.kill", 0, "type")},
+		{name: "audit-tail", cmd: "audit tail -n 2", out: []string{"binding.revoke"}},
 		{name: "audit-tail-json", cmd: "audit tail -n 3 --json", jsonLines: true, check: wantLen(3)},
 		{name: "audit-verify", cmd: "audit verify", out: []string{"chain intact"}},
 		{name: "audit-verify-json", cmd: "audit verify --json", json: true, check: wantField(true, "ok")},
@@ -200,11 +200,11 @@ func TestAdminShellOneShotOverSSH(t *testing.T) {
 		}
 	})
 	// Every change is audited with the admin's identity and where from.
-	wantTypes := []string{"admin.projects.create", "admin.projects.set", "admin.projects.grant", "admin.projects.revoke",
-		"admin.entitlements.create", "admin.entitlements.delete", "admin.servers.label", "admin.tokens.create",
-		"admin.service-tokens.create", "admin.service-tokens.revoke", "admin.users.disable", "admin.users.enable",
-		"admin.sessions.kill", "admin.sessions.replay", "admin.sessions.replay", "ca.rotate_begin", "ca.rotate_promote", "ca.rotate_retire",
-		"admin.cluster.snapshot", "admin.servers.delete", "admin.projects.delete", "admin.bindings.revoke"}
+	wantTypes := []string{"project.create", "project.update", "grant.create", "grant.revoke",
+		"entitlement.create", "entitlement.delete", "server.label", "enrollment_token.create",
+		"service_token.create", "service_token.revoke", "user.disable", "user.enable",
+		"session.kill", "recording.replay", "recording.replay", "ca.rotate_begin", "ca.rotate_promote", "ca.rotate_retire",
+		"cluster.snapshot", "server.delete", "project.delete", "binding.revoke"}
 	evs := a.adminEvents(t)
 	if len(evs) != len(wantTypes) {
 		t.Fatalf("%d admin audit events, want %d", len(evs), len(wantTypes))
@@ -261,7 +261,7 @@ func TestAdminShellRefusesNonAdminOverSSH(t *testing.T) {
 	if code := p.wait(); code != 1 {
 		t.Errorf("bob interactive: exit %d", code)
 	}
-	if !a.audit.has("admin.refused bob not in admin group") {
+	if !a.audit.has("admin_shell.refuse bob not in admin group") {
 		t.Error("refusal not audited")
 	}
 	if n := len(a.adminEvents(t)); n != 0 {
@@ -312,9 +312,9 @@ func TestAdminShellInteractiveOverSSH(t *testing.T) {
 	p.expect(adminshell.Prompt)
 
 	p.typ("audit tail -f -n 1\r")
-	p.expect("admin.sessions.replay")
+	p.expect("recording.replay")
 	p.expect("Ctrl-C stops")
-	a.apply(t, &raftstore.AuditAppend{Events: []raftstore.AuditEventInput{{Time: time.Now(), Type: "login", Actor: "carol", Fields: map[string]string{"method": "device-flow"}}}})
+	a.apply(t, &raftstore.AuditAppend{Events: []raftstore.AuditEventInput{{Time: time.Now(), Type: "login.accept", Actor: "carol", Fields: map[string]string{"method": "device-flow"}}}})
 	p.expect("method=device-flow")
 	p.typ("\x03")
 	p.expect(adminshell.Prompt)
@@ -329,10 +329,10 @@ func TestAdminShellInteractiveOverSSH(t *testing.T) {
 	if code := p.wait(); code != 0 {
 		t.Errorf("exit status %d", code)
 	}
-	if !a.audit.has("admin.shell.open alice") || !a.audit.has("admin.shell.close alice") {
+	if !a.audit.has("admin_shell.open alice") || !a.audit.has("admin_shell.close alice") {
 		t.Error("shell open/close not audited")
 	}
-	if evs := a.adminEvents(t); len(evs) != 2 || evs[0].Type != "admin.servers.delete" || evs[1].Type != "admin.sessions.replay" {
+	if evs := a.adminEvents(t); len(evs) != 2 || evs[0].Type != "server.delete" || evs[1].Type != "recording.replay" {
 		t.Errorf("audit of the interactive session: %d events", len(evs))
 	}
 
@@ -340,7 +340,7 @@ func TestAdminShellInteractiveOverSSH(t *testing.T) {
 	// Ctrl-C arrives as a byte and ends it with status 0.
 	f := startPty(t, a.alice, "audit tail -f -n 1 --type login")
 	f.expect("carol")
-	a.apply(t, &raftstore.AuditAppend{Events: []raftstore.AuditEventInput{{Time: time.Now(), Type: "login", Actor: "dave"}}})
+	a.apply(t, &raftstore.AuditAppend{Events: []raftstore.AuditEventInput{{Time: time.Now(), Type: "login.accept", Actor: "dave"}}})
 	f.expect("dave")
 	f.typ("\x03")
 	if code := f.wait(); code != 0 {

@@ -77,7 +77,7 @@ func TestFirstLoginThenBoundKeyWithoutIdP(t *testing.T) {
 	if w := whoamiOf(t, conn); w.Login != "alice" {
 		t.Fatalf("bound key signed in as %+v", w)
 	}
-	if !d.audit.has("login alice") {
+	if !d.audit.has("login.accept alice") {
 		t.Fatal("logins were not audited")
 	}
 	d.wantLogins(t, map[[2]string]float64{{"device_flow_bind", "ok"}: 1, {"bound_key", "ok"}: 1})
@@ -99,7 +99,7 @@ func TestClientUserNameBoundedInAudit(t *testing.T) {
 	defer d.audit.mu.Unlock()
 	var got string
 	for i, e := range d.audit.events {
-		if strings.HasPrefix(e, "login alice") {
+		if strings.HasPrefix(e, "login.accept alice") {
 			got = d.audit.fields[i]["ssh_user"]
 		}
 	}
@@ -231,7 +231,7 @@ func TestDisabledUserWithBoundKey(t *testing.T) {
 	if again.prompted {
 		t.Fatal("a disabled user's key was offered a browser sign-in")
 	}
-	if !d.audit.has("login.refused") {
+	if !d.audit.has("login.refuse") {
 		t.Fatal("refusal not audited")
 	}
 	d.wantLogins(t, map[[2]string]float64{{"device_flow_bind", "ok"}: 1, {"bound_key", "refused"}: 1})
@@ -365,7 +365,7 @@ func TestAdminUserName(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "not an administrator") {
 		t.Fatalf("non-admin on the admin user: exit %d, %q", code, errOut)
 	}
-	if !d.audit.has("admin.refused bob") {
+	if !d.audit.has("admin_shell.refuse bob") {
 		t.Fatal("admin refusal not audited")
 	}
 	_, errOut, code = run(t, conn, "frobnicate")

@@ -189,7 +189,7 @@ func (c *conn) revoked(st *raftstore.State) bool {
 func (c *conn) endRevoked() {
 	c.endOnce.Do(func() {
 		c.s.logger.Info("closing connection: binding revoked", "user", c.who.login, "key", c.who.binding, "remote", c.remote)
-		c.s.audit.Record("login.revoked", c.who.login, map[string]string{"reason": "binding revoked", "key": c.who.binding, "remote": c.remote})
+		c.s.audit.Record(EventLoginRevoke, c.who.login, map[string]string{"reason": "binding revoked", "key": c.who.binding, "remote": c.remote})
 		grace := time.NewTimer(revokeGrace)
 	graced:
 		for _, ls := range c.liveSessions() {

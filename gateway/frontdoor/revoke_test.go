@@ -90,7 +90,7 @@ func TestRevokedBindingEndsConnection(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the admin shell outlived its connection")
 	}
-	if !a.audit.has("login.revoked alice binding revoked") {
+	if !a.audit.has("login.revoke alice binding revoked") {
 		t.Fatalf("the closure was not audited: %v", a.audit.events)
 	}
 	waitCond(t, 10*time.Second, "the closed connection leaves the tracked ones", func() bool { return a.srv.BoundConnections() == 1 })

@@ -344,7 +344,7 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 		c.closed = true
 		c.s.cfg.Metrics.login(methodBoundKey, outcomeRefused)
 		c.s.logger.Warn("refused bound key of a disabled user", "remote", c.remote, "key", gossh.FingerprintSHA256(key))
-		c.s.audit.Record("login.refused", "", map[string]string{"reason": "user disabled", "key": gossh.FingerprintSHA256(key), "remote": c.remote})
+		c.s.audit.Record(EventLoginRefuse, "", map[string]string{"reason": "user disabled", "key": gossh.FingerprintSHA256(key), "remote": c.remote})
 		return nil, &gossh.BannerError{Err: err, Message: "Rampart: " + err.Error() + "\r\n"}
 	case errors.Is(err, raftstore.ErrStaleRead):
 		c.closed = true
@@ -357,7 +357,7 @@ func (c *conn) verifiedKey(meta gossh.ConnMetadata, key gossh.PublicKey, _ *goss
 		return nil, err
 	case user != nil:
 		c.s.cfg.Metrics.login(methodBoundKey, outcomeOK)
-		c.s.audit.Record("login", user.Login, map[string]string{"method": "bound-key", "key": b.Fingerprint, "remote": c.remote, "ssh_user": raftstore.ClientText(meta.User())})
+		c.s.audit.Record(EventLoginAccept, user.Login, map[string]string{"method": "bound-key", "key": b.Fingerprint, "remote": c.remote, "ssh_user": raftstore.ClientText(meta.User())})
 		return c.admit(user, b, "bound-key"), nil
 	}
 	c.key = key
@@ -393,7 +393,7 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 		c.s.cfg.Metrics.Refusals.WithLabelValues(limitFlowsPerSource).Inc()
 		c.s.cfg.Metrics.login(methodDeviceFlow, outcomeRefused)
 		c.s.refusals.warn(c.s.logger, c.s.now(), "refused sign-in: too many device flows from one source", "source", c.source)
-		c.s.audit.Record("login.refused", "", map[string]string{"reason": "too many device flows from this source", "remote": c.remote})
+		c.s.audit.Record(EventLoginRefuse, "", map[string]string{"reason": "too many device flows from this source", "remote": c.remote})
 		return nil, &gossh.BannerError{Err: errTooManyFlows, Message: "Rampart: " + errTooManyFlows.Error() + "\r\n"}
 	}
 	// Released when this callback returns, which is when polling has stopped.
@@ -417,7 +417,7 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 	abandoned := func(err error) (*gossh.Permissions, error) {
 		c.s.cfg.Metrics.login(methodDeviceFlow, outcomeAbandoned)
 		c.s.logger.Info("sign-in abandoned: the client disconnected", "remote", c.remote)
-		c.s.audit.Record("login.failed", "", map[string]string{"reason": "client disconnected", "remote": c.remote})
+		c.s.audit.Record(EventLoginFail, "", map[string]string{"reason": "client disconnected", "remote": c.remote})
 		return nil, err
 	}
 	fail := func(err error, reason string) (*gossh.Permissions, error) {
@@ -428,7 +428,7 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 		// the long wait.
 		c.tc.setDeadline(c.s.now().Add(c.s.cfg.HandshakeTimeout))
 		c.s.cfg.Metrics.login(methodDeviceFlow, outcomeFailed)
-		c.s.audit.Record("login.failed", "", map[string]string{"reason": reason, "remote": c.remote})
+		c.s.audit.Record(EventLoginFail, "", map[string]string{"reason": reason, "remote": c.remote})
 		return nil, &gossh.BannerError{Err: err, Message: "Rampart: " + userMessage(err) + "\r\n"}
 	}
 	da, err := c.s.idp.Start(ctx)
@@ -476,7 +476,7 @@ func (c *conn) keyboardInteractive(meta gossh.ConnMetadata, challenge gossh.Keyb
 		binding, method = b, "device-flow+bind"
 	}
 	c.s.cfg.Metrics.login(metricMethod(method), outcomeOK)
-	c.s.audit.Record("login", user.Login, map[string]string{"method": method, "remote": c.remote, "ssh_user": raftstore.ClientText(meta.User()), "unix_name": user.UnixName})
+	c.s.audit.Record(EventLoginAccept, user.Login, map[string]string{"method": method, "remote": c.remote, "ssh_user": raftstore.ClientText(meta.User()), "unix_name": user.UnixName})
 	c.s.logger.Info("signed in", "user", user.Login, "unix_name", user.UnixName, "method", method, "remote", c.remote)
 	return c.admit(user, binding, method), nil
 }

@@ -88,7 +88,7 @@ func (s *Server) handleSession(sess gliderssh.Session) {
 // group get in; the shell's commands arrive with the admin shell work.
 func (s *Server) adminSession(sess gliderssh.Session, user *raftstore.User) {
 	if s.cfg.AdminGroup == "" || !contains(user.GroupsFromToken(), s.cfg.AdminGroup) {
-		s.audit.Record("admin.refused", user.Login, map[string]string{"reason": "not in admin group"})
+		s.audit.Record(EventAdminShellRefuse, user.Login, map[string]string{"reason": "not in admin group"})
 		fmt.Fprintf(sess.Stderr(), "Rampart: %s is not an administrator (not in group %q).\n", user.Login, s.cfg.AdminGroup)
 		_ = sess.Exit(1)
 		return
@@ -111,7 +111,7 @@ func (s *Server) adminSession(sess gliderssh.Session, user *raftstore.User) {
 		_ = sess.Exit(2)
 		return
 	}
-	s.audit.Record("admin.shell.open", user.Login, map[string]string{"remote": actor.Source})
+	s.audit.Record(EventAdminShellOpen, user.Login, map[string]string{"remote": actor.Source})
 	resize := make(chan adminshell.WindowSize, 1)
 	go func() {
 		defer close(resize)
@@ -124,7 +124,7 @@ func (s *Server) adminSession(sess gliderssh.Session, user *raftstore.User) {
 		}
 	}()
 	code := s.cfg.Admin.RunInteractiveResize(ctx, actor, sess, adminshell.WindowSize{Width: pty.Window.Width, Height: pty.Window.Height}, resize)
-	s.audit.Record("admin.shell.close", user.Login, map[string]string{"remote": actor.Source})
+	s.audit.Record(EventAdminShellClose, user.Login, map[string]string{"remote": actor.Source})
 	_ = sess.Exit(code)
 }
 

@@ -18,10 +18,13 @@ import (
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
-// Audit event types of logins reported by agents.
+// Audit event types of logins on targets, as their agents report sshd's
+// log (docs/audit-events.md). An accepted login with a certificate the
+// node minted carries its serial and key id, as the session.open of the
+// session it belongs to does, and the session id from the key id.
 const (
-	AuditSSHLogin       = "ssh.login"
-	AuditSSHLoginFailed = "ssh.login_failed"
+	EventSSHDLoginAccept = "sshd_login.accept"
+	EventSSHDLoginFail   = "sshd_login.fail"
 )
 
 // agentEvents serves POST /v1/agents/events: an agent reports logins on its
@@ -148,9 +151,9 @@ func (s *Server) userCAFingerprints(project string) map[string]bool {
 // whatever the client claimed (anyone can put "rampart user=ceo" in a
 // self-signed certificate), so it is recorded as a field and names no one.
 func loginAuditEvent(srv *raftstore.Server, e *api.LoginEvent, userCAs map[string]bool) raftstore.AuditEventInput {
-	typ := AuditSSHLogin
+	typ := EventSSHDLoginAccept
 	if e.Outcome == api.LoginFailed {
-		typ = AuditSSHLoginFailed
+		typ = EventSSHDLoginFail
 	}
 	f := map[string]string{"server": srv.Name, "server_id": srv.ID, "project": srv.Project,
 		"user": e.User, "source": e.Source, "agent_seq": strconv.FormatUint(e.Seq, 10)}
@@ -236,9 +239,9 @@ func unescapeKeyIDValue(v string) (string, bool) {
 const (
 	failedLoginEvery = 10 * time.Second
 	failedLoginBurst = 60
-	// AuditSSHLoginFailedSummary counts refused logins recorded together.
-	AuditSSHLoginFailedSummary = "ssh.login_failed.summary"
-	maxSummarySources          = 8
+	// EventSSHDLoginSummarize counts refused logins recorded together.
+	EventSSHDLoginSummarize = "sshd_login.summarize"
+	maxSummarySources       = 8
 )
 
 // failedLoginLimiter is a token bucket per server (on this node).
@@ -280,7 +283,7 @@ func (r *suppressedRun) add(e *api.LoginEvent) {
 }
 
 func (r *suppressedRun) auditEvent(srv *raftstore.Server) raftstore.AuditEventInput {
-	return raftstore.AuditEventInput{Time: r.last.UTC(), Type: AuditSSHLoginFailedSummary, Fields: map[string]string{
+	return raftstore.AuditEventInput{Time: r.last.UTC(), Type: EventSSHDLoginSummarize, Fields: map[string]string{
 		"server": srv.Name, "server_id": srv.ID, "project": srv.Project, "count": strconv.Itoa(r.count),
 		"first": r.first.UTC().Format(time.RFC3339), "last": r.last.UTC().Format(time.RFC3339),
 		"sources": strings.Join(r.sources, ","), "agent_seq": strconv.FormatUint(r.lastSeq, 10)}}

@@ -159,12 +159,12 @@ func TestAgentEventsEndpoint(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %s %s seq=%s", e.Type, e.Actor, e.Fields["server"], e.Fields["agent_seq"]))
 	}
 	want := []string{
-		"ssh.login alice@example.com web-1 seq=1",
-		"ssh.login alice@example.com web-1 seq=2",
-		"ssh.login_failed  web-1 seq=3",
-		"ssh.login_failed  web-1 seq=4",
-		"ssh.login  web-1 seq=5",
-		"ssh.login alice@example.com web-2 seq=1",
+		"sshd_login.accept alice@example.com web-1 seq=1",
+		"sshd_login.accept alice@example.com web-1 seq=2",
+		"sshd_login.fail  web-1 seq=3",
+		"sshd_login.fail  web-1 seq=4",
+		"sshd_login.accept  web-1 seq=5",
+		"sshd_login.accept alice@example.com web-2 seq=1",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -276,9 +276,9 @@ func TestAgentEventsFailedLoginsSummarised(t *testing.T) {
 	}
 	tail := kinds[failedLoginBurst:]
 	want := []string{
-		fmt.Sprintf("ssh.login_failed.summary/%d/9", failedLoginBurst+9),
-		fmt.Sprintf("ssh.login/%d/", failedLoginBurst+10),
-		fmt.Sprintf("ssh.login_failed.summary/%d/15", total),
+		fmt.Sprintf("sshd_login.summarize/%d/9", failedLoginBurst+9),
+		fmt.Sprintf("sshd_login.accept/%d/", failedLoginBurst+10),
+		fmt.Sprintf("sshd_login.summarize/%d/15", total),
 	}
 	if !slices.Equal(tail, want) {
 		t.Fatalf("last audit events %v, want %v", tail, want)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -129,44 +128,6 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set(api.IndexHeader, strconv.FormatUint(idx, 10))
-	writeJSON(w, http.StatusOK, out)
-}
-
-// verifyAudit checks the hash chain of the whole log, page by page.
-func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) {
-	if err := s.readMode(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	st := s.store.State()
-	out := api.AuditVerify{}
-	var prev *raftstore.AuditEvent
-	var verr error
-	for {
-		_, batch, err := st.AuditSince(nil, out.LastSeq, auditScan)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if len(batch) == 0 {
-			break
-		}
-		if verr = raftstore.VerifyAuditSegment(prev, batch); verr != nil {
-			break
-		}
-		prev = batch[len(batch)-1]
-		out.Events += len(batch)
-		out.LastSeq, out.HeadHash = prev.Seq, prev.Hash
-	}
-	var chain *raftstore.AuditChainError
-	switch {
-	case verr == nil:
-		out.OK = true
-	case errors.As(verr, &chain):
-		out.BrokenAt, out.Problem = chain.Seq, chain.Problem
-	default:
-		out.Problem = "the log could not be read"
-	}
 	writeJSON(w, http.StatusOK, out)
 }
 

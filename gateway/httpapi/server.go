@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,8 +81,10 @@ type Server struct {
 	cluster Cluster
 	control Control
 	logger  *slog.Logger
-	mux     *http.ServeMux
-	now     func() time.Time
+	// auditKey checks the audit log's checkpoint (SetAuditKey).
+	auditKey ed25519.PublicKey
+	mux      *http.ServeMux
+	now      func() time.Time
 	// adminEntitlement is the sudo entitlement a project admin role gets.
 	adminEntitlement string
 	// agentBins serves the agent binaries (install.go).

@@ -91,21 +91,21 @@ func TestV1Routes(t *testing.T) {
 		{name: "ok/user-show-by-login", scope: "read", method: "GET", path: "/v1/users/bob", status: 200, want: `"id":"u-bob"`},
 		{name: "ok/user-show-by-id", scope: "read", method: "GET", path: "/v1/users/u-bob", status: 200, want: `"login":"bob"`},
 		{name: "fail/user-show-missing", scope: "read", method: "GET", path: "/v1/users/zed", status: 404, code: "not_found"},
-		{name: "ok/user-disable", scope: "admin", method: "POST", path: "/v1/users/dave/disable", status: 200, want: `"status":"disabled"`, event: "admin.users.disable"},
-		{name: "ok/user-enable", scope: "admin", method: "POST", path: "/v1/users/dave/enable", status: 200, want: `"status":"active"`, event: "admin.users.enable"},
+		{name: "ok/user-disable", scope: "admin", method: "POST", path: "/v1/users/dave/disable", status: 200, want: `"status":"disabled"`, event: "user.disable"},
+		{name: "ok/user-enable", scope: "admin", method: "POST", path: "/v1/users/dave/enable", status: 200, want: `"status":"active"`, event: "user.enable"},
 		{name: "fail/user-disable-missing", scope: "admin", method: "POST", path: "/v1/users/zed/disable", status: 404, code: "not_found"},
 		{name: "ok/groups", scope: "read", method: "GET", path: "/v1/groups", status: 200, want: `"name":"eng"`},
 		{name: "ok/entitlements", scope: "read", method: "GET", path: "/v1/entitlements", status: 200, want: `"items":[]`},
 		{name: "ok/servers", scope: "read", method: "GET", path: "/v1/servers?project=web", status: 200, want: `"id":"srv-web-1"`},
 		{name: "ok/server-show", scope: "read", method: "GET", path: "/v1/servers/srv-web-1", status: 200, want: `"name":"web-1"`},
 		{name: "fail/server-show-missing", scope: "read", method: "GET", path: "/v1/servers/nope", status: 404, code: "not_found"},
-		{name: "ok/grant", scope: "admin", method: "PUT", path: "/v1/projects/web/grants/eng", body: `{"role":"user"}`, status: 200, event: "admin.projects.grant"},
+		{name: "ok/grant", scope: "admin", method: "PUT", path: "/v1/projects/web/grants/eng", body: `{"role":"user"}`, status: 200, event: "grant.create"},
 		{name: "ok/grants-list", scope: "read", method: "GET", path: "/v1/projects/web/grants", status: 200, want: `"group":"eng"`},
 		{name: "fail/grants-missing-project", scope: "read", method: "GET", path: "/v1/projects/nope/grants", status: 404, code: "not_found"},
-		{name: "ok/grant-revoke", scope: "admin", method: "DELETE", path: "/v1/projects/web/grants/eng", status: 200, event: "admin.projects.revoke"},
-		{name: "ok/project-put", scope: "admin", method: "PUT", path: "/v1/projects/db", body: `{"description":"db"}`, status: 200, event: "admin.projects.create"},
-		{name: "ok/server-put", scope: "admin", method: "PUT", path: "/v1/servers/srv-db-1", body: `{"project":"db","name":"db-1","addr":"10.0.0.12"}`, status: 200, event: "admin.servers.register"},
-		{name: "ok/server-delete", scope: "admin", method: "DELETE", path: "/v1/servers/srv-db-1", status: 200, event: "admin.servers.delete"},
+		{name: "ok/grant-revoke", scope: "admin", method: "DELETE", path: "/v1/projects/web/grants/eng", status: 200, event: "grant.revoke"},
+		{name: "ok/project-put", scope: "admin", method: "PUT", path: "/v1/projects/db", body: `{"description":"db"}`, status: 200, event: "project.create"},
+		{name: "ok/server-put", scope: "admin", method: "PUT", path: "/v1/servers/srv-db-1", body: `{"project":"db","name":"db-1","addr":"10.0.0.12"}`, status: 200, event: "server.register"},
+		{name: "ok/server-delete", scope: "admin", method: "DELETE", path: "/v1/servers/srv-db-1", status: 200, event: "server.delete"},
 		{name: "fail/token-create-no-cluster", scope: "admin", method: "POST", path: "/v1/tokens", body: `{"project":"web"}`, status: 503, code: "no_cluster"},
 		{name: "fail/token-create-bad-ttl", scope: "admin", method: "POST", path: "/v1/tokens", body: `{"project":"web","ttl":"soon"}`, status: 400, code: "invalid"},
 		{name: "fail/token-create-unknown-field", scope: "admin", method: "POST", path: "/v1/tokens", body: `{"project":"web","color":"red"}`, status: 400, code: "invalid"},
@@ -117,7 +117,7 @@ func TestV1Routes(t *testing.T) {
 		{name: "fail/sessions-bad-status", scope: "auditor", method: "GET", path: "/v1/sessions?status=open", status: 400, code: "invalid"},
 		{name: "ok/session-show", scope: "auditor", method: "GET", path: "/v1/sessions/sess-2", status: 200, want: `"end_reason":"eof"`},
 		{name: "fail/session-kill-ended", scope: "admin", method: "POST", path: "/v1/sessions/sess-2/kill", status: 409, code: "conflict"},
-		{name: "ok/session-kill", scope: "admin", method: "POST", path: "/v1/sessions/sess-1/kill", status: 200, event: "admin.sessions.kill"},
+		{name: "ok/session-kill", scope: "admin", method: "POST", path: "/v1/sessions/sess-1/kill", status: 200, event: "session.kill"},
 		{name: "ok/ca-keys", scope: "read", method: "GET", path: "/v1/ca/keys?kind=user", status: 200, want: `"items":[]`},
 		{name: "fail/ca-keys-bad-kind", scope: "read", method: "GET", path: "/v1/ca/keys?kind=gpg", status: 400, code: "invalid"},
 		{name: "ok/members", scope: "read", method: "GET", path: "/v1/cluster/members", status: 200, want: `"id":"n2"`},
@@ -126,10 +126,10 @@ func TestV1Routes(t *testing.T) {
 		{name: "ok/service-tokens-list", scope: "admin", method: "GET", path: "/v1/service-tokens", status: 200, want: `"owner":"alice"`},
 		{name: "fail/service-token-bad-scope", scope: "admin", method: "POST", path: "/v1/service-tokens", body: `{"name":"x","scope":"root"}`, status: 400, code: "invalid_scope"},
 		{name: "fail/service-token-duplicate", scope: "admin", method: "POST", path: "/v1/service-tokens", body: `{"name":"read-bot","scope":"read"}`, status: 409, code: "conflict"},
-		{name: "ok/service-token-create", scope: "admin", method: "POST", path: "/v1/service-tokens", body: `{"name":"dash","scope":"read","ttl":"720h"}`, status: 201, want: `"token":"rps_`, event: "admin.service-tokens.create"},
-		{name: "ok/service-token-revoke", scope: "admin", method: "DELETE", path: "/v1/service-tokens/st-read", status: 200, event: "admin.service-tokens.revoke"},
+		{name: "ok/service-token-create", scope: "admin", method: "POST", path: "/v1/service-tokens", body: `{"name":"dash","scope":"read","ttl":"720h"}`, status: 201, want: `"token":"rps_`, event: "service_token.create"},
+		{name: "ok/service-token-revoke", scope: "admin", method: "DELETE", path: "/v1/service-tokens/st-read", status: 200, event: "service_token.revoke"},
 		{name: "fail/service-token-revoke-missing", scope: "admin", method: "DELETE", path: "/v1/service-tokens/st-read", status: 404, code: "not_found"},
-		{name: "ok/bindings-revoke", scope: "admin", method: "POST", path: "/v1/bindings/revoke", body: `{"user_id":"u-bob"}`, status: 200, want: `"revoked":1`, event: "admin.bindings.revoke"},
+		{name: "ok/bindings-revoke", scope: "admin", method: "POST", path: "/v1/bindings/revoke", body: `{"user_id":"u-bob"}`, status: 200, want: `"revoked":1`, event: "binding.revoke"},
 		{name: "fail/cursor", scope: "admin", method: "GET", path: "/v1/users?cursor=%21%21", status: 400, code: "invalid_cursor"},
 		{name: "fail/limit", scope: "admin", method: "GET", path: "/v1/users?limit=0", status: 400, code: "invalid_limit"},
 		{name: "fail/no-token", method: "GET", path: "/v1/users", status: 401, code: "missing_token"},
@@ -221,12 +221,12 @@ func TestV1AuditQuery(t *testing.T) {
 	idx := got.header.Get(api.IndexHeader)
 	done := make(chan v1Answer, 1)
 	go func() {
-		done <- a.call("auditor", "GET", "/v1/audit?type=admin&index="+idx+"&wait=30s", "", true)
+		done <- a.call("auditor", "GET", "/v1/audit?type=user&index="+idx+"&wait=30s", "", true)
 	}()
 	a.call("admin", "POST", "/v1/users/erin/disable", "", true)
 	w := <-done
 	follow := decode[api.Page[api.AuditEvent]](t, w.body)
-	if len(follow.Items) != 1 || follow.Items[0].Type != "admin.users.disable" {
+	if len(follow.Items) != 1 || follow.Items[0].Type != "user.disable" {
 		t.Fatalf("followed %s", w.body)
 	}
 	if n, _ := strconv.ParseUint(w.header.Get(api.IndexHeader), 10, 64); strconv.FormatUint(n, 10) == idx {

@@ -189,11 +189,11 @@ func (b *bridge) channel(nc gossh.NewChannel) {
 		var d directTCPIP
 		_ = gossh.Unmarshal(nc.ExtraData(), &d)
 		if !s.AllowLocalForward {
-			b.s.event("forward.refused", "kind", "local", "destination", raftstore.ClientText(d.DestAddr))
+			b.s.event(EventForwardRefuse, "kind", "local", "destination", raftstore.ClientText(d.DestAddr))
 			_ = nc.Reject(gossh.Prohibited, "port forwarding is not allowed in project "+b.s.project)
 			return
 		}
-		b.s.event("forward.local", "destination", raftstore.ClientText(d.DestAddr), "port", itoa(int(d.DestPort)))
+		b.s.event(EventForwardOpen, "kind", "local", "destination", raftstore.ClientText(d.DestAddr), "port", itoa(int(d.DestPort)))
 	default:
 		_ = nc.Reject(gossh.UnknownChannelType, "channel type not supported through Rampart")
 		return
@@ -226,7 +226,7 @@ func (b *bridge) globalRequest(r *gossh.Request) {
 	switch r.Type {
 	case "tcpip-forward", "cancel-tcpip-forward":
 		if !b.s.settings.AllowRemoteForward {
-			b.s.event("forward.refused", "kind", "remote")
+			b.s.event(EventForwardRefuse, "kind", "remote")
 			_ = r.Reply(false, nil)
 			return
 		}
@@ -235,7 +235,7 @@ func (b *bridge) globalRequest(r *gossh.Request) {
 			ok = false
 		}
 		if ok && r.Type == "tcpip-forward" {
-			b.s.event("forward.remote")
+			b.s.event(EventForwardOpen, "kind", "remote")
 		}
 		_ = r.Reply(ok, payload)
 	default:
@@ -444,14 +444,14 @@ func (p *pair) personRequest(r *gossh.Request) {
 	case "auth-agent-req@openssh.com":
 		pass = p.session && s.settings.AllowAgentForward
 		if !pass {
-			s.event("forward.refused", "kind", "agent")
+			s.event(EventForwardRefuse, "kind", "agent")
 		}
 	case "pty-req", "exec":
 		start := func() error { return p.startRecording(r.Payload) }
 		if r.Type == "exec" {
 			var e struct{ Command string }
 			_ = gossh.Unmarshal(r.Payload, &e)
-			s.event("session.exec", "command", raftstore.BoundText(e.Command, maxAuditCommand))
+			s.event(EventSessionExec, "command", raftstore.BoundText(e.Command, maxAuditCommand))
 			start = func() error { return p.startExecRecording(raftstore.BoundText(e.Command, maxAuditCommand)) }
 		}
 		if err := start(); err != nil {
@@ -472,13 +472,13 @@ func (p *pair) personRequest(r *gossh.Request) {
 	case "subsystem":
 		var e struct{ Name string }
 		_ = gossh.Unmarshal(r.Payload, &e)
-		s.event("session.subsystem", "subsystem", raftstore.ClientText(e.Name))
+		s.event(EventSessionSubsystem, "subsystem", raftstore.ClientText(e.Name))
 		if e.Name == "sftp" && pass {
 			// Watched from its first byte: the request goes on below.
 			p.sftp.CompareAndSwap(nil, sftpwatch.New(func(typ string, kv ...string) { s.event(typ, kv...) }))
 		}
 	case "shell":
-		s.event("session.shell")
+		s.event(EventSessionShell)
 	}
 	if !pass {
 		if r.WantReply {

@@ -93,7 +93,7 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 			fp := gossh.FingerprintSHA256(k)
 			p.logger.Warn("target presented no host certificate; its host key pinned at enrollment matches",
 				"server", c.srv.Name, "project", c.srv.Project, "session", c.s.id, "fingerprint", fp, "refused", requireCert)
-			c.s.event("jump.host_key_fallback", "login", login, "key_type", k.Type(), "fingerprint", fp, "required", strconv.FormatBool(requireCert))
+			c.s.event(EventHostKeyFallBack, "login", login, "key_type", k.Type(), "fingerprint", fp, "required", strconv.FormatBool(requireCert))
 			if requireCert {
 				return ErrNoHostCert
 			}
@@ -129,7 +129,7 @@ func (p *Proxy) dialTarget(ctx context.Context, c *conn, login string) (*targetC
 		}
 		return nil, &reasoned{msg: fmt.Sprintf("%s refused the login %q", c.srv.Name, login), reason: errTargetRefused}
 	}
-	return &targetConn{Conn: sc, chans: chans, reqs: reqs}, nil
+	return &targetConn{Conn: sc, chans: chans, reqs: reqs, certSerial: cert.Serial, certKeyID: cert.KeyId}, nil
 }
 
 // targetConn is the connection to a target with its incoming channels and
@@ -139,6 +139,11 @@ type targetConn struct {
 	gossh.Conn
 	chans <-chan gossh.NewChannel
 	reqs  <-chan *gossh.Request
+	// certSerial and certKeyID are the per-hop certificate's the
+	// connection logged in with: session.open names them, and so does the
+	// target's sshd in the login it logs (sshd_login.accept).
+	certSerial uint64
+	certKeyID  string
 }
 
 // hostKeyAlgorithms asks the target for a host certificate first, then for a

@@ -167,7 +167,7 @@ func (p *Proxy) HandleDirectTCPIP(ctx context.Context, id Identity, nc gossh.New
 	refuse := func(user string, err error) {
 		reason := raftstore.BoundText(err.Error(), maxAuditReason)
 		p.logger.Warn("jump refused", "user", user, "destination", dest, "reason", reason)
-		p.audit.Record("jump.refused", user, map[string]string{"destination": dest, "reason": reason, "remote": id.Remote.String()})
+		p.audit.Record(EventJumpRefuse, user, map[string]string{"destination": dest, "reason": reason, "remote": id.Remote.String()})
 		_ = nc.Reject(gossh.Prohibited, "Rampart: "+p.refusalText(err))
 	}
 	if err := p.store.CheckFresh(); err != nil {
@@ -289,7 +289,7 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 	defer target.Close()
 
 	s := c.s
-	s.event("session.open", "login", login)
+	s.event(EventSessionOpen, "login", login, "serial", strconv.FormatUint(target.certSerial, 10), "key_id", target.certKeyID)
 	s.logger.Info("session opened", "user", s.actor, "login", login, "server", s.server, "session", s.id)
 	openCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if _, err := c.p.store.Apply(openCtx, &raftstore.SessionOpen{Session: raftstore.Session{
@@ -337,7 +337,7 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 		RecordingSHA256: sha, RecordingPath: path, EndReason: reason}); err != nil {
 		s.logger.Error("record session close", "session", s.id, "err", err)
 	}
-	s.event("session.close", "bytes_in", strconv.FormatInt(in, 10), "bytes_out", strconv.FormatInt(out, 10), "reason", reason)
+	s.event(EventSessionClose, "bytes_in", strconv.FormatInt(in, 10), "bytes_out", strconv.FormatInt(out, 10), "reason", reason)
 }
 
 // connectTarget checks the requested login and dials the target with a
@@ -357,7 +357,7 @@ func (c *conn) connectTarget(ctx context.Context, login string) error {
 	refuse := func(err error) error {
 		c.refused = err
 		c.p.cfg.Metrics.refused(err)
-		c.s.event("jump.refused", "login", raftstore.ClientText(login), "reason", raftstore.BoundText(err.Error(), maxAuditReason))
+		c.s.event(EventJumpRefuse, "login", raftstore.ClientText(login), "reason", raftstore.BoundText(err.Error(), maxAuditReason))
 		return err
 	}
 	if err := c.acc.loginAllowed(c.user, login); err != nil {

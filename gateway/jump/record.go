@@ -29,7 +29,7 @@ func (s *session) recordingFailed(err error, report bool) (mustEnd bool) {
 		}
 		s.metrics.RecordingFailures.WithLabelValues(policy).Inc()
 		s.logger.Error("recording failed", "session", s.id, "err", err)
-		s.event("recording.failed", "error", err.Error())
+		s.event(EventRecordingFail, "error", err.Error())
 	}
 	return !s.failOpen()
 }
@@ -165,7 +165,7 @@ func (p *pair) closeRecording() {
 		return
 	}
 	s := p.s
-	s.event("session.recording", "path", path, "sha256", sum)
+	s.event(EventRecordingSave, "path", path, "sha256", sum)
 	// The session's record names its first recording; the audit log has
 	// every one.
 	if p.recFirst {

@@ -169,7 +169,7 @@ func TestRecordingFailurePolicy(t *testing.T) {
 				default:
 				}
 			}
-			if got := audit.count("recording.failed"); got != tc.wantAudits {
+			if got := audit.count("recording.fail"); got != tc.wantAudits {
 				t.Fatalf("recording.failed audited %d times, want %d", got, tc.wantAudits)
 			}
 			// Each failure reported is counted once, under the policy.

@@ -15,7 +15,7 @@ import (
 // person who approves a code someone else sent them binds that someone's
 // key. These are what make such a binding visible to the person (their live
 // bindings, in the greeting and `ssh bastion bindings`), undoable by them
-// (Unbind), and visible to the audit (binding.new_address).
+// (Unbind), and visible to the audit (binding.flag, reason new_address).
 
 // LiveBindings lists the user's bindings that have not expired, oldest
 // first (ties by fingerprint): the order `bindings revoke N` numbers them in.
@@ -60,7 +60,7 @@ func (s *Service) Unbind(ctx context.Context, user *raftstore.User, fp, remote s
 	}
 	s.logger.Info("binding revoked by its user", "user", user.Login, "key", fp, "remote", remote)
 	if s.audit != nil {
-		s.audit.Record("binding.revoked", user.Login, map[string]string{"fingerprint": fp, "user_id": user.ID, "by": "self", "remote": remote})
+		s.audit.Record(EventBindingRevoke, user.Login, map[string]string{"fingerprint": fp, "user_id": user.ID, "by": "self", "remote": remote})
 	}
 	return true, nil
 }
@@ -83,7 +83,7 @@ func (s *Service) bindingHosts(userID string) ([]string, error) {
 }
 
 // noteNewAddress audits a binding made from a host none of the user's
-// earlier bindings came from (binding.new_address). A person's first
+// earlier bindings came from (binding.flag, reason new_address). A person's first
 // binding has nothing to compare with and is not flagged.
 func (s *Service) noteNewAddress(user *raftstore.User, b *raftstore.Binding, known []string) {
 	host := SourceHost(b.SourceAddr)
@@ -92,8 +92,8 @@ func (s *Service) noteNewAddress(user *raftstore.User, b *raftstore.Binding, kno
 	}
 	s.logger.Warn("key bound from an address new for this user", "user", user.Login, "key", b.Fingerprint, "remote", b.SourceAddr, "known_addrs", known)
 	if s.audit != nil {
-		s.audit.Record("binding.new_address", user.Login, map[string]string{
-			"fingerprint": b.Fingerprint, "user_id": user.ID, "remote": b.SourceAddr, "known_addrs": strings.Join(known, ","),
+		s.audit.Record(EventBindingFlag, user.Login, map[string]string{
+			"reason": "new_address", "fingerprint": b.Fingerprint, "user_id": user.ID, "remote": b.SourceAddr, "known_addrs": strings.Join(known, ","),
 		})
 	}
 }

@@ -48,7 +48,7 @@ func TestBindingsOfTheirOwn(t *testing.T) {
 	newAddress := func() []recordedEvent {
 		var out []recordedEvent
 		for _, e := range audit.events {
-			if e.event == "binding.new_address" {
+			if e.event == "binding.flag" {
 				out = append(out, e)
 			}
 		}
@@ -109,7 +109,7 @@ func TestBindingsOfTheirOwn(t *testing.T) {
 		t.Fatalf("the revoked key still signs in as %v (%v)", user, err)
 	}
 	last := audit.events[len(audit.events)-1]
-	if last.event != "binding.revoked" || last.fields["fingerprint"] != phishedFP || last.fields["by"] != "self" {
+	if last.event != "binding.revoke" || last.fields["fingerprint"] != phishedFP || last.fields["by"] != "self" {
 		t.Fatalf("last audit event %+v; want binding.revoked by self", last)
 	}
 	if live, _ := svc.LiveBindings(alice.ID); len(live) != 2 {

@@ -315,7 +315,7 @@ func TestRevalidationRefusalDeactivates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			i := slices.IndexFunc(evs, func(e *raftstore.AuditEvent) bool { return e.Type == control.EventIdPDeactivate })
+			i := slices.IndexFunc(evs, func(e *raftstore.AuditEvent) bool { return e.Type == control.EventUserDeactivate })
 			if i < 0 || evs[i].Actor != RevalidationActor || evs[i].Fields["reason"] != "re-validation: "+tc.reason {
 				t.Fatalf("audit: %+v", evs)
 			}

@@ -164,7 +164,7 @@ func (s *Service) Provision(ctx context.Context, id *Identity) (*raftstore.User,
 		if err == nil && adopted != "" {
 			s.logger.Info("sign-in adopted the record SCIM made", "user", user.Login, "user_id", user.ID, "subject", id.Subject, "matched", adopted)
 			if s.audit != nil {
-				s.audit.Record("user.scim_adopted", user.Login, map[string]string{"user_id": user.ID, "subject": id.Subject, "matched": adopted})
+				s.audit.Record(EventUserAdopt, user.Login, map[string]string{"user_id": user.ID, "subject": id.Subject, "matched": adopted})
 			}
 		}
 		return user, err
@@ -262,7 +262,7 @@ func (s *Service) loginCollision(user *raftstore.User, others []*raftstore.User)
 	s.logger.Warn("new subject signed in with a login other subjects hold; given a unix name of its own",
 		"user", user.Login, "subject", user.ID, "unix_name", user.UnixName, "other_subjects", ids)
 	if s.audit != nil {
-		s.audit.Record("user.login_collision", user.Login, map[string]string{
+		s.audit.Record(EventLoginNameCollide, user.Login, map[string]string{
 			"subject": user.ID, "unix_name": user.UnixName, "other_subjects": strings.Join(ids, ","),
 		})
 	}
@@ -296,7 +296,7 @@ type BindInfo struct {
 }
 
 // Bind binds key to user for the binding TTL. A binding from a host none of
-// the user's earlier bindings came from is audited as binding.new_address.
+// the user's earlier bindings came from is audited as binding.flag (reason new_address).
 func (s *Service) Bind(ctx context.Context, user *raftstore.User, key ssh.PublicKey, info BindInfo) (*raftstore.Binding, error) {
 	now := s.now().UTC()
 	known, err := s.bindingHosts(user.ID)

@@ -75,7 +75,7 @@ func TestProvisionCollisions(t *testing.T) {
 				t.Fatalf("audit events %+v; want %d user.login_collision", audit.events, tc.wantLogs)
 			}
 			for _, e := range audit.events {
-				if e.event != "user.login_collision" || e.fields["subject"] != tc.id.Subject || e.fields["other_subjects"] != "s1" {
+				if e.event != "login_name.collide" || e.fields["subject"] != tc.id.Subject || e.fields["other_subjects"] != "s1" {
 					t.Fatalf("audit event %+v", e)
 				}
 			}

@@ -135,6 +135,10 @@ type slackPayload struct {
 	Text string `json:"text"`
 }
 
+// payloadType is the generic webhook payload's type: the request was made
+// (the same name as its audit event, gateway/control).
+const payloadType = "access_request.create"
+
 func (n *Notifier) payload(r *raftstore.AccessRequest, h raftstore.RequestWebhook, now time.Time) ([]byte, error) {
 	approve := n.cfg.Command + " approve " + r.ID
 	deny := n.cfg.Command + " deny " + r.ID + ` --reason "..."`
@@ -142,7 +146,7 @@ func (n *Notifier) payload(r *raftstore.AccessRequest, h raftstore.RequestWebhoo
 		return json.Marshal(slackPayload{Text: fmt.Sprintf("%s asks for access to project %s as %s for %s (request %s): %s\nApprove: `%s`\nDeny: `%s`",
 			r.Requester, r.Project, r.Login, r.Duration, r.ID, r.Reason, approve, deny)})
 	}
-	return json.Marshal(Payload{Type: "access_request.create", ApproveCommand: approve, DenyCommand: deny, SentAt: now.Unix(),
+	return json.Marshal(Payload{Type: payloadType, ApproveCommand: approve, DenyCommand: deny, SentAt: now.Unix(),
 		Request: Request{ID: r.ID, Project: r.Project, Requester: r.Requester, Login: r.Login, Reason: r.Reason, Duration: r.Duration.String(),
 			ApprovalsNeeded: r.Needed, CreatedAt: r.CreatedAt, PendingUntil: r.PendingUntil}})
 }

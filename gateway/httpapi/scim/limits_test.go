@@ -78,14 +78,14 @@ func TestSCIMAuditsRequestsThatChangeNothing(t *testing.T) {
 		{"noop/patch-active-already", "PATCH", "/scim/v2/Users/" + id, patch(`{"op": "replace", "value": {"active": true}}`), 200, scim.EventRequest},
 		{"noop/patch-group-no-members", "PATCH", "/scim/v2/Groups/ops", patch(`{"op": "add", "path": "members", "value": []}`), 200, scim.EventRequest},
 		{"read/get", "GET", "/scim/v2/Users/" + id, "", 200, scim.EventRequest},
-		{"change/rename", "PUT", "/scim/v2/Users/" + id, `{` + userSchema + `, "userName": "erin2", "externalId": "x-erin"}`, 200, control.EventSCIMUserUpdate},
-		{"change/deactivate", "PATCH", "/scim/v2/Users/" + id, patch(`{"op": "replace", "value": {"active": false}}`), 200, control.EventIdPDeactivate},
+		{"change/rename", "PUT", "/scim/v2/Users/" + id, `{` + userSchema + `, "userName": "erin2", "externalId": "x-erin"}`, 200, control.EventUserUpdate},
+		{"change/deactivate", "PATCH", "/scim/v2/Users/" + id, patch(`{"op": "replace", "value": {"active": false}}`), 200, control.EventUserDeactivate},
 	} {
 		if tc.name == "noop/patch-group-no-members" {
 			n.do("POST", "/scim/v2/Groups", `{`+groupSchema+`, "displayName": "ops"}`).want(t, http.StatusCreated)
 		}
 		t.Run(tc.name, func(t *testing.T) {
-			types := []string{scim.EventRequest, control.EventSCIMUserUpdate, control.EventIdPDeactivate}
+			types := []string{scim.EventRequest, control.EventUserUpdate, control.EventUserDeactivate}
 			before := map[string]int{}
 			for _, typ := range types {
 				before[typ] = n.count(typ)

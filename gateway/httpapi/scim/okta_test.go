@@ -101,7 +101,7 @@ func TestOktaSequence(t *testing.T) {
 	if u := n.user(id); u.Status != raftstore.UserDisabled || !u.DisabledByIdP {
 		t.Fatalf("after deactivation: %+v", u)
 	}
-	if evs := n.events("idp.users.deactivate"); len(evs) != 1 || evs[0].Actor != "scim:okta" || evs[0].Fields["reason"] != "scim active=false" {
+	if evs := n.events("user.deactivate"); len(evs) != 1 || evs[0].Actor != "scim:okta" || evs[0].Fields["reason"] != "scim active=false" {
 		t.Fatalf("deactivation audit: %+v", evs)
 	}
 	if r := n.do("GET", "/scim/v2/Users/"+id, "").want(t, http.StatusOK); r.body["active"] != false {
@@ -126,7 +126,7 @@ func TestOktaSequence(t *testing.T) {
 	if len(reads) < 5 || reads[0].Actor != "scim:okta" || reads[0].Fields["method"] != "GET" || reads[0].Fields["status"] != "200" {
 		t.Fatalf("request audit: %d events, first %+v", len(reads), reads[0])
 	}
-	if len(n.events("scim.users.create")) != 1 || len(n.events("scim.groups.members")) != 2 || len(n.events("scim.users.update")) != 1 {
+	if len(n.events("user.create")) != 1 || len(n.events("group.update")) != 2 || len(n.events("user.update")) != 1 {
 		t.Fatal("changes not audited once each")
 	}
 }
