@@ -13,17 +13,19 @@ const tableServiceTokens = "service_tokens"
 
 // The scopes a service token can hold: read (every read of the admin API
 // but service tokens), admin (the whole admin API), provisioning (SCIM
-// alone) or auditor (audit, sessions and recordings, read-only). A token
-// holds exactly one.
+// alone), auditor (audit, sessions and recordings, read-only) or approver
+// (access requests: read them, and approve, deny or revoke them as the
+// person who owns the token). A token holds exactly one.
 const (
 	ServiceRoleRead         = "read"
 	ServiceRoleAdmin        = "admin"
 	ServiceRoleProvisioning = "provisioning"
 	ServiceRoleAuditor      = "auditor"
+	ServiceRoleApprover     = "approver"
 )
 
 // ServiceRoles lists every scope, in the order help texts show them.
-var ServiceRoles = []string{ServiceRoleRead, ServiceRoleAdmin, ServiceRoleProvisioning, ServiceRoleAuditor}
+var ServiceRoles = []string{ServiceRoleRead, ServiceRoleAdmin, ServiceRoleProvisioning, ServiceRoleAuditor, ServiceRoleApprover}
 
 // ServiceToken is a bearer token for automation on the HTTPS API. Only the
 // SHA-256 of the secret is stored.
@@ -34,6 +36,10 @@ type ServiceToken struct {
 	Hash      string
 	Role      string
 	CreatedBy string
+	// OwnerID is the user id of the person who created the token (in the
+	// admin shell); empty for a token made by bootstrap or by another
+	// token. A token's decisions on access requests count as its owner's.
+	OwnerID   string `json:",omitempty"`
 	CreatedAt time.Time
 	// ExpiresAt is when the token stops working; zero means never.
 	ExpiresAt time.Time

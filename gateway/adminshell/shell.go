@@ -442,7 +442,7 @@ func (v *invocation) localState() *raftstore.State { return v.sh.store.State() }
 // controlActor is the admin as the service layer sees them: their login,
 // and the command line, source and admin id every audit event carries.
 func (v *invocation) controlActor() control.Actor {
-	return control.Actor{Name: v.actor.Login, Fields: v.auditContext()}
+	return control.Actor{Name: v.actor.Login, UserID: v.actor.UserID, Fields: v.auditContext()}
 }
 
 // auditContext is what the shell adds to each of its audit events.

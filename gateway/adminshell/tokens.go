@@ -231,12 +231,14 @@ func (v *invocation) serviceTokensCreateCmd() *cobra.Command {
 	var ttl time.Duration
 	var scope string
 	create := &cobra.Command{
-		Use: "create NAME [--scope read|admin|provisioning|auditor]", Short: "Create a token for the HTTPS API (shown once)", Args: exactArgs("NAME"),
+		Use: "create NAME [--scope read|admin|provisioning|auditor|approver]", Short: "Create a token for the HTTPS API (shown once)", Args: exactArgs("NAME"),
 		Long: "Create a service token for the HTTPS API. Its scope decides what it reaches:\n" +
 			"  read          every read of the admin API but service tokens\n" +
 			"  admin         the whole admin API\n" +
 			"  provisioning  SCIM only (as scim tokens create)\n" +
 			"  auditor       audit, sessions and recordings, read-only\n" +
+			"  approver      access requests: read, approve, deny, revoke, as you (your own never)\n" +
+			"The token is yours: its decisions on access requests count as your own.\n" +
 			"The secret is printed once; the cluster keeps only its hash.",
 		RunE: func(_ *cobra.Command, args []string) error {
 			if ttl < 0 {

@@ -57,6 +57,11 @@ type Actor struct {
 	// Name is the audit events' actor: an admin's IdP login, or "api:" and
 	// the service token's name.
 	Name string
+	// UserID is the person's user id when the actor is a person (the admin
+	// shell's administrator); empty for a service token or the cluster. A
+	// service token a person creates is theirs (raftstore.ServiceToken
+	// OwnerID).
+	UserID string `json:",omitempty"`
 	// Fields are added to the audit event of every change the actor makes:
 	// where it came from (the shell's command line, source and admin id; the
 	// API's source address and token id).

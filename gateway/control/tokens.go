@@ -126,6 +126,9 @@ func (s *Service) CreateServiceToken(ctx context.Context, a Actor, req ServiceTo
 		return "", nil, &fault.Error{Status: http.StatusBadRequest, Code: "invalid_scope",
 			Msg: fmt.Sprintf("scope %q is not one of %s", req.Scope, strings.Join(raftstore.ServiceRoles, ", "))}
 	}
+	if req.Scope == raftstore.ServiceRoleApprover && a.UserID == "" {
+		return "", nil, errApproverNeedsPerson
+	}
 	return s.createServiceToken(ctx, a, req.Name, req.Scope, req.TTL, EventServiceTokenCreate)
 }
 
@@ -155,7 +158,7 @@ func (s *Service) createServiceToken(ctx context.Context, a Actor, name, role st
 	}
 	now := s.now().UTC()
 	rec := raftstore.ServiceToken{ID: "st-" + hex.EncodeToString(idRaw), Name: name, Hash: api.HashSecret(secret),
-		Role: role, CreatedBy: a.Name}
+		Role: role, CreatedBy: a.Name, OwnerID: a.UserID}
 	if ttl > 0 {
 		rec.ExpiresAt = now.Add(ttl)
 	}

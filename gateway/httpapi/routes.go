@@ -30,6 +30,12 @@ const (
 	needAdmin
 	// needRecording: a read of what a session showed (admin, auditor).
 	needRecording
+	// needRequests: a read of access requests (read, admin, auditor,
+	// approver).
+	needRequests
+	// needDecide: approving, denying or revoking an access request, as the
+	// token's owner (admin, approver).
+	needDecide
 )
 
 func (n need) String() string {
@@ -40,6 +46,10 @@ func (n need) String() string {
 		return "audit"
 	case needRecording:
 		return "recording"
+	case needRequests:
+		return "requests"
+	case needDecide:
+		return "decide"
 	}
 	return "admin"
 }
@@ -47,9 +57,10 @@ func (n need) String() string {
 // scopeReaches lists what each scope reaches. A provisioning token reaches
 // none of them: it is SCIM's alone (gateway/httpapi/scim).
 var scopeReaches = map[string][]need{
-	raftstore.ServiceRoleAdmin:   {needRead, needAudit, needAdmin, needRecording},
-	raftstore.ServiceRoleRead:    {needRead, needAudit},
-	raftstore.ServiceRoleAuditor: {needAudit, needRecording},
+	raftstore.ServiceRoleAdmin:    {needRead, needAudit, needAdmin, needRecording, needRequests, needDecide},
+	raftstore.ServiceRoleRead:     {needRead, needAudit, needRequests},
+	raftstore.ServiceRoleAuditor:  {needAudit, needRecording, needRequests},
+	raftstore.ServiceRoleApprover: {needRequests, needDecide},
 }
 
 // reaches reports whether a token of scope may use a route that needs n.
@@ -108,6 +119,11 @@ func (s *Server) adminRoutes() []route {
 		{"GET /v1/service-tokens", needAdmin, true, s.listServiceTokens},
 		{"POST /v1/service-tokens", needAdmin, true, s.createServiceToken},
 		{"DELETE /v1/service-tokens/{id}", needAdmin, true, s.revokeServiceToken},
+		{"GET /v1/access-requests", needRequests, true, s.listAccessRequests},
+		{"GET /v1/access-requests/{id}", needRequests, true, s.getAccessRequest},
+		{"POST /v1/access-requests/{id}/approve", needDecide, true, s.approveAccessRequest},
+		{"POST /v1/access-requests/{id}/deny", needDecide, true, s.denyAccessRequest},
+		{"POST /v1/access-requests/{id}/revoke", needDecide, true, s.revokeAccessRequest},
 	}
 }
 

@@ -73,6 +73,11 @@ type Control interface {
 	RotateCA(ctx context.Context, a control.Actor, req control.CARotation, c control.Confirm) (*control.CARotated, error)
 	// TouchServiceToken records a token's use (not audited).
 	TouchServiceToken(ctx context.Context, id string, at time.Time) error
+	// Access requests (accessrequests.go).
+	AccessRequest(id string) (*raftstore.AccessRequest, error)
+	ApproveAccessRequest(ctx context.Context, a control.Actor, by raftstore.Decider, id string) (*raftstore.AccessRequest, error)
+	DenyAccessRequest(ctx context.Context, a control.Actor, by raftstore.Decider, id, reason string) (*raftstore.AccessRequest, error)
+	RevokeAccessRequest(ctx context.Context, a control.Actor, by raftstore.Decider, id, reason string) (*raftstore.AccessRequest, error)
 }
 
 // Server is the HTTPS API of one node.

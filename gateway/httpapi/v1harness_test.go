@@ -36,6 +36,7 @@ var scopeSecrets = map[string]string{
 	raftstore.ServiceRoleRead:         "rps_scope-read",
 	raftstore.ServiceRoleAuditor:      "rps_scope-auditor",
 	raftstore.ServiceRoleProvisioning: "rps_scope-provisioning",
+	raftstore.ServiceRoleApprover:     "rps_scope-approver",
 }
 
 type v1API struct {

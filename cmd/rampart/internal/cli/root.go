@@ -73,7 +73,7 @@ Plain ssh works too once setup has run: ssh SERVER.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(a.setupCmd(), a.loginCmd(), a.serversCmd(), a.sshCmd(), a.scpCmd(), a.statusCmd(), versionCmd(version))
+	root.AddCommand(a.setupCmd(), a.loginCmd(), a.serversCmd(), a.sshCmd(), a.scpCmd(), a.statusCmd(), a.recordingsCmd(), versionCmd(version))
 	return root
 }
 
