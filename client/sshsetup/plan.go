@@ -50,7 +50,11 @@ func SaveState(p Paths, st State) error {
 // them (the included file before the line that includes it), and the state
 // to save before making them. No change at all means the files are as d
 // wants them.
+// A Desired that Check refuses plans nothing.
 func Plan(p Paths, d Desired) ([]Change, State, error) {
+	if err := d.Check(); err != nil {
+		return nil, State{}, err
+	}
 	st, err := LoadState(p)
 	if err != nil {
 		return nil, st, err
