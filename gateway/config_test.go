@@ -99,7 +99,7 @@ func TestLoadConfig(t *testing.T) {
 			env:     map[string]string{"RAMPART_SSH_HANDSHAKE_TIMEOUT": "11m", "RAMPART_SSH_MAX_DEVICE_FLOWS_PER_IP": "0"},
 			wantErr: []string{"ssh.handshake_timeout 11m0s: must be at least 1s and not above ssh.auth_timeout", "ssh.max_device_flows_per_ip (0) must be positive"}},
 		{name: "fail/jump-host-injection", args: []string{"--dev"},
-			env: map[string]string{"RAMPART_SSH_JUMP_HOST": "b.example.com\n  ProxyCommand sh -c id", "RAMPART_SSH_CLIENT_HOST_PATTERNS": "*.com"},
+			env:     map[string]string{"RAMPART_SSH_JUMP_HOST": "b.example.com\n  ProxyCommand sh -c id", "RAMPART_SSH_CLIENT_HOST_PATTERNS": "*.com"},
 			wantErr: []string{"ssh.jump_host: jump host", "ssh.client_host_patterns: host pattern \"*.com\""}},
 		{name: "ok/jump-host-with-port", args: []string{"--dev"}, env: map[string]string{"RAMPART_SSH_JUMP_HOST": "bastion.example.com:2222"},
 			check: func(t *testing.T, c *Config) {

@@ -29,6 +29,9 @@ type Change struct {
 	Delete bool
 	// Mode is the mode of a file created (an existing one keeps its own).
 	Mode fs.FileMode
+	// InBlock marks a change of the person's file that replaces setup's
+	// block there and nothing else.
+	InBlock bool
 }
 
 // Diff is the change as a unified diff, fit for a terminal: control

@@ -87,7 +87,7 @@ func Plan(p Paths, d Desired) ([]Change, State, error) {
 			st.Files[f.path] = FileState{Existed: existed, Sep: sep}
 		}
 		if !bytes.Equal(old, out) || !existed {
-			changes = append(changes, Change{Path: f.path, Old: old, New: out, Existed: existed, Mode: 0o600})
+			changes = append(changes, Change{Path: f.path, Old: old, New: out, Existed: existed, Mode: 0o600, InBlock: found})
 		}
 	}
 	return changes, st, nil
