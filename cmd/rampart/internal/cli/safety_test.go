@@ -137,3 +137,18 @@ func TestSetupDrift(t *testing.T) {
 		t.Errorf("a new jump host: drift %q", d)
 	}
 }
+
+// TestServersShowSharedLogins: the shared logins a person may use show
+// beside their own, in the table and in JSON.
+func TestServersShowSharedLogins(t *testing.T) {
+	who := &api.Whoami{UnixName: "alice", Servers: []api.Destination{{Name: "web-1", Project: "web", Logins: []string{"deploy"}}}}
+	for output, want := range map[string]string{"table": "alice (also: deploy)", "json": `"logins": [`} {
+		var b bytes.Buffer
+		if err := (&app{out: &b}).printServers(filterServers(who, nil), output); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("servers -o %s lacks %q:\n%s", output, want, b.String())
+		}
+	}
+}
