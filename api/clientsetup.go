@@ -3,8 +3,8 @@ package api
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"slices"
+	"strings"
 )
 
 // ClientSetup is what `rampart setup` reads from a node before anyone has
@@ -17,8 +17,9 @@ type ClientSetup struct {
 	// JumpHost is what people put after -J (ssh.jump_host, else the node's
 	// advertised SSH address).
 	JumpHost string `json:"jump_host"`
-	// NodeNames are the known_hosts patterns of the nodes' front doors
-	// (KnownHostsNames of every node).
+	// NodeNames are the known_hosts patterns of the nodes' front doors: the
+	// jump host, and the host names of every node (PublicKnownHostsNames;
+	// the nodes' addresses, often private, are left out).
 	NodeNames []string `json:"node_names"`
 	// HostPatterns are ssh_config host patterns of the cluster's servers
 	// (ssh.client_host_patterns), such as "*.prod.example.com".
@@ -52,21 +53,48 @@ func KnownHostsNames(sshAddr string, hostNames []string) []string {
 	return slices.Compact(out)
 }
 
-// hostPatternRe is an ssh_config host pattern the CLI may write: names,
-// dots, dashes and the wildcards * and ?.
-var hostPatternRe = regexp.MustCompile(`^[A-Za-z0-9*?._-]+$`)
-
-// CheckHostPattern refuses a published host pattern that ssh_config cannot
-// hold as one word, or that would send every host (github.com too) through
-// the bastion.
-func CheckHostPattern(p string) error {
-	if !hostPatternRe.MatchString(p) {
-		return fmt.Errorf("host pattern %q: only letters, digits, '.', '-', '_', '*' and '?' are allowed", p)
-	}
-	for _, r := range p {
-		if r != '*' && r != '?' && r != '.' {
-			return nil
+// PublicKnownHostsNames is KnownHostsNames without IP addresses: the names
+// a node publishes (ssh.host_names, the jump host), not the addresses it
+// listens on.
+func PublicKnownHostsNames(sshAddr string, hostNames []string) []string {
+	var out []string
+	for _, n := range KnownHostsNames(sshAddr, hostNames) {
+		host := strings.TrimPrefix(n, "[")
+		if i := strings.LastIndex(host, "]:"); i >= 0 {
+			host = host[:i]
+		}
+		if net.ParseIP(host) == nil {
+			out = append(out, n)
 		}
 	}
-	return fmt.Errorf("host pattern %q matches every host; give a domain, such as *.prod.example.com", p)
+	return out
+}
+
+// JumpHostNames are the known_hosts names under which OpenSSH looks up the
+// jump host: its host bare on port 22, else [host]:port. Nothing for a jump
+// host CheckJumpHost refuses.
+func JumpHostNames(jump string) []string {
+	host, port, err := SplitJumpHost(jump)
+	switch {
+	case err != nil:
+		return nil
+	case port == "" || port == "22":
+		return []string{host}
+	}
+	return []string{"[" + host + "]:" + port}
+}
+
+// CheckHostPattern refuses a published host pattern that is neither a
+// host name nor "*." followed by a domain of at least two labels (such as
+// *.prod.example.com). Any other wildcard would send hosts the cluster
+// does not own (*.com, *a*) through the bastion, under its host CA.
+func CheckHostPattern(p string) error {
+	name, wild := strings.CutPrefix(p, "*.")
+	switch {
+	case !ValidServerName(name):
+		return fmt.Errorf("host pattern %q: give a host name, or *. and a domain, such as *.prod.example.com (no other wildcards)", p)
+	case wild && !strings.Contains(name, "."):
+		return fmt.Errorf("host pattern %q covers a whole top-level domain; give *. and at least two labels, such as *.prod.example.com", p)
+	}
+	return nil
 }

@@ -24,6 +24,9 @@ type Destination struct {
 	Command string `json:"command"`
 	// Labels are the server's labels (role=web, env=prod).
 	Labels map[string]string `json:"labels,omitempty"`
+	// Logins are the project's shared logins the person may use there
+	// besides their own unix name (Command uses their own).
+	Logins []string `json:"logins,omitempty"`
 }
 
 // BindingView is one of a person's live bindings, as `bindings --json` and

@@ -270,6 +270,11 @@ func TestRampartCLI(t *testing.T) {
 		t.Fatalf("rampart login: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 	t.Logf("rampart login (device flow approved by script): %s", time.Since(t1).Round(time.Millisecond))
+	// The target host CA is trusted for the servers alice may reach, not
+	// for every name (a server enrolled as github.com must not pass for it).
+	if kh := h.files(t)[".ssh/known_hosts"]; !strings.Contains(kh, "\n@cert-authority web-1,!") || strings.Contains(kh, "@cert-authority *") {
+		t.Errorf("known_hosts after login:\n%s", kh)
+	}
 
 	// Plain OpenSSH with what setup and login wrote: no prompt (BatchMode,
 	// strict host keys), no browser.
@@ -295,7 +300,8 @@ func TestRampartCLI(t *testing.T) {
 	if r = h.mustRun(t, 0, "rampart", "ssh", "web-1", "--", "cat hello.txt"); r.stdout != "hello from the laptop\n" {
 		t.Errorf("the file scp copied holds %q", r.stdout)
 	}
-	if r = h.mustRun(t, 0, "rampart", "status"); !strings.Contains(r.stdout, "bound until") || !strings.Contains(r.stdout, "~/.ssh is set up") {
+	if r = h.mustRun(t, 0, "rampart", "status"); !strings.Contains(r.stdout, "bound until") || !strings.Contains(r.stdout, "~/.ssh is set up") ||
+		!strings.Contains(r.stdout, "current host CAs") {
 		t.Errorf("rampart status:\n%s", r.stdout)
 	}
 

@@ -263,8 +263,9 @@ type Jump struct {
 
 // SSH configures the front door.
 type SSH struct {
-	// JumpHost is what users type after -J; default: the advertised SSH
-	// address.
+	// JumpHost is what users type after -J: a host name or IP address with
+	// an optional :port; default: the advertised SSH address. Its host is
+	// one of the node's host names (sshHostNames adds it).
 	JumpHost string `mapstructure:"jump_host"`
 	// HostNames are extra names put in the node's host certificate (DNS names
 	// users type); the node's IPs are always in it.
@@ -711,6 +712,16 @@ func (c *Config) problems() []string {
 	}
 	if c.SSH.HandshakeTimeout < time.Second || c.SSH.HandshakeTimeout > c.SSH.AuthTimeout {
 		bad("ssh.handshake_timeout %s: must be at least 1s and not above ssh.auth_timeout", c.SSH.HandshakeTimeout)
+	}
+	if c.SSH.JumpHost != "" {
+		if err := api.CheckJumpHost(c.SSH.JumpHost); err != nil {
+			bad("ssh.jump_host: %v", err)
+		}
+	}
+	for _, h := range c.SSH.HostNames {
+		if !api.ValidHostOrIP(h) {
+			bad("ssh.host_names: %q is not a host name or IP address", h)
+		}
 	}
 	for _, p := range c.SSH.ClientHostPatterns {
 		if err := api.CheckHostPattern(p); err != nil {

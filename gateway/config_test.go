@@ -3,6 +3,7 @@ package gateway
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,16 @@ func TestLoadConfig(t *testing.T) {
 		{name: "fail/preauth", args: []string{"--dev"},
 			env:     map[string]string{"RAMPART_SSH_HANDSHAKE_TIMEOUT": "11m", "RAMPART_SSH_MAX_DEVICE_FLOWS_PER_IP": "0"},
 			wantErr: []string{"ssh.handshake_timeout 11m0s: must be at least 1s and not above ssh.auth_timeout", "ssh.max_device_flows_per_ip (0) must be positive"}},
+		{name: "fail/jump-host-injection", args: []string{"--dev"},
+			env:     map[string]string{"RAMPART_SSH_JUMP_HOST": "b.example.com\n  ProxyCommand sh -c id", "RAMPART_SSH_CLIENT_HOST_PATTERNS": "*.com"},
+			wantErr: []string{"ssh.jump_host: jump host", "ssh.client_host_patterns: host pattern \"*.com\""}},
+		{name: "ok/jump-host-with-port", args: []string{"--dev"}, env: map[string]string{"RAMPART_SSH_JUMP_HOST": "bastion.example.com:2222"},
+			check: func(t *testing.T, c *Config) {
+				n := &Node{cfg: c}
+				if !slices.Contains(n.sshHostNames(), "bastion.example.com") {
+					t.Fatalf("the jump host is not among the node's host names %v", n.sshHostNames())
+				}
+			}},
 		{name: "fail/bootstrap-and-join", args: []string{"--dev", "--join", "x"}, wantErr: []string{"bootstrap and cluster.join are both set"}},
 		{name: "ok/agent-defaults", args: []string{"--dev"}, check: func(t *testing.T, c *Config) {
 			if c.Agents.CertValidity != 720*time.Hour || c.Agents.BinaryDir != "" {

@@ -7,6 +7,8 @@ import (
 	"net"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 const hostKeyFile = "ssh_host_ed25519_key"
@@ -39,7 +41,9 @@ func (n *Node) loadHostKey() (gossh.Signer, error) {
 }
 
 // sshHostNames are the principals of the node's host certificate: what users
-// type to reach it.
+// type to reach it, the jump host's host among them (so the front door's
+// certificate covers what people put after -J, and enrollment refuses that
+// name to targets).
 func (n *Node) sshHostNames() []string {
 	seen := map[string]bool{}
 	var names []string
@@ -51,6 +55,9 @@ func (n *Node) sshHostNames() []string {
 	}
 	for _, h := range n.cfg.SSH.HostNames {
 		add(h)
+	}
+	if host, _, err := api.SplitJumpHost(n.cfg.SSH.JumpHost); err == nil {
+		add(host)
 	}
 	for _, addr := range []string{n.advertise().SSH, n.cfg.Listen.SSH} {
 		host, _, err := net.SplitHostPort(addr)

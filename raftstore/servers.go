@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 const tableServers = "servers"
@@ -43,11 +45,7 @@ const (
 )
 
 var (
-	// serverNameRE: DNS-ish, lowercase labels of letters, digits, '-' and
-	// '_' (inventory names often hold one), not starting or ending with a
-	// dash or underscore, separated by dots.
-	serverNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?)*$`)
-	labelKeyRE   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
+	labelKeyRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
 )
 
 // Server is an enrolled target host.
@@ -127,12 +125,7 @@ func canonicalAddr(s string) string {
 }
 
 // validHostOrIP accepts a DNS-ish name (any case) or an IP address.
-func validHostOrIP(s string) bool {
-	if _, err := netip.ParseAddr(s); err == nil {
-		return true
-	}
-	return len(s) <= 253 && serverNameRE.MatchString(strings.ToLower(s))
-}
+func validHostOrIP(s string) bool { return api.ValidHostOrIP(s) }
 
 func validServerID(id string) error {
 	switch {
@@ -174,7 +167,7 @@ func (c *ServerUpsert) Validate() error {
 	if !projectNameRE.MatchString(s.Project) {
 		return invalidf("server %s: project name %q is not valid", s.ID, s.Project)
 	}
-	if len(s.Name) > 253 || !serverNameRE.MatchString(strings.ToLower(s.Name)) {
+	if !api.ValidServerName(s.Name) {
 		return invalidf("server %s: name %q is not a DNS-style name", s.ID, s.Name)
 	}
 	if len(s.AltNames) > maxAltNames {

@@ -7,7 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	udiff "github.com/aymanbagabas/go-udiff"
 )
@@ -26,9 +29,14 @@ type Change struct {
 	Delete bool
 	// Mode is the mode of a file created (an existing one keeps its own).
 	Mode fs.FileMode
+	// InBlock marks a change of the person's file that replaces setup's
+	// block there and nothing else.
+	InBlock bool
 }
 
-// Diff is the change as a unified diff.
+// Diff is the change as a unified diff, fit for a terminal: control
+// characters (an escape sequence could hide or redraw lines) and bidi
+// overrides are shown as \x.. and \u.... escapes.
 func (c Change) Diff() string {
 	oldName, newName := c.Path, c.Path
 	if !c.Existed {
@@ -37,7 +45,36 @@ func (c Change) Diff() string {
 	if c.Delete {
 		newName = "/dev/null"
 	}
-	return udiff.Unified(oldName, newName, string(c.Old), string(c.New))
+	return printable(udiff.Unified(oldName, newName, string(c.Old), string(c.New)))
+}
+
+// printable escapes every control character but newline and tab, and the
+// bidi controls, in s.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case r < 0x100 && unicode.IsControl(r):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == utf8.RuneError:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// SameChanges reports whether a and b are the same changes to files in the
+// same state: a plan made again just before writing equals the one shown,
+// unless a file changed in between.
+func SameChanges(a, b []Change) bool {
+	return slices.EqualFunc(a, b, func(x, y Change) bool {
+		return x.Path == y.Path && x.Existed == y.Existed && x.Delete == y.Delete &&
+			bytes.Equal(x.Old, y.Old) && bytes.Equal(x.New, y.New)
+	})
 }
 
 // readFile returns path's content and whether it exists.

@@ -50,7 +50,11 @@ func SaveState(p Paths, st State) error {
 // them (the included file before the line that includes it), and the state
 // to save before making them. No change at all means the files are as d
 // wants them.
+// A Desired that Check refuses plans nothing.
 func Plan(p Paths, d Desired) ([]Change, State, error) {
+	if err := d.Check(); err != nil {
+		return nil, State{}, err
+	}
 	st, err := LoadState(p)
 	if err != nil {
 		return nil, st, err
@@ -83,7 +87,7 @@ func Plan(p Paths, d Desired) ([]Change, State, error) {
 			st.Files[f.path] = FileState{Existed: existed, Sep: sep}
 		}
 		if !bytes.Equal(old, out) || !existed {
-			changes = append(changes, Change{Path: f.path, Old: old, New: out, Existed: existed, Mode: 0o600})
+			changes = append(changes, Change{Path: f.path, Old: old, New: out, Existed: existed, Mode: 0o600, InBlock: found})
 		}
 	}
 	return changes, st, nil

@@ -5,6 +5,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+
+	"github.com/rampart-ssh/rampart/api"
 )
 
 // Desired is what the person's ssh should know of one cluster.
@@ -42,15 +44,19 @@ const (
 )
 
 // KnownHostsBlock is the known_hosts block: the node host CA for the nodes'
-// names only, the target host CA for every other name (as `ca known-hosts`
-// prints them).
+// names (and the jump host's), the target host CA for the names sent
+// through the bastion only, the published host patterns and the servers
+// the person may reach, never for every name: a server enrolled under
+// github.com must not be trusted as github.com. Without patterns or
+// servers (before the first sign-in) the target host CA has no line.
 func (d Desired) KnownHostsBlock() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (written by `rampart setup`; `rampart setup --remove` takes it out)\n", beginMark)
-	nodes := strings.Join(d.NodeNames, ",")
-	others := "*"
-	for _, n := range d.NodeNames {
-		others += ",!" + n
+	nodeNames := d.nodeNames()
+	nodes := strings.Join(nodeNames, ",")
+	targets := d.targets()
+	for _, n := range nodeNames {
+		targets = append(targets, "!"+n)
 	}
 	for _, k := range d.NodeHostCAKeys {
 		if nodes != "" {
@@ -58,10 +64,28 @@ func (d Desired) KnownHostsBlock() string {
 		}
 	}
 	for _, k := range d.HostCAKeys {
-		fmt.Fprintf(&b, "@cert-authority %s %s\n", others, strings.TrimSpace(k))
+		if len(targets) > len(nodeNames) {
+			fmt.Fprintf(&b, "@cert-authority %s %s\n", strings.Join(targets, ","), strings.TrimSpace(k))
+		}
 	}
 	b.WriteString(endMark + "\n")
 	return b.String()
+}
+
+// nodeNames are the known_hosts names of the nodes: those the cluster
+// sent, and the jump host's.
+func (d Desired) nodeNames() []string {
+	names := append(slices.Clone(d.NodeNames), api.JumpHostNames(d.JumpHost)...)
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// targets are the names sent through the bastion: the person's servers
+// and the published patterns, sorted.
+func (d Desired) targets() []string {
+	targets := append(append([]string{}, d.Servers...), d.HostPatterns...)
+	slices.Sort(targets)
+	return slices.Compact(targets)
 }
 
 // IncludeBlock is the block at the top of ssh_config that includes the
@@ -111,9 +135,7 @@ func (d Desired) Included() string {
 		fmt.Fprintf(&b, "  Port %s\n", port)
 	}
 	d.identity(&b)
-	targets := append(append([]string{}, d.Servers...), d.HostPatterns...)
-	slices.Sort(targets)
-	targets = slices.Compact(targets)
+	targets := d.targets()
 	if len(targets) == 0 {
 		b.WriteString("\n# No server names yet: `rampart login`, then `rampart setup` again, adds those you may reach.\n")
 		return b.String()

@@ -1,18 +1,36 @@
 package sshsetup
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	gossh "golang.org/x/crypto/ssh"
 )
+
+// Host CA keys of the tests, as authorized_keys lines.
+var (
+	nodeCAKey = caKey(1)
+	hostCAKey = caKey(2)
+)
+
+func caKey(seed byte) string {
+	pub, err := gossh.NewPublicKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize)).Public())
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(pub)))
+}
 
 func desired() Desired {
 	return Desired{
 		Cluster: "https://10.0.0.5:8443", JumpHost: "bastion.example.com:2222",
 		NodeNames:      []string{"10.0.0.5", "[10.0.0.5]:2222", "[bastion.example.com]:2222", "bastion.example.com"},
-		NodeHostCAKeys: []string{"ssh-ed25519 AAAAnode"}, HostCAKeys: []string{"ssh-ed25519 AAAAhost\n"},
+		NodeHostCAKeys: []string{nodeCAKey}, HostCAKeys: []string{hostCAKey + "\n"},
 		HostPatterns: []string{"*.prod.example.com"},
 	}
 }
@@ -109,8 +127,8 @@ func TestSetupAndRemove(t *testing.T) {
 				t.Errorf("known_hosts lost the person's content:\n%s", kh)
 			}
 			for _, want := range []string{
-				"@cert-authority 10.0.0.5,[10.0.0.5]:2222,[bastion.example.com]:2222,bastion.example.com ssh-ed25519 AAAAnode\n",
-				"@cert-authority *,!10.0.0.5,![10.0.0.5]:2222,![bastion.example.com]:2222,!bastion.example.com ssh-ed25519 AAAAhost\n",
+				"@cert-authority 10.0.0.5,[10.0.0.5]:2222,[bastion.example.com]:2222,bastion.example.com " + nodeCAKey + "\n",
+				"@cert-authority *.prod.example.com,!10.0.0.5,![10.0.0.5]:2222,![bastion.example.com]:2222,!bastion.example.com " + hostCAKey + "\n",
 			} {
 				if !strings.Contains(kh, want) {
 					t.Errorf("known_hosts lacks %q:\n%s", want, kh)
@@ -156,9 +174,9 @@ func checkRestored(t *testing.T, path string, want *string) {
 	}
 }
 
-// TestSetupUpdatesOnlyItsBlock: new server names change only the included
-// file; lines the person adds after setup stay through a later setup and
-// the removal.
+// TestSetupUpdatesOnlyItsBlock: new server names change the included file
+// and the known_hosts block only; lines the person adds after setup stay
+// through a later setup and the removal.
 func TestSetupUpdatesOnlyItsBlock(t *testing.T) {
 	p := PathsFor(t.TempDir())
 	write(t, p.SSHConfig, "Host a\n  User x\n")
@@ -173,11 +191,14 @@ func TestSetupUpdatesOnlyItsBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 1 || changes[0].Path != p.Included {
-		t.Fatalf("changes = %v, want the included file only", changes)
+	if len(changes) != 2 || changes[0].Path != p.Included || changes[1].Path != p.KnownHosts {
+		t.Fatalf("changes = %v, want the included file and known_hosts", changes)
 	}
 	if err := Apply(changes); err != nil {
 		t.Fatal(err)
+	}
+	if kh, want := read(t, p.KnownHosts), "@cert-authority *.prod.example.com,web-1,!10.0.0.5,"; !strings.Contains(kh, want) {
+		t.Errorf("known_hosts lacks %q:\n%s", want, kh)
 	}
 	inc := read(t, p.Included)
 	for _, want := range []string{

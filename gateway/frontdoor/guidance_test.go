@@ -24,7 +24,10 @@ func TestGreetingGuidance(t *testing.T) {
 			want: []string{"No servers are available to you yet."}, not: []string{keyHint, "administrator", "tokens create"}},
 		{name: "ok/admin-with-servers", who: Whoami{Login: "alice", Admin: true, BindingExpires: "x",
 			Servers: []Destination{{Name: "web-1", Project: "web", Command: "ssh -J bastion.test:2222 alice@web-1"}}}, jumpHost: "bastion.test:2222",
-			want: []string{"ssh -J bastion.test:2222 alice@web-1"}, not: []string{"tokens create", keyHint}},
+			want: []string{"ssh -J bastion.test:2222 alice@web-1"}, not: []string{"tokens create", keyHint, "also:"}},
+		{name: "ok/shared-logins", who: Whoami{Login: "alice", BindingExpires: "x",
+			Servers: []Destination{{Name: "web-1", Project: "web", Command: "ssh -J bastion.test alice@web-1", Logins: []string{"deploy", "www"}}}}, jumpHost: "bastion.test",
+			want: []string{"ssh -J bastion.test alice@web-1  (also: deploy, www)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

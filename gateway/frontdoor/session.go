@@ -153,8 +153,14 @@ func (s *Server) whoami(u *raftstore.User, bindingExpires, currentKey string) (*
 		if p := d.Server.SSHPort; p != 0 && p != raftstore.DefaultSSHPort {
 			port = fmt.Sprintf("-p %d ", p) // the target's port; -J's host keeps its own
 		}
+		var shared []string
+		for _, l := range d.Logins {
+			if l != u.UnixName {
+				shared = append(shared, l)
+			}
+		}
 		w.Servers = append(w.Servers, Destination{Name: d.Server.Name, Project: d.Project,
-			Command: fmt.Sprintf("ssh -J %s %s%s@%s", s.cfg.JumpHost, port, u.UnixName, d.Server.Name), Labels: d.Server.Labels})
+			Command: fmt.Sprintf("ssh -J %s %s%s@%s", s.cfg.JumpHost, port, u.UnixName, d.Server.Name), Labels: d.Server.Labels, Logins: shared})
 	}
 	return w, nil
 }
@@ -183,7 +189,11 @@ func (s *Server) writeGreeting(out io.Writer, w *Whoami) {
 	fmt.Fprintf(out, "\r\nServers you may reach:\r\n")
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	for _, d := range w.Servers {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\r\n", d.Name, d.Project, d.Command)
+		also := ""
+		if len(d.Logins) > 0 {
+			also = "  (also: " + strings.Join(d.Logins, ", ") + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s%s\r\n", d.Name, d.Project, d.Command, also)
 	}
 	_ = tw.Flush()
 }

@@ -24,9 +24,10 @@ func (s *Server) SetClientSetup(jumpHost string, hostPatterns []string) {
 }
 
 // clientSetupHandler serves GET /v1/client/setup (public): what `rampart
-// setup` writes into a person's ~/.ssh. The nodes' names and the host CA
-// keys are public already (the front doors present them); no server or
-// person is named.
+// setup` writes into a person's ~/.ssh, and nothing more. The jump host,
+// the nodes' host names and the host CA keys are public already (the front
+// doors present them); the nodes' addresses, often private, are left out,
+// and no server or person is named.
 func (s *Server) clientSetupHandler(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.CheckFresh(); err != nil {
 		s.writeError(w, r, err)
@@ -41,8 +42,9 @@ func (s *Server) clientSetupHandler(w http.ResponseWriter, r *http.Request) {
 	out := api.ClientSetup{JumpHost: s.clientSetup.jumpHost, NodeNames: []string{}, HostPatterns: []string{},
 		NodeHostCAKeys: []string{}, HostCAKeys: []string{}}
 	out.HostPatterns = append(out.HostPatterns, s.clientSetup.hostPatterns...)
+	out.NodeNames = append(out.NodeNames, api.JumpHostNames(s.clientSetup.jumpHost)...)
 	for _, n := range nodes {
-		out.NodeNames = append(out.NodeNames, api.KnownHostsNames(n.SSHAddr, n.HostNames)...)
+		out.NodeNames = append(out.NodeNames, api.PublicKnownHostsNames(n.SSHAddr, n.HostNames)...)
 	}
 	slices.Sort(out.NodeNames)
 	out.NodeNames = slices.Compact(out.NodeNames)

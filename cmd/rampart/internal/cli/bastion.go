@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"net"
 	"os/user"
 	"slices"
@@ -51,15 +52,24 @@ func whoamiWith(cfg *Config, key bastion.Key) (*api.Whoami, error) {
 	return bastion.Whoami(c)
 }
 
-// noteWhoami keeps the unix name and server names the front door gave.
-func (cfg *Config) noteWhoami(w *api.Whoami) {
-	cfg.UnixName = w.UnixName
-	cfg.Servers = cfg.Servers[:0]
-	for _, s := range w.Servers {
-		cfg.Servers = append(cfg.Servers, s.Name)
+// noteWhoami keeps the unix name and server names the front door gave,
+// once each passes its rule: they are written into ~/.ssh, where a name
+// holding a newline would add lines of its own (a ProxyCommand). Anything
+// else leaves cfg as it was.
+func (cfg *Config) noteWhoami(w *api.Whoami) error {
+	if err := api.ValidUnixName(w.UnixName); err != nil {
+		return fmt.Errorf("the bastion sent a unix name that is not safe to write into ~/.ssh: %w", err)
 	}
-	slices.Sort(cfg.Servers)
-	cfg.Servers = slices.Compact(cfg.Servers)
+	servers := []string{}
+	for _, s := range w.Servers {
+		if !api.ValidServerName(s.Name) {
+			return fmt.Errorf("the bastion sent a server name that is not safe to write into ~/.ssh: %q", s.Name)
+		}
+		servers = append(servers, s.Name)
+	}
+	slices.Sort(servers)
+	cfg.UnixName, cfg.Servers = w.UnixName, slices.Compact(servers)
+	return nil
 }
 
 // fingerprint of a key, as ssh prints it.

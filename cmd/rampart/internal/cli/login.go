@@ -68,13 +68,19 @@ func (a *app) login(e *env, keyPath string, noBrowser bool) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.noteWhoami(who); err != nil {
+		return err
+	}
 	cfg.IdentityFile = key.IdentityFile
-	cfg.noteWhoami(who)
 	if err := e.save(cfg); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.out, "Signed in as %s (login on servers: %s); key %s bound until %s.\n", who.Login, who.UnixName, fingerprint(key), who.BindingExpires)
-	return a.refreshIncluded(e, cfg)
+	if err := a.refreshIncluded(e, cfg); err != nil {
+		return err
+	}
+	a.checkSetupCurrent(cfg)
+	return nil
 }
 
 // loginKey is the key to sign in with: --key, else the one bound before,
@@ -100,22 +106,31 @@ func (a *app) loginKey(e *env, cfg *Config, keyPath string) (bastion.Key, error)
 	return k, err
 }
 
-// refreshIncluded rewrites rampart's own ssh_config with the login and
-// servers just learnt. The person's own files are left to `rampart setup`.
+// refreshIncluded rewrites rampart's own ssh_config, and setup's block in
+// known_hosts, with the login and servers just learnt: the target host CA
+// vouches for the servers the person may reach, and those only. Anything
+// else in the person's files is left to `rampart setup`, which asks.
 func (a *app) refreshIncluded(e *env, cfg *Config) error {
 	changes, _, err := sshsetup.Plan(e.paths, e.desired(cfg))
 	if err != nil {
 		return err
 	}
 	for _, c := range changes {
-		if c.Path != e.paths.Included {
-			fmt.Fprintln(a.out, "~/.ssh is not set up for this cluster as it is now: run `rampart setup` to see the changes.")
+		if c.Path != e.paths.Included && !c.InBlock {
+			fmt.Fprintf(a.out, "~/.ssh is not set up for this cluster as it is now: run `%s` to see the changes.\n", setupCommand(cfg))
 			continue
 		}
 		if err := sshsetup.Apply([]sshsetup.Change{c}); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.out, "Updated %s: ssh offers this key, as %s, to the cluster's servers.\n", c.Path, cfg.UnixName)
+		switch c.Path {
+		case e.paths.Included:
+			fmt.Fprintf(a.out, "Updated %s: ssh offers this key, as %s, to the cluster's servers.\n", c.Path, cfg.UnixName)
+		case e.paths.KnownHosts:
+			fmt.Fprintf(a.out, "Updated rampart's block in %s: the cluster's host CA vouches for the servers you may reach (%d) and the published patterns, no other names.\n", c.Path, len(cfg.Servers))
+		default:
+			fmt.Fprintf(a.out, "Updated rampart's block in %s.\n", c.Path)
+		}
 	}
 	return nil
 }

@@ -17,9 +17,11 @@ import (
 
 // server is one line of `rampart servers`.
 type server struct {
-	Name    string            `json:"name"`
-	Project string            `json:"project"`
-	Login   string            `json:"login"`
+	Name    string `json:"name"`
+	Project string `json:"project"`
+	Login   string `json:"login"`
+	// Logins are the shared logins the person may use there too.
+	Logins  []string          `json:"logins,omitempty"`
 	Command string            `json:"command"`
 	Labels  map[string]string `json:"labels,omitempty"`
 }
@@ -98,7 +100,7 @@ func filterServers(who *api.Whoami, want map[string]string) []server {
 			}
 		}
 		if ok {
-			out = append(out, server{Name: d.Name, Project: d.Project, Login: who.UnixName, Command: d.Command, Labels: d.Labels})
+			out = append(out, server{Name: d.Name, Project: d.Project, Login: who.UnixName, Logins: d.Logins, Command: d.Command, Labels: d.Labels})
 		}
 	}
 	return out
@@ -124,7 +126,11 @@ func (a *app) printServers(list []server, output string) error {
 		for _, k := range slices.Sorted(maps.Keys(s.Labels)) {
 			ls = append(ls, k+"="+s.Labels[k])
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Project, s.Login, strings.Join(ls, ","))
+		login := s.Login
+		if len(s.Logins) > 0 {
+			login += " (also: " + strings.Join(s.Logins, ", ") + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Project, login, strings.Join(ls, ","))
 	}
 	return tw.Flush()
 }

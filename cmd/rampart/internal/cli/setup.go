@@ -106,7 +106,7 @@ func (a *app) setup(e *env, bastionArg, apiFlag, pin string, yes bool) error {
 		cfg.IdentityFile, cfg.UnixName, cfg.Servers = old.IdentityFile, old.UnixName, old.Servers
 		a.refreshFromBastion(e, cfg)
 	}
-	changes, st, err := sshsetup.Plan(e.paths, e.desired(cfg))
+	changes, _, err := sshsetup.Plan(e.paths, e.desired(cfg))
 	if err != nil {
 		return err
 	}
@@ -115,15 +115,7 @@ func (a *app) setup(e *env, bastionArg, apiFlag, pin string, yes bool) error {
 		return e.save(cfg)
 	}
 	a.showChanges(changes)
-	if !yes {
-		if err := a.confirm("Write these changes?", "--yes"); err != nil {
-			return err
-		}
-	}
-	if err := sshsetup.SaveState(e.paths, st); err != nil {
-		return err
-	}
-	if err := sshsetup.Apply(changes); err != nil {
+	if err := a.writeChanges(e, cfg, changes, yes); err != nil {
 		return err
 	}
 	if err := e.save(cfg); err != nil {
@@ -134,6 +126,32 @@ func (a *app) setup(e *env, bastionArg, apiFlag, pin string, yes bool) error {
 		fmt.Fprintln(a.out, "Next: rampart login")
 	}
 	return nil
+}
+
+// errChangedMeanwhile: a file changed between the diff shown and the write.
+var errChangedMeanwhile = errors.New("your ssh files changed while the changes were shown: nothing was written; run rampart setup again to see the changes as they are now")
+
+// writeChanges asks (unless yes) before making the changes shown, then
+// plans them again from the files as they are now and writes only if that
+// plan is the one shown: a file edited while the person read the diff
+// would otherwise be overwritten with what was computed before the edit.
+func (a *app) writeChanges(e *env, cfg *Config, shown []sshsetup.Change, yes bool) error {
+	if !yes {
+		if err := a.confirm("Write these changes?", "--yes"); err != nil {
+			return err
+		}
+	}
+	again, st, err := sshsetup.Plan(e.paths, e.desired(cfg))
+	if err != nil {
+		return err
+	}
+	if !sshsetup.SameChanges(shown, again) {
+		return errChangedMeanwhile
+	}
+	if err := sshsetup.SaveState(e.paths, st); err != nil {
+		return err
+	}
+	return sshsetup.Apply(again)
 }
 
 // showChanges prints each change as a unified diff.
@@ -159,6 +177,9 @@ func fetchSetup(ctx context.Context, apiAddr, pin string) (*api.ClientSetup, err
 	}
 	if len(cs.NodeHostCAKeys) == 0 || len(cs.HostCAKeys) == 0 || cs.JumpHost == "" {
 		return nil, fmt.Errorf("the cluster at %s has no host CA yet: ask an administrator to finish setting it up", apiAddr)
+	}
+	if err := sshsetup.CheckClientSetup(cs); err != nil {
+		return nil, fmt.Errorf("the cluster at %s sent a setup that is not safe to write (%w): nothing was changed; tell an administrator", apiAddr, err)
 	}
 	return cs, nil
 }
@@ -218,7 +239,9 @@ func (a *app) refreshFromBastion(e *env, cfg *Config) {
 	if err != nil {
 		return
 	}
-	cfg.noteWhoami(who)
+	if err := cfg.noteWhoami(who); err != nil {
+		fmt.Fprintf(a.err, "Kept the servers of your last sign-in: %v\n", err)
+	}
 }
 
 // removeSetup takes out what setup wrote.
@@ -234,7 +257,14 @@ func (a *app) removeSetup(e *env, yes bool) error {
 				return err
 			}
 		}
-		if err := sshsetup.Apply(changes); err != nil {
+		again, err := sshsetup.PlanRemove(e.paths)
+		if err != nil {
+			return err
+		}
+		if !sshsetup.SameChanges(changes, again) {
+			return errChangedMeanwhile
+		}
+		if err := sshsetup.Apply(again); err != nil {
 			return err
 		}
 	}

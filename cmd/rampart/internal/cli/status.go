@@ -29,6 +29,9 @@ func (a *app) statusCmd() *cobra.Command {
 				return err
 			}
 			ok := a.statusCluster(cfg)
+			if ok {
+				ok = a.statusHostCAs(cfg)
+			}
 			ok = a.statusSSH(e, cfg) && ok
 			ok = a.statusBinding(e, cfg) && ok
 			if !ok {
@@ -55,6 +58,22 @@ func (a *app) statusCluster(cfg *Config) bool {
 	return true
 }
 
+// statusHostCAs compares the host CA keys (and names) ~/.ssh trusts with
+// the cluster's now: after a host CA rotation, setup must run again.
+func (a *app) statusHostCAs(cfg *Config) bool {
+	drift, err := setupCurrent(cfg)
+	switch {
+	case err != nil:
+		fmt.Fprintf(a.out, "host CAs: cannot compare with the cluster's: %v\n", err)
+		return false
+	case drift != "":
+		fmt.Fprintf(a.out, "host CAs: %s since ~/.ssh was set up: run `%s`\n", drift, setupCommand(cfg))
+		return false
+	}
+	fmt.Fprintln(a.out, "host CAs: ~/.ssh trusts the cluster's current host CAs")
+	return true
+}
+
 func (a *app) statusSSH(e *env, cfg *Config) bool {
 	changes, _, err := sshsetup.Plan(e.paths, e.desired(cfg))
 	switch {
@@ -62,7 +81,7 @@ func (a *app) statusSSH(e *env, cfg *Config) bool {
 		fmt.Fprintf(a.out, "ssh:      %v\n", err)
 		return false
 	case len(changes) > 0:
-		fmt.Fprintln(a.out, "ssh:      ~/.ssh is not set up as rampart setup last left it: run `rampart setup` to see what changes")
+		fmt.Fprintf(a.out, "ssh:      ~/.ssh is not set up as rampart setup last left it: run `%s` to see what changes\n", setupCommand(cfg))
 		return false
 	}
 	fmt.Fprintf(a.out, "ssh:      ~/.ssh is set up (%s)\n", e.paths.Included)
