@@ -62,6 +62,19 @@ type Config struct {
 	SCIM SCIM `mapstructure:"scim"`
 	// AuditExport ships the audit log to SIEMs (docs/audit-export.md).
 	AuditExport AuditExport `mapstructure:"audit_export"`
+	// AccessRequests configures this node's access-request notifications.
+	AccessRequests AccessRequests `mapstructure:"access_requests"`
+}
+
+func init() { defaults["access_requests.allow_private_webhooks"] = false }
+
+// AccessRequests configures the webhooks this node posts new access
+// requests to (docs/access-requests.md).
+type AccessRequests struct {
+	// AllowPrivateWebhooks lets webhooks be plain http and reach loopback,
+	// private and link-local addresses; off, they must be https to public
+	// addresses. For tests and closed labs.
+	AllowPrivateWebhooks bool `mapstructure:"allow_private_webhooks"`
 }
 
 // AuditExport configures the cluster's audit exporter: the raft leader ships
