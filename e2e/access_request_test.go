@@ -31,12 +31,15 @@ import (
 )
 
 // jitNodeConfig continues the dev node's dev_idp block: alice the
-// administrator and engineer, bob and carol the leads who approve.
+// administrator and engineer, bob and carol the leads who approve; the
+// test's webhooks are plain http on loopback, which the node must allow.
 const jitNodeConfig = `  poll_interval: 1s
   users:
     - {username: alice, password: alice, email: alice@example.com, groups: [engineering, rampart-admins]}
     - {username: bob, password: bob, email: bob@example.com, groups: [leads]}
     - {username: carol, password: carol, email: carol@example.com, groups: [leads]}
+access_requests:
+  allow_private_webhooks: true
 `
 
 const jitHookSecret = "a-shared-secret-of-the-test"

@@ -66,6 +66,8 @@ type Config struct {
 	Audit Audit `mapstructure:"audit"`
 	// Console is the auditor's web console (gateway/console).
 	Console Console `mapstructure:"console"`
+	// AccessRequests configures this node's access-request notifications.
+	AccessRequests AccessRequests `mapstructure:"access_requests"`
 }
 
 // Console configures the web console at https://<api>/console/. It signs
@@ -85,6 +87,17 @@ type Console struct {
 	AuditorGroup string `mapstructure:"auditor_group"`
 	// IdleTimeout ends a console session unused for that long.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+}
+
+func init() { defaults["access_requests.allow_private_webhooks"] = false }
+
+// AccessRequests configures the webhooks this node posts new access
+// requests to (docs/access-requests.md).
+type AccessRequests struct {
+	// AllowPrivateWebhooks lets webhooks be plain http and reach loopback,
+	// private and link-local addresses; off, they must be https to public
+	// addresses. For tests and closed labs.
+	AllowPrivateWebhooks bool `mapstructure:"allow_private_webhooks"`
 }
 
 // AuditExport configures the cluster's audit exporter: the raft leader ships

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/gateway/frontdoor"
@@ -13,5 +12,5 @@ import (
 // the approve commands it sends name this node's bastion address.
 func (n *Node) requestNotifier(ctx context.Context) *notify.Notifier {
 	return notify.New(ctx, notify.Config{Command: frontdoor.SSHCommand(n.jumpHost()), Now: n.now,
-		Client: &http.Client{Timeout: notify.DefaultTimeout}}, control.StoreAuditor{Store: n.store, Now: n.now}, n.logger)
+		AllowPrivate: n.cfg.AccessRequests.AllowPrivateWebhooks}, control.StoreAuditor{Store: n.store, Now: n.now}, n.logger)
 }

@@ -44,6 +44,9 @@ type Approval struct {
 	By    string
 	Login string
 	At    time.Time
+	// Admin is set when an administrator approved without being in an
+	// approver group: their approval stands while they are active.
+	Admin bool `json:",omitempty"`
 }
 
 // AccessRequest is one person's request for access to a project.
@@ -154,7 +157,7 @@ func (c *AccessRequestCreate) Validate() error {
 	case c.Now.IsZero():
 		return invalidf("access request %s: time is missing", c.ID)
 	}
-	return validText("reason", c.Reason, maxRequestReason)
+	return validReason(c.Reason)
 }
 
 // requestPolicyTxn returns project's request policy, or why it takes none.
@@ -259,10 +262,15 @@ func (d Decider) validate() error {
 	return nil
 }
 
-// mayDecideTxn checks that d may approve or deny r under pol.
+// mayDecideTxn checks that d may approve or deny r under pol. Nobody
+// decides their own request, from this account or another with the same
+// e-mail address; administrators neither.
 func mayDecideTxn(tx *writeTxn, r *AccessRequest, d Decider) error {
 	if d.ID == r.UserID {
 		return invalidf("you may not approve or deny your own request")
+	}
+	if samePersonTxn(tx, d.ID, r.UserID) {
+		return invalidf("you may not approve or deny your own request (your accounts share an e-mail address)")
 	}
 	if d.Admin {
 		return nil
@@ -316,7 +324,10 @@ func putRequestTxn(tx *writeTxn, r *AccessRequest) (any, error) {
 
 // AccessRequestApprove adds an approval; the one that makes the number the
 // request needs approves it, and its window starts then. Two approvals
-// come from two different deciders.
+// come from two different people: two accounts, with two different e-mail
+// addresses. An earlier approval whose approver has since been disabled or
+// left the approver groups no longer counts: it is dropped when the next
+// one lands, and the request waits for another.
 type AccessRequestApprove struct {
 	ID  string
 	By  Decider
@@ -343,11 +354,18 @@ func (c *AccessRequestApprove) apply(tx *writeTxn) (any, error) {
 	if err := mayDecideTxn(tx, r, c.By); err != nil {
 		return nil, err
 	}
-	if r.ApprovedBy(c.By.ID) {
-		return nil, fmt.Errorf("%w: you approved request %s already; it needs another approver", ErrConflict, r.ID)
+	pol, err := requestPolicyTxn(tx, r.Project)
+	if err != nil {
+		return nil, err
 	}
 	now := c.Now.UTC()
-	r.Approvals = append(r.Approvals, Approval{By: c.By.ID, Login: c.By.Login, At: now})
+	r.Approvals = slices.DeleteFunc(r.Approvals, func(a Approval) bool { return !approvalStandsTxn(tx, a, pol, now) })
+	for _, a := range r.Approvals {
+		if samePersonTxn(tx, a.By, c.By.ID) {
+			return nil, fmt.Errorf("%w: you approved request %s already; it needs another approver", ErrConflict, r.ID)
+		}
+	}
+	r.Approvals = append(r.Approvals, Approval{By: c.By.ID, Login: c.By.Login, At: now, Admin: c.By.Admin})
 	if len(r.Approvals) >= r.Needed {
 		r.State, r.ApprovedAt, r.ExpiresAt = RequestApproved, now, now.Add(r.Duration)
 	}
@@ -374,7 +392,7 @@ func (c *AccessRequestDeny) Validate() error {
 	if c.Now.IsZero() {
 		return invalidf("access request %s: time is missing", c.ID)
 	}
-	if err := validText("reason", c.Reason, maxRequestReason); err != nil {
+	if err := validReason(c.Reason); err != nil {
 		return err
 	}
 	return c.By.validate()
@@ -413,7 +431,7 @@ func (c *AccessRequestRevoke) Validate() error {
 	if c.Now.IsZero() {
 		return invalidf("access request %s: time is missing", c.ID)
 	}
-	if err := validText("reason", c.Reason, maxRequestReason); err != nil {
+	if err := validReason(c.Reason); err != nil {
 		return err
 	}
 	return c.By.validate()
@@ -427,7 +445,7 @@ func (c *AccessRequestRevoke) apply(tx *writeTxn) (any, error) {
 	if st := r.StateAt(c.Now); st != RequestPending && st != RequestApproved {
 		return nil, fmt.Errorf("%w: request %s is %s already", ErrConflict, r.ID, st)
 	}
-	if c.By.ID != r.UserID {
+	if !samePersonTxn(tx, c.By.ID, r.UserID) {
 		if err := mayDecideTxn(tx, r, c.By); err != nil {
 			return nil, err
 		}

@@ -247,7 +247,8 @@ func (s *Store) Apply(ctx context.Context, cmd Command) (*Result, error) {
 
 // ApplyRaw is Apply for an already framed command. The leader decodes and
 // validates it before it enters the log, so a corrupt or unknown command is
-// refused here and never reaches any FSM.
+// refused here and never reaches any FSM; it also refuses (admit) a command
+// whose time is too far from the leader's clock.
 func (s *Store) ApplyRaw(ctx context.Context, buf []byte) (*Result, error) {
 	defer s.observeApply(time.Now())
 	var res *Result
@@ -295,8 +296,12 @@ func (s *Store) withLeader(ctx context.Context, idempotent bool, local func() er
 
 // applyLocal validates and proposes buf on this node, which must lead.
 func (s *Store) applyLocal(buf []byte) (*Result, error) {
-	if _, err := Decode(buf); err != nil {
+	cmd, err := Decode(buf)
+	if err != nil {
 		return nil, fmt.Errorf("refused before entering the log: %w", err)
+	}
+	if err := admit(cmd, s.cfg.Now()); err != nil {
+		return nil, err
 	}
 	f := s.raft.Apply(buf, s.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {

@@ -61,8 +61,11 @@ for i in 1 2; do
 		>>"$dir/rampartd.log" 2>&1 &
 	pids+=($!)
 done
+# api PATH: the admin API with the bootstrap token, given to curl on its
+# standard input (printf is a shell builtin), never on a command line.
 api() {
-	curl -fsS --cacert "$DATA/node1/tls/ca.crt" -H "Authorization: Bearer $(cat "$DATA/node1/bootstrap-token")" "https://${ips[0]}:$DEV_API_PORT$1"
+	printf 'header = "Authorization: Bearer %s"\n' "$(<"$DATA/node1/bootstrap-token")" |
+		curl -fsS --config - --cacert "$DATA/node1/tls/ca.crt" "https://${ips[0]}:$DEV_API_PORT$1"
 }
 for _ in $(seq 1200); do
 	[ "$(api /v1/cluster/status 2>/dev/null | grep -o '"voter":true' | wc -l)" -ge 3 ] && break
@@ -71,7 +74,7 @@ for _ in $(seq 1200); do
 done
 echo
 echo "Cluster of three: ${ips[*]} (SSH on port $DEV_SSH_PORT of each). Status:"
-echo "  curl -s --cacert $DATA/node1/tls/ca.crt -H \"Authorization: Bearer \$(cat $DATA/node1/bootstrap-token)\" https://${ips[0]}:$DEV_API_PORT/v1/cluster/status"
+echo "  printf 'header = \"Authorization: Bearer %s\"\\n' \"\$(<$DATA/node1/bootstrap-token)\" | curl -s --config - --cacert $DATA/node1/tls/ca.crt https://${ips[0]}:$DEV_API_PORT/v1/cluster/status"
 echo "Stop a node to see the others carry on: kill the rampartd of ${ips[1]} or ${ips[2]} (logs in $DATA/node2, $DATA/node3)."
 echo "Cluster ready. Press Ctrl-C to stop."
 wait "${pids[0]}"

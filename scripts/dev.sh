@@ -65,10 +65,13 @@ pids+=("$node")
 node_alive() { kill -0 "$node" 2>/dev/null || die "rampartd stopped; its log: $DATA/rampartd.log
 $(tail -n 15 "$DATA/rampartd.log")"; }
 
-# api METHOD PATH [JSON]: the admin API with the bootstrap token.
+# api METHOD PATH [JSON]: the admin API with the bootstrap token, which
+# reaches curl on its standard input (printf is a shell builtin), never on a
+# command line other local users can read in ps.
 api() {
-	curl -fsS --cacert "$DATA/tls/ca.crt" -H "Authorization: Bearer $(cat "$DATA/bootstrap-token")" \
-		-H 'Content-Type: application/json' -X "$1" "https://$API$2" ${3:+--data "$3"}
+	printf 'header = "Authorization: Bearer %s"\n' "$(<"$DATA/bootstrap-token")" |
+		curl -fsS --config - --cacert "$DATA/tls/ca.crt" \
+			-H 'Content-Type: application/json' -X "$1" "https://$API$2" ${3:+--data "$3"}
 }
 # first_key reads the first key of a CA keys answer ({"keys":["ssh-ed25519 AAAA…"]}).
 first_key() { sed -n 's/.*"keys":\["\([^"]*\)".*/\1/p'; }
@@ -195,6 +198,9 @@ else
 	say "Demo target: sshd on $DEV_TARGET_IP:$port as $me, enrolled as 'demo' (project dev, group engineering)."
 	say "Reach it (the browser approval is for dev user alice, password alice):"
 	say "  ssh -J alice@$DEV_IP:$DEV_SSH_PORT -p $port $me@demo"
+	say "Warning: the dev IdP's passwords are public and the demo target is YOUR account ($me): anyone on this"
+	say "machine who can reach $DEV_IP:$DEV_SSH_PORT and $DEV_IDP_PORT can sign in as alice or bob and get a shell as you."
+	say "Run make dev only on a machine you alone use, and stop it when you are done."
 fi
 say ""
 logs="$DATA/rampartd.log"

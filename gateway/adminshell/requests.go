@@ -209,15 +209,17 @@ func (v *invocation) requestsPolicyCmd() *cobra.Command {
 		approvals                                        int
 		maxDur                                           time.Duration
 		secret                                           string
-		off                                              bool
+		off, replace                                     bool
 	)
 	c := &cobra.Command{
 		Use:   "policy PROJECT [flags]",
 		Short: "Show or set who may request access to a project, who approves, for how long, when, and which webhooks are told",
-		Long: "Without flags, shows the policy. With flags, replaces it: --approvers is required; --requesters empty lets anyone ask;\n" +
+		Long: "Without flags, shows the policy. With flags, changes what they name and keeps the rest (--replace: sets the whole\n" +
+			"policy, unnamed settings to their defaults): --approvers is required on a new policy; --requesters \"\" lets anyone ask;\n" +
 			"--approvals 1 or 2 (two different people); --max bounds a request (default 8h); --window \"mon-fri 09:00-18:00 Europe/Paris\"\n" +
-			"limits when requests are taken; --slack URL posts a Slack incoming-webhook message; --webhook URL posts JSON signed\n" +
-			"with HMAC-SHA256 under --secret. --off stops taking requests (approved ones run out).",
+			"limits when requests are taken (--window \"\" clears); --slack URL posts a Slack incoming-webhook message; --webhook URL\n" +
+			"posts JSON signed with HMAC-SHA256 under --secret (each replaces the webhooks of its kind; \"\" clears them).\n" +
+			"--off stops taking requests (approved ones run out).",
 		Args: exactArgs("PROJECT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			changed := false
@@ -230,24 +232,54 @@ func (v *invocation) requestsPolicyCmd() *cobra.Command {
 				pv := newPolicyView(p)
 				return v.emit(pv, []string{p.Name}, func(out io.Writer) error { return writePolicy(out, pv) })
 			}
-			var pol *raftstore.RequestPolicy
-			if !off {
-				pol = &raftstore.RequestPolicy{Requesters: requesters, Approvers: approvers, Approvals: approvals, MaxDuration: maxDur}
-				for _, w := range windows {
-					rw, err := raftstore.ParseRequestWindow(w)
-					if err != nil {
-						return usagef("%v", err)
-					}
-					pol.Windows = append(pol.Windows, rw)
+			set := cmd.Flags().Changed
+			var windowList []raftstore.RequestWindow
+			for _, w := range windows {
+				if w == "" {
+					continue
 				}
-				for _, u := range slack {
-					pol.Webhooks = append(pol.Webhooks, raftstore.RequestWebhook{Kind: raftstore.WebhookSlack, URL: u})
+				rw, err := raftstore.ParseRequestWindow(w)
+				if err != nil {
+					return usagef("%v", err)
 				}
-				for _, u := range jsonHooks {
-					pol.Webhooks = append(pol.Webhooks, raftstore.RequestWebhook{Kind: raftstore.WebhookJSON, URL: u, Secret: secret})
-				}
+				windowList = append(windowList, rw)
 			}
 			stored, err := v.sh.control.UpdateProject(v.ctx, v.controlActor(), args[0], func(p *raftstore.Project) error {
+				if off {
+					p.Settings.Requests = nil
+					return nil
+				}
+				pol := p.Settings.Requests.Clone()
+				if pol == nil || replace {
+					pol = &raftstore.RequestPolicy{Approvals: approvals, MaxDuration: maxDur}
+				}
+				if set("requesters") || replace {
+					pol.Requesters = nonEmpty(requesters)
+				}
+				if set("approvers") || replace {
+					pol.Approvers = nonEmpty(approvers)
+				}
+				if set("approvals") {
+					pol.Approvals = approvals
+				}
+				if set("max") {
+					pol.MaxDuration = maxDur
+				}
+				if set("window") || replace {
+					pol.Windows = windowList
+				}
+				if set("slack") || replace {
+					pol.Webhooks = withWebhooks(pol.Webhooks, raftstore.WebhookSlack, slack, "")
+				}
+				if set("webhook") || replace {
+					pol.Webhooks = withWebhooks(pol.Webhooks, raftstore.WebhookJSON, jsonHooks, secret)
+				} else if set("secret") {
+					for i := range pol.Webhooks {
+						if pol.Webhooks[i].Kind == raftstore.WebhookJSON {
+							pol.Webhooks[i].Secret = secret
+						}
+					}
+				}
 				p.Settings.Requests = pol
 				return nil
 			})
@@ -274,7 +306,27 @@ func (v *invocation) requestsPolicyCmd() *cobra.Command {
 	f.StringArrayVar(&jsonHooks, "webhook", nil, "JSON webhook URL, signed with --secret (repeatable)")
 	f.StringVar(&secret, "secret", "", "HMAC secret of the JSON webhooks (at least 16 characters)")
 	f.BoolVar(&off, "off", false, "take no requests")
+	f.BoolVar(&replace, "replace", false, "set the whole policy: settings not named take their defaults")
 	return c
+}
+
+// nonEmpty is ss without empty strings, nil if none is left.
+func nonEmpty(ss []string) []string {
+	out := slices.DeleteFunc(slices.Clone(ss), func(s string) bool { return s == "" })
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// withWebhooks is hooks with those of kind replaced by urls (secret keying
+// each, for json ones).
+func withWebhooks(hooks []raftstore.RequestWebhook, kind string, urls []string, secret string) []raftstore.RequestWebhook {
+	out := slices.DeleteFunc(slices.Clone(hooks), func(h raftstore.RequestWebhook) bool { return h.Kind == kind })
+	for _, u := range nonEmpty(urls) {
+		out = append(out, raftstore.RequestWebhook{Kind: kind, URL: u, Secret: secret})
+	}
+	return out
 }
 
 func writePolicy(out io.Writer, pv policyView) error {

@@ -1,6 +1,7 @@
 package adminshell
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestRequestsCommands(t *testing.T) {
 		t.Errorf("audited command line holds the secret: %q", h.lastAudit().Fields["command"])
 	}
 	// testNow is a Sunday: outside the window.
-	h.mustRun("requests", "policy", "web", "--approvers", "leads", "--approvals", "2")
+	h.mustRun("requests", "policy", "web", "--replace", "--approvers", "leads", "--approvals", "2")
 	h.apply(&raftstore.AccessRequestCreate{ID: "r-bobbbbbb", Project: "web", UserID: "sub-bob", Reason: "deploy", Duration: time.Hour, Now: h.now})
 	h.apply(&raftstore.AccessRequestCreate{ID: "r-aliceeee", Project: "web", UserID: "sub-alice", Reason: "mine", Duration: time.Hour, Now: h.now})
 
@@ -77,5 +78,35 @@ func TestRequestsCommands(t *testing.T) {
 	}
 	if states["r-bobbbbbb"] != "approved" || states["r-aliceeee"] != "denied" {
 		t.Errorf("requests ls: %+v", ls)
+	}
+}
+
+// requests policy with some flags changes those settings and keeps the
+// others; --replace sets the whole policy.
+func TestRequestsPolicyMerges(t *testing.T) {
+	h := newHarness(t)
+	h.mustRun("requests", "policy", "web", "--approvers", "leads", "--approvals", "2", "--max", "4h", "--requesters", "eng",
+		"--window", "mon-fri 09:00-18:00", "--slack", "https://hooks.example.com/s", "--webhook", "https://hooks.example.com/j", "--secret", "0123456789abcdef-secret")
+	policy := func() *raftstore.RequestPolicy {
+		_, p, err := h.store.State().ProjectByName(nil, "web")
+		if err != nil || p == nil {
+			t.Fatalf("project web: %v", err)
+		}
+		return p.Settings.Requests
+	}
+	h.mustRun("requests", "policy", "web", "--max", "2h")
+	pol := policy()
+	if pol.MaxDuration != 2*time.Hour || pol.Approvals != 2 || !slices.Equal(pol.Approvers, []string{"leads"}) || !slices.Equal(pol.Requesters, []string{"eng"}) ||
+		len(pol.Windows) != 1 || len(pol.Webhooks) != 2 {
+		t.Fatalf("--max alone changed more: %+v", pol)
+	}
+	h.mustRun("requests", "policy", "web", "--slack", "https://hooks.example.com/s2")
+	if pol := policy(); len(pol.Webhooks) != 2 || !slices.ContainsFunc(pol.Webhooks, func(w raftstore.RequestWebhook) bool { return w.URL == "https://hooks.example.com/s2" }) ||
+		!slices.ContainsFunc(pol.Webhooks, func(w raftstore.RequestWebhook) bool { return w.URL == "https://hooks.example.com/j" && w.Secret != "" }) {
+		t.Fatalf("--slack replaced more than the slack webhook: %+v", pol.Webhooks)
+	}
+	h.mustRun("requests", "policy", "web", "--replace", "--approvers", "leads")
+	if pol := policy(); pol.MaxDuration != raftstore.DefaultRequestMaxDuration || pol.Approvals != 1 || pol.Requesters != nil || pol.Windows != nil || pol.Webhooks != nil {
+		t.Fatalf("--replace kept settings: %+v", pol)
 	}
 }

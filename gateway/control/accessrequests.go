@@ -104,7 +104,8 @@ func forbidden(format string, args ...any) error {
 }
 
 // checkDecider refuses, with a 403, a decider the state machine would
-// refuse: nobody decides their own request, and only approvers of the
+// refuse: nobody decides their own request (from this account or another
+// with the same e-mail address), and only approvers of the
 // project (or administrators) decide others'.
 func checkDecider(st *raftstore.State, r *raftstore.AccessRequest, by raftstore.Decider, ownOK bool) error {
 	if by.ID == r.UserID {
@@ -112,6 +113,12 @@ func checkDecider(st *raftstore.State, r *raftstore.AccessRequest, by raftstore.
 			return nil
 		}
 		return forbidden("you may not approve or deny your own request")
+	}
+	if st.SamePerson(by.ID, r.UserID) {
+		if ownOK {
+			return nil
+		}
+		return forbidden("you may not approve or deny your own request (your accounts share an e-mail address)")
 	}
 	if by.Admin {
 		return nil

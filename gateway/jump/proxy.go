@@ -305,7 +305,7 @@ func (c *conn) serve(ctx context.Context, cc net.Conn) {
 	m.SessionsOpened.Inc()
 	m.SessionsLive.Inc()
 	c.p.sessions.add(&liveSession{id: s.id, userID: c.user.ID, login: login, server: c.srv, identity: c.id,
-		settings: s.settings, requestID: s.requestID, end: s.end})
+		settings: s.settings, requestID: s.requestID, end: s.end, adoptRequest: s.adoptRequest})
 	// A kill or a binding's revocation applied before the session joined
 	// the registry (the open is replicated first) woke the watcher too
 	// early: look once more.

@@ -30,9 +30,14 @@ type liveSession struct {
 	// settings are the project's when the session was authorized: a
 	// session that policy has since made stricter ends.
 	settings raftstore.ProjectSettings
-	// requestID is the access request the session runs under, if any.
+	// requestID is the access request the session runs under, if any:
+	// set when it opened, or adopted by a recheck (read and written only
+	// by the watcher once the session is registered).
 	requestID string
 	end       func(reason string)
+	// adoptRequest ends the session at the end of a request's window
+	// (session.adoptRequest); nil in tests that need none.
+	adoptRequest func(id string, ends time.Time)
 }
 
 func newRegistry() *registry { return &registry{sessions: map[string]*liveSession{}} }
@@ -227,7 +232,28 @@ func (p *Proxy) revoked(st *raftstore.State, s *liveSession) string {
 	if stricter(s.settings, acc.project.Settings) {
 		return "the policy of project " + srv.Project + " changed"
 	}
+	p.adoptRequest(s, acc)
 	return ""
+}
+
+// adoptRequest makes a session opened under a group grant that now stands
+// on an approved request alone (the grant was removed) that request's: it
+// ends with the request's window, on this node's timer, and with its
+// revocation (requestEnded). Each node's watcher does so for the sessions
+// it carries.
+func (p *Proxy) adoptRequest(s *liveSession, acc *access) {
+	if s.requestID != "" {
+		return
+	}
+	r := acc.requestFor(acc.user, s.login)
+	if r == nil {
+		return
+	}
+	s.requestID = r.ID
+	p.logger.Info("session now runs under an access request", "session", s.id, "request", r.ID, "expires_at", r.ExpiresAt)
+	if s.adoptRequest != nil {
+		s.adoptRequest(r.ID, r.ExpiresAt)
+	}
 }
 
 // stricter reports whether now takes away something then allowed: a kind

@@ -37,12 +37,39 @@ func (p *Proxy) refusalText(err error) string {
 func requestExpiredReason(id string) string { return "your access request " + id + " expired" }
 func requestRevokedReason(id string) string { return "your access request " + id + " was revoked" }
 
-// enforceRequestWindow ends the session when its request's window does.
+// enforceRequestWindow ends the session when its request's window does; it
+// returns what stops that timer and any a recheck adopted since
+// (adoptRequest).
 func (s *session) enforceRequestWindow() (stop func()) {
-	if s.requestID == "" {
-		return func() {}
+	if s.requestID != "" {
+		s.startWindow(s.requestID, s.requestEnds)
 	}
-	t := s.clock.NewTimer(s.requestEnds.Sub(s.clock.Now()))
+	return func() {
+		s.windowMu.Lock()
+		stops := s.windowStops
+		s.windowStops, s.windowClosed = nil, true
+		s.windowMu.Unlock()
+		for _, f := range stops {
+			f()
+		}
+	}
+}
+
+// adoptRequest ends the session when request id's window does, at ends: a
+// session opened under a group grant that now stands on the request alone
+// must not outlive the request's window, on this node's clock, whether or
+// not the leader writes the expiry.
+func (s *session) adoptRequest(id string, ends time.Time) { s.startWindow(id, ends) }
+
+// startWindow starts a timer that ends the session at ends, unless the
+// window timers have been stopped already (the session is ending).
+func (s *session) startWindow(id string, ends time.Time) {
+	s.windowMu.Lock()
+	defer s.windowMu.Unlock()
+	if s.windowClosed {
+		return
+	}
+	t := s.clock.NewTimer(ends.Sub(s.clock.Now()))
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -50,11 +77,11 @@ func (s *session) enforceRequestWindow() (stop func()) {
 		defer t.Stop()
 		select {
 		case <-t.C():
-			s.end(requestExpiredReason(s.requestID))
+			s.end(requestExpiredReason(id))
 		case <-done:
 		}
 	}()
-	return func() { close(done); <-finished }
+	s.windowStops = append(s.windowStops, func() { close(done); <-finished })
 }
 
 // requestEnded is why a session under a request may no longer run: the

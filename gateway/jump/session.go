@@ -31,6 +31,12 @@ type session struct {
 	// Set once, when the login is allowed, before the session opens.
 	requestID   string
 	requestEnds time.Time
+	// windowMu guards the request window timers (requests.go): the one
+	// of requestID, and those a recheck adopts later. windowClosed is set
+	// once they are stopped, so none starts after.
+	windowMu     sync.Mutex
+	windowStops  []func()
+	windowClosed bool
 
 	audit  Auditor
 	logger *slog.Logger

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +59,12 @@ type Config struct {
 	// two (DefaultBackoff, doubled each time).
 	Attempts int
 	Backoff  time.Duration
-	// Client posts the payloads; nil: one with DefaultTimeout.
+	// AllowPrivate lets webhooks be plain http and reach loopback, private
+	// and link-local addresses (config access_requests.allow_private_webhooks;
+	// for tests and closed labs). Without it see guard.go.
+	AllowPrivate bool
+	// Client posts the payloads; nil: newClient(AllowPrivate), which
+	// checks each address it connects to and follows no redirect.
 	Client *http.Client
 	Now    func() time.Time
 }
@@ -82,7 +88,7 @@ func New(ctx context.Context, cfg Config, audit Auditor, logger *slog.Logger) *N
 		cfg.Backoff = DefaultBackoff
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: DefaultTimeout}
+		cfg.Client = newClient(cfg.AllowPrivate)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -130,8 +136,24 @@ type Request struct {
 	PendingUntil    time.Time `json:"pending_until"`
 }
 
-// slackPayload is an incoming-webhook message.
+// slackPayload is an incoming-webhook message: text is the notification's
+// fallback, with what people typed escaped; blocks show it as plain text,
+// which Slack does not parse for mentions, links or formatting. Links are
+// not unfurled.
 type slackPayload struct {
+	Text        string       `json:"text"`
+	Blocks      []slackBlock `json:"blocks"`
+	UnfurlLinks bool         `json:"unfurl_links"`
+	UnfurlMedia bool         `json:"unfurl_media"`
+}
+
+type slackBlock struct {
+	Type string    `json:"type"`
+	Text slackText `json:"text"`
+}
+
+type slackText struct {
+	Type string `json:"type"` // plain_text or mrkdwn
 	Text string `json:"text"`
 }
 
@@ -139,12 +161,34 @@ type slackPayload struct {
 // (the same name as its audit event, gateway/control).
 const payloadType = "access_request.create"
 
+// slackEscape escapes the three characters Slack's message text gives a
+// meaning to (<!channel>, <https://…|label>, &lt;).
+var slackEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// slackCode puts s in a code span: escaped, and without backticks, which
+// would end the span.
+func slackCode(s string) string {
+	return "`" + slackEscape.Replace(strings.ReplaceAll(s, "`", "'")) + "`"
+}
+
+func (n *Notifier) slack(r *raftstore.AccessRequest, approve, deny string) slackPayload {
+	what := fmt.Sprintf("%s asks for access to project %s as %s for %s (request %s)", r.Requester, r.Project, r.Login, r.Duration, r.ID)
+	commands := fmt.Sprintf("Approve: %s\nDeny: %s", slackCode(approve), slackCode(deny))
+	return slackPayload{
+		Text: slackEscape.Replace(what) + ": " + slackCode(r.Reason) + "\n" + commands,
+		Blocks: []slackBlock{
+			{Type: "section", Text: slackText{Type: "plain_text", Text: what}},
+			{Type: "section", Text: slackText{Type: "plain_text", Text: "Reason: " + r.Reason}},
+			{Type: "section", Text: slackText{Type: "mrkdwn", Text: commands}},
+		},
+	}
+}
+
 func (n *Notifier) payload(r *raftstore.AccessRequest, h raftstore.RequestWebhook, now time.Time) ([]byte, error) {
 	approve := n.cfg.Command + " approve " + r.ID
 	deny := n.cfg.Command + " deny " + r.ID + ` --reason "..."`
 	if h.Kind == raftstore.WebhookSlack {
-		return json.Marshal(slackPayload{Text: fmt.Sprintf("%s asks for access to project %s as %s for %s (request %s): %s\nApprove: `%s`\nDeny: `%s`",
-			r.Requester, r.Project, r.Login, r.Duration, r.ID, r.Reason, approve, deny)})
+		return json.Marshal(n.slack(r, approve, deny))
 	}
 	return json.Marshal(Payload{Type: payloadType, ApproveCommand: approve, DenyCommand: deny, SentAt: now.Unix(),
 		Request: Request{ID: r.ID, Project: r.Project, Requester: r.Requester, Login: r.Login, Reason: r.Reason, Duration: r.Duration.String(),
@@ -178,14 +222,14 @@ func (n *Notifier) deliver(r *raftstore.AccessRequest, h raftstore.RequestWebhoo
 			break
 		}
 		n.logger.Warn("access request notification failed", "request", r.ID, "project", r.Project, "target", fields["target"], "attempt", attempt, "err", lastErr)
-		if attempt == n.cfg.Attempts {
+		if attempt == n.cfg.Attempts || refused(lastErr) {
 			break
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-n.ctx.Done():
 			t.Stop()
-			lastErr = fmt.Errorf("node stopping: %w", lastErr)
+			lastErr = fmt.Errorf("%w: %w", errStopping, lastErr)
 			attempt = n.cfg.Attempts
 		case <-t.C:
 		}
@@ -195,7 +239,7 @@ func (n *Notifier) deliver(r *raftstore.AccessRequest, h raftstore.RequestWebhoo
 	fields["attempts"] = strconv.Itoa(min(attempt, n.cfg.Attempts))
 	if lastErr != nil {
 		typ = EventAccessRequestNotifyFail
-		fields["error"] = raftstore.BoundText(lastErr.Error(), 512)
+		fields["error"] = auditText(lastErr)
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(n.ctx), 15*time.Second)
 	defer cancel()
@@ -206,6 +250,9 @@ func (n *Notifier) deliver(r *raftstore.AccessRequest, h raftstore.RequestWebhoo
 
 // post sends one attempt; an answer other than 2xx is a failure.
 func (n *Notifier) post(r *raftstore.AccessRequest, h raftstore.RequestWebhook) error {
+	if err := checkURL(h.URL, n.cfg.AllowPrivate); err != nil {
+		return err
+	}
 	now := n.cfg.Now()
 	body, err := n.payload(r, h, now)
 	if err != nil {
@@ -233,8 +280,11 @@ func (n *Notifier) post(r *raftstore.AccessRequest, h raftstore.RequestWebhook) 
 		return fmt.Errorf("post to %s failed", target(h.URL))
 	}
 	resp.Body.Close()
+	if resp.StatusCode/100 == 3 {
+		return fmt.Errorf("post to %s: %w (status %d)", target(h.URL), errRedirect, resp.StatusCode)
+	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("post to %s: status %d", target(h.URL), resp.StatusCode)
+		return fmt.Errorf("post to %s: %w", target(h.URL), &statusError{code: resp.StatusCode})
 	}
 	return nil
 }

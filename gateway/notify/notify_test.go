@@ -40,7 +40,7 @@ func TestWebhooks(t *testing.T) {
 	const secret = "a-long-shared-secret"
 	var mu sync.Mutex
 	var jsonBodies [][]byte
-	var slackBodies []map[string]string
+	var slackBodies []map[string]any
 	failures := 2
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -58,7 +58,7 @@ func TestWebhooks(t *testing.T) {
 				http.Error(w, "busy", http.StatusServiceUnavailable)
 				return
 			}
-			var m map[string]string
+			var m map[string]any
 			if err := json.Unmarshal(body, &m); err != nil {
 				t.Errorf("slack body: %v", err)
 			}
@@ -69,7 +69,7 @@ func TestWebhooks(t *testing.T) {
 	}))
 	defer srv.Close()
 	audit := &fakeAudit{}
-	n := New(context.Background(), Config{Command: "ssh bastion", Backoff: time.Millisecond}, audit, nil)
+	n := New(context.Background(), Config{Command: "ssh bastion", Backoff: time.Millisecond, AllowPrivate: true}, audit, nil)
 	n.Notify(testRequest, []raftstore.RequestWebhook{
 		{Kind: raftstore.WebhookJSON, URL: srv.URL + "/hook/json", Secret: secret},
 		{Kind: raftstore.WebhookSlack, URL: srv.URL + "/services/T0/B0/slacksecret"},
@@ -87,7 +87,7 @@ func TestWebhooks(t *testing.T) {
 	if p.Request.ID != "r-abcdefgh" || p.Request.Reason != "incident 42" || p.ApproveCommand != "ssh bastion approve r-abcdefgh" || p.Type != "access_request.create" {
 		t.Errorf("payload %+v", p)
 	}
-	if len(slackBodies) != 1 || !strings.Contains(slackBodies[0]["text"], "ssh bastion approve r-abcdefgh") || !strings.Contains(slackBodies[0]["text"], "incident 42") {
+	if len(slackBodies) != 1 || !strings.Contains(slackBodies[0]["text"].(string), "ssh bastion approve r-abcdefgh") || !strings.Contains(slackBodies[0]["text"].(string), "incident 42") {
 		t.Errorf("slack payloads %v", slackBodies)
 	}
 	got := map[string]int{}
