@@ -24,7 +24,9 @@ var tfFuncs = map[string]function.Function{
 	"can": tryfunc.CanFunc, "regex": stdlib.RegexFunc, "replace": stdlib.ReplaceFunc, "join": stdlib.JoinFunc,
 	"trimspace": stdlib.TrimSpaceFunc,
 	"basename": function.New(&function.Spec{Params: []function.Parameter{{Name: "path", Type: cty.String}}, Type: function.StaticReturnType(cty.String),
-		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) { return cty.StringVal(path.Base(args[0].AsString())), nil }}),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			return cty.StringVal(path.Base(args[0].AsString())), nil
+		}}),
 	"yamlencode": function.New(&function.Spec{Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType}}, Type: function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			b, err := ctyjson.Marshal(args[0], args[0].Type())
