@@ -64,7 +64,7 @@ func (h *hookReceiver) snapshot() ([]auditexport.Record, []string) {
 	return append([]auditexport.Record(nil), h.records...), append([]string(nil), h.bad...)
 }
 
-const hookKey = "e2e-webhook-key-5d1e"
+const hookKey = "e2e-webhook-key-5d1e-0123456789abcdef"
 
 // TestAuditExportFailover: a three-node cluster exports its audit log to a
 // webhook and a JSON-lines file while events are written without pause;

@@ -106,7 +106,9 @@ func TestPackages(t *testing.T) {
 		t.Errorf("systemd-analyze verify passed a broken unit:\n%s", out)
 	}
 	for unit, want := range map[string][]string{
-		"rampartd.service":      {"User=rampart", "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"},
+		"rampartd.service": {"User=rampart", "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
+			// The file sink's directory (configs/rampartd.yaml) is writable.
+			"LogsDirectory=rampart\n", "LogsDirectoryMode=0750\n"},
 		"rampart-agent.service": {"NoNewPrivileges=yes", "ProtectSystem=yes", "CapabilityBoundingSet=", "ConditionPathExists=!/etc/rampart/disable-autostart"},
 	} {
 		body := read(t, filepath.Join(unitDir, unit))

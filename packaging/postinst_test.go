@@ -80,3 +80,56 @@ func TestAgentPostinstStartsOnlyWithToken(t *testing.T) {
 		})
 	}
 }
+
+const rampartdSystemctlStandIn = `#!/bin/sh
+echo "$*" >>"$T/systemctl.log"
+case "$*" in
+"is-active --quiet rampartd") [ "$ACTIVE" = 1 ] ;;
+"is-enabled --quiet rampartd") [ "$ACTIVE" = 1 ] ;;
+*) exit 0 ;;
+esac
+`
+
+// TestRampartdPostinstNeverRestarts: an upgrade leaves a running node
+// running (unattended upgrades on every node at once must not restart them
+// together and lose the quorum) and says that the operator restarts the
+// nodes one at a time; a first install starts nothing.
+func TestRampartdPostinstNeverRestarts(t *testing.T) {
+	need(t, map[string]string{"unshare": "util-linux", "useradd": "passwd"})
+	if os.Geteuid() != 0 {
+		t.Skip("mount namespaces need root")
+	}
+	script := filepath.Join(root(t), "packaging/rampartd/postinstall.sh")
+	const conf = `printf 'kek_file: /etc/rampart/kek\n' >/etc/rampart/rampartd.yaml; `
+	for _, tc := range []struct {
+		name, active string
+		calls        []string // systemctl's, in order
+		say          string   // in the script's output
+	}{
+		{"ok/upgrade-leaves-running-node", "1", []string{"daemon-reload", "is-active --quiet rampartd"},
+			"Restart the nodes one at a time"},
+		{"ok/first-install-starts-nothing", "0", []string{"daemon-reload", "is-active --quiet rampartd", "is-enabled --quiet rampartd"},
+			"installed, not started"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, d := range []string{"ovl", "bin"} {
+				if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(dir, "bin/systemctl"), []byte(rampartdSystemctlStandIn), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			out := run(t, "", []string{"T=" + dir, "SCRIPT=" + script, "SETUP=" + conf, "ACTIVE=" + tc.active},
+				"unshare", "--mount", "--propagation", "private", "sh", "-c", postinstHarness)
+			log, _ := os.ReadFile(filepath.Join(dir, "systemctl.log"))
+			if got := strings.Split(strings.TrimSpace(string(log)), "\n"); strings.Join(got, "|") != strings.Join(tc.calls, "|") {
+				t.Errorf("systemctl was asked %q, want %q\noutput:\n%s", got, tc.calls, out)
+			}
+			if !strings.Contains(out, tc.say) {
+				t.Errorf("the output lacks %q:\n%s", tc.say, out)
+			}
+		})
+	}
+}

@@ -68,6 +68,7 @@ func TestTerraformSnippet(t *testing.T) {
 		t.Fatalf("%s: %s", path, diags.Error())
 	}
 	var userData hcl.Expression
+	var locals hcl.Attributes
 	for _, b := range content.Blocks {
 		switch b.Type {
 		case "variable":
@@ -80,6 +81,7 @@ func TestTerraformSnippet(t *testing.T) {
 			if a, ok := attrs["rampart_user_data"]; ok {
 				userData = a.Expr
 			}
+			locals = attrs
 		}
 	}
 	for _, v := range []string{"rampart_api", "rampart_package_url", "rampart_package_sha256", "rampart_ca_pem", "rampart_enrollment_token"} {
@@ -90,9 +92,18 @@ func TestTerraformSnippet(t *testing.T) {
 	if userData == nil {
 		t.Fatal("no local rampart_user_data")
 	}
-	// Every variable the user data refers to is declared.
+	// Every variable the user data refers to, itself or through a local,
+	// is declared.
 	used := map[string]bool{}
+	traversals := userData.Variables()
 	for _, tr := range userData.Variables() {
+		if tr.RootName() == "local" && len(tr) > 1 {
+			if a, ok := tr[1].(hcl.TraverseAttr); ok && locals[a.Name] != nil {
+				traversals = append(traversals, locals[a.Name].Expr.Variables()...)
+			}
+		}
+	}
+	for _, tr := range traversals {
 		if tr.RootName() == "var" && len(tr) > 1 {
 			if a, ok := tr[1].(hcl.TraverseAttr); ok {
 				used[a.Name] = true

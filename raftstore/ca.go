@@ -126,10 +126,35 @@ func init() {
 // with two active CAs or none. A rotation is: add the new key as CANext,
 // wait for every target to trust it, upsert it as CAActive with
 // DemoteActiveTo CANext, later retire the old one.
+//
+// Whatever the command says, the state machine keeps a chain (the records
+// of one kind and project) whole, refusing with ErrConflict:
+//   - an active record stops being active only when another one is made
+//     active in its place (DemoteActiveTo), so a chain that has a signer
+//     keeps one;
+//   - a retired record stays retired: a key that was let go (perhaps
+//     because it leaked) is never trusted again;
+//   - a change that would give a chain a second next record.
+//
+// A step planned from a read of the chain names what it read in Expect and
+// ExpectActive, and is refused with ErrConflict when the chain has moved
+// since, so two steps planned from the same read cannot both apply.
 type CAUpsert struct {
 	Record         CARecord
 	DemoteActiveTo CAState
-	Now            time.Time
+	// Expect, when set, is the version of Record.ID the change was planned
+	// from: its ModifyIndex, 0 for a record that must not exist yet.
+	Expect *CAVersion `json:",omitempty"`
+	// ExpectActive, when set, is the chain's active record the change was
+	// planned from: that record must still be active at that ModifyIndex.
+	ExpectActive *CAVersion `json:",omitempty"`
+	Now          time.Time
+}
+
+// CAVersion names one version of a CA record, for CAUpsert's expectations.
+type CAVersion struct {
+	ID          string
+	ModifyIndex uint64
 }
 
 func (c *CAUpsert) Type() MessageType { return CAUpsertType }
@@ -155,6 +180,10 @@ func (c *CAUpsert) Validate() error {
 		return invalidf("ca %s: the active CA can be demoted to next or retired, not %q", r.ID, c.DemoteActiveTo)
 	case c.DemoteActiveTo != "" && r.State != CAActive:
 		return invalidf("ca %s: demoting the active CA needs this one to become active", r.ID)
+	case c.Expect != nil && c.Expect.ID != r.ID:
+		return invalidf("ca %s: the expected version is of %s", r.ID, c.Expect.ID)
+	case c.ExpectActive != nil && (c.ExpectActive.ID == "" || c.ExpectActive.ModifyIndex == 0):
+		return invalidf("ca %s: the expected active CA needs an id and a modify index", r.ID)
 	case c.Now.IsZero():
 		return invalidf("ca %s: command time is missing", r.ID)
 	}
@@ -182,8 +211,18 @@ func (c *CAUpsert) apply(tx *writeTxn) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upsert ca %s: %w", r.ID, err)
 	}
+	chain, err := caChainTxn(tx, r.Kind, r.Project)
+	if err != nil {
+		return nil, fmt.Errorf("upsert ca %s: %w", r.ID, err)
+	}
+	var old *CARecord
 	if raw != nil {
-		old := raw.(*CARecord)
+		old = raw.(*CARecord)
+	}
+	if err := c.checkExpected(old, chain); err != nil {
+		return nil, err
+	}
+	if old != nil {
 		switch {
 		case old.Kind != r.Kind || old.Project != r.Project:
 			return nil, fmt.Errorf("%w: ca %s is the %s CA of %q; kind and project cannot change", ErrConflict, r.ID, old.Kind, old.Project)
@@ -191,13 +230,24 @@ func (c *CAUpsert) apply(tx *writeTxn) (any, error) {
 			return nil, fmt.Errorf("%w: ca %s: its public key cannot change (add a new CA)", ErrConflict, r.ID)
 		case old.State == r.State && old.Algorithm == r.Algorithm && bytes.Equal(old.SealedKey, r.SealedKey):
 			return old, nil // no-op: don't wake watchers
+		case old.State == CARetired && r.State != CARetired:
+			return nil, fmt.Errorf("%w: ca %s is retired, and a retired CA is never trusted again (add a new CA)", ErrConflict, r.ID)
+		case old.State == CAActive && r.State != CAActive:
+			return nil, fmt.Errorf("%w: ca %s is the active %s CA of %q; it stops signing only when another one is made active in its place", ErrConflict, r.ID, r.Kind, r.Project)
 		}
 		r.CreatedAt, r.CreateIndex = old.CreatedAt, old.CreateIndex
 	} else {
 		r.CreatedAt, r.CreateIndex = c.Now.UTC(), tx.index
 	}
+	if r.State == CANext {
+		for _, o := range chain {
+			if o.State == CANext && o.ID != r.ID {
+				return nil, fmt.Errorf("%w: ca %s: %s is already the next %s CA of %q (one rotation at a time)", ErrConflict, r.ID, o.ID, r.Kind, r.Project)
+			}
+		}
+	}
 	if r.State == CAActive {
-		if err := c.demoteActiveTxn(tx, &r); err != nil {
+		if err := c.demoteActiveTxn(tx, &r, chain); err != nil {
 			return nil, err
 		}
 	}
@@ -208,22 +258,61 @@ func (c *CAUpsert) apply(tx *writeTxn) (any, error) {
 	return &r, tx.bump(tableCA)
 }
 
-// demoteActiveTxn moves the active CA of r's kind and project, if it is
-// another record, to DemoteActiveTo, or refuses when the command names none.
-func (c *CAUpsert) demoteActiveTxn(tx *writeTxn, r *CARecord) error {
-	it, err := tx.Get(tableCA, "kind_project", r.Kind, r.Project)
-	if err != nil {
-		return fmt.Errorf("upsert ca %s: %w", r.ID, err)
-	}
-	var active []*CARecord
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		if o := raw.(*CARecord); o.State == CAActive && o.ID != r.ID {
-			active = append(active, o)
+// checkExpected refuses the change with ErrConflict when the record (old)
+// or the chain's active record is not what the command was planned from.
+func (c *CAUpsert) checkExpected(old *CARecord, chain []*CARecord) error {
+	if e := c.Expect; e != nil {
+		var at uint64
+		if old != nil {
+			at = old.ModifyIndex
+		}
+		if at != e.ModifyIndex {
+			return fmt.Errorf("%w: ca %s changed since the change was planned (modify index %d, planned at %d)", ErrConflict, e.ID, at, e.ModifyIndex)
 		}
 	}
-	for _, o := range active {
+	if e := c.ExpectActive; e != nil {
+		var active *CARecord
+		for _, o := range chain {
+			if o.State == CAActive {
+				active = o
+			}
+		}
+		if active == nil || active.ID != e.ID || active.ModifyIndex != e.ModifyIndex {
+			return fmt.Errorf("%w: the active CA changed since the change was planned (with ca %s active at modify index %d)", ErrConflict, e.ID, e.ModifyIndex)
+		}
+	}
+	return nil
+}
+
+// caChainTxn reads every record of a kind and project.
+func caChainTxn(tx *writeTxn, kind CAKind, project string) ([]*CARecord, error) {
+	it, err := tx.Get(tableCA, "kind_project", kind, project)
+	if err != nil {
+		return nil, err
+	}
+	var chain []*CARecord
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		chain = append(chain, raw.(*CARecord))
+	}
+	return chain, nil
+}
+
+// demoteActiveTxn moves the active CA of r's kind and project, if it is
+// another record, to DemoteActiveTo, or refuses when the command names none.
+func (c *CAUpsert) demoteActiveTxn(tx *writeTxn, r *CARecord, chain []*CARecord) error {
+	for _, o := range chain {
+		if o.State != CAActive || o.ID == r.ID {
+			continue
+		}
 		if c.DemoteActiveTo == "" {
 			return fmt.Errorf("%w: ca %s: %s is already the active %s CA of %q (set DemoteActiveTo to replace it)", ErrConflict, r.ID, o.ID, r.Kind, r.Project)
+		}
+		if c.DemoteActiveTo == CANext {
+			for _, n := range chain {
+				if n.State == CANext && n.ID != r.ID {
+					return fmt.Errorf("%w: ca %s: demoting %s to next would make it a second next %s CA of %q beside %s", ErrConflict, r.ID, o.ID, r.Kind, r.Project, n.ID)
+				}
+			}
 		}
 		d := *o
 		d.State, d.ModifyIndex = c.DemoteActiveTo, tx.index

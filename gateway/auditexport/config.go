@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/rampart-ssh/rampart/gateway/ca"
 )
 
 // Sink types (audit_export.sinks[].type).
@@ -143,8 +145,10 @@ func (s *SinkConfig) problems() []string {
 		}
 		if (file == "") == (env == "") {
 			bad("set one of %s_file and %s_env", what, what)
-		} else if _, err := readSecret(file, env); err != nil {
+		} else if v, err := readSecret(file, env); err != nil {
 			bad("%s: %v", what, err)
+		} else if s.Type == KindWebhook && len(v) < MinHMACKeyBytes {
+			bad("hmac_key: %d bytes; at least %d are required (make one with: openssl rand -hex 32)", len(v), MinHMACKeyBytes)
 		}
 	default:
 		bad("type %q: use file, syslog, splunk_hec or webhook", s.Type)
@@ -157,14 +161,20 @@ func (s *SinkConfig) problems() []string {
 	return errs
 }
 
+// MinHMACKeyBytes is the shortest webhook key admitted: the HMAC-SHA256
+// key should be as long as its output.
+const MinHMACKeyBytes = 32
+
 // readSecret reads a token or key from a file (trimmed of surrounding
-// space) or an environment variable; the error never holds the secret.
+// space), refusing one its group or others may read, as the key-encryption
+// key file is (ca.ReadPrivateFile), or from an environment variable; the
+// error never holds the secret.
 func readSecret(file, env string) (string, error) {
 	var v string
 	if file != "" {
-		b, err := os.ReadFile(file)
+		b, err := ca.ReadPrivateFile(file, "file")
 		if err != nil {
-			return "", fmt.Errorf("read %s: %w", file, errors.Unwrap(err))
+			return "", err
 		}
 		v = strings.TrimSpace(string(b))
 	} else {
@@ -267,6 +277,9 @@ func (s *SinkConfig) build(nodeID string, now func() time.Time) (Sink, error) {
 		key, err := readSecret(s.HMACKeyFile, s.HMACKeyEnv)
 		if err != nil {
 			return nil, fmt.Errorf("hmac key: %w", err)
+		}
+		if len(key) < MinHMACKeyBytes {
+			return nil, fmt.Errorf("hmac key: %d bytes; at least %d are required", len(key), MinHMACKeyBytes)
 		}
 		return NewWebhookSink(s.URL, []byte(key), tlsCfg, timeout, now), nil
 	}

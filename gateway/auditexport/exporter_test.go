@@ -112,7 +112,7 @@ func checkAll(t testing.TB, s *raftstoretest.Store, recs []Record, n uint64) int
 func TestSinks(t *testing.T) {
 	cert, caFile := testCert(t)
 	const token = "hec-token-3f9a"
-	key := []byte("webhook-key-71c2")
+	key := []byte("webhook-key-71c2-0123456789abcdef")
 	secrets := t.TempDir()
 	if err := os.WriteFile(filepath.Join(secrets, "hec"), []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -230,7 +230,7 @@ func TestFileSinkRotates(t *testing.T) {
 // one batch is sent twice.
 func TestRestartMidStream(t *testing.T) {
 	s := raftstoretest.New(t)
-	srv, rec := startWebhook(t, []byte("k"))
+	srv, rec := startWebhook(t, []byte(strings.Repeat("k", MinHMACKeyBytes)))
 	build := func() []Target {
 		targets, err := Build([]SinkConfig{{Name: "hook", Type: KindWebhook, URL: srv.URL, HMACKeyEnv: "TEST_HOOK_KEY", CAFile: caFileOf(t, srv)}}, "n1", time.Now)
 		if err != nil {
@@ -238,7 +238,7 @@ func TestRestartMidStream(t *testing.T) {
 		}
 		return targets
 	}
-	t.Setenv("TEST_HOOK_KEY", "k")
+	t.Setenv("TEST_HOOK_KEY", strings.Repeat("k", MinHMACKeyBytes))
 	appendEvents(t, s, 3000)
 	stop := startExporter(t, s, nil, build()...)
 	waitUntil(t, "some events shipped", func() bool { r, _ := rec.snapshot(); return len(r) >= 500 })

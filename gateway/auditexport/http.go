@@ -52,17 +52,24 @@ func httpPost(ctx context.Context, c *http.Client, to string, body []byte, hdr h
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 == 3 {
+		// Not the Location either: like the URL, it may hold a secret.
+		return fmt.Errorf("%s: answered %s, and redirects are not followed: set the sink's url to where the receiver is", what, resp.Status)
+	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("%s: answered %s", what, resp.Status)
 	}
 	return nil
 }
 
+// newHTTPClient follows no redirect: it would send the token (HEC) or the
+// signed batch (webhook) again, perhaps over plain http or to another host.
 func newHTTPClient(tlsCfg *tls.Config, timeout time.Duration) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
 	tr.Proxy = nil
-	return &http.Client{Transport: tr, Timeout: timeout}
+	return &http.Client{Transport: tr, Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // HECSink posts batches to a Splunk HTTP Event Collector: one request per

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rampart-ssh/rampart/raftstore"
 )
@@ -159,7 +161,17 @@ func header(v string, n int) string {
 	return v
 }
 
-// sdEscape escapes a PARAM-VALUE: '"', '\' and ']' take a backslash.
+// sdEscape escapes a PARAM-VALUE: '"', '\' and ']' take a backslash, and
+// control characters and invalid UTF-8 become U+FFFD, so that no value (an
+// actor is whatever login an IdP sent) can end the record early, as a
+// newline would under newline framing. The MSG is JSON, whose encoding
+// escapes control characters already.
 func sdEscape(v string) string {
+	v = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(v, string(utf8.RuneError)))
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, `]`, `\]`).Replace(v)
 }

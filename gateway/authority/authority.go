@@ -22,6 +22,10 @@ const (
 	NodeHostCAID = "node-host-ca-1"
 )
 
+// ErrNoActiveCA: a chain of CA keys has keys but none signs; a new one is
+// not made in their place (it would sign unstaged).
+var ErrNoActiveCA = errors.New("no active CA key")
+
 // createAttempts bounds create-on-first-use: the first look confirms the
 // CA is missing on the leader, each later one follows a lost race.
 const createAttempts = 3
@@ -131,8 +135,9 @@ func (a *Authority) hostCA(ctx context.Context, kind raftstore.CAKind, id string
 }
 
 // activeOrCreate returns the active SSH CA of kind and project, creating an
-// ed25519 one (under newID()) when the cluster has none. Two nodes racing to
-// create it both end up with the one raft kept.
+// ed25519 one (under newID()) when the cluster has none: no record of that
+// kind and project at all (keys without an active one are ErrNoActiveCA).
+// Two nodes racing to create it both end up with the one raft kept.
 func (a *Authority) activeOrCreate(ctx context.Context, kind raftstore.CAKind, project string, newID func() string) (*ca.SSHCA, error) {
 	what := string(kind) + " CA"
 	if project != "" {
@@ -156,6 +161,14 @@ func (a *Authority) activeOrCreate(ctx context.Context, kind raftstore.CAKind, p
 			}
 			confirmed = true
 			continue
+		}
+		// A chain that has keys but none active was broken by hand or by a
+		// bug: a fresh key made here would sign without any target having
+		// been told to trust it. Refuse instead.
+		if _, recs, err := a.store.State().CAsFor(nil, kind, project); err != nil {
+			return nil, err
+		} else if len(recs) > 0 {
+			return nil, fmt.Errorf("the %s has %d keys but none is active: %w", what, len(recs), ErrNoActiveCA)
 		}
 		id := newID()
 		c, sealed, pub, err := ca.NewSSHCAKey(id, a.kek)

@@ -504,3 +504,23 @@ func TestWatchHostCA(t *testing.T) {
 	default:
 	}
 }
+
+// TestNoActiveNotRecreated: a chain that has keys but none active (broken
+// by hand) is not silently given a fresh, unstaged signing key.
+func TestNoActiveNotRecreated(t *testing.T) {
+	kek := testKEK(t)
+	c := newMemCluster(t)
+	_, sealed, pub, err := ca.NewSSHCAKey("user-web-next", kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mustApply(&raftstore.CAUpsert{Record: raftstore.CARecord{ID: "user-web-next", Kind: raftstore.CAUser, Project: "web",
+		Algorithm: gossh.KeyAlgoED25519, PublicKey: pub, SealedKey: sealed, State: raftstore.CANext}, Now: t0})
+	a := testAuthority(t, c.node(), kek, clockAt(t0))
+	if err := a.EnsureUserCA(context.Background(), "web"); !errors.Is(err, ErrNoActiveCA) {
+		t.Fatalf("EnsureUserCA = %v, want ErrNoActiveCA", err)
+	}
+	if recs := casOf(t, c, raftstore.CAUser, "web"); len(recs) != 1 || recs[0].State != raftstore.CANext {
+		t.Fatalf("records after the refusal: %d", len(recs))
+	}
+}

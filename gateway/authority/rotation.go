@@ -151,9 +151,11 @@ func compareAge(a, b *raftstore.CARecord) int {
 // be applied in order. newKey is the key Begin adds (made with
 // ca.NewSSHCAKeyAlg; its ID, PublicKey, SealedKey and Algorithm set) and must
 // be nil for every other step. Plan reads nothing but its arguments: the
-// caller reads records (raftstore.State.CAsFor) and applies the commands,
-// and a command that races another change fails in raft with ErrConflict
-// rather than doing something else.
+// caller reads records (raftstore.State.CAsFor) and applies the commands.
+// Each command names the versions it was planned from (CAUpsert.Expect, the
+// changed record's ModifyIndex, and ExpectActive, the active one's), so a
+// command that races another change (two steps planned from the same read)
+// fails in raft with ErrConflict rather than doing something else.
 func Plan(records []*raftstore.CARecord, kind raftstore.CAKind, project string, step Step, newKey *raftstore.CARecord, now time.Time) ([]*raftstore.CAUpsert, error) {
 	st, err := StateOf(records, kind, project)
 	if err != nil {
@@ -170,6 +172,15 @@ func Plan(records []*raftstore.CARecord, kind raftstore.CAKind, project string, 
 		c.State = s
 		return c
 	}
+	// Every step is planned from the active record and, but for Begin,
+	// from the record it changes: both must be as read when it applies.
+	var active *raftstore.CAVersion
+	if st.Active != nil {
+		active = &raftstore.CAVersion{ID: st.Active.ID, ModifyIndex: st.Active.ModifyIndex}
+	}
+	expect := func(r *raftstore.CARecord) *raftstore.CAVersion {
+		return &raftstore.CAVersion{ID: r.ID, ModifyIndex: r.ModifyIndex}
+	}
 	switch step {
 	case Begin:
 		if st.Phase != PhaseStable {
@@ -179,27 +190,29 @@ func Plan(records []*raftstore.CARecord, kind raftstore.CAKind, project string, 
 		if err != nil {
 			return nil, err
 		}
-		return []*raftstore.CAUpsert{{Record: rec, Now: now}}, nil
+		return []*raftstore.CAUpsert{{Record: rec, Expect: &raftstore.CAVersion{ID: rec.ID}, ExpectActive: active, Now: now}}, nil
 	case Promote:
 		if st.Phase != PhaseStaged {
 			return nil, refuse(PhaseStaged)
 		}
-		return []*raftstore.CAUpsert{{Record: with(st.Waiting, raftstore.CAActive), DemoteActiveTo: raftstore.CANext, Now: now}}, nil
+		return []*raftstore.CAUpsert{{Record: with(st.Waiting, raftstore.CAActive), DemoteActiveTo: raftstore.CANext,
+			Expect: expect(st.Waiting), ExpectActive: active, Now: now}}, nil
 	case Retire:
 		if st.Phase != PhasePromoted {
 			return nil, refuse(PhasePromoted)
 		}
-		return []*raftstore.CAUpsert{{Record: with(st.Previous, raftstore.CARetired), Now: now}}, nil
+		return []*raftstore.CAUpsert{{Record: with(st.Previous, raftstore.CARetired), Expect: expect(st.Previous), ExpectActive: active, Now: now}}, nil
 	case Abort:
 		if st.Phase != PhaseStaged {
 			return nil, refuse(PhaseStaged)
 		}
-		return []*raftstore.CAUpsert{{Record: with(st.Waiting, raftstore.CARetired), Now: now}}, nil
+		return []*raftstore.CAUpsert{{Record: with(st.Waiting, raftstore.CARetired), Expect: expect(st.Waiting), ExpectActive: active, Now: now}}, nil
 	case Rollback:
 		if st.Phase != PhasePromoted {
 			return nil, refuse(PhasePromoted)
 		}
-		return []*raftstore.CAUpsert{{Record: with(st.Previous, raftstore.CAActive), DemoteActiveTo: raftstore.CANext, Now: now}}, nil
+		return []*raftstore.CAUpsert{{Record: with(st.Previous, raftstore.CAActive), DemoteActiveTo: raftstore.CANext,
+			Expect: expect(st.Previous), ExpectActive: active, Now: now}}, nil
 	default:
 		return nil, fmt.Errorf("%w: unknown step %q", ErrStep, step)
 	}

@@ -72,18 +72,30 @@ func ParseKEK(text string) (*KEK, error) {
 	return nil, errors.New("key-encryption key is not base64 (make one with: openssl rand -base64 32)")
 }
 
-// LoadKEKFile reads a KEK file, refusing one that others can read.
-func LoadKEKFile(path string) (*KEK, error) {
+// ReadPrivateFile reads a file that holds a secret (what names it in
+// errors, "key-encryption key file"), refusing one that its group or others
+// may read or write (mode & 0o077): the rule for every secret a node reads
+// from disk.
+func ReadPrivateFile(path, what string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("key-encryption key file: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key-encryption key file %s is readable by others (mode %o): chmod 600 it", path, fi.Mode().Perm())
+		return nil, fmt.Errorf("%s %s is readable by others (mode %o): chmod 600 it", what, path, fi.Mode().Perm())
 	}
-	text, err := os.ReadFile(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("key-encryption key file: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return b, nil
+}
+
+// LoadKEKFile reads a KEK file, refusing one that others can read.
+func LoadKEKFile(path string) (*KEK, error) {
+	text, err := ReadPrivateFile(path, "key-encryption key file")
+	if err != nil {
+		return nil, err
 	}
 	k, err := ParseKEK(string(text))
 	if err != nil {

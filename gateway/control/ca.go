@@ -262,6 +262,13 @@ func (s *Service) RotateCA(ctx context.Context, a Actor, req CARotation, c Confi
 	}
 	for i, cmd := range cmds {
 		if _, err := s.apply(ctx, cmd); err != nil {
+			if status, _ := fault.StatusOf(err); status == http.StatusConflict {
+				// Planned from a read that another step has overtaken (two
+				// steps at once): raft refused it, nothing of it is made.
+				s.logger.Info("CA rotation step refused", "ca_kind", string(kind), "project", project, "step", string(req.Step), "err", err)
+				err = conflict("%s changed while this %s step was being made (another rotation step ran at the same time); "+
+					"this step changed nothing: look at the CA keys again and repeat the step if it still applies", what, req.Step)
+			}
 			if i > 0 {
 				// Part of the step is made: audit that part.
 				err = errors.Join(err, s.audit(ctx, a, event, fields))

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/raftstore"
 )
 
 // ClaimMapping says which ID token claims carry what. A path with dots
@@ -59,7 +60,9 @@ type Identity struct {
 }
 
 // Map extracts an Identity from verified ID token claims. A missing or
-// non-string username claim is an error; groups that are not safe names are
+// non-string username claim is an error, and so is one that is not plain
+// client text (raftstore.ClientText: no control characters, valid UTF-8, at
+// most raftstore.MaxClientText bytes); groups that are not safe names are
 // dropped and logged, never passed on.
 func (m ClaimMapping) Map(issuer, subject string, claims map[string]any, logger *slog.Logger) (*Identity, error) {
 	m = m.withDefaults()
@@ -70,6 +73,11 @@ func (m ClaimMapping) Map(issuer, subject string, claims map[string]any, logger 
 	login, ok := lookupClaim(claims, m.Username).(string)
 	if !ok || login == "" {
 		return nil, fmt.Errorf("ID token has no %q claim (the configured username claim)", m.Username)
+	}
+	// The login is stored and written into every audit event and export
+	// of this person: a newline in it would forge records downstream.
+	if raftstore.ClientText(login) != login {
+		return nil, fmt.Errorf("the %q claim (your login) holds control characters or invalid UTF-8, or is longer than %d bytes", m.Username, raftstore.MaxClientText)
 	}
 	id.Login = login
 	if email, ok := lookupClaim(claims, m.Email).(string); ok {

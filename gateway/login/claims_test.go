@@ -2,6 +2,7 @@ package login
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 )
 
@@ -31,6 +32,37 @@ func TestClaimMappingEmailVerified(t *testing.T) {
 			}
 			if id.EmailVerified != tc.want {
 				t.Fatalf("EmailVerified = %v, want %v (%+v)", id.EmailVerified, tc.want, id)
+			}
+		})
+	}
+}
+
+// A login that is not plain client text is refused at sign-in: it would be
+// written into every audit event and export of the person, where a newline
+// forges a record.
+func TestClaimMappingLoginText(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		login string
+		ok    bool
+	}{
+		{"ok/plain", "alice", true},
+		{"ok/unicode", "zoë", true},
+		{"ok/longest", strings.Repeat("a", 256), true},
+		{"fail/newline", "alice\n<14>1 2026-01-01T00:00:00Z forged", false},
+		{"fail/carriage-return", "alice\r", false},
+		{"fail/escape", "alice\x1b[2J", false},
+		{"fail/nul", "alice\x00", false},
+		{"fail/invalid-utf8", "alice\xff", false},
+		{"fail/too-long", strings.Repeat("a", 257), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ClaimMapping{}.Map("iss", "sub", map[string]any{"preferred_username": tc.login}, slog.New(slog.DiscardHandler))
+			if tc.ok != (err == nil) {
+				t.Fatalf("Map(%q) = %v, want ok %v", tc.login, err, tc.ok)
+			}
+			if err != nil && (strings.Contains(err.Error(), "alice") || !strings.Contains(err.Error(), "control characters")) {
+				t.Fatalf("message %q: want the rule, not the login", err)
 			}
 		})
 	}

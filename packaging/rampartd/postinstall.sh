@@ -1,9 +1,12 @@
 #!/bin/sh
 # rampartd package, after install or upgrade (deb postinst, rpm %post).
-# Makes the rampart system user, gives it its configuration and data
-# directory, and restarts a node that was running. A node is never started
-# by a first install: it needs its configuration, a key-encryption key and
-# a bootstrap or join decision first (docs/install.md).
+# Makes the rampart system user and gives it its configuration and data
+# directory. A node is never started by a first install: it needs its
+# configuration, a key-encryption key and a bootstrap or join decision first
+# (docs/install.md). Nor is a running node restarted by an upgrade:
+# unattended upgrades on every node at once would restart them together and
+# lose the quorum; the operator restarts one node at a time
+# (docs/operations.md, "Rolling upgrade").
 #
 # DPKG_ROOT is set when dpkg installs into another root without chrooting
 # (dpkg --root DIR --force-script-chrootless); everything here honours it.
@@ -36,8 +39,8 @@ if [ -n "$root" ] || [ ! -d /run/systemd/system ]; then
 fi
 systemctl daemon-reload || true
 if systemctl is-active --quiet rampartd; then
-	systemctl restart rampartd
-	echo "rampartd: restarted on the new version (upgrade one node at a time: docs/operations.md)"
+	echo "rampartd: upgraded, still running the previous version. Restart the nodes one at a time,"
+	echo "each once the last one is ready again: systemctl restart rampartd (docs/operations.md, \"Rolling upgrade\")"
 elif ! systemctl is-enabled --quiet rampartd 2>/dev/null; then
 	echo "rampartd: installed, not started. Edit /etc/rampart/rampartd.yaml, create /etc/rampart/kek"
 	echo "(docs/install.md), then: systemctl enable --now rampartd"

@@ -27,14 +27,18 @@ terraform {
 variable "rampart_api" {
   description = "API address (IP:port) of a Rampart node that serves install.sh"
   type        = string
+  validation {
+    condition     = can(regex("^([A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}$", var.rampart_api))
+    error_message = "The API address is host:port (a name, an IPv4 address or a bracketed IPv6 address)."
+  }
 }
 
 variable "rampart_package_url" {
   description = "HTTPS URL of the rampart-agent .deb or .rpm (make packages) for the image's distribution"
   type        = string
   validation {
-    condition     = can(regex("^https://.+\\.(deb|rpm)$", var.rampart_package_url))
-    error_message = "The package URL is https://… ending in .deb or .rpm."
+    condition     = can(regex("^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~%+/-]*\\.(deb|rpm)$", var.rampart_package_url))
+    error_message = "The package URL is https://host[:port]/path ending in .deb or .rpm, with letters, digits and . _ ~ % + - / only."
   }
 }
 
@@ -77,6 +81,16 @@ variable "instance_type" {
 }
 
 locals {
+  # The values the script uses, each quoted for the shell (validated above
+  # to a safe character set as well): 'value' with every ' as '\''.
+  rampart_sh = {
+    for k, v in {
+      url    = var.rampart_package_url
+      pkg    = "/root/${basename(var.rampart_package_url)}"
+      sha256 = var.rampart_package_sha256
+      script = "https://${var.rampart_api}/install.sh"
+    } : k => "'${replace(v, "'", "'\\''")}'"
+  }
   # User data can be read by whoever can describe the instance or reach its
   # metadata service: give the token few uses and a short life (a spent
   # token enrolls nothing), and the installer deletes its copy.
@@ -88,12 +102,12 @@ locals {
     runcmd = [
       ["bash", "-c", join("\n", [
         "set -euo pipefail",
-        "pkg=/root/${basename(var.rampart_package_url)}",
-        "curl -fsSL --retry 5 -o \"$pkg\" '${var.rampart_package_url}'",
-        "echo '${var.rampart_package_sha256}  '\"$pkg\" | sha256sum -c -",
+        "pkg=${local.rampart_sh.pkg}",
+        "curl -fsSL --retry 5 -o \"$pkg\" ${local.rampart_sh.url}",
+        "echo ${local.rampart_sh.sha256}'  '\"$pkg\" | sha256sum -c -",
         "case $pkg in *.deb) apt-get install -y \"$pkg\" ;; *.rpm) dnf install -y \"$pkg\" || yum install -y \"$pkg\" ;; esac",
         "rm -f \"$pkg\"",
-        "curl -fsSL --retry 5 --cacert /etc/rampart/cluster-ca.pem https://${var.rampart_api}/install.sh | bash -s -- --token-file /root/rampart-enrollment.token",
+        "curl -fsSL --retry 5 --cacert /etc/rampart/cluster-ca.pem ${local.rampart_sh.script} | bash -s -- --token-file /root/rampart-enrollment.token",
         "rm -f /root/rampart-enrollment.token",
       ])],
     ]
