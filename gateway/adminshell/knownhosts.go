@@ -1,6 +1,7 @@
 package adminshell
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -72,6 +73,17 @@ func knownHosts(st *raftstore.State) (knownHostsView, error) {
 		if err != nil {
 			return view, err
 		}
+		// The key that signs now first, then the one waiting to (the
+		// store lists them by id, which says nothing of their roles).
+		slices.SortStableFunc(recs, func(a, b *raftstore.CARecord) int {
+			rank := func(r *raftstore.CARecord) int {
+				if r.State == raftstore.CAActive {
+					return 0
+				}
+				return 1
+			}
+			return cmp.Compare(rank(a), rank(b))
+		})
 		for _, r := range recs {
 			if r.State == raftstore.CARetired {
 				continue

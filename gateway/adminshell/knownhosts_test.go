@@ -49,3 +49,29 @@ func TestCANodeHostAndKnownHosts(t *testing.T) {
 		t.Errorf("the node host CA is not listed first:\n%s", out)
 	}
 }
+
+// The active key comes first whatever the ids: a waiting key whose id
+// sorts before the active one's is still listed second.
+func TestKnownHostsActiveFirst(t *testing.T) {
+	h, keys := newCAHarness(t)
+	for _, r := range []struct {
+		id    string
+		state raftstore.CAState
+	}{{"node-host-ca-1", raftstore.CAActive}, {"node-host-ca-0", raftstore.CANext}} {
+		pub, sealed, alg, err := keys.NewCAKey(r.id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.apply(&raftstore.CAUpsert{Record: raftstore.CARecord{ID: r.id, Kind: raftstore.CANodeHost, PublicKey: pub, SealedKey: sealed,
+			Algorithm: alg, State: r.state}, Now: h.now})
+	}
+	h.apply(&raftstore.NodeUpsert{Node: raftstore.Node{ID: "n1", RaftAddr: "10.0.0.11:8300", SSHAddr: "10.0.0.11:22"}, Now: h.now})
+	_, active, err := h.store.State().ActiveCA(nil, raftstore.CANodeHost, "")
+	if err != nil || active == nil {
+		t.Fatalf("active node host CA: %v %v", active, err)
+	}
+	kh := decodeJSON[knownHostsView](t, h.mustRun("ca", "known-hosts", "--json"))
+	if len(kh.NodeHost) != 2 || !strings.HasSuffix(kh.NodeHost[0], " "+strings.TrimSpace(active.PublicKey)) {
+		t.Errorf("node host lines %q; want the active key (%s) first", kh.NodeHost, active.ID)
+	}
+}
