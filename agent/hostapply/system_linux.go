@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // procDir is where the process table is read.
@@ -122,8 +123,41 @@ func (h *Host) defaultReload(ctx context.Context) error {
 	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(comm)), "sshd") {
 		return fmt.Errorf("reload sshd: pid %d from %s is not sshd", pid, h.cfg.SSHDPidFile)
 	}
+	pidFile := h.path(h.cfg.SSHDPidFile)
+	before, _ := os.Stat(pidFile)
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		return fmt.Errorf("reload sshd: %w", err)
 	}
+	awaitRestart(ctx, pidFile, before)
 	return nil
+}
+
+// sshdRestartWait bounds how long a reload waits for sshd to come back.
+const sshdRestartWait = 5 * time.Second
+
+// awaitRestart returns once sshd, sent SIGHUP, has started again: it
+// re-executes itself and writes its pid file anew once it listens with the
+// new settings. Until then a connection is still taken with the old ones
+// (a person's first login, which the jump lets through once this pass is
+// reported applied, would be refused). A pid file that does not change
+// within sshdRestartWait (an sshd that writes none) ends the wait; the
+// pass goes on as before.
+func awaitRestart(ctx context.Context, pidFile string, before os.FileInfo) {
+	if before == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, sshdRestartWait)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if fi, err := os.Stat(pidFile); err == nil && !fi.ModTime().Equal(before.ModTime()) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
