@@ -382,21 +382,7 @@ type AccessRequestDeny struct {
 
 func (c *AccessRequestDeny) Type() MessageType { return AccessRequestDenyType }
 
-func (c *AccessRequestDeny) Validate() error {
-	if !IsAccessRequestID(c.ID) {
-		return invalidf("access request id %q is not valid", c.ID)
-	}
-	if c.Reason == "" {
-		return invalidf("a reason is required")
-	}
-	if c.Now.IsZero() {
-		return invalidf("access request %s: time is missing", c.ID)
-	}
-	if err := validReason(c.Reason); err != nil {
-		return err
-	}
-	return c.By.validate()
-}
+func (c *AccessRequestDeny) Validate() error { return validDecision(c.ID, c.By, c.Reason, c.Now) }
 
 func (c *AccessRequestDeny) apply(tx *writeTxn) (any, error) {
 	r, err := pendingTxn(tx, c.ID, c.Now)
@@ -421,20 +407,23 @@ type AccessRequestRevoke struct {
 
 func (c *AccessRequestRevoke) Type() MessageType { return AccessRequestRevokeType }
 
-func (c *AccessRequestRevoke) Validate() error {
-	if !IsAccessRequestID(c.ID) {
-		return invalidf("access request id %q is not valid", c.ID)
+func (c *AccessRequestRevoke) Validate() error { return validDecision(c.ID, c.By, c.Reason, c.Now) }
+
+// validDecision checks a decision that needs a reason (deny, revoke).
+func validDecision(id string, by Decider, reason string, now time.Time) error {
+	if !IsAccessRequestID(id) {
+		return invalidf("access request id %q is not valid", id)
 	}
-	if c.Reason == "" {
+	if reason == "" {
 		return invalidf("a reason is required")
 	}
-	if c.Now.IsZero() {
-		return invalidf("access request %s: time is missing", c.ID)
+	if now.IsZero() {
+		return invalidf("access request %s: time is missing", id)
 	}
-	if err := validReason(c.Reason); err != nil {
+	if err := validReason(reason); err != nil {
 		return err
 	}
-	return c.By.validate()
+	return by.validate()
 }
 
 func (c *AccessRequestRevoke) apply(tx *writeTxn) (any, error) {

@@ -175,26 +175,21 @@ func (s *Service) ApproveAccessRequest(ctx context.Context, a Actor, by raftstor
 
 // DenyAccessRequest refuses a pending request, with a reason.
 func (s *Service) DenyAccessRequest(ctx context.Context, a Actor, by raftstore.Decider, id, reason string) (*raftstore.AccessRequest, error) {
-	if strings.TrimSpace(reason) == "" {
-		return nil, invalid("a reason is required (--reason)")
-	}
-	r, err := accessRequest(s.state(ctx), id)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkDecider(s.store.State(), r, by, false); err != nil {
-		return nil, err
-	}
-	var out raftstore.AccessRequest
-	if err := s.applyDecode(ctx, &raftstore.AccessRequestDeny{ID: id, By: by, Reason: reason, Now: s.now().UTC()}, &out); err != nil {
-		return nil, err
-	}
-	return &out, s.audit(ctx, a, EventAccessRequestDeny, requestFields(&out, "by", by.Login, "reason", reason))
+	return s.decideWithReason(ctx, a, by, id, reason, false, EventAccessRequestDeny,
+		&raftstore.AccessRequestDeny{ID: id, By: by, Reason: reason, Now: s.now().UTC()})
 }
 
 // RevokeAccessRequest ends a pending or approved request now: its live
 // sessions end on every node. Its person may give it up themselves.
 func (s *Service) RevokeAccessRequest(ctx context.Context, a Actor, by raftstore.Decider, id, reason string) (*raftstore.AccessRequest, error) {
+	return s.decideWithReason(ctx, a, by, id, reason, true, EventAccessRequestRevoke,
+		&raftstore.AccessRequestRevoke{ID: id, By: by, Reason: reason, Now: s.now().UTC()})
+}
+
+// decideWithReason applies a decision that needs a reason (cmd: a deny or
+// a revoke) once by may make it (mayGiveUp: the requester may, to give the
+// request up), and audits it as event.
+func (s *Service) decideWithReason(ctx context.Context, a Actor, by raftstore.Decider, id, reason string, mayGiveUp bool, event string, cmd raftstore.Command) (*raftstore.AccessRequest, error) {
 	if strings.TrimSpace(reason) == "" {
 		return nil, invalid("a reason is required (--reason)")
 	}
@@ -202,14 +197,14 @@ func (s *Service) RevokeAccessRequest(ctx context.Context, a Actor, by raftstore
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDecider(s.store.State(), r, by, true); err != nil {
+	if err := checkDecider(s.store.State(), r, by, mayGiveUp); err != nil {
 		return nil, err
 	}
 	var out raftstore.AccessRequest
-	if err := s.applyDecode(ctx, &raftstore.AccessRequestRevoke{ID: id, By: by, Reason: reason, Now: s.now().UTC()}, &out); err != nil {
+	if err := s.applyDecode(ctx, cmd, &out); err != nil {
 		return nil, err
 	}
-	return &out, s.audit(ctx, a, EventAccessRequestRevoke, requestFields(&out, "by", by.Login, "reason", reason))
+	return &out, s.audit(ctx, a, event, requestFields(&out, "by", by.Login, "reason", reason))
 }
 
 // AccessRequest returns request id as this node's replica holds it.
