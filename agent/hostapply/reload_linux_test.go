@@ -4,19 +4,38 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// fakeSSHD is a script named sshd that, like sshd, writes its pid file at
-// start and again once it has restarted on SIGHUP (here 300 ms later).
-const fakeSSHD = `#!/bin/sh
-pidfile="$1"
-trap 'sleep 0.3; echo $$ > "$pidfile"' HUP
-echo $$ > "$pidfile"
-while :; do sleep 0.02; done
-`
+// fakeSSHDEnv makes the test binary act as sshd (TestMain): like sshd, it
+// writes its pid file at start and again once it has restarted on SIGHUP
+// (here 300 ms later). A Go process, not a shell script: a shell started
+// with SIGHUP ignored (under nohup) cannot trap it.
+const fakeSSHDEnv = "RAMPART_TEST_FAKE_SSHD_PIDFILE"
+
+func TestMain(m *testing.M) {
+	if pidFile := os.Getenv(fakeSSHDEnv); pidFile != "" {
+		runFakeSSHD(pidFile)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func runFakeSSHD(pidFile string) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	write := func() { _ = os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644) }
+	write()
+	for range hup {
+		time.Sleep(300 * time.Millisecond)
+		write()
+	}
+}
 
 // A reload by SIGHUP returns only once sshd has started again (its pid
 // file written anew): until then it takes connections with the old
@@ -28,12 +47,18 @@ func TestReloadWaitsForSSHDRestart(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "run"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	script := filepath.Join(dir, "sshd")
-	if err := os.WriteFile(script, []byte(fakeSSHD), 0o755); err != nil {
+	// Named sshd, as the reload checks the process's name.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(dir, "sshd")
+	if err := os.Symlink(self, fake); err != nil {
 		t.Fatal(err)
 	}
 	pidFile := filepath.Join(root, "run", "sshd.pid")
-	cmd := exec.Command(script, pidFile)
+	cmd := exec.Command(fake)
+	cmd.Env = append(os.Environ(), fakeSSHDEnv+"="+pidFile)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
