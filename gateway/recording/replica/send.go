@@ -125,8 +125,8 @@ type Live struct {
 	// value may be set.
 	started chan struct{}
 	done    chan struct{} // closed when the request has returned
-	got    *Received
-	err    error
+	got     *Received
+	err     error
 }
 
 // Live starts streaming recording name of session to the first other
@@ -279,4 +279,6 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // dayDir is where a copy of a session that started at start goes,
 // relative to Dir: the session's start day, as on the node that carried it.
-func dayDir(start time.Time) string { return filepath.Join("replicas", start.UTC().Format(time.DateOnly)) }
+func dayDir(start time.Time) string {
+	return filepath.Join("replicas", start.UTC().Format(time.DateOnly))
+}
