@@ -215,3 +215,15 @@ func TestCopyInSessionStartDay(t *testing.T) {
 		t.Fatalf("copy at %s, want %s", h.Path, want)
 	}
 }
+
+// A node that has carried no session yet has no recordings directory: its
+// free-space floor is checked on the filesystem it will be made on.
+func TestFirstCopyOnANewNode(t *testing.T) {
+	c := newCluster(t)
+	openSession(t, c, "s-new", time.Now())
+	dir := filepath.Join(t.TempDir(), "recordings")
+	r := replica.New(replica.Config{Dir: dir, NodeID: "n2", Store: c.store, Logger: slog.New(slog.DiscardHandler), MinFreeBytes: 1})
+	if _, err := r.Receive(t.Context(), "n1", "s-new", "s-new", &brokenBody{strings.NewReader("{")}, func() string { return "" }); err != nil {
+		t.Fatalf("first copy on a node without a recordings directory: %v", err)
+	}
+}

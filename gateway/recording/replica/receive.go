@@ -102,6 +102,11 @@ func (r *Replicator) Receive(ctx context.Context, from, name, session string, bo
 		// This node's own recordings are written by its recorder alone.
 		return nil, ErrNotCarrier
 	}
+	// A node that has carried no session yet has no recordings directory
+	// (and its free space is that of the directory's filesystem).
+	if err := os.MkdirAll(r.cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("make the recordings directory: %w", err)
+	}
 	if err := r.checkFree(); err != nil {
 		return nil, err
 	}
@@ -114,10 +119,6 @@ func (r *Replicator) Receive(ctx context.Context, from, name, session string, bo
 	// A copy goes in the folder of the day its session started, so a live
 	// copy and the push that may follow it have one name.
 	rel := filepath.Join(dayDir(sess.Start), name+".cast")
-	// A node that has carried no session yet has no recordings directory.
-	if err := os.MkdirAll(r.cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("make the recordings directory: %w", err)
-	}
 	root, err := os.OpenRoot(r.cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("open the recordings directory: %w", err)

@@ -34,14 +34,43 @@ import (
 
 // audits collects audit events.
 type audits struct {
-	mu     sync.Mutex
-	events []string
+	mu      sync.Mutex
+	events  []string
+	changed chan struct{} // closed and replaced at each event
 }
 
 func (a *audits) Record(typ, _ string, f map[string]string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.events = append(a.events, typ+" "+f["recording"]+" "+f["reason"]+f["partial"])
+	if a.changed != nil {
+		close(a.changed)
+	}
+	a.changed = make(chan struct{})
+}
+
+// wait waits for event ev (as all lists it): a copy is audited once its
+// file is in place.
+func (a *audits) wait(tb testing.TB, ev string) {
+	tb.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		a.mu.Lock()
+		found := slices.Contains(a.events, ev)
+		if a.changed == nil {
+			a.changed = make(chan struct{})
+		}
+		ch := a.changed
+		a.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			tb.Fatalf("no audit event %q: %v", ev, a.all())
+		}
+	}
 }
 
 func (a *audits) all() []string {
@@ -263,6 +292,7 @@ func TestBrokenStreamKeptPartial(t *testing.T) {
 	c := newCluster(t)
 	c.cut = 100 << 10
 	closed := record(t, c, c.dir1, "s-cut", 1<<20)
+	c.audit.wait(t, "recording.replicate s-cut true")
 	h := holder(t, c, "s-cut")
 	if !h.Partial || h.Bytes != int64(c.cut) || fileSHA(t, filepath.Join(c.dir2, h.Path)) != h.SHA256 {
 		t.Fatalf("n2 holds %+v, want a partial copy of %d bytes", h, c.cut)
