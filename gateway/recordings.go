@@ -19,7 +19,7 @@ func (n *Node) recordingsDir() string {
 func (n *Node) newReplicator() *replica.Replicator {
 	r := n.cfg.Recording
 	return replica.New(replica.Config{Dir: n.recordingsDir(), NodeID: n.id, Store: n.store, TLS: n.tls.RaftClient,
-		Replicas: r.Replicas, MaxBytes: r.MaxSessionBytes, MaxAge: r.Retention.MaxAge, MaxTotalBytes: r.Retention.MaxTotalBytes,
+		Replicas: r.Replicas, MaxBytes: r.MaxSessionBytes, MinFreeBytes: uint64(r.MinFreeMiB) << 20, MaxAge: r.Retention.MaxAge, MaxTotalBytes: r.Retention.MaxTotalBytes,
 		Audit: n.audit, Logger: n.logger.With("room", "recording")})
 }
 

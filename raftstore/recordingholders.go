@@ -54,9 +54,11 @@ func init() {
 }
 
 // RecordingHolderPut records that a node holds a checked copy of a
-// recording, replacing what the cluster knew of that node's copy (a
-// complete copy replaces a partial one). A partial copy never replaces a
-// complete one.
+// recording, replacing what the cluster knew of that node's copy when that
+// was partial (a complete copy replaces a partial one). A partial copy never
+// replaces a complete one (the complete row is kept), and a complete copy
+// with another digest or path is refused with ErrConflict: once a node
+// holds a complete copy, only its deletion (retention) frees the row.
 type RecordingHolderPut struct {
 	Holder RecordingHolder
 }
@@ -88,11 +90,14 @@ func (c *RecordingHolderPut) apply(tx *writeTxn) (any, error) {
 	}
 	if raw != nil {
 		old := raw.(*RecordingHolder)
-		if h.Partial && !old.Partial {
-			return old, nil
-		}
 		if old.SHA256 == h.SHA256 && old.Path == h.Path && old.Partial == h.Partial {
 			return old, nil // no-op: don't wake watchers
+		}
+		if !old.Partial {
+			if h.Partial {
+				return old, nil
+			}
+			return nil, fmt.Errorf("%w: node %s holds a complete copy of recording %s already", ErrConflict, h.Node, h.Name)
 		}
 	}
 	h.At = h.At.UTC()
@@ -108,6 +113,11 @@ func (c *RecordingHolderPut) apply(tx *writeTxn) (any, error) {
 type RecordingHolderDelete struct {
 	Name string
 	Node string
+	// OnlyIfCopied refuses the deletion (ErrConflict) unless another node
+	// holds a complete copy of the recording: checked where the deletions
+	// of all nodes are ordered, so two nodes never both delete the last
+	// two copies.
+	OnlyIfCopied bool `json:",omitempty"`
 }
 
 func (c *RecordingHolderDelete) Type() MessageType { return RecordingHolderDeleteType }
@@ -126,6 +136,21 @@ func (c *RecordingHolderDelete) apply(tx *writeTxn) (any, error) {
 	}
 	if raw == nil {
 		return nil, nil
+	}
+	if c.OnlyIfCopied {
+		h := raw.(*RecordingHolder)
+		it, err := tx.Get(tableRecordingHolders, "session", h.Session)
+		if err != nil {
+			return nil, fmt.Errorf("recording %s: %w", c.Name, err)
+		}
+		copied := false
+		for o := it.Next(); o != nil && !copied; o = it.Next() {
+			other := o.(*RecordingHolder)
+			copied = other.Name == c.Name && other.Node != c.Node && !other.Partial
+		}
+		if !copied {
+			return nil, fmt.Errorf("%w: node %s holds the only complete copy of recording %s", ErrConflict, c.Node, c.Name)
+		}
 	}
 	if err := tx.Delete(tableRecordingHolders, raw); err != nil {
 		return nil, fmt.Errorf("recording %s on %s: %w", c.Name, c.Node, err)

@@ -51,6 +51,17 @@ func TestRecordingHolders(t *testing.T) {
 			t.Fatalf("n2 %+v", h)
 		}
 	})
+	t.Run("fail/complete-never-replaced", func(t *testing.T) {
+		if err := put("n2", sum("d"), false); !errors.Is(err, ErrConflict) {
+			t.Fatalf("err %v, want ErrConflict", err)
+		}
+		if h := holders()["n2"]; h.Partial || h.SHA256 != sum("a") {
+			t.Fatalf("n2 %+v", h)
+		}
+		if err := put("n2", sum("a"), false); err != nil {
+			t.Fatalf("the same complete copy again: %v", err)
+		}
+	})
 	t.Run("fail/bad-path", func(t *testing.T) {
 		err := apply(t, f, &RecordingHolderPut{Holder: RecordingHolder{Name: "s1", Session: "s1", Node: "n3",
 			Path: "../etc/passwd.cast", SHA256: sum("a"), At: testNow}}).Err
@@ -61,6 +72,17 @@ func TestRecordingHolders(t *testing.T) {
 	t.Run("fail/bad-digest", func(t *testing.T) {
 		if err := put("n3", "ABC", false); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("err %v, want ErrInvalid", err)
+		}
+	})
+	t.Run("fail/delete-only-complete-copy", func(t *testing.T) {
+		// n2's is the only complete copy once n1's goes.
+		mustApply(t, f, &RecordingHolderDelete{Name: "s1", Node: "n1", OnlyIfCopied: true})
+		err := apply(t, f, &RecordingHolderDelete{Name: "s1", Node: "n2", OnlyIfCopied: true}).Err
+		if !errors.Is(err, ErrConflict) || holders()["n2"] == nil {
+			t.Fatalf("err %v, holders %+v; want ErrConflict and n2's copy kept", err, holders())
+		}
+		if err := put("n1", sum("a"), false); err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("ok/delete", func(t *testing.T) {

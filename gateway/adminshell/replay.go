@@ -79,7 +79,7 @@ func (v *invocation) replay(ref string, player recording.Player, cast bool) erro
 	case s.Status != raftstore.SessionClosed:
 		return fmt.Errorf("session %s is still running: its recording can be replayed once it ends", id)
 	case s.RecordingSHA256 == "" && s.RecordingPath == "":
-		return fmt.Errorf("session %s was not recorded (its project does not record, or it had no terminal)", id)
+		return fmt.Errorf("session %s was not recorded (its project does not record, or it ran only sftp or forwards)", id)
 	case s.RecordingSHA256 == "":
 		return fmt.Errorf("session %s has no recorded SHA-256 (the recording failed); it cannot be verified, so it is not replayed", id)
 	case s.RecordingPath == "":

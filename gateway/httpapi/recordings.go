@@ -112,8 +112,26 @@ func (s *Server) receiveRecording(w http.ResponseWriter, r *http.Request, peer s
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
 	name, session := r.PathValue("name"), r.URL.Query().Get("session")
-	got, err := recs.Receive(r.Context(), peer, name, session, r.Body, func() string { return r.Trailer.Get(replica.TrailerSHA256) })
+	body := &interruptibleBody{Reader: r.Body, rc: rc}
+	got, err := recs.Receive(r.Context(), peer, name, session, body, func() string { return r.Trailer.Get(replica.TrailerSHA256) })
 	switch {
+	case errors.Is(err, replica.ErrUnknownSession):
+		s.writeError(w, r, notFoundf("the cluster has no session %q", session))
+		return
+	case errors.Is(err, replica.ErrNotCarrier):
+		s.logger.Warn("recording copy refused: the sender did not carry the session", "recording", name, "session", session, "peer_node", peer)
+		s.writeError(w, r, Errorf(http.StatusForbidden, "only the node that carried session %s sends copies of its recordings", session))
+		return
+	case errors.Is(err, replica.ErrHeldAlready), errors.Is(err, replica.ErrSuperseded), errors.Is(err, replica.ErrNoDigest):
+		s.logger.Warn("recording copy refused", "recording", name, "session", session, "peer_node", peer, "err", err)
+		s.writeError(w, r, Errorf(http.StatusConflict, "node %s does not take this copy of %s: %v", s.store.NodeID(), name, err))
+		return
+	case errors.Is(err, replica.ErrBusy):
+		s.writeError(w, r, Errorf(http.StatusServiceUnavailable, "node %s takes no more copies from node %s at the moment", s.store.NodeID(), peer))
+		return
+	case errors.Is(err, replica.ErrNoSpace):
+		s.writeError(w, r, Errorf(http.StatusInsufficientStorage, "node %s's recordings disk is at its free-space floor", s.store.NodeID()))
+		return
 	case errors.Is(err, recording.ErrDigestMismatch):
 		s.logger.Warn("recording copy refused", "recording", name, "session", session, "peer_node", peer, "err", err)
 		s.writeError(w, r, Errorf(http.StatusUnprocessableEntity, "the copy of %s does not match its SHA-256", name))
@@ -131,6 +149,15 @@ func (s *Server) receiveRecording(w http.ResponseWriter, r *http.Request, peer s
 	}
 	writeJSON(w, http.StatusOK, got)
 }
+
+// interruptibleBody is a request body whose blocked read Receive can end
+// (replica.Interrupter): a newer copy of the same recording supersedes it.
+type interruptibleBody struct {
+	io.Reader
+	rc *http.ResponseController
+}
+
+func (b *interruptibleBody) Interrupt() { _ = b.rc.SetReadDeadline(time.Now()) }
 
 // getSessionRecording answers GET /v1/sessions/{id}/recording: the
 // session's asciicast file, read from any node that holds a copy and

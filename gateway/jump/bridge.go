@@ -258,6 +258,7 @@ type pair struct {
 	// output is not passed on while the session ends.
 	recBroken, dropOutput bool
 	recFirst              bool // the connection's first recording (the session record names it)
+	recTried              bool // a recording was started (or failed to): one per channel
 	// sftp reads the file operations of an sftp subsystem channel from
 	// its two streams (nil on other channels).
 	sftp atomic.Pointer[sftpwatch.Watcher]
@@ -446,22 +447,9 @@ func (p *pair) personRequest(r *gossh.Request) {
 		if !pass {
 			s.event(EventForwardRefuse, "kind", "agent")
 		}
-	case "pty-req", "exec":
-		start := func() error { return p.startRecording(r.Payload) }
-		if r.Type == "exec" {
-			var e struct{ Command string }
-			_ = gossh.Unmarshal(r.Payload, &e)
-			s.event(EventSessionExec, "command", raftstore.BoundText(e.Command, maxAuditCommand))
-			start = func() error { return p.startExecRecording(raftstore.BoundText(e.Command, maxAuditCommand)) }
-		}
-		if err := start(); err != nil {
-			// The reason, and no refusal: OpenSSH quits as soon as an
-			// explicitly requested pty (-t) is refused, without printing
-			// what came before it. The connection closes at once instead
-			// (the client waits for this reply, so it would not leave).
-			p.s.endUnrecorded(err)
-			p.b.client.Close()
-			_ = r.Reply(false, nil)
+	case "pty-req", "exec", "shell":
+		if err := p.startRequestRecording(r.Type, r.Payload); err != nil {
+			p.endUnrecorded(r, err)
 			return
 		}
 	case "window-change":
@@ -476,9 +464,12 @@ func (p *pair) personRequest(r *gossh.Request) {
 		if e.Name == "sftp" && pass {
 			// Watched from its first byte: the request goes on below.
 			p.sftp.CompareAndSwap(nil, sftpwatch.New(func(typ string, kv ...string) { s.event(typ, kv...) }))
+		} else if pass {
+			if err := p.startRequestRecording(r.Type, r.Payload); err != nil {
+				p.endUnrecorded(r, err)
+				return
+			}
 		}
-	case "shell":
-		s.event(EventSessionShell)
 	}
 	if !pass {
 		if r.WantReply {
@@ -492,6 +483,19 @@ func (p *pair) personRequest(r *gossh.Request) {
 	}
 	if r.WantReply {
 		_ = r.Reply(ok, nil)
+	}
+}
+
+// endUnrecorded ends a session whose channel request r could not start
+// the recording its project requires. The reason, and no refusal: OpenSSH
+// quits as soon as an explicitly requested pty (-t) is refused, without
+// printing what came before it. The connection closes at once instead (the
+// client waits for this reply, so it would not leave).
+func (p *pair) endUnrecorded(r *gossh.Request, err error) {
+	p.s.endUnrecorded(err)
+	p.b.client.Close()
+	if r.WantReply {
+		_ = r.Reply(false, nil)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rampart-ssh/rampart/raftstore"
 )
 
 // The project's recording failure policy is read in failOpen and nowhere
@@ -87,13 +89,46 @@ func (p *pair) startExecRecording(command string) error {
 	return p.beginRecording(RecordingSpec{Command: command})
 }
 
+// startRequestRecording audits a channel request that starts what the
+// channel runs and begins its recording: a pty request records the
+// terminal; an exec, a shell without a terminal (ssh -T, a script on
+// stdin) and a subsystem other than sftp (watched by sftpwatch instead)
+// record stdout and stderr as output, and stdin only when the project
+// records input. A channel is recorded once: a shell or exec after its pty
+// request goes to the pty's recording. An error means the session must not
+// go on.
+func (p *pair) startRequestRecording(typ string, payload []byte) error {
+	s := p.s
+	switch typ {
+	case "pty-req":
+		return p.startRecording(payload)
+	case "exec":
+		var e struct{ Command string }
+		_ = gossh.Unmarshal(payload, &e)
+		s.event(EventSessionExec, "command", raftstore.BoundText(e.Command, maxAuditCommand))
+		return p.startExecRecording(raftstore.BoundText(e.Command, maxAuditCommand))
+	case "shell":
+		s.event(EventSessionShell)
+		return p.beginRecording(RecordingSpec{})
+	case "subsystem":
+		var e struct{ Name string }
+		_ = gossh.Unmarshal(payload, &e)
+		if e.Name == "sftp" {
+			return nil
+		}
+		return p.startExecRecording("subsystem " + raftstore.BoundText(e.Name, maxAuditCommand))
+	}
+	return nil
+}
+
 func (p *pair) beginRecording(spec RecordingSpec) error {
 	s := p.s
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s.record == nil || !s.settings.Recording || p.rec != nil || p.recBroken {
+	if s.record == nil || !s.settings.Recording || p.rec != nil || p.recBroken || p.recTried {
 		return nil
 	}
+	p.recTried = true
 	spec.Name, spec.Session = s.recordingName(), s.id
 	p.recFirst = spec.Name == s.id
 	spec.RecordInput, spec.FailOpen, spec.Failed = s.settings.RecordInput, s.failOpen(), p.recordingBroke

@@ -197,3 +197,58 @@ func TestRecordingOnlyWhenProjectRecords(t *testing.T) {
 		t.Fatalf("startRecording: %v, factory called: %v", err, called)
 	}
 }
+
+// Every channel of a project that records is recorded once, whatever
+// starts it: a shell without a terminal and a subsystem other than sftp
+// as an exec is (stdout and stderr), a shell after its pty request in the
+// pty's recording, sftp by its watcher alone.
+func TestRecordingOfEveryChannel(t *testing.T) {
+	subsystem := func(name string) []byte { return gossh.Marshal(struct{ Name string }{name}) }
+	tests := []struct {
+		name     string
+		requests []string // request types in order; "subsystem" carries sub
+		sub      string
+		want     []RecordingSpec
+	}{
+		{name: "ok/shell-without-a-terminal", requests: []string{"shell"}, want: []RecordingSpec{{Name: "s-1", Session: "s-1"}}},
+		{name: "ok/shell-after-its-pty", requests: []string{"pty-req", "shell"},
+			want: []RecordingSpec{{Name: "s-1", Session: "s-1", Width: 80, Height: 24, Term: "xterm"}}},
+		{name: "ok/subsystem", requests: []string{"subsystem"}, sub: "netconf",
+			want: []RecordingSpec{{Name: "s-1", Session: "s-1", Command: "subsystem netconf"}}},
+		{name: "ok/sftp-watched-not-recorded", requests: []string{"subsystem"}, sub: "sftp"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []RecordingSpec
+			p, _, _ := recordingPair(false, func(s RecordingSpec) (Recorder, error) {
+				s.Failed = nil
+				got = append(got, s)
+				return &fakeRecorder{}, nil
+			})
+			for _, typ := range tc.requests {
+				payload := ptyPayload()
+				if typ == "subsystem" {
+					payload = subsystem(tc.sub)
+				}
+				if err := p.startRequestRecording(typ, payload); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("recordings started %+v, want %+v", got, tc.want)
+			}
+			for i := range got {
+				g, w := got[i], tc.want[i]
+				if g.Name != w.Name || g.Session != w.Session || g.Width != w.Width || g.Height != w.Height || g.Term != w.Term ||
+					g.Command != w.Command || g.RecordInput || g.FailOpen {
+					t.Fatalf("recording %d: %+v, want %+v", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+	// Failing closed, a shell whose recording cannot start does not run.
+	p, _, _ := recordingPair(false, func(RecordingSpec) (Recorder, error) { return nil, errors.New("disk full") })
+	if err := p.startRequestRecording("shell", nil); err == nil {
+		t.Fatal("a shell started unrecorded in a project that fails closed")
+	}
+}

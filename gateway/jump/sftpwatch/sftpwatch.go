@@ -2,7 +2,10 @@
 // filexfer-02, as OpenSSH speaks it) passively from the two byte streams of
 // an sftp subsystem channel and reports the file operations in it: opens,
 // reads and writes with their byte counts, removals and renames, with
-// paths. It never changes or holds back a byte.
+// paths. It never changes or holds back a byte. An operation is reported
+// once the server has answered it with success, and a channel's events are
+// rate-limited: what passes the limit is counted in one sftp.suppressed
+// event at the channel's end.
 //
 // github.com/pkg/sftp keeps its packet decoding unexported (and under
 // internal/), so this is a small decoder of the few packets it needs.
@@ -10,9 +13,12 @@ package sftpwatch
 
 import (
 	"encoding/binary"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Audit event types a Watcher reports.
@@ -26,6 +32,27 @@ const (
 	EventSFTPRmdir  = "sftp.rmdir"  // path
 	// EventSFTPEnd is the channel's totals: bytes_read, bytes_written.
 	EventSFTPEnd = "sftp.end"
+	// EventSFTPSuppressed is reported at the channel's end when the rate
+	// limit held events back: count (how many), types (each type and its
+	// count, "sftp.mkdir:9800,sftp.open:12"), and untracked (requests
+	// not followed because too many awaited their answers; 0 mostly).
+	EventSFTPSuppressed = "sftp.suppressed"
+)
+
+// Rate limit of a channel's events: a burst of eventBurst, then
+// eventsPerSecond. sftp.end and sftp.suppressed are never held back.
+const (
+	eventBurst      = 200
+	eventsPerSecond = 20
+)
+
+// maxPending bounds the requests awaiting their answers that the watcher
+// follows, and maxHandles the open handles whose bytes it counts. OpenSSH's
+// sftp client keeps 64 requests in flight; a client that sends more without
+// reading the answers gets the rest untracked (counted in sftp.suppressed).
+const (
+	maxPending = 4096
+	maxHandles = 1024
 )
 
 // Packet types (draft-ietf-secsh-filexfer-02 section 3).
@@ -61,26 +88,65 @@ type file struct {
 	read, written int64
 }
 
+// request is a request awaiting the server's answer.
+type request struct {
+	typ           byte
+	path, newPath string
+	flags         uint32
+	handle        string // READ, WRITE
+	n             int64  // WRITE: bytes
+}
+
 // Watcher follows one sftp channel. Client and Server are fed the bytes
 // each side sent, in order; they may be called from different goroutines.
 type Watcher struct {
 	emit Emit
+	now  func() time.Time
 
-	mu       sync.Mutex
-	in, out  stream
-	opens    map[uint32]string // request id → path of an OPEN awaiting its HANDLE
-	reads    map[uint32]string // request id → handle of a READ awaiting its DATA
-	handles  map[string]*file
-	totalR   int64
-	totalW   int64
-	disabled bool
+	mu        sync.Mutex
+	in, out   stream
+	pending   map[uint32]*request // request id → the request awaiting its answer
+	handles   map[string]*file
+	totalR    int64
+	totalW    int64
+	disabled  bool
+	tokens    float64
+	last      time.Time
+	held      map[string]int // events held back by the rate limit, by type
+	untracked int
 }
 
 type stream struct{ buf []byte }
 
 // New returns a watcher that reports through emit.
-func New(emit Emit) *Watcher {
-	return &Watcher{emit: emit, opens: map[uint32]string{}, reads: map[uint32]string{}, handles: map[string]*file{}}
+func New(emit Emit) *Watcher { return newWatcher(emit, time.Now) }
+
+func newWatcher(emit Emit, now func() time.Time) *Watcher {
+	return &Watcher{emit: emit, now: now, pending: map[uint32]*request{}, handles: map[string]*file{},
+		tokens: eventBurst, last: now(), held: map[string]int{}}
+}
+
+// report emits one event unless the channel passed its rate limit (mu
+// held).
+func (w *Watcher) report(typ string, kv ...string) {
+	now := w.now()
+	w.tokens = min(eventBurst, w.tokens+now.Sub(w.last).Seconds()*eventsPerSecond)
+	w.last = now
+	if w.tokens < 1 {
+		w.held[typ]++
+		return
+	}
+	w.tokens--
+	w.emit(typ, kv...)
+}
+
+// follow records a request until its answer (mu held).
+func (w *Watcher) follow(id uint32, r *request) {
+	if len(w.pending) >= maxPending {
+		w.untracked++
+		return
+	}
+	w.pending[id] = r
 }
 
 // Client takes bytes the person's client sent.
@@ -150,92 +216,117 @@ func (r *reader) str() string {
 	return s
 }
 
-// clientPacket handles a request (mu held).
+// clientPacket handles a request (mu held). Nothing is reported before
+// the server answers it.
 func (w *Watcher) clientPacket(typ byte, body []byte) {
 	r := &reader{b: body, ok: true}
 	switch typ {
 	case fxpOpen:
 		id, path, flags := r.u32(), r.str(), r.u32()
 		if r.ok {
-			w.opens[id] = path
-			w.emit(EventSFTPOpen, "path", clean(path), "flags", openFlags(flags))
+			w.follow(id, &request{typ: typ, path: path, flags: flags})
 		}
 	case fxpRead:
 		id, h := r.u32(), r.str()
-		if r.ok {
-			w.reads[id] = h
+		if r.ok && w.handles[h] != nil {
+			w.follow(id, &request{typ: typ, handle: h})
 		}
 	case fxpWrite:
-		_, h, _, data := r.u32(), r.str(), r.u64(), r.str()
-		if f := w.handles[h]; r.ok && f != nil {
-			f.written += int64(len(data))
-			w.totalW += int64(len(data))
+		id, h, _, data := r.u32(), r.str(), r.u64(), r.str()
+		if r.ok && w.handles[h] != nil {
+			w.follow(id, &request{typ: typ, handle: h, n: int64(len(data))})
 		}
 	case fxpClose:
-		_, h := r.u32(), r.str()
-		if f := w.handles[h]; r.ok && f != nil {
-			w.closeFile(f)
-			delete(w.handles, h)
+		// Reported at its answer: the writes before it are answered first.
+		id, h := r.u32(), r.str()
+		if r.ok && w.handles[h] != nil {
+			w.follow(id, &request{typ: typ, handle: h})
 		}
 	case fxpRemove, fxpMkdir, fxpRmdir:
-		_, path := r.u32(), r.str()
+		id, path := r.u32(), r.str()
 		if r.ok {
-			w.emit(map[byte]string{fxpRemove: EventSFTPRemove, fxpMkdir: EventSFTPMkdir, fxpRmdir: EventSFTPRmdir}[typ], "path", clean(path))
+			w.follow(id, &request{typ: typ, path: path})
 		}
 	case fxpRename:
-		_, from, to := r.u32(), r.str(), r.str()
+		id, from, to := r.u32(), r.str(), r.str()
 		if r.ok {
-			w.emit(EventSFTPRename, "path", clean(from), "new_path", clean(to))
+			w.follow(id, &request{typ: typ, path: from, newPath: to})
 		}
 	case fxpExtended:
-		_, name := r.u32(), r.str()
+		id, name := r.u32(), r.str()
 		if r.ok && name == "posix-rename@openssh.com" {
 			from, to := r.str(), r.str()
 			if r.ok {
-				w.emit(EventSFTPRename, "path", clean(from), "new_path", clean(to))
+				w.follow(id, &request{typ: fxpRename, path: from, newPath: to})
 			}
 		}
 	}
 }
 
-// serverPacket handles a reply (mu held).
+// serverPacket handles a reply (mu held): the request it answers is
+// reported if it succeeded.
 func (w *Watcher) serverPacket(typ byte, body []byte) {
 	r := &reader{b: body, ok: true}
 	id := r.u32()
 	if !r.ok {
 		return
 	}
+	req := w.pending[id]
+	if req == nil {
+		return
+	}
+	delete(w.pending, id)
 	switch typ {
 	case fxpHandle:
 		h := r.str()
-		if path, ok := w.opens[id]; ok && r.ok {
-			w.handles[h] = &file{path: path}
+		if !r.ok || req.typ != fxpOpen {
+			return
 		}
-		delete(w.opens, id)
+		w.report(EventSFTPOpen, "path", clean(req.path), "flags", openFlags(req.flags))
+		if len(w.handles) < maxHandles {
+			w.handles[h] = &file{path: req.path}
+		}
 	case fxpData:
 		data := r.str()
-		if f := w.handles[w.reads[id]]; r.ok && f != nil {
+		if f := w.handles[req.handle]; r.ok && req.typ == fxpRead && f != nil {
 			f.read += int64(len(data))
 			w.totalR += int64(len(data))
 		}
-		delete(w.reads, id)
 	case fxpStatus:
-		delete(w.opens, id)
-		delete(w.reads, id)
+		if f := w.handles[req.handle]; req.typ == fxpClose && f != nil {
+			w.closeFile(f) // closed or not, the handle is done with
+			delete(w.handles, req.handle)
+			return
+		}
+		if code := r.u32(); !r.ok || code != 0 { // SSH_FX_OK
+			return
+		}
+		switch req.typ {
+		case fxpWrite:
+			if f := w.handles[req.handle]; f != nil {
+				f.written += req.n
+				w.totalW += req.n
+			}
+		case fxpRemove, fxpMkdir, fxpRmdir:
+			w.report(map[byte]string{fxpRemove: EventSFTPRemove, fxpMkdir: EventSFTPMkdir, fxpRmdir: EventSFTPRmdir}[req.typ], "path", clean(req.path))
+		case fxpRename:
+			w.report(EventSFTPRename, "path", clean(req.path), "new_path", clean(req.newPath))
+		}
 	}
 }
 
 // closeFile reports what one handle read and wrote (mu held).
 func (w *Watcher) closeFile(f *file) {
 	if f.read > 0 {
-		w.emit(EventSFTPRead, "path", clean(f.path), "bytes", strconv.FormatInt(f.read, 10))
+		w.report(EventSFTPRead, "path", clean(f.path), "bytes", strconv.FormatInt(f.read, 10))
 	}
 	if f.written > 0 {
-		w.emit(EventSFTPWrite, "path", clean(f.path), "bytes", strconv.FormatInt(f.written, 10))
+		w.report(EventSFTPWrite, "path", clean(f.path), "bytes", strconv.FormatInt(f.written, 10))
 	}
 }
 
-// End reports the handles still open and the channel's totals.
+// End reports the handles still open, the channel's totals and what the
+// rate limit held back.
 func (w *Watcher) End() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -243,7 +334,18 @@ func (w *Watcher) End() {
 		w.closeFile(f)
 	}
 	w.handles = map[string]*file{}
+	w.pending = map[uint32]*request{}
 	w.emit(EventSFTPEnd, "bytes_read", strconv.FormatInt(w.totalR, 10), "bytes_written", strconv.FormatInt(w.totalW, 10))
+	if len(w.held) == 0 && w.untracked == 0 {
+		return
+	}
+	count := 0
+	var types []string
+	for _, typ := range slices.Sorted(maps.Keys(w.held)) {
+		count += w.held[typ]
+		types = append(types, typ+":"+strconv.Itoa(w.held[typ]))
+	}
+	w.emit(EventSFTPSuppressed, "count", strconv.Itoa(count), "types", strings.Join(types, ","), "untracked", strconv.Itoa(w.untracked))
 }
 
 // openFlags names SSH_FXF_* flags.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // pkt builds one SFTP packet of typ from fields: uint32, uint64 or string.
@@ -67,10 +68,15 @@ func TestWatcher(t *testing.T) {
 		pkt(fxpHandle, uint32(1), "h1"),
 		pkt(fxpStatus, uint32(2), uint32(0)),
 		pkt(fxpStatus, uint32(3), uint32(0)),
+		pkt(fxpStatus, uint32(4), uint32(0)),
 		pkt(fxpHandle, uint32(5), "h2"),
 		pkt(fxpData, uint32(6), "web-1\n\n"),
 		pkt(fxpStatus, uint32(7), uint32(1)), // EOF
-		pkt(fxpStatus, uint32(12), uint32(3)),
+		pkt(fxpStatus, uint32(8), uint32(0)),
+		pkt(fxpStatus, uint32(9), uint32(0)),
+		pkt(fxpStatus, uint32(10), uint32(0)),
+		pkt(fxpStatus, uint32(11), uint32(0)),
+		pkt(fxpStatus, uint32(12), uint32(3)), // permission denied: not reported
 	)
 	want := []string{
 		"sftp.open path /home/bob/up.txt flags write,create,truncate",
@@ -80,7 +86,6 @@ func TestWatcher(t *testing.T) {
 		"sftp.rename path /home/bob/up.txt new_path /home/bob/done.txt",
 		"sftp.rename path /home/bob/done.txt new_path /home/bob/x?.txt",
 		"sftp.remove path /home/bob/old.txt",
-		"sftp.open path /root/secret flags read",
 		"sftp.end bytes_read 7 bytes_written 1500",
 	}
 	for _, n := range []int{0, 1, 7, 4096} {
@@ -92,7 +97,7 @@ func TestWatcher(t *testing.T) {
 			for _, step := range []struct {
 				server   bool
 				from, to int // packets
-			}{{false, 0, 2}, {true, 0, 2}, {false, 2, 6}, {true, 2, 5}, {false, 6, 8}, {true, 5, 7}, {false, 8, 13}, {true, 7, 8}} {
+			}{{false, 0, 2}, {true, 0, 2}, {false, 2, 6}, {true, 2, 6}, {false, 6, 8}, {true, 6, 8}, {false, 8, 13}, {true, 8, 13}} {
 				if step.server {
 					feed(w.Server, server[pktEnd(server, step.from):pktEnd(server, step.to)], n)
 				} else {
@@ -125,5 +130,65 @@ func TestWatcherGivesUpOnGarbage(t *testing.T) {
 	w.Client(pkt(fxpRemove, uint32(1), "/x"))
 	if len(l.events) != 0 || w.in.buf != nil {
 		t.Fatalf("events %v, buffered %d", l.events, len(w.in.buf))
+	}
+}
+
+// An operation is reported only once the server answered it with success:
+// a request left unanswered or refused leaves no event.
+func TestWatcherReportsAnsweredSuccessOnly(t *testing.T) {
+	l := &log{}
+	w := New(l.emit)
+	w.Client(slices.Concat(
+		pkt(fxpMkdir, uint32(1), "/a"),
+		pkt(fxpMkdir, uint32(2), "/b"),
+		pkt(fxpRemove, uint32(3), "/c"),
+		pkt(fxpOpen, uint32(4), "/d", uint32(1), uint32(0)),
+	))
+	if len(l.events) != 0 {
+		t.Fatalf("reported before any answer: %v", l.events)
+	}
+	w.Server(slices.Concat(
+		pkt(fxpStatus, uint32(1), uint32(0)),
+		pkt(fxpStatus, uint32(2), uint32(4)), // failure
+		pkt(fxpStatus, uint32(4), uint32(2)), // no such file
+	))
+	w.End()
+	want := []string{"sftp.mkdir path /a", "sftp.end bytes_read 0 bytes_written 0"}
+	if !slices.Equal(l.events, want) {
+		t.Fatalf("events %q, want %q", l.events, want)
+	}
+}
+
+// A flood of operations is rate-limited per channel and what was held back
+// is counted at its end; requests left unanswered are bounded.
+func TestWatcherBoundsAFlood(t *testing.T) {
+	l := &log{}
+	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := newWatcher(l.emit, func() time.Time { return now })
+	const n = 10000
+	for i := range uint32(n) {
+		w.Client(pkt(fxpMkdir, i, fmt.Sprintf("/d%d", i)))
+		w.Server(pkt(fxpStatus, i, uint32(0)))
+	}
+	if len(l.events) != eventBurst {
+		t.Fatalf("%d events reported at once, want the burst of %d", len(l.events), eventBurst)
+	}
+	now = now.Add(time.Second) // a second later the limit lets more through
+	w.Client(pkt(fxpMkdir, uint32(n), "/late"))
+	w.Server(pkt(fxpStatus, uint32(n), uint32(0)))
+	if last := l.events[len(l.events)-1]; last != "sftp.mkdir path /late" {
+		t.Fatalf("after a second: %q", last)
+	}
+	// Requests the server never answers are not kept without bound.
+	for i := range uint32(2 * maxPending) {
+		w.Client(pkt(fxpRemove, n+1+i, "/x"))
+	}
+	if len(w.pending) > maxPending {
+		t.Fatalf("%d requests kept awaiting answers", len(w.pending))
+	}
+	w.End()
+	want := fmt.Sprintf("sftp.suppressed count %d types sftp.mkdir:%d untracked %d", n-eventBurst, n-eventBurst, maxPending)
+	if got := l.events[len(l.events)-1]; got != want {
+		t.Fatalf("last event %q, want %q", got, want)
 	}
 }

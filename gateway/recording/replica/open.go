@@ -68,18 +68,31 @@ func (r *Replicator) Holders(s *raftstore.Session, name string) []raftstore.Reco
 }
 
 // Open returns a copy of recording name of session s that hashes to what
-// its holder recorded, from this node's disk or the first other holder
-// that answers. A copy that does not match is skipped (and logged); if
-// every copy read fails to match, the error wraps
-// recording.ErrDigestMismatch.
+// the cluster recorded for it, from this node's disk or the first other
+// holder that answers. A complete copy must match the recording's digest
+// (the session's for its first recording, otherwise its carrier's holder
+// row), whatever its own holder row says, and the bytes read must hash to
+// that row; a partial copy, to its row. A copy that does not match is
+// skipped (and logged) and the next holder tried; if every copy read fails
+// to match, the error wraps recording.ErrDigestMismatch.
 func (r *Replicator) Open(ctx context.Context, s *raftstore.Session, name string) (*Copy, error) {
 	holders := r.Holders(s, name)
 	if len(holders) == 0 {
 		return nil, ErrNoCopy
 	}
+	want := r.recordedDigest(nil, s.ID, s.Node, name)
+	if name == s.ID && s.RecordingSHA256 != "" {
+		want = s.RecordingSHA256
+	}
 	var errs []error
 	for _, h := range holders {
-		c, err := r.openCopy(ctx, h)
+		var c *Copy
+		var err error
+		if !h.Partial && want != "" && h.SHA256 != want {
+			err = fmt.Errorf("%w: its holder row says %s, the recording's is %s", recording.ErrDigestMismatch, h.SHA256, want)
+		} else {
+			c, err = r.openCopy(ctx, h)
+		}
 		if err == nil {
 			return c, nil
 		}

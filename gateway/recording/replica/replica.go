@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rampart-ssh/rampart/gateway/recording"
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
@@ -74,6 +75,17 @@ type Config struct {
 	Replicas int
 	// MaxBytes caps a received copy (recording.max_session_bytes); 0: none.
 	MaxBytes int64
+	// MinFreeBytes is the recordings disk's free-space floor
+	// (recording.min_free_mib): a copy is refused (ErrNoSpace) when taking
+	// it would pass below it. 0: none.
+	MinFreeBytes uint64
+	// FreeSpace reports the free bytes of the recordings disk; nil:
+	// recording.FreeSpace of Dir.
+	FreeSpace func() (uint64, error)
+	// MaxReceivesPerPeer caps the copies one peer may be sending this node
+	// at once (live copies last as long as their sessions); past it a copy
+	// is refused with ErrBusy. 0: DefaultMaxReceivesPerPeer.
+	MaxReceivesPerPeer int
 	// MaxAge and MaxTotalBytes are the node's retention (0: none).
 	MaxAge        time.Duration
 	MaxTotalBytes int64
@@ -90,6 +102,16 @@ type Replicator struct {
 	bg     sync.WaitGroup
 	base   context.Context
 	cancel context.CancelFunc
+
+	// mu guards the copies being received: the newest of each name, and
+	// how many each peer is sending.
+	mu        sync.Mutex
+	receiving map[string]*receipt
+	perPeer   map[string]int
+	// commit serialises the step that records a received copy in raft and
+	// puts its file in place, so the order of the rows is that of the
+	// files.
+	commit sync.Mutex
 }
 
 // New returns a Replicator.
@@ -100,8 +122,15 @@ func New(cfg Config) *Replicator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxReceivesPerPeer <= 0 {
+		cfg.MaxReceivesPerPeer = DefaultMaxReceivesPerPeer
+	}
+	if cfg.FreeSpace == nil {
+		dir := cfg.Dir
+		cfg.FreeSpace = func() (uint64, error) { return recording.FreeSpace(dir) }
+	}
 	base, cancel := context.WithCancel(context.Background())
-	return &Replicator{cfg: cfg, base: base, cancel: cancel}
+	return &Replicator{cfg: cfg, base: base, cancel: cancel, receiving: map[string]*receipt{}, perPeer: map[string]int{}}
 }
 
 // Wait waits for copies in flight to finish.

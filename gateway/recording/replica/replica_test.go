@@ -34,14 +34,43 @@ import (
 
 // audits collects audit events.
 type audits struct {
-	mu     sync.Mutex
-	events []string
+	mu      sync.Mutex
+	events  []string
+	changed chan struct{} // closed and replaced at each event
 }
 
 func (a *audits) Record(typ, _ string, f map[string]string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.events = append(a.events, typ+" "+f["recording"]+" "+f["reason"]+f["partial"])
+	if a.changed != nil {
+		close(a.changed)
+	}
+	a.changed = make(chan struct{})
+}
+
+// wait waits for event ev (as all lists it): a copy is audited once its
+// file is in place.
+func (a *audits) wait(tb testing.TB, ev string) {
+	tb.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		a.mu.Lock()
+		found := slices.Contains(a.events, ev)
+		if a.changed == nil {
+			a.changed = make(chan struct{})
+		}
+		ch := a.changed
+		a.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			tb.Fatalf("no audit event %q: %v", ev, a.all())
+		}
+	}
 }
 
 func (a *audits) all() []string {
@@ -159,6 +188,7 @@ func (c *cutReader) Read(p []byte) (int, error) {
 // live copy, and returns what was written and its closing description.
 func record(tb testing.TB, c *cluster, dir, name string, size int) replica.Closed {
 	tb.Helper()
+	openSession(tb, c, name, time.Now())
 	live := c.n1.Live(name, name)
 	rec, err := recording.New(recording.Config{Dir: dir, SessionID: name, Tee: live.Write, FlushInterval: 50 * time.Millisecond})
 	if err != nil {
@@ -176,6 +206,13 @@ func record(tb testing.TB, c *cluster, dir, name string, size int) replica.Close
 	}
 	rel, _ := filepath.Rel(dir, sum.Path)
 	return replica.Closed{Name: name, Session: name, Path: rel, SHA256: sum.SHA256, Bytes: sum.Bytes, Live: live}
+}
+
+// openSession records session id as carried by n1 from start.
+func openSession(tb testing.TB, c *cluster, id string, start time.Time) {
+	tb.Helper()
+	c.store.MustApply(tb, &raftstore.SessionOpen{Session: raftstore.Session{ID: id, UserID: "u1", Login: "deploy",
+		ServerID: "web-1", Node: "n1", Start: start}})
 }
 
 // holder waits for n2's holder row of name.
@@ -255,6 +292,7 @@ func TestBrokenStreamKeptPartial(t *testing.T) {
 	c := newCluster(t)
 	c.cut = 100 << 10
 	closed := record(t, c, c.dir1, "s-cut", 1<<20)
+	c.audit.wait(t, "recording.replicate s-cut true")
 	h := holder(t, c, "s-cut")
 	if !h.Partial || h.Bytes != int64(c.cut) || fileSHA(t, filepath.Join(c.dir2, h.Path)) != h.SHA256 {
 		t.Fatalf("n2 holds %+v, want a partial copy of %d bytes", h, c.cut)
@@ -271,6 +309,7 @@ func TestBrokenStreamKeptPartial(t *testing.T) {
 
 func TestMismatchRefused(t *testing.T) {
 	c := newCluster(t)
+	openSession(t, c, "s-bad", time.Now())
 	got, err := c.n2.Receive(context.Background(), "n1", "s-bad", "s-bad", strings.NewReader("{\"version\":2}\n"),
 		func() string { return strings.Repeat("0", 64) })
 	if !errors.Is(err, recording.ErrDigestMismatch) || got != nil {
@@ -284,23 +323,29 @@ func TestMismatchRefused(t *testing.T) {
 	}
 }
 
+// Retention deletes by age whatever other nodes hold, and by size only a
+// copy another node holds complete.
 func TestRetention(t *testing.T) {
 	c := newCluster(t)
 	now := time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC)
 	r := replica.New(replica.Config{Dir: c.dir2, NodeID: "n2", Store: c.store, Audit: c.audit, Logger: slog.New(slog.DiscardHandler),
-		MaxAge: 48 * time.Hour, MaxTotalBytes: 250, Now: func() time.Time { return now }})
+		MaxAge: 48 * time.Hour, MaxTotalBytes: 150, Now: func() time.Time { return now }})
+	put := func(name, node string, age time.Duration, partial bool) {
+		c.store.MustApply(t, &raftstore.RecordingHolderPut{Holder: raftstore.RecordingHolder{Name: name, Session: name, Node: node,
+			Path: filepath.Join("replicas", name+".cast"), SHA256: strings.Repeat("ab", 32), Bytes: 100, Partial: partial, At: now.Add(-age)}})
+	}
 	for i, age := range []time.Duration{72 * time.Hour, 30 * time.Hour, 20 * time.Hour, time.Hour} {
 		name := "s" + string(rune('a'+i))
-		rel := filepath.Join("replicas", name+".cast")
 		if err := os.MkdirAll(filepath.Join(c.dir2, "replicas"), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(c.dir2, rel), bytes.Repeat([]byte{'x'}, 100), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(c.dir2, "replicas", name+".cast"), bytes.Repeat([]byte{'x'}, 100), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c.store.MustApply(t, &raftstore.RecordingHolderPut{Holder: raftstore.RecordingHolder{Name: name, Session: name, Node: "n2",
-			Path: rel, SHA256: strings.Repeat("ab", 32), Bytes: 100, At: now.Add(-age)}})
+		put(name, "n2", age, false)
 	}
+	put("sb", "n1", time.Hour, false) // another complete copy: sb may go for size
+	put("sd", "n1", time.Hour, true)  // only a partial one: sd stays
 	n, err := r.Retain(context.Background())
 	if err != nil || n != 2 {
 		t.Fatalf("Retain = %d, %v; want 2 (sa by age, sb by size)", n, err)
@@ -311,11 +356,16 @@ func TestRetention(t *testing.T) {
 		names = append(names, h.Name)
 	}
 	if !slices.Equal(names, []string{"sc", "sd"}) {
-		t.Fatalf("left %v", names)
+		t.Fatalf("left %v; want sc and sd, the only complete copies, kept over the budget", names)
 	}
 	for _, name := range []string{"sa", "sb"} {
 		if _, err := os.Stat(filepath.Join(c.dir2, "replicas", name+".cast")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s still on disk: %v", name, err)
+		}
+	}
+	for _, name := range []string{"sc", "sd"} {
+		if _, err := os.Stat(filepath.Join(c.dir2, "replicas", name+".cast")); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 	if got := c.audit.all(); !slices.Equal(got, []string{"recording.delete sa age", "recording.delete sb size"}) {

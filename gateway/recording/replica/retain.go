@@ -36,8 +36,14 @@ func (r *Replicator) Run(ctx context.Context) {
 }
 
 // Retain deletes this node's copies older than MaxAge, then the oldest
-// until what is left fits MaxTotalBytes. Each deletion leaves raft first
-// (so nobody is sent to a copy that is gone), then the disk, and is
+// until what is left fits MaxTotalBytes. Age is the cluster's retention
+// (every node is configured with the same recording.retention.max_age): a
+// copy past it goes whether or not others hold one. The size budget is one
+// node's: a copy goes for it only while another node holds a complete copy
+// of that recording (raft checks it, ordered with the other nodes'
+// deletions), so a full disk never deletes the last complete copy; such a
+// copy is kept and the node stays over its budget. Each deletion leaves raft
+// first (so nobody is sent to a copy that is gone), then the disk, and is
 // audited. It returns how many it deleted.
 func (r *Replicator) Retain(ctx context.Context) (int, error) {
 	_, held, err := r.cfg.Store.State().RecordingsHeldBy(nil, r.cfg.NodeID)
@@ -50,7 +56,7 @@ func (r *Replicator) Retain(ctx context.Context) (int, error) {
 		total += h.Bytes
 	}
 	now := r.cfg.Now()
-	deleted := 0
+	deleted, kept := 0, 0
 	for _, h := range held {
 		reason := ""
 		switch {
@@ -61,17 +67,26 @@ func (r *Replicator) Retain(ctx context.Context) (int, error) {
 		default:
 			continue
 		}
-		if err := r.remove(ctx, h, reason); err != nil {
+		err := r.remove(ctx, h, reason)
+		if reason == "size" && errors.Is(err, raftstore.ErrConflict) {
+			kept++
+			continue
+		}
+		if err != nil {
 			return deleted, err
 		}
 		total -= h.Bytes
 		deleted++
 	}
+	if kept > 0 && total > r.cfg.MaxTotalBytes {
+		r.cfg.Logger.Warn("recordings over this node's size budget: the rest are the only complete copies in the cluster",
+			"bytes", total, "max_total_bytes", r.cfg.MaxTotalBytes, "kept", kept)
+	}
 	return deleted, nil
 }
 
 func (r *Replicator) remove(ctx context.Context, h *raftstore.RecordingHolder, reason string) error {
-	if _, err := r.cfg.Store.Apply(ctx, &raftstore.RecordingHolderDelete{Name: h.Name, Node: h.Node}); err != nil {
+	if _, err := r.cfg.Store.Apply(ctx, &raftstore.RecordingHolderDelete{Name: h.Name, Node: h.Node, OnlyIfCopied: reason == "size"}); err != nil {
 		return err
 	}
 	if localCast(h.Path) {

@@ -120,9 +120,13 @@ type Live struct {
 	ending bool  // Finish was called: send what is left, then the trailer
 	failed error // the live copy was given up
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the request has returned
-	got    *Received
-	err    error
+	// started is closed when the transport first reads the body: past
+	// the point where it reads the trailer's (empty) value once, so the
+	// value may be set.
+	started chan struct{}
+	done    chan struct{} // closed when the request has returned
+	got     *Received
+	err     error
 }
 
 // Live starts streaming recording name of session to the first other
@@ -137,12 +141,13 @@ func (r *Replicator) Live(name, session string) *Live {
 	}
 	peer := peers[0]
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Live{peer: peer.ID, sha: make([]string, 1), wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	l := &Live{peer: peer.ID, sha: make([]string, 1), wake: make(chan struct{}, 1), cancel: cancel,
+		started: make(chan struct{}), done: make(chan struct{})}
 	pr, pw := io.Pipe()
 	go l.pump(pw)
 	go func() {
 		defer close(l.done)
-		l.got, l.err = r.send(ctx, peer, name, session, pr, &l.sha)
+		l.got, l.err = r.send(ctx, peer, name, session, &startReader{r: pr, started: l.started}, &l.sha)
 		_ = pr.CloseWithError(errors.New("the request ended"))
 	}()
 	return l
@@ -217,6 +222,16 @@ func (l *Live) Abort() {
 // Finish ends the live copy with the recording's SHA-256 and waits for the
 // peer's check. It returns the peer's id when the peer holds exactly it.
 func (l *Live) Finish(ctx context.Context, sha string) (string, error) {
+	// The transport checks the trailer's value before it sends anything:
+	// it is set only once the body is being read (or the request is over).
+	select {
+	case <-l.started:
+	case <-l.done:
+	case <-ctx.Done():
+		l.cancel()
+		<-l.done
+		return "", ctx.Err()
+	}
 	l.mu.Lock()
 	failed := l.failed
 	if failed == nil {
@@ -248,7 +263,22 @@ func (l *Live) Finish(ctx context.Context, sha string) (string, error) {
 	return l.peer, nil
 }
 
+// startReader closes started when it is first read.
+type startReader struct {
+	r       io.Reader
+	started chan struct{}
+	once    sync.Once
+}
+
+func (s *startReader) Read(p []byte) (int, error) {
+	s.once.Do(func() { close(s.started) })
+	return s.r.Read(p)
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// dayDir is where a copy received today goes, relative to Dir.
-func dayDir(now time.Time) string { return filepath.Join("replicas", now.UTC().Format(time.DateOnly)) }
+// dayDir is where a copy of a session that started at start goes,
+// relative to Dir: the session's start day, as on the node that carried it.
+func dayDir(start time.Time) string {
+	return filepath.Join("replicas", start.UTC().Format(time.DateOnly))
+}
