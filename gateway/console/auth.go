@@ -28,23 +28,35 @@ const (
 	maxSignIns    = 10_000
 )
 
-// role is what a signed-in person may do.
+// role is what a page asks of a signed-in person (roles.go).
 type role int
 
 const (
-	roleNone role = iota
+	// roleAny: anyone signed in (sign out).
+	roleAny role = iota
+	// roleAuditor: sessions, recordings, search, share links.
 	roleAuditor
+	// roleAdmin: live sessions, and ending one.
 	roleAdmin
+	// roleDecider: the access requests page and its decisions.
+	roleDecider
 )
 
-// consoleSession is one signed-in browser.
+// consoleSession is one signed-in browser. Its roles were decided at
+// sign-in from the ID token (roles.go); a decision on an access request is
+// checked again by gateway/control from the replicated state.
 type consoleSession struct {
-	id       string
-	User     string
-	Admin    bool
-	csrf     string
-	started  time.Time
-	lastSeen time.Time
+	id   string
+	User string
+	// Subject is the ID token's subject: it finds the person's Rampart
+	// account when they decide an access request.
+	Subject string
+	// Admin implies Auditor. Approver: an approver of some project's
+	// access requests when they signed in.
+	Admin, Auditor, Approver bool
+	csrf                     string
+	started                  time.Time
+	lastSeen                 time.Time
 }
 
 // signIn is a sign-in under way: the state and PKCE verifier.
@@ -201,26 +213,20 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		user = idt.Subject
 	}
 	groups := stringList(claimPath(claims, c.cfg.GroupsClaim))
-	rl := roleNone
-	switch {
-	case c.cfg.AdminGroup != "" && slices.Contains(groups, c.cfg.AdminGroup):
-		rl = roleAdmin
-	case slices.Contains(groups, c.cfg.AuditorGroup):
-		rl = roleAuditor
-	}
+	rs := c.rolesAt(idt.Subject, groups)
 	fields := map[string]string{"source": r.RemoteAddr}
-	if rl == roleNone {
+	if !rs.Auditor && !rs.Approver {
 		_ = c.audit(r.Context(), EventSignInRefused, user, fields)
 		c.render(w, http.StatusForbidden, "error", view{Title: "Not allowed",
-			Data: fmt.Sprintf("You are signed in as %s, but the console is only for members of the %s group.", user, c.cfg.AuditorGroup)})
+			Data: fmt.Sprintf("You are signed in as %s, but the console is only for members of the %s group, and for approvers of access requests.", user, c.cfg.AuditorGroup)})
 		return
 	}
-	fields["role"] = map[role]string{roleAuditor: "auditor", roleAdmin: "admin"}[rl]
+	rs.auditFields(fields)
 	if err := c.audit(r.Context(), EventSignIn, user, fields); err != nil {
 		c.fail(w, r, http.StatusServiceUnavailable, "The sign-in could not be recorded in the audit log. Try again in a minute.")
 		return
 	}
-	s, ok := c.auth.start(user, rl == roleAdmin)
+	s, ok := c.auth.start(user, idt.Subject, rs)
 	if !ok {
 		c.fail(w, r, http.StatusServiceUnavailable, "Too many people are signed in. Try again in a minute.")
 		return
@@ -228,10 +234,10 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.id, Path: "/console/", HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	// A page, not a redirect: a Strict cookie is not sent on a redirect
 	// chain that began at the IdP, but is on a navigation this page starts.
-	c.render(w, http.StatusOK, "continue", view{Title: "Signed in"})
+	c.render(w, http.StatusOK, "continue", view{Title: "Signed in", Data: s.Home()})
 }
 
-func (a *authenticator) start(user string, admin bool) (*consoleSession, bool) {
+func (a *authenticator) start(user, subject string, rs roles) (*consoleSession, bool) {
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -245,7 +251,8 @@ func (a *authenticator) start(user string, admin bool) (*consoleSession, bool) {
 			return nil, false
 		}
 	}
-	s := &consoleSession{id: randomString(32), User: user, Admin: admin, csrf: randomString(32), started: now, lastSeen: now}
+	s := &consoleSession{id: randomString(32), User: user, Subject: subject, Admin: rs.Admin, Auditor: rs.Auditor, Approver: rs.Approver,
+		csrf: randomString(32), started: now, lastSeen: now}
 	a.sessions[s.id] = s
 	return s, true
 }
@@ -276,7 +283,7 @@ func (a *authenticator) current(r *http.Request) (*consoleSession, bool) {
 	return &cp, true
 }
 
-// signedIn admits a signed-in person of at least role need; a state change
+// signedIn admits a signed-in person whose roles allow need; a state change
 // (any method but GET and HEAD) must also carry the session's CSRF token
 // and, when the browser sends one, this origin's Origin header.
 func (c *Console) signedIn(need role, h func(http.ResponseWriter, *http.Request, *consoleSession)) http.HandlerFunc {
@@ -290,8 +297,9 @@ func (c *Console) signedIn(need role, h func(http.ResponseWriter, *http.Request,
 			c.fail(w, r, http.StatusUnauthorized, "Your console session ended. Sign in again.")
 			return
 		}
-		if need == roleAdmin && !s.Admin {
-			c.fail(w, r, http.StatusForbidden, "Only administrators may do this.")
+		if msg := s.refusal(need); msg != "" {
+			c.log.Info("console page refused to the person's role", "user", s.User, "path", r.URL.Path)
+			c.fail(w, r, http.StatusForbidden, msg)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

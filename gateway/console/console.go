@@ -1,7 +1,8 @@
 // Package console is the auditor's web console at /console/ on a node's
 // API listener: sign-in with the IdP (authorization code + PKCE), sessions
 // found by who, where, when, outcome or text typed, played in the browser,
-// shared by signed, revocable links, and live sessions ended by admins.
+// shared by signed, revocable links, live sessions ended by admins, and
+// access requests approved or denied by their approvers.
 package console
 
 import (
@@ -91,6 +92,14 @@ type Killer interface {
 	EndSession(ctx context.Context, a control.Actor, id, reason string) error
 }
 
+// Requests lists and decides access requests (gateway/control), which
+// checks and audits each decision.
+type Requests interface {
+	AccessRequests(f control.AccessRequestFilter) ([]*raftstore.AccessRequest, error)
+	ApproveAccessRequest(ctx context.Context, a control.Actor, by raftstore.Decider, id string) (*raftstore.AccessRequest, error)
+	DenyAccessRequest(ctx context.Context, a control.Actor, by raftstore.Decider, id, reason string) (*raftstore.AccessRequest, error)
+}
+
 // Deps are the services the console uses.
 type Deps struct {
 	State      State
@@ -98,6 +107,9 @@ type Deps struct {
 	Recordings Recordings
 	Auditor    Auditor
 	Killer     Killer
+	// Requests, when set, gives approvers the requests page (nil: no
+	// page, and no approver role).
+	Requests Requests
 	// Search is the full-text index (nil: search is off).
 	Search *Index
 	// ShareKey signs share links; every node must have the same one.
@@ -147,7 +159,7 @@ func New(cfg Config, deps Deps) *Console {
 	c.mux.Handle("GET /console/assets/", http.StripPrefix("/console/assets/", assetHandler(http.FileServerFS(assets))))
 	c.mux.HandleFunc("GET /console/login", c.login)
 	c.mux.HandleFunc("GET /console/callback", c.callback)
-	c.mux.HandleFunc("POST /console/logout", c.signedIn(roleAuditor, c.logout))
+	c.mux.HandleFunc("POST /console/logout", c.signedIn(roleAny, c.logout))
 	c.mux.HandleFunc("GET /console/{$}", c.signedIn(roleAuditor, c.sessionsPage))
 	c.mux.HandleFunc("GET /console/sessions/{id}", c.signedIn(roleAuditor, c.sessionPage))
 	c.mux.HandleFunc("GET /console/sessions/{id}/cast", c.signedIn(roleAuditor, c.sessionCast))
@@ -156,6 +168,11 @@ func New(cfg Config, deps Deps) *Console {
 	c.mux.HandleFunc("GET /console/live", c.signedIn(roleAdmin, c.livePage))
 	c.mux.HandleFunc("GET /console/shares", c.signedIn(roleAuditor, c.sharesPage))
 	c.mux.HandleFunc("POST /console/shares/{id}/revoke", c.signedIn(roleAuditor, c.revokeShare))
+	if deps.Requests != nil {
+		c.mux.HandleFunc("GET /console/requests", c.signedIn(roleDecider, c.requestsPage))
+		c.mux.HandleFunc("POST /console/requests/{id}/approve", c.signedIn(roleDecider, c.approveRequest))
+		c.mux.HandleFunc("POST /console/requests/{id}/deny", c.signedIn(roleDecider, c.denyRequest))
+	}
 	c.mux.HandleFunc("GET /console/share/{token}", c.sharePage)
 	c.mux.HandleFunc("GET /console/share/{token}/cast", c.shareCast)
 	c.mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {

@@ -61,6 +61,7 @@ func (noKiller) EndSession(context.Context, control.Actor, string, string) error
 // recorded session s-1.
 type testEnv struct {
 	srv   *httptest.Server
+	store *raftstoretest.Store
 	audit *memAuditor
 	clock *time.Time
 	mu    sync.Mutex
@@ -75,6 +76,14 @@ func (e *testEnv) advance(d time.Duration) {
 
 func startConsole(t *testing.T) *testEnv {
 	t.Helper()
+	return startConsoleWith(t, nil, nil)
+}
+
+// startConsoleWith is startConsole with more IdP users, and, when seed is
+// set, the store seeded by it and the access requests page on a real
+// control.Service over the same store.
+func startConsoleWith(t *testing.T, users []devidp.User, seed func(*raftstoretest.Store)) *testEnv {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,10 +92,10 @@ func startConsole(t *testing.T) *testEnv {
 	issuer := "http://" + l.Addr().String()
 	idp, err := devidp.New(devidp.Config{Issuer: issuer,
 		Clients: []devidp.Client{{ID: "console", RedirectURIs: []string{"https://" + srv.Listener.Addr().String() + "/console/callback"}}},
-		Users: []devidp.User{
+		Users: append([]devidp.User{
 			{Username: "ann", Password: "ann-pw", Email: "ann@example.com", Groups: []string{"rampart-auditors"}},
 			{Username: "eve", Password: "eve-pw", Email: "eve@example.com", Groups: []string{"engineering"}},
-		}}, nil)
+		}, users...)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +109,16 @@ func startConsole(t *testing.T) *testEnv {
 		&raftstore.SessionOpen{Session: raftstore.Session{ID: "s-1", UserID: "u-1", Login: "ann", ServerID: "srv-1", Project: "web", Node: "n1", Start: t0}},
 		&raftstore.SessionClose{ID: "s-1", End: t0.Add(time.Minute), RecordingPath: "n1/s-1.cast", RecordingSHA256: strings.Repeat("a", 64), EndReason: "closed"})
 	clock := time.Now()
-	e := &testEnv{audit: &memAuditor{}, clock: &clock}
+	e := &testEnv{audit: &memAuditor{}, clock: &clock, store: store}
+	var requests Requests
+	if seed != nil {
+		seed(store)
+		requests = control.New(control.Deps{Store: store, Auditor: control.StoreAuditor{Store: store, Now: e.now}, Now: e.now})
+	}
 	c := New(Config{Issuer: issuer, ClientID: "console", RedirectURL: "https://" + srv.Listener.Addr().String() + "/console/callback",
 		Scopes: []string{"openid", "profile", "groups"}, UsernameClaim: "preferred_username", GroupsClaim: "groups", AdminGroup: "rampart-admins"},
 		Deps{State: store, Applier: store, Recordings: fakeRecordings{cast: `{"version": 2, "width": 80, "height": 24}` + "\n" + `[1.5, "o", "hello\r\n"]` + "\n"},
-			Auditor: e.audit, Killer: noKiller{}, ShareKey: []byte("0123456789abcdef0123456789abcdef"), Now: e.now})
+			Auditor: e.audit, Killer: noKiller{}, Requests: requests, ShareKey: []byte("0123456789abcdef0123456789abcdef"), Now: e.now})
 	srv.Config.Handler = c
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
