@@ -254,9 +254,17 @@ func (s *Service) AccessRequests(f AccessRequestFilter) ([]*raftstore.AccessRequ
 // on next. A request whose time is up is returned at its end even when no
 // record of it changed, so that a waiting person learns of it.
 func (s *Service) WaitAccessRequest(ctx context.Context, id string, index uint64, wait time.Duration) (*raftstore.AccessRequest, uint64, error) {
-	if r, err := accessRequest(s.store.State(), id); err != nil {
+	if !raftstore.IsAccessRequestID(id) {
+		return nil, 0, notFound("access request %q: not found", id)
+	}
+	_, r, err := s.store.State().AccessRequestByID(nil, id)
+	if err != nil {
 		return nil, 0, err
-	} else if index != 0 {
+	}
+	if r == nil && index == 0 {
+		return nil, 0, notFound("access request %s: not found", id)
+	}
+	if r != nil && index != 0 {
 		end := r.PendingUntil
 		if r.State == raftstore.RequestApproved {
 			end = r.ExpiresAt
@@ -272,11 +280,16 @@ func (s *Service) WaitAccessRequest(ctx context.Context, id string, index uint64
 			return 0, err
 		}
 		if r == nil {
-			return 0, notFound("access request %s: not found", id)
+			// Seen at index by the caller (made through the leader) but
+			// not yet applied here: wait for it, as for a change.
+			return index, nil
 		}
 		out = r
 		return r.ModifyIndex, nil
 	})
+	if err == nil && out == nil {
+		err = notFound("access request %s: not found", id)
+	}
 	return out, next, err
 }
 
