@@ -52,7 +52,9 @@ func TestClusterLifecycle(t *testing.T) {
 	follower := c.Others(leader)[0]
 
 	// A write through a follower is forwarded to the leader; a consistent
-	// read from every node sees it.
+	// read from every node sees it. (A follower that has just joined
+	// refuses it as stale until it has caught up: /readyz says when.)
+	waitReady(t, follower)
 	putProject(t, follower, "web", "written through follower "+follower.ID)
 	for _, n := range c.Nodes {
 		expectProject(t, n, "web", "written through follower "+follower.ID, true)

@@ -197,20 +197,28 @@ func TestMetricsAfterLoginAndJump(t *testing.T) {
 
 // A node cut off from its quorum is not ready, and says why; once the
 // others are back it is ready again. /healthz answers all along.
+// waitReady waits until n's /readyz answers ready: it has a leader, is
+// caught up, and its CA keys are unsealed. A follower that has just joined
+// refuses writes (as stale) until then.
+func waitReady(t *testing.T, n *Node) {
+	t.Helper()
+	fatalIf(t, waitFor(waitLong, func() error {
+		code, r, err := readyz(n)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK || !r.Ready {
+			return fmt.Errorf("%s: HTTP %d, %s", n.ID, code, r.failed())
+		}
+		return nil
+	}), n.ID+" ready")
+}
+
 func TestReadyzFollowsQuorum(t *testing.T) {
 	c := NewCluster(t, "ready", newIPs(t, "readyz cluster", 3)...)
 	fatalIf(t, c.Start(), "start the cluster")
 	for _, n := range c.Nodes {
-		fatalIf(t, waitFor(waitLong, func() error {
-			code, r, err := readyz(n)
-			if err != nil {
-				return err
-			}
-			if code != http.StatusOK || !r.Ready {
-				return fmt.Errorf("%s: HTTP %d, %s", n.ID, code, r.failed())
-			}
-			return nil
-		}), n.ID+" ready")
+		waitReady(t, n)
 	}
 	alone := c.Nodes[0]
 	for _, n := range c.Others(alone) {
