@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -369,8 +370,8 @@ const maxReasonLen = 200
 // killSession is POST /console/sessions/{id}/kill (admins).
 func (c *Console) killSession(w http.ResponseWriter, r *http.Request, who *consoleSession) {
 	reason := strings.TrimSpace(r.PostForm.Get("reason"))
-	if reason == "" || len(reason) > maxReasonLen || strings.ContainsFunc(reason, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		c.fail(w, r, http.StatusBadRequest, "Give a reason of 1 to 200 characters on one line: the person will see it.")
+	if reason == "" || len(reason) > maxReasonLen || strings.ContainsFunc(reason, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
+		c.fail(w, r, http.StatusBadRequest, "Give a reason of 1 to 200 characters on one line, without control or formatting characters: the person will see it.")
 		return
 	}
 	id := r.PathValue("id")
