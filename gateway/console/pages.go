@@ -285,8 +285,8 @@ func (c *Console) sessionPage(w http.ResponseWriter, r *http.Request, who *conso
 			}
 		}
 	}
-	if link := q.Get("shared"); link != "" && strings.HasPrefix(link, Prefix+"share/") {
-		data.ShareLink = link
+	if link := q.Get("shared"); link != "" {
+		data.ShareLink = c.justShared(link, s.ID, who.User)
 	}
 	c.render(w, http.StatusOK, "session", view{Title: "Session " + s.ID, Who: who, Data: data})
 }
