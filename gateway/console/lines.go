@@ -182,3 +182,15 @@ func (s *lineStore) scan(session string, fn func(l Line, recording string, isCmd
 	}
 	return sc.Err()
 }
+
+// commands returns the commands and paths a session was indexed with.
+func (x *Index) commands(session string) []string {
+	var out []string
+	_ = x.lines.scan(session, func(l Line, _ string, isCmd bool) bool {
+		if isCmd {
+			out = append(out, l.Text)
+		}
+		return true
+	})
+	return out
+}
