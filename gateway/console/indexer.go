@@ -81,23 +81,7 @@ const (
 
 // Run indexes until ctx ends.
 func (ix *Indexer) Run(ctx context.Context) {
-	if ix.Logger == nil {
-		ix.Logger = slog.New(slog.DiscardHandler)
-	}
-	if ix.Now == nil {
-		ix.Now = time.Now
-	}
-	ix.commands, ix.failed, ix.pending = map[string][]string{}, map[string]*retry{}, map[string]bool{}
-	ix.dropped, ix.names = map[string]bool{}, map[string]int{}
-	ids, err := ix.Index.IDs()
-	if err != nil {
-		ix.Logger.Warn("search indexer: the index cannot be listed; rebuilding what it lacks", "err", err)
-		ids = map[string]bool{}
-	}
-	ix.indexed = ids
-	// Later holder rows of sessions already indexed are not looked for
-	// again after a restart.
-	ix.holdersSeen = ix.State.State().MaxIndex("recording_holders")
+	ix.init()
 	var index uint64
 	for ctx.Err() == nil {
 		wait := 5 * time.Minute
@@ -131,6 +115,28 @@ func (ix *Indexer) Run(ctx context.Context) {
 		index = next
 		ix.pass(ctx)
 	}
+}
+
+// init fills the set of indexed sessions from the index (no stored field
+// read).
+func (ix *Indexer) init() {
+	if ix.Logger == nil {
+		ix.Logger = slog.New(slog.DiscardHandler)
+	}
+	if ix.Now == nil {
+		ix.Now = time.Now
+	}
+	ix.commands, ix.failed, ix.pending = map[string][]string{}, map[string]*retry{}, map[string]bool{}
+	ix.dropped, ix.names = map[string]bool{}, map[string]int{}
+	ids, err := ix.Index.IDs()
+	if err != nil {
+		ix.Logger.Warn("search indexer: the index cannot be listed; rebuilding what it lacks", "err", err)
+		ids = map[string]bool{}
+	}
+	ix.indexed = ids
+	// Later holder rows of sessions already indexed are not looked for
+	// again after a restart.
+	ix.holdersSeen = ix.State.State().MaxIndex("recording_holders")
 }
 
 // pass reads the new audit events and holder rows, then indexes the closed

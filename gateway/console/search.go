@@ -120,9 +120,6 @@ func OpenIndex(dir string) (*Index, error) {
 	if err != nil {
 		// The index is a cache of the recordings: one that cannot be
 		// opened (or is of another format) is rebuilt.
-		if idx != nil {
-			_ = idx.Close()
-		}
 		if rerr := errors.Join(os.RemoveAll(dir), os.RemoveAll(dir+".lines")); rerr != nil {
 			return nil, fmt.Errorf("search index %s: %w", dir, err)
 		}
