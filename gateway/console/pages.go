@@ -241,37 +241,30 @@ type event struct {
 	Fields [][2]string
 }
 
-// maxEventScan bounds how much of the audit log one page reads.
-const maxEventScan = 200_000
+// maxEvents bounds the events one session page shows (the oldest).
+const maxEvents = 2000
 
-// sessionEvents are the audit events that name a session, oldest first.
+// sessionEvents are the audit events that name a session, oldest first,
+// read through the audit log's session index (however old or recent).
 func sessionEvents(st *raftstore.State, id string) []event {
-	var out []event
-	var from uint64
-	for scanned := 0; scanned < maxEventScan; {
-		_, batch, err := st.AuditSince(nil, from, 1000)
-		if err != nil || len(batch) == 0 {
-			break
+	_, evs, _, err := st.AuditOfSession(nil, id, maxEvents)
+	if err != nil {
+		return nil
+	}
+	out := make([]event, 0, len(evs))
+	for _, e := range evs {
+		ev := event{Time: e.Time, Type: e.Type, Actor: e.Actor}
+		keys := make([]string, 0, len(e.Fields))
+		for k := range e.Fields {
+			if k != "session" {
+				keys = append(keys, k)
+			}
 		}
-		scanned += len(batch)
-		for _, e := range batch {
-			if e.Fields["session"] != id {
-				continue
-			}
-			ev := event{Time: e.Time, Type: e.Type, Actor: e.Actor}
-			keys := make([]string, 0, len(e.Fields))
-			for k := range e.Fields {
-				if k != "session" {
-					keys = append(keys, k)
-				}
-			}
-			slices.Sort(keys)
-			for _, k := range keys {
-				ev.Fields = append(ev.Fields, [2]string{k, e.Fields[k]})
-			}
-			out = append(out, ev)
+		slices.Sort(keys)
+		for _, k := range keys {
+			ev.Fields = append(ev.Fields, [2]string{k, e.Fields[k]})
 		}
-		from = batch[len(batch)-1].Seq
+		out = append(out, ev)
 	}
 	return out
 }
