@@ -9,8 +9,8 @@ import (
 )
 
 // SearchSessions finds sessions by text typed or shown in them
-// (GET /v1/search; scope audit). opts may set "user", "server", "project"
-// and "limit".
+// (GET /v1/search; scope recording: admin or auditor; audited). opts may
+// set "user", "server", "project" and "limit" (1 to 100).
 func (c *Client) SearchSessions(ctx context.Context, text string, opts url.Values) (*api.SearchResult, error) {
 	q := url.Values{}
 	for k, v := range opts {

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -8,6 +10,9 @@ import (
 	"github.com/rampart-ssh/rampart/gateway/console"
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/gateway/httpapi"
+	"github.com/rampart-ssh/rampart/gateway/recording/archive"
+	"github.com/rampart-ssh/rampart/gateway/recording/replica"
+	"github.com/rampart-ssh/rampart/raftstore"
 )
 
 // consoleRedirectURL is the console's OIDC callback as the IdP knows it.
@@ -41,8 +46,9 @@ func (n *Node) startConsole(api *httpapi.Server, next http.Handler) (http.Handle
 	if clientID == "" {
 		clientID, secret = o.ClientID, o.ClientSecret
 	}
-	recs := n.recordingFiles()
-	go (&console.Indexer{Index: idx, State: n.store, Recordings: recs, Logger: n.logger}).Run(n.bgCtx)
+	recs := consoleRecordings{Archive: n.recordingFiles(), replicas: n.replicas}
+	go (&console.Indexer{Index: idx, State: n.store, Recordings: recs, Logger: n.logger, MaxAge: n.cfg.Recording.Retention.MaxAge,
+		Now: n.now}).Run(n.bgCtx)
 	web := console.New(console.Config{Issuer: o.Issuer, ClientID: clientID, ClientSecret: secret, RedirectURL: n.consoleRedirectURL(),
 		Scopes: o.Scopes, UsernameClaim: o.UsernameClaim, GroupsClaim: o.GroupsClaim, AuditorGroup: c.AuditorGroup, AdminGroup: o.AdminGroup,
 		IdleTimeout: c.IdleTimeout},
@@ -59,6 +65,21 @@ func (n *Node) startConsole(api *httpapi.Server, next http.Handler) (http.Handle
 		}
 		next.ServeHTTP(w, r)
 	}), nil
+}
+
+// consoleRecordings opens a session's recordings for the console: its
+// first through the archive, its later ones ("<id>-2", ...) from the
+// replicas' holders.
+type consoleRecordings struct {
+	*archive.Archive
+	replicas *replica.Replicator
+}
+
+func (c consoleRecordings) OpenNamed(ctx context.Context, s *raftstore.Session, name string) (io.ReadCloser, error) {
+	if c.replicas == nil {
+		return nil, replica.ErrNoCopy
+	}
+	return c.replicas.Open(ctx, s, name)
 }
 
 // devIdPWithConsole lets the dev IdP's client of oidc.client_id send

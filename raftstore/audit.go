@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"regexp"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -130,6 +132,8 @@ func init() {
 			Name: tableAudit,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
+				// session: the events that name a session (AuditOfSession).
+				"session": {Name: "session", AllowMissing: true, Indexer: auditSessionIndex{}},
 			},
 		},
 	})
@@ -264,6 +268,56 @@ func (s *State) AuditSince(ws memdb.WatchSet, afterSeq uint64, limit int) (uint6
 		out = append(out, raw.(*AuditEvent))
 	}
 	return idx, out, nil
+}
+
+// auditSessionIndex indexes an event by its "session" field.
+type auditSessionIndex struct{}
+
+func (auditSessionIndex) FromObject(raw any) (bool, []byte, error) {
+	e, ok := raw.(*AuditEvent)
+	if !ok {
+		return false, nil, fmt.Errorf("audit session index: %T is not an audit event", raw)
+	}
+	v := e.Fields["session"]
+	if v == "" {
+		return false, nil, nil
+	}
+	return true, []byte(v + "\x00"), nil
+}
+
+func (auditSessionIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("audit session index: one argument, got %d", len(args))
+	}
+	v, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("audit session index: %T is not a string", args[0])
+	}
+	return []byte(v + "\x00"), nil
+}
+
+// AuditOfSession returns the events whose "session" field is session,
+// oldest first, at most limit of them (the oldest), and whether there
+// were more.
+func (s *State) AuditOfSession(ws memdb.WatchSet, session string, limit int) (uint64, []*AuditEvent, bool, error) {
+	tx := s.ReadTxn()
+	defer tx.Abort()
+	it, err := tx.Get(tableAudit, "session", session)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("audit events of session %s: %w", session, err)
+	}
+	ws.Add(it.WatchCh())
+	var out []*AuditEvent
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*AuditEvent))
+	}
+	// The index orders events by their encoded Seq, not numerically.
+	slices.SortFunc(out, func(a, b *AuditEvent) int { return cmp.Compare(a.Seq, b.Seq) })
+	more := limit > 0 && len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return maxIndexTxn(tx, ws, tableAudit), out, more, nil
 }
 
 // Audit lists every event, oldest first.

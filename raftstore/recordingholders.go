@@ -173,3 +173,9 @@ func (s *State) RecordingHolder(ws memdb.WatchSet, name, node string) (uint64, *
 func (s *State) RecordingsHeldBy(ws memdb.WatchSet, node string) (uint64, []*RecordingHolder, error) {
 	return getAll[RecordingHolder](s, ws, tableRecordingHolders, "node", node)
 }
+
+// RecordingHolders lists every holder row, with the holders table's index
+// (the watch fires on any change to it).
+func (s *State) RecordingHolders(ws memdb.WatchSet) (uint64, []*RecordingHolder, error) {
+	return getAll[RecordingHolder](s, ws, tableRecordingHolders, "id")
+}

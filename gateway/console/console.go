@@ -30,7 +30,6 @@ const (
 	EventSignInRefused = "console.sign_in_refuse"
 	EventRecordingView = "recording.view"
 	EventShareCreate   = "console_share.create"
-	EventShareUse      = "console_share.use"
 	EventShareRevoke   = "console_share.revoke"
 )
 
@@ -127,6 +126,8 @@ type Console struct {
 	now   func() time.Time
 	log   *slog.Logger
 	pages map[string]*template.Template
+	// shareLimit bounds how often share links are played (shareCast).
+	shareLimit shareLimiter
 }
 
 //go:embed templates/*.html

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rampart-ssh/rampart/gateway/control"
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -131,6 +132,22 @@ func (n *names) row(s *raftstore.Session) row {
 
 const listLimit = 200
 
+// maxSearchHits bounds the sessions one search reads from the index;
+// searchShown, the hits a page shows (and locates).
+const (
+	maxSearchHits = 1000
+	searchShown   = 50
+)
+
+// auditSearch records a search (EventSessionSearch) with the sessions it
+// showed; false when it could not be recorded: a search nobody can account
+// for is not answered.
+func (c *Console) auditSearch(r *http.Request, who *consoleSession, q string, shown []Hit) bool {
+	fields := SearchAuditFields(q, shown)
+	fields["source"], fields["via"] = r.RemoteAddr, "console"
+	return c.audit(r.Context(), EventSessionSearch, who.User, fields) == nil
+}
+
 // sessionsPage is GET /console/: the filterable list, or the search hits.
 func (c *Console) sessionsPage(w http.ResponseWriter, r *http.Request, who *consoleSession) {
 	f, problem := filterOf(r)
@@ -160,11 +177,12 @@ func (c *Console) sessionsPage(w http.ResponseWriter, r *http.Request, who *cons
 		if c.deps.Search == nil {
 			data.Problem = "Search is not available on this node."
 		} else {
-			hits, err := c.deps.Search.Search(f.Q, Filter{}, 1000)
+			hits, err := c.deps.Search.Search(f.Q, Filter{}, maxSearchHits)
 			if err != nil {
 				c.log.Warn("console search failed", "err", err)
 				data.Problem = "The search failed; try other words."
 			}
+			var shown []Hit
 			for i := range hits {
 				_, s, err := st.SessionByID(nil, hits[i].Session)
 				if err != nil || s == nil {
@@ -174,12 +192,20 @@ func (c *Console) sessionsPage(w http.ResponseWriter, r *http.Request, who *cons
 				if !keep(s, rw) {
 					continue
 				}
-				rw.Hit = &hits[i]
-				data.Rows = append(data.Rows, rw)
-				if len(data.Rows) == listLimit {
+				if len(data.Rows) == searchShown {
 					data.More = true
 					break
 				}
+				// Only the hits shown are located: each reads its
+				// session's lines.
+				c.deps.Search.Locate(&hits[i], f.Q)
+				rw.Hit = &hits[i]
+				data.Rows = append(data.Rows, rw)
+				shown = append(shown, hits[i])
+			}
+			if err == nil && !c.auditSearch(r, who, f.Q, shown) {
+				c.fail(w, r, http.StatusServiceUnavailable, "The search could not be audited; try again later.")
+				return
 			}
 		}
 		c.render(w, http.StatusOK, "sessions", view{Title: "Search", Who: who, Data: data})
@@ -215,37 +241,30 @@ type event struct {
 	Fields [][2]string
 }
 
-// maxEventScan bounds how much of the audit log one page reads.
-const maxEventScan = 200_000
+// maxEvents bounds the events one session page shows (the oldest).
+const maxEvents = 2000
 
-// sessionEvents are the audit events that name a session, oldest first.
+// sessionEvents are the audit events that name a session, oldest first,
+// read through the audit log's session index (however old or recent).
 func sessionEvents(st *raftstore.State, id string) []event {
-	var out []event
-	var from uint64
-	for scanned := 0; scanned < maxEventScan; {
-		_, batch, err := st.AuditSince(nil, from, 1000)
-		if err != nil || len(batch) == 0 {
-			break
+	_, evs, _, err := st.AuditOfSession(nil, id, maxEvents)
+	if err != nil {
+		return nil
+	}
+	out := make([]event, 0, len(evs))
+	for _, e := range evs {
+		ev := event{Time: e.Time, Type: e.Type, Actor: e.Actor}
+		keys := make([]string, 0, len(e.Fields))
+		for k := range e.Fields {
+			if k != "session" {
+				keys = append(keys, k)
+			}
 		}
-		scanned += len(batch)
-		for _, e := range batch {
-			if e.Fields["session"] != id {
-				continue
-			}
-			ev := event{Time: e.Time, Type: e.Type, Actor: e.Actor}
-			keys := make([]string, 0, len(e.Fields))
-			for k := range e.Fields {
-				if k != "session" {
-					keys = append(keys, k)
-				}
-			}
-			slices.Sort(keys)
-			for _, k := range keys {
-				ev.Fields = append(ev.Fields, [2]string{k, e.Fields[k]})
-			}
-			out = append(out, ev)
+		slices.Sort(keys)
+		for _, k := range keys {
+			ev.Fields = append(ev.Fields, [2]string{k, e.Fields[k]})
 		}
-		from = batch[len(batch)-1].Seq
+		out = append(out, ev)
 	}
 	return out
 }
@@ -260,32 +279,67 @@ func (c *Console) sessionPage(w http.ResponseWriter, r *http.Request, who *conso
 		return
 	}
 	q := r.URL.Query()
+	type recLink struct {
+		Name, URL string
+		Current   bool
+	}
 	data := struct {
-		S         row
-		Active    bool
-		Events    []event
-		CastURL   string
-		StartAt   string
-		Markers   string
-		Query     string
-		Hits      []Hit
-		ShareLink string
+		S           row
+		Active      bool
+		Events      []event
+		CastURL     string
+		DownloadURL string
+		StartAt     string
+		Markers     string
+		Query       string
+		Hits        []Hit
+		ShareLink   string
+		// Recording is the one played ("": the first); Recordings lists
+		// them all when there are more.
+		Recording  string
+		Recordings []recLink
 	}{S: newNames(st).row(s), Active: s.Status == raftstore.SessionActive, Events: sessionEvents(st, s.ID),
-		CastURL: Prefix + "sessions/" + url.PathEscape(s.ID) + "/cast", StartAt: q.Get("t"), Query: q.Get("q")}
+		StartAt: q.Get("t"), Query: q.Get("q")}
+	names := recordingNames(st, s)
+	if rec := q.Get("r"); rec != s.ID && slices.Contains(names, rec) {
+		data.Recording = rec
+	}
+	data.CastURL, data.DownloadURL = castURL(s.ID, data.Recording, false), castURL(s.ID, data.Recording, true)
+	if len(names) > 1 {
+		for _, n := range names {
+			cur := n == data.Recording || data.Recording == "" && n == s.ID
+			if n == s.ID {
+				n = ""
+			}
+			u := Prefix + "sessions/" + url.PathEscape(s.ID)
+			if n != "" {
+				u += "?r=" + url.QueryEscape(n)
+			}
+			data.Recordings = append(data.Recordings, recLink{Name: cmp.Or(n, s.ID), URL: u, Current: cur})
+		}
+	}
 	if t, err := strconv.ParseFloat(data.StartAt, 64); err != nil || t < 0 {
 		data.StartAt = ""
 	}
 	if data.Query != "" && c.deps.Search != nil && len(data.Query) <= MaxQueryLen {
-		hits, _ := c.deps.Search.Search(data.Query, Filter{}, 1000)
+		// This session's document alone.
+		hits, err := c.deps.Search.Search(data.Query, Filter{Session: s.ID}, 1)
+		for i := range hits {
+			c.deps.Search.Locate(&hits[i], data.Query)
+		}
+		if err == nil && !c.auditSearch(r, who, data.Query, hits) {
+			c.fail(w, r, http.StatusServiceUnavailable, "The search could not be audited; try again later.")
+			return
+		}
 		for _, h := range hits {
-			if h.Session == s.ID && h.InOutput {
+			if h.InOutput && h.Recording == data.Recording {
 				data.Hits = append(data.Hits, h)
 				data.Markers = strconv.FormatFloat(h.Offset, 'f', 3, 64)
 			}
 		}
 	}
-	if link := q.Get("shared"); link != "" && strings.HasPrefix(link, Prefix+"share/") {
-		data.ShareLink = link
+	if link := q.Get("shared"); link != "" {
+		data.ShareLink = c.justShared(link, s.ID, who.User)
 	}
 	c.render(w, http.StatusOK, "session", view{Title: "Session " + s.ID, Who: who, Data: data})
 }
@@ -294,6 +348,23 @@ func (c *Console) sessionPage(w http.ResponseWriter, r *http.Request, who *conso
 // player or (?download=1) as a .cast file. Every view is audited.
 func (c *Console) sessionCast(w http.ResponseWriter, r *http.Request, who *consoleSession) {
 	c.serveCast(w, r, r.PathValue("id"), who.User, map[string]string{"source": r.RemoteAddr}, r.URL.Query().Get("download") == "1")
+}
+
+// castURL is where the player (or download) reads recording rec ("": the
+// first) of session id.
+func castURL(id, rec string, download bool) string {
+	v := url.Values{}
+	if rec != "" {
+		v.Set("r", rec)
+	}
+	if download {
+		v.Set("download", "1")
+	}
+	u := Prefix + "sessions/" + url.PathEscape(id) + "/cast"
+	if len(v) > 0 {
+		u += "?" + v.Encode()
+	}
+	return u
 }
 
 func (c *Console) serveCast(w http.ResponseWriter, r *http.Request, id, actor string, fields map[string]string, download bool) {
@@ -306,7 +377,13 @@ func (c *Console) serveCast(w http.ResponseWriter, r *http.Request, id, actor st
 		http.Error(w, "this session has no finished recording", http.StatusNotFound)
 		return
 	}
-	rc, err := c.deps.Recordings.Open(r.Context(), s)
+	// ?r= names a later recording of the session (another channel's).
+	rec := r.URL.Query().Get("r")
+	if rec != "" && !slices.Contains(recordingNames(c.deps.State.State(), s), rec) {
+		http.Error(w, "this session has no such recording", http.StatusNotFound)
+		return
+	}
+	rc, err := openRecording(r.Context(), c.deps.Recordings, s, rec)
 	if err != nil {
 		c.log.Warn("console: recording cannot be opened", "session", id, "node", s.Node, "err", err)
 		http.Error(w, "the recording cannot be read right now; try again later", http.StatusBadGateway)
@@ -314,6 +391,9 @@ func (c *Console) serveCast(w http.ResponseWriter, r *http.Request, id, actor st
 	}
 	defer rc.Close()
 	fields["session"], fields["server"], fields["project"] = id, s.ServerID, s.Project
+	if rec != "" {
+		fields["recording"] = rec
+	}
 	fields["how"] = "play"
 	if download {
 		fields["how"] = "download"
@@ -325,7 +405,7 @@ func (c *Console) serveCast(w http.ResponseWriter, r *http.Request, id, actor st
 	}
 	w.Header().Set("Content-Type", "application/x-asciicast")
 	if download {
-		w.Header().Set("Content-Disposition", `attachment; filename="`+safeFileName(id)+`.cast"`)
+		w.Header().Set("Content-Disposition", `attachment; filename="`+safeFileName(cmp.Or(rec, id))+`.cast"`)
 	}
 	if _, err := io.Copy(w, rc); err != nil && !errors.Is(err, r.Context().Err()) {
 		c.log.Warn("console: recording transfer ended early", "session", id, "err", err)
@@ -369,8 +449,8 @@ const maxReasonLen = 200
 // killSession is POST /console/sessions/{id}/kill (admins).
 func (c *Console) killSession(w http.ResponseWriter, r *http.Request, who *consoleSession) {
 	reason := strings.TrimSpace(r.PostForm.Get("reason"))
-	if reason == "" || len(reason) > maxReasonLen || strings.ContainsFunc(reason, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		c.fail(w, r, http.StatusBadRequest, "Give a reason of 1 to 200 characters on one line: the person will see it.")
+	if reason == "" || len(reason) > maxReasonLen || strings.ContainsFunc(reason, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
+		c.fail(w, r, http.StatusBadRequest, "Give a reason of 1 to 200 characters on one line, without control or formatting characters: the person will see it.")
 		return
 	}
 	id := r.PathValue("id")

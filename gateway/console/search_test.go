@@ -82,6 +82,7 @@ func TestIndexSearch(t *testing.T) {
 			}
 			var got []string
 			for _, h := range hits {
+				idx.Locate(&h, tc.q)
 				got = append(got, fmt.Sprintf("%s:%v:%v", h.Session, h.InOutput, h.Offset))
 			}
 			if strings.Join(got, " ") != tc.want {

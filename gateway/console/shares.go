@@ -7,10 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -106,8 +108,16 @@ func (c *Console) createShare(w http.ResponseWriter, r *http.Request, who *conso
 		c.fail(w, r, http.StatusServiceUnavailable, "The link could not be created. Try again in a minute.")
 		return
 	}
-	_ = c.audit(r.Context(), EventShareCreate, who.User, map[string]string{"share": sh.ID, "session": id,
-		"expires": exp.UTC().Format(time.RFC3339), "source": r.RemoteAddr})
+	// A link nobody can account for is none: when its creation cannot be
+	// audited it is revoked at once and the person told.
+	if err := c.audit(r.Context(), EventShareCreate, who.User, map[string]string{"share": sh.ID, "session": id,
+		"expires": exp.UTC().Format(time.RFC3339), "source": r.RemoteAddr}); err != nil {
+		if _, rerr := c.deps.Applier.Apply(context.WithoutCancel(r.Context()), &raftstore.ConsoleShareRevoke{ID: sh.ID, By: who.User, Now: c.now()}); rerr != nil {
+			c.log.Error("console: unaudited share not revoked", "share", sh.ID, "session", id, "err", rerr)
+		}
+		c.fail(w, r, http.StatusServiceUnavailable, "The link could not be created. Try again in a minute.")
+		return
+	}
 	link := Prefix + "share/" + c.signShare(sharePayload{ID: sh.ID, Session: id, Expires: exp.Unix()})
 	http.Redirect(w, r, Prefix+"sessions/"+url.PathEscape(id)+"?shared="+url.QueryEscape(link), http.StatusSeeOther)
 }
@@ -144,7 +154,12 @@ func (c *Console) revokeShare(w http.ResponseWriter, r *http.Request, who *conso
 		c.fail(w, r, http.StatusServiceUnavailable, "The link could not be revoked. Try again in a minute.")
 		return
 	}
-	_ = c.audit(r.Context(), EventShareRevoke, who.User, map[string]string{"share": id, "source": r.RemoteAddr})
+	// Revoking again is harmless: a revocation that could not be audited
+	// is reported, and the person's retry writes the event.
+	if err := c.audit(r.Context(), EventShareRevoke, who.User, map[string]string{"share": id, "source": r.RemoteAddr}); err != nil {
+		c.fail(w, r, http.StatusServiceUnavailable, "The link was revoked, but the revocation could not be written to the audit log. Revoke it again in a minute.")
+		return
+	}
 	http.Redirect(w, r, Prefix+"shares", http.StatusSeeOther)
 }
 
@@ -164,17 +179,101 @@ func (c *Console) sharePage(w http.ResponseWriter, r *http.Request) {
 	}{newNames(c.deps.State.State()).row(s), sh.ExpiresAt, Prefix + "share/" + token + "/cast"}})
 }
 
-// shareCast is GET /console/share/{token}/cast; each use is audited.
+// shareCast is GET /console/share/{token}/cast: one recording.view event
+// per view (serveCast), at most as often as shareLimits allow.
 func (c *Console) shareCast(w http.ResponseWriter, r *http.Request) {
 	sh, s, err := c.openShare(r.PathValue("token"))
 	if err != nil {
 		http.Error(w, errShareInvalid.Error(), http.StatusForbidden)
 		return
 	}
-	fields := map[string]string{"share": sh.ID, "source": r.RemoteAddr, "shared_by": sh.CreatedBy}
-	if err := c.audit(context.WithoutCancel(r.Context()), EventShareUse, "share:"+sh.ID, map[string]string{"share": sh.ID, "session": s.ID, "source": r.RemoteAddr}); err != nil {
-		http.Error(w, "the view could not be audited; try again later", http.StatusServiceUnavailable)
+	// Nobody signs in to use a link: each view writes to the audit log
+	// through raft, so a link (or one address) may not be played faster
+	// than shareLimits allow.
+	now := c.now()
+	if !c.shareLimit.allow("share:"+sh.ID, now) || !c.shareLimit.allow("source:"+sourceHost(r.RemoteAddr), now) {
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "this link was played too often; try again in a minute", http.StatusTooManyRequests)
 		return
 	}
+	fields := map[string]string{"share": sh.ID, "source": r.RemoteAddr, "shared_by": sh.CreatedBy}
 	c.serveCast(w, r, s.ID, "share:"+sh.ID, fields, r.URL.Query().Get("download") == "1")
+}
+
+// justShared returns link when it is a share link of session that user
+// made within shareShownFor: the only link the session page shows in its
+// "copy it now" box, so a crafted ?shared= cannot put another there.
+func (c *Console) justShared(link, session, user string) string {
+	token, ok := strings.CutPrefix(link, Prefix+"share/")
+	if !ok {
+		return ""
+	}
+	sh, s, err := c.openShare(token)
+	if err != nil || s.ID != session || sh.CreatedBy != user || c.now().Sub(sh.CreatedAt) > shareShownFor {
+		return ""
+	}
+	return Prefix + "share/" + token
+}
+
+// shareShownFor is how long after making a link its maker is shown it.
+const shareShownFor = 10 * time.Minute
+
+// Share link views: each key (a share, a source address) may play a burst
+// of shareBurst, then one every shareRefill.
+const (
+	shareBurst  = 20
+	shareRefill = 10 * time.Second
+	// shareKeys bounds the limiter's memory: past it, keys whose bucket
+	// has refilled are forgotten.
+	shareKeys = 10_000
+)
+
+// shareLimiter is a token bucket per key.
+type shareLimiter struct {
+	mu      sync.Mutex
+	buckets map[string]*shareBucket
+}
+
+type shareBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// allow takes a token from key's bucket, if it has one.
+func (l *shareLimiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buckets == nil {
+		l.buckets = map[string]*shareBucket{}
+	}
+	refill := func(b *shareBucket) {
+		b.tokens = min(shareBurst, b.tokens+now.Sub(b.at).Seconds()/shareRefill.Seconds())
+		b.at = now
+	}
+	b, ok := l.buckets[key]
+	if !ok {
+		if len(l.buckets) >= shareKeys {
+			for k, o := range l.buckets {
+				if refill(o); o.tokens >= shareBurst {
+					delete(l.buckets, k)
+				}
+			}
+		}
+		b = &shareBucket{tokens: shareBurst, at: now}
+		l.buckets[key] = b
+	}
+	refill(b)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// sourceHost is the address of r.RemoteAddr without its port.
+func sourceHost(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
 }

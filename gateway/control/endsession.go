@@ -19,8 +19,11 @@ const maxEndReason = 200
 // console's End button). It is audited as EventSessionKill with the reason.
 func (s *Service) EndSession(ctx context.Context, a Actor, id, reason string) error {
 	reason = strings.TrimSpace(reason)
-	if reason == "" || len(reason) > maxEndReason || strings.ContainsFunc(reason, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		return invalid("a reason of 1 to %d characters on one line is required", maxEndReason)
+	// The person's terminal shows the reason: a control character (C0,
+	// DEL, C1 such as CSI U+009B or OSC U+009D) or a format one (bidi
+	// overrides, zero-width) would act on it or hide what it says.
+	if reason == "" || len(reason) > maxEndReason || strings.ContainsFunc(reason, unprintable) {
+		return invalid("a reason of 1 to %d characters on one line, without control or formatting characters, is required", maxEndReason)
 	}
 	st := s.state(ctx)
 	_, sess, err := st.SessionByID(nil, id)

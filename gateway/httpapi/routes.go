@@ -110,7 +110,7 @@ func (s *Server) adminRoutes() []route {
 		{"GET /v1/sessions/{id}/recording", needRecording, true, s.getSessionRecording},
 		{"POST /v1/sessions/{id}/kill", needAdmin, true, s.killSession},
 		{"GET /v1/audit", needAudit, true, s.listAudit},
-		{"GET /v1/search", needAudit, true, s.search},
+		{"GET /v1/search", needRecording, true, s.search},
 		{"GET /v1/audit/verify", needAudit, true, s.verifyAudit},
 		{"GET /v1/ca/keys", needRead, true, s.listCAKeys},
 		{"POST /v1/ca/host/rotation/{step}", needAdmin, true, s.rotateCA(raftstore.CAHost)},

@@ -35,7 +35,8 @@ func TestSearchRoute(t *testing.T) {
 		status, hits       int
 	}{
 		{"ok/auditor", raftstore.ServiceRoleAuditor, "q=kubectl+delete", http.StatusOK, 1},
-		{"ok/read", raftstore.ServiceRoleRead, "q=kubectl+delete&user=carol", http.StatusOK, 1},
+		{"ok/user-filter", raftstore.ServiceRoleAuditor, "q=kubectl+delete&user=carol", http.StatusOK, 1},
+		{"fail/read-scope", raftstore.ServiceRoleRead, "q=kubectl+delete", http.StatusForbidden, 0},
 		{"ok/filtered-out", raftstore.ServiceRoleAdmin, "q=kubectl+delete&user=bob", http.StatusOK, 0},
 		{"fail/provisioning-scope", raftstore.ServiceRoleProvisioning, "q=kubectl", http.StatusForbidden, 0},
 		{"fail/no-token", "", "q=kubectl", http.StatusUnauthorized, 0},
@@ -54,6 +55,14 @@ func TestSearchRoute(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ok/audited", func(t *testing.T) {
+		r := a.call(raftstore.ServiceRoleAuditor, http.MethodGet, "/v1/search?q=kubectl+delete", "", true)
+		e := a.lastAudit()
+		if r.status != http.StatusOK || e.Type != console.EventSessionSearch || e.Fields["query"] != "kubectl delete" ||
+			e.Fields["hits"] != "1" || e.Fields["sessions"] != "sess-2" || e.Fields["token_id"] == "" || e.Fields["source"] == "" {
+			t.Fatalf("%d; last event %+v", r.status, e)
+		}
+	})
 	t.Run("fail/missing-q", func(t *testing.T) {
 		if r := a.call(raftstore.ServiceRoleAuditor, http.MethodGet, "/v1/search", "", false); r.status != http.StatusBadRequest {
 			t.Fatalf("without q: %d", r.status)
