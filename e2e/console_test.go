@@ -114,7 +114,7 @@ func TestConsole(t *testing.T) {
 			`!!document.querySelector('#page-sessions') && document.querySelector('#who').dataset.user === 'alice'`)
 		cookies, err := evalJS[[]string](admin, `document.cookie.split('; ')`)
 		fatalIf(t, err, "read the cookies")
-		if slices.ContainsFunc(cookies, func(c string) bool { return strings.HasPrefix(c, "rampart_console=") }) {
+		if slices.ContainsFunc(cookies, func(c string) bool { return strings.HasPrefix(c, "__Host-rampart_console=") }) {
 			t.Fatal("the session cookie is readable from script: it must be HttpOnly")
 		}
 	})

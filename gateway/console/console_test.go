@@ -61,6 +61,7 @@ func (noKiller) EndSession(context.Context, control.Actor, string, string) error
 // recorded session s-1.
 type testEnv struct {
 	srv   *httptest.Server
+	web   *Console
 	store *raftstoretest.Store
 	audit *memAuditor
 	clock *time.Time
@@ -120,6 +121,7 @@ func startConsoleWith(t *testing.T, users []devidp.User, seed func(*raftstoretes
 		Deps{State: store, Applier: store, Recordings: fakeRecordings{cast: `{"version": 2, "width": 80, "height": 24}` + "\n" + `[1.5, "o", "hello\r\n"]` + "\n"},
 			Auditor: e.audit, Killer: noKiller{}, Requests: requests, ShareKey: []byte("0123456789abcdef0123456789abcdef"), Now: e.now})
 	srv.Config.Handler = c
+	e.web = c
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	e.srv = srv
@@ -171,17 +173,7 @@ func TestConsoleSignInAndSessionCookie(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="page-continue"`) {
 		t.Fatalf("after sign-in: %d %s", resp.StatusCode, body)
 	}
-	var set string
-	for _, c := range resp.Header.Values("Set-Cookie") {
-		if strings.HasPrefix(c, sessionCookie+"=") && !strings.Contains(c, "Max-Age=0") {
-			set = c
-		}
-	}
-	for _, want := range []string{"HttpOnly", "Secure", "SameSite=Strict", "Path=/console/"} {
-		if !strings.Contains(set, want) {
-			t.Errorf("session cookie %q lacks %s", set, want)
-		}
-	}
+	checkHostCookie(t, resp, sessionCookie, http.SameSiteStrictMode)
 	csp := resp.Header.Get("Content-Security-Policy")
 	if !strings.Contains(csp, "script-src 'self' 'wasm-unsafe-eval';") || strings.Contains(csp, "unsafe-inline") {
 		t.Errorf("CSP %q", csp)
