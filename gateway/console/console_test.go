@@ -32,12 +32,14 @@ func (f fakeRecordings) Open(context.Context, *raftstore.Session) (io.ReadCloser
 type memAuditor struct {
 	mu     sync.Mutex
 	events []string
+	fields []map[string]string // of each event, in events' order
 }
 
 func (a *memAuditor) Record(_ context.Context, typ, actor string, fields map[string]string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.events = append(a.events, typ+" "+actor+" "+fields["session"])
+	a.fields = append(a.fields, fields)
 	return nil
 }
 
@@ -61,7 +63,6 @@ func (noKiller) EndSession(context.Context, control.Actor, string, string) error
 // recorded session s-1.
 type testEnv struct {
 	srv   *httptest.Server
-	web   *Console
 	store *raftstoretest.Store
 	audit *memAuditor
 	clock *time.Time
@@ -121,7 +122,6 @@ func startConsoleWith(t *testing.T, users []devidp.User, seed func(*raftstoretes
 		Deps{State: store, Applier: store, Recordings: fakeRecordings{cast: `{"version": 2, "width": 80, "height": 24}` + "\n" + `[1.5, "o", "hello\r\n"]` + "\n"},
 			Auditor: e.audit, Killer: noKiller{}, Requests: requests, ShareKey: []byte("0123456789abcdef0123456789abcdef"), Now: e.now})
 	srv.Config.Handler = c
-	e.web = c
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	e.srv = srv

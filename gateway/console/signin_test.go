@@ -48,7 +48,7 @@ func TestConsoleSignInStartsDoNotLockOut(t *testing.T) {
 		req := httptest.NewRequest(http.MethodGet, "/console/login", nil)
 		req.RemoteAddr = "203.0.113.7:40000"
 		rec := httptest.NewRecorder()
-		e.web.ServeHTTP(rec, req)
+		e.srv.Config.Handler.ServeHTTP(rec, req)
 		if rec.Code != http.StatusSeeOther {
 			t.Fatalf("sign-in start %d: %d %s", i, rec.Code, rec.Body.String())
 		}
@@ -84,7 +84,7 @@ func TestConsoleSignInCookie(t *testing.T) {
 	e := startConsole(t)
 	req := httptest.NewRequest(http.MethodGet, "/console/login", nil)
 	rec := httptest.NewRecorder()
-	e.web.ServeHTTP(rec, req)
+	e.srv.Config.Handler.ServeHTTP(rec, req)
 	if rec.Code != http.StatusSeeOther {
 		t.Fatalf("sign-in start: %d %s", rec.Code, rec.Body.String())
 	}
