@@ -114,7 +114,7 @@ func TestConsole(t *testing.T) {
 			`!!document.querySelector('#page-sessions') && document.querySelector('#who').dataset.user === 'alice'`)
 		cookies, err := evalJS[[]string](admin, `document.cookie.split('; ')`)
 		fatalIf(t, err, "read the cookies")
-		if slices.ContainsFunc(cookies, func(c string) bool { return strings.HasPrefix(c, "rampart_console=") }) {
+		if slices.ContainsFunc(cookies, func(c string) bool { return strings.HasPrefix(c, "__Host-rampart_console=") }) {
 			t.Fatal("the session cookie is readable from script: it must be HttpOnly")
 		}
 	})
@@ -236,6 +236,32 @@ func TestConsole(t *testing.T) {
 		s.waitEnded(t, "the console's End", start)
 		if !strings.Contains(s.stderr.String(), reason) {
 			t.Fatalf("the person was not shown the reason %q; ssh stderr:\n%s", reason, s.stderr.String())
+		}
+	})
+
+	// Last: alice's account is disabled while she is signed in to the
+	// console. Her next request ends her console session, and the link she
+	// made stops working.
+	t.Run("fail/disabled-account-loses-the-console", func(t *testing.T) {
+		runCDP(t, admin, "share the session again", chromedp.Navigate(base+"/console/sessions/"+sessionID),
+			chromedp.WaitVisible(chromedp.ID("share")), chromedp.Click(chromedp.ID("share")), chromedp.WaitVisible(chromedp.ID("share-link")))
+		link, err := evalJS[string](admin, `document.querySelector('#share-link').value`)
+		fatalIf(t, err, "read the link")
+		castStatus := func() int {
+			status, err := evalJS[int](viewer, fmt.Sprintf(`fetch(%q).then(r => r.status)`, base+link+"/cast"))
+			fatalIf(t, err, "fetch the link's recording")
+			return status
+		}
+		if got := castStatus(); got != 200 {
+			t.Fatalf("the new link's recording answered %d", got)
+		}
+		_, err = e.api().DisableUser(context.Background(), "alice")
+		fatalIf(t, err, "disable alice")
+		runCDP(t, admin, "open the sessions page, disabled", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#page-error")))
+		waitJS(t, admin, "alice is told her session ended", `document.body.innerText.includes('account is not active')`)
+		runCDP(t, admin, "her session is gone", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.ID("#signin")))
+		if got := castStatus(); got != 403 {
+			t.Fatalf("the link of a disabled maker answered %d, want 403", got)
 		}
 	})
 }

@@ -41,6 +41,10 @@ func (n *Node) startConsole(api *httpapi.Server, next http.Handler) (http.Handle
 	if err != nil {
 		return nil, err
 	}
+	signInKey, err := n.kek.ConsoleSignInKey()
+	if err != nil {
+		return nil, err
+	}
 	o := n.cfg.OIDC
 	clientID, secret := c.ClientID, c.ClientSecret
 	if clientID == "" {
@@ -53,7 +57,7 @@ func (n *Node) startConsole(api *httpapi.Server, next http.Handler) (http.Handle
 		Scopes: o.Scopes, UsernameClaim: o.UsernameClaim, GroupsClaim: o.GroupsClaim, AuditorGroup: c.AuditorGroup, AdminGroup: o.AdminGroup,
 		IdleTimeout: c.IdleTimeout},
 		console.Deps{State: n.store, Applier: n.store, Recordings: recs, Auditor: control.StoreAuditor{Store: n.store, Now: n.now},
-			Killer: n.control, Requests: n.control, Search: idx, ShareKey: key, Logger: n.logger, Now: n.now})
+			Killer: n.control, Requests: n.control, Search: idx, ShareKey: key, SignInKey: signInKey, Logger: n.logger, Now: n.now})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/console" {
 			http.Redirect(w, r, console.Prefix, http.StatusMovedPermanently)

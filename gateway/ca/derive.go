@@ -55,6 +55,18 @@ func (k *KEK) ConsoleShareKey() ([]byte, error) {
 	return key, nil
 }
 
+// ConsoleSignInKey returns the key that seals the console's sign-ins under
+// way into their browser cookie (AES-256-GCM, gateway/console): the same on
+// every node of a cluster, so a sign-in started on one node completes on
+// any.
+func (k *KEK) ConsoleSignInKey() ([]byte, error) {
+	key, err := k.deriveKey("console-sign-in-aead", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive console sign-in key: %w", err)
+	}
+	return key, nil
+}
+
 // AuditKey returns the key that signs the audit log's checkpoints
 // (raftstore.AuditCheckpoint). Like BackupKey it is derived from the KEK
 // for that purpose alone: every node signs and verifies with the same key,

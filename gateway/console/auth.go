@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,15 +18,17 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Cookies. The session cookie is SameSite=Strict; the sign-in cookie (state
-// and PKCE verifier) must come back on the IdP's cross-site redirect, so it
-// is Lax, lives ten minutes and is good for one callback.
+// Cookies. Both are __Host- cookies (Secure, Path=/, no Domain), so no
+// other service on the same host name over plain HTTP (the dev IdP, a
+// metrics endpoint) and no sibling domain can plant one. The session cookie
+// is SameSite=Strict; the sign-in cookie (the sealed state, PKCE verifier
+// and nonce, signin.go) must come back on the IdP's cross-site redirect, so
+// it is Lax and lives ten minutes.
 const (
-	sessionCookie = "rampart_console"
-	signInCookie  = "rampart_console_signin"
+	sessionCookie = "__Host-rampart_console"
+	signInCookie  = "__Host-rampart_console_signin"
 	signInTTL     = 10 * time.Minute
 	maxSessions   = 10_000
-	maxSignIns    = 10_000
 )
 
 // role is what a page asks of a signed-in person (roles.go).
@@ -42,27 +45,27 @@ const (
 	roleDecider
 )
 
-// consoleSession is one signed-in browser. Its roles were decided at
-// sign-in from the ID token (roles.go); a decision on an access request is
-// checked again by gateway/control from the replicated state.
+// consoleSession is one signed-in browser. Its roles are decided again on
+// every request (roles.go), from the ID token's groups at sign-in and the
+// person's Rampart account as it is then; a decision on an access request
+// is checked again by gateway/control from the replicated state.
 type consoleSession struct {
 	id   string
 	User string
 	// Subject is the ID token's subject: it finds the person's Rampart
-	// account when they decide an access request.
+	// account on every request and when they decide an access request.
 	Subject string
+	// Groups are the ID token's groups at sign-in.
+	Groups []string
+	// UserID is the id of their Rampart account ("" without one), as of
+	// this request.
+	UserID string
 	// Admin implies Auditor. Approver: an approver of some project's
-	// access requests when they signed in.
+	// access requests. All three as of this request.
 	Admin, Auditor, Approver bool
 	csrf                     string
 	started                  time.Time
 	lastSeen                 time.Time
-}
-
-// signIn is a sign-in under way: the state and PKCE verifier.
-type signIn struct {
-	state, verifier, nonce string
-	expires                time.Time
 }
 
 // authenticator holds the OIDC client and the console's sessions.
@@ -71,14 +74,17 @@ type authenticator struct {
 	now func() time.Time
 	log *slog.Logger
 
+	// sealer seals sign-ins under way into their cookie: the server keeps
+	// none.
+	sealer *signInSealer
+
 	mu       sync.Mutex
 	provider *oidc.Provider
 	sessions map[string]*consoleSession
-	signIns  map[string]*signIn // by the sign-in cookie's value
 }
 
-func newAuthenticator(cfg Config, now func() time.Time, log *slog.Logger) *authenticator {
-	return &authenticator{cfg: cfg, now: now, log: log, sessions: map[string]*consoleSession{}, signIns: map[string]*signIn{}}
+func newAuthenticator(cfg Config, signInKey []byte, now func() time.Time, log *slog.Logger) *authenticator {
+	return &authenticator{cfg: cfg, now: now, log: log, sealer: newSignInSealer(signInKey), sessions: map[string]*consoleSession{}}
 }
 
 func (a *authenticator) httpContext(ctx context.Context) context.Context {
@@ -134,28 +140,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadGateway, "The identity provider cannot be reached. Try again in a minute.")
 		return
 	}
-	si := &signIn{state: randomString(24), verifier: oauth2.GenerateVerifier(), nonce: randomString(24), expires: c.now().Add(signInTTL)}
-	key := randomString(24)
-	a := c.auth
-	a.mu.Lock()
-	now := c.now()
-	for k, v := range a.signIns {
-		if now.After(v.expires) {
-			delete(a.signIns, k)
-		}
-	}
-	full := len(a.signIns) >= maxSignIns
-	if !full {
-		a.signIns[key] = si
-	}
-	a.mu.Unlock()
-	if full {
-		c.fail(w, r, http.StatusServiceUnavailable, "Too many sign-ins are under way. Try again in a minute.")
-		return
-	}
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: key, Path: "/console/callback", MaxAge: int(signInTTL / time.Second),
+	si := signIn{State: randomString(24), Verifier: oauth2.GenerateVerifier(), Nonce: randomString(24), Expires: c.now().Add(signInTTL).Unix()}
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: c.auth.sealer.seal(si), Path: "/", MaxAge: int(signInTTL / time.Second),
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
-	http.Redirect(w, r, oc.AuthCodeURL(si.state, oauth2.S256ChallengeOption(si.verifier), oidc.Nonce(si.nonce)), http.StatusSeeOther)
+	http.Redirect(w, r, oc.AuthCodeURL(si.State, oauth2.S256ChallengeOption(si.Verifier), oidc.Nonce(si.Nonce)), http.StatusSeeOther)
 }
 
 // callback is GET /console/callback: check state, exchange the code with
@@ -165,18 +153,15 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	ck, err := r.Cookie(signInCookie)
 	var si *signIn
 	if err == nil {
-		c.auth.mu.Lock()
-		si = c.auth.signIns[ck.Value]
-		delete(c.auth.signIns, ck.Value) // one callback per sign-in
-		c.auth.mu.Unlock()
+		si, _ = c.auth.sealer.open(ck.Value, c.now())
 	}
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: "", Path: "/console/callback", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 	q := r.URL.Query()
 	switch {
-	case si == nil || c.now().After(si.expires):
+	case si == nil:
 		c.fail(w, r, http.StatusBadRequest, "This sign-in expired or was started in another browser. Sign in again.")
 		return
-	case subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(si.state)) != 1:
+	case subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(si.State)) != 1:
 		c.fail(w, r, http.StatusBadRequest, "This sign-in did not match the one this browser started. Sign in again.")
 		return
 	case q.Get("error") != "":
@@ -190,7 +175,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := c.auth.httpContext(r.Context())
-	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(si.verifier))
+	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(si.Verifier))
 	if err != nil {
 		c.log.Warn("console sign-in: code exchange failed", "err", err)
 		c.fail(w, r, http.StatusBadGateway, "The identity provider did not accept the sign-in. Sign in again.")
@@ -198,7 +183,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	idt, err := verifier.Verify(ctx, raw)
-	if err != nil || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(si.nonce)) != 1 {
+	if err != nil || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(si.Nonce)) != 1 {
 		c.log.Warn("console sign-in: ID token refused", "err", err)
 		c.fail(w, r, http.StatusBadGateway, "The identity provider's answer could not be verified. Sign in again.")
 		return
@@ -213,12 +198,31 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		user = idt.Subject
 	}
 	groups := stringList(claimPath(claims, c.cfg.GroupsClaim))
-	rs := c.rolesAt(idt.Subject, groups)
-	fields := map[string]string{"source": r.RemoteAddr}
-	if !rs.Auditor && !rs.Approver {
+	rs, err := c.rolesAt(idt.Subject, groups)
+	fields := map[string]string{"source": r.RemoteAddr, "sub": idt.Subject}
+	if rs.UserID != "" {
+		fields["user_id"] = rs.UserID
+	}
+	switch {
+	case errors.Is(err, errInactive):
+		fields["reason"] = "account_inactive"
 		_ = c.audit(r.Context(), EventSignInRefused, user, fields)
 		c.render(w, http.StatusForbidden, "error", view{Title: "Not allowed",
-			Data: fmt.Sprintf("You are signed in as %s, but the console is only for members of the %s group, and for approvers of access requests.", user, c.cfg.AuditorGroup)})
+			Data: fmt.Sprintf("You are signed in as %s, but your Rampart account is not active.", user)})
+		return
+	case err != nil:
+		c.log.Warn("console sign-in: the person's account cannot be read", "user", user, "err", err)
+		c.fail(w, r, http.StatusServiceUnavailable, "Your access cannot be checked right now. Try again in a minute.")
+		return
+	case !rs.Auditor && !rs.Approver:
+		fields["reason"] = "no_role"
+		msg := fmt.Sprintf("You are signed in as %s, but the console is only for members of the %s group, and for approvers of access requests.", user, c.cfg.AuditorGroup)
+		if rs.Unconfirmed {
+			fields["reason"] = "groups_unconfirmed"
+			msg = fmt.Sprintf("You are signed in as %s. Your identity provider names a console group, but your Rampart account's groups do not: sign in once with ssh so that Rampart learns them, then try again.", user)
+		}
+		_ = c.audit(r.Context(), EventSignInRefused, user, fields)
+		c.render(w, http.StatusForbidden, "error", view{Title: "Not allowed", Data: msg})
 		return
 	}
 	rs.auditFields(fields)
@@ -226,18 +230,19 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusServiceUnavailable, "The sign-in could not be recorded in the audit log. Try again in a minute.")
 		return
 	}
-	s, ok := c.auth.start(user, idt.Subject, rs)
+	s, ok := c.auth.start(user, idt.Subject, groups, rs)
 	if !ok {
 		c.fail(w, r, http.StatusServiceUnavailable, "Too many people are signed in. Try again in a minute.")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.id, Path: "/console/", HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.id, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	// A page, not a redirect: a Strict cookie is not sent on a redirect
 	// chain that began at the IdP, but is on a navigation this page starts.
 	c.render(w, http.StatusOK, "continue", view{Title: "Signed in", Data: s.Home()})
 }
 
-func (a *authenticator) start(user, subject string, rs roles) (*consoleSession, bool) {
+// start starts the session of a person the sign-in found rs of.
+func (a *authenticator) start(user, subject string, groups []string, rs standing) (*consoleSession, bool) {
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -251,17 +256,26 @@ func (a *authenticator) start(user, subject string, rs roles) (*consoleSession, 
 			return nil, false
 		}
 	}
-	s := &consoleSession{id: randomString(32), User: user, Subject: subject, Admin: rs.Admin, Auditor: rs.Auditor, Approver: rs.Approver,
-		csrf: randomString(32), started: now, lastSeen: now}
+	s := &consoleSession{id: randomString(32), User: user, Subject: subject, Groups: slices.Clone(groups), csrf: randomString(32), started: now, lastSeen: now}
 	a.sessions[s.id] = s
-	return s, true
+	cp := *s
+	cp.setStanding(rs)
+	return &cp, true
+}
+
+// end ends the session of id.
+func (a *authenticator) end(id string) {
+	a.mu.Lock()
+	delete(a.sessions, id)
+	a.mu.Unlock()
 }
 
 func (a *authenticator) expired(s *consoleSession, now time.Time) bool {
 	return now.Sub(s.lastSeen) > a.cfg.IdleTimeout || now.Sub(s.started) > a.cfg.MaxSession
 }
 
-// current returns the request's live session (touching it), or nil.
+// current returns the request's live session (touching it), or nil. Its
+// roles are not set: Console.session decides them.
 func (a *authenticator) current(r *http.Request) (*consoleSession, bool) {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil || ck.Value == "" {
@@ -288,8 +302,12 @@ func (a *authenticator) current(r *http.Request) (*consoleSession, bool) {
 // and, when the browser sends one, this origin's Origin header.
 func (c *Console) signedIn(need role, h func(http.ResponseWriter, *http.Request, *consoleSession)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, ok := c.auth.current(r)
-		if !ok {
+		s, status, refused := c.session(r)
+		if s == nil {
+			if refused != "" {
+				c.fail(w, r, status, refused)
+				return
+			}
 			if r.Method == http.MethodGet {
 				c.render(w, http.StatusUnauthorized, "signin", view{Title: "Sign in"})
 				return
@@ -316,16 +334,14 @@ func (c *Console) signedIn(need role, h func(http.ResponseWriter, *http.Request,
 				return
 			}
 		}
-		h(w, r, s)
+		h(w, r.WithContext(withSession(r.Context(), s)), s)
 	}
 }
 
 // logout is POST /console/logout.
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *consoleSession) {
-	c.auth.mu.Lock()
-	delete(c.auth.sessions, s.id)
-	c.auth.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	c.auth.end(s.id)
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	c.render(w, http.StatusOK, "signin", view{Title: "Signed out"})
 }
 

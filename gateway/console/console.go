@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -115,6 +116,10 @@ type Deps struct {
 	ShareKey []byte
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// SignInKey seals sign-ins under way into their cookie
+	// (SignInKeySize bytes; every node should have the same one, so a
+	// sign-in completes on any; otherwise a random key of this process).
+	SignInKey []byte
 }
 
 // Console serves the pages.
@@ -154,7 +159,7 @@ func New(cfg Config, deps Deps) *Console {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Console{cfg: cfg, deps: deps, mux: http.NewServeMux(), now: deps.Now, log: deps.Logger.With("component", "console")}
-	c.auth = newAuthenticator(cfg, c.now, c.log)
+	c.auth = newAuthenticator(cfg, deps.SignInKey, c.now, c.log)
 	c.pages = parsePages()
 	assets, _ := fs.Sub(assetFS, "assets")
 	c.mux.Handle("GET /console/assets/", http.StripPrefix("/console/assets/", assetHandler(http.FileServerFS(assets))))
@@ -263,15 +268,27 @@ func (c *Console) render(w http.ResponseWriter, status int, page string, v view)
 
 // fail answers with the error page: msg is for the person, never internals.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	who, _ := c.auth.current(r)
+	who, _, _ := c.session(r)
 	c.render(w, status, "error", view{Title: "Error", Who: who, Data: msg})
 }
 
 // audit records an event; a failure is logged (the log and the metrics of
 // the audit writer tell operators), and the caller decides what it means.
+// An event written for a signed-in person (ctx from signedIn) also carries
+// their IdP subject (sub) and, when they have a Rampart account, its id
+// (user_id): the login alone may name two people.
 func (c *Console) audit(ctx context.Context, typ, actor string, fields map[string]string) error {
 	if c.deps.Auditor == nil {
 		return nil
+	}
+	if s := sessionFrom(ctx); s != nil {
+		f := make(map[string]string, len(fields)+2)
+		maps.Copy(f, fields)
+		fields = f
+		fields["sub"] = s.Subject
+		if s.UserID != "" {
+			fields["user_id"] = s.UserID
+		}
 	}
 	err := c.deps.Auditor.Record(ctx, typ, actor, fields)
 	if err != nil {

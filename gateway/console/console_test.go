@@ -32,12 +32,14 @@ func (f fakeRecordings) Open(context.Context, *raftstore.Session) (io.ReadCloser
 type memAuditor struct {
 	mu     sync.Mutex
 	events []string
+	fields []map[string]string // of each event, in events' order
 }
 
 func (a *memAuditor) Record(_ context.Context, typ, actor string, fields map[string]string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.events = append(a.events, typ+" "+actor+" "+fields["session"])
+	a.fields = append(a.fields, fields)
 	return nil
 }
 
@@ -171,17 +173,7 @@ func TestConsoleSignInAndSessionCookie(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="page-continue"`) {
 		t.Fatalf("after sign-in: %d %s", resp.StatusCode, body)
 	}
-	var set string
-	for _, c := range resp.Header.Values("Set-Cookie") {
-		if strings.HasPrefix(c, sessionCookie+"=") && !strings.Contains(c, "Max-Age=0") {
-			set = c
-		}
-	}
-	for _, want := range []string{"HttpOnly", "Secure", "SameSite=Strict", "Path=/console/"} {
-		if !strings.Contains(set, want) {
-			t.Errorf("session cookie %q lacks %s", set, want)
-		}
-	}
+	checkHostCookie(t, resp, sessionCookie, http.SameSiteStrictMode)
 	csp := resp.Header.Get("Content-Security-Policy")
 	if !strings.Contains(csp, "script-src 'self' 'wasm-unsafe-eval';") || strings.Contains(csp, "unsafe-inline") {
 		t.Errorf("CSP %q", csp)

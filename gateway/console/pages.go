@@ -454,7 +454,7 @@ func (c *Console) killSession(w http.ResponseWriter, r *http.Request, who *conso
 		return
 	}
 	id := r.PathValue("id")
-	if err := c.deps.Killer.EndSession(r.Context(), control.Actor{Name: who.User, Fields: map[string]string{"source": r.RemoteAddr, "via": "console"}}, id, reason); err != nil {
+	if err := c.deps.Killer.EndSession(r.Context(), control.Actor{Name: who.User, UserID: who.UserID, Fields: map[string]string{"source": r.RemoteAddr, "via": "console"}}, id, reason); err != nil {
 		c.log.Warn("console: end session failed", "session", id, "user", who.User, "err", err)
 		c.fail(w, r, http.StatusConflict, "The session could not be ended: it may have ended already.")
 		return

@@ -29,6 +29,9 @@ type sharePayload struct {
 	ID      string `json:"i"`
 	Session string `json:"s"`
 	Expires int64  `json:"e"`
+	// By is the IdP subject of who made it: the link works only while
+	// their Rampart account, if they have one, is active (creatorActive).
+	By string `json:"b,omitempty"`
 }
 
 // errShareInvalid is every refusal of a link: whoever holds a bad one
@@ -66,7 +69,7 @@ func (c *Console) openShare(token string) (*raftstore.ConsoleShare, *raftstore.S
 	}
 	st := c.deps.State.State()
 	_, sh, err := st.ConsoleShareByID(nil, p.ID)
-	if err != nil || sh == nil || sh.Session != p.Session || !sh.Live(now) {
+	if err != nil || sh == nil || sh.Session != p.Session || !sh.Live(now) || !creatorActive(st, p.By) {
 		return nil, nil, errShareInvalid
 	}
 	_, s, err := st.SessionByID(nil, p.Session)
@@ -118,7 +121,7 @@ func (c *Console) createShare(w http.ResponseWriter, r *http.Request, who *conso
 		c.fail(w, r, http.StatusServiceUnavailable, "The link could not be created. Try again in a minute.")
 		return
 	}
-	link := Prefix + "share/" + c.signShare(sharePayload{ID: sh.ID, Session: id, Expires: exp.Unix()})
+	link := Prefix + "share/" + c.signShare(sharePayload{ID: sh.ID, Session: id, Expires: exp.Unix(), By: who.Subject})
 	http.Redirect(w, r, Prefix+"sessions/"+url.PathEscape(id)+"?shared="+url.QueryEscape(link), http.StatusSeeOther)
 }
 
