@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -360,6 +361,7 @@ func (n *Node) bootstrap(ctx context.Context) error {
 		ClusterID: strings.TrimSpace(string(idBytes)), Now: now,
 		UIDStart: uidStart, UIDEnd: uidEnd, GIDStart: gidStart, GIDEnd: gidEnd,
 		TLSCACert: string(caPEM), TLSCAKeySealed: sealed,
+		AuditKey: base64.StdEncoding.EncodeToString(n.auditKey.Public().(ed25519.PublicKey)),
 	}); err != nil {
 		return fmt.Errorf("bootstrap: record cluster identity: %w", err)
 	}

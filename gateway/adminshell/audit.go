@@ -119,7 +119,8 @@ func anyEqualFold(wants []string, values ...string) bool {
 }
 
 func (v *invocation) auditCmd() *cobra.Command {
-	return group("audit", "The hash-chained audit log", nil, v.auditLsCmd(), v.auditTailCmd(), v.auditVerifyCmd(), v.auditExportCmd())
+	return group("audit", "The hash-chained audit log", nil, v.auditLsCmd(), v.auditTailCmd(), v.auditVerifyCmd(), v.auditExportCmd(),
+		v.auditExportCursorsCmd())
 }
 
 func (v *invocation) auditLsCmd() *cobra.Command {
