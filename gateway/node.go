@@ -130,7 +130,10 @@ func (n *Node) start(ctx context.Context) error {
 	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = auditlog.New(n.store, n.logger)
 	n.audit.SetMetrics(n.metrics.audit)
-	spillErr := n.audit.SetSpill(n.dir.path("audit-spill"), n.cfg.Audit.SpillMaxBytes)
+	spillKey, spillErr := n.kek.AuditSpillKey()
+	if spillErr == nil {
+		spillErr = n.audit.SetSpill(n.dir.path("audit-spill"), n.cfg.Audit.SpillMaxBytes, spillKey)
+	}
 	go n.audit.Run(bg) // stop waits for it, also when the spill failed
 	if spillErr != nil {
 		return spillErr
