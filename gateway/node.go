@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -129,7 +130,10 @@ func (n *Node) start(ctx context.Context) error {
 	n.stopBackground, n.bgCtx = cancel, bg
 	n.audit = auditlog.New(n.store, n.logger)
 	n.audit.SetMetrics(n.metrics.audit)
-	spillErr := n.audit.SetSpill(n.dir.path("audit-spill"), n.cfg.Audit.SpillMaxBytes)
+	spillKey, spillErr := n.kek.AuditSpillKey()
+	if spillErr == nil {
+		spillErr = n.audit.SetSpill(n.dir.path("audit-spill"), n.cfg.Audit.SpillMaxBytes, spillKey)
+	}
 	go n.audit.Run(bg) // stop waits for it, also when the spill failed
 	if spillErr != nil {
 		return spillErr
@@ -360,6 +364,7 @@ func (n *Node) bootstrap(ctx context.Context) error {
 		ClusterID: strings.TrimSpace(string(idBytes)), Now: now,
 		UIDStart: uidStart, UIDEnd: uidEnd, GIDStart: gidStart, GIDEnd: gidEnd,
 		TLSCACert: string(caPEM), TLSCAKeySealed: sealed,
+		AuditKey: base64.StdEncoding.EncodeToString(n.auditKey.Public().(ed25519.PublicKey)),
 	}); err != nil {
 		return fmt.Errorf("bootstrap: record cluster identity: %w", err)
 	}

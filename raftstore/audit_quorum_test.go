@@ -35,7 +35,7 @@ func TestAuditWriterSurvivesQuorumLoss(t *testing.T) {
 	w := auditlog.New(node, slog.New(slog.DiscardHandler))
 	m := auditlog.NewMetrics(reg)
 	w.SetMetrics(m)
-	if err := w.SetSpill(t.TempDir(), 64<<20); err != nil {
+	if err := w.SetSpill(t.TempDir(), 64<<20, []byte("0123456789abcdef0123456789abcdef")); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

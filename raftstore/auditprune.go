@@ -184,6 +184,9 @@ func (c *AuditPrune) apply(tx *writeTxn) (any, error) {
 		}
 		from = cur.Checkpoint.LastSeq + 1
 	}
+	if err := auditPruneKeyTxn(tx, cur, &cp); err != nil {
+		return nil, err
+	}
 	if cp.LastSeq-from+1 > MaxAuditPrune {
 		return nil, fmt.Errorf("audit prune %d..%d: more than %d events at once: %w", from, cp.LastSeq, MaxAuditPrune, ErrInvalid)
 	}
@@ -230,6 +233,34 @@ func (c *AuditPrune) apply(tx *writeTxn) (any, error) {
 		return nil, err
 	}
 	return &cp, tx.bump(tableAuditState)
+}
+
+// auditPruneKeyTxn refuses a checkpoint not signed by the cluster's audit
+// key: the one ClusterInit recorded, else (a cluster bootstrapped before it
+// was recorded) the key of the checkpoint already kept; the first prune of
+// such a cluster is only checked to be signed by the key it names. Without
+// this, a checkpoint the cluster never signed would delete events, and
+// audit verify would only find out afterwards.
+func auditPruneKeyTxn(tx *writeTxn, cur *AuditState, cp *AuditCheckpoint) error {
+	meta, err := metaTxn(tx.Txn, nil)
+	if err != nil {
+		return err
+	}
+	want := meta.AuditKey
+	if want == "" && cur.Checkpoint != nil {
+		want = cur.Checkpoint.PublicKey
+	}
+	if want == "" {
+		want = cp.PublicKey
+	}
+	key, err := base64.StdEncoding.DecodeString(want)
+	if err != nil || len(key) != ed25519.PublicKeySize {
+		return fmt.Errorf("audit prune to %d: the cluster's audit key is not an ed25519 key: %w", cp.LastSeq, ErrInvalid)
+	}
+	if err := VerifyAuditCheckpoint(cp, key); err != nil {
+		return fmt.Errorf("audit prune to %d: %v: %w", cp.LastSeq, err, ErrInvalid)
+	}
+	return nil
 }
 
 // AuditRetentionSet records the retention the leader applies, with an

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"io"
 	"strings"
@@ -270,5 +271,76 @@ func TestAuditRetentionSet(t *testing.T) {
 	}
 	if res := apply(t, f, &AuditRetentionSet{Retention: AuditRetention{MaxEvents: -1}, Now: testNow}); !errors.Is(res.Err, ErrInvalid) {
 		t.Fatalf("negative: %v", res.Err)
+	}
+}
+
+// The state machine refuses a checkpoint the cluster's audit key did not
+// sign: the key ClusterInit recorded, else the kept checkpoint's key; a
+// checkpoint whose signature does not verify is refused too, and nothing is
+// pruned.
+func TestAuditPruneKey(t *testing.T) {
+	other := ed25519.NewKeyFromSeed([]byte(strings.Repeat("o", ed25519.SeedSize)))
+	signedBy := func(p *AuditPrune, key ed25519.PrivateKey) *AuditPrune {
+		c := *p
+		SignAuditCheckpoint(&c.Checkpoint, key)
+		return &c
+	}
+	tests := []struct {
+		name string
+		// recorded: the key ClusterInit records (nil: an older cluster).
+		recorded ed25519.PrivateKey
+		// first, when set, prunes to 2 first (with that key).
+		first ed25519.PrivateKey
+		sign  func(t *testing.T, s *State) *AuditPrune
+		ok    bool
+	}{
+		{"ok/recorded-key", testAuditKey, nil, func(t *testing.T, s *State) *AuditPrune { return testPrune(t, s, 4) }, true},
+		{"fail/other-key-than-recorded", testAuditKey, nil, func(t *testing.T, s *State) *AuditPrune { return signedBy(testPrune(t, s, 4), other) }, false},
+		{"fail/forged-signature", testAuditKey, nil, func(t *testing.T, s *State) *AuditPrune {
+			p := testPrune(t, s, 4)
+			p.Checkpoint.Signature = base64.StdEncoding.EncodeToString(make([]byte, ed25519.SignatureSize))
+			return p
+		}, false},
+		{"fail/edited-after-signing", testAuditKey, nil, func(t *testing.T, s *State) *AuditPrune {
+			p := testPrune(t, s, 4)
+			p.Checkpoint.Created = p.Checkpoint.Created.Add(time.Hour)
+			return p
+		}, false},
+		{"ok/old-cluster-first-prune", nil, nil, func(t *testing.T, s *State) *AuditPrune { return testPrune(t, s, 4) }, true},
+		{"fail/old-cluster-forged-first-prune", nil, nil, func(t *testing.T, s *State) *AuditPrune {
+			p := testPrune(t, s, 4)
+			p.Checkpoint.Signature = base64.StdEncoding.EncodeToString(make([]byte, ed25519.SignatureSize))
+			return p
+		}, false},
+		{"fail/old-cluster-key-changes", nil, testAuditKey, func(t *testing.T, s *State) *AuditPrune { return signedBy(testPrune(t, s, 4), other) }, false},
+		{"ok/old-cluster-same-key", nil, testAuditKey, func(t *testing.T, s *State) *AuditPrune { return testPrune(t, s, 4) }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := testFSM(t)
+			init := &ClusterInit{ClusterID: "c", Now: testNow, UIDStart: DefaultUIDStart, UIDEnd: DefaultUIDEnd, GIDStart: DefaultGIDStart, GIDEnd: DefaultGIDEnd,
+				TLSCACert: testCertPEM(t, 9), TLSCAKeySealed: []byte{1}}
+			if tc.recorded != nil {
+				init.AuditKey = base64.StdEncoding.EncodeToString(tc.recorded.Public().(ed25519.PublicKey))
+			}
+			mustApply(t, f, init)
+			appendEvents(t, f, 10)
+			st := f.State()
+			if tc.first != nil {
+				mustApply(t, f, signedBy(testPrune(t, st, 2), tc.first))
+			}
+			first, _ := st.AuditFirst()
+			res := apply(t, f, tc.sign(t, st))
+			after, _ := st.AuditFirst()
+			if tc.ok {
+				if res.Err != nil || after.Seq != 5 {
+					t.Fatalf("refused: %v (first kept %d)", res.Err, after.Seq)
+				}
+				return
+			}
+			if !errors.Is(res.Err, ErrInvalid) || after.Seq != first.Seq {
+				t.Fatalf("accepted or wrong error: %v (first kept %d, was %d)", res.Err, after.Seq, first.Seq)
+			}
+		})
 	}
 }

@@ -93,6 +93,8 @@ const (
 	// Audit log retention (auditprune.go).
 	AuditPruneType        MessageType = 40
 	AuditRetentionSetType MessageType = 41
+	// An operator removes a stale export cursor (auditexportdelete.go).
+	AuditExportCursorDeleteType MessageType = 42
 	// The audit exporter's cursor and sink state (auditexport.go); 47 is
 	// kept for it too.
 	AuditExportCursorSetType MessageType = 45

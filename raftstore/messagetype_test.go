@@ -53,11 +53,14 @@ var skippable = map[MessageType]bool{
 	IdPSessionHoldType:       false, // an open keyless connection keeps its person re-validated
 	AuditExportCursorSetType: true,  // steers only the exporter; its next write repairs it (may re-send events, never skips one)
 	AuditSinkStateSetType:    true,  // steers only the exporter's once-per-outage audit
-	AccessRequestCreateType:  false, // a request approvers act on
-	AccessRequestApproveType: false, // an approved request grants access
-	AccessRequestDenyType:    false,
-	AccessRequestRevokeType:  false, // a revoked grant must be refused
-	AccessRequestExpireType:  false, // audited and read by agents; nodes refuse past the window anyway, but the agent view follows it
+	// Writes an audit event (chained state), and a skipped delete would
+	// restart a re-added sink past events it never took.
+	AuditExportCursorDeleteType: false,
+	AccessRequestCreateType:     false, // a request approvers act on
+	AccessRequestApproveType:    false, // an approved request grants access
+	AccessRequestDenyType:       false,
+	AccessRequestRevokeType:     false, // a revoked grant must be refused
+	AccessRequestExpireType:     false, // audited and read by agents; nodes refuse past the window anyway, but the agent view follows it
 	// Where a recording's copies are: a node that skipped one would not
 	// find a copy, and no later write repeats it.
 	RecordingHolderPutType:    false,

@@ -1,6 +1,8 @@
 package raftstore
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 	"time"
 
@@ -40,7 +42,12 @@ type ClusterMeta struct {
 	// private key sealed under the key-encryption key, which never enters raft.
 	TLSCACert      string
 	TLSCAKeySealed []byte
-	ModifyIndex    uint64
+	// AuditKey is the cluster's audit public key (ed25519, base64), which
+	// every AuditPrune's checkpoint must be signed by; empty for a cluster
+	// bootstrapped before it was recorded (its first checkpoint's key is
+	// then the one every later prune must use).
+	AuditKey    string `json:",omitempty"`
+	ModifyIndex uint64
 }
 
 func init() {
@@ -68,6 +75,9 @@ type ClusterInit struct {
 	GIDEnd         uint32
 	TLSCACert      string
 	TLSCAKeySealed []byte
+	// AuditKey is the audit public key (ed25519, base64) derived from the
+	// key-encryption key (gateway/ca AuditKey); omitted by older nodes.
+	AuditKey string `json:",omitempty"`
 }
 
 func (c *ClusterInit) Type() MessageType { return ClusterInitType }
@@ -82,6 +92,11 @@ func (c *ClusterInit) Validate() error {
 		return invalidf("gid range %d-%d: start must be at least 1000 and end not below start", c.GIDStart, c.GIDEnd)
 	case c.TLSCACert == "" || len(c.TLSCAKeySealed) == 0:
 		return invalidf("cluster TLS CA certificate and sealed key are required")
+	}
+	if c.AuditKey != "" {
+		if k, err := base64.StdEncoding.DecodeString(c.AuditKey); err != nil || len(k) != ed25519.PublicKeySize {
+			return invalidf("audit key is not an ed25519 public key")
+		}
 	}
 	return nil
 }
@@ -107,7 +122,7 @@ func (c *ClusterInit) apply(tx *writeTxn) (any, error) {
 		m.UIDNext, m.GIDNext = max(c.UIDStart, m.UIDNext), max(c.GIDStart, m.GIDNext)
 	}
 	m.UIDEnd, m.GIDEnd = c.UIDEnd, c.GIDEnd
-	m.TLSCACert, m.TLSCAKeySealed = c.TLSCACert, c.TLSCAKeySealed
+	m.TLSCACert, m.TLSCAKeySealed, m.AuditKey = c.TLSCACert, c.TLSCAKeySealed, c.AuditKey
 	return m.ClusterID, putMetaTxn(tx, &m)
 }
 

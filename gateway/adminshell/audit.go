@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -120,7 +119,8 @@ func anyEqualFold(wants []string, values ...string) bool {
 }
 
 func (v *invocation) auditCmd() *cobra.Command {
-	return group("audit", "The hash-chained audit log", nil, v.auditLsCmd(), v.auditTailCmd(), v.auditVerifyCmd(), v.auditExportCmd())
+	return group("audit", "The hash-chained audit log", nil, v.auditLsCmd(), v.auditTailCmd(), v.auditVerifyCmd(), v.auditExportCmd(),
+		v.auditExportCursorsCmd())
 }
 
 func (v *invocation) auditLsCmd() *cobra.Command {
@@ -182,14 +182,15 @@ func (v *invocation) auditLsCmd() *cobra.Command {
 func (v *invocation) auditVerifyCmd() *cobra.Command {
 	var file string
 	verify := &cobra.Command{
-		Use:   "verify [--file PATH|-]",
+		Use:   "verify [--file -]",
 		Short: "Prove the audit log has no gap and no edited event",
 		Long: "Check the hash chain of the whole audit log: from its signed checkpoint when old\n" +
 			"events were pruned (the pruned range is reported), else from the first event.\n" +
 			"With --file, check an exported log\n" +
-			"(`audit export`, or a JSON-lines sink) instead: a file on this node, or - for\n" +
-			"standard input (ssh admin@bastion audit verify --file - < audit.jsonl). An exported\n" +
-			"log is also compared with the cluster's own log where they overlap.",
+			"(`audit export`, or a JSON-lines sink) instead, read from standard input:\n" +
+			"ssh admin@bastion audit verify --file - < audit.jsonl. The file is also compared\n" +
+			"with the cluster's own log at its last event (and at the signed checkpoint's event);\n" +
+			"a file that goes past the cluster's newest event fails.",
 		Args: exactArgs(),
 		RunE: func(*cobra.Command, []string) error {
 			if file != "" {
@@ -198,7 +199,7 @@ func (v *invocation) auditVerifyCmd() *cobra.Command {
 			return v.verifyLog()
 		},
 	}
-	verify.Flags().StringVar(&file, "file", "", "verify an exported JSON-lines log (- for standard input)")
+	verify.Flags().StringVar(&file, "file", "", "verify an exported JSON-lines log read from standard input (-; no other value)")
 	return verify
 }
 
@@ -251,10 +252,13 @@ type verifyReport struct {
 	// Anchored: the file's first event follows the cluster's event before it.
 	Anchored *bool `json:"anchored,omitempty"`
 	// MatchesCluster: the file's last event is the cluster's event of that
-	// seq (nil when the cluster has no such event to compare with).
-	MatchesCluster *bool  `json:"matches_cluster,omitempty"`
-	BrokenAt       uint64 `json:"broken_at,omitempty"`
-	Problem        string `json:"problem,omitempty"`
+	// seq, and its event at the cluster's checkpoint when it has it, the
+	// checkpoint's (nil when the cluster pruned every event of the file).
+	MatchesCluster *bool `json:"matches_cluster,omitempty"`
+	// ClusterHead is the cluster's newest seq when the file goes past it.
+	ClusterHead *uint64 `json:"cluster_head,omitempty"`
+	BrokenAt    uint64  `json:"broken_at,omitempty"`
+	Problem     string  `json:"problem,omitempty"`
 	// PrunedThrough: events 1 to this were pruned behind the checkpoint
 	// made at CheckpointTime, which the log was verified from.
 	PrunedThrough  uint64     `json:"pruned_through,omitempty"`
@@ -314,7 +318,7 @@ func (v *invocation) finish(r *verifyReport, err error) error {
 		}
 		switch {
 		case r.MatchesCluster == nil && r.Events > 0 && r.Source != "audit log":
-			msg += "; the cluster's log does not reach its last event, so it could not be compared"
+			msg += "; the cluster pruned every event of the file, so it could not be compared"
 		case r.MatchesCluster != nil:
 			msg += "; matches the cluster's log"
 		}
@@ -355,25 +359,23 @@ func (v *invocation) checkpointAnchor(st *raftstore.State, seq uint64) *raftstor
 	return as.Checkpoint.Anchor()
 }
 
-// verifyFile checks an exported log, then ties it to the cluster's log: a
-// file whose chain is whole but rewritten from scratch verifies on its own
-// (the chain has no secret), and only differs from the cluster's copy.
+// verifyFile checks an exported log read from standard input, then ties it
+// to the cluster's log: a file whose chain is whole but rewritten from
+// scratch verifies on its own (the chain has no secret), and only differs
+// from the cluster's copy. It is compared at its last event, at the
+// checkpoint's event when it covers it, and a file that goes past the
+// cluster's newest event fails: either the cluster lost its tail or the
+// file was made up (padding past the head would otherwise leave nothing to
+// compare). Only standard input is read: a path on the node would let an
+// administrator probe the node's files and hang the shell on a FIFO.
 func (v *invocation) verifyFile(path string) error {
-	var in io.Reader
-	source := path
-	if path == "-" {
-		if v.in == nil {
-			return errors.New("--file -: this session has no standard input; pipe the file in: ssh admin@<bastion> audit verify --file - < audit.jsonl")
-		}
-		in, source = v.in, "standard input"
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return fmt.Errorf("open exported audit log: %w", err)
-		}
-		defer f.Close()
-		in = f
+	if path != "-" {
+		return usagef("--file takes - (standard input) only: ssh admin@<bastion> audit verify --file - < audit.jsonl")
 	}
+	if v.in == nil {
+		return errors.New("--file -: this session has no standard input; pipe the file in: ssh admin@<bastion> audit verify --file - < audit.jsonl")
+	}
+	in, source := v.in, "standard input"
 	st := v.state()
 	clusterEvent := func(seq uint64) (*raftstore.AuditEvent, error) {
 		if seq == 0 {
@@ -386,6 +388,13 @@ func (v *invocation) verifyFile(path string) error {
 		}
 		return evs[0], nil
 	}
+	// The checkpoint (verified) the file is also compared at when it
+	// covers its event; its hash is immutable once made.
+	var cp *raftstore.AuditCheckpoint
+	if _, as, err := st.AuditStateOf(nil); err == nil && as.Checkpoint != nil && raftstore.VerifyAuditCheckpoint(as.Checkpoint, v.sh.auditKey) == nil {
+		cp = as.Checkpoint
+	}
+	var cpHash string // the file's hash of event cp.LastSeq
 
 	r := &verifyReport{Source: source}
 	vf := &verifier{report: r}
@@ -420,6 +429,9 @@ func (v *invocation) verifyFile(path string) error {
 			}
 			vf.prev = anchor
 		}
+		if cp != nil && e.Seq == cp.LastSeq {
+			cpHash = e.Hash
+		}
 		batch = append(batch, e)
 		if len(batch) == auditPage {
 			if err := vf.add(batch); err != nil {
@@ -434,17 +446,40 @@ func (v *invocation) verifyFile(path string) error {
 	if err := vf.add(batch); err != nil {
 		return v.finish(r, err)
 	}
-	if r.Events > 0 {
-		theirs, err := clusterEvent(r.LastSeq)
-		if err != nil {
-			return err
+	if r.Events == 0 {
+		return v.finish(r, nil)
+	}
+	// The head is read after the file: events written meanwhile only move
+	// it forwards.
+	_, head, err := st.AuditLast(nil)
+	if err != nil {
+		return err
+	}
+	if head == nil || r.LastSeq > head.Seq {
+		at := uint64(0)
+		if head != nil {
+			at = head.Seq
 		}
-		if theirs != nil {
-			same := theirs.Hash == r.HeadHash
-			r.MatchesCluster = &same
-			if !same {
-				return v.finish(r, &raftstore.AuditChainError{Seq: r.LastSeq, Problem: "differs from the cluster's own log (the file was rewritten)"})
-			}
+		r.ClusterHead = &at
+		return v.finish(r, &raftstore.AuditChainError{Seq: r.LastSeq, Problem: fmt.Sprintf(
+			"the file goes past the cluster's newest event (%d): the cluster lost its newest events, or the file was made up", at)})
+	}
+	if cpHash != "" && cpHash != cp.Hash {
+		same := false
+		r.MatchesCluster = &same
+		return v.finish(r, &raftstore.AuditChainError{Seq: cp.LastSeq, Problem: "differs from the cluster's signed checkpoint (the file was rewritten)"})
+	}
+	theirs, err := clusterEvent(r.LastSeq)
+	if err != nil {
+		return err
+	}
+	if theirs != nil {
+		// Nil only for a file whose every event the cluster pruned before
+		// its checkpoint: nothing is left to compare with.
+		same := theirs.Hash == r.HeadHash
+		r.MatchesCluster = &same
+		if !same {
+			return v.finish(r, &raftstore.AuditChainError{Seq: r.LastSeq, Problem: "differs from the cluster's own log (the file was rewritten)"})
 		}
 	}
 	return v.finish(r, nil)

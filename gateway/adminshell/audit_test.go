@@ -2,9 +2,9 @@ package adminshell
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -25,13 +25,10 @@ func exportLines(t *testing.T, h *harness) []string {
 	return lines
 }
 
-func writeLines(t *testing.T, lines []string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "audit.jsonl")
-	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+// verifyLines runs audit verify --file - on lines, with extra flags.
+func verifyLines(h *harness, lines []string, flags ...string) result {
+	h.t.Helper()
+	return h.runInput(strings.NewReader(strings.Join(lines, "\n")+"\n"), append([]string{"audit", "verify", "--file", "-"}, flags...)...)
 }
 
 // edit rewrites one exported event.
@@ -99,12 +96,11 @@ func TestAuditVerifyExportedFile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writeLines(t, tc.lines)
-			r := h.run("audit", "verify", "--file", path)
+			r := verifyLines(h, tc.lines)
 			if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.want) {
 				t.Fatalf("want exit %d with %q; %s", tc.code, tc.want, r)
 			}
-			j := h.run("audit", "verify", "--file", path, "--json")
+			j := verifyLines(h, tc.lines, "--json")
 			rep := decodeJSON[verifyReport](t, j.stdout)
 			if rep.OK != (tc.code == ExitOK) || j.code != tc.code {
 				t.Errorf("json report %+v, exit %d", rep, j.code)
@@ -125,16 +121,57 @@ func TestAuditVerifyExportedFile(t *testing.T) {
 	}
 }
 
-// A file that starts mid-log where the cluster has no event before it (say,
-// the cluster was rebuilt) is verified from its own first event, and says so.
-func TestAuditVerifyUnanchoredSegment(t *testing.T) {
+// A file that goes past the cluster's newest event (say, the cluster was
+// rebuilt and lost its tail) fails and says so: nothing vouches for it.
+func TestAuditVerifyPastClusterHead(t *testing.T) {
 	h := newHarness(t)
 	lines := exportLines(t, h)
 	other := newHarness(t) // a cluster with only two events
-	r := other.run("audit", "verify", "--file", writeLines(t, lines[3:]))
-	if r.code != ExitOK || !strings.Contains(r.stdout, "the cluster has no event 3 to anchor the first one to") ||
-		!strings.Contains(r.stdout, "could not be compared") {
+	r := verifyLines(other, lines[3:])
+	if r.code != ExitError || !strings.Contains(r.stderr, "goes past the cluster's newest event (2)") {
 		t.Fatal(r)
+	}
+	rep := decodeJSON[verifyReport](t, verifyLines(other, lines[3:], "--json").stdout)
+	if rep.OK || rep.ClusterHead == nil || *rep.ClusterHead != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+// The forgery the review found: rewrite an event, re-chain, and add one
+// event past the cluster's head so that the file's last event has nothing
+// to be compared with. It must fail, at the head or (without the padding)
+// at the rewritten file's last event.
+func TestAuditVerifyForgedPastHead(t *testing.T) {
+	h := newHarness(t)
+	lines := exportLines(t, h)
+	forged := append([]string{}, lines...)
+	forged[4] = edit(t, lines[4], func(a *auditView) { a.Actor = "mallory" })
+	pad := edit(t, lines[5], func(a *auditView) { a.Seq, a.Type = 7, "user.enable" })
+	forged = rechain(t, append(forged, pad))
+	r := verifyLines(h, forged)
+	if r.code != ExitError || !strings.Contains(r.stderr, "broken at seq 7: the file goes past the cluster's newest event (6)") {
+		t.Fatal(r)
+	}
+	// The same forgery cut at the head is compared there.
+	if r := verifyLines(h, forged[:6]); r.code != ExitError || !strings.Contains(r.stderr, "broken at seq 6: differs from the cluster's own log") {
+		t.Fatal(r)
+	}
+}
+
+// --file reads standard input only: a path on the node is refused before
+// anything is opened (no probing the node's files, no hanging on a FIFO).
+func TestAuditVerifyFileStdinOnly(t *testing.T) {
+	h := newHarness(t)
+	exportLines(t, h)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, "/etc/passwd", filepath.Join(t.TempDir(), "missing")} {
+		r := h.run("audit", "verify", "--file", path)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "--file takes - (standard input) only") {
+			t.Errorf("%s: %s", path, r)
+		}
 	}
 }
 

@@ -15,6 +15,12 @@ type Metrics struct {
 	// SpillEvents and SpillBytes are what the spill holds now.
 	SpillEvents prometheus.Gauge
 	SpillBytes  prometheus.Gauge
+	// SpillCorrupt counts lines of the spill that could not be trusted
+	// (moved to its quarantine file, each an audit.spill_corrupt event).
+	SpillCorrupt prometheus.Counter
+	// QueueEvents is how many events wait in the memory queue: recorded,
+	// not yet in raft nor on disk, so lost if the node crashed now.
+	QueueEvents prometheus.Gauge
 	// BackpressureSeconds adds up the time callers of Record waited for
 	// room because both queues were full.
 	BackpressureSeconds prometheus.Counter
@@ -38,6 +44,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Audit events waiting in this node's spill on disk."}),
 		SpillBytes: f.NewGauge(prometheus.GaugeOpts{Name: "rampart_audit_spill_bytes",
 			Help: "Bytes of audit events waiting in this node's spill on disk."}),
+		SpillCorrupt: f.NewCounter(prometheus.CounterOpts{Name: "rampart_audit_spill_corrupt_total",
+			Help: "Lines of this node's audit spill that could not be trusted (unreadable, forged, replayed or missing); each is an audit.spill_corrupt event."}),
+		QueueEvents: f.NewGauge(prometheus.GaugeOpts{Name: "rampart_audit_queue_events",
+			Help: "Audit events waiting in this node's memory queue: neither in the replicated log nor on disk yet, so lost if the node crashed now."}),
 		BackpressureSeconds: f.NewCounter(prometheus.CounterOpts{Name: "rampart_audit_backpressure_seconds_total",
 			Help: "Time callers waited to record an audit event because the memory queue and the spill were full."}),
 		Dropped: f.NewCounterVec(prometheus.CounterOpts{Name: "rampart_audit_events_dropped_total",

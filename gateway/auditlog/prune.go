@@ -26,7 +26,10 @@ type Retention struct {
 	// ExportSinks are the audit export sinks configured on this node
 	// (audit_export.sinks, by name): nothing a sink has not yet taken is
 	// pruned, so an exporter behind (a sink down for a day) loses nothing.
-	// A sink with no cursor yet holds the whole log.
+	// A sink with no cursor yet holds the whole log. Every cursor recorded
+	// in raft holds the log too, configured here or not (another node's
+	// sink, or one removed from the configuration until an operator
+	// removes its cursor: audit export-cursors rm).
 	ExportSinks []string
 }
 
@@ -46,6 +49,10 @@ type Pruner struct {
 	// lastPrune is when this node last pruned (as leader).
 	lastPrune time.Time
 }
+
+// clockMargin is how far past the newest event's time the pruner's "now"
+// may be (clock skew between the nodes that recorded events and this one).
+const clockMargin = time.Minute
 
 // lookEvery bounds the wait between looks at leadership and retention, so
 // that a new leader or a changed configuration is recorded soon.
@@ -81,9 +88,13 @@ func (p *Pruner) Once(ctx context.Context, prune bool) error {
 	if err != nil {
 		return err
 	}
+	now, err := p.clock(st)
+	if err != nil {
+		return err
+	}
 	want := raftstore.AuditRetention{MaxAge: p.ret.MaxAge, MaxEvents: p.ret.MaxEvents}
 	if as.Retention != want {
-		if _, err := p.store.Apply(ctx, &raftstore.AuditRetentionSet{Retention: want, Node: p.node, Now: p.now().UTC()}); err != nil {
+		if _, err := p.store.Apply(ctx, &raftstore.AuditRetentionSet{Retention: want, Node: p.node, Now: now}); err != nil {
 			return fmt.Errorf("record audit retention: %w", err)
 		}
 		p.logger.Info("audit retention recorded", "max_age", want.MaxAge, "max_events", want.MaxEvents)
@@ -95,7 +106,7 @@ func (p *Pruner) Once(ctx context.Context, prune bool) error {
 	// The cut is made once per look; only a cut larger than one command
 	// may prune is taken in steps. (Each prune adds an event: looking
 	// again at once would prune one more event per prune, forever.)
-	cut, err := p.cut(st)
+	cut, err := p.cut(st, now)
 	if err != nil || cut == 0 {
 		return err
 	}
@@ -105,7 +116,7 @@ func (p *Pruner) Once(ctx context.Context, prune bool) error {
 			return err
 		}
 		step := min(cut, first.Seq-1+raftstore.MaxAuditPrune)
-		if err := p.prune(ctx, st, step); err != nil {
+		if err := p.prune(ctx, st, step, now); err != nil {
 			return err
 		}
 		if step == cut {
@@ -114,9 +125,47 @@ func (p *Pruner) Once(ctx context.Context, prune bool) error {
 	}
 }
 
-// cut is the last seq to prune now (0: none): the older of the bounds,
-// never the newest event.
-func (p *Pruner) cut(st *raftstore.State) (uint64, error) {
+// clock is the pruner's "now": this node's clock, but never more than
+// clockMargin past the newest event's time, so that a leader whose clock
+// jumped ahead does not age out events that are not old. The pruner's own
+// events (audit.prune, audit_retention.update) carry this time and are not
+// counted as the newest, so that they do not move it on look after look.
+func (p *Pruner) clock(st *raftstore.State) (time.Time, error) {
+	now := p.now().UTC()
+	_, last, err := st.AuditLast(nil)
+	if err != nil || last == nil {
+		return now, err
+	}
+	newest := last
+	for seq, n := last.Seq, 0; n < maxOwnEvents && seq > 1 && isOwnEvent(newest); seq, n = seq-1, n+1 {
+		_, evs, err := st.AuditSince(nil, seq-2, 1)
+		if err != nil {
+			return now, err
+		}
+		if len(evs) == 0 || evs[0].Seq != seq-1 {
+			break // pruned: the checkpoint's side
+		}
+		newest = evs[0]
+	}
+	if limit := newest.Time.UTC().Add(clockMargin); now.After(limit) {
+		return limit, nil
+	}
+	return now, nil
+}
+
+// maxOwnEvents bounds how far back clock looks past the pruner's own
+// events for the newest event of anyone else.
+const maxOwnEvents = 1000
+
+// isOwnEvent reports whether e is one of the pruner's own bookkeeping
+// events, which the state machine writes with the pruner's time.
+func isOwnEvent(e *raftstore.AuditEvent) bool {
+	return e.Type == raftstore.EventAuditPrune || e.Type == raftstore.EventAuditRetentionUpdate
+}
+
+// cut is the last seq to prune at now (0: none): the older of the bounds,
+// never the newest event, never what an export cursor has not passed.
+func (p *Pruner) cut(st *raftstore.State, now time.Time) (uint64, error) {
 	if p.ret.MaxAge <= 0 && p.ret.MaxEvents <= 0 {
 		return 0, nil
 	}
@@ -136,7 +185,7 @@ func (p *Pruner) cut(st *raftstore.State) (uint64, error) {
 		// Times follow seqs closely but not strictly (an agent's clock, a
 		// spill replayed late): the cut stops at the first event young
 		// enough to keep, so nothing younger is pruned.
-		before := p.now().Add(-p.ret.MaxAge)
+		before := now.Add(-p.ret.MaxAge)
 		after, stop := max(first.Seq, cut+1)-1, false
 		for !stop {
 			_, page, err := st.AuditSince(nil, after, 1000)
@@ -157,15 +206,20 @@ func (p *Pruner) cut(st *raftstore.State) (uint64, error) {
 		}
 	}
 	cut = min(cut, last.Seq-1)
+	_, cursors, err := st.AuditExportCursors(nil)
+	if err != nil {
+		return 0, err
+	}
+	held := map[string]uint64{}
+	for _, c := range cursors {
+		held[c.Sink] = c.Seq
+	}
 	for _, sink := range p.ret.ExportSinks {
-		_, c, err := st.AuditExportCursorOf(nil, sink)
-		if err != nil {
-			return 0, err
+		if _, ok := held[sink]; !ok {
+			held[sink] = 0 // no cursor yet: it took nothing
 		}
-		var delivered uint64
-		if c != nil {
-			delivered = c.Seq
-		}
+	}
+	for sink, delivered := range held {
 		if delivered < cut {
 			p.logger.Info("audit retention waits for an export sink", "sink", sink, "delivered_seq", delivered, "would_prune_through", cut)
 			cut = delivered
@@ -178,7 +232,7 @@ func (p *Pruner) cut(st *raftstore.State) (uint64, error) {
 }
 
 // prune replaces the events up to cut by a signed checkpoint.
-func (p *Pruner) prune(ctx context.Context, st *raftstore.State, cut uint64) error {
+func (p *Pruner) prune(ctx context.Context, st *raftstore.State, cut uint64, now time.Time) error {
 	_, evs, err := st.AuditSince(nil, cut-1, 1)
 	if err != nil {
 		return err
@@ -186,9 +240,9 @@ func (p *Pruner) prune(ctx context.Context, st *raftstore.State, cut uint64) err
 	if len(evs) == 0 || evs[0].Seq != cut {
 		return fmt.Errorf("audit prune: event %d is not in the log", cut)
 	}
-	cp := raftstore.AuditCheckpoint{FirstSeq: 1, LastSeq: cut, Count: cut, Hash: evs[0].Hash, LastTime: evs[0].Time, Created: p.now().UTC()}
+	cp := raftstore.AuditCheckpoint{FirstSeq: 1, LastSeq: cut, Count: cut, Hash: evs[0].Hash, LastTime: evs[0].Time, Created: now}
 	raftstore.SignAuditCheckpoint(&cp, p.key)
-	if _, err := p.store.Apply(ctx, &raftstore.AuditPrune{Checkpoint: cp, Node: p.node, Now: p.now().UTC()}); err != nil {
+	if _, err := p.store.Apply(ctx, &raftstore.AuditPrune{Checkpoint: cp, Node: p.node, Now: now}); err != nil {
 		return fmt.Errorf("audit prune to %d: %w", cut, err)
 	}
 	p.logger.Info("audit events pruned behind a signed checkpoint", "through_seq", cut, "hash", cp.Hash)

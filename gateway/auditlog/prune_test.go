@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"log/slog"
@@ -44,7 +45,9 @@ func TestPruner(t *testing.T) {
 		{name: "ok/by-age", ret: Retention{MaxAge: day}, wantFirst: 25},
 		{name: "ok/age-and-count-keeps-less", ret: Retention{MaxAge: day, MaxEvents: 30}, wantFirst: 25},
 		{name: "ok/count-and-age-keeps-less", ret: Retention{MaxAge: day, MaxEvents: 5}, wantFirst: 45},
-		{name: "ok/everything-old-keeps-newest", ret: Retention{MaxAge: time.Minute}, wantFirst: 49},
+		// The newest event is 1 h old by the wall clock, but the pruner's
+		// clock stops a minute past it: a minute's bound keeps it.
+		{name: "ok/clock-stops-past-newest", ret: Retention{MaxAge: time.Minute}, wantFirst: 48},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,27 +103,38 @@ func TestPrunerWaitsForExportSinks(t *testing.T) {
 	now := time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name      string
+		sink      string // the cursor's sink ("": siem, the configured one)
 		cursor    uint64 // 0: the sink has none
 		wantFirst uint64 // first event kept (0: nothing pruned)
 	}{
 		{name: "ok/no-cursor-holds-all", cursor: 0, wantFirst: 0},
 		{name: "ok/behind-holds-the-rest", cursor: 20, wantFirst: 21},
 		{name: "ok/ahead-prunes-by-retention", cursor: 48, wantFirst: 40},
+		// A cursor in raft of a sink this node does not configure (another
+		// node's, or a removed sink's) holds the log too.
+		{name: "ok/unconfigured-cursor-holds", sink: "old-siem", cursor: 20, wantFirst: 21},
+		{name: "ok/unconfigured-cursor-ahead", sink: "old-siem", cursor: 48, wantFirst: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := raftstoretest.New(t)
 			appendAt(t, s, now.Add(-48*time.Hour), 48)
 			if tc.cursor > 0 {
-				s.MustApply(t, &raftstore.AuditExportCursorSet{Sink: "siem", Seq: tc.cursor, Node: "n1", At: now})
+				s.MustApply(t, &raftstore.AuditExportCursorSet{Sink: cmp.Or(tc.sink, "siem"), Seq: tc.cursor, Node: "n1", At: now})
 			}
-			p := NewPruner(s, pruneKey, Retention{MaxEvents: 10, ExportSinks: []string{"siem"}}, "n1", slog.New(slog.DiscardHandler))
+			sinks := []string{"siem"}
+			if tc.sink != "" {
+				sinks = nil // the cursor's sink is not configured here
+			}
+			p := NewPruner(s, pruneKey, Retention{MaxEvents: 10, ExportSinks: sinks}, "n1", slog.New(slog.DiscardHandler))
 			p.now = func() time.Time { return now }
 			if err := p.Once(context.Background(), true); err != nil {
 				t.Fatal(err)
 			}
 			_, as, _ := s.State().AuditStateOf(nil)
 			switch {
-			case tc.wantFirst == 0 && as.Checkpoint != nil:
+			case tc.wantFirst == 0 && tc.sink != "" && (as.Checkpoint == nil || as.Checkpoint.LastSeq != 39):
+				t.Fatalf("checkpoint %+v; want pruned through 39 (by retention)", as.Checkpoint)
+			case tc.wantFirst == 0 && tc.sink == "" && as.Checkpoint != nil:
 				t.Fatalf("pruned through %d though the sink took nothing", as.Checkpoint.LastSeq)
 			case tc.wantFirst != 0 && (as.Checkpoint == nil || as.Checkpoint.LastSeq != tc.wantFirst-1):
 				t.Fatalf("checkpoint %+v; want pruned through %d", as.Checkpoint, tc.wantFirst-1)
@@ -162,5 +176,31 @@ func TestPrunerRecordsRetention(t *testing.T) {
 	<-done
 	if s.Applied() != before {
 		t.Fatal("a follower wrote")
+	}
+}
+
+// A leader whose clock jumped ahead prunes by the log's own time: its "now"
+// stops a minute past the newest event, so events that are not old stay,
+// and its own audit.prune does not move that time on by a year.
+func TestPrunerClockAhead(t *testing.T) {
+	now := time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC)
+	s := raftstoretest.New(t)
+	appendAt(t, s, now.Add(-48*time.Hour), 48) // the last at now-1h
+	p := NewPruner(s, pruneKey, Retention{MaxAge: 24 * time.Hour}, "n1", slog.New(slog.DiscardHandler))
+	p.now = func() time.Time { return now.AddDate(1, 0, 0) }
+	for range 2 {
+		if err := p.Once(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, as, _ := s.State().AuditStateOf(nil)
+	// Events more than a day older than a minute past the newest (seq 48,
+	// now-1h) go: seqs 1..24, not the whole log.
+	if as.Checkpoint == nil || as.Checkpoint.LastSeq != 24 {
+		t.Fatalf("checkpoint %+v; want pruned through 24", as.Checkpoint)
+	}
+	_, last, _ := s.State().AuditLast(nil)
+	if last.Type != raftstore.EventAuditPrune || last.Time.After(now.Add(-time.Hour+2*clockMargin)) {
+		t.Fatalf("the prune's own event %+v", last)
 	}
 }

@@ -16,6 +16,9 @@ import (
 	"github.com/rampart-ssh/rampart/raftstore"
 )
 
+// testSpillKey authenticates the spill's lines in tests.
+var testSpillKey = []byte("0123456789abcdef0123456789abcdef")
+
 // stalledStore is raft without a quorum: Apply blocks until release is
 // closed (or the caller gives up), then takes every batch.
 type stalledStore struct {
@@ -98,7 +101,7 @@ func TestWriterStalledRaftSpills(t *testing.T) {
 	store := newStalledStore()
 	var log syncBuffer
 	w := New(store, slog.New(slog.NewTextHandler(&log, nil)))
-	if err := w.SetSpill(t.TempDir(), 64<<20); err != nil {
+	if err := w.SetSpill(t.TempDir(), 64<<20, testSpillKey); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -152,7 +155,7 @@ func TestWriterSpillFullHoldsCallers(t *testing.T) {
 	var log syncBuffer
 	w := New(store, slog.New(slog.NewTextHandler(&log, nil)))
 	// Room for a few dozen events on disk.
-	if err := w.SetSpill(t.TempDir(), 4096); err != nil {
+	if err := w.SetSpill(t.TempDir(), 4096, testSpillKey); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -223,7 +226,7 @@ func TestWriterSpillSurvivesRestart(t *testing.T) {
 	w := New(gone, slog.New(slog.DiscardHandler))
 	w.after = func(time.Duration) <-chan time.Time { return nil }
 	w.stopTimeout = time.Millisecond
-	if err := w.SetSpill(dir, 64<<20); err != nil {
+	if err := w.SetSpill(dir, 64<<20, testSpillKey); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -245,7 +248,7 @@ func TestWriterSpillSurvivesRestart(t *testing.T) {
 
 	store := &fakeStore{}
 	w2 := New(store, slog.New(slog.DiscardHandler))
-	if err := w2.SetSpill(dir, 64<<20); err != nil {
+	if err := w2.SetSpill(dir, 64<<20, testSpillKey); err != nil {
 		t.Fatal(err)
 	}
 	if w2.spill.count != 4 {
@@ -270,7 +273,7 @@ func TestWriterSpillSurvivesRestart(t *testing.T) {
 // caller never returned); whole lines and the offset survive.
 func TestSpillTornLine(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openSpill(dir, 1<<20)
+	s, err := openSpill(dir, 1<<20, testSpillKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,24 +283,28 @@ func TestSpillTornLine(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	evs, end, err := s.peek(1)
-	if err != nil || len(evs) != 1 {
-		t.Fatal(evs, err)
+	r, err := s.peek(2, t0)
+	if err != nil || len(r.events) != 1 {
+		t.Fatal(r, err)
 	}
-	if err := s.commit(end, 1); err != nil {
+	if err := s.commit(r); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.f.WriteAt([]byte(`{"Time":"2026-`), s.size); err != nil {
 		t.Fatal(err)
 	}
 	s.close()
-	s, err = openSpill(dir, 1<<20)
+	s, err = openSpill(dir, 1<<20, testSpillKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.close()
-	evs, _, err = s.peek(10)
-	if err != nil || len(evs) != 2 || evs[0].Fields["n"] != "1" || evs[1].Fields["n"] != "2" || s.count != 2 {
+	r, err = s.peek(10, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := r.events
+	if len(evs) != 2 || evs[0].Fields["n"] != "1" || evs[1].Fields["n"] != "2" || s.count != 2 {
 		t.Fatalf("after reopen: %+v count %d err %v", evs, s.count, err)
 	}
 }

@@ -1,5 +1,6 @@
 // Package auditlog is the node's audit writer: it batches events into the
-// replicated audit log and never drops one.
+// replicated audit log and never drops one, but for those in memory when
+// the node crashes.
 package auditlog
 
 import (
@@ -7,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-ssh/rampart/raftstore"
@@ -29,7 +31,8 @@ type Store interface {
 //
 // Batches the cluster refuses are retried until it takes them. When the
 // node stops, what it could not write goes to the spill, replayed first on
-// the next start.
+// the next start. A crash loses what is in the memory queue and the batch
+// being written (the QueueEvents gauge): Record does not wait for the disk.
 type Writer struct {
 	store  Store
 	logger *slog.Logger
@@ -42,6 +45,9 @@ type Writer struct {
 	metrics *Metrics
 
 	ch chan raftstore.AuditEventInput
+	// inMemory counts events taken by Record into the memory queue and not
+	// yet in raft nor on disk (the QueueEvents gauge).
+	inMemory atomic.Int64
 	// wake tells Run that the spill holds events.
 	wake chan struct{}
 	done chan struct{}
@@ -78,17 +84,18 @@ func New(store Store, logger *slog.Logger) *Writer {
 // before Run.
 func (a *Writer) SetMetrics(m *Metrics) { a.metrics = m }
 
-// SetSpill gives the writer its queue on disk in dir, bounded to maxBytes;
-// call it before Run. Events an earlier run left there are written first.
-func (a *Writer) SetSpill(dir string, maxBytes int64) error {
-	s, err := openSpill(dir, maxBytes)
+// SetSpill gives the writer its queue on disk in dir, bounded to maxBytes,
+// its lines authenticated with key (gateway/ca AuditSpillKey); call it
+// before Run. Events an earlier run left there are written first.
+func (a *Writer) SetSpill(dir string, maxBytes int64, key []byte) error {
+	s, err := openSpill(dir, maxBytes, key)
 	if err != nil {
 		return err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.spill = s
-	if s.count > 0 {
+	if s.count > 0 || len(s.opened) > 0 {
 		a.spilling = true
 		a.logger.Warn("audit events left on disk by an earlier run; they are written first", "events", s.count, "dir", dir)
 		a.notify()
@@ -117,6 +124,7 @@ func (a *Writer) Record(typ, actor string, fields map[string]string) {
 		if !a.spilling {
 			select {
 			case a.ch <- ev:
+				a.metrics.QueueEvents.Set(float64(a.inMemory.Add(1)))
 				a.endFull()
 				return
 			default:
@@ -242,7 +250,7 @@ func (a *Writer) Done() <-chan struct{} { return a.done }
 func (a *Writer) pendingSpill() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.spill != nil && a.spill.count > 0
+	return a.spill != nil && (a.spill.count > 0 || len(a.spill.opened) > 0)
 }
 
 // flushMemory writes a batch from the memory queue starting with first.
@@ -265,6 +273,7 @@ func (a *Writer) flushMemory(ctx context.Context, first raftstore.AuditEventInpu
 	if !a.apply(ctx, batch) {
 		return batch
 	}
+	a.metrics.QueueEvents.Set(float64(a.inMemory.Add(-int64(len(batch)))))
 	return nil
 }
 
@@ -272,11 +281,11 @@ func (a *Writer) flushMemory(ctx context.Context, first raftstore.AuditEventInpu
 // first (the batch stays in the spill).
 func (a *Writer) flushSpill(ctx context.Context) bool {
 	a.mu.Lock()
-	batch, end, err := a.spill.peek(maxBatch)
+	read, err := a.spill.peek(maxBatch, a.now().UTC())
 	a.mu.Unlock()
 	if err != nil {
-		// A queue the writer cannot read is not skipped: it is kept for an
-		// operator, and the writer retries.
+		// The disk failed (a line that cannot be trusted is quarantined,
+		// not an error): kept for an operator, and the writer retries.
 		a.logger.Error("audit spill unreadable", "err", err)
 		select {
 		case <-ctx.Done():
@@ -285,12 +294,21 @@ func (a *Writer) flushSpill(ctx context.Context) bool {
 			return true
 		}
 	}
-	if !a.apply(ctx, batch) {
+	corrupt := 0
+	for _, ev := range read.events {
+		if ev.Type == EventAuditSpillCorrupt {
+			corrupt++
+			a.logger.Error("audit spill: a line could not be trusted; it was moved aside and is reported as "+EventAuditSpillCorrupt,
+				"reason", ev.Fields["reason"], "offset", ev.Fields["offset"], "dir", a.spill.dir)
+		}
+	}
+	if len(read.events) > 0 && !a.apply(ctx, read.events) {
 		return false
 	}
+	a.metrics.SpillCorrupt.Add(float64(corrupt))
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.spill.commit(end, len(batch)); err != nil {
+	if err := a.spill.commit(read); err != nil {
 		a.logger.Error("audit spill: marking events written failed; they may be written twice", "err", err)
 	}
 	if a.spill.count == 0 && a.spilling {
@@ -332,6 +350,8 @@ func (a *Writer) apply(ctx context.Context, batch []raftstore.AuditEventInput) b
 // what the cluster does not take goes to the front of the spill (it is
 // older than what the spill holds), or to the node's log without one.
 func (a *Writer) stop(rest []raftstore.AuditEventInput) {
+	// Whatever becomes of them below, no event stays in memory.
+	defer func() { a.inMemory.Store(0); a.metrics.QueueEvents.Set(0) }()
 	a.mu.Lock()
 	a.stopped = true
 	a.room.Broadcast()
@@ -363,7 +383,7 @@ func (a *Writer) stop(rest []raftstore.AuditEventInput) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.spill != nil {
-		if err := a.spill.prepend(pending); err == nil {
+		if err := a.spill.prepend(pending, a.now().UTC()); err == nil {
 			a.metrics.Spilled.Add(float64(len(pending)))
 			a.gauges()
 			a.logger.Warn("node stopping: audit events the cluster did not take are kept on disk for the next start", "events", len(pending))

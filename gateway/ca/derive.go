@@ -79,3 +79,16 @@ func (k *KEK) AuditKey() (ed25519.PrivateKey, error) {
 	}
 	return ed25519.NewKeyFromSeed(seed), nil
 }
+
+// AuditSpillKey returns the key that authenticates the lines of a node's
+// audit spill on disk (HMAC-SHA256, gateway/auditlog): someone who can
+// write the data directory but does not hold the KEK cannot put an event
+// in it, nor take one out unseen. Derived from the KEK for that purpose
+// alone; never written anywhere.
+func (k *KEK) AuditSpillKey() ([]byte, error) {
+	key, err := k.deriveKey("audit-spill-hmac", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive audit spill key: %w", err)
+	}
+	return key, nil
+}

@@ -65,3 +65,27 @@ func TestAuditKey(t *testing.T) {
 		t.Fatal("two KEKs derive the same audit key")
 	}
 }
+
+// The audit spill key is the same from the same KEK, another from another,
+// and none of the other derived keys.
+func TestAuditSpillKey(t *testing.T) {
+	raw := make([]byte, KEKSize)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	k, err := NewKEK(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := k.AuditSpillKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := k.AuditSpillKey()
+	bk, _ := k.BackupKey()
+	ak, _ := k.AuditKey()
+	sk, _ := k.ConsoleShareKey()
+	if len(a) != 32 || !bytes.Equal(a, b) || bytes.Equal(a, bk) || bytes.Equal(a, ak.Seed()) || bytes.Equal(a, sk) || bytes.Equal(a, raw) {
+		t.Fatalf("AuditSpillKey %x: want 32 bytes, stable, and apart from the other keys", a)
+	}
+}
