@@ -77,6 +77,43 @@ func (s *State) SamePerson(a, b string) bool {
 	})
 }
 
+// verifiedSamePerson is samePerson where it allows something (a person
+// giving up their own request from another account): the same account, or
+// two whose shared address the identity provider verified for both. An
+// address anyone may set on their own account must not let them act as
+// someone else. user returns an account, nil if none.
+func verifiedSamePerson(a, b string, user func(id string) *User) bool {
+	if a == b {
+		return true
+	}
+	ua, ub := user(a), user(b)
+	if ua == nil || ub == nil || !ua.EmailVerified || !ub.EmailVerified {
+		return false
+	}
+	ea, eb := strings.TrimSpace(ua.Email), strings.TrimSpace(ub.Email)
+	return ea != "" && strings.EqualFold(ea, eb)
+}
+
+func verifiedSamePersonTxn(tx *writeTxn, a, b string) bool {
+	return verifiedSamePerson(a, b, func(id string) *User {
+		raw, err := tx.First(tableUsers, "id", id)
+		if err != nil || raw == nil {
+			return nil
+		}
+		return raw.(*User)
+	})
+}
+
+// VerifiedSamePerson is verifiedSamePerson on this replica.
+func (s *State) VerifiedSamePerson(a, b string) bool {
+	return verifiedSamePerson(a, b, func(id string) *User {
+		if _, u, err := s.UserByID(nil, id); err == nil {
+			return u
+		}
+		return nil
+	})
+}
+
 // approvalStandsTxn reports whether an earlier approval still counts: its
 // approver is still active and still an approver of the project (or, for an
 // administrator's approval, still active; for a service token's, the token

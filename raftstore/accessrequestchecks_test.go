@@ -75,6 +75,27 @@ func TestAccessRequestSamePersonTwoAccounts(t *testing.T) {
 	}
 }
 
+// An address the identity provider did not verify restricts (the account
+// counts as the same person: no approving) but never allows: an account
+// that set its address to someone else's cannot give up (revoke) their
+// request as if it were theirs.
+func TestAccessRequestUnverifiedAddressDoesNotRevoke(t *testing.T) {
+	f := jitFSM(t)
+	for _, u := range []User{
+		{ID: "alice", Login: "alice", UnixName: "alice", Groups: []string{"eng"}, Email: "alice@example.com", EmailVerified: true},
+		{ID: "mallory", Login: "mallory", UnixName: "mallory", Groups: []string{"eng"}, Email: "alice@example.com"},
+	} {
+		mustApply(t, f, &UserUpsert{User: u, EnsureGroups: true, Now: testNow})
+	}
+	mustApply(t, f, &AccessRequestCreate{ID: "r-aaaaaaaa", Project: "web", UserID: "alice", Reason: "x", Duration: time.Hour, Now: testNow})
+	if res := apply(t, f, &AccessRequestRevoke{ID: "r-aaaaaaaa", By: Decider{ID: "mallory", Login: "mallory"}, Reason: "gotcha", Now: testNow}); res.Err == nil {
+		t.Fatal("an account with alice's unverified address revoked her request")
+	}
+	if res := apply(t, f, &AccessRequestApprove{ID: "r-aaaaaaaa", By: Decider{ID: "mallory", Login: "mallory", Admin: true}, Now: testNow}); res.Err == nil {
+		t.Fatal("an account with alice's address approved her request")
+	}
+}
+
 // An approval from someone who has since left the approver groups, or been
 // disabled, no longer counts toward the number needed when the last one
 // lands; an administrator's stands while they are active.

@@ -434,7 +434,7 @@ func (c *AccessRequestRevoke) apply(tx *writeTxn) (any, error) {
 	if st := r.StateAt(c.Now); st != RequestPending && st != RequestApproved {
 		return nil, fmt.Errorf("%w: request %s is %s already", ErrConflict, r.ID, st)
 	}
-	if !samePersonTxn(tx, c.By.ID, r.UserID) {
+	if !verifiedSamePersonTxn(tx, c.By.ID, r.UserID) {
 		if err := mayDecideTxn(tx, r, c.By); err != nil {
 			return nil, err
 		}

@@ -115,10 +115,12 @@ func checkDecider(st *raftstore.State, r *raftstore.AccessRequest, by raftstore.
 		return forbidden("you may not approve or deny your own request")
 	}
 	if st.SamePerson(by.ID, r.UserID) {
-		if ownOK {
+		if ownOK && st.VerifiedSamePerson(by.ID, r.UserID) {
 			return nil
 		}
-		return forbidden("you may not approve or deny your own request (your accounts share an e-mail address)")
+		if !ownOK {
+			return forbidden("you may not approve or deny your own request (your accounts share an e-mail address)")
+		}
 	}
 	if by.Admin {
 		return nil
