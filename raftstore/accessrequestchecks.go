@@ -9,12 +9,19 @@ import (
 // The rules that keep one person from granting themselves access, and the
 // leader's check of the time a request command carries.
 
-// MaxProposalSkew is how far the time an access request command carries (the
-// clock of the node that handled it) may be from the leader's clock when it
-// enters the log. A request's window is computed from that time, so a node
-// whose clock runs ahead or behind would otherwise hand out longer or shorter
-// windows than asked.
+// MaxProposalSkew is how far ahead of the leader's clock the time an access
+// request command carries (the clock of the node that handled it) may be
+// when it enters the log. A request's window is computed from that time, so
+// a node whose clock runs ahead would otherwise hand out longer windows than
+// asked.
 const MaxProposalSkew = 5 * time.Second
+
+// MaxProposalDelay is how far behind the leader's clock that time may be. A
+// time behind only shortens a window, and a command is retried with the
+// time it was made with through an election or a full queue (raft apply
+// waits up to 30 s), so this bound is looser: an honest command that waited
+// is not refused as if the clocks were wrong.
+const MaxProposalDelay = 2 * time.Minute
 
 // timedCommand is a command whose outcome depends on the time it carries:
 // the leader refuses it (admit) when that time is too far from its own.
@@ -37,9 +44,9 @@ func admit(cmd Command, now time.Time) error {
 		return nil
 	}
 	skew := tc.proposedAt().Sub(now)
-	if skew > MaxProposalSkew || skew < -MaxProposalSkew {
-		return invalidf("the clock of the node that handled this is %s off the leader's (at most %s allowed): "+
-			"synchronize the nodes' clocks (NTP) and try again", skew.Round(time.Second), MaxProposalSkew)
+	if skew > MaxProposalSkew || skew < -MaxProposalDelay {
+		return invalidf("the clock of the node that handled this is %s off the leader's (at most %s ahead or %s behind allowed): "+
+			"synchronize the nodes' clocks (NTP) and try again", skew.Round(time.Second), MaxProposalSkew, MaxProposalDelay)
 	}
 	return nil
 }
