@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -145,12 +146,14 @@ func openSpill(dir string, maxBytes int64, key []byte) (*spill, error) {
 		return nil, err
 	}
 	s.count = bytes.Count(data[s.off:], []byte{'\n'})
-	// The next number follows the last line's (a forged number there only
-	// moves the next ones on).
+	// The next number follows the last line's, when that line is this
+	// queue's (its MAC checks): a forged number (2^64-1 wraps to 0) would
+	// otherwise have every honest event after it refused as replayed.
 	s.next = s.nextRead + uint64(s.count)
 	if last := bytes.LastIndexByte(data[:len(data)-1], '\n'); int64(last+1) >= s.off {
 		var l spillLine
-		if json.Unmarshal(data[last+1:], &l) == nil && l.N >= s.next {
+		if json.Unmarshal(data[last+1:], &l) == nil && l.N >= s.next && l.N < math.MaxUint64 &&
+			hmac.Equal([]byte(l.MAC), []byte(s.mac(l.N, l.Ev))) {
 			s.next = l.N + 1
 		}
 	}

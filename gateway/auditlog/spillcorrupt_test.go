@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -196,5 +197,33 @@ func TestSpillLegacyQueue(t *testing.T) {
 	r, err := s.peek(maxBatch, t0)
 	if err != nil || describe(r.events) != "n=1 n=2" {
 		t.Fatalf("read %q, %v", describe(r.events), err)
+	}
+}
+
+// A forged last line cannot steer the numbering: its number (here the
+// largest, which would wrap the next to 0) counts only when its MAC checks,
+// so the honest events appended after it are read, not refused as replayed.
+func TestSpillForgedLastNumberIgnored(t *testing.T) {
+	dir, lines := spillWith(t, 2)
+	ev, _ := json.Marshal(raftstore.AuditEventInput{Time: t0, Type: "login.accept", Actor: "mallory", Fields: map[string]string{"n": "x"}})
+	forged, _ := json.Marshal(spillLine{N: math.MaxUint64, Ev: ev, MAC: strings.Repeat("0", 64)})
+	writeQueue(t, dir, append(lines, append(forged, '\n')))
+	s, err := openSpill(dir, 1<<20, testSpillKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	for _, n := range []string{"2", "3"} {
+		ev := raftstore.AuditEventInput{Time: t0, Type: "login.accept", Actor: "alice", Fields: map[string]string{"n": n}}
+		if err := s.append(&ev, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := s.peek(maxBatch, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := describe(r.events), "n=0 n=1 bad_mac n=2 n=3"; got != want {
+		t.Fatalf("read %q, want %q", got, want)
 	}
 }
