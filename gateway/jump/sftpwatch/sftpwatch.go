@@ -5,7 +5,10 @@
 // paths. It never changes or holds back a byte. An operation is reported
 // once the server has answered it with success, and a channel's events are
 // rate-limited: what passes the limit is counted in one sftp.suppressed
-// event at the channel's end.
+// event at the channel's end. Two exceptions keep a client from hiding an
+// operation: a request whose id a later request reuses before the answer
+// is reported at once with outcome "unconfirmed", and a request still
+// unanswered when the channel ends is reported with outcome "unanswered".
 //
 // github.com/pkg/sftp keeps its packet decoding unexported (and under
 // internal/), so this is a small decoder of the few packets it needs.
@@ -13,6 +16,7 @@ package sftpwatch
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"maps"
 	"slices"
 	"strconv"
@@ -23,6 +27,9 @@ import (
 
 // Audit event types a Watcher reports.
 const (
+	// Each of open, remove, rename, mkdir and rmdir carries outcome
+	// "unconfirmed" or "unanswered" when reported without the server's
+	// success (see the package doc), and no outcome field otherwise.
 	EventSFTPOpen   = "sftp.open"   // path, flags
 	EventSFTPRead   = "sftp.read"   // path, bytes (when a handle read any, at its close)
 	EventSFTPWrite  = "sftp.write"  // path, bytes (when a handle wrote any, at its close)
@@ -33,17 +40,39 @@ const (
 	// EventSFTPEnd is the channel's totals: bytes_read, bytes_written.
 	EventSFTPEnd = "sftp.end"
 	// EventSFTPSuppressed is reported at the channel's end when the rate
-	// limit held events back: count (how many), types (each type and its
-	// count, "sftp.mkdir:9800,sftp.open:12"), and untracked (requests
-	// not followed because too many awaited their answers; 0 mostly).
+	// limit held events back, requests went unfollowed or request ids were
+	// reused: count (how many events held back), types (each type and its
+	// count, "sftp.mkdir:9800,sftp.open:12"), paths (a JSON array of up to
+	// maxHeldPaths held-back events, {"type","path","new_path"}, the
+	// weighty ones first), untracked (requests not followed because too
+	// many awaited their answers; 0 mostly) and collisions (requests that
+	// reused the id of one awaiting its answer).
 	EventSFTPSuppressed = "sftp.suppressed"
 )
 
-// Rate limit of a channel's events: a burst of eventBurst, then
-// eventsPerSecond. sftp.end and sftp.suppressed are never held back.
+// Rate limits of a channel's events, each a burst then a rate a second.
+// Removals, renames, the read and write totals of a handle and opens for
+// writing are weighty and have a budget of their own, far larger, so that
+// a flood of cheap events (mkdir, rmdir, opens for reading) cannot hide
+// them. sftp.end and sftp.suppressed are never held back.
 const (
-	eventBurst      = 200
-	eventsPerSecond = 20
+	eventBurst            = 200
+	eventsPerSecond       = 20
+	weightyEventBurst     = 10000
+	weightyEventPerSecond = 200
+)
+
+// maxHeldPaths bounds the held-back events listed in sftp.suppressed, and
+// maxHeldPath each path in that list.
+const (
+	maxHeldPaths = 50
+	maxHeldPath  = 256
+)
+
+// Outcomes of an operation reported without the server's success.
+const (
+	outcomeUnconfirmed = "unconfirmed" // its id was reused before the answer
+	outcomeUnanswered  = "unanswered"  // the channel ended first
 )
 
 // maxPending bounds the requests awaiting their answers that the watcher
@@ -95,6 +124,32 @@ type request struct {
 	flags         uint32
 	handle        string // READ, WRITE
 	n             int64  // WRITE: bytes
+	reported      bool   // reported as unconfirmed already
+}
+
+// bucket is one rate limit.
+type bucket struct {
+	tokens, burst, rate float64
+	last                time.Time
+}
+
+// take spends one token if it has one.
+func (b *bucket) take(now time.Time) bool {
+	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// heldPath is one held-back event listed in sftp.suppressed.
+type heldPath struct {
+	Type    string `json:"type"`
+	Path    string `json:"path"`
+	NewPath string `json:"new_path,omitempty"`
+	weighty bool
 }
 
 // Watcher follows one sftp channel. Client and Server are fed the bytes
@@ -103,17 +158,23 @@ type Watcher struct {
 	emit Emit
 	now  func() time.Time
 
-	mu        sync.Mutex
-	in, out   stream
-	pending   map[uint32]*request // request id → the request awaiting its answer
-	handles   map[string]*file
-	totalR    int64
-	totalW    int64
-	disabled  bool
-	tokens    float64
-	last      time.Time
-	held      map[string]int // events held back by the rate limit, by type
-	untracked int
+	mu      sync.Mutex
+	in, out stream
+	// pending holds, by request id, the requests awaiting their answers in
+	// the order sent: a client may reuse an id, and OpenSSH's sftp-server
+	// answers in order, so an answer goes to the first of its id.
+	pending    map[uint32][]*request
+	npending   int
+	handles    map[string]*file
+	totalR     int64
+	totalW     int64
+	disabled   bool
+	cheap      bucket
+	weighty    bucket
+	held       map[string]int // events held back by the rate limit, by type
+	heldPaths  []heldPath
+	untracked  int
+	collisions int
 }
 
 type stream struct{ buf []byte }
@@ -122,31 +183,86 @@ type stream struct{ buf []byte }
 func New(emit Emit) *Watcher { return newWatcher(emit, time.Now) }
 
 func newWatcher(emit Emit, now func() time.Time) *Watcher {
-	return &Watcher{emit: emit, now: now, pending: map[uint32]*request{}, handles: map[string]*file{},
-		tokens: eventBurst, last: now(), held: map[string]int{}}
+	t := now()
+	return &Watcher{emit: emit, now: now, pending: map[uint32][]*request{}, handles: map[string]*file{},
+		cheap:   bucket{tokens: eventBurst, burst: eventBurst, rate: eventsPerSecond, last: t},
+		weighty: bucket{tokens: weightyEventBurst, burst: weightyEventBurst, rate: weightyEventPerSecond, last: t},
+		held:    map[string]int{}}
 }
 
-// report emits one event unless the channel passed its rate limit (mu
-// held).
-func (w *Watcher) report(typ string, kv ...string) {
-	now := w.now()
-	w.tokens = min(eventBurst, w.tokens+now.Sub(w.last).Seconds()*eventsPerSecond)
-	w.last = now
-	if w.tokens < 1 {
-		w.held[typ]++
+// report emits one event unless the channel passed the rate limit of its
+// weight (mu held). kv holds "path" and maybe "new_path", listed if held
+// back.
+func (w *Watcher) report(weighty bool, typ string, kv ...string) {
+	b := &w.cheap
+	if weighty {
+		b = &w.weighty
+	}
+	if b.take(w.now()) {
+		w.emit(typ, kv...)
 		return
 	}
-	w.tokens--
-	w.emit(typ, kv...)
+	w.held[typ]++
+	h := heldPath{Type: typ, weighty: weighty}
+	for i := 0; i+1 < len(kv); i += 2 {
+		switch kv[i] {
+		case "path":
+			h.Path = bound(kv[i+1], maxHeldPath)
+		case "new_path":
+			h.NewPath = bound(kv[i+1], maxHeldPath)
+		}
+	}
+	if len(w.heldPaths) < maxHeldPaths {
+		w.heldPaths = append(w.heldPaths, h)
+	} else if i := slices.IndexFunc(w.heldPaths, func(h heldPath) bool { return !h.weighty }); weighty && i >= 0 {
+		w.heldPaths = append(slices.Delete(w.heldPaths, i, i+1), h) // a weighty one displaces a cheap one
+	}
 }
 
-// follow records a request until its answer (mu held).
+// reportRequest reports the operation of a request (mu held); outcome is
+// empty when the server answered it with success. Reads, writes and
+// closes have no event of their own.
+func (w *Watcher) reportRequest(r *request, outcome string) {
+	var kv []string
+	switch r.typ {
+	case fxpOpen:
+		kv = []string{"path", clean(r.path), "flags", openFlags(r.flags)}
+	case fxpRemove, fxpMkdir, fxpRmdir:
+		kv = []string{"path", clean(r.path)}
+	case fxpRename:
+		kv = []string{"path", clean(r.path), "new_path", clean(r.newPath)}
+	default:
+		return
+	}
+	if outcome != "" {
+		kv = append(kv, "outcome", outcome)
+	}
+	typ := map[byte]string{fxpOpen: EventSFTPOpen, fxpRemove: EventSFTPRemove, fxpMkdir: EventSFTPMkdir,
+		fxpRmdir: EventSFTPRmdir, fxpRename: EventSFTPRename}[r.typ]
+	weighty := r.typ == fxpRemove || r.typ == fxpRename || r.typ == fxpOpen && r.flags&(2|4|8|16) != 0
+	w.report(weighty, typ, kv...)
+}
+
+// follow records a request until its answer (mu held). A request that
+// reuses the id of one awaiting its answer gets that one reported at once
+// as unconfirmed: which answer is whose then rests on the server answering
+// in order, and a client must not hide an operation behind another.
 func (w *Watcher) follow(id uint32, r *request) {
-	if len(w.pending) >= maxPending {
+	if w.npending >= maxPending {
 		w.untracked++
 		return
 	}
-	w.pending[id] = r
+	if q := w.pending[id]; len(q) > 0 {
+		w.collisions++
+		for _, earlier := range q {
+			if !earlier.reported {
+				earlier.reported = true
+				w.reportRequest(earlier, outcomeUnconfirmed)
+			}
+		}
+	}
+	w.pending[id] = append(w.pending[id], r)
+	w.npending++
 }
 
 // Client takes bytes the person's client sent.
@@ -271,18 +387,27 @@ func (w *Watcher) serverPacket(typ byte, body []byte) {
 	if !r.ok {
 		return
 	}
-	req := w.pending[id]
-	if req == nil {
+	q := w.pending[id]
+	if len(q) == 0 {
 		return
 	}
-	delete(w.pending, id)
+	req := q[0]
+	if len(q) == 1 {
+		delete(w.pending, id)
+	} else {
+		q[0] = nil
+		w.pending[id] = q[1:]
+	}
+	w.npending--
 	switch typ {
 	case fxpHandle:
 		h := r.str()
 		if !r.ok || req.typ != fxpOpen {
 			return
 		}
-		w.report(EventSFTPOpen, "path", clean(req.path), "flags", openFlags(req.flags))
+		if !req.reported {
+			w.reportRequest(req, "")
+		}
 		if len(w.handles) < maxHandles {
 			w.handles[h] = &file{path: req.path}
 		}
@@ -307,10 +432,10 @@ func (w *Watcher) serverPacket(typ byte, body []byte) {
 				f.written += req.n
 				w.totalW += req.n
 			}
-		case fxpRemove, fxpMkdir, fxpRmdir:
-			w.report(map[byte]string{fxpRemove: EventSFTPRemove, fxpMkdir: EventSFTPMkdir, fxpRmdir: EventSFTPRmdir}[req.typ], "path", clean(req.path))
-		case fxpRename:
-			w.report(EventSFTPRename, "path", clean(req.path), "new_path", clean(req.newPath))
+		case fxpRemove, fxpMkdir, fxpRmdir, fxpRename:
+			if !req.reported {
+				w.reportRequest(req, "")
+			}
 		}
 	}
 }
@@ -318,15 +443,15 @@ func (w *Watcher) serverPacket(typ byte, body []byte) {
 // closeFile reports what one handle read and wrote (mu held).
 func (w *Watcher) closeFile(f *file) {
 	if f.read > 0 {
-		w.report(EventSFTPRead, "path", clean(f.path), "bytes", strconv.FormatInt(f.read, 10))
+		w.report(true, EventSFTPRead, "path", clean(f.path), "bytes", strconv.FormatInt(f.read, 10))
 	}
 	if f.written > 0 {
-		w.report(EventSFTPWrite, "path", clean(f.path), "bytes", strconv.FormatInt(f.written, 10))
+		w.report(true, EventSFTPWrite, "path", clean(f.path), "bytes", strconv.FormatInt(f.written, 10))
 	}
 }
 
-// End reports the handles still open, the channel's totals and what the
-// rate limit held back.
+// End reports the handles still open, the requests still unanswered, the
+// channel's totals and what the rate limit held back.
 func (w *Watcher) End() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -334,9 +459,16 @@ func (w *Watcher) End() {
 		w.closeFile(f)
 	}
 	w.handles = map[string]*file{}
-	w.pending = map[uint32]*request{}
+	for _, id := range slices.Sorted(maps.Keys(w.pending)) {
+		for _, req := range w.pending[id] {
+			if !req.reported {
+				w.reportRequest(req, outcomeUnanswered)
+			}
+		}
+	}
+	w.pending, w.npending = map[uint32][]*request{}, 0
 	w.emit(EventSFTPEnd, "bytes_read", strconv.FormatInt(w.totalR, 10), "bytes_written", strconv.FormatInt(w.totalW, 10))
-	if len(w.held) == 0 && w.untracked == 0 {
+	if len(w.held) == 0 && w.untracked == 0 && w.collisions == 0 {
 		return
 	}
 	count := 0
@@ -345,7 +477,18 @@ func (w *Watcher) End() {
 		count += w.held[typ]
 		types = append(types, typ+":"+strconv.Itoa(w.held[typ]))
 	}
-	w.emit(EventSFTPSuppressed, "count", strconv.Itoa(count), "types", strings.Join(types, ","), "untracked", strconv.Itoa(w.untracked))
+	slices.SortStableFunc(w.heldPaths, func(a, b heldPath) int { // the weighty first
+		switch {
+		case a.weighty == b.weighty:
+			return 0
+		case a.weighty:
+			return -1
+		}
+		return 1
+	})
+	paths, _ := json.Marshal(append([]heldPath{}, w.heldPaths...)) // never fails on strings; [] when none
+	w.emit(EventSFTPSuppressed, "count", strconv.Itoa(count), "types", strings.Join(types, ","), "paths", string(paths),
+		"untracked", strconv.Itoa(w.untracked), "collisions", strconv.Itoa(w.collisions))
 }
 
 // openFlags names SSH_FXF_* flags.
@@ -364,9 +507,12 @@ func openFlags(f uint32) string {
 
 // clean bounds a path and replaces what is not printable, so a client's
 // path cannot forge lines in a log.
-func clean(p string) string {
-	if len(p) > maxPath {
-		p = p[:maxPath]
+func clean(p string) string { return bound(p, maxPath) }
+
+// bound cuts p to n bytes and replaces what is not printable.
+func bound(p string, n int) string {
+	if len(p) > n {
+		p = p[:n]
 	}
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
