@@ -21,8 +21,12 @@ import (
 	"github.com/rampart-ssh/rampart/api"
 )
 
-// pourCommand writes about 40 MB to the terminal, more than the node's disk.
-const pourCommand = "yes rampart-recording-limits-fill | head -c 40000000; sleep 20; echo FINISHED"
+// pourCommand writes about 40 MB to the terminal, more than the node's disk,
+// at about 5 MB/s: the recorder checks the free space at each flush (four a
+// second), so the floor is seen before the size cap whichever comes first
+// in bytes. At full speed a whole 8 MiB could arrive between two flushes,
+// and the size cap then ended the session the floor should have (a CI run).
+const pourCommand = "for i in $(seq 40); do yes rampart-recording-limits-fill | head -c 1000000; sleep 0.2; done; sleep 20; echo FINISHED"
 
 func TestRecordingLimits(t *testing.T) {
 	disk := t.TempDir() // a tmpfs inside the node's namespace only
