@@ -35,6 +35,8 @@ func (r *Recorder) flush() {
 		return
 	}
 	r.buf, r.spare = r.spare[:0], nil
+	close(r.drained)
+	r.drained = make(chan struct{})
 	r.mu.Unlock()
 
 	var err error

@@ -89,6 +89,10 @@ type Config struct {
 	// FlushInterval is how often buffered events reach the file; zero means
 	// one second, the most a crash of the node may lose.
 	FlushInterval time.Duration
+	// MaxStall is how long output may wait for the disk to take the events
+	// buffered before it (maxBacklog bytes) before the recording fails;
+	// zero means DefaultMaxStall.
+	MaxStall time.Duration
 	// Now is the clock for the header timestamp, event times and the
 	// duration; nil means time.Now.
 	Now func() time.Time
@@ -143,14 +147,21 @@ func osOpen(name string, flag int, perm os.FileMode) (file, error) {
 }
 
 // Buffering. Events are appended to an in-memory buffer under mu and written
-// by the flusher, so a session never waits for the disk: flushAt wakes the
-// flusher early, maxBacklog turns a stalled disk into a failure instead of a
-// hang or unbounded memory, and keepCap bounds what an idle session keeps.
+// by the flusher, so a session does not wait for a disk that keeps up:
+// flushAt wakes the flusher early. A session whose output outruns the disk
+// waits once maxBacklog bytes are buffered (so it slows to the disk's pace,
+// the SSH window pushing back on the sender, and holds at most twice
+// maxBacklog: one buffer being written, one filling); a disk that takes
+// nothing for MaxStall fails the recording instead of hanging the session.
+// keepCap bounds what an idle session keeps.
 const (
 	flushAt    = 32 << 10
 	maxBacklog = 8 << 20
 	keepCap    = 16 << 10
 )
+
+// DefaultMaxStall is Config.MaxStall's default.
+const DefaultMaxStall = 10 * time.Second
 
 // Recorder writes one session's asciicast v2 file. Its methods are safe for
 // concurrent use: output, input, resizes and the flusher run on different
@@ -163,6 +174,7 @@ type Recorder struct {
 	start       time.Time
 	path        string // "" when no file was created
 	maxBytes    int64
+	maxStall    time.Duration
 	minFree     uint64
 	freeSpace   func() (uint64, error)
 	tee         func(p []byte)
@@ -187,6 +199,9 @@ type Recorder struct {
 	last     time.Duration // time of the latest event; events never go back
 	err      error         // the first failure, wrapping ErrRecordingFailed
 	closed   bool
+	// drained is closed (and replaced) each time the flusher takes buf:
+	// what output waiting for room waits on.
+	drained chan struct{}
 
 	kick chan struct{} // wakes the flusher when buf passes flushAt
 	stop chan struct{}
@@ -229,6 +244,9 @@ func newRecorder(cfg Config, open openFunc) (*Recorder, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxStall <= 0 {
+		cfg.MaxStall = DefaultMaxStall
+	}
 	r := &Recorder{
 		policy:      cfg.Policy,
 		onError:     cfg.OnError,
@@ -238,6 +256,8 @@ func newRecorder(cfg Config, open openFunc) (*Recorder, error) {
 		out:         stream{kind: EventOutput},
 		in:          stream{kind: EventInput},
 		maxBytes:    cfg.MaxBytes,
+		maxStall:    cfg.MaxStall,
+		drained:     make(chan struct{}),
 		minFree:     cfg.MinFreeBytes,
 		freeSpace:   cfg.FreeSpace,
 		tee:         cfg.Tee,
@@ -398,6 +418,7 @@ func (r *Recorder) record(s *stream, p []byte) error {
 // and applies the failure policy.
 func (r *Recorder) append(add func(t time.Duration)) error {
 	r.mu.Lock()
+	stalled := r.awaitRoomLocked()
 	if r.closed {
 		r.mu.Unlock()
 		return ErrClosed
@@ -408,11 +429,11 @@ func (r *Recorder) append(add func(t time.Duration)) error {
 		return err
 	}
 	var failed error
-	if len(r.buf) >= maxBacklog {
-		// The disk has not taken the last maxBacklog bytes: give up rather
-		// than hold the session's output in memory without bound. (Checked
-		// before appending, so one large write never fails on its own.)
-		failed = r.setErrLocked(fmt.Errorf("%d bytes not yet written: the disk is not keeping up", len(r.buf)))
+	if stalled {
+		// The disk took nothing for maxStall: give up rather than hang
+		// the session. (Checked before appending, so one large write
+		// never waits on its own.)
+		failed = r.setErrLocked(fmt.Errorf("%d bytes not yet written after %s: the disk is not keeping up", len(r.buf), r.maxStall))
 	} else {
 		before := len(r.buf)
 		add(r.elapsedLocked())
@@ -442,6 +463,34 @@ func (r *Recorder) append(add func(t time.Duration)) error {
 		}
 	}
 	return nil
+}
+
+// awaitRoomLocked holds output while maxBacklog bytes wait for the disk,
+// until the flusher takes them, the recorder closes or fails, or maxStall
+// passes with nothing taken (stalled). Called and returns with mu held.
+func (r *Recorder) awaitRoomLocked() (stalled bool) {
+	waiting := func() bool { return len(r.buf) >= maxBacklog && !r.closed && r.err == nil }
+	if !waiting() {
+		return false
+	}
+	timer := time.NewTimer(r.maxStall)
+	defer timer.Stop()
+	for waiting() {
+		drained := r.drained
+		r.mu.Unlock()
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+		select {
+		case <-drained:
+		case <-timer.C:
+			r.mu.Lock()
+			return waiting()
+		}
+		r.mu.Lock()
+	}
+	return false
 }
 
 // elapsedLocked is the time since the start, never less than the last

@@ -565,14 +565,15 @@ func TestRecorderStalledDisk(t *testing.T) {
 			f := &stallFile{gate: make(chan struct{})}
 			open := func(string, int, os.FileMode) (file, error) { return f, nil }
 			var errs errorLog
-			r, err := newRecorder(Config{Dir: t.TempDir(), SessionID: "s-1", Policy: policy, OnError: errs.onError, Now: newClock().now}, open)
+			r, err := newRecorder(Config{Dir: t.TempDir(), SessionID: "s-1", Policy: policy, OnError: errs.onError, Now: newClock().now, MaxStall: 200 * time.Millisecond}, open)
 			if err != nil {
 				t.Fatal(err)
 			}
 			chunk := bytes.Repeat([]byte("x"), 1<<20)
 			var werr error
 			// The session's writes return although the disk does not: once
-			// maxBacklog is buffered the recording fails instead of hanging.
+			// maxBacklog is buffered and the disk takes nothing for
+			// MaxStall the recording fails instead of hanging.
 			for i := 0; i < 4*maxBacklog/len(chunk) && werr == nil && len(errs.all()) == 0; i++ {
 				werr = r.Output(chunk)
 			}
@@ -590,6 +591,62 @@ func TestRecorderStalledDisk(t *testing.T) {
 				t.Errorf("Close = %v, want ErrRecordingFailed", err)
 			}
 		})
+	}
+}
+
+// TestRecorderSlowDiskSlowsOutput: output faster than the disk waits for
+// it once maxBacklog is buffered, and nothing is lost or failed. (It used to
+// fail the recording, ending a fast download in a recorded session.)
+func TestRecorderSlowDiskSlowsOutput(t *testing.T) {
+	f := &stallFile{gate: make(chan struct{})}
+	open := func(string, int, os.FileMode) (file, error) { return f, nil }
+	var errs errorLog
+	r, err := newRecorder(Config{Dir: t.TempDir(), SessionID: "s-1", OnError: errs.onError, Now: newClock().now, MaxStall: time.Minute}, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte("x"), 1<<20)
+	const chunks = 3 * maxBacklog / (1 << 20)
+	wrote := make(chan int, chunks)
+	failed := make(chan error, 1)
+	go func() {
+		for i := range chunks {
+			if err := r.Output(chunk); err != nil {
+				failed <- err
+				return
+			}
+			wrote <- i
+		}
+		close(wrote)
+	}()
+	// The disk holds its first write: output stops at about twice
+	// maxBacklog (one buffer being written, one filling) and waits.
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-failed:
+		t.Fatalf("Output failed while the disk was slow: %v", err)
+	default:
+	}
+	if n := len(wrote); n >= chunks {
+		t.Fatalf("all %d MiB accepted while the disk took nothing: output did not wait", n)
+	}
+	close(f.gate)
+	for range wrote {
+	}
+	select {
+	case err := <-failed:
+		t.Fatalf("Output failed: %v", err)
+	default:
+	}
+	sum, err := r.Close()
+	if err != nil || len(errs.all()) != 0 {
+		t.Fatalf("Close = %v, errors %v", err, errs.all())
+	}
+	if got := strings.Count(f.data.String(), "x"); got != chunks<<20 {
+		t.Errorf("file holds %d bytes of output, want %d", got, chunks<<20)
+	}
+	if sum.Bytes != int64(f.data.Len()) {
+		t.Errorf("summary says %d bytes, the file holds %d", sum.Bytes, f.data.Len())
 	}
 }
 
