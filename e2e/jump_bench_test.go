@@ -19,10 +19,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +50,8 @@ var (
 	benchPinConc  = flag.Int("jump.rate-conc-1core", 32, "BenchmarkJump/sessions-per-second with rampartd on a core of its own: concurrent clients")
 	benchIdleSSHD = flag.Int("jump.idle-sshd", 1000, "BenchmarkJump/idle-sshd: idle proxied sessions held to the sshd target")
 	benchIdleStub = flag.Int("jump.idle-stub", 4000, "BenchmarkJump/idle-stub: idle proxied sessions held to the stub target")
-	benchProfiles = flag.String("jump.profile-dir", "", "BenchmarkJump/idle-*: write rampartd's heap and goroutine profiles here while the sessions are held")
+	benchProfiles = flag.String("jump.profile-dir", "", "BenchmarkJump/idle-*: write rampartd's heap and goroutine profiles here while the sessions are held; stream: a CPU profile of each transfer through the node")
+	benchKinds    = flag.String("jump.stream-kinds", "", "BenchmarkJump/stream: only the transfers whose names match this regular expression")
 )
 
 // benchEnv is what every sub-benchmark shares.
@@ -102,9 +105,10 @@ func BenchmarkJump(b *testing.B) {
 
 func setupBench(b *testing.B) *benchEnv {
 	nodeIP := newIP(b, "jumpbench node")
-	nodeConfig := ""
+	// The recorded stream rows carry whole transfers into one recording.
+	nodeConfig := fmt.Sprintf("recording:\n  max_session_bytes: %d\n", 4*(*benchStream<<20))
 	if *benchProfiles != "" {
-		nodeConfig = fmt.Sprintf("log:\n  pprof_listen: %q\n", net.JoinHostPort(nodeIP, benchPprofPort))
+		nodeConfig += fmt.Sprintf("log:\n  pprof_listen: %q\n", net.JoinHostPort(nodeIP, benchPprofPort))
 	}
 	e := &benchEnv{node: StartDevNodeWith(b, "jumpbench", nodeIP, nodeConfig), dir: b.TempDir()}
 	e.key = newSSHKey(b, e.dir, "alice")
@@ -119,7 +123,10 @@ func setupBench(b *testing.B) *benchEnv {
 	e.hostCA = parseKeys(b, append(hostCA.Keys, nodeHostCA.Keys...))
 	e.bindKey(b)
 
-	writeProject(b, c, "bench", api.Project{Description: "benchmarks"})
+	// The proxy's own cost is measured with recording off (OpenSSH's
+	// jump host records nothing); benchStream turns it on for its
+	// recorded rows, which are what a default project gives.
+	writeProject(b, c, "bench", api.Project{Description: "benchmarks", Settings: api.ProjectSettings{Recording: new(false)}})
 	grant(b, c, "bench", "engineering")
 	e.userCA = userCAKeys(b, c, "bench")
 
@@ -297,32 +304,79 @@ func (e *benchEnv) benchStream(b *testing.B) {
 	size := *benchStream << 20
 	file := emptyFile(b, e.dir, "stream.bin")
 	fatalIf(b, os.Truncate(file, size))
+	// Read it once first: the first reader of a fresh sparse file pays
+	// for filling the page cache (about 2 CPU-s per GiB in ssh's reads
+	// here), which made whichever path uploaded first look slower.
+	warm, err := os.Open(file)
+	fatalIf(b, err)
+	_, err = io.Copy(io.Discard, warm)
+	warm.Close()
+	fatalIf(b, err)
 	pid := e.node.current().cmd.Process.Pid
 	download := fmt.Sprintf("head -c %d /dev/zero", size)
+	upload := func(cfg, via string) benchRun {
+		f, err := os.Open(file)
+		fatalIf(b, err)
+		defer f.Close()
+		return e.ssh(b, cfg, via, f, "cat > /dev/null")
+	}
 	kinds := []struct {
 		name, config string
 		run          func(config, via string) benchRun
 	}{
 		{"download", e.config, func(cfg, via string) benchRun { return e.ssh(b, cfg, via, nil, download) }},
-		{"upload", e.config, func(cfg, via string) benchRun {
-			f, err := os.Open(file)
-			fatalIf(b, err)
-			defer f.Close()
-			return e.ssh(b, cfg, via, f, "cat > /dev/null")
-		}},
+		{"upload", e.config, upload},
 		{"scp", e.config, func(cfg, via string) benchRun {
 			args, dest := e.jumpArgs(cfg, via)
 			return runTimed(b, "scp", append(args, file, dest+":/dev/null"), nil)
 		}},
 		{"download-gcm", e.gcm, func(cfg, via string) benchRun { return e.ssh(b, cfg, via, nil, download) }},
+		{"upload-gcm", e.gcm, func(cfg, via string) benchRun { return upload(cfg, via) }},
 	}
+	// The same download and upload with the project recording, as a new
+	// project does by default: the node also writes what the target sends
+	// to disk. The download is text here (64-byte lines): zeros are
+	// control characters, six bytes each in the recording's JSON.
+	text := fmt.Sprintf("yes %s | head -c %d", strings.Repeat("r", 63), size)
+	recorded := func(run func(cfg, via string) benchRun) func(cfg, via string) benchRun {
+		return func(cfg, via string) benchRun {
+			e.setRecording(b, via == "rampart")
+			defer e.setRecording(b, false)
+			return run(cfg, via)
+		}
+	}
+	kinds = append(kinds,
+		struct {
+			name, config string
+			run          func(config, via string) benchRun
+		}{"download-text", e.config, func(cfg, via string) benchRun { return e.ssh(b, cfg, via, nil, text) }},
+		struct {
+			name, config string
+			run          func(config, via string) benchRun
+		}{"download-text-recorded", e.config, recorded(func(cfg, via string) benchRun { return e.ssh(b, cfg, via, nil, text) })},
+		struct {
+			name, config string
+			run          func(config, via string) benchRun
+		}{"upload-recorded", e.config, recorded(kinds[1].run)})
 	took := map[string]time.Duration{}
 	cpu := map[string]time.Duration{}
+	only := regexp.MustCompile(*benchKinds)
+	order := []string{"rampart", "openssh", "direct"}
 	for b.Loop() {
+		// Each round swaps which path goes first, so neither always meets
+		// a cold cache or a machine still busy with the transfer before.
+		order[0], order[1] = order[1], order[0]
 		for _, k := range kinds {
-			for _, via := range []string{"rampart", "openssh", "direct"} {
+			if !only.MatchString(k.name) {
+				continue
+			}
+			for _, via := range order {
 				if via == "direct" && !strings.HasPrefix(k.name, "download") {
 					continue
+				}
+				if *benchProfiles != "" && via == "rampart" {
+					// The first seconds of the transfer (1 GiB takes 4–8 s).
+					go saveCPUProfile(b, e.node.IP, "stream-"+k.name, 3*time.Second)
 				}
 				cpu0 := procCPU(b, pid)
 				r := k.run(k.config, via)
@@ -337,6 +391,9 @@ func (e *benchEnv) benchStream(b *testing.B) {
 	}
 	rounds := float64(b.N)
 	for _, k := range kinds {
+		if !only.MatchString(k.name) {
+			continue
+		}
 		rampart := mbps(size, took[k.name+"/rampart"], rounds)
 		openssh := mbps(size, took[k.name+"/openssh"], rounds)
 		direct := mbps(size, took[k.name+"/direct"], rounds)
@@ -354,6 +411,14 @@ func (e *benchEnv) benchStream(b *testing.B) {
 		}
 		b.Log(msg)
 	}
+}
+
+// setRecording switches the bench project's recording on or off.
+func (e *benchEnv) setRecording(b *testing.B, on bool) {
+	c := e.node.API()
+	p := getProject(b, c, "bench")
+	p.Settings.Recording = &on
+	writeProject(b, c, "bench", p)
 }
 
 // proxied is one in-process client's proxied session: outer connection to
