@@ -3,6 +3,7 @@ package console
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,45 @@ func TestExtractLines(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestExtractLinesStopsWhenFull: what one session gives the index is capped,
+// and reading stops at the cap instead of decoding the rest of a long
+// recording for nothing.
+func TestExtractLinesStopsWhenFull(t *testing.T) {
+	line := strings.Repeat("x", 100) + "\r\n"
+	var events [][2]any
+	for i := range 3 * maxTextBytes / len(line) {
+		events = append(events, [2]any{float64(i), line})
+	}
+	rec := cast(events...)
+	cr := &countingReader{r: strings.NewReader(rec)}
+	got, err := ExtractLines(cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, l := range got {
+		total += len(l.Text)
+	}
+	if total < maxTextBytes || total > maxTextBytes+100 {
+		t.Errorf("kept %d bytes of text, want the cap, %d", total, maxTextBytes)
+	}
+	if cr.n > len(rec)/2 {
+		t.Errorf("read %d of %d bytes: reading went on past the cap", cr.n, len(rec))
 	}
 }
 

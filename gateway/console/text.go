@@ -37,16 +37,19 @@ func ExtractLines(r io.Reader) ([]Line, error) {
 		strip ansiStripper
 		cur   lineBuf
 	)
+	full := func() bool { return len(out) >= maxIndexLines || total >= maxTextBytes }
 	flush := func(t float64) {
 		s := strings.TrimRight(cur.String(), " ")
 		cur.reset()
-		if strings.TrimSpace(s) == "" || len(out) >= maxIndexLines || total >= maxTextBytes {
+		if strings.TrimSpace(s) == "" || full() {
 			return
 		}
 		total += len(s)
 		out = append(out, Line{T: t, Text: s})
 	}
-	for {
+	// Once full, nothing more is kept: the rest of a long recording (a
+	// gigabyte downloaded in a recorded session) is not even read.
+	for !full() {
 		ev, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			break

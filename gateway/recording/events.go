@@ -1,6 +1,7 @@
 package recording
 
 import (
+	"encoding/binary"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -74,6 +75,20 @@ func appendStreamEvents(dst []byte, s *stream, t time.Duration, p []byte, atEOF 
 
 const hexDigits = "0123456789abcdef"
 
+// Bytes of a word, for plainASCII.
+const (
+	eachByte = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// plainASCII reports whether all eight bytes of w go into a JSON string as
+// they are: printable ASCII, neither a quote nor a backslash. (hasLess is the classic
+// test for a byte below n, exact for n <= 128.)
+func plainASCII(w uint64) bool {
+	hasLess := func(x, n uint64) uint64 { return (x - n*eachByte) &^ x & highBits }
+	return w&highBits|hasLess(w, 0x20)|hasLess(w^('"'*eachByte), 1)|hasLess(w^('\\'*eachByte), 1) == 0
+}
+
 // appendJSONText appends p as the inside of a JSON string: quotes,
 // backslashes and control characters escaped, invalid UTF-8 replaced by
 // U+FFFD. Unless atEOF, it stops before a trailing incomplete character and
@@ -82,6 +97,13 @@ func appendJSONText(dst, p []byte, atEOF bool) ([]byte, int) {
 	start := 0 // p[start:i] is waiting to be copied as it is
 	i := 0
 	for i < len(p) {
+		// Text is mostly printable ASCII: pass it eight bytes at a time.
+		for i+8 <= len(p) && plainASCII(binary.LittleEndian.Uint64(p[i:])) {
+			i += 8
+		}
+		if i == len(p) {
+			break
+		}
 		c := p[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {

@@ -49,9 +49,7 @@ func (r *Recorder) flush() {
 	}
 
 	r.mu.Lock()
-	if cap(out) <= keepCap {
-		r.spare = out[:0]
-	}
+	r.giveBackLocked(out)
 	r.mu.Unlock()
 	if err != nil {
 		r.fail(err)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -407,11 +408,48 @@ func (r *Recorder) record(s *stream, p []byte) error {
 		return nil
 	}
 	return r.append(func(t time.Duration) {
+		r.reserveLocked(len(p) + len(p)/8 + 64) // text, with a line's escapes
 		r.buf = appendStreamEvents(r.buf, s, t, p, false, &r.scratch)
 		if cap(r.scratch) > keepCap {
 			r.scratch = nil
 		}
 	})
+}
+
+// bulkBuffers hold the events of sessions whose output flows fast: a
+// recorder takes one when its buffer is empty and a large write comes, and
+// the flusher gives it back once written, so a bulk transfer reuses two
+// buffers instead of growing a new one for every flush, and an idle
+// session keeps none.
+var bulkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, bulkBufferSize); return &b }}
+
+const bulkBufferSize = 256 << 10
+
+// reserveLocked makes room in buf for about n more bytes.
+func (r *Recorder) reserveLocked(n int) {
+	if cap(r.buf)-len(r.buf) >= n {
+		return
+	}
+	if len(r.buf) == 0 && n <= bulkBufferSize {
+		if r.buf != nil && cap(r.buf) <= keepCap {
+			r.spare = r.buf[:0] // kept for when output is slow again
+		}
+		r.buf = (*bulkBuffers.Get().(*[]byte))[:0]
+		return
+	}
+	r.buf = slices.Grow(r.buf, max(n, cap(r.buf))) // doubling: copied O(1) times a byte
+}
+
+// giveBack returns a written buffer: a small one as the recorder's spare, a
+// bulk one to bulkBuffers. Called with mu held.
+func (r *Recorder) giveBackLocked(out []byte) {
+	switch {
+	case cap(out) <= keepCap:
+		r.spare = out[:0]
+	case cap(out) <= maxBacklog+bulkBufferSize:
+		out = out[:0]
+		bulkBuffers.Put(&out)
+	}
 }
 
 // append adds events to the buffer under mu, stamped with the current time,
