@@ -9,10 +9,14 @@ import (
 // pair has three copies (output, stderr, input) blocked in Read. relay keeps
 // a blocked Read on a small buffer and borrows a large pooled one only
 // while data flows, which keeps an idle session's footprint small without
-// slowing bulk transfers.
+// slowing bulk transfers. The bulk buffer is larger than an SSH packet (32
+// KiB): when the sender is ahead, one read takes several packets at once,
+// so fewer reads, window adjustments and writes carry the same bytes
+// (download through the node 0.77x the OpenSSH jump host with 32 KiB, 0.91x
+// with 128 KiB, AES-GCM on every leg; docs/benchmarks.md).
 const (
 	idleReadSize = 512
-	bulkReadSize = 32 << 10
+	bulkReadSize = 128 << 10
 )
 
 var bulkBuffers = sync.Pool{New: func() any { b := make([]byte, bulkReadSize); return &b }}
