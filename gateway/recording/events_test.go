@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -125,5 +127,42 @@ func BenchmarkRecorderOutput(b *testing.B) {
 	}
 	if _, err := r.Close(); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestBufferSizes: typing keeps a small buffer (an interactive session
+// must not hold a bulk buffer between flushes), bulk output takes a pooled
+// one, and nothing is lost either way.
+func TestBufferSizes(t *testing.T) {
+	f := &stallFile{gate: make(chan struct{})}
+	close(f.gate)
+	open := func(string, int, os.FileMode) (file, error) { return f, nil }
+	r, err := newRecorder(Config{Dir: t.TempDir(), SessionID: "s-1", Now: newClock().now, FlushInterval: time.Hour}, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Output([]byte("l")); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	small := cap(r.buf)
+	r.mu.Unlock()
+	if small > keepCap {
+		t.Errorf("one typed byte: buffer of %d bytes, want at most %d", small, keepCap)
+	}
+	if err := r.Output(bytes.Repeat([]byte("x"), 20<<10)); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	bulk := cap(r.buf)
+	r.mu.Unlock()
+	if bulk < 20<<10 {
+		t.Errorf("20 KiB of output: buffer of %d bytes", bulk)
+	}
+	if _, err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(f.data.String(), "x"); got != 20<<10 {
+		t.Errorf("file holds %d of the 20 KiB", got)
 	}
 }

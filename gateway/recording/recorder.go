@@ -417,7 +417,8 @@ func (r *Recorder) record(s *stream, p []byte) error {
 }
 
 // bulkBuffers hold the events of sessions whose output flows fast: a
-// recorder takes one when its buffer is empty and a large write comes, and
+// recorder takes one when its buffer is empty and a large write (over 4 KiB;
+// typing and prompts grow the small spare instead) comes, and
 // the flusher gives it back once written, so a bulk transfer reuses two
 // buffers instead of growing a new one for every flush, and an idle
 // session keeps none.
@@ -430,7 +431,7 @@ func (r *Recorder) reserveLocked(n int) {
 	if cap(r.buf)-len(r.buf) >= n {
 		return
 	}
-	if len(r.buf) == 0 && n <= bulkBufferSize {
+	if len(r.buf) == 0 && n > keepCap/4 && n <= bulkBufferSize {
 		if r.buf != nil && cap(r.buf) <= keepCap {
 			r.spare = r.buf[:0] // kept for when output is slow again
 		}
