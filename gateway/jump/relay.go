@@ -14,9 +14,14 @@ import (
 // so fewer reads, window adjustments and writes carry the same bytes
 // (download through the node 0.77x the OpenSSH jump host with 32 KiB, 0.91x
 // with 128 KiB, AES-GCM on every leg; docs/benchmarks.md).
+// A bulk read shorter than bulkExitSize means the sender has slowed down:
+// relay goes back to the small buffer. (A fixed size, not a fraction of
+// the buffer: one SSH packet, up to 32 KiB, is a full read when the sender
+// is not ahead, and must not send the relay back every packet.)
 const (
 	idleReadSize = 512
 	bulkReadSize = 128 << 10
+	bulkExitSize = 8 << 10
 )
 
 var bulkBuffers = sync.Pool{New: func() any { b := make([]byte, bulkReadSize); return &b }}
@@ -51,8 +56,8 @@ func relay(dst io.Writer, src io.Reader) (int64, error) {
 	}
 }
 
-// relayBulk reads through a pooled buffer while reads come back full or
-// nearly so; done reports that src ended or dst failed.
+// relayBulk reads through a pooled buffer while reads bring at least
+// bulkExitSize; done reports that src ended or dst failed.
 func relayBulk(dst io.Writer, src io.Reader) (total int64, done bool, err error) {
 	bp := bulkBuffers.Get().(*[]byte)
 	defer bulkBuffers.Put(bp)
@@ -69,7 +74,7 @@ func relayBulk(dst io.Writer, src io.Reader) (total int64, done bool, err error)
 		if rerr != nil {
 			return total, true, eofIsNil(rerr)
 		}
-		if n < len(buf)/4 {
+		if n < bulkExitSize {
 			return total, false, nil
 		}
 	}

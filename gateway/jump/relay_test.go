@@ -54,6 +54,54 @@ func TestRelayCopiesEverythingInOrder(t *testing.T) {
 	}
 }
 
+// packetReader hands out one SSH packet's data at most per read: a channel
+// whose sender is not ahead of the relay.
+type packetReader struct {
+	packets [][]byte
+}
+
+func (r *packetReader) Read(p []byte) (int, error) {
+	if len(r.packets) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.packets[0])
+	if r.packets[0] = r.packets[0][n:]; len(r.packets[0]) == 0 {
+		r.packets = r.packets[1:]
+	}
+	return n, nil
+}
+
+// countingWriter counts writes.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.Buffer.Write(p)
+}
+
+// TestRelayStaysInBulkPacketByPacket: a transfer arriving a packet at a
+// time is written a packet at a time, not each packet split into a small
+// read's 512 bytes and the rest (twice the packets sent onward).
+func TestRelayStaysInBulkPacketByPacket(t *testing.T) {
+	for _, size := range []int{16 << 10, 30 << 10, 32 << 10} {
+		var packets [][]byte
+		for range 1000 {
+			packets = append(packets, bytes.Repeat([]byte{'x'}, size))
+		}
+		var out countingWriter
+		n, err := relay(&out, &packetReader{packets: packets})
+		if err != nil || n != int64(1000*size) {
+			t.Fatalf("%d-byte packets: relayed %d, %v", size, n, err)
+		}
+		if out.writes > 1002 {
+			t.Errorf("%d-byte packets: %d writes for 1000 packets", size, out.writes)
+		}
+	}
+}
+
 type failingWriter struct{ after int }
 
 func (f *failingWriter) Write(p []byte) (int, error) {
