@@ -214,13 +214,9 @@ func (p *pair) closeRecording() {
 // buffer) and says how much of it to pass on: all of it, or nothing once a
 // recording the project requires has failed.
 func (p *pair) recordOutput(b []byte) int {
+	p.record(b, (Recorder).Output)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.recording() {
-		if err := p.rec.Output(b); err != nil {
-			p.failWhileLocked(err)
-		}
-	}
 	if p.dropOutput {
 		return 0 // not recorded, so not shown: the session is ending
 	}
@@ -229,12 +225,31 @@ func (p *pair) recordOutput(b []byte) int {
 
 // recordInput records what the person typed when the project asks for it.
 func (p *pair) recordInput(b []byte) {
+	if p.s.settings.RecordInput {
+		p.record(b, (Recorder).Input)
+	}
+}
+
+// record hands b to the running recording through write. It does so
+// outside p.mu: a recorder waits while its disk falls behind, and the other
+// direction, a window change and the channel's requests must not wait with
+// it. A recording closed meanwhile (the session is ending) is no failure.
+func (p *pair) record(b []byte, write func(Recorder, []byte) error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.recording() && p.s.settings.RecordInput {
-		if err := p.rec.Input(b); err != nil {
+	rec := p.rec
+	if !p.recording() {
+		rec = nil
+	}
+	p.mu.Unlock()
+	if rec == nil {
+		return
+	}
+	if err := write(rec, b); err != nil {
+		p.mu.Lock()
+		if p.rec == rec {
 			p.failWhileLocked(err)
 		}
+		p.mu.Unlock()
 	}
 }
 

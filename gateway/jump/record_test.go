@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	gossh "golang.org/x/crypto/ssh"
@@ -250,5 +251,49 @@ func TestRecordingOfEveryChannel(t *testing.T) {
 	p, _, _ := recordingPair(false, func(RecordingSpec) (Recorder, error) { return nil, errors.New("disk full") })
 	if err := p.startRequestRecording("shell", nil); err == nil {
 		t.Fatal("a shell started unrecorded in a project that fails closed")
+	}
+}
+
+// slowRecorder's Output waits until released: a recording whose disk has
+// fallen behind.
+type slowRecorder struct {
+	fakeRecorder
+	entered, release chan struct{}
+}
+
+func (r *slowRecorder) Output(b []byte) error {
+	r.entered <- struct{}{}
+	<-r.release
+	return r.fakeRecorder.Output(b)
+}
+
+// TestRecordingWaitDoesNotHoldThePair: while output waits for the
+// recording's disk, the person's input and window changes, which run on
+// other goroutines of the same channel (the request loop among them), go
+// on.
+func TestRecordingWaitDoesNotHoldThePair(t *testing.T) {
+	rec := &slowRecorder{entered: make(chan struct{}), release: make(chan struct{})}
+	p, _, _ := recordingPair(false, func(RecordingSpec) (Recorder, error) { return rec, nil })
+	p.s.settings.RecordInput = true
+	if err := p.startRecording(ptyPayload()); err != nil {
+		t.Fatal(err)
+	}
+	shown := make(chan int)
+	go func() { shown <- p.recordOutput([]byte("a lot")) }()
+	<-rec.entered
+	done := make(chan struct{})
+	go func() {
+		p.resize(100, 40)
+		p.recordInput([]byte("^C"))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a window change and input waited for the recording's disk")
+	}
+	close(rec.release)
+	if n := <-shown; n != len("a lot") {
+		t.Fatalf("output passed on: %d bytes", n)
 	}
 }

@@ -42,7 +42,7 @@ func (r *Recorder) flush() {
 	var err error
 	if r.f != nil && !r.broken {
 		if err = r.checkFree(); err == nil {
-			err = r.writeOut(out)
+			err = r.writeInPieces(out)
 		} else {
 			r.broken = true
 		}
@@ -54,6 +54,26 @@ func (r *Recorder) flush() {
 	if err != nil {
 		r.fail(err)
 	}
+}
+
+// writeInPieces writes p in pieces of about writeChunk that end at a line's
+// end, noting progress after each for output waiting on a slow disk.
+// Called with flushMu held.
+func (r *Recorder) writeInPieces(p []byte) error {
+	for len(p) > 0 {
+		n := len(p)
+		if n > writeChunk {
+			if n = bytes.LastIndexByte(p[:writeChunk], '\n') + 1; n == 0 {
+				n = len(p) // no line ends in the piece: one write
+			}
+		}
+		if err := r.writeOut(p[:n]); err != nil {
+			return err
+		}
+		r.progress.Store(int64(sinceStart()))
+		p = p[n:]
+	}
+	return nil
 }
 
 // writeOut writes whole event lines to the file and hashes what the file

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -149,15 +150,19 @@ func osOpen(name string, flag int, perm os.FileMode) (file, error) {
 
 // Buffering. Events are appended to an in-memory buffer under mu and written
 // by the flusher, so a session does not wait for a disk that keeps up:
-// flushAt wakes the flusher early. A session whose output outruns the disk
-// waits once maxBacklog bytes are buffered (so it slows to the disk's pace,
-// the SSH window pushing back on the sender, and holds at most twice
-// maxBacklog: one buffer being written, one filling); a disk that takes
-// nothing for MaxStall fails the recording instead of hanging the session.
-// keepCap bounds what an idle session keeps.
+// flushAt wakes the flusher early. Output that outruns the disk waits once
+// maxBacklog bytes are buffered, so the session slows to the disk's pace
+// (the SSH window pushing back on the sender); a disk that takes nothing
+// for MaxStall fails the recording instead of hanging the session. A
+// recording then holds at most about 12 MiB: the buffer being written and
+// the one filling, each maxBacklog and one write's events (a write of
+// zeros grows sixfold as JSON), with the allocator's rounding. The flusher
+// writes in pieces of about writeChunk, whole lines each, so a live copy
+// (Tee) gets them in pieces too. keepCap bounds what an idle session keeps.
 const (
 	flushAt    = 32 << 10
-	maxBacklog = 8 << 20
+	maxBacklog = 4 << 20
+	writeChunk = 1 << 20
 	keepCap    = 16 << 10
 )
 
@@ -203,6 +208,8 @@ type Recorder struct {
 	// drained is closed (and replaced) each time the flusher takes buf:
 	// what output waiting for room waits on.
 	drained chan struct{}
+	// progress is when the flusher last wrote a piece (sinceStart).
+	progress atomic.Int64
 
 	kick chan struct{} // wakes the flusher when buf passes flushAt
 	stop chan struct{}
@@ -377,7 +384,7 @@ func (r *Recorder) Resize(w, h int) error {
 		r.buf = append(r.buf, 'x')
 		r.buf = strconv.AppendInt(r.buf, int64(h), 10)
 		r.buf = appendEventEnd(r.buf)
-	})
+	}, false)
 }
 
 // OutputWriter returns an io.Writer for Output, to sit in an io.MultiWriter
@@ -413,7 +420,7 @@ func (r *Recorder) record(s *stream, p []byte) error {
 		if cap(r.scratch) > keepCap {
 			r.scratch = nil
 		}
-	})
+	}, true)
 }
 
 // bulkBuffers hold the events of sessions whose output flows fast: a
@@ -438,26 +445,31 @@ func (r *Recorder) reserveLocked(n int) {
 		r.buf = (*bulkBuffers.Get().(*[]byte))[:0]
 		return
 	}
-	r.buf = slices.Grow(r.buf, max(n, cap(r.buf))) // doubling: copied O(1) times a byte
+	// Doubling (each byte copied O(1) times), but not past what the backlog
+	// needs.
+	want := max(len(r.buf)+n, min(2*cap(r.buf), maxBacklog+writeChunk))
+	r.buf = slices.Grow(r.buf, want-len(r.buf))
 }
 
-// giveBack returns a written buffer: a small one as the recorder's spare, a
-// bulk one to bulkBuffers. Called with mu held.
+// giveBackLocked returns a written buffer: a small one as the recorder's
+// spare, a bulk one (up to writeChunk; larger ones only grew while the disk
+// was slow) to bulkBuffers. Called with mu held.
 func (r *Recorder) giveBackLocked(out []byte) {
 	switch {
 	case cap(out) <= keepCap:
 		r.spare = out[:0]
-	case cap(out) <= maxBacklog+bulkBufferSize:
+	case cap(out) >= bulkBufferSize && cap(out) <= writeChunk:
 		out = out[:0]
 		bulkBuffers.Put(&out)
 	}
 }
 
 // append adds events to the buffer under mu, stamped with the current time,
-// and applies the failure policy.
-func (r *Recorder) append(add func(t time.Duration)) error {
+// and applies the failure policy. With wait (output and input, not a
+// resize's few bytes) it first waits for room (awaitRoomLocked).
+func (r *Recorder) append(add func(t time.Duration), wait bool) error {
 	r.mu.Lock()
-	stalled := r.awaitRoomLocked()
+	stalled := wait && r.awaitRoomLocked()
 	if r.closed {
 		r.mu.Unlock()
 		return ErrClosed
@@ -506,7 +518,8 @@ func (r *Recorder) append(add func(t time.Duration)) error {
 
 // awaitRoomLocked holds output while maxBacklog bytes wait for the disk,
 // until the flusher takes them, the recorder closes or fails, or maxStall
-// passes with nothing taken (stalled). Called and returns with mu held.
+// passes with the flusher writing nothing (stalled). Called and returns
+// with mu held.
 func (r *Recorder) awaitRoomLocked() (stalled bool) {
 	waiting := func() bool { return len(r.buf) >= maxBacklog && !r.closed && r.err == nil }
 	if !waiting() {
@@ -524,6 +537,11 @@ func (r *Recorder) awaitRoomLocked() (stalled bool) {
 		select {
 		case <-drained:
 		case <-timer.C:
+			// A disk that is slow but writing is not stalled.
+			if idle := sinceStart() - time.Duration(r.progress.Load()); idle < r.maxStall {
+				timer.Reset(r.maxStall - idle)
+				break
+			}
 			r.mu.Lock()
 			return waiting()
 		}
@@ -531,6 +549,11 @@ func (r *Recorder) awaitRoomLocked() (stalled bool) {
 	}
 	return false
 }
+
+// monoStart anchors sinceStart, a monotonic clock for the stall check.
+var monoStart = time.Now()
+
+func sinceStart() time.Duration { return time.Since(monoStart) }
 
 // elapsedLocked is the time since the start, never less than the last
 // event's, so a clock stepping back cannot reorder the recording.

@@ -630,6 +630,12 @@ func TestRecorderSlowDiskSlowsOutput(t *testing.T) {
 	if n := len(wrote); n >= chunks {
 		t.Fatalf("all %d MiB accepted while the disk took nothing: output did not wait", n)
 	}
+	r.mu.Lock()
+	held := cap(r.buf)
+	r.mu.Unlock()
+	if held > maxBacklog+2*writeChunk {
+		t.Errorf("waiting output holds a buffer of %d bytes, want at most %d", held, maxBacklog+2*writeChunk)
+	}
 	close(f.gate)
 	for range wrote {
 	}
@@ -664,5 +670,62 @@ func TestNewRefusesBadConfig(t *testing.T) {
 				t.Fatalf("New = %v, %v; want an error", r, err)
 			}
 		})
+	}
+}
+
+// slowFile is a disk that takes each write after a delay.
+type slowFile struct {
+	mu    sync.Mutex
+	data  bytes.Buffer
+	delay time.Duration
+}
+
+func (f *slowFile) Write(p []byte) (int, error) {
+	time.Sleep(f.delay)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.data.Write(p)
+}
+
+func (f *slowFile) Truncate(int64) error { return nil }
+func (f *slowFile) Sync() error          { return nil }
+func (f *slowFile) Close() error         { return nil }
+
+// TestRecorderSlowDiskIsNotStalled: a disk that takes a backlog slower than
+// MaxStall, but piece by piece, keeps the recording going; the live copy
+// (Tee) gets the file in pieces no larger than writeChunk, which a live
+// replica's own backlog limit (8 MiB) takes.
+func TestRecorderSlowDiskIsNotStalled(t *testing.T) {
+	f := &slowFile{delay: 60 * time.Millisecond}
+	open := func(string, int, os.FileMode) (file, error) { return f, nil }
+	var errs errorLog
+	var teeMu sync.Mutex
+	largest := 0
+	tee := func(p []byte) {
+		teeMu.Lock()
+		largest = max(largest, len(p))
+		teeMu.Unlock()
+	}
+	r, err := newRecorder(Config{Dir: t.TempDir(), SessionID: "s-1", OnError: errs.onError, Now: newClock().now,
+		MaxStall: 150 * time.Millisecond, Tee: tee}, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte(strings.Repeat("y", 99)+"\n"), 128<<10/100)
+	total := 0
+	for total < 3*maxBacklog {
+		if err := r.Output(chunk); err != nil {
+			t.Fatalf("after %d bytes: %v", total, err)
+		}
+		total += len(chunk)
+	}
+	if _, err := r.Close(); err != nil || len(errs.all()) != 0 {
+		t.Fatalf("Close = %v, errors %v", err, errs.all())
+	}
+	if got := strings.Count(f.data.String(), "y"); got != total/100*99 {
+		t.Errorf("file holds %d bytes of output, want %d", got, total/100*99)
+	}
+	if largest > writeChunk {
+		t.Errorf("largest piece given to Tee: %d bytes, want at most %d", largest, writeChunk)
 	}
 }
