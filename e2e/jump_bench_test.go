@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/rampart-ssh/rampart/api"
+	"github.com/rampart-ssh/rampart/client"
 )
 
 const (
@@ -123,10 +125,9 @@ func setupBench(b *testing.B) *benchEnv {
 	e.hostCA = parseKeys(b, append(hostCA.Keys, nodeHostCA.Keys...))
 	e.bindKey(b)
 
-	// The proxy's own cost is measured with recording off (OpenSSH's
-	// jump host records nothing); benchStream turns it on for its
-	// recorded rows, which are what a default project gives.
-	writeProject(b, c, "bench", api.Project{Description: "benchmarks", Settings: api.ProjectSettings{Recording: new(false)}})
+	// A new project records (the default); benchStream turns that off for
+	// the rows that measure the proxy.
+	writeProject(b, c, "bench", api.Project{Description: "benchmarks"})
 	grant(b, c, "bench", "engineering")
 	e.userCA = userCAKeys(b, c, "bench")
 
@@ -340,9 +341,26 @@ func (e *benchEnv) benchStream(b *testing.B) {
 	text := fmt.Sprintf("yes %s | head -c %d", strings.Repeat("r", 63), size)
 	recorded := func(run func(cfg, via string) benchRun) func(cfg, via string) benchRun {
 		return func(cfg, via string) benchRun {
-			e.setRecording(b, via == "rampart")
+			if via != "rampart" {
+				return run(cfg, via)
+			}
+			e.setRecording(b, true)
 			defer e.setRecording(b, false)
-			return run(cfg, via)
+			saved := e.recordedSessions(b)
+			start := time.Now()
+			r := run(cfg, via)
+			// The clock runs until the node has saved the recording
+			// (closed, synced, its digest in the session's record): the
+			// person's ssh ends before that, and the next transfer must
+			// not share the machine with the write-back.
+			fatalIf(b, waitFor(waitLong, func() error {
+				if n := e.recordedSessions(b); n <= saved {
+					return fmt.Errorf("%d recorded sessions, the new one not saved yet", n)
+				}
+				return nil
+			}), "recording saved")
+			r.took = time.Since(start)
+			return r
 		}
 	}
 	kinds = append(kinds,
@@ -360,15 +378,25 @@ func (e *benchEnv) benchStream(b *testing.B) {
 		}{"upload-recorded", e.config, recorded(kinds[1].run)})
 	took := map[string]time.Duration{}
 	cpu := map[string]time.Duration{}
+	// The proxy's own cost is measured with recording off (OpenSSH's jump
+	// host records nothing); the recorded rows turn it on for themselves.
+	e.setRecording(b, false)
+	defer e.setRecording(b, true)
 	only := regexp.MustCompile(*benchKinds)
-	order := []string{"rampart", "openssh", "direct"}
+	round := 0
 	for b.Loop() {
-		// Each round swaps which path goes first, so neither always meets
-		// a cold cache or a machine still busy with the transfer before.
-		order[0], order[1] = order[1], order[0]
-		for _, k := range kinds {
+		round++
+		for i, k := range kinds {
 			if !only.MatchString(k.name) {
 				continue
+			}
+			// Which path goes first alternates from kind to kind and
+			// round to round, so neither always meets a cold cache or a
+			// machine still busy with the transfer before (over an even
+			// number of rounds each goes first equally often).
+			order := []string{"rampart", "openssh", "direct"}
+			if (round+i)%2 == 0 {
+				order[0], order[1] = order[1], order[0]
 			}
 			for _, via := range order {
 				if via == "direct" && !strings.HasPrefix(k.name, "download") {
@@ -411,6 +439,21 @@ func (e *benchEnv) benchStream(b *testing.B) {
 		}
 		b.Log(msg)
 	}
+}
+
+// recordedSessions counts the ended sessions whose recording is saved.
+func (e *benchEnv) recordedSessions(b *testing.B) int {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	page, err := e.node.API().Sessions(ctx, client.ListOptions{Limit: 1000, Filter: url.Values{"status": {"ended"}}})
+	fatalIf(b, err, "list sessions")
+	n := 0
+	for _, s := range page.Items {
+		if s.Recording != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // setRecording switches the bench project's recording on or off.
