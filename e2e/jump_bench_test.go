@@ -445,7 +445,7 @@ func (e *benchEnv) benchStream(b *testing.B) {
 func (e *benchEnv) recordedSessions(b *testing.B) int {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	page, err := e.node.API().Sessions(ctx, client.ListOptions{Limit: 1000, Filter: url.Values{"status": {"ended"}}})
+	page, err := e.node.API().Sessions(ctx, client.ListOptions{Limit: 1000, Filter: url.Values{"status": {"closed"}}})
 	fatalIf(b, err, "list sessions")
 	n := 0
 	for _, s := range page.Items {
