@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 )
 
 // chunkReader returns its data in reads of the given sizes (then whatever
@@ -137,5 +138,54 @@ func TestRelayReturnsReadErrorsButNotEOF(t *testing.T) {
 	}
 	if _, err := relay(io.Discard, bytes.NewReader(nil)); err != nil {
 		t.Fatalf("relay of an empty reader: %v, want nil", err)
+	}
+}
+
+// pauseReader hands out one packet, then waits until closed: a terminal
+// that redrew its screen and waits for a key.
+type pauseReader struct {
+	packet []byte
+	pause  chan struct{}
+}
+
+func (r *pauseReader) Read(p []byte) (int, error) {
+	if len(r.packet) > 0 {
+		n := copy(p, r.packet)
+		r.packet = r.packet[n:]
+		return n, nil
+	}
+	<-r.pause
+	return 0, io.EOF
+}
+
+// notifyWriter reports each write's size.
+type notifyWriter chan int
+
+func (w notifyWriter) Write(p []byte) (int, error) { w <- len(p); return len(p), nil }
+
+// TestRelayWaitsOnLittle: after a 20 KiB screen redraw a relay waiting for
+// the next key holds at most a packet-sized buffer; a sender that keeps
+// ahead is read 128 KiB at a time.
+func TestRelayWaitsOnLittle(t *testing.T) {
+	r := &pauseReader{packet: bytes.Repeat([]byte{'x'}, 20<<10), pause: make(chan struct{})}
+	w := make(notifyWriter, 8)
+	done := make(chan struct{})
+	go func() { _, _ = relay(w, r); close(done) }()
+	for got := 0; got < 20<<10; got += <-w {
+	}
+	time.Sleep(50 * time.Millisecond) // the relay's next Read is waiting
+	if held := bulkHeld.Load(); held > 32<<10 {
+		t.Errorf("a waiting relay holds %d bytes of buffers, want at most 32 KiB", held)
+	}
+	close(r.pause)
+	<-done
+
+	var out countingWriter
+	data := bytes.Repeat([]byte{'y'}, 8<<20)
+	if _, err := relay(&out, &chunkReader{data: data}); err != nil || out.Len() != len(data) {
+		t.Fatalf("relayed %d of %d bytes: %v", out.Len(), len(data), err)
+	}
+	if out.writes > len(data)/(128<<10)+8 {
+		t.Errorf("a sender ahead: %d writes for %d MiB, want reads of 128 KiB", out.writes, len(data)>>20)
 	}
 }

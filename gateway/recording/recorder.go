@@ -152,18 +152,24 @@ func osOpen(name string, flag int, perm os.FileMode) (file, error) {
 // by the flusher, so a session does not wait for a disk that keeps up:
 // flushAt wakes the flusher early. Output that outruns the disk waits once
 // maxBacklog bytes are buffered, so the session slows to the disk's pace
-// (the SSH window pushing back on the sender); a disk that takes nothing
-// for MaxStall fails the recording instead of hanging the session. A
-// recording then holds at most about 12 MiB: the buffer being written and
-// the one filling, each maxBacklog and one write's events (a write of
-// zeros grows sixfold as JSON), with the allocator's rounding. The flusher
-// writes in pieces of about writeChunk, whole lines each, so a live copy
-// (Tee) gets them in pieces too. keepCap bounds what an idle session keeps.
+// (the SSH window pushing back on the sender); a disk that writes nothing
+// for MaxStall fails the recording instead of hanging the session. The
+// flusher writes in pieces of about writeChunk, whole lines each, so a live
+// copy (Tee) gets them in pieces too, and each piece counts as progress (a
+// disk slower than a piece per MaxStall counts as stalled). Meanwhile a
+// recording holds the buffer being written and the one filling, each the
+// backlog and one write's events (a write of zeros grows sixfold as JSON)
+// with room to grow: about 12 MiB measured for output of zeros, more while
+// recorded input floods too. keepCap bounds what an idle session keeps.
 const (
 	flushAt    = 32 << 10
 	maxBacklog = 4 << 20
-	writeChunk = 1 << 20
-	keepCap    = 16 << 10
+	// Input waits only past twice that, so what the person types (^C to
+	// stop a flood of output) is not held behind output waiting for the
+	// disk; a flood of recorded input still waits.
+	inputBacklog = 2 * maxBacklog
+	writeChunk   = 1 << 20
+	keepCap      = 16 << 10
 )
 
 // DefaultMaxStall is Config.MaxStall's default.
@@ -361,7 +367,7 @@ func ValidateSessionID(id string) error {
 }
 
 // Output records p as output: what the terminal showed.
-func (r *Recorder) Output(p []byte) error { return r.record(&r.out, p) }
+func (r *Recorder) Output(p []byte) error { return r.record(&r.out, p, maxBacklog) }
 
 // Input records p as input when RecordInput is set, and discards it
 // otherwise.
@@ -369,7 +375,7 @@ func (r *Recorder) Input(p []byte) error {
 	if !r.recordInput {
 		return nil
 	}
-	return r.record(&r.in, p)
+	return r.record(&r.in, p, inputBacklog)
 }
 
 // Resize records a window change to w columns by h rows. Sizes of zero or
@@ -384,7 +390,7 @@ func (r *Recorder) Resize(w, h int) error {
 		r.buf = append(r.buf, 'x')
 		r.buf = strconv.AppendInt(r.buf, int64(h), 10)
 		r.buf = appendEventEnd(r.buf)
-	}, false)
+	}, 0)
 }
 
 // OutputWriter returns an io.Writer for Output, to sit in an io.MultiWriter
@@ -410,7 +416,7 @@ func (w eventWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (r *Recorder) record(s *stream, p []byte) error {
+func (r *Recorder) record(s *stream, p []byte, backlog int) error {
 	if len(p) == 0 {
 		return nil
 	}
@@ -420,7 +426,7 @@ func (r *Recorder) record(s *stream, p []byte) error {
 		if cap(r.scratch) > keepCap {
 			r.scratch = nil
 		}
-	}, true)
+	}, backlog)
 }
 
 // bulkBuffers hold the events of sessions whose output flows fast: a
@@ -465,11 +471,11 @@ func (r *Recorder) giveBackLocked(out []byte) {
 }
 
 // append adds events to the buffer under mu, stamped with the current time,
-// and applies the failure policy. With wait (output and input, not a
-// resize's few bytes) it first waits for room (awaitRoomLocked).
-func (r *Recorder) append(add func(t time.Duration), wait bool) error {
+// and applies the failure policy. With a backlog (not 0) it first waits
+// while that many bytes wait for the disk (awaitRoomLocked).
+func (r *Recorder) append(add func(t time.Duration), backlog int) error {
 	r.mu.Lock()
-	stalled := wait && r.awaitRoomLocked()
+	stalled := backlog > 0 && r.awaitRoomLocked(backlog)
 	if r.closed {
 		r.mu.Unlock()
 		return ErrClosed
@@ -484,7 +490,7 @@ func (r *Recorder) append(add func(t time.Duration), wait bool) error {
 		// The disk took nothing for maxStall: give up rather than hang
 		// the session. (Checked before appending, so one large write
 		// never waits on its own.)
-		failed = r.setErrLocked(fmt.Errorf("%d bytes not yet written after %s: the disk is not keeping up", len(r.buf), r.maxStall))
+		failed = r.setErrLocked(fmt.Errorf("%d bytes not yet written, nothing written for %s: the disk is not keeping up", len(r.buf), r.maxStall))
 	} else {
 		before := len(r.buf)
 		add(r.elapsedLocked())
@@ -516,12 +522,12 @@ func (r *Recorder) append(add func(t time.Duration), wait bool) error {
 	return nil
 }
 
-// awaitRoomLocked holds output while maxBacklog bytes wait for the disk,
+// awaitRoomLocked holds a write while backlog bytes wait for the disk,
 // until the flusher takes them, the recorder closes or fails, or maxStall
 // passes with the flusher writing nothing (stalled). Called and returns
 // with mu held.
-func (r *Recorder) awaitRoomLocked() (stalled bool) {
-	waiting := func() bool { return len(r.buf) >= maxBacklog && !r.closed && r.err == nil }
+func (r *Recorder) awaitRoomLocked(backlog int) (stalled bool) {
+	waiting := func() bool { return len(r.buf) >= backlog && !r.closed && r.err == nil }
 	if !waiting() {
 		return false
 	}

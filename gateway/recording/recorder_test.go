@@ -729,3 +729,41 @@ func TestRecorderSlowDiskIsNotStalled(t *testing.T) {
 		t.Errorf("largest piece given to Tee: %d bytes, want at most %d", largest, writeChunk)
 	}
 }
+
+// TestRecorderInputPassesWaitingOutput: while output waits for the disk,
+// what the person types (^C) is recorded without waiting behind it.
+func TestRecorderInputPassesWaitingOutput(t *testing.T) {
+	f := &stallFile{gate: make(chan struct{})}
+	open := func(string, int, os.FileMode) (file, error) { return f, nil }
+	r, err := newRecorder(Config{Dir: t.TempDir(), SessionID: "s-1", RecordInput: true, Now: newClock().now, MaxStall: time.Minute}, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte("x"), 1<<20)
+	go func() {
+		for range 3 * maxBacklog / len(chunk) {
+			if r.Output(chunk) != nil {
+				return
+			}
+		}
+	}()
+	eventually(t, 5*time.Second, "output waiting for the disk", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.buf) >= maxBacklog
+	})
+	typed := make(chan error, 1)
+	go func() { typed <- r.Input([]byte{3}) }()
+	select {
+	case err := <-typed:
+		if err != nil {
+			t.Fatalf("Input: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("what the person typed waited for the disk")
+	}
+	close(f.gate)
+	if _, err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
